@@ -1,0 +1,1 @@
+//! Benchmark harnesses live as binaries of this crate.
