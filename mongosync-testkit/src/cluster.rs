@@ -1,0 +1,126 @@
+//! [`MemoryCluster`]: one in-memory replica set, listening on a TCP port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::server::Server;
+
+/// Options of a [`MemoryCluster`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClusterOptions {
+    /// The address to listen on; the default `127.0.0.1`.
+    pub host: String,
+    /// The port; `0` (the default) picks a free one.
+    pub port: u16,
+    /// The replica set name; the default `rs0`.
+    pub replica_set: String,
+    /// How often the TTL monitor deletes expired documents (the real one: 60 s).
+    pub ttl_monitor_period: std::time::Duration,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            host: "127.0.0.1".into(),
+            port: 0,
+            replica_set: "rs0".into(),
+            ttl_monitor_period: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+impl ClusterOptions {
+    /// Sets the host to listen on.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
+    }
+    /// Sets the port (`0` for a free one).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+    /// Sets the replica set name.
+    pub fn replica_set(mut self, name: impl Into<String>) -> Self {
+        self.replica_set = name.into();
+        self
+    }
+    /// Sets the TTL monitor's period.
+    pub fn ttl_monitor_period(mut self, period: std::time::Duration) -> Self {
+        self.ttl_monitor_period = period;
+        self
+    }
+}
+
+/// A single-member replica set, in memory, serving the MongoDB wire protocol.
+///
+/// Dropping it stops the server (without waiting); [`shutdown`](Self::shutdown) stops it and
+/// waits until the listener is closed.
+#[must_use = "the cluster stops when dropped"]
+pub struct MemoryCluster {
+    addr: SocketAddr,
+    uri: String,
+    server: Arc<Server>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MemoryCluster {
+    /// Starts a cluster with the default options: replica set `rs0` on 127.0.0.1 and a free
+    /// port.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn start() -> std::io::Result<MemoryCluster> {
+        Self::start_with(ClusterOptions::default()).await
+    }
+
+    /// Starts a cluster with `options`.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn start_with(options: ClusterOptions) -> std::io::Result<MemoryCluster> {
+        let listener = TcpListener::bind((options.host.as_str(), options.port)).await?;
+        let addr = listener.local_addr()?;
+        let host = format!("{}:{}", options.host, addr.port());
+        let uri = format!("mongodb://{host}/?replicaSet={}", options.replica_set);
+        let server = Server::new(host, options);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(Arc::clone(&server).serve(listener, stop_rx));
+        Ok(MemoryCluster { addr, uri, server, stop, task: Some(task) })
+    }
+
+    /// The connection string: `mongodb://HOST:PORT/?replicaSet=rs0`.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server behind the cluster, for test hooks.
+    pub fn server(&self) -> &Arc<Server> {
+        &self.server
+    }
+
+    /// Stops accepting connections, closes every open one, and waits until done.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for MemoryCluster {
+    fn drop(&mut self) {
+        // No I/O here: signal the server task, which closes its listener and connections.
+        let _ = self.stop.send(true);
+    }
+}
