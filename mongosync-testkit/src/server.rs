@@ -134,7 +134,7 @@ impl Server {
             };
             let outcome = match request {
                 Request::Msg { body, sequences, more_to_come } => {
-                    let reply = Arc::clone(&self).run_isolated(body, sequences, conn.clone(), false).await;
+                    let reply = Arc::clone(&self).run_isolated(body, sequences, conn.clone()).await;
                     if more_to_come {
                         None
                     } else {
@@ -198,7 +198,7 @@ impl Server {
             Ok(r) => r,
             Err(e) => return Some((self.error_reply(&CommandError::new(22, e.to_string())), conn)),
         };
-        Arc::clone(self).run_isolated(raw, Vec::new(), conn, true).await
+        Arc::clone(self).run_isolated(raw, Vec::new(), conn).await
     }
 
     /// Runs one command on its own task, so that a bug in a handler becomes an InternalError
@@ -209,12 +209,11 @@ impl Server {
         body: RawDocumentBuf,
         sequences: Vec<(String, Vec<RawDocumentBuf>)>,
         conn: Connection,
-        legacy: bool,
     ) -> Option<(RawDocumentBuf, Connection)> {
         let server = Arc::clone(&self);
         let task = tokio::spawn(async move {
             let mut conn = conn;
-            let result = commands::run(&server, &mut conn, body, sequences, legacy).await;
+            let result = commands::run(&server, &mut conn, body, sequences).await;
             (result, conn)
         });
         match task.await {

@@ -21,7 +21,8 @@ pub enum Reply {
     Doc(Document),
     /// A raw reply body (cursor batches stay raw BSON end to end).
     Raw(RawDocumentBuf),
-    /// Close the connection without answering.
+    /// Close the connection without answering (fail points use it).
+    #[allow(dead_code)]
     CloseConnection,
 }
 
@@ -71,8 +72,6 @@ pub struct Ctx<'a> {
     pub body: Document,
     /// Document sequences, raw (for `insert`'s fast path).
     pub sequences: Vec<(String, Vec<RawDocumentBuf>)>,
-    /// Whether it came over legacy OP_QUERY.
-    pub legacy: bool,
 }
 
 impl Ctx<'_> {
@@ -173,7 +172,6 @@ pub async fn run(
     conn: &mut Connection,
     body: RawDocumentBuf,
     sequences: Vec<(String, Vec<RawDocumentBuf>)>,
-    legacy: bool,
 ) -> Result<Reply> {
     let mut doc = crate::wire::to_document(&body)
         .map_err(|e| CommandError::new(22, format!("invalid BSON in command: {e}")))?;
@@ -199,7 +197,7 @@ pub async fn run(
             doc.insert(id.clone(), arr?);
         }
     }
-    let mut ctx = Ctx { server, conn, db, name, body: doc, sequences, legacy };
+    let mut ctx = Ctx { server, conn, db, name, body: doc, sequences };
     crate::storage::catalog::validate_db_name(&ctx.db).or_else(|e| {
         // Command-only pseudo databases are fine.
         if ctx.db == "$external" { Ok(()) } else { Err(e) }
