@@ -926,7 +926,14 @@ fn run_stage(
                 rebuilt = Matcher::new(filter, vars)?;
                 &rebuilt
             };
-            docs.into_iter().filter(|d| m.matches(d)).collect()
+            let mut out = Vec::with_capacity(docs.len());
+            for d in docs {
+                // `$expr` errors fail the aggregation, as on the server.
+                if m.try_matches(&d)? {
+                    out.push(d);
+                }
+            }
+            out
         }
         Stage::Project(p) => docs
             .iter()
