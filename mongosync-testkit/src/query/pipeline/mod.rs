@@ -1261,3 +1261,6 @@ fn redact(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests;
