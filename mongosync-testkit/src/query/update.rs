@@ -195,7 +195,7 @@ impl Update {
                     Out::Set(Bson::Document(d)) => d,
                     _ => doc.clone(),
                 };
-                check_top_level_dollars(&new)?;
+                check_new_dollar_fields(doc, &new)?;
                 if ctx.is_insert
                     && let Some(id) = new.remove("_id")
                 {
@@ -395,23 +395,17 @@ impl Leaf {
             }
             Op::Min => Leaf::Min(value.clone()),
             Op::Max => Leaf::Max(value.clone()),
-            Op::CurrentDate => parse_current_date(path, value)?,
+            Op::CurrentDate => parse_current_date(value)?,
             Op::Push => Leaf::Push(parse_push(value)?),
             Op::AddToSet => Leaf::AddToSet(parse_add_to_set(value)?),
             Op::Pop => {
-                let Some(n) = as_f64(value) else {
+                let n = parse_integer(path, value).map_err(CommandError::failed_to_parse)?;
+                if n != 1 && n != -1 {
                     return Err(CommandError::failed_to_parse(format!(
-                        "Expected a number in: {}",
-                        fmt_elem(path, value)
-                    )));
-                };
-                if n != 1.0 && n != -1.0 {
-                    return Err(CommandError::failed_to_parse(format!(
-                        "$pop expects 1 or -1, found: {}",
-                        fmt_value(value)
+                        "$pop expects 1 or -1, found: {n}"
                     )));
                 }
-                Leaf::Pop { first: n < 0.0 }
+                Leaf::Pop { first: n < 0 }
             }
             Op::Pull => Leaf::Pull(parse_pull(value)?),
             Op::PullAll => match value {
@@ -437,14 +431,7 @@ impl Leaf {
     }
 }
 
-fn parse_current_date(path: &str, value: &Bson) -> Result<Leaf> {
-    let invalid = || {
-        CommandError::bad_value(format!(
-            "{} is not valid type for $currentDate. Please use a boolean ('true') or a $type \
-             expression ({{$type: 'timestamp/date'}}).",
-            fmt_value(value)
-        ))
-    };
+fn parse_current_date(value: &Bson) -> Result<Leaf> {
     match value {
         Bson::Boolean(_) => Ok(Leaf::CurrentDate { timestamp: false }),
         Bson::Document(d) => {
@@ -455,41 +442,53 @@ fn parse_current_date(path: &str, value: &Bson) -> Result<Leaf> {
                         "Unrecognized $currentDate option: {k}"
                     )));
                 }
-                timestamp = match v {
-                    Bson::String(s) if s == "date" => Some(false),
-                    Bson::String(s) if s == "timestamp" => Some(true),
-                    Bson::String(_) => {
-                        return Err(CommandError::bad_value(
-                            "The '$type' string field is required to be 'date' or 'timestamp': \
-                             {$currentDate: {field : {$type: 'date'}}}",
-                        ));
-                    }
-                    _ => {
-                        return Err(CommandError::bad_value(format!(
-                            "The '$type' string field is required to be 'date' or 'timestamp': \
-                             {{$currentDate: {{field : {{$type: 'date'}}}}}} in field {path}"
-                        )));
-                    }
-                };
+                match v {
+                    Bson::String(s) if s == "date" => timestamp = Some(false),
+                    Bson::String(s) if s == "timestamp" => timestamp = Some(true),
+                    _ => {}
+                }
             }
             match timestamp {
                 Some(timestamp) => Ok(Leaf::CurrentDate { timestamp }),
-                None => Err(invalid()),
+                None => Err(CommandError::bad_value(
+                    "The '$type' string field is required to be 'date' or 'timestamp': \
+                     {$currentDate: {field : {$type: 'date'}}}",
+                )),
             }
         }
-        _ => Err(invalid()),
+        other => Err(CommandError::bad_value(format!(
+            "{} is not valid type for $currentDate. Please use a boolean ('true') or a $type \
+             expression ({{$type: 'timestamp/date'}}).",
+            type_name(other)
+        ))),
     }
 }
 
-fn int_value(v: &Bson) -> Option<i64> {
+/// An integral number as the server's `parseIntegerElementToLong` reads it; the error is its
+/// (FailedToParse) message.
+fn parse_integer(name: &str, v: &Bson) -> std::result::Result<i64, String> {
     match v {
-        Bson::Int32(i) => Some(i64::from(*i)),
-        Bson::Int64(i) => Some(*i),
-        Bson::Double(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i64),
-        Bson::Decimal128(_) => as_f64(v)
-            .filter(|d| d.fract() == 0.0 && d.is_finite())
-            .map(|d| d as i64),
-        _ => None,
+        Bson::Int32(i) => Ok(i64::from(*i)),
+        Bson::Int64(i) => Ok(*i),
+        Bson::Double(_) | Bson::Decimal128(_) => {
+            let d = as_f64(v).unwrap_or(f64::NAN);
+            if d.is_nan() {
+                Err(format!(
+                    "Expected an integer, but found NaN in: {}",
+                    fmt_elem(name, v)
+                ))
+            } else if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&d) {
+                Err(format!(
+                    "Cannot represent as a 64-bit integer: {}",
+                    fmt_elem(name, v)
+                ))
+            } else if d.fract() != 0.0 {
+                Err(format!("Expected an integer: {}", fmt_elem(name, v)))
+            } else {
+                Ok(d as i64)
+            }
+        }
+        _ => Err(format!("Expected a number in: {}", fmt_elem(name, v))),
     }
 }
 
@@ -517,38 +516,24 @@ fn parse_push(value: &Bson) -> Result<PushSpec> {
                     )));
                 }
             },
-            "$slice" => {
-                if !is_number(v) {
+            "$slice" => match parse_integer(k, v) {
+                Ok(n) => spec.slice = Some(n),
+                Err(_) => {
                     return Err(CommandError::bad_value(format!(
                         "The value for $slice must be an integer value but was given type: {}",
                         type_name(v)
                     )));
                 }
-                let Some(n) = int_value(v) else {
-                    return Err(CommandError::bad_value(format!(
-                        "The $slice value in $push must be an integer value but was given \
-                         type: {}",
-                        type_name(v)
-                    )));
-                };
-                spec.slice = Some(n);
-            }
-            "$position" => {
-                if !is_number(v) {
+            },
+            "$position" => match parse_integer(k, v) {
+                Ok(n) => spec.position = Some(n),
+                Err(_) => {
                     return Err(CommandError::bad_value(format!(
                         "The value for $position must be an integer value, not of type: {}",
                         type_name(v)
                     )));
                 }
-                let Some(n) = int_value(v) else {
-                    return Err(CommandError::bad_value(format!(
-                        "The $position value in $push must be an integer value but was given \
-                         type: {}",
-                        type_name(v)
-                    )));
-                };
-                spec.position = Some(n);
-            }
+            },
             "$sort" => spec.sort = Some(parse_push_sort(v)?),
             other => {
                 return Err(CommandError::bad_value(format!(
@@ -569,60 +554,75 @@ fn sort_direction(v: &Bson) -> Option<bool> {
 }
 
 fn parse_push_sort(v: &Bson) -> Result<SortSpec> {
-    let invalid = || {
-        CommandError::bad_value(
-            "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort \
-             embedded fields",
-        )
-    };
+    let bad_direction =
+        || CommandError::bad_value("The $sort element value must be either 1 or -1");
     match v {
         Bson::Document(d) => {
             if d.is_empty() {
-                return Err(invalid());
+                return Err(CommandError::bad_value(
+                    "The $sort pattern is empty when it should be a set of fields.",
+                ));
             }
             let mut fields = Vec::new();
             for (k, dir) in d {
-                if k.is_empty() || k.split('.').any(str::is_empty) || k.starts_with('$') {
-                    return Err(CommandError::bad_value(
-                        "The $sort field is a dotted field but has an empty part",
-                    ));
-                }
                 let Some(asc) = sort_direction(dir) else {
-                    return Err(CommandError::bad_value(
-                        "The $sort element value must be either 1 or -1",
-                    ));
+                    return Err(bad_direction());
                 };
+                if k.is_empty() {
+                    return Err(CommandError::bad_value("The $sort field cannot be empty"));
+                }
+                if k.split('.').any(str::is_empty) {
+                    return Err(CommandError::bad_value(format!(
+                        "The $sort field is a dotted field but has an empty part: {k}"
+                    )));
+                }
                 fields.push((k.clone(), asc));
             }
             Ok(SortSpec::Fields(fields))
         }
-        other => match sort_direction(other) {
+        other if is_number(other) => match sort_direction(other) {
             Some(asc) => Ok(SortSpec::Whole(asc)),
-            None => Err(invalid()),
+            None => Err(bad_direction()),
         },
+        _ => Err(CommandError::bad_value(
+            "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort \
+             embedded fields",
+        )),
     }
 }
 
 fn parse_add_to_set(value: &Bson) -> Result<Vec<Bson>> {
-    if let Bson::Document(d) = value
-        && d.keys().next().is_some_and(|k| k == "$each")
-    {
-        if d.len() > 1 {
-            return Err(CommandError::bad_value(format!(
-                "Found unexpected fields after $each in $addToSet: {}",
-                fmt_doc(d)
-            )));
+    let mut values = match value {
+        Bson::Document(d) if d.keys().next().is_some_and(|k| k == "$each") => {
+            match d.get("$each") {
+                Some(Bson::Array(a)) => {
+                    if d.len() > 1 {
+                        return Err(CommandError::bad_value(format!(
+                            "Found unexpected fields after $each in $addToSet: {}",
+                            fmt_doc(d)
+                        )));
+                    }
+                    a.clone()
+                }
+                other => {
+                    return Err(CommandError::type_mismatch(format!(
+                        "The argument to $each in $addToSet must be an array but it was of type \
+                         {}",
+                        type_name(other.unwrap_or(&Bson::Null))
+                    )));
+                }
+            }
         }
-        return match d.get("$each") {
-            Some(Bson::Array(a)) => Ok(a.clone()),
-            Some(other) => Err(CommandError::type_mismatch(format!(
-                "The argument to $each in $addToSet must be an array but it was of type {}",
-                type_name(other)
-            ))),
-            None => Ok(Vec::new()),
-        };
+        other => vec![other.clone()],
+    };
+    // The values themselves are deduplicated first, keeping the first of equal values.
+    let mut unique: Vec<Bson> = Vec::new();
+    for v in values.drain(..) {
+        if !unique.iter().any(|u| values_equal(u, &v)) {
+            unique.push(v);
+        }
     }
-    Ok(vec![value.clone()])
+    Ok(unique)
 }
 
 /// Operators that take a path (`{$gt: ..}`), as opposed to `$and`/`$or`/`$expr`.
@@ -1344,11 +1344,15 @@ impl Applier<'_> {
         })
     }
 
-    fn id_doc(&self) -> String {
+    fn id_elem(&self) -> String {
         match self.original.get("_id") {
-            Some(id) => format!("{{{}}}", fmt_elem("_id", id)),
-            None => "{}".to_string(),
+            Some(id) => fmt_elem("_id", id),
+            None => "no id".to_string(),
         }
+    }
+
+    fn id_doc(&self) -> String {
+        format!("{{{}}}", self.id_elem())
     }
 
     fn leaf(
@@ -1416,6 +1420,9 @@ impl Applier<'_> {
             Leaf::Set(_) | Leaf::SetOnInsert(_) | Leaf::RenameTo { .. }
         );
         let msg = match out {
+            _ if matches!(leaf, Leaf::RenameFrom) => format!(
+                "Unsetting the path '{path}' using $rename would modify the immutable field '_id'"
+            ),
             Out::Set(v) if path == "_id" && sets_object => format!(
                 "Updating the path '_id' to {} would modify the immutable field '_id'",
                 fmt_elem("_id", v)
@@ -1427,44 +1434,78 @@ impl Applier<'_> {
         Err(CommandError::new(codes::IMMUTABLE_FIELD, msg))
     }
 
-    /// The value at a rename's source path in the original document; sources inside arrays
-    /// are rejected as on the server.
+    /// The value at a rename's source path in the original document (`None` if missing).
+    /// As on the server, a source path through a scalar is not viable, and sources or
+    /// destinations inside arrays are rejected.
     fn rename_source(&self, from: &str, to: &str) -> Result<Option<Bson>> {
-        let mut cur: &Document = self.original;
         let parts: Vec<&str> = from.split('.').collect();
+        let mut cur = self.original_bson();
+        let mut array_field: Option<&str> = None;
+        let mut taken: Vec<&str> = Vec::new();
         for (i, p) in parts.iter().enumerate() {
-            let Some(v) = cur.get(*p) else {
+            let next = match &cur {
+                Bson::Document(d) => d.get(*p),
+                Bson::Array(a) => match numeric(p).and_then(|n| usize::try_from(n).ok()) {
+                    Some(idx) => {
+                        array_field.get_or_insert(taken.last().copied().unwrap_or(""));
+                        a.get(idx)
+                    }
+                    None => return Err(self.not_traversable(&parts, i, &taken, &cur)),
+                },
+                _ => return Err(self.not_traversable(&parts, i, &taken, &cur)),
+            };
+            let Some(next) = next else {
                 return Ok(None);
             };
-            if i + 1 == parts.len() {
-                self.check_rename_dest(to)?;
-                return Ok(Some(v.clone()));
-            }
-            match v {
-                Bson::Document(d) => cur = d,
-                Bson::Array(_) => {
-                    return Err(CommandError::bad_value(format!(
-                        "The source field cannot be an array element, '{from}' in doc with {} \
-                         has an array field called '{p}'",
-                        fmt_elem("_id", self.original.get("_id").unwrap_or(&Bson::Null))
-                    )));
-                }
-                _ => return Ok(None),
-            }
+            taken.push(p);
+            cur = next.clone();
         }
-        Ok(None)
+        if let Some(field) = array_field {
+            return Err(CommandError::bad_value(format!(
+                "The source field cannot be an array element, '{from}' in doc with {} has an \
+                 array field called '{field}'",
+                self.id_elem()
+            )));
+        }
+        self.check_rename_dest(to)?;
+        Ok(Some(cur))
     }
 
+    fn original_bson(&self) -> Bson {
+        Bson::Document(self.original.clone())
+    }
+
+    fn not_traversable(
+        &self,
+        parts: &[&str],
+        i: usize,
+        taken: &[&str],
+        cur: &Bson,
+    ) -> CommandError {
+        let name = taken.last().copied().unwrap_or("");
+        CommandError::new(
+            codes::PATH_NOT_VIABLE,
+            format!(
+                "cannot use the part ({} of {}) to traverse the element ({{{}}})",
+                parts[i],
+                parts.join("."),
+                fmt_elem(name, cur)
+            ),
+        )
+    }
+
+    /// A rename may not write into an array element (the destination itself may be an array).
     fn check_rename_dest(&self, to: &str) -> Result<()> {
+        let parts: Vec<&str> = to.split('.').collect();
         let mut cur: &Document = self.original;
-        for p in to.split('.') {
-            match cur.get(p) {
+        for (i, p) in parts.iter().enumerate() {
+            match cur.get(*p) {
                 Some(Bson::Document(d)) => cur = d,
-                Some(Bson::Array(_)) => {
+                Some(Bson::Array(_)) if i + 1 < parts.len() => {
                     return Err(CommandError::bad_value(format!(
                         "The destination field cannot be an array element, '{to}' in doc with \
                          {} has an array field called '{p}'",
-                        fmt_elem("_id", self.original.get("_id").unwrap_or(&Bson::Null))
+                        self.id_elem()
                     )));
                 }
                 _ => break,
@@ -1631,7 +1672,7 @@ impl Applier<'_> {
                     return Err(CommandError::bad_value(format!(
                         "Cannot apply $bit to a value of non-integral type.{} has the field \
                          {name} of non-integer type {}",
-                        self.id_doc(),
+                        self.id_elem(),
                         type_name(old)
                     )));
                 }
@@ -1871,6 +1912,18 @@ fn check_top_level_dollars(doc: &Document) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// For operator updates the server validates only the fields it touched: a `$` field stored
+/// earlier (by a pipeline update) does not block later updates.
+fn check_new_dollar_fields(old: &Document, new: &Document) -> Result<()> {
+    let mut touched = Document::new();
+    for (k, v) in new {
+        if old.get(k).is_none_or(|o| !binary_equal(o, v)) {
+            touched.insert(k.clone(), v.clone());
+        }
+    }
+    check_top_level_dollars(&touched)
 }
 
 fn check_id_value(id: &Bson) -> Result<()> {
