@@ -2823,6 +2823,215 @@ mod tests {
         );
     }
 
+    #[test]
+    fn signed_zero_is_a_change() {
+        // -0.0 and 0.0 compare equal but are different values to store.
+        assert!(changed(
+            doc! {"$set": {"a": -0.0}},
+            doc! {"_id": 1, "a": 0.0}
+        ));
+        assert!(!changed(
+            doc! {"$set": {"a": 0.0}},
+            doc! {"_id": 1, "a": 0.0}
+        ));
+        assert!(changed(doc! {"a": -0.0}, doc! {"_id": 1, "a": 0.0}));
+    }
+
+    #[test]
+    fn stored_dollar_fields_do_not_block_other_updates() {
+        // A `$a` field written by a pipeline update stays; operators on other fields work.
+        assert_eq!(
+            apply(doc! {"$set": {"b": 1}}, doc! {"_id": 1, "$a": 1}),
+            doc! {"_id": 1, "$a": 1, "b": 1}
+        );
+        let e = err(doc! {"$set": {"$x": 1}}, doc! {"_id": 1});
+        assert_eq!(e.code, codes::DOLLAR_PREFIXED_FIELD_NAME);
+    }
+
+    #[test]
+    fn pop_argument_messages() {
+        let e = parse(doc! {"$pop": {"a": "x"}}).unwrap_err();
+        assert_eq!(e.message, "Expected a number in: a: \"x\"");
+        let e = parse(doc! {"$pop": {"a": 1.5}}).unwrap_err();
+        assert_eq!(e.code, codes::FAILED_TO_PARSE);
+        assert_eq!(e.message, "Expected an integer: a: 1.5");
+        let e = parse(doc! {"$pop": {"a": 2.0}}).unwrap_err();
+        assert_eq!(e.message, "$pop expects 1 or -1, found: 2");
+        assert_eq!(
+            apply(doc! {"$pop": {"a": -1.0}}, doc! {"_id": 1, "a": [1, 2]}),
+            doc! {"_id": 1, "a": [2]}
+        );
+        let e = err(doc! {"$pop": {"a": 1}}, doc! {"_id": 1, "a": 1});
+        assert_eq!(
+            e.message,
+            "Path 'a' contains an element of non-array type 'int'"
+        );
+    }
+
+    #[test]
+    fn current_date_messages() {
+        let e = parse(doc! {"$currentDate": {"d": 1}}).unwrap_err();
+        assert_eq!(
+            e.message,
+            "int is not valid type for $currentDate. Please use a boolean ('true') or a $type \
+             expression ({$type: 'timestamp/date'})."
+        );
+        let e = parse(doc! {"$currentDate": {"d": {"$type": "x"}}}).unwrap_err();
+        assert_eq!(
+            e.message,
+            "The '$type' string field is required to be 'date' or 'timestamp': \
+             {$currentDate: {field : {$type: 'date'}}}"
+        );
+        let e = parse(doc! {"$currentDate": {"d": {"x": 1}}}).unwrap_err();
+        assert_eq!(e.message, "Unrecognized $currentDate option: x");
+    }
+
+    #[test]
+    fn bit_messages() {
+        let e = err(doc! {"$bit": {"a": {"and": 1}}}, doc! {"_id": 1, "a": "s"});
+        assert_eq!(
+            e.message,
+            "Cannot apply $bit to a value of non-integral type._id: 1 has the field a of \
+             non-integer type string"
+        );
+        let e = parse(doc! {"$bit": {"a": 5}}).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("The $bit modifier is not compatible with a int")
+        );
+        let e = parse(doc! {"$bit": {"a": {"and": 1.0}}}).unwrap_err();
+        assert_eq!(
+            e.message,
+            "The $bit modifier field must be an Integer(32/64 bit); a 'double' is not \
+             supported here: {and: 1.0}"
+        );
+    }
+
+    #[test]
+    fn push_sort_and_slice_messages() {
+        let p = |v: Bson| parse(doc! {"$push": {"a": v}}).unwrap_err().message;
+        assert_eq!(
+            p(Bson::Document(doc! {"$each": [1], "$sort": {}})),
+            "The $sort pattern is empty when it should be a set of fields."
+        );
+        assert_eq!(
+            p(Bson::Document(doc! {"$each": [1], "$sort": 2})),
+            "The $sort element value must be either 1 or -1"
+        );
+        assert_eq!(
+            p(Bson::Document(doc! {"$each": [1], "$sort": "x"})),
+            "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort \
+             embedded fields"
+        );
+        assert_eq!(
+            p(Bson::Document(doc! {"$each": [1], "$slice": 1.5})),
+            "The value for $slice must be an integer value but was given type: double"
+        );
+        assert_eq!(
+            p(Bson::Document(doc! {"$each": [1], "$position": "x"})),
+            "The value for $position must be an integer value, not of type: string"
+        );
+        assert_eq!(
+            p(Bson::Document(doc! {"$each": 3})),
+            "The argument to $each in $push must be an array but it was of type: int"
+        );
+        // Without $each, a document with $-fields is just a value to push.
+        assert_eq!(
+            apply(doc! {"$push": {"a": {"$slice": 1}}}, doc! {"_id": 1}),
+            doc! {"_id": 1, "a": [{"$slice": 1}]}
+        );
+        // Sorting by a field puts elements lacking it (and scalars) first, as nulls.
+        assert_eq!(
+            apply(
+                doc! {"$push": {"a": {"$each": [], "$sort": {"k": -1}}}},
+                doc! {"_id": 1, "a": [{"k": 1}, 5, {"k": 3}]}
+            ),
+            doc! {"_id": 1, "a": [{"k": 3}, {"k": 1}, 5]}
+        );
+    }
+
+    #[test]
+    fn add_to_set_each_messages_and_dedup() {
+        let e = parse(doc! {"$addToSet": {"a": {"$each": 1}}}).unwrap_err();
+        assert_eq!(e.code, codes::TYPE_MISMATCH);
+        assert_eq!(
+            e.message,
+            "The argument to $each in $addToSet must be an array but it was of type int"
+        );
+        let e = parse(doc! {"$addToSet": {"a": {"$each": [1], "x": 1}}}).unwrap_err();
+        assert_eq!(e.code, codes::BAD_VALUE);
+        // A document not starting with $each is a value.
+        assert_eq!(
+            apply(
+                doc! {"$addToSet": {"a": {"x": 1, "$each": 1}}},
+                doc! {"_id": 1}
+            ),
+            doc! {"_id": 1, "a": [{"x": 1, "$each": 1}]}
+        );
+        assert_eq!(
+            apply(
+                doc! {"$addToSet": {"a": {"$each": [2, 2.0, 3]}}},
+                doc! {"_id": 1, "a": [3]}
+            ),
+            doc! {"_id": 1, "a": [3, 2]}
+        );
+    }
+
+    #[test]
+    fn rename_paths_through_scalars_and_arrays() {
+        let e = err(doc! {"$rename": {"a.b": "c"}}, doc! {"_id": 1, "a": 1});
+        assert_eq!(e.code, codes::PATH_NOT_VIABLE);
+        assert_eq!(
+            e.message,
+            "cannot use the part (b of a.b) to traverse the element ({a: 1})"
+        );
+        let e = err(
+            doc! {"$rename": {"a.0.b": "c"}},
+            doc! {"_id": 1, "a": [{"b": 1}]},
+        );
+        assert_eq!(
+            e.message,
+            "The source field cannot be an array element, 'a.0.b' in doc with _id: 1 has an \
+             array field called 'a'"
+        );
+        let e = err(
+            doc! {"$rename": {"x": "a.0"}},
+            doc! {"_id": 1, "x": 1, "a": [1]},
+        );
+        assert_eq!(
+            e.message,
+            "The destination field cannot be an array element, 'a.0' in doc with _id: 1 has \
+             an array field called 'a'"
+        );
+        // The destination may itself be an array: it is overwritten.
+        assert_eq!(
+            apply(
+                doc! {"$rename": {"x": "a"}},
+                doc! {"_id": 1, "a": [1], "x": 2}
+            ),
+            doc! {"_id": 1, "a": 2}
+        );
+        let e = err(doc! {"$rename": {"_id": "b"}}, doc! {"_id": 1});
+        assert_eq!(
+            e.message,
+            "Unsetting the path '_id' using $rename would modify the immutable field '_id'"
+        );
+    }
+
+    #[test]
+    fn id_must_remain_storable() {
+        let ctx = UpdateContext {
+            is_insert: true,
+            ..Default::default()
+        };
+        let e = parse(doc! {"$set": {"_id": [1]}})
+            .unwrap()
+            .apply(&doc! {}, &ctx)
+            .unwrap_err();
+        assert_eq!(e.code, codes::INVALID_ID_FIELD);
+        assert_eq!(e.message, "The '_id' value cannot be of type array");
+    }
+
     // ----- matcher-backed features (need crate::query::matcher) -----
 
     #[test]
@@ -2922,6 +3131,110 @@ mod tests {
                 doc! {"_id": 1, "a": ["x", "z", "y"]}
             ),
             doc! {"_id": 1, "a": ["z"]}
+        );
+    }
+
+    #[test]
+    fn nested_array_filters_from_the_spec_tests() {
+        // updateOne-arrayFilters.json: y.$[i].c.$[j].d with two filters.
+        let d = doc! {"_id": 3, "y": [{"b": 5, "c": [{"d": 2}, {"d": 1}]}]};
+        let u = doc! {"$set": {"y.$[i].c.$[j].d": 0}};
+        assert_eq!(
+            with_filters(u.clone(), vec![doc! {"i.b": 5}, doc! {"j.d": 1}], d.clone()).unwrap(),
+            doc! {"_id": 3, "y": [{"b": 5, "c": [{"d": 2}, {"d": 0}]}]}
+        );
+        let out = Update::parse(
+            &Bson::Document(u),
+            Some(&[doc! {"i.b": 5}, doc! {"j.d": 3}]),
+        )
+        .unwrap()
+        .apply_with_change(&d, &UpdateContext::default())
+        .unwrap();
+        assert!(!out.1);
+    }
+
+    #[test]
+    fn two_filters_matching_one_element_conflict() {
+        let e = with_filters(
+            doc! {"$set": {"a.$[x]": 1, "a.$[y]": 2}},
+            vec![doc! {"x": {"$gt": 0}}, doc! {"y": {"$lt": 5}}],
+            doc! {"_id": 1, "a": [3]},
+        )
+        .unwrap_err();
+        assert_eq!(e.code, codes::CONFLICTING_UPDATE_OPERATORS);
+        assert_eq!(e.message, "Update created a conflict at 'a.0'");
+    }
+
+    // ----- pipeline updates (need crate::query::pipeline) -----
+
+    fn pipeline(stages: Vec<Document>, d: Document) -> Result<(Document, bool)> {
+        let stages = Bson::Array(stages.into_iter().map(Bson::Document).collect());
+        Update::parse(&stages, None)?.apply_with_change(&d, &UpdateContext::default())
+    }
+
+    #[test]
+    fn pipeline_updates_from_the_spec_tests() {
+        let d = doc! {"_id": 1, "x": 1, "y": 1, "t": {"u": {"v": 1}}};
+        // updateOne-pipeline.json: the replaced root keeps the original _id.
+        assert_eq!(
+            pipeline(
+                vec![
+                    doc! {"$replaceRoot": {"newRoot": "$t"}},
+                    doc! {"$addFields": {"foo": 1}}
+                ],
+                d.clone()
+            )
+            .unwrap(),
+            (doc! {"_id": 1, "u": {"v": 1}, "foo": 1}, true)
+        );
+        // updateMany-pipeline.json.
+        assert_eq!(
+            pipeline(
+                vec![doc! {"$project": {"x": 1}}, doc! {"$addFields": {"foo": 1}}],
+                d.clone()
+            )
+            .unwrap()
+            .0,
+            doc! {"_id": 1, "x": 1, "foo": 1}
+        );
+        // A pipeline that changes nothing is a no-op.
+        assert!(!pipeline(vec![doc! {"$set": {"x": 1}}], d).unwrap().1);
+    }
+
+    #[test]
+    fn pipeline_stage_restrictions() {
+        let e = pipeline(vec![doc! {"$match": {"a": 1}}], doc! {"_id": 1}).unwrap_err();
+        assert_eq!(e.code, codes::INVALID_OPTIONS);
+        assert_eq!(
+            e.message,
+            "$match is not allowed to be used within an update"
+        );
+        let e = pipeline(vec![doc! {"$set": {"_id": 2}}], doc! {"_id": 1}).unwrap_err();
+        assert_eq!(e.code, codes::IMMUTABLE_FIELD);
+        // Top-level `$` fields can be written by pipelines (updateOne-dots_and_dollars.json).
+        let out = pipeline(
+            vec![doc! {"$replaceWith": {"$setField": {
+            "field": {"$literal": "$a"}, "value": 1, "input": "$$ROOT"}}}],
+            doc! {"_id": 1, "foo": {}},
+        )
+        .unwrap();
+        assert_eq!(out.0, doc! {"_id": 1, "foo": {}, "$a": 1});
+    }
+
+    #[test]
+    fn pipeline_sees_let_variables() {
+        let stages = Bson::Array(vec![Bson::Document(doc! {"$set": {"x": "$$v"}})]);
+        let vars = doc! {"v": 5};
+        let ctx = UpdateContext {
+            vars: Some(&vars),
+            ..Default::default()
+        };
+        assert_eq!(
+            Update::parse(&stages, None)
+                .unwrap()
+                .apply(&doc! {"_id": 1}, &ctx)
+                .unwrap(),
+            doc! {"_id": 1, "x": 5}
         );
     }
 }
