@@ -4,6 +4,8 @@
 //! Values are `Option<Bson>`: `None` is the server's "missing" (a field path that resolves to
 //! nothing, `$$REMOVE`). Most operators treat missing like null.
 
+#![allow(clippy::result_large_err)]
+
 use std::cmp::Ordering;
 
 use bson::{Bson, Decimal128, Document, oid::ObjectId};
@@ -67,9 +69,7 @@ pub fn validate(expr: &Bson) -> Result<()> {
                     if k.starts_with('$') {
                         return Err(CommandError::new(
                             16410,
-                            format!(
-                                "FieldPath field names may not start with '$'. Consider using $getField or $setField."
-                            ),
+                            "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
                         ));
                     }
                     validate(v)?;
@@ -799,7 +799,7 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
                             40400,
                             format!(
                                 "$mergeObjects requires object inputs, but input {} is of type {}",
-                                Bson::from(v.clone().unwrap_or(Bson::Null)),
+                                v.clone().unwrap_or(Bson::Null),
                                 tn(&v)
                             ),
                         ));
@@ -1327,12 +1327,7 @@ fn op_round(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         }
         Num::Double(x) | Num::Decimal(x) => {
             let p = 10f64.powi(place as i32);
-            let r = if place >= 0 {
-                round(x * p) / p
-            } else {
-                round(x * p) / p
-            };
-            Num::float(n.rank(), r)
+            Num::float(n.rank(), round(x * p) / p)
         }
     };
     Ok(Some(out.to_bson()))
