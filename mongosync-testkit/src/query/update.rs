@@ -84,6 +84,11 @@ impl Update {
                         kind: Kind::Replacement(d.clone()),
                     });
                 }
+                if d.contains_key("$v") {
+                    return Err(CommandError::failed_to_parse(
+                        "The $v update field is only recognized internally",
+                    ));
+                }
                 let filters = parse_array_filters(array_filters.unwrap_or(&[]))?;
                 let mut used = BTreeSet::new();
                 let mut root = ObjNode::default();
@@ -218,14 +223,28 @@ impl Update {
 /// The document an upsert starts from: the equality fields of its query with dotted paths
 /// expanded (`{"a.b": 1, _id: 5}` → `{_id: 5, a: {b: 1}}`), `_id` first.
 pub fn upsert_document(equality_fields: &Document) -> Result<Document> {
-    // Conflicts between the query's paths are reported like update path conflicts.
     let mut root = ObjNode::default();
     let mut used = BTreeSet::new();
     let no_filters = BTreeMap::new();
+    let mut seen: Vec<&str> = Vec::new();
     for (path, value) in equality_fields {
         if path.starts_with('$') {
             continue;
         }
+        // Two equalities on one path, or on a path and its prefix, are ambiguous (54).
+        for existing in &seen {
+            let nested = |a: &str, b: &str| a.len() > b.len() && a.starts_with(&format!("{b}."));
+            if nested(existing, path) || nested(path, existing) {
+                return Err(CommandError::new(
+                    codes::NOT_SINGLE_VALUE_FIELD,
+                    format!(
+                        "cannot infer query fields to set, both paths '{existing}' and '{path}' \
+                         are matched"
+                    ),
+                ));
+            }
+        }
+        seen.push(path);
         let parts = check_update_path(path, &no_filters, &mut used)?;
         if parts
             .iter()
@@ -902,6 +921,8 @@ fn rename_filter_id(filter: &Document, id: &str) -> Document {
     out
 }
 
+/// The server parses the whole pipeline first (so a malformed or unknown stage reports its own
+/// error), then rejects stages an update may not use with 72 InvalidOptions.
 fn check_pipeline_stages(stages: &[Document]) -> Result<()> {
     const ALLOWED: &[&str] = &[
         "$addFields",
@@ -911,16 +932,15 @@ fn check_pipeline_stages(stages: &[Document]) -> Result<()> {
         "$replaceRoot",
         "$replaceWith",
     ];
+    // `let` variables are only known when applying, and only evaluation reads them.
+    Pipeline::parse(stages, &Document::new())?;
     for stage in stages {
         let name = stage.keys().next().cloned().unwrap_or_default();
-        if stage.len() == 1 && ALLOWED.contains(&name.as_str()) {
-            continue;
+        if !ALLOWED.contains(&name.as_str()) {
+            return Err(CommandError::invalid_options(format!(
+                "{name} is not allowed to be used within an update"
+            )));
         }
-        // Malformed and unknown stages get the pipeline parser's own error.
-        Pipeline::parse(std::slice::from_ref(stage), &Document::new())?;
-        return Err(CommandError::invalid_options(format!(
-            "{name} is not allowed to be used within an update"
-        )));
     }
     Ok(())
 }
@@ -1732,7 +1752,7 @@ fn push(mut array: Vec<Bson>, spec: &PushSpec) -> Vec<Bson> {
         if n >= 0 {
             array.truncate(n.min(len) as usize);
         } else {
-            let keep = (-n).min(len) as usize;
+            let keep = n.unsigned_abs().min(len as u64) as usize;
             array.drain(..array.len() - keep);
         }
     }
@@ -2400,7 +2420,16 @@ mod tests {
             doc! {"a": {"b": 1, "c": 2}}
         );
         let e = upsert_document(&doc! {"a": 1, "a.b": 2}).unwrap_err();
-        assert_eq!(e.code, codes::CONFLICTING_UPDATE_OPERATORS);
+        assert_eq!(e.code, codes::NOT_SINGLE_VALUE_FIELD);
+        assert_eq!(
+            e.message,
+            "cannot infer query fields to set, both paths 'a' and 'a.b' are matched"
+        );
+        // Numeric components make fields, as for $set on a missing path.
+        assert_eq!(
+            upsert_document(&doc! {"a.0": 1}).unwrap(),
+            doc! {"a": {"0": 1}}
+        );
     }
 
     // ----- arithmetic -----
@@ -2816,6 +2845,16 @@ mod tests {
     }
 
     #[test]
+    fn version_field_is_internal() {
+        let e = parse(doc! {"$v": 1, "$set": {"a": 1}}).unwrap_err();
+        assert_eq!(e.code, codes::FAILED_TO_PARSE);
+        assert_eq!(
+            e.message,
+            "The $v update field is only recognized internally"
+        );
+    }
+
+    #[test]
     fn update_must_be_a_document_or_array() {
         assert_eq!(
             Update::parse(&Bson::Int32(1), None).unwrap_err().code,
@@ -3219,6 +3258,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.0, doc! {"_id": 1, "foo": {}, "$a": 1});
+    }
+
+    #[test]
+    fn pipeline_errors_surface_at_parse_time() {
+        let stages = |v: Vec<Document>| Bson::Array(v.into_iter().map(Bson::Document).collect());
+        let e = Update::parse(&stages(vec![doc! {"$foo": {}}]), None).unwrap_err();
+        assert_eq!(e.code, codes::UNRECOGNIZED_PIPELINE_STAGE);
+        let e = Update::parse(&stages(vec![doc! {"$group": {"_id": null}}]), None).unwrap_err();
+        assert_eq!(e.code, codes::INVALID_OPTIONS);
+        assert_eq!(
+            e.message,
+            "$group is not allowed to be used within an update"
+        );
+        let e = Update::parse(&Bson::Array(vec![Bson::Int32(1)]), None).unwrap_err();
+        assert_eq!(e.code, codes::TYPE_MISMATCH);
+        assert!(Update::parse(&stages(vec![]), None).unwrap().is_pipeline());
     }
 
     #[test]
