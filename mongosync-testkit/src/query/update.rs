@@ -169,10 +169,7 @@ impl Update {
         ctx: &UpdateContext<'_>,
     ) -> Result<(Document, bool)> {
         let new = match &self.kind {
-            Kind::Replacement(repl) => {
-                check_top_level_dollars(repl)?;
-                replace(doc, repl)?
-            }
+            Kind::Replacement(repl) => replace(doc, repl, false)?,
             Kind::Pipeline(stages) => {
                 let empty = Document::new();
                 let vars = ctx.vars.unwrap_or(&empty);
@@ -186,7 +183,7 @@ impl Update {
                 }
                 let result = out.remove(0);
                 // Top-level `$` fields are allowed in pipeline results (5.0+).
-                replace(doc, &result)?
+                replace(doc, &result, true)?
             }
             Kind::Modifiers { root, filters } => {
                 let applier = Applier {
@@ -234,15 +231,19 @@ pub fn upsert_document(equality_fields: &Document) -> Result<Document> {
         // Two equalities on one path, or on a path and its prefix, are ambiguous (54).
         for existing in &seen {
             let nested = |a: &str, b: &str| a.len() > b.len() && a.starts_with(&format!("{b}."));
-            if nested(existing, path) || nested(path, existing) {
-                return Err(CommandError::new(
-                    codes::NOT_SINGLE_VALUE_FIELD,
-                    format!(
-                        "cannot infer query fields to set, both paths '{existing}' and '{path}' \
-                         are matched"
-                    ),
-                ));
-            }
+            let (long, short) = if nested(existing, path) {
+                (*existing, path.as_str())
+            } else if nested(path, existing) {
+                (path.as_str(), *existing)
+            } else {
+                continue;
+            };
+            return Err(CommandError::new(
+                codes::NOT_SINGLE_VALUE_FIELD,
+                format!(
+                    "cannot infer query fields to set, both paths '{long}' and '{short}' are matched"
+                ),
+            ));
         }
         seen.push(path);
         let parts = check_update_path(path, &no_filters, &mut used)?;
@@ -384,6 +385,11 @@ enum Leaf {
     /// The source of a `$rename`: removed when the rename happens.
     RenameFrom,
 }
+
+/// How many nulls the server pads an array with at most when setting past its end.
+const MAX_PADDING: usize = 1_500_000;
+/// 10 CannotBackfillArray (not in `codes`).
+const CANNOT_BACKFILL_ARRAY: i32 = 10;
 
 /// The key under which wrapped `$pull` conditions and array filters match values.
 const WRAP: &str = "__update_element";
@@ -1258,6 +1264,12 @@ impl Applier<'_> {
                         Out::Keep => {}
                         Out::Set(v) => {
                             if idx >= na.len() {
+                                if idx - na.len() > MAX_PADDING {
+                                    return Err(CommandError::new(
+                                        CANNOT_BACKFILL_ARRAY,
+                                        format!("can't backfill more than {MAX_PADDING} elements"),
+                                    ));
+                                }
                                 na.resize(idx + 1, Bson::Null);
                             }
                             na[idx] = v;
@@ -1888,7 +1900,10 @@ fn debug_num(v: &Bson) -> String {
 
 /// Replaces `doc` by `repl`, keeping `doc`'s `_id` (first) when `repl` has none; a different
 /// `_id` fails as on the server.
-fn replace(doc: &Document, repl: &Document) -> Result<Document> {
+///
+/// As on the server: an identical document is a no-op before any check; then the result is
+/// validated for storage (top-level `$` fields only from pipelines), then `_id` is compared.
+fn replace(doc: &Document, repl: &Document, allow_dollars: bool) -> Result<Document> {
     if doc_binary_equal(doc, repl) {
         return Ok(doc.clone());
     }
@@ -1900,6 +1915,12 @@ fn replace(doc: &Document, repl: &Document) -> Result<Document> {
     }
     for (k, v) in repl {
         out.insert(k.clone(), v.clone());
+    }
+    if !allow_dollars {
+        check_top_level_dollars(&out)?;
+    }
+    if let Some(id) = out.get("_id") {
+        check_id_value(id)?;
     }
     if let (Some(old), Some(new)) = (doc.get("_id"), out.get("_id"))
         && compare(old, new) != Ordering::Equal
@@ -2423,7 +2444,7 @@ mod tests {
         assert_eq!(e.code, codes::NOT_SINGLE_VALUE_FIELD);
         assert_eq!(
             e.message,
-            "cannot infer query fields to set, both paths 'a' and 'a.b' are matched"
+            "cannot infer query fields to set, both paths 'a.b' and 'a' are matched"
         );
         // Numeric components make fields, as for $set on a missing path.
         assert_eq!(
@@ -2860,6 +2881,24 @@ mod tests {
             Update::parse(&Bson::Int32(1), None).unwrap_err().code,
             codes::FAILED_TO_PARSE
         );
+    }
+
+    #[test]
+    fn padding_is_limited() {
+        let e = err(doc! {"$set": {"a.1500001": 1}}, doc! {"_id": 1, "a": []});
+        assert_eq!(e.code, 10);
+        assert_eq!(e.message, "can't backfill more than 1500000 elements");
+        let out = apply(doc! {"$set": {"a.1500000": 1}}, doc! {"_id": 1, "a": []});
+        assert_eq!(out.get_array("a").map(Vec::len).ok(), Some(1_500_001));
+    }
+
+    #[test]
+    fn identical_replacement_skips_validation() {
+        // A stored top-level `$` field (written by a pipeline) does not fail an identical
+        // replacement, which is a no-op before any validation.
+        assert!(!changed(doc! {"_id": 1, "$a": 1}, doc! {"_id": 1, "$a": 1}));
+        let e = err(doc! {"_id": 2, "$a": 1}, doc! {"_id": 1});
+        assert_eq!(e.code, codes::DOLLAR_PREFIXED_FIELD_NAME);
     }
 
     #[test]
