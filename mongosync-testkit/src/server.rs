@@ -20,6 +20,14 @@ use crate::error::{CommandError, codes};
 use crate::storage::Catalog;
 use crate::wire::{self, Request, WireError};
 
+/// Whether a request is a `hello` that may wait (`topologyVersion` and `maxAwaitTimeMS`).
+fn is_awaitable_hello(body: &RawDocumentBuf) -> bool {
+    let name = body.iter().next().and_then(|e| e.ok()).map(|(k, _)| k.as_str().to_string());
+    matches!(name.as_deref(), Some("hello" | "isMaster" | "ismaster"))
+        && body.get("topologyVersion").ok().flatten().is_some()
+        && body.get("maxAwaitTimeMS").ok().flatten().is_some()
+}
+
 /// The commands a real server still accepts over legacy OP_QUERY (handshake and auth).
 const OP_QUERY_COMMANDS: &[&str] = &[
     "hello", "isMaster", "ismaster", "_isSelf", "authenticate", "buildinfo", "buildInfo", "saslStart",
@@ -40,6 +48,8 @@ pub struct Server {
     pub(crate) started: Instant,
     /// The `electionId` (constant: this member never steps down by itself).
     pub(crate) election_id: ObjectId,
+    /// Identifies this server process in `topologyVersion`.
+    pub(crate) process_id: ObjectId,
     /// Connections currently open.
     pub(crate) open_connections: AtomicI64,
     /// Connections accepted since start.
@@ -69,6 +79,7 @@ impl Server {
             next_request_id: AtomicI32::new(1),
             started: Instant::now(),
             election_id: ObjectId::parse_str("7fffffff0000000000000001").expect("valid oid"),
+            process_id: ObjectId::new(),
             open_connections: AtomicI64::new(0),
             total_connections: AtomicI64::new(0),
         })
@@ -133,7 +144,13 @@ impl Server {
                 }
             };
             let outcome = match request {
-                Request::Msg { body, sequences, more_to_come } => {
+                Request::Msg { body, sequences, more_to_come, exhaust_allowed } => {
+                    if exhaust_allowed && is_awaitable_hello(&body) {
+                        // The streaming protocol: reply now and then every maxAwaitTimeMS,
+                        // unasked, until the client goes away.
+                        self.stream_hello(&mut write, body, header.request_id, conn.clone()).await;
+                        break;
+                    }
                     let reply = Arc::clone(&self).run_isolated(body, sequences, conn.clone()).await;
                     if more_to_come {
                         None
@@ -158,6 +175,31 @@ impl Server {
             }
         }
         self.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn stream_hello(
+        self: &Arc<Self>,
+        write: &mut tokio::net::tcp::OwnedWriteHalf,
+        body: RawDocumentBuf,
+        mut response_to: i32,
+        conn: Connection,
+    ) {
+        loop {
+            let Some((reply, _)) = Arc::clone(self).run_isolated(body.clone(), Vec::new(), conn.clone()).await else {
+                return;
+            };
+            let request_id = self.request_id();
+            let bytes = wire::encode_msg_reply_flags(request_id, response_to, &reply, true);
+            if write.write_all(&bytes).await.is_err() {
+                return;
+            }
+            response_to = request_id;
+        }
+    }
+
+    /// This server process's topology version: it never changes while the process lives.
+    pub(crate) fn topology_version(&self) -> Document {
+        doc! {"processId": self.process_id, "counter": 0i64}
     }
 
     fn request_id(&self) -> i32 {
@@ -290,6 +332,7 @@ impl Server {
             "localTime": wall,
             "logicalSessionTimeoutMinutes": 30,
             "connectionId": conn.id,
+            "topologyVersion": self.topology_version(),
             "minWireVersion": 0,
             "maxWireVersion": 25,
             "readOnly": false,

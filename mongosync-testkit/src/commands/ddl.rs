@@ -109,6 +109,15 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
     }
     validate_collection_options(&options, "create")?;
+    if options.contains_key("validator") {
+        // A real server stores the defaults next to a validator.
+        if !options.contains_key("validationLevel") {
+            options.insert("validationLevel", "strict");
+        }
+        if !options.contains_key("validationAction") {
+            options.insert("validationAction", "error");
+        }
+    }
     let capped = options.get("capped").map(|c| c.as_bool().unwrap_or(crate::util::as_f64(c).is_some_and(|f| f != 0.0)));
     if capped == Some(true) {
         options.insert("capped", true);

@@ -11,7 +11,19 @@ use crate::error::{CommandError, Result, codes};
 /// The version this server reports.
 pub const VERSION: &str = "8.0.4";
 
-pub fn hello(ctx: &mut Ctx<'_>) -> Result<Reply> {
+/// `hello`; with the client's current `topologyVersion` and `maxAwaitTimeMS` it waits that long
+/// (the topology of this single member never changes) before answering, as the awaitable hello
+/// does.
+pub async fn hello(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    if let (Ok(tv), Some(wait)) = (ctx.body.get_document("topologyVersion"), ctx.body.get("maxAwaitTimeMS")) {
+        let wait = crate::util::as_f64(wait).ok_or_else(|| CommandError::type_mismatch("maxAwaitTimeMS must be a number"))?;
+        if wait < 0.0 {
+            return Err(CommandError::bad_value("maxAwaitTimeMS must be a non-negative integer"));
+        }
+        if tv == &ctx.server.topology_version() {
+            tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+        }
+    }
     if let Ok(client) = ctx.body.get_document("client") {
         if let Ok(app) = client.get_document("application") {
             ctx.conn.app_name = app.get_str("name").ok().map(str::to_string);
@@ -162,7 +174,15 @@ pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
     };
     let mut dbs = Vec::new();
     let mut total: i64 = 0;
-    for name in ctx.server.catalog.database_names() {
+    // A replica set member always has these three (users, sessions, the oplog).
+    let mut names = ctx.server.catalog.database_names();
+    for system in ["admin", "config", "local"] {
+        if !names.iter().any(|n| n == system) {
+            names.push(system.to_string());
+        }
+    }
+    names.sort();
+    for name in names {
         let size: i64 = ctx
             .server
             .catalog

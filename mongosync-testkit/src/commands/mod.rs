@@ -207,7 +207,7 @@ pub async fn run(
 
 async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
     match ctx.name.as_str() {
-        "hello" | "isMaster" | "ismaster" => hello::hello(ctx),
+        "hello" | "isMaster" | "ismaster" => hello::hello(ctx).await,
         "ping" => Ok(Reply::Doc(Document::new())),
         "buildInfo" | "buildinfo" => hello::build_info(ctx),
         "getParameter" => hello::get_parameter(ctx),
