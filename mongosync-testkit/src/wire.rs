@@ -213,7 +213,13 @@ fn validate(doc: &bson::RawDocument) -> Result<(), bson::error::Error> {
                 for v in a.into_iter() {
                     match v? {
                         bson::RawBsonRef::Document(d) => validate(d)?,
-                        bson::RawBsonRef::Array(inner) => validate(inner.as_doc())?,
+                        bson::RawBsonRef::Array(inner) => {
+                            for w in inner.into_iter() {
+                                if let bson::RawBsonRef::Document(d) = w? {
+                                    validate(d)?;
+                                }
+                            }
+                        }
                         _ => {}
                     }
                 }
