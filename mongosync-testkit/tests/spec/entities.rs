@@ -184,7 +184,7 @@ impl Entities {
                         .start_session()
                         .with_options(o)
                         .await
-                        .map_err(|e| Fail::Failed(format!("startSession: {e}")))?;
+                        .map_err(|e| Fail::Failed(format!("startSession: {}", e.kind)))?;
                     let lsid = s.id().clone();
                     Entity::Session(Arc::new(SessionEntity {
                         session: tokio::sync::Mutex::new(s),
@@ -216,8 +216,9 @@ pub fn rw_opts(d: &Document) -> Document {
     }
     if let Ok(rp) = d.get_document("readPreference") {
         let rp = rp.clone();
+        // Some option structs call the field `selectionCriteria`, others rename it
+        // `readPreference`: give both (unknown keys are ignored).
         d.insert("selectionCriteria", rp);
-        d.remove("readPreference");
     }
     d
 }
@@ -240,7 +241,7 @@ async fn make_client(spec: &Document, uri: &str) -> Result<ClientEntity, Fail> {
     }
     let mut o = ClientOptions::parse(&u)
         .await
-        .map_err(|e| Fail::Failed(format!("client options {u}: {e}")))?;
+        .map_err(|e| Fail::Failed(format!("client options {u}: {}", e.kind)))?;
     if let Ok(api) = spec.get_document("serverApi") {
         let version = match api.get_str("version") {
             Ok("1") => ServerApiVersion::V1,
@@ -272,6 +273,7 @@ async fn make_client(spec: &Document, uri: &str) -> Result<ClientEntity, Fail> {
     let all_started = Arc::new(Mutex::new(Vec::new()));
     let listening = Arc::new(AtomicBool::new(true));
     let dbs: Arc<Mutex<HashMap<i32, String>>> = Arc::default();
+    let sensitive_ids: Arc<Mutex<HashSet<i32>>> = Arc::default();
     {
         let events = Arc::clone(&events);
         let all_started = Arc::clone(&all_started);
@@ -287,11 +289,18 @@ async fn make_client(spec: &Document, uri: &str) -> Result<ClientEntity, Fail> {
                 _ => return,
             };
             let lower = name.to_ascii_lowercase();
-            let sensitive = SENSITIVE.contains(&lower.as_str());
+            let mut sensitive = SENSITIVE.contains(&lower.as_str());
             if let CommandEvent::Started(e) = &ev {
+                // hello with speculativeAuthenticate is sensitive: the driver redacts it to {}.
+                if matches!(lower.as_str(), "hello" | "ismaster")
+                    && (e.command.is_empty() || e.command.contains_key("speculativeAuthenticate"))
+                {
+                    sensitive_ids.lock().expect("lock").insert(rid);
+                }
                 dbs.lock().expect("lock").insert(rid, e.db.clone());
                 all_started.lock().expect("lock").push(e.command.clone());
             }
+            sensitive |= sensitive_ids.lock().expect("lock").contains(&rid);
             if ignore.contains(&name)
                 || name == "configureFailPoint"
                 || (sensitive && !sensitive_ok)
@@ -329,7 +338,8 @@ async fn make_client(spec: &Document, uri: &str) -> Result<ClientEntity, Fail> {
             events.lock().expect("lock").push(ev);
         }));
     }
-    let client = Client::with_options(o).map_err(|e| Fail::Failed(format!("client: {e}")))?;
+    let client =
+        Client::with_options(o).map_err(|e| Fail::Failed(format!("client: {}", e.kind)))?;
     Ok(ClientEntity {
         client,
         events,

@@ -441,7 +441,9 @@ async fn initial_data(internal: &Client, data: &[Bson]) -> Result<(), Fail> {
         let db = internal.database(d.get_str("databaseName").unwrap_or_default());
         let name = d.get_str("collectionName").unwrap_or_default();
         let coll = db.collection::<Document>(name);
-        let e = |m: &str, e: mongodb::error::Error| Fail::Failed(format!("initialData {m}: {e}"));
+        let e = |m: &str, e: mongodb::error::Error| {
+            Fail::Failed(format!("initialData {m}: {}", e.kind))
+        };
         coll.drop().await.map_err(|x| e("drop", x))?;
         let docs: Vec<Document> = d
             .get_array("documents")
@@ -555,7 +557,7 @@ async fn run_body(
                 }
                 return Err(ctxm(format!(
                     "unexpected error: {}",
-                    one_line(&e.to_string())
+                    one_line(&e.kind.to_string())
                 )));
             }
             Ok(v) => v,
@@ -601,8 +603,8 @@ async fn outcome(internal: &Client, o: &[Bson]) -> Result<(), Fail> {
             Ok(c) => c
                 .try_collect()
                 .await
-                .map_err(|e| Fail::Failed(format!("outcome: {e}")))?,
-            Err(e) => return Err(Fail::Failed(format!("outcome find: {e}"))),
+                .map_err(|e| Fail::Failed(format!("outcome: {}", e.kind)))?,
+            Err(e) => return Err(Fail::Failed(format!("outcome find: {}", e.kind))),
         };
         let got = Bson::Array(got.into_iter().map(Bson::Document).collect());
         matching::matches(

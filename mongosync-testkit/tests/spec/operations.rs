@@ -488,7 +488,9 @@ async fn database_op(
                 return Err(unsupported("cursor command with a session"));
             }
             let cmd = take_doc(a, "command")?;
-            let cur = d.run_cursor_command(cmd).await?;
+            a.remove("commandName");
+            let o: mongodb::options::RunCursorCommandOptions = opts(&rw_opts(a))?;
+            let cur = d.run_cursor_command(cmd).with_options(o).await?;
             if name == "runCursorCommand" {
                 docs(cur.try_collect().await?)
             } else {
@@ -503,8 +505,8 @@ async fn database_op(
         "createCollection" => {
             let n = take_str(a, "collection")?;
             let o: CreateCollectionOptions = opts(&rw_opts(a))?;
-            sess!(s, d.create_collection(n).with_options(o))?;
-            Res::Nothing
+            sess!(s, d.create_collection(&n).with_options(o))?;
+            Res::Entity(Entity::Collection(d.collection(&n)))
         }
         "dropCollection" => {
             let n = take_str(a, "collection")?;
@@ -744,7 +746,7 @@ fn is_client_error(e: &DErr) -> bool {
 
 /// Checks a driver error against `expectError`.
 pub fn check_error(e: &DErr, x: &Document, ents: Lookup) -> Result<(), String> {
-    let msg = e.to_string();
+    let msg = e.kind.to_string();
     let ctx = || format!(" (error: {})", short(&msg));
     if let Ok(b) = x.get_bool("isClientError") {
         if b != is_client_error(e) {
