@@ -391,7 +391,7 @@ const MAX_PADDING: usize = 1_500_000;
 /// 10 CannotBackfillArray (not in `codes`).
 const CANNOT_BACKFILL_ARRAY: i32 = 10;
 
-/// The key under which wrapped `$pull` conditions and array filters match values.
+/// The key under which wrapped `$pull` conditions match values.
 const WRAP: &str = "__update_element";
 
 impl Leaf {
@@ -839,19 +839,22 @@ fn check_update_path(
     Ok(parts)
 }
 
+/// Parses `arrayFilters`: each is a query on one identifier (`{"i.b": 1}`, `{e: {$gt: 1}}`),
+/// matched against `{<identifier>: element}`.
 fn parse_array_filters(filters: &[Document]) -> Result<BTreeMap<String, Matcher>> {
     let mut out = BTreeMap::new();
     let empty = Document::new();
     for filter in filters {
-        let mut ids = BTreeSet::new();
+        // The filter is parsed as a query first, so its own errors come first.
+        let matcher = Matcher::new(filter, &empty)?;
+        let mut ids = Vec::new();
         collect_filter_ids(filter, &mut ids)?;
-        let mut iter = ids.iter();
-        let Some(id) = iter.next() else {
+        let Some(id) = ids.first().cloned() else {
             return Err(CommandError::failed_to_parse(
                 "Cannot use an expression without a top-level field name in arrayFilters",
             ));
         };
-        if let Some(other) = iter.next() {
+        if let Some(other) = ids.get(1) {
             return Err(CommandError::failed_to_parse(format!(
                 "Error parsing array filter :: caused by :: Expected a single top-level field \
                  name, found '{id}' and '{other}'"
@@ -865,19 +868,19 @@ fn parse_array_filters(filters: &[Document]) -> Result<BTreeMap<String, Matcher>
                  alphanumeric string beginning with a lowercase letter, found '{id}'"
             )));
         }
-        if out.contains_key(id) {
+        if out.contains_key(&id) {
             return Err(CommandError::failed_to_parse(format!(
                 "Found multiple array filters with the same top-level field name {id}"
             )));
         }
-        // Rename the identifier so the matcher sees an ordinary field of the wrapper.
-        let renamed = rename_filter_id(filter, id);
-        out.insert(id.clone(), Matcher::new(&renamed, &empty)?);
+        out.insert(id, matcher);
     }
     Ok(out)
 }
 
-fn collect_filter_ids(filter: &Document, ids: &mut BTreeSet<String>) -> Result<()> {
+/// The distinct top-level identifiers of an array filter, in order of appearance (through
+/// `$and`/`$or`/`$nor`).
+fn collect_filter_ids(filter: &Document, ids: &mut Vec<String>) -> Result<()> {
     for (k, v) in filter {
         if matches!(k.as_str(), "$and" | "$or" | "$nor") {
             if let Bson::Array(items) = v {
@@ -892,39 +895,13 @@ fn collect_filter_ids(filter: &Document, ids: &mut BTreeSet<String>) -> Result<(
                 "Cannot use an expression without a top-level field name in arrayFilters",
             ));
         } else {
-            let first = k.split('.').next().unwrap_or_default();
-            ids.insert(first.to_string());
+            let first = k.split('.').next().unwrap_or_default().to_string();
+            if !ids.contains(&first) {
+                ids.push(first);
+            }
         }
     }
     Ok(())
-}
-
-fn rename_filter_id(filter: &Document, id: &str) -> Document {
-    let mut out = Document::new();
-    for (k, v) in filter {
-        if matches!(k.as_str(), "$and" | "$or" | "$nor") {
-            let v = match v {
-                Bson::Array(items) => Bson::Array(
-                    items
-                        .iter()
-                        .map(|i| match i {
-                            Bson::Document(d) => Bson::Document(rename_filter_id(d, id)),
-                            other => other.clone(),
-                        })
-                        .collect(),
-                ),
-                other => other.clone(),
-            };
-            out.insert(k.clone(), v);
-        } else if k == id {
-            out.insert(WRAP, v.clone());
-        } else if let Some(rest) = k.strip_prefix(id).and_then(|r| r.strip_prefix('.')) {
-            out.insert(format!("{WRAP}.{rest}"), v.clone());
-        } else {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    out
 }
 
 /// The server parses the whole pipeline first (so a malformed or unknown stage reports its own
@@ -1346,7 +1323,7 @@ impl Applier<'_> {
             for (id, child) in &arr.children {
                 let matches = id.is_empty() || {
                     let mut wrapper = Document::new();
-                    wrapper.insert(WRAP, elem.clone());
+                    wrapper.insert(id.clone(), elem.clone());
                     self.filters.get(id).is_some_and(|m| m.matches(&wrapper))
                 };
                 if matches {
@@ -3184,6 +3161,39 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, codes::BAD_VALUE);
+    }
+
+    #[test]
+    fn array_filters_with_logical_operators_and_query_errors() {
+        assert_eq!(
+            with_filters(
+                doc! {"$set": {"a.$[x].ok": true}},
+                vec![doc! {"$or": [{"x.n": 1}, {"x.n": 3}]}],
+                doc! {"_id": 1, "a": [{"n": 1}, {"n": 2}, {"n": 3}]}
+            )
+            .unwrap(),
+            doc! {"_id": 1, "a": [{"n": 1, "ok": true}, {"n": 2}, {"n": 3, "ok": true}]}
+        );
+        // The filter is a query first: an unknown top-level operator is the matcher's error.
+        let e = with_filters(
+            doc! {"$set": {"a.$[i]": 1}},
+            vec![doc! {"$i": 0}],
+            doc! {"_id": 1},
+        )
+        .unwrap_err();
+        assert_eq!(e.code, codes::BAD_VALUE);
+        // `a.$[i.j]` is not an identifier: `$[i` is a plain field, not viable in an array.
+        let e = with_filters(
+            doc! {"$set": {"a.$[i.j]": 1, "b.$[i]": 1}},
+            vec![doc! {"i.j": 0}],
+            doc! {"_id": 0, "a": [0.0], "b": [{"j": 0}]},
+        )
+        .unwrap_err();
+        assert_eq!(e.code, codes::PATH_NOT_VIABLE);
+        assert_eq!(
+            e.message,
+            "Cannot create field '$[i' in element {a: [ 0.0 ]}"
+        );
     }
 
     #[test]
