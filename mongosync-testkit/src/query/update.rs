@@ -1853,16 +1853,72 @@ fn arithmetic(a: &Bson, b: &Bson, add: bool) -> Option<Bson> {
             r.map(Bson::Int64)
         }
         (Bson::Decimal128(_), _) | (_, Bson::Decimal128(_)) => {
-            // Decimal arithmetic through f64: exact for the values tests use.
+            if let Some(exact) = decimal_exact(a, b, add) {
+                return Some(exact);
+            }
+            // Results needing rounding (beyond 34 digits) or special values: through f64.
             let (x, y) = (as_f64(a)?, as_f64(b)?);
             let r = if add { x + y } else { x * y };
-            format!("{r}").parse().ok().map(Bson::Decimal128)
+            format!("{r:e}").parse().ok().map(Bson::Decimal128)
         }
         _ => {
             let (x, y) = (as_f64(a)?, as_f64(b)?);
             Some(Bson::Double(if add { x + y } else { x * y }))
         }
     }
+}
+
+/// A finite decimal as (negative, coefficient, exponent); doubles become decimals rounded to 15
+/// significant digits, as the server converts them.
+fn decimal_parts(v: &Bson) -> Option<(bool, u128, i32)> {
+    let text = match v {
+        Bson::Int32(i) => return Some((*i < 0, u128::from(i.unsigned_abs()), 0)),
+        Bson::Int64(i) => return Some((*i < 0, u128::from(i.unsigned_abs()), 0)),
+        Bson::Double(d) if d.is_finite() => format!("{d:.14e}"),
+        Bson::Decimal128(d) => d.to_string(),
+        _ => return None,
+    };
+    let (neg, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text.as_str()),
+    };
+    let (mantissa, exp) = match rest.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.trim_start_matches('+').parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let coef: u128 = format!("{int}{frac}").parse().ok()?;
+    Some((neg, coef, exp - i32::try_from(frac.len()).ok()?))
+}
+
+/// Exact decimal `+`/`*` when the result fits in 34 digits (IEEE 754 decimal keeps the
+/// smaller exponent for sums and adds exponents for products, so 0.1 + 0.2 is 0.3).
+fn decimal_exact(a: &Bson, b: &Bson, add: bool) -> Option<Bson> {
+    let (na, ca, ea) = decimal_parts(a)?;
+    let (nb, cb, eb) = decimal_parts(b)?;
+    let signed = |neg: bool, c: u128| -> Option<i128> {
+        let c = i128::try_from(c).ok()?;
+        Some(if neg { -c } else { c })
+    };
+    let (value, exp) = if add {
+        let exp = ea.min(eb);
+        let scale = |c: u128, e: i32| -> Option<u128> {
+            c.checked_mul(10u128.checked_pow(u32::try_from(e - exp).ok()?)?)
+        };
+        let x = signed(na, scale(ca, ea)?)?;
+        let y = signed(nb, scale(cb, eb)?)?;
+        (x.checked_add(y)?, exp)
+    } else {
+        let c = ca.checked_mul(cb)?;
+        (signed(na != nb, c)?, ea.checked_add(eb)?)
+    };
+    if value.unsigned_abs() >= 10u128.pow(34) {
+        return None;
+    }
+    format!("{value}E{exp}").parse().ok().map(Bson::Decimal128)
 }
 
 fn debug_num(v: &Bson) -> String {
@@ -2464,6 +2520,21 @@ mod tests {
         );
         // Adding 0 is a no-op.
         assert!(!changed(doc! {"$inc": {"a": 0}}, doc! {"_id": 1, "a": 5}));
+    }
+
+    #[test]
+    fn decimal_arithmetic_is_exact() {
+        let dec = |s: &str| Bson::Decimal128(s.parse().unwrap());
+        let out = apply(
+            doc! {"$inc": {"a": dec("0.2"), "b": 1}, "$mul": {"c": dec("1.5")}},
+            doc! {"_id": 1, "a": dec("0.1"), "b": dec("2.50"), "c": 3},
+        );
+        assert_eq!(out.get("a"), Some(&dec("0.3")));
+        assert_eq!(out.get("b"), Some(&dec("3.50")));
+        assert_eq!(out.get("c"), Some(&dec("4.5")));
+        // A double is first rounded to 15 digits.
+        let out = apply(doc! {"$inc": {"a": 0.1}}, doc! {"_id": 1, "a": dec("1")});
+        assert_eq!(out.get("a"), Some(&dec("1.100000000000000")));
     }
 
     #[test]
