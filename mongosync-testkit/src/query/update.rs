@@ -6,6 +6,10 @@
 //! leaf at the end of each path. Building the tree detects conflicting paths; applying it walks
 //! children in the server's field order (lexicographic, numeric components numerically), which
 //! is also the order in which new fields are appended.
+//!
+//! Errors of [`Update::parse`] are the server's parse errors, which it reports as they are.
+//! Errors of [`Update::apply`] depend on the document; the server reports those prefixed with
+//! "Plan executor error during <command> :: caused by :: ", which the command layer adds.
 
 // `CommandError` is the crate-wide error type; boxing it is not this module's call.
 #![allow(clippy::result_large_err)]
@@ -193,22 +197,16 @@ impl Update {
                     now: bson::DateTime::now(),
                 };
                 let old = Bson::Document(doc.clone());
-                let mut new = match applier.obj(root, Slot::Present(&old), "", "")? {
+                let new = match applier.obj(root, Slot::Present(&old), "", "")? {
                     Out::Set(Bson::Document(d)) => d,
                     _ => doc.clone(),
                 };
                 check_new_dollar_fields(doc, &new)?;
-                if ctx.is_insert
-                    && let Some(id) = new.remove("_id")
-                {
-                    let mut with_id = Document::new();
-                    with_id.insert("_id", id);
-                    with_id.extend(new);
-                    new = with_id;
-                }
                 new
             }
         };
+        // A document an upsert inserts has its `_id` first, whatever built it.
+        let new = if ctx.is_insert { id_first(new) } else { new };
         if let Some(id) = new.get("_id") {
             check_id_value(id)?;
         }
@@ -266,17 +264,23 @@ pub fn upsert_document(equality_fields: &Document) -> Result<Document> {
         filters: &no_filters,
         now: bson::DateTime::now(),
     };
-    let mut doc = match applier.obj(&root, Slot::Present(&Bson::Document(empty.clone())), "", "")? {
+    let doc = match applier.obj(&root, Slot::Present(&Bson::Document(empty.clone())), "", "")? {
         Out::Set(Bson::Document(d)) => d,
         _ => Document::new(),
     };
-    if let Some(id) = doc.remove("_id") {
-        let mut with_id = Document::new();
-        with_id.insert("_id", id);
-        with_id.extend(doc);
-        doc = with_id;
+    Ok(id_first(doc))
+}
+
+fn id_first(mut doc: Document) -> Document {
+    match doc.remove("_id") {
+        Some(id) => {
+            let mut with_id = Document::new();
+            with_id.insert("_id", id);
+            with_id.extend(doc);
+            with_id
+        }
+        None => doc,
     }
-    Ok(doc)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2455,7 +2459,12 @@ mod tests {
             u.apply(&doc! {"x": 1}, &ctx).unwrap(),
             doc! {"x": 1, "a": 1, "b": 2}
         );
-        // On insert, _id comes first even when the update creates it.
+        // On insert, _id comes first even when the update creates it, for replacements too.
+        let r = parse(doc! {"a": 1, "_id": 7}).unwrap();
+        assert_eq!(
+            r.apply(&doc! {"_id": 7}, &ctx).unwrap(),
+            doc! {"_id": 7, "a": 1}
+        );
         let u = parse(doc! {"$set": {"a": 1, "_id": 7}}).unwrap();
         assert_eq!(
             u.apply(&doc! {"x": 1}, &ctx).unwrap(),
