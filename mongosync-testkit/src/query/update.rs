@@ -965,7 +965,7 @@ impl PartialOrd for Key {
 
 #[derive(Debug, Clone)]
 enum Node {
-    Leaf(Box<Leaf>, String),
+    Leaf(Box<Leaf>),
     Obj(ObjNode),
     Arr(ArrNode),
 }
@@ -1009,7 +1009,7 @@ impl ObjNode {
 /// Builds the node for `parts[i]` of a path not yet in the tree.
 fn build(parts: &[Part], i: usize, path: &str, leaf: Leaf) -> Result<Node> {
     if i + 1 == parts.len() {
-        return Ok(Node::Leaf(Box::new(leaf), path.to_string()));
+        return Ok(Node::Leaf(Box::new(leaf)));
     }
     let mut node = if matches!(parts[i + 1], Part::Array(_)) {
         Node::Arr(ArrNode::default())
@@ -1170,7 +1170,7 @@ fn merge(a: &Node, b: &Node, path: &str) -> Result<Node> {
 impl Applier<'_> {
     fn node(&self, node: &Node, slot: Slot<'_>, path: &str, name: &str) -> Result<Out> {
         match node {
-            Node::Leaf(leaf, written) => self.leaf(leaf, written, slot, path, name),
+            Node::Leaf(leaf) => self.leaf(leaf, slot, path, name),
             Node::Obj(o) => self.obj(o, slot, path, name),
             Node::Arr(a) => self.arr(a, slot, path, name),
         }
@@ -1368,14 +1368,7 @@ impl Applier<'_> {
         format!("{{{}}}", self.id_elem())
     }
 
-    fn leaf(
-        &self,
-        leaf: &Leaf,
-        written: &str,
-        slot: Slot<'_>,
-        path: &str,
-        name: &str,
-    ) -> Result<Out> {
+    fn leaf(&self, leaf: &Leaf, slot: Slot<'_>, path: &str, name: &str) -> Result<Out> {
         if matches!(leaf, Leaf::SetOnInsert(_)) && !self.ctx.is_insert {
             return Ok(Out::Keep);
         }
@@ -1416,12 +1409,12 @@ impl Applier<'_> {
             }
         };
         if !matches!(out, Out::Keep) {
-            self.check_immutable(leaf, written, path, &out)?;
+            self.check_immutable(leaf, path, &out)?;
         }
         Ok(out)
     }
 
-    fn check_immutable(&self, leaf: &Leaf, _written: &str, path: &str, out: &Out) -> Result<()> {
+    fn check_immutable(&self, leaf: &Leaf, path: &str, out: &Out) -> Result<()> {
         if path != "_id" && !path.starts_with("_id.") {
             return Ok(());
         }
