@@ -250,6 +250,19 @@ impl Matcher {
         })
     }
 
+    /// Whether some path condition of the filter starts with the field `first` (the server's
+    /// check that a positional projection `first.$` matches the query).
+    pub fn has_path_prefix(&self, first: &str) -> bool {
+        fn walk(n: &Node, first: &str) -> bool {
+            match n {
+                Node::And(c) | Node::Or(c) | Node::Nor(c) => c.iter().any(|x| walk(x, first)),
+                Node::Path { path, .. } => path.split('.').next() == Some(first),
+                _ => false,
+            }
+        }
+        walk(&self.root, first)
+    }
+
     /// Whether `doc` matches, reporting `$expr` evaluation errors.
     pub fn try_matches(&self, doc: &Document) -> Result<bool> {
         Ok(self.try_match_details(doc)?.matched)
