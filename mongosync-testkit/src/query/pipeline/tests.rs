@@ -716,3 +716,66 @@ fn let_variables_reach_every_stage() {
         .unwrap();
     assert_eq!(out, vec![doc! {"_id": Bson::Null, "t": 50}]);
 }
+
+#[test]
+fn list_local_sessions_and_search_stages() {
+    struct Sessions;
+    impl PipelineEnv for Sessions {
+        fn collection_documents(&self, _: &str, _: &str) -> Result<Vec<Document>> {
+            Ok(vec![])
+        }
+        fn coll_stats(&self, _: &Document) -> Result<Document> {
+            Ok(Document::new())
+        }
+        fn write_out(&self, _: &str, _: &str, _: Vec<Document>) -> Result<()> {
+            Ok(())
+        }
+        fn merge_into(&self, _: &str, _: &str, _: Vec<Document>, _: &Document) -> Result<()> {
+            Ok(())
+        }
+        fn local_sessions(&self, _: &Document) -> Result<Vec<Document>> {
+            Ok(docs(bson!([{"_id": {"id": 1}}, {"_id": {"id": 2}}])))
+        }
+    }
+    let p = Pipeline::parse(
+        &stages(bson!([{"$listLocalSessions": {}}, {"$limit": 1}, {"$addFields": {"dummy": "dummy field"}}, {"$project": {"_id": 0, "dummy": 1}}])),
+        &Document::new(),
+    )
+    .unwrap();
+    assert!(!p.reads_input());
+    assert_eq!(
+        p.run(vec![], "admin", &Sessions).unwrap(),
+        docs(bson!([{"dummy": "dummy field"}]))
+    );
+    assert_eq!(
+        parse_err(bson!([{"$match": {}}, {"$listLocalSessions": {}}])).code,
+        40602
+    );
+    let e = parse_err(bson!([{"$listSearchIndexes": {}}]));
+    assert!(e.message.contains("Atlas"));
+}
+
+#[test]
+fn aggregate_let_with_expressions() {
+    // As the `let` of an aggregate command: evaluated once, then visible everywhere.
+    let vars = crate::query::expr::evaluate_let(
+        &doc! {"id": 1, "x": "foo", "y": {"$literal": "$bar"}, "rand": {"$rand": {}}},
+        &Document::new(),
+    )
+    .unwrap();
+    let p = Pipeline::parse(
+        &stages(bson!([
+            {"$match": {"$expr": {"$eq": ["$_id", "$$id"]}}},
+            {"$project": {"_id": 0, "x": "$$x", "y": "$$y", "rand": "$$rand"}}
+        ])),
+        &vars,
+    )
+    .unwrap();
+    let out = p
+        .run(docs(bson!([{"_id": 1}, {"_id": 2}])), "db", &Env::default())
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].get_str("x").unwrap(), "foo");
+    assert_eq!(out[0].get_str("y").unwrap(), "$bar");
+    assert!(out[0].get_f64("rand").is_ok());
+}
