@@ -119,6 +119,11 @@ fn validate_args(arg: &Bson) -> Result<()> {
     }
 }
 
+/// Whether `name` (with its `$`) is an expression operator the evaluator knows.
+pub fn is_operator_name(name: &str) -> bool {
+    KNOWN_OPERATORS.contains(&name)
+}
+
 fn one_field_error(d: &Document) -> CommandError {
     CommandError::new(
         15983,

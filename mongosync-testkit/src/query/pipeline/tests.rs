@@ -6,11 +6,14 @@ use bson::{Bson, Document, bson, doc};
 use super::{Pipeline, PipelineEnv};
 use crate::error::{CommandError, Result};
 
+/// A recorded `$out` (no spec) or `$merge` (its spec): database, collection, documents.
+type Write = (String, String, Vec<Document>, Option<Document>);
+
 /// Collections in memory; `$out`/`$merge` writes are recorded.
 #[derive(Default)]
 struct Env {
     colls: HashMap<(String, String), Vec<Document>>,
-    writes: RefCell<Vec<(String, String, Vec<Document>, Option<Document>)>>,
+    writes: RefCell<Vec<Write>>,
 }
 
 impl Env {
@@ -112,7 +115,7 @@ fn parse_errors() {
     );
     // Expressions are checked at parse time, before any document is seen.
     assert_eq!(
-        parse_err(bson!([{"$project": {"a": {"$nope": 1}}}])).code,
+        parse_err(bson!([{"$addFields": {"a": {"$nope": 1}}}])).code,
         168
     );
     assert_eq!(
@@ -234,8 +237,36 @@ fn project_inclusion_exclusion_and_computed() {
         31253
     );
     assert_eq!(
-        parse_err(bson!([{"$project": {"b": 0, "a": "$x"}}])).code,
+        parse_err(bson!([{"$project": {"b": 0, "a": {"$add": [1]}}}])).code,
         31252
+    );
+    let e = parse_err(bson!([{"$project": {"b": 0, "a": "$x"}}]));
+    assert_eq!(e.code, 31310);
+    assert_eq!(
+        e.message,
+        "Invalid $project :: caused by :: Cannot use an expression a: \"$x\" in an exclusion projection"
+    );
+    // Messages name the field, not its path.
+    let e = parse_err(bson!([{"$project": {"a": {"b": 1, "c": 0}}}]));
+    assert_eq!(
+        e.message,
+        "Invalid $project :: caused by :: Cannot do exclusion on field c in inclusion projection"
+    );
+    assert_eq!(
+        parse_err(bson!([{"$project": {"a": {"$nope": 1}}}])).code,
+        31325
+    );
+    // _id may go either way; a nested _id is an ordinary field.
+    assert!(
+        Pipeline::parse(
+            &stages(bson!([{"$project": {"_id": 1, "a": 0}}])),
+            &Document::new()
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        parse_err(bson!([{"$project": {"a": 1, "b": {"_id": 0}}}])).code,
+        31254
     );
     assert_eq!(parse_err(bson!([{"$project": {}}])).code, 51272);
     assert_eq!(
