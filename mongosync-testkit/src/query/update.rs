@@ -1388,7 +1388,17 @@ impl Applier<'_> {
                         format!("Cannot create field '{part}' in element {desc}"),
                     ));
                 }
-                return Ok(Out::Keep);
+                // Only `$unset` ignores a path that could not exist; `$pop`, `$pull` and
+                // `$pullAll` do nothing on a missing path but fail on an impossible one.
+                if matches!(leaf, Leaf::Unset | Leaf::RenameFrom) {
+                    return Ok(Out::Keep);
+                }
+                return Err(CommandError::new(
+                    codes::PATH_NOT_VIABLE,
+                    format!(
+                        "Cannot use the part ({part}) of ({path}) to traverse the element ({desc})"
+                    ),
+                ));
             }
             Slot::Missing => match rename_value {
                 Some(v) => Out::Set(v),
@@ -2828,6 +2838,23 @@ mod tests {
             doc! {"_id": 1, "a": [1]}
         ));
         assert!(!changed(doc! {"$pull": {"m": 9}}, doc! {"_id": 1}));
+        assert!(!changed(
+            doc! {"$pull": {"m.n": 9}},
+            doc! {"_id": 1, "m": {}}
+        ));
+        // A path through a scalar cannot exist: unlike $unset, $pull and $pop fail.
+        let e = err(doc! {"$pull": {"a.b": 1}}, doc! {"_id": 1, "a": 1});
+        assert_eq!(e.code, codes::PATH_NOT_VIABLE);
+        assert_eq!(
+            e.message,
+            "Cannot use the part (b) of (a.b) to traverse the element ({a: 1})"
+        );
+        let e = err(doc! {"$pop": {"a.x": 1}}, doc! {"_id": 1, "a": [1]});
+        assert_eq!(e.code, codes::PATH_NOT_VIABLE);
+        assert!(!changed(
+            doc! {"$pop": {"a.5": 1}},
+            doc! {"_id": 1, "a": [1]}
+        ));
         let e = err(doc! {"$pull": {"a": 1}}, doc! {"_id": 1, "a": 1});
         assert_eq!(e.message, "Cannot apply $pull to a non-array value");
         assert_eq!(
