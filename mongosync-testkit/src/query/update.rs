@@ -2943,6 +2943,12 @@ mod tests {
     }
 
     #[test]
+    fn updates_can_cross_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Update>();
+    }
+
+    #[test]
     fn version_field_is_internal() {
         let e = parse(doc! {"$v": 1, "$set": {"a": 1}}).unwrap_err();
         assert_eq!(e.code, codes::FAILED_TO_PARSE);
