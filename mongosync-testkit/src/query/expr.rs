@@ -45,6 +45,23 @@ pub fn truthy(value: Option<&Bson>) -> bool {
     }
 }
 
+/// Evaluates a command's `let` document (`aggregate`, `find`, `update`, ...) into the variables
+/// that [`evaluate`] and the pipeline take: each value is an expression evaluated once, without
+/// a current document (`{$literal: "$x"}` is the string, `{$rand: {}}` a number). Names are
+/// checked as the server checks user variable names. A missing result is kept as undefined,
+/// which reads back as missing.
+pub fn evaluate_let(let_vars: &Document, outer: &Document) -> Result<Document> {
+    let mut out = outer.clone();
+    let empty = Document::new();
+    for (k, e) in let_vars {
+        check_var_name(k)?;
+        validate(e)?;
+        let v = evaluate(e, &empty, outer)?;
+        out.insert(k.clone(), v.unwrap_or(Bson::Undefined));
+    }
+    Ok(out)
+}
+
 /// Checks an expression at parse time the way the server does before any document is seen:
 /// unknown operators (168) and malformed operator objects (15983) fail even over no input.
 pub fn validate(expr: &Bson) -> Result<()> {
@@ -100,6 +117,11 @@ fn validate_args(arg: &Bson) -> Result<()> {
         }
         other => validate(other),
     }
+}
+
+/// Whether `name` (with its `$`) is an expression operator the evaluator knows.
+pub fn is_operator_name(name: &str) -> bool {
+    KNOWN_OPERATORS.contains(&name)
 }
 
 fn one_field_error(d: &Document) -> CommandError {
@@ -252,7 +274,12 @@ impl<'a> Scope<'a> {
             }
             s = scope.parent;
         }
-        self.user.get(name).map(|v| Some(v.clone()))
+        // A missing `let` value is stored as undefined (which aggregation compares equal to
+        // missing); read it back as missing.
+        self.user.get(name).map(|v| match v {
+            Bson::Undefined => None,
+            v => Some(v.clone()),
+        })
     }
 
     fn variable(&self, name: &str) -> Result<Option<Bson>> {
@@ -3297,6 +3324,33 @@ mod tests {
         assert_eq!(err(bson!({"$add": [1], "$sub": 2})).code, 15983);
         assert!(validate(&bson!({"a": {"$bogus": 1}})).is_err());
         assert!(validate(&bson!({"a": {"$literal": {"$bogus": 1}}})).is_ok());
+    }
+
+    #[test]
+    fn let_documents_are_evaluated_once() {
+        let vars = evaluate_let(
+            &doc! {"id": 1, "y": {"$literal": "$bar"}, "r": {"$rand": {}}, "m": "$nothing"},
+            &Document::new(),
+        )
+        .unwrap();
+        assert_eq!(vars.get("y"), Some(&bson!("$bar")));
+        assert!(matches!(vars.get("r"), Some(Bson::Double(_))));
+        assert_eq!(
+            evaluate(&bson!("$$y"), &doc! {}, &vars).unwrap(),
+            Some(bson!("$bar"))
+        );
+        // A missing value stays missing.
+        assert_eq!(evaluate(&bson!("$$m"), &doc! {}, &vars).unwrap(), None);
+        assert_eq!(
+            evaluate(&bson!({"$eq": ["$$m", "$x"]}), &doc! {}, &vars).unwrap(),
+            Some(bson!(true))
+        );
+        assert_eq!(
+            evaluate_let(&doc! {"Bad": 1}, &Document::new())
+                .unwrap_err()
+                .code,
+            16867
+        );
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! leaf at the end of each path. Building the tree detects conflicting paths; applying it walks
 //! children in the server's field order (lexicographic, numeric components numerically), which
 //! is also the order in which new fields are appended.
+//!
+//! Errors of [`Update::parse`] are the server's parse errors, which it reports as they are.
+//! Errors of [`Update::apply`] depend on the document; the server reports those prefixed with
+//! "Plan executor error during <command> :: caused by :: ", which the command layer adds.
 
 // `CommandError` is the crate-wide error type; boxing it is not this module's call.
 #![allow(clippy::result_large_err)]
@@ -193,22 +197,16 @@ impl Update {
                     now: bson::DateTime::now(),
                 };
                 let old = Bson::Document(doc.clone());
-                let mut new = match applier.obj(root, Slot::Present(&old), "", "")? {
+                let new = match applier.obj(root, Slot::Present(&old), "", "")? {
                     Out::Set(Bson::Document(d)) => d,
                     _ => doc.clone(),
                 };
                 check_new_dollar_fields(doc, &new)?;
-                if ctx.is_insert
-                    && let Some(id) = new.remove("_id")
-                {
-                    let mut with_id = Document::new();
-                    with_id.insert("_id", id);
-                    with_id.extend(new);
-                    new = with_id;
-                }
                 new
             }
         };
+        // A document an upsert inserts has its `_id` first, whatever built it.
+        let new = if ctx.is_insert { id_first(new) } else { new };
         if let Some(id) = new.get("_id") {
             check_id_value(id)?;
         }
@@ -266,17 +264,23 @@ pub fn upsert_document(equality_fields: &Document) -> Result<Document> {
         filters: &no_filters,
         now: bson::DateTime::now(),
     };
-    let mut doc = match applier.obj(&root, Slot::Present(&Bson::Document(empty.clone())), "", "")? {
+    let doc = match applier.obj(&root, Slot::Present(&Bson::Document(empty.clone())), "", "")? {
         Out::Set(Bson::Document(d)) => d,
         _ => Document::new(),
     };
-    if let Some(id) = doc.remove("_id") {
-        let mut with_id = Document::new();
-        with_id.insert("_id", id);
-        with_id.extend(doc);
-        doc = with_id;
+    Ok(id_first(doc))
+}
+
+fn id_first(mut doc: Document) -> Document {
+    match doc.remove("_id") {
+        Some(id) => {
+            let mut with_id = Document::new();
+            with_id.insert("_id", id);
+            with_id.extend(doc);
+            with_id
+        }
+        None => doc,
     }
-    Ok(doc)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,7 +395,7 @@ const MAX_PADDING: usize = 1_500_000;
 /// 10 CannotBackfillArray (not in `codes`).
 const CANNOT_BACKFILL_ARRAY: i32 = 10;
 
-/// The key under which wrapped `$pull` conditions and array filters match values.
+/// The key under which wrapped `$pull` conditions match values.
 const WRAP: &str = "__update_element";
 
 impl Leaf {
@@ -839,19 +843,22 @@ fn check_update_path(
     Ok(parts)
 }
 
+/// Parses `arrayFilters`: each is a query on one identifier (`{"i.b": 1}`, `{e: {$gt: 1}}`),
+/// matched against `{<identifier>: element}`.
 fn parse_array_filters(filters: &[Document]) -> Result<BTreeMap<String, Matcher>> {
     let mut out = BTreeMap::new();
     let empty = Document::new();
     for filter in filters {
-        let mut ids = BTreeSet::new();
+        // The filter is parsed as a query first, so its own errors come first.
+        let matcher = Matcher::new(filter, &empty)?;
+        let mut ids = Vec::new();
         collect_filter_ids(filter, &mut ids)?;
-        let mut iter = ids.iter();
-        let Some(id) = iter.next() else {
+        let Some(id) = ids.first().cloned() else {
             return Err(CommandError::failed_to_parse(
                 "Cannot use an expression without a top-level field name in arrayFilters",
             ));
         };
-        if let Some(other) = iter.next() {
+        if let Some(other) = ids.get(1) {
             return Err(CommandError::failed_to_parse(format!(
                 "Error parsing array filter :: caused by :: Expected a single top-level field \
                  name, found '{id}' and '{other}'"
@@ -865,19 +872,19 @@ fn parse_array_filters(filters: &[Document]) -> Result<BTreeMap<String, Matcher>
                  alphanumeric string beginning with a lowercase letter, found '{id}'"
             )));
         }
-        if out.contains_key(id) {
+        if out.contains_key(&id) {
             return Err(CommandError::failed_to_parse(format!(
                 "Found multiple array filters with the same top-level field name {id}"
             )));
         }
-        // Rename the identifier so the matcher sees an ordinary field of the wrapper.
-        let renamed = rename_filter_id(filter, id);
-        out.insert(id.clone(), Matcher::new(&renamed, &empty)?);
+        out.insert(id, matcher);
     }
     Ok(out)
 }
 
-fn collect_filter_ids(filter: &Document, ids: &mut BTreeSet<String>) -> Result<()> {
+/// The distinct top-level identifiers of an array filter, in order of appearance (through
+/// `$and`/`$or`/`$nor`).
+fn collect_filter_ids(filter: &Document, ids: &mut Vec<String>) -> Result<()> {
     for (k, v) in filter {
         if matches!(k.as_str(), "$and" | "$or" | "$nor") {
             if let Bson::Array(items) = v {
@@ -892,39 +899,13 @@ fn collect_filter_ids(filter: &Document, ids: &mut BTreeSet<String>) -> Result<(
                 "Cannot use an expression without a top-level field name in arrayFilters",
             ));
         } else {
-            let first = k.split('.').next().unwrap_or_default();
-            ids.insert(first.to_string());
+            let first = k.split('.').next().unwrap_or_default().to_string();
+            if !ids.contains(&first) {
+                ids.push(first);
+            }
         }
     }
     Ok(())
-}
-
-fn rename_filter_id(filter: &Document, id: &str) -> Document {
-    let mut out = Document::new();
-    for (k, v) in filter {
-        if matches!(k.as_str(), "$and" | "$or" | "$nor") {
-            let v = match v {
-                Bson::Array(items) => Bson::Array(
-                    items
-                        .iter()
-                        .map(|i| match i {
-                            Bson::Document(d) => Bson::Document(rename_filter_id(d, id)),
-                            other => other.clone(),
-                        })
-                        .collect(),
-                ),
-                other => other.clone(),
-            };
-            out.insert(k.clone(), v);
-        } else if k == id {
-            out.insert(WRAP, v.clone());
-        } else if let Some(rest) = k.strip_prefix(id).and_then(|r| r.strip_prefix('.')) {
-            out.insert(format!("{WRAP}.{rest}"), v.clone());
-        } else {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    out
 }
 
 /// The server parses the whole pipeline first (so a malformed or unknown stage reports its own
@@ -984,7 +965,7 @@ impl PartialOrd for Key {
 
 #[derive(Debug, Clone)]
 enum Node {
-    Leaf(Box<Leaf>, String),
+    Leaf(Box<Leaf>),
     Obj(ObjNode),
     Arr(ArrNode),
 }
@@ -1028,7 +1009,7 @@ impl ObjNode {
 /// Builds the node for `parts[i]` of a path not yet in the tree.
 fn build(parts: &[Part], i: usize, path: &str, leaf: Leaf) -> Result<Node> {
     if i + 1 == parts.len() {
-        return Ok(Node::Leaf(Box::new(leaf), path.to_string()));
+        return Ok(Node::Leaf(Box::new(leaf)));
     }
     let mut node = if matches!(parts[i + 1], Part::Array(_)) {
         Node::Arr(ArrNode::default())
@@ -1189,7 +1170,7 @@ fn merge(a: &Node, b: &Node, path: &str) -> Result<Node> {
 impl Applier<'_> {
     fn node(&self, node: &Node, slot: Slot<'_>, path: &str, name: &str) -> Result<Out> {
         match node {
-            Node::Leaf(leaf, written) => self.leaf(leaf, written, slot, path, name),
+            Node::Leaf(leaf) => self.leaf(leaf, slot, path, name),
             Node::Obj(o) => self.obj(o, slot, path, name),
             Node::Arr(a) => self.arr(a, slot, path, name),
         }
@@ -1346,7 +1327,7 @@ impl Applier<'_> {
             for (id, child) in &arr.children {
                 let matches = id.is_empty() || {
                     let mut wrapper = Document::new();
-                    wrapper.insert(WRAP, elem.clone());
+                    wrapper.insert(id.clone(), elem.clone());
                     self.filters.get(id).is_some_and(|m| m.matches(&wrapper))
                 };
                 if matches {
@@ -1387,14 +1368,7 @@ impl Applier<'_> {
         format!("{{{}}}", self.id_elem())
     }
 
-    fn leaf(
-        &self,
-        leaf: &Leaf,
-        written: &str,
-        slot: Slot<'_>,
-        path: &str,
-        name: &str,
-    ) -> Result<Out> {
+    fn leaf(&self, leaf: &Leaf, slot: Slot<'_>, path: &str, name: &str) -> Result<Out> {
         if matches!(leaf, Leaf::SetOnInsert(_)) && !self.ctx.is_insert {
             return Ok(Out::Keep);
         }
@@ -1414,7 +1388,17 @@ impl Applier<'_> {
                         format!("Cannot create field '{part}' in element {desc}"),
                     ));
                 }
-                return Ok(Out::Keep);
+                // Only `$unset` ignores a path that could not exist; `$pop`, `$pull` and
+                // `$pullAll` do nothing on a missing path but fail on an impossible one.
+                if matches!(leaf, Leaf::Unset | Leaf::RenameFrom) {
+                    return Ok(Out::Keep);
+                }
+                return Err(CommandError::new(
+                    codes::PATH_NOT_VIABLE,
+                    format!(
+                        "Cannot use the part ({part}) of ({path}) to traverse the element ({desc})"
+                    ),
+                ));
             }
             Slot::Missing => match rename_value {
                 Some(v) => Out::Set(v),
@@ -1435,12 +1419,12 @@ impl Applier<'_> {
             }
         };
         if !matches!(out, Out::Keep) {
-            self.check_immutable(leaf, written, path, &out)?;
+            self.check_immutable(leaf, path, &out)?;
         }
         Ok(out)
     }
 
-    fn check_immutable(&self, leaf: &Leaf, _written: &str, path: &str, out: &Out) -> Result<()> {
+    fn check_immutable(&self, leaf: &Leaf, path: &str, out: &Out) -> Result<()> {
         if path != "_id" && !path.starts_with("_id.") {
             return Ok(());
         }
@@ -1876,16 +1860,72 @@ fn arithmetic(a: &Bson, b: &Bson, add: bool) -> Option<Bson> {
             r.map(Bson::Int64)
         }
         (Bson::Decimal128(_), _) | (_, Bson::Decimal128(_)) => {
-            // Decimal arithmetic through f64: exact for the values tests use.
+            if let Some(exact) = decimal_exact(a, b, add) {
+                return Some(exact);
+            }
+            // Results needing rounding (beyond 34 digits) or special values: through f64.
             let (x, y) = (as_f64(a)?, as_f64(b)?);
             let r = if add { x + y } else { x * y };
-            format!("{r}").parse().ok().map(Bson::Decimal128)
+            format!("{r:e}").parse().ok().map(Bson::Decimal128)
         }
         _ => {
             let (x, y) = (as_f64(a)?, as_f64(b)?);
             Some(Bson::Double(if add { x + y } else { x * y }))
         }
     }
+}
+
+/// A finite decimal as (negative, coefficient, exponent); doubles become decimals rounded to 15
+/// significant digits, as the server converts them.
+fn decimal_parts(v: &Bson) -> Option<(bool, u128, i32)> {
+    let text = match v {
+        Bson::Int32(i) => return Some((*i < 0, u128::from(i.unsigned_abs()), 0)),
+        Bson::Int64(i) => return Some((*i < 0, u128::from(i.unsigned_abs()), 0)),
+        Bson::Double(d) if d.is_finite() => format!("{d:.14e}"),
+        Bson::Decimal128(d) => d.to_string(),
+        _ => return None,
+    };
+    let (neg, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text.as_str()),
+    };
+    let (mantissa, exp) = match rest.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.trim_start_matches('+').parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let coef: u128 = format!("{int}{frac}").parse().ok()?;
+    Some((neg, coef, exp - i32::try_from(frac.len()).ok()?))
+}
+
+/// Exact decimal `+`/`*` when the result fits in 34 digits (IEEE 754 decimal keeps the
+/// smaller exponent for sums and adds exponents for products, so 0.1 + 0.2 is 0.3).
+fn decimal_exact(a: &Bson, b: &Bson, add: bool) -> Option<Bson> {
+    let (na, ca, ea) = decimal_parts(a)?;
+    let (nb, cb, eb) = decimal_parts(b)?;
+    let signed = |neg: bool, c: u128| -> Option<i128> {
+        let c = i128::try_from(c).ok()?;
+        Some(if neg { -c } else { c })
+    };
+    let (value, exp) = if add {
+        let exp = ea.min(eb);
+        let scale = |c: u128, e: i32| -> Option<u128> {
+            c.checked_mul(10u128.checked_pow(u32::try_from(e - exp).ok()?)?)
+        };
+        let x = signed(na, scale(ca, ea)?)?;
+        let y = signed(nb, scale(cb, eb)?)?;
+        (x.checked_add(y)?, exp)
+    } else {
+        let c = ca.checked_mul(cb)?;
+        (signed(na != nb, c)?, ea.checked_add(eb)?)
+    };
+    if value.unsigned_abs() >= 10u128.pow(34) {
+        return None;
+    }
+    format!("{value}E{exp}").parse().ok().map(Bson::Decimal128)
 }
 
 fn debug_num(v: &Bson) -> String {
@@ -2422,7 +2462,12 @@ mod tests {
             u.apply(&doc! {"x": 1}, &ctx).unwrap(),
             doc! {"x": 1, "a": 1, "b": 2}
         );
-        // On insert, _id comes first even when the update creates it.
+        // On insert, _id comes first even when the update creates it, for replacements too.
+        let r = parse(doc! {"a": 1, "_id": 7}).unwrap();
+        assert_eq!(
+            r.apply(&doc! {"_id": 7}, &ctx).unwrap(),
+            doc! {"_id": 7, "a": 1}
+        );
         let u = parse(doc! {"$set": {"a": 1, "_id": 7}}).unwrap();
         assert_eq!(
             u.apply(&doc! {"x": 1}, &ctx).unwrap(),
@@ -2487,6 +2532,21 @@ mod tests {
         );
         // Adding 0 is a no-op.
         assert!(!changed(doc! {"$inc": {"a": 0}}, doc! {"_id": 1, "a": 5}));
+    }
+
+    #[test]
+    fn decimal_arithmetic_is_exact() {
+        let dec = |s: &str| Bson::Decimal128(s.parse().unwrap());
+        let out = apply(
+            doc! {"$inc": {"a": dec("0.2"), "b": 1}, "$mul": {"c": dec("1.5")}},
+            doc! {"_id": 1, "a": dec("0.1"), "b": dec("2.50"), "c": 3},
+        );
+        assert_eq!(out.get("a"), Some(&dec("0.3")));
+        assert_eq!(out.get("b"), Some(&dec("3.50")));
+        assert_eq!(out.get("c"), Some(&dec("4.5")));
+        // A double is first rounded to 15 digits.
+        let out = apply(doc! {"$inc": {"a": 0.1}}, doc! {"_id": 1, "a": dec("1")});
+        assert_eq!(out.get("a"), Some(&dec("1.100000000000000")));
     }
 
     #[test]
@@ -2778,6 +2838,23 @@ mod tests {
             doc! {"_id": 1, "a": [1]}
         ));
         assert!(!changed(doc! {"$pull": {"m": 9}}, doc! {"_id": 1}));
+        assert!(!changed(
+            doc! {"$pull": {"m.n": 9}},
+            doc! {"_id": 1, "m": {}}
+        ));
+        // A path through a scalar cannot exist: unlike $unset, $pull and $pop fail.
+        let e = err(doc! {"$pull": {"a.b": 1}}, doc! {"_id": 1, "a": 1});
+        assert_eq!(e.code, codes::PATH_NOT_VIABLE);
+        assert_eq!(
+            e.message,
+            "Cannot use the part (b) of (a.b) to traverse the element ({a: 1})"
+        );
+        let e = err(doc! {"$pop": {"a.x": 1}}, doc! {"_id": 1, "a": [1]});
+        assert_eq!(e.code, codes::PATH_NOT_VIABLE);
+        assert!(!changed(
+            doc! {"$pop": {"a.5": 1}},
+            doc! {"_id": 1, "a": [1]}
+        ));
         let e = err(doc! {"$pull": {"a": 1}}, doc! {"_id": 1, "a": 1});
         assert_eq!(e.message, "Cannot apply $pull to a non-array value");
         assert_eq!(
@@ -2863,6 +2940,12 @@ mod tests {
             e.message,
             "arrayFilters may not be specified for pipeline-style updates"
         );
+    }
+
+    #[test]
+    fn updates_can_cross_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Update>();
     }
 
     #[test]
@@ -3184,6 +3267,39 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, codes::BAD_VALUE);
+    }
+
+    #[test]
+    fn array_filters_with_logical_operators_and_query_errors() {
+        assert_eq!(
+            with_filters(
+                doc! {"$set": {"a.$[x].ok": true}},
+                vec![doc! {"$or": [{"x.n": 1}, {"x.n": 3}]}],
+                doc! {"_id": 1, "a": [{"n": 1}, {"n": 2}, {"n": 3}]}
+            )
+            .unwrap(),
+            doc! {"_id": 1, "a": [{"n": 1, "ok": true}, {"n": 2}, {"n": 3, "ok": true}]}
+        );
+        // The filter is a query first: an unknown top-level operator is the matcher's error.
+        let e = with_filters(
+            doc! {"$set": {"a.$[i]": 1}},
+            vec![doc! {"$i": 0}],
+            doc! {"_id": 1},
+        )
+        .unwrap_err();
+        assert_eq!(e.code, codes::BAD_VALUE);
+        // `a.$[i.j]` is not an identifier: `$[i` is a plain field, not viable in an array.
+        let e = with_filters(
+            doc! {"$set": {"a.$[i.j]": 1, "b.$[i]": 1}},
+            vec![doc! {"i.j": 0}],
+            doc! {"_id": 0, "a": [0.0], "b": [{"j": 0}]},
+        )
+        .unwrap_err();
+        assert_eq!(e.code, codes::PATH_NOT_VIABLE);
+        assert_eq!(
+            e.message,
+            "Cannot create field '$[i' in element {a: [ 0.0 ]}"
+        );
     }
 
     #[test]

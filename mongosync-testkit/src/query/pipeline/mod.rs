@@ -28,6 +28,12 @@ pub trait PipelineEnv {
     fn write_out(&self, db: &str, coll: &str, docs: Vec<Document>) -> Result<()>;
     /// Merges `docs` into `db.coll` (`$merge` with its `on`, `whenMatched`, `whenNotMatched`).
     fn merge_into(&self, db: &str, coll: &str, docs: Vec<Document>, spec: &Document) -> Result<()>;
+    /// The sessions for `$listLocalSessions` (its specification given), as the server reports
+    /// them (`{_id: {id, uid}, lastUse, ...}`). None by default.
+    fn local_sessions(&self, spec: &Document) -> Result<Vec<Document>> {
+        let _ = spec;
+        Ok(Vec::new())
+    }
 }
 
 /// A parsed pipeline.
@@ -79,6 +85,7 @@ enum Stage {
     Facet(Vec<(String, Pipeline)>),
     Documents(Bson),
     CollStats(Document),
+    ListLocalSessions(Document),
     Out {
         db: Option<String>,
         coll: String,
@@ -201,6 +208,7 @@ impl Stage {
             Stage::Facet(_) => "$facet",
             Stage::Documents(_) => "$documents",
             Stage::CollStats(_) => "$collStats",
+            Stage::ListLocalSessions(_) => "$listLocalSessions",
             Stage::Out { .. } => "$out",
             Stage::Merge { .. } => "$merge",
             Stage::Redact(_) => "$redact",
@@ -486,7 +494,10 @@ impl Stage {
                     for s in &p.stages {
                         if matches!(
                             s,
-                            Stage::Facet(_) | Stage::CollStats(_) | Stage::Documents(_)
+                            Stage::Facet(_)
+                                | Stage::CollStats(_)
+                                | Stage::Documents(_)
+                                | Stage::ListLocalSessions(_)
                         ) {
                             return Err(CommandError::new(
                                 40600,
@@ -508,6 +519,25 @@ impl Stage {
             "$collStats" => {
                 let d = object(5447000, "$collStats must take a nested object")?;
                 Stage::CollStats(d.clone())
+            }
+            "$listLocalSessions" => {
+                let d = object(
+                    ErrorCodeLocal::LIST_SESSIONS_SPEC,
+                    "$listLocalSessions options must be specified in an object",
+                )?;
+                for k in d.keys() {
+                    if k != "allUsers" && k != "users" {
+                        return Err(CommandError::unknown_field("$listLocalSessions", k));
+                    }
+                }
+                Stage::ListLocalSessions(d.clone())
+            }
+            // Atlas Search stages exist only on Atlas; a plain server refuses them.
+            "$listSearchIndexes" | "$search" | "$searchMeta" | "$vectorSearch" => {
+                return Err(CommandError::new(
+                    ErrorCodeLocal::SEARCH_NOT_ENABLED,
+                    "Using Atlas Search Database Commands and the $listSearchIndexes aggregation stage requires additional configuration. Please connect to Atlas or an AtlasCLI local deployment to enable. For more information on how to connect, see https://dochub.mongodb.org/core/atlas-cli-deploy-local-reqs",
+                ));
             }
             "$out" => {
                 let (db, coll) = match spec {
@@ -566,6 +596,9 @@ impl Stage {
 struct ErrorCodeLocal;
 impl ErrorCodeLocal {
     const UNION_WITH_SPEC: i32 = 4556300;
+    const LIST_SESSIONS_SPEC: i32 = 50700;
+    /// SearchNotEnabled.
+    const SEARCH_NOT_ENABLED: i32 = 31082;
 }
 
 fn parse_unwind(spec: &Bson) -> Result<Stage> {
@@ -833,7 +866,9 @@ impl Pipeline {
                         format!("{name} can only be the final stage in the pipeline"),
                     ));
                 }
-                Stage::CollStats(_) | Stage::Documents(_) if i != 0 => {
+                Stage::CollStats(_) | Stage::Documents(_) | Stage::ListLocalSessions(_)
+                    if i != 0 =>
+                {
                     return Err(CommandError::new(
                         40602,
                         format!("{name} is only valid as the first stage in a pipeline"),
@@ -872,7 +907,7 @@ impl Pipeline {
     pub fn reads_input(&self) -> bool {
         !matches!(
             self.stages.first(),
-            Some(Stage::CollStats(_) | Stage::Documents(_))
+            Some(Stage::CollStats(_) | Stage::Documents(_) | Stage::ListLocalSessions(_))
         )
     }
 
@@ -1106,6 +1141,7 @@ fn run_stage(
             out
         }
         Stage::CollStats(options) => vec![env.coll_stats(options)?],
+        Stage::ListLocalSessions(spec) => env.local_sessions(spec)?,
         Stage::Out { db: out_db, coll } => {
             env.write_out(out_db.as_deref().unwrap_or(db), coll, docs)?;
             Vec::new()
@@ -1189,7 +1225,8 @@ fn run_lookup(
             Some(p) => {
                 let mut sub_vars = vars.clone();
                 for (k, e) in &l.let_vars {
-                    let v = expr::evaluate(e, &d, vars)?.unwrap_or(Bson::Null);
+                    // Missing stays missing (stored as undefined, read back as missing).
+                    let v = expr::evaluate(e, &d, vars)?.unwrap_or(Bson::Undefined);
                     sub_vars.insert(k.clone(), v);
                 }
                 p.run_with(candidates, db, env, &sub_vars)?

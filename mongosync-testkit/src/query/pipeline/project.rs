@@ -132,10 +132,29 @@ impl Projection {
                 format!("{prefix}.{key}")
             };
             let parts = split_path("$project", &path)?;
-            let is_id = path == "_id";
+            // Only a top-level `_id` may be excluded in an inclusion and included in an
+            // exclusion.
+            let is_id = prefix.is_empty() && key == "_id";
             let node = match value {
-                Bson::Document(d) if is_expression_object(d) => {
+                Bson::Document(d) if d.len() == 1 && is_expression_object(d) => {
+                    let name = d.keys().next().map(String::as_str).unwrap_or("");
+                    if !expr::is_operator_name(name) {
+                        return Err(CommandError::new(
+                            31325,
+                            format!("Invalid $project :: caused by :: Unknown expression {name}"),
+                        ));
+                    }
                     expr::validate(value)?;
+                    if *mode == Some(Mode::Exclusion) {
+                        return Err(CommandError::new(
+                            31252,
+                            "Invalid $project :: caused by :: Cannot use expression other than $meta in exclusion projection",
+                        ));
+                    }
+                    *mode = Some(Mode::Inclusion);
+                    if is_id {
+                        *id_spec = Some(true);
+                    }
                     Node::Expr(value.clone())
                 }
                 Bson::Document(d) if d.is_empty() => {
@@ -147,6 +166,9 @@ impl Projection {
                     ));
                 }
                 Bson::Document(d) => {
+                    if is_id {
+                        *id_spec = Some(true);
+                    }
                     Self::parse_level(d, &path, mode, fields, id_spec)?;
                     continue;
                 }
@@ -155,7 +177,31 @@ impl Projection {
                 | Bson::Int64(_)
                 | Bson::Double(_)
                 | Bson::Decimal128(_) => {
-                    if expr::truthy(Some(value)) {
+                    let include = expr::truthy(Some(value));
+                    if is_id {
+                        *id_spec = Some(include);
+                    } else if include {
+                        if *mode == Some(Mode::Exclusion) {
+                            return Err(CommandError::new(
+                                31253,
+                                format!(
+                                    "Invalid $project :: caused by :: Cannot do inclusion on field {key} in exclusion projection"
+                                ),
+                            ));
+                        }
+                        *mode = Some(Mode::Inclusion);
+                    } else {
+                        if *mode == Some(Mode::Inclusion) {
+                            return Err(CommandError::new(
+                                31254,
+                                format!(
+                                    "Invalid $project :: caused by :: Cannot do exclusion on field {key} in inclusion projection"
+                                ),
+                            ));
+                        }
+                        *mode = Some(Mode::Exclusion);
+                    }
+                    if include {
                         Node::Include
                     } else {
                         Node::Exclude
@@ -163,54 +209,28 @@ impl Projection {
                 }
                 other => {
                     expr::validate(other)?;
+                    if *mode == Some(Mode::Exclusion) {
+                        return Err(CommandError::new(
+                            31310,
+                            format!(
+                                "Invalid $project :: caused by :: Cannot use an expression {key}: {other} in an exclusion projection"
+                            ),
+                        ));
+                    }
+                    *mode = Some(Mode::Inclusion);
+                    if is_id {
+                        *id_spec = Some(true);
+                    }
                     Node::Expr(other.clone())
                 }
             };
-            if is_id {
-                match node {
-                    Node::Include => *id_spec = Some(true),
-                    Node::Exclude => *id_spec = Some(false),
-                    _ => {
-                        *id_spec = Some(true);
-                        Self::set_mode(mode, Mode::Inclusion, &path, true)?;
-                    }
-                }
-            } else {
-                let wanted = match node {
-                    Node::Exclude => Mode::Exclusion,
-                    _ => Mode::Inclusion,
-                };
-                Self::set_mode(mode, wanted, &path, matches!(node, Node::Expr(_)))?;
+            if prefix.is_empty() && key.starts_with("_id.") && id_spec.is_none() {
+                // `{"_id.x": ...}` counts as specifying _id: it is not added by default.
+                *id_spec = Some(true);
             }
             insert_path(fields, &parts, node, &path)?;
         }
         Ok(())
-    }
-
-    fn set_mode(mode: &mut Option<Mode>, wanted: Mode, path: &str, computed: bool) -> Result<()> {
-        match (*mode, wanted) {
-            (None, w) => {
-                *mode = Some(w);
-                Ok(())
-            }
-            (Some(m), w) if m == w => Ok(()),
-            (Some(Mode::Inclusion), _) => Err(CommandError::new(
-                31254,
-                format!(
-                    "Invalid $project :: caused by :: Cannot do exclusion on field {path} in inclusion projection"
-                ),
-            )),
-            _ if computed => Err(CommandError::new(
-                31252,
-                "Invalid $project :: caused by :: Cannot use expression other than $meta in exclusion projection",
-            )),
-            _ => Err(CommandError::new(
-                31253,
-                format!(
-                    "Invalid $project :: caused by :: Cannot do inclusion on field {path} in exclusion projection"
-                ),
-            )),
-        }
     }
 
     /// Parses `$addFields`/`$set` (`stage` is the name used in errors).

@@ -6,11 +6,14 @@ use bson::{Bson, Document, bson, doc};
 use super::{Pipeline, PipelineEnv};
 use crate::error::{CommandError, Result};
 
+/// A recorded `$out` (no spec) or `$merge` (its spec): database, collection, documents.
+type Write = (String, String, Vec<Document>, Option<Document>);
+
 /// Collections in memory; `$out`/`$merge` writes are recorded.
 #[derive(Default)]
 struct Env {
     colls: HashMap<(String, String), Vec<Document>>,
-    writes: RefCell<Vec<(String, String, Vec<Document>, Option<Document>)>>,
+    writes: RefCell<Vec<Write>>,
 }
 
 impl Env {
@@ -112,7 +115,7 @@ fn parse_errors() {
     );
     // Expressions are checked at parse time, before any document is seen.
     assert_eq!(
-        parse_err(bson!([{"$project": {"a": {"$nope": 1}}}])).code,
+        parse_err(bson!([{"$addFields": {"a": {"$nope": 1}}}])).code,
         168
     );
     assert_eq!(
@@ -234,8 +237,36 @@ fn project_inclusion_exclusion_and_computed() {
         31253
     );
     assert_eq!(
-        parse_err(bson!([{"$project": {"b": 0, "a": "$x"}}])).code,
+        parse_err(bson!([{"$project": {"b": 0, "a": {"$add": [1]}}}])).code,
         31252
+    );
+    let e = parse_err(bson!([{"$project": {"b": 0, "a": "$x"}}]));
+    assert_eq!(e.code, 31310);
+    assert_eq!(
+        e.message,
+        "Invalid $project :: caused by :: Cannot use an expression a: \"$x\" in an exclusion projection"
+    );
+    // Messages name the field, not its path.
+    let e = parse_err(bson!([{"$project": {"a": {"b": 1, "c": 0}}}]));
+    assert_eq!(
+        e.message,
+        "Invalid $project :: caused by :: Cannot do exclusion on field c in inclusion projection"
+    );
+    assert_eq!(
+        parse_err(bson!([{"$project": {"a": {"$nope": 1}}}])).code,
+        31325
+    );
+    // _id may go either way; a nested _id is an ordinary field.
+    assert!(
+        Pipeline::parse(
+            &stages(bson!([{"$project": {"_id": 1, "a": 0}}])),
+            &Document::new()
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        parse_err(bson!([{"$project": {"a": 1, "b": {"_id": 0}}}])).code,
+        31254
     );
     assert_eq!(parse_err(bson!([{"$project": {}}])).code, 51272);
     assert_eq!(
@@ -715,4 +746,67 @@ fn let_variables_reach_every_stage() {
         .run(docs(bson!([{"x": 1}, {"x": 2}])), "db", &Env::default())
         .unwrap();
     assert_eq!(out, vec![doc! {"_id": Bson::Null, "t": 50}]);
+}
+
+#[test]
+fn list_local_sessions_and_search_stages() {
+    struct Sessions;
+    impl PipelineEnv for Sessions {
+        fn collection_documents(&self, _: &str, _: &str) -> Result<Vec<Document>> {
+            Ok(vec![])
+        }
+        fn coll_stats(&self, _: &Document) -> Result<Document> {
+            Ok(Document::new())
+        }
+        fn write_out(&self, _: &str, _: &str, _: Vec<Document>) -> Result<()> {
+            Ok(())
+        }
+        fn merge_into(&self, _: &str, _: &str, _: Vec<Document>, _: &Document) -> Result<()> {
+            Ok(())
+        }
+        fn local_sessions(&self, _: &Document) -> Result<Vec<Document>> {
+            Ok(docs(bson!([{"_id": {"id": 1}}, {"_id": {"id": 2}}])))
+        }
+    }
+    let p = Pipeline::parse(
+        &stages(bson!([{"$listLocalSessions": {}}, {"$limit": 1}, {"$addFields": {"dummy": "dummy field"}}, {"$project": {"_id": 0, "dummy": 1}}])),
+        &Document::new(),
+    )
+    .unwrap();
+    assert!(!p.reads_input());
+    assert_eq!(
+        p.run(vec![], "admin", &Sessions).unwrap(),
+        docs(bson!([{"dummy": "dummy field"}]))
+    );
+    assert_eq!(
+        parse_err(bson!([{"$match": {}}, {"$listLocalSessions": {}}])).code,
+        40602
+    );
+    let e = parse_err(bson!([{"$listSearchIndexes": {}}]));
+    assert!(e.message.contains("Atlas"));
+}
+
+#[test]
+fn aggregate_let_with_expressions() {
+    // As the `let` of an aggregate command: evaluated once, then visible everywhere.
+    let vars = crate::query::expr::evaluate_let(
+        &doc! {"id": 1, "x": "foo", "y": {"$literal": "$bar"}, "rand": {"$rand": {}}},
+        &Document::new(),
+    )
+    .unwrap();
+    let p = Pipeline::parse(
+        &stages(bson!([
+            {"$match": {"$expr": {"$eq": ["$_id", "$$id"]}}},
+            {"$project": {"_id": 0, "x": "$$x", "y": "$$y", "rand": "$$rand"}}
+        ])),
+        &vars,
+    )
+    .unwrap();
+    let out = p
+        .run(docs(bson!([{"_id": 1}, {"_id": 2}])), "db", &Env::default())
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].get_str("x").unwrap(), "foo");
+    assert_eq!(out[0].get_str("y").unwrap(), "$bar");
+    assert!(out[0].get_f64("rand").is_ok());
 }
