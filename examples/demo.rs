@@ -17,7 +17,10 @@ const DATABASES: &[(&str, &[&str])] = &[("shop", &["orders", "customers"]), ("au
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let per_collection: usize = std::env::var("DEMO_DOCS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
+    let per_collection: usize = std::env::var("DEMO_DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
     let source = MemoryCluster::start().await?;
     let destination = MemoryCluster::start().await?;
     println!("source:      {}", source.uri());
@@ -31,7 +34,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             seed(&src, db, coll, per_collection).await?;
         }
     }
-    println!("seeded {} documents in {:.2?}", per_collection * 3, started.elapsed());
+    println!(
+        "seeded {} documents in {:.2?}",
+        per_collection * 3,
+        started.elapsed()
+    );
 
     let started = Instant::now();
     let mut total_bytes = 0usize;
@@ -83,7 +90,13 @@ async fn seed(client: &Client, db: &str, coll: &str, n: usize) -> mongodb::error
     Ok(())
 }
 
-async fn copy(src: &Client, dst: &Client, db: &str, coll: &str, expected: usize) -> mongodb::error::Result<usize> {
+async fn copy(
+    src: &Client,
+    dst: &Client,
+    db: &str,
+    coll: &str,
+    expected: usize,
+) -> mongodb::error::Result<usize> {
     let from = src.database(db).collection::<RawDocumentBuf>(coll);
     let to = dst.database(db).collection::<RawDocumentBuf>(coll);
     let mut cursor = from.find(doc! {}).batch_size(5000).await?;
@@ -94,7 +107,9 @@ async fn copy(src: &Client, dst: &Client, db: &str, coll: &str, expected: usize)
         batch.push(doc);
         if batch.len() == 5000 {
             copied += batch.len();
-            to.insert_many(std::mem::take(&mut batch)).ordered(false).await?;
+            to.insert_many(std::mem::take(&mut batch))
+                .ordered(false)
+                .await?;
             println!("  {db}.{coll}: {copied}/{expected} documents");
         }
     }
@@ -106,9 +121,28 @@ async fn copy(src: &Client, dst: &Client, db: &str, coll: &str, expected: usize)
     Ok(bytes)
 }
 
-async fn verify(src: &Client, dst: &Client, db: &str, coll: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let a: Vec<RawDocumentBuf> = src.database(db).collection(coll).find(doc! {}).sort(doc! {"_id": 1}).await?.try_collect().await?;
-    let b: Vec<RawDocumentBuf> = dst.database(db).collection(coll).find(doc! {}).sort(doc! {"_id": 1}).await?.try_collect().await?;
+async fn verify(
+    src: &Client,
+    dst: &Client,
+    db: &str,
+    coll: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let a: Vec<RawDocumentBuf> = src
+        .database(db)
+        .collection(coll)
+        .find(doc! {})
+        .sort(doc! {"_id": 1})
+        .await?
+        .try_collect()
+        .await?;
+    let b: Vec<RawDocumentBuf> = dst
+        .database(db)
+        .collection(coll)
+        .find(doc! {})
+        .sort(doc! {"_id": 1})
+        .await?
+        .try_collect()
+        .await?;
     if a.len() != b.len() || a.iter().zip(&b).any(|(x, y)| x.as_bytes() != y.as_bytes()) {
         return Err(format!("{db}.{coll} differs between source and destination").into());
     }

@@ -15,6 +15,7 @@ pub mod cluster;
 mod commands;
 pub mod cursor;
 pub mod error;
+pub mod oplog;
 pub mod query;
 pub mod server;
 pub mod storage;

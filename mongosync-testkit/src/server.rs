@@ -12,17 +12,21 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::clock::Clock;
 use crate::cluster::ClusterOptions;
 use crate::commands::{self, Reply};
 use crate::cursor::CursorTable;
 use crate::error::{CommandError, codes};
+use crate::oplog::Oplog;
 use crate::storage::Catalog;
 use crate::wire::{self, Request, WireError};
 
 /// Whether a request is a `hello` that may wait (`topologyVersion` and `maxAwaitTimeMS`).
 fn is_awaitable_hello(body: &RawDocumentBuf) -> bool {
-    let name = body.iter().next().and_then(|e| e.ok()).map(|(k, _)| k.as_str().to_string());
+    let name = body
+        .iter()
+        .next()
+        .and_then(|e| e.ok())
+        .map(|(k, _)| k.as_str().to_string());
     matches!(name.as_deref(), Some("hello" | "isMaster" | "ismaster"))
         && body.get("topologyVersion").ok().flatten().is_some()
         && body.get("maxAwaitTimeMS").ok().flatten().is_some()
@@ -30,7 +34,14 @@ fn is_awaitable_hello(body: &RawDocumentBuf) -> bool {
 
 /// The commands a real server still accepts over legacy OP_QUERY (handshake and auth).
 const OP_QUERY_COMMANDS: &[&str] = &[
-    "hello", "isMaster", "ismaster", "_isSelf", "authenticate", "buildinfo", "buildInfo", "saslStart",
+    "hello",
+    "isMaster",
+    "ismaster",
+    "_isSelf",
+    "authenticate",
+    "buildinfo",
+    "buildInfo",
+    "saslStart",
     "saslContinue",
 ];
 
@@ -41,7 +52,7 @@ pub struct Server {
     pub(crate) host: String,
     pub(crate) options: ClusterOptions,
     pub(crate) catalog: Catalog,
-    pub(crate) clock: Clock,
+    pub(crate) oplog: Arc<Oplog>,
     pub(crate) cursors: CursorTable,
     next_connection_id: AtomicI64,
     next_request_id: AtomicI32,
@@ -69,11 +80,12 @@ pub struct Connection {
 
 impl Server {
     pub(crate) fn new(host: String, options: ClusterOptions) -> Arc<Server> {
+        let oplog = Oplog::new(options.oplog_limits);
         Arc::new(Server {
             host,
             options,
-            catalog: Catalog::default(),
-            clock: Clock::new(),
+            catalog: Catalog::new(Arc::clone(&oplog)),
+            oplog,
             cursors: CursorTable::default(),
             next_connection_id: AtomicI64::new(1),
             next_request_id: AtomicI32::new(1),
@@ -91,10 +103,17 @@ impl Server {
     }
 
     /// Accepts connections until `stop` turns true, then closes every connection.
-    pub(crate) async fn serve(self: Arc<Self>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    pub(crate) async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut connections = JoinSet::new();
         let mut background = JoinSet::new();
-        background.spawn(crate::ttl::run(Arc::downgrade(&self), self.options.ttl_monitor_period));
+        background.spawn(crate::ttl::run(
+            Arc::downgrade(&self),
+            self.options.ttl_monitor_period,
+        ));
         background.spawn(crate::cursor::reap(Arc::downgrade(&self)));
         loop {
             tokio::select! {
@@ -136,7 +155,8 @@ impl Server {
                 }
                 Err(WireError::Invalid(code, message, header)) => {
                     let reply = self.error_reply(&CommandError::new(code, message));
-                    let bytes = wire::encode_msg_reply(self.request_id(), header.request_id, &reply);
+                    let bytes =
+                        wire::encode_msg_reply(self.request_id(), header.request_id, &reply);
                     if write.write_all(&bytes).await.is_err() {
                         break;
                     }
@@ -144,23 +164,46 @@ impl Server {
                 }
             };
             let outcome = match request {
-                Request::Msg { body, sequences, more_to_come, exhaust_allowed } => {
+                Request::Msg {
+                    body,
+                    sequences,
+                    more_to_come,
+                    exhaust_allowed,
+                } => {
                     if exhaust_allowed && is_awaitable_hello(&body) {
                         // The streaming protocol: reply now and then every maxAwaitTimeMS,
                         // unasked, until the client goes away.
-                        self.stream_hello(&mut write, body, header.request_id, conn.clone()).await;
+                        self.stream_hello(&mut write, body, header.request_id, conn.clone())
+                            .await;
                         break;
                     }
-                    let reply = Arc::clone(&self).run_isolated(body, sequences, conn.clone()).await;
+                    let reply = Arc::clone(&self)
+                        .run_isolated(body, sequences, conn.clone())
+                        .await;
                     if more_to_come {
                         None
                     } else {
-                        Some(reply.map(|(r, c)| (wire::encode_msg_reply(self.request_id(), header.request_id, &r), c)))
+                        Some(reply.map(|(r, c)| {
+                            (
+                                wire::encode_msg_reply(self.request_id(), header.request_id, &r),
+                                c,
+                            )
+                        }))
                     }
                 }
-                Request::Query { full_collection_name, query } => {
-                    let reply = self.run_op_query(full_collection_name, query, conn.clone()).await;
-                    Some(reply.map(|(r, c)| (wire::encode_op_reply(self.request_id(), header.request_id, &r), c)))
+                Request::Query {
+                    full_collection_name,
+                    query,
+                } => {
+                    let reply = self
+                        .run_op_query(full_collection_name, query, conn.clone())
+                        .await;
+                    Some(reply.map(|(r, c)| {
+                        (
+                            wire::encode_op_reply(self.request_id(), header.request_id, &r),
+                            c,
+                        )
+                    }))
                 }
             };
             match outcome {
@@ -185,7 +228,10 @@ impl Server {
         conn: Connection,
     ) {
         loop {
-            let Some((reply, _)) = Arc::clone(self).run_isolated(body.clone(), Vec::new(), conn.clone()).await else {
+            let Some((reply, _)) = Arc::clone(self)
+                .run_isolated(body.clone(), Vec::new(), conn.clone())
+                .await
+            else {
                 return;
             };
             let request_id = self.request_id();
@@ -215,7 +261,12 @@ impl Server {
         // Drivers may wrap the command as {$query: {...}, $readPreference: ...}.
         let mut body = match wire::to_document(&query) {
             Ok(d) => d,
-            Err(e) => return Some((self.error_reply(&CommandError::new(22, e.to_string())), conn)),
+            Err(e) => {
+                return Some((
+                    self.error_reply(&CommandError::new(22, e.to_string())),
+                    conn,
+                ));
+            }
         };
         if let Ok(inner) = body.get_document("$query") {
             body = inner.clone();
@@ -224,21 +275,30 @@ impl Server {
         let Some(db) = full_collection_name.strip_suffix(".$cmd") else {
             let e = CommandError::new(
                 codes::UNSUPPORTED_OP_QUERY_COMMAND,
-                format!("Unsupported OP_QUERY command: {name}. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal"),
+                format!(
+                    "Unsupported OP_QUERY command: {name}. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal"
+                ),
             );
             return Some((self.error_reply(&e), conn));
         };
         if !OP_QUERY_COMMANDS.contains(&name.as_str()) {
             let e = CommandError::new(
                 codes::UNSUPPORTED_OP_QUERY_COMMAND,
-                format!("Unsupported OP_QUERY command: {name}. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal"),
+                format!(
+                    "Unsupported OP_QUERY command: {name}. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal"
+                ),
             );
             return Some((self.error_reply(&e), conn));
         }
         body.insert("$db", db);
         let raw = match RawDocumentBuf::try_from(&body) {
             Ok(r) => r,
-            Err(e) => return Some((self.error_reply(&CommandError::new(22, e.to_string())), conn)),
+            Err(e) => {
+                return Some((
+                    self.error_reply(&CommandError::new(22, e.to_string())),
+                    conn,
+                ));
+            }
         };
         Arc::clone(self).run_isolated(raw, Vec::new(), conn).await
     }
@@ -263,7 +323,10 @@ impl Server {
             Ok((Ok(reply), conn)) => Some((self.success_reply(reply), conn)),
             Ok((Err(e), conn)) => Some((self.error_reply(&e), conn)),
             Err(join) => {
-                let e = CommandError::new(codes::INTERNAL_ERROR, format!("command failed internally: {join}"));
+                let e = CommandError::new(
+                    codes::INTERNAL_ERROR,
+                    format!("command failed internally: {join}"),
+                );
                 Some((self.error_reply(&e), Connection::default()))
             }
         }
@@ -294,7 +357,7 @@ impl Server {
     }
 
     fn append_cluster_time(&self, raw: &mut RawDocumentBuf) {
-        let now = self.clock.now();
+        let now = self.oplog.now();
         let cluster_time = doc! {
             "clusterTime": now,
             "signature": {
@@ -310,7 +373,7 @@ impl Server {
 
     /// A document of the server's own identity (`hello` fields that never change).
     pub(crate) fn hello_fields(&self, conn: &Connection) -> Document {
-        let now = self.clock.now();
+        let now = self.oplog.now();
         let wall = bson::DateTime::now();
         doc! {
             "hosts": [self.host.clone()],

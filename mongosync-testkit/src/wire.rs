@@ -119,7 +119,11 @@ fn parse_msg(header: &Header, head: &[u8; 16], body: &[u8]) -> Result<Request, W
     }
     let flags = u32::from_le_bytes(body[0..4].try_into().expect("4 bytes"));
     if flags & 0xffff & !KNOWN_REQUIRED_FLAGS != 0 {
-        return Err(invalid(header, 40632, format!("Unrecognized required flags in OP_MSG: {flags:#x}")));
+        return Err(invalid(
+            header,
+            40632,
+            format!("Unrecognized required flags in OP_MSG: {flags:#x}"),
+        ));
     }
     let mut end = body.len();
     if flags & CHECKSUM_PRESENT != 0 {
@@ -149,7 +153,11 @@ fn parse_msg(header: &Header, head: &[u8; 16], body: &[u8]) -> Result<Request, W
             }
             1 => {
                 if pos + 4 > end {
-                    return Err(invalid(header, 40431, "Document sequence section truncated"));
+                    return Err(invalid(
+                        header,
+                        40431,
+                        "Document sequence section truncated",
+                    ));
                 }
                 let size = i32::from_le_bytes(body[pos..pos + 4].try_into().expect("4 bytes"));
                 if size < 5 || pos + size as usize > end {
@@ -160,7 +168,9 @@ fn parse_msg(header: &Header, head: &[u8; 16], body: &[u8]) -> Result<Request, W
                 let name_end = body[pos..section_end]
                     .iter()
                     .position(|b| *b == 0)
-                    .ok_or_else(|| invalid(header, 40431, "Document sequence identifier not terminated"))?;
+                    .ok_or_else(|| {
+                        invalid(header, 40431, "Document sequence identifier not terminated")
+                    })?;
                 let name = String::from_utf8_lossy(&body[pos..pos + name_end]).into_owned();
                 pos += name_end + 1;
                 let mut docs = Vec::new();
@@ -170,14 +180,22 @@ fn parse_msg(header: &Header, head: &[u8; 16], body: &[u8]) -> Result<Request, W
                 sequences.push((name, docs));
             }
             other => {
-                return Err(invalid(header, 40432, format!("Unknown section kind {other}")));
+                return Err(invalid(
+                    header,
+                    40432,
+                    format!("Unknown section kind {other}"),
+                ));
             }
         }
     }
     let body_doc = command.ok_or_else(|| invalid(header, 40587, "OP_MSG requires a body"))?;
     for (name, _) in &sequences {
         if body_doc.get(name).ok().flatten().is_some() {
-            return Err(invalid(header, 40433, format!("Duplicate field {name} in OP_MSG")));
+            return Err(invalid(
+                header,
+                40433,
+                format!("Duplicate field {name} in OP_MSG"),
+            ));
         }
     }
     Ok(Request::Msg {
@@ -199,14 +217,23 @@ fn read_document(
     }
     let len = i32::from_le_bytes(buf[*pos..*pos + 4].try_into().expect("4 bytes"));
     if len < 5 || *pos + len as usize > end {
-        return Err(invalid(header, 22, format!("invalid BSON document length {len}")));
+        return Err(invalid(
+            header,
+            22,
+            format!("invalid BSON document length {len}"),
+        ));
     }
     if len as usize > MAX_BSON_SIZE + 16 * 1024 {
-        return Err(invalid(header, 10334, format!("BSONObj size: {len} is invalid")));
+        return Err(invalid(
+            header,
+            10334,
+            format!("BSONObj size: {len} is invalid"),
+        ));
     }
     let bytes = buf[*pos..*pos + len as usize].to_vec();
     *pos += len as usize;
-    let doc = RawDocumentBuf::from_bytes(bytes).map_err(|e| invalid(header, 22, format!("invalid BSON: {e}")))?;
+    let doc = RawDocumentBuf::from_bytes(bytes)
+        .map_err(|e| invalid(header, 22, format!("invalid BSON: {e}")))?;
     validate(&doc).map_err(|e| invalid(header, 22, format!("invalid BSON: {e}")))?;
     Ok(doc)
 }
@@ -253,7 +280,10 @@ fn parse_query(header: &Header, body: &[u8]) -> Result<Request, WireError> {
         return Err(WireError::Fatal("OP_QUERY too short".into()));
     }
     let query = read_document(header, body, &mut pos, body.len())?;
-    Ok(Request::Query { full_collection_name, query })
+    Ok(Request::Query {
+        full_collection_name,
+        query,
+    })
 }
 
 /// Encodes an OP_MSG reply: one kind-0 section, no flags (drivers reject anything else).
@@ -339,7 +369,12 @@ mod tests {
         let (header, req) = read_message(&mut bytes.as_slice()).await.unwrap().unwrap();
         assert_eq!(header.request_id, 7);
         match req {
-            Request::Msg { body, sequences, more_to_come, .. } => {
+            Request::Msg {
+                body,
+                sequences,
+                more_to_come,
+                ..
+            } => {
                 assert_eq!(body.get_str("insert").unwrap(), "c");
                 assert_eq!(sequences.len(), 1);
                 assert_eq!(sequences[0].0, "documents");
@@ -357,11 +392,17 @@ mod tests {
         let mut bytes = msg(CHECKSUM_PRESENT, &sections, true);
         let n = bytes.len();
         bytes[n - 1] ^= 0xff;
-        assert!(matches!(read_message(&mut bytes.as_slice()).await, Err(WireError::Fatal(_))));
+        assert!(matches!(
+            read_message(&mut bytes.as_slice()).await,
+            Err(WireError::Fatal(_))
+        ));
 
         let mut huge = Vec::new();
         push_header(&mut huge, 60_000_000, 1, 0, OP_MSG);
-        assert!(matches!(read_message(&mut huge.as_slice()).await, Err(WireError::Fatal(_))));
+        assert!(matches!(
+            read_message(&mut huge.as_slice()).await,
+            Err(WireError::Fatal(_))
+        ));
     }
 
     #[tokio::test]
@@ -370,6 +411,9 @@ mod tests {
         sections.extend_from_slice(&[12, 0, 0, 0, 0x10, b'a', 0, 1, 0, 0, 0, 0]);
         sections[5] = 0x7f; // unknown element type
         let bytes = msg(0, &sections, false);
-        assert!(matches!(read_message(&mut bytes.as_slice()).await, Err(WireError::Invalid(22, _, _))));
+        assert!(matches!(
+            read_message(&mut bytes.as_slice()).await,
+            Err(WireError::Invalid(22, _, _))
+        ));
     }
 }

@@ -42,7 +42,10 @@ fn op_query(request_id: i32, ns: &str, query: &RawDocumentBuf) -> Vec<u8> {
 /// Reads one reply: (opcode, responseTo, body document).
 async fn read_reply(stream: &mut TcpStream) -> Option<(i32, i32, RawDocumentBuf)> {
     let mut head = [0u8; 16];
-    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head)).await.ok()?.ok()?;
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
+        .await
+        .ok()?
+        .ok()?;
     let len = i32::from_le_bytes(head[0..4].try_into().unwrap()) as usize;
     let response_to = i32::from_le_bytes(head[8..12].try_into().unwrap());
     let op = i32::from_le_bytes(head[12..16].try_into().unwrap());
@@ -55,31 +58,47 @@ async fn read_reply(stream: &mut TcpStream) -> Option<(i32, i32, RawDocumentBuf)
 
 async fn ping_works(cluster: &MemoryCluster) {
     let mut s = TcpStream::connect(cluster.addr()).await.unwrap();
-    s.write_all(&op_msg(1, &rawdoc! {"ping": 1, "$db": "admin"})).await.unwrap();
+    s.write_all(&op_msg(1, &rawdoc! {"ping": 1, "$db": "admin"}))
+        .await
+        .unwrap();
     let (_, _, body) = read_reply(&mut s).await.expect("ping reply");
     assert_eq!(body.get_f64("ok").unwrap(), 1.0);
 }
 
 async fn closed(stream: &mut TcpStream) -> bool {
     let mut buf = [0u8; 1];
-    matches!(tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await, Ok(Ok(0)) | Ok(Err(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
 }
 
 #[tokio::test]
 async fn legacy_op_query_handshake_gets_an_op_reply() {
     let cluster = MemoryCluster::start().await.unwrap();
     let mut s = TcpStream::connect(cluster.addr()).await.unwrap();
-    s.write_all(&op_query(42, "admin.$cmd", &rawdoc! {"ismaster": 1, "helloOk": true})).await.unwrap();
+    s.write_all(&op_query(
+        42,
+        "admin.$cmd",
+        &rawdoc! {"ismaster": 1, "helloOk": true},
+    ))
+    .await
+    .unwrap();
     let (op, response_to, body) = read_reply(&mut s).await.unwrap();
     assert_eq!(op, 1, "OP_REPLY");
     assert_eq!(response_to, 42);
     assert!(body.get_bool("ismaster").unwrap());
     assert!(body.get_bool("helloOk").unwrap());
     // Anything but the handshake over OP_QUERY is refused with 352, as since 5.1.
-    s.write_all(&op_query(43, "admin.$cmd", &rawdoc! {"find": "c"})).await.unwrap();
+    s.write_all(&op_query(43, "admin.$cmd", &rawdoc! {"find": "c"}))
+        .await
+        .unwrap();
     let (_, _, body) = read_reply(&mut s).await.unwrap();
     assert_eq!(body.get_i32("code").unwrap(), 352);
-    assert_eq!(body.get_str("codeName").unwrap(), "UnsupportedOpQueryCommand");
+    assert_eq!(
+        body.get_str("codeName").unwrap(),
+        "UnsupportedOpQueryCommand"
+    );
 }
 
 #[tokio::test]
@@ -114,7 +133,9 @@ async fn malformed_messages_are_refused_and_the_server_keeps_serving() {
     let (_, response_to, body) = read_reply(&mut s).await.unwrap();
     assert_eq!(response_to, 5);
     assert_eq!(body.get_f64("ok").unwrap(), 0.0);
-    s.write_all(&op_msg(6, &rawdoc! {"ping": 1, "$db": "admin"})).await.unwrap();
+    s.write_all(&op_msg(6, &rawdoc! {"ping": 1, "$db": "admin"}))
+        .await
+        .unwrap();
     let (_, _, body) = read_reply(&mut s).await.unwrap();
     assert_eq!(body.get_f64("ok").unwrap(), 1.0);
 
@@ -125,7 +146,9 @@ async fn malformed_messages_are_refused_and_the_server_keeps_serving() {
 
     // Unknown commands and missing $db get the real errors.
     let mut s = TcpStream::connect(cluster.addr()).await.unwrap();
-    s.write_all(&op_msg(7, &rawdoc! {"frobnicate": 1, "$db": "admin"})).await.unwrap();
+    s.write_all(&op_msg(7, &rawdoc! {"frobnicate": 1, "$db": "admin"}))
+        .await
+        .unwrap();
     let (_, _, body) = read_reply(&mut s).await.unwrap();
     assert_eq!(body.get_i32("code").unwrap(), 59);
     s.write_all(&op_msg(8, &rawdoc! {"ping": 1})).await.unwrap();
@@ -139,14 +162,17 @@ async fn malformed_messages_are_refused_and_the_server_keeps_serving() {
 async fn fire_and_forget_messages_get_no_reply() {
     let cluster = MemoryCluster::start().await.unwrap();
     let mut s = TcpStream::connect(cluster.addr()).await.unwrap();
-    let body = rawdoc! {"insert": "c", "documents": [{"_id": 1}], "$db": "d", "writeConcern": {"w": 0}};
+    let body =
+        rawdoc! {"insert": "c", "documents": [{"_id": 1}], "$db": "d", "writeConcern": {"w": 0}};
     let mut m = header(16 + 4 + 1 + body.as_bytes().len(), 1, 2013);
     m.extend_from_slice(&2u32.to_le_bytes()); // moreToCome
     m.push(0);
     m.extend_from_slice(body.as_bytes());
     s.write_all(&m).await.unwrap();
     // The next request's reply is the first thing read back.
-    s.write_all(&op_msg(2, &rawdoc! {"count": "c", "$db": "d"})).await.unwrap();
+    s.write_all(&op_msg(2, &rawdoc! {"count": "c", "$db": "d"}))
+        .await
+        .unwrap();
     let (_, response_to, body) = read_reply(&mut s).await.unwrap();
     assert_eq!(response_to, 2);
     assert_eq!(body.get_i32("n").unwrap(), 1);
@@ -158,14 +184,24 @@ async fn clusters_in_one_process_are_independent() {
     let b = MemoryCluster::start().await.unwrap();
     assert_ne!(a.uri(), b.uri());
     let mut s = TcpStream::connect(a.addr()).await.unwrap();
-    s.write_all(&op_msg(1, &rawdoc! {"insert": "c", "documents": [{"_id": 1}], "$db": "d"})).await.unwrap();
+    s.write_all(&op_msg(
+        1,
+        &rawdoc! {"insert": "c", "documents": [{"_id": 1}], "$db": "d"},
+    ))
+    .await
+    .unwrap();
     read_reply(&mut s).await.unwrap();
     let mut s = TcpStream::connect(b.addr()).await.unwrap();
-    s.write_all(&op_msg(2, &rawdoc! {"count": "c", "$db": "d"})).await.unwrap();
+    s.write_all(&op_msg(2, &rawdoc! {"count": "c", "$db": "d"}))
+        .await
+        .unwrap();
     let (_, _, body) = read_reply(&mut s).await.unwrap();
     assert_eq!(body.get_i32("n").unwrap(), 0);
     let addr = a.addr();
     a.shutdown().await;
-    assert!(TcpStream::connect(addr).await.is_err(), "a stopped cluster no longer listens");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "a stopped cluster no longer listens"
+    );
     ping_works(&b).await;
 }

@@ -15,10 +15,16 @@ pub const VERSION: &str = "8.0.4";
 /// (the topology of this single member never changes) before answering, as the awaitable hello
 /// does.
 pub async fn hello(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    if let (Ok(tv), Some(wait)) = (ctx.body.get_document("topologyVersion"), ctx.body.get("maxAwaitTimeMS")) {
-        let wait = crate::util::as_f64(wait).ok_or_else(|| CommandError::type_mismatch("maxAwaitTimeMS must be a number"))?;
+    if let (Ok(tv), Some(wait)) = (
+        ctx.body.get_document("topologyVersion"),
+        ctx.body.get("maxAwaitTimeMS"),
+    ) {
+        let wait = crate::util::as_f64(wait)
+            .ok_or_else(|| CommandError::type_mismatch("maxAwaitTimeMS must be a number"))?;
         if wait < 0.0 {
-            return Err(CommandError::bad_value("maxAwaitTimeMS must be a non-negative integer"));
+            return Err(CommandError::bad_value(
+                "maxAwaitTimeMS must be a non-negative integer",
+            ));
         }
         if tv == &ctx.server.topology_version() {
             tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
@@ -91,7 +97,11 @@ pub fn get_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
             }
             match all.get(k) {
                 Some(v) => {
-                    let v = if k == "replicaSetName" { Bson::from(ctx.server.replica_set()) } else { v.clone() };
+                    let v = if k == "replicaSetName" {
+                        Bson::from(ctx.server.replica_set())
+                    } else {
+                        v.clone()
+                    };
                     reply.insert(k.clone(), v);
                 }
                 None => {
@@ -109,7 +119,9 @@ pub fn get_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
 }
 
 pub fn host_info(_ctx: &mut Ctx<'_>) -> Result<Reply> {
-    let cores = std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as i32)
+        .unwrap_or(1);
     Ok(Reply::Doc(doc! {
         "system": {
             "currentTime": bson::DateTime::now(),
@@ -187,7 +199,12 @@ pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
             .server
             .catalog
             .database(&name)
-            .map(|d| d.collections.values().map(|c| c.data.read().data_size() as i64).sum())
+            .map(|d| {
+                d.collections
+                    .values()
+                    .map(|c| c.data.read().data_size() as i64)
+                    .sum()
+            })
             .unwrap_or(0);
         let entry = if name_only {
             doc! {"name": name.clone()}
@@ -213,7 +230,9 @@ pub fn end_sessions(ctx: &mut Ctx<'_>) -> Result<Reply> {
         for s in sessions {
             if let Bson::Document(d) = s {
                 if let Some(id) = d.get("id") {
-                    ctx.server.cursors.kill_session(&Bson::Document(doc! {"id": id.clone()}));
+                    ctx.server
+                        .cursors
+                        .kill_session(&Bson::Document(doc! {"id": id.clone()}));
                 }
             }
         }
@@ -230,19 +249,25 @@ pub fn get_cmd_line_opts(ctx: &mut Ctx<'_>) -> Result<Reply> {
 
 pub fn get_log(ctx: &mut Ctx<'_>) -> Result<Reply> {
     match ctx.arg() {
-        Bson::String(s) if s == "*" => Ok(Reply::Doc(doc! {"names": ["global", "startupWarnings"]})),
+        Bson::String(s) if s == "*" => {
+            Ok(Reply::Doc(doc! {"names": ["global", "startupWarnings"]}))
+        }
         Bson::String(_) => Ok(Reply::Doc(doc! {"totalLinesWritten": 0, "log": []})),
-        _ => Err(CommandError::type_mismatch("Argument to getLog must be of type String")),
+        _ => Err(CommandError::type_mismatch(
+            "Argument to getLog must be of type String",
+        )),
     }
 }
 
 pub fn connection_status(_ctx: &mut Ctx<'_>) -> Result<Reply> {
-    Ok(Reply::Doc(doc! {"authInfo": {"authenticatedUsers": [], "authenticatedUserRoles": []}}))
+    Ok(Reply::Doc(
+        doc! {"authInfo": {"authenticatedUsers": [], "authenticatedUserRoles": []}},
+    ))
 }
 
 pub fn repl_set_get_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let s = ctx.server;
-    let now = s.clock.now();
+    let now = s.oplog.now();
     Ok(Reply::Doc(doc! {
         "set": s.replica_set(),
         "date": bson::DateTime::now(),
@@ -297,14 +322,44 @@ pub fn get_default_rw_concern(_ctx: &mut Ctx<'_>) -> Result<Reply> {
 
 pub fn list_commands(_ctx: &mut Ctx<'_>) -> Result<Reply> {
     let names = [
-        "aggregate", "buildInfo", "collMod", "collStats", "count", "create", "createIndexes", "dataSize",
-        "dbStats", "delete", "distinct", "drop", "dropDatabase", "dropIndexes", "endSessions", "find",
-        "findAndModify", "getMore", "getParameter", "hello", "hostInfo", "insert", "isMaster", "killCursors",
-        "listCollections", "listDatabases", "listIndexes", "ping", "renameCollection", "serverStatus", "update",
+        "aggregate",
+        "buildInfo",
+        "collMod",
+        "collStats",
+        "count",
+        "create",
+        "createIndexes",
+        "dataSize",
+        "dbStats",
+        "delete",
+        "distinct",
+        "drop",
+        "dropDatabase",
+        "dropIndexes",
+        "endSessions",
+        "find",
+        "findAndModify",
+        "getMore",
+        "getParameter",
+        "hello",
+        "hostInfo",
+        "insert",
+        "isMaster",
+        "killCursors",
+        "listCollections",
+        "listDatabases",
+        "listIndexes",
+        "ping",
+        "renameCollection",
+        "serverStatus",
+        "update",
     ];
     let mut commands = Document::new();
     for n in names {
-        commands.insert(n, doc! {"help": "", "requiresAuth": false, "adminOnly": false});
+        commands.insert(
+            n,
+            doc! {"help": "", "requiresAuth": false, "adminOnly": false},
+        );
     }
     Ok(Reply::Doc(doc! {"commands": commands}))
 }

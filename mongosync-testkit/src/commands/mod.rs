@@ -2,9 +2,9 @@
 //! parser does, and hands it to the handler of its area.
 
 mod ddl;
-mod support;
 mod hello;
 mod read;
+mod support;
 mod write;
 
 use std::sync::Arc;
@@ -181,7 +181,12 @@ pub async fn run(
     let db = match doc.get("$db") {
         Some(Bson::String(s)) => s.clone(),
         Some(_) => return Err(CommandError::type_mismatch("$db must be a string")),
-        None => return Err(CommandError::new(40571, "OP_MSG requests require a $db argument")),
+        None => {
+            return Err(CommandError::new(
+                40571,
+                "OP_MSG requests require a $db argument",
+            ));
+        }
     };
     // Insert keeps its documents raw; other commands see sequences as ordinary arrays.
     if name != "insert" {
@@ -197,15 +202,90 @@ pub async fn run(
             doc.insert(id.clone(), arr?);
         }
     }
-    let mut ctx = Ctx { server, conn, db, name, body: doc, sequences };
+    let mut ctx = Ctx {
+        server,
+        conn,
+        db,
+        name,
+        body: doc,
+        sequences,
+    };
     crate::storage::catalog::validate_db_name(&ctx.db).or_else(|e| {
         // Command-only pseudo databases are fine.
-        if ctx.db == "$external" { Ok(()) } else { Err(e) }
+        if ctx.db == "$external" {
+            Ok(())
+        } else {
+            Err(e)
+        }
     })?;
     dispatch(&mut ctx).await
 }
 
+/// Read concern levels the server knows.
+const READ_CONCERN_LEVELS: &[&str] =
+    &["local", "majority", "linearizable", "available", "snapshot"];
+
+/// Checks `readConcern` as the server does: a known level, and one the command supports
+/// outside a transaction (`snapshot` only for reads that can use it, `linearizable` only for
+/// reads that do not write, writes only the default).
+fn check_read_concern(ctx: &Ctx<'_>) -> Result<()> {
+    let Some(rc) = ctx.body.get("readConcern") else {
+        return Ok(());
+    };
+    let Bson::Document(rc) = rc else {
+        return Err(CommandError::type_mismatch("readConcern must be an object"));
+    };
+    let level = match rc.get("level") {
+        None => return Ok(()),
+        Some(Bson::String(l)) => l.as_str(),
+        Some(_) => {
+            return Err(CommandError::type_mismatch(
+                "readConcern.level must be a string",
+            ));
+        }
+    };
+    if !READ_CONCERN_LEVELS.contains(&level) {
+        return Err(CommandError::bad_value(format!(
+            "Enumeration value '{level}' for field 'readConcern.level' is not a valid value."
+        )));
+    }
+    if ctx.body.contains_key("txnNumber") && ctx.body.contains_key("autocommit") {
+        return Ok(());
+    }
+    let writes_out = || {
+        ctx.body.get_array("pipeline").is_ok_and(|p| {
+            p.iter().any(|s| {
+                s.as_document()
+                    .is_some_and(|d| d.contains_key("$out") || d.contains_key("$merge"))
+            })
+        })
+    };
+    let supported = match (ctx.name.as_str(), level) {
+        (_, "local") => true,
+        ("find" | "distinct" | "count" | "getMore", "majority" | "available" | "linearizable") => {
+            true
+        }
+        ("find" | "distinct", "snapshot") => true,
+        ("aggregate", "snapshot" | "linearizable") => !writes_out(),
+        ("aggregate", _) => true,
+        (
+            "listCollections" | "listIndexes" | "listDatabases" | "collStats" | "dbStats",
+            "majority" | "available",
+        ) => true,
+        _ => false,
+    };
+    if supported {
+        Ok(())
+    } else {
+        Err(CommandError::invalid_options(format!(
+            "Command {} does not support {{ readConcern: {{ level: \"{level}\" }} }}",
+            ctx.name
+        )))
+    }
+}
+
 async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    check_read_concern(ctx)?;
     match ctx.name.as_str() {
         "hello" | "isMaster" | "ismaster" => hello::hello(ctx).await,
         "ping" => Ok(Reply::Doc(Document::new())),
