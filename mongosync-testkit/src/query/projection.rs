@@ -248,7 +248,7 @@ fn parse_level(spec: &Document, prefix: &str, tree: &mut Tree, ctx: &mut ParseCt
             if dollar == 0 {
                 return Err(CommandError::new(
                     16410,
-                    "FieldPath field names may not start with '$'.",
+                    "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
                 ));
             }
             if !truthy(v) {
@@ -278,7 +278,7 @@ fn parse_level(spec: &Document, prefix: &str, tree: &mut Tree, ctx: &mut ParseCt
         if parts.iter().any(|p| p.starts_with('$')) {
             return Err(CommandError::new(
                 16410,
-                "FieldPath field names may not start with '$'.",
+                "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
             ));
         }
         let node = match v {

@@ -57,7 +57,10 @@ impl SortSpec {
                         Some(other) => {
                             return Err(CommandError::new(
                                 31138,
-                                format!("Illegal $meta sort: $meta: {other}"),
+                                format!(
+                                    "Illegal $meta sort: $meta: {}",
+                                    crate::query::matcher::server_display(other)
+                                ),
                             ));
                         }
                         None => {}
@@ -68,7 +71,10 @@ impl SortSpec {
                     let Some(n) = crate::query::compare::number_as_f64(v) else {
                         return Err(CommandError::new(
                             15974,
-                            format!("Illegal key in $sort specification: {k}: {v}"),
+                            format!(
+                                "Illegal key in $sort specification: {k}: {}",
+                                crate::query::matcher::server_display(v)
+                            ),
                         ));
                     };
                     let dir = if n == 1.0 {
@@ -97,7 +103,8 @@ impl SortSpec {
             if k.starts_with('$') {
                 return Err(CommandError::new(
                     16410,
-                    "FieldPath field names may not start with '$'.",
+                    "FieldPath field names may not start with '$'. Consider using $getField or \
+                     $setField.",
                 ));
             }
             if k.split('.').any(str::is_empty) {
@@ -314,7 +321,16 @@ mod tests {
                 "$sort key ordering must be 1 (for ascending) or -1 (for descending)"
             )
         );
-        assert_eq!(SortSpec::new(&doc! {"a": "x"}).unwrap_err().code, 15974);
+        let e = SortSpec::new(&doc! {"asc": "123"}).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (15974, "Illegal key in $sort specification: asc: \"123\"")
+        );
+        assert_eq!(SortSpec::new(&doc! {"a": 42.12}).unwrap_err().code, 15975);
+        assert_eq!(
+            SortSpec::new(&doc! {"a": i64::MAX}).unwrap_err().code,
+            15975
+        );
         assert_eq!(
             SortSpec::new(&doc! {"a": {"x": 1}}).unwrap_err().code,
             17312
