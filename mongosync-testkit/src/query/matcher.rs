@@ -1823,6 +1823,91 @@ mod tests {
         yes(doc! {"a": {"$ne": null}}, doc! {"a": 1});
     }
 
+    /// MongoDB 8.0 null semantics (before SERVER-36681 changed dotted paths in a later
+    /// version): `{"a.b": null}` skips scalars and empty arrays inside arrays.
+    #[test]
+    fn null_semantics_over_a_corpus() {
+        let docs = vec![
+            doc! {"_id": "empty_sub", "a": {}},
+            doc! {"_id": "null", "a": null},
+            doc! {"_id": "number", "a": 4},
+            doc! {"_id": "sub_b_hi", "a": {"b": "hi"}},
+            doc! {"_id": "sub_b_null", "a": {"b": null}},
+            doc! {"_id": "sub_b_undef", "a": {"b": Bson::Undefined}},
+            doc! {"_id": "undef", "a": Bson::Undefined},
+            doc! {"_id": "no_a"},
+            doc! {"_id": "double_array", "a": [[]]},
+            doc! {"_id": "empty_array", "a": []},
+            doc! {"_id": "objs_mix", "a": [{"b": null}, {"b": Bson::Undefined}, {}]},
+            doc! {"_id": "objs_no_null", "a": [{"b": 1}, {"b": "s"}]},
+            doc! {"_id": "objs_missing", "a": [{"b": 3}, {}]},
+            doc! {"_id": "vals_nulls", "a": [null, null]},
+            doc! {"_id": "vals_no_null", "a": [1, "s"]},
+            doc! {"_id": "vals_undef", "a": [1, Bson::Undefined]},
+        ];
+        let ids = |filter: Document| -> Vec<String> {
+            let f = m(filter);
+            docs.iter()
+                .filter(|d| f.matches(d))
+                .map(|d| d.get_str("_id").unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(ids(doc! {"a": null}), ["null", "no_a", "vals_nulls"]);
+        assert_eq!(
+            ids(doc! {"a.b": null}),
+            [
+                "empty_sub",
+                "null",
+                "number",
+                "sub_b_null",
+                "undef",
+                "no_a",
+                "objs_mix",
+                "objs_missing"
+            ]
+        );
+        assert_eq!(
+            ids(doc! {"a.b": {"$ne": null}}),
+            [
+                "sub_b_hi",
+                "sub_b_undef",
+                "double_array",
+                "empty_array",
+                "objs_no_null",
+                "vals_nulls",
+                "vals_no_null",
+                "vals_undef"
+            ]
+        );
+        assert_eq!(
+            ids(doc! {"a": {"$nin": [null, []]}}),
+            [
+                "empty_sub",
+                "number",
+                "sub_b_hi",
+                "sub_b_null",
+                "sub_b_undef",
+                "undef",
+                "objs_mix",
+                "objs_no_null",
+                "objs_missing",
+                "vals_no_null",
+                "vals_undef"
+            ]
+        );
+        assert_eq!(
+            ids(doc! {"a": {"$elemMatch": {"$eq": null}}}),
+            ["vals_nulls"]
+        );
+        // Array elements are matched as objects by the object form: [] has no `b`.
+        assert_eq!(
+            ids(doc! {"a": {"$elemMatch": {"b": null}}}),
+            ["double_array", "objs_mix", "objs_missing"]
+        );
+        assert!(ids(doc! {"a.b": {"$elemMatch": {"$ne": null}}}).is_empty());
+        assert_eq!(ids(doc! {"a": {"$exists": false}}), ["no_a"]);
+    }
+
     #[test]
     fn comparisons_respect_type_brackets() {
         yes(doc! {"a": {"$gt": 1}}, doc! {"a": 2i64});

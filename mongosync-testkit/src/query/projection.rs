@@ -699,6 +699,26 @@ mod tests {
     }
 
     #[test]
+    fn dotted_inclusion_over_arrays_and_scalars() {
+        let proj = p(doc! {"_id": 0, "a.b": 1});
+        let cases = [
+            (doc! {"a": [[]]}, doc! {"a": [[]]}),
+            (doc! {"a": []}, doc! {"a": []}),
+            (doc! {"a": [1, "s", null]}, doc! {"a": []}),
+            (
+                doc! {"a": [{"b": 3, "c": 1}, {}]},
+                doc! {"a": [{"b": 3}, {}]},
+            ),
+            (doc! {"a": 4}, doc! {}),
+            (doc! {"a": null}, doc! {}),
+            (doc! {"a": {}}, doc! {"a": {}}),
+        ];
+        for (input, want) in cases {
+            assert_eq!(proj.apply(&input, None).unwrap(), want, "{input}");
+        }
+    }
+
+    #[test]
     fn mixing_errors_and_collisions() {
         let e = err(doc! {"a": 1, "b": 0});
         assert_eq!(
