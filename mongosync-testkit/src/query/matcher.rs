@@ -1027,8 +1027,11 @@ fn parse_elem_match(v: &Bson) -> Result<Pred> {
     let Bson::Document(d) = v else {
         return Err(CommandError::bad_value("$elemMatch needs an Object"));
     };
+    // The value form applies to an operator document that is neither a logical/top-level
+    // operator nor (even partly) a DBRef.
+    let dbref = d.contains_key("$ref") || d.contains_key("$id") || d.contains_key("$db");
     let value_form = match d.keys().next() {
-        Some(k) => k.starts_with('$') && k != "$ref" && !is_pathless_operator(k),
+        Some(k) => k.starts_with('$') && !dbref && !is_pathless_operator(k),
         None => false,
     };
     if value_form {
@@ -1134,7 +1137,8 @@ fn parse_bits(name: &str, op: BitsOp, v: &Bson) -> Result<Pred> {
 // Matching
 
 impl Node {
-    /// The nodes that must all hold (the root and nested `$and`s).
+    /// The nodes that must all hold (the root, nested `$and`s, and one-clause `$or`s, which
+    /// the server's optimizer unwraps).
     fn conjuncts<'a>(&'a self, out: &mut Vec<&'a Node>) {
         match self {
             Node::And(children) => {
@@ -1142,6 +1146,7 @@ impl Node {
                     c.conjuncts(out);
                 }
             }
+            Node::Or(children) if children.len() == 1 => children[0].conjuncts(out),
             _ => out.push(self),
         }
     }
@@ -1274,17 +1279,20 @@ impl Pred {
                     return false;
                 };
                 for (i, e) in arr.iter().enumerate() {
-                    let sub = match e {
-                        Bson::Document(d) => d.clone(),
+                    let matched = match e {
+                        Bson::Document(d) => node.matches(d, vars, &mut None),
                         // Arrays are matched as objects keyed "0", "1", ...
-                        Bson::Array(a) => a
-                            .iter()
-                            .enumerate()
-                            .map(|(k, x)| (k.to_string(), x.clone()))
-                            .collect(),
+                        Bson::Array(a) => {
+                            let sub: Document = a
+                                .iter()
+                                .enumerate()
+                                .map(|(k, x)| (k.to_string(), x.clone()))
+                                .collect();
+                            node.matches(&sub, vars, &mut None)
+                        }
                         _ => continue,
                     };
-                    if node.matches(&sub, vars, &mut None).unwrap_or(false) {
+                    if matched.unwrap_or(false) {
                         *idx = Some(i);
                         return true;
                     }
@@ -2345,8 +2353,13 @@ mod tests {
         );
         assert_eq!(
             f.equality_fields(),
-            doc! {"a": 1, "b.c": 2, "e": "x", "g": 7}
+            doc! {"a": 1, "b.c": 2, "e": "x", "f": 1, "g": 7}
         );
+        let f = m(doc! {"$or": [{"a": 1}, {"b": 2}], "c": 3});
+        assert_eq!(f.equality_fields(), doc! {"c": 3});
+        let f = m(doc! {"$or": [{"_id": 3, "x": {"y": 1}}]});
+        assert_eq!(f.equality_fields(), doc! {"_id": 3, "x": {"y": 1}});
+        assert_eq!(f.id_equality(), Some(&Bson::Int32(3)));
     }
 
     #[test]
