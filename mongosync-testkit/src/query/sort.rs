@@ -202,17 +202,18 @@ fn collect_value(v: &Bson, rest: &[&str], out: &mut Vec<Bson>) {
     }
     match v {
         Bson::Document(d) => collect_doc(d, rest, out),
-        Bson::Array(a) if is_index(rest[0]) => {
-            // A positional component selects one element.
-            match rest[0].parse::<usize>().ok().and_then(|i| a.get(i)) {
-                Some(e) => collect_value(e, &rest[1..], out),
-                None => out.push(Bson::Null),
-            }
-        }
+        // The server's key generator keys every path through an empty array as undefined.
+        Bson::Array(a) if a.is_empty() => out.push(Bson::Undefined),
         Bson::Array(a) => {
-            if a.is_empty() {
-                out.push(Bson::Null);
+            // A positional component selects one element when it exists.
+            if is_index(rest[0])
+                && let Some(e) = rest[0].parse::<usize>().ok().and_then(|i| a.get(i))
+            {
+                collect_value(e, &rest[1..], out);
+                return;
             }
+            // Otherwise each element continues the path; non-documents (scalars, nested
+            // arrays) key as null.
             for e in a {
                 match e {
                     Bson::Document(d) => collect_doc(d, rest, out),
@@ -309,6 +310,20 @@ mod tests {
             Bson::Null
         );
         assert_eq!(sort_key(&doc! {"a": [7, 8]}, "a.1", false), Bson::Int32(8));
+        // Scalars in an array key as null when the path continues; an empty array as undefined.
+        assert_eq!(
+            sort_key(&doc! {"a": [1, {"b": 2}]}, "a.b", false),
+            Bson::Null
+        );
+        assert_eq!(
+            sort_key(&doc! {"a": [1, {"b": 2}]}, "a.b", true),
+            Bson::Int32(2)
+        );
+        assert_eq!(sort_key(&doc! {"a": []}, "a.b", false), Bson::Undefined);
+        assert_eq!(
+            sort_key(&doc! {"a": [{"5": 9}]}, "a.5", false),
+            Bson::Int32(9)
+        );
     }
 
     #[test]
