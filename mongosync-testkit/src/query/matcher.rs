@@ -170,18 +170,43 @@ impl Re {
 }
 
 /// Translates the PCRE constructs whose meaning differs in the `regex` crate: without the `m`
-/// flag PCRE's `$` (and `\Z`) also match before a final newline.
+/// flag PCRE's `$` (and `\Z`) also match before a final newline; `\Q...\E` quotes; inside a
+/// class `[`, `&&`, `--` and `~~` are literals; a `{` that does not start a quantifier is a
+/// literal.
 fn translate_pcre(pattern: &str, multiline: bool) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::with_capacity(pattern.len() + 8);
-    let mut chars = pattern.chars().peekable();
     let mut in_class = false;
-    while let Some(c) = chars.next() {
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
         match c {
-            '\\' => match chars.next() {
-                Some('Z') => out.push_str(r"(?:\n?\z)"),
-                Some(n) => {
+            '\\' => match chars.get(i) {
+                Some('Q') => {
+                    // Quote everything up to `\E` (or the end).
+                    i += 1;
+                    while i < chars.len() && !(chars[i] == '\\' && chars.get(i + 1) == Some(&'E')) {
+                        let q = chars[i];
+                        if q.is_ascii_alphanumeric() || q == ' ' || !q.is_ascii() {
+                            out.push(q);
+                        } else {
+                            out.push('\\');
+                            out.push(q);
+                        }
+                        i += 1;
+                    }
+                    i += 2;
+                }
+                Some('E') => i += 1,
+                Some('Z') if !in_class => {
+                    out.push_str(r"(?:\n?\z)");
+                    i += 1;
+                }
+                Some(&n) => {
                     out.push('\\');
                     out.push(n);
+                    i += 1;
                 }
                 None => out.push('\\'),
             },
@@ -189,24 +214,65 @@ fn translate_pcre(pattern: &str, multiline: bool) -> String {
                 in_class = true;
                 out.push('[');
                 // A `]` right after `[` or `[^` is a literal in PCRE.
-                if chars.peek() == Some(&'^') {
+                if chars.get(i) == Some(&'^') {
                     out.push('^');
-                    chars.next();
+                    i += 1;
                 }
-                if chars.peek() == Some(&']') {
+                if chars.get(i) == Some(&']') {
                     out.push_str(r"\]");
-                    chars.next();
+                    i += 1;
                 }
             }
+            '[' if in_class => {
+                if chars.get(i) == Some(&':') {
+                    // A POSIX class `[:alpha:]`, which both dialects support.
+                    while i <= chars.len() {
+                        let p = chars[i - 1];
+                        out.push(p);
+                        if p == ']' && i >= 2 && chars[i - 2] == ':' {
+                            break;
+                        }
+                        i += 1;
+                    }
+                } else {
+                    out.push_str(r"\[");
+                }
+            }
+            '&' | '~' if in_class => {
+                out.push('\\');
+                out.push(c);
+            }
+            '-' if in_class && chars.get(i) == Some(&'-') => out.push_str(r"\-"),
             ']' if in_class => {
                 in_class = false;
                 out.push(']');
             }
             '$' if !in_class && !multiline => out.push_str(r"(?:\n?\z)"),
+            '{' if !in_class && !starts_quantifier(&chars[i..]) => out.push_str(r"\{"),
             _ => out.push(c),
         }
     }
     out
+}
+
+/// Whether the text after a `{` makes it a quantifier (`{n}`, `{n,}`, `{n,m}`).
+fn starts_quantifier(rest: &[char]) -> bool {
+    let mut j = 0;
+    let digits = |j: &mut usize| {
+        let start = *j;
+        while rest.get(*j).is_some_and(|c| c.is_ascii_digit()) {
+            *j += 1;
+        }
+        *j > start
+    };
+    if !digits(&mut j) {
+        return false;
+    }
+    if rest.get(j) == Some(&',') {
+        j += 1;
+        digits(&mut j);
+    }
+    rest.get(j) == Some(&'}')
 }
 
 /// Where a filter is being parsed: `$expr` and `$where` only at the top level.
@@ -2391,5 +2457,20 @@ mod tests {
         assert_eq!(translate_pcre("a$", true), "a$");
         assert_eq!(translate_pcre(r"[$]\$", false), r"[$]\$");
         assert_eq!(translate_pcre(r"[]a]", false), r"[\]a]");
+        assert_eq!(translate_pcre(r"a\Q.*\Eb", true), r"a\.\*b");
+        assert_eq!(translate_pcre(r"[[&&]", true), r"[\[\&\&]");
+        assert_eq!(translate_pcre(r"[[:alpha:]]x", true), r"[[:alpha:]]x");
+        assert_eq!(translate_pcre(r"a{2}{x}b{1,}", true), r"a{2}\{x}b{1,}");
+        for (pattern, subject) in [
+            (r"^\Q1+1\E$", "1+1"),
+            (r"[[]", "["),
+            (r"{a}", "{a}"),
+            (r"x{1,2}y", "xxy"),
+            (r"(?<n>a)b", "ab"),
+            (r"[a-c--]", "-"),
+        ] {
+            let re = Re::new(pattern, "").unwrap();
+            assert!(re.is_match(subject), "{pattern} should match {subject}");
+        }
     }
 }
