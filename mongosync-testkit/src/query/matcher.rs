@@ -1482,6 +1482,8 @@ struct Schema {
     required: Vec<String>,
     properties: Vec<(String, Schema)>,
     additional_properties: Option<bool>,
+    additional_schema: Option<Box<Schema>>,
+    multiple_of: Option<Bson>,
     minimum: Option<(Bson, bool)>,
     maximum: Option<(Bson, bool)>,
     min_length: Option<i64>,
@@ -1619,12 +1621,27 @@ impl Schema {
                 }
                 "additionalProperties" => match v {
                     Bson::Boolean(b) => s.additional_properties = Some(*b),
+                    Bson::Document(sd) => s.additional_schema = Some(Box::new(Schema::parse(sd)?)),
                     _ => {
-                        return Err(schema_err(
-                            "$jsonSchema keyword 'additionalProperties' is only supported as a boolean by the testkit",
+                        return Err(CommandError::type_mismatch(
+                            "$jsonSchema keyword 'additionalProperties' must be either an object or a boolean",
                         ));
                     }
                 },
+                "multipleOf" => {
+                    if !is_number(v) {
+                        return Err(CommandError::type_mismatch(
+                            "$jsonSchema keyword 'multipleOf' must be a number",
+                        ));
+                    }
+                    let n = crate::query::compare::number_as_f64(v).unwrap_or(f64::NAN);
+                    if n.is_nan() || n <= 0.0 {
+                        return Err(schema_err(
+                            "$jsonSchema keyword 'multipleOf' must have a positive value",
+                        ));
+                    }
+                    s.multiple_of = Some(v.clone());
+                }
                 "minimum" | "maximum" => {
                     if !is_number(v) {
                         return Err(CommandError::type_mismatch(format!(
@@ -1760,6 +1777,15 @@ impl Schema {
                 }
             }
         }
+        if let Some(m) = &self.multiple_of
+            && is_number(v)
+        {
+            let x = crate::query::compare::number_as_f64(v).unwrap_or(f64::NAN);
+            let d = crate::query::compare::number_as_f64(m).unwrap_or(f64::NAN);
+            if !x.is_finite() || x % d != 0.0 {
+                return false;
+            }
+        }
         if let Bson::String(s) = v {
             let len = s.chars().count() as i64;
             if self.min_length.is_some_and(|m| len < m) || self.max_length.is_some_and(|m| len > m)
@@ -1810,9 +1836,14 @@ impl Schema {
                     return false;
                 }
             }
-            if self.additional_properties == Some(false)
-                && d.keys()
-                    .any(|k| !self.properties.iter().any(|(name, _)| name == k))
+            let mut additional = d
+                .iter()
+                .filter(|(k, _)| !self.properties.iter().any(|(name, _)| name == *k));
+            if self.additional_properties == Some(false) && additional.next().is_some() {
+                return false;
+            }
+            if let Some(sub) = &self.additional_schema
+                && !additional.all(|(_, x)| sub.validate(x))
             {
                 return false;
             }
@@ -2449,6 +2480,18 @@ mod tests {
         no(schema.clone(), doc! {"name": "bob", "kind": "c"});
         yes(schema, doc! {"name": "bob", "kind": "a"});
         assert_eq!(err(doc! {"$jsonSchema": {"foo": 1}}).code, 9);
+        let strict = doc! {"$jsonSchema": {
+            "properties": {"a": {"bsonType": "int"}},
+            "additionalProperties": {"bsonType": "string"},
+        }};
+        yes(strict.clone(), doc! {"a": 1, "b": "x"});
+        no(strict, doc! {"a": 1, "b": 2});
+        let closed = doc! {"$jsonSchema": {"properties": {"a": {}}, "additionalProperties": false}};
+        yes(closed.clone(), doc! {"a": 1});
+        no(closed, doc! {"a": 1, "b": 2});
+        let mult = doc! {"$jsonSchema": {"properties": {"n": {"multipleOf": 3}}}};
+        yes(mult.clone(), doc! {"n": 9.0});
+        no(mult, doc! {"n": 10});
     }
 
     #[test]
