@@ -288,8 +288,10 @@ impl Matcher {
     ///
     /// `vars` are the `let` variables visible to `$expr`.
     pub fn new(filter: &Document, vars: &Document) -> Result<Matcher> {
+        let root = parse_filter(filter, Ctx::Top)?;
+        check_exprs(&root, vars)?;
         Ok(Matcher {
-            root: parse_filter(filter, Ctx::Top)?,
+            root,
             vars: vars.clone(),
         })
     }
@@ -411,6 +413,21 @@ impl Matcher {
             }
         }
         out
+    }
+}
+
+/// Fails on `$expr` operators the expression engine does not know, at parse time as the
+/// server does (other evaluation errors depend on the document and surface when matching).
+fn check_exprs(node: &Node, vars: &Document) -> Result<()> {
+    match node {
+        Node::And(c) | Node::Or(c) | Node::Nor(c) => {
+            c.iter().try_for_each(|n| check_exprs(n, vars))
+        }
+        Node::Expr(e) => match crate::query::expr::evaluate(e, &Document::new(), vars) {
+            Err(err) if err.code == codes::INVALID_PIPELINE_OPERATOR => Err(err),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
     }
 }
 
