@@ -36,6 +36,33 @@ pub trait PipelineEnv {
     }
 }
 
+/// The environment of [`Pipeline::run_local`].
+struct NoEnv;
+
+impl PipelineEnv for NoEnv {
+    fn collection_documents(&self, _: &str, _: &str) -> Result<Vec<Document>> {
+        Ok(Vec::new())
+    }
+    fn coll_stats(&self, _: &Document) -> Result<Document> {
+        Err(CommandError::new(
+            codes::ILLEGAL_OPERATION,
+            "$collStats needs a collection",
+        ))
+    }
+    fn write_out(&self, _: &str, _: &str, _: Vec<Document>) -> Result<()> {
+        Err(CommandError::new(
+            codes::ILLEGAL_OPERATION,
+            "$out needs a database",
+        ))
+    }
+    fn merge_into(&self, _: &str, _: &str, _: Vec<Document>, _: &Document) -> Result<()> {
+        Err(CommandError::new(
+            codes::ILLEGAL_OPERATION,
+            "$merge needs a database",
+        ))
+    }
+}
+
 /// A parsed pipeline.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -900,6 +927,32 @@ impl Pipeline {
             }
         }
         Pipeline::parse(&docs, vars)
+    }
+
+    /// Parses the pipeline of a pipeline-style update: only `$addFields`, `$set`, `$project`,
+    /// `$unset`, `$replaceRoot` and `$replaceWith` are allowed (72 InvalidOptions otherwise, as
+    /// on the server).
+    pub fn parse_update(stages: &[Document], vars: &Document) -> Result<Pipeline> {
+        for s in stages {
+            if let Some(name) = s.keys().next()
+                && s.len() == 1
+                && !matches!(
+                    name.as_str(),
+                    "$addFields" | "$set" | "$project" | "$unset" | "$replaceRoot" | "$replaceWith"
+                )
+            {
+                return Err(CommandError::invalid_options(format!(
+                    "{name} is not allowed to be used within an update"
+                )));
+            }
+        }
+        Pipeline::parse(stages, vars)
+    }
+
+    /// Runs a pipeline that needs nothing from the server (a pipeline update): stages that read
+    /// other collections see none, and `$collStats`, `$out` and `$merge` fail.
+    pub fn run_local(&self, input: Vec<Document>) -> Result<Vec<Document>> {
+        self.run(input, "", &NoEnv)
     }
 
     /// Whether the first stage is `$collStats` (which then replaces the input) or another

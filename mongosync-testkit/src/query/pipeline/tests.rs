@@ -810,3 +810,22 @@ fn aggregate_let_with_expressions() {
     assert_eq!(out[0].get_str("y").unwrap(), "$bar");
     assert!(out[0].get_f64("rand").is_ok());
 }
+
+#[test]
+fn pipeline_updates() {
+    let p = Pipeline::parse_update(
+        &stages(bson!([
+            {"$set": {"n": {"$add": ["$n", 1]}}},
+            {"$replaceWith": {"$setField": {"field": {"$literal": "$a"}, "value": 1, "input": "$$ROOT"}}}
+        ])),
+        &Document::new(),
+    )
+    .unwrap();
+    let out = p.run_local(docs(bson!([{"_id": 1, "n": 1}]))).unwrap();
+    assert_eq!(out, vec![doc! {"_id": 1, "n": 2, "$a": 1}]);
+    let e = Pipeline::parse_update(&stages(bson!([{"$match": {}}])), &Document::new()).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (72, "$match is not allowed to be used within an update")
+    );
+}
