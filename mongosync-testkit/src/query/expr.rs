@@ -855,15 +855,14 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
 // ---------------------------------------------------------------------------------------------
 // Numbers
 
-/// A numeric value with the server's type ladder int → long → double → decimal. Decimals are
-/// computed through `f64` (the testkit has no decimal arithmetic): exact for the small values
-/// tests use, approximate otherwise.
+/// A numeric value with the server's type ladder int → long → double → decimal. Decimal
+/// `+ - * /` are exact (see [`Dec`]); other decimal operations go through `f64`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Num {
     Int(i32),
     Long(i64),
     Double(f64),
-    Decimal(f64),
+    Decimal(Decimal128),
 }
 
 impl Num {
@@ -872,7 +871,7 @@ impl Num {
             Bson::Int32(i) => Some(Num::Int(*i)),
             Bson::Int64(i) => Some(Num::Long(*i)),
             Bson::Double(d) => Some(Num::Double(*d)),
-            Bson::Decimal128(d) => Some(Num::Decimal(dec_to_f64(d))),
+            Bson::Decimal128(d) => Some(Num::Decimal(*d)),
             _ => None,
         }
     }
@@ -890,7 +889,8 @@ impl Num {
         match self {
             Num::Int(i) => i as f64,
             Num::Long(i) => i as f64,
-            Num::Double(d) | Num::Decimal(d) => d,
+            Num::Double(d) => d,
+            Num::Decimal(d) => dec_to_f64(&d),
         }
     }
 
@@ -907,14 +907,14 @@ impl Num {
             Num::Int(i) => Bson::Int32(i),
             Num::Long(i) => Bson::Int64(i),
             Num::Double(d) => Bson::Double(d),
-            Num::Decimal(d) => Bson::Decimal128(f64_to_dec(d)),
+            Num::Decimal(d) => Bson::Decimal128(d),
         }
     }
 
     /// A float result in the type of the wider operand (double unless decimal).
     fn float(rank: u8, v: f64) -> Num {
         if rank == 3 {
-            Num::Decimal(v)
+            Num::Decimal(f64_to_dec(v))
         } else {
             Num::Double(v)
         }
@@ -934,6 +934,7 @@ impl Num {
         let rank = self.rank().max(other.rank());
         match (self.i64(), other.i64()) {
             (Some(a), Some(b)) => Num::integer(rank, a.checked_add(b), a as f64 + b as f64),
+            _ if rank == 3 => Num::decimal_op(self, other, Dec::add, |a, b| a + b),
             _ => Num::float(rank, self.f64() + other.f64()),
         }
     }
@@ -942,6 +943,7 @@ impl Num {
         let rank = self.rank().max(other.rank());
         match (self.i64(), other.i64()) {
             (Some(a), Some(b)) => Num::integer(rank, a.checked_sub(b), a as f64 - b as f64),
+            _ if rank == 3 => Num::decimal_op(self, other, |a, b| a.add(b.neg()), |a, b| a - b),
             _ => Num::float(rank, self.f64() - other.f64()),
         }
     }
@@ -950,7 +952,44 @@ impl Num {
         let rank = self.rank().max(other.rank());
         match (self.i64(), other.i64()) {
             (Some(a), Some(b)) => Num::integer(rank, a.checked_mul(b), a as f64 * b as f64),
+            _ if rank == 3 => Num::decimal_op(self, other, Dec::mul, |a, b| a * b),
             _ => Num::float(rank, self.f64() * other.f64()),
+        }
+    }
+
+    /// Division: always a double, or a decimal if either operand is one.
+    fn div(self, other: Num) -> Num {
+        if self.rank().max(other.rank()) == 3 {
+            Num::decimal_op(self, other, Dec::div, |a, b| a / b)
+        } else {
+            Num::Double(self.f64() / other.f64())
+        }
+    }
+
+    /// The operand as an exact decimal (a double through its 15 significant digits, as the
+    /// server converts it).
+    fn to_dec(self) -> Option<Dec> {
+        match self {
+            Num::Int(i) => Some(Dec::from_i64(i as i64)),
+            Num::Long(l) => Some(Dec::from_i64(l)),
+            Num::Double(d) => Dec::parse(&format!("{d:.14e}")),
+            Num::Decimal(d) => Dec::parse(&d.to_string()),
+        }
+    }
+
+    fn decimal_op(
+        a: Num,
+        b: Num,
+        exact: impl Fn(Dec, Dec) -> Option<Dec>,
+        approx: impl Fn(f64, f64) -> f64,
+    ) -> Num {
+        match (a.to_dec(), b.to_dec()) {
+            (Some(x), Some(y)) => match exact(x, y).and_then(|r| r.to_decimal128()) {
+                Some(d) => Num::Decimal(d),
+                None => Num::Decimal(f64_to_dec(approx(a.f64(), b.f64()))),
+            },
+            // NaN or an infinity.
+            _ => Num::Decimal(f64_to_dec(approx(a.f64(), b.f64()))),
         }
     }
 
@@ -1027,7 +1066,7 @@ fn op_add(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         let delta = match total {
             Num::Int(i) => i as i64,
             Num::Long(l) => l,
-            Num::Double(d) | Num::Decimal(d) => d.round() as i64,
+            Num::Double(_) | Num::Decimal(_) => total.f64().round() as i64,
         };
         return Ok(Some(Bson::DateTime(bson::DateTime::from_millis(
             ms.wrapping_add(delta),
@@ -1050,7 +1089,7 @@ fn op_subtract(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             let delta = match Num::from_bson(n) {
                 Some(Num::Int(i)) => i as i64,
                 Some(Num::Long(l)) => l,
-                Some(Num::Double(d) | Num::Decimal(d)) => d.round() as i64,
+                Some(n @ (Num::Double(_) | Num::Decimal(_))) => n.f64().round() as i64,
                 None => 0,
             };
             Ok(Some(Bson::DateTime(bson::DateTime::from_millis(
@@ -1119,8 +1158,7 @@ fn op_divide(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     if b.is_zero() {
         return Err(CommandError::bad_value("can't $divide by zero"));
     }
-    let rank = a.rank().max(b.rank());
-    Ok(Some(Num::float(rank, a.f64() / b.f64()).to_bson()))
+    Ok(Some(a.div(b).to_bson()))
 }
 
 fn op_mod(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
@@ -1166,7 +1204,7 @@ fn op_unary_math(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> 
                 }
             },
             Num::Double(d) => Num::Double(d.abs()),
-            Num::Decimal(d) => Num::Decimal(d.abs()),
+            Num::Decimal(_) => Num::float(3, x.abs()),
         },
         "$ceil" | "$floor" => match n {
             Num::Int(_) | Num::Long(_) => n,
@@ -1203,7 +1241,8 @@ fn num_display(n: Num) -> String {
     match n {
         Num::Int(i) => i.to_string(),
         Num::Long(l) => l.to_string(),
-        Num::Double(d) | Num::Decimal(d) => format_double(d),
+        Num::Double(d) => format_double(d),
+        Num::Decimal(d) => d.to_string(),
     }
 }
 
@@ -1306,7 +1345,9 @@ fn op_round(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         Some(p) => match p.as_ref().and_then(Num::from_bson) {
             Some(Num::Int(i)) => i as i64,
             Some(Num::Long(l)) => l,
-            Some(Num::Double(d) | Num::Decimal(d)) if d.fract() == 0.0 => d as i64,
+            Some(n @ (Num::Double(_) | Num::Decimal(_))) if n.f64().fract() == 0.0 => {
+                n.f64() as i64
+            }
             _ => {
                 return Err(CommandError::new(
                     51082,
@@ -1349,7 +1390,8 @@ fn op_round(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
                 _ => Num::Long(r as i64),
             }
         }
-        Num::Double(x) | Num::Decimal(x) => {
+        Num::Double(_) | Num::Decimal(_) => {
+            let x = n.f64();
             let p = 10f64.powi(place as i32);
             Num::float(n.rank(), round(x * p) / p)
         }
@@ -1644,7 +1686,9 @@ fn target_name(to: &Bson) -> Result<&'static str> {
         other => Num::from_bson(other).and_then(|n| match n {
             Num::Int(i) => by_number(i as i64),
             Num::Long(l) => by_number(l),
-            Num::Double(d) | Num::Decimal(d) if d.fract() == 0.0 => by_number(d as i64),
+            n @ (Num::Double(_) | Num::Decimal(_)) if n.f64().fract() == 0.0 => {
+                by_number(n.f64() as i64)
+            }
             _ => None,
         }),
     };
@@ -1918,7 +1962,7 @@ fn int_arg(v: &Option<Bson>) -> Option<i64> {
     match v.as_ref().and_then(Num::from_bson)? {
         Num::Int(i) => Some(i as i64),
         Num::Long(l) => Some(l),
-        Num::Double(d) | Num::Decimal(d) if d.fract() == 0.0 => Some(d as i64),
+        n @ (Num::Double(_) | Num::Decimal(_)) if n.f64().fract() == 0.0 => Some(n.f64() as i64),
         _ => None,
     }
 }
@@ -2287,8 +2331,10 @@ fn array_elem_at(name: &str, arr: &Option<Bson>, idx: &Option<Bson>) -> Result<O
     let i = match n {
         Num::Int(i) => i as i64,
         Num::Long(l) if i32::try_from(l).is_ok() => l,
-        Num::Double(d) | Num::Decimal(d) if d.fract() == 0.0 && d.abs() <= i32::MAX as f64 => {
-            d as i64
+        Num::Double(_) | Num::Decimal(_)
+            if n.f64().fract() == 0.0 && n.f64().abs() <= i32::MAX as f64 =>
+        {
+            n.f64() as i64
         }
         _ => {
             return Err(CommandError::new(
@@ -3176,6 +3222,147 @@ fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     Ok(Some(Bson::String(out)))
 }
 
+/// An exact finite decimal: `(-1)^neg × coeff × 10^exp`, for decimal `+ - * /` with the
+/// server's results (34 significant digits, rounded half to even by the BSON decimal parser).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Dec {
+    neg: bool,
+    coeff: u128,
+    exp: i32,
+}
+
+impl Dec {
+    fn from_i64(i: i64) -> Dec {
+        Dec {
+            neg: i < 0,
+            coeff: i.unsigned_abs() as u128,
+            exp: 0,
+        }
+    }
+
+    /// Parses `[-]digits[.digits][E[+-]exp]`; `None` for NaN and infinities.
+    fn parse(s: &str) -> Option<Dec> {
+        let (neg, body) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        };
+        let (mantissa, exp) = match body.split_once(['e', 'E']) {
+            Some((m, e)) => (m, e.parse::<i32>().ok()?),
+            None => (body, 0),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let digits = format!("{int}{frac}");
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let trimmed = digits.trim_start_matches('0');
+        if trimmed.len() > 38 {
+            return None;
+        }
+        Some(Dec {
+            neg,
+            coeff: if trimmed.is_empty() {
+                0
+            } else {
+                trimmed.parse().ok()?
+            },
+            exp: exp - frac.len() as i32,
+        })
+    }
+
+    fn neg(self) -> Dec {
+        Dec {
+            neg: !self.neg,
+            ..self
+        }
+    }
+
+    fn scaled(self, to_exp: i32) -> Option<u128> {
+        let shift = u32::try_from(self.exp - to_exp).ok()?;
+        10u128.checked_pow(shift)?.checked_mul(self.coeff)
+    }
+
+    fn add(self, other: Dec) -> Option<Dec> {
+        let exp = self.exp.min(other.exp);
+        let (a, b) = (self.scaled(exp)?, other.scaled(exp)?);
+        let (neg, coeff) = match (self.neg, other.neg) {
+            (x, y) if x == y => (x, a.checked_add(b)?),
+            _ if a >= b => (self.neg, a - b),
+            _ => (other.neg, b - a),
+        };
+        // x + (-x) is +0, as in IEEE 754 round-to-nearest.
+        let neg = neg && coeff != 0;
+        Some(Dec { neg, coeff, exp })
+    }
+
+    fn mul(self, other: Dec) -> Option<Dec> {
+        Some(Dec {
+            neg: self.neg != other.neg,
+            coeff: self.coeff.checked_mul(other.coeff)?,
+            exp: self.exp.checked_add(other.exp)?,
+        })
+    }
+
+    /// Long division to 36 significant digits; an exact quotient takes the ideal exponent
+    /// (`e1 - e2`) when its trailing zeros allow, as IEEE 754 decimal division does.
+    fn div(self, other: Dec) -> Option<Dec> {
+        if other.coeff == 0 {
+            return None;
+        }
+        let mut q = self.coeff / other.coeff;
+        let mut r = self.coeff % other.coeff;
+        let mut exp = self.exp - other.exp;
+        let ideal = exp;
+        let digits = |v: u128| if v == 0 { 0 } else { v.ilog10() + 1 };
+        while r != 0 && digits(q) < 36 {
+            r *= 10;
+            q = q.checked_mul(10)? + r / other.coeff;
+            r %= other.coeff;
+            exp -= 1;
+        }
+        if r == 0 {
+            while exp < ideal && q % 10 == 0 && q != 0 {
+                q /= 10;
+                exp += 1;
+            }
+            if q == 0 {
+                exp = ideal;
+            }
+        } else if q % 10 == 0 {
+            // A nonzero remainder must not look like an exact tie when rounding.
+            q += 1;
+        }
+        Some(Dec {
+            neg: self.neg != other.neg,
+            coeff: q,
+            exp,
+        })
+    }
+
+    /// Rounds to 34 significant digits, half to even, and packs.
+    fn to_decimal128(self) -> Option<Decimal128> {
+        let (mut coeff, mut exp) = (self.coeff, self.exp);
+        let digits = if coeff == 0 { 0 } else { coeff.ilog10() + 1 };
+        if digits > 34 {
+            let divisor = 10u128.pow(digits - 34);
+            let (q, rem) = (coeff / divisor, coeff % divisor);
+            let half = divisor / 2;
+            coeff = if rem > half || (rem == half && q % 2 == 1) {
+                q + 1
+            } else {
+                q
+            };
+            exp += (digits - 34) as i32;
+            if coeff == 10u128.pow(34) {
+                coeff /= 10;
+                exp += 1;
+            }
+        }
+        let sign = if self.neg { "-" } else { "" };
+        format!("{sign}{coeff}E{exp}").parse().ok()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Accumulation shared by the expression forms of $sum/$avg/$min/$max and by $group.
 
@@ -3241,8 +3428,8 @@ impl Accumulator {
             Accumulator::Avg(total, count) => {
                 if *count == 0 {
                     Bson::Null
-                } else if let Num::Decimal(d) = total {
-                    Bson::Decimal128(f64_to_dec(d / *count as f64))
+                } else if let Num::Decimal(_) = total {
+                    total.div(Num::Long(*count as i64)).to_bson()
                 } else {
                     Bson::Double(total.f64() / *count as f64)
                 }
@@ -3382,6 +3569,47 @@ mod tests {
             Some(Bson::DateTime(bson::DateTime::from_millis(1500)))
         );
         assert_eq!(err(bson!({"$add": [date, date]})).code, 16612);
+    }
+
+    #[test]
+    fn decimal_arithmetic_is_exact() {
+        assert_eq!(
+            ev(bson!({"$add": [dec("0.1"), dec("0.2")]})),
+            Some(dec("0.3"))
+        );
+        assert_eq!(
+            ev(bson!({"$subtract": [dec("1.00"), dec("0.01")]})),
+            Some(dec("0.99"))
+        );
+        assert_eq!(ev(bson!({"$multiply": [dec("1.5"), 2]})), Some(dec("3.0")));
+        assert_eq!(ev(bson!({"$divide": [dec("6"), 3]})), Some(dec("2")));
+        assert_eq!(
+            ev(bson!({"$divide": [dec("10"), dec("4")]})),
+            Some(dec("2.5"))
+        );
+        assert_eq!(
+            ev(bson!({"$divide": [1, dec("3")]})),
+            Some(dec("0.3333333333333333333333333333333333"))
+        );
+        assert_eq!(
+            ev(bson!({"$divide": [2, dec("3")]})),
+            Some(dec("0.6666666666666666666666666666666667"))
+        );
+        // A double joins decimal arithmetic through its 15 significant digits.
+        assert_eq!(
+            ev(bson!({"$add": [dec("1"), 0.1]})),
+            Some(dec("1.100000000000000"))
+        );
+        assert_eq!(
+            ev(bson!({"$add": [dec("1"), i64::MAX]})),
+            Some(dec("9223372036854775808"))
+        );
+        assert_eq!(
+            ev(bson!({"$sum": [dec("0.1"), dec("0.2"), 1]})),
+            Some(dec("1.3"))
+        );
+        assert_eq!(ev(bson!({"$avg": [dec("1"), dec("2")]})), Some(dec("1.5")));
+        assert_eq!(ev(bson!({"$abs": dec("-2.5")})), Some(dec("2.5")));
     }
 
     #[test]
