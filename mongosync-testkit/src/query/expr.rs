@@ -3321,14 +3321,14 @@ impl Dec {
             exp -= 1;
         }
         if r == 0 {
-            while exp < ideal && q % 10 == 0 && q != 0 {
+            while exp < ideal && q.is_multiple_of(10) && q != 0 {
                 q /= 10;
                 exp += 1;
             }
             if q == 0 {
                 exp = ideal;
             }
-        } else if q % 10 == 0 {
+        } else if q.is_multiple_of(10) {
             // A nonzero remainder must not look like an exact tie when rounding.
             q += 1;
         }
