@@ -143,6 +143,21 @@ fn unknown_operator(name: &str) -> CommandError {
 }
 
 const KNOWN_OPERATORS: &[&str] = &[
+    "$binarySize",
+    "$bsonSize",
+    "$dateAdd",
+    "$dateFromParts",
+    "$dateFromString",
+    "$dateSubtract",
+    "$firstN",
+    "$lastN",
+    "$maxN",
+    "$minN",
+    "$replaceAll",
+    "$replaceOne",
+    "$sortArray",
+    "$tsIncrement",
+    "$tsSecond",
     "$abs",
     "$add",
     "$allElementsTrue",
@@ -768,6 +783,100 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             }
         }
         "$zip" => op_zip(arg, scope),
+        "$firstN" | "$lastN" | "$maxN" | "$minN" => op_array_n(name, arg, scope),
+        "$sortArray" => op_sort_array(arg, scope),
+        "$bsonSize" => {
+            let v = eval_exact(name, arg, 1, scope)?;
+            match &v[0] {
+                x if nullish(x) => Ok(Some(Bson::Null)),
+                Some(Bson::Document(d)) => {
+                    let bytes = d
+                        .to_vec()
+                        .map_err(|e| CommandError::new(codes::INTERNAL_ERROR, e.to_string()))?;
+                    Ok(Some(Bson::Int32(bytes.len() as i32)))
+                }
+                other => Err(CommandError::new(
+                    31393,
+                    format!("$bsonSize requires a document input, found: {}", tn(other)),
+                )),
+            }
+        }
+        "$binarySize" => {
+            let v = eval_exact(name, arg, 1, scope)?;
+            match &v[0] {
+                x if nullish(x) => Ok(Some(Bson::Null)),
+                Some(Bson::String(s)) => Ok(Some(Bson::Int32(s.len() as i32))),
+                Some(Bson::Binary(b)) => Ok(Some(Bson::Int32(b.bytes.len() as i32))),
+                other => Err(CommandError::new(
+                    51276,
+                    format!(
+                        "$binarySize requires a string or BinData argument, found: {}",
+                        tn(other)
+                    ),
+                )),
+            }
+        }
+        "$tsSecond" | "$tsIncrement" => {
+            let v = eval_exact(name, arg, 1, scope)?;
+            match &v[0] {
+                x if nullish(x) => Ok(Some(Bson::Null)),
+                Some(Bson::Timestamp(t)) => Ok(Some(Bson::Int64(if name == "$tsSecond" {
+                    t.time as i64
+                } else {
+                    t.increment as i64
+                }))),
+                other => Err(CommandError::new(
+                    5687301,
+                    format!(
+                        "Argument to {name} must be a timestamp, but is {}",
+                        tn(other)
+                    ),
+                )),
+            }
+        }
+        "$replaceOne" | "$replaceAll" => {
+            let f = parse_object(name, arg, &["input", "find", "replacement"], 51240)?;
+            let mut vals = Vec::new();
+            for key in ["input", "find", "replacement"] {
+                let e = field(&f, key).ok_or_else(|| {
+                    CommandError::new(
+                        51241 + vals.len() as i32,
+                        format!("{name} requires '{key}' to be specified"),
+                    )
+                })?;
+                vals.push(eval(e, scope)?);
+            }
+            let mut strs = Vec::new();
+            for (key, v) in ["input", "find", "replacement"].iter().zip(&vals) {
+                match v {
+                    Some(Bson::String(s)) => strs.push(s.clone()),
+                    x if nullish(x) => {}
+                    other => {
+                        return Err(CommandError::new(
+                            51746,
+                            format!(
+                                "{name} requires that '{key}' be a string, found: {}",
+                                other.clone().unwrap_or(Bson::Null)
+                            ),
+                        ));
+                    }
+                }
+            }
+            if strs.len() < 3 {
+                return Ok(Some(Bson::Null));
+            }
+            Ok(Some(Bson::String(if name == "$replaceOne" {
+                strs[0].replacen(&strs[1], &strs[2], 1)
+            } else if strs[1].is_empty() {
+                // Rust's replace of "" inserts between characters, as the server does.
+                strs[0].replace("", &strs[2])
+            } else {
+                strs[0].replace(&strs[1], &strs[2])
+            })))
+        }
+        "$dateAdd" | "$dateSubtract" => op_date_add(name, arg, scope),
+        "$dateFromParts" => op_date_from_parts(arg, scope),
+        "$dateFromString" => op_date_from_string(arg, scope),
         "$allElementsTrue" | "$anyElementTrue" => {
             let v = eval_exact(name, arg, 1, scope)?;
             match &v[0] {
@@ -2833,6 +2942,109 @@ fn op_zip(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     Ok(Some(Bson::Array(out)))
 }
 
+fn op_array_n(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object(name, arg, &["input", "n"], 5787901)?;
+    let input = field(&f, "input").ok_or_else(|| {
+        CommandError::new(5787907, format!("Missing value for 'input' in {name}"))
+    })?;
+    let n = field(&f, "n")
+        .ok_or_else(|| CommandError::new(5787906, format!("Missing value for 'n' in {name}")))?;
+    let n = eval(n, scope)?;
+    let n = match int_arg(&n) {
+        Some(k) if k > 0 => k as usize,
+        Some(_) => {
+            return Err(CommandError::new(
+                5787908,
+                format!(
+                    "'n' must be greater than 0, found {}",
+                    n.unwrap_or(Bson::Null)
+                ),
+            ));
+        }
+        None => {
+            return Err(CommandError::new(
+                5787902,
+                format!(
+                    "Value for 'n' must be of integral type, but found {}",
+                    n.unwrap_or(Bson::Null)
+                ),
+            ));
+        }
+    };
+    let v = eval(input, scope)?;
+    let Some(Bson::Array(mut items)) = v else {
+        return Err(CommandError::new(
+            5788200,
+            format!("Input to {name} must be an array, but found {}", tn(&v)),
+        ));
+    };
+    match name {
+        "$firstN" => items.truncate(n),
+        "$lastN" => {
+            let skip = items.len().saturating_sub(n);
+            items.drain(..skip);
+        }
+        _ => {
+            // $maxN/$minN skip null and missing.
+            items.retain(|x| !matches!(x, Bson::Null | Bson::Undefined));
+            if name == "$maxN" {
+                items.sort_by(|a, b| compare(b, a));
+            } else {
+                items.sort_by(compare);
+            }
+            items.truncate(n);
+        }
+    }
+    Ok(Some(Bson::Array(items)))
+}
+
+fn op_sort_array(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object("$sortArray", arg, &["input", "sortBy"], 2942500)?;
+    let input = field(&f, "input")
+        .ok_or_else(|| CommandError::new(2942501, "$sortArray requires 'input' to be specified"))?;
+    let sort_by = field(&f, "sortBy").ok_or_else(|| {
+        CommandError::new(2942502, "$sortArray requires 'sortBy' to be specified")
+    })?;
+    let v = eval(input, scope)?;
+    if nullish(&v) {
+        return Ok(Some(Bson::Null));
+    }
+    let Some(Bson::Array(mut items)) = v else {
+        return Err(CommandError::new(
+            2942504,
+            format!(
+                "The input argument to $sortArray must be an array, but was of type: {}",
+                tn(&v)
+            ),
+        ));
+    };
+    match sort_by {
+        Bson::Document(spec) => {
+            let sort = crate::query::sort::SortSpec::new(spec)?;
+            // Non-documents sort as empty documents under a field sort.
+            let key = |b: &Bson| match b {
+                Bson::Document(d) => d.clone(),
+                _ => Document::new(),
+            };
+            items.sort_by(|a, b| sort.compare(&key(a), &key(b)));
+        }
+        other => {
+            let dir = int_arg(&Some(other.clone()));
+            match dir {
+                Some(1) => items.sort_by(compare),
+                Some(-1) => items.sort_by(|a, b| compare(b, a)),
+                _ => {
+                    return Err(CommandError::new(
+                        2942505,
+                        "$sortArray sortBy must be either 1, -1, or a sort specification object",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Some(Bson::Array(items)))
+}
+
 fn op_set(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     let args = arg_list(arg);
     let v = eval_all(&args, scope)?;
@@ -3147,6 +3359,193 @@ fn op_date_part(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         _ => p.day_of_year,
     };
     Ok(Some(Bson::Int32(n as i32)))
+}
+
+fn op_date_add(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object(
+        name,
+        arg,
+        &["startDate", "unit", "amount", "timezone"],
+        5166401,
+    )?;
+    check_utc(field(&f, "timezone"), scope)?;
+    let mut vals = Vec::new();
+    for key in ["startDate", "unit", "amount"] {
+        let e = field(&f, key).ok_or_else(|| {
+            CommandError::new(5166402, format!("{name} requires '{key}' to be present"))
+        })?;
+        vals.push(eval(e, scope)?);
+    }
+    if vals.iter().any(nullish) {
+        return Ok(Some(Bson::Null));
+    }
+    let start = match &vals[0] {
+        Some(Bson::DateTime(d)) => d.timestamp_millis(),
+        other => date_millis(other).map_err(|_| {
+            CommandError::new(
+                5166403,
+                format!("{name} requires startDate to be convertible to a date"),
+            )
+        })?,
+    };
+    let Some(Bson::String(unit)) = &vals[1] else {
+        return Err(CommandError::new(
+            5166404,
+            format!(
+                "{name} requires 'unit' to be a string, but got {}",
+                tn(&vals[1])
+            ),
+        ));
+    };
+    let Some(amount) = int_arg(&vals[2]) else {
+        return Err(CommandError::new(
+            5166405,
+            format!("{name} expects integer amount of time units"),
+        ));
+    };
+    let amount = if name == "$dateSubtract" {
+        -amount
+    } else {
+        amount
+    };
+    let fixed = |ms: i64| Some(start.checked_add(amount.checked_mul(ms)?)?);
+    let result = match unit.as_str() {
+        "millisecond" => fixed(1),
+        "second" => fixed(1000),
+        "minute" => fixed(60_000),
+        "hour" => fixed(3_600_000),
+        "day" => fixed(86_400_000),
+        "week" => fixed(7 * 86_400_000),
+        "month" | "quarter" | "year" => {
+            let months = amount
+                * match unit.as_str() {
+                    "month" => 1,
+                    "quarter" => 3,
+                    _ => 12,
+                };
+            let p = DateParts::from_millis(start);
+            let total = p.year * 12 + (p.month - 1) + months;
+            let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+            // The day is clamped to the end of a shorter month.
+            let last = days_from_civil(
+                if m == 12 { y + 1 } else { y },
+                if m == 12 { 1 } else { m + 1 },
+                1,
+            ) - days_from_civil(y, m, 1);
+            let day = p.day.min(last);
+            let rem = start.rem_euclid(86_400_000);
+            Some(days_from_civil(y, m, day) * 86_400_000 + rem)
+        }
+        other => {
+            return Err(CommandError::failed_to_parse(format!(
+                "unknown time unit value: {other}"
+            )));
+        }
+    };
+    match result {
+        Some(ms) => Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms)))),
+        None => Err(CommandError::new(5166406, format!("{name} overflowed"))),
+    }
+}
+
+fn op_date_from_parts(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let keys = [
+        "year",
+        "month",
+        "day",
+        "hour",
+        "minute",
+        "second",
+        "millisecond",
+    ];
+    let mut allowed: Vec<&str> = keys.to_vec();
+    allowed.push("timezone");
+    let f = parse_object("$dateFromParts", arg, &allowed, 40518)?;
+    check_utc(field(&f, "timezone"), scope)?;
+    if field(&f, "year").is_none() {
+        return Err(CommandError::new(
+            40516,
+            "$dateFromParts requires either 'year' or 'isoWeekYear' to be present",
+        ));
+    }
+    let mut parts = [1970i64, 1, 1, 0, 0, 0, 0];
+    for (i, key) in keys.iter().enumerate() {
+        let Some(e) = field(&f, key) else {
+            continue;
+        };
+        let v = eval(e, scope)?;
+        if nullish(&v) {
+            return Ok(Some(Bson::Null));
+        }
+        parts[i] = int_arg(&v).ok_or_else(|| {
+            CommandError::new(
+                40515,
+                format!(
+                    "'{key}' must evaluate to an integer, found {} with value {}",
+                    tn(&v),
+                    v.clone().unwrap_or(Bson::Null)
+                ),
+            )
+        })?;
+    }
+    if !(1..=9999).contains(&parts[0]) {
+        return Err(CommandError::new(
+            40523,
+            format!(
+                "'year' must evaluate to an integer in the range 1 to 9999, found {}",
+                parts[0]
+            ),
+        ));
+    }
+    // Out-of-range parts carry over, as on the server (month 13 is January next year).
+    let months = parts[0] * 12 + parts[1] - 1;
+    let days = days_from_civil(months.div_euclid(12), months.rem_euclid(12) + 1, 1) + parts[2] - 1;
+    let ms =
+        days * 86_400_000 + parts[3] * 3_600_000 + parts[4] * 60_000 + parts[5] * 1000 + parts[6];
+    Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms))))
+}
+
+fn op_date_from_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object(
+        "$dateFromString",
+        arg,
+        &["dateString", "format", "timezone", "onError", "onNull"],
+        40541,
+    )?;
+    check_utc(field(&f, "timezone"), scope)?;
+    let e = field(&f, "dateString").ok_or_else(|| {
+        CommandError::new(40542, "Missing 'dateString' parameter to $dateFromString")
+    })?;
+    let v = eval(e, scope)?;
+    if nullish(&v) {
+        return match field(&f, "onNull") {
+            Some(e) => eval(e, scope),
+            None => Ok(Some(Bson::Null)),
+        };
+    }
+    let parsed = match &v {
+        Some(Bson::String(s)) => parse_date(s).ok_or_else(|| {
+            CommandError::new(
+                CONVERSION_FAILURE,
+                format!("Error parsing date string '{s}'"),
+            )
+        }),
+        other => Err(CommandError::new(
+            CONVERSION_FAILURE,
+            format!(
+                "$dateFromString requires that 'dateString' be a string, found: {} with value {}",
+                tn(other),
+                other.clone().unwrap_or(Bson::Null)
+            ),
+        )),
+    };
+    match parsed {
+        Ok(d) => Ok(Some(Bson::DateTime(d))),
+        Err(e) => match field(&f, "onError") {
+            Some(on_error) => eval(on_error, scope),
+            None => Err(e),
+        },
+    }
 }
 
 fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
@@ -4120,6 +4519,92 @@ mod tests {
         assert_eq!(
             ev(bson!({"$toString": old})),
             Some(bson!("1969-12-31T23:59:59.999Z"))
+        );
+    }
+
+    #[test]
+    fn more_operators() {
+        let d = doc! {"a": [3, 1, null, 2], "t": bson::Timestamp { time: 5, increment: 7 }};
+        assert_eq!(
+            ev_in(bson!({"$firstN": {"input": "$a", "n": 2}}), d.clone()),
+            Some(bson!([3, 1]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$lastN": {"input": "$a", "n": 2}}), d.clone()),
+            Some(bson!([null, 2]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$maxN": {"input": "$a", "n": 2}}), d.clone()),
+            Some(bson!([3, 2]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$minN": {"input": "$a", "n": 9}}), d.clone()),
+            Some(bson!([1, 2, 3]))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$sortArray": {"input": "$a", "sortBy": -1}}),
+                d.clone()
+            ),
+            Some(bson!([3, 2, 1, null]))
+        );
+        assert_eq!(
+            ev(bson!({"$sortArray": {"input": [{"x": 2}, {"x": 1}], "sortBy": {"x": 1}}})),
+            Some(bson!([{"x": 1}, {"x": 2}]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$tsSecond": "$t"}), d.clone()),
+            Some(Bson::Int64(5))
+        );
+        assert_eq!(
+            ev_in(bson!({"$tsIncrement": "$t"}), d.clone()),
+            Some(Bson::Int64(7))
+        );
+        // {a: 1} is 12 bytes: length, one int32 element, terminator.
+        assert_eq!(
+            ev(bson!({"$bsonSize": {"$literal": {"a": 1}}})),
+            Some(bson!(12))
+        );
+        assert_eq!(ev(bson!({"$bsonSize": "$missing"})), Some(Bson::Null));
+        assert_eq!(ev(bson!({"$binarySize": "héllo"})), Some(bson!(6)));
+        assert_eq!(
+            ev(bson!({"$replaceOne": {"input": "a.b.c", "find": ".", "replacement": "-"}})),
+            Some(bson!("a-b.c"))
+        );
+        assert_eq!(
+            ev(bson!({"$replaceAll": {"input": "a.b.c", "find": ".", "replacement": "-"}})),
+            Some(bson!("a-b-c"))
+        );
+        assert_eq!(
+            ev(bson!({"$replaceAll": {"input": null, "find": ".", "replacement": "-"}})),
+            Some(Bson::Null)
+        );
+        let jan31 = bson::DateTime::parse_rfc3339_str("2021-01-31T10:00:00Z").unwrap();
+        assert_eq!(
+            ev(bson!({"$dateAdd": {"startDate": jan31, "unit": "month", "amount": 1}})),
+            Some(Bson::DateTime(
+                bson::DateTime::parse_rfc3339_str("2021-02-28T10:00:00Z").unwrap()
+            ))
+        );
+        assert_eq!(
+            ev(bson!({"$dateSubtract": {"startDate": jan31, "unit": "hour", "amount": 10}})),
+            Some(Bson::DateTime(
+                bson::DateTime::parse_rfc3339_str("2021-01-31T00:00:00Z").unwrap()
+            ))
+        );
+        assert_eq!(
+            ev(bson!({"$dateFromParts": {"year": 2020, "month": 13, "day": 1}})),
+            Some(Bson::DateTime(
+                bson::DateTime::parse_rfc3339_str("2021-01-01T00:00:00Z").unwrap()
+            ))
+        );
+        assert_eq!(
+            ev(bson!({"$dateFromString": {"dateString": "2021-01-31T10:00:00Z"}})),
+            Some(Bson::DateTime(jan31))
+        );
+        assert_eq!(
+            ev(bson!({"$dateFromString": {"dateString": "garbage", "onError": "bad"}})),
+            Some(bson!("bad"))
         );
     }
 
