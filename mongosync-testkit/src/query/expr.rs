@@ -3408,7 +3408,7 @@ fn op_date_add(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     } else {
         amount
     };
-    let fixed = |ms: i64| Some(start.checked_add(amount.checked_mul(ms)?)?);
+    let fixed = |ms: i64| start.checked_add(amount.checked_mul(ms)?);
     let result = match unit.as_str() {
         "millisecond" => fixed(1),
         "second" => fixed(1000),
