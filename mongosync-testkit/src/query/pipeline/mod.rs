@@ -104,6 +104,7 @@ enum Stage {
         preserve: bool,
     },
     Lookup(Box<Lookup>),
+    GraphLookup(Box<GraphLookup>),
     UnionWith {
         db: Option<String>,
         coll: Option<String>,
@@ -231,6 +232,7 @@ impl Stage {
             Stage::ReplaceRoot(_) => "$replaceRoot",
             Stage::Unwind { .. } => "$unwind",
             Stage::Lookup(_) => "$lookup",
+            Stage::GraphLookup(_) => "$graphLookup",
             Stage::UnionWith { .. } => "$unionWith",
             Stage::Facet(_) => "$facet",
             Stage::Documents(_) => "$documents",
@@ -432,6 +434,7 @@ impl Stage {
             }
             "$unwind" => parse_unwind(spec)?,
             "$lookup" => parse_lookup(spec, vars)?,
+            "$graphLookup" => parse_graph_lookup(spec, vars)?,
             "$unionWith" => match spec {
                 Bson::String(s) => Stage::UnionWith {
                     db: None,
@@ -1140,6 +1143,7 @@ fn run_stage(
             out
         }
         Stage::Lookup(l) => run_lookup(l, docs, db, env, vars)?,
+        Stage::GraphLookup(g) => run_graph_lookup(g, docs, db, env, vars)?,
         Stage::UnionWith {
             db: other_db,
             coll,
@@ -1291,6 +1295,188 @@ fn run_lookup(
             &mut nd,
             &as_path,
             Bson::Array(matched.into_iter().map(Bson::Document).collect()),
+        );
+        out.push(nd);
+    }
+    Ok(out)
+}
+
+/// A `$graphLookup` stage.
+#[derive(Debug, Clone)]
+struct GraphLookup {
+    from: (Option<String>, String),
+    start_with: Bson,
+    connect_from: String,
+    connect_to: String,
+    as_field: String,
+    max_depth: Option<i64>,
+    depth_field: Option<String>,
+    restrict: Option<Document>,
+}
+
+fn parse_graph_lookup(spec: &Bson, vars: &Document) -> Result<Stage> {
+    let Bson::Document(d) = spec else {
+        return Err(CommandError::new(
+            40327,
+            "the $graphLookup stage specification must be an object",
+        ));
+    };
+    let mut from = None;
+    let mut start_with = None;
+    let mut connect_from = None;
+    let mut connect_to = None;
+    let mut as_field = None;
+    let mut max_depth = None;
+    let mut depth_field = None;
+    let mut restrict = None;
+    let string = |k: &str, v: &Bson| -> Result<String> {
+        match v {
+            Bson::String(s) if !s.starts_with('$') => Ok(s.clone()),
+            other => Err(CommandError::new(
+                40103,
+                format!("expected string as argument for {k}, found: {other}"),
+            )),
+        }
+    };
+    for (k, v) in d {
+        match k.as_str() {
+            "from" => from = Some(namespace("$graphLookup", v)?),
+            "startWith" => {
+                expr::validate(v)?;
+                start_with = Some(v.clone());
+            }
+            "connectFromField" => connect_from = Some(string(k, v)?),
+            "connectToField" => connect_to = Some(string(k, v)?),
+            "as" => as_field = Some(string(k, v)?),
+            "depthField" => depth_field = Some(string(k, v)?),
+            "maxDepth" => match integral(v) {
+                Some(n) if n >= 0 => max_depth = Some(n),
+                Some(n) => {
+                    return Err(CommandError::new(
+                        40101,
+                        format!("maxDepth requires a nonnegative argument, found: {n}"),
+                    ));
+                }
+                None => {
+                    return Err(CommandError::new(
+                        40100,
+                        format!("maxDepth must be numeric, found type: {}", type_name(v)),
+                    ));
+                }
+            },
+            "restrictSearchWithMatch" => match v {
+                Bson::Document(m) => {
+                    Matcher::new(m, vars)?;
+                    restrict = Some(m.clone());
+                }
+                other => {
+                    return Err(CommandError::new(
+                        40185,
+                        format!(
+                            "restrictSearchWithMatch must be an object, found {}",
+                            type_name(other)
+                        ),
+                    ));
+                }
+            },
+            other => {
+                return Err(CommandError::new(
+                    40104,
+                    format!("Unknown argument to $graphLookup: {other}"),
+                ));
+            }
+        }
+    }
+    match (from, start_with, connect_from, connect_to, as_field) {
+        (Some(from), Some(start_with), Some(connect_from), Some(connect_to), Some(as_field)) => {
+            Ok(Stage::GraphLookup(Box::new(GraphLookup {
+                from,
+                start_with,
+                connect_from,
+                connect_to,
+                as_field,
+                max_depth,
+                depth_field,
+                restrict,
+            })))
+        }
+        _ => Err(CommandError::new(
+            40105,
+            "must specify 'connectToField', 'connectFromField', 'from', 'as', and 'startWith' for a $graphLookup",
+        )),
+    }
+}
+
+/// Breadth-first search: each round matches `connectToField` against the values found so far;
+/// every foreign document is added once (by `_id`), at its smallest depth.
+fn run_graph_lookup(
+    g: &GraphLookup,
+    docs: Vec<Document>,
+    db: &str,
+    env: &dyn PipelineEnv,
+    vars: &Document,
+) -> Result<Vec<Document>> {
+    let foreign = env.collection_documents(g.from.0.as_deref().unwrap_or(db), &g.from.1)?;
+    let restrict = match &g.restrict {
+        Some(m) => Some(Matcher::new(m, vars)?),
+        None => None,
+    };
+    let as_path: Vec<String> = g.as_field.split('.').map(str::to_string).collect();
+    let from_parts: Vec<&str> = g.connect_from.split('.').collect();
+    let flatten = |v: Option<Bson>| -> Vec<Bson> {
+        match v {
+            Some(Bson::Array(items)) => items,
+            Some(v) => vec![v],
+            None => Vec::new(),
+        }
+    };
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        let mut frontier = match expr::evaluate(&g.start_with, &d, vars)? {
+            Some(Bson::Array(items)) => items,
+            Some(v) => vec![v],
+            None => vec![Bson::Null],
+        };
+        let mut found: Vec<Document> = Vec::new();
+        let mut seen: Vec<Bson> = Vec::new();
+        let mut depth = 0i64;
+        while !frontier.is_empty() && g.max_depth.is_none_or(|m| depth <= m) {
+            let m = Matcher::new(
+                &doc! {g.connect_to.clone(): {"$in": frontier.clone()}},
+                vars,
+            )?;
+            let mut next = Vec::new();
+            for f in &foreign {
+                if !m.matches(f) || restrict.as_ref().is_some_and(|r| !r.matches(f)) {
+                    continue;
+                }
+                let id = f.get("_id").cloned().unwrap_or(Bson::Null);
+                if seen
+                    .iter()
+                    .any(|s| expr::compare_values(Some(s), Some(&id)).is_eq())
+                {
+                    continue;
+                }
+                seen.push(id);
+                next.extend(flatten(expr::traverse(
+                    &Bson::Document(f.clone()),
+                    &from_parts,
+                )));
+                let mut f = f.clone();
+                if let Some(df) = &g.depth_field {
+                    let p: Vec<String> = df.split('.').map(str::to_string).collect();
+                    set_path(&mut f, &p, Bson::Int64(depth));
+                }
+                found.push(f);
+            }
+            frontier = next;
+            depth += 1;
+        }
+        let mut nd = d;
+        set_path(
+            &mut nd,
+            &as_path,
+            Bson::Array(found.into_iter().map(Bson::Document).collect()),
         );
         out.push(nd);
     }

@@ -829,3 +829,53 @@ fn pipeline_updates() {
         (72, "$match is not allowed to be used within an update")
     );
 }
+
+#[test]
+fn graph_lookup() {
+    let env = Env::default().with(
+        "db",
+        "emp",
+        docs(bson!([
+            {"_id": 1, "name": "Dev"},
+            {"_id": 2, "name": "Eliot", "reportsTo": "Dev"},
+            {"_id": 3, "name": "Ron", "reportsTo": "Eliot"},
+            {"_id": 4, "name": "Andrew", "reportsTo": "Eliot"},
+            {"_id": 5, "name": "Asya", "reportsTo": "Ron"},
+        ])),
+    );
+    let out = run_env(
+        bson!([{"$graphLookup": {
+            "from": "emp", "startWith": "$reportsTo", "connectFromField": "reportsTo",
+            "connectToField": "name", "as": "chain", "depthField": "d"
+        }}, {"$project": {"chain": {"$map": {"input": "$chain", "in": ["$$this.name", "$$this.d"]}}}}]),
+        docs(bson!([{"_id": 5, "reportsTo": "Ron"}])),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        docs(bson!([{"_id": 5, "chain": [["Ron", 0i64], ["Eliot", 1i64], ["Dev", 2i64]]}]))
+    );
+    let out = run_env(
+        bson!([{"$graphLookup": {
+            "from": "emp", "startWith": "$reportsTo", "connectFromField": "reportsTo",
+            "connectToField": "name", "as": "chain", "maxDepth": 0
+        }}]),
+        docs(bson!([{"_id": 5, "reportsTo": "Ron"}])),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(out[0].get_array("chain").unwrap().len(), 1);
+    assert_eq!(
+        parse_err(bson!([{"$graphLookup": {"from": "emp"}}])).code,
+        40105
+    );
+    assert_eq!(
+        parse_err(
+            bson!([{"$graphLookup": {"from": "e", "startWith": 1, "connectFromField": "a",
+            "connectToField": "b", "as": "c", "maxDepth": -1}}])
+        )
+        .code,
+        40101
+    );
+}
