@@ -51,6 +51,8 @@ enum Node {
     Const(bool),
     /// `$jsonSchema`.
     Schema(Box<Schema>),
+    /// `$sampleRate`: matches each document with this probability.
+    SampleRate(f64),
 }
 
 /// A predicate on one value (`None` = missing).
@@ -248,6 +250,19 @@ impl Matcher {
         })
     }
 
+    /// Whether some path condition of the filter starts with the field `first` (the server's
+    /// check that a positional projection `first.$` matches the query).
+    pub fn has_path_prefix(&self, first: &str) -> bool {
+        fn walk(n: &Node, first: &str) -> bool {
+            match n {
+                Node::And(c) | Node::Or(c) | Node::Nor(c) => c.iter().any(|x| walk(x, first)),
+                Node::Path { path, .. } => path.split('.').next() == Some(first),
+                _ => false,
+            }
+        }
+        walk(&self.root, first)
+    }
+
     /// Whether `doc` matches, reporting `$expr` evaluation errors.
     pub fn try_matches(&self, doc: &Document) -> Result<bool> {
         Ok(self.try_match_details(doc)?.matched)
@@ -393,7 +408,7 @@ fn parse_filter(filter: &Document, ctx: Ctx) -> Result<Node> {
                     nodes.push(Node::Schema(Box::new(Schema::parse(d)?)));
                 }
                 "alwaysTrue" | "alwaysFalse" => {
-                    if !matches!(as_i64_exact(v), Some(1)) {
+                    if parse_integer_element(k, v)? != 1 {
                         return Err(CommandError::failed_to_parse(format!(
                             "{k} must be an integer value of 1"
                         )));
@@ -404,6 +419,35 @@ fn parse_filter(filter: &Document, ctx: Ctx) -> Result<Node> {
                     return Err(CommandError::new(
                         codes::INDEX_NOT_FOUND,
                         "text index required for $text query",
+                    ));
+                }
+                // DBRef fields are matched as plain equalities.
+                "id" | "ref" | "db" => nodes.push(Node::Path {
+                    path: k.clone(),
+                    pred: Pred::Cmp(CmpOp::Eq, v.clone()),
+                }),
+                "sampleRate" => {
+                    if ctx != Ctx::Top {
+                        return Err(CommandError::bad_value(
+                            "$sampleRate can only be applied to the top-level document",
+                        ));
+                    }
+                    let Some(x) = crate::query::compare::number_as_f64(v) else {
+                        return Err(CommandError::bad_value(
+                            "argument to $sampleRate must be a numeric type",
+                        ));
+                    };
+                    if !(0.0..=1.0).contains(&x) {
+                        return Err(CommandError::bad_value(
+                            "numeric argument to $sampleRate must be in [0, 1]",
+                        ));
+                    }
+                    nodes.push(Node::SampleRate(x));
+                }
+                "not" => {
+                    return Err(CommandError::bad_value(
+                        "unknown top level operator: $not. If you are trying to negate an entire \
+                         expression, use $nor.",
                     ));
                 }
                 _ => {
@@ -448,7 +492,7 @@ fn parse_tree_list(name: &str, v: &Bson, ctx: Ctx) -> Result<Vec<Node>> {
 /// (`{b: 1}`, a DBRef `{$ref, $id}`, `{}`).
 fn is_operator_doc(d: &Document) -> bool {
     match d.keys().next() {
-        Some(k) => k.starts_with('$') && k != "$ref",
+        Some(k) => k.starts_with('$') && !(d.contains_key("$ref") && d.contains_key("$id")),
         None => false,
     }
 }
@@ -480,11 +524,15 @@ fn parse_path(path: &str, v: &Bson, nodes: &mut Vec<Node>) -> Result<()> {
 fn parse_ops(path: &str, ops: &Document) -> Result<Vec<Pred>> {
     let mut preds = Vec::new();
     let regex_elem = ops.get("$regex");
-    let options_elem = ops.get("$options");
     for (k, v) in ops {
         let pred = match k.as_str() {
             "$eq" => Pred::Cmp(CmpOp::Eq, comparand(v, path, false)?),
-            "$ne" => Pred::Not(vec![Pred::Cmp(CmpOp::Eq, comparand(v, path, false)?)]),
+            "$ne" => {
+                if matches!(v, Bson::RegularExpression(_)) {
+                    return Err(CommandError::bad_value("Can't have regex as arg to $ne."));
+                }
+                Pred::Not(vec![Pred::Cmp(CmpOp::Eq, comparand(v, path, false)?)])
+            }
             "$lt" => Pred::Cmp(CmpOp::Lt, comparand(v, path, true)?),
             "$lte" => Pred::Cmp(CmpOp::Lte, comparand(v, path, true)?),
             "$gt" => Pred::Cmp(CmpOp::Gt, comparand(v, path, true)?),
@@ -498,10 +546,10 @@ fn parse_ops(path: &str, ops: &Document) -> Result<Vec<Pred>> {
                     Pred::Not(vec![Pred::Exists])
                 }
             }
-            "$type" => Pred::Type(parse_type(v)?),
+            "$type" => Pred::Type(parse_type(path, v)?),
             "$size" => Pred::Size(parse_size(v)?),
             "$mod" => parse_mod(v)?,
-            "$regex" => parse_regex(v, options_elem)?,
+            "$regex" => parse_regex(ops)?,
             "$options" => {
                 if regex_elem.is_none() {
                     return Err(CommandError::bad_value("$options needs a $regex"));
@@ -519,6 +567,11 @@ fn parse_ops(path: &str, ops: &Document) -> Result<Vec<Pred>> {
             "$bitsAnySet" => parse_bits(k, BitsOp::AnySet, v)?,
             "$bitsAnyClear" => parse_bits(k, BitsOp::AnyClear, v)?,
             "$comment" => continue,
+            "$where" => {
+                return Err(CommandError::bad_value(
+                    "$where cannot be applied to a field",
+                ));
+            }
             "$geoWithin" | "$geoIntersects" | "$near" | "$nearSphere" | "$within" => {
                 return Err(CommandError::bad_value(format!(
                     "{k} is not supported by the testkit"
@@ -665,13 +718,13 @@ fn parse_type_one(v: &Bson) -> Result<TypeSel> {
     }
 }
 
-fn parse_type(v: &Bson) -> Result<Vec<TypeSel>> {
+fn parse_type(path: &str, v: &Bson) -> Result<Vec<TypeSel>> {
     match v {
         Bson::Array(items) => {
             if items.is_empty() {
-                return Err(CommandError::failed_to_parse(
-                    "$type must match at least one type",
-                ));
+                return Err(CommandError::failed_to_parse(format!(
+                    "{path} must match at least one type"
+                )));
             }
             items.iter().map(parse_type_one).collect()
         }
@@ -706,14 +759,64 @@ pub(crate) fn type_code(v: &Bson) -> i32 {
     }
 }
 
-fn parse_size(v: &Bson) -> Result<i64> {
+/// The server's `BSONElement::parseIntegerElementToLong` (FailedToParse errors that name the
+/// element as `name: value`).
+pub(crate) fn parse_integer_element(name: &str, v: &Bson) -> Result<i64> {
+    let shown = || format!("{name}: {}", server_display(v));
     if !is_number(v) {
-        return Err(CommandError::bad_value("$size needs a number"));
+        return Err(CommandError::failed_to_parse(format!(
+            "Expected a number in: {}",
+            shown()
+        )));
     }
-    let n =
-        as_i64_exact(v).ok_or_else(|| CommandError::bad_value("$size must be a whole number"))?;
+    match v {
+        Bson::Int32(i) => Ok(*i as i64),
+        Bson::Int64(i) => Ok(*i),
+        _ => {
+            let f = crate::query::compare::number_as_f64(v).unwrap_or(f64::NAN);
+            if f.is_nan() {
+                return Err(CommandError::failed_to_parse(format!(
+                    "Expected an integer, but found NaN in: {}",
+                    shown()
+                )));
+            }
+            if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
+                return Err(CommandError::failed_to_parse(format!(
+                    "Cannot represent as a 64-bit integer: {}",
+                    shown()
+                )));
+            }
+            if f.fract() != 0.0 {
+                return Err(CommandError::failed_to_parse(format!(
+                    "Expected an integer: {}",
+                    shown()
+                )));
+            }
+            Ok(f as i64)
+        }
+    }
+}
+
+/// `parseIntegerElementToNonNegativeLong`.
+pub(crate) fn parse_non_negative_element(name: &str, v: &Bson) -> Result<i64> {
+    let n = parse_integer_element(name, v)?;
     if n < 0 {
-        return Err(CommandError::bad_value("$size may not be negative"));
+        return Err(CommandError::failed_to_parse(format!(
+            "Expected a positive number in: {name}: {}",
+            server_display(v)
+        )));
+    }
+    Ok(n)
+}
+
+fn parse_size(v: &Bson) -> Result<i64> {
+    let n = parse_non_negative_element("$size", v)
+        .map_err(|e| CommandError::bad_value(format!("Failed to parse $size. {}", e.message)))?;
+    if n > i32::MAX as i64 {
+        return Err(CommandError::bad_value(format!(
+            "Failed to parse $size. Cannot represent as a 32-bit integer: $size: {}",
+            server_display(v)
+        )));
     }
     Ok(n)
 }
@@ -724,60 +827,166 @@ fn parse_mod(v: &Bson) -> Result<Pred> {
             "malformed mod, needs to be an array",
         ));
     };
-    if items.len() < 2 {
+    let not_enough = || CommandError::bad_value("malformed mod, not enough elements");
+    let divisor = items.first().ok_or_else(not_enough)?;
+    if !is_number(divisor) {
         return Err(CommandError::bad_value(
-            "malformed mod, not enough elements",
+            "malformed mod, divisor not a number",
+        ));
+    }
+    let remainder = items.get(1).ok_or_else(not_enough)?;
+    if !is_number(remainder) {
+        return Err(CommandError::bad_value(
+            "malformed mod, remainder not a number",
         ));
     }
     if items.len() > 2 {
         return Err(CommandError::bad_value("malformed mod, too many elements"));
     }
-    let num = |x: &Bson, what: &str| -> Result<i64> {
-        if !is_number(x) {
-            return Err(CommandError::bad_value(format!(
-                "malformed mod, {what} not a number"
-            )));
-        }
-        let f = crate::query::compare::number_as_f64(x).unwrap_or(f64::NAN);
+    // The server coerces both (truncating) and rejects NaN, infinities and out-of-range values.
+    let coerce = |x: &Bson, what: &str| -> Result<i64> {
         match x {
             Bson::Int32(i) => Ok(*i as i64),
             Bson::Int64(i) => Ok(*i),
-            _ if f.is_finite() && f.abs() < 9.223_372_036_854_776e18 => Ok(f.trunc() as i64),
-            _ => Err(CommandError::bad_value(format!(
-                "malformed mod, {what} value is invalid :: caused by :: Out of bounds coercing to integral value"
-            ))),
+            _ => {
+                let f = crate::query::compare::number_as_f64(x).unwrap_or(f64::NAN);
+                if !f.is_finite() {
+                    return Err(CommandError::bad_value(format!(
+                        "malformed mod, {what} value is invalid :: caused by :: Unable to coerce NaN/Inf to integral type"
+                    )));
+                }
+                if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f.trunc()) {
+                    return Err(CommandError::bad_value(format!(
+                        "malformed mod, {what} value is invalid :: caused by :: Out of bounds coercing to integral value"
+                    )));
+                }
+                Ok(f.trunc() as i64)
+            }
         }
     };
-    let d = num(&items[0], "divisor")?;
-    let r = num(&items[1], "remainder")?;
+    let d = coerce(divisor, "divisor")?;
+    let r = coerce(remainder, "remainder")?;
     if d == 0 {
         return Err(CommandError::bad_value("divisor cannot be 0"));
     }
     Ok(Pred::Mod(d, r))
 }
 
-fn parse_regex(v: &Bson, options: Option<&Bson>) -> Result<Pred> {
-    let opts = match options {
-        Some(Bson::String(s)) => Some(s.as_str()),
-        Some(_) => return Err(CommandError::bad_value("$options has to be a string")),
-        None => None,
-    };
-    match v {
-        Bson::String(p) => Ok(Pred::Regex(Re::new(p, opts.unwrap_or(""))?)),
-        Bson::RegularExpression(r) => {
-            if opts.is_some_and(|o| !o.is_empty()) && !r.options.as_str().is_empty() {
-                return Err(CommandError::bad_value(
-                    "options set in both $regex and $options",
-                ));
+/// `$regex` with its `$options` sibling, in document order as the server reads them.
+fn parse_regex(ops: &Document) -> Result<Pred> {
+    let mut pattern = String::new();
+    let mut options = String::new();
+    for (k, v) in ops {
+        match k.as_str() {
+            "$regex" => match v {
+                Bson::String(p) => pattern = p.clone(),
+                Bson::RegularExpression(r) => {
+                    pattern = r.pattern.as_str().to_string();
+                    if !r.options.as_str().is_empty() {
+                        if !options.is_empty() {
+                            return Err(CommandError::new(
+                                51074,
+                                "options set in both $regex and $options",
+                            ));
+                        }
+                        options = r.options.as_str().to_string();
+                    }
+                }
+                _ => return Err(CommandError::bad_value("$regex has to be a string")),
+            },
+            "$options" => {
+                let Bson::String(o) = v else {
+                    return Err(CommandError::bad_value("$options has to be a string"));
+                };
+                if !options.is_empty() {
+                    return Err(CommandError::new(
+                        51075,
+                        "options set in both $regex and $options",
+                    ));
+                }
+                options = o.clone();
             }
-            let o = if r.options.as_str().is_empty() {
-                opts.unwrap_or("")
-            } else {
-                r.options.as_str()
-            };
-            Ok(Pred::Regex(Re::new(r.pattern.as_str(), o)?))
+            _ => {}
         }
-        _ => Err(CommandError::bad_value("$regex has to be a string")),
+    }
+    Ok(Pred::Regex(Re::new(&pattern, &options)?))
+}
+
+/// The server's name of a value's BSON type (`typeName`).
+pub(crate) fn type_name(v: &Bson) -> &'static str {
+    match v {
+        Bson::Double(_) => "double",
+        Bson::String(_) => "string",
+        Bson::Document(_) => "object",
+        Bson::Array(_) => "array",
+        Bson::Binary(_) => "binData",
+        Bson::Undefined => "undefined",
+        Bson::ObjectId(_) => "objectId",
+        Bson::Boolean(_) => "bool",
+        Bson::DateTime(_) => "date",
+        Bson::Null => "null",
+        Bson::RegularExpression(_) => "regex",
+        Bson::DbPointer(_) => "dbPointer",
+        Bson::JavaScriptCode(_) => "javascript",
+        Bson::Symbol(_) => "symbol",
+        Bson::JavaScriptCodeWithScope(_) => "javascriptWithScope",
+        Bson::Int32(_) => "int",
+        Bson::Timestamp(_) => "timestamp",
+        Bson::Int64(_) => "long",
+        Bson::Decimal128(_) => "decimal",
+        Bson::MinKey => "minKey",
+        Bson::MaxKey => "maxKey",
+    }
+}
+
+/// A value as the server prints it in error messages (`BSONElement::toString`):
+/// `{ a: 1, b: "x" }`, `[ 1, 2 ]`, `2.0`.
+pub(crate) fn server_display(v: &Bson) -> String {
+    match v {
+        Bson::Double(d) => {
+            if d.is_nan() {
+                "nan.0".to_string()
+            } else if d.is_infinite() {
+                if *d > 0.0 { "inf.0" } else { "-inf.0" }.to_string()
+            } else if d.fract() == 0.0 && d.abs() < 1e16 {
+                format!("{d:.1}")
+            } else {
+                format!("{d}")
+            }
+        }
+        Bson::String(s) => format!("{s:?}"),
+        Bson::Document(d) => {
+            if d.is_empty() {
+                "{}".to_string()
+            } else {
+                let inner: Vec<String> = d
+                    .iter()
+                    .map(|(k, x)| format!("{k}: {}", server_display(x)))
+                    .collect();
+                format!("{{ {} }}", inner.join(", "))
+            }
+        }
+        Bson::Array(a) => {
+            if a.is_empty() {
+                "[]".to_string()
+            } else {
+                let inner: Vec<String> = a.iter().map(server_display).collect();
+                format!("[ {} ]", inner.join(", "))
+            }
+        }
+        Bson::Int32(i) => i.to_string(),
+        Bson::Int64(i) => i.to_string(),
+        Bson::Decimal128(d) => format!("NumberDecimal(\"{d}\")"),
+        Bson::Boolean(b) => b.to_string(),
+        Bson::Null => "null".to_string(),
+        Bson::Undefined => "undefined".to_string(),
+        Bson::MinKey => "MinKey".to_string(),
+        Bson::MaxKey => "MaxKey".to_string(),
+        Bson::ObjectId(o) => format!("ObjectId('{o}')"),
+        Bson::DateTime(d) => format!("new Date({})", d.timestamp_millis()),
+        Bson::Timestamp(t) => format!("Timestamp({}, {})", t.time, t.increment),
+        Bson::RegularExpression(r) => format!("/{}/{}", r.pattern.as_str(), r.options.as_str()),
+        other => other.to_string(),
     }
 }
 
@@ -818,8 +1027,11 @@ fn parse_elem_match(v: &Bson) -> Result<Pred> {
     let Bson::Document(d) = v else {
         return Err(CommandError::bad_value("$elemMatch needs an Object"));
     };
+    // The value form applies to an operator document that is neither a logical/top-level
+    // operator nor (even partly) a DBRef.
+    let dbref = d.contains_key("$ref") || d.contains_key("$id") || d.contains_key("$db");
     let value_form = match d.keys().next() {
-        Some(k) => k.starts_with('$') && k != "$ref" && !is_pathless_operator(k),
+        Some(k) => k.starts_with('$') && !dbref && !is_pathless_operator(k),
         None => false,
     };
     if value_form {
@@ -882,17 +1094,10 @@ fn parse_bits(name: &str, op: BitsOp, v: &Bson) -> Result<Pred> {
     let mut positions = Vec::new();
     match v {
         Bson::Array(items) => {
-            for item in items {
-                let p = as_i64_exact(item).ok_or_else(|| {
-                    CommandError::bad_value(format!(
-                        "bit positions must be an integer but got: {item}"
-                    ))
+            for (i, item) in items.iter().enumerate() {
+                let p = parse_non_negative_element(&i.to_string(), item).map_err(|e| {
+                    CommandError::bad_value(format!("Failed to parse bit position. {}", e.message))
                 })?;
-                if p < 0 {
-                    return Err(CommandError::bad_value(format!(
-                        "bit positions must be >= 0 but got: {p}"
-                    )));
-                }
                 positions.push(p.min(u32::MAX as i64) as u32);
             }
         }
@@ -906,14 +1111,7 @@ fn parse_bits(name: &str, op: BitsOp, v: &Bson) -> Result<Pred> {
             }
         }
         _ if is_number(v) => {
-            let m = as_i64_exact(v).ok_or_else(|| {
-                CommandError::bad_value(format!("{name} cannot represent as a 64-bit integer: {v}"))
-            })?;
-            if m < 0 {
-                return Err(CommandError::bad_value(format!(
-                    "{name} cannot take a negative number: {m}"
-                )));
-            }
+            let m = parse_non_negative_element(name, v)?;
             for bit in 0..64 {
                 if m & (1i64 << bit) != 0 {
                     positions.push(bit);
@@ -922,7 +1120,8 @@ fn parse_bits(name: &str, op: BitsOp, v: &Bson) -> Result<Pred> {
         }
         _ => {
             return Err(CommandError::bad_value(format!(
-                "{name} takes an Array, a number, or a BinData but received: {v}"
+                "{name} takes an Array, a number, or a BinData but received: {name}: {}",
+                server_display(v)
             )));
         }
     }
@@ -938,7 +1137,8 @@ fn parse_bits(name: &str, op: BitsOp, v: &Bson) -> Result<Pred> {
 // Matching
 
 impl Node {
-    /// The nodes that must all hold (the root and nested `$and`s).
+    /// The nodes that must all hold (the root, nested `$and`s, and one-clause `$or`s, which
+    /// the server's optimizer unwraps).
     fn conjuncts<'a>(&'a self, out: &mut Vec<&'a Node>) {
         match self {
             Node::And(children) => {
@@ -946,6 +1146,7 @@ impl Node {
                     c.conjuncts(out);
                 }
             }
+            Node::Or(children) if children.len() == 1 => children[0].conjuncts(out),
             _ => out.push(self),
         }
     }
@@ -987,6 +1188,7 @@ impl Node {
             }
             Node::Const(b) => Ok(*b),
             Node::Schema(s) => Ok(s.validate_doc(doc)),
+            Node::SampleRate(x) => Ok(rand::random::<f64>() < *x),
         }
     }
 }
@@ -1077,17 +1279,20 @@ impl Pred {
                     return false;
                 };
                 for (i, e) in arr.iter().enumerate() {
-                    let sub = match e {
-                        Bson::Document(d) => d.clone(),
+                    let matched = match e {
+                        Bson::Document(d) => node.matches(d, vars, &mut None),
                         // Arrays are matched as objects keyed "0", "1", ...
-                        Bson::Array(a) => a
-                            .iter()
-                            .enumerate()
-                            .map(|(k, x)| (k.to_string(), x.clone()))
-                            .collect(),
+                        Bson::Array(a) => {
+                            let sub: Document = a
+                                .iter()
+                                .enumerate()
+                                .map(|(k, x)| (k.to_string(), x.clone()))
+                                .collect();
+                            node.matches(&sub, vars, &mut None)
+                        }
                         _ => continue,
                     };
-                    if node.matches(&sub, vars, &mut None).unwrap_or(false) {
+                    if matched.unwrap_or(false) {
                         *idx = Some(i);
                         return true;
                     }
@@ -1626,6 +1831,91 @@ mod tests {
         yes(doc! {"a": {"$ne": null}}, doc! {"a": 1});
     }
 
+    /// MongoDB 8.0 null semantics (before SERVER-36681 changed dotted paths in a later
+    /// version): `{"a.b": null}` skips scalars and empty arrays inside arrays.
+    #[test]
+    fn null_semantics_over_a_corpus() {
+        let docs = vec![
+            doc! {"_id": "empty_sub", "a": {}},
+            doc! {"_id": "null", "a": null},
+            doc! {"_id": "number", "a": 4},
+            doc! {"_id": "sub_b_hi", "a": {"b": "hi"}},
+            doc! {"_id": "sub_b_null", "a": {"b": null}},
+            doc! {"_id": "sub_b_undef", "a": {"b": Bson::Undefined}},
+            doc! {"_id": "undef", "a": Bson::Undefined},
+            doc! {"_id": "no_a"},
+            doc! {"_id": "double_array", "a": [[]]},
+            doc! {"_id": "empty_array", "a": []},
+            doc! {"_id": "objs_mix", "a": [{"b": null}, {"b": Bson::Undefined}, {}]},
+            doc! {"_id": "objs_no_null", "a": [{"b": 1}, {"b": "s"}]},
+            doc! {"_id": "objs_missing", "a": [{"b": 3}, {}]},
+            doc! {"_id": "vals_nulls", "a": [null, null]},
+            doc! {"_id": "vals_no_null", "a": [1, "s"]},
+            doc! {"_id": "vals_undef", "a": [1, Bson::Undefined]},
+        ];
+        let ids = |filter: Document| -> Vec<String> {
+            let f = m(filter);
+            docs.iter()
+                .filter(|d| f.matches(d))
+                .map(|d| d.get_str("_id").unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(ids(doc! {"a": null}), ["null", "no_a", "vals_nulls"]);
+        assert_eq!(
+            ids(doc! {"a.b": null}),
+            [
+                "empty_sub",
+                "null",
+                "number",
+                "sub_b_null",
+                "undef",
+                "no_a",
+                "objs_mix",
+                "objs_missing"
+            ]
+        );
+        assert_eq!(
+            ids(doc! {"a.b": {"$ne": null}}),
+            [
+                "sub_b_hi",
+                "sub_b_undef",
+                "double_array",
+                "empty_array",
+                "objs_no_null",
+                "vals_nulls",
+                "vals_no_null",
+                "vals_undef"
+            ]
+        );
+        assert_eq!(
+            ids(doc! {"a": {"$nin": [null, []]}}),
+            [
+                "empty_sub",
+                "number",
+                "sub_b_hi",
+                "sub_b_null",
+                "sub_b_undef",
+                "undef",
+                "objs_mix",
+                "objs_no_null",
+                "objs_missing",
+                "vals_no_null",
+                "vals_undef"
+            ]
+        );
+        assert_eq!(
+            ids(doc! {"a": {"$elemMatch": {"$eq": null}}}),
+            ["vals_nulls"]
+        );
+        // Array elements are matched as objects by the object form: [] has no `b`.
+        assert_eq!(
+            ids(doc! {"a": {"$elemMatch": {"b": null}}}),
+            ["double_array", "objs_mix", "objs_missing"]
+        );
+        assert!(ids(doc! {"a.b": {"$elemMatch": {"$ne": null}}}).is_empty());
+        assert_eq!(ids(doc! {"a": {"$exists": false}}), ["no_a"]);
+    }
+
     #[test]
     fn comparisons_respect_type_brackets() {
         yes(doc! {"a": {"$gt": 1}}, doc! {"a": 2i64});
@@ -1752,6 +2042,24 @@ mod tests {
             "cannot compare to undefined"
         );
         assert!(err(doc! {"$where": "true"}).code == 2);
+        assert_eq!(
+            err(doc! {"a": {"$where": "x"}}).message,
+            "$where cannot be applied to a field"
+        );
+        assert!(err(doc! {"$not": {"a": 1}}).message.ends_with("use $nor."));
+        // `$id`, `$ref` and `$db` at the top level are equalities on those fields.
+        yes(doc! {"$id": 5}, doc! {"$id": 5});
+        yes(
+            doc! {"a": {"$id": 1, "$ref": "c"}},
+            doc! {"a": {"$id": 1, "$ref": "c"}},
+        );
+        yes(doc! {"$sampleRate": 1.0}, doc! {});
+        no(doc! {"$sampleRate": 0}, doc! {});
+        assert_eq!(err(doc! {"$sampleRate": 2}).code, 2);
+        assert_eq!(
+            err(doc! {"$alwaysTrue": 2}).message,
+            "$alwaysTrue must be an integer value of 1"
+        );
         // $comment is ignored.
         yes(doc! {"a": 1, "$comment": "hi"}, doc! {"a": 1});
         // A DBRef-shaped document is a value, not an operator document.
@@ -1786,6 +2094,11 @@ mod tests {
         );
         assert_eq!(err(doc! {"a": {"$type": 99}}).code, 2);
         assert_eq!(err(doc! {"a": {"$type": {}}}).code, 14);
+        let e = err(doc! {"a": {"$type": []}});
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (9, "a must match at least one type")
+        );
     }
 
     #[test]
@@ -1839,6 +2152,26 @@ mod tests {
             err(doc! {"a": {"$regex": 5}}).message,
             "$regex has to be a string"
         );
+        assert_eq!(
+            err(doc! {"a": {"$ne": re.clone()}}).message,
+            "Can't have regex as arg to $ne."
+        );
+        let re_i = Bson::RegularExpression(bson::Regex {
+            pattern: "^a".try_into().unwrap(),
+            options: "i".try_into().unwrap(),
+        });
+        assert_eq!(
+            err(doc! {"a": {"$regex": re_i.clone(), "$options": "m"}}).code,
+            51075
+        );
+        assert_eq!(
+            err(doc! {"a": {"$options": "m", "$regex": re_i.clone()}}).code,
+            51074
+        );
+        yes(
+            doc! {"a": {"$options": "", "$regex": re_i}},
+            doc! {"a": "ABC"},
+        );
         assert_eq!(err(doc! {"a": {"$gt": re}}).code, 2);
     }
 
@@ -1876,9 +2209,24 @@ mod tests {
         yes(doc! {"a": {"$size": 2.0}}, doc! {"a": [1, 2]});
         assert_eq!(
             err(doc! {"a": {"$size": "2"}}).message,
-            "$size needs a number"
+            "Failed to parse $size. Expected a number in: $size: \"2\""
         );
-        assert_eq!(err(doc! {"a": {"$size": -1}}).code, 2);
+        let e = err(doc! {"a": {"$size": -1}});
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                2,
+                "Failed to parse $size. Expected a positive number in: $size: -1"
+            )
+        );
+        assert_eq!(
+            err(doc! {"a": {"$size": 2.5}}).message,
+            "Failed to parse $size. Expected an integer: $size: 2.5"
+        );
+        assert_eq!(
+            err(doc! {"a": {"$size": {"$gte": 3.0}}}).message,
+            "Failed to parse $size. Expected a number in: $size: { $gte: 3.0 }"
+        );
         yes(doc! {"a": {"$all": [1, 3]}}, doc! {"a": [3, 2, 1]});
         no(doc! {"a": {"$all": [1, 4]}}, doc! {"a": [3, 2, 1]});
         yes(doc! {"a": {"$all": [1]}}, doc! {"a": 1});
@@ -1901,13 +2249,37 @@ mod tests {
             "malformed mod, not enough elements"
         );
         assert_eq!(
+            err(doc! {"a": {"$mod": ["x"]}}).message,
+            "malformed mod, divisor not a number"
+        );
+        assert_eq!(
+            err(doc! {"a": {"$mod": [1, 2, 3]}}).message,
+            "malformed mod, too many elements"
+        );
+        assert_eq!(err(doc! {"a": {"$mod": [f64::NAN, 1]}}).code, 2);
+        assert_eq!(
             err(doc! {"a": {"$mod": 1}}).message,
             "malformed mod, needs to be an array"
         );
     }
 
     #[test]
+    fn server_style_display() {
+        assert_eq!(
+            server_display(&bson::bson!({"a": [1, 2.0, "x"], "b": {}})),
+            "{ a: [ 1, 2.0, \"x\" ], b: {} }"
+        );
+        assert_eq!(server_display(&Bson::Double(2.5)), "2.5");
+        assert_eq!(type_name(&Bson::Int64(1)), "long");
+    }
+
+    #[test]
     fn bit_operators() {
+        assert_eq!(
+            err(doc! {"a": {"$bitsAllSet": [-1]}}).message,
+            "Failed to parse bit position. Expected a positive number in: 0: -1"
+        );
+        assert_eq!(err(doc! {"a": {"$bitsAllSet": -1}}).code, 9);
         yes(doc! {"a": {"$bitsAllSet": [0, 2]}}, doc! {"a": 5});
         no(doc! {"a": {"$bitsAllSet": 6}}, doc! {"a": 5});
         yes(doc! {"a": {"$bitsAnySet": 6}}, doc! {"a": 5});
@@ -1981,8 +2353,13 @@ mod tests {
         );
         assert_eq!(
             f.equality_fields(),
-            doc! {"a": 1, "b.c": 2, "e": "x", "g": 7}
+            doc! {"a": 1, "b.c": 2, "e": "x", "f": 1, "g": 7}
         );
+        let f = m(doc! {"$or": [{"a": 1}, {"b": 2}], "c": 3});
+        assert_eq!(f.equality_fields(), doc! {"c": 3});
+        let f = m(doc! {"$or": [{"_id": 3, "x": {"y": 1}}]});
+        assert_eq!(f.equality_fields(), doc! {"_id": 3, "x": {"y": 1}});
+        assert_eq!(f.id_equality(), Some(&Bson::Int32(3)));
     }
 
     #[test]

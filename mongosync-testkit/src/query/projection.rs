@@ -15,6 +15,8 @@ pub struct Projection {
     /// `None` for the empty projection (the whole document).
     mode: Option<Mode>,
     vars: Document,
+    /// The positional projection's key (`a.b.$`), if any.
+    positional: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +98,9 @@ impl Tree {
 struct ParseCtx {
     mode: Option<Mode>,
     positional: bool,
+    positional_key: Option<String>,
+    elem_match: bool,
+    slice: bool,
     id_included: bool,
     vars: Document,
 }
@@ -135,6 +140,9 @@ impl Projection {
         let mut ctx = ParseCtx {
             mode: None,
             positional: false,
+            positional_key: None,
+            elem_match: false,
+            slice: false,
             id_included: false,
             vars: vars.clone(),
         };
@@ -143,8 +151,15 @@ impl Projection {
         let mode = if spec.is_empty() {
             None
         } else {
-            // `{_id: 1}` alone includes; `{_id: 0}` or only `$slice`s exclude.
-            Some(ctx.mode.unwrap_or(if ctx.id_included {
+            // The find() defaults when no field decided: `$slice` excludes unless `_id: 1`;
+            // `$elemMatch` includes; otherwise `_id: 1` includes and anything else excludes.
+            Some(ctx.mode.unwrap_or(if ctx.slice {
+                if ctx.id_included {
+                    Mode::Inclusion
+                } else {
+                    Mode::Exclusion
+                }
+            } else if ctx.id_included || ctx.elem_match {
                 Mode::Inclusion
             } else {
                 Mode::Exclusion
@@ -154,19 +169,30 @@ impl Projection {
             tree,
             mode,
             vars: vars.clone(),
+            positional: ctx.positional_key,
         })
     }
 
     /// Applies the projection. `filter` is the query, needed by the positional `$` projection.
     pub fn apply(&self, doc: &Document, filter: Option<&Matcher>) -> Result<Document> {
+        let mut position = None;
+        if self.positional.is_some() {
+            let Some(m) = filter else {
+                return Err(CommandError::new(
+                    51050,
+                    "Projections with a positional operator require a matcher",
+                ));
+            };
+            position = m.match_details(doc).array_index;
+        }
         let env = Env {
             root: doc,
             vars: &self.vars,
-            position: filter.and_then(|m| m.match_details(doc).array_index),
+            position,
         };
         match self.mode {
             None => Ok(doc.clone()),
-            Some(Mode::Exclusion) => apply_exclusion(doc, &self.tree),
+            Some(Mode::Exclusion) => apply_exclusion(doc, &self.tree, &env),
             Some(Mode::Inclusion) => {
                 let mut tree = self.tree.clone();
                 if tree.get("_id").is_none() {
@@ -184,112 +210,166 @@ impl Projection {
     }
 }
 
-fn parse_level(spec: &Document, prefix: &str, tree: &mut Tree, ctx: &mut ParseCtx) -> Result<()> {
-    for (k, v) in spec {
-        let full = format!("{prefix}{k}");
-        let parts: Vec<&str> = full.split('.').collect();
-        if parts.iter().any(|p| p.is_empty()) {
+/// Validates a projection path as the server's `FieldPath` does.
+fn check_field_path(path: &str) -> Result<()> {
+    if path.is_empty() {
+        return Err(CommandError::new(
+            40352,
+            "FieldPath cannot be constructed with empty string",
+        ));
+    }
+    for part in path.split('.') {
+        if part.is_empty() {
             return Err(CommandError::new(
                 15998,
                 "FieldPath field names may not be empty strings.",
             ));
         }
-        // Positional `a.$`.
-        if let Some(dollar) = parts.iter().position(|p| *p == "$") {
-            if dollar != parts.len() - 1 {
-                return Err(CommandError::new(
-                    31394,
-                    "As of 4.4, it's illegal to specify positional operator in the middle of a \
-                     path.Positional projection may only be used at the end, for example: a.b.$. \
-                     If the query previously used a form like a.b.$.d, remove the parts following \
-                     the '$' and the results will be equivalent.",
-                ));
-            }
-            if dollar == 0 {
-                return Err(CommandError::new(
-                    16410,
-                    "FieldPath field names may not start with '$'.",
-                ));
-            }
-            if !truthy(v) {
-                return Err(CommandError::bad_value(
-                    "Cannot exclude array elements with the positional operator.",
-                ));
-            }
-            if ctx.positional {
-                return Err(CommandError::new(
-                    31276,
-                    "Cannot specify more than one positional projection per query.",
-                ));
-            }
-            ctx.positional = true;
-            let field = parts[..dollar].join(".");
-            ctx.want(Mode::Inclusion, &field)?;
-            tree.insert(&full, &parts[..dollar], PNode::Positional)?;
-            continue;
-        }
-        if parts.iter().any(|p| p.starts_with('$')) {
+        if part.starts_with('$') {
             return Err(CommandError::new(
                 16410,
-                "FieldPath field names may not start with '$'.",
+                "FieldPath field names may not start with '$'. Consider using $getField or \
+                 $setField.",
             ));
         }
-        let node = match v {
+    }
+    Ok(())
+}
+
+/// Parses one level of a projection (the top level, or a sub-projection `{a: {b: 1}}` with
+/// `prefix` "a."), in the order and with the errors of the server's projection parser.
+fn parse_level(spec: &Document, prefix: &str, tree: &mut Tree, ctx: &mut ParseCtx) -> Result<()> {
+    for (k, v) in spec {
+        let full = format!("{prefix}{k}");
+        let positional = k.ends_with(".$") || k == "$";
+        if k.contains(".$.") {
+            return Err(CommandError::new(
+                31394,
+                "As of 4.4, it's illegal to specify positional operator in the middle of a \
+                 path.Positional projection may only be used at the end, for example: a.b.$. \
+                 If the query previously used a form like a.b.$.d, remove the parts following \
+                 the '$' and the results will be equivalent.",
+            ));
+        }
+        let top_level_id = prefix.is_empty() && k == "_id";
+        match v {
+            Bson::Document(d) => {
+                if positional {
+                    return Err(CommandError::new(
+                        31271,
+                        "positional projection cannot be used with an expression or sub object",
+                    ));
+                }
+                if d.is_empty() {
+                    return Err(CommandError::new(
+                        51270,
+                        format!("Invalid empty sub-projection: {k}"),
+                    ));
+                }
+                check_field_path(k)?;
+                let parts: Vec<&str> = full.split('.').collect();
+                if d.len() == 1 && d.keys().next().is_some_and(|f| f.starts_with('$')) {
+                    let node = parse_operator(&full, d, ctx)?;
+                    tree.insert(&full, &parts, node)?;
+                } else {
+                    // `{a: {b: 1}}` is `{"a.b": 1}`.
+                    parse_level(d, &format!("{full}."), tree, ctx)?;
+                }
+            }
             Bson::Boolean(_)
             | Bson::Int32(_)
             | Bson::Int64(_)
             | Bson::Double(_)
             | Bson::Decimal128(_) => {
                 if truthy(v) {
-                    // `_id: 1` also fits an exclusion projection (it is the default there).
-                    if full == "_id" {
+                    if positional {
+                        if ctx.positional {
+                            return Err(CommandError::new(
+                                31276,
+                                "Cannot specify more than one positional projection per query.",
+                            ));
+                        }
+                        if ctx.elem_match {
+                            return Err(CommandError::new(
+                                31256,
+                                "Cannot specify positional operator and $elemMatch.",
+                            ));
+                        }
+                        if k == ".$" || k == "$" {
+                            return Err(CommandError::new(
+                                5392900,
+                                format!("Projection on field {k} is invalid"),
+                            ));
+                        }
+                        let field = &full[..full.len() - 2];
+                        check_field_path(&k[..k.len() - 2])?;
+                        ctx.positional = true;
+                        ctx.positional_key = Some(full.clone());
+                        let parts: Vec<&str> = field.split('.').collect();
+                        tree.insert(field, &parts, PNode::Positional)?;
+                    } else {
+                        check_field_path(k)?;
+                        let parts: Vec<&str> = full.split('.').collect();
+                        tree.insert(&full, &parts, PNode::Include)?;
+                    }
+                    // `_id: 1` fits an exclusion projection too (it is the default there).
+                    if top_level_id {
                         ctx.id_included = true;
                     } else {
-                        ctx.want(Mode::Inclusion, &full)?;
+                        ctx.want(Mode::Inclusion, k)?;
                     }
-                    PNode::Include
                 } else {
-                    if full != "_id" {
-                        ctx.want(Mode::Exclusion, &full)?;
+                    if positional {
+                        return Err(CommandError::new(
+                            31395,
+                            "positional projection cannot be used with exclusion",
+                        ));
                     }
-                    PNode::Exclude
+                    check_field_path(k)?;
+                    let parts: Vec<&str> = full.split('.').collect();
+                    tree.insert(&full, &parts, PNode::Exclude)?;
+                    if !top_level_id {
+                        ctx.want(Mode::Exclusion, k)?;
+                    }
                 }
             }
-            Bson::Document(d) if d.is_empty() => {
-                return Err(CommandError::new(
-                    51270,
-                    format!(
-                        "An empty sub-projection is not a valid value. Found empty object at path {full}"
-                    ),
-                ));
-            }
-            Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
-                parse_operator(&full, d, ctx)?
-            }
-            Bson::Document(d) => {
-                // `{a: {b: 1}}` is `{"a.b": 1}`.
-                parse_level(d, &format!("{full}."), tree, ctx)?;
-                continue;
-            }
-            // Any other value is a literal or expression (`"$a"`, `[...]`, `null`).
+            // Any other value is a literal or an expression (`"$a"`, `[...]`, `null`).
             _ => {
-                ctx.want_computed(&full)?;
-                PNode::Computed(v.clone())
+                if positional {
+                    return Err(CommandError::new(
+                        31308,
+                        "positional projection cannot be used with a literal",
+                    ));
+                }
+                check_field_path(k)?;
+                if ctx.mode == Some(Mode::Exclusion) {
+                    return Err(CommandError::new(
+                        31310,
+                        format!(
+                            "Cannot use an expression {k}: {} in an exclusion projection",
+                            crate::query::matcher::server_display(v)
+                        ),
+                    ));
+                }
+                ctx.mode = Some(Mode::Inclusion);
+                let parts: Vec<&str> = full.split('.').collect();
+                tree.insert(&full, &parts, PNode::Computed(v.clone()))?;
             }
-        };
-        tree.insert(&full, &parts, node)?;
+        }
     }
     Ok(())
 }
 
 impl ParseCtx {
-    fn want_computed(&mut self, path: &str) -> Result<()> {
+    /// A computed field; `$meta` fits either kind of projection and sets none.
+    fn want_computed(&mut self, path: &str, is_meta: bool) -> Result<()> {
+        if is_meta {
+            return Ok(());
+        }
         if self.mode == Some(Mode::Exclusion) {
             return Err(CommandError::new(
                 31252,
-                format!(
-                    "Cannot use an expression other than $meta in exclusion projection (field {path})"
-                ),
+                "Cannot use expression other than $meta in exclusion projection",
             ));
         }
         self.want(Mode::Inclusion, path)
@@ -303,67 +383,109 @@ fn parse_operator(full: &str, d: &Document, ctx: &mut ParseCtx) -> Result<PNode>
         .map(|(k, v)| (k.as_str(), v))
         .unwrap_or(("", &Bson::Null));
     match op {
-        "$slice" if d.len() == 1 => {
-            if let Some(node) = parse_slice(arg)? {
+        "$slice" => {
+            if let Some(node) = parse_slice(d, arg)? {
+                ctx.slice = true;
                 return Ok(node);
             }
         }
-        "$elemMatch" if d.len() == 1 => {
+        "$elemMatch" => {
+            if !matches!(arg, Bson::Document(_)) {
+                return Err(CommandError::new(
+                    31274,
+                    format!(
+                        "elemMatch: Invalid argument, object required, but got {}",
+                        crate::query::matcher::type_name(arg)
+                    ),
+                ));
+            }
+            if ctx.positional {
+                return Err(CommandError::new(
+                    31255,
+                    "Cannot specify positional operator and $elemMatch.",
+                ));
+            }
             if full.contains('.') {
                 return Err(CommandError::new(
                     31275,
                     "Cannot use $elemMatch projection on a nested field.",
                 ));
             }
-            let Bson::Document(_) = arg else {
-                return Err(CommandError::bad_value(
-                    "elemMatch: Invalid argument, object required.",
-                ));
-            };
-            ctx.want(Mode::Inclusion, full)?;
             let m = Matcher::new(&doc! {"e": {"$elemMatch": arg.clone()}}, &ctx.vars)?;
+            ctx.elem_match = true;
             return Ok(PNode::ElemMatch(Box::new(m)));
         }
         _ => {}
     }
-    ctx.want_computed(full)?;
+    ctx.want_computed(full, op == "$meta")?;
     Ok(PNode::Computed(Bson::Document(d.clone())))
 }
 
 /// The find `$slice` forms (`n`, `[skip, limit]`); `None` when the argument is an aggregation
-/// `$slice` expression instead.
-fn parse_slice(arg: &Bson) -> Result<Option<PNode>> {
-    let int = |v: &Bson| -> Option<i64> {
+/// `$slice` expression instead (as the server falls back to it).
+fn parse_slice(spec: &Document, arg: &Bson) -> Result<Option<PNode>> {
+    // The server reads the numbers as 32-bit ints, truncating and saturating.
+    let int = |v: &Bson| -> i64 {
         match v {
-            Bson::Int32(i) => Some(*i as i64),
-            Bson::Int64(i) => Some(*i),
-            Bson::Double(_) | Bson::Decimal128(_) => {
-                let f = crate::query::compare::number_as_f64(v)?;
-                f.is_finite()
-                    .then(|| f.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64)
-            }
-            _ => None,
+            Bson::Int32(i) => *i as i64,
+            Bson::Int64(i) => (*i).clamp(i32::MIN as i64, i32::MAX as i64),
+            _ => crate::query::compare::number_as_f64(v).unwrap_or(0.0) as i32 as i64,
         }
     };
+    let syntax_error = |find_reason: &str, n: usize| {
+        CommandError::new(
+            28667,
+            format!(
+                "Invalid $slice syntax. The given syntax {} did not match the find() syntax \
+                 because :: {find_reason} :: The given syntax did not match the expression $slice \
+                 syntax. :: caused by :: Expression $slice takes at least 2 arguments, and at most \
+                 3, but {n} were passed in.",
+                crate::query::matcher::server_display(&Bson::Document(spec.clone()))
+            ),
+        )
+    };
     match arg {
+        _ if crate::query::compare::is_number(arg) => Ok(Some(PNode::Slice(None, int(arg)))),
         Bson::Array(a) if a.len() == 2 && a.iter().all(crate::query::compare::is_number) => {
-            let skip = int(&a[0]).unwrap_or(0);
-            let limit = int(&a[1]).unwrap_or(0);
+            let limit = int(&a[1]);
             if limit <= 0 {
+                // Not the find() form: the aggregation `$slice` rejects a non-array first argument.
                 return Err(CommandError::new(
                     28724,
-                    "Second argument to $slice must be a positive number",
+                    format!(
+                        "First argument to $slice must be an array, but is of type: {}",
+                        crate::query::matcher::type_name(&a[0])
+                    ),
                 ));
             }
-            Ok(Some(PNode::Slice(Some(skip), limit)))
+            Ok(Some(PNode::Slice(Some(int(&a[0])), limit)))
         }
-        _ if crate::query::compare::is_number(arg) => {
-            Ok(Some(PNode::Slice(None, int(arg).unwrap_or(0))))
+        Bson::Array(a) if a.len() == 2 || a.len() == 3 => {
+            // The aggregation expression; constant arguments are checked as the server's
+            // constant folding does.
+            let constant = |v: &Bson| match v {
+                Bson::String(s) => !s.starts_with('$'),
+                Bson::Document(_) | Bson::Array(_) => false,
+                _ => true,
+            };
+            if !a.iter().any(|v| matches!(v, Bson::Null | Bson::Undefined)) && constant(&a[0]) {
+                return Err(CommandError::new(
+                    28724,
+                    format!(
+                        "First argument to $slice must be an array, but is of type: {}",
+                        crate::query::matcher::type_name(&a[0])
+                    ),
+                ));
+            }
+            Ok(None)
         }
-        Bson::Array(_) => Ok(None),
-        _ => Err(CommandError::new(
-            28667,
-            "$slice only supports numbers and [skip, limit] arrays",
+        Bson::Array(a) => Err(syntax_error(
+            "Location31272: $slice array argument should be of form [skip, limit]",
+            a.len(),
+        )),
+        _ => Err(syntax_error(
+            "Location31273: $slice only supports numbers and [skip, limit] arrays",
+            1,
         )),
     }
 }
@@ -390,7 +512,7 @@ fn slice(v: &Bson, skip: Option<i64>, limit: i64) -> Bson {
     Bson::Array(a[start as usize..end.max(start) as usize].to_vec())
 }
 
-fn apply_exclusion(doc: &Document, tree: &Tree) -> Result<Document> {
+fn apply_exclusion(doc: &Document, tree: &Tree, env: &Env) -> Result<Document> {
     let mut out = Document::new();
     for (k, v) in doc {
         match tree.get(k) {
@@ -399,26 +521,56 @@ fn apply_exclusion(doc: &Document, tree: &Tree) -> Result<Document> {
             }
             Some(PNode::Exclude) => {}
             Some(PNode::Sub(t)) => {
-                out.insert(k.clone(), exclude_value(v, t)?);
+                out.insert(k.clone(), exclude_value(v, t, env)?);
             }
             Some(PNode::Slice(skip, limit)) => {
                 out.insert(k.clone(), slice(v, *skip, *limit));
             }
+            // Computed below (`$meta`, `$elemMatch`).
+            Some(PNode::Computed(_) | PNode::ElemMatch(_)) => {}
             // Not produced in an exclusion projection.
             Some(_) => {
                 out.insert(k.clone(), v.clone());
             }
         }
     }
+    for (k, node) in &tree.children {
+        match node {
+            PNode::Computed(e) => {
+                if let Some(x) = crate::query::expr::evaluate(e, env.root, env.vars)? {
+                    out.insert(k.clone(), x);
+                }
+            }
+            PNode::ElemMatch(m) => {
+                if let Some(x) = elem_match(doc.get(k), m) {
+                    out.insert(k.clone(), x);
+                }
+            }
+            _ => {}
+        }
+    }
     Ok(out)
 }
 
-fn exclude_value(v: &Bson, t: &Tree) -> Result<Bson> {
+/// The `$elemMatch` projection of a field: its first matching element, as a one-element array.
+fn elem_match(v: Option<&Bson>, m: &Matcher) -> Option<Bson> {
+    let arr @ Bson::Array(a) = v? else {
+        return None;
+    };
+    let details = m.match_details(&doc! {"e": arr.clone()});
+    if !details.matched {
+        return None;
+    }
+    let x = a.get(details.array_index?)?;
+    Some(Bson::Array(vec![x.clone()]))
+}
+
+fn exclude_value(v: &Bson, t: &Tree, env: &Env) -> Result<Bson> {
     Ok(match v {
-        Bson::Document(d) => Bson::Document(apply_exclusion(d, t)?),
+        Bson::Document(d) => Bson::Document(apply_exclusion(d, t, env)?),
         Bson::Array(a) => Bson::Array(
             a.iter()
-                .map(|e| exclude_value(e, t))
+                .map(|e| exclude_value(e, t, env))
                 .collect::<Result<Vec<_>>>()?,
         ),
         _ => v.clone(),
@@ -456,13 +608,8 @@ fn apply_inclusion(doc: &Document, tree: &Tree, env: &Env) -> Result<Document> {
                 }
             }
             PNode::ElemMatch(m) => {
-                if let Some(arr @ Bson::Array(a)) = doc.get(k) {
-                    let details = m.match_details(&doc! {"e": arr.clone()});
-                    if details.matched
-                        && let Some(x) = details.array_index.and_then(|i| a.get(i))
-                    {
-                        out.insert(k.clone(), vec![x.clone()]);
-                    }
+                if let Some(x) = elem_match(doc.get(k), m) {
+                    out.insert(k.clone(), x);
                 }
             }
             PNode::Sub(t)
@@ -501,8 +648,14 @@ fn include_value(v: &Bson, t: &Tree, env: &Env) -> Result<Option<Bson>> {
 /// The positional projection of an array: the element the filter matched.
 fn positional(v: &Bson, env: &Env) -> Result<Bson> {
     match v {
-        Bson::Array(a) => match env.position.and_then(|i| a.get(i)) {
-            Some(x) => Ok(Bson::Array(vec![x.clone()])),
+        Bson::Array(a) => match env.position {
+            Some(i) => match a.get(i) {
+                Some(x) => Ok(Bson::Array(vec![x.clone()])),
+                None => Err(CommandError::new(
+                    51247,
+                    "positional operator '.$' element mismatch",
+                )),
+            },
             None => Err(CommandError::new(
                 51246,
                 "positional operator '.$' couldn't find a matching element in the array",
@@ -577,6 +730,26 @@ mod tests {
     }
 
     #[test]
+    fn dotted_inclusion_over_arrays_and_scalars() {
+        let proj = p(doc! {"_id": 0, "a.b": 1});
+        let cases = [
+            (doc! {"a": [[]]}, doc! {"a": [[]]}),
+            (doc! {"a": []}, doc! {"a": []}),
+            (doc! {"a": [1, "s", null]}, doc! {"a": []}),
+            (
+                doc! {"a": [{"b": 3, "c": 1}, {}]},
+                doc! {"a": [{"b": 3}, {}]},
+            ),
+            (doc! {"a": 4}, doc! {}),
+            (doc! {"a": null}, doc! {}),
+            (doc! {"a": {}}, doc! {"a": {}}),
+        ];
+        for (input, want) in cases {
+            assert_eq!(proj.apply(&input, None).unwrap(), want, "{input}");
+        }
+    }
+
+    #[test]
     fn mixing_errors_and_collisions() {
         let e = err(doc! {"a": 1, "b": 0});
         assert_eq!(
@@ -596,7 +769,33 @@ mod tests {
         );
         assert_eq!(err(doc! {"a": 1, "a.b": 1}).code, 31249);
         assert_eq!(err(doc! {"a.b": 1, "a": 1}).code, 31250);
-        assert_eq!(err(doc! {"a": {}}).code, 51270);
+        assert_eq!(
+            err(doc! {"a": {}}).message,
+            "Invalid empty sub-projection: a"
+        );
+        // Sub-projections report the local field name.
+        assert_eq!(
+            err(doc! {"a": 0, "b": {"c": 1}}).message,
+            "Cannot do inclusion on field c in exclusion projection"
+        );
+        let e = err(doc! {"a": 0, "b": "lit"});
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                31310,
+                "Cannot use an expression b: \"lit\" in an exclusion projection"
+            )
+        );
+        let e = err(doc! {"a": 0, "b": {"$add": [1, 2]}});
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                31252,
+                "Cannot use expression other than $meta in exclusion projection"
+            )
+        );
+        // A multi-field object is a sub-projection, whose `$` names are invalid paths.
+        assert_eq!(err(doc! {"a": {"$slice": 1, "b": 1}}).code, 16410);
         assert_eq!(err(doc! {"$a": 1}).code, 16410);
         // `_id: 0` mixes with either kind.
         assert!(Projection::new(&doc! {"_id": 0, "a": 1}, &doc! {}).is_ok());
@@ -634,10 +833,52 @@ mod tests {
             apply(doc! {"a": {"$slice": 1}, "_id": 0, "c": 1}, d.clone()),
             doc! {"a": [1]}
         );
+        // `$slice` with `_id: 1` and nothing else is an inclusion projection.
+        assert_eq!(
+            apply(doc! {"a": {"$slice": 1}, "_id": 1}, d.clone()),
+            doc! {"_id": 1, "a": [1]}
+        );
         // Non-arrays are unchanged.
         assert_eq!(apply(doc! {"b": {"$slice": 1}}, d.clone()), d);
-        assert_eq!(err(doc! {"a": {"$slice": [1, 0]}}).code, 28724);
-        assert_eq!(err(doc! {"a": {"$slice": "x"}}).code, 28667);
+        // Floats truncate; infinity saturates.
+        assert_eq!(
+            apply(doc! {"a": {"$slice": 1.4}, "b": 0}, d.clone()),
+            doc! {"_id": 1, "a": [1]}
+        );
+        assert_eq!(
+            apply(doc! {"a": {"$slice": [-2.5, 2]}, "b": 0}, d.clone()),
+            doc! {"_id": 1, "a": [4, 5]}
+        );
+        assert_eq!(
+            apply(doc! {"a": {"$slice": f64::INFINITY}, "b": 0}, d.clone()),
+            doc! {"_id": 1, "a": [1, 2, 3, 4, 5]}
+        );
+        // Not the find() syntax: the server falls back to the aggregation `$slice`.
+        let e = err(doc! {"a": {"$slice": [3, -2]}});
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                28724,
+                "First argument to $slice must be an array, but is of type: int"
+            )
+        );
+        assert_eq!(err(doc! {"a": {"$slice": ["x", 5]}}).code, 28724);
+        let e = err(doc! {"a": {"$slice": "string"}});
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                28667,
+                "Invalid $slice syntax. The given syntax { $slice: \"string\" } did not match the \
+                 find() syntax because :: Location31273: $slice only supports numbers and [skip, \
+                 limit] arrays :: The given syntax did not match the expression $slice syntax. :: \
+                 caused by :: Expression $slice takes at least 2 arguments, and at most 3, but 1 \
+                 were passed in."
+            )
+        );
+        let e = err(doc! {"a": {"$slice": [1, 2, 3, 4]}});
+        assert!(
+            e.message.contains("Location31272") && e.message.ends_with("but 4 were passed in.")
+        );
     }
 
     #[test]
@@ -658,9 +899,17 @@ mod tests {
             doc! {"_id": 1, "z": 1, "s": [5]}
         );
         assert_eq!(err(doc! {"a.b": {"$elemMatch": {"k": 1}}}).code, 31275);
+        // $elemMatch does not decide the projection's kind: it also works with exclusions.
         assert_eq!(
-            err(doc! {"a": 0, "s": {"$elemMatch": {"k": 1}}}).code,
-            31253
+            apply(
+                doc! {"z": 0, "s": {"$elemMatch": {"$gt": 2}}},
+                doc! {"_id": 1, "s": [1, 5], "z": 1, "y": 2}
+            ),
+            doc! {"_id": 1, "y": 2, "s": [5]}
+        );
+        assert_eq!(
+            err(doc! {"s": {"$elemMatch": 1}}).message,
+            "elemMatch: Invalid argument, object required, but got int"
         );
     }
 
@@ -674,9 +923,48 @@ mod tests {
             doc! {"_id": 1, "a": [5]}
         );
         let e = proj.apply(&d, None).unwrap_err();
-        assert_eq!(e.code, 51246);
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                51050,
+                "Projections with a positional operator require a matcher"
+            )
+        );
+        // A query that does not traverse `a` gives no position.
+        let other = Matcher::new(&doc! {"b": 2}, &doc! {}).unwrap();
+        assert_eq!(proj.apply(&d, Some(&other)).unwrap_err().code, 51246);
+        // The filter matched `a` as a whole, with no array position.
+        let whole = Matcher::new(&doc! {"a": {"$size": 3}}, &doc! {}).unwrap();
+        assert_eq!(proj.apply(&d, Some(&whole)).unwrap_err().code, 51246);
+        // Through `$and`, and with the other fields.
+        let f2 = Matcher::new(&doc! {"$and": [{"b": 2}, {"a": 9}]}, &doc! {}).unwrap();
+        assert_eq!(
+            p(doc! {"a.$": 1, "b": 1, "_id": 0})
+                .apply(&d, Some(&f2))
+                .unwrap(),
+            doc! {"a": [9], "b": 2}
+        );
+        assert_eq!(err(doc! {"a.$": {"$slice": 1}}).code, 31271);
+        assert_eq!(
+            err(doc! {"a.$": 1, "s": {"$elemMatch": {"k": 1}}}).code,
+            31255
+        );
+        assert_eq!(
+            err(doc! {"s": {"$elemMatch": {"k": 1}}, "a.$": 1}).code,
+            31256
+        );
         assert_eq!(err(doc! {"a.$": 1, "b.$": 1}).code, 31276);
         assert_eq!(err(doc! {"a.$.b": 1}).code, 31394);
-        assert_eq!(err(doc! {"a.$": 0}).code, 2);
+        assert_eq!(err(doc! {"a.$": 0}).code, 31395);
+        assert_eq!(err(doc! {"a.$": "x"}).code, 31308);
+        assert_eq!(err(doc! {".$": 1}).code, 5392900);
+        // Nested positional key.
+        let nested = Matcher::new(&doc! {"x.a": 5}, &doc! {}).unwrap();
+        assert_eq!(
+            p(doc! {"x": {"a.$": 1}})
+                .apply(&doc! {"_id": 1, "x": {"a": [4, 5]}}, Some(&nested))
+                .unwrap(),
+            doc! {"_id": 1, "x": {"a": [5]}}
+        );
     }
 }
