@@ -352,6 +352,11 @@ fn field_path(path: &str, scope: &Scope) -> Result<Option<Bson>> {
         let mut parts = var.split('.');
         let name = parts.next().unwrap_or("");
         let rest: Vec<&str> = parts.collect();
+        // Paths under $$ROOT/$$CURRENT read the document in place instead of copying it.
+        if (name == "ROOT" || name == "CURRENT") && !rest.is_empty() && scope.lookup(name).is_none()
+        {
+            return Ok(traverse_document(scope.root, &rest));
+        }
         let value = scope.variable(name)?;
         return Ok(value.and_then(|v| traverse(&v, &rest)));
     }
@@ -369,8 +374,15 @@ fn field_path(path: &str, scope: &Scope) -> Result<Option<Bson>> {
             "FieldPath field names may not be empty strings.",
         ));
     }
-    let current = scope.variable("CURRENT")?;
-    Ok(current.and_then(|c| traverse(&c, &parts)))
+    match scope.lookup("CURRENT") {
+        Some(current) => Ok(current.and_then(|c| traverse(&c, &parts))),
+        None => Ok(traverse_document(scope.root, &parts)),
+    }
+}
+
+fn traverse_document(doc: &Document, parts: &[&str]) -> Option<Bson> {
+    let (first, rest) = parts.split_first()?;
+    doc.get(*first).and_then(|v| traverse(v, rest))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3608,7 +3620,7 @@ fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             'w' => out.push_str(&p.day_of_week.to_string()),
             'u' => out.push_str(&(((p.day_of_week + 5) % 7) + 1).to_string()),
             'z' => out.push_str("+0000"),
-            'Z' => out.push('0'),
+            'Z' => out.push_str("+0"),
             '%' => out.push('%'),
             other => {
                 return Err(CommandError::new(
