@@ -34,6 +34,17 @@ pub trait PipelineEnv {
         let _ = spec;
         Ok(Vec::new())
     }
+    /// The documents of a server-state source stage that must come first and that the
+    /// command layer knows (`$indexStats`, `$currentOp`, `$listCatalog`, `$listSessions`,
+    /// `$planCacheStats`, ...), given the whole stage `{$name: spec}`. By default the server
+    /// does not know the stage (40324).
+    fn source_stage(&self, stage: &Document) -> Result<Vec<Document>> {
+        let name = stage.keys().next().map(String::as_str).unwrap_or("");
+        Err(CommandError::new(
+            codes::UNRECOGNIZED_PIPELINE_STAGE,
+            format!("Unrecognized pipeline stage name: '{name}'"),
+        ))
+    }
 }
 
 /// The environment of [`Pipeline::run_local`].
@@ -114,6 +125,8 @@ enum Stage {
     Documents(Bson),
     CollStats(Document),
     ListLocalSessions(Document),
+    /// A first-stage source served by [`PipelineEnv::source_stage`].
+    Source(Document),
     Out {
         db: Option<String>,
         coll: String,
@@ -238,6 +251,7 @@ impl Stage {
             Stage::Documents(_) => "$documents",
             Stage::CollStats(_) => "$collStats",
             Stage::ListLocalSessions(_) => "$listLocalSessions",
+            Stage::Source(_) => "source stage",
             Stage::Out { .. } => "$out",
             Stage::Merge { .. } => "$merge",
             Stage::Redact(_) => "$redact",
@@ -528,6 +542,7 @@ impl Stage {
                                 | Stage::CollStats(_)
                                 | Stage::Documents(_)
                                 | Stage::ListLocalSessions(_)
+                                | Stage::Source(_)
                         ) {
                             return Err(CommandError::new(
                                 40600,
@@ -561,6 +576,26 @@ impl Stage {
                     }
                 }
                 Stage::ListLocalSessions(d.clone())
+            }
+            "$indexStats"
+            | "$currentOp"
+            | "$listCatalog"
+            | "$listSessions"
+            | "$planCacheStats"
+            | "$listClusterCatalog"
+            | "$querySettings"
+            | "$shardedDataDistribution" => Stage::Source(doc! {name: spec.clone()}),
+            // Real stages the testkit does not implement: say so rather than pretend the
+            // server does not know them.
+            "$setWindowFields"
+            | "$densify"
+            | "$fill"
+            | "$geoNear"
+            | "$changeStreamSplitLargeEvent" => {
+                return Err(CommandError::new(
+                    codes::COMMAND_NOT_SUPPORTED,
+                    format!("{name} is not supported by the testkit"),
+                ));
             }
             // Atlas Search stages exist only on Atlas; a plain server refuses them.
             "$listSearchIndexes" | "$search" | "$searchMeta" | "$vectorSearch" => {
@@ -896,7 +931,10 @@ impl Pipeline {
                         format!("{name} can only be the final stage in the pipeline"),
                     ));
                 }
-                Stage::CollStats(_) | Stage::Documents(_) | Stage::ListLocalSessions(_)
+                Stage::CollStats(_)
+                | Stage::Documents(_)
+                | Stage::ListLocalSessions(_)
+                | Stage::Source(_)
                     if i != 0 =>
                 {
                     return Err(CommandError::new(
@@ -963,7 +1001,12 @@ impl Pipeline {
     pub fn reads_input(&self) -> bool {
         !matches!(
             self.stages.first(),
-            Some(Stage::CollStats(_) | Stage::Documents(_) | Stage::ListLocalSessions(_))
+            Some(
+                Stage::CollStats(_)
+                    | Stage::Documents(_)
+                    | Stage::ListLocalSessions(_)
+                    | Stage::Source(_)
+            )
         )
     }
 
@@ -1199,6 +1242,7 @@ fn run_stage(
         }
         Stage::CollStats(options) => vec![env.coll_stats(options)?],
         Stage::ListLocalSessions(spec) => env.local_sessions(spec)?,
+        Stage::Source(stage) => env.source_stage(stage)?,
         Stage::Out { db: out_db, coll } => {
             env.write_out(out_db.as_deref().unwrap_or(db), coll, docs)?;
             Vec::new()

@@ -767,6 +767,9 @@ fn list_local_sessions_and_search_stages() {
         fn local_sessions(&self, _: &Document) -> Result<Vec<Document>> {
             Ok(docs(bson!([{"_id": {"id": 1}}, {"_id": {"id": 2}}])))
         }
+        fn source_stage(&self, stage: &Document) -> Result<Vec<Document>> {
+            Ok(vec![doc! {"stage": stage.clone()}])
+        }
     }
     let p = Pipeline::parse(
         &stages(bson!([{"$listLocalSessions": {}}, {"$limit": 1}, {"$addFields": {"dummy": "dummy field"}}, {"$project": {"_id": 0, "dummy": 1}}])),
@@ -782,6 +785,24 @@ fn list_local_sessions_and_search_stages() {
         parse_err(bson!([{"$match": {}}, {"$listLocalSessions": {}}])).code,
         40602
     );
+    let p = Pipeline::parse(&stages(bson!([{"$indexStats": {}}])), &Document::new()).unwrap();
+    assert!(!p.reads_input());
+    assert_eq!(
+        p.run(vec![], "db", &Sessions).unwrap(),
+        vec![doc! {"stage": {"$indexStats": {}}}]
+    );
+    // Without support from the command layer the stage is unknown, as on a server without it.
+    assert_eq!(
+        run_env(bson!([{"$currentOp": {}}]), vec![], &Env::default())
+            .unwrap_err()
+            .code,
+        40324
+    );
+    assert_eq!(
+        parse_err(bson!([{"$match": {}}, {"$indexStats": {}}])).code,
+        40602
+    );
+    assert_eq!(parse_err(bson!([{"$setWindowFields": {}}])).code, 115);
     let e = parse_err(bson!([{"$listSearchIndexes": {}}]));
     assert!(e.message.contains("Atlas"));
 }
