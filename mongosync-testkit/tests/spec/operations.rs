@@ -611,6 +611,7 @@ async fn client_op(
                 .with_type::<Document>();
             Res::Entity(Entity::ChangeStream(Arc::new(tokio::sync::Mutex::new(cs))))
         }
+        "clientBulkWrite" => return crate::bulk::client_bulk_write(c, a.clone(), s).await,
         _ => return Err(unsupported(format!("client op {name}"))),
     })
 }
@@ -803,7 +804,7 @@ pub fn check_error(e: &DErr, x: &Document, ents: Lookup) -> Result<(), String> {
         || x.contains_key("writeErrors")
         || x.contains_key("writeConcernErrors")
     {
-        return Err("expectError.expectResult/writeErrors unsupported".into());
+        crate::bulk::check_bulk_error(e, x, ents)?;
     }
     Ok(())
 }
