@@ -563,6 +563,13 @@ async fn database_op(
                 .with_type::<Document>();
             Res::Entity(Entity::ChangeStream(Arc::new(tokio::sync::Mutex::new(cs))))
         }
+        "modifyCollection" => {
+            // The Rust driver has no collMod helper: the command it would send.
+            let n = take_str(a, "collection")?;
+            let mut cmd = doc! {"collMod": n};
+            cmd.extend(a.clone());
+            Res::Value(Bson::Document(sess!(s, d.run_command(cmd))?))
+        }
         "drop" => {
             sess!(s, d.drop())?;
             Res::Nothing
