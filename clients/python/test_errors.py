@@ -18,7 +18,11 @@ def test_unknown_top_level_operator(db):
     with pytest.raises(OperationFailure) as exc:
         db.c.find_one({"$bogus": 1})
     assert exc.value.code == 2
-    assert exc.value.details["errmsg"] == "unknown top level operator: $bogus"
+    # Servers since 5.0 add a hint about $getField/$setField to this message.
+    assert exc.value.details["errmsg"] == (
+        "unknown top level operator: $bogus. If you have a field name that starts with a '$' "
+        "symbol, consider using $getField or $setField."
+    )
 
 
 def test_unknown_update_modifier(db):

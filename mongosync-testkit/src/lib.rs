@@ -4,7 +4,23 @@
 //! [`uri`](MemoryCluster::uri). The server speaks the real wire protocol (OP_MSG, and legacy
 //! OP_QUERY for the handshake), answers as a single-member replica set primary named `rs0`,
 //! and keeps everything in memory.
+//!
+//! The way of a command through the crate: [`wire`] frames it, `server` runs it on its own
+//! task, `commands` dispatches it to its handler, which reads and writes [`storage`] using the
+//! pure [`query`] engine.
 #![warn(missing_docs)]
 
+pub mod clock;
+pub mod cluster;
+mod commands;
+pub mod cursor;
 pub mod error;
 pub mod query;
+pub mod server;
+pub mod storage;
+mod ttl;
+pub mod util;
+pub mod wire;
+
+pub use cluster::{ClusterOptions, MemoryCluster};
+pub use error::CommandError;

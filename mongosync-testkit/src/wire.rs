@@ -20,6 +20,7 @@ pub const MAX_BSON_SIZE: usize = 16 * 1024 * 1024;
 
 const CHECKSUM_PRESENT: u32 = 1;
 const MORE_TO_COME: u32 = 1 << 1;
+const EXHAUST_ALLOWED: u32 = 1 << 16;
 /// Bits 0-15 are required: an unknown one set means the message cannot be understood.
 const KNOWN_REQUIRED_FLAGS: u32 = CHECKSUM_PRESENT | MORE_TO_COME;
 
@@ -47,6 +48,8 @@ pub enum Request {
         sequences: Vec<(String, Vec<RawDocumentBuf>)>,
         /// `moreToCome`: the client expects no reply.
         more_to_come: bool,
+        /// `exhaustAllowed`: the server may stream replies (awaitable hello).
+        exhaust_allowed: bool,
     },
     /// A legacy OP_QUERY command on `<db>.$cmd`.
     Query {
@@ -177,7 +180,12 @@ fn parse_msg(header: &Header, head: &[u8; 16], body: &[u8]) -> Result<Request, W
             return Err(invalid(header, 40433, format!("Duplicate field {name} in OP_MSG")));
         }
     }
-    Ok(Request::Msg { body: body_doc, sequences, more_to_come: flags & MORE_TO_COME != 0 })
+    Ok(Request::Msg {
+        body: body_doc,
+        sequences,
+        more_to_come: flags & MORE_TO_COME != 0,
+        exhaust_allowed: flags & EXHAUST_ALLOWED != 0,
+    })
 }
 
 fn read_document(
@@ -213,7 +221,13 @@ fn validate(doc: &bson::RawDocument) -> Result<(), bson::error::Error> {
                 for v in a.into_iter() {
                     match v? {
                         bson::RawBsonRef::Document(d) => validate(d)?,
-                        bson::RawBsonRef::Array(inner) => validate(inner.as_doc())?,
+                        bson::RawBsonRef::Array(inner) => {
+                            for w in inner.into_iter() {
+                                if let bson::RawBsonRef::Document(d) = w? {
+                                    validate(d)?;
+                                }
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -244,11 +258,22 @@ fn parse_query(header: &Header, body: &[u8]) -> Result<Request, WireError> {
 
 /// Encodes an OP_MSG reply: one kind-0 section, no flags (drivers reject anything else).
 pub fn encode_msg_reply(request_id: i32, response_to: i32, body: &bson::RawDocument) -> Vec<u8> {
+    encode_msg_reply_flags(request_id, response_to, body, false)
+}
+
+/// Encodes an OP_MSG reply, flagged `moreToCome` when more replies follow unasked (the
+/// streaming protocol of the awaitable hello).
+pub fn encode_msg_reply_flags(
+    request_id: i32,
+    response_to: i32,
+    body: &bson::RawDocument,
+    more_to_come: bool,
+) -> Vec<u8> {
     let bytes = body.as_bytes();
     let len = 16 + 4 + 1 + bytes.len();
     let mut out = Vec::with_capacity(len);
     push_header(&mut out, len, request_id, response_to, OP_MSG);
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(if more_to_come { MORE_TO_COME } else { 0 }).to_le_bytes());
     out.push(0);
     out.extend_from_slice(bytes);
     out
@@ -314,7 +339,7 @@ mod tests {
         let (header, req) = read_message(&mut bytes.as_slice()).await.unwrap().unwrap();
         assert_eq!(header.request_id, 7);
         match req {
-            Request::Msg { body, sequences, more_to_come } => {
+            Request::Msg { body, sequences, more_to_come, .. } => {
                 assert_eq!(body.get_str("insert").unwrap(), "c");
                 assert_eq!(sequences.len(), 1);
                 assert_eq!(sequences[0].0, "documents");

@@ -1,1 +1,619 @@
-fn main() {}
+//! The unified-test-format runner: runs MongoDB's specification tests (JSON, under
+//! `shared/spec-tests`) with the official Rust driver against a fresh `MemoryCluster` per file.
+//!
+//! Env: `MONGOSYNC_SPEC_TESTS` (folder), `MONGOSYNC_SPEC_FILTER` (substring of file paths),
+//! `MONGOSYNC_SPEC_UPDATE=1` (grow the pass list), `MONGOSYNC_SPEC_SELFTEST=1` (matcher
+//! self-checks and the format's own valid-pass files), `MONGOSYNC_SPEC_URI` (run against an
+//! external server instead, e.g. a real mongod, to tell runner bugs from server bugs).
+
+mod entities;
+mod events;
+mod load;
+mod matching;
+mod operations;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bson::{Bson, Document, doc};
+use futures::TryStreamExt;
+use mongodb::Client;
+use mongodb::options::{ClientOptions, WriteConcern};
+
+use entities::{Entities, Entity};
+use operations::{Ctx, E, Res};
+
+/// Why a test did not pass.
+#[derive(Debug)]
+pub enum Fail {
+    Failed(String),
+    Unsupported(String),
+    NotApplicable,
+}
+
+const FOLDERS: &[&str] = &[
+    "crud",
+    "collection-management",
+    "index-management",
+    "run-command",
+    "change-streams",
+    "sessions",
+    "retryable-writes",
+    "transactions",
+];
+const TEST_TIMEOUT: Duration = Duration::from_secs(20);
+const MAX_SCHEMA: (u64, u64) = (1, 28);
+
+/// The server under test: a fresh `MemoryCluster`, or an external server.
+enum Server {
+    Memory(mongosync_testkit::MemoryCluster),
+    External(String),
+}
+
+impl Server {
+    async fn start() -> std::io::Result<Server> {
+        match std::env::var("MONGOSYNC_SPEC_URI") {
+            Ok(u) => Ok(Server::External(u)),
+            Err(_) => Ok(Server::Memory(
+                mongosync_testkit::MemoryCluster::start().await?,
+            )),
+        }
+    }
+    fn uri(&self) -> String {
+        match self {
+            Server::Memory(c) => c.uri().to_string(),
+            Server::External(u) => u.clone(),
+        }
+    }
+    async fn shutdown(self) {
+        if let Server::Memory(c) = self {
+            c.shutdown().await;
+        }
+    }
+}
+
+struct Outcome {
+    /// `<folder>/<file> :: <description>` → result.
+    results: BTreeMap<String, Result<(), Fail>>,
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    std::process::exit(rt.block_on(run()));
+}
+
+fn list_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            list_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "json") {
+            out.push(p);
+        }
+    }
+}
+
+async fn run() -> i32 {
+    let root = std::env::var("MONGOSYNC_SPEC_TESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec-tests"));
+    if !root.is_dir() {
+        println!("spec tests not found at {}: skipped", root.display());
+        return 0;
+    }
+    let selftest = std::env::var("MONGOSYNC_SPEC_SELFTEST").is_ok_and(|v| v == "1");
+    let filter = std::env::var("MONGOSYNC_SPEC_FILTER").ok();
+    if selftest {
+        match matching::selftest() {
+            Ok(()) => println!("matcher self-test: ok"),
+            Err(e) => {
+                println!("matcher self-test FAILED: {e}");
+                return 1;
+            }
+        }
+    }
+    let mut folders: Vec<(String, PathBuf)> = FOLDERS
+        .iter()
+        .map(|f| (f.to_string(), root.join(f).join("tests")))
+        .collect();
+    if selftest {
+        folders.insert(
+            0,
+            (
+                "unified-test-format".into(),
+                root.join("unified-test-format/tests/valid-pass"),
+            ),
+        );
+    }
+    let started = std::time::Instant::now();
+    let mut out = Outcome {
+        results: BTreeMap::new(),
+    };
+    let mut ran_files: BTreeSet<String> = BTreeSet::new();
+    let mut per_folder: Vec<(String, usize, usize, usize)> = vec![];
+    for (folder, dir) in &folders {
+        let mut files = vec![];
+        list_files(dir, &mut files);
+        files.sort();
+        let before: BTreeSet<String> = out.results.keys().cloned().collect();
+        for f in files {
+            let rel = format!(
+                "{folder}/{}",
+                f.file_name().unwrap_or_default().to_string_lossy()
+            );
+            if filter
+                .as_ref()
+                .is_some_and(|s| !f.to_string_lossy().contains(s.as_str()))
+            {
+                continue;
+            }
+            ran_files.insert(rel.clone());
+            run_file(&f, &rel, &mut out).await;
+        }
+        let mine: Vec<_> = out
+            .results
+            .iter()
+            .filter(|(k, _)| !before.contains(*k))
+            .collect();
+        let passed = mine.iter().filter(|(_, r)| r.is_ok()).count();
+        let applicable = mine
+            .iter()
+            .filter(|(_, r)| !matches!(r, Err(Fail::NotApplicable)))
+            .count();
+        per_folder.push((folder.clone(), passed, applicable, mine.len()));
+    }
+
+    // The pass list.
+    let list_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/spec-pass-list.txt");
+    let listed: BTreeSet<String> = std::fs::read_to_string(&list_path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    for (k, r) in &out.results {
+        match r {
+            Err(Fail::Failed(m)) => println!("FAIL {k}: {}", one_line(m)),
+            Err(Fail::Unsupported(m)) => {
+                println!("FAIL {k}: failed (unsupported: {})", one_line(m))
+            }
+            _ => {}
+        }
+    }
+    let mut listed_failed = 0;
+    for l in &listed {
+        let file = l.split(" :: ").next().unwrap_or_default();
+        if !ran_files.contains(file) && filter.is_some() {
+            continue;
+        }
+        match out.results.get(l) {
+            Some(Ok(())) => {}
+            Some(_) => {
+                listed_failed += 1;
+                println!("REGRESSION (listed test failed) {l}");
+            }
+            None => {
+                listed_failed += 1;
+                println!("REGRESSION (listed test missing) {l}");
+            }
+        }
+    }
+    let passed: BTreeSet<String> = out
+        .results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(k, _)| k.clone())
+        .collect();
+    let new: Vec<_> = passed.iter().filter(|k| !listed.contains(*k)).collect();
+    let update = std::env::var("MONGOSYNC_SPEC_UPDATE").is_ok_and(|v| v == "1");
+    if !new.is_empty() {
+        if update {
+            let all: BTreeSet<String> = listed
+                .iter()
+                .cloned()
+                .chain(new.iter().map(|s| s.to_string()))
+                .filter(|k| !k.starts_with("unified-test-format/"))
+                .collect();
+            let text: String = all.iter().map(|l| format!("{l}\n")).collect();
+            if let Err(e) = std::fs::write(&list_path, text) {
+                println!("cannot write {}: {e}", list_path.display());
+            } else {
+                println!("pass list updated: {} lines", all.len());
+            }
+        } else {
+            println!(
+                "{} passing tests are not in the pass list (MONGOSYNC_SPEC_UPDATE=1 adds them), e.g.:",
+                new.len()
+            );
+            for k in new.iter().take(10) {
+                println!("  {k}");
+            }
+        }
+    }
+    for (f, p, a, t) in &per_folder {
+        println!("{f}: {p} passed / {a} applicable / {t} total");
+    }
+    println!("time: {:.1}s", started.elapsed().as_secs_f64());
+    println!("{} passed, {} failed", passed.len(), listed_failed);
+    i32::from(listed_failed > 0)
+}
+
+fn one_line(s: &str) -> String {
+    let s = s.replace('\n', " ");
+    if s.len() > 400 {
+        format!("{}…", &s[..s.floor_char_boundary(400)])
+    } else {
+        s
+    }
+}
+
+async fn run_file(path: &Path, rel: &str, out: &mut Outcome) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            out.results
+                .insert(format!("{rel} :: <file>"), Err(Fail::Failed(e.to_string())));
+            return;
+        }
+    };
+    let file = match load::parse_doc(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            out.results.insert(
+                format!("{rel} :: <file>"),
+                Err(Fail::Failed(format!("parse: {e}"))),
+            );
+            return;
+        }
+    };
+    let tests: Vec<Document> = file
+        .get_array("tests")
+        .map(|a| a.iter().filter_map(|t| t.as_document().cloned()).collect())
+        .unwrap_or_default();
+    let key = |t: &Document| format!("{rel} :: {}", t.get_str("description").unwrap_or("?"));
+    let schema = file.get_str("schemaVersion").unwrap_or("0");
+    let mut parts = schema.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let (maj, min) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if maj != MAX_SCHEMA.0 || min > MAX_SCHEMA.1 {
+        println!("{rel}: schemaVersion {schema} is not supported: not run");
+        for t in &tests {
+            out.results.insert(key(t), Err(Fail::NotApplicable));
+        }
+        return;
+    }
+    let server = match Server::start().await {
+        Ok(s) => s,
+        Err(e) => {
+            for t in &tests {
+                out.results
+                    .insert(key(t), Err(Fail::Failed(format!("server start: {e}"))));
+            }
+            return;
+        }
+    };
+    let uri = server.uri();
+    let internal = match internal_client(&uri).await {
+        Ok(c) => c,
+        Err(e) => {
+            for t in &tests {
+                out.results
+                    .insert(key(t), Err(Fail::Failed(format!("internal client: {e}"))));
+            }
+            server.shutdown().await;
+            return;
+        }
+    };
+    let info = ServerInfo::fetch(&internal).await;
+    let file_ok = info.applies(file.get_array("runOnRequirements").ok());
+    for t in &tests {
+        let r = if !file_ok || !info.applies(t.get_array("runOnRequirements").ok()) {
+            Err(Fail::NotApplicable)
+        } else if t.contains_key("skipReason") {
+            Err(Fail::NotApplicable)
+        } else {
+            match tokio::time::timeout(TEST_TIMEOUT, run_test(&file, t, &uri, &internal)).await {
+                Ok(r) => r,
+                Err(_) => Err(Fail::Failed(format!("timed out after {TEST_TIMEOUT:?}"))),
+            }
+        };
+        out.results.insert(key(t), r);
+    }
+    internal.shutdown().immediate(true).await;
+    server.shutdown().await;
+}
+
+async fn internal_client(uri: &str) -> mongodb::error::Result<Client> {
+    let mut o = ClientOptions::parse(uri).await?;
+    o.write_concern = Some(WriteConcern::majority());
+    Client::with_options(o)
+}
+
+struct ServerInfo {
+    version: Vec<u64>,
+    /// `getParameter: "*"`, for `serverParameters` requirements.
+    params: Option<Document>,
+}
+
+impl ServerInfo {
+    async fn fetch(c: &Client) -> ServerInfo {
+        let v = c
+            .database("admin")
+            .run_command(doc! {"buildInfo": 1})
+            .await
+            .ok()
+            .and_then(|d| d.get_str("version").ok().map(String::from))
+            .unwrap_or_else(|| "8.0.0".into());
+        let params = c
+            .database("admin")
+            .run_command(doc! {"getParameter": "*"})
+            .await
+            .ok();
+        ServerInfo {
+            version: version(&v),
+            params,
+        }
+    }
+
+    fn applies(&self, reqs: Option<&Vec<Bson>>) -> bool {
+        let Some(reqs) = reqs else { return true };
+        if reqs.is_empty() {
+            return true;
+        }
+        reqs.iter()
+            .filter_map(Bson::as_document)
+            .any(|r| self.one(r))
+    }
+
+    fn one(&self, r: &Document) -> bool {
+        if let Ok(v) = r.get_str("minServerVersion") {
+            if cmp_version(&self.version, &version(v)).is_lt() {
+                return false;
+            }
+        }
+        if let Ok(v) = r.get_str("maxServerVersion") {
+            if cmp_version(&self.version, &version(v)).is_gt() {
+                return false;
+            }
+        }
+        if let Ok(t) = r.get_array("topologies") {
+            if !t.iter().any(|x| x.as_str() == Some("replicaset")) {
+                return false;
+            }
+        }
+        if r.get_str("serverless").ok() == Some("require") {
+            return false;
+        }
+        if r.get_bool("auth").unwrap_or(false) || r.contains_key("authMechanism") {
+            return false;
+        }
+        if r.get_bool("csfle").unwrap_or(false) {
+            return false;
+        }
+        if let Ok(p) = r.get_document("serverParameters") {
+            let Some(actual) = &self.params else {
+                return false;
+            };
+            for (k, v) in p {
+                if matching::matches(actual.get(k), v, false, &matching::no_entities).is_err() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+fn version(s: &str) -> Vec<u64> {
+    s.split(['.', '-'])
+        .take(3)
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
+}
+
+fn cmp_version(a: &[u64], b: &[u64]) -> std::cmp::Ordering {
+    for i in 0..3 {
+        let (x, y) = (
+            a.get(i).copied().unwrap_or(0),
+            b.get(i).copied().unwrap_or(0),
+        );
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+async fn initial_data(internal: &Client, data: &[Bson]) -> Result<(), Fail> {
+    for d in data {
+        let d = d
+            .as_document()
+            .ok_or_else(|| Fail::Failed("bad initialData".into()))?;
+        let db = internal.database(d.get_str("databaseName").unwrap_or_default());
+        let name = d.get_str("collectionName").unwrap_or_default();
+        let coll = db.collection::<Document>(name);
+        let e = |m: &str, e: mongodb::error::Error| {
+            Fail::Failed(format!("initialData {m}: {}", e.kind))
+        };
+        coll.drop().await.map_err(|x| e("drop", x))?;
+        let docs: Vec<Document> = d
+            .get_array("documents")
+            .map(|a| a.iter().filter_map(|x| x.as_document().cloned()).collect())
+            .unwrap_or_default();
+        if let Ok(o) = d.get_document("createOptions") {
+            let mut cmd = doc! {"create": name};
+            cmd.extend(o.clone());
+            cmd.insert("writeConcern", doc! {"w": "majority"});
+            db.run_command(cmd).await.map_err(|x| e("create", x))?;
+        } else if docs.is_empty() {
+            db.create_collection(name)
+                .await
+                .map_err(|x| e("create", x))?;
+        }
+        if !docs.is_empty() {
+            coll.insert_many(docs).await.map_err(|x| e("insert", x))?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_test(file: &Document, t: &Document, uri: &str, internal: &Client) -> Result<(), Fail> {
+    if t.contains_key("expectLogMessages") {
+        return Err(Fail::Unsupported("expectLogMessages".into()));
+    }
+    if let Ok(d) = file.get_array("initialData") {
+        initial_data(internal, d).await?;
+    }
+    let mut ents = Entities::default();
+    let mut failpoints = vec![];
+    let r = run_body(file, t, uri, internal, &mut ents, &mut failpoints).await;
+    for (_, ent) in ents.map.iter() {
+        if let Entity::Client(c) = ent {
+            c.listening.store(false, Ordering::SeqCst);
+        }
+    }
+    for (c, name) in failpoints {
+        let _ = c
+            .database("admin")
+            .run_command(doc! {"configureFailPoint": name, "mode": "off"})
+            .await;
+    }
+    let r = r.and_then(|()| match t.get_array("expectEvents") {
+        Ok(x) => events::check(x, &ents),
+        Err(_) => Ok(()),
+    });
+    // Drop sessions, cursors and streams before their clients.
+    let clients: Vec<Client> = ents
+        .map
+        .values()
+        .filter_map(|e| {
+            if let Entity::Client(c) = e {
+                Some(c.client.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
+    drop(ents);
+    for c in clients {
+        let _ = tokio::time::timeout(Duration::from_secs(2), c.shutdown().immediate(true)).await;
+    }
+    r?;
+    if let Ok(o) = t.get_array("outcome") {
+        outcome(internal, o).await?;
+    }
+    Ok(())
+}
+
+async fn run_body(
+    file: &Document,
+    t: &Document,
+    uri: &str,
+    internal: &Client,
+    ents: &mut Entities,
+    failpoints: &mut Vec<(Client, String)>,
+) -> Result<(), Fail> {
+    if let Ok(list) = file.get_array("createEntities") {
+        ents.create(list, uri).await?;
+    }
+    let ops = t
+        .get_array("operations")
+        .map_err(|_| Fail::Failed("no operations".into()))?;
+    for (i, op) in ops.iter().enumerate() {
+        let op = op
+            .as_document()
+            .ok_or_else(|| Fail::Failed("bad operation".into()))?;
+        let name = op.get_str("name").unwrap_or("?").to_string();
+        let r = {
+            let mut ctx = Ctx {
+                ents,
+                uri,
+                internal,
+                failpoints,
+            };
+            operations::execute(&mut ctx, op).await
+        };
+        let ctxm = |m: String| Fail::Failed(format!("op {i} {name}: {m}"));
+        let lookup = |id: &str| ents.lookup(id);
+        let value = match r {
+            Err(E::Fail(Fail::Failed(m))) => return Err(ctxm(m)),
+            Err(E::Fail(f)) => return Err(f),
+            Err(E::Driver(e)) => {
+                if let Ok(x) = op.get_document("expectError") {
+                    operations::check_error(&e, x, &lookup).map_err(ctxm)?;
+                    continue;
+                }
+                if op.get_bool("ignoreResultAndError").unwrap_or(false) {
+                    continue;
+                }
+                return Err(ctxm(format!(
+                    "unexpected error: {}",
+                    one_line(&e.kind.to_string())
+                )));
+            }
+            Ok(v) => v,
+        };
+        if op.contains_key("expectError") {
+            return Err(ctxm("expected an error, got success".into()));
+        }
+        let value = match value {
+            Res::Entity(ent) => {
+                if let Ok(id) = op.get_str("saveResultAsEntity") {
+                    ents.map.insert(id.to_string(), ent);
+                }
+                continue;
+            }
+            Res::Value(v) => Some(v),
+            Res::Nothing => None,
+        };
+        if let Some(x) = op.get("expectResult") {
+            operations::check_result(value.as_ref(), x, &lookup).map_err(ctxm)?;
+        }
+        if let (Ok(id), Some(v)) = (op.get_str("saveResultAsEntity"), value) {
+            ents.map.insert(id.to_string(), Entity::Value(v));
+        }
+    }
+    Ok(())
+}
+
+async fn outcome(internal: &Client, o: &[Bson]) -> Result<(), Fail> {
+    for d in o {
+        let d = d
+            .as_document()
+            .ok_or_else(|| Fail::Failed("bad outcome".into()))?;
+        let db = d.get_str("databaseName").unwrap_or_default();
+        let name = d.get_str("collectionName").unwrap_or_default();
+        let want = d.get_array("documents").cloned().unwrap_or_default();
+        let coll = internal.database(db).collection::<Document>(name);
+        let got: Vec<Document> = match coll
+            .find(doc! {})
+            .sort(doc! {"_id": 1})
+            .read_concern(mongodb::options::ReadConcern::local())
+            .await
+        {
+            Ok(c) => c
+                .try_collect()
+                .await
+                .map_err(|e| Fail::Failed(format!("outcome: {}", e.kind)))?,
+            Err(e) => return Err(Fail::Failed(format!("outcome find: {}", e.kind))),
+        };
+        let got = Bson::Array(got.into_iter().map(Bson::Document).collect());
+        matching::matches(
+            Some(&got),
+            &Bson::Array(want),
+            false,
+            &matching::no_entities,
+        )
+        .map_err(|m| Fail::Failed(format!("outcome {db}.{name}: {m} (actual {got})")))?;
+    }
+    Ok(())
+}

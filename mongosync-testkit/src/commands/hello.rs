@@ -1,0 +1,310 @@
+//! Identity and monitoring commands: `hello`, `buildInfo`, `serverStatus`, and the other
+//! commands drivers and tools send to learn what they are talking to.
+
+use std::sync::atomic::Ordering;
+
+use bson::{Bson, Document, doc};
+
+use super::{Ctx, Reply};
+use crate::error::{CommandError, Result, codes};
+
+/// The version this server reports.
+pub const VERSION: &str = "8.0.4";
+
+/// `hello`; with the client's current `topologyVersion` and `maxAwaitTimeMS` it waits that long
+/// (the topology of this single member never changes) before answering, as the awaitable hello
+/// does.
+pub async fn hello(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    if let (Ok(tv), Some(wait)) = (ctx.body.get_document("topologyVersion"), ctx.body.get("maxAwaitTimeMS")) {
+        let wait = crate::util::as_f64(wait).ok_or_else(|| CommandError::type_mismatch("maxAwaitTimeMS must be a number"))?;
+        if wait < 0.0 {
+            return Err(CommandError::bad_value("maxAwaitTimeMS must be a non-negative integer"));
+        }
+        if tv == &ctx.server.topology_version() {
+            tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+        }
+    }
+    if let Ok(client) = ctx.body.get_document("client") {
+        if let Ok(app) = client.get_document("application") {
+            ctx.conn.app_name = app.get_str("name").ok().map(str::to_string);
+        }
+    }
+    let mut reply = Document::new();
+    if ctx.body.get_bool("helloOk").unwrap_or(false) {
+        reply.insert("helloOk", true);
+    }
+    // The legacy command answers `ismaster`, `hello` answers `isWritablePrimary`.
+    if ctx.name == "hello" {
+        reply.insert("isWritablePrimary", true);
+    } else {
+        reply.insert("ismaster", true);
+    }
+    reply.extend(ctx.server.hello_fields(ctx.conn));
+    Ok(Reply::Doc(reply))
+}
+
+pub fn build_info(_ctx: &mut Ctx<'_>) -> Result<Reply> {
+    Ok(Reply::Doc(doc! {
+        "version": VERSION,
+        "gitVersion": "0000000000000000000000000000000000000000",
+        "modules": [],
+        "allocator": "system",
+        "javascriptEngine": "none",
+        "sysInfo": "deprecated",
+        "versionArray": [8, 0, 4, 0],
+        "bits": 64,
+        "debug": false,
+        "maxBsonObjectSize": crate::wire::MAX_BSON_SIZE as i32,
+        "storageEngines": ["inMemory"],
+        "openssl": {"running": "disabled", "compiled": "disabled"},
+        "buildEnvironment": {"target_os": std::env::consts::OS, "target_arch": std::env::consts::ARCH},
+    }))
+}
+
+fn parameters() -> Document {
+    doc! {
+        "featureCompatibilityVersion": {"version": "8.0"},
+        "enableTestCommands": true,
+        "authenticationMechanisms": ["SCRAM-SHA-1", "SCRAM-SHA-256"],
+        "cursorTimeoutMillis": 600_000i64,
+        "transactionLifetimeLimitSeconds": 60,
+        "maxTransactionLockRequestTimeoutMillis": 5,
+        "internalQueryMaxAddToSetBytes": 104_857_600,
+        "requireApiVersion": false,
+        "storageEngine": "inMemory",
+        "replicaSetName": Bson::Null,
+    }
+}
+
+pub fn get_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let all = parameters();
+    let star = matches!(ctx.arg(), Bson::String(s) if s == "*")
+        || matches!(ctx.arg(), Bson::Document(d) if d.get("allParameters").is_some());
+    let mut reply = Document::new();
+    if star {
+        reply.extend(all);
+        reply.insert("replicaSetName", ctx.server.replica_set());
+    } else {
+        for (k, _) in ctx.body.iter().skip(1) {
+            if super::GENERIC_FIELDS.contains(&k.as_str()) {
+                continue;
+            }
+            match all.get(k) {
+                Some(v) => {
+                    let v = if k == "replicaSetName" { Bson::from(ctx.server.replica_set()) } else { v.clone() };
+                    reply.insert(k.clone(), v);
+                }
+                None => {
+                    return Err(CommandError::invalid_options(format!(
+                        "no option found to get: {k}"
+                    )));
+                }
+            }
+        }
+        if reply.is_empty() {
+            return Err(CommandError::invalid_options("no option found to get"));
+        }
+    }
+    Ok(Reply::Doc(reply))
+}
+
+pub fn host_info(_ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let cores = std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(1);
+    Ok(Reply::Doc(doc! {
+        "system": {
+            "currentTime": bson::DateTime::now(),
+            "hostname": "localhost",
+            "cpuAddrSize": 64,
+            "memSizeMB": 1024i64,
+            "numCores": cores,
+            "cpuArch": std::env::consts::ARCH,
+            "numaEnabled": false,
+        },
+        "os": {"type": "Linux", "name": "mongosync-testkit", "version": VERSION},
+        "extra": {},
+    }))
+}
+
+pub fn server_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let s = ctx.server;
+    let uptime = s.started.elapsed();
+    Ok(Reply::Doc(doc! {
+        "host": s.host.clone(),
+        "version": VERSION,
+        "process": "mongod",
+        "pid": std::process::id() as i64,
+        "uptime": uptime.as_secs_f64().floor(),
+        "uptimeMillis": uptime.as_millis() as i64,
+        "uptimeEstimate": uptime.as_secs() as i64,
+        "localTime": bson::DateTime::now(),
+        "connections": {
+            "current": s.open_connections.load(Ordering::Relaxed) as i32,
+            "available": 1_000_000,
+            "totalCreated": s.total_connections.load(Ordering::Relaxed) as i32,
+            "active": 1,
+        },
+        "metrics": {"cursor": {"open": {"total": s.cursors.len() as i64}}},
+        "repl": {
+            "hosts": [s.host.clone()],
+            "setName": s.replica_set(),
+            "setVersion": 1,
+            "isWritablePrimary": true,
+            "secondary": false,
+            "primary": s.host.clone(),
+            "me": s.host.clone(),
+            "electionId": s.election_id,
+            "userWriteBlockMode": 1,
+        },
+        "storageEngine": {"name": "inMemory", "supportsCommittedReads": true, "persistent": false},
+    }))
+}
+
+pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    if ctx.db != "admin" {
+        return Err(CommandError::new(
+            codes::UNAUTHORIZED,
+            "listDatabases may only be run against the admin database.",
+        ));
+    }
+    ctx.check_fields(&["filter", "nameOnly", "authorizedDatabases"])?;
+    let name_only = ctx.opt_bool("nameOnly")?.unwrap_or(false);
+    let filter = match ctx.opt_doc("filter")? {
+        Some(f) => Some(crate::query::matcher::Matcher::new(f, &Document::new())?),
+        None => None,
+    };
+    let mut dbs = Vec::new();
+    let mut total: i64 = 0;
+    // A replica set member always has these three (users, sessions, the oplog).
+    let mut names = ctx.server.catalog.database_names();
+    for system in ["admin", "config", "local"] {
+        if !names.iter().any(|n| n == system) {
+            names.push(system.to_string());
+        }
+    }
+    names.sort();
+    for name in names {
+        let size: i64 = ctx
+            .server
+            .catalog
+            .database(&name)
+            .map(|d| d.collections.values().map(|c| c.data.read().data_size() as i64).sum())
+            .unwrap_or(0);
+        let entry = if name_only {
+            doc! {"name": name.clone()}
+        } else {
+            doc! {"name": name.clone(), "sizeOnDisk": size.max(4096), "empty": false}
+        };
+        if filter.as_ref().is_some_and(|f| !f.matches(&entry)) {
+            continue;
+        }
+        total += size.max(4096);
+        dbs.push(Bson::Document(entry));
+    }
+    let mut reply = doc! {"databases": dbs};
+    if !name_only {
+        reply.insert("totalSize", total);
+        reply.insert("totalSizeMb", total / (1024 * 1024));
+    }
+    Ok(Reply::Doc(reply))
+}
+
+pub fn end_sessions(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    if let Bson::Array(sessions) = ctx.arg() {
+        for s in sessions {
+            if let Bson::Document(d) = s {
+                if let Some(id) = d.get("id") {
+                    ctx.server.cursors.kill_session(&Bson::Document(doc! {"id": id.clone()}));
+                }
+            }
+        }
+    }
+    Ok(Reply::Doc(Document::new()))
+}
+
+pub fn get_cmd_line_opts(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    Ok(Reply::Doc(doc! {
+        "argv": ["mongosync-testkit"],
+        "parsed": {"replication": {"replSet": ctx.server.replica_set()}, "net": {"bindIp": ctx.server.options.host.clone()}},
+    }))
+}
+
+pub fn get_log(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    match ctx.arg() {
+        Bson::String(s) if s == "*" => Ok(Reply::Doc(doc! {"names": ["global", "startupWarnings"]})),
+        Bson::String(_) => Ok(Reply::Doc(doc! {"totalLinesWritten": 0, "log": []})),
+        _ => Err(CommandError::type_mismatch("Argument to getLog must be of type String")),
+    }
+}
+
+pub fn connection_status(_ctx: &mut Ctx<'_>) -> Result<Reply> {
+    Ok(Reply::Doc(doc! {"authInfo": {"authenticatedUsers": [], "authenticatedUserRoles": []}}))
+}
+
+pub fn repl_set_get_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let s = ctx.server;
+    let now = s.clock.now();
+    Ok(Reply::Doc(doc! {
+        "set": s.replica_set(),
+        "date": bson::DateTime::now(),
+        "myState": 1,
+        "term": 1i64,
+        "heartbeatIntervalMillis": 2000i64,
+        "optimes": {"lastCommittedOpTime": {"ts": now, "t": 1i64}, "appliedOpTime": {"ts": now, "t": 1i64}, "durableOpTime": {"ts": now, "t": 1i64}},
+        "members": [{
+            "_id": 0, "name": s.host.clone(), "health": 1.0, "state": 1, "stateStr": "PRIMARY",
+            "uptime": s.started.elapsed().as_secs() as i64, "optime": {"ts": now, "t": 1i64},
+            "electionId": s.election_id, "configVersion": 1, "self": true,
+        }],
+    }))
+}
+
+pub fn db_stats(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let db = ctx.server.catalog.database(&ctx.db).unwrap_or_default();
+    let mut objects: i64 = 0;
+    let mut size: i64 = 0;
+    let mut indexes: i64 = 0;
+    for c in db.collections.values() {
+        let d = c.data.read();
+        objects += d.count() as i64;
+        size += d.data_size() as i64;
+        indexes += 1 + d.indexes.len() as i64;
+    }
+    Ok(Reply::Doc(doc! {
+        "db": ctx.db.clone(),
+        "collections": db.collections.len() as i64,
+        "views": db.views.len() as i64,
+        "objects": objects,
+        "avgObjSize": if objects > 0 { size as f64 / objects as f64 } else { 0.0 },
+        "dataSize": size as f64,
+        "storageSize": size as f64,
+        "indexes": indexes,
+        "indexSize": 0.0,
+        "totalSize": size as f64,
+        "scaleFactor": 1,
+        "fsUsedSize": 0.0,
+        "fsTotalSize": 0.0,
+    }))
+}
+
+pub fn get_default_rw_concern(_ctx: &mut Ctx<'_>) -> Result<Reply> {
+    Ok(Reply::Doc(doc! {
+        "defaultReadConcern": {"level": "local"},
+        "defaultWriteConcern": {"w": "majority", "wtimeout": 0},
+        "defaultReadConcernSource": "implicit",
+        "defaultWriteConcernSource": "implicit",
+    }))
+}
+
+pub fn list_commands(_ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let names = [
+        "aggregate", "buildInfo", "collMod", "collStats", "count", "create", "createIndexes", "dataSize",
+        "dbStats", "delete", "distinct", "drop", "dropDatabase", "dropIndexes", "endSessions", "find",
+        "findAndModify", "getMore", "getParameter", "hello", "hostInfo", "insert", "isMaster", "killCursors",
+        "listCollections", "listDatabases", "listIndexes", "ping", "renameCollection", "serverStatus", "update",
+    ];
+    let mut commands = Document::new();
+    for n in names {
+        commands.insert(n, doc! {"help": "", "requiresAuth": false, "adminOnly": false});
+    }
+    Ok(Reply::Doc(doc! {"commands": commands}))
+}

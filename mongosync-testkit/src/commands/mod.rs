@@ -1,0 +1,253 @@
+//! Command dispatch: parses the command envelope, checks its fields as a real server's strict
+//! parser does, and hands it to the handler of its area.
+
+mod ddl;
+mod support;
+mod hello;
+mod read;
+mod write;
+
+use std::sync::Arc;
+
+use bson::{Bson, Document, RawDocumentBuf};
+
+use crate::error::{CommandError, Result, codes};
+use crate::server::{Connection, Server};
+
+/// What a handler answers.
+#[derive(Debug)]
+pub enum Reply {
+    /// A reply body; `ok: 1` and the cluster-time fields are added by the server.
+    Doc(Document),
+    /// A raw reply body (cursor batches stay raw BSON end to end).
+    Raw(RawDocumentBuf),
+    /// Close the connection without answering (fail points use it).
+    #[allow(dead_code)]
+    CloseConnection,
+}
+
+/// Fields every command accepts (drivers attach them; the server's IDL treats them as generic).
+pub const GENERIC_FIELDS: &[&str] = &[
+    "$db",
+    "lsid",
+    "$clusterTime",
+    "txnNumber",
+    "startTransaction",
+    "autocommit",
+    "$readPreference",
+    "readConcern",
+    "writeConcern",
+    "comment",
+    "maxTimeMS",
+    "apiVersion",
+    "apiStrict",
+    "apiDeprecationErrors",
+    "$audit",
+    "$client",
+    "$configServerState",
+    "$queryOptions",
+    "mayBypassWriteBlocking",
+    "databaseVersion",
+    "shardVersion",
+    "clientOperationKey",
+    "$configTime",
+    "$topologyTime",
+    "readOnce",
+    "allowImplicitCollectionCreation",
+    "versionContext",
+    "$traceCtx",
+];
+
+/// One command being executed.
+pub struct Ctx<'a> {
+    /// The server.
+    pub server: &'a Arc<Server>,
+    /// The connection it came on.
+    pub conn: &'a mut Connection,
+    /// The database (`$db`).
+    pub db: String,
+    /// The command's name as sent (first field).
+    pub name: String,
+    /// The command document, with document sequences merged in as arrays.
+    pub body: Document,
+    /// Document sequences, raw (for `insert`'s fast path).
+    pub sequences: Vec<(String, Vec<RawDocumentBuf>)>,
+}
+
+impl Ctx<'_> {
+    /// The command's argument (the value of its first field).
+    pub fn arg(&self) -> &Bson {
+        self.body.get(&self.name).unwrap_or(&Bson::Null)
+    }
+
+    /// The collection named by the command's argument, for commands on a collection.
+    pub fn collection_arg(&self) -> Result<String> {
+        match self.arg() {
+            Bson::String(s) => {
+                crate::storage::catalog::validate_collection_name(&self.db, s)?;
+                Ok(s.clone())
+            }
+            other => Err(CommandError::invalid_namespace(format!(
+                "collection name has invalid type {}",
+                crate::util::type_name(other)
+            ))),
+        }
+    }
+
+    /// `db.coll` for this command's collection.
+    pub fn ns(&self, coll: &str) -> String {
+        format!("{}.{coll}", self.db)
+    }
+
+    /// Fails with IDLUnknownField (40415) on a field neither `allowed` nor generic.
+    pub fn check_fields(&self, allowed: &[&str]) -> Result<()> {
+        for key in self.body.keys().skip(1) {
+            if !allowed.contains(&key.as_str()) && !GENERIC_FIELDS.contains(&key.as_str()) {
+                return Err(CommandError::unknown_field(&self.name, key));
+            }
+        }
+        Ok(())
+    }
+
+    /// An optional document field, type-checked.
+    pub fn opt_doc(&self, field: &str) -> Result<Option<&Document>> {
+        match self.body.get(field) {
+            None | Some(Bson::Null) => Ok(None),
+            Some(Bson::Document(d)) => Ok(Some(d)),
+            Some(other) => Err(CommandError::wrong_field_type(
+                &self.name,
+                field,
+                crate::util::type_name(other),
+                &["object"],
+            )),
+        }
+    }
+
+    /// An optional boolean field (numbers accepted as the server's IDL does).
+    pub fn opt_bool(&self, field: &str) -> Result<Option<bool>> {
+        match self.body.get(field) {
+            None | Some(Bson::Null) => Ok(None),
+            Some(Bson::Boolean(b)) => Ok(Some(*b)),
+            Some(v) if crate::util::is_number(v) => Ok(Some(crate::util::as_f64(v) != Some(0.0))),
+            Some(other) => Err(CommandError::wrong_field_type(
+                &self.name,
+                field,
+                crate::util::type_name(other),
+                &["bool"],
+            )),
+        }
+    }
+
+    /// An optional integer field.
+    pub fn opt_i64(&self, field: &str) -> Result<Option<i64>> {
+        match self.body.get(field) {
+            None | Some(Bson::Null) => Ok(None),
+            Some(v) if crate::util::is_number(v) => {
+                let f = crate::util::as_f64(v).unwrap_or(0.0);
+                if f.fract() != 0.0 {
+                    return Err(CommandError::bad_value(format!(
+                        "Field '{field}' must be an integer, got {f}"
+                    )));
+                }
+                Ok(Some(f as i64))
+            }
+            Some(other) => Err(CommandError::wrong_field_type(
+                &self.name,
+                field,
+                crate::util::type_name(other),
+                &["long", "int", "decimal", "double"],
+            )),
+        }
+    }
+
+    /// The `let` variables of the command.
+    pub fn let_vars(&self) -> Result<Document> {
+        Ok(self.opt_doc("let")?.cloned().unwrap_or_default())
+    }
+}
+
+/// Runs one command from its raw body.
+pub async fn run(
+    server: &Arc<Server>,
+    conn: &mut Connection,
+    body: RawDocumentBuf,
+    sequences: Vec<(String, Vec<RawDocumentBuf>)>,
+) -> Result<Reply> {
+    let mut doc = crate::wire::to_document(&body)
+        .map_err(|e| CommandError::new(22, format!("invalid BSON in command: {e}")))?;
+    let Some(name) = doc.keys().next().cloned() else {
+        return Err(CommandError::failed_to_parse("Empty command object"));
+    };
+    let db = match doc.get("$db") {
+        Some(Bson::String(s)) => s.clone(),
+        Some(_) => return Err(CommandError::type_mismatch("$db must be a string")),
+        None => return Err(CommandError::new(40571, "OP_MSG requests require a $db argument")),
+    };
+    // Insert keeps its documents raw; other commands see sequences as ordinary arrays.
+    if name != "insert" {
+        for (id, docs) in &sequences {
+            let arr: Result<Vec<Bson>> = docs
+                .iter()
+                .map(|d| {
+                    crate::wire::to_document(d)
+                        .map(Bson::Document)
+                        .map_err(|e| CommandError::new(22, e.to_string()))
+                })
+                .collect();
+            doc.insert(id.clone(), arr?);
+        }
+    }
+    let mut ctx = Ctx { server, conn, db, name, body: doc, sequences };
+    crate::storage::catalog::validate_db_name(&ctx.db).or_else(|e| {
+        // Command-only pseudo databases are fine.
+        if ctx.db == "$external" { Ok(()) } else { Err(e) }
+    })?;
+    dispatch(&mut ctx).await
+}
+
+async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    match ctx.name.as_str() {
+        "hello" | "isMaster" | "ismaster" => hello::hello(ctx).await,
+        "ping" => Ok(Reply::Doc(Document::new())),
+        "buildInfo" | "buildinfo" => hello::build_info(ctx),
+        "getParameter" => hello::get_parameter(ctx),
+        "hostInfo" => hello::host_info(ctx),
+        "serverStatus" => hello::server_status(ctx),
+        "listDatabases" => hello::list_databases(ctx),
+        "endSessions" | "killSessions" | "refreshSessions" => hello::end_sessions(ctx),
+        "killAllSessions" | "killAllSessionsByPattern" => Ok(Reply::Doc(Document::new())),
+        "whatsmyuri" => Ok(Reply::Doc(bson::doc! {"you": ctx.conn.peer.clone()})),
+        "getCmdLineOpts" => hello::get_cmd_line_opts(ctx),
+        "getLog" => hello::get_log(ctx),
+        "connectionStatus" => hello::connection_status(ctx),
+        "replSetGetStatus" => hello::repl_set_get_status(ctx),
+        "dbStats" => hello::db_stats(ctx),
+        "getDefaultRWConcern" => hello::get_default_rw_concern(ctx),
+        "listCommands" => hello::list_commands(ctx),
+        "insert" => write::insert(ctx),
+        "update" => write::update(ctx),
+        "delete" => write::delete(ctx),
+        "findAndModify" | "findandmodify" => write::find_and_modify(ctx),
+        "find" => read::find(ctx),
+        "getMore" => read::get_more(ctx).await,
+        "killCursors" => read::kill_cursors(ctx),
+        "count" => read::count(ctx),
+        "distinct" => read::distinct(ctx),
+        "aggregate" => read::aggregate(ctx),
+        "create" => ddl::create(ctx),
+        "drop" => ddl::drop(ctx),
+        "dropDatabase" => ddl::drop_database(ctx),
+        "renameCollection" => ddl::rename_collection(ctx),
+        "collMod" => ddl::coll_mod(ctx),
+        "listCollections" => ddl::list_collections(ctx),
+        "createIndexes" => ddl::create_indexes(ctx),
+        "dropIndexes" | "deleteIndexes" => ddl::drop_indexes(ctx),
+        "listIndexes" => ddl::list_indexes(ctx),
+        "collStats" => ddl::coll_stats(ctx),
+        "dataSize" => ddl::data_size(ctx),
+        _ => Err(CommandError::new(
+            codes::COMMAND_NOT_FOUND,
+            format!("no such command: '{}'", ctx.name),
+        )),
+    }
+}

@@ -1,0 +1,575 @@
+//! Read commands: `find`, `getMore`, `killCursors`, `count`, `distinct`, `aggregate`.
+//! Results are computed when the cursor opens and handed out in batches of raw BSON.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bson::{Bson, Document, RawDocumentBuf, doc};
+
+use super::support::{self, Target};
+use super::{Ctx, Reply};
+use crate::cursor::{Cursor, cursor_reply, next_batch};
+use crate::error::{CommandError, Result, codes};
+use crate::query::matcher::Matcher;
+use crate::query::pipeline::{Pipeline, PipelineEnv};
+use crate::query::projection::Projection;
+use crate::query::sort::SortSpec;
+use crate::storage::collection::decode;
+
+const FIND_FIELDS: &[&str] = &[
+    "filter", "projection", "sort", "skip", "limit", "batchSize", "singleBatch", "hint", "min", "max", "returnKey",
+    "showRecordId", "tailable", "awaitData", "noCursorTimeout", "allowPartialResults", "collation", "let",
+    "allowDiskUse", "oplogReplay", "term", "readOnce", "collectionUUID", "ntoreturn", "$recordId",
+];
+const AGG_FIELDS: &[&str] = &[
+    "pipeline", "cursor", "explain", "allowDiskUse", "bypassDocumentValidation", "collation", "hint", "let",
+    "fromMongos", "needsMerge", "collectionUUID", "isMapReduceCommand",
+];
+
+/// The default first batch of `find` and `aggregate`.
+const DEFAULT_BATCH: usize = 101;
+
+fn batch_size(ctx: &Ctx<'_>, v: Option<&Bson>, field: &str) -> Result<Option<usize>> {
+    match v {
+        None => Ok(None),
+        Some(v) if crate::util::is_number(v) => {
+            let n = crate::util::as_f64(v).unwrap_or(0.0);
+            if n < 0.0 {
+                return Err(CommandError::new(
+                    51024,
+                    format!("BSON field '{field}' value must be >= 0, actual value '{n}'"),
+                ));
+            }
+            Ok(Some(n as usize))
+        }
+        Some(other) => Err(CommandError::wrong_field_type(
+            &ctx.name,
+            field,
+            crate::util::type_name(other),
+            &["long", "int", "decimal", "double"],
+        )),
+    }
+}
+
+/// Opens a cursor over `docs` and returns the first batch.
+fn open_cursor(
+    ctx: &Ctx<'_>,
+    ns: String,
+    docs: Vec<RawDocumentBuf>,
+    first_batch: Option<usize>,
+    single_batch: bool,
+    no_timeout: bool,
+) -> Reply {
+    let mut pending: VecDeque<RawDocumentBuf> = docs.into();
+    let batch = next_batch(&mut pending, Some(first_batch.unwrap_or(DEFAULT_BATCH)));
+    let id = if pending.is_empty() || single_batch {
+        0
+    } else {
+        ctx.server.cursors.register(Cursor {
+            ns: ns.clone(),
+            pending,
+            lsid: ctx.body.get("lsid").cloned(),
+            origin: ctx.name.clone(),
+            last_used: Instant::now(),
+            no_timeout,
+        })
+    };
+    Reply::Raw(cursor_reply(id, &ns, batch, true))
+}
+
+pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(FIND_FIELDS)?;
+    let coll = ctx.collection_arg()?;
+    let ns = ctx.ns(&coll);
+    let vars = ctx.let_vars()?;
+    let filter = ctx.opt_doc("filter")?.cloned().unwrap_or_default();
+    let projection = ctx.opt_doc("projection")?.cloned().unwrap_or_default();
+    let sort_doc = ctx.opt_doc("sort")?.cloned().unwrap_or_default();
+    let skip = ctx.opt_i64("skip")?.unwrap_or(0);
+    if skip < 0 {
+        return Err(CommandError::new(51024, format!("BSON field 'skip' value must be >= 0, actual value '{skip}'")));
+    }
+    let mut limit = ctx.opt_i64("limit")?.unwrap_or(0);
+    let mut single_batch = ctx.opt_bool("singleBatch")?.unwrap_or(false);
+    if limit < 0 {
+        // A negative limit is the legacy "single batch of |limit|".
+        limit = -limit;
+        single_batch = true;
+    }
+    let limit = if limit == 0 { None } else { Some(limit as usize) };
+    let batch = batch_size(ctx, ctx.body.get("batchSize"), "batchSize")?;
+    let no_timeout = ctx.opt_bool("noCursorTimeout")?.unwrap_or(false);
+    if ctx.opt_bool("tailable")?.unwrap_or(false) {
+        if let Some(c) = ctx.server.catalog.collection(&ctx.db, &coll) {
+            if !c.data.read().is_capped() {
+                return Err(CommandError::bad_value(format!("error processing query: ns={ns} tailable cursor requested on non capped collection")));
+            }
+        }
+    }
+    let matcher = Matcher::new(&filter, &vars)?;
+    let sort = if sort_doc.is_empty() { None } else { Some(SortSpec::new(&sort_doc)?) };
+    let proj = if projection.is_empty() { None } else { Some(Projection::new(&projection, &vars)?) };
+    let min = ctx.opt_doc("min")?.cloned();
+    let max = ctx.opt_doc("max")?.cloned();
+    let hint = ctx.body.get("hint").cloned();
+    if (min.is_some() || max.is_some()) && hint.is_none() {
+        return Err(CommandError::new(51173, "When using min()/max() a hint of which index to use must be specified"));
+    }
+    let docs = match support::resolve(ctx, &coll)? {
+        Target::Missing => {
+            support::check_hint(None, hint.as_ref())?;
+            Vec::new()
+        }
+        Target::View { base, mut pipeline } => {
+            // A find on a view is an aggregation over the view's pipeline.
+            if !filter.is_empty() {
+                pipeline.push(doc! {"$match": filter.clone()});
+            }
+            if sort.is_some() {
+                pipeline.push(doc! {"$sort": sort_doc.clone()});
+            }
+            if skip > 0 {
+                pipeline.push(doc! {"$skip": skip});
+            }
+            if let Some(l) = limit {
+                pipeline.push(doc! {"$limit": l as i64});
+            }
+            if !projection.is_empty() {
+                pipeline.push(doc! {"$project": projection.clone()});
+            }
+            run_pipeline(ctx, &base, &pipeline, &vars)?
+                .iter()
+                .map(support::encode)
+                .collect::<Result<Vec<_>>>()?
+        }
+        Target::Collection(c) => {
+            let data = c.data.read();
+            support::check_hint(Some(&data), hint.as_ref())?;
+            let bounds_key = match (&min, &max, &hint) {
+                (None, None, _) => None,
+                (_, _, Some(Bson::String(name))) if name == "_id_" => Some(doc! {"_id": 1}),
+                (_, _, Some(Bson::String(name))) => data.indexes.iter().find(|i| i.name() == name).map(|i| i.key().clone()),
+                (_, _, Some(Bson::Document(k))) => Some(k.clone()),
+                _ => None,
+            };
+            let selected = support::select(&data, &filter, &matcher, sort.as_ref(), skip as usize, if bounds_key.is_some() { None } else { limit })?;
+            let mut out = Vec::with_capacity(selected.len());
+            for (rid, decoded) in selected {
+                if let Some(key) = &bounds_key {
+                    let d = match &decoded {
+                        Some(d) => d.clone(),
+                        None => decode(data.get(rid).expect("selected"))?,
+                    };
+                    if !within_bounds(&d, key, min.as_ref(), max.as_ref()) {
+                        continue;
+                    }
+                    if limit.is_some_and(|l| out.len() >= l) {
+                        break;
+                    }
+                }
+                match (&proj, decoded) {
+                    (None, _) => out.push(data.get(rid).expect("selected").clone()),
+                    (Some(p), Some(d)) => out.push(support::encode(&p.apply(&d, Some(&matcher))?)?),
+                    (Some(p), None) => {
+                        let d = decode(data.get(rid).expect("selected"))?;
+                        out.push(support::encode(&p.apply(&d, Some(&matcher))?)?);
+                    }
+                }
+            }
+            out
+        }
+    };
+    Ok(open_cursor(ctx, ns, docs, batch, single_batch, no_timeout))
+}
+
+/// `min` (inclusive) and `max` (exclusive) on the hinted index's key.
+fn within_bounds(doc: &Document, key: &Document, min: Option<&Document>, max: Option<&Document>) -> bool {
+    use crate::query::compare::compare;
+    let values: Vec<Bson> = key
+        .keys()
+        .map(|f| crate::query::path::get(doc, f).cloned().unwrap_or(Bson::Null))
+        .collect();
+    let cmp_to = |bound: &Document| {
+        for ((v, (_, b)), (_, dir)) in values.iter().zip(bound.iter()).zip(key.iter()) {
+            let mut o = compare(v, b);
+            if crate::util::as_f64(dir).is_some_and(|d| d < 0.0) {
+                o = o.reverse();
+            }
+            if o.is_ne() {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    };
+    min.is_none_or(|m| cmp_to(m).is_ge()) && max.is_none_or(|m| cmp_to(m).is_lt())
+}
+
+pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(&["collection", "batchSize", "term", "lastKnownCommittedOpTime", "includeQueryStatsMetrics"])?;
+    let id = match ctx.arg() {
+        Bson::Int64(i) => *i,
+        other => {
+            return Err(CommandError::type_mismatch(format!(
+                "Field 'getMore' must be of type long in: {}",
+                crate::util::shell_repr(&Bson::Document(doc! {"getMore": other.clone()}))
+            )));
+        }
+    };
+    let coll = match ctx.body.get("collection") {
+        Some(Bson::String(s)) => s.clone(),
+        None => return Err(CommandError::missing_field("getMore", "collection")),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type("getMore", "collection", crate::util::type_name(other), &["string"]));
+        }
+    };
+    let batch = batch_size(ctx, ctx.body.get("batchSize"), "batchSize")?;
+    let Some(mut cursor) = ctx.server.cursors.checkout(id) else {
+        return Err(CommandError::new(codes::CURSOR_NOT_FOUND, format!("cursor id {id} not found")));
+    };
+    let ns = ctx.ns(&coll);
+    if cursor.ns != ns && !(cursor.ns.starts_with(&format!("{}.$cmd", ctx.db)) && coll.starts_with("$cmd")) {
+        let owner = cursor.ns.clone();
+        ctx.server.cursors.restore(id, cursor);
+        return Err(CommandError::new(
+            codes::UNAUTHORIZED,
+            format!("Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {owner}"),
+        ));
+    }
+    let docs = next_batch(&mut cursor.pending, batch.filter(|b| *b > 0));
+    let reply_ns = cursor.ns.clone();
+    let remaining = !cursor.pending.is_empty();
+    let reply_id = if remaining {
+        ctx.server.cursors.restore(id, cursor);
+        id
+    } else {
+        0
+    };
+    Ok(Reply::Raw(cursor_reply(reply_id, &reply_ns, docs, false)))
+}
+
+pub fn kill_cursors(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(&["cursors"])?;
+    let coll = ctx.collection_arg()?;
+    let ids = match ctx.body.get("cursors") {
+        Some(Bson::Array(a)) => a.clone(),
+        None => return Err(CommandError::missing_field("killCursors", "cursors")),
+        Some(_) => return Err(CommandError::type_mismatch("cursors must be an array")),
+    };
+    let ns = ctx.ns(&coll);
+    let mut killed = Vec::new();
+    let mut not_found = Vec::new();
+    for id in ids {
+        let Bson::Int64(id) = id else {
+            return Err(CommandError::type_mismatch("cursor ids must be of type long"));
+        };
+        match ctx.server.cursors.ns_of(id) {
+            Some(owner) if owner == ns || owner.starts_with(&format!("{}.$cmd", ctx.db)) => {
+                ctx.server.cursors.kill(id);
+                killed.push(Bson::Int64(id));
+            }
+            _ => not_found.push(Bson::Int64(id)),
+        }
+    }
+    Ok(Reply::Doc(doc! {
+        "cursorsKilled": killed,
+        "cursorsNotFound": not_found,
+        "cursorsAlive": [],
+        "cursorsUnknown": [],
+    }))
+}
+
+pub fn count(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(&["query", "limit", "skip", "hint", "collation", "fields", "collectionUUID"])?;
+    let coll = ctx.collection_arg()?;
+    let filter = ctx.opt_doc("query")?.cloned().unwrap_or_default();
+    let skip = ctx.opt_i64("skip")?.unwrap_or(0);
+    if skip < 0 {
+        return Err(CommandError::new(51024, format!("BSON field 'skip' value must be >= 0, actual value '{skip}'")));
+    }
+    let limit = ctx.opt_i64("limit")?.unwrap_or(0).unsigned_abs() as usize;
+    let limit = if limit == 0 { None } else { Some(limit) };
+    let matcher = Matcher::new(&filter, &Document::new())?;
+    let hint = ctx.body.get("hint").cloned();
+    let n = match support::resolve(ctx, &coll)? {
+        Target::Missing => 0,
+        Target::View { base, mut pipeline } => {
+            pipeline.push(doc! {"$match": filter});
+            let total = run_pipeline(ctx, &base, &pipeline, &Document::new())?.len();
+            let after_skip = total.saturating_sub(skip as usize);
+            limit.map_or(after_skip, |l| after_skip.min(l))
+        }
+        Target::Collection(c) => {
+            let data = c.data.read();
+            support::check_hint(Some(&data), hint.as_ref())?;
+            if filter.is_empty() {
+                let after_skip = data.count().saturating_sub(skip as usize);
+                limit.map_or(after_skip, |l| after_skip.min(l))
+            } else {
+                support::select(&data, &filter, &matcher, None, skip as usize, limit)?.len()
+            }
+        }
+    };
+    Ok(Reply::Doc(doc! {"n": n as i32}))
+}
+
+pub fn distinct(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(&["key", "query", "collation", "hint", "collectionUUID"])?;
+    let coll = ctx.collection_arg()?;
+    let key = match ctx.body.get("key") {
+        Some(Bson::String(k)) => k.clone(),
+        None => return Err(CommandError::missing_field("distinct", "key")),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type("distinct", "key", crate::util::type_name(other), &["string"]));
+        }
+    };
+    let filter = ctx.opt_doc("query")?.cloned().unwrap_or_default();
+    let matcher = Matcher::new(&filter, &Document::new())?;
+    let hint = ctx.body.get("hint").cloned();
+    let docs: Vec<Document> = match support::resolve(ctx, &coll)? {
+        Target::Missing => Vec::new(),
+        Target::View { base, mut pipeline } => {
+            pipeline.push(doc! {"$match": filter});
+            run_pipeline(ctx, &base, &pipeline, &Document::new())?
+        }
+        Target::Collection(c) => {
+            let data = c.data.read();
+            support::check_hint(Some(&data), hint.as_ref())?;
+            support::select(&data, &filter, &matcher, None, 0, None)?
+                .into_iter()
+                .map(|(rid, d)| match d {
+                    Some(d) => Ok(d),
+                    None => decode(data.get(rid).expect("selected")),
+                })
+                .collect::<Result<_>>()?
+        }
+    };
+    let mut values: Vec<Bson> = Vec::new();
+    for d in &docs {
+        for v in crate::query::path::lookup_all(d, &key) {
+            let items: Vec<&Bson> = match v {
+                Bson::Array(a) => a.iter().collect(),
+                other => vec![other],
+            };
+            for item in items {
+                if !values.iter().any(|x| crate::query::compare::values_equal(x, item)) {
+                    values.push(item.clone());
+                }
+            }
+        }
+    }
+    values.sort_by(crate::query::compare::compare);
+    Ok(Reply::Doc(doc! {"values": values}))
+}
+
+/// Gives pipelines access to the catalog.
+pub struct CatalogEnv<'a, 'b> {
+    ctx: &'a Ctx<'b>,
+    coll: Option<String>,
+}
+
+impl PipelineEnv for CatalogEnv<'_, '_> {
+    fn collection_documents(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        match self.ctx.server.catalog.lookup(db, coll) {
+            None => Ok(Vec::new()),
+            Some(crate::storage::catalog::Namespace::Collection(c)) => {
+                let data = c.data.read();
+                data.iter().map(|(_, raw)| decode(raw)).collect()
+            }
+            Some(crate::storage::catalog::Namespace::View(_)) => {
+                if db != self.ctx.db {
+                    return Err(CommandError::new(codes::COMMAND_NOT_SUPPORTED_ON_VIEW, "cross-database view reads are not supported"));
+                }
+                match support::resolve(self.ctx, coll)? {
+                    Target::View { base, pipeline } => run_pipeline(self.ctx, &base, &pipeline, &Document::new()),
+                    _ => Ok(Vec::new()),
+                }
+            }
+        }
+    }
+
+    fn coll_stats(&self, options: &Document) -> Result<Document> {
+        let coll = self.coll.clone().unwrap_or_default();
+        let mut out = doc! {"ns": self.ctx.ns(&coll), "host": self.ctx.server.host.clone(), "localTime": bson::DateTime::now()};
+        let stats = super::ddl::storage_stats(self.ctx, &coll)?;
+        if options.contains_key("storageStats") {
+            out.insert("storageStats", stats.clone());
+        }
+        if options.contains_key("count") {
+            out.insert("count", stats.get("count").cloned().unwrap_or(Bson::Int64(0)));
+        }
+        if options.contains_key("latencyStats") {
+            out.insert("latencyStats", doc! {"reads": {"latency": 0i64, "ops": 0i64}, "writes": {"latency": 0i64, "ops": 0i64}, "commands": {"latency": 0i64, "ops": 0i64}, "transactions": {"latency": 0i64, "ops": 0i64}});
+        }
+        Ok(out)
+    }
+
+    fn write_out(&self, db: &str, coll: &str, docs: Vec<Document>) -> Result<()> {
+        let catalog = &self.ctx.server.catalog;
+        let options = catalog.collection(db, coll).map(|c| c.data.read().options.clone()).unwrap_or_default();
+        let target = crate::storage::Collection::new(format!("{db}.{coll}"), options);
+        {
+            let mut data = target.data.write();
+            for d in docs {
+                let raw = support::encode(&d)?;
+                let (raw, id) = support::prepare_raw_insert(&raw)?;
+                data.insert(raw, id)?;
+            }
+        }
+        let (c, _) = catalog.collection_for_write(db, coll)?;
+        let new = target.data.into_inner();
+        let mut data = c.data.write();
+        let indexes = std::mem::take(&mut data.indexes);
+        data.truncate();
+        data.indexes = indexes;
+        for (_, raw) in new.iter() {
+            let id = crate::storage::collection::raw_id(raw).unwrap_or(Bson::Null);
+            data.insert(raw.clone(), id)?;
+        }
+        self.ctx.server.clock.tick();
+        Ok(())
+    }
+
+    fn merge_into(&self, db: &str, coll: &str, docs: Vec<Document>, spec: &Document) -> Result<()> {
+        let on: Vec<String> = match spec.get("on") {
+            Some(Bson::String(s)) => vec![s.clone()],
+            Some(Bson::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            _ => vec!["_id".to_string()],
+        };
+        let when_matched = spec.get_str("whenMatched").unwrap_or("merge").to_string();
+        let when_not_matched = spec.get_str("whenNotMatched").unwrap_or("insert").to_string();
+        let (c, _) = self.ctx.server.catalog.collection_for_write(db, coll)?;
+        let mut data = c.data.write();
+        for d in docs {
+            let mut filter = Document::new();
+            for f in &on {
+                filter.insert(f.clone(), crate::query::path::get(&d, f).cloned().unwrap_or(Bson::Null));
+            }
+            let matcher = Matcher::new(&filter, &Document::new())?;
+            let existing = support::select(&data, &filter, &matcher, None, 0, Some(1))?.into_iter().next();
+            match existing {
+                Some((rid, old)) => {
+                    let old = match old {
+                        Some(o) => o,
+                        None => decode(data.get(rid).expect("selected"))?,
+                    };
+                    let new = match when_matched.as_str() {
+                        "replace" => {
+                            let mut n = d.clone();
+                            n.insert("_id", old.get("_id").cloned().unwrap_or(Bson::Null));
+                            n
+                        }
+                        "keepExisting" => continue,
+                        "fail" => {
+                            return Err(CommandError::new(codes::DUPLICATE_KEY, "$merge failed: a matching document exists (whenMatched: fail)"));
+                        }
+                        _ => {
+                            let mut n = old.clone();
+                            for (k, v) in d {
+                                n.insert(k, v);
+                            }
+                            n
+                        }
+                    };
+                    data.replace(rid, support::encode(&new)?)?;
+                }
+                None => match when_not_matched.as_str() {
+                    "discard" => {}
+                    "fail" => return Err(CommandError::new(13113, "$merge could not find a matching document in the target collection")),
+                    _ => {
+                        let (raw, id) = support::prepare_raw_insert(&support::encode(&d)?)?;
+                        data.insert(raw, id)?;
+                    }
+                },
+            }
+            self.ctx.server.clock.tick();
+        }
+        Ok(())
+    }
+}
+
+/// Runs `pipeline` over the documents of `db.coll` (a collection, a view or nothing).
+fn run_pipeline(ctx: &Ctx<'_>, coll: &str, pipeline: &[Document], vars: &Document) -> Result<Vec<Document>> {
+    let parsed = Pipeline::parse(pipeline, vars)?;
+    let env = CatalogEnv { ctx, coll: Some(coll.to_string()) };
+    let input = if parsed.reads_input() { env.collection_documents(&ctx.db, coll)? } else { Vec::new() };
+    parsed.run(input, &ctx.db, &env)
+}
+
+pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(AGG_FIELDS)?;
+    let pipeline: Vec<Document> = match ctx.body.get("pipeline") {
+        Some(Bson::Array(stages)) => stages
+            .iter()
+            .map(|s| match s {
+                Bson::Document(d) => Ok(d.clone()),
+                other => Err(CommandError::type_mismatch(format!(
+                    "Each element of the 'pipeline' array must be an object, found {}",
+                    crate::util::type_name(other)
+                ))),
+            })
+            .collect::<Result<_>>()?,
+        None => return Err(CommandError::missing_field("aggregate", "pipeline")),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type("aggregate", "pipeline", crate::util::type_name(other), &["array"]));
+        }
+    };
+    let explain = ctx.opt_bool("explain")?.unwrap_or(false);
+    let cursor_opts = ctx.opt_doc("cursor")?.cloned();
+    if cursor_opts.is_none() && !explain {
+        return Err(CommandError::failed_to_parse(
+            "The 'cursor' option is required, except for aggregate with the explain argument",
+        ));
+    }
+    let batch = batch_size(ctx, cursor_opts.as_ref().and_then(|c| c.get("batchSize")), "batchSize")?;
+    let vars = ctx.let_vars()?;
+    let (coll, ns) = match ctx.arg() {
+        Bson::String(_) => {
+            let c = ctx.collection_arg()?;
+            (Some(c.clone()), ctx.ns(&c))
+        }
+        v if crate::util::as_f64(v) == Some(1.0) => (None, format!("{}.$cmd.aggregate", ctx.db)),
+        _ => {
+            return Err(CommandError::failed_to_parse(
+                "Invalid command format: the 'aggregate' field must specify a collection name or 1",
+            ));
+        }
+    };
+    let hint = ctx.body.get("hint").cloned();
+    let docs = match &coll {
+        None => {
+            let parsed = Pipeline::parse(&pipeline, &vars)?;
+            if parsed.reads_input() {
+                return Err(CommandError::invalid_namespace(format!(
+                    "{{aggregate: 1}} is not valid for '{}'; a collection is required.",
+                    pipeline.first().and_then(|s| s.keys().next().cloned()).unwrap_or_default()
+                )));
+            }
+            let env = CatalogEnv { ctx, coll: None };
+            parsed.run(Vec::new(), &ctx.db, &env)?
+        }
+        Some(c) => match support::resolve(ctx, c)? {
+            Target::Missing => {
+                support::check_hint(None, hint.as_ref())?;
+                run_pipeline(ctx, c, &pipeline, &vars)?
+            }
+            Target::Collection(col) => {
+                support::check_hint(Some(&col.data.read()), hint.as_ref())?;
+                run_pipeline(ctx, c, &pipeline, &vars)?
+            }
+            Target::View { base, pipeline: mut view_pipeline } => {
+                view_pipeline.extend(pipeline.iter().cloned());
+                run_pipeline(ctx, &base, &view_pipeline, &vars)?
+            }
+        },
+    };
+    let writes = pipeline.last().is_some_and(|s| s.contains_key("$out") || s.contains_key("$merge"));
+    let docs = if writes { Vec::new() } else { docs };
+    let raws = docs.iter().map(support::encode).collect::<Result<Vec<_>>>()?;
+    Ok(open_cursor(ctx, ns, raws, batch, false, false))
+}
+
+/// A cursor over precomputed documents (`listCollections`, `listIndexes`).
+pub fn cursor_over(ctx: &Ctx<'_>, ns: String, docs: Vec<RawDocumentBuf>, batch: Option<usize>) -> Reply {
+    let first = batch.unwrap_or(usize::MAX);
+    open_cursor(ctx, ns, docs, Some(first), false, false)
+}

@@ -1,0 +1,311 @@
+//! Pieces shared by the read and write commands: resolving a namespace, finding the records a
+//! filter selects, and preparing documents for storage.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bson::raw::cstr;
+use bson::{Bson, Document, RawDocumentBuf, oid::ObjectId};
+
+use crate::error::{CommandError, Result, codes};
+use crate::query::compare::OrdBson;
+use crate::query::matcher::Matcher;
+use crate::query::sort::SortSpec;
+use crate::storage::collection::{CollectionData, RecordId, decode};
+use crate::storage::{Collection, View};
+use crate::storage::catalog::Namespace;
+
+use super::Ctx;
+
+/// What a read targets.
+pub enum Target {
+    /// Nothing there: reads see no documents.
+    Missing,
+    /// A collection.
+    Collection(Arc<Collection>),
+    /// A view, resolved to its base collection and the combined pipeline.
+    View { base: String, pipeline: Vec<Document> },
+}
+
+/// Resolves `db.coll` for a read, following view chains to the base collection.
+pub fn resolve(ctx: &Ctx<'_>, coll: &str) -> Result<Target> {
+    let mut name = coll.to_string();
+    let mut pipeline: Vec<Document> = Vec::new();
+    let mut depth = 0;
+    loop {
+        match ctx.server.catalog.lookup(&ctx.db, &name) {
+            None if depth == 0 => return Ok(Target::Missing),
+            None => return Ok(Target::View { base: name, pipeline }),
+            Some(Namespace::Collection(c)) if depth == 0 => return Ok(Target::Collection(c)),
+            Some(Namespace::Collection(_)) => return Ok(Target::View { base: name, pipeline }),
+            Some(Namespace::View(View { view_on, pipeline: p, .. })) => {
+                let mut combined = p;
+                combined.extend(pipeline);
+                pipeline = combined;
+                name = view_on;
+                depth += 1;
+                if depth > 20 {
+                    return Err(CommandError::new(
+                        codes::VIEW_DEPTH_LIMIT_EXCEEDED,
+                        "View depth too deep or view cycle detected; maximum depth is 20",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Fails with CommandNotSupportedOnView when `coll` is a view (writes, index commands).
+pub fn refuse_view(ctx: &Ctx<'_>, coll: &str) -> Result<()> {
+    if let Some(Namespace::View(_)) = ctx.server.catalog.lookup(&ctx.db, coll) {
+        return Err(CommandError::new(
+            codes::COMMAND_NOT_SUPPORTED_ON_VIEW,
+            format!("Namespace {}.{coll} is a view, not a collection", ctx.db),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a filter only looks at `_id` (then matching `{_id: value}` is exact and documents
+/// need not be decoded).
+fn filter_only_on_id(filter: &Document) -> bool {
+    !filter.is_empty() && filter.keys().all(|k| k == "_id")
+}
+
+/// The records selected by `filter`, in natural order, or in `sort` order when given;
+/// at most `limit` of them (after `skip`).
+pub fn select(
+    data: &CollectionData,
+    filter: &Document,
+    matcher: &Matcher,
+    sort: Option<&SortSpec>,
+    skip: usize,
+    limit: Option<usize>,
+) -> Result<Vec<(RecordId, Option<Document>)>> {
+    // Fast path: `_id` equality.
+    if let Some(id) = matcher.id_equality() {
+        let mut out = Vec::new();
+        if let Some((rid, raw)) = data.find_id(id) {
+            let doc = decode(raw)?;
+            if matcher.matches(&doc) && skip == 0 && limit != Some(0) {
+                out.push((rid, Some(doc)));
+            }
+        }
+        return Ok(out);
+    }
+    let sorted = sort.filter(|s| s.natural().is_none());
+    let id_only = filter_only_on_id(filter);
+    let reverse = sort.and_then(|s| s.natural()).is_some_and(|d| d < 0);
+    let candidates: Box<dyn Iterator<Item = (RecordId, &RawDocumentBuf)>> = match matcher.id_range() {
+        Some((lo, hi)) if sorted.is_none() && !reverse => {
+            let lo = map_bound(lo);
+            let hi = map_bound(hi);
+            let iter = data.iter_id_range(as_ref_bound(&lo), as_ref_bound(&hi), false);
+            Box::new(iter.collect::<Vec<_>>().into_iter())
+        }
+        _ if reverse => Box::new(data.iter().rev()),
+        _ => Box::new(data.iter()),
+    };
+    let mut matched: Vec<(RecordId, Option<Document>)> = Vec::new();
+    let early_stop = if sorted.is_none() { limit.map(|l| l + skip) } else { None };
+    for (rid, raw) in candidates {
+        if early_stop.is_some_and(|n| matched.len() >= n) {
+            break;
+        }
+        if filter.is_empty() {
+            matched.push((rid, None));
+            continue;
+        }
+        if id_only {
+            let mut probe = Document::new();
+            if let Some(id) = crate::storage::collection::raw_id(raw) {
+                probe.insert("_id", id);
+            }
+            if matcher.matches(&probe) {
+                matched.push((rid, None));
+            }
+            continue;
+        }
+        let doc = decode(raw)?;
+        if matcher.matches(&doc) {
+            matched.push((rid, Some(doc)));
+        }
+    }
+    if let Some(spec) = sorted {
+        let mut decoded: Vec<(RecordId, Document)> = matched
+            .into_iter()
+            .map(|(rid, d)| match d {
+                Some(d) => Ok((rid, d)),
+                None => Ok((rid, decode(data.get(rid).expect("selected record exists"))?)),
+            })
+            .collect::<Result<_>>()?;
+        decoded.sort_by(|a, b| spec.compare(&a.1, &b.1));
+        matched = decoded.into_iter().map(|(r, d)| (r, Some(d))).collect();
+    }
+    let iter = matched.into_iter().skip(skip);
+    Ok(match limit {
+        Some(l) => iter.take(l).collect(),
+        None => iter.collect(),
+    })
+}
+
+fn map_bound(b: Bound<Bson>) -> Bound<OrdBson> {
+    match b {
+        Bound::Included(v) => Bound::Included(OrdBson(v)),
+        Bound::Excluded(v) => Bound::Excluded(OrdBson(v)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn as_ref_bound(b: &Bound<OrdBson>) -> Bound<&OrdBson> {
+    match b {
+        Bound::Included(v) => Bound::Included(v),
+        Bound::Excluded(v) => Bound::Excluded(v),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Checks an `_id` value as the server does before storing it.
+pub fn check_id(id: &Bson) -> Result<()> {
+    match id {
+        Bson::Array(_) => Err(CommandError::new(codes::INVALID_ID_FIELD, "can't use an array for _id")),
+        Bson::RegularExpression(_) => Err(CommandError::new(codes::INVALID_ID_FIELD, "can't use a regex for _id")),
+        Bson::Undefined => Err(CommandError::new(codes::INVALID_ID_FIELD, "can't use a undefined for _id")),
+        Bson::Document(d) => check_no_dollar_fields(d),
+        _ => Ok(()),
+    }
+}
+
+fn check_no_dollar_fields(d: &Document) -> Result<()> {
+    for (k, v) in d {
+        if k.starts_with('$') {
+            return Err(CommandError::new(
+                codes::DOLLAR_PREFIXED_FIELD_NAME,
+                format!("_id fields may not contain '$'-prefixed fields: {k} is not valid for storage."),
+            ));
+        }
+        if let Bson::Document(inner) = v {
+            check_no_dollar_fields(inner)?;
+        }
+    }
+    Ok(())
+}
+
+/// Prepares a raw document for insertion: `_id` first (generated if missing) and checked, size
+/// within the limit. Returns the document to store and its `_id`.
+pub fn prepare_raw_insert(raw: &RawDocumentBuf) -> Result<(RawDocumentBuf, Bson)> {
+    let mut first_key_is_id = false;
+    let mut id = None;
+    for (i, elem) in raw.iter().enumerate() {
+        let (key, value) = elem.map_err(|e| CommandError::new(22, e.to_string()))?;
+        if key == "_id" {
+            first_key_is_id = i == 0;
+            id = Some(
+                Bson::try_from(value).map_err(|e| CommandError::new(22, e.to_string()))?,
+            );
+            break;
+        }
+    }
+    let (stored, id) = match id {
+        Some(id) if first_key_is_id => (raw.clone(), id),
+        Some(id) => {
+            let mut out = RawDocumentBuf::new();
+            out.append(cstr!("_id"), bson::RawBson::try_from(id.clone()).map_err(|e| CommandError::new(22, e.to_string()))?);
+            for elem in raw.iter() {
+                let (k, v) = elem.map_err(|e| CommandError::new(22, e.to_string()))?;
+                if k != "_id" {
+                    out.append(k, bson::RawBson::from(v));
+                }
+            }
+            (out, id)
+        }
+        None => {
+            let oid = ObjectId::new();
+            let mut out = RawDocumentBuf::new();
+            out.append(cstr!("_id"), oid);
+            for elem in raw.iter() {
+                let (k, v) = elem.map_err(|e| CommandError::new(22, e.to_string()))?;
+                out.append(k, bson::RawBson::from(v));
+            }
+            (out, Bson::ObjectId(oid))
+        }
+    };
+    check_id(&id)?;
+    check_size(&stored)?;
+    Ok((stored, id))
+}
+
+/// Fails when a document exceeds the 16 MiB limit.
+pub fn check_size(raw: &RawDocumentBuf) -> Result<()> {
+    let len = raw.as_bytes().len();
+    if len > crate::wire::MAX_BSON_SIZE {
+        return Err(CommandError::new(
+            codes::BSON_OBJECT_TOO_LARGE,
+            format!("BSONObj size: {len} (0x{len:X}) is invalid. Size must be between 0 and 16793600(16MB)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Encodes a document for storage.
+pub fn encode(doc: &Document) -> Result<RawDocumentBuf> {
+    let raw = RawDocumentBuf::try_from(doc).map_err(|e| CommandError::new(22, e.to_string()))?;
+    check_size(&raw)?;
+    Ok(raw)
+}
+
+/// Checks a document against the collection's validator; 121 DocumentValidationFailure.
+pub fn validate_document(data: &CollectionData, doc: &Document, id: &Bson, is_update_of_invalid: bool) -> Result<()> {
+    let Ok(validator) = data.options.get_document("validator") else { return Ok(()) };
+    let level = data.options.get_str("validationLevel").unwrap_or("strict");
+    let action = data.options.get_str("validationAction").unwrap_or("error");
+    if level == "off" || action == "warn" || (level == "moderate" && is_update_of_invalid) {
+        return Ok(());
+    }
+    let matcher = Matcher::new(validator, &Document::new())?;
+    if matcher.matches(doc) {
+        return Ok(());
+    }
+    Err(CommandError::new(codes::DOCUMENT_VALIDATION_FAILURE, "Document failed validation").with_extra(
+        "errInfo",
+        bson::doc! {"failingDocumentId": id.clone(), "details": {"operatorName": "$and", "clausesNotSatisfied": []}},
+    ))
+}
+
+/// Whether a stored document currently fails the validator (for `validationLevel: moderate`).
+pub fn is_invalid(data: &CollectionData, doc: &Document) -> bool {
+    match data.options.get_document("validator") {
+        Ok(v) => Matcher::new(v, &Document::new()).map(|m| !m.matches(doc)).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// The `writeErrors` entry of a failed statement.
+pub fn write_error(index: usize, e: &CommandError) -> Bson {
+    let mut d = bson::doc! {"index": index as i32, "code": e.code, "errmsg": e.message.clone()};
+    for (k, v) in &e.extra {
+        d.insert(k.clone(), v.clone());
+    }
+    Bson::Document(d)
+}
+
+/// Checks a `hint` against the collection's indexes (by name or key pattern).
+pub fn check_hint(data: Option<&CollectionData>, hint: Option<&Bson>) -> Result<()> {
+    let Some(hint) = hint else { return Ok(()) };
+    let Some(data) = data else { return Ok(()) };
+    let found = match hint {
+        Bson::String(name) => name == "_id_" || data.indexes.iter().any(|i| i.name() == name),
+        Bson::Document(key) if key.is_empty() => true,
+        Bson::Document(key) => {
+            key.get("$natural").is_some()
+                || (key.len() == 1 && key.keys().next().map(String::as_str) == Some("_id"))
+                || data.indexes.iter().any(|i| i.key() == key)
+        }
+        _ => return Err(CommandError::failed_to_parse("hint must be a string or an object")),
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(CommandError::bad_value("hint provided does not correspond to an existing index"))
+    }
+}

@@ -1,0 +1,502 @@
+//! Write commands: `insert`, `update`, `delete`, `findAndModify`. Each statement runs under
+//! its collection's write lock; ordered batches stop at the first error.
+
+use bson::{Bson, Document, RawDocumentBuf, doc};
+
+use super::support::{self, validate_document, write_error};
+use super::{Ctx, Reply};
+use crate::error::{CommandError, Result, codes};
+use crate::query::matcher::Matcher;
+use crate::query::projection::Projection;
+use crate::query::sort::SortSpec;
+use crate::query::update::{Update, UpdateContext, upsert_document};
+use crate::storage::collection::{CollectionData, RecordId, decode};
+
+const INSERT_FIELDS: &[&str] = &["documents", "ordered", "bypassDocumentValidation", "collectionUUID", "stmtId", "stmtIds"];
+const UPDATE_FIELDS: &[&str] = &["updates", "ordered", "bypassDocumentValidation", "let", "collectionUUID", "stmtIds", "stmtId"];
+const DELETE_FIELDS: &[&str] = &["deletes", "ordered", "let", "collectionUUID", "stmtIds", "stmtId"];
+const FAM_FIELDS: &[&str] = &[
+    "query", "sort", "remove", "update", "new", "fields", "upsert", "bypassDocumentValidation", "collation",
+    "arrayFilters", "hint", "let", "stmtId", "collectionUUID",
+];
+
+fn ordered(ctx: &Ctx<'_>) -> Result<bool> {
+    Ok(ctx.opt_bool("ordered")?.unwrap_or(true))
+}
+
+fn finish(mut reply: Document, errors: Vec<Bson>) -> Reply {
+    if !errors.is_empty() {
+        reply.insert("writeErrors", errors);
+    }
+    Reply::Doc(reply)
+}
+
+pub fn insert(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(INSERT_FIELDS)?;
+    let coll = ctx.collection_arg()?;
+    let ordered = ordered(ctx)?;
+    let bypass = ctx.opt_bool("bypassDocumentValidation")?.unwrap_or(false);
+    let mut docs: Vec<RawDocumentBuf> = Vec::new();
+    for (id, seq) in std::mem::take(&mut ctx.sequences) {
+        if id == "documents" {
+            docs.extend(seq);
+        }
+    }
+    match ctx.body.get("documents") {
+        Some(Bson::Array(items)) => {
+            for item in items {
+                match item {
+                    Bson::Document(d) => docs.push(support::encode(d)?),
+                    other => {
+                        return Err(CommandError::wrong_field_type(
+                            "insert",
+                            "documents",
+                            crate::util::type_name(other),
+                            &["object"],
+                        ));
+                    }
+                }
+            }
+        }
+        Some(other) => {
+            return Err(CommandError::wrong_field_type("insert", "documents", crate::util::type_name(other), &["array"]));
+        }
+        None if docs.is_empty() => return Err(CommandError::missing_field("insert", "documents")),
+        None => {}
+    }
+    if docs.len() > 100_000 {
+        return Err(CommandError::new(
+            codes::INVALID_LENGTH,
+            format!("Write batch sizes must be between 1 and 100000. Got {} operations.", docs.len()),
+        ));
+    }
+    support::refuse_view(ctx, &coll)?;
+    let (collection, _created) = ctx.server.catalog.collection_for_write(&ctx.db, &coll)?;
+    let mut data = collection.data.write();
+    let check_validator = !bypass && data.options.contains_key("validator");
+    let mut n = 0;
+    let mut errors = Vec::new();
+    for (i, raw) in docs.iter().enumerate() {
+        let result = (|| {
+            let (stored, id) = support::prepare_raw_insert(raw)?;
+            if check_validator {
+                validate_document(&data, &decode(&stored)?, &id, false)?;
+            }
+            data.insert(stored, id)?;
+            ctx.server.clock.tick();
+            Ok::<_, CommandError>(())
+        })();
+        match result {
+            Ok(()) => n += 1,
+            Err(e) => {
+                errors.push(write_error(i, &e));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(finish(doc! {"n": n}, errors))
+}
+
+/// One parsed update statement.
+struct UpdateStatement {
+    filter: Document,
+    matcher: Matcher,
+    update: Update,
+    upsert: bool,
+    multi: bool,
+    sort: Option<SortSpec>,
+    hint: Option<Bson>,
+}
+
+fn parse_update_statement(stmt: &Document, vars: &Document) -> Result<UpdateStatement> {
+    for key in stmt.keys() {
+        if !["q", "u", "upsert", "multi", "arrayFilters", "collation", "hint", "c", "sort", "upsertSupplied"].contains(&key.as_str()) {
+            return Err(CommandError::unknown_field("update.updates", key));
+        }
+    }
+    let filter = match stmt.get("q") {
+        Some(Bson::Document(d)) => d.clone(),
+        None => return Err(CommandError::missing_field("update.updates", "q")),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type("update.updates", "q", crate::util::type_name(other), &["object"]));
+        }
+    };
+    let mut vars = vars.clone();
+    if let Ok(c) = stmt.get_document("c") {
+        vars.extend(c.clone());
+    }
+    let matcher = Matcher::new(&filter, &vars)?;
+    let array_filters: Option<Vec<Document>> = match stmt.get("arrayFilters") {
+        None => None,
+        Some(Bson::Array(items)) => Some(
+            items
+                .iter()
+                .map(|f| match f {
+                    Bson::Document(d) => Ok(d.clone()),
+                    _ => Err(CommandError::type_mismatch("arrayFilters entries must be objects")),
+                })
+                .collect::<Result<_>>()?,
+        ),
+        Some(_) => return Err(CommandError::type_mismatch("arrayFilters must be an array")),
+    };
+    let u = stmt.get("u").ok_or_else(|| CommandError::missing_field("update.updates", "u"))?;
+    let update = Update::parse(u, array_filters.as_deref())?;
+    let multi = stmt.get_bool("multi").unwrap_or(false);
+    if multi && update.is_replacement() {
+        return Err(CommandError::failed_to_parse(
+            "multi update is not supported for replacement-style update",
+        ));
+    }
+    let sort = match stmt.get_document("sort") {
+        Ok(s) if !s.is_empty() => {
+            if multi {
+                return Err(CommandError::failed_to_parse("Cannot specify sort with multi=true"));
+            }
+            Some(SortSpec::new(s)?)
+        }
+        _ => None,
+    };
+    Ok(UpdateStatement {
+        filter,
+        matcher,
+        update,
+        upsert: stmt.get_bool("upsert").unwrap_or(false),
+        multi,
+        sort,
+        hint: stmt.get("hint").cloned(),
+    })
+}
+
+/// The outcome of one update statement.
+struct UpdateOutcome {
+    matched: i64,
+    modified: i64,
+    upserted: Option<Bson>,
+    /// The document before and after (the last one touched), for findAndModify.
+    before: Option<Document>,
+    after: Option<Document>,
+}
+
+fn apply_update(
+    data: &mut CollectionData,
+    stmt: &UpdateStatement,
+    vars: &Document,
+    bypass: bool,
+    ctx: &Ctx<'_>,
+) -> Result<UpdateOutcome> {
+    support::check_hint(Some(data), stmt.hint.as_ref())?;
+    let limit = if stmt.multi { None } else { Some(1) };
+    let selected = support::select(data, &stmt.filter, &stmt.matcher, stmt.sort.as_ref(), 0, limit)?;
+    let mut out = UpdateOutcome { matched: 0, modified: 0, upserted: None, before: None, after: None };
+    for (rid, doc) in selected {
+        let old = match doc {
+            Some(d) => d,
+            None => decode(data.get(rid).expect("selected record exists"))?,
+        };
+        let details = stmt.matcher.match_details(&old);
+        let uctx = UpdateContext { positional: details.array_index, is_insert: false, vars: Some(vars) };
+        let new = stmt.update.apply(&old, &uctx)?;
+        out.matched += 1;
+        let changed = new != old || !same_types(&new, &old);
+        if changed {
+            store_update(data, rid, &old, &new, bypass)?;
+            ctx.server.clock.tick();
+            out.modified += 1;
+        }
+        out.before = Some(old);
+        out.after = Some(new);
+    }
+    if out.matched == 0 && stmt.upsert {
+        let new = upsert_new_document(stmt, vars)?;
+        let id = new.get("_id").cloned().unwrap_or(Bson::Null);
+        support::check_id(&id)?;
+        if !bypass {
+            validate_document(data, &new, &id, false)?;
+        }
+        let raw = support::encode(&new)?;
+        data.insert(raw, id.clone())?;
+        ctx.server.clock.tick();
+        out.upserted = Some(id);
+        out.after = Some(new);
+    }
+    Ok(out)
+}
+
+/// `==` on documents compares numbers by value across types; a real server counts a change of
+/// type (1 to 1.0) as a modification.
+fn same_types(a: &Document, b: &Document) -> bool {
+    a.to_vec().ok() == b.to_vec().ok()
+}
+
+fn store_update(data: &mut CollectionData, rid: RecordId, old: &Document, new: &Document, bypass: bool) -> Result<()> {
+    let id = new.get("_id").cloned().unwrap_or(Bson::Null);
+    if !bypass {
+        let was_invalid = data.options.get_str("validationLevel").ok() == Some("moderate") && support::is_invalid(data, old);
+        validate_document(data, new, &id, was_invalid)?;
+    }
+    let raw = support::encode(new)?;
+    data.replace(rid, raw)
+}
+
+fn upsert_new_document(stmt: &UpdateStatement, vars: &Document) -> Result<Document> {
+    let seed = upsert_document(&stmt.matcher.equality_fields())?;
+    let mut new = if stmt.update.is_replacement() {
+        // A replacement upsert takes only `_id` from the query.
+        let mut base = Document::new();
+        if let Some(id) = seed.get("_id") {
+            base.insert("_id", id.clone());
+        }
+        stmt.update.apply(&base, &UpdateContext { positional: None, is_insert: true, vars: Some(vars) })?
+    } else {
+        stmt.update.apply(&seed, &UpdateContext { positional: None, is_insert: true, vars: Some(vars) })?
+    };
+    if !new.contains_key("_id") {
+        let mut with_id = doc! {"_id": bson::oid::ObjectId::new()};
+        with_id.extend(new);
+        new = with_id;
+    } else if new.keys().next().map(String::as_str) != Some("_id") {
+        let id = new.remove("_id").expect("present");
+        let mut with_id = doc! {"_id": id};
+        with_id.extend(new);
+        new = with_id;
+    }
+    Ok(new)
+}
+
+pub fn update(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(UPDATE_FIELDS)?;
+    let coll = ctx.collection_arg()?;
+    let ordered = ordered(ctx)?;
+    let bypass = ctx.opt_bool("bypassDocumentValidation")?.unwrap_or(false);
+    let vars = ctx.let_vars()?;
+    let statements = match ctx.body.get("updates") {
+        Some(Bson::Array(a)) => a.clone(),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type("update", "updates", crate::util::type_name(other), &["array"]));
+        }
+        None => return Err(CommandError::missing_field("update", "updates")),
+    };
+    support::refuse_view(ctx, &coll)?;
+    let mut n = 0i64;
+    let mut modified = 0i64;
+    let mut upserted = Vec::new();
+    let mut errors = Vec::new();
+    let mut collection = ctx.server.catalog.collection(&ctx.db, &coll);
+    for (i, stmt) in statements.iter().enumerate() {
+        let result = (|| {
+            let Bson::Document(stmt) = stmt else {
+                return Err(CommandError::type_mismatch("update statements must be objects"));
+            };
+            let stmt = parse_update_statement(stmt, &vars)?;
+            if collection.is_none() {
+                if !stmt.upsert {
+                    support::check_hint(None, stmt.hint.as_ref())?;
+                    return Ok(UpdateOutcome { matched: 0, modified: 0, upserted: None, before: None, after: None });
+                }
+                collection = Some(ctx.server.catalog.collection_for_write(&ctx.db, &coll)?.0);
+            }
+            let c = collection.as_ref().expect("set above");
+            let mut data = c.data.write();
+            apply_update(&mut data, &stmt, &vars, bypass, ctx)
+        })();
+        match result {
+            Ok(out) => {
+                n += out.matched;
+                modified += out.modified;
+                if let Some(id) = out.upserted {
+                    n += 1;
+                    upserted.push(Bson::Document(doc! {"index": i as i32, "_id": id}));
+                }
+            }
+            Err(e) => {
+                errors.push(write_error(i, &e));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    let mut reply = doc! {"n": n as i32, "nModified": modified as i32};
+    if !upserted.is_empty() {
+        reply.insert("upserted", upserted);
+    }
+    Ok(finish(reply, errors))
+}
+
+pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(DELETE_FIELDS)?;
+    let coll = ctx.collection_arg()?;
+    let ordered = ordered(ctx)?;
+    let vars = ctx.let_vars()?;
+    let statements = match ctx.body.get("deletes") {
+        Some(Bson::Array(a)) => a.clone(),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type("delete", "deletes", crate::util::type_name(other), &["array"]));
+        }
+        None => return Err(CommandError::missing_field("delete", "deletes")),
+    };
+    support::refuse_view(ctx, &coll)?;
+    let collection = ctx.server.catalog.collection(&ctx.db, &coll);
+    let mut n = 0i64;
+    let mut errors = Vec::new();
+    for (i, stmt) in statements.iter().enumerate() {
+        let result = (|| {
+            let Bson::Document(stmt) = stmt else {
+                return Err(CommandError::type_mismatch("delete statements must be objects"));
+            };
+            for key in stmt.keys() {
+                if !["q", "limit", "collation", "hint"].contains(&key.as_str()) {
+                    return Err(CommandError::unknown_field("delete.deletes", key));
+                }
+            }
+            let filter = match stmt.get("q") {
+                Some(Bson::Document(d)) => d.clone(),
+                None => return Err(CommandError::missing_field("delete.deletes", "q")),
+                Some(_) => return Err(CommandError::type_mismatch("q must be an object")),
+            };
+            let limit = match stmt.get("limit").and_then(crate::util::as_f64) {
+                Some(l) if l == 0.0 => None,
+                Some(l) if l == 1.0 => Some(1),
+                Some(_) => {
+                    return Err(CommandError::failed_to_parse("The limit field in delete objects must be 0 or 1."));
+                }
+                None => return Err(CommandError::missing_field("delete.deletes", "limit")),
+            };
+            let matcher = Matcher::new(&filter, &vars)?;
+            let Some(c) = collection.as_ref() else {
+                support::check_hint(None, stmt.get("hint"))?;
+                return Ok(0);
+            };
+            let mut data = c.data.write();
+            support::check_hint(Some(&data), stmt.get("hint"))?;
+            if data.is_capped() {
+                return Err(CommandError::new(
+                    codes::ILLEGAL_OPERATION,
+                    format!("cannot remove from a capped collection: {}", data.ns),
+                ));
+            }
+            let selected = support::select(&data, &filter, &matcher, None, 0, limit)?;
+            let mut removed = 0;
+            for (rid, _) in selected {
+                if data.remove(rid).is_some() {
+                    ctx.server.clock.tick();
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })();
+        match result {
+            Ok(removed) => n += removed,
+            Err(e) => {
+                errors.push(write_error(i, &e));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(finish(doc! {"n": n as i32}, errors))
+}
+
+pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(FAM_FIELDS)?;
+    let coll = ctx.collection_arg()?;
+    let vars = ctx.let_vars()?;
+    let filter = ctx.opt_doc("query")?.cloned().unwrap_or_default();
+    let remove = ctx.opt_bool("remove")?.unwrap_or(false);
+    let return_new = ctx.opt_bool("new")?.unwrap_or(false);
+    let upsert = ctx.opt_bool("upsert")?.unwrap_or(false);
+    let bypass = ctx.opt_bool("bypassDocumentValidation")?.unwrap_or(false);
+    let update = ctx.body.get("update").cloned();
+    match (&update, remove) {
+        (Some(_), true) => {
+            return Err(CommandError::failed_to_parse("Cannot specify both an update and remove=true"));
+        }
+        (None, false) => {
+            return Err(CommandError::failed_to_parse("Either an update or remove=true must be specified"));
+        }
+        (None, true) if upsert => {
+            return Err(CommandError::failed_to_parse("Cannot specify both upsert=true and remove=true"));
+        }
+        (None, true) if return_new => {
+            return Err(CommandError::failed_to_parse(
+                "Cannot specify both new=true and remove=true; 'remove' always returns the deleted document",
+            ));
+        }
+        _ => {}
+    }
+    let sort = match ctx.opt_doc("sort")? {
+        Some(s) if !s.is_empty() => Some(SortSpec::new(s)?),
+        _ => None,
+    };
+    let projection = match ctx.opt_doc("fields")? {
+        Some(f) if !f.is_empty() => Some(Projection::new(f, &vars)?),
+        _ => None,
+    };
+    let matcher = Matcher::new(&filter, &vars)?;
+    support::refuse_view(ctx, &coll)?;
+    let hint = ctx.body.get("hint").cloned();
+    let mut last_error = doc! {};
+    let value: Option<Document>;
+    if remove {
+        let Some(c) = ctx.server.catalog.collection(&ctx.db, &coll) else {
+            support::check_hint(None, hint.as_ref())?;
+            return Ok(Reply::Doc(doc! {"lastErrorObject": {"n": 0}, "value": Bson::Null}));
+        };
+        let mut data = c.data.write();
+        support::check_hint(Some(&data), hint.as_ref())?;
+        let selected = support::select(&data, &filter, &matcher, sort.as_ref(), 0, Some(1))?;
+        value = match selected.into_iter().next() {
+            Some((rid, doc)) => {
+                let doc = match doc {
+                    Some(d) => d,
+                    None => decode(data.get(rid).expect("selected"))?,
+                };
+                data.remove(rid);
+                ctx.server.clock.tick();
+                Some(doc)
+            }
+            None => None,
+        };
+        last_error.insert("n", if value.is_some() { 1 } else { 0 });
+    } else {
+        let array_filters: Option<Vec<Document>> = match ctx.body.get("arrayFilters") {
+            Some(Bson::Array(items)) => Some(
+                items
+                    .iter()
+                    .map(|f| match f {
+                        Bson::Document(d) => Ok(d.clone()),
+                        _ => Err(CommandError::type_mismatch("arrayFilters entries must be objects")),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            _ => None,
+        };
+        let parsed = Update::parse(update.as_ref().expect("checked"), array_filters.as_deref())?;
+        let stmt = UpdateStatement { filter: filter.clone(), matcher, update: parsed, upsert, multi: false, sort, hint };
+        let collection = match ctx.server.catalog.collection(&ctx.db, &coll) {
+            Some(c) => c,
+            None if upsert => ctx.server.catalog.collection_for_write(&ctx.db, &coll)?.0,
+            None => {
+                support::check_hint(None, stmt.hint.as_ref())?;
+                return Ok(Reply::Doc(doc! {"lastErrorObject": {"n": 0, "updatedExisting": false}, "value": Bson::Null}));
+            }
+        };
+        let mut data = collection.data.write();
+        let out = apply_update(&mut data, &stmt, &vars, bypass, ctx)?;
+        last_error.insert("n", if out.matched > 0 || out.upserted.is_some() { 1 } else { 0 });
+        last_error.insert("updatedExisting", out.matched > 0);
+        if let Some(id) = &out.upserted {
+            last_error.insert("upserted", id.clone());
+        }
+        value = if return_new { out.after } else { out.before };
+    }
+    let value = match (value, projection) {
+        (Some(v), Some(p)) => Bson::Document(p.apply(&v, None)?),
+        (Some(v), None) => Bson::Document(v),
+        (None, _) => Bson::Null,
+    };
+    Ok(Reply::Doc(doc! {"lastErrorObject": last_error, "value": value}))
+}

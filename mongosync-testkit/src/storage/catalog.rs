@@ -1,0 +1,239 @@
+//! The catalog: databases, their collections and views. The catalog lock is held only to
+//! look up, create or drop a namespace; data operations then lock the one collection.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bson::Document;
+use parking_lot::RwLock;
+
+use crate::error::{CommandError, Result, codes};
+
+use super::collection::Collection;
+
+/// A view: a collection name and a pipeline over it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    /// The source collection or view (same database).
+    pub view_on: String,
+    /// The view's pipeline.
+    pub pipeline: Vec<Document>,
+    /// The view's collation, if any.
+    pub collation: Option<Document>,
+}
+
+/// One database.
+#[derive(Debug, Default, Clone)]
+pub struct Database {
+    /// Collections by name.
+    pub collections: BTreeMap<String, Arc<Collection>>,
+    /// Views by name.
+    pub views: BTreeMap<String, View>,
+}
+
+/// What a namespace currently is.
+#[derive(Debug, Clone)]
+pub enum Namespace {
+    /// A collection.
+    Collection(Arc<Collection>),
+    /// A view.
+    View(View),
+}
+
+/// Every database of the server.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    dbs: RwLock<BTreeMap<String, Database>>,
+}
+
+impl Catalog {
+    /// Looks up `db.coll`.
+    pub fn lookup(&self, db: &str, coll: &str) -> Option<Namespace> {
+        let dbs = self.dbs.read();
+        let d = dbs.get(db)?;
+        if let Some(c) = d.collections.get(coll) {
+            return Some(Namespace::Collection(Arc::clone(c)));
+        }
+        d.views.get(coll).cloned().map(Namespace::View)
+    }
+
+    /// The collection `db.coll`, if it is one.
+    pub fn collection(&self, db: &str, coll: &str) -> Option<Arc<Collection>> {
+        self.dbs.read().get(db)?.collections.get(coll).cloned()
+    }
+
+    /// The collection `db.coll`, created with default options if missing (implicit creation
+    /// by a write). Fails if `db.coll` is a view.
+    pub fn collection_for_write(&self, db: &str, coll: &str) -> Result<(Arc<Collection>, bool)> {
+        if let Some(c) = self.collection(db, coll) {
+            return Ok((c, false));
+        }
+        validate_collection_name(db, coll)?;
+        let mut dbs = self.dbs.write();
+        let d = dbs.entry(db.to_string()).or_default();
+        if d.views.contains_key(coll) {
+            return Err(CommandError::new(
+                codes::COMMAND_NOT_SUPPORTED_ON_VIEW,
+                format!("Namespace {db}.{coll} is a view, not a collection"),
+            ));
+        }
+        if let Some(c) = d.collections.get(coll) {
+            return Ok((Arc::clone(c), false));
+        }
+        let c = Arc::new(Collection::new(format!("{db}.{coll}"), Document::new()));
+        d.collections.insert(coll.to_string(), Arc::clone(&c));
+        Ok((c, true))
+    }
+
+    /// Creates a collection with `options`; `Ok(None)` if an identical one exists already
+    /// (`create` is then a no-op, as on a real server).
+    pub fn create_collection(&self, db: &str, coll: &str, options: Document) -> Result<Option<Arc<Collection>>> {
+        validate_collection_name(db, coll)?;
+        let mut dbs = self.dbs.write();
+        let d = dbs.entry(db.to_string()).or_default();
+        if let Some(existing) = d.collections.get(coll) {
+            if existing.data.read().options == options {
+                return Ok(None);
+            }
+            return Err(namespace_exists(db, coll));
+        }
+        if d.views.contains_key(coll) {
+            return Err(namespace_exists(db, coll));
+        }
+        let c = Arc::new(Collection::new(format!("{db}.{coll}"), options));
+        d.collections.insert(coll.to_string(), Arc::clone(&c));
+        Ok(Some(c))
+    }
+
+    /// Creates a view.
+    pub fn create_view(&self, db: &str, name: &str, view: View) -> Result<()> {
+        validate_collection_name(db, name)?;
+        let mut dbs = self.dbs.write();
+        let d = dbs.entry(db.to_string()).or_default();
+        if d.collections.contains_key(name) {
+            return Err(namespace_exists(db, name));
+        }
+        if let Some(existing) = d.views.get(name) {
+            if *existing == view {
+                return Ok(());
+            }
+            return Err(namespace_exists(db, name));
+        }
+        d.views.insert(name.to_string(), view);
+        Ok(())
+    }
+
+    /// Replaces a view's definition (`collMod` on a view).
+    pub fn modify_view(&self, db: &str, name: &str, view: View) -> Result<()> {
+        let mut dbs = self.dbs.write();
+        match dbs.get_mut(db).and_then(|d| d.views.get_mut(name)) {
+            Some(v) => {
+                *v = view;
+                Ok(())
+            }
+            None => Err(CommandError::namespace_not_found(format!("ns does not exist: {db}.{name}"))),
+        }
+    }
+
+    /// Drops `db.coll` (collection or view); returns what was dropped.
+    pub fn drop_namespace(&self, db: &str, coll: &str) -> Option<Namespace> {
+        let mut dbs = self.dbs.write();
+        let d = dbs.get_mut(db)?;
+        let dropped = if let Some(c) = d.collections.remove(coll) {
+            Some(Namespace::Collection(c))
+        } else {
+            d.views.remove(coll).map(Namespace::View)
+        };
+        if d.collections.is_empty() && d.views.is_empty() {
+            dbs.remove(db);
+        }
+        dropped
+    }
+
+    /// Drops a database; returns the names of the collections it held.
+    pub fn drop_database(&self, db: &str) -> Vec<String> {
+        self.dbs.write().remove(db).map(|d| d.collections.into_keys().collect()).unwrap_or_default()
+    }
+
+    /// Renames a collection, possibly across databases; with `drop_target` an existing target
+    /// is dropped first (and returned).
+    pub fn rename(
+        &self,
+        from: (&str, &str),
+        to: (&str, &str),
+        drop_target: bool,
+    ) -> Result<(Arc<Collection>, Option<Arc<Collection>>)> {
+        validate_collection_name(to.0, to.1)?;
+        let mut dbs = self.dbs.write();
+        let source_is_view = dbs.get(from.0).is_some_and(|d| d.views.contains_key(from.1));
+        if source_is_view {
+            return Err(CommandError::new(
+                codes::COMMAND_NOT_SUPPORTED_ON_VIEW,
+                format!("cannot rename view: {}.{}", from.0, from.1),
+            ));
+        }
+        if !dbs.get(from.0).is_some_and(|d| d.collections.contains_key(from.1)) {
+            return Err(CommandError::namespace_not_found("Source collection does not exist"));
+        }
+        if from == to {
+            return Err(CommandError::new(
+                codes::ILLEGAL_OPERATION,
+                "Can't rename a collection to itself",
+            ));
+        }
+        let target_exists = dbs.get(to.0).is_some_and(|d| d.collections.contains_key(to.1));
+        let target_is_view = dbs.get(to.0).is_some_and(|d| d.views.contains_key(to.1));
+        if target_is_view || (target_exists && !drop_target) {
+            return Err(CommandError::new(codes::NAMESPACE_EXISTS, "target namespace exists"));
+        }
+        let source_db = dbs.get_mut(from.0).expect("checked");
+        let coll = source_db.collections.remove(from.1).expect("checked");
+        if source_db.collections.is_empty() && source_db.views.is_empty() {
+            dbs.remove(from.0);
+        }
+        let target_db = dbs.entry(to.0.to_string()).or_default();
+        let dropped = target_db.collections.remove(to.1);
+        coll.data.write().ns = format!("{}.{}", to.0, to.1);
+        target_db.collections.insert(to.1.to_string(), Arc::clone(&coll));
+        Ok((coll, dropped))
+    }
+
+    /// Database names, sorted.
+    pub fn database_names(&self) -> Vec<String> {
+        self.dbs.read().keys().cloned().collect()
+    }
+
+    /// A snapshot of one database's namespaces.
+    pub fn database(&self, db: &str) -> Option<Database> {
+        self.dbs.read().get(db).cloned()
+    }
+}
+
+fn namespace_exists(db: &str, coll: &str) -> CommandError {
+    CommandError::new(codes::NAMESPACE_EXISTS, format!("Collection {db}.{coll} already exists."))
+}
+
+/// Checks a database name as the server does.
+pub fn validate_db_name(db: &str) -> Result<()> {
+    if db.is_empty() || db.len() >= 64 || db.contains(['/', '\\', '.', ' ', '"', '$', '\0']) {
+        return Err(CommandError::invalid_namespace(format!("Invalid database name: '{db}'")));
+    }
+    Ok(())
+}
+
+/// Checks a collection name as the server does for user collections.
+pub fn validate_collection_name(db: &str, coll: &str) -> Result<()> {
+    validate_db_name(db)?;
+    if coll.is_empty() {
+        return Err(CommandError::invalid_namespace(format!("Invalid namespace specified '{db}.'")));
+    }
+    if coll.contains('\0') || (coll.contains('$') && !coll.starts_with("system.")) || coll.starts_with('.') {
+        return Err(CommandError::invalid_namespace(format!("Invalid collection name: {coll}")));
+    }
+    if db.len() + 1 + coll.len() > 255 {
+        return Err(CommandError::invalid_namespace(format!(
+            "Fully qualified namespace is too long. Namespace: {db}.{coll} Max: 255"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! One collection: raw BSON documents in insertion (natural) order, an `_id` index over them,
+//! its options and its secondary indexes. Every mutation keeps the indexes and size figures in
+//! step; callers hold the collection's lock for the whole statement.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use bson::{Bson, Document, RawDocumentBuf, doc};
+use parking_lot::RwLock;
+
+use crate::error::{CommandError, Result};
+use crate::query::compare::OrdBson;
+
+use super::index::{Index, duplicate_key_error};
+
+/// A record's position in natural order; stable across updates, as in WiredTiger.
+pub type RecordId = u64;
+
+/// A collection and its data, behind a lock so that writers on different collections never
+/// wait for each other.
+#[derive(Debug)]
+pub struct Collection {
+    /// The collection's UUID (`info.uuid`, `ui` in the oplog).
+    pub uuid: bson::Uuid,
+    /// Options and documents.
+    pub data: RwLock<CollectionData>,
+}
+
+/// The options, documents and indexes of a collection.
+#[derive(Debug, Clone)]
+pub struct CollectionData {
+    /// `db.coll`, for error messages.
+    pub ns: String,
+    /// The creation options as `listCollections` reports them.
+    pub options: Document,
+    /// Documents by record id (natural order).
+    records: BTreeMap<RecordId, RawDocumentBuf>,
+    /// The `_id` index: `_id` value to record id.
+    ids: BTreeMap<OrdBson, RecordId>,
+    next_record: RecordId,
+    data_size: usize,
+    /// Secondary indexes, in creation order (the `_id_` index is implicit).
+    pub indexes: Vec<Index>,
+}
+
+impl Collection {
+    /// A new empty collection.
+    pub fn new(ns: String, options: Document) -> Collection {
+        Collection {
+            uuid: bson::Uuid::new(),
+            data: RwLock::new(CollectionData {
+                ns,
+                options,
+                records: BTreeMap::new(),
+                ids: BTreeMap::new(),
+                next_record: 1,
+                data_size: 0,
+                indexes: Vec::new(),
+            }),
+        }
+    }
+}
+
+/// The `_id` of a raw document, as an owned value.
+pub fn raw_id(doc: &RawDocumentBuf) -> Option<Bson> {
+    let value = doc.get("_id").ok().flatten()?;
+    Bson::try_from(value).ok()
+}
+
+impl CollectionData {
+    /// The number of documents.
+    pub fn count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The total BSON size of the documents.
+    pub fn data_size(&self) -> usize {
+        self.data_size
+    }
+
+    /// Whether the collection is capped.
+    pub fn is_capped(&self) -> bool {
+        self.options.get_bool("capped").unwrap_or(false)
+    }
+
+    /// Documents in natural order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (RecordId, &RawDocumentBuf)> {
+        self.records.iter().map(|(r, d)| (*r, d))
+    }
+
+    /// Documents in natural order from record `after` (exclusive).
+    pub fn iter_after(&self, after: RecordId) -> impl Iterator<Item = (RecordId, &RawDocumentBuf)> {
+        self.records.range((Bound::Excluded(after), Bound::Unbounded)).map(|(r, d)| (*r, d))
+    }
+
+    /// Documents in `_id` order within `range`: O(log n) to find the start, then O(1) a step.
+    pub fn iter_id_range<'a>(
+        &'a self,
+        lower: Bound<&OrdBson>,
+        upper: Bound<&OrdBson>,
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = (RecordId, &'a RawDocumentBuf)> + 'a> {
+        let range = self.ids.range::<OrdBson, _>((lower, upper));
+        let lookup = move |(_, rid): (&OrdBson, &RecordId)| (*rid, &self.records[rid]);
+        if reverse { Box::new(range.rev().map(lookup)) } else { Box::new(range.map(lookup)) }
+    }
+
+    /// The record holding `_id == id`.
+    pub fn find_id(&self, id: &Bson) -> Option<(RecordId, &RawDocumentBuf)> {
+        let rid = self.ids.get(&OrdBson(id.clone()))?;
+        Some((*rid, &self.records[rid]))
+    }
+
+    /// One record.
+    pub fn get(&self, rid: RecordId) -> Option<&RawDocumentBuf> {
+        self.records.get(&rid)
+    }
+
+    /// Inserts a document that already has its `_id` (the caller adds a missing one).
+    /// Fails with DuplicateKey on the `_id` index or a unique index, changing nothing.
+    pub fn insert(&mut self, raw: RawDocumentBuf, id: Bson) -> Result<RecordId> {
+        let key = OrdBson(id);
+        if self.ids.contains_key(&key) {
+            return Err(duplicate_key_error(&self.ns, "_id_", &doc! {"_id": 1}, std::iter::once(&key.0)));
+        }
+        let rid = self.next_record;
+        if !self.indexes.is_empty() {
+            let decoded = decode(&raw)?;
+            for index in &self.indexes {
+                index.check_unique(&self.ns, &decoded, rid)?;
+            }
+            for index in &mut self.indexes {
+                index.add(&decoded, rid)?;
+            }
+        }
+        self.next_record += 1;
+        self.data_size += raw.as_bytes().len();
+        self.ids.insert(key, rid);
+        self.records.insert(rid, raw);
+        self.enforce_cap();
+        Ok(rid)
+    }
+
+    /// Replaces record `rid` with `new` (same `_id`), keeping its place in natural order.
+    pub fn replace(&mut self, rid: RecordId, new: RawDocumentBuf) -> Result<()> {
+        let old = self.records.get(&rid).ok_or_else(|| CommandError::new(1, "record vanished"))?;
+        if !self.indexes.is_empty() {
+            let old_doc = decode(old)?;
+            let new_doc = decode(&new)?;
+            for index in &self.indexes {
+                index.check_unique(&self.ns, &new_doc, rid)?;
+            }
+            for index in &mut self.indexes {
+                index.remove(&old_doc, rid);
+                index.add(&new_doc, rid)?;
+            }
+        }
+        let old_len = self.records[&rid].as_bytes().len();
+        self.data_size = self.data_size + new.as_bytes().len() - old_len;
+        self.records.insert(rid, new);
+        Ok(())
+    }
+
+    /// Removes record `rid`, returning its document.
+    pub fn remove(&mut self, rid: RecordId) -> Option<RawDocumentBuf> {
+        let raw = self.records.remove(&rid)?;
+        if let Some(id) = raw_id(&raw) {
+            self.ids.remove(&OrdBson(id));
+        }
+        if !self.indexes.is_empty() {
+            if let Ok(d) = decode(&raw) {
+                for index in &mut self.indexes {
+                    index.remove(&d, rid);
+                }
+            }
+        }
+        self.data_size -= raw.as_bytes().len();
+        Some(raw)
+    }
+
+    /// Removes every document (indexes kept).
+    pub fn truncate(&mut self) {
+        self.records.clear();
+        self.ids.clear();
+        self.data_size = 0;
+        for index in &mut self.indexes {
+            let _ = index.rebuild(&self.ns, std::iter::empty());
+        }
+    }
+
+    /// Decoded documents with their record ids, for index builds.
+    pub fn decoded(&self) -> Result<Vec<(RecordId, Document)>> {
+        self.records.iter().map(|(r, raw)| Ok((*r, decode(raw)?))).collect()
+    }
+
+    /// Capped collections drop their oldest documents past `size` bytes or `max` documents.
+    fn enforce_cap(&mut self) {
+        if !self.is_capped() {
+            return;
+        }
+        let size = self.options.get("size").and_then(as_i64).unwrap_or(i64::MAX);
+        let max = self.options.get("max").and_then(as_i64).filter(|m| *m > 0).unwrap_or(i64::MAX);
+        while self.records.len() > 1
+            && (self.data_size as i64 > size || self.records.len() as i64 > max)
+        {
+            let oldest = *self.records.keys().next().expect("non-empty");
+            self.remove(oldest);
+        }
+    }
+}
+
+/// A number of any BSON numeric type as i64.
+pub fn as_i64(v: &Bson) -> Option<i64> {
+    match v {
+        Bson::Int32(i) => Some(*i as i64),
+        Bson::Int64(i) => Some(*i),
+        Bson::Double(d) if d.is_finite() => Some(*d as i64),
+        _ => None,
+    }
+}
+
+/// Decodes a stored document (stored documents are valid BSON by construction).
+pub fn decode(raw: &RawDocumentBuf) -> Result<Document> {
+    Document::try_from(raw.as_ref()).map_err(|e| CommandError::new(22, format!("invalid BSON: {e}")))
+}

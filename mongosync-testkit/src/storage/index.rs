@@ -1,0 +1,230 @@
+//! Secondary indexes: their specification as `listIndexes` reports it and, for unique
+//! indexes, the key entries that enforce uniqueness.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bson::{Bson, Document};
+
+use crate::error::{CommandError, Result, codes};
+use crate::query::compare::OrdBson;
+use crate::query::matcher::Matcher;
+use crate::query::path;
+
+use super::collection::RecordId;
+
+/// One index of a collection.
+#[derive(Debug, Clone)]
+pub struct Index {
+    /// The specification as stored and listed: `{v: 2, key, name, ...options}`.
+    pub spec: Document,
+    /// The partial filter, if any.
+    partial: Option<Matcher>,
+    /// Unique keys to the records holding them (only maintained for unique indexes).
+    entries: BTreeMap<Vec<OrdBson>, BTreeSet<RecordId>>,
+}
+
+impl Index {
+    /// An index from a validated specification.
+    pub fn new(spec: Document) -> Result<Index> {
+        let partial = match spec.get_document("partialFilterExpression") {
+            Ok(f) => Some(Matcher::new(f, &Document::new())?),
+            Err(_) => None,
+        };
+        Ok(Index { spec, partial, entries: BTreeMap::new() })
+    }
+
+    /// The index's name.
+    pub fn name(&self) -> &str {
+        self.spec.get_str("name").unwrap_or("")
+    }
+
+    /// The key pattern.
+    pub fn key(&self) -> &Document {
+        static EMPTY: std::sync::OnceLock<Document> = std::sync::OnceLock::new();
+        self.spec.get_document("key").unwrap_or_else(|_| EMPTY.get_or_init(Document::new))
+    }
+
+    /// Whether uniqueness is enforced.
+    pub fn is_unique(&self) -> bool {
+        self.spec.get_bool("unique").unwrap_or(false)
+    }
+
+    fn is_sparse(&self) -> bool {
+        self.spec.get_bool("sparse").unwrap_or(false)
+    }
+
+    /// The index keys of `doc` (several for a multikey index; none if the document is not
+    /// indexed because of `sparse` or the partial filter).
+    pub fn keys_of(&self, doc: &Document) -> Result<Vec<Vec<OrdBson>>> {
+        if let Some(p) = &self.partial {
+            if !p.matches(doc) {
+                return Ok(Vec::new());
+            }
+        }
+        let mut keys: Vec<Vec<OrdBson>> = vec![Vec::new()];
+        let mut all_missing = true;
+        let mut array_fields = 0;
+        for (field, _) in self.key() {
+            let values = path::lookup_all(doc, field);
+            let values: Vec<Bson> = if values.is_empty() {
+                vec![Bson::Null]
+            } else {
+                all_missing = false;
+                let mut out = Vec::new();
+                let mut saw_array = false;
+                for v in values {
+                    match v {
+                        Bson::Array(items) => {
+                            saw_array = true;
+                            if items.is_empty() {
+                                out.push(Bson::Undefined);
+                            }
+                            out.extend(items.iter().cloned());
+                        }
+                        other => out.push(other.clone()),
+                    }
+                }
+                if saw_array {
+                    array_fields += 1;
+                }
+                out.sort_by(crate::query::compare::compare);
+                out.dedup_by(|a, b| crate::query::compare::compare(a, b).is_eq());
+                out
+            };
+            if array_fields > 1 {
+                return Err(CommandError::new(
+                    171,
+                    format!("cannot index parallel arrays for index {}", self.name()),
+                ));
+            }
+            keys = keys
+                .into_iter()
+                .flat_map(|prefix| {
+                    values.iter().map(move |v| {
+                        let mut k = prefix.clone();
+                        k.push(OrdBson(v.clone()));
+                        k
+                    })
+                })
+                .collect();
+        }
+        if all_missing && self.is_sparse() {
+            return Ok(Vec::new());
+        }
+        Ok(keys)
+    }
+
+    /// Checks that `doc` (to be stored as `rid`) violates no uniqueness; `ns` names the
+    /// collection in the error.
+    pub fn check_unique(&self, ns: &str, doc: &Document, rid: RecordId) -> Result<()> {
+        if !self.is_unique() {
+            return Ok(());
+        }
+        for key in self.keys_of(doc)? {
+            if let Some(holders) = self.entries.get(&key) {
+                if holders.iter().any(|r| *r != rid) {
+                    return Err(self.duplicate_error(ns, &key));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The DuplicateKey error a real server gives for `key`.
+    pub fn duplicate_error(&self, ns: &str, key: &[OrdBson]) -> CommandError {
+        duplicate_key_error(ns, self.name(), self.key(), key.iter().map(|k| &k.0))
+    }
+
+    /// Records `doc` as `rid`'s entry (unique indexes only keep entries).
+    pub fn add(&mut self, doc: &Document, rid: RecordId) -> Result<()> {
+        if !self.is_unique() {
+            return Ok(());
+        }
+        for key in self.keys_of(doc)? {
+            self.entries.entry(key).or_default().insert(rid);
+        }
+        Ok(())
+    }
+
+    /// Removes `doc`'s entries for `rid`.
+    pub fn remove(&mut self, doc: &Document, rid: RecordId) {
+        if !self.is_unique() {
+            return;
+        }
+        if let Ok(keys) = self.keys_of(doc) {
+            for key in keys {
+                if let Some(set) = self.entries.get_mut(&key) {
+                    set.remove(&rid);
+                    if set.is_empty() {
+                        self.entries.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the entries from every document; fails on the first duplicate.
+    pub fn rebuild<'a>(
+        &mut self,
+        ns: &str,
+        docs: impl Iterator<Item = (RecordId, Document)> + 'a,
+    ) -> Result<()> {
+        self.entries.clear();
+        if !self.is_unique() {
+            return Ok(());
+        }
+        for (rid, doc) in docs {
+            for key in self.keys_of(&doc)? {
+                let set = self.entries.entry(key.clone()).or_default();
+                if !set.is_empty() && !set.contains(&rid) {
+                    return Err(self.duplicate_error(ns, &key));
+                }
+                set.insert(rid);
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys held by more than one record: what stops a conversion to unique.
+    pub fn duplicates<'a>(
+        &self,
+        docs: impl Iterator<Item = (RecordId, Document)> + 'a,
+    ) -> Result<Vec<(Vec<OrdBson>, Vec<RecordId>)>> {
+        let mut seen: BTreeMap<Vec<OrdBson>, BTreeSet<RecordId>> = BTreeMap::new();
+        for (rid, doc) in docs {
+            for key in self.keys_of(&doc)? {
+                seen.entry(key).or_default().insert(rid);
+            }
+        }
+        Ok(seen
+            .into_iter()
+            .filter(|(_, rids)| rids.len() > 1)
+            .map(|(k, rids)| (k, rids.into_iter().collect()))
+            .collect())
+    }
+}
+
+/// `E11000 duplicate key error collection: db.c index: a_1 dup key: { a: 1 }`, with
+/// `keyPattern` and `keyValue` as a real server reports them.
+pub fn duplicate_key_error<'a>(
+    ns: &str,
+    index_name: &str,
+    key_pattern: &Document,
+    values: impl Iterator<Item = &'a Bson>,
+) -> CommandError {
+    let mut key_value = Document::new();
+    for ((field, _), v) in key_pattern.iter().zip(values) {
+        key_value.insert(field.clone(), v.clone());
+    }
+    let shown = key_value
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", crate::util::shell_repr(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    CommandError::new(
+        codes::DUPLICATE_KEY,
+        format!("E11000 duplicate key error collection: {ns} index: {index_name} dup key: {{ {shown} }}"),
+    )
+    .with_extra("keyPattern", key_pattern.clone())
+    .with_extra("keyValue", key_value)
+}

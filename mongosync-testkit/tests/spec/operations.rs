@@ -1,0 +1,834 @@
+//! Operations: each one goes through the driver's real API, and its result is converted to
+//! the spec's shape before matching.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bson::{Bson, Document, doc};
+use futures::TryStreamExt;
+use mongodb::error::{Error as DErr, ErrorKind};
+use mongodb::options::{
+    AggregateOptions, ChangeStreamOptions, CountOptions, CreateCollectionOptions, DeleteOptions,
+    DistinctOptions, DropCollectionOptions, EstimatedDocumentCountOptions, FindOneAndDeleteOptions,
+    FindOneAndReplaceOptions, FindOneAndUpdateOptions, FindOptions, IndexOptions,
+    InsertManyOptions, InsertOneOptions, ListCollectionsOptions, ReplaceOptions, SelectionCriteria,
+    TransactionOptions, UpdateModifications, UpdateOptions,
+};
+use mongodb::{Client, Collection, Database, IndexModel};
+
+use crate::Fail;
+use crate::entities::{Entities, Entity, SessionEntity, opts, rw_opts};
+use crate::matching::{Lookup, match_doc, matches};
+
+/// What an operation produced.
+pub enum Res {
+    Value(Bson),
+    Nothing,
+    Entity(Entity),
+}
+
+/// Runner failure or the driver's error (which the test may expect).
+pub enum E {
+    Driver(DErr),
+    Fail(Fail),
+}
+
+impl From<DErr> for E {
+    fn from(e: DErr) -> Self {
+        E::Driver(e)
+    }
+}
+impl From<Fail> for E {
+    fn from(e: Fail) -> Self {
+        E::Fail(e)
+    }
+}
+
+fn fail(m: impl Into<String>) -> E {
+    E::Fail(Fail::Failed(m.into()))
+}
+fn unsupported(m: impl Into<String>) -> E {
+    E::Fail(Fail::Unsupported(m.into()))
+}
+
+pub struct Ctx<'a> {
+    pub ents: &'a mut Entities,
+    pub uri: &'a str,
+    pub internal: &'a Client,
+    /// Fail points to switch off after the test: (client, name).
+    pub failpoints: &'a mut Vec<(Client, String)>,
+}
+
+fn take_doc(a: &mut Document, k: &str) -> Result<Document, E> {
+    match a.remove(k) {
+        Some(Bson::Document(d)) => Ok(d),
+        Some(other) => Err(fail(format!("{k} is not a document: {other}"))),
+        None => Err(fail(format!("missing {k}"))),
+    }
+}
+fn take_doc_or_empty(a: &mut Document, k: &str) -> Result<Document, E> {
+    if a.contains_key(k) {
+        take_doc(a, k)
+    } else {
+        Ok(Document::new())
+    }
+}
+fn take_docs(a: &mut Document, k: &str) -> Result<Vec<Document>, E> {
+    match a.remove(k) {
+        Some(Bson::Array(v)) => v
+            .into_iter()
+            .map(|x| match x {
+                Bson::Document(d) => Ok(d),
+                o => Err(fail(format!("{k} holds a non-document {o}"))),
+            })
+            .collect(),
+        Some(o) => Err(fail(format!("{k} is not an array: {o}"))),
+        None => Err(fail(format!("missing {k}"))),
+    }
+}
+fn take_update(a: &mut Document) -> Result<UpdateModifications, E> {
+    match a.remove("update") {
+        Some(Bson::Document(d)) => Ok(UpdateModifications::Document(d)),
+        Some(Bson::Array(v)) => Ok(UpdateModifications::Pipeline(
+            v.into_iter()
+                .filter_map(|x| x.as_document().cloned())
+                .collect(),
+        )),
+        _ => Err(fail("missing update")),
+    }
+}
+fn take_str(a: &mut Document, k: &str) -> Result<String, E> {
+    match a.remove(k) {
+        Some(Bson::String(s)) => Ok(s),
+        _ => Err(fail(format!("missing {k}"))),
+    }
+}
+
+fn take_session(ents: &Entities, a: &mut Document) -> Result<Option<Arc<SessionEntity>>, E> {
+    match a.remove("session") {
+        Some(Bson::String(id)) => Ok(Some(ents.session(&id)?)),
+        _ => Ok(None),
+    }
+}
+
+/// Runs an action with or without the session argument.
+macro_rules! sess {
+    ($s:expr, $act:expr) => {
+        match &$s {
+            Some(s) => {
+                let mut g = s.session.lock().await;
+                $act.session(&mut *g).await
+            }
+            None => $act.await,
+        }
+    };
+}
+
+/// Runs a cursor-returning action and collects every document.
+macro_rules! collect {
+    ($s:expr, $act:expr) => {
+        match &$s {
+            Some(s) => {
+                let mut g = s.session.lock().await;
+                let mut c = $act.session(&mut *g).await?;
+                let v: Vec<Document> = c.stream(&mut *g).try_collect().await?;
+                v
+            }
+            None => {
+                let c = $act.await?;
+                let v: Vec<Document> = c.try_collect().await?;
+                v
+            }
+        }
+    };
+}
+
+fn docs(v: Vec<Document>) -> Res {
+    Res::Value(Bson::Array(v.into_iter().map(Bson::Document).collect()))
+}
+
+fn u(n: u64) -> Bson {
+    Bson::Int64(n as i64)
+}
+
+/// Turns an `UpdateResult` into the spec's shape.
+fn update_result(r: mongodb::results::UpdateResult) -> Res {
+    let mut d = doc! {
+        "matchedCount": u(r.matched_count),
+        "modifiedCount": u(r.modified_count),
+        "upsertedCount": u(r.upserted_id.is_some() as u64),
+    };
+    if let Some(id) = r.upserted_id {
+        d.insert("upsertedId", id);
+    }
+    Res::Value(Bson::Document(d))
+}
+
+pub async fn execute(ctx: &mut Ctx<'_>, op: &Document) -> Result<Res, E> {
+    let name = op
+        .get_str("name")
+        .map_err(|_| fail("operation without name"))?;
+    let object = op
+        .get_str("object")
+        .map_err(|_| fail("operation without object"))?;
+    let mut a = op.get_document("arguments").cloned().unwrap_or_default();
+    if object == "testRunner" {
+        return test_runner(ctx, name, a).await;
+    }
+    if a.contains_key("timeoutMS") {
+        return Err(unsupported("timeoutMS"));
+    }
+    let s = take_session(ctx.ents, &mut a)?;
+    let target = ctx
+        .ents
+        .map
+        .get(object)
+        .ok_or_else(|| fail(format!("no entity {object}")))?;
+    match target {
+        Entity::Collection(c) => {
+            let c = c.clone();
+            collection_op(ctx, &c, name, a, s).await
+        }
+        Entity::Database(d) => {
+            let d = d.clone();
+            database_op(&d, name, a, s).await
+        }
+        Entity::Client(c) => {
+            let c = c.client.clone();
+            client_op(&c, name, a, s).await
+        }
+        Entity::Session(se) => {
+            let se = Arc::clone(se);
+            session_op(&se, name, a).await
+        }
+        Entity::Cursor(cur) => {
+            let cur = Arc::clone(cur);
+            let mut cur = cur.lock().await;
+            match name {
+                "iterateUntilDocumentOrError" | "iterateOnce" => {
+                    if cur.advance().await? {
+                        let d: Document = cur.deserialize_current()?;
+                        Ok(Res::Value(Bson::Document(d)))
+                    } else if name == "iterateOnce" {
+                        Ok(Res::Nothing)
+                    } else {
+                        Err(fail("cursor exhausted"))
+                    }
+                }
+                "close" => {
+                    drop(cur);
+                    ctx.ents.map.remove(object);
+                    Ok(Res::Nothing)
+                }
+                _ => Err(unsupported(format!("cursor op {name}"))),
+            }
+        }
+        Entity::ChangeStream(cs) => {
+            let cs = Arc::clone(cs);
+            let mut cs = cs.lock().await;
+            match name {
+                "iterateUntilDocumentOrError" => loop {
+                    if let Some(d) = cs.next_if_any().await? {
+                        return Ok(Res::Value(Bson::Document(d)));
+                    }
+                },
+                "iterateOnce" => match cs.next_if_any().await? {
+                    Some(d) => Ok(Res::Value(Bson::Document(d))),
+                    None => Ok(Res::Nothing),
+                },
+                "close" => {
+                    drop(cs);
+                    ctx.ents.map.remove(object);
+                    Ok(Res::Nothing)
+                }
+                _ => Err(unsupported(format!("change stream op {name}"))),
+            }
+        }
+        Entity::Value(_) => Err(fail(format!("{object} is a value"))),
+    }
+}
+
+fn selection(a: &mut Document) -> Result<Option<SelectionCriteria>, E> {
+    match a.remove("readPreference") {
+        Some(Bson::Document(d)) => Ok(Some(
+            bson::deserialize_from_document(d).map_err(|e| fail(format!("readPreference: {e}")))?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+async fn collection_op(
+    ctx: &mut Ctx<'_>,
+    c: &Collection<Document>,
+    name: &str,
+    mut a: Document,
+    s: Option<Arc<SessionEntity>>,
+) -> Result<Res, E> {
+    let a = &mut a;
+    Ok(match name {
+        "insertOne" => {
+            let d = take_doc(a, "document")?;
+            let o: InsertOneOptions = opts(&rw_opts(a))?;
+            let r = sess!(s, c.insert_one(d).with_options(o))?;
+            Res::Value(Bson::Document(doc! {"insertedId": r.inserted_id}))
+        }
+        "insertMany" => {
+            let d = take_docs(a, "documents")?;
+            let o: InsertManyOptions = opts(&rw_opts(a))?;
+            let r = sess!(s, c.insert_many(d).with_options(o))?;
+            let mut ids: Vec<_> = r.inserted_ids.into_iter().collect();
+            ids.sort_by_key(|(i, _)| *i);
+            let ids: Document = ids.into_iter().map(|(i, v)| (i.to_string(), v)).collect();
+            Res::Value(Bson::Document(doc! {"insertedIds": ids}))
+        }
+        "updateOne" | "updateMany" => {
+            let f = take_doc(a, "filter")?;
+            let up = take_update(a)?;
+            let o: UpdateOptions = opts(&rw_opts(a))?;
+            let r = if name == "updateOne" {
+                sess!(s, c.update_one(f, up).with_options(o))?
+            } else {
+                sess!(s, c.update_many(f, up).with_options(o))?
+            };
+            update_result(r)
+        }
+        "replaceOne" => {
+            let f = take_doc(a, "filter")?;
+            let r = take_doc(a, "replacement")?;
+            let o: ReplaceOptions = opts(&rw_opts(a))?;
+            update_result(sess!(s, c.replace_one(f, r).with_options(o))?)
+        }
+        "deleteOne" | "deleteMany" => {
+            let f = take_doc(a, "filter")?;
+            let o: DeleteOptions = opts(&rw_opts(a))?;
+            let r = if name == "deleteOne" {
+                sess!(s, c.delete_one(f).with_options(o))?
+            } else {
+                sess!(s, c.delete_many(f).with_options(o))?
+            };
+            Res::Value(Bson::Document(doc! {"deletedCount": u(r.deleted_count)}))
+        }
+        "find" => {
+            let f = take_doc_or_empty(a, "filter")?;
+            let o: FindOptions = opts(&rw_opts(a))?;
+            docs(collect!(s, c.find(f).with_options(o)))
+        }
+        "findOne" => {
+            let f = take_doc_or_empty(a, "filter")?;
+            let o: mongodb::options::FindOneOptions = opts(&rw_opts(a))?;
+            match sess!(s, c.find_one(f).with_options(o))? {
+                Some(d) => Res::Value(Bson::Document(d)),
+                None => Res::Value(Bson::Null),
+            }
+        }
+        "createFindCursor" => {
+            if s.is_some() {
+                return Err(unsupported("createFindCursor with a session"));
+            }
+            let f = take_doc_or_empty(a, "filter")?;
+            let o: FindOptions = opts(&rw_opts(a))?;
+            let cur = c.find(f).with_options(o).await?;
+            Res::Entity(Entity::Cursor(Arc::new(tokio::sync::Mutex::new(cur))))
+        }
+        "aggregate" => {
+            let p = take_docs(a, "pipeline")?;
+            let o: AggregateOptions = opts(&rw_opts(a))?;
+            docs(collect!(s, c.aggregate(p).with_options(o)))
+        }
+        "countDocuments" => {
+            let f = take_doc(a, "filter")?;
+            let o: CountOptions = opts(&rw_opts(a))?;
+            Res::Value(u(sess!(s, c.count_documents(f).with_options(o))?))
+        }
+        "estimatedDocumentCount" => {
+            let o: EstimatedDocumentCountOptions = opts(&rw_opts(a))?;
+            let _ = s;
+            Res::Value(u(c.estimated_document_count().with_options(o).await?))
+        }
+        "distinct" => {
+            let field = take_str(a, "fieldName")?;
+            let f = take_doc(a, "filter")?;
+            let o: DistinctOptions = opts(&rw_opts(a))?;
+            Res::Value(Bson::Array(sess!(s, c.distinct(field, f).with_options(o))?))
+        }
+        "findOneAndUpdate" | "findOneAndReplace" | "findOneAndDelete" => {
+            let f = take_doc(a, "filter")?;
+            let r = match name {
+                "findOneAndUpdate" => {
+                    let up = take_update(a)?;
+                    let o: FindOneAndUpdateOptions = opts(&rw_opts(a))?;
+                    sess!(s, c.find_one_and_update(f, up).with_options(o))?
+                }
+                "findOneAndReplace" => {
+                    let r = take_doc(a, "replacement")?;
+                    let o: FindOneAndReplaceOptions = opts(&rw_opts(a))?;
+                    sess!(s, c.find_one_and_replace(f, r).with_options(o))?
+                }
+                _ => {
+                    let o: FindOneAndDeleteOptions = opts(&rw_opts(a))?;
+                    sess!(s, c.find_one_and_delete(f).with_options(o))?
+                }
+            };
+            Res::Value(r.map(Bson::Document).unwrap_or(Bson::Null))
+        }
+        "createIndex" => {
+            let keys = take_doc(a, "keys")?;
+            let o: IndexOptions = opts(a)?;
+            let m = IndexModel::builder().keys(keys).options(o).build();
+            let r = sess!(s, c.create_index(m))?;
+            Res::Value(Bson::String(r.index_name))
+        }
+        "listIndexes" => {
+            if s.is_some() {
+                return Err(unsupported("listIndexes with a session"));
+            }
+            let cur = c.list_indexes().await?.with_type::<Document>();
+            docs(cur.try_collect().await?)
+        }
+        "listIndexNames" => {
+            let v = sess!(s, c.list_index_names())?;
+            Res::Value(Bson::Array(v.into_iter().map(Bson::String).collect()))
+        }
+        "dropIndex" => {
+            let n = take_str(a, "name")?;
+            sess!(s, c.drop_index(n))?;
+            Res::Nothing
+        }
+        "dropIndexes" => {
+            sess!(s, c.drop_indexes())?;
+            Res::Nothing
+        }
+        "drop" => {
+            let o: DropCollectionOptions = opts(&rw_opts(a))?;
+            sess!(s, c.drop().with_options(o))?;
+            Res::Nothing
+        }
+        "rename" => {
+            // The Rust driver has no rename helper: the command it would send.
+            let to = take_str(a, "to")?;
+            let ns = c.namespace();
+            let mut cmd =
+                doc! {"renameCollection": ns.to_string(), "to": format!("{}.{}", ns.db, to)};
+            if let Some(dt) = a.remove("dropTarget") {
+                cmd.insert("dropTarget", dt);
+            }
+            let admin = c.client().database("admin");
+            sess!(s, admin.run_command(cmd))?;
+            Res::Nothing
+        }
+        "createChangeStream" => {
+            if s.is_some() {
+                return Err(unsupported("change stream with a session"));
+            }
+            let p = if a.contains_key("pipeline") {
+                take_docs(a, "pipeline")?
+            } else {
+                vec![]
+            };
+            let o: ChangeStreamOptions = opts(a)?;
+            let cs = c
+                .watch()
+                .pipeline(p)
+                .with_options(o)
+                .await?
+                .with_type::<Document>();
+            Res::Entity(Entity::ChangeStream(Arc::new(tokio::sync::Mutex::new(cs))))
+        }
+        "createSearchIndex" => {
+            let m: mongodb::SearchIndexModel = opts(&take_doc(a, "model")?)?;
+            Res::Value(Bson::String(c.create_search_index(m).await?))
+        }
+        "createSearchIndexes" => {
+            let ms = take_docs(a, "models")?;
+            let ms: Vec<mongodb::SearchIndexModel> =
+                ms.iter().map(opts).collect::<Result<_, _>>()?;
+            let v = c.create_search_indexes(ms).await?;
+            Res::Value(Bson::Array(v.into_iter().map(Bson::String).collect()))
+        }
+        "dropSearchIndex" => {
+            c.drop_search_index(take_str(a, "name")?).await?;
+            Res::Nothing
+        }
+        "updateSearchIndex" => {
+            let n = take_str(a, "name")?;
+            let d = take_doc(a, "definition")?;
+            c.update_search_index(n, d).await?;
+            Res::Nothing
+        }
+        "listSearchIndexes" => {
+            let cur = c.list_search_indexes().await?;
+            docs(cur.try_collect().await?)
+        }
+        _ => {
+            let _ = ctx;
+            return Err(unsupported(format!("collection op {name}")));
+        }
+    })
+}
+
+async fn database_op(
+    d: &Database,
+    name: &str,
+    mut a: Document,
+    s: Option<Arc<SessionEntity>>,
+) -> Result<Res, E> {
+    let a = &mut a;
+    Ok(match name {
+        "runCommand" => {
+            let cmd = take_doc(a, "command")?;
+            let sc = selection(a)?;
+            let r = match sc {
+                Some(sc) => sess!(s, d.run_command(cmd).selection_criteria(sc))?,
+                None => sess!(s, d.run_command(cmd))?,
+            };
+            Res::Value(Bson::Document(r))
+        }
+        "runCursorCommand" | "createCommandCursor" => {
+            if s.is_some() {
+                return Err(unsupported("cursor command with a session"));
+            }
+            let cmd = take_doc(a, "command")?;
+            a.remove("commandName");
+            let o: mongodb::options::RunCursorCommandOptions = opts(&rw_opts(a))?;
+            let cur = d.run_cursor_command(cmd).with_options(o).await?;
+            if name == "runCursorCommand" {
+                docs(cur.try_collect().await?)
+            } else {
+                Res::Entity(Entity::Cursor(Arc::new(tokio::sync::Mutex::new(cur))))
+            }
+        }
+        "aggregate" => {
+            let p = take_docs(a, "pipeline")?;
+            let o: AggregateOptions = opts(&rw_opts(a))?;
+            docs(collect!(s, d.aggregate(p).with_options(o)))
+        }
+        "createCollection" => {
+            let n = take_str(a, "collection")?;
+            let o: CreateCollectionOptions = opts(&rw_opts(a))?;
+            sess!(s, d.create_collection(&n).with_options(o))?;
+            Res::Entity(Entity::Collection(d.collection(&n)))
+        }
+        "dropCollection" => {
+            let n = take_str(a, "collection")?;
+            let o: DropCollectionOptions = opts(&rw_opts(a))?;
+            let c = d.collection::<Document>(&n);
+            sess!(s, c.drop().with_options(o))?;
+            Res::Nothing
+        }
+        "listCollections" => {
+            let f = take_doc_or_empty(a, "filter")?;
+            let o: ListCollectionsOptions = opts(a)?;
+            let v: Vec<Document> = match &s {
+                Some(se) => {
+                    let mut g = se.session.lock().await;
+                    let mut c = d
+                        .list_collections()
+                        .filter(f)
+                        .with_options(o)
+                        .session(&mut *g)
+                        .await?;
+                    let v: Vec<mongodb::results::CollectionSpecification> =
+                        c.stream(&mut *g).try_collect().await?;
+                    v.iter()
+                        .filter_map(|x| bson::serialize_to_document(x).ok())
+                        .collect()
+                }
+                None => {
+                    let c = d.list_collections().filter(f).with_options(o).await?;
+                    c.with_type::<Document>().try_collect().await?
+                }
+            };
+            docs(v)
+        }
+        "listCollectionNames" => {
+            let f = take_doc_or_empty(a, "filter")?;
+            let v = sess!(s, d.list_collection_names().filter(f))?;
+            Res::Value(Bson::Array(v.into_iter().map(Bson::String).collect()))
+        }
+        "createChangeStream" => {
+            if s.is_some() {
+                return Err(unsupported("change stream with a session"));
+            }
+            let p = if a.contains_key("pipeline") {
+                take_docs(a, "pipeline")?
+            } else {
+                vec![]
+            };
+            let o: ChangeStreamOptions = opts(a)?;
+            let cs = d
+                .watch()
+                .pipeline(p)
+                .with_options(o)
+                .await?
+                .with_type::<Document>();
+            Res::Entity(Entity::ChangeStream(Arc::new(tokio::sync::Mutex::new(cs))))
+        }
+        "drop" => {
+            sess!(s, d.drop())?;
+            Res::Nothing
+        }
+        _ => return Err(unsupported(format!("database op {name}"))),
+    })
+}
+
+async fn client_op(
+    c: &Client,
+    name: &str,
+    mut a: Document,
+    s: Option<Arc<SessionEntity>>,
+) -> Result<Res, E> {
+    let a = &mut a;
+    Ok(match name {
+        "listDatabases" => {
+            let f = take_doc_or_empty(a, "filter")?;
+            let v = sess!(s, c.list_databases().filter(f))?;
+            docs(
+                v.iter()
+                    .filter_map(|x| bson::serialize_to_document(x).ok())
+                    .collect(),
+            )
+        }
+        "listDatabaseNames" => {
+            let f = take_doc_or_empty(a, "filter")?;
+            let v = sess!(s, c.list_database_names().filter(f))?;
+            Res::Value(Bson::Array(v.into_iter().map(Bson::String).collect()))
+        }
+        "createChangeStream" => {
+            if s.is_some() {
+                return Err(unsupported("change stream with a session"));
+            }
+            let p = if a.contains_key("pipeline") {
+                take_docs(a, "pipeline")?
+            } else {
+                vec![]
+            };
+            let o: ChangeStreamOptions = opts(a)?;
+            let cs = c
+                .watch()
+                .pipeline(p)
+                .with_options(o)
+                .await?
+                .with_type::<Document>();
+            Res::Entity(Entity::ChangeStream(Arc::new(tokio::sync::Mutex::new(cs))))
+        }
+        _ => return Err(unsupported(format!("client op {name}"))),
+    })
+}
+
+async fn session_op(se: &SessionEntity, name: &str, a: Document) -> Result<Res, E> {
+    let mut g = se.session.lock().await;
+    match name {
+        "startTransaction" => {
+            let o: TransactionOptions = opts(&rw_opts(&a))?;
+            g.start_transaction().with_options(o).await?;
+        }
+        "commitTransaction" => g.commit_transaction().await?,
+        "abortTransaction" => g.abort_transaction().await?,
+        "endSession" => {
+            // Dropping the handle ends it; keep the entity for `$$sessionLsid`.
+        }
+        _ => return Err(unsupported(format!("session op {name}"))),
+    }
+    Ok(Res::Nothing)
+}
+
+async fn test_runner(ctx: &mut Ctx<'_>, name: &str, a: Document) -> Result<Res, E> {
+    match name {
+        "failPoint" => {
+            let cid = a
+                .get_str("client")
+                .map_err(|_| fail("failPoint without client"))?;
+            let fp = a
+                .get_document("failPoint")
+                .map_err(|_| fail("failPoint without failPoint"))?;
+            let c = ctx.ents.client(cid)?.client.clone();
+            c.database("admin").run_command(fp.clone()).await?;
+            let n = fp
+                .get_str("configureFailPoint")
+                .unwrap_or_default()
+                .to_string();
+            ctx.failpoints.push((c, n));
+        }
+        "assertCollectionExists" | "assertCollectionNotExists" => {
+            let db = a.get_str("databaseName").unwrap_or_default();
+            let coll = a.get_str("collectionName").unwrap_or_default();
+            let names = ctx.internal.database(db).list_collection_names().await?;
+            let exists = names.iter().any(|n| n == coll);
+            if exists != (name == "assertCollectionExists") {
+                return Err(fail(format!("{name} {db}.{coll}: exists={exists}")));
+            }
+        }
+        "assertIndexExists" | "assertIndexNotExists" => {
+            let db = a.get_str("databaseName").unwrap_or_default();
+            let coll = a.get_str("collectionName").unwrap_or_default();
+            let idx = a.get_str("indexName").unwrap_or_default();
+            let c = ctx.internal.database(db).collection::<Document>(coll);
+            let names = match c.list_index_names().await {
+                Ok(n) => n,
+                // A missing collection has no index.
+                Err(e) if matches!(*e.kind, ErrorKind::Command(ref ce) if ce.code == 26) => vec![],
+                Err(e) => return Err(e.into()),
+            };
+            let exists = names.iter().any(|n| n == idx);
+            if exists != (name == "assertIndexExists") {
+                return Err(fail(format!("{name} {db}.{coll} {idx}: exists={exists}")));
+            }
+        }
+        "createEntities" => {
+            let list = a
+                .get_array("entities")
+                .map_err(|_| fail("no entities"))?
+                .clone();
+            ctx.ents.create(&list, ctx.uri).await?;
+        }
+        "assertSessionUnpinned" => {}
+        "assertSessionPinned" => return Err(fail("a replica set session is never pinned")),
+        "wait" => {
+            let ms = a
+                .get_i64("ms")
+                .or_else(|_| a.get_i32("ms").map(i64::from))
+                .unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+        }
+        "assertSameLsidOnLastTwoCommands" | "assertDifferentLsidOnLastTwoCommands" => {
+            let cid = a.get_str("client").unwrap_or_default();
+            let c = ctx.ents.client(cid)?;
+            let ev = c.all_started.lock().expect("lock").clone();
+            if ev.len() < 2 {
+                return Err(fail("fewer than two commands"));
+            }
+            let l1 = ev[ev.len() - 2].get("lsid").cloned();
+            let l2 = ev[ev.len() - 1].get("lsid").cloned();
+            let same = l1.is_some() && l1 == l2;
+            if same != (name == "assertSameLsidOnLastTwoCommands") {
+                return Err(fail(format!("{name}: {l1:?} vs {l2:?}")));
+            }
+        }
+        "assertNumberConnectionsCheckedOut" => {}
+        _ => return Err(unsupported(format!("testRunner op {name}"))),
+    }
+    Ok(Res::Nothing)
+}
+
+/// The code of a driver error, when the server gave one.
+fn code(e: &DErr) -> Option<(i32, String)> {
+    match &*e.kind {
+        ErrorKind::Command(c) => Some((c.code, c.code_name.clone())),
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
+            Some((w.code, w.code_name.clone().unwrap_or_default()))
+        }
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(w)) => {
+            Some((w.code, w.code_name.clone()))
+        }
+        ErrorKind::InsertMany(m) => m
+            .write_errors
+            .as_ref()
+            .and_then(|w| w.first())
+            .map(|w| (w.code, w.code_name.clone().unwrap_or_default()))
+            .or_else(|| {
+                m.write_concern_error
+                    .as_ref()
+                    .map(|w| (w.code, w.code_name.clone()))
+            }),
+        _ => None,
+    }
+}
+
+fn is_client_error(e: &DErr) -> bool {
+    !matches!(
+        &*e.kind,
+        ErrorKind::Command(_)
+            | ErrorKind::Write(_)
+            | ErrorKind::InsertMany(_)
+            | ErrorKind::BulkWrite(_)
+    )
+}
+
+/// Checks a driver error against `expectError`.
+pub fn check_error(e: &DErr, x: &Document, ents: Lookup) -> Result<(), String> {
+    let msg = e.kind.to_string();
+    let ctx = || format!(" (error: {})", short(&msg));
+    if let Ok(b) = x.get_bool("isClientError") {
+        if b != is_client_error(e) {
+            return Err(format!("isClientError {b} failed{}", ctx()));
+        }
+    }
+    if let Ok(b) = x.get_bool("isTimeoutError") {
+        if b {
+            return Err("timeout errors unsupported".into());
+        }
+    }
+    if let Ok(s) = x.get_str("errorContains") {
+        if !msg.to_lowercase().contains(&s.to_lowercase()) {
+            return Err(format!("error does not contain {s:?}{}", ctx()));
+        }
+    }
+    if let Some(want) = x.get("errorCode") {
+        let got = code(e).map(|c| c.0);
+        if got
+            .map(|g| Bson::Int32(g))
+            .map_or(true, |g| matches(Some(&g), want, false, ents).is_err())
+        {
+            return Err(format!("error code {got:?}, expected {want}{}", ctx()));
+        }
+    }
+    if let Ok(want) = x.get_str("errorCodeName") {
+        let got = code(e).map(|c| c.1);
+        if got.as_deref() != Some(want) {
+            return Err(format!("code name {got:?}, expected {want}{}", ctx()));
+        }
+    }
+    if let Ok(l) = x.get_array("errorLabelsContain") {
+        for l in l.iter().filter_map(Bson::as_str) {
+            if !e.contains_label(l) {
+                return Err(format!("labels {:?} lack {l}{}", e.labels(), ctx()));
+            }
+        }
+    }
+    if let Ok(l) = x.get_array("errorLabelsOmit") {
+        for l in l.iter().filter_map(Bson::as_str) {
+            if e.contains_label(l) {
+                return Err(format!("labels {:?} contain {l}{}", e.labels(), ctx()));
+            }
+        }
+    }
+    if let Ok(r) = x.get_document("errorResponse") {
+        let resp = e
+            .server_response()
+            .and_then(|r| Document::try_from(r.as_ref()).ok())
+            .ok_or_else(|| format!("no server response{}", ctx()))?;
+        match_doc(&resp, r, true, ents).map_err(|m| format!("errorResponse: {m}"))?;
+    }
+    if x.contains_key("expectResult")
+        || x.contains_key("writeErrors")
+        || x.contains_key("writeConcernErrors")
+    {
+        return Err("expectError.expectResult/writeErrors unsupported".into());
+    }
+    Ok(())
+}
+
+fn short(s: &str) -> &str {
+    &s[..s.floor_char_boundary(200)]
+}
+
+/// Matches an operation's result: arrays of documents have root documents.
+pub fn check_result(actual: Option<&Bson>, x: &Bson, ents: Lookup) -> Result<(), String> {
+    match (actual, x) {
+        (Some(Bson::Array(a)), Bson::Array(e)) => {
+            if a.len() != e.len() {
+                return Err(format!(
+                    "{} results, expected {}: {}",
+                    a.len(),
+                    e.len(),
+                    Bson::Array(a.clone())
+                ));
+            }
+            for (i, (p, q)) in a.iter().zip(e).enumerate() {
+                matches(Some(p), q, true, ents).map_err(|m| format!("result [{i}]: {m}"))?;
+            }
+            Ok(())
+        }
+        _ => matches(actual, x, true, ents).map_err(|m| format!("result: {m}")),
+    }
+}
