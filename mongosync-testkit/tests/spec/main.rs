@@ -6,6 +6,7 @@
 //! self-checks and the format's own valid-pass files), `MONGOSYNC_SPEC_URI` (run against an
 //! external server instead, e.g. a real mongod, to tell runner bugs from server bugs).
 
+mod bulk;
 mod entities;
 mod events;
 mod load;
