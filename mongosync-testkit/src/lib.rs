@@ -19,6 +19,7 @@ pub mod error;
 pub mod oplog;
 pub mod query;
 pub mod server;
+pub mod session;
 pub mod storage;
 mod ttl;
 pub mod util;

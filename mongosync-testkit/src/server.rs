@@ -26,14 +26,18 @@ async fn periodic_noop(server: std::sync::Weak<Server>) {
     let period = std::time::Duration::from_secs(10);
     loop {
         tokio::time::sleep(period).await;
-        let Some(server) = server.upgrade() else { return };
+        let Some(server) = server.upgrade() else {
+            return;
+        };
         let now = server.oplog.now();
         let idle = (bson::DateTime::now().timestamp_millis() / 1000) as u32 >= now.time + 10;
         if idle {
             server.oplog.append(
                 String::new(),
                 None,
-                crate::oplog::EntryKind::Noop { data: doc! {"msg": "periodic noop"} },
+                crate::oplog::EntryKind::Noop {
+                    data: doc! {"msg": "periodic noop"},
+                },
                 None,
             );
         }
@@ -74,6 +78,7 @@ pub struct Server {
     pub(crate) catalog: Catalog,
     pub(crate) oplog: Arc<Oplog>,
     pub(crate) cursors: CursorTable,
+    pub(crate) sessions: crate::session::Sessions,
     next_connection_id: AtomicI64,
     next_request_id: AtomicI32,
     pub(crate) started: Instant,
@@ -107,6 +112,7 @@ impl Server {
             catalog: Catalog::new(Arc::clone(&oplog)),
             oplog,
             cursors: CursorTable::default(),
+            sessions: crate::session::Sessions::default(),
             next_connection_id: AtomicI64::new(1),
             next_request_id: AtomicI32::new(1),
             started: Instant::now(),
@@ -115,6 +121,11 @@ impl Server {
             open_connections: AtomicI64::new(0),
             total_connections: AtomicI64::new(0),
         })
+    }
+
+    /// The oplog (test hooks: bound or truncate history).
+    pub fn oplog(&self) -> &Arc<Oplog> {
+        &self.oplog
     }
 
     /// The replica set name.

@@ -28,6 +28,13 @@ struct Args {
     /// Seconds between passes of the TTL monitor (a real server: 60).
     #[arg(long, default_value_t = 60)]
     ttl_monitor_secs: u64,
+    /// The most oplog entries kept; older history is lost (change streams resuming from it
+    /// fail with ChangeStreamHistoryLost).
+    #[arg(long, default_value_t = 5_000_000)]
+    oplog_max_entries: usize,
+    /// The most oplog bytes kept (approximate).
+    #[arg(long, default_value_t = 2 << 30)]
+    oplog_max_bytes: usize,
 }
 
 #[tokio::main]
@@ -37,7 +44,8 @@ async fn main() -> std::process::ExitCode {
         .host(args.host)
         .port(args.port)
         .replica_set(args.replica_set)
-        .ttl_monitor_period(Duration::from_secs(args.ttl_monitor_secs.max(1)));
+        .ttl_monitor_period(Duration::from_secs(args.ttl_monitor_secs.max(1)))
+        .oplog_limits(args.oplog_max_entries.max(1), args.oplog_max_bytes.max(1));
     let cluster = match MemoryCluster::start_with(options).await {
         Ok(c) => c,
         Err(e) => {

@@ -65,7 +65,9 @@ impl Scope {
         }
         match self {
             Scope::Collection { db, coll } => {
-                entry.db() == db && entry.coll() == coll && !matches!(entry.kind, EntryKind::DropDatabase)
+                entry.db() == db
+                    && entry.coll() == coll
+                    && !matches!(entry.kind, EntryKind::DropDatabase)
             }
             Scope::Database { db } => entry.db() == db,
             Scope::Cluster => !is_internal_db(entry.db()),
@@ -75,7 +77,10 @@ impl Scope {
     /// Whether an entry ends this stream (an `invalidate` follows its event).
     fn invalidated_by(&self, entry: &OplogEntry) -> bool {
         match (self, &entry.kind) {
-            (Scope::Collection { .. }, EntryKind::Drop { view: false } | EntryKind::Rename { .. }) => true,
+            (
+                Scope::Collection { .. },
+                EntryKind::Drop { view: false } | EntryKind::Rename { .. },
+            ) => true,
             (Scope::Database { .. }, EntryKind::DropDatabase) => true,
             _ => false,
         }
@@ -163,7 +168,12 @@ fn token_for(entry: &OplogEntry, identifier: Document, from_invalidate: bool) ->
 
 /// The events `entry` produces on a stream of `scope` with `opts`: none, one, or an event and
 /// the `invalidate` that ends the stream.
-pub fn build(entry: &OplogEntry, scope: &Scope, opts: &EventOptions, server: &Server) -> Result<Vec<Built>> {
+pub fn build(
+    entry: &OplogEntry,
+    scope: &Scope,
+    opts: &EventOptions,
+    server: &Server,
+) -> Result<Vec<Built>> {
     if !scope.sees(entry) || (expanded_only(&entry.kind) && !opts.expanded) {
         return Ok(Vec::new());
     }
@@ -198,7 +208,11 @@ pub fn build(entry: &OplogEntry, scope: &Scope, opts: &EventOptions, server: &Se
         EntryKind::Insert { doc } => {
             ev.insert("fullDocument", decode(doc)?);
         }
-        EntryKind::Update { replace: true, after, .. } => {
+        EntryKind::Update {
+            replace: true,
+            after,
+            ..
+        } => {
             ev.insert("fullDocument", decode(after)?);
         }
         EntryKind::Update { after, images, .. } => match opts.full_document.as_str() {
@@ -233,11 +247,19 @@ pub fn build(entry: &OplogEntry, scope: &Scope, opts: &EventOptions, server: &Se
             }
         }
     }
-    if let EntryKind::Update { before, after, replace: false, .. } = &entry.kind {
+    if let EntryKind::Update {
+        before,
+        after,
+        replace: false,
+        ..
+    } = &entry.kind
+    {
         let description = diff::describe(&decode(before)?, &decode(after)?);
         ev.insert("updateDescription", description.to_document(opts.expanded));
     }
-    if let EntryKind::Update { before, images, .. } | EntryKind::Delete { before, images } = &entry.kind {
+    if let EntryKind::Update { before, images, .. } | EntryKind::Delete { before, images } =
+        &entry.kind
+    {
         match opts.full_document_before_change.as_str() {
             "whenAvailable" | "required" => {
                 if *images {
@@ -266,8 +288,12 @@ pub fn build(entry: &OplogEntry, scope: &Scope, opts: &EventOptions, server: &Se
 }
 
 fn lookup(server: &Server, entry: &OplogEntry, key: Option<&Document>) -> Result<Option<Document>> {
-    let Some(id) = key.and_then(|k| k.get("_id")) else { return Ok(None) };
-    let Some(c) = server.catalog.collection(entry.db(), entry.coll()) else { return Ok(None) };
+    let Some(id) = key.and_then(|k| k.get("_id")) else {
+        return Ok(None);
+    };
+    let Some(c) = server.catalog.collection(entry.db(), entry.coll()) else {
+        return Ok(None);
+    };
     let data = c.data.read();
     match data.find_id(id) {
         Some((_, raw)) => Ok(Some(decode(raw)?)),

@@ -20,14 +20,31 @@ const SCAN_CHUNK: usize = 1024;
 
 /// The stages allowed after `$changeStream`.
 const ALLOWED_STAGES: &[&str] = &[
-    "$match", "$project", "$addFields", "$set", "$unset", "$replaceRoot", "$replaceWith", "$redact",
+    "$match",
+    "$project",
+    "$addFields",
+    "$set",
+    "$unset",
+    "$replaceRoot",
+    "$replaceWith",
+    "$redact",
     "$changeStreamSplitLargeEvent",
 ];
 
 const SPEC_FIELDS: &[&str] = &[
-    "fullDocument", "fullDocumentBeforeChange", "resumeAfter", "startAfter", "startAtOperationTime",
-    "allChangesForCluster", "showExpandedEvents", "showSystemEvents", "showRawUpdateDescription",
-    "allowToRunOnConfigDB", "allowToRunOnSystemNS", "showMigrationEvents", "showCommitTimestamp",
+    "fullDocument",
+    "fullDocumentBeforeChange",
+    "resumeAfter",
+    "startAfter",
+    "startAtOperationTime",
+    "allChangesForCluster",
+    "showExpandedEvents",
+    "showSystemEvents",
+    "showRawUpdateDescription",
+    "allowToRunOnConfigDB",
+    "allowToRunOnSystemNS",
+    "showMigrationEvents",
+    "showCommitTimestamp",
 ];
 
 /// Where the next scan starts.
@@ -81,7 +98,13 @@ impl PipelineEnv for NoEnv {
     fn write_out(&self, _db: &str, _coll: &str, _docs: Vec<Document>) -> Result<()> {
         Ok(())
     }
-    fn merge_into(&self, _db: &str, _coll: &str, _docs: Vec<Document>, _spec: &Document) -> Result<()> {
+    fn merge_into(
+        &self,
+        _db: &str,
+        _coll: &str,
+        _docs: Vec<Document>,
+        _spec: &Document,
+    ) -> Result<()> {
         Ok(())
     }
 }
@@ -97,7 +120,12 @@ fn enum_option(spec: &Document, field: &str, allowed: &[&str], default: &str) ->
         Some(Bson::String(s)) => Err(CommandError::bad_value(format!(
             "Enumeration value '{s}' for field '$changeStream.{field}' is not a valid value."
         ))),
-        Some(other) => Err(CommandError::wrong_field_type("$changeStream", field, crate::util::type_name(other), &["string"])),
+        Some(other) => Err(CommandError::wrong_field_type(
+            "$changeStream",
+            field,
+            crate::util::type_name(other),
+            &["string"],
+        )),
     }
 }
 
@@ -111,11 +139,19 @@ fn history_lost() -> CommandError {
 }
 
 /// Opens a change stream for `aggregate` (`coll` is `None` for `aggregate: 1`).
-pub fn open(ctx: &Ctx<'_>, coll: Option<&str>, pipeline: &[Document], batch: Option<usize>) -> Result<Reply> {
+pub fn open(
+    ctx: &Ctx<'_>,
+    coll: Option<&str>,
+    pipeline: &[Document],
+    batch: Option<usize>,
+) -> Result<Reply> {
     let spec = match pipeline[0].get("$changeStream") {
         Some(Bson::Document(d)) => d.clone(),
         Some(_) => {
-            return Err(CommandError::new(50808, "$changeStream stage expects a document as argument"));
+            return Err(CommandError::new(
+                50808,
+                "$changeStream stage expects a document as argument",
+            ));
         }
         None => unreachable!("caller checked the first stage"),
     };
@@ -125,8 +161,18 @@ pub fn open(ctx: &Ctx<'_>, coll: Option<&str>, pipeline: &[Document], batch: Opt
         }
     }
     let opts = EventOptions {
-        full_document: enum_option(&spec, "fullDocument", &["default", "updateLookup", "whenAvailable", "required"], "default")?,
-        full_document_before_change: enum_option(&spec, "fullDocumentBeforeChange", &["off", "whenAvailable", "required"], "off")?,
+        full_document: enum_option(
+            &spec,
+            "fullDocument",
+            &["default", "updateLookup", "whenAvailable", "required"],
+            "default",
+        )?,
+        full_document_before_change: enum_option(
+            &spec,
+            "fullDocumentBeforeChange",
+            &["off", "whenAvailable", "required"],
+            "off",
+        )?,
         expanded: spec.get_bool("showExpandedEvents").unwrap_or(false),
     };
     let all_cluster = spec.get_bool("allChangesForCluster").unwrap_or(false);
@@ -156,16 +202,25 @@ pub fn open(ctx: &Ctx<'_>, coll: Option<&str>, pipeline: &[Document], batch: Opt
                 )));
             }
             if c.starts_with("system.") {
-                return Err(CommandError::invalid_namespace(format!("$changeStream may not be opened on the internal {}.{c} collection", ctx.db)));
+                return Err(CommandError::invalid_namespace(format!(
+                    "$changeStream may not be opened on the internal {}.{c} collection",
+                    ctx.db
+                )));
             }
-            Scope::Collection { db: ctx.db.clone(), coll: c.to_string() }
+            Scope::Collection {
+                db: ctx.db.clone(),
+                coll: c.to_string(),
+            }
         }
     };
     let stages = &pipeline[1..];
     for stage in stages {
         if let Some(name) = stage.keys().next() {
             if name == "$changeStream" {
-                return Err(CommandError::new(40602, "$changeStream is only valid as the first stage in a pipeline."));
+                return Err(CommandError::new(
+                    40602,
+                    "$changeStream is only valid as the first stage in a pipeline.",
+                ));
             }
         }
     }
@@ -184,7 +239,10 @@ pub fn open(ctx: &Ctx<'_>, coll: Option<&str>, pipeline: &[Document], batch: Opt
     let start_after = spec.get("startAfter");
     let start_at = spec.get("startAtOperationTime");
     if resume_after.is_some() && start_after.is_some() {
-        return Err(CommandError::new(50865, "Do not specify both 'startAfter' and 'resumeAfter' in a $changeStream stage."));
+        return Err(CommandError::new(
+            50865,
+            "Do not specify both 'startAfter' and 'resumeAfter' in a $changeStream stage.",
+        ));
     }
     if (resume_after.is_some() || start_after.is_some()) && start_at.is_some() {
         return Err(CommandError::new(
@@ -196,14 +254,23 @@ pub fn open(ctx: &Ctx<'_>, coll: Option<&str>, pipeline: &[Document], batch: Opt
     let mut pending = VecDeque::new();
     let position = if let Some(ts) = start_at {
         let Bson::Timestamp(ts) = ts else {
-            return Err(CommandError::wrong_field_type("$changeStream", "startAtOperationTime", crate::util::type_name(ts), &["timestamp"]));
+            return Err(CommandError::wrong_field_type(
+                "$changeStream",
+                "startAtOperationTime",
+                crate::util::type_name(ts),
+                &["timestamp"],
+            ));
         };
         Position::From(*ts)
     } else if let Some(token) = resume_after.or(start_after) {
         let Bson::Document(token) = token else {
             return Err(CommandError::wrong_field_type(
                 "$changeStream",
-                if resume_after.is_some() { "resumeAfter" } else { "startAfter" },
+                if resume_after.is_some() {
+                    "resumeAfter"
+                } else {
+                    "startAfter"
+                },
                 crate::util::type_name(token),
                 &["object"],
             ));
@@ -231,7 +298,8 @@ pub fn open(ctx: &Ctx<'_>, coll: Option<&str>, pipeline: &[Document], batch: Opt
                         if entry.txn_op_index != data.txn_op_index {
                             continue;
                         }
-                        let built = event::build(&entry, &scope, &opts, ctx.server).unwrap_or_default();
+                        let built =
+                            event::build(&entry, &scope, &opts, ctx.server).unwrap_or_default();
                         let mut built = built.into_iter();
                         if let Some(first) = built.next() {
                             if first.token.event_identifier == data.event_identifier {
@@ -298,7 +366,10 @@ fn check_history(server: &Server, position: Position) -> Result<()> {
     let lost = match position {
         Position::From(ts) => !oplog.covers(ts),
         // Everything at `ts` was consumed: only entries after it matter.
-        Position::After(ts, None) => !oplog.covers(Timestamp { time: ts.time, increment: ts.increment.saturating_add(1) }),
+        Position::After(ts, None) => !oplog.covers(Timestamp {
+            time: ts.time,
+            increment: ts.increment.saturating_add(1),
+        }),
         Position::After(ts, Some(_)) => !oplog.covers(ts),
     };
     if lost { Err(history_lost()) } else { Ok(()) }
@@ -323,7 +394,8 @@ fn scan(state: &mut StreamState, server: &Server, limit: usize) -> Result<Vec<Ra
             }
             let is_invalidate = built.event.get_str("operationType").ok() == Some("invalidate");
             if let Some(doc) = transform(state, built.event)? {
-                let raw = RawDocumentBuf::try_from(&doc).map_err(|e| CommandError::new(10334, e.to_string()))?;
+                let raw = RawDocumentBuf::try_from(&doc)
+                    .map_err(|e| CommandError::new(10334, e.to_string()))?;
                 bytes += raw.as_bytes().len();
                 out.push(raw);
                 last_token = Some(built.token.encode());
@@ -346,7 +418,9 @@ fn scan(state: &mut StreamState, server: &Server, limit: usize) -> Result<Vec<Ra
                 break 'outer;
             }
             state.position = Position::After(entry.ts, Some(entry.txn_op_index));
-            state.pending.extend(event::build(&entry, &state.scope, &state.opts, server)?);
+            state
+                .pending
+                .extend(event::build(&entry, &state.scope, &state.opts, server)?);
             if !state.pending.is_empty() {
                 continue 'outer;
             }
@@ -360,7 +434,12 @@ fn scan(state: &mut StreamState, server: &Server, limit: usize) -> Result<Vec<Ra
     let mut candidate = match (&last_token, stopped_early || state.finished) {
         (Some(t), true) => t.clone(),
         _ => {
-            let hwm_ts = if (examined.time, examined.increment) > (horizon.time, horizon.increment) { examined } else { horizon };
+            let hwm_ts = if (examined.time, examined.increment) > (horizon.time, horizon.increment)
+            {
+                examined
+            } else {
+                horizon
+            };
             let hwm = ResumeTokenData::high_water_mark(hwm_ts).encode();
             match &last_token {
                 Some(t) if token_string(t) > token_string(&hwm) => t.clone(),
@@ -380,7 +459,9 @@ fn scan(state: &mut StreamState, server: &Server, limit: usize) -> Result<Vec<Ra
 fn transform(state: &StreamState, event: Document) -> Result<Option<Document>> {
     let id = event.get("_id").cloned();
     let mut out = state.pipeline.run(vec![event], &state.db, &NoEnv)?;
-    let Some(doc) = out.pop() else { return Ok(None) };
+    let Some(doc) = out.pop() else {
+        return Ok(None);
+    };
     if doc.get("_id") != id.as_ref() {
         let mut e = CommandError::new(
             280,
@@ -392,13 +473,26 @@ fn transform(state: &StreamState, event: Document) -> Result<Option<Document>> {
     Ok(Some(doc))
 }
 
-fn stream_reply(id: i64, ns: &str, docs: Vec<RawDocumentBuf>, pbrt: &Document, first: bool) -> Result<RawDocumentBuf> {
+fn stream_reply(
+    id: i64,
+    ns: &str,
+    docs: Vec<RawDocumentBuf>,
+    pbrt: &Document,
+    first: bool,
+) -> Result<RawDocumentBuf> {
     let mut batch = bson::RawArrayBuf::new();
     for d in docs {
         batch.push(d);
     }
     let mut cursor = RawDocumentBuf::new();
-    cursor.append(if first { bson::raw::cstr!("firstBatch") } else { bson::raw::cstr!("nextBatch") }, batch);
+    cursor.append(
+        if first {
+            bson::raw::cstr!("firstBatch")
+        } else {
+            bson::raw::cstr!("nextBatch")
+        },
+        batch,
+    );
     cursor.append(
         bson::raw::cstr!("postBatchResumeToken"),
         RawDocumentBuf::try_from(pbrt).map_err(|e| CommandError::new(1, e.to_string()))?,
@@ -412,9 +506,19 @@ fn stream_reply(id: i64, ns: &str, docs: Vec<RawDocumentBuf>, pbrt: &Document, f
 
 /// A `getMore` on a change stream: returns at once if events are waiting, else waits up to
 /// `maxTimeMS` (1 s by default, as on a real server) for some.
-pub async fn get_more(ctx: &Ctx<'_>, id: i64, mut cursor: Cursor, batch: Option<usize>) -> Result<Reply> {
+pub async fn get_more(
+    ctx: &Ctx<'_>,
+    id: i64,
+    mut cursor: Cursor,
+    batch: Option<usize>,
+) -> Result<Reply> {
     let mut state = cursor.stream.take().expect("a change stream cursor");
-    let wait = ctx.body.get("maxTimeMS").and_then(crate::util::as_f64).unwrap_or(1000.0).max(0.0);
+    let wait = ctx
+        .body
+        .get("maxTimeMS")
+        .and_then(crate::util::as_f64)
+        .unwrap_or(1000.0)
+        .max(0.0);
     let deadline = Instant::now() + Duration::from_millis(wait as u64);
     let limit = batch.filter(|b| *b > 0).unwrap_or(usize::MAX);
     let mut changes = ctx.server.oplog.subscribe();
@@ -429,7 +533,10 @@ pub async fn get_more(ctx: &Ctx<'_>, id: i64, mut cursor: Cursor, batch: Option<
         if now >= deadline {
             break Ok(Vec::new());
         }
-        if tokio::time::timeout(deadline - now, changes.changed()).await.is_err() {
+        if tokio::time::timeout(deadline - now, changes.changed())
+            .await
+            .is_err()
+        {
             // One last look: the deadline passed.
             break scan(&mut state, ctx.server, limit);
         }

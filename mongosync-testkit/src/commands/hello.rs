@@ -230,9 +230,11 @@ pub fn end_sessions(ctx: &mut Ctx<'_>) -> Result<Reply> {
         for s in sessions {
             if let Bson::Document(d) = s {
                 if let Some(id) = d.get("id") {
-                    ctx.server
-                        .cursors
-                        .kill_session(&Bson::Document(doc! {"id": id.clone()}));
+                    let lsid = Bson::Document(doc! {"id": id.clone()});
+                    ctx.server.cursors.kill_session(&lsid);
+                    if let Some(key) = crate::session::session_key(&lsid) {
+                        ctx.server.sessions.end(&key);
+                    }
                 }
             }
         }
@@ -315,14 +317,22 @@ pub fn db_stats(ctx: &mut Ctx<'_>) -> Result<Reply> {
 /// marks) without producing an event; its `operationTime` is the note's time.
 pub fn append_oplog_note(ctx: &mut Ctx<'_>) -> Result<Reply> {
     if ctx.db != "admin" {
-        return Err(CommandError::new(codes::UNAUTHORIZED, "appendOplogNote may only be run against the admin database."));
+        return Err(CommandError::new(
+            codes::UNAUTHORIZED,
+            "appendOplogNote may only be run against the admin database.",
+        ));
     }
     ctx.check_fields(&["data", "maxClusterTime"])?;
     let data = match ctx.body.get("data") {
         Some(Bson::Document(d)) => d.clone(),
         None => return Err(CommandError::missing_field("appendOplogNote", "data")),
         Some(other) => {
-            return Err(CommandError::wrong_field_type("appendOplogNote", "data", crate::util::type_name(other), &["object"]));
+            return Err(CommandError::wrong_field_type(
+                "appendOplogNote",
+                "data",
+                crate::util::type_name(other),
+                &["object"],
+            ));
         }
     };
     if let Some(Bson::Timestamp(max)) = ctx.body.get("maxClusterTime") {
@@ -331,7 +341,12 @@ pub fn append_oplog_note(ctx: &mut Ctx<'_>) -> Result<Reply> {
             return Ok(Reply::Doc(Document::new()));
         }
     }
-    ctx.server.oplog.append(String::new(), None, crate::oplog::EntryKind::Noop { data }, None);
+    ctx.server.oplog.append(
+        String::new(),
+        None,
+        crate::oplog::EntryKind::Noop { data },
+        None,
+    );
     Ok(Reply::Doc(Document::new()))
 }
 

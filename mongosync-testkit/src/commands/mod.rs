@@ -218,7 +218,34 @@ pub async fn run(
             Err(e)
         }
     })?;
-    dispatch(&mut ctx).await
+    // A retryable write runs once per (lsid, txnNumber): a retry gets the first reply.
+    let retryable = crate::session::RETRYABLE_WRITES.contains(&ctx.name.as_str())
+        && !ctx.body.contains_key("autocommit");
+    let retry_key = match (
+        retryable,
+        ctx.body.get("lsid").and_then(crate::session::session_key),
+        ctx.body.get("txnNumber"),
+    ) {
+        (true, Some(key), Some(Bson::Int64(n))) => Some((key, *n)),
+        _ => None,
+    };
+    if let Some((key, n)) = &retry_key {
+        if let Some(reply) = ctx.server.sessions.begin(key, *n)? {
+            return Ok(Reply::Doc(reply));
+        }
+    }
+    let reply = dispatch(&mut ctx).await?;
+    if let Some((key, n)) = retry_key {
+        let stored = match &reply {
+            Reply::Doc(d) => Some(d.clone()),
+            Reply::Raw(r) => Document::try_from(r.as_ref()).ok(),
+            Reply::CloseConnection => None,
+        };
+        if let Some(d) = stored {
+            ctx.server.sessions.complete(&key, n, d);
+        }
+    }
+    Ok(reply)
 }
 
 /// Read concern levels the server knows.

@@ -701,7 +701,10 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
     };
     let hint = ctx.body.get("hint").cloned();
-    if pipeline.first().is_some_and(|s| s.contains_key("$changeStream")) {
+    if pipeline
+        .first()
+        .is_some_and(|s| s.contains_key("$changeStream"))
+    {
         return crate::changestream::stream::open(ctx, coll.as_deref(), &pipeline, batch);
     }
     let docs = match &coll {

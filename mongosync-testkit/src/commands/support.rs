@@ -104,7 +104,7 @@ pub fn select(
         let mut out = Vec::new();
         if let Some((rid, raw)) = data.find_id(id) {
             let doc = decode(raw)?;
-            if matcher.matches(&doc) && skip == 0 && limit != Some(0) {
+            if matcher.try_matches(&doc)? && skip == 0 && limit != Some(0) {
                 out.push((rid, Some(doc)));
             }
         }
@@ -143,13 +143,13 @@ pub fn select(
             if let Some(id) = crate::storage::collection::raw_id(raw) {
                 probe.insert("_id", id);
             }
-            if matcher.matches(&probe) {
+            if matcher.try_matches(&probe)? {
                 matched.push((rid, None));
             }
             continue;
         }
         let doc = decode(raw)?;
-        if matcher.matches(&doc) {
+        if matcher.try_matches(&doc)? {
             matched.push((rid, Some(doc)));
         }
     }
