@@ -170,18 +170,43 @@ impl Re {
 }
 
 /// Translates the PCRE constructs whose meaning differs in the `regex` crate: without the `m`
-/// flag PCRE's `$` (and `\Z`) also match before a final newline.
+/// flag PCRE's `$` (and `\Z`) also match before a final newline; `\Q...\E` quotes; inside a
+/// class `[`, `&&`, `--` and `~~` are literals; a `{` that does not start a quantifier is a
+/// literal.
 fn translate_pcre(pattern: &str, multiline: bool) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::with_capacity(pattern.len() + 8);
-    let mut chars = pattern.chars().peekable();
     let mut in_class = false;
-    while let Some(c) = chars.next() {
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
         match c {
-            '\\' => match chars.next() {
-                Some('Z') => out.push_str(r"(?:\n?\z)"),
-                Some(n) => {
+            '\\' => match chars.get(i) {
+                Some('Q') => {
+                    // Quote everything up to `\E` (or the end).
+                    i += 1;
+                    while i < chars.len() && !(chars[i] == '\\' && chars.get(i + 1) == Some(&'E')) {
+                        let q = chars[i];
+                        if q.is_ascii_alphanumeric() || q == ' ' || !q.is_ascii() {
+                            out.push(q);
+                        } else {
+                            out.push('\\');
+                            out.push(q);
+                        }
+                        i += 1;
+                    }
+                    i += 2;
+                }
+                Some('E') => i += 1,
+                Some('Z') if !in_class => {
+                    out.push_str(r"(?:\n?\z)");
+                    i += 1;
+                }
+                Some(&n) => {
                     out.push('\\');
                     out.push(n);
+                    i += 1;
                 }
                 None => out.push('\\'),
             },
@@ -189,24 +214,65 @@ fn translate_pcre(pattern: &str, multiline: bool) -> String {
                 in_class = true;
                 out.push('[');
                 // A `]` right after `[` or `[^` is a literal in PCRE.
-                if chars.peek() == Some(&'^') {
+                if chars.get(i) == Some(&'^') {
                     out.push('^');
-                    chars.next();
+                    i += 1;
                 }
-                if chars.peek() == Some(&']') {
+                if chars.get(i) == Some(&']') {
                     out.push_str(r"\]");
-                    chars.next();
+                    i += 1;
                 }
             }
+            '[' if in_class => {
+                if chars.get(i) == Some(&':') {
+                    // A POSIX class `[:alpha:]`, which both dialects support.
+                    while i <= chars.len() {
+                        let p = chars[i - 1];
+                        out.push(p);
+                        if p == ']' && i >= 2 && chars[i - 2] == ':' {
+                            break;
+                        }
+                        i += 1;
+                    }
+                } else {
+                    out.push_str(r"\[");
+                }
+            }
+            '&' | '~' if in_class => {
+                out.push('\\');
+                out.push(c);
+            }
+            '-' if in_class && chars.get(i) == Some(&'-') => out.push_str(r"\-"),
             ']' if in_class => {
                 in_class = false;
                 out.push(']');
             }
             '$' if !in_class && !multiline => out.push_str(r"(?:\n?\z)"),
+            '{' if !in_class && !starts_quantifier(&chars[i..]) => out.push_str(r"\{"),
             _ => out.push(c),
         }
     }
     out
+}
+
+/// Whether the text after a `{` makes it a quantifier (`{n}`, `{n,}`, `{n,m}`).
+fn starts_quantifier(rest: &[char]) -> bool {
+    let mut j = 0;
+    let digits = |j: &mut usize| {
+        let start = *j;
+        while rest.get(*j).is_some_and(|c| c.is_ascii_digit()) {
+            *j += 1;
+        }
+        *j > start
+    };
+    if !digits(&mut j) {
+        return false;
+    }
+    if rest.get(j) == Some(&',') {
+        j += 1;
+        digits(&mut j);
+    }
+    rest.get(j) == Some(&'}')
 }
 
 /// Where a filter is being parsed: `$expr` and `$where` only at the top level.
@@ -222,8 +288,10 @@ impl Matcher {
     ///
     /// `vars` are the `let` variables visible to `$expr`.
     pub fn new(filter: &Document, vars: &Document) -> Result<Matcher> {
+        let root = parse_filter(filter, Ctx::Top)?;
+        check_exprs(&root, vars)?;
         Ok(Matcher {
-            root: parse_filter(filter, Ctx::Top)?,
+            root,
             vars: vars.clone(),
         })
     }
@@ -345,6 +413,21 @@ impl Matcher {
             }
         }
         out
+    }
+}
+
+/// Fails on `$expr` operators the expression engine does not know, at parse time as the
+/// server does (other evaluation errors depend on the document and surface when matching).
+fn check_exprs(node: &Node, vars: &Document) -> Result<()> {
+    match node {
+        Node::And(c) | Node::Or(c) | Node::Nor(c) => {
+            c.iter().try_for_each(|n| check_exprs(n, vars))
+        }
+        Node::Expr(e) => match crate::query::expr::evaluate(e, &Document::new(), vars) {
+            Err(err) if err.code == codes::INVALID_PIPELINE_OPERATOR => Err(err),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
     }
 }
 
@@ -704,7 +787,8 @@ fn parse_type_one(v: &Bson) -> Result<TypeSel> {
                     crate::query::compare::number_as_f64(v).unwrap_or(f64::NAN)
                 ))
             })?;
-            if code == -1 || code == 127 || (1..=19).contains(&code) {
+            // 0 is EOO, which the server accepts (it matches missing fields).
+            if code == -1 || code == 127 || (0..=19).contains(&code) {
                 Ok(TypeSel::Code(code as i32))
             } else {
                 Err(CommandError::bad_value(format!(
@@ -1248,12 +1332,13 @@ impl Pred {
             },
             Pred::Regex(re) => v.is_some_and(|x| re.matches_value(x)),
             Pred::Exists => v.is_some(),
-            Pred::Type(sels) => v.is_some_and(|x| {
-                sels.iter().any(|s| match s {
+            Pred::Type(sels) => match v {
+                None => sels.contains(&TypeSel::Code(0)),
+                Some(x) => sels.iter().any(|s| match s {
                     TypeSel::Number => is_number(x),
                     TypeSel::Code(c) => type_code(x) == *c,
-                })
-            }),
+                }),
+            },
             Pred::Size(n) => matches!(v, Some(Bson::Array(a)) if a.len() as i64 == *n),
             Pred::Mod(d, r) => v.is_some_and(|x| mod_matches(x, *d, *r)),
             Pred::Bits(op, mask, positions) => {
@@ -1416,6 +1501,8 @@ struct Schema {
     required: Vec<String>,
     properties: Vec<(String, Schema)>,
     additional_properties: Option<bool>,
+    additional_schema: Option<Box<Schema>>,
+    multiple_of: Option<Bson>,
     minimum: Option<(Bson, bool)>,
     maximum: Option<(Bson, bool)>,
     min_length: Option<i64>,
@@ -1553,12 +1640,27 @@ impl Schema {
                 }
                 "additionalProperties" => match v {
                     Bson::Boolean(b) => s.additional_properties = Some(*b),
+                    Bson::Document(sd) => s.additional_schema = Some(Box::new(Schema::parse(sd)?)),
                     _ => {
-                        return Err(schema_err(
-                            "$jsonSchema keyword 'additionalProperties' is only supported as a boolean by the testkit",
+                        return Err(CommandError::type_mismatch(
+                            "$jsonSchema keyword 'additionalProperties' must be either an object or a boolean",
                         ));
                     }
                 },
+                "multipleOf" => {
+                    if !is_number(v) {
+                        return Err(CommandError::type_mismatch(
+                            "$jsonSchema keyword 'multipleOf' must be a number",
+                        ));
+                    }
+                    let n = crate::query::compare::number_as_f64(v).unwrap_or(f64::NAN);
+                    if n.is_nan() || n <= 0.0 {
+                        return Err(schema_err(
+                            "$jsonSchema keyword 'multipleOf' must have a positive value",
+                        ));
+                    }
+                    s.multiple_of = Some(v.clone());
+                }
                 "minimum" | "maximum" => {
                     if !is_number(v) {
                         return Err(CommandError::type_mismatch(format!(
@@ -1694,6 +1796,15 @@ impl Schema {
                 }
             }
         }
+        if let Some(m) = &self.multiple_of
+            && is_number(v)
+        {
+            let x = crate::query::compare::number_as_f64(v).unwrap_or(f64::NAN);
+            let d = crate::query::compare::number_as_f64(m).unwrap_or(f64::NAN);
+            if !x.is_finite() || x % d != 0.0 {
+                return false;
+            }
+        }
         if let Bson::String(s) = v {
             let len = s.chars().count() as i64;
             if self.min_length.is_some_and(|m| len < m) || self.max_length.is_some_and(|m| len > m)
@@ -1744,9 +1855,14 @@ impl Schema {
                     return false;
                 }
             }
-            if self.additional_properties == Some(false)
-                && d.keys()
-                    .any(|k| !self.properties.iter().any(|(name, _)| name == k))
+            let mut additional = d
+                .iter()
+                .filter(|(k, _)| !self.properties.iter().any(|(name, _)| name == *k));
+            if self.additional_properties == Some(false) && additional.next().is_some() {
+                return false;
+            }
+            if let Some(sub) = &self.additional_schema
+                && !additional.all(|(_, x)| sub.validate(x))
             {
                 return false;
             }
@@ -2088,6 +2204,13 @@ mod tests {
         no(doc! {"a": {"$type": "null"}}, doc! {});
         yes(doc! {"a": {"$type": "minKey"}}, doc! {"a": Bson::MinKey});
         yes(doc! {"a": {"$type": "object"}}, doc! {"a": {}});
+        // Type 0 (EOO) is accepted by the server and matches a missing field.
+        yes(doc! {"a": {"$type": 0}}, doc! {});
+        no(doc! {"a": {"$type": 0}}, doc! {"a": null});
+        assert_eq!(
+            err(doc! {"a": {"$type": 2.5}}).message,
+            "Invalid numerical type code: 2.5"
+        );
         assert_eq!(
             err(doc! {"a": {"$type": "missing"}}).message,
             "Unknown type name alias: missing"
@@ -2383,6 +2506,18 @@ mod tests {
         no(schema.clone(), doc! {"name": "bob", "kind": "c"});
         yes(schema, doc! {"name": "bob", "kind": "a"});
         assert_eq!(err(doc! {"$jsonSchema": {"foo": 1}}).code, 9);
+        let strict = doc! {"$jsonSchema": {
+            "properties": {"a": {"bsonType": "int"}},
+            "additionalProperties": {"bsonType": "string"},
+        }};
+        yes(strict.clone(), doc! {"a": 1, "b": "x"});
+        no(strict, doc! {"a": 1, "b": 2});
+        let closed = doc! {"$jsonSchema": {"properties": {"a": {}}, "additionalProperties": false}};
+        yes(closed.clone(), doc! {"a": 1});
+        no(closed, doc! {"a": 1, "b": 2});
+        let mult = doc! {"$jsonSchema": {"properties": {"n": {"multipleOf": 3}}}};
+        yes(mult.clone(), doc! {"n": 9.0});
+        no(mult, doc! {"n": 10});
     }
 
     #[test]
@@ -2391,5 +2526,20 @@ mod tests {
         assert_eq!(translate_pcre("a$", true), "a$");
         assert_eq!(translate_pcre(r"[$]\$", false), r"[$]\$");
         assert_eq!(translate_pcre(r"[]a]", false), r"[\]a]");
+        assert_eq!(translate_pcre(r"a\Q.*\Eb", true), r"a\.\*b");
+        assert_eq!(translate_pcre(r"[[&&]", true), r"[\[\&\&]");
+        assert_eq!(translate_pcre(r"[[:alpha:]]x", true), r"[[:alpha:]]x");
+        assert_eq!(translate_pcre(r"a{2}{x}b{1,}", true), r"a{2}\{x}b{1,}");
+        for (pattern, subject) in [
+            (r"^\Q1+1\E$", "1+1"),
+            (r"[[]", "["),
+            (r"{a}", "{a}"),
+            (r"x{1,2}y", "xxy"),
+            (r"(?<n>a)b", "ab"),
+            (r"[a-c--]", "-"),
+        ] {
+            let re = Re::new(pattern, "").unwrap();
+            assert!(re.is_match(subject), "{pattern} should match {subject}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use bson::{Bson, Document, doc};
 
-use crate::error::{CommandError, Result};
+use crate::error::{CommandError, Result, codes};
 use crate::query::matcher::Matcher;
 
 /// A parsed find projection.
@@ -417,8 +417,74 @@ fn parse_operator(full: &str, d: &Document, ctx: &mut ParseCtx) -> Result<PNode>
         }
         _ => {}
     }
-    ctx.want_computed(full, op == "$meta")?;
+    let is_meta = op == "$meta";
+    ctx.want_computed(full, is_meta)?;
+    if is_meta {
+        check_meta(arg)?;
+    } else if let Err(e) =
+        crate::query::expr::evaluate(&Bson::Document(d.clone()), &Document::new(), &ctx.vars)
+        && e.code == codes::INVALID_PIPELINE_OPERATOR
+    {
+        // Unknown operators fail at parse time, as on the server; other evaluation errors
+        // depend on the document.
+        if e.message.contains(&format!("'{op}'")) {
+            return Err(CommandError::new(31325, format!("Unknown expression {op}")));
+        }
+        return Err(e);
+    }
     Ok(PNode::Computed(Bson::Document(d.clone())))
+}
+
+/// The `$meta` names the server knows.
+fn check_meta(arg: &Bson) -> Result<()> {
+    const NAMES: &[&str] = &[
+        "textScore",
+        "randVal",
+        "searchScore",
+        "searchHighlights",
+        "searchScoreDetails",
+        "searchSequenceToken",
+        "vectorSearchScore",
+        "score",
+        "scoreDetails",
+        "geoNearDistance",
+        "geoNearPoint",
+        "recordId",
+        "indexKey",
+        "sortKey",
+        "timeseriesBucketMinTime",
+        "timeseriesBucketMaxTime",
+        "changeStreamControlEvent",
+    ];
+    match arg {
+        Bson::String(name) if NAMES.contains(&name.as_str()) => Ok(()),
+        Bson::String(name) => Err(CommandError::new(
+            17308,
+            format!("Unsupported argument to $meta: {name}"),
+        )),
+        _ => Err(CommandError::new(
+            17307,
+            "$meta only supports string arguments",
+        )),
+    }
+}
+
+/// Evaluates a computed field; `$meta` has no metadata in the testkit except `randVal`.
+fn eval_computed(e: &Bson, env: &Env) -> Result<Option<Bson>> {
+    if let Bson::Document(d) = e
+        && d.len() == 1
+        && let Some(Bson::String(name)) = d.get("$meta")
+    {
+        return match name.as_str() {
+            "textScore" => Err(CommandError::new(
+                40218,
+                "query requires text score metadata, but it is not available",
+            )),
+            "randVal" => Ok(Some(Bson::Double(rand::random::<f64>()))),
+            _ => Ok(None),
+        };
+    }
+    crate::query::expr::evaluate(e, env.root, env.vars)
 }
 
 /// The find `$slice` forms (`n`, `[skip, limit]`); `None` when the argument is an aggregation
@@ -537,7 +603,7 @@ fn apply_exclusion(doc: &Document, tree: &Tree, env: &Env) -> Result<Document> {
     for (k, node) in &tree.children {
         match node {
             PNode::Computed(e) => {
-                if let Some(x) = crate::query::expr::evaluate(e, env.root, env.vars)? {
+                if let Some(x) = eval_computed(e, env)? {
                     out.insert(k.clone(), x);
                 }
             }
@@ -603,7 +669,7 @@ fn apply_inclusion(doc: &Document, tree: &Tree, env: &Env) -> Result<Document> {
     for (k, node) in &tree.children {
         match node {
             PNode::Computed(e) => {
-                if let Some(x) = crate::query::expr::evaluate(e, env.root, env.vars)? {
+                if let Some(x) = eval_computed(e, env)? {
                     out.insert(k.clone(), x);
                 }
             }
@@ -747,6 +813,27 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(proj.apply(&input, None).unwrap(), want, "{input}");
         }
+    }
+
+    #[test]
+    fn meta_projections() {
+        assert_eq!(err(doc! {"s": {"$meta": "nope"}}).code, 17308);
+        // `$meta` alone is an exclusion projection; with `_id: 1`, an inclusion.
+        let d = doc! {"_id": 1, "a": 2};
+        assert_eq!(
+            apply(doc! {"s": {"$meta": "recordId"}}, d.clone()),
+            d.clone()
+        );
+        assert_eq!(
+            apply(doc! {"s": {"$meta": "sortKey"}, "_id": 1}, d.clone()),
+            doc! {"_id": 1}
+        );
+        let e = p(doc! {"s": {"$meta": "textScore"}})
+            .apply(&d, None)
+            .unwrap_err();
+        assert_eq!(e.code, 40218);
+        // `$meta` mixes with exclusions.
+        assert!(Projection::new(&doc! {"a": 0, "s": {"$meta": "randVal"}}, &doc! {}).is_ok());
     }
 
     #[test]
