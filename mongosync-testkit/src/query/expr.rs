@@ -258,6 +258,10 @@ const KNOWN_OPERATORS: &[&str] = &[
     "$type",
     "$unsetField",
     "$year",
+    "$week",
+    "$isoWeek",
+    "$isoWeekYear",
+    "$isoDayOfWeek",
     "$zip",
 ];
 
@@ -955,7 +959,9 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         }
         // Dates
         "$year" | "$month" | "$dayOfMonth" | "$hour" | "$minute" | "$second" | "$millisecond"
-        | "$dayOfWeek" | "$dayOfYear" => op_date_part(name, arg, scope),
+        | "$dayOfWeek" | "$dayOfYear" | "$week" | "$isoWeek" | "$isoWeekYear" | "$isoDayOfWeek" => {
+            op_date_part(name, arg, scope)
+        }
         "$dateToString" => op_date_to_string(arg, scope),
         "$rand" => {
             match arg {
@@ -3300,6 +3306,42 @@ impl DateParts {
     }
 }
 
+impl DateParts {
+    /// Monday = 1 ... Sunday = 7.
+    fn iso_day_of_week(&self) -> i64 {
+        (self.day_of_week + 5) % 7 + 1
+    }
+
+    /// Week of the year 0-53, weeks starting on Sunday (`%U`).
+    fn week(&self) -> i64 {
+        (self.day_of_year - 1 + 7 - (self.day_of_week - 1)) / 7
+    }
+
+    /// The ISO 8601 week-numbering year and week (`%G`, `%V`).
+    fn iso_week(&self) -> (i64, i64) {
+        let weeks_in = |y: i64| {
+            // A year has 53 ISO weeks when it starts on a Thursday, or on a Wednesday in a
+            // leap year.
+            let jan1 = DateParts::from_millis(days_from_civil(y, 1, 1) * 86_400_000);
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let dow = jan1.iso_day_of_week();
+            if dow == 4 || (leap && dow == 3) {
+                53
+            } else {
+                52
+            }
+        };
+        let week = (self.day_of_year - self.iso_day_of_week() + 10) / 7;
+        if week < 1 {
+            (self.year - 1, weeks_in(self.year - 1))
+        } else if week > weeks_in(self.year) {
+            (self.year + 1, 1)
+        } else {
+            (self.year, week)
+        }
+    }
+}
+
 fn date_millis(v: &Option<Bson>) -> Result<i64> {
     match v {
         Some(Bson::DateTime(d)) => Ok(d.timestamp_millis()),
@@ -3368,6 +3410,10 @@ fn op_date_part(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         "$second" => p.second,
         "$millisecond" => p.millis,
         "$dayOfWeek" => p.day_of_week,
+        "$week" => p.week(),
+        "$isoWeek" => p.iso_week().1,
+        "$isoWeekYear" => p.iso_week().0,
+        "$isoDayOfWeek" => p.iso_day_of_week(),
         _ => p.day_of_year,
     };
     Ok(Some(Bson::Int32(n as i32)))
@@ -3618,7 +3664,10 @@ fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             'L' => out.push_str(&format!("{:03}", p.millis)),
             'j' => out.push_str(&format!("{:03}", p.day_of_year)),
             'w' => out.push_str(&p.day_of_week.to_string()),
-            'u' => out.push_str(&(((p.day_of_week + 5) % 7) + 1).to_string()),
+            'u' => out.push_str(&p.iso_day_of_week().to_string()),
+            'U' => out.push_str(&format!("{:02}", p.week())),
+            'V' => out.push_str(&format!("{:02}", p.iso_week().1)),
+            'G' => out.push_str(&format!("{:04}", p.iso_week().0)),
             'z' => out.push_str("+0000"),
             'Z' => out.push_str("+0"),
             '%' => out.push('%'),
@@ -4502,6 +4551,28 @@ mod tests {
         assert_eq!(get("$millisecond"), Some(bson!(678)));
         assert_eq!(get("$dayOfWeek"), Some(bson!(7)));
         assert_eq!(get("$dayOfYear"), Some(bson!(60)));
+        assert_eq!(get("$isoDayOfWeek"), Some(bson!(6)));
+        assert_eq!(get("$week"), Some(bson!(8)));
+        assert_eq!(get("$isoWeek"), Some(bson!(9)));
+        // 2021-01-01 (a Friday) is in ISO week 53 of 2020; 2024-12-30 in week 1 of 2025.
+        let d2 = doc! {"d": bson::DateTime::parse_rfc3339_str("2021-01-01T00:00:00Z").unwrap()};
+        assert_eq!(
+            ev_in(bson!({"$isoWeek": "$d"}), d2.clone()),
+            Some(bson!(53))
+        );
+        assert_eq!(
+            ev_in(bson!({"$isoWeekYear": "$d"}), d2.clone()),
+            Some(bson!(2020))
+        );
+        assert_eq!(ev_in(bson!({"$week": "$d"}), d2), Some(bson!(0)));
+        let d3 = doc! {"d": bson::DateTime::parse_rfc3339_str("2024-12-30T00:00:00Z").unwrap()};
+        assert_eq!(
+            ev_in(
+                bson!({"$dateToString": {"date": "$d", "format": "%G-W%V-%u"}}),
+                d3
+            ),
+            Some(bson!("2025-W01-1"))
+        );
         assert_eq!(ev(bson!({"$year": "$missing"})), Some(Bson::Null));
         assert_eq!(err(bson!({"$year": "2020"})).code, 16006);
         assert_eq!(

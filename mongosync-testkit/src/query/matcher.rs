@@ -787,7 +787,8 @@ fn parse_type_one(v: &Bson) -> Result<TypeSel> {
                     crate::query::compare::number_as_f64(v).unwrap_or(f64::NAN)
                 ))
             })?;
-            if code == -1 || code == 127 || (1..=19).contains(&code) {
+            // 0 is EOO, which the server accepts (it matches missing fields).
+            if code == -1 || code == 127 || (0..=19).contains(&code) {
                 Ok(TypeSel::Code(code as i32))
             } else {
                 Err(CommandError::bad_value(format!(
@@ -1331,12 +1332,13 @@ impl Pred {
             },
             Pred::Regex(re) => v.is_some_and(|x| re.matches_value(x)),
             Pred::Exists => v.is_some(),
-            Pred::Type(sels) => v.is_some_and(|x| {
-                sels.iter().any(|s| match s {
+            Pred::Type(sels) => match v {
+                None => sels.contains(&TypeSel::Code(0)),
+                Some(x) => sels.iter().any(|s| match s {
                     TypeSel::Number => is_number(x),
                     TypeSel::Code(c) => type_code(x) == *c,
-                })
-            }),
+                }),
+            },
             Pred::Size(n) => matches!(v, Some(Bson::Array(a)) if a.len() as i64 == *n),
             Pred::Mod(d, r) => v.is_some_and(|x| mod_matches(x, *d, *r)),
             Pred::Bits(op, mask, positions) => {
@@ -2202,6 +2204,13 @@ mod tests {
         no(doc! {"a": {"$type": "null"}}, doc! {});
         yes(doc! {"a": {"$type": "minKey"}}, doc! {"a": Bson::MinKey});
         yes(doc! {"a": {"$type": "object"}}, doc! {"a": {}});
+        // Type 0 (EOO) is accepted by the server and matches a missing field.
+        yes(doc! {"a": {"$type": 0}}, doc! {});
+        no(doc! {"a": {"$type": 0}}, doc! {"a": null});
+        assert_eq!(
+            err(doc! {"a": {"$type": 2.5}}).message,
+            "Invalid numerical type code: 2.5"
+        );
         assert_eq!(
             err(doc! {"a": {"$type": "missing"}}).message,
             "Unknown type name alias: missing"

@@ -1283,44 +1283,32 @@ fn run_lookup(
     for d in docs {
         let mut candidates = foreign.clone();
         if let (Some(local), Some(foreign_field)) = (&l.local_field, &l.foreign_field) {
-            let parts: Vec<&str> = local.split('.').collect();
-            // Missing local values match null and missing foreign values; arrays match by
-            // element. `$in` gives exactly the server's equality semantics.
-            let values = match expr::traverse(&Bson::Document(d.clone()), &parts) {
-                None => vec![Bson::Null],
-                Some(Bson::Array(items)) if items.is_empty() => vec![Bson::Null],
-                Some(Bson::Array(items)) => items,
-                Some(v) => vec![v],
-            };
-            // Regexes would act as patterns under $in; compare them as values instead.
-            let matcher = if values
+            // As the server builds it: the local values (arrays expanded; none means null),
+            // then `$eq` for one value, `$in` for several, or an `$or` of `$eq`s when a regex
+            // is among them (a regex in `$in` would match as a pattern).
+            let mut values: Vec<Bson> = crate::query::path::lookup_all(&d, local)
+                .into_iter()
+                .cloned()
+                .collect();
+            if values.is_empty() {
+                values.push(Bson::Null);
+            }
+            let filter = if values.len() == 1 {
+                doc! {foreign_field.clone(): {"$eq": values[0].clone()}}
+            } else if values
                 .iter()
                 .any(|v| matches!(v, Bson::RegularExpression(_)))
             {
-                None
+                let clauses: Vec<Bson> = values
+                    .iter()
+                    .map(|v| Bson::Document(doc! {foreign_field.clone(): {"$eq": v.clone()}}))
+                    .collect();
+                doc! {"$or": clauses}
             } else {
-                Some(Matcher::new(
-                    &doc! {foreign_field.clone(): {"$in": values.clone()}},
-                    vars,
-                )?)
+                doc! {foreign_field.clone(): {"$in": values}}
             };
-            candidates.retain(|f| match &matcher {
-                Some(m) => m.matches(f),
-                None => {
-                    let fparts: Vec<&str> = foreign_field.split('.').collect();
-                    let fv = expr::traverse(&Bson::Document(f.clone()), &fparts);
-                    let fvals = match fv {
-                        Some(Bson::Array(a)) => a,
-                        Some(v) => vec![v],
-                        None => vec![Bson::Null],
-                    };
-                    fvals.iter().any(|x| {
-                        values
-                            .iter()
-                            .any(|y| expr::compare_values(Some(x), Some(y)).is_eq())
-                    })
-                }
-            });
+            let matcher = Matcher::new(&filter, vars)?;
+            candidates.retain(|f| matcher.matches(f));
         }
         let matched = match &l.pipeline {
             Some(p) => {

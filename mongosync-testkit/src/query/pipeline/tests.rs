@@ -900,3 +900,51 @@ fn graph_lookup() {
         40101
     );
 }
+
+/// The regex `/^a/`.
+fn regex() -> Bson {
+    Bson::RegularExpression(bson::Regex {
+        pattern: "^a".to_string().try_into().unwrap(),
+        options: String::new().try_into().unwrap(),
+    })
+}
+
+#[test]
+fn lookup_local_values_as_the_server_builds_them() {
+    let env = Env::default().with(
+        "db",
+        "f",
+        docs(bson!([
+            {"_id": 1, "k": 1},
+            {"_id": 2, "k": 2},
+            {"_id": 3},
+            {"_id": 4, "k": "abc"},
+            {"_id": 5, "k": regex()},
+        ])),
+    );
+    let ids = |input: Bson| -> Vec<Bson> {
+        let out = run_env(
+            bson!([{"$lookup": {"from": "f", "localField": "l.v", "foreignField": "k", "as": "m"}},
+                   {"$project": {"_id": 0, "ids": "$m._id"}}]),
+            docs(input),
+            &env,
+        )
+        .unwrap();
+        out[0].get_array("ids").unwrap().clone()
+    };
+    // Arrays along the path and at its end are expanded.
+    assert_eq!(
+        ids(bson!([{"l": [{"v": [1, 2]}]}])),
+        vec![bson!(1), bson!(2)]
+    );
+    // An empty array or a missing value joins as null (documents without the field).
+    assert_eq!(ids(bson!([{"l": {"v": []}}])), vec![bson!(3)]);
+    assert_eq!(ids(bson!([{}])), vec![bson!(3)]);
+    // A regex joins by equality, never as a pattern.
+    let re = regex();
+    assert_eq!(ids(bson!([{"l": {"v": re.clone()}}])), vec![bson!(5)]);
+    assert_eq!(
+        ids(bson!([{"l": {"v": [re, 1]}}])),
+        vec![bson!(1), bson!(5)]
+    );
+}
