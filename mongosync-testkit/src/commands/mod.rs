@@ -160,9 +160,12 @@ impl Ctx<'_> {
         }
     }
 
-    /// The `let` variables of the command.
+    /// The `let` variables of the command, evaluated once (as the server does).
     pub fn let_vars(&self) -> Result<Document> {
-        Ok(self.opt_doc("let")?.cloned().unwrap_or_default())
+        match self.opt_doc("let")? {
+            Some(l) => crate::query::expr::evaluate_let(l, &Document::new()),
+            None => Ok(Document::new()),
+        }
     }
 }
 
