@@ -9,6 +9,11 @@ use parking_lot::Mutex;
 
 use crate::error::{CommandError, Result};
 
+const EMPTY_USER_SHA256: [u8; 32] = [
+    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+];
+
 /// The commands that are retryable writes when they carry `txnNumber` without `autocommit`.
 pub const RETRYABLE_WRITES: &[&str] = &[
     "insert",
@@ -21,6 +26,9 @@ pub const RETRYABLE_WRITES: &[&str] = &[
 
 #[derive(Debug, Default)]
 struct SessionState {
+    /// The session's `lsid`, and when a command last used it (`$listLocalSessions`).
+    lsid: Option<Document>,
+    last_use: Option<bson::DateTime>,
     txn_number: i64,
     /// The reply of the retryable write `txn_number`, once it completed.
     result: Option<Document>,
@@ -44,6 +52,33 @@ pub fn session_key(lsid: &Bson) -> Option<Vec<u8>> {
 }
 
 impl Sessions {
+    /// Notes that a command used the session `lsid`.
+    pub fn touch(&self, lsid: &Bson) {
+        let (Some(key), Bson::Document(d)) = (session_key(lsid), lsid) else {
+            return;
+        };
+        let mut sessions = self.sessions.lock();
+        let state = sessions.entry(key).or_default();
+        state.lsid = Some(d.clone());
+        state.last_use = Some(bson::DateTime::now());
+    }
+
+    /// The sessions in the cache, as `$listLocalSessions` reports them.
+    pub fn list(&self) -> Vec<Document> {
+        self.sessions
+            .lock()
+            .values()
+            .filter_map(|s| {
+                let lsid = s.lsid.clone()?;
+                let id = lsid.get("id")?.clone();
+                // No authentication: every session belongs to the same (empty) user, whose
+                // uid is the SHA-256 of the empty user name.
+                let uid = bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: EMPTY_USER_SHA256.to_vec() };
+                Some(bson::doc! {"_id": {"id": id, "uid": uid}, "lastUse": s.last_use.unwrap_or_else(bson::DateTime::now)})
+            })
+            .collect()
+    }
+
     /// Before a retryable write: the stored reply if `(session, txn_number)` already ran;
     /// TransactionTooOld (225) if the session has moved on to a newer number.
     pub fn begin(&self, key: &[u8], txn_number: i64) -> Result<Option<Document>> {

@@ -221,6 +221,9 @@ pub async fn run(
             Err(e)
         }
     })?;
+    if let Some(lsid) = ctx.body.get("lsid") {
+        ctx.server.sessions.touch(lsid);
+    }
     // A retryable write runs once per (lsid, txnNumber): a retry gets the first reply.
     let retryable = crate::session::RETRYABLE_WRITES.contains(&ctx.name.as_str())
         && !ctx.body.contains_key("autocommit");
@@ -335,6 +338,10 @@ async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "getDefaultRWConcern" => hello::get_default_rw_concern(ctx),
         "listCommands" => hello::list_commands(ctx),
         "appendOplogNote" => hello::append_oplog_note(ctx),
+        "createSearchIndexes" | "updateSearchIndex" | "dropSearchIndex" => Err(CommandError::new(
+            31082,
+            "Using Atlas Search Database Commands and the $listSearchIndexes aggregation stage requires additional configuration. Please connect to Atlas or an AtlasCLI local deployment to enable. For more information on how to connect, see https://dochub.mongodb.org/core/atlas-cli-deploy-local-reqs",
+        )),
         "insert" => write::insert(ctx),
         "update" => write::update(ctx),
         "delete" => write::delete(ctx),

@@ -526,6 +526,10 @@ impl PipelineEnv for CatalogEnv<'_, '_> {
         Ok(out)
     }
 
+    fn local_sessions(&self, _spec: &Document) -> Result<Vec<Document>> {
+        Ok(self.ctx.server.sessions.list())
+    }
+
     fn write_out(&self, db: &str, coll: &str, docs: Vec<Document>) -> Result<()> {
         let catalog = &self.ctx.server.catalog;
         let options = catalog
@@ -598,9 +602,14 @@ impl PipelineEnv for CatalogEnv<'_, '_> {
                         }
                         "keepExisting" => continue,
                         "fail" => {
-                            return Err(CommandError::new(
-                                codes::DUPLICATE_KEY,
-                                "$merge failed: a matching document exists (whenMatched: fail)",
+                            // As on a real server: the insert of the matching document fails
+                            // on the `_id` index.
+                            let id = d.get("_id").cloned().unwrap_or(Bson::Null);
+                            return Err(crate::storage::index::duplicate_key_error(
+                                &data.ns,
+                                "_id_",
+                                &doc! {"_id": 1},
+                                std::iter::once(&id),
                             ));
                         }
                         _ => {

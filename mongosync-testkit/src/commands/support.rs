@@ -100,7 +100,7 @@ pub fn select(
     limit: Option<usize>,
 ) -> Result<Vec<(RecordId, Option<Document>)>> {
     // Fast path: `_id` equality.
-    if let Some(id) = matcher.id_equality() {
+    if let Some(id) = matcher.id_equality().filter(|_| data.has_id_index()) {
         let mut out = Vec::new();
         if let Some((rid, raw)) = data.find_id(id) {
             let doc = decode(raw)?;
@@ -115,7 +115,7 @@ pub fn select(
     let reverse = sort.and_then(|s| s.natural()).is_some_and(|d| d < 0);
     let candidates: Box<dyn Iterator<Item = (RecordId, &RawDocumentBuf)>> = match matcher.id_range()
     {
-        Some((lo, hi)) if sorted.is_none() && !reverse => {
+        Some((lo, hi)) if sorted.is_none() && !reverse && data.has_id_index() => {
             let lo = map_bound(lo);
             let hi = map_bound(hi);
             let iter = data.iter_id_range(as_ref_bound(&lo), as_ref_bound(&hi), false);

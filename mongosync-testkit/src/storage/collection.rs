@@ -105,6 +105,12 @@ impl CollectionData {
         }
     }
 
+    /// Whether `_id` is unique and indexed (not in time-series collections, whose `_id`s may
+    /// repeat).
+    pub fn has_id_index(&self) -> bool {
+        !self.options.contains_key("timeseries")
+    }
+
     /// Whether the collection is capped.
     pub fn is_capped(&self) -> bool {
         self.options.get_bool("capped").unwrap_or(false)
@@ -153,7 +159,8 @@ impl CollectionData {
     /// Fails with DuplicateKey on the `_id` index or a unique index, changing nothing.
     pub fn insert(&mut self, raw: RawDocumentBuf, id: Bson) -> Result<RecordId> {
         let key = OrdBson(id);
-        if self.ids.contains_key(&key) {
+        let indexed = self.has_id_index();
+        if indexed && self.ids.contains_key(&key) {
             return Err(duplicate_key_error(
                 &self.ns,
                 "_id_",
@@ -173,7 +180,9 @@ impl CollectionData {
         }
         self.next_record += 1;
         self.data_size += raw.as_bytes().len();
-        self.ids.insert(key, rid);
+        if indexed {
+            self.ids.insert(key, rid);
+        }
         if self.oplog.is_some() {
             self.record(EntryKind::Insert { doc: raw.clone() });
         }
@@ -232,7 +241,7 @@ impl CollectionData {
     /// Removes a record without an oplog entry (capped collections' own trimming).
     fn remove_unrecorded(&mut self, rid: RecordId) -> Option<RawDocumentBuf> {
         let raw = self.records.remove(&rid)?;
-        if let Some(id) = raw_id(&raw) {
+        if let Some(id) = raw_id(&raw).filter(|_| self.has_id_index()) {
             self.ids.remove(&OrdBson(id));
         }
         if !self.indexes.is_empty() {

@@ -55,6 +55,12 @@ impl Index {
         self.spec.get_bool("unique").unwrap_or(false)
     }
 
+    /// Whether new duplicates are refused: unique indexes, and `prepareUnique` ones (which
+    /// refuse new duplicates while tolerating old ones, before a conversion to unique).
+    fn refuses_duplicates(&self) -> bool {
+        self.is_unique() || self.spec.get_bool("prepareUnique").unwrap_or(false)
+    }
+
     fn is_sparse(&self) -> bool {
         self.spec.get_bool("sparse").unwrap_or(false)
     }
@@ -123,7 +129,7 @@ impl Index {
     /// Checks that `doc` (to be stored as `rid`) violates no uniqueness; `ns` names the
     /// collection in the error.
     pub fn check_unique(&self, ns: &str, doc: &Document, rid: RecordId) -> Result<()> {
-        if !self.is_unique() {
+        if !self.refuses_duplicates() {
             return Ok(());
         }
         for key in self.keys_of(doc)? {
@@ -143,7 +149,7 @@ impl Index {
 
     /// Records `doc` as `rid`'s entry (unique indexes only keep entries).
     pub fn add(&mut self, doc: &Document, rid: RecordId) -> Result<()> {
-        if !self.is_unique() {
+        if !self.refuses_duplicates() {
             return Ok(());
         }
         for key in self.keys_of(doc)? {
@@ -154,7 +160,7 @@ impl Index {
 
     /// Removes `doc`'s entries for `rid`.
     pub fn remove(&mut self, doc: &Document, rid: RecordId) {
-        if !self.is_unique() {
+        if !self.refuses_duplicates() {
             return;
         }
         if let Ok(keys) = self.keys_of(doc) {
@@ -176,13 +182,14 @@ impl Index {
         docs: impl Iterator<Item = (RecordId, Document)> + 'a,
     ) -> Result<()> {
         self.entries.clear();
-        if !self.is_unique() {
+        if !self.refuses_duplicates() {
             return Ok(());
         }
         for (rid, doc) in docs {
             for key in self.keys_of(&doc)? {
+                let unique = self.is_unique();
                 let set = self.entries.entry(key.clone()).or_default();
-                if !set.is_empty() && !set.contains(&rid) {
+                if unique && !set.is_empty() && !set.contains(&rid) {
                     return Err(self.duplicate_error(ns, &key));
                 }
                 set.insert(rid);
