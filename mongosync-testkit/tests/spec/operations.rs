@@ -528,7 +528,7 @@ async fn database_op(
                         .session(&mut *g)
                         .await?;
                     let v: Vec<mongodb::results::CollectionSpecification> =
-                        c.stream(&mut *g).try_collect().await?;
+                        c.stream(&mut g).try_collect().await?;
                     v.iter()
                         .filter_map(|x| bson::serialize_to_document(x).ok())
                         .collect()
@@ -756,26 +756,26 @@ fn is_client_error(e: &DErr) -> bool {
 pub fn check_error(e: &DErr, x: &Document, ents: Lookup) -> Result<(), String> {
     let msg = e.kind.to_string();
     let ctx = || format!(" (error: {})", short(&msg));
-    if let Ok(b) = x.get_bool("isClientError") {
-        if b != is_client_error(e) {
-            return Err(format!("isClientError {b} failed{}", ctx()));
-        }
+    if let Ok(b) = x.get_bool("isClientError")
+        && b != is_client_error(e)
+    {
+        return Err(format!("isClientError {b} failed{}", ctx()));
     }
-    if let Ok(b) = x.get_bool("isTimeoutError") {
-        if b {
-            return Err("timeout errors unsupported".into());
-        }
+    if let Ok(b) = x.get_bool("isTimeoutError")
+        && b
+    {
+        return Err("timeout errors unsupported".into());
     }
-    if let Ok(s) = x.get_str("errorContains") {
-        if !msg.to_lowercase().contains(&s.to_lowercase()) {
-            return Err(format!("error does not contain {s:?}{}", ctx()));
-        }
+    if let Ok(s) = x.get_str("errorContains")
+        && !msg.to_lowercase().contains(&s.to_lowercase())
+    {
+        return Err(format!("error does not contain {s:?}{}", ctx()));
     }
     if let Some(want) = x.get("errorCode") {
         let got = code(e).map(|c| c.0);
         if got
-            .map(|g| Bson::Int32(g))
-            .map_or(true, |g| matches(Some(&g), want, false, ents).is_err())
+            .map(Bson::Int32)
+            .is_none_or(|g| matches(Some(&g), want, false, ents).is_err())
         {
             return Err(format!("error code {got:?}, expected {want}{}", ctx()));
         }
@@ -817,7 +817,7 @@ pub fn check_error(e: &DErr, x: &Document, ents: Lookup) -> Result<(), String> {
 }
 
 fn short(s: &str) -> &str {
-    &s[..s.floor_char_boundary(200)]
+    crate::matching::cut(s, 200)
 }
 
 /// Matches an operation's result: arrays of documents have root documents.
