@@ -21,7 +21,12 @@ impl Default for Clock {
 impl Clock {
     /// A clock starting at the current wall time.
     pub fn new() -> Clock {
-        Clock { last: Mutex::new(Timestamp { time: now_secs(), increment: 1 }) }
+        Clock {
+            last: Mutex::new(Timestamp {
+                time: now_secs(),
+                increment: 1,
+            }),
+        }
     }
 
     /// The latest cluster time handed out.
@@ -34,16 +39,25 @@ impl Clock {
         let mut last = self.last.lock();
         let secs = now_secs();
         *last = if secs > last.time {
-            Timestamp { time: secs, increment: 1 }
+            Timestamp {
+                time: secs,
+                increment: 1,
+            }
         } else {
-            Timestamp { time: last.time, increment: last.increment + 1 }
+            Timestamp {
+                time: last.time,
+                increment: last.increment + 1,
+            }
         };
         *last
     }
 }
 
 fn now_secs() -> u32 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub struct ClusterOptions {
     pub replica_set: String,
     /// How often the TTL monitor deletes expired documents (the real one: 60 s).
     pub ttl_monitor_period: std::time::Duration,
+    /// How much history the oplog keeps.
+    pub oplog_limits: crate::oplog::OplogLimits,
 }
 
 impl Default for ClusterOptions {
@@ -29,6 +31,7 @@ impl Default for ClusterOptions {
             port: 0,
             replica_set: "rs0".into(),
             ttl_monitor_period: std::time::Duration::from_secs(60),
+            oplog_limits: crate::oplog::OplogLimits::default(),
         }
     }
 }
@@ -47,6 +50,14 @@ impl ClusterOptions {
     /// Sets the replica set name.
     pub fn replica_set(mut self, name: impl Into<String>) -> Self {
         self.replica_set = name.into();
+        self
+    }
+    /// Bounds the oplog's history: at most `max_entries` entries and about `max_bytes` bytes.
+    pub fn oplog_limits(mut self, max_entries: usize, max_bytes: usize) -> Self {
+        self.oplog_limits = crate::oplog::OplogLimits {
+            max_entries,
+            max_bytes,
+        };
         self
     }
     /// Sets the TTL monitor's period.
@@ -91,7 +102,13 @@ impl MemoryCluster {
         let server = Server::new(host, options);
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(Arc::clone(&server).serve(listener, stop_rx));
-        Ok(MemoryCluster { addr, uri, server, stop, task: Some(task) })
+        Ok(MemoryCluster {
+            addr,
+            uri,
+            server,
+            stop,
+            task: Some(task),
+        })
     }
 
     /// The connection string: `mongodb://HOST:PORT/?replicaSet=rs0`.

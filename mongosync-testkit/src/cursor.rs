@@ -32,6 +32,8 @@ pub struct Cursor {
     pub last_used: Instant,
     /// `noCursorTimeout`: never reaped.
     pub no_timeout: bool,
+    /// A change stream's state (its batches come from the oplog, not `pending`).
+    pub stream: Option<Box<crate::changestream::stream::StreamState>>,
 }
 
 /// Every open cursor, by id.
@@ -76,7 +78,9 @@ impl CursorTable {
 
     /// Kills every cursor of a session (`endSessions`, `killSessions`).
     pub fn kill_session(&self, lsid: &bson::Bson) {
-        self.cursors.lock().retain(|_, c| c.lsid.as_ref() != Some(lsid));
+        self.cursors
+            .lock()
+            .retain(|_, c| c.lsid.as_ref() != Some(lsid));
     }
 
     /// The number of open cursors.
@@ -91,12 +95,17 @@ impl CursorTable {
 
     fn reap_idle(&self) {
         let now = Instant::now();
-        self.cursors.lock().retain(|_, c| c.no_timeout || now.duration_since(c.last_used) < CURSOR_TIMEOUT);
+        self.cursors
+            .lock()
+            .retain(|_, c| c.no_timeout || now.duration_since(c.last_used) < CURSOR_TIMEOUT);
     }
 }
 
 /// Takes the next batch: at most `limit` documents (all when `None`) and at most 16 MiB.
-pub fn next_batch(pending: &mut VecDeque<RawDocumentBuf>, limit: Option<usize>) -> Vec<RawDocumentBuf> {
+pub fn next_batch(
+    pending: &mut VecDeque<RawDocumentBuf>,
+    limit: Option<usize>,
+) -> Vec<RawDocumentBuf> {
     let mut out = Vec::new();
     let mut bytes = 0;
     while let Some(doc) = pending.front() {
@@ -120,7 +129,14 @@ pub fn cursor_reply(id: i64, ns: &str, batch: Vec<RawDocumentBuf>, first: bool) 
         arr.push(d);
     }
     let mut cursor = RawDocumentBuf::new();
-    cursor.append(if first { cstr!("firstBatch") } else { cstr!("nextBatch") }, arr);
+    cursor.append(
+        if first {
+            cstr!("firstBatch")
+        } else {
+            cstr!("nextBatch")
+        },
+        arr,
+    );
     cursor.append(cstr!("id"), id);
     cursor.append(cstr!("ns"), ns);
     let mut reply = RawDocumentBuf::new();

@@ -12,17 +12,56 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::clock::Clock;
 use crate::cluster::ClusterOptions;
 use crate::commands::{self, Reply};
 use crate::cursor::CursorTable;
 use crate::error::{CommandError, codes};
+use crate::oplog::Oplog;
 use crate::storage::Catalog;
 use crate::wire::{self, Request, WireError};
 
+/// Like a real primary, writes a no-op every 10 s when idle, so that change streams' resume
+/// points keep moving on a quiet cluster.
+async fn periodic_noop(server: std::sync::Weak<Server>) {
+    let period = std::time::Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(server) = server.upgrade() else { return };
+        let now = server.oplog.now();
+        let idle = (bson::DateTime::now().timestamp_millis() / 1000) as u32 >= now.time + 10;
+        if idle {
+            server.oplog.append(
+                String::new(),
+                None,
+                crate::oplog::EntryKind::Noop { data: doc! {"msg": "periodic noop"} },
+                None,
+            );
+        }
+    }
+}
+
+/// Whether a request is a `hello` that may wait (`topologyVersion` and `maxAwaitTimeMS`).
+fn is_awaitable_hello(body: &RawDocumentBuf) -> bool {
+    let name = body
+        .iter()
+        .next()
+        .and_then(|e| e.ok())
+        .map(|(k, _)| k.as_str().to_string());
+    matches!(name.as_deref(), Some("hello" | "isMaster" | "ismaster"))
+        && body.get("topologyVersion").ok().flatten().is_some()
+        && body.get("maxAwaitTimeMS").ok().flatten().is_some()
+}
+
 /// The commands a real server still accepts over legacy OP_QUERY (handshake and auth).
 const OP_QUERY_COMMANDS: &[&str] = &[
-    "hello", "isMaster", "ismaster", "_isSelf", "authenticate", "buildinfo", "buildInfo", "saslStart",
+    "hello",
+    "isMaster",
+    "ismaster",
+    "_isSelf",
+    "authenticate",
+    "buildinfo",
+    "buildInfo",
+    "saslStart",
     "saslContinue",
 ];
 
@@ -33,13 +72,15 @@ pub struct Server {
     pub(crate) host: String,
     pub(crate) options: ClusterOptions,
     pub(crate) catalog: Catalog,
-    pub(crate) clock: Clock,
+    pub(crate) oplog: Arc<Oplog>,
     pub(crate) cursors: CursorTable,
     next_connection_id: AtomicI64,
     next_request_id: AtomicI32,
     pub(crate) started: Instant,
     /// The `electionId` (constant: this member never steps down by itself).
     pub(crate) election_id: ObjectId,
+    /// Identifies this server process in `topologyVersion`.
+    pub(crate) process_id: ObjectId,
     /// Connections currently open.
     pub(crate) open_connections: AtomicI64,
     /// Connections accepted since start.
@@ -59,16 +100,18 @@ pub struct Connection {
 
 impl Server {
     pub(crate) fn new(host: String, options: ClusterOptions) -> Arc<Server> {
+        let oplog = Oplog::new(options.oplog_limits);
         Arc::new(Server {
             host,
             options,
-            catalog: Catalog::default(),
-            clock: Clock::new(),
+            catalog: Catalog::new(Arc::clone(&oplog)),
+            oplog,
             cursors: CursorTable::default(),
             next_connection_id: AtomicI64::new(1),
             next_request_id: AtomicI32::new(1),
             started: Instant::now(),
             election_id: ObjectId::parse_str("7fffffff0000000000000001").expect("valid oid"),
+            process_id: ObjectId::new(),
             open_connections: AtomicI64::new(0),
             total_connections: AtomicI64::new(0),
         })
@@ -80,11 +123,19 @@ impl Server {
     }
 
     /// Accepts connections until `stop` turns true, then closes every connection.
-    pub(crate) async fn serve(self: Arc<Self>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    pub(crate) async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut connections = JoinSet::new();
         let mut background = JoinSet::new();
-        background.spawn(crate::ttl::run(Arc::downgrade(&self), self.options.ttl_monitor_period));
+        background.spawn(crate::ttl::run(
+            Arc::downgrade(&self),
+            self.options.ttl_monitor_period,
+        ));
         background.spawn(crate::cursor::reap(Arc::downgrade(&self)));
+        background.spawn(periodic_noop(Arc::downgrade(&self)));
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
@@ -125,7 +176,8 @@ impl Server {
                 }
                 Err(WireError::Invalid(code, message, header)) => {
                     let reply = self.error_reply(&CommandError::new(code, message));
-                    let bytes = wire::encode_msg_reply(self.request_id(), header.request_id, &reply);
+                    let bytes =
+                        wire::encode_msg_reply(self.request_id(), header.request_id, &reply);
                     if write.write_all(&bytes).await.is_err() {
                         break;
                     }
@@ -133,17 +185,46 @@ impl Server {
                 }
             };
             let outcome = match request {
-                Request::Msg { body, sequences, more_to_come } => {
-                    let reply = Arc::clone(&self).run_isolated(body, sequences, conn.clone(), false).await;
+                Request::Msg {
+                    body,
+                    sequences,
+                    more_to_come,
+                    exhaust_allowed,
+                } => {
+                    if exhaust_allowed && is_awaitable_hello(&body) {
+                        // The streaming protocol: reply now and then every maxAwaitTimeMS,
+                        // unasked, until the client goes away.
+                        self.stream_hello(&mut write, body, header.request_id, conn.clone())
+                            .await;
+                        break;
+                    }
+                    let reply = Arc::clone(&self)
+                        .run_isolated(body, sequences, conn.clone())
+                        .await;
                     if more_to_come {
                         None
                     } else {
-                        Some(reply.map(|(r, c)| (wire::encode_msg_reply(self.request_id(), header.request_id, &r), c)))
+                        Some(reply.map(|(r, c)| {
+                            (
+                                wire::encode_msg_reply(self.request_id(), header.request_id, &r),
+                                c,
+                            )
+                        }))
                     }
                 }
-                Request::Query { full_collection_name, query } => {
-                    let reply = self.run_op_query(full_collection_name, query, conn.clone()).await;
-                    Some(reply.map(|(r, c)| (wire::encode_op_reply(self.request_id(), header.request_id, &r), c)))
+                Request::Query {
+                    full_collection_name,
+                    query,
+                } => {
+                    let reply = self
+                        .run_op_query(full_collection_name, query, conn.clone())
+                        .await;
+                    Some(reply.map(|(r, c)| {
+                        (
+                            wire::encode_op_reply(self.request_id(), header.request_id, &r),
+                            c,
+                        )
+                    }))
                 }
             };
             match outcome {
@@ -160,6 +241,34 @@ impl Server {
         self.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 
+    async fn stream_hello(
+        self: &Arc<Self>,
+        write: &mut tokio::net::tcp::OwnedWriteHalf,
+        body: RawDocumentBuf,
+        mut response_to: i32,
+        conn: Connection,
+    ) {
+        loop {
+            let Some((reply, _)) = Arc::clone(self)
+                .run_isolated(body.clone(), Vec::new(), conn.clone())
+                .await
+            else {
+                return;
+            };
+            let request_id = self.request_id();
+            let bytes = wire::encode_msg_reply_flags(request_id, response_to, &reply, true);
+            if write.write_all(&bytes).await.is_err() {
+                return;
+            }
+            response_to = request_id;
+        }
+    }
+
+    /// This server process's topology version: it never changes while the process lives.
+    pub(crate) fn topology_version(&self) -> Document {
+        doc! {"processId": self.process_id, "counter": 0i64}
+    }
+
     fn request_id(&self) -> i32 {
         self.next_request_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -173,7 +282,12 @@ impl Server {
         // Drivers may wrap the command as {$query: {...}, $readPreference: ...}.
         let mut body = match wire::to_document(&query) {
             Ok(d) => d,
-            Err(e) => return Some((self.error_reply(&CommandError::new(22, e.to_string())), conn)),
+            Err(e) => {
+                return Some((
+                    self.error_reply(&CommandError::new(22, e.to_string())),
+                    conn,
+                ));
+            }
         };
         if let Ok(inner) = body.get_document("$query") {
             body = inner.clone();
@@ -182,23 +296,32 @@ impl Server {
         let Some(db) = full_collection_name.strip_suffix(".$cmd") else {
             let e = CommandError::new(
                 codes::UNSUPPORTED_OP_QUERY_COMMAND,
-                format!("Unsupported OP_QUERY command: {name}. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal"),
+                format!(
+                    "Unsupported OP_QUERY command: {name}. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal"
+                ),
             );
             return Some((self.error_reply(&e), conn));
         };
         if !OP_QUERY_COMMANDS.contains(&name.as_str()) {
             let e = CommandError::new(
                 codes::UNSUPPORTED_OP_QUERY_COMMAND,
-                format!("Unsupported OP_QUERY command: {name}. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal"),
+                format!(
+                    "Unsupported OP_QUERY command: {name}. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal"
+                ),
             );
             return Some((self.error_reply(&e), conn));
         }
         body.insert("$db", db);
         let raw = match RawDocumentBuf::try_from(&body) {
             Ok(r) => r,
-            Err(e) => return Some((self.error_reply(&CommandError::new(22, e.to_string())), conn)),
+            Err(e) => {
+                return Some((
+                    self.error_reply(&CommandError::new(22, e.to_string())),
+                    conn,
+                ));
+            }
         };
-        Arc::clone(self).run_isolated(raw, Vec::new(), conn, true).await
+        Arc::clone(self).run_isolated(raw, Vec::new(), conn).await
     }
 
     /// Runs one command on its own task, so that a bug in a handler becomes an InternalError
@@ -209,12 +332,11 @@ impl Server {
         body: RawDocumentBuf,
         sequences: Vec<(String, Vec<RawDocumentBuf>)>,
         conn: Connection,
-        legacy: bool,
     ) -> Option<(RawDocumentBuf, Connection)> {
         let server = Arc::clone(&self);
         let task = tokio::spawn(async move {
             let mut conn = conn;
-            let result = commands::run(&server, &mut conn, body, sequences, legacy).await;
+            let result = commands::run(&server, &mut conn, body, sequences).await;
             (result, conn)
         });
         match task.await {
@@ -222,7 +344,10 @@ impl Server {
             Ok((Ok(reply), conn)) => Some((self.success_reply(reply), conn)),
             Ok((Err(e), conn)) => Some((self.error_reply(&e), conn)),
             Err(join) => {
-                let e = CommandError::new(codes::INTERNAL_ERROR, format!("command failed internally: {join}"));
+                let e = CommandError::new(
+                    codes::INTERNAL_ERROR,
+                    format!("command failed internally: {join}"),
+                );
                 Some((self.error_reply(&e), Connection::default()))
             }
         }
@@ -253,7 +378,7 @@ impl Server {
     }
 
     fn append_cluster_time(&self, raw: &mut RawDocumentBuf) {
-        let now = self.clock.now();
+        let now = self.oplog.now();
         let cluster_time = doc! {
             "clusterTime": now,
             "signature": {
@@ -269,7 +394,7 @@ impl Server {
 
     /// A document of the server's own identity (`hello` fields that never change).
     pub(crate) fn hello_fields(&self, conn: &Connection) -> Document {
-        let now = self.clock.now();
+        let now = self.oplog.now();
         let wall = bson::DateTime::now();
         doc! {
             "hosts": [self.host.clone()],
@@ -291,6 +416,7 @@ impl Server {
             "localTime": wall,
             "logicalSessionTimeoutMinutes": 30,
             "connectionId": conn.id,
+            "topologyVersion": self.topology_version(),
             "minWireVersion": 0,
             "maxWireVersion": 25,
             "readOnly": false,

@@ -14,7 +14,9 @@ use crate::storage::collection::decode;
 pub(crate) async fn run(server: Weak<Server>, period: Duration) {
     loop {
         tokio::time::sleep(period).await;
-        let Some(server) = server.upgrade() else { return };
+        let Some(server) = server.upgrade() else {
+            return;
+        };
         pass(&server);
     }
 }
@@ -24,7 +26,9 @@ pub(crate) fn pass(server: &Server) -> usize {
     let now = bson::DateTime::now().timestamp_millis();
     let mut deleted = 0;
     for db in server.catalog.database_names() {
-        let Some(database) = server.catalog.database(&db) else { continue };
+        let Some(database) = server.catalog.database(&db) else {
+            continue;
+        };
         for collection in database.collections.values() {
             let mut data = collection.data.write();
             if data.is_capped() {
@@ -34,7 +38,10 @@ pub(crate) fn pass(server: &Server) -> usize {
                 .indexes
                 .iter()
                 .filter_map(|i| {
-                    let secs = i.spec.get("expireAfterSeconds").and_then(crate::storage::collection::as_i64)?;
+                    let secs = i
+                        .spec
+                        .get("expireAfterSeconds")
+                        .and_then(crate::storage::collection::as_i64)?;
                     let field = i.key().keys().next()?.clone();
                     Some((field, secs))
                 })
@@ -55,7 +62,6 @@ pub(crate) fn pass(server: &Server) -> usize {
                 .collect();
             for rid in expired {
                 if data.remove(rid).is_some() {
-                    server.clock.tick();
                     deleted += 1;
                 }
             }

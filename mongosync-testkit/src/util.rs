@@ -37,7 +37,11 @@ pub fn shell_repr(v: &Bson) -> String {
         Bson::Int32(i) => i.to_string(),
         Bson::Int64(i) => i.to_string(),
         Bson::Double(d) => {
-            if d.fract() == 0.0 && d.is_finite() { format!("{d:.1}") } else { d.to_string() }
+            if d.fract() == 0.0 && d.is_finite() {
+                format!("{d:.1}")
+            } else {
+                d.to_string()
+            }
         }
         Bson::Boolean(b) => b.to_string(),
         Bson::Null => "null".into(),
@@ -46,7 +50,10 @@ pub fn shell_repr(v: &Bson) -> String {
             if d.is_empty() {
                 "{}".into()
             } else {
-                let inner: Vec<String> = d.iter().map(|(k, v)| format!("{k}: {}", shell_repr(v))).collect();
+                let inner: Vec<String> = d
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", shell_repr(v)))
+                    .collect();
                 format!("{{ {} }}", inner.join(", "))
             }
         }
@@ -71,5 +78,8 @@ pub fn as_f64(v: &Bson) -> Option<f64> {
 
 /// Whether a value is a number of any type.
 pub fn is_number(v: &Bson) -> bool {
-    matches!(v, Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_))
+    matches!(
+        v,
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_)
+    )
 }

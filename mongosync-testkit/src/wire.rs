@@ -20,6 +20,7 @@ pub const MAX_BSON_SIZE: usize = 16 * 1024 * 1024;
 
 const CHECKSUM_PRESENT: u32 = 1;
 const MORE_TO_COME: u32 = 1 << 1;
+const EXHAUST_ALLOWED: u32 = 1 << 16;
 /// Bits 0-15 are required: an unknown one set means the message cannot be understood.
 const KNOWN_REQUIRED_FLAGS: u32 = CHECKSUM_PRESENT | MORE_TO_COME;
 
@@ -47,6 +48,8 @@ pub enum Request {
         sequences: Vec<(String, Vec<RawDocumentBuf>)>,
         /// `moreToCome`: the client expects no reply.
         more_to_come: bool,
+        /// `exhaustAllowed`: the server may stream replies (awaitable hello).
+        exhaust_allowed: bool,
     },
     /// A legacy OP_QUERY command on `<db>.$cmd`.
     Query {
@@ -116,7 +119,11 @@ fn parse_msg(header: &Header, head: &[u8; 16], body: &[u8]) -> Result<Request, W
     }
     let flags = u32::from_le_bytes(body[0..4].try_into().expect("4 bytes"));
     if flags & 0xffff & !KNOWN_REQUIRED_FLAGS != 0 {
-        return Err(invalid(header, 40632, format!("Unrecognized required flags in OP_MSG: {flags:#x}")));
+        return Err(invalid(
+            header,
+            40632,
+            format!("Unrecognized required flags in OP_MSG: {flags:#x}"),
+        ));
     }
     let mut end = body.len();
     if flags & CHECKSUM_PRESENT != 0 {
@@ -146,7 +153,11 @@ fn parse_msg(header: &Header, head: &[u8; 16], body: &[u8]) -> Result<Request, W
             }
             1 => {
                 if pos + 4 > end {
-                    return Err(invalid(header, 40431, "Document sequence section truncated"));
+                    return Err(invalid(
+                        header,
+                        40431,
+                        "Document sequence section truncated",
+                    ));
                 }
                 let size = i32::from_le_bytes(body[pos..pos + 4].try_into().expect("4 bytes"));
                 if size < 5 || pos + size as usize > end {
@@ -157,7 +168,9 @@ fn parse_msg(header: &Header, head: &[u8; 16], body: &[u8]) -> Result<Request, W
                 let name_end = body[pos..section_end]
                     .iter()
                     .position(|b| *b == 0)
-                    .ok_or_else(|| invalid(header, 40431, "Document sequence identifier not terminated"))?;
+                    .ok_or_else(|| {
+                        invalid(header, 40431, "Document sequence identifier not terminated")
+                    })?;
                 let name = String::from_utf8_lossy(&body[pos..pos + name_end]).into_owned();
                 pos += name_end + 1;
                 let mut docs = Vec::new();
@@ -167,17 +180,30 @@ fn parse_msg(header: &Header, head: &[u8; 16], body: &[u8]) -> Result<Request, W
                 sequences.push((name, docs));
             }
             other => {
-                return Err(invalid(header, 40432, format!("Unknown section kind {other}")));
+                return Err(invalid(
+                    header,
+                    40432,
+                    format!("Unknown section kind {other}"),
+                ));
             }
         }
     }
     let body_doc = command.ok_or_else(|| invalid(header, 40587, "OP_MSG requires a body"))?;
     for (name, _) in &sequences {
         if body_doc.get(name).ok().flatten().is_some() {
-            return Err(invalid(header, 40433, format!("Duplicate field {name} in OP_MSG")));
+            return Err(invalid(
+                header,
+                40433,
+                format!("Duplicate field {name} in OP_MSG"),
+            ));
         }
     }
-    Ok(Request::Msg { body: body_doc, sequences, more_to_come: flags & MORE_TO_COME != 0 })
+    Ok(Request::Msg {
+        body: body_doc,
+        sequences,
+        more_to_come: flags & MORE_TO_COME != 0,
+        exhaust_allowed: flags & EXHAUST_ALLOWED != 0,
+    })
 }
 
 fn read_document(
@@ -191,14 +217,23 @@ fn read_document(
     }
     let len = i32::from_le_bytes(buf[*pos..*pos + 4].try_into().expect("4 bytes"));
     if len < 5 || *pos + len as usize > end {
-        return Err(invalid(header, 22, format!("invalid BSON document length {len}")));
+        return Err(invalid(
+            header,
+            22,
+            format!("invalid BSON document length {len}"),
+        ));
     }
     if len as usize > MAX_BSON_SIZE + 16 * 1024 {
-        return Err(invalid(header, 10334, format!("BSONObj size: {len} is invalid")));
+        return Err(invalid(
+            header,
+            10334,
+            format!("BSONObj size: {len} is invalid"),
+        ));
     }
     let bytes = buf[*pos..*pos + len as usize].to_vec();
     *pos += len as usize;
-    let doc = RawDocumentBuf::from_bytes(bytes).map_err(|e| invalid(header, 22, format!("invalid BSON: {e}")))?;
+    let doc = RawDocumentBuf::from_bytes(bytes)
+        .map_err(|e| invalid(header, 22, format!("invalid BSON: {e}")))?;
     validate(&doc).map_err(|e| invalid(header, 22, format!("invalid BSON: {e}")))?;
     Ok(doc)
 }
@@ -245,16 +280,30 @@ fn parse_query(header: &Header, body: &[u8]) -> Result<Request, WireError> {
         return Err(WireError::Fatal("OP_QUERY too short".into()));
     }
     let query = read_document(header, body, &mut pos, body.len())?;
-    Ok(Request::Query { full_collection_name, query })
+    Ok(Request::Query {
+        full_collection_name,
+        query,
+    })
 }
 
 /// Encodes an OP_MSG reply: one kind-0 section, no flags (drivers reject anything else).
 pub fn encode_msg_reply(request_id: i32, response_to: i32, body: &bson::RawDocument) -> Vec<u8> {
+    encode_msg_reply_flags(request_id, response_to, body, false)
+}
+
+/// Encodes an OP_MSG reply, flagged `moreToCome` when more replies follow unasked (the
+/// streaming protocol of the awaitable hello).
+pub fn encode_msg_reply_flags(
+    request_id: i32,
+    response_to: i32,
+    body: &bson::RawDocument,
+    more_to_come: bool,
+) -> Vec<u8> {
     let bytes = body.as_bytes();
     let len = 16 + 4 + 1 + bytes.len();
     let mut out = Vec::with_capacity(len);
     push_header(&mut out, len, request_id, response_to, OP_MSG);
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(if more_to_come { MORE_TO_COME } else { 0 }).to_le_bytes());
     out.push(0);
     out.extend_from_slice(bytes);
     out
@@ -320,7 +369,12 @@ mod tests {
         let (header, req) = read_message(&mut bytes.as_slice()).await.unwrap().unwrap();
         assert_eq!(header.request_id, 7);
         match req {
-            Request::Msg { body, sequences, more_to_come } => {
+            Request::Msg {
+                body,
+                sequences,
+                more_to_come,
+                ..
+            } => {
                 assert_eq!(body.get_str("insert").unwrap(), "c");
                 assert_eq!(sequences.len(), 1);
                 assert_eq!(sequences[0].0, "documents");
@@ -338,11 +392,17 @@ mod tests {
         let mut bytes = msg(CHECKSUM_PRESENT, &sections, true);
         let n = bytes.len();
         bytes[n - 1] ^= 0xff;
-        assert!(matches!(read_message(&mut bytes.as_slice()).await, Err(WireError::Fatal(_))));
+        assert!(matches!(
+            read_message(&mut bytes.as_slice()).await,
+            Err(WireError::Fatal(_))
+        ));
 
         let mut huge = Vec::new();
         push_header(&mut huge, 60_000_000, 1, 0, OP_MSG);
-        assert!(matches!(read_message(&mut huge.as_slice()).await, Err(WireError::Fatal(_))));
+        assert!(matches!(
+            read_message(&mut huge.as_slice()).await,
+            Err(WireError::Fatal(_))
+        ));
     }
 
     #[tokio::test]
@@ -351,6 +411,9 @@ mod tests {
         sections.extend_from_slice(&[12, 0, 0, 0, 0x10, b'a', 0, 1, 0, 0, 0, 0]);
         sections[5] = 0x7f; // unknown element type
         let bytes = msg(0, &sections, false);
-        assert!(matches!(read_message(&mut bytes.as_slice()).await, Err(WireError::Invalid(22, _, _))));
+        assert!(matches!(
+            read_message(&mut bytes.as_slice()).await,
+            Err(WireError::Invalid(22, _, _))
+        ));
     }
 }

@@ -7,21 +7,53 @@ use bson::{Bson, Document, doc};
 use super::support;
 use super::{Ctx, Reply};
 use crate::error::{CommandError, Result, codes};
+use crate::oplog::EntryKind;
 use crate::query::matcher::Matcher;
 use crate::storage::catalog::Namespace;
 use crate::storage::{Index, View};
 
 const CREATE_FIELDS: &[&str] = &[
-    "capped", "size", "max", "autoIndexId", "storageEngine", "validator", "validationLevel", "validationAction",
-    "indexOptionDefaults", "viewOn", "pipeline", "collation", "changeStreamPreAndPostImages", "timeseries",
-    "clusteredIndex", "expireAfterSeconds", "encryptedFields", "idIndex", "temp", "recordIdsReplicated", "flags",
+    "capped",
+    "size",
+    "max",
+    "autoIndexId",
+    "storageEngine",
+    "validator",
+    "validationLevel",
+    "validationAction",
+    "indexOptionDefaults",
+    "viewOn",
+    "pipeline",
+    "collation",
+    "changeStreamPreAndPostImages",
+    "timeseries",
+    "clusteredIndex",
+    "expireAfterSeconds",
+    "encryptedFields",
+    "idIndex",
+    "temp",
+    "recordIdsReplicated",
+    "flags",
 ];
 
 /// Options of `create` kept as the collection's options (what `listCollections` reports).
 const STORED_OPTIONS: &[&str] = &[
-    "capped", "size", "max", "storageEngine", "validator", "validationLevel", "validationAction",
-    "indexOptionDefaults", "collation", "changeStreamPreAndPostImages", "timeseries", "clusteredIndex",
-    "expireAfterSeconds", "encryptedFields", "temp", "recordIdsReplicated",
+    "capped",
+    "size",
+    "max",
+    "storageEngine",
+    "validator",
+    "validationLevel",
+    "validationAction",
+    "indexOptionDefaults",
+    "collation",
+    "changeStreamPreAndPostImages",
+    "timeseries",
+    "clusteredIndex",
+    "expireAfterSeconds",
+    "encryptedFields",
+    "temp",
+    "recordIdsReplicated",
 ];
 
 const VALIDATION_LEVELS: &[&str] = &["off", "strict", "moderate"];
@@ -30,17 +62,25 @@ const VALIDATION_ACTIONS: &[&str] = &["error", "warn", "errorAndLog"];
 fn validate_collection_options(opts: &Document, command: &str) -> Result<()> {
     if let Some(v) = opts.get("validator") {
         let Bson::Document(v) = v else {
-            return Err(CommandError::type_mismatch(format!("BSON field '{command}.validator' is the wrong type, expected type 'object'")));
+            return Err(CommandError::type_mismatch(format!(
+                "BSON field '{command}.validator' is the wrong type, expected type 'object'"
+            )));
         };
         for bad in ["$near", "$nearSphere", "$text", "$where", "$expr"] {
             if v.contains_key(bad) && bad != "$expr" {
-                return Err(CommandError::new(codes::QUERY_FEATURE_NOT_ALLOWED, format!("{bad} is not allowed in this context")));
+                return Err(CommandError::new(
+                    codes::QUERY_FEATURE_NOT_ALLOWED,
+                    format!("{bad} is not allowed in this context"),
+                ));
             }
         }
         Matcher::new(v, &Document::new())?;
     }
     if let Some(level) = opts.get("validationLevel") {
-        if !level.as_str().is_some_and(|l| VALIDATION_LEVELS.contains(&l)) {
+        if !level
+            .as_str()
+            .is_some_and(|l| VALIDATION_LEVELS.contains(&l))
+        {
             return Err(CommandError::bad_value(format!(
                 "Enumeration value '{}' for field '{command}.validationLevel' is not a valid value.",
                 crate::util::shell_repr(level).trim_matches('"')
@@ -48,7 +88,10 @@ fn validate_collection_options(opts: &Document, command: &str) -> Result<()> {
         }
     }
     if let Some(action) = opts.get("validationAction") {
-        if !action.as_str().is_some_and(|a| VALIDATION_ACTIONS.contains(&a)) {
+        if !action
+            .as_str()
+            .is_some_and(|a| VALIDATION_ACTIONS.contains(&a))
+        {
             return Err(CommandError::bad_value(format!(
                 "Enumeration value '{}' for field '{command}.validationAction' is not a valid value.",
                 crate::util::shell_repr(action).trim_matches('"')
@@ -77,9 +120,20 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
         if view_on.is_empty() {
             return Err(CommandError::bad_value("'viewOn' cannot be empty"));
         }
-        for incompatible in ["capped", "size", "max", "validator", "timeseries", "clusteredIndex", "changeStreamPreAndPostImages", "idIndex"] {
+        for incompatible in [
+            "capped",
+            "size",
+            "max",
+            "validator",
+            "timeseries",
+            "clusteredIndex",
+            "changeStreamPreAndPostImages",
+            "idIndex",
+        ] {
             if body.contains_key(incompatible) {
-                return Err(CommandError::invalid_options(format!("'{incompatible}' option not supported on a view")));
+                return Err(CommandError::invalid_options(format!(
+                    "'{incompatible}' option not supported on a view"
+                )));
             }
         }
         let pipeline = match body.get("pipeline") {
@@ -88,19 +142,26 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 .iter()
                 .map(|s| match s {
                     Bson::Document(d) => Ok(d.clone()),
-                    _ => Err(CommandError::type_mismatch("'pipeline' must be an array of objects")),
+                    _ => Err(CommandError::type_mismatch(
+                        "'pipeline' must be an array of objects",
+                    )),
                 })
                 .collect::<Result<_>>()?,
             Some(_) => return Err(CommandError::type_mismatch("'pipeline' must be an array")),
         };
         crate::query::pipeline::Pipeline::parse(&pipeline, &Document::new())?;
-        let view = View { view_on: view_on.clone(), pipeline, collation: body.get_document("collation").ok().cloned() };
+        let view = View {
+            view_on: view_on.clone(),
+            pipeline,
+            collation: body.get_document("collation").ok().cloned(),
+        };
         ctx.server.catalog.create_view(&ctx.db, &coll, view)?;
-        ctx.server.clock.tick();
         return Ok(Reply::Doc(Document::new()));
     }
     if body.contains_key("pipeline") {
-        return Err(CommandError::invalid_options("'pipeline' requires 'viewOn' to also be specified"));
+        return Err(CommandError::invalid_options(
+            "'pipeline' requires 'viewOn' to also be specified",
+        ));
     }
     let mut options = Document::new();
     for (k, v) in body.iter().skip(1) {
@@ -109,29 +170,54 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
     }
     validate_collection_options(&options, "create")?;
-    let capped = options.get("capped").map(|c| c.as_bool().unwrap_or(crate::util::as_f64(c).is_some_and(|f| f != 0.0)));
+    if options.contains_key("validator") {
+        // A real server stores the defaults next to a validator.
+        if !options.contains_key("validationLevel") {
+            options.insert("validationLevel", "strict");
+        }
+        if !options.contains_key("validationAction") {
+            options.insert("validationAction", "error");
+        }
+    }
+    let capped = options.get("capped").map(|c| {
+        c.as_bool()
+            .unwrap_or(crate::util::as_f64(c).is_some_and(|f| f != 0.0))
+    });
     if capped == Some(true) {
         options.insert("capped", true);
         match options.get("size").and_then(crate::util::as_f64) {
             Some(s) if s > 0.0 => {}
             Some(_) => return Err(CommandError::bad_value("size must be greater than 0")),
-            None => return Err(CommandError::invalid_options("the 'size' field is required when 'capped' is true")),
+            None => {
+                return Err(CommandError::invalid_options(
+                    "the 'size' field is required when 'capped' is true",
+                ));
+            }
         }
         if options.contains_key("clusteredIndex") {
-            return Err(CommandError::invalid_options("Clustered collections cannot be capped"));
+            return Err(CommandError::invalid_options(
+                "Clustered collections cannot be capped",
+            ));
         }
     } else {
         options.remove("capped");
         if options.contains_key("size") || options.contains_key("max") {
-            return Err(CommandError::invalid_options("the 'size' and 'max' fields are only allowed for capped collections"));
+            return Err(CommandError::invalid_options(
+                "the 'size' and 'max' fields are only allowed for capped collections",
+            ));
         }
     }
     if let Some(ts) = options.get("timeseries") {
         let Bson::Document(ts) = ts else {
-            return Err(CommandError::type_mismatch("'timeseries' must be an object"));
+            return Err(CommandError::type_mismatch(
+                "'timeseries' must be an object",
+            ));
         };
         if ts.get_str("timeField").is_err() {
-            return Err(CommandError::missing_field("create.timeseries", "timeField"));
+            return Err(CommandError::missing_field(
+                "create.timeseries",
+                "timeField",
+            ));
         }
         let mut ts = ts.clone();
         if !ts.contains_key("granularity") && !ts.contains_key("bucketMaxSpanSeconds") {
@@ -149,9 +235,13 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
     if let Some(ci) = options.get("clusteredIndex") {
         let Bson::Document(ci) = ci else {
-            return Err(CommandError::type_mismatch("'clusteredIndex' must be an object"));
+            return Err(CommandError::type_mismatch(
+                "'clusteredIndex' must be an object",
+            ));
         };
-        if ci.get_document("key").ok() != Some(&doc! {"_id": 1}) || !ci.get_bool("unique").unwrap_or(false) {
+        if ci.get_document("key").ok() != Some(&doc! {"_id": 1})
+            || !ci.get_bool("unique").unwrap_or(false)
+        {
             return Err(CommandError::invalid_options(
                 "The clusteredIndex option is only supported for key: {_id: 1} and unique: true",
             ));
@@ -161,7 +251,10 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
         spec.insert("unique", true);
         options.insert("clusteredIndex", spec);
     }
-    if options.contains_key("expireAfterSeconds") && !options.contains_key("clusteredIndex") && !options.contains_key("timeseries") {
+    if options.contains_key("expireAfterSeconds")
+        && !options.contains_key("clusteredIndex")
+        && !options.contains_key("timeseries")
+    {
         return Err(CommandError::invalid_options(
             "'expireAfterSeconds' requires clustering to be enabled",
         ));
@@ -170,11 +263,14 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
         options.remove("clusteredIndex");
     }
     support::refuse_view(ctx, &coll).map_err(|_| {
-        CommandError::new(codes::NAMESPACE_EXISTS, format!("Collection {}.{coll} already exists.", ctx.db))
+        CommandError::new(
+            codes::NAMESPACE_EXISTS,
+            format!("Collection {}.{coll} already exists.", ctx.db),
+        )
     })?;
-    if ctx.server.catalog.create_collection(&ctx.db, &coll, options)?.is_some() {
-        ctx.server.clock.tick();
-    }
+    ctx.server
+        .catalog
+        .create_collection(&ctx.db, &coll, options)?;
     Ok(Reply::Doc(Document::new()))
 }
 
@@ -185,47 +281,63 @@ pub fn drop(ctx: &mut Ctx<'_>) -> Result<Reply> {
     match ctx.server.catalog.drop_namespace(&ctx.db, &coll) {
         Some(Namespace::Collection(c)) => {
             let n = 1 + c.data.read().indexes.len() as i32;
-            ctx.server.clock.tick();
             Ok(Reply::Doc(doc! {"nIndexesWas": n, "ns": ns}))
         }
-        Some(Namespace::View(_)) => {
-            ctx.server.clock.tick();
-            Ok(Reply::Doc(doc! {"ns": ns}))
-        }
+        Some(Namespace::View(_)) => Ok(Reply::Doc(doc! {"ns": ns})),
         // Since 7.0 dropping a missing collection succeeds.
         None => Ok(Reply::Doc(Document::new())),
     }
 }
 
 pub fn drop_database(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    let dropped = ctx.server.catalog.drop_database(&ctx.db);
-    if !dropped.is_empty() {
-        ctx.server.clock.tick();
-    }
+    ctx.server.catalog.drop_database(&ctx.db);
     Ok(Reply::Doc(doc! {"dropped": ctx.db.clone()}))
 }
 
 fn split_ns(ns: &str) -> Result<(&str, &str)> {
     ns.split_once('.')
         .filter(|(d, c)| !d.is_empty() && !c.is_empty())
-        .ok_or_else(|| CommandError::invalid_namespace(format!("Invalid namespace specified '{ns}'")))
+        .ok_or_else(|| {
+            CommandError::invalid_namespace(format!("Invalid namespace specified '{ns}'"))
+        })
 }
 
 pub fn rename_collection(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    ctx.check_fields(&["to", "dropTarget", "stayTemp", "collectionUUID", "newTargetCollectionUuid"])?;
+    ctx.check_fields(&[
+        "to",
+        "dropTarget",
+        "stayTemp",
+        "collectionUUID",
+        "newTargetCollectionUuid",
+    ])?;
     if ctx.db != "admin" {
-        return Err(CommandError::new(codes::UNAUTHORIZED, "renameCollection may only be run against the admin database."));
+        return Err(CommandError::new(
+            codes::UNAUTHORIZED,
+            "renameCollection may only be run against the admin database.",
+        ));
     }
     let from = match ctx.arg() {
         Bson::String(s) => s.clone(),
         other => {
-            return Err(CommandError::wrong_field_type("renameCollection", "renameCollection", crate::util::type_name(other), &["string"]));
+            return Err(CommandError::wrong_field_type(
+                "renameCollection",
+                "renameCollection",
+                crate::util::type_name(other),
+                &["string"],
+            ));
         }
     };
     let to = match ctx.body.get("to") {
         Some(Bson::String(s)) => s.clone(),
         None => return Err(CommandError::missing_field("renameCollection", "to")),
-        Some(other) => return Err(CommandError::wrong_field_type("renameCollection", "to", crate::util::type_name(other), &["string"])),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type(
+                "renameCollection",
+                "to",
+                crate::util::type_name(other),
+                &["string"],
+            ));
+        }
     };
     let drop_target = match ctx.body.get("dropTarget") {
         Some(Bson::Boolean(b)) => *b,
@@ -235,24 +347,42 @@ pub fn rename_collection(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let from = split_ns(&from)?;
     let to = split_ns(&to)?;
     ctx.server.catalog.rename(from, to, drop_target)?;
-    ctx.server.clock.tick();
     Ok(Reply::Doc(Document::new()))
 }
 
 pub fn coll_mod(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(&[
-        "validator", "validationLevel", "validationAction", "index", "viewOn", "pipeline", "changeStreamPreAndPostImages",
-        "expireAfterSeconds", "cappedSize", "cappedMax", "timeseries", "dryRun", "collectionUUID", "recordIdsReplicated",
+        "validator",
+        "validationLevel",
+        "validationAction",
+        "index",
+        "viewOn",
+        "pipeline",
+        "changeStreamPreAndPostImages",
+        "expireAfterSeconds",
+        "cappedSize",
+        "cappedMax",
+        "timeseries",
+        "dryRun",
+        "collectionUUID",
+        "recordIdsReplicated",
         "timeseriesBucketsMayHaveMixedSchemaData",
     ])?;
     let coll = ctx.collection_arg()?;
     let body = ctx.body.clone();
     match ctx.server.catalog.lookup(&ctx.db, &coll) {
-        None => Err(CommandError::namespace_not_found(format!("ns does not exist: {}.{coll}", ctx.db))),
+        None => Err(CommandError::namespace_not_found(format!(
+            "ns does not exist: {}.{coll}",
+            ctx.db
+        ))),
         Some(Namespace::View(mut view)) => {
             for k in body.keys().skip(1) {
-                if !["viewOn", "pipeline"].contains(&k.as_str()) && !super::GENERIC_FIELDS.contains(&k.as_str()) {
-                    return Err(CommandError::invalid_options(format!("option not supported on a view: {k}")));
+                if !["viewOn", "pipeline"].contains(&k.as_str())
+                    && !super::GENERIC_FIELDS.contains(&k.as_str())
+                {
+                    return Err(CommandError::invalid_options(format!(
+                        "option not supported on a view: {k}"
+                    )));
                 }
             }
             if let Ok(v) = body.get_str("viewOn") {
@@ -262,68 +392,110 @@ pub fn coll_mod(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 view.pipeline = p.iter().filter_map(|s| s.as_document().cloned()).collect();
             }
             ctx.server.catalog.modify_view(&ctx.db, &coll, view)?;
-            ctx.server.clock.tick();
             Ok(Reply::Doc(Document::new()))
         }
         Some(Namespace::Collection(c)) => {
             if body.contains_key("viewOn") || body.contains_key("pipeline") {
-                return Err(CommandError::invalid_options("'viewOn' and 'pipeline' are only valid for views"));
+                return Err(CommandError::invalid_options(
+                    "'viewOn' and 'pipeline' are only valid for views",
+                ));
             }
             let mut changes = Document::new();
-            for k in ["validator", "validationLevel", "validationAction", "changeStreamPreAndPostImages"] {
+            for k in [
+                "validator",
+                "validationLevel",
+                "validationAction",
+                "changeStreamPreAndPostImages",
+            ] {
                 if let Some(v) = body.get(k) {
                     changes.insert(k, v.clone());
                 }
             }
             validate_collection_options(&changes, "collMod")?;
             let mut data = c.data.write();
+            let mut state_before = doc! {"collectionOptions": data.options.clone()};
             let mut reply = Document::new();
             if let Some(index) = body.get("index") {
                 let Bson::Document(index) = index else {
                     return Err(CommandError::type_mismatch("'index' must be an object"));
                 };
-                reply = modify_index(&mut data, index)?;
+                let (r, old) = modify_index(&mut data, index)?;
+                reply = r;
+                state_before.insert("indexOptions", old);
             }
             for (k, v) in changes {
                 data.options.insert(k, v);
             }
             if let Some(size) = body.get("cappedSize") {
                 if !data.is_capped() {
-                    return Err(CommandError::invalid_options("Collection is not capped: cappedSize"));
+                    return Err(CommandError::invalid_options(
+                        "Collection is not capped: cappedSize",
+                    ));
                 }
                 data.options.insert("size", size.clone());
             }
             if let Some(max) = body.get("cappedMax") {
                 if !data.is_capped() {
-                    return Err(CommandError::invalid_options("Collection is not capped: cappedMax"));
+                    return Err(CommandError::invalid_options(
+                        "Collection is not capped: cappedMax",
+                    ));
                 }
                 data.options.insert("max", max.clone());
             }
             if let Some(e) = body.get("expireAfterSeconds") {
                 data.options.insert("expireAfterSeconds", e.clone());
             }
-            ctx.server.clock.tick();
+            let mut description = Document::new();
+            for (k, v) in body.iter().skip(1) {
+                if !super::GENERIC_FIELDS.contains(&k.as_str()) && k != "dryRun" {
+                    description.insert(k.clone(), v.clone());
+                }
+            }
+            data.record_ddl(EntryKind::Modify {
+                description,
+                state_before,
+            });
             Ok(Reply::Doc(reply))
         }
     }
 }
 
-fn modify_index(data: &mut crate::storage::CollectionData, index: &Document) -> Result<Document> {
+/// Changes an index's options; returns the reply fields and the options it had.
+fn modify_index(
+    data: &mut crate::storage::CollectionData,
+    index: &Document,
+) -> Result<(Document, Document)> {
     let position = if let Ok(name) = index.get_str("name") {
-        data.indexes.iter().position(|i| i.name() == name).ok_or_else(|| {
-            CommandError::new(codes::INDEX_NOT_FOUND, format!("cannot find index {name} for ns {}", data.ns))
-        })?
+        data.indexes
+            .iter()
+            .position(|i| i.name() == name)
+            .ok_or_else(|| {
+                CommandError::new(
+                    codes::INDEX_NOT_FOUND,
+                    format!("cannot find index {name} for ns {}", data.ns),
+                )
+            })?
     } else if let Ok(key) = index.get_document("keyPattern") {
-        data.indexes.iter().position(|i| i.key() == key).ok_or_else(|| {
-            CommandError::new(
-                codes::INDEX_NOT_FOUND,
-                format!("cannot find index {} for ns {}", crate::util::shell_repr(&Bson::Document(key.clone())), data.ns),
-            )
-        })?
+        data.indexes
+            .iter()
+            .position(|i| i.key() == key)
+            .ok_or_else(|| {
+                CommandError::new(
+                    codes::INDEX_NOT_FOUND,
+                    format!(
+                        "cannot find index {} for ns {}",
+                        crate::util::shell_repr(&Bson::Document(key.clone())),
+                        data.ns
+                    ),
+                )
+            })?
     } else {
-        return Err(CommandError::invalid_options("must specify either index name or key pattern for collMod"));
+        return Err(CommandError::invalid_options(
+            "must specify either index name or key pattern for collMod",
+        ));
     };
     let mut spec = data.indexes[position].spec.clone();
+    let old_options = options_of(&spec);
     let mut reply = Document::new();
     if let Some(hidden) = index.get("hidden") {
         let Bson::Boolean(hidden) = hidden else {
@@ -340,18 +512,29 @@ fn modify_index(data: &mut crate::storage::CollectionData, index: &Document) -> 
     }
     if let Some(expire) = index.get("expireAfterSeconds") {
         if !crate::util::is_number(expire) {
-            return Err(CommandError::type_mismatch("'expireAfterSeconds' must be a number"));
+            return Err(CommandError::type_mismatch(
+                "'expireAfterSeconds' must be a number",
+            ));
         }
         if !spec.contains_key("expireAfterSeconds") {
-            return Err(CommandError::invalid_options("no expireAfterSeconds field to update"));
+            return Err(CommandError::invalid_options(
+                "no expireAfterSeconds field to update",
+            ));
         }
-        reply.insert("expireAfterSeconds_old", spec.get("expireAfterSeconds").cloned().unwrap_or(Bson::Null));
+        reply.insert(
+            "expireAfterSeconds_old",
+            spec.get("expireAfterSeconds")
+                .cloned()
+                .unwrap_or(Bson::Null),
+        );
         reply.insert("expireAfterSeconds_new", expire.clone());
         spec.insert("expireAfterSeconds", expire.clone());
     }
     if let Some(prepare) = index.get("prepareUnique") {
         let Bson::Boolean(prepare) = prepare else {
-            return Err(CommandError::type_mismatch("'prepareUnique' must be a boolean"));
+            return Err(CommandError::type_mismatch(
+                "'prepareUnique' must be a boolean",
+            ));
         };
         let old = spec.get_bool("prepareUnique").unwrap_or(false);
         if old != *prepare {
@@ -367,7 +550,9 @@ fn modify_index(data: &mut crate::storage::CollectionData, index: &Document) -> 
     let mut make_unique = false;
     if let Some(unique) = index.get("unique") {
         if unique != &Bson::Boolean(true) {
-            return Err(CommandError::bad_value("Cannot make index non-unique; collMod only supports unique: true"));
+            return Err(CommandError::bad_value(
+                "Cannot make index non-unique; collMod only supports unique: true",
+            ));
         }
         if !spec.get_bool("unique").unwrap_or(false) {
             if !spec.get_bool("prepareUnique").unwrap_or(false) {
@@ -405,18 +590,25 @@ fn modify_index(data: &mut crate::storage::CollectionData, index: &Document) -> 
     let mut new_index = Index::new(spec)?;
     new_index.rebuild(&ns, data.decoded()?.into_iter())?;
     data.indexes[position] = new_index;
-    Ok(reply)
+    Ok((reply, old_options))
 }
 
 /// The `listCollections` entry of a collection.
 fn collection_entry(name: &str, c: &crate::storage::Collection) -> Document {
     let data = c.data.read();
-    let kind = if data.options.contains_key("timeseries") { "timeseries" } else { "collection" };
+    let kind = if data.options.contains_key("timeseries") {
+        "timeseries"
+    } else {
+        "collection"
+    };
     let mut entry = doc! {"name": name, "type": kind, "options": data.options.clone()};
     if kind == "timeseries" {
         entry.insert("info", doc! {"readOnly": false});
     } else {
-        entry.insert("info", doc! {"readOnly": false, "uuid": Bson::Binary(bson::Binary::from_uuid(c.uuid))});
+        entry.insert(
+            "info",
+            doc! {"readOnly": false, "uuid": Bson::Binary(bson::Binary::from_uuid(c.uuid))},
+        );
         if !data.options.contains_key("clusteredIndex") {
             entry.insert("idIndex", doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"});
         }
@@ -425,12 +617,22 @@ fn collection_entry(name: &str, c: &crate::storage::Collection) -> Document {
 }
 
 pub fn list_collections(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    ctx.check_fields(&["filter", "nameOnly", "authorizedCollections", "cursor", "includePendingDrops", "rawData"])?;
+    ctx.check_fields(&[
+        "filter",
+        "nameOnly",
+        "authorizedCollections",
+        "cursor",
+        "includePendingDrops",
+        "rawData",
+    ])?;
     let filter = ctx.opt_doc("filter")?.cloned().unwrap_or_default();
     let matcher = Matcher::new(&filter, &Document::new())?;
     let name_only = ctx.opt_bool("nameOnly")?.unwrap_or(false);
     let batch = match ctx.opt_doc("cursor")? {
-        Some(c) => c.get("batchSize").and_then(crate::util::as_f64).map(|b| b as usize),
+        Some(c) => c
+            .get("batchSize")
+            .and_then(crate::util::as_f64)
+            .map(|b| b as usize),
         None => None,
     };
     let db = ctx.server.catalog.database(&ctx.db).unwrap_or_default();
@@ -446,13 +648,21 @@ pub fn list_collections(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
         entries.push(doc! {"name": name.clone(), "type": "view", "options": options, "info": {"readOnly": true}});
     }
-    entries.sort_by(|a, b| a.get_str("name").unwrap_or("").cmp(b.get_str("name").unwrap_or("")));
+    entries.sort_by(|a, b| {
+        a.get_str("name")
+            .unwrap_or("")
+            .cmp(b.get_str("name").unwrap_or(""))
+    });
     let mut out = Vec::new();
     for e in entries {
         if !matcher.matches(&e) {
             continue;
         }
-        let e = if name_only { doc! {"name": e.get_str("name").unwrap_or(""), "type": e.get_str("type").unwrap_or("")} } else { e };
+        let e = if name_only {
+            doc! {"name": e.get_str("name").unwrap_or(""), "type": e.get_str("type").unwrap_or("")}
+        } else {
+            e
+        };
         out.push(support::encode(&e)?);
     }
     let ns = format!("{}.$cmd.listCollections", ctx.db);
@@ -460,68 +670,137 @@ pub fn list_collections(ctx: &mut Ctx<'_>) -> Result<Reply> {
 }
 
 const INDEX_OPTIONS: &[&str] = &[
-    "v", "key", "name", "unique", "sparse", "partialFilterExpression", "hidden", "collation", "expireAfterSeconds",
-    "background", "weights", "default_language", "language_override", "textIndexVersion", "2dsphereIndexVersion",
-    "bits", "min", "max", "bucketSize", "wildcardProjection", "prepareUnique", "storageEngine", "dropDups", "ns",
-    "coarsestIndexedLevel", "finestIndexedLevel", "clustered",
+    "v",
+    "key",
+    "name",
+    "unique",
+    "sparse",
+    "partialFilterExpression",
+    "hidden",
+    "collation",
+    "expireAfterSeconds",
+    "background",
+    "weights",
+    "default_language",
+    "language_override",
+    "textIndexVersion",
+    "2dsphereIndexVersion",
+    "bits",
+    "min",
+    "max",
+    "bucketSize",
+    "wildcardProjection",
+    "prepareUnique",
+    "storageEngine",
+    "dropDups",
+    "ns",
+    "coarsestIndexedLevel",
+    "finestIndexedLevel",
+    "clustered",
 ];
 
 fn validate_index_spec(spec: &Document) -> Result<Document> {
     let key = match spec.get("key") {
         Some(Bson::Document(k)) if !k.is_empty() => k.clone(),
         Some(Bson::Document(_)) => {
-            return Err(CommandError::new(codes::CANNOT_CREATE_INDEX, "Index keys cannot be an empty field."));
+            return Err(CommandError::new(
+                codes::CANNOT_CREATE_INDEX,
+                "Index keys cannot be an empty field.",
+            ));
         }
-        Some(_) => return Err(CommandError::type_mismatch("The field 'key' must be an object")),
-        None => return Err(CommandError::failed_to_parse("The 'key' field is a required property of an index specification")),
+        Some(_) => {
+            return Err(CommandError::type_mismatch(
+                "The field 'key' must be an object",
+            ));
+        }
+        None => {
+            return Err(CommandError::failed_to_parse(
+                "The 'key' field is a required property of an index specification",
+            ));
+        }
     };
     for (field, dir) in &key {
         if field.is_empty() {
-            return Err(CommandError::new(codes::CANNOT_CREATE_INDEX, "Index keys cannot be an empty field."));
+            return Err(CommandError::new(
+                codes::CANNOT_CREATE_INDEX,
+                "Index keys cannot be an empty field.",
+            ));
         }
         let ok = match dir {
-            Bson::String(s) => ["hashed", "text", "2dsphere", "2d", "geoHaystack"].contains(&s.as_str()),
-            v if crate::util::is_number(v) => crate::util::as_f64(v).is_some_and(|f| f != 0.0 && !f.is_nan()),
+            Bson::String(s) => {
+                ["hashed", "text", "2dsphere", "2d", "geoHaystack"].contains(&s.as_str())
+            }
+            v if crate::util::is_number(v) => {
+                crate::util::as_f64(v).is_some_and(|f| f != 0.0 && !f.is_nan())
+            }
             _ => false,
         };
         if !ok {
             return Err(CommandError::new(
                 codes::CANNOT_CREATE_INDEX,
-                format!("Values in index key pattern can't be 0 or a non-number/string: {}", crate::util::shell_repr(dir)),
+                format!(
+                    "Values in index key pattern can't be 0 or a non-number/string: {}",
+                    crate::util::shell_repr(dir)
+                ),
             ));
         }
     }
     let name = match spec.get("name") {
         Some(Bson::String(n)) if !n.is_empty() => n.clone(),
-        Some(Bson::String(_)) => return Err(CommandError::new(codes::CANNOT_CREATE_INDEX, "index name cannot be empty")),
-        Some(_) => return Err(CommandError::type_mismatch("The field 'name' must be a string")),
+        Some(Bson::String(_)) => {
+            return Err(CommandError::new(
+                codes::CANNOT_CREATE_INDEX,
+                "index name cannot be empty",
+            ));
+        }
+        Some(_) => {
+            return Err(CommandError::type_mismatch(
+                "The field 'name' must be a string",
+            ));
+        }
         None => {
-            return Err(CommandError::failed_to_parse("The 'name' field is a required property of an index specification"));
+            return Err(CommandError::failed_to_parse(
+                "The 'name' field is a required property of an index specification",
+            ));
         }
     };
     for k in spec.keys() {
         if !INDEX_OPTIONS.contains(&k.as_str()) {
             return Err(CommandError::new(
                 codes::INVALID_INDEX_SPECIFICATION_OPTION,
-                format!("The field '{k}' is not valid for an index specification. Specification: {}", crate::util::shell_repr(&Bson::Document(spec.clone()))),
+                format!(
+                    "The field '{k}' is not valid for an index specification. Specification: {}",
+                    crate::util::shell_repr(&Bson::Document(spec.clone()))
+                ),
             ));
         }
     }
     if spec.get_bool("unique").unwrap_or(false) && spec.get_bool("prepareUnique").unwrap_or(false) {
-        return Err(CommandError::invalid_options("Index specification cannot have both 'unique' and 'prepareUnique' set to true"));
+        return Err(CommandError::invalid_options(
+            "Index specification cannot have both 'unique' and 'prepareUnique' set to true",
+        ));
     }
     if let Some(e) = spec.get("expireAfterSeconds") {
-        let secs = crate::util::as_f64(e).ok_or_else(|| CommandError::type_mismatch("TTL index 'expireAfterSeconds' option must be numeric"))?;
+        let secs = crate::util::as_f64(e).ok_or_else(|| {
+            CommandError::type_mismatch("TTL index 'expireAfterSeconds' option must be numeric")
+        })?;
         if !(0.0..=2_147_483_647.0).contains(&secs) {
-            return Err(CommandError::invalid_options(format!("TTL index 'expireAfterSeconds' option must be within an acceptable range, try a lower number: {secs}")));
+            return Err(CommandError::invalid_options(format!(
+                "TTL index 'expireAfterSeconds' option must be within an acceptable range, try a lower number: {secs}"
+            )));
         }
         if key.len() > 1 {
-            return Err(CommandError::new(codes::CANNOT_CREATE_INDEX, "TTL indexes are single-field indexes, compound indexes do not support TTL"));
+            return Err(CommandError::new(
+                codes::CANNOT_CREATE_INDEX,
+                "TTL indexes are single-field indexes, compound indexes do not support TTL",
+            ));
         }
     }
     if let Some(p) = spec.get("partialFilterExpression") {
         let Bson::Document(p) = p else {
-            return Err(CommandError::type_mismatch("The field 'partialFilterExpression' must be an object"));
+            return Err(CommandError::type_mismatch(
+                "The field 'partialFilterExpression' must be an object",
+            ));
         };
         Matcher::new(p, &Document::new())?;
     }
@@ -530,17 +809,27 @@ fn validate_index_spec(spec: &Document) -> Result<Document> {
     for (k, v) in spec {
         if !["v", "key", "name", "background", "ns", "dropDups"].contains(&k.as_str()) {
             let v = match (k.as_str(), v) {
-                ("unique" | "sparse" | "hidden" | "prepareUnique", v) if crate::util::is_number(v) => Bson::Boolean(crate::util::as_f64(v) != Some(0.0)),
+                ("unique" | "sparse" | "hidden" | "prepareUnique", v)
+                    if crate::util::is_number(v) =>
+                {
+                    Bson::Boolean(crate::util::as_f64(v) != Some(0.0))
+                }
                 _ => v.clone(),
             };
-            if matches!(k.as_str(), "unique" | "sparse" | "hidden" | "prepareUnique") && v == Bson::Boolean(false) {
+            if matches!(k.as_str(), "unique" | "sparse" | "hidden" | "prepareUnique")
+                && v == Bson::Boolean(false)
+            {
                 continue;
             }
             out.insert(k.clone(), v);
         }
     }
-    if out.get_str("name").ok() == Some("_id_") && out.get_document("key").ok() != Some(&doc! {"_id": 1}) {
-        return Err(CommandError::bad_value("The index name '_id_' is reserved for the _id index"));
+    if out.get_str("name").ok() == Some("_id_")
+        && out.get_document("key").ok() != Some(&doc! {"_id": 1})
+    {
+        return Err(CommandError::bad_value(
+            "The index name '_id_' is reserved for the _id index",
+        ));
     }
     Ok(out)
 }
@@ -554,11 +843,21 @@ fn options_of(spec: &Document) -> Document {
 }
 
 pub fn create_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    ctx.check_fields(&["indexes", "commitQuorum", "ignoreUnknownIndexOptions", "isTimeseriesNamespace", "collectionUUID"])?;
+    ctx.check_fields(&[
+        "indexes",
+        "commitQuorum",
+        "ignoreUnknownIndexOptions",
+        "isTimeseriesNamespace",
+        "collectionUUID",
+    ])?;
     let coll = ctx.collection_arg()?;
     let specs = match ctx.body.get("indexes") {
         Some(Bson::Array(a)) if !a.is_empty() => a.clone(),
-        Some(Bson::Array(_)) => return Err(CommandError::bad_value("Must specify at least one index to create")),
+        Some(Bson::Array(_)) => {
+            return Err(CommandError::bad_value(
+                "Must specify at least one index to create",
+            ));
+        }
         None => return Err(CommandError::missing_field("createIndexes", "indexes")),
         Some(_) => return Err(CommandError::type_mismatch("indexes must be an array")),
     };
@@ -566,7 +865,9 @@ pub fn create_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
         .iter()
         .map(|s| match s {
             Bson::Document(d) => validate_index_spec(d),
-            _ => Err(CommandError::type_mismatch("index specifications must be objects")),
+            _ => Err(CommandError::type_mismatch(
+                "index specifications must be objects",
+            )),
         })
         .collect::<Result<Vec<_>>>()?;
     support::refuse_view(ctx, &coll)?;
@@ -579,11 +880,19 @@ pub fn create_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
         let key = spec.get_document("key").cloned().unwrap_or_default();
         if key == doc! {"_id": 1} && (name == "_id_" || options_of(&spec).is_empty()) {
             if !options_of(&spec).is_empty() && options_of(&spec) != doc! {"unique": true} {
-                return Err(CommandError::new(codes::INDEX_OPTIONS_CONFLICT, format!("Index with name: {name} already exists with different options")));
+                return Err(CommandError::new(
+                    codes::INDEX_OPTIONS_CONFLICT,
+                    format!("Index with name: {name} already exists with different options"),
+                ));
             }
             continue;
         }
-        if let Some(existing) = data.indexes.iter().chain(to_build.iter()).find(|i: &&Index| i.name() == name) {
+        if let Some(existing) = data
+            .indexes
+            .iter()
+            .chain(to_build.iter())
+            .find(|i: &&Index| i.name() == name)
+        {
             if existing.key() != &key {
                 return Err(CommandError::new(
                     codes::INDEX_KEY_SPECS_CONFLICT,
@@ -606,10 +915,22 @@ pub fn create_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
             }
             continue;
         }
-        if let Some(existing) = data.indexes.iter().chain(to_build.iter()).find(|i: &&Index| i.key() == &key && i.spec.get("collation") == spec.get("collation") && i.spec.get("partialFilterExpression") == spec.get("partialFilterExpression")) {
+        if let Some(existing) = data
+            .indexes
+            .iter()
+            .chain(to_build.iter())
+            .find(|i: &&Index| {
+                i.key() == &key
+                    && i.spec.get("collation") == spec.get("collation")
+                    && i.spec.get("partialFilterExpression") == spec.get("partialFilterExpression")
+            })
+        {
             return Err(CommandError::new(
                 codes::INDEX_OPTIONS_CONFLICT,
-                format!("Index already exists with a different name: {}", existing.name()),
+                format!(
+                    "Index already exists with a different name: {}",
+                    existing.name()
+                ),
             ));
         }
         let mut index = Index::new(spec)?;
@@ -617,10 +938,14 @@ pub fn create_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
         to_build.push(index);
     }
     let built = !to_build.is_empty();
+    let specs: Vec<Document> = to_build.iter().map(|i| i.spec.clone()).collect();
     data.indexes.extend(to_build);
     let after = 1 + data.indexes.len() as i32;
-    if built {
-        ctx.server.clock.tick();
+    // One entry per index, as the server's commitIndexBuild events are per build.
+    for spec in specs {
+        data.record_ddl(EntryKind::CreateIndexes {
+            indexes: vec![spec],
+        });
     }
     let mut reply = doc! {"numIndexesBefore": before, "numIndexesAfter": after, "createdCollectionAutomatically": created};
     if !built {
@@ -634,19 +959,38 @@ pub fn drop_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let coll = ctx.collection_arg()?;
     support::refuse_view(ctx, &coll)?;
     let Some(collection) = ctx.server.catalog.collection(&ctx.db, &coll) else {
-        return Err(CommandError::namespace_not_found(format!("ns not found {}.{coll}", ctx.db)));
+        return Err(CommandError::namespace_not_found(format!(
+            "ns not found {}.{coll}",
+            ctx.db
+        )));
     };
     let mut data = collection.data.write();
     let was = 1 + data.indexes.len() as i32;
-    let target = ctx.body.get("index").cloned().ok_or_else(|| CommandError::missing_field("dropIndexes", "index"))?;
+    let target = ctx
+        .body
+        .get("index")
+        .cloned()
+        .ok_or_else(|| CommandError::missing_field("dropIndexes", "index"))?;
     let mut names: Vec<String> = match &target {
         Bson::String(s) if s == "*" => {
-            data.indexes.clear();
-            ctx.server.clock.tick();
-            return Ok(Reply::Doc(doc! {"nIndexesWas": was, "msg": "non-_id indexes dropped for collection"}));
+            for index in std::mem::take(&mut data.indexes) {
+                data.record_ddl(EntryKind::DropIndexes {
+                    indexes: vec![index.spec],
+                });
+            }
+            return Ok(Reply::Doc(
+                doc! {"nIndexesWas": was, "msg": "non-_id indexes dropped for collection"},
+            ));
         }
         Bson::String(s) => vec![s.clone()],
-        Bson::Array(a) => a.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| CommandError::type_mismatch("index names must be strings"))).collect::<Result<_>>()?,
+        Bson::Array(a) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| CommandError::type_mismatch("index names must be strings"))
+            })
+            .collect::<Result<_>>()?,
         Bson::Document(key) => {
             if key == &doc! {"_id": 1} {
                 return Err(CommandError::invalid_options("cannot drop _id index"));
@@ -656,41 +1000,74 @@ pub fn drop_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 None => {
                     return Err(CommandError::new(
                         codes::INDEX_NOT_FOUND,
-                        format!("can't find index with key: {}", crate::util::shell_repr(&Bson::Document(key.clone()))),
+                        format!(
+                            "can't find index with key: {}",
+                            crate::util::shell_repr(&Bson::Document(key.clone()))
+                        ),
                     ));
                 }
             }
         }
-        _ => return Err(CommandError::type_mismatch("dropIndexes 'index' must be a string, an object or an array")),
+        _ => {
+            return Err(CommandError::type_mismatch(
+                "dropIndexes 'index' must be a string, an object or an array",
+            ));
+        }
     };
     for name in &names {
         if name == "_id_" {
             return Err(CommandError::invalid_options("cannot drop _id index"));
         }
         if !data.indexes.iter().any(|i| i.name() == name) {
-            return Err(CommandError::new(codes::INDEX_NOT_FOUND, format!("index not found with name [{name}]")));
+            return Err(CommandError::new(
+                codes::INDEX_NOT_FOUND,
+                format!("index not found with name [{name}]"),
+            ));
         }
     }
     names.dedup();
-    data.indexes.retain(|i| !names.iter().any(|n| n == i.name()));
-    ctx.server.clock.tick();
+    let (dropped, kept): (Vec<Index>, Vec<Index>) = std::mem::take(&mut data.indexes)
+        .into_iter()
+        .partition(|i| names.iter().any(|n| n == i.name()));
+    data.indexes = kept;
+    for index in dropped {
+        data.record_ddl(EntryKind::DropIndexes {
+            indexes: vec![index.spec],
+        });
+    }
     Ok(Reply::Doc(doc! {"nIndexesWas": was}))
 }
 
 pub fn list_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    ctx.check_fields(&["cursor", "includeBuildUUIDs", "includeIndexBuildInfo", "collectionUUID", "rawData"])?;
+    ctx.check_fields(&[
+        "cursor",
+        "includeBuildUUIDs",
+        "includeIndexBuildInfo",
+        "collectionUUID",
+        "rawData",
+    ])?;
     let coll = ctx.collection_arg()?;
     let ns = ctx.ns(&coll);
     let batch = match ctx.opt_doc("cursor")? {
-        Some(c) => c.get("batchSize").and_then(crate::util::as_f64).map(|b| b as usize),
+        Some(c) => c
+            .get("batchSize")
+            .and_then(crate::util::as_f64)
+            .map(|b| b as usize),
         None => None,
     };
     let collection = match ctx.server.catalog.lookup(&ctx.db, &coll) {
         Some(Namespace::Collection(c)) => c,
         Some(Namespace::View(_)) => {
-            return Err(CommandError::new(codes::COMMAND_NOT_SUPPORTED_ON_VIEW, format!("Namespace {ns} is a view, not a collection")));
+            return Err(CommandError::new(
+                codes::COMMAND_NOT_SUPPORTED_ON_VIEW,
+                format!("Namespace {ns} is a view, not a collection"),
+            ));
         }
-        None => return Err(CommandError::namespace_not_found(format!("ns does not exist: {ns}"))),
+        None => {
+            return Err(CommandError::namespace_not_found(format!(
+                "ns does not exist: {ns}"
+            )));
+        }
     };
     let data = collection.data.read();
     let mut out = Vec::new();
@@ -699,7 +1076,9 @@ pub fn list_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
         spec.insert("clustered", true);
         out.push(support::encode(&spec)?);
     } else if !data.options.contains_key("timeseries") {
-        out.push(support::encode(&doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"})?);
+        out.push(support::encode(
+            &doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"},
+        )?);
     }
     for i in &data.indexes {
         out.push(support::encode(&i.spec)?);
@@ -712,7 +1091,9 @@ pub fn list_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
 pub fn storage_stats(ctx: &Ctx<'_>, coll: &str) -> Result<Document> {
     let ns = ctx.ns(coll);
     let Some(c) = ctx.server.catalog.collection(&ctx.db, coll) else {
-        return Err(CommandError::namespace_not_found(format!("Unable to retrieve storageStats in $collStats stage :: caused by :: Collection [{ns}] not found.")));
+        return Err(CommandError::namespace_not_found(format!(
+            "Unable to retrieve storageStats in $collStats stage :: caused by :: Collection [{ns}] not found."
+        )));
     };
     let data = c.data.read();
     let count = data.count() as i64;
@@ -721,7 +1102,10 @@ pub fn storage_stats(ctx: &Ctx<'_>, coll: &str) -> Result<Document> {
     for i in &data.indexes {
         index_sizes.insert(i.name(), 4096i64 + count * 16);
     }
-    let total_index: i64 = index_sizes.values().filter_map(crate::storage::collection::as_i64).sum();
+    let total_index: i64 = index_sizes
+        .values()
+        .filter_map(crate::storage::collection::as_i64)
+        .sum();
     let mut stats = doc! {
         "size": size,
         "count": count,
@@ -738,8 +1122,20 @@ pub fn storage_stats(ctx: &Ctx<'_>, coll: &str) -> Result<Document> {
         "indexSizes": index_sizes,
     };
     if data.is_capped() {
-        stats.insert("max", data.options.get("max").and_then(crate::storage::collection::as_i64).unwrap_or(0));
-        stats.insert("maxSize", data.options.get("size").and_then(crate::storage::collection::as_i64).unwrap_or(0));
+        stats.insert(
+            "max",
+            data.options
+                .get("max")
+                .and_then(crate::storage::collection::as_i64)
+                .unwrap_or(0),
+        );
+        stats.insert(
+            "maxSize",
+            data.options
+                .get("size")
+                .and_then(crate::storage::collection::as_i64)
+                .unwrap_or(0),
+        );
     }
     Ok(stats)
 }
@@ -754,12 +1150,20 @@ pub fn coll_stats(ctx: &mut Ctx<'_>) -> Result<Reply> {
 pub fn data_size(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let ns = match ctx.arg() {
         Bson::String(s) => s.clone(),
-        _ => return Err(CommandError::type_mismatch("dataSize takes a namespace string")),
+        _ => {
+            return Err(CommandError::type_mismatch(
+                "dataSize takes a namespace string",
+            ));
+        }
     };
     let (db, coll) = split_ns(&ns)?;
     let Some(c) = ctx.server.catalog.collection(db, coll) else {
-        return Ok(Reply::Doc(doc! {"size": 0i64, "numObjects": 0i64, "millis": 0i64}));
+        return Ok(Reply::Doc(
+            doc! {"size": 0i64, "numObjects": 0i64, "millis": 0i64},
+        ));
     };
     let data = c.data.read();
-    Ok(Reply::Doc(doc! {"size": data.data_size() as i64, "numObjects": data.count() as i64, "millis": 0i64}))
+    Ok(Reply::Doc(
+        doc! {"size": data.data_size() as i64, "numObjects": data.count() as i64, "millis": 0i64},
+    ))
 }

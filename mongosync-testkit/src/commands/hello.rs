@@ -11,7 +11,25 @@ use crate::error::{CommandError, Result, codes};
 /// The version this server reports.
 pub const VERSION: &str = "8.0.4";
 
-pub fn hello(ctx: &mut Ctx<'_>) -> Result<Reply> {
+/// `hello`; with the client's current `topologyVersion` and `maxAwaitTimeMS` it waits that long
+/// (the topology of this single member never changes) before answering, as the awaitable hello
+/// does.
+pub async fn hello(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    if let (Ok(tv), Some(wait)) = (
+        ctx.body.get_document("topologyVersion"),
+        ctx.body.get("maxAwaitTimeMS"),
+    ) {
+        let wait = crate::util::as_f64(wait)
+            .ok_or_else(|| CommandError::type_mismatch("maxAwaitTimeMS must be a number"))?;
+        if wait < 0.0 {
+            return Err(CommandError::bad_value(
+                "maxAwaitTimeMS must be a non-negative integer",
+            ));
+        }
+        if tv == &ctx.server.topology_version() {
+            tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+        }
+    }
     if let Ok(client) = ctx.body.get_document("client") {
         if let Ok(app) = client.get_document("application") {
             ctx.conn.app_name = app.get_str("name").ok().map(str::to_string);
@@ -79,7 +97,11 @@ pub fn get_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
             }
             match all.get(k) {
                 Some(v) => {
-                    let v = if k == "replicaSetName" { Bson::from(ctx.server.replica_set()) } else { v.clone() };
+                    let v = if k == "replicaSetName" {
+                        Bson::from(ctx.server.replica_set())
+                    } else {
+                        v.clone()
+                    };
                     reply.insert(k.clone(), v);
                 }
                 None => {
@@ -97,7 +119,9 @@ pub fn get_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
 }
 
 pub fn host_info(_ctx: &mut Ctx<'_>) -> Result<Reply> {
-    let cores = std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as i32)
+        .unwrap_or(1);
     Ok(Reply::Doc(doc! {
         "system": {
             "currentTime": bson::DateTime::now(),
@@ -162,12 +186,25 @@ pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
     };
     let mut dbs = Vec::new();
     let mut total: i64 = 0;
-    for name in ctx.server.catalog.database_names() {
+    // A replica set member always has these three (users, sessions, the oplog).
+    let mut names = ctx.server.catalog.database_names();
+    for system in ["admin", "config", "local"] {
+        if !names.iter().any(|n| n == system) {
+            names.push(system.to_string());
+        }
+    }
+    names.sort();
+    for name in names {
         let size: i64 = ctx
             .server
             .catalog
             .database(&name)
-            .map(|d| d.collections.values().map(|c| c.data.read().data_size() as i64).sum())
+            .map(|d| {
+                d.collections
+                    .values()
+                    .map(|c| c.data.read().data_size() as i64)
+                    .sum()
+            })
             .unwrap_or(0);
         let entry = if name_only {
             doc! {"name": name.clone()}
@@ -193,7 +230,9 @@ pub fn end_sessions(ctx: &mut Ctx<'_>) -> Result<Reply> {
         for s in sessions {
             if let Bson::Document(d) = s {
                 if let Some(id) = d.get("id") {
-                    ctx.server.cursors.kill_session(&Bson::Document(doc! {"id": id.clone()}));
+                    ctx.server
+                        .cursors
+                        .kill_session(&Bson::Document(doc! {"id": id.clone()}));
                 }
             }
         }
@@ -210,19 +249,25 @@ pub fn get_cmd_line_opts(ctx: &mut Ctx<'_>) -> Result<Reply> {
 
 pub fn get_log(ctx: &mut Ctx<'_>) -> Result<Reply> {
     match ctx.arg() {
-        Bson::String(s) if s == "*" => Ok(Reply::Doc(doc! {"names": ["global", "startupWarnings"]})),
+        Bson::String(s) if s == "*" => {
+            Ok(Reply::Doc(doc! {"names": ["global", "startupWarnings"]}))
+        }
         Bson::String(_) => Ok(Reply::Doc(doc! {"totalLinesWritten": 0, "log": []})),
-        _ => Err(CommandError::type_mismatch("Argument to getLog must be of type String")),
+        _ => Err(CommandError::type_mismatch(
+            "Argument to getLog must be of type String",
+        )),
     }
 }
 
 pub fn connection_status(_ctx: &mut Ctx<'_>) -> Result<Reply> {
-    Ok(Reply::Doc(doc! {"authInfo": {"authenticatedUsers": [], "authenticatedUserRoles": []}}))
+    Ok(Reply::Doc(
+        doc! {"authInfo": {"authenticatedUsers": [], "authenticatedUserRoles": []}},
+    ))
 }
 
 pub fn repl_set_get_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let s = ctx.server;
-    let now = s.clock.now();
+    let now = s.oplog.now();
     Ok(Reply::Doc(doc! {
         "set": s.replica_set(),
         "date": bson::DateTime::now(),
@@ -266,6 +311,30 @@ pub fn db_stats(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }))
 }
 
+/// `appendOplogNote`: a no-op entry that moves cluster time (and change streams' high-water
+/// marks) without producing an event; its `operationTime` is the note's time.
+pub fn append_oplog_note(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    if ctx.db != "admin" {
+        return Err(CommandError::new(codes::UNAUTHORIZED, "appendOplogNote may only be run against the admin database."));
+    }
+    ctx.check_fields(&["data", "maxClusterTime"])?;
+    let data = match ctx.body.get("data") {
+        Some(Bson::Document(d)) => d.clone(),
+        None => return Err(CommandError::missing_field("appendOplogNote", "data")),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type("appendOplogNote", "data", crate::util::type_name(other), &["object"]));
+        }
+    };
+    if let Some(Bson::Timestamp(max)) = ctx.body.get("maxClusterTime") {
+        let now = ctx.server.oplog.now();
+        if (now.time, now.increment) >= (max.time, max.increment) {
+            return Ok(Reply::Doc(Document::new()));
+        }
+    }
+    ctx.server.oplog.append(String::new(), None, crate::oplog::EntryKind::Noop { data }, None);
+    Ok(Reply::Doc(Document::new()))
+}
+
 pub fn get_default_rw_concern(_ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(Reply::Doc(doc! {
         "defaultReadConcern": {"level": "local"},
@@ -277,14 +346,44 @@ pub fn get_default_rw_concern(_ctx: &mut Ctx<'_>) -> Result<Reply> {
 
 pub fn list_commands(_ctx: &mut Ctx<'_>) -> Result<Reply> {
     let names = [
-        "aggregate", "buildInfo", "collMod", "collStats", "count", "create", "createIndexes", "dataSize",
-        "dbStats", "delete", "distinct", "drop", "dropDatabase", "dropIndexes", "endSessions", "find",
-        "findAndModify", "getMore", "getParameter", "hello", "hostInfo", "insert", "isMaster", "killCursors",
-        "listCollections", "listDatabases", "listIndexes", "ping", "renameCollection", "serverStatus", "update",
+        "aggregate",
+        "buildInfo",
+        "collMod",
+        "collStats",
+        "count",
+        "create",
+        "createIndexes",
+        "dataSize",
+        "dbStats",
+        "delete",
+        "distinct",
+        "drop",
+        "dropDatabase",
+        "dropIndexes",
+        "endSessions",
+        "find",
+        "findAndModify",
+        "getMore",
+        "getParameter",
+        "hello",
+        "hostInfo",
+        "insert",
+        "isMaster",
+        "killCursors",
+        "listCollections",
+        "listDatabases",
+        "listIndexes",
+        "ping",
+        "renameCollection",
+        "serverStatus",
+        "update",
     ];
     let mut commands = Document::new();
     for n in names {
-        commands.insert(n, doc! {"help": "", "requiresAuth": false, "adminOnly": false});
+        commands.insert(
+            n,
+            doc! {"help": "", "requiresAuth": false, "adminOnly": false},
+        );
     }
     Ok(Reply::Doc(doc! {"commands": commands}))
 }

@@ -2,9 +2,9 @@
 //! parser does, and hands it to the handler of its area.
 
 mod ddl;
-mod support;
 mod hello;
 mod read;
+mod support;
 mod write;
 
 use std::sync::Arc;
@@ -21,7 +21,8 @@ pub enum Reply {
     Doc(Document),
     /// A raw reply body (cursor batches stay raw BSON end to end).
     Raw(RawDocumentBuf),
-    /// Close the connection without answering.
+    /// Close the connection without answering (fail points use it).
+    #[allow(dead_code)]
     CloseConnection,
 }
 
@@ -71,8 +72,6 @@ pub struct Ctx<'a> {
     pub body: Document,
     /// Document sequences, raw (for `insert`'s fast path).
     pub sequences: Vec<(String, Vec<RawDocumentBuf>)>,
-    /// Whether it came over legacy OP_QUERY.
-    pub legacy: bool,
 }
 
 impl Ctx<'_> {
@@ -173,7 +172,6 @@ pub async fn run(
     conn: &mut Connection,
     body: RawDocumentBuf,
     sequences: Vec<(String, Vec<RawDocumentBuf>)>,
-    legacy: bool,
 ) -> Result<Reply> {
     let mut doc = crate::wire::to_document(&body)
         .map_err(|e| CommandError::new(22, format!("invalid BSON in command: {e}")))?;
@@ -183,7 +181,12 @@ pub async fn run(
     let db = match doc.get("$db") {
         Some(Bson::String(s)) => s.clone(),
         Some(_) => return Err(CommandError::type_mismatch("$db must be a string")),
-        None => return Err(CommandError::new(40571, "OP_MSG requests require a $db argument")),
+        None => {
+            return Err(CommandError::new(
+                40571,
+                "OP_MSG requests require a $db argument",
+            ));
+        }
     };
     // Insert keeps its documents raw; other commands see sequences as ordinary arrays.
     if name != "insert" {
@@ -199,17 +202,92 @@ pub async fn run(
             doc.insert(id.clone(), arr?);
         }
     }
-    let mut ctx = Ctx { server, conn, db, name, body: doc, sequences, legacy };
+    let mut ctx = Ctx {
+        server,
+        conn,
+        db,
+        name,
+        body: doc,
+        sequences,
+    };
     crate::storage::catalog::validate_db_name(&ctx.db).or_else(|e| {
         // Command-only pseudo databases are fine.
-        if ctx.db == "$external" { Ok(()) } else { Err(e) }
+        if ctx.db == "$external" {
+            Ok(())
+        } else {
+            Err(e)
+        }
     })?;
     dispatch(&mut ctx).await
 }
 
+/// Read concern levels the server knows.
+const READ_CONCERN_LEVELS: &[&str] =
+    &["local", "majority", "linearizable", "available", "snapshot"];
+
+/// Checks `readConcern` as the server does: a known level, and one the command supports
+/// outside a transaction (`snapshot` only for reads that can use it, `linearizable` only for
+/// reads that do not write, writes only the default).
+fn check_read_concern(ctx: &Ctx<'_>) -> Result<()> {
+    let Some(rc) = ctx.body.get("readConcern") else {
+        return Ok(());
+    };
+    let Bson::Document(rc) = rc else {
+        return Err(CommandError::type_mismatch("readConcern must be an object"));
+    };
+    let level = match rc.get("level") {
+        None => return Ok(()),
+        Some(Bson::String(l)) => l.as_str(),
+        Some(_) => {
+            return Err(CommandError::type_mismatch(
+                "readConcern.level must be a string",
+            ));
+        }
+    };
+    if !READ_CONCERN_LEVELS.contains(&level) {
+        return Err(CommandError::bad_value(format!(
+            "Enumeration value '{level}' for field 'readConcern.level' is not a valid value."
+        )));
+    }
+    if ctx.body.contains_key("txnNumber") && ctx.body.contains_key("autocommit") {
+        return Ok(());
+    }
+    let writes_out = || {
+        ctx.body.get_array("pipeline").is_ok_and(|p| {
+            p.iter().any(|s| {
+                s.as_document()
+                    .is_some_and(|d| d.contains_key("$out") || d.contains_key("$merge"))
+            })
+        })
+    };
+    let supported = match (ctx.name.as_str(), level) {
+        (_, "local") => true,
+        ("find" | "distinct" | "count" | "getMore", "majority" | "available" | "linearizable") => {
+            true
+        }
+        ("find" | "distinct", "snapshot") => true,
+        ("aggregate", "snapshot" | "linearizable") => !writes_out(),
+        ("aggregate", _) => true,
+        (
+            "listCollections" | "listIndexes" | "listDatabases" | "collStats" | "dbStats",
+            "majority" | "available",
+        ) => true,
+        _ => false,
+    };
+    if supported {
+        Ok(())
+    } else {
+        Err(CommandError::invalid_options(format!(
+            "Command {} does not support {{ readConcern: {{ level: \"{level}\" }} }}",
+            ctx.name
+        )))
+    }
+}
+
 async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    check_read_concern(ctx)?;
     match ctx.name.as_str() {
-        "hello" | "isMaster" | "ismaster" => hello::hello(ctx),
+        "hello" | "isMaster" | "ismaster" => hello::hello(ctx).await,
         "ping" => Ok(Reply::Doc(Document::new())),
         "buildInfo" | "buildinfo" => hello::build_info(ctx),
         "getParameter" => hello::get_parameter(ctx),
@@ -226,6 +304,7 @@ async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "dbStats" => hello::db_stats(ctx),
         "getDefaultRWConcern" => hello::get_default_rw_concern(ctx),
         "listCommands" => hello::list_commands(ctx),
+        "appendOplogNote" => hello::append_oplog_note(ctx),
         "insert" => write::insert(ctx),
         "update" => write::update(ctx),
         "delete" => write::delete(ctx),

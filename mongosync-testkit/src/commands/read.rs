@@ -17,13 +17,45 @@ use crate::query::sort::SortSpec;
 use crate::storage::collection::decode;
 
 const FIND_FIELDS: &[&str] = &[
-    "filter", "projection", "sort", "skip", "limit", "batchSize", "singleBatch", "hint", "min", "max", "returnKey",
-    "showRecordId", "tailable", "awaitData", "noCursorTimeout", "allowPartialResults", "collation", "let",
-    "allowDiskUse", "oplogReplay", "term", "readOnce", "collectionUUID", "ntoreturn", "$recordId",
+    "filter",
+    "projection",
+    "sort",
+    "skip",
+    "limit",
+    "batchSize",
+    "singleBatch",
+    "hint",
+    "min",
+    "max",
+    "returnKey",
+    "showRecordId",
+    "tailable",
+    "awaitData",
+    "noCursorTimeout",
+    "allowPartialResults",
+    "collation",
+    "let",
+    "allowDiskUse",
+    "oplogReplay",
+    "term",
+    "readOnce",
+    "collectionUUID",
+    "ntoreturn",
+    "$recordId",
 ];
 const AGG_FIELDS: &[&str] = &[
-    "pipeline", "cursor", "explain", "allowDiskUse", "bypassDocumentValidation", "collation", "hint", "let",
-    "fromMongos", "needsMerge", "collectionUUID", "isMapReduceCommand",
+    "pipeline",
+    "cursor",
+    "explain",
+    "allowDiskUse",
+    "bypassDocumentValidation",
+    "collation",
+    "hint",
+    "let",
+    "fromMongos",
+    "needsMerge",
+    "collectionUUID",
+    "isMapReduceCommand",
 ];
 
 /// The default first batch of `find` and `aggregate`.
@@ -72,6 +104,7 @@ fn open_cursor(
             origin: ctx.name.clone(),
             last_used: Instant::now(),
             no_timeout,
+            stream: None,
         })
     };
     Reply::Raw(cursor_reply(id, &ns, batch, true))
@@ -87,7 +120,10 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let sort_doc = ctx.opt_doc("sort")?.cloned().unwrap_or_default();
     let skip = ctx.opt_i64("skip")?.unwrap_or(0);
     if skip < 0 {
-        return Err(CommandError::new(51024, format!("BSON field 'skip' value must be >= 0, actual value '{skip}'")));
+        return Err(CommandError::new(
+            51024,
+            format!("BSON field 'skip' value must be >= 0, actual value '{skip}'"),
+        ));
     }
     let mut limit = ctx.opt_i64("limit")?.unwrap_or(0);
     let mut single_batch = ctx.opt_bool("singleBatch")?.unwrap_or(false);
@@ -96,24 +132,41 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
         limit = -limit;
         single_batch = true;
     }
-    let limit = if limit == 0 { None } else { Some(limit as usize) };
+    let limit = if limit == 0 {
+        None
+    } else {
+        Some(limit as usize)
+    };
     let batch = batch_size(ctx, ctx.body.get("batchSize"), "batchSize")?;
     let no_timeout = ctx.opt_bool("noCursorTimeout")?.unwrap_or(false);
     if ctx.opt_bool("tailable")?.unwrap_or(false) {
         if let Some(c) = ctx.server.catalog.collection(&ctx.db, &coll) {
             if !c.data.read().is_capped() {
-                return Err(CommandError::bad_value(format!("error processing query: ns={ns} tailable cursor requested on non capped collection")));
+                return Err(CommandError::bad_value(format!(
+                    "error processing query: ns={ns} tailable cursor requested on non capped collection"
+                )));
             }
         }
     }
     let matcher = Matcher::new(&filter, &vars)?;
-    let sort = if sort_doc.is_empty() { None } else { Some(SortSpec::new(&sort_doc)?) };
-    let proj = if projection.is_empty() { None } else { Some(Projection::new(&projection, &vars)?) };
+    let sort = if sort_doc.is_empty() {
+        None
+    } else {
+        Some(SortSpec::new(&sort_doc)?)
+    };
+    let proj = if projection.is_empty() {
+        None
+    } else {
+        Some(Projection::new(&projection, &vars)?)
+    };
     let min = ctx.opt_doc("min")?.cloned();
     let max = ctx.opt_doc("max")?.cloned();
     let hint = ctx.body.get("hint").cloned();
     if (min.is_some() || max.is_some()) && hint.is_none() {
-        return Err(CommandError::new(51173, "When using min()/max() a hint of which index to use must be specified"));
+        return Err(CommandError::new(
+            51173,
+            "When using min()/max() a hint of which index to use must be specified",
+        ));
     }
     let docs = match support::resolve(ctx, &coll)? {
         Target::Missing => {
@@ -148,11 +201,22 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             let bounds_key = match (&min, &max, &hint) {
                 (None, None, _) => None,
                 (_, _, Some(Bson::String(name))) if name == "_id_" => Some(doc! {"_id": 1}),
-                (_, _, Some(Bson::String(name))) => data.indexes.iter().find(|i| i.name() == name).map(|i| i.key().clone()),
+                (_, _, Some(Bson::String(name))) => data
+                    .indexes
+                    .iter()
+                    .find(|i| i.name() == name)
+                    .map(|i| i.key().clone()),
                 (_, _, Some(Bson::Document(k))) => Some(k.clone()),
                 _ => None,
             };
-            let selected = support::select(&data, &filter, &matcher, sort.as_ref(), skip as usize, if bounds_key.is_some() { None } else { limit })?;
+            let selected = support::select(
+                &data,
+                &filter,
+                &matcher,
+                sort.as_ref(),
+                skip as usize,
+                if bounds_key.is_some() { None } else { limit },
+            )?;
             let mut out = Vec::with_capacity(selected.len());
             for (rid, decoded) in selected {
                 if let Some(key) = &bounds_key {
@@ -183,11 +247,20 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
 }
 
 /// `min` (inclusive) and `max` (exclusive) on the hinted index's key.
-fn within_bounds(doc: &Document, key: &Document, min: Option<&Document>, max: Option<&Document>) -> bool {
+fn within_bounds(
+    doc: &Document,
+    key: &Document,
+    min: Option<&Document>,
+    max: Option<&Document>,
+) -> bool {
     use crate::query::compare::compare;
     let values: Vec<Bson> = key
         .keys()
-        .map(|f| crate::query::path::get(doc, f).cloned().unwrap_or(Bson::Null))
+        .map(|f| {
+            crate::query::path::get(doc, f)
+                .cloned()
+                .unwrap_or(Bson::Null)
+        })
         .collect();
     let cmp_to = |bound: &Document| {
         for ((v, (_, b)), (_, dir)) in values.iter().zip(bound.iter()).zip(key.iter()) {
@@ -205,7 +278,13 @@ fn within_bounds(doc: &Document, key: &Document, min: Option<&Document>, max: Op
 }
 
 pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    ctx.check_fields(&["collection", "batchSize", "term", "lastKnownCommittedOpTime", "includeQueryStatsMetrics"])?;
+    ctx.check_fields(&[
+        "collection",
+        "batchSize",
+        "term",
+        "lastKnownCommittedOpTime",
+        "includeQueryStatsMetrics",
+    ])?;
     let id = match ctx.arg() {
         Bson::Int64(i) => *i,
         other => {
@@ -219,21 +298,36 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
         Some(Bson::String(s)) => s.clone(),
         None => return Err(CommandError::missing_field("getMore", "collection")),
         Some(other) => {
-            return Err(CommandError::wrong_field_type("getMore", "collection", crate::util::type_name(other), &["string"]));
+            return Err(CommandError::wrong_field_type(
+                "getMore",
+                "collection",
+                crate::util::type_name(other),
+                &["string"],
+            ));
         }
     };
     let batch = batch_size(ctx, ctx.body.get("batchSize"), "batchSize")?;
     let Some(mut cursor) = ctx.server.cursors.checkout(id) else {
-        return Err(CommandError::new(codes::CURSOR_NOT_FOUND, format!("cursor id {id} not found")));
+        return Err(CommandError::new(
+            codes::CURSOR_NOT_FOUND,
+            format!("cursor id {id} not found"),
+        ));
     };
     let ns = ctx.ns(&coll);
-    if cursor.ns != ns && !(cursor.ns.starts_with(&format!("{}.$cmd", ctx.db)) && coll.starts_with("$cmd")) {
+    if cursor.ns != ns
+        && !(cursor.ns.starts_with(&format!("{}.$cmd", ctx.db)) && coll.starts_with("$cmd"))
+    {
         let owner = cursor.ns.clone();
         ctx.server.cursors.restore(id, cursor);
         return Err(CommandError::new(
             codes::UNAUTHORIZED,
-            format!("Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {owner}"),
+            format!(
+                "Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {owner}"
+            ),
         ));
+    }
+    if cursor.stream.is_some() {
+        return crate::changestream::stream::get_more(ctx, id, cursor, batch).await;
     }
     let docs = next_batch(&mut cursor.pending, batch.filter(|b| *b > 0));
     let reply_ns = cursor.ns.clone();
@@ -260,7 +354,9 @@ pub fn kill_cursors(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut not_found = Vec::new();
     for id in ids {
         let Bson::Int64(id) = id else {
-            return Err(CommandError::type_mismatch("cursor ids must be of type long"));
+            return Err(CommandError::type_mismatch(
+                "cursor ids must be of type long",
+            ));
         };
         match ctx.server.cursors.ns_of(id) {
             Some(owner) if owner == ns || owner.starts_with(&format!("{}.$cmd", ctx.db)) => {
@@ -279,12 +375,23 @@ pub fn kill_cursors(ctx: &mut Ctx<'_>) -> Result<Reply> {
 }
 
 pub fn count(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    ctx.check_fields(&["query", "limit", "skip", "hint", "collation", "fields", "collectionUUID"])?;
+    ctx.check_fields(&[
+        "query",
+        "limit",
+        "skip",
+        "hint",
+        "collation",
+        "fields",
+        "collectionUUID",
+    ])?;
     let coll = ctx.collection_arg()?;
     let filter = ctx.opt_doc("query")?.cloned().unwrap_or_default();
     let skip = ctx.opt_i64("skip")?.unwrap_or(0);
     if skip < 0 {
-        return Err(CommandError::new(51024, format!("BSON field 'skip' value must be >= 0, actual value '{skip}'")));
+        return Err(CommandError::new(
+            51024,
+            format!("BSON field 'skip' value must be >= 0, actual value '{skip}'"),
+        ));
     }
     let limit = ctx.opt_i64("limit")?.unwrap_or(0).unsigned_abs() as usize;
     let limit = if limit == 0 { None } else { Some(limit) };
@@ -319,7 +426,12 @@ pub fn distinct(ctx: &mut Ctx<'_>) -> Result<Reply> {
         Some(Bson::String(k)) => k.clone(),
         None => return Err(CommandError::missing_field("distinct", "key")),
         Some(other) => {
-            return Err(CommandError::wrong_field_type("distinct", "key", crate::util::type_name(other), &["string"]));
+            return Err(CommandError::wrong_field_type(
+                "distinct",
+                "key",
+                crate::util::type_name(other),
+                &["string"],
+            ));
         }
     };
     let filter = ctx.opt_doc("query")?.cloned().unwrap_or_default();
@@ -351,7 +463,10 @@ pub fn distinct(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 other => vec![other],
             };
             for item in items {
-                if !values.iter().any(|x| crate::query::compare::values_equal(x, item)) {
+                if !values
+                    .iter()
+                    .any(|x| crate::query::compare::values_equal(x, item))
+                {
                     values.push(item.clone());
                 }
             }
@@ -377,10 +492,15 @@ impl PipelineEnv for CatalogEnv<'_, '_> {
             }
             Some(crate::storage::catalog::Namespace::View(_)) => {
                 if db != self.ctx.db {
-                    return Err(CommandError::new(codes::COMMAND_NOT_SUPPORTED_ON_VIEW, "cross-database view reads are not supported"));
+                    return Err(CommandError::new(
+                        codes::COMMAND_NOT_SUPPORTED_ON_VIEW,
+                        "cross-database view reads are not supported",
+                    ));
                 }
                 match support::resolve(self.ctx, coll)? {
-                    Target::View { base, pipeline } => run_pipeline(self.ctx, &base, &pipeline, &Document::new()),
+                    Target::View { base, pipeline } => {
+                        run_pipeline(self.ctx, &base, &pipeline, &Document::new())
+                    }
                     _ => Ok(Vec::new()),
                 }
             }
@@ -395,7 +515,10 @@ impl PipelineEnv for CatalogEnv<'_, '_> {
             out.insert("storageStats", stats.clone());
         }
         if options.contains_key("count") {
-            out.insert("count", stats.get("count").cloned().unwrap_or(Bson::Int64(0)));
+            out.insert(
+                "count",
+                stats.get("count").cloned().unwrap_or(Bson::Int64(0)),
+            );
         }
         if options.contains_key("latencyStats") {
             out.insert("latencyStats", doc! {"reads": {"latency": 0i64, "ops": 0i64}, "writes": {"latency": 0i64, "ops": 0i64}, "commands": {"latency": 0i64, "ops": 0i64}, "transactions": {"latency": 0i64, "ops": 0i64}});
@@ -405,8 +528,11 @@ impl PipelineEnv for CatalogEnv<'_, '_> {
 
     fn write_out(&self, db: &str, coll: &str, docs: Vec<Document>) -> Result<()> {
         let catalog = &self.ctx.server.catalog;
-        let options = catalog.collection(db, coll).map(|c| c.data.read().options.clone()).unwrap_or_default();
-        let target = crate::storage::Collection::new(format!("{db}.{coll}"), options);
+        let options = catalog
+            .collection(db, coll)
+            .map(|c| c.data.read().options.clone())
+            .unwrap_or_default();
+        let target = crate::storage::Collection::new(format!("{db}.{coll}"), options, None);
         {
             let mut data = target.data.write();
             for d in docs {
@@ -425,27 +551,39 @@ impl PipelineEnv for CatalogEnv<'_, '_> {
             let id = crate::storage::collection::raw_id(raw).unwrap_or(Bson::Null);
             data.insert(raw.clone(), id)?;
         }
-        self.ctx.server.clock.tick();
         Ok(())
     }
 
     fn merge_into(&self, db: &str, coll: &str, docs: Vec<Document>, spec: &Document) -> Result<()> {
         let on: Vec<String> = match spec.get("on") {
             Some(Bson::String(s)) => vec![s.clone()],
-            Some(Bson::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            Some(Bson::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
             _ => vec!["_id".to_string()],
         };
         let when_matched = spec.get_str("whenMatched").unwrap_or("merge").to_string();
-        let when_not_matched = spec.get_str("whenNotMatched").unwrap_or("insert").to_string();
+        let when_not_matched = spec
+            .get_str("whenNotMatched")
+            .unwrap_or("insert")
+            .to_string();
         let (c, _) = self.ctx.server.catalog.collection_for_write(db, coll)?;
         let mut data = c.data.write();
         for d in docs {
             let mut filter = Document::new();
             for f in &on {
-                filter.insert(f.clone(), crate::query::path::get(&d, f).cloned().unwrap_or(Bson::Null));
+                filter.insert(
+                    f.clone(),
+                    crate::query::path::get(&d, f)
+                        .cloned()
+                        .unwrap_or(Bson::Null),
+                );
             }
             let matcher = Matcher::new(&filter, &Document::new())?;
-            let existing = support::select(&data, &filter, &matcher, None, 0, Some(1))?.into_iter().next();
+            let existing = support::select(&data, &filter, &matcher, None, 0, Some(1))?
+                .into_iter()
+                .next();
             match existing {
                 Some((rid, old)) => {
                     let old = match old {
@@ -460,7 +598,10 @@ impl PipelineEnv for CatalogEnv<'_, '_> {
                         }
                         "keepExisting" => continue,
                         "fail" => {
-                            return Err(CommandError::new(codes::DUPLICATE_KEY, "$merge failed: a matching document exists (whenMatched: fail)"));
+                            return Err(CommandError::new(
+                                codes::DUPLICATE_KEY,
+                                "$merge failed: a matching document exists (whenMatched: fail)",
+                            ));
                         }
                         _ => {
                             let mut n = old.clone();
@@ -470,28 +611,44 @@ impl PipelineEnv for CatalogEnv<'_, '_> {
                             n
                         }
                     };
-                    data.replace(rid, support::encode(&new)?)?;
+                    data.replace(rid, support::encode(&new)?, when_matched == "replace")?;
                 }
                 None => match when_not_matched.as_str() {
                     "discard" => {}
-                    "fail" => return Err(CommandError::new(13113, "$merge could not find a matching document in the target collection")),
+                    "fail" => {
+                        return Err(CommandError::new(
+                            13113,
+                            "$merge could not find a matching document in the target collection",
+                        ));
+                    }
                     _ => {
                         let (raw, id) = support::prepare_raw_insert(&support::encode(&d)?)?;
                         data.insert(raw, id)?;
                     }
                 },
             }
-            self.ctx.server.clock.tick();
         }
         Ok(())
     }
 }
 
 /// Runs `pipeline` over the documents of `db.coll` (a collection, a view or nothing).
-fn run_pipeline(ctx: &Ctx<'_>, coll: &str, pipeline: &[Document], vars: &Document) -> Result<Vec<Document>> {
+fn run_pipeline(
+    ctx: &Ctx<'_>,
+    coll: &str,
+    pipeline: &[Document],
+    vars: &Document,
+) -> Result<Vec<Document>> {
     let parsed = Pipeline::parse(pipeline, vars)?;
-    let env = CatalogEnv { ctx, coll: Some(coll.to_string()) };
-    let input = if parsed.reads_input() { env.collection_documents(&ctx.db, coll)? } else { Vec::new() };
+    let env = CatalogEnv {
+        ctx,
+        coll: Some(coll.to_string()),
+    };
+    let input = if parsed.reads_input() {
+        env.collection_documents(&ctx.db, coll)?
+    } else {
+        Vec::new()
+    };
     parsed.run(input, &ctx.db, &env)
 }
 
@@ -510,7 +667,12 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
             .collect::<Result<_>>()?,
         None => return Err(CommandError::missing_field("aggregate", "pipeline")),
         Some(other) => {
-            return Err(CommandError::wrong_field_type("aggregate", "pipeline", crate::util::type_name(other), &["array"]));
+            return Err(CommandError::wrong_field_type(
+                "aggregate",
+                "pipeline",
+                crate::util::type_name(other),
+                &["array"],
+            ));
         }
     };
     let explain = ctx.opt_bool("explain")?.unwrap_or(false);
@@ -520,7 +682,11 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
             "The 'cursor' option is required, except for aggregate with the explain argument",
         ));
     }
-    let batch = batch_size(ctx, cursor_opts.as_ref().and_then(|c| c.get("batchSize")), "batchSize")?;
+    let batch = batch_size(
+        ctx,
+        cursor_opts.as_ref().and_then(|c| c.get("batchSize")),
+        "batchSize",
+    )?;
     let vars = ctx.let_vars()?;
     let (coll, ns) = match ctx.arg() {
         Bson::String(_) => {
@@ -535,13 +701,19 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
     };
     let hint = ctx.body.get("hint").cloned();
+    if pipeline.first().is_some_and(|s| s.contains_key("$changeStream")) {
+        return crate::changestream::stream::open(ctx, coll.as_deref(), &pipeline, batch);
+    }
     let docs = match &coll {
         None => {
             let parsed = Pipeline::parse(&pipeline, &vars)?;
             if parsed.reads_input() {
                 return Err(CommandError::invalid_namespace(format!(
                     "{{aggregate: 1}} is not valid for '{}'; a collection is required.",
-                    pipeline.first().and_then(|s| s.keys().next().cloned()).unwrap_or_default()
+                    pipeline
+                        .first()
+                        .and_then(|s| s.keys().next().cloned())
+                        .unwrap_or_default()
                 )));
             }
             let env = CatalogEnv { ctx, coll: None };
@@ -556,20 +728,33 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 support::check_hint(Some(&col.data.read()), hint.as_ref())?;
                 run_pipeline(ctx, c, &pipeline, &vars)?
             }
-            Target::View { base, pipeline: mut view_pipeline } => {
+            Target::View {
+                base,
+                pipeline: mut view_pipeline,
+            } => {
                 view_pipeline.extend(pipeline.iter().cloned());
                 run_pipeline(ctx, &base, &view_pipeline, &vars)?
             }
         },
     };
-    let writes = pipeline.last().is_some_and(|s| s.contains_key("$out") || s.contains_key("$merge"));
+    let writes = pipeline
+        .last()
+        .is_some_and(|s| s.contains_key("$out") || s.contains_key("$merge"));
     let docs = if writes { Vec::new() } else { docs };
-    let raws = docs.iter().map(support::encode).collect::<Result<Vec<_>>>()?;
+    let raws = docs
+        .iter()
+        .map(support::encode)
+        .collect::<Result<Vec<_>>>()?;
     Ok(open_cursor(ctx, ns, raws, batch, false, false))
 }
 
 /// A cursor over precomputed documents (`listCollections`, `listIndexes`).
-pub fn cursor_over(ctx: &Ctx<'_>, ns: String, docs: Vec<RawDocumentBuf>, batch: Option<usize>) -> Reply {
+pub fn cursor_over(
+    ctx: &Ctx<'_>,
+    ns: String,
+    docs: Vec<RawDocumentBuf>,
+    batch: Option<usize>,
+) -> Reply {
     let first = batch.unwrap_or(usize::MAX);
     open_cursor(ctx, ns, docs, Some(first), false, false)
 }

@@ -11,9 +11,9 @@ use crate::error::{CommandError, Result, codes};
 use crate::query::compare::OrdBson;
 use crate::query::matcher::Matcher;
 use crate::query::sort::SortSpec;
+use crate::storage::catalog::Namespace;
 use crate::storage::collection::{CollectionData, RecordId, decode};
 use crate::storage::{Collection, View};
-use crate::storage::catalog::Namespace;
 
 use super::Ctx;
 
@@ -24,7 +24,10 @@ pub enum Target {
     /// A collection.
     Collection(Arc<Collection>),
     /// A view, resolved to its base collection and the combined pipeline.
-    View { base: String, pipeline: Vec<Document> },
+    View {
+        base: String,
+        pipeline: Vec<Document>,
+    },
 }
 
 /// Resolves `db.coll` for a read, following view chains to the base collection.
@@ -35,10 +38,24 @@ pub fn resolve(ctx: &Ctx<'_>, coll: &str) -> Result<Target> {
     loop {
         match ctx.server.catalog.lookup(&ctx.db, &name) {
             None if depth == 0 => return Ok(Target::Missing),
-            None => return Ok(Target::View { base: name, pipeline }),
+            None => {
+                return Ok(Target::View {
+                    base: name,
+                    pipeline,
+                });
+            }
             Some(Namespace::Collection(c)) if depth == 0 => return Ok(Target::Collection(c)),
-            Some(Namespace::Collection(_)) => return Ok(Target::View { base: name, pipeline }),
-            Some(Namespace::View(View { view_on, pipeline: p, .. })) => {
+            Some(Namespace::Collection(_)) => {
+                return Ok(Target::View {
+                    base: name,
+                    pipeline,
+                });
+            }
+            Some(Namespace::View(View {
+                view_on,
+                pipeline: p,
+                ..
+            })) => {
                 let mut combined = p;
                 combined.extend(pipeline);
                 pipeline = combined;
@@ -96,7 +113,8 @@ pub fn select(
     let sorted = sort.filter(|s| s.natural().is_none());
     let id_only = filter_only_on_id(filter);
     let reverse = sort.and_then(|s| s.natural()).is_some_and(|d| d < 0);
-    let candidates: Box<dyn Iterator<Item = (RecordId, &RawDocumentBuf)>> = match matcher.id_range() {
+    let candidates: Box<dyn Iterator<Item = (RecordId, &RawDocumentBuf)>> = match matcher.id_range()
+    {
         Some((lo, hi)) if sorted.is_none() && !reverse => {
             let lo = map_bound(lo);
             let hi = map_bound(hi);
@@ -107,7 +125,11 @@ pub fn select(
         _ => Box::new(data.iter()),
     };
     let mut matched: Vec<(RecordId, Option<Document>)> = Vec::new();
-    let early_stop = if sorted.is_none() { limit.map(|l| l + skip) } else { None };
+    let early_stop = if sorted.is_none() {
+        limit.map(|l| l + skip)
+    } else {
+        None
+    };
     for (rid, raw) in candidates {
         if early_stop.is_some_and(|n| matched.len() >= n) {
             break;
@@ -168,9 +190,18 @@ fn as_ref_bound(b: &Bound<OrdBson>) -> Bound<&OrdBson> {
 /// Checks an `_id` value as the server does before storing it.
 pub fn check_id(id: &Bson) -> Result<()> {
     match id {
-        Bson::Array(_) => Err(CommandError::new(codes::INVALID_ID_FIELD, "can't use an array for _id")),
-        Bson::RegularExpression(_) => Err(CommandError::new(codes::INVALID_ID_FIELD, "can't use a regex for _id")),
-        Bson::Undefined => Err(CommandError::new(codes::INVALID_ID_FIELD, "can't use a undefined for _id")),
+        Bson::Array(_) => Err(CommandError::new(
+            codes::INVALID_ID_FIELD,
+            "can't use an array for _id",
+        )),
+        Bson::RegularExpression(_) => Err(CommandError::new(
+            codes::INVALID_ID_FIELD,
+            "can't use a regex for _id",
+        )),
+        Bson::Undefined => Err(CommandError::new(
+            codes::INVALID_ID_FIELD,
+            "can't use a undefined for _id",
+        )),
         Bson::Document(d) => check_no_dollar_fields(d),
         _ => Ok(()),
     }
@@ -181,7 +212,9 @@ fn check_no_dollar_fields(d: &Document) -> Result<()> {
         if k.starts_with('$') {
             return Err(CommandError::new(
                 codes::DOLLAR_PREFIXED_FIELD_NAME,
-                format!("_id fields may not contain '$'-prefixed fields: {k} is not valid for storage."),
+                format!(
+                    "_id fields may not contain '$'-prefixed fields: {k} is not valid for storage."
+                ),
             ));
         }
         if let Bson::Document(inner) = v {
@@ -200,9 +233,7 @@ pub fn prepare_raw_insert(raw: &RawDocumentBuf) -> Result<(RawDocumentBuf, Bson)
         let (key, value) = elem.map_err(|e| CommandError::new(22, e.to_string()))?;
         if key == "_id" {
             first_key_is_id = i == 0;
-            id = Some(
-                Bson::try_from(value).map_err(|e| CommandError::new(22, e.to_string()))?,
-            );
+            id = Some(Bson::try_from(value).map_err(|e| CommandError::new(22, e.to_string()))?);
             break;
         }
     }
@@ -210,7 +241,11 @@ pub fn prepare_raw_insert(raw: &RawDocumentBuf) -> Result<(RawDocumentBuf, Bson)
         Some(id) if first_key_is_id => (raw.clone(), id),
         Some(id) => {
             let mut out = RawDocumentBuf::new();
-            out.append(cstr!("_id"), bson::RawBson::try_from(id.clone()).map_err(|e| CommandError::new(22, e.to_string()))?);
+            out.append(
+                cstr!("_id"),
+                bson::RawBson::try_from(id.clone())
+                    .map_err(|e| CommandError::new(22, e.to_string()))?,
+            );
             for elem in raw.iter() {
                 let (k, v) = elem.map_err(|e| CommandError::new(22, e.to_string()))?;
                 if k != "_id" {
@@ -241,7 +276,9 @@ pub fn check_size(raw: &RawDocumentBuf) -> Result<()> {
     if len > crate::wire::MAX_BSON_SIZE {
         return Err(CommandError::new(
             codes::BSON_OBJECT_TOO_LARGE,
-            format!("BSONObj size: {len} (0x{len:X}) is invalid. Size must be between 0 and 16793600(16MB)"),
+            format!(
+                "BSONObj size: {len} (0x{len:X}) is invalid. Size must be between 0 and 16793600(16MB)"
+            ),
         ));
     }
     Ok(())
@@ -255,8 +292,15 @@ pub fn encode(doc: &Document) -> Result<RawDocumentBuf> {
 }
 
 /// Checks a document against the collection's validator; 121 DocumentValidationFailure.
-pub fn validate_document(data: &CollectionData, doc: &Document, id: &Bson, is_update_of_invalid: bool) -> Result<()> {
-    let Ok(validator) = data.options.get_document("validator") else { return Ok(()) };
+pub fn validate_document(
+    data: &CollectionData,
+    doc: &Document,
+    id: &Bson,
+    is_update_of_invalid: bool,
+) -> Result<()> {
+    let Ok(validator) = data.options.get_document("validator") else {
+        return Ok(());
+    };
     let level = data.options.get_str("validationLevel").unwrap_or("strict");
     let action = data.options.get_str("validationAction").unwrap_or("error");
     if level == "off" || action == "warn" || (level == "moderate" && is_update_of_invalid) {
@@ -275,7 +319,9 @@ pub fn validate_document(data: &CollectionData, doc: &Document, id: &Bson, is_up
 /// Whether a stored document currently fails the validator (for `validationLevel: moderate`).
 pub fn is_invalid(data: &CollectionData, doc: &Document) -> bool {
     match data.options.get_document("validator") {
-        Ok(v) => Matcher::new(v, &Document::new()).map(|m| !m.matches(doc)).unwrap_or(false),
+        Ok(v) => Matcher::new(v, &Document::new())
+            .map(|m| !m.matches(doc))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }
@@ -301,11 +347,17 @@ pub fn check_hint(data: Option<&CollectionData>, hint: Option<&Bson>) -> Result<
                 || (key.len() == 1 && key.keys().next().map(String::as_str) == Some("_id"))
                 || data.indexes.iter().any(|i| i.key() == key)
         }
-        _ => return Err(CommandError::failed_to_parse("hint must be a string or an object")),
+        _ => {
+            return Err(CommandError::failed_to_parse(
+                "hint must be a string or an object",
+            ));
+        }
     };
     if found {
         Ok(())
     } else {
-        Err(CommandError::bad_value("hint provided does not correspond to an existing index"))
+        Err(CommandError::bad_value(
+            "hint provided does not correspond to an existing index",
+        ))
     }
 }

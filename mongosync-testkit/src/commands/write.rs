@@ -12,12 +12,46 @@ use crate::query::sort::SortSpec;
 use crate::query::update::{Update, UpdateContext, upsert_document};
 use crate::storage::collection::{CollectionData, RecordId, decode};
 
-const INSERT_FIELDS: &[&str] = &["documents", "ordered", "bypassDocumentValidation", "collectionUUID", "stmtId", "stmtIds"];
-const UPDATE_FIELDS: &[&str] = &["updates", "ordered", "bypassDocumentValidation", "let", "collectionUUID", "stmtIds", "stmtId"];
-const DELETE_FIELDS: &[&str] = &["deletes", "ordered", "let", "collectionUUID", "stmtIds", "stmtId"];
+const INSERT_FIELDS: &[&str] = &[
+    "documents",
+    "ordered",
+    "bypassDocumentValidation",
+    "collectionUUID",
+    "stmtId",
+    "stmtIds",
+];
+const UPDATE_FIELDS: &[&str] = &[
+    "updates",
+    "ordered",
+    "bypassDocumentValidation",
+    "let",
+    "collectionUUID",
+    "stmtIds",
+    "stmtId",
+];
+const DELETE_FIELDS: &[&str] = &[
+    "deletes",
+    "ordered",
+    "let",
+    "collectionUUID",
+    "stmtIds",
+    "stmtId",
+];
 const FAM_FIELDS: &[&str] = &[
-    "query", "sort", "remove", "update", "new", "fields", "upsert", "bypassDocumentValidation", "collation",
-    "arrayFilters", "hint", "let", "stmtId", "collectionUUID",
+    "query",
+    "sort",
+    "remove",
+    "update",
+    "new",
+    "fields",
+    "upsert",
+    "bypassDocumentValidation",
+    "collation",
+    "arrayFilters",
+    "hint",
+    "let",
+    "stmtId",
+    "collectionUUID",
 ];
 
 fn ordered(ctx: &Ctx<'_>) -> Result<bool> {
@@ -59,7 +93,12 @@ pub fn insert(ctx: &mut Ctx<'_>) -> Result<Reply> {
             }
         }
         Some(other) => {
-            return Err(CommandError::wrong_field_type("insert", "documents", crate::util::type_name(other), &["array"]));
+            return Err(CommandError::wrong_field_type(
+                "insert",
+                "documents",
+                crate::util::type_name(other),
+                &["array"],
+            ));
         }
         None if docs.is_empty() => return Err(CommandError::missing_field("insert", "documents")),
         None => {}
@@ -67,7 +106,10 @@ pub fn insert(ctx: &mut Ctx<'_>) -> Result<Reply> {
     if docs.len() > 100_000 {
         return Err(CommandError::new(
             codes::INVALID_LENGTH,
-            format!("Write batch sizes must be between 1 and 100000. Got {} operations.", docs.len()),
+            format!(
+                "Write batch sizes must be between 1 and 100000. Got {} operations.",
+                docs.len()
+            ),
         ));
     }
     support::refuse_view(ctx, &coll)?;
@@ -83,7 +125,6 @@ pub fn insert(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 validate_document(&data, &decode(&stored)?, &id, false)?;
             }
             data.insert(stored, id)?;
-            ctx.server.clock.tick();
             Ok::<_, CommandError>(())
         })();
         match result {
@@ -112,7 +153,20 @@ struct UpdateStatement {
 
 fn parse_update_statement(stmt: &Document, vars: &Document) -> Result<UpdateStatement> {
     for key in stmt.keys() {
-        if !["q", "u", "upsert", "multi", "arrayFilters", "collation", "hint", "c", "sort", "upsertSupplied"].contains(&key.as_str()) {
+        if ![
+            "q",
+            "u",
+            "upsert",
+            "multi",
+            "arrayFilters",
+            "collation",
+            "hint",
+            "c",
+            "sort",
+            "upsertSupplied",
+        ]
+        .contains(&key.as_str())
+        {
             return Err(CommandError::unknown_field("update.updates", key));
         }
     }
@@ -120,7 +174,12 @@ fn parse_update_statement(stmt: &Document, vars: &Document) -> Result<UpdateStat
         Some(Bson::Document(d)) => d.clone(),
         None => return Err(CommandError::missing_field("update.updates", "q")),
         Some(other) => {
-            return Err(CommandError::wrong_field_type("update.updates", "q", crate::util::type_name(other), &["object"]));
+            return Err(CommandError::wrong_field_type(
+                "update.updates",
+                "q",
+                crate::util::type_name(other),
+                &["object"],
+            ));
         }
     };
     let mut vars = vars.clone();
@@ -135,13 +194,17 @@ fn parse_update_statement(stmt: &Document, vars: &Document) -> Result<UpdateStat
                 .iter()
                 .map(|f| match f {
                     Bson::Document(d) => Ok(d.clone()),
-                    _ => Err(CommandError::type_mismatch("arrayFilters entries must be objects")),
+                    _ => Err(CommandError::type_mismatch(
+                        "arrayFilters entries must be objects",
+                    )),
                 })
                 .collect::<Result<_>>()?,
         ),
         Some(_) => return Err(CommandError::type_mismatch("arrayFilters must be an array")),
     };
-    let u = stmt.get("u").ok_or_else(|| CommandError::missing_field("update.updates", "u"))?;
+    let u = stmt
+        .get("u")
+        .ok_or_else(|| CommandError::missing_field("update.updates", "u"))?;
     let update = Update::parse(u, array_filters.as_deref())?;
     let multi = stmt.get_bool("multi").unwrap_or(false);
     if multi && update.is_replacement() {
@@ -152,7 +215,9 @@ fn parse_update_statement(stmt: &Document, vars: &Document) -> Result<UpdateStat
     let sort = match stmt.get_document("sort") {
         Ok(s) if !s.is_empty() => {
             if multi {
-                return Err(CommandError::failed_to_parse("Cannot specify sort with multi=true"));
+                return Err(CommandError::failed_to_parse(
+                    "Cannot specify sort with multi=true",
+                ));
             }
             Some(SortSpec::new(s)?)
         }
@@ -184,25 +249,40 @@ fn apply_update(
     stmt: &UpdateStatement,
     vars: &Document,
     bypass: bool,
-    ctx: &Ctx<'_>,
 ) -> Result<UpdateOutcome> {
     support::check_hint(Some(data), stmt.hint.as_ref())?;
     let limit = if stmt.multi { None } else { Some(1) };
-    let selected = support::select(data, &stmt.filter, &stmt.matcher, stmt.sort.as_ref(), 0, limit)?;
-    let mut out = UpdateOutcome { matched: 0, modified: 0, upserted: None, before: None, after: None };
+    let selected = support::select(
+        data,
+        &stmt.filter,
+        &stmt.matcher,
+        stmt.sort.as_ref(),
+        0,
+        limit,
+    )?;
+    let mut out = UpdateOutcome {
+        matched: 0,
+        modified: 0,
+        upserted: None,
+        before: None,
+        after: None,
+    };
     for (rid, doc) in selected {
         let old = match doc {
             Some(d) => d,
             None => decode(data.get(rid).expect("selected record exists"))?,
         };
         let details = stmt.matcher.match_details(&old);
-        let uctx = UpdateContext { positional: details.array_index, is_insert: false, vars: Some(vars) };
+        let uctx = UpdateContext {
+            positional: details.array_index,
+            is_insert: false,
+            vars: Some(vars),
+        };
         let new = stmt.update.apply(&old, &uctx)?;
         out.matched += 1;
         let changed = new != old || !same_types(&new, &old);
         if changed {
-            store_update(data, rid, &old, &new, bypass)?;
-            ctx.server.clock.tick();
+            store_update(data, rid, &old, &new, bypass, stmt.update.is_replacement())?;
             out.modified += 1;
         }
         out.before = Some(old);
@@ -217,7 +297,6 @@ fn apply_update(
         }
         let raw = support::encode(&new)?;
         data.insert(raw, id.clone())?;
-        ctx.server.clock.tick();
         out.upserted = Some(id);
         out.after = Some(new);
     }
@@ -230,14 +309,22 @@ fn same_types(a: &Document, b: &Document) -> bool {
     a.to_vec().ok() == b.to_vec().ok()
 }
 
-fn store_update(data: &mut CollectionData, rid: RecordId, old: &Document, new: &Document, bypass: bool) -> Result<()> {
+fn store_update(
+    data: &mut CollectionData,
+    rid: RecordId,
+    old: &Document,
+    new: &Document,
+    bypass: bool,
+    replacement: bool,
+) -> Result<()> {
     let id = new.get("_id").cloned().unwrap_or(Bson::Null);
     if !bypass {
-        let was_invalid = data.options.get_str("validationLevel").ok() == Some("moderate") && support::is_invalid(data, old);
+        let was_invalid = data.options.get_str("validationLevel").ok() == Some("moderate")
+            && support::is_invalid(data, old);
         validate_document(data, new, &id, was_invalid)?;
     }
     let raw = support::encode(new)?;
-    data.replace(rid, raw)
+    data.replace(rid, raw, replacement)
 }
 
 fn upsert_new_document(stmt: &UpdateStatement, vars: &Document) -> Result<Document> {
@@ -248,9 +335,23 @@ fn upsert_new_document(stmt: &UpdateStatement, vars: &Document) -> Result<Docume
         if let Some(id) = seed.get("_id") {
             base.insert("_id", id.clone());
         }
-        stmt.update.apply(&base, &UpdateContext { positional: None, is_insert: true, vars: Some(vars) })?
+        stmt.update.apply(
+            &base,
+            &UpdateContext {
+                positional: None,
+                is_insert: true,
+                vars: Some(vars),
+            },
+        )?
     } else {
-        stmt.update.apply(&seed, &UpdateContext { positional: None, is_insert: true, vars: Some(vars) })?
+        stmt.update.apply(
+            &seed,
+            &UpdateContext {
+                positional: None,
+                is_insert: true,
+                vars: Some(vars),
+            },
+        )?
     };
     if !new.contains_key("_id") {
         let mut with_id = doc! {"_id": bson::oid::ObjectId::new()};
@@ -274,7 +375,12 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let statements = match ctx.body.get("updates") {
         Some(Bson::Array(a)) => a.clone(),
         Some(other) => {
-            return Err(CommandError::wrong_field_type("update", "updates", crate::util::type_name(other), &["array"]));
+            return Err(CommandError::wrong_field_type(
+                "update",
+                "updates",
+                crate::util::type_name(other),
+                &["array"],
+            ));
         }
         None => return Err(CommandError::missing_field("update", "updates")),
     };
@@ -287,19 +393,27 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Reply> {
     for (i, stmt) in statements.iter().enumerate() {
         let result = (|| {
             let Bson::Document(stmt) = stmt else {
-                return Err(CommandError::type_mismatch("update statements must be objects"));
+                return Err(CommandError::type_mismatch(
+                    "update statements must be objects",
+                ));
             };
             let stmt = parse_update_statement(stmt, &vars)?;
             if collection.is_none() {
                 if !stmt.upsert {
                     support::check_hint(None, stmt.hint.as_ref())?;
-                    return Ok(UpdateOutcome { matched: 0, modified: 0, upserted: None, before: None, after: None });
+                    return Ok(UpdateOutcome {
+                        matched: 0,
+                        modified: 0,
+                        upserted: None,
+                        before: None,
+                        after: None,
+                    });
                 }
                 collection = Some(ctx.server.catalog.collection_for_write(&ctx.db, &coll)?.0);
             }
             let c = collection.as_ref().expect("set above");
             let mut data = c.data.write();
-            apply_update(&mut data, &stmt, &vars, bypass, ctx)
+            apply_update(&mut data, &stmt, &vars, bypass)
         })();
         match result {
             Ok(out) => {
@@ -333,7 +447,12 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let statements = match ctx.body.get("deletes") {
         Some(Bson::Array(a)) => a.clone(),
         Some(other) => {
-            return Err(CommandError::wrong_field_type("delete", "deletes", crate::util::type_name(other), &["array"]));
+            return Err(CommandError::wrong_field_type(
+                "delete",
+                "deletes",
+                crate::util::type_name(other),
+                &["array"],
+            ));
         }
         None => return Err(CommandError::missing_field("delete", "deletes")),
     };
@@ -344,7 +463,9 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
     for (i, stmt) in statements.iter().enumerate() {
         let result = (|| {
             let Bson::Document(stmt) = stmt else {
-                return Err(CommandError::type_mismatch("delete statements must be objects"));
+                return Err(CommandError::type_mismatch(
+                    "delete statements must be objects",
+                ));
             };
             for key in stmt.keys() {
                 if !["q", "limit", "collation", "hint"].contains(&key.as_str()) {
@@ -360,7 +481,9 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 Some(l) if l == 0.0 => None,
                 Some(l) if l == 1.0 => Some(1),
                 Some(_) => {
-                    return Err(CommandError::failed_to_parse("The limit field in delete objects must be 0 or 1."));
+                    return Err(CommandError::failed_to_parse(
+                        "The limit field in delete objects must be 0 or 1.",
+                    ));
                 }
                 None => return Err(CommandError::missing_field("delete.deletes", "limit")),
             };
@@ -381,7 +504,6 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
             let mut removed = 0;
             for (rid, _) in selected {
                 if data.remove(rid).is_some() {
-                    ctx.server.clock.tick();
                     removed += 1;
                 }
             }
@@ -412,13 +534,19 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let update = ctx.body.get("update").cloned();
     match (&update, remove) {
         (Some(_), true) => {
-            return Err(CommandError::failed_to_parse("Cannot specify both an update and remove=true"));
+            return Err(CommandError::failed_to_parse(
+                "Cannot specify both an update and remove=true",
+            ));
         }
         (None, false) => {
-            return Err(CommandError::failed_to_parse("Either an update or remove=true must be specified"));
+            return Err(CommandError::failed_to_parse(
+                "Either an update or remove=true must be specified",
+            ));
         }
         (None, true) if upsert => {
-            return Err(CommandError::failed_to_parse("Cannot specify both upsert=true and remove=true"));
+            return Err(CommandError::failed_to_parse(
+                "Cannot specify both upsert=true and remove=true",
+            ));
         }
         (None, true) if return_new => {
             return Err(CommandError::failed_to_parse(
@@ -443,7 +571,9 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
     if remove {
         let Some(c) = ctx.server.catalog.collection(&ctx.db, &coll) else {
             support::check_hint(None, hint.as_ref())?;
-            return Ok(Reply::Doc(doc! {"lastErrorObject": {"n": 0}, "value": Bson::Null}));
+            return Ok(Reply::Doc(
+                doc! {"lastErrorObject": {"n": 0}, "value": Bson::Null},
+            ));
         };
         let mut data = c.data.write();
         support::check_hint(Some(&data), hint.as_ref())?;
@@ -455,7 +585,6 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     None => decode(data.get(rid).expect("selected"))?,
                 };
                 data.remove(rid);
-                ctx.server.clock.tick();
                 Some(doc)
             }
             None => None,
@@ -468,25 +597,44 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     .iter()
                     .map(|f| match f {
                         Bson::Document(d) => Ok(d.clone()),
-                        _ => Err(CommandError::type_mismatch("arrayFilters entries must be objects")),
+                        _ => Err(CommandError::type_mismatch(
+                            "arrayFilters entries must be objects",
+                        )),
                     })
                     .collect::<Result<_>>()?,
             ),
             _ => None,
         };
         let parsed = Update::parse(update.as_ref().expect("checked"), array_filters.as_deref())?;
-        let stmt = UpdateStatement { filter: filter.clone(), matcher, update: parsed, upsert, multi: false, sort, hint };
+        let stmt = UpdateStatement {
+            filter: filter.clone(),
+            matcher,
+            update: parsed,
+            upsert,
+            multi: false,
+            sort,
+            hint,
+        };
         let collection = match ctx.server.catalog.collection(&ctx.db, &coll) {
             Some(c) => c,
             None if upsert => ctx.server.catalog.collection_for_write(&ctx.db, &coll)?.0,
             None => {
                 support::check_hint(None, stmt.hint.as_ref())?;
-                return Ok(Reply::Doc(doc! {"lastErrorObject": {"n": 0, "updatedExisting": false}, "value": Bson::Null}));
+                return Ok(Reply::Doc(
+                    doc! {"lastErrorObject": {"n": 0, "updatedExisting": false}, "value": Bson::Null},
+                ));
             }
         };
         let mut data = collection.data.write();
-        let out = apply_update(&mut data, &stmt, &vars, bypass, ctx)?;
-        last_error.insert("n", if out.matched > 0 || out.upserted.is_some() { 1 } else { 0 });
+        let out = apply_update(&mut data, &stmt, &vars, bypass)?;
+        last_error.insert(
+            "n",
+            if out.matched > 0 || out.upserted.is_some() {
+                1
+            } else {
+                0
+            },
+        );
         last_error.insert("updatedExisting", out.matched > 0);
         if let Some(id) = &out.upserted {
             last_error.insert("upserted", id.clone());
@@ -498,5 +646,7 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
         (Some(v), None) => Bson::Document(v),
         (None, _) => Bson::Null,
     };
-    Ok(Reply::Doc(doc! {"lastErrorObject": last_error, "value": value}))
+    Ok(Reply::Doc(
+        doc! {"lastErrorObject": last_error, "value": value},
+    ))
 }

@@ -4,6 +4,8 @@
 //! Values are `Option<Bson>`: `None` is the server's "missing" (a field path that resolves to
 //! nothing, `$$REMOVE`). Most operators treat missing like null.
 
+#![allow(clippy::result_large_err)]
+
 use std::cmp::Ordering;
 
 use bson::{Bson, Decimal128, Document, oid::ObjectId};
@@ -43,6 +45,23 @@ pub fn truthy(value: Option<&Bson>) -> bool {
     }
 }
 
+/// Evaluates a command's `let` document (`aggregate`, `find`, `update`, ...) into the variables
+/// that [`evaluate`] and the pipeline take: each value is an expression evaluated once, without
+/// a current document (`{$literal: "$x"}` is the string, `{$rand: {}}` a number). Names are
+/// checked as the server checks user variable names. A missing result is kept as undefined,
+/// which reads back as missing.
+pub fn evaluate_let(let_vars: &Document, outer: &Document) -> Result<Document> {
+    let mut out = outer.clone();
+    let empty = Document::new();
+    for (k, e) in let_vars {
+        check_var_name(k)?;
+        validate(e)?;
+        let v = evaluate(e, &empty, outer)?;
+        out.insert(k.clone(), v.unwrap_or(Bson::Undefined));
+    }
+    Ok(out)
+}
+
 /// Checks an expression at parse time the way the server does before any document is seen:
 /// unknown operators (168) and malformed operator objects (15983) fail even over no input.
 pub fn validate(expr: &Bson) -> Result<()> {
@@ -67,9 +86,7 @@ pub fn validate(expr: &Bson) -> Result<()> {
                     if k.starts_with('$') {
                         return Err(CommandError::new(
                             16410,
-                            format!(
-                                "FieldPath field names may not start with '$'. Consider using $getField or $setField."
-                            ),
+                            "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
                         ));
                     }
                     validate(v)?;
@@ -102,6 +119,11 @@ fn validate_args(arg: &Bson) -> Result<()> {
     }
 }
 
+/// Whether `name` (with its `$`) is an expression operator the evaluator knows.
+pub fn is_operator_name(name: &str) -> bool {
+    KNOWN_OPERATORS.contains(&name)
+}
+
 fn one_field_error(d: &Document) -> CommandError {
     CommandError::new(
         15983,
@@ -121,6 +143,21 @@ fn unknown_operator(name: &str) -> CommandError {
 }
 
 const KNOWN_OPERATORS: &[&str] = &[
+    "$binarySize",
+    "$bsonSize",
+    "$dateAdd",
+    "$dateFromParts",
+    "$dateFromString",
+    "$dateSubtract",
+    "$firstN",
+    "$lastN",
+    "$maxN",
+    "$minN",
+    "$replaceAll",
+    "$replaceOne",
+    "$sortArray",
+    "$tsIncrement",
+    "$tsSecond",
     "$abs",
     "$add",
     "$allElementsTrue",
@@ -252,7 +289,12 @@ impl<'a> Scope<'a> {
             }
             s = scope.parent;
         }
-        self.user.get(name).map(|v| Some(v.clone()))
+        // A missing `let` value is stored as undefined (which aggregation compares equal to
+        // missing); read it back as missing.
+        self.user.get(name).map(|v| match v {
+            Bson::Undefined => None,
+            v => Some(v.clone()),
+        })
     }
 
     fn variable(&self, name: &str) -> Result<Option<Bson>> {
@@ -310,6 +352,11 @@ fn field_path(path: &str, scope: &Scope) -> Result<Option<Bson>> {
         let mut parts = var.split('.');
         let name = parts.next().unwrap_or("");
         let rest: Vec<&str> = parts.collect();
+        // Paths under $$ROOT/$$CURRENT read the document in place instead of copying it.
+        if (name == "ROOT" || name == "CURRENT") && !rest.is_empty() && scope.lookup(name).is_none()
+        {
+            return Ok(traverse_document(scope.root, &rest));
+        }
         let value = scope.variable(name)?;
         return Ok(value.and_then(|v| traverse(&v, &rest)));
     }
@@ -327,8 +374,15 @@ fn field_path(path: &str, scope: &Scope) -> Result<Option<Bson>> {
             "FieldPath field names may not be empty strings.",
         ));
     }
-    let current = scope.variable("CURRENT")?;
-    Ok(current.and_then(|c| traverse(&c, &parts)))
+    match scope.lookup("CURRENT") {
+        Some(current) => Ok(current.and_then(|c| traverse(&c, &parts))),
+        None => Ok(traverse_document(scope.root, &parts)),
+    }
+}
+
+fn traverse_document(doc: &Document, parts: &[&str]) -> Option<Bson> {
+    let (first, rest) = parts.split_first()?;
+    doc.get(*first).and_then(|v| traverse(v, rest))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -630,10 +684,7 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         "$split" => op_split(arg, scope),
         "$trim" | "$ltrim" | "$rtrim" => op_trim(name, arg, scope),
         "$indexOfBytes" | "$indexOfCP" => op_index_of_str(name, arg, scope),
-        "$regexMatch" => Err(CommandError::new(
-            codes::INVALID_PIPELINE_OPERATOR,
-            "$regexMatch is not supported by the testkit",
-        )),
+        "$regexMatch" => op_regex_match(arg, scope),
         // Arrays
         "$arrayElemAt" => {
             let v = eval_exact(name, arg, 2, scope)?;
@@ -744,6 +795,100 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             }
         }
         "$zip" => op_zip(arg, scope),
+        "$firstN" | "$lastN" | "$maxN" | "$minN" => op_array_n(name, arg, scope),
+        "$sortArray" => op_sort_array(arg, scope),
+        "$bsonSize" => {
+            let v = eval_exact(name, arg, 1, scope)?;
+            match &v[0] {
+                x if nullish(x) => Ok(Some(Bson::Null)),
+                Some(Bson::Document(d)) => {
+                    let bytes = d
+                        .to_vec()
+                        .map_err(|e| CommandError::new(codes::INTERNAL_ERROR, e.to_string()))?;
+                    Ok(Some(Bson::Int32(bytes.len() as i32)))
+                }
+                other => Err(CommandError::new(
+                    31393,
+                    format!("$bsonSize requires a document input, found: {}", tn(other)),
+                )),
+            }
+        }
+        "$binarySize" => {
+            let v = eval_exact(name, arg, 1, scope)?;
+            match &v[0] {
+                x if nullish(x) => Ok(Some(Bson::Null)),
+                Some(Bson::String(s)) => Ok(Some(Bson::Int32(s.len() as i32))),
+                Some(Bson::Binary(b)) => Ok(Some(Bson::Int32(b.bytes.len() as i32))),
+                other => Err(CommandError::new(
+                    51276,
+                    format!(
+                        "$binarySize requires a string or BinData argument, found: {}",
+                        tn(other)
+                    ),
+                )),
+            }
+        }
+        "$tsSecond" | "$tsIncrement" => {
+            let v = eval_exact(name, arg, 1, scope)?;
+            match &v[0] {
+                x if nullish(x) => Ok(Some(Bson::Null)),
+                Some(Bson::Timestamp(t)) => Ok(Some(Bson::Int64(if name == "$tsSecond" {
+                    t.time as i64
+                } else {
+                    t.increment as i64
+                }))),
+                other => Err(CommandError::new(
+                    5687301,
+                    format!(
+                        "Argument to {name} must be a timestamp, but is {}",
+                        tn(other)
+                    ),
+                )),
+            }
+        }
+        "$replaceOne" | "$replaceAll" => {
+            let f = parse_object(name, arg, &["input", "find", "replacement"], 51240)?;
+            let mut vals = Vec::new();
+            for key in ["input", "find", "replacement"] {
+                let e = field(&f, key).ok_or_else(|| {
+                    CommandError::new(
+                        51241 + vals.len() as i32,
+                        format!("{name} requires '{key}' to be specified"),
+                    )
+                })?;
+                vals.push(eval(e, scope)?);
+            }
+            let mut strs = Vec::new();
+            for (key, v) in ["input", "find", "replacement"].iter().zip(&vals) {
+                match v {
+                    Some(Bson::String(s)) => strs.push(s.clone()),
+                    x if nullish(x) => {}
+                    other => {
+                        return Err(CommandError::new(
+                            51746,
+                            format!(
+                                "{name} requires that '{key}' be a string, found: {}",
+                                other.clone().unwrap_or(Bson::Null)
+                            ),
+                        ));
+                    }
+                }
+            }
+            if strs.len() < 3 {
+                return Ok(Some(Bson::Null));
+            }
+            Ok(Some(Bson::String(if name == "$replaceOne" {
+                strs[0].replacen(&strs[1], &strs[2], 1)
+            } else if strs[1].is_empty() {
+                // Rust's replace of "" inserts between characters, as the server does.
+                strs[0].replace("", &strs[2])
+            } else {
+                strs[0].replace(&strs[1], &strs[2])
+            })))
+        }
+        "$dateAdd" | "$dateSubtract" => op_date_add(name, arg, scope),
+        "$dateFromParts" => op_date_from_parts(arg, scope),
+        "$dateFromString" => op_date_from_string(arg, scope),
         "$allElementsTrue" | "$anyElementTrue" => {
             let v = eval_exact(name, arg, 1, scope)?;
             match &v[0] {
@@ -799,7 +944,7 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
                             40400,
                             format!(
                                 "$mergeObjects requires object inputs, but input {} is of type {}",
-                                Bson::from(v.clone().unwrap_or(Bson::Null)),
+                                v.clone().unwrap_or(Bson::Null),
                                 tn(&v)
                             ),
                         ));
@@ -831,15 +976,14 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
 // ---------------------------------------------------------------------------------------------
 // Numbers
 
-/// A numeric value with the server's type ladder int → long → double → decimal. Decimals are
-/// computed through `f64` (the testkit has no decimal arithmetic): exact for the small values
-/// tests use, approximate otherwise.
+/// A numeric value with the server's type ladder int → long → double → decimal. Decimal
+/// `+ - * /` are exact (see [`Dec`]); other decimal operations go through `f64`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Num {
     Int(i32),
     Long(i64),
     Double(f64),
-    Decimal(f64),
+    Decimal(Decimal128),
 }
 
 impl Num {
@@ -848,7 +992,7 @@ impl Num {
             Bson::Int32(i) => Some(Num::Int(*i)),
             Bson::Int64(i) => Some(Num::Long(*i)),
             Bson::Double(d) => Some(Num::Double(*d)),
-            Bson::Decimal128(d) => Some(Num::Decimal(dec_to_f64(d))),
+            Bson::Decimal128(d) => Some(Num::Decimal(*d)),
             _ => None,
         }
     }
@@ -866,7 +1010,8 @@ impl Num {
         match self {
             Num::Int(i) => i as f64,
             Num::Long(i) => i as f64,
-            Num::Double(d) | Num::Decimal(d) => d,
+            Num::Double(d) => d,
+            Num::Decimal(d) => dec_to_f64(&d),
         }
     }
 
@@ -883,14 +1028,14 @@ impl Num {
             Num::Int(i) => Bson::Int32(i),
             Num::Long(i) => Bson::Int64(i),
             Num::Double(d) => Bson::Double(d),
-            Num::Decimal(d) => Bson::Decimal128(f64_to_dec(d)),
+            Num::Decimal(d) => Bson::Decimal128(d),
         }
     }
 
     /// A float result in the type of the wider operand (double unless decimal).
     fn float(rank: u8, v: f64) -> Num {
         if rank == 3 {
-            Num::Decimal(v)
+            Num::Decimal(f64_to_dec(v))
         } else {
             Num::Double(v)
         }
@@ -910,6 +1055,7 @@ impl Num {
         let rank = self.rank().max(other.rank());
         match (self.i64(), other.i64()) {
             (Some(a), Some(b)) => Num::integer(rank, a.checked_add(b), a as f64 + b as f64),
+            _ if rank == 3 => Num::decimal_op(self, other, Dec::add, |a, b| a + b),
             _ => Num::float(rank, self.f64() + other.f64()),
         }
     }
@@ -918,6 +1064,7 @@ impl Num {
         let rank = self.rank().max(other.rank());
         match (self.i64(), other.i64()) {
             (Some(a), Some(b)) => Num::integer(rank, a.checked_sub(b), a as f64 - b as f64),
+            _ if rank == 3 => Num::decimal_op(self, other, |a, b| a.add(b.neg()), |a, b| a - b),
             _ => Num::float(rank, self.f64() - other.f64()),
         }
     }
@@ -926,7 +1073,44 @@ impl Num {
         let rank = self.rank().max(other.rank());
         match (self.i64(), other.i64()) {
             (Some(a), Some(b)) => Num::integer(rank, a.checked_mul(b), a as f64 * b as f64),
+            _ if rank == 3 => Num::decimal_op(self, other, Dec::mul, |a, b| a * b),
             _ => Num::float(rank, self.f64() * other.f64()),
+        }
+    }
+
+    /// Division: always a double, or a decimal if either operand is one.
+    fn div(self, other: Num) -> Num {
+        if self.rank().max(other.rank()) == 3 {
+            Num::decimal_op(self, other, Dec::div, |a, b| a / b)
+        } else {
+            Num::Double(self.f64() / other.f64())
+        }
+    }
+
+    /// The operand as an exact decimal (a double through its 15 significant digits, as the
+    /// server converts it).
+    fn to_dec(self) -> Option<Dec> {
+        match self {
+            Num::Int(i) => Some(Dec::from_i64(i as i64)),
+            Num::Long(l) => Some(Dec::from_i64(l)),
+            Num::Double(d) => Dec::parse(&format!("{d:.14e}")),
+            Num::Decimal(d) => Dec::parse(&d.to_string()),
+        }
+    }
+
+    fn decimal_op(
+        a: Num,
+        b: Num,
+        exact: impl Fn(Dec, Dec) -> Option<Dec>,
+        approx: impl Fn(f64, f64) -> f64,
+    ) -> Num {
+        match (a.to_dec(), b.to_dec()) {
+            (Some(x), Some(y)) => match exact(x, y).and_then(|r| r.to_decimal128()) {
+                Some(d) => Num::Decimal(d),
+                None => Num::Decimal(f64_to_dec(approx(a.f64(), b.f64()))),
+            },
+            // NaN or an infinity.
+            _ => Num::Decimal(f64_to_dec(approx(a.f64(), b.f64()))),
         }
     }
 
@@ -1003,7 +1187,7 @@ fn op_add(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         let delta = match total {
             Num::Int(i) => i as i64,
             Num::Long(l) => l,
-            Num::Double(d) | Num::Decimal(d) => d.round() as i64,
+            Num::Double(_) | Num::Decimal(_) => total.f64().round() as i64,
         };
         return Ok(Some(Bson::DateTime(bson::DateTime::from_millis(
             ms.wrapping_add(delta),
@@ -1026,7 +1210,7 @@ fn op_subtract(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             let delta = match Num::from_bson(n) {
                 Some(Num::Int(i)) => i as i64,
                 Some(Num::Long(l)) => l,
-                Some(Num::Double(d) | Num::Decimal(d)) => d.round() as i64,
+                Some(n @ (Num::Double(_) | Num::Decimal(_))) => n.f64().round() as i64,
                 None => 0,
             };
             Ok(Some(Bson::DateTime(bson::DateTime::from_millis(
@@ -1095,8 +1279,7 @@ fn op_divide(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     if b.is_zero() {
         return Err(CommandError::bad_value("can't $divide by zero"));
     }
-    let rank = a.rank().max(b.rank());
-    Ok(Some(Num::float(rank, a.f64() / b.f64()).to_bson()))
+    Ok(Some(a.div(b).to_bson()))
 }
 
 fn op_mod(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
@@ -1142,7 +1325,7 @@ fn op_unary_math(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> 
                 }
             },
             Num::Double(d) => Num::Double(d.abs()),
-            Num::Decimal(d) => Num::Decimal(d.abs()),
+            Num::Decimal(_) => Num::float(3, x.abs()),
         },
         "$ceil" | "$floor" => match n {
             Num::Int(_) | Num::Long(_) => n,
@@ -1179,7 +1362,8 @@ fn num_display(n: Num) -> String {
     match n {
         Num::Int(i) => i.to_string(),
         Num::Long(l) => l.to_string(),
-        Num::Double(d) | Num::Decimal(d) => format_double(d),
+        Num::Double(d) => format_double(d),
+        Num::Decimal(d) => d.to_string(),
     }
 }
 
@@ -1282,7 +1466,9 @@ fn op_round(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         Some(p) => match p.as_ref().and_then(Num::from_bson) {
             Some(Num::Int(i)) => i as i64,
             Some(Num::Long(l)) => l,
-            Some(Num::Double(d) | Num::Decimal(d)) if d.fract() == 0.0 => d as i64,
+            Some(n @ (Num::Double(_) | Num::Decimal(_))) if n.f64().fract() == 0.0 => {
+                n.f64() as i64
+            }
             _ => {
                 return Err(CommandError::new(
                     51082,
@@ -1325,14 +1511,10 @@ fn op_round(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
                 _ => Num::Long(r as i64),
             }
         }
-        Num::Double(x) | Num::Decimal(x) => {
+        Num::Double(_) | Num::Decimal(_) => {
+            let x = n.f64();
             let p = 10f64.powi(place as i32);
-            let r = if place >= 0 {
-                round(x * p) / p
-            } else {
-                round(x * p) / p
-            };
-            Num::float(n.rank(), r)
+            Num::float(n.rank(), round(x * p) / p)
         }
     };
     Ok(Some(out.to_bson()))
@@ -1625,7 +1807,9 @@ fn target_name(to: &Bson) -> Result<&'static str> {
         other => Num::from_bson(other).and_then(|n| match n {
             Num::Int(i) => by_number(i as i64),
             Num::Long(l) => by_number(l),
-            Num::Double(d) | Num::Decimal(d) if d.fract() == 0.0 => by_number(d as i64),
+            n @ (Num::Double(_) | Num::Decimal(_)) if n.f64().fract() == 0.0 => {
+                by_number(n.f64() as i64)
+            }
             _ => None,
         }),
     };
@@ -1899,7 +2083,7 @@ fn int_arg(v: &Option<Bson>) -> Option<i64> {
     match v.as_ref().and_then(Num::from_bson)? {
         Num::Int(i) => Some(i as i64),
         Num::Long(l) => Some(l),
-        Num::Double(d) | Num::Decimal(d) if d.fract() == 0.0 => Some(d as i64),
+        n @ (Num::Double(_) | Num::Decimal(_)) if n.f64().fract() == 0.0 => Some(n.f64() as i64),
         _ => None,
     }
 }
@@ -2174,6 +2358,72 @@ fn op_index_of_str(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>
     }
 }
 
+fn op_regex_match(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object("$regexMatch", arg, &["input", "regex", "options"], 31024)?;
+    let input = field(&f, "input")
+        .ok_or_else(|| CommandError::new(31022, "$regexMatch requires 'input' parameter"))?;
+    let regex = field(&f, "regex")
+        .ok_or_else(|| CommandError::new(31023, "$regexMatch requires 'regex' parameter"))?;
+    let input = eval(input, scope)?;
+    let regex = eval(regex, scope)?;
+    let options = match field(&f, "options") {
+        Some(o) => match eval(o, scope)? {
+            v if nullish(&v) => None,
+            Some(Bson::String(s)) => Some(s),
+            v => {
+                return Err(CommandError::new(
+                    51126,
+                    format!(
+                        "$regexMatch needs 'options' to be of type string, found: {}",
+                        tn(&v)
+                    ),
+                ));
+            }
+        },
+        None => None,
+    };
+    let (pattern, flags) = match &regex {
+        v if nullish(v) => return Ok(Some(Bson::Boolean(false))),
+        Some(Bson::String(p)) => (p.clone(), options.unwrap_or_default()),
+        Some(Bson::RegularExpression(r)) => {
+            if options.is_some() && !r.options.is_empty() {
+                return Err(CommandError::new(
+                    51075,
+                    "$regexMatch: found regex option(s) specified in both 'regex' and 'option' fields",
+                ));
+            }
+            (
+                r.pattern.to_string(),
+                options.unwrap_or_else(|| r.options.to_string()),
+            )
+        }
+        v => {
+            return Err(CommandError::new(
+                51105,
+                format!(
+                    "$regexMatch needs 'regex' to be of type string or regex, found: {}",
+                    tn(v)
+                ),
+            ));
+        }
+    };
+    let text = match &input {
+        v if nullish(v) => return Ok(Some(Bson::Boolean(false))),
+        Some(Bson::String(s)) => s.clone(),
+        v => {
+            return Err(CommandError::new(
+                51104,
+                format!(
+                    "$regexMatch needs 'input' to be of type string, found: {}",
+                    tn(v)
+                ),
+            ));
+        }
+    };
+    let re = crate::query::matcher::Re::new(&pattern, &flags)?;
+    Ok(Some(Bson::Boolean(re.is_match(&text))))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Arrays
 
@@ -2202,8 +2452,10 @@ fn array_elem_at(name: &str, arr: &Option<Bson>, idx: &Option<Bson>) -> Result<O
     let i = match n {
         Num::Int(i) => i as i64,
         Num::Long(l) if i32::try_from(l).is_ok() => l,
-        Num::Double(d) | Num::Decimal(d) if d.fract() == 0.0 && d.abs() <= i32::MAX as f64 => {
-            d as i64
+        Num::Double(_) | Num::Decimal(_)
+            if n.f64().fract() == 0.0 && n.f64().abs() <= i32::MAX as f64 =>
+        {
+            n.f64() as i64
         }
         _ => {
             return Err(CommandError::new(
@@ -2702,6 +2954,109 @@ fn op_zip(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     Ok(Some(Bson::Array(out)))
 }
 
+fn op_array_n(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object(name, arg, &["input", "n"], 5787901)?;
+    let input = field(&f, "input").ok_or_else(|| {
+        CommandError::new(5787907, format!("Missing value for 'input' in {name}"))
+    })?;
+    let n = field(&f, "n")
+        .ok_or_else(|| CommandError::new(5787906, format!("Missing value for 'n' in {name}")))?;
+    let n = eval(n, scope)?;
+    let n = match int_arg(&n) {
+        Some(k) if k > 0 => k as usize,
+        Some(_) => {
+            return Err(CommandError::new(
+                5787908,
+                format!(
+                    "'n' must be greater than 0, found {}",
+                    n.unwrap_or(Bson::Null)
+                ),
+            ));
+        }
+        None => {
+            return Err(CommandError::new(
+                5787902,
+                format!(
+                    "Value for 'n' must be of integral type, but found {}",
+                    n.unwrap_or(Bson::Null)
+                ),
+            ));
+        }
+    };
+    let v = eval(input, scope)?;
+    let Some(Bson::Array(mut items)) = v else {
+        return Err(CommandError::new(
+            5788200,
+            format!("Input to {name} must be an array, but found {}", tn(&v)),
+        ));
+    };
+    match name {
+        "$firstN" => items.truncate(n),
+        "$lastN" => {
+            let skip = items.len().saturating_sub(n);
+            items.drain(..skip);
+        }
+        _ => {
+            // $maxN/$minN skip null and missing.
+            items.retain(|x| !matches!(x, Bson::Null | Bson::Undefined));
+            if name == "$maxN" {
+                items.sort_by(|a, b| compare(b, a));
+            } else {
+                items.sort_by(compare);
+            }
+            items.truncate(n);
+        }
+    }
+    Ok(Some(Bson::Array(items)))
+}
+
+fn op_sort_array(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object("$sortArray", arg, &["input", "sortBy"], 2942500)?;
+    let input = field(&f, "input")
+        .ok_or_else(|| CommandError::new(2942501, "$sortArray requires 'input' to be specified"))?;
+    let sort_by = field(&f, "sortBy").ok_or_else(|| {
+        CommandError::new(2942502, "$sortArray requires 'sortBy' to be specified")
+    })?;
+    let v = eval(input, scope)?;
+    if nullish(&v) {
+        return Ok(Some(Bson::Null));
+    }
+    let Some(Bson::Array(mut items)) = v else {
+        return Err(CommandError::new(
+            2942504,
+            format!(
+                "The input argument to $sortArray must be an array, but was of type: {}",
+                tn(&v)
+            ),
+        ));
+    };
+    match sort_by {
+        Bson::Document(spec) => {
+            let sort = crate::query::sort::SortSpec::new(spec)?;
+            // Non-documents sort as empty documents under a field sort.
+            let key = |b: &Bson| match b {
+                Bson::Document(d) => d.clone(),
+                _ => Document::new(),
+            };
+            items.sort_by(|a, b| sort.compare(&key(a), &key(b)));
+        }
+        other => {
+            let dir = int_arg(&Some(other.clone()));
+            match dir {
+                Some(1) => items.sort_by(compare),
+                Some(-1) => items.sort_by(|a, b| compare(b, a)),
+                _ => {
+                    return Err(CommandError::new(
+                        2942505,
+                        "$sortArray sortBy must be either 1, -1, or a sort specification object",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Some(Bson::Array(items)))
+}
+
 fn op_set(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     let args = arg_list(arg);
     let v = eval_all(&args, scope)?;
@@ -3018,6 +3373,193 @@ fn op_date_part(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     Ok(Some(Bson::Int32(n as i32)))
 }
 
+fn op_date_add(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object(
+        name,
+        arg,
+        &["startDate", "unit", "amount", "timezone"],
+        5166401,
+    )?;
+    check_utc(field(&f, "timezone"), scope)?;
+    let mut vals = Vec::new();
+    for key in ["startDate", "unit", "amount"] {
+        let e = field(&f, key).ok_or_else(|| {
+            CommandError::new(5166402, format!("{name} requires '{key}' to be present"))
+        })?;
+        vals.push(eval(e, scope)?);
+    }
+    if vals.iter().any(nullish) {
+        return Ok(Some(Bson::Null));
+    }
+    let start = match &vals[0] {
+        Some(Bson::DateTime(d)) => d.timestamp_millis(),
+        other => date_millis(other).map_err(|_| {
+            CommandError::new(
+                5166403,
+                format!("{name} requires startDate to be convertible to a date"),
+            )
+        })?,
+    };
+    let Some(Bson::String(unit)) = &vals[1] else {
+        return Err(CommandError::new(
+            5166404,
+            format!(
+                "{name} requires 'unit' to be a string, but got {}",
+                tn(&vals[1])
+            ),
+        ));
+    };
+    let Some(amount) = int_arg(&vals[2]) else {
+        return Err(CommandError::new(
+            5166405,
+            format!("{name} expects integer amount of time units"),
+        ));
+    };
+    let amount = if name == "$dateSubtract" {
+        -amount
+    } else {
+        amount
+    };
+    let fixed = |ms: i64| start.checked_add(amount.checked_mul(ms)?);
+    let result = match unit.as_str() {
+        "millisecond" => fixed(1),
+        "second" => fixed(1000),
+        "minute" => fixed(60_000),
+        "hour" => fixed(3_600_000),
+        "day" => fixed(86_400_000),
+        "week" => fixed(7 * 86_400_000),
+        "month" | "quarter" | "year" => {
+            let months = amount
+                * match unit.as_str() {
+                    "month" => 1,
+                    "quarter" => 3,
+                    _ => 12,
+                };
+            let p = DateParts::from_millis(start);
+            let total = p.year * 12 + (p.month - 1) + months;
+            let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+            // The day is clamped to the end of a shorter month.
+            let last = days_from_civil(
+                if m == 12 { y + 1 } else { y },
+                if m == 12 { 1 } else { m + 1 },
+                1,
+            ) - days_from_civil(y, m, 1);
+            let day = p.day.min(last);
+            let rem = start.rem_euclid(86_400_000);
+            Some(days_from_civil(y, m, day) * 86_400_000 + rem)
+        }
+        other => {
+            return Err(CommandError::failed_to_parse(format!(
+                "unknown time unit value: {other}"
+            )));
+        }
+    };
+    match result {
+        Some(ms) => Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms)))),
+        None => Err(CommandError::new(5166406, format!("{name} overflowed"))),
+    }
+}
+
+fn op_date_from_parts(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let keys = [
+        "year",
+        "month",
+        "day",
+        "hour",
+        "minute",
+        "second",
+        "millisecond",
+    ];
+    let mut allowed: Vec<&str> = keys.to_vec();
+    allowed.push("timezone");
+    let f = parse_object("$dateFromParts", arg, &allowed, 40518)?;
+    check_utc(field(&f, "timezone"), scope)?;
+    if field(&f, "year").is_none() {
+        return Err(CommandError::new(
+            40516,
+            "$dateFromParts requires either 'year' or 'isoWeekYear' to be present",
+        ));
+    }
+    let mut parts = [1970i64, 1, 1, 0, 0, 0, 0];
+    for (i, key) in keys.iter().enumerate() {
+        let Some(e) = field(&f, key) else {
+            continue;
+        };
+        let v = eval(e, scope)?;
+        if nullish(&v) {
+            return Ok(Some(Bson::Null));
+        }
+        parts[i] = int_arg(&v).ok_or_else(|| {
+            CommandError::new(
+                40515,
+                format!(
+                    "'{key}' must evaluate to an integer, found {} with value {}",
+                    tn(&v),
+                    v.clone().unwrap_or(Bson::Null)
+                ),
+            )
+        })?;
+    }
+    if !(1..=9999).contains(&parts[0]) {
+        return Err(CommandError::new(
+            40523,
+            format!(
+                "'year' must evaluate to an integer in the range 1 to 9999, found {}",
+                parts[0]
+            ),
+        ));
+    }
+    // Out-of-range parts carry over, as on the server (month 13 is January next year).
+    let months = parts[0] * 12 + parts[1] - 1;
+    let days = days_from_civil(months.div_euclid(12), months.rem_euclid(12) + 1, 1) + parts[2] - 1;
+    let ms =
+        days * 86_400_000 + parts[3] * 3_600_000 + parts[4] * 60_000 + parts[5] * 1000 + parts[6];
+    Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms))))
+}
+
+fn op_date_from_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object(
+        "$dateFromString",
+        arg,
+        &["dateString", "format", "timezone", "onError", "onNull"],
+        40541,
+    )?;
+    check_utc(field(&f, "timezone"), scope)?;
+    let e = field(&f, "dateString").ok_or_else(|| {
+        CommandError::new(40542, "Missing 'dateString' parameter to $dateFromString")
+    })?;
+    let v = eval(e, scope)?;
+    if nullish(&v) {
+        return match field(&f, "onNull") {
+            Some(e) => eval(e, scope),
+            None => Ok(Some(Bson::Null)),
+        };
+    }
+    let parsed = match &v {
+        Some(Bson::String(s)) => parse_date(s).ok_or_else(|| {
+            CommandError::new(
+                CONVERSION_FAILURE,
+                format!("Error parsing date string '{s}'"),
+            )
+        }),
+        other => Err(CommandError::new(
+            CONVERSION_FAILURE,
+            format!(
+                "$dateFromString requires that 'dateString' be a string, found: {} with value {}",
+                tn(other),
+                other.clone().unwrap_or(Bson::Null)
+            ),
+        )),
+    };
+    match parsed {
+        Ok(d) => Ok(Some(Bson::DateTime(d))),
+        Err(e) => match field(&f, "onError") {
+            Some(on_error) => eval(on_error, scope),
+            None => Err(e),
+        },
+    }
+}
+
 fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     let f = parse_object(
         "$dateToString",
@@ -3078,7 +3620,7 @@ fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             'w' => out.push_str(&p.day_of_week.to_string()),
             'u' => out.push_str(&(((p.day_of_week + 5) % 7) + 1).to_string()),
             'z' => out.push_str("+0000"),
-            'Z' => out.push('0'),
+            'Z' => out.push_str("+0"),
             '%' => out.push('%'),
             other => {
                 return Err(CommandError::new(
@@ -3089,6 +3631,147 @@ fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         }
     }
     Ok(Some(Bson::String(out)))
+}
+
+/// An exact finite decimal: `(-1)^neg × coeff × 10^exp`, for decimal `+ - * /` with the
+/// server's results (34 significant digits, rounded half to even by the BSON decimal parser).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Dec {
+    neg: bool,
+    coeff: u128,
+    exp: i32,
+}
+
+impl Dec {
+    fn from_i64(i: i64) -> Dec {
+        Dec {
+            neg: i < 0,
+            coeff: i.unsigned_abs() as u128,
+            exp: 0,
+        }
+    }
+
+    /// Parses `[-]digits[.digits][E[+-]exp]`; `None` for NaN and infinities.
+    fn parse(s: &str) -> Option<Dec> {
+        let (neg, body) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        };
+        let (mantissa, exp) = match body.split_once(['e', 'E']) {
+            Some((m, e)) => (m, e.parse::<i32>().ok()?),
+            None => (body, 0),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let digits = format!("{int}{frac}");
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let trimmed = digits.trim_start_matches('0');
+        if trimmed.len() > 38 {
+            return None;
+        }
+        Some(Dec {
+            neg,
+            coeff: if trimmed.is_empty() {
+                0
+            } else {
+                trimmed.parse().ok()?
+            },
+            exp: exp - frac.len() as i32,
+        })
+    }
+
+    fn neg(self) -> Dec {
+        Dec {
+            neg: !self.neg,
+            ..self
+        }
+    }
+
+    fn scaled(self, to_exp: i32) -> Option<u128> {
+        let shift = u32::try_from(self.exp - to_exp).ok()?;
+        10u128.checked_pow(shift)?.checked_mul(self.coeff)
+    }
+
+    fn add(self, other: Dec) -> Option<Dec> {
+        let exp = self.exp.min(other.exp);
+        let (a, b) = (self.scaled(exp)?, other.scaled(exp)?);
+        let (neg, coeff) = match (self.neg, other.neg) {
+            (x, y) if x == y => (x, a.checked_add(b)?),
+            _ if a >= b => (self.neg, a - b),
+            _ => (other.neg, b - a),
+        };
+        // x + (-x) is +0, as in IEEE 754 round-to-nearest.
+        let neg = neg && coeff != 0;
+        Some(Dec { neg, coeff, exp })
+    }
+
+    fn mul(self, other: Dec) -> Option<Dec> {
+        Some(Dec {
+            neg: self.neg != other.neg,
+            coeff: self.coeff.checked_mul(other.coeff)?,
+            exp: self.exp.checked_add(other.exp)?,
+        })
+    }
+
+    /// Long division to 36 significant digits; an exact quotient takes the ideal exponent
+    /// (`e1 - e2`) when its trailing zeros allow, as IEEE 754 decimal division does.
+    fn div(self, other: Dec) -> Option<Dec> {
+        if other.coeff == 0 {
+            return None;
+        }
+        let mut q = self.coeff / other.coeff;
+        let mut r = self.coeff % other.coeff;
+        let mut exp = self.exp - other.exp;
+        let ideal = exp;
+        let digits = |v: u128| if v == 0 { 0 } else { v.ilog10() + 1 };
+        while r != 0 && digits(q) < 36 {
+            r *= 10;
+            q = q.checked_mul(10)? + r / other.coeff;
+            r %= other.coeff;
+            exp -= 1;
+        }
+        if r == 0 {
+            while exp < ideal && q.is_multiple_of(10) && q != 0 {
+                q /= 10;
+                exp += 1;
+            }
+            if q == 0 {
+                exp = ideal;
+            }
+        } else if q.is_multiple_of(10) {
+            // A nonzero remainder must not look like an exact tie when rounding.
+            q += 1;
+        }
+        Some(Dec {
+            neg: self.neg != other.neg,
+            coeff: q,
+            exp,
+        })
+    }
+
+    /// Rounds to 34 significant digits, half to even, and packs.
+    fn to_decimal128(self) -> Option<Decimal128> {
+        let (mut coeff, mut exp) = (self.coeff, self.exp);
+        let digits = if coeff == 0 { 0 } else { coeff.ilog10() + 1 };
+        if digits > 34 {
+            let divisor = 10u128.pow(digits - 34);
+            let (q, rem) = (coeff / divisor, coeff % divisor);
+            let half = divisor / 2;
+            coeff = if rem > half || (rem == half && q % 2 == 1) {
+                q + 1
+            } else {
+                q
+            };
+            exp += (digits - 34) as i32;
+            if coeff == 10u128.pow(34) {
+                coeff /= 10;
+                exp += 1;
+            }
+        }
+        let sign = if self.neg { "-" } else { "" };
+        format!("{sign}{coeff}E{exp}").parse().ok()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3156,13 +3839,794 @@ impl Accumulator {
             Accumulator::Avg(total, count) => {
                 if *count == 0 {
                     Bson::Null
-                } else if let Num::Decimal(d) = total {
-                    Bson::Decimal128(f64_to_dec(d / *count as f64))
+                } else if let Num::Decimal(_) = total {
+                    total.div(Num::Long(*count as i64)).to_bson()
                 } else {
                     Bson::Double(total.f64() / *count as f64)
                 }
             }
             Accumulator::Min(v) | Accumulator::Max(v) => v.clone().unwrap_or(Bson::Null),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::{bson, doc};
+
+    fn ev_in(e: Bson, d: Document) -> Option<Bson> {
+        evaluate(&e, &d, &Document::new()).unwrap()
+    }
+    fn ev(e: Bson) -> Option<Bson> {
+        ev_in(e, Document::new())
+    }
+    fn err_in(e: Bson, d: Document) -> CommandError {
+        evaluate(&e, &d, &Document::new()).unwrap_err()
+    }
+    fn err(e: Bson) -> CommandError {
+        err_in(e, Document::new())
+    }
+    fn dec(s: &str) -> Bson {
+        Bson::Decimal128(s.parse().unwrap())
+    }
+
+    #[test]
+    fn field_paths_traverse_arrays_of_documents() {
+        let d = doc! {"a": [{"b": 1}, {"b": 2}, {"c": 3}, 7, [{"b": 4}]], "x": {"y": {"z": 5}}};
+        // Missing elements and scalars are dropped; nested arrays are traversed.
+        assert_eq!(ev_in(bson!("$a.b"), d.clone()), Some(bson!([1, 2, [4]])));
+        assert_eq!(ev_in(bson!("$x.y.z"), d.clone()), Some(bson!(5)));
+        assert_eq!(ev_in(bson!("$x.q"), d.clone()), None);
+        assert_eq!(ev_in(bson!("$$ROOT.x.y"), d.clone()), Some(bson!({"z": 5})));
+        assert_eq!(ev_in(bson!("$$CURRENT.x.y.z"), d.clone()), Some(bson!(5)));
+        assert_eq!(ev_in(bson!("$$REMOVE"), d.clone()), None);
+        assert!(matches!(ev(bson!("$$NOW")), Some(Bson::DateTime(_))));
+        assert_eq!(err(bson!("$$nope")).code, 17276);
+        assert_eq!(err(bson!("$")).code, 16872);
+    }
+
+    #[test]
+    fn literals_and_user_variables() {
+        let d = doc! {"a": 1};
+        assert_eq!(
+            ev_in(
+                bson!({"x": "$a", "y": "$missing", "z": ["$a", "$missing"]}),
+                d.clone()
+            ),
+            // A missing field is omitted from an object and null inside an array.
+            Some(bson!({"x": 1, "z": [1, null]}))
+        );
+        assert_eq!(ev(bson!({"$literal": "$a"})), Some(bson!("$a")));
+        let vars = doc! {"v": 10};
+        assert_eq!(
+            evaluate(&bson!({"$add": ["$$v", "$a"]}), &d, &vars).unwrap(),
+            Some(bson!(11))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$let": {"vars": {"x": {"$add": ["$a", 1]}}, "in": {"$multiply": ["$$x", 10]}}}),
+                d
+            ),
+            Some(bson!(20))
+        );
+        assert_eq!(
+            err(bson!({"$let": {"vars": {"X": 1}, "in": 1}})).code,
+            16867
+        );
+        assert_eq!(err(bson!({"$foo": 1})).code, 168);
+        assert_eq!(
+            err(bson!({"$foo": 1})).message,
+            "Unrecognized expression '$foo'"
+        );
+        assert_eq!(err(bson!({"$add": [1], "$sub": 2})).code, 15983);
+        assert!(validate(&bson!({"a": {"$bogus": 1}})).is_err());
+        assert!(validate(&bson!({"a": {"$literal": {"$bogus": 1}}})).is_ok());
+    }
+
+    #[test]
+    fn let_documents_are_evaluated_once() {
+        let vars = evaluate_let(
+            &doc! {"id": 1, "y": {"$literal": "$bar"}, "r": {"$rand": {}}, "m": "$nothing"},
+            &Document::new(),
+        )
+        .unwrap();
+        assert_eq!(vars.get("y"), Some(&bson!("$bar")));
+        assert!(matches!(vars.get("r"), Some(Bson::Double(_))));
+        assert_eq!(
+            evaluate(&bson!("$$y"), &doc! {}, &vars).unwrap(),
+            Some(bson!("$bar"))
+        );
+        // A missing value stays missing.
+        assert_eq!(evaluate(&bson!("$$m"), &doc! {}, &vars).unwrap(), None);
+        assert_eq!(
+            evaluate(&bson!({"$eq": ["$$m", "$x"]}), &doc! {}, &vars).unwrap(),
+            Some(bson!(true))
+        );
+        assert_eq!(
+            evaluate_let(&doc! {"Bad": 1}, &Document::new())
+                .unwrap_err()
+                .code,
+            16867
+        );
+    }
+
+    #[test]
+    fn add_promotes_numeric_types() {
+        assert_eq!(ev(bson!({"$add": [1, 2]})), Some(Bson::Int32(3)));
+        assert_eq!(
+            ev(bson!({"$add": [i32::MAX, 1]})),
+            Some(Bson::Int64(i32::MAX as i64 + 1))
+        );
+        assert_eq!(
+            ev(bson!({"$add": [i64::MAX, 1i64]})),
+            Some(Bson::Double(i64::MAX as f64 + 1.0))
+        );
+        assert_eq!(ev(bson!({"$add": [1, 2i64]})), Some(Bson::Int64(3)));
+        assert_eq!(ev(bson!({"$add": [1, 0.5]})), Some(Bson::Double(1.5)));
+        assert_eq!(ev(bson!({"$add": [1, dec("1.1")]})), Some(dec("2.1")));
+        assert_eq!(ev(bson!({"$add": []})), Some(Bson::Int32(0)));
+        // Missing and null make the result null.
+        assert_eq!(ev(bson!({"$add": [1, "$missing"]})), Some(Bson::Null));
+        assert_eq!(ev(bson!({"$add": [1, null]})), Some(Bson::Null));
+        let e = err(bson!({"$add": [1, "x"]}));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (14, "$add only supports numeric or date types, not string")
+        );
+        let date = bson::DateTime::from_millis(1000);
+        assert_eq!(
+            ev(bson!({"$add": [date, 500, 0.4]})),
+            Some(Bson::DateTime(bson::DateTime::from_millis(1500)))
+        );
+        assert_eq!(err(bson!({"$add": [date, date]})).code, 16612);
+    }
+
+    #[test]
+    fn decimal_arithmetic_is_exact() {
+        assert_eq!(
+            ev(bson!({"$add": [dec("0.1"), dec("0.2")]})),
+            Some(dec("0.3"))
+        );
+        assert_eq!(
+            ev(bson!({"$subtract": [dec("1.00"), dec("0.01")]})),
+            Some(dec("0.99"))
+        );
+        assert_eq!(ev(bson!({"$multiply": [dec("1.5"), 2]})), Some(dec("3.0")));
+        assert_eq!(ev(bson!({"$divide": [dec("6"), 3]})), Some(dec("2")));
+        assert_eq!(
+            ev(bson!({"$divide": [dec("10"), dec("4")]})),
+            Some(dec("2.5"))
+        );
+        assert_eq!(
+            ev(bson!({"$divide": [1, dec("3")]})),
+            Some(dec("0.3333333333333333333333333333333333"))
+        );
+        assert_eq!(
+            ev(bson!({"$divide": [2, dec("3")]})),
+            Some(dec("0.6666666666666666666666666666666667"))
+        );
+        // A double joins decimal arithmetic through its 15 significant digits.
+        assert_eq!(
+            ev(bson!({"$add": [dec("1"), 0.1]})),
+            Some(dec("1.100000000000000"))
+        );
+        assert_eq!(
+            ev(bson!({"$add": [dec("1"), i64::MAX]})),
+            Some(dec("9223372036854775808"))
+        );
+        assert_eq!(
+            ev(bson!({"$sum": [dec("0.1"), dec("0.2"), 1]})),
+            Some(dec("1.3"))
+        );
+        assert_eq!(ev(bson!({"$avg": [dec("1"), dec("2")]})), Some(dec("1.5")));
+        assert_eq!(ev(bson!({"$abs": dec("-2.5")})), Some(dec("2.5")));
+    }
+
+    #[test]
+    fn subtract_multiply_divide_mod() {
+        let d1 = bson::DateTime::from_millis(5000);
+        let d2 = bson::DateTime::from_millis(2000);
+        assert_eq!(ev(bson!({"$subtract": [d1, d2]})), Some(Bson::Int64(3000)));
+        assert_eq!(
+            ev(bson!({"$subtract": [d1, 1000]})),
+            Some(Bson::DateTime(bson::DateTime::from_millis(4000)))
+        );
+        assert_eq!(
+            ev(bson!({"$subtract": [i32::MIN, 1]})),
+            Some(Bson::Int64(i32::MIN as i64 - 1))
+        );
+        assert_eq!(err(bson!({"$subtract": [1, d1]})).code, 14);
+        let e = err(bson!({"$subtract": [1]}));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                16020,
+                "Expression $subtract takes exactly 2 arguments. 1 were passed in."
+            )
+        );
+        assert_eq!(
+            ev(bson!({"$multiply": [65536, 65536]})),
+            Some(Bson::Int64(4294967296))
+        );
+        assert_eq!(ev(bson!({"$multiply": [2, 1.5]})), Some(Bson::Double(3.0)));
+        // $divide always returns a double (or a decimal).
+        assert_eq!(ev(bson!({"$divide": [6, 3]})), Some(Bson::Double(2.0)));
+        assert_eq!(ev(bson!({"$divide": [dec("1"), 4]})), Some(dec("0.25")));
+        let e = err(bson!({"$divide": [1, 0]}));
+        assert_eq!((e.code, e.message.as_str()), (2, "can't $divide by zero"));
+        assert_eq!(ev(bson!({"$divide": [1, null]})), Some(Bson::Null));
+        assert_eq!(ev(bson!({"$mod": [7, 3]})), Some(Bson::Int32(1)));
+        assert_eq!(ev(bson!({"$mod": [-7, 3i64]})), Some(Bson::Int64(-1)));
+        assert_eq!(ev(bson!({"$mod": [7.5, 2]})), Some(Bson::Double(1.5)));
+        assert_eq!(err(bson!({"$mod": [7, 0]})).code, 16610);
+    }
+
+    #[test]
+    fn unary_math() {
+        assert_eq!(ev(bson!({"$abs": -5})), Some(Bson::Int32(5)));
+        assert_eq!(ev(bson!({"$abs": i32::MIN})), Some(Bson::Int64(2147483648)));
+        assert_eq!(err(bson!({"$abs": i64::MIN})).code, 28680);
+        assert_eq!(ev(bson!({"$abs": null})), Some(Bson::Null));
+        assert_eq!(err(bson!({"$abs": "x"})).code, 28765);
+        assert_eq!(ev(bson!({"$ceil": 1.2})), Some(Bson::Double(2.0)));
+        assert_eq!(ev(bson!({"$floor": -1.2})), Some(Bson::Double(-2.0)));
+        assert_eq!(ev(bson!({"$floor": 3})), Some(Bson::Int32(3)));
+        assert_eq!(ev(bson!({"$sqrt": 16})), Some(Bson::Double(4.0)));
+        assert_eq!(err(bson!({"$sqrt": -1})).code, 28714);
+        assert_eq!(ev(bson!({"$ln": 1})), Some(Bson::Double(0.0)));
+        assert_eq!(ev(bson!({"$log10": 1000})), Some(Bson::Double(3.0)));
+        assert_eq!(err(bson!({"$log10": 0})).code, 28761);
+        assert_eq!(ev(bson!({"$log": [8, 2]})), Some(Bson::Double(3.0)));
+        assert_eq!(err(bson!({"$log": [8, 1]})).code, 28759);
+        assert_eq!(ev(bson!({"$exp": 0})), Some(Bson::Double(1.0)));
+        assert_eq!(ev(bson!({"$pow": [2, 10]})), Some(Bson::Int32(1024)));
+        assert_eq!(ev(bson!({"$pow": [2, 40]})), Some(Bson::Int64(1 << 40)));
+        assert_eq!(ev(bson!({"$pow": [2, -1]})), Some(Bson::Double(0.5)));
+        assert_eq!(ev(bson!({"$pow": [-1, -3]})), Some(Bson::Int32(-1)));
+        assert_eq!(err(bson!({"$pow": [0, -1]})).code, 28764);
+        // $round rounds half to even; integers with a negative place round to tens etc.
+        assert_eq!(ev(bson!({"$round": [2.5]})), Some(Bson::Double(2.0)));
+        assert_eq!(ev(bson!({"$round": [3.5]})), Some(Bson::Double(4.0)));
+        assert_eq!(ev(bson!({"$round": [1.2345, 2]})), Some(Bson::Double(1.23)));
+        assert_eq!(ev(bson!({"$round": [1234, -2]})), Some(Bson::Int32(1200)));
+        assert_eq!(ev(bson!({"$trunc": [-1.7]})), Some(Bson::Double(-1.0)));
+        assert_eq!(ev(bson!({"$trunc": [1.789, 1]})), Some(Bson::Double(1.7)));
+        assert_eq!(err(bson!({"$round": [1, 101]})).code, 51083);
+    }
+
+    #[test]
+    fn comparisons_use_full_bson_order() {
+        assert_eq!(ev(bson!({"$eq": [1, 1.0]})), Some(bson!(true)));
+        assert_eq!(ev(bson!({"$lt": [5, "a"]})), Some(bson!(true)));
+        assert_eq!(ev(bson!({"$gt": [{"a": 1}, "zzz"]})), Some(bson!(true)));
+        assert_eq!(ev(bson!({"$cmp": ["b", "a"]})), Some(bson!(1)));
+        assert_eq!(ev(bson!({"$cmp": [2, 2i64]})), Some(bson!(0)));
+        // Missing sorts below null in aggregation comparisons.
+        assert_eq!(ev(bson!({"$eq": ["$missing", null]})), Some(bson!(false)));
+        assert_eq!(ev(bson!({"$lt": ["$missing", null]})), Some(bson!(true)));
+        assert_eq!(
+            ev(bson!({"$eq": ["$missing", "$alsoMissing"]})),
+            Some(bson!(true))
+        );
+        assert_eq!(err(bson!({"$eq": [1]})).code, 16020);
+        assert_eq!(ev(bson!({"$ne": [[1, 2], [1, 2]]})), Some(bson!(false)));
+    }
+
+    #[test]
+    fn booleans_and_conditionals() {
+        assert!(!truthy(None));
+        assert!(!truthy(Some(&Bson::Int64(0))));
+        assert!(!truthy(Some(&dec("0"))));
+        assert!(truthy(Some(&bson!(""))));
+        assert!(truthy(Some(&bson!([]))));
+        assert_eq!(ev(bson!({"$and": [1, "x", true]})), Some(bson!(true)));
+        assert_eq!(ev(bson!({"$and": []})), Some(bson!(true)));
+        assert_eq!(
+            ev(bson!({"$or": [0, null, "$missing"]})),
+            Some(bson!(false))
+        );
+        assert_eq!(ev(bson!({"$not": [0]})), Some(bson!(true)));
+        assert_eq!(ev(bson!({"$cond": [true, 1, 2]})), Some(bson!(1)));
+        assert_eq!(
+            ev(bson!({"$cond": {"if": null, "then": 1, "else": 2}})),
+            Some(bson!(2))
+        );
+        assert_eq!(err(bson!({"$cond": {"then": 1, "else": 2}})).code, 17080);
+        assert_eq!(
+            err(bson!({"$cond": {"if": 1, "then": 1, "else": 2, "x": 1}})).code,
+            17083
+        );
+        assert_eq!(err(bson!({"$cond": [1, 2]})).code, 16020);
+        // $ifNull takes any number of arguments and replaces both null and missing.
+        assert_eq!(
+            ev(bson!({"$ifNull": ["$missing", null, 3, 4]})),
+            Some(bson!(3))
+        );
+        assert_eq!(ev(bson!({"$ifNull": ["$missing", "$alsoMissing"]})), None);
+        assert_eq!(err(bson!({"$ifNull": [1]})).code, 1257300);
+        let sw = bson!({"$switch": {"branches": [{"case": {"$gt": ["$a", 5]}, "then": "big"}, {"case": {"$gt": ["$a", 1]}, "then": "mid"}], "default": "small"}});
+        assert_eq!(ev_in(sw.clone(), doc! {"a": 3}), Some(bson!("mid")));
+        assert_eq!(ev_in(sw, doc! {"a": 0}), Some(bson!("small")));
+        let e = err(bson!({"$switch": {"branches": [{"case": false, "then": 1}]}}));
+        assert_eq!(e.code, 40066);
+        assert_eq!(err(bson!({"$switch": {"branches": []}})).code, 40068);
+    }
+
+    #[test]
+    fn type_operators_and_conversions() {
+        assert_eq!(ev(bson!({"$type": "$missing"})), Some(bson!("missing")));
+        assert_eq!(ev(bson!({"$type": [[1]]})), Some(bson!("array")));
+        assert_eq!(ev(bson!({"$type": 1i64})), Some(bson!("long")));
+        assert_eq!(ev(bson!({"$isNumber": dec("1")})), Some(bson!(true)));
+        assert_eq!(ev(bson!({"$isNumber": "1"})), Some(bson!(false)));
+        assert_eq!(ev(bson!({"$toString": 1.5})), Some(bson!("1.5")));
+        assert_eq!(ev(bson!({"$toString": 2.0})), Some(bson!("2")));
+        assert_eq!(ev(bson!({"$toString": true})), Some(bson!("true")));
+        assert_eq!(
+            ev(bson!({"$toString": bson::DateTime::from_millis(86_400_000 * 365 + 1)})),
+            Some(bson!("1971-01-01T00:00:00.001Z"))
+        );
+        let oid = ObjectId::parse_str("5f0c3f1e9b1e8a3d4c2b1a09").unwrap();
+        assert_eq!(
+            ev(bson!({"$toString": oid})),
+            Some(bson!("5f0c3f1e9b1e8a3d4c2b1a09"))
+        );
+        assert_eq!(
+            ev(bson!({"$toObjectId": "5f0c3f1e9b1e8a3d4c2b1a09"})),
+            Some(Bson::ObjectId(oid))
+        );
+        assert_eq!(ev(bson!({"$toInt": "42"})), Some(Bson::Int32(42)));
+        assert_eq!(ev(bson!({"$toInt": 4.9})), Some(Bson::Int32(4)));
+        assert_eq!(ev(bson!({"$toInt": null})), Some(Bson::Null));
+        assert_eq!(err(bson!({"$toInt": "4x"})).code, 241);
+        assert_eq!(err(bson!({"$toInt": 1e12})).code, 241);
+        assert_eq!(
+            ev(bson!({"$toLong": bson::DateTime::from_millis(7)})),
+            Some(Bson::Int64(7))
+        );
+        assert_eq!(ev(bson!({"$toDouble": "2.5"})), Some(Bson::Double(2.5)));
+        assert_eq!(ev(bson!({"$toBool": 0})), Some(bson!(false)));
+        assert_eq!(ev(bson!({"$toBool": "false"})), Some(bson!(true)));
+        assert_eq!(
+            ev(bson!({"$toDate": "2021-03-04T05:06:07.089Z"})),
+            Some(Bson::DateTime(
+                bson::DateTime::parse_rfc3339_str("2021-03-04T05:06:07.089Z").unwrap()
+            ))
+        );
+        assert_eq!(
+            ev(bson!({"$toDate": 0i64})),
+            Some(Bson::DateTime(bson::DateTime::from_millis(0)))
+        );
+        // An int does not convert to a date, only a long or a double.
+        let e = err(bson!({"$toDate": 5}));
+        assert_eq!(e.code, 241);
+        assert!(
+            e.message
+                .starts_with("Unsupported conversion from int to date")
+        );
+        assert_eq!(
+            ev(bson!({"$convert": {"input": "x", "to": "int", "onError": -1}})),
+            Some(bson!(-1))
+        );
+        assert_eq!(
+            ev(bson!({"$convert": {"input": "$m", "to": "int", "onNull": 0}})),
+            Some(bson!(0))
+        );
+        assert_eq!(
+            ev(bson!({"$convert": {"input": "7", "to": 18}})),
+            Some(Bson::Int64(7))
+        );
+        assert_eq!(
+            err(bson!({"$convert": {"input": 1, "to": "bogus"}})).code,
+            2
+        );
+    }
+
+    #[test]
+    fn strings() {
+        assert_eq!(ev(bson!({"$concat": ["a", "b", "c"]})), Some(bson!("abc")));
+        assert_eq!(ev(bson!({"$concat": ["a", "$missing"]})), Some(Bson::Null));
+        assert_eq!(err(bson!({"$concat": ["a", 1]})).code, 16702);
+        assert_eq!(ev(bson!({"$substr": ["hello", 1, 3]})), Some(bson!("ell")));
+        assert_eq!(
+            ev(bson!({"$substrBytes": ["hello", 2, -1]})),
+            Some(bson!("llo"))
+        );
+        assert_eq!(ev(bson!({"$substrBytes": [123, 0, 2]})), Some(bson!("12")));
+        assert_eq!(err(bson!({"$substrBytes": ["é", 1, 1]})).code, 28656);
+        assert_eq!(ev(bson!({"$substrCP": ["héllo", 1, 2]})), Some(bson!("él")));
+        assert_eq!(ev(bson!({"$toUpper": "abC"})), Some(bson!("ABC")));
+        assert_eq!(ev(bson!({"$toLower": null})), Some(bson!("")));
+        assert_eq!(ev(bson!({"$strLenBytes": "é"})), Some(bson!(2)));
+        assert_eq!(ev(bson!({"$strLenCP": "é"})), Some(bson!(1)));
+        assert_eq!(err(bson!({"$strLenCP": "$missing"})).code, 34471);
+        assert_eq!(
+            ev(bson!({"$split": ["a,b,,c", ","]})),
+            Some(bson!(["a", "b", "", "c"]))
+        );
+        assert_eq!(err(bson!({"$split": ["a", ""]})).code, 40087);
+        assert_eq!(ev(bson!({"$trim": {"input": "  x \n"}})), Some(bson!("x")));
+        assert_eq!(
+            ev(bson!({"$ltrim": {"input": "xxyx", "chars": "x"}})),
+            Some(bson!("yx"))
+        );
+        assert_eq!(
+            ev(bson!({"$rtrim": {"input": "xxyx", "chars": "x"}})),
+            Some(bson!("xxy"))
+        );
+        assert_eq!(err(bson!({"$trim": {"input": 1}})).code, 50699);
+        assert_eq!(
+            ev(bson!({"$indexOfBytes": ["abcabc", "c", 3]})),
+            Some(bson!(5))
+        );
+        assert_eq!(ev(bson!({"$indexOfBytes": ["abc", "z"]})), Some(bson!(-1)));
+        assert_eq!(ev(bson!({"$indexOfCP": ["héllo", "l"]})), Some(bson!(2)));
+        assert_eq!(
+            ev(bson!({"$regexMatch": {"input": "Hello", "regex": "^h", "options": "i"}})),
+            Some(bson!(true))
+        );
+        assert_eq!(
+            ev(bson!({"$regexMatch": {"input": "$missing", "regex": "x"}})),
+            Some(bson!(false))
+        );
+        assert_eq!(
+            err(bson!({"$regexMatch": {"input": 1, "regex": "x"}})).code,
+            51104
+        );
+        assert_eq!(ev(bson!({"$strcasecmp": ["ABC", "abc"]})), Some(bson!(0)));
+    }
+
+    #[test]
+    fn arrays() {
+        let d = doc! {"a": [1, 2, 3, 4]};
+        assert_eq!(
+            ev_in(bson!({"$arrayElemAt": ["$a", -1]}), d.clone()),
+            Some(bson!(4))
+        );
+        assert_eq!(ev_in(bson!({"$arrayElemAt": ["$a", 10]}), d.clone()), None);
+        assert_eq!(err(bson!({"$arrayElemAt": ["x", 0]})).code, 28689);
+        assert_eq!(ev_in(bson!({"$first": "$a"}), d.clone()), Some(bson!(1)));
+        assert_eq!(ev_in(bson!({"$last": "$a"}), d.clone()), Some(bson!(4)));
+        assert_eq!(ev(bson!({"$first": [[]]})), None);
+        assert_eq!(ev_in(bson!({"$size": "$a"}), d.clone()), Some(bson!(4)));
+        let e = err(bson!({"$size": "$missing"}));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                17124,
+                "The argument to $size must be an array. Type of argument is missing"
+            )
+        );
+        assert_eq!(
+            ev_in(bson!({"$slice": ["$a", 2]}), d.clone()),
+            Some(bson!([1, 2]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$slice": ["$a", -2]}), d.clone()),
+            Some(bson!([3, 4]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$slice": ["$a", 1, 2]}), d.clone()),
+            Some(bson!([2, 3]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$slice": ["$a", -3, 2]}), d.clone()),
+            Some(bson!([2, 3]))
+        );
+        assert_eq!(
+            err_in(bson!({"$slice": ["$a", 0, 0]}), d.clone()).code,
+            28729
+        );
+        assert_eq!(
+            ev(bson!({"$concatArrays": [[1], [2, 3]]})),
+            Some(bson!([1, 2, 3]))
+        );
+        assert_eq!(
+            ev(bson!({"$concatArrays": [[1], "$missing"]})),
+            Some(Bson::Null)
+        );
+        assert_eq!(
+            ev_in(bson!({"$in": [2.0, "$a"]}), d.clone()),
+            Some(bson!(true))
+        );
+        assert_eq!(err(bson!({"$in": [1, "$missing"]})).code, 40081);
+        assert_eq!(
+            ev_in(bson!({"$isArray": "$a"}), d.clone()),
+            Some(bson!(true))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$filter": {"input": "$a", "as": "x", "cond": {"$gt": ["$$x", 2]}}}),
+                d.clone()
+            ),
+            Some(bson!([3, 4]))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$filter": {"input": "$a", "cond": {"$gt": ["$$this", 1]}, "limit": 2}}),
+                d.clone()
+            ),
+            Some(bson!([2, 3]))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$map": {"input": "$a", "in": {"$multiply": ["$$this", 2]}}}),
+                d.clone()
+            ),
+            Some(bson!([2, 4, 6, 8]))
+        );
+        assert_eq!(
+            ev(bson!({"$map": {"input": "$missing", "in": 1}})),
+            Some(Bson::Null)
+        );
+        assert_eq!(err(bson!({"$map": {"input": 1, "in": 1}})).code, 16883);
+        assert_eq!(
+            ev_in(
+                bson!({"$reduce": {"input": "$a", "initialValue": 0, "in": {"$add": ["$$value", "$$this"]}}}),
+                d.clone()
+            ),
+            Some(bson!(10))
+        );
+        assert_eq!(
+            ev_in(bson!({"$indexOfArray": ["$a", 3]}), d.clone()),
+            Some(bson!(2))
+        );
+        assert_eq!(
+            ev_in(bson!({"$indexOfArray": ["$a", 1, 1]}), d.clone()),
+            Some(bson!(-1))
+        );
+        assert_eq!(
+            ev_in(bson!({"$reverseArray": "$a"}), d.clone()),
+            Some(bson!([4, 3, 2, 1]))
+        );
+        assert_eq!(ev(bson!({"$range": [0, 10, 3]})), Some(bson!([0, 3, 6, 9])));
+        assert_eq!(ev(bson!({"$range": [5, 0, -2]})), Some(bson!([5, 3, 1])));
+        assert_eq!(err(bson!({"$range": [0, 5, 0]})).code, 34449);
+        assert_eq!(
+            ev(bson!({"$arrayToObject": [[["a", 1], ["b", 2]]]})),
+            Some(bson!({"a": 1, "b": 2}))
+        );
+        assert_eq!(
+            ev(bson!({"$arrayToObject": [[{"k": "a", "v": 1}]]})),
+            Some(bson!({"a": 1}))
+        );
+        assert_eq!(
+            ev(bson!({"$objectToArray": {"a": 1}})),
+            Some(bson!([{"k": "a", "v": 1}]))
+        );
+        assert_eq!(
+            ev(bson!({"$zip": {"inputs": [[1, 2], ["a"]]}})),
+            Some(bson!([[1, "a"]]))
+        );
+        assert_eq!(
+            ev(
+                bson!({"$zip": {"inputs": [[1, 2], ["a"]], "useLongestLength": true, "defaults": [0, "z"]}})
+            ),
+            Some(bson!([[1, "a"], [2, "z"]]))
+        );
+        assert_eq!(
+            ev(bson!({"$setUnion": [[1, 2], [2, 3]]})),
+            Some(bson!([1, 2, 3]))
+        );
+        assert_eq!(
+            ev(bson!({"$setIsSubset": [[1], [1, 2]]})),
+            Some(bson!(true))
+        );
+    }
+
+    #[test]
+    fn expression_accumulators() {
+        let d = doc! {"a": [1, 2i64, 3.5, "x", null]};
+        // One array argument: over its elements; non-numbers are ignored.
+        assert_eq!(
+            ev_in(bson!({"$sum": "$a"}), d.clone()),
+            Some(Bson::Double(6.5))
+        );
+        assert_eq!(
+            ev_in(bson!({"$avg": "$a"}), d.clone()),
+            Some(Bson::Double(6.5 / 3.0))
+        );
+        assert_eq!(ev_in(bson!({"$max": "$a"}), d.clone()), Some(bson!("x")));
+        assert_eq!(ev_in(bson!({"$min": "$a"}), d.clone()), Some(bson!(1)));
+        assert_eq!(ev(bson!({"$sum": [1, 2, 3]})), Some(Bson::Int32(6)));
+        assert_eq!(ev(bson!({"$sum": "$missing"})), Some(Bson::Int32(0)));
+        assert_eq!(ev(bson!({"$avg": "$missing"})), Some(Bson::Null));
+        assert_eq!(ev(bson!({"$max": [null, "$missing"]})), Some(Bson::Null));
+    }
+
+    #[test]
+    fn objects() {
+        let d = doc! {"a": {"b": 1, "c": 2}, "price.usd": 5};
+        assert_eq!(
+            ev_in(bson!({"$getField": "price.usd"}), d.clone()),
+            Some(bson!(5))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$getField": {"field": "b", "input": "$a"}}),
+                d.clone()
+            ),
+            Some(bson!(1))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$getField": {"field": "z", "input": "$a"}}),
+                d.clone()
+            ),
+            None
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$setField": {"field": "d", "input": "$a", "value": 3}}),
+                d.clone()
+            ),
+            Some(bson!({"b": 1, "c": 2, "d": 3}))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$setField": {"field": "b", "input": "$a", "value": "$$REMOVE"}}),
+                d.clone()
+            ),
+            Some(bson!({"c": 2}))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$unsetField": {"field": "c", "input": "$a"}}),
+                d.clone()
+            ),
+            Some(bson!({"b": 1}))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$mergeObjects": ["$a", {"c": 3, "e": 4}, null]}),
+                d.clone()
+            ),
+            Some(bson!({"b": 1, "c": 3, "e": 4}))
+        );
+        assert_eq!(err(bson!({"$mergeObjects": [1]})).code, 40400);
+    }
+
+    #[test]
+    fn dates() {
+        // 2020-02-29T13:14:15.678Z, a Saturday.
+        let dt = bson::DateTime::parse_rfc3339_str("2020-02-29T13:14:15.678Z").unwrap();
+        let d = doc! {"d": dt};
+        let get = |op: &str| ev_in(bson!({op: "$d"}), d.clone());
+        assert_eq!(get("$year"), Some(bson!(2020)));
+        assert_eq!(get("$month"), Some(bson!(2)));
+        assert_eq!(get("$dayOfMonth"), Some(bson!(29)));
+        assert_eq!(get("$hour"), Some(bson!(13)));
+        assert_eq!(get("$minute"), Some(bson!(14)));
+        assert_eq!(get("$second"), Some(bson!(15)));
+        assert_eq!(get("$millisecond"), Some(bson!(678)));
+        assert_eq!(get("$dayOfWeek"), Some(bson!(7)));
+        assert_eq!(get("$dayOfYear"), Some(bson!(60)));
+        assert_eq!(ev(bson!({"$year": "$missing"})), Some(Bson::Null));
+        assert_eq!(err(bson!({"$year": "2020"})).code, 16006);
+        assert_eq!(
+            ev_in(
+                bson!({"$year": {"date": "$d", "timezone": "UTC"}}),
+                d.clone()
+            ),
+            Some(bson!(2020))
+        );
+        assert_eq!(
+            ev_in(bson!({"$dateToString": {"date": "$d"}}), d.clone()),
+            Some(bson!("2020-02-29T13:14:15.678Z"))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$dateToString": {"date": "$d", "format": "%Y/%m/%d %j %%"}}),
+                d.clone()
+            ),
+            Some(bson!("2020/02/29 060 %"))
+        );
+        assert_eq!(
+            ev(bson!({"$dateToString": {"date": "$missing", "onNull": "none"}})),
+            Some(bson!("none"))
+        );
+        // Before the epoch.
+        let old = bson::DateTime::from_millis(-1);
+        assert_eq!(
+            ev(bson!({"$toString": old})),
+            Some(bson!("1969-12-31T23:59:59.999Z"))
+        );
+    }
+
+    #[test]
+    fn more_operators() {
+        let d = doc! {"a": [3, 1, null, 2], "t": bson::Timestamp { time: 5, increment: 7 }};
+        assert_eq!(
+            ev_in(bson!({"$firstN": {"input": "$a", "n": 2}}), d.clone()),
+            Some(bson!([3, 1]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$lastN": {"input": "$a", "n": 2}}), d.clone()),
+            Some(bson!([null, 2]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$maxN": {"input": "$a", "n": 2}}), d.clone()),
+            Some(bson!([3, 2]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$minN": {"input": "$a", "n": 9}}), d.clone()),
+            Some(bson!([1, 2, 3]))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$sortArray": {"input": "$a", "sortBy": -1}}),
+                d.clone()
+            ),
+            Some(bson!([3, 2, 1, null]))
+        );
+        assert_eq!(
+            ev(bson!({"$sortArray": {"input": [{"x": 2}, {"x": 1}], "sortBy": {"x": 1}}})),
+            Some(bson!([{"x": 1}, {"x": 2}]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$tsSecond": "$t"}), d.clone()),
+            Some(Bson::Int64(5))
+        );
+        assert_eq!(
+            ev_in(bson!({"$tsIncrement": "$t"}), d.clone()),
+            Some(Bson::Int64(7))
+        );
+        // {a: 1} is 12 bytes: length, one int32 element, terminator.
+        assert_eq!(
+            ev(bson!({"$bsonSize": {"$literal": {"a": 1}}})),
+            Some(bson!(12))
+        );
+        assert_eq!(ev(bson!({"$bsonSize": "$missing"})), Some(Bson::Null));
+        assert_eq!(ev(bson!({"$binarySize": "héllo"})), Some(bson!(6)));
+        assert_eq!(
+            ev(bson!({"$replaceOne": {"input": "a.b.c", "find": ".", "replacement": "-"}})),
+            Some(bson!("a-b.c"))
+        );
+        assert_eq!(
+            ev(bson!({"$replaceAll": {"input": "a.b.c", "find": ".", "replacement": "-"}})),
+            Some(bson!("a-b-c"))
+        );
+        assert_eq!(
+            ev(bson!({"$replaceAll": {"input": null, "find": ".", "replacement": "-"}})),
+            Some(Bson::Null)
+        );
+        let jan31 = bson::DateTime::parse_rfc3339_str("2021-01-31T10:00:00Z").unwrap();
+        assert_eq!(
+            ev(bson!({"$dateAdd": {"startDate": jan31, "unit": "month", "amount": 1}})),
+            Some(Bson::DateTime(
+                bson::DateTime::parse_rfc3339_str("2021-02-28T10:00:00Z").unwrap()
+            ))
+        );
+        assert_eq!(
+            ev(bson!({"$dateSubtract": {"startDate": jan31, "unit": "hour", "amount": 10}})),
+            Some(Bson::DateTime(
+                bson::DateTime::parse_rfc3339_str("2021-01-31T00:00:00Z").unwrap()
+            ))
+        );
+        assert_eq!(
+            ev(bson!({"$dateFromParts": {"year": 2020, "month": 13, "day": 1}})),
+            Some(Bson::DateTime(
+                bson::DateTime::parse_rfc3339_str("2021-01-01T00:00:00Z").unwrap()
+            ))
+        );
+        assert_eq!(
+            ev(bson!({"$dateFromString": {"dateString": "2021-01-31T10:00:00Z"}})),
+            Some(Bson::DateTime(jan31))
+        );
+        assert_eq!(
+            ev(bson!({"$dateFromString": {"dateString": "garbage", "onError": "bad"}})),
+            Some(bson!("bad"))
+        );
+    }
+
+    #[test]
+    fn rand_is_in_unit_interval() {
+        for _ in 0..20 {
+            let Some(Bson::Double(x)) = ev(bson!({"$rand": {}})) else {
+                panic!("not a double");
+            };
+            assert!((0.0..1.0).contains(&x));
         }
     }
 }

@@ -6,6 +6,10 @@
 //! leaf at the end of each path. Building the tree detects conflicting paths; applying it walks
 //! children in the server's field order (lexicographic, numeric components numerically), which
 //! is also the order in which new fields are appended.
+//!
+//! Errors of [`Update::parse`] are the server's parse errors, which it reports as they are.
+//! Errors of [`Update::apply`] depend on the document; the server reports those prefixed with
+//! "Plan executor error during <command> :: caused by :: ", which the command layer adds.
 
 // `CommandError` is the crate-wide error type; boxing it is not this module's call.
 #![allow(clippy::result_large_err)]
@@ -83,6 +87,11 @@ impl Update {
                     return Ok(Update {
                         kind: Kind::Replacement(d.clone()),
                     });
+                }
+                if d.contains_key("$v") {
+                    return Err(CommandError::failed_to_parse(
+                        "The $v update field is only recognized internally",
+                    ));
                 }
                 let filters = parse_array_filters(array_filters.unwrap_or(&[]))?;
                 let mut used = BTreeSet::new();
@@ -164,10 +173,7 @@ impl Update {
         ctx: &UpdateContext<'_>,
     ) -> Result<(Document, bool)> {
         let new = match &self.kind {
-            Kind::Replacement(repl) => {
-                check_top_level_dollars(repl)?;
-                replace(doc, repl)?
-            }
+            Kind::Replacement(repl) => replace(doc, repl, false)?,
             Kind::Pipeline(stages) => {
                 let empty = Document::new();
                 let vars = ctx.vars.unwrap_or(&empty);
@@ -181,7 +187,7 @@ impl Update {
                 }
                 let result = out.remove(0);
                 // Top-level `$` fields are allowed in pipeline results (5.0+).
-                replace(doc, &result)?
+                replace(doc, &result, true)?
             }
             Kind::Modifiers { root, filters } => {
                 let applier = Applier {
@@ -191,22 +197,16 @@ impl Update {
                     now: bson::DateTime::now(),
                 };
                 let old = Bson::Document(doc.clone());
-                let mut new = match applier.obj(root, Slot::Present(&old), "", "")? {
+                let new = match applier.obj(root, Slot::Present(&old), "", "")? {
                     Out::Set(Bson::Document(d)) => d,
                     _ => doc.clone(),
                 };
-                check_top_level_dollars(&new)?;
-                if ctx.is_insert
-                    && let Some(id) = new.remove("_id")
-                {
-                    let mut with_id = Document::new();
-                    with_id.insert("_id", id);
-                    with_id.extend(new);
-                    new = with_id;
-                }
+                check_new_dollar_fields(doc, &new)?;
                 new
             }
         };
+        // A document an upsert inserts has its `_id` first, whatever built it.
+        let new = if ctx.is_insert { id_first(new) } else { new };
         if let Some(id) = new.get("_id") {
             check_id_value(id)?;
         }
@@ -218,14 +218,32 @@ impl Update {
 /// The document an upsert starts from: the equality fields of its query with dotted paths
 /// expanded (`{"a.b": 1, _id: 5}` → `{_id: 5, a: {b: 1}}`), `_id` first.
 pub fn upsert_document(equality_fields: &Document) -> Result<Document> {
-    // Conflicts between the query's paths are reported like update path conflicts.
     let mut root = ObjNode::default();
     let mut used = BTreeSet::new();
     let no_filters = BTreeMap::new();
+    let mut seen: Vec<&str> = Vec::new();
     for (path, value) in equality_fields {
         if path.starts_with('$') {
             continue;
         }
+        // Two equalities on one path, or on a path and its prefix, are ambiguous (54).
+        for existing in &seen {
+            let nested = |a: &str, b: &str| a.len() > b.len() && a.starts_with(&format!("{b}."));
+            let (long, short) = if nested(existing, path) {
+                (*existing, path.as_str())
+            } else if nested(path, existing) {
+                (path.as_str(), *existing)
+            } else {
+                continue;
+            };
+            return Err(CommandError::new(
+                codes::NOT_SINGLE_VALUE_FIELD,
+                format!(
+                    "cannot infer query fields to set, both paths '{long}' and '{short}' are matched"
+                ),
+            ));
+        }
+        seen.push(path);
         let parts = check_update_path(path, &no_filters, &mut used)?;
         if parts
             .iter()
@@ -246,17 +264,23 @@ pub fn upsert_document(equality_fields: &Document) -> Result<Document> {
         filters: &no_filters,
         now: bson::DateTime::now(),
     };
-    let mut doc = match applier.obj(&root, Slot::Present(&Bson::Document(empty.clone())), "", "")? {
+    let doc = match applier.obj(&root, Slot::Present(&Bson::Document(empty.clone())), "", "")? {
         Out::Set(Bson::Document(d)) => d,
         _ => Document::new(),
     };
-    if let Some(id) = doc.remove("_id") {
-        let mut with_id = Document::new();
-        with_id.insert("_id", id);
-        with_id.extend(doc);
-        doc = with_id;
+    Ok(id_first(doc))
+}
+
+fn id_first(mut doc: Document) -> Document {
+    match doc.remove("_id") {
+        Some(id) => {
+            let mut with_id = Document::new();
+            with_id.insert("_id", id);
+            with_id.extend(doc);
+            with_id
+        }
+        None => doc,
     }
-    Ok(doc)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,7 +390,12 @@ enum Leaf {
     RenameFrom,
 }
 
-/// The key under which wrapped `$pull` conditions and array filters match values.
+/// How many nulls the server pads an array with at most when setting past its end.
+const MAX_PADDING: usize = 1_500_000;
+/// 10 CannotBackfillArray (not in `codes`).
+const CANNOT_BACKFILL_ARRAY: i32 = 10;
+
+/// The key under which wrapped `$pull` conditions match values.
 const WRAP: &str = "__update_element";
 
 impl Leaf {
@@ -395,23 +424,17 @@ impl Leaf {
             }
             Op::Min => Leaf::Min(value.clone()),
             Op::Max => Leaf::Max(value.clone()),
-            Op::CurrentDate => parse_current_date(path, value)?,
+            Op::CurrentDate => parse_current_date(value)?,
             Op::Push => Leaf::Push(parse_push(value)?),
             Op::AddToSet => Leaf::AddToSet(parse_add_to_set(value)?),
             Op::Pop => {
-                let Some(n) = as_f64(value) else {
+                let n = parse_integer(path, value).map_err(CommandError::failed_to_parse)?;
+                if n != 1 && n != -1 {
                     return Err(CommandError::failed_to_parse(format!(
-                        "Expected a number in: {}",
-                        fmt_elem(path, value)
-                    )));
-                };
-                if n != 1.0 && n != -1.0 {
-                    return Err(CommandError::failed_to_parse(format!(
-                        "$pop expects 1 or -1, found: {}",
-                        fmt_value(value)
+                        "$pop expects 1 or -1, found: {n}"
                     )));
                 }
-                Leaf::Pop { first: n < 0.0 }
+                Leaf::Pop { first: n < 0 }
             }
             Op::Pull => Leaf::Pull(parse_pull(value)?),
             Op::PullAll => match value {
@@ -437,14 +460,7 @@ impl Leaf {
     }
 }
 
-fn parse_current_date(path: &str, value: &Bson) -> Result<Leaf> {
-    let invalid = || {
-        CommandError::bad_value(format!(
-            "{} is not valid type for $currentDate. Please use a boolean ('true') or a $type \
-             expression ({{$type: 'timestamp/date'}}).",
-            fmt_value(value)
-        ))
-    };
+fn parse_current_date(value: &Bson) -> Result<Leaf> {
     match value {
         Bson::Boolean(_) => Ok(Leaf::CurrentDate { timestamp: false }),
         Bson::Document(d) => {
@@ -455,41 +471,53 @@ fn parse_current_date(path: &str, value: &Bson) -> Result<Leaf> {
                         "Unrecognized $currentDate option: {k}"
                     )));
                 }
-                timestamp = match v {
-                    Bson::String(s) if s == "date" => Some(false),
-                    Bson::String(s) if s == "timestamp" => Some(true),
-                    Bson::String(_) => {
-                        return Err(CommandError::bad_value(
-                            "The '$type' string field is required to be 'date' or 'timestamp': \
-                             {$currentDate: {field : {$type: 'date'}}}",
-                        ));
-                    }
-                    _ => {
-                        return Err(CommandError::bad_value(format!(
-                            "The '$type' string field is required to be 'date' or 'timestamp': \
-                             {{$currentDate: {{field : {{$type: 'date'}}}}}} in field {path}"
-                        )));
-                    }
-                };
+                match v {
+                    Bson::String(s) if s == "date" => timestamp = Some(false),
+                    Bson::String(s) if s == "timestamp" => timestamp = Some(true),
+                    _ => {}
+                }
             }
             match timestamp {
                 Some(timestamp) => Ok(Leaf::CurrentDate { timestamp }),
-                None => Err(invalid()),
+                None => Err(CommandError::bad_value(
+                    "The '$type' string field is required to be 'date' or 'timestamp': \
+                     {$currentDate: {field : {$type: 'date'}}}",
+                )),
             }
         }
-        _ => Err(invalid()),
+        other => Err(CommandError::bad_value(format!(
+            "{} is not valid type for $currentDate. Please use a boolean ('true') or a $type \
+             expression ({{$type: 'timestamp/date'}}).",
+            type_name(other)
+        ))),
     }
 }
 
-fn int_value(v: &Bson) -> Option<i64> {
+/// An integral number as the server's `parseIntegerElementToLong` reads it; the error is its
+/// (FailedToParse) message.
+fn parse_integer(name: &str, v: &Bson) -> std::result::Result<i64, String> {
     match v {
-        Bson::Int32(i) => Some(i64::from(*i)),
-        Bson::Int64(i) => Some(*i),
-        Bson::Double(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i64),
-        Bson::Decimal128(_) => as_f64(v)
-            .filter(|d| d.fract() == 0.0 && d.is_finite())
-            .map(|d| d as i64),
-        _ => None,
+        Bson::Int32(i) => Ok(i64::from(*i)),
+        Bson::Int64(i) => Ok(*i),
+        Bson::Double(_) | Bson::Decimal128(_) => {
+            let d = as_f64(v).unwrap_or(f64::NAN);
+            if d.is_nan() {
+                Err(format!(
+                    "Expected an integer, but found NaN in: {}",
+                    fmt_elem(name, v)
+                ))
+            } else if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&d) {
+                Err(format!(
+                    "Cannot represent as a 64-bit integer: {}",
+                    fmt_elem(name, v)
+                ))
+            } else if d.fract() != 0.0 {
+                Err(format!("Expected an integer: {}", fmt_elem(name, v)))
+            } else {
+                Ok(d as i64)
+            }
+        }
+        _ => Err(format!("Expected a number in: {}", fmt_elem(name, v))),
     }
 }
 
@@ -517,38 +545,24 @@ fn parse_push(value: &Bson) -> Result<PushSpec> {
                     )));
                 }
             },
-            "$slice" => {
-                if !is_number(v) {
+            "$slice" => match parse_integer(k, v) {
+                Ok(n) => spec.slice = Some(n),
+                Err(_) => {
                     return Err(CommandError::bad_value(format!(
                         "The value for $slice must be an integer value but was given type: {}",
                         type_name(v)
                     )));
                 }
-                let Some(n) = int_value(v) else {
-                    return Err(CommandError::bad_value(format!(
-                        "The $slice value in $push must be an integer value but was given \
-                         type: {}",
-                        type_name(v)
-                    )));
-                };
-                spec.slice = Some(n);
-            }
-            "$position" => {
-                if !is_number(v) {
+            },
+            "$position" => match parse_integer(k, v) {
+                Ok(n) => spec.position = Some(n),
+                Err(_) => {
                     return Err(CommandError::bad_value(format!(
                         "The value for $position must be an integer value, not of type: {}",
                         type_name(v)
                     )));
                 }
-                let Some(n) = int_value(v) else {
-                    return Err(CommandError::bad_value(format!(
-                        "The $position value in $push must be an integer value but was given \
-                         type: {}",
-                        type_name(v)
-                    )));
-                };
-                spec.position = Some(n);
-            }
+            },
             "$sort" => spec.sort = Some(parse_push_sort(v)?),
             other => {
                 return Err(CommandError::bad_value(format!(
@@ -569,60 +583,75 @@ fn sort_direction(v: &Bson) -> Option<bool> {
 }
 
 fn parse_push_sort(v: &Bson) -> Result<SortSpec> {
-    let invalid = || {
-        CommandError::bad_value(
-            "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort \
-             embedded fields",
-        )
-    };
+    let bad_direction =
+        || CommandError::bad_value("The $sort element value must be either 1 or -1");
     match v {
         Bson::Document(d) => {
             if d.is_empty() {
-                return Err(invalid());
+                return Err(CommandError::bad_value(
+                    "The $sort pattern is empty when it should be a set of fields.",
+                ));
             }
             let mut fields = Vec::new();
             for (k, dir) in d {
-                if k.is_empty() || k.split('.').any(str::is_empty) || k.starts_with('$') {
-                    return Err(CommandError::bad_value(
-                        "The $sort field is a dotted field but has an empty part",
-                    ));
-                }
                 let Some(asc) = sort_direction(dir) else {
-                    return Err(CommandError::bad_value(
-                        "The $sort element value must be either 1 or -1",
-                    ));
+                    return Err(bad_direction());
                 };
+                if k.is_empty() {
+                    return Err(CommandError::bad_value("The $sort field cannot be empty"));
+                }
+                if k.split('.').any(str::is_empty) {
+                    return Err(CommandError::bad_value(format!(
+                        "The $sort field is a dotted field but has an empty part: {k}"
+                    )));
+                }
                 fields.push((k.clone(), asc));
             }
             Ok(SortSpec::Fields(fields))
         }
-        other => match sort_direction(other) {
+        other if is_number(other) => match sort_direction(other) {
             Some(asc) => Ok(SortSpec::Whole(asc)),
-            None => Err(invalid()),
+            None => Err(bad_direction()),
         },
+        _ => Err(CommandError::bad_value(
+            "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort \
+             embedded fields",
+        )),
     }
 }
 
 fn parse_add_to_set(value: &Bson) -> Result<Vec<Bson>> {
-    if let Bson::Document(d) = value
-        && d.keys().next().is_some_and(|k| k == "$each")
-    {
-        if d.len() > 1 {
-            return Err(CommandError::bad_value(format!(
-                "Found unexpected fields after $each in $addToSet: {}",
-                fmt_doc(d)
-            )));
+    let mut values = match value {
+        Bson::Document(d) if d.keys().next().is_some_and(|k| k == "$each") => {
+            match d.get("$each") {
+                Some(Bson::Array(a)) => {
+                    if d.len() > 1 {
+                        return Err(CommandError::bad_value(format!(
+                            "Found unexpected fields after $each in $addToSet: {}",
+                            fmt_doc(d)
+                        )));
+                    }
+                    a.clone()
+                }
+                other => {
+                    return Err(CommandError::type_mismatch(format!(
+                        "The argument to $each in $addToSet must be an array but it was of type \
+                         {}",
+                        type_name(other.unwrap_or(&Bson::Null))
+                    )));
+                }
+            }
         }
-        return match d.get("$each") {
-            Some(Bson::Array(a)) => Ok(a.clone()),
-            Some(other) => Err(CommandError::type_mismatch(format!(
-                "The argument to $each in $addToSet must be an array but it was of type {}",
-                type_name(other)
-            ))),
-            None => Ok(Vec::new()),
-        };
+        other => vec![other.clone()],
+    };
+    // The values themselves are deduplicated first, keeping the first of equal values.
+    let mut unique: Vec<Bson> = Vec::new();
+    for v in values.drain(..) {
+        if !unique.iter().any(|u| values_equal(u, &v)) {
+            unique.push(v);
+        }
     }
-    Ok(vec![value.clone()])
+    Ok(unique)
 }
 
 /// Operators that take a path (`{$gt: ..}`), as opposed to `$and`/`$or`/`$expr`.
@@ -814,19 +843,22 @@ fn check_update_path(
     Ok(parts)
 }
 
+/// Parses `arrayFilters`: each is a query on one identifier (`{"i.b": 1}`, `{e: {$gt: 1}}`),
+/// matched against `{<identifier>: element}`.
 fn parse_array_filters(filters: &[Document]) -> Result<BTreeMap<String, Matcher>> {
     let mut out = BTreeMap::new();
     let empty = Document::new();
     for filter in filters {
-        let mut ids = BTreeSet::new();
+        // The filter is parsed as a query first, so its own errors come first.
+        let matcher = Matcher::new(filter, &empty)?;
+        let mut ids = Vec::new();
         collect_filter_ids(filter, &mut ids)?;
-        let mut iter = ids.iter();
-        let Some(id) = iter.next() else {
+        let Some(id) = ids.first().cloned() else {
             return Err(CommandError::failed_to_parse(
                 "Cannot use an expression without a top-level field name in arrayFilters",
             ));
         };
-        if let Some(other) = iter.next() {
+        if let Some(other) = ids.get(1) {
             return Err(CommandError::failed_to_parse(format!(
                 "Error parsing array filter :: caused by :: Expected a single top-level field \
                  name, found '{id}' and '{other}'"
@@ -840,19 +872,19 @@ fn parse_array_filters(filters: &[Document]) -> Result<BTreeMap<String, Matcher>
                  alphanumeric string beginning with a lowercase letter, found '{id}'"
             )));
         }
-        if out.contains_key(id) {
+        if out.contains_key(&id) {
             return Err(CommandError::failed_to_parse(format!(
                 "Found multiple array filters with the same top-level field name {id}"
             )));
         }
-        // Rename the identifier so the matcher sees an ordinary field of the wrapper.
-        let renamed = rename_filter_id(filter, id);
-        out.insert(id.clone(), Matcher::new(&renamed, &empty)?);
+        out.insert(id, matcher);
     }
     Ok(out)
 }
 
-fn collect_filter_ids(filter: &Document, ids: &mut BTreeSet<String>) -> Result<()> {
+/// The distinct top-level identifiers of an array filter, in order of appearance (through
+/// `$and`/`$or`/`$nor`).
+fn collect_filter_ids(filter: &Document, ids: &mut Vec<String>) -> Result<()> {
     for (k, v) in filter {
         if matches!(k.as_str(), "$and" | "$or" | "$nor") {
             if let Bson::Array(items) = v {
@@ -867,41 +899,17 @@ fn collect_filter_ids(filter: &Document, ids: &mut BTreeSet<String>) -> Result<(
                 "Cannot use an expression without a top-level field name in arrayFilters",
             ));
         } else {
-            let first = k.split('.').next().unwrap_or_default();
-            ids.insert(first.to_string());
+            let first = k.split('.').next().unwrap_or_default().to_string();
+            if !ids.contains(&first) {
+                ids.push(first);
+            }
         }
     }
     Ok(())
 }
 
-fn rename_filter_id(filter: &Document, id: &str) -> Document {
-    let mut out = Document::new();
-    for (k, v) in filter {
-        if matches!(k.as_str(), "$and" | "$or" | "$nor") {
-            let v = match v {
-                Bson::Array(items) => Bson::Array(
-                    items
-                        .iter()
-                        .map(|i| match i {
-                            Bson::Document(d) => Bson::Document(rename_filter_id(d, id)),
-                            other => other.clone(),
-                        })
-                        .collect(),
-                ),
-                other => other.clone(),
-            };
-            out.insert(k.clone(), v);
-        } else if k == id {
-            out.insert(WRAP, v.clone());
-        } else if let Some(rest) = k.strip_prefix(id).and_then(|r| r.strip_prefix('.')) {
-            out.insert(format!("{WRAP}.{rest}"), v.clone());
-        } else {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    out
-}
-
+/// The server parses the whole pipeline first (so a malformed or unknown stage reports its own
+/// error), then rejects stages an update may not use with 72 InvalidOptions.
 fn check_pipeline_stages(stages: &[Document]) -> Result<()> {
     const ALLOWED: &[&str] = &[
         "$addFields",
@@ -911,16 +919,15 @@ fn check_pipeline_stages(stages: &[Document]) -> Result<()> {
         "$replaceRoot",
         "$replaceWith",
     ];
+    // `let` variables are only known when applying, and only evaluation reads them.
+    Pipeline::parse(stages, &Document::new())?;
     for stage in stages {
         let name = stage.keys().next().cloned().unwrap_or_default();
-        if stage.len() == 1 && ALLOWED.contains(&name.as_str()) {
-            continue;
+        if !ALLOWED.contains(&name.as_str()) {
+            return Err(CommandError::invalid_options(format!(
+                "{name} is not allowed to be used within an update"
+            )));
         }
-        // Malformed and unknown stages get the pipeline parser's own error.
-        Pipeline::parse(std::slice::from_ref(stage), &Document::new())?;
-        return Err(CommandError::invalid_options(format!(
-            "{name} is not allowed to be used within an update"
-        )));
     }
     Ok(())
 }
@@ -958,7 +965,7 @@ impl PartialOrd for Key {
 
 #[derive(Debug, Clone)]
 enum Node {
-    Leaf(Box<Leaf>, String),
+    Leaf(Box<Leaf>),
     Obj(ObjNode),
     Arr(ArrNode),
 }
@@ -1002,7 +1009,7 @@ impl ObjNode {
 /// Builds the node for `parts[i]` of a path not yet in the tree.
 fn build(parts: &[Part], i: usize, path: &str, leaf: Leaf) -> Result<Node> {
     if i + 1 == parts.len() {
-        return Ok(Node::Leaf(Box::new(leaf), path.to_string()));
+        return Ok(Node::Leaf(Box::new(leaf)));
     }
     let mut node = if matches!(parts[i + 1], Part::Array(_)) {
         Node::Arr(ArrNode::default())
@@ -1163,7 +1170,7 @@ fn merge(a: &Node, b: &Node, path: &str) -> Result<Node> {
 impl Applier<'_> {
     fn node(&self, node: &Node, slot: Slot<'_>, path: &str, name: &str) -> Result<Out> {
         match node {
-            Node::Leaf(leaf, written) => self.leaf(leaf, written, slot, path, name),
+            Node::Leaf(leaf) => self.leaf(leaf, slot, path, name),
             Node::Obj(o) => self.obj(o, slot, path, name),
             Node::Arr(a) => self.arr(a, slot, path, name),
         }
@@ -1238,6 +1245,12 @@ impl Applier<'_> {
                         Out::Keep => {}
                         Out::Set(v) => {
                             if idx >= na.len() {
+                                if idx - na.len() > MAX_PADDING {
+                                    return Err(CommandError::new(
+                                        CANNOT_BACKFILL_ARRAY,
+                                        format!("can't backfill more than {MAX_PADDING} elements"),
+                                    ));
+                                }
                                 na.resize(idx + 1, Bson::Null);
                             }
                             na[idx] = v;
@@ -1314,7 +1327,7 @@ impl Applier<'_> {
             for (id, child) in &arr.children {
                 let matches = id.is_empty() || {
                     let mut wrapper = Document::new();
-                    wrapper.insert(WRAP, elem.clone());
+                    wrapper.insert(id.clone(), elem.clone());
                     self.filters.get(id).is_some_and(|m| m.matches(&wrapper))
                 };
                 if matches {
@@ -1344,21 +1357,18 @@ impl Applier<'_> {
         })
     }
 
-    fn id_doc(&self) -> String {
+    fn id_elem(&self) -> String {
         match self.original.get("_id") {
-            Some(id) => format!("{{{}}}", fmt_elem("_id", id)),
-            None => "{}".to_string(),
+            Some(id) => fmt_elem("_id", id),
+            None => "no id".to_string(),
         }
     }
 
-    fn leaf(
-        &self,
-        leaf: &Leaf,
-        written: &str,
-        slot: Slot<'_>,
-        path: &str,
-        name: &str,
-    ) -> Result<Out> {
+    fn id_doc(&self) -> String {
+        format!("{{{}}}", self.id_elem())
+    }
+
+    fn leaf(&self, leaf: &Leaf, slot: Slot<'_>, path: &str, name: &str) -> Result<Out> {
         if matches!(leaf, Leaf::SetOnInsert(_)) && !self.ctx.is_insert {
             return Ok(Out::Keep);
         }
@@ -1378,7 +1388,17 @@ impl Applier<'_> {
                         format!("Cannot create field '{part}' in element {desc}"),
                     ));
                 }
-                return Ok(Out::Keep);
+                // Only `$unset` ignores a path that could not exist; `$pop`, `$pull` and
+                // `$pullAll` do nothing on a missing path but fail on an impossible one.
+                if matches!(leaf, Leaf::Unset | Leaf::RenameFrom) {
+                    return Ok(Out::Keep);
+                }
+                return Err(CommandError::new(
+                    codes::PATH_NOT_VIABLE,
+                    format!(
+                        "Cannot use the part ({part}) of ({path}) to traverse the element ({desc})"
+                    ),
+                ));
             }
             Slot::Missing => match rename_value {
                 Some(v) => Out::Set(v),
@@ -1399,12 +1419,12 @@ impl Applier<'_> {
             }
         };
         if !matches!(out, Out::Keep) {
-            self.check_immutable(leaf, written, path, &out)?;
+            self.check_immutable(leaf, path, &out)?;
         }
         Ok(out)
     }
 
-    fn check_immutable(&self, leaf: &Leaf, _written: &str, path: &str, out: &Out) -> Result<()> {
+    fn check_immutable(&self, leaf: &Leaf, path: &str, out: &Out) -> Result<()> {
         if path != "_id" && !path.starts_with("_id.") {
             return Ok(());
         }
@@ -1416,6 +1436,9 @@ impl Applier<'_> {
             Leaf::Set(_) | Leaf::SetOnInsert(_) | Leaf::RenameTo { .. }
         );
         let msg = match out {
+            _ if matches!(leaf, Leaf::RenameFrom) => format!(
+                "Unsetting the path '{path}' using $rename would modify the immutable field '_id'"
+            ),
             Out::Set(v) if path == "_id" && sets_object => format!(
                 "Updating the path '_id' to {} would modify the immutable field '_id'",
                 fmt_elem("_id", v)
@@ -1427,44 +1450,78 @@ impl Applier<'_> {
         Err(CommandError::new(codes::IMMUTABLE_FIELD, msg))
     }
 
-    /// The value at a rename's source path in the original document; sources inside arrays
-    /// are rejected as on the server.
+    /// The value at a rename's source path in the original document (`None` if missing).
+    /// As on the server, a source path through a scalar is not viable, and sources or
+    /// destinations inside arrays are rejected.
     fn rename_source(&self, from: &str, to: &str) -> Result<Option<Bson>> {
-        let mut cur: &Document = self.original;
         let parts: Vec<&str> = from.split('.').collect();
+        let mut cur = self.original_bson();
+        let mut array_field: Option<&str> = None;
+        let mut taken: Vec<&str> = Vec::new();
         for (i, p) in parts.iter().enumerate() {
-            let Some(v) = cur.get(*p) else {
+            let next = match &cur {
+                Bson::Document(d) => d.get(*p),
+                Bson::Array(a) => match numeric(p).and_then(|n| usize::try_from(n).ok()) {
+                    Some(idx) => {
+                        array_field.get_or_insert(taken.last().copied().unwrap_or(""));
+                        a.get(idx)
+                    }
+                    None => return Err(self.not_traversable(&parts, i, &taken, &cur)),
+                },
+                _ => return Err(self.not_traversable(&parts, i, &taken, &cur)),
+            };
+            let Some(next) = next else {
                 return Ok(None);
             };
-            if i + 1 == parts.len() {
-                self.check_rename_dest(to)?;
-                return Ok(Some(v.clone()));
-            }
-            match v {
-                Bson::Document(d) => cur = d,
-                Bson::Array(_) => {
-                    return Err(CommandError::bad_value(format!(
-                        "The source field cannot be an array element, '{from}' in doc with {} \
-                         has an array field called '{p}'",
-                        fmt_elem("_id", self.original.get("_id").unwrap_or(&Bson::Null))
-                    )));
-                }
-                _ => return Ok(None),
-            }
+            taken.push(p);
+            cur = next.clone();
         }
-        Ok(None)
+        if let Some(field) = array_field {
+            return Err(CommandError::bad_value(format!(
+                "The source field cannot be an array element, '{from}' in doc with {} has an \
+                 array field called '{field}'",
+                self.id_elem()
+            )));
+        }
+        self.check_rename_dest(to)?;
+        Ok(Some(cur))
     }
 
+    fn original_bson(&self) -> Bson {
+        Bson::Document(self.original.clone())
+    }
+
+    fn not_traversable(
+        &self,
+        parts: &[&str],
+        i: usize,
+        taken: &[&str],
+        cur: &Bson,
+    ) -> CommandError {
+        let name = taken.last().copied().unwrap_or("");
+        CommandError::new(
+            codes::PATH_NOT_VIABLE,
+            format!(
+                "cannot use the part ({} of {}) to traverse the element ({{{}}})",
+                parts[i],
+                parts.join("."),
+                fmt_elem(name, cur)
+            ),
+        )
+    }
+
+    /// A rename may not write into an array element (the destination itself may be an array).
     fn check_rename_dest(&self, to: &str) -> Result<()> {
+        let parts: Vec<&str> = to.split('.').collect();
         let mut cur: &Document = self.original;
-        for p in to.split('.') {
-            match cur.get(p) {
+        for (i, p) in parts.iter().enumerate() {
+            match cur.get(*p) {
                 Some(Bson::Document(d)) => cur = d,
-                Some(Bson::Array(_)) => {
+                Some(Bson::Array(_)) if i + 1 < parts.len() => {
                     return Err(CommandError::bad_value(format!(
                         "The destination field cannot be an array element, '{to}' in doc with \
                          {} has an array field called '{p}'",
-                        fmt_elem("_id", self.original.get("_id").unwrap_or(&Bson::Null))
+                        self.id_elem()
                     )));
                 }
                 _ => break,
@@ -1631,7 +1688,7 @@ impl Applier<'_> {
                     return Err(CommandError::bad_value(format!(
                         "Cannot apply $bit to a value of non-integral type.{} has the field \
                          {name} of non-integer type {}",
-                        self.id_doc(),
+                        self.id_elem(),
                         type_name(old)
                     )));
                 }
@@ -1691,7 +1748,7 @@ fn push(mut array: Vec<Bson>, spec: &PushSpec) -> Vec<Bson> {
         if n >= 0 {
             array.truncate(n.min(len) as usize);
         } else {
-            let keep = (-n).min(len) as usize;
+            let keep = n.unsigned_abs().min(len as u64) as usize;
             array.drain(..array.len() - keep);
         }
     }
@@ -1803,16 +1860,72 @@ fn arithmetic(a: &Bson, b: &Bson, add: bool) -> Option<Bson> {
             r.map(Bson::Int64)
         }
         (Bson::Decimal128(_), _) | (_, Bson::Decimal128(_)) => {
-            // Decimal arithmetic through f64: exact for the values tests use.
+            if let Some(exact) = decimal_exact(a, b, add) {
+                return Some(exact);
+            }
+            // Results needing rounding (beyond 34 digits) or special values: through f64.
             let (x, y) = (as_f64(a)?, as_f64(b)?);
             let r = if add { x + y } else { x * y };
-            format!("{r}").parse().ok().map(Bson::Decimal128)
+            format!("{r:e}").parse().ok().map(Bson::Decimal128)
         }
         _ => {
             let (x, y) = (as_f64(a)?, as_f64(b)?);
             Some(Bson::Double(if add { x + y } else { x * y }))
         }
     }
+}
+
+/// A finite decimal as (negative, coefficient, exponent); doubles become decimals rounded to 15
+/// significant digits, as the server converts them.
+fn decimal_parts(v: &Bson) -> Option<(bool, u128, i32)> {
+    let text = match v {
+        Bson::Int32(i) => return Some((*i < 0, u128::from(i.unsigned_abs()), 0)),
+        Bson::Int64(i) => return Some((*i < 0, u128::from(i.unsigned_abs()), 0)),
+        Bson::Double(d) if d.is_finite() => format!("{d:.14e}"),
+        Bson::Decimal128(d) => d.to_string(),
+        _ => return None,
+    };
+    let (neg, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text.as_str()),
+    };
+    let (mantissa, exp) = match rest.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.trim_start_matches('+').parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let coef: u128 = format!("{int}{frac}").parse().ok()?;
+    Some((neg, coef, exp - i32::try_from(frac.len()).ok()?))
+}
+
+/// Exact decimal `+`/`*` when the result fits in 34 digits (IEEE 754 decimal keeps the
+/// smaller exponent for sums and adds exponents for products, so 0.1 + 0.2 is 0.3).
+fn decimal_exact(a: &Bson, b: &Bson, add: bool) -> Option<Bson> {
+    let (na, ca, ea) = decimal_parts(a)?;
+    let (nb, cb, eb) = decimal_parts(b)?;
+    let signed = |neg: bool, c: u128| -> Option<i128> {
+        let c = i128::try_from(c).ok()?;
+        Some(if neg { -c } else { c })
+    };
+    let (value, exp) = if add {
+        let exp = ea.min(eb);
+        let scale = |c: u128, e: i32| -> Option<u128> {
+            c.checked_mul(10u128.checked_pow(u32::try_from(e - exp).ok()?)?)
+        };
+        let x = signed(na, scale(ca, ea)?)?;
+        let y = signed(nb, scale(cb, eb)?)?;
+        (x.checked_add(y)?, exp)
+    } else {
+        let c = ca.checked_mul(cb)?;
+        (signed(na != nb, c)?, ea.checked_add(eb)?)
+    };
+    if value.unsigned_abs() >= 10u128.pow(34) {
+        return None;
+    }
+    format!("{value}E{exp}").parse().ok().map(Bson::Decimal128)
 }
 
 fn debug_num(v: &Bson) -> String {
@@ -1827,7 +1940,10 @@ fn debug_num(v: &Bson) -> String {
 
 /// Replaces `doc` by `repl`, keeping `doc`'s `_id` (first) when `repl` has none; a different
 /// `_id` fails as on the server.
-fn replace(doc: &Document, repl: &Document) -> Result<Document> {
+///
+/// As on the server: an identical document is a no-op before any check; then the result is
+/// validated for storage (top-level `$` fields only from pipelines), then `_id` is compared.
+fn replace(doc: &Document, repl: &Document, allow_dollars: bool) -> Result<Document> {
     if doc_binary_equal(doc, repl) {
         return Ok(doc.clone());
     }
@@ -1839,6 +1955,12 @@ fn replace(doc: &Document, repl: &Document) -> Result<Document> {
     }
     for (k, v) in repl {
         out.insert(k.clone(), v.clone());
+    }
+    if !allow_dollars {
+        check_top_level_dollars(&out)?;
+    }
+    if let Some(id) = out.get("_id") {
+        check_id_value(id)?;
     }
     if let (Some(old), Some(new)) = (doc.get("_id"), out.get("_id"))
         && compare(old, new) != Ordering::Equal
@@ -1871,6 +1993,18 @@ fn check_top_level_dollars(doc: &Document) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// For operator updates the server validates only the fields it touched: a `$` field stored
+/// earlier (by a pipeline update) does not block later updates.
+fn check_new_dollar_fields(old: &Document, new: &Document) -> Result<()> {
+    let mut touched = Document::new();
+    for (k, v) in new {
+        if old.get(k).is_none_or(|o| !binary_equal(o, v)) {
+            touched.insert(k.clone(), v.clone());
+        }
+    }
+    check_top_level_dollars(&touched)
 }
 
 fn check_id_value(id: &Bson) -> Result<()> {
@@ -2328,7 +2462,12 @@ mod tests {
             u.apply(&doc! {"x": 1}, &ctx).unwrap(),
             doc! {"x": 1, "a": 1, "b": 2}
         );
-        // On insert, _id comes first even when the update creates it.
+        // On insert, _id comes first even when the update creates it, for replacements too.
+        let r = parse(doc! {"a": 1, "_id": 7}).unwrap();
+        assert_eq!(
+            r.apply(&doc! {"_id": 7}, &ctx).unwrap(),
+            doc! {"_id": 7, "a": 1}
+        );
         let u = parse(doc! {"$set": {"a": 1, "_id": 7}}).unwrap();
         assert_eq!(
             u.apply(&doc! {"x": 1}, &ctx).unwrap(),
@@ -2347,7 +2486,16 @@ mod tests {
             doc! {"a": {"b": 1, "c": 2}}
         );
         let e = upsert_document(&doc! {"a": 1, "a.b": 2}).unwrap_err();
-        assert_eq!(e.code, codes::CONFLICTING_UPDATE_OPERATORS);
+        assert_eq!(e.code, codes::NOT_SINGLE_VALUE_FIELD);
+        assert_eq!(
+            e.message,
+            "cannot infer query fields to set, both paths 'a.b' and 'a' are matched"
+        );
+        // Numeric components make fields, as for $set on a missing path.
+        assert_eq!(
+            upsert_document(&doc! {"a.0": 1}).unwrap(),
+            doc! {"a": {"0": 1}}
+        );
     }
 
     // ----- arithmetic -----
@@ -2384,6 +2532,21 @@ mod tests {
         );
         // Adding 0 is a no-op.
         assert!(!changed(doc! {"$inc": {"a": 0}}, doc! {"_id": 1, "a": 5}));
+    }
+
+    #[test]
+    fn decimal_arithmetic_is_exact() {
+        let dec = |s: &str| Bson::Decimal128(s.parse().unwrap());
+        let out = apply(
+            doc! {"$inc": {"a": dec("0.2"), "b": 1}, "$mul": {"c": dec("1.5")}},
+            doc! {"_id": 1, "a": dec("0.1"), "b": dec("2.50"), "c": 3},
+        );
+        assert_eq!(out.get("a"), Some(&dec("0.3")));
+        assert_eq!(out.get("b"), Some(&dec("3.50")));
+        assert_eq!(out.get("c"), Some(&dec("4.5")));
+        // A double is first rounded to 15 digits.
+        let out = apply(doc! {"$inc": {"a": 0.1}}, doc! {"_id": 1, "a": dec("1")});
+        assert_eq!(out.get("a"), Some(&dec("1.100000000000000")));
     }
 
     #[test]
@@ -2675,6 +2838,23 @@ mod tests {
             doc! {"_id": 1, "a": [1]}
         ));
         assert!(!changed(doc! {"$pull": {"m": 9}}, doc! {"_id": 1}));
+        assert!(!changed(
+            doc! {"$pull": {"m.n": 9}},
+            doc! {"_id": 1, "m": {}}
+        ));
+        // A path through a scalar cannot exist: unlike $unset, $pull and $pop fail.
+        let e = err(doc! {"$pull": {"a.b": 1}}, doc! {"_id": 1, "a": 1});
+        assert_eq!(e.code, codes::PATH_NOT_VIABLE);
+        assert_eq!(
+            e.message,
+            "Cannot use the part (b) of (a.b) to traverse the element ({a: 1})"
+        );
+        let e = err(doc! {"$pop": {"a.x": 1}}, doc! {"_id": 1, "a": [1]});
+        assert_eq!(e.code, codes::PATH_NOT_VIABLE);
+        assert!(!changed(
+            doc! {"$pop": {"a.5": 1}},
+            doc! {"_id": 1, "a": [1]}
+        ));
         let e = err(doc! {"$pull": {"a": 1}}, doc! {"_id": 1, "a": 1});
         assert_eq!(e.message, "Cannot apply $pull to a non-array value");
         assert_eq!(
@@ -2763,11 +2943,254 @@ mod tests {
     }
 
     #[test]
+    fn updates_can_cross_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Update>();
+    }
+
+    #[test]
+    fn version_field_is_internal() {
+        let e = parse(doc! {"$v": 1, "$set": {"a": 1}}).unwrap_err();
+        assert_eq!(e.code, codes::FAILED_TO_PARSE);
+        assert_eq!(
+            e.message,
+            "The $v update field is only recognized internally"
+        );
+    }
+
+    #[test]
     fn update_must_be_a_document_or_array() {
         assert_eq!(
             Update::parse(&Bson::Int32(1), None).unwrap_err().code,
             codes::FAILED_TO_PARSE
         );
+    }
+
+    #[test]
+    fn padding_is_limited() {
+        let e = err(doc! {"$set": {"a.1500001": 1}}, doc! {"_id": 1, "a": []});
+        assert_eq!(e.code, 10);
+        assert_eq!(e.message, "can't backfill more than 1500000 elements");
+        let out = apply(doc! {"$set": {"a.1500000": 1}}, doc! {"_id": 1, "a": []});
+        assert_eq!(out.get_array("a").map(Vec::len).ok(), Some(1_500_001));
+    }
+
+    #[test]
+    fn identical_replacement_skips_validation() {
+        // A stored top-level `$` field (written by a pipeline) does not fail an identical
+        // replacement, which is a no-op before any validation.
+        assert!(!changed(doc! {"_id": 1, "$a": 1}, doc! {"_id": 1, "$a": 1}));
+        let e = err(doc! {"_id": 2, "$a": 1}, doc! {"_id": 1});
+        assert_eq!(e.code, codes::DOLLAR_PREFIXED_FIELD_NAME);
+    }
+
+    #[test]
+    fn signed_zero_is_a_change() {
+        // -0.0 and 0.0 compare equal but are different values to store.
+        assert!(changed(
+            doc! {"$set": {"a": -0.0}},
+            doc! {"_id": 1, "a": 0.0}
+        ));
+        assert!(!changed(
+            doc! {"$set": {"a": 0.0}},
+            doc! {"_id": 1, "a": 0.0}
+        ));
+        assert!(changed(doc! {"a": -0.0}, doc! {"_id": 1, "a": 0.0}));
+    }
+
+    #[test]
+    fn stored_dollar_fields_do_not_block_other_updates() {
+        // A `$a` field written by a pipeline update stays; operators on other fields work.
+        assert_eq!(
+            apply(doc! {"$set": {"b": 1}}, doc! {"_id": 1, "$a": 1}),
+            doc! {"_id": 1, "$a": 1, "b": 1}
+        );
+        let e = err(doc! {"$set": {"$x": 1}}, doc! {"_id": 1});
+        assert_eq!(e.code, codes::DOLLAR_PREFIXED_FIELD_NAME);
+    }
+
+    #[test]
+    fn pop_argument_messages() {
+        let e = parse(doc! {"$pop": {"a": "x"}}).unwrap_err();
+        assert_eq!(e.message, "Expected a number in: a: \"x\"");
+        let e = parse(doc! {"$pop": {"a": 1.5}}).unwrap_err();
+        assert_eq!(e.code, codes::FAILED_TO_PARSE);
+        assert_eq!(e.message, "Expected an integer: a: 1.5");
+        let e = parse(doc! {"$pop": {"a": 2.0}}).unwrap_err();
+        assert_eq!(e.message, "$pop expects 1 or -1, found: 2");
+        assert_eq!(
+            apply(doc! {"$pop": {"a": -1.0}}, doc! {"_id": 1, "a": [1, 2]}),
+            doc! {"_id": 1, "a": [2]}
+        );
+        let e = err(doc! {"$pop": {"a": 1}}, doc! {"_id": 1, "a": 1});
+        assert_eq!(
+            e.message,
+            "Path 'a' contains an element of non-array type 'int'"
+        );
+    }
+
+    #[test]
+    fn current_date_messages() {
+        let e = parse(doc! {"$currentDate": {"d": 1}}).unwrap_err();
+        assert_eq!(
+            e.message,
+            "int is not valid type for $currentDate. Please use a boolean ('true') or a $type \
+             expression ({$type: 'timestamp/date'})."
+        );
+        let e = parse(doc! {"$currentDate": {"d": {"$type": "x"}}}).unwrap_err();
+        assert_eq!(
+            e.message,
+            "The '$type' string field is required to be 'date' or 'timestamp': \
+             {$currentDate: {field : {$type: 'date'}}}"
+        );
+        let e = parse(doc! {"$currentDate": {"d": {"x": 1}}}).unwrap_err();
+        assert_eq!(e.message, "Unrecognized $currentDate option: x");
+    }
+
+    #[test]
+    fn bit_messages() {
+        let e = err(doc! {"$bit": {"a": {"and": 1}}}, doc! {"_id": 1, "a": "s"});
+        assert_eq!(
+            e.message,
+            "Cannot apply $bit to a value of non-integral type._id: 1 has the field a of \
+             non-integer type string"
+        );
+        let e = parse(doc! {"$bit": {"a": 5}}).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("The $bit modifier is not compatible with a int")
+        );
+        let e = parse(doc! {"$bit": {"a": {"and": 1.0}}}).unwrap_err();
+        assert_eq!(
+            e.message,
+            "The $bit modifier field must be an Integer(32/64 bit); a 'double' is not \
+             supported here: {and: 1.0}"
+        );
+    }
+
+    #[test]
+    fn push_sort_and_slice_messages() {
+        let p = |v: Bson| parse(doc! {"$push": {"a": v}}).unwrap_err().message;
+        assert_eq!(
+            p(Bson::Document(doc! {"$each": [1], "$sort": {}})),
+            "The $sort pattern is empty when it should be a set of fields."
+        );
+        assert_eq!(
+            p(Bson::Document(doc! {"$each": [1], "$sort": 2})),
+            "The $sort element value must be either 1 or -1"
+        );
+        assert_eq!(
+            p(Bson::Document(doc! {"$each": [1], "$sort": "x"})),
+            "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort \
+             embedded fields"
+        );
+        assert_eq!(
+            p(Bson::Document(doc! {"$each": [1], "$slice": 1.5})),
+            "The value for $slice must be an integer value but was given type: double"
+        );
+        assert_eq!(
+            p(Bson::Document(doc! {"$each": [1], "$position": "x"})),
+            "The value for $position must be an integer value, not of type: string"
+        );
+        assert_eq!(
+            p(Bson::Document(doc! {"$each": 3})),
+            "The argument to $each in $push must be an array but it was of type: int"
+        );
+        // Without $each, a document with $-fields is just a value to push.
+        assert_eq!(
+            apply(doc! {"$push": {"a": {"$slice": 1}}}, doc! {"_id": 1}),
+            doc! {"_id": 1, "a": [{"$slice": 1}]}
+        );
+        // Sorting by a field puts elements lacking it (and scalars) first, as nulls.
+        assert_eq!(
+            apply(
+                doc! {"$push": {"a": {"$each": [], "$sort": {"k": -1}}}},
+                doc! {"_id": 1, "a": [{"k": 1}, 5, {"k": 3}]}
+            ),
+            doc! {"_id": 1, "a": [{"k": 3}, {"k": 1}, 5]}
+        );
+    }
+
+    #[test]
+    fn add_to_set_each_messages_and_dedup() {
+        let e = parse(doc! {"$addToSet": {"a": {"$each": 1}}}).unwrap_err();
+        assert_eq!(e.code, codes::TYPE_MISMATCH);
+        assert_eq!(
+            e.message,
+            "The argument to $each in $addToSet must be an array but it was of type int"
+        );
+        let e = parse(doc! {"$addToSet": {"a": {"$each": [1], "x": 1}}}).unwrap_err();
+        assert_eq!(e.code, codes::BAD_VALUE);
+        // A document not starting with $each is a value.
+        assert_eq!(
+            apply(
+                doc! {"$addToSet": {"a": {"x": 1, "$each": 1}}},
+                doc! {"_id": 1}
+            ),
+            doc! {"_id": 1, "a": [{"x": 1, "$each": 1}]}
+        );
+        assert_eq!(
+            apply(
+                doc! {"$addToSet": {"a": {"$each": [2, 2.0, 3]}}},
+                doc! {"_id": 1, "a": [3]}
+            ),
+            doc! {"_id": 1, "a": [3, 2]}
+        );
+    }
+
+    #[test]
+    fn rename_paths_through_scalars_and_arrays() {
+        let e = err(doc! {"$rename": {"a.b": "c"}}, doc! {"_id": 1, "a": 1});
+        assert_eq!(e.code, codes::PATH_NOT_VIABLE);
+        assert_eq!(
+            e.message,
+            "cannot use the part (b of a.b) to traverse the element ({a: 1})"
+        );
+        let e = err(
+            doc! {"$rename": {"a.0.b": "c"}},
+            doc! {"_id": 1, "a": [{"b": 1}]},
+        );
+        assert_eq!(
+            e.message,
+            "The source field cannot be an array element, 'a.0.b' in doc with _id: 1 has an \
+             array field called 'a'"
+        );
+        let e = err(
+            doc! {"$rename": {"x": "a.0"}},
+            doc! {"_id": 1, "x": 1, "a": [1]},
+        );
+        assert_eq!(
+            e.message,
+            "The destination field cannot be an array element, 'a.0' in doc with _id: 1 has \
+             an array field called 'a'"
+        );
+        // The destination may itself be an array: it is overwritten.
+        assert_eq!(
+            apply(
+                doc! {"$rename": {"x": "a"}},
+                doc! {"_id": 1, "a": [1], "x": 2}
+            ),
+            doc! {"_id": 1, "a": 2}
+        );
+        let e = err(doc! {"$rename": {"_id": "b"}}, doc! {"_id": 1});
+        assert_eq!(
+            e.message,
+            "Unsetting the path '_id' using $rename would modify the immutable field '_id'"
+        );
+    }
+
+    #[test]
+    fn id_must_remain_storable() {
+        let ctx = UpdateContext {
+            is_insert: true,
+            ..Default::default()
+        };
+        let e = parse(doc! {"$set": {"_id": [1]}})
+            .unwrap()
+            .apply(&doc! {}, &ctx)
+            .unwrap_err();
+        assert_eq!(e.code, codes::INVALID_ID_FIELD);
+        assert_eq!(e.message, "The '_id' value cannot be of type array");
     }
 
     // ----- matcher-backed features (need crate::query::matcher) -----
@@ -2847,6 +3270,39 @@ mod tests {
     }
 
     #[test]
+    fn array_filters_with_logical_operators_and_query_errors() {
+        assert_eq!(
+            with_filters(
+                doc! {"$set": {"a.$[x].ok": true}},
+                vec![doc! {"$or": [{"x.n": 1}, {"x.n": 3}]}],
+                doc! {"_id": 1, "a": [{"n": 1}, {"n": 2}, {"n": 3}]}
+            )
+            .unwrap(),
+            doc! {"_id": 1, "a": [{"n": 1, "ok": true}, {"n": 2}, {"n": 3, "ok": true}]}
+        );
+        // The filter is a query first: an unknown top-level operator is the matcher's error.
+        let e = with_filters(
+            doc! {"$set": {"a.$[i]": 1}},
+            vec![doc! {"$i": 0}],
+            doc! {"_id": 1},
+        )
+        .unwrap_err();
+        assert_eq!(e.code, codes::BAD_VALUE);
+        // `a.$[i.j]` is not an identifier: `$[i` is a plain field, not viable in an array.
+        let e = with_filters(
+            doc! {"$set": {"a.$[i.j]": 1, "b.$[i]": 1}},
+            vec![doc! {"i.j": 0}],
+            doc! {"_id": 0, "a": [0.0], "b": [{"j": 0}]},
+        )
+        .unwrap_err();
+        assert_eq!(e.code, codes::PATH_NOT_VIABLE);
+        assert_eq!(
+            e.message,
+            "Cannot create field '$[i' in element {a: [ 0.0 ]}"
+        );
+    }
+
+    #[test]
     fn pull_with_conditions() {
         assert_eq!(
             apply(
@@ -2869,6 +3325,126 @@ mod tests {
                 doc! {"_id": 1, "a": ["x", "z", "y"]}
             ),
             doc! {"_id": 1, "a": ["z"]}
+        );
+    }
+
+    #[test]
+    fn nested_array_filters_from_the_spec_tests() {
+        // updateOne-arrayFilters.json: y.$[i].c.$[j].d with two filters.
+        let d = doc! {"_id": 3, "y": [{"b": 5, "c": [{"d": 2}, {"d": 1}]}]};
+        let u = doc! {"$set": {"y.$[i].c.$[j].d": 0}};
+        assert_eq!(
+            with_filters(u.clone(), vec![doc! {"i.b": 5}, doc! {"j.d": 1}], d.clone()).unwrap(),
+            doc! {"_id": 3, "y": [{"b": 5, "c": [{"d": 2}, {"d": 0}]}]}
+        );
+        let out = Update::parse(
+            &Bson::Document(u),
+            Some(&[doc! {"i.b": 5}, doc! {"j.d": 3}]),
+        )
+        .unwrap()
+        .apply_with_change(&d, &UpdateContext::default())
+        .unwrap();
+        assert!(!out.1);
+    }
+
+    #[test]
+    fn two_filters_matching_one_element_conflict() {
+        let e = with_filters(
+            doc! {"$set": {"a.$[x]": 1, "a.$[y]": 2}},
+            vec![doc! {"x": {"$gt": 0}}, doc! {"y": {"$lt": 5}}],
+            doc! {"_id": 1, "a": [3]},
+        )
+        .unwrap_err();
+        assert_eq!(e.code, codes::CONFLICTING_UPDATE_OPERATORS);
+        assert_eq!(e.message, "Update created a conflict at 'a.0'");
+    }
+
+    // ----- pipeline updates (need crate::query::pipeline) -----
+
+    fn pipeline(stages: Vec<Document>, d: Document) -> Result<(Document, bool)> {
+        let stages = Bson::Array(stages.into_iter().map(Bson::Document).collect());
+        Update::parse(&stages, None)?.apply_with_change(&d, &UpdateContext::default())
+    }
+
+    #[test]
+    fn pipeline_updates_from_the_spec_tests() {
+        let d = doc! {"_id": 1, "x": 1, "y": 1, "t": {"u": {"v": 1}}};
+        // updateOne-pipeline.json: the replaced root keeps the original _id.
+        assert_eq!(
+            pipeline(
+                vec![
+                    doc! {"$replaceRoot": {"newRoot": "$t"}},
+                    doc! {"$addFields": {"foo": 1}}
+                ],
+                d.clone()
+            )
+            .unwrap(),
+            (doc! {"_id": 1, "u": {"v": 1}, "foo": 1}, true)
+        );
+        // updateMany-pipeline.json.
+        assert_eq!(
+            pipeline(
+                vec![doc! {"$project": {"x": 1}}, doc! {"$addFields": {"foo": 1}}],
+                d.clone()
+            )
+            .unwrap()
+            .0,
+            doc! {"_id": 1, "x": 1, "foo": 1}
+        );
+        // A pipeline that changes nothing is a no-op.
+        assert!(!pipeline(vec![doc! {"$set": {"x": 1}}], d).unwrap().1);
+    }
+
+    #[test]
+    fn pipeline_stage_restrictions() {
+        let e = pipeline(vec![doc! {"$match": {"a": 1}}], doc! {"_id": 1}).unwrap_err();
+        assert_eq!(e.code, codes::INVALID_OPTIONS);
+        assert_eq!(
+            e.message,
+            "$match is not allowed to be used within an update"
+        );
+        let e = pipeline(vec![doc! {"$set": {"_id": 2}}], doc! {"_id": 1}).unwrap_err();
+        assert_eq!(e.code, codes::IMMUTABLE_FIELD);
+        // Top-level `$` fields can be written by pipelines (updateOne-dots_and_dollars.json).
+        let out = pipeline(
+            vec![doc! {"$replaceWith": {"$setField": {
+            "field": {"$literal": "$a"}, "value": 1, "input": "$$ROOT"}}}],
+            doc! {"_id": 1, "foo": {}},
+        )
+        .unwrap();
+        assert_eq!(out.0, doc! {"_id": 1, "foo": {}, "$a": 1});
+    }
+
+    #[test]
+    fn pipeline_errors_surface_at_parse_time() {
+        let stages = |v: Vec<Document>| Bson::Array(v.into_iter().map(Bson::Document).collect());
+        let e = Update::parse(&stages(vec![doc! {"$foo": {}}]), None).unwrap_err();
+        assert_eq!(e.code, codes::UNRECOGNIZED_PIPELINE_STAGE);
+        let e = Update::parse(&stages(vec![doc! {"$group": {"_id": null}}]), None).unwrap_err();
+        assert_eq!(e.code, codes::INVALID_OPTIONS);
+        assert_eq!(
+            e.message,
+            "$group is not allowed to be used within an update"
+        );
+        let e = Update::parse(&Bson::Array(vec![Bson::Int32(1)]), None).unwrap_err();
+        assert_eq!(e.code, codes::TYPE_MISMATCH);
+        assert!(Update::parse(&stages(vec![]), None).unwrap().is_pipeline());
+    }
+
+    #[test]
+    fn pipeline_sees_let_variables() {
+        let stages = Bson::Array(vec![Bson::Document(doc! {"$set": {"x": "$$v"}})]);
+        let vars = doc! {"v": 5};
+        let ctx = UpdateContext {
+            vars: Some(&vars),
+            ..Default::default()
+        };
+        assert_eq!(
+            Update::parse(&stages, None)
+                .unwrap()
+                .apply(&doc! {"_id": 1}, &ctx)
+                .unwrap(),
+            doc! {"_id": 1, "x": 5}
         );
     }
 }

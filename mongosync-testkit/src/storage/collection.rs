@@ -4,11 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use bson::{Bson, Document, RawDocumentBuf, doc};
 use parking_lot::RwLock;
 
 use crate::error::{CommandError, Result};
+use crate::oplog::{EntryKind, Oplog};
 use crate::query::compare::OrdBson;
 
 use super::index::{Index, duplicate_key_error};
@@ -41,14 +43,21 @@ pub struct CollectionData {
     data_size: usize,
     /// Secondary indexes, in creation order (the `_id_` index is implicit).
     pub indexes: Vec<Index>,
+    /// The collection's UUID.
+    pub uuid: bson::Uuid,
+    /// Where writes are recorded (none for scratch collections).
+    oplog: Option<Arc<Oplog>>,
 }
 
 impl Collection {
     /// A new empty collection.
-    pub fn new(ns: String, options: Document) -> Collection {
+    pub fn new(ns: String, options: Document, oplog: Option<Arc<Oplog>>) -> Collection {
+        let uuid = bson::Uuid::new();
         Collection {
-            uuid: bson::Uuid::new(),
+            uuid,
             data: RwLock::new(CollectionData {
+                uuid,
+                oplog,
                 ns,
                 options,
                 records: BTreeMap::new(),
@@ -78,6 +87,24 @@ impl CollectionData {
         self.data_size
     }
 
+    /// Whether writes keep pre- and post-images (`changeStreamPreAndPostImages`).
+    pub fn keeps_images(&self) -> bool {
+        self.options
+            .get_document("changeStreamPreAndPostImages")
+            .is_ok_and(|d| d.get_bool("enabled").unwrap_or(false))
+    }
+
+    /// Records a DDL change of this collection (indexes, `collMod`).
+    pub fn record_ddl(&self, kind: EntryKind) {
+        self.record(kind);
+    }
+
+    fn record(&self, kind: EntryKind) {
+        if let Some(oplog) = &self.oplog {
+            oplog.append(self.ns.clone(), Some(self.uuid), kind, None);
+        }
+    }
+
     /// Whether the collection is capped.
     pub fn is_capped(&self) -> bool {
         self.options.get_bool("capped").unwrap_or(false)
@@ -90,7 +117,9 @@ impl CollectionData {
 
     /// Documents in natural order from record `after` (exclusive).
     pub fn iter_after(&self, after: RecordId) -> impl Iterator<Item = (RecordId, &RawDocumentBuf)> {
-        self.records.range((Bound::Excluded(after), Bound::Unbounded)).map(|(r, d)| (*r, d))
+        self.records
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .map(|(r, d)| (*r, d))
     }
 
     /// Documents in `_id` order within `range`: O(log n) to find the start, then O(1) a step.
@@ -102,7 +131,11 @@ impl CollectionData {
     ) -> Box<dyn Iterator<Item = (RecordId, &'a RawDocumentBuf)> + 'a> {
         let range = self.ids.range::<OrdBson, _>((lower, upper));
         let lookup = move |(_, rid): (&OrdBson, &RecordId)| (*rid, &self.records[rid]);
-        if reverse { Box::new(range.rev().map(lookup)) } else { Box::new(range.map(lookup)) }
+        if reverse {
+            Box::new(range.rev().map(lookup))
+        } else {
+            Box::new(range.map(lookup))
+        }
     }
 
     /// The record holding `_id == id`.
@@ -121,7 +154,12 @@ impl CollectionData {
     pub fn insert(&mut self, raw: RawDocumentBuf, id: Bson) -> Result<RecordId> {
         let key = OrdBson(id);
         if self.ids.contains_key(&key) {
-            return Err(duplicate_key_error(&self.ns, "_id_", &doc! {"_id": 1}, std::iter::once(&key.0)));
+            return Err(duplicate_key_error(
+                &self.ns,
+                "_id_",
+                &doc! {"_id": 1},
+                std::iter::once(&key.0),
+            ));
         }
         let rid = self.next_record;
         if !self.indexes.is_empty() {
@@ -136,14 +174,21 @@ impl CollectionData {
         self.next_record += 1;
         self.data_size += raw.as_bytes().len();
         self.ids.insert(key, rid);
+        if self.oplog.is_some() {
+            self.record(EntryKind::Insert { doc: raw.clone() });
+        }
         self.records.insert(rid, raw);
         self.enforce_cap();
         Ok(rid)
     }
 
     /// Replaces record `rid` with `new` (same `_id`), keeping its place in natural order.
-    pub fn replace(&mut self, rid: RecordId, new: RawDocumentBuf) -> Result<()> {
-        let old = self.records.get(&rid).ok_or_else(|| CommandError::new(1, "record vanished"))?;
+    /// `replacement` tells a replacement (a `replace` event) from an operator update.
+    pub fn replace(&mut self, rid: RecordId, new: RawDocumentBuf, replacement: bool) -> Result<()> {
+        let old = self
+            .records
+            .get(&rid)
+            .ok_or_else(|| CommandError::new(1, "record vanished"))?;
         if !self.indexes.is_empty() {
             let old_doc = decode(old)?;
             let new_doc = decode(&new)?;
@@ -157,12 +202,35 @@ impl CollectionData {
         }
         let old_len = self.records[&rid].as_bytes().len();
         self.data_size = self.data_size + new.as_bytes().len() - old_len;
+        if self.oplog.is_some() {
+            let images = self.keeps_images();
+            let before = self.records[&rid].clone();
+            self.record(EntryKind::Update {
+                before,
+                after: new.clone(),
+                replace: replacement,
+                images,
+            });
+        }
         self.records.insert(rid, new);
         Ok(())
     }
 
     /// Removes record `rid`, returning its document.
     pub fn remove(&mut self, rid: RecordId) -> Option<RawDocumentBuf> {
+        let raw = self.remove_unrecorded(rid)?;
+        if self.oplog.is_some() {
+            let images = self.keeps_images();
+            self.record(EntryKind::Delete {
+                before: raw.clone(),
+                images,
+            });
+        }
+        Some(raw)
+    }
+
+    /// Removes a record without an oplog entry (capped collections' own trimming).
+    fn remove_unrecorded(&mut self, rid: RecordId) -> Option<RawDocumentBuf> {
         let raw = self.records.remove(&rid)?;
         if let Some(id) = raw_id(&raw) {
             self.ids.remove(&OrdBson(id));
@@ -190,7 +258,10 @@ impl CollectionData {
 
     /// Decoded documents with their record ids, for index builds.
     pub fn decoded(&self) -> Result<Vec<(RecordId, Document)>> {
-        self.records.iter().map(|(r, raw)| Ok((*r, decode(raw)?))).collect()
+        self.records
+            .iter()
+            .map(|(r, raw)| Ok((*r, decode(raw)?)))
+            .collect()
     }
 
     /// Capped collections drop their oldest documents past `size` bytes or `max` documents.
@@ -198,13 +269,22 @@ impl CollectionData {
         if !self.is_capped() {
             return;
         }
-        let size = self.options.get("size").and_then(as_i64).unwrap_or(i64::MAX);
-        let max = self.options.get("max").and_then(as_i64).filter(|m| *m > 0).unwrap_or(i64::MAX);
+        let size = self
+            .options
+            .get("size")
+            .and_then(as_i64)
+            .unwrap_or(i64::MAX);
+        let max = self
+            .options
+            .get("max")
+            .and_then(as_i64)
+            .filter(|m| *m > 0)
+            .unwrap_or(i64::MAX);
         while self.records.len() > 1
             && (self.data_size as i64 > size || self.records.len() as i64 > max)
         {
             let oldest = *self.records.keys().next().expect("non-empty");
-            self.remove(oldest);
+            self.remove_unrecorded(oldest);
         }
     }
 }
@@ -221,5 +301,6 @@ pub fn as_i64(v: &Bson) -> Option<i64> {
 
 /// Decodes a stored document (stored documents are valid BSON by construction).
 pub fn decode(raw: &RawDocumentBuf) -> Result<Document> {
-    Document::try_from(raw.as_ref()).map_err(|e| CommandError::new(22, format!("invalid BSON: {e}")))
+    Document::try_from(raw.as_ref())
+        .map_err(|e| CommandError::new(22, format!("invalid BSON: {e}")))
 }

@@ -30,7 +30,11 @@ impl Index {
             Ok(f) => Some(Matcher::new(f, &Document::new())?),
             Err(_) => None,
         };
-        Ok(Index { spec, partial, entries: BTreeMap::new() })
+        Ok(Index {
+            spec,
+            partial,
+            entries: BTreeMap::new(),
+        })
     }
 
     /// The index's name.
@@ -41,7 +45,9 @@ impl Index {
     /// The key pattern.
     pub fn key(&self) -> &Document {
         static EMPTY: std::sync::OnceLock<Document> = std::sync::OnceLock::new();
-        self.spec.get_document("key").unwrap_or_else(|_| EMPTY.get_or_init(Document::new))
+        self.spec
+            .get_document("key")
+            .unwrap_or_else(|_| EMPTY.get_or_init(Document::new))
     }
 
     /// Whether uniqueness is enforced.
@@ -223,7 +229,9 @@ pub fn duplicate_key_error<'a>(
         .join(", ");
     CommandError::new(
         codes::DUPLICATE_KEY,
-        format!("E11000 duplicate key error collection: {ns} index: {index_name} dup key: {{ {shown} }}"),
+        format!(
+            "E11000 duplicate key error collection: {ns} index: {index_name} dup key: {{ {shown} }}"
+        ),
     )
     .with_extra("keyPattern", key_pattern.clone())
     .with_extra("keyValue", key_value)

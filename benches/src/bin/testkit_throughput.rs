@@ -1,0 +1,335 @@
+//! Throughput of the `mongosync-testkit` command through the real Rust driver.
+//!
+//! Starts the server binary in its own process (so its memory is measured alone), then times:
+//! `insert_many` of N 1 KiB documents in batches, a full `_id`-ordered scan, and an `_id`-range
+//! scan of a 10% slice. Beside each figure it prints a baseline measured in the same run: the
+//! same driver's BSON encoding (insert) or decoding (scan) of the same documents in-process with
+//! no server, i.e. the client-side ceiling. Last, the server's peak RSS (`VmHWM`).
+//!
+//! Build the server in release mode first, then run the harness:
+//!
+//! ```text
+//! cargo build --release -p mongosync-testkit --bin mongosync-testkit
+//! cargo run --release -p benches --bin testkit_throughput -- [DOCS]
+//! ```
+//!
+//! Settings (environment): `MONGOSYNC_TESTKIT_BIN` (default
+//! `$CARGO_TARGET_DIR/release/mongosync-testkit`, else `<workspace>/target/release/...`),
+//! `TESTKIT_BENCH_DOCS` (default 200000; the first argument wins), `TESTKIT_BENCH_INSERT_BATCH`
+//! (documents per `insert_many`, default 1000), `TESTKIT_BENCH_SCAN_BATCH` (find `batchSize`,
+//! default 10000).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bson::{Bson, Document, RawDocumentBuf, doc};
+use futures::TryStreamExt;
+use mongodb::{Client, Collection};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every document encodes to exactly this many bytes.
+const DOC_BYTES: usize = 1024;
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Config {
+    bin: PathBuf,
+    docs: u64,
+    insert_batch: usize,
+    scan_batch: u32,
+}
+
+fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, BoxError> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .map_err(|_| format!("{name}={v:?} is not a number").into()),
+        Err(_) => Ok(default),
+    }
+}
+
+fn config() -> Result<Config, BoxError> {
+    let bin = match std::env::var_os("MONGOSYNC_TESTKIT_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+            target.join("release/mongosync-testkit")
+        }
+    };
+    let mut docs = env_num("TESTKIT_BENCH_DOCS", 200_000u64)?;
+    if let Some(arg) = std::env::args().nth(1) {
+        docs = arg
+            .parse()
+            .map_err(|_| format!("DOCS argument {arg:?} is not a number"))?;
+    }
+    if docs == 0 {
+        return Err("DOCS must be positive".into());
+    }
+    Ok(Config {
+        bin,
+        docs,
+        insert_batch: env_num("TESTKIT_BENCH_INSERT_BATCH", 1000usize)?.max(1),
+        scan_batch: env_num("TESTKIT_BENCH_SCAN_BATCH", 10_000u32)?.max(1),
+    })
+}
+
+/// The server process; SIGTERM on drop so it never outlives the harness.
+struct Server {
+    child: Child,
+    uri: String,
+}
+
+impl Server {
+    fn start(bin: &PathBuf) -> Result<Server, BoxError> {
+        let mut child = Command::new(bin)
+            .args(["--port", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e} (build it first)", bin.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout pipe")?;
+        let (tx, rx) = mpsc::channel();
+        // Reads the URI line, then keeps draining stdout so the server never blocks on it.
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        let mut server = Server {
+            child,
+            uri: String::new(),
+        };
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Some(Ok(line))) if line.starts_with("mongodb://") => server.uri = line,
+            Ok(other) => return Err(format!("unexpected first line from server: {other:?}").into()),
+            Err(_) => return Err("the server printed no URI within 30 s".into()),
+        }
+        Ok(server)
+    }
+
+    /// A field of `/proc/PID/status` in KiB (`VmHWM` is the peak RSS).
+    fn status_kib(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let Ok(pid) = i32::try_from(self.child.id()) else {
+            let _ = self.child.kill();
+            return;
+        };
+        // SAFETY: signalling our own child process by its pid.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn make_doc(i: u64, payload_len: usize) -> Document {
+    // A cheap varying payload so documents are not all identical.
+    let c = char::from(b'a' + (i % 26) as u8);
+    doc! { "_id": i as i64, "n": i as i64, "payload": c.to_string().repeat(payload_len) }
+}
+
+/// The payload length that makes a document exactly `DOC_BYTES` long.
+fn payload_len() -> Result<usize, BoxError> {
+    let base = RawDocumentBuf::try_from(&make_doc(0, 0))?.as_bytes().len();
+    Ok(DOC_BYTES - base)
+}
+
+struct Rate {
+    docs: u64,
+    secs: f64,
+}
+
+impl Rate {
+    fn line(&self, what: &str, baseline: Option<&Rate>) -> String {
+        let dps = self.docs as f64 / self.secs;
+        let mbps = dps * DOC_BYTES as f64 / 1e6;
+        let mut s = format!(
+            "{what:<34} {:>9} docs {:>8.3} s {:>11.0} docs/s {:>8.1} MB/s",
+            self.docs, self.secs, dps, mbps
+        );
+        if let Some(b) = baseline {
+            let bdps = b.docs as f64 / b.secs;
+            s.push_str(&format!(
+                "   ({:.1}% of client ceiling)",
+                100.0 * dps / bdps
+            ));
+        }
+        s
+    }
+}
+
+fn time<T>(f: impl FnOnce() -> Result<T, BoxError>) -> Result<(T, f64), BoxError> {
+    let start = Instant::now();
+    let out = f()?;
+    Ok((out, start.elapsed().as_secs_f64()))
+}
+
+/// The client-side ceilings: encoding Documents to BSON, decoding BSON to Documents.
+fn baselines(docs: u64, plen: usize) -> Result<(Rate, Rate), BoxError> {
+    let sources: Vec<Document> = (0..docs).map(|i| make_doc(i, plen)).collect();
+    let (raws, enc) = time(|| {
+        let mut raws = Vec::with_capacity(sources.len());
+        for d in &sources {
+            raws.push(RawDocumentBuf::try_from(d)?);
+        }
+        Ok(raws)
+    })?;
+    if raws.iter().any(|r| r.as_bytes().len() != DOC_BYTES) {
+        return Err("documents are not all 1 KiB".into());
+    }
+    let (decoded, dec) = time(|| {
+        let mut n = 0u64;
+        for r in &raws {
+            let d = Document::try_from(r.as_ref())?;
+            n += u64::from(d.contains_key("payload"));
+        }
+        Ok(n)
+    })?;
+    if decoded != docs {
+        return Err("baseline decode lost documents".into());
+    }
+    Ok((Rate { docs, secs: enc }, Rate { docs, secs: dec }))
+}
+
+async fn scan(coll: &Collection<Document>, filter: Document, batch: u32) -> Result<u64, BoxError> {
+    let mut cursor = coll
+        .find(filter)
+        .sort(doc! { "_id": 1 })
+        .batch_size(batch)
+        .await?;
+    let mut n = 0u64;
+    let mut last = -1i64;
+    while let Some(d) = cursor.try_next().await? {
+        let id = match d.get("_id") {
+            Some(Bson::Int64(v)) => *v,
+            other => return Err(format!("unexpected _id {other:?}").into()),
+        };
+        if id <= last {
+            return Err(format!("scan out of order: {id} after {last}").into());
+        }
+        last = id;
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let cfg = config()?;
+    let plen = payload_len()?;
+    println!(
+        "testkit_throughput: {} documents of {DOC_BYTES} B, insert batches of {}, scan batchSize {}",
+        cfg.docs, cfg.insert_batch, cfg.scan_batch
+    );
+    println!("server binary: {}", cfg.bin.display());
+
+    let (enc_base, dec_base) = baselines(cfg.docs, plen)?;
+
+    let server = Server::start(&cfg.bin)?;
+    let idle_rss = server.status_kib("VmRSS:").unwrap_or(0);
+    println!("server: {}", server.uri);
+    let client = Client::with_uri_str(&server.uri).await?;
+    let coll: Collection<Document> = client.database("bench").collection("docs");
+    coll.drop().await?;
+
+    // Insert: documents are built outside the timed section; encoding is inside (the driver's).
+    let mut inserted = 0u64;
+    let mut secs = 0.0f64;
+    let mut next = 0u64;
+    while next < cfg.docs {
+        let end = (next + cfg.insert_batch as u64).min(cfg.docs);
+        let batch: Vec<Document> = (next..end).map(|i| make_doc(i, plen)).collect();
+        let start = Instant::now();
+        let res = coll.insert_many(batch).await?;
+        secs += start.elapsed().as_secs_f64();
+        inserted += res.inserted_ids.len() as u64;
+        next = end;
+    }
+    if inserted != cfg.docs {
+        return Err(format!("inserted {inserted} of {} documents", cfg.docs).into());
+    }
+    let insert = Rate {
+        docs: inserted,
+        secs,
+    };
+    let after_insert_rss = server.status_kib("VmRSS:").unwrap_or(0);
+
+    let start = Instant::now();
+    let full = scan(&coll, doc! {}, cfg.scan_batch).await?;
+    let full_rate = Rate {
+        docs: full,
+        secs: start.elapsed().as_secs_f64(),
+    };
+    if full != cfg.docs {
+        return Err(format!("full scan returned {full} of {} documents", cfg.docs).into());
+    }
+
+    let lo = (cfg.docs * 45 / 100) as i64;
+    let hi = (cfg.docs * 55 / 100) as i64;
+    let start = Instant::now();
+    let slice = scan(
+        &coll,
+        doc! { "_id": { "$gte": lo, "$lt": hi } },
+        cfg.scan_batch,
+    )
+    .await?;
+    let slice_rate = Rate {
+        docs: slice,
+        secs: start.elapsed().as_secs_f64(),
+    };
+    if slice != (hi - lo) as u64 {
+        return Err(format!("range scan returned {slice} of {} documents", hi - lo).into());
+    }
+
+    let peak = server.status_kib("VmHWM:");
+    client.shutdown().await;
+    drop(server);
+
+    println!();
+    println!("client ceiling (no server):");
+    println!("{}", enc_base.line("  encode Document -> BSON", None));
+    println!("{}", dec_base.line("  decode BSON -> Document", None));
+    println!("through mongosync-testkit:");
+    println!("{}", insert.line("  insert_many", Some(&enc_base)));
+    println!(
+        "{}",
+        full_rate.line("  find all, sort _id", Some(&dec_base))
+    );
+    println!(
+        "{}",
+        slice_rate.line(
+            &format!("  find _id in [{lo}, {hi}) (10%)"),
+            Some(&dec_base)
+        )
+    );
+    println!();
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "server RSS: idle {:.1} MiB, after insert {:.1} MiB, peak (VmHWM) {} (data: {:.1} MiB)",
+        mib(idle_rss),
+        mib(after_insert_rss),
+        peak.map_or_else(|| "n/a".to_string(), |k| format!("{:.1} MiB", mib(k))),
+        cfg.docs as f64 * DOC_BYTES as f64 / (1024.0 * 1024.0),
+    );
+    Ok(())
+}

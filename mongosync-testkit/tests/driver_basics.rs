@@ -1,0 +1,108 @@
+//! The official Rust driver against the testkit: handshake, CRUD, cursors, indexes, errors.
+
+use bson::{Document, doc};
+use futures::TryStreamExt;
+use mongodb::{Client, IndexModel, options::IndexOptions};
+use mongosync_testkit::MemoryCluster;
+
+async fn client(cluster: &MemoryCluster) -> Client {
+    Client::with_uri_str(cluster.uri())
+        .await
+        .expect("valid uri")
+}
+
+#[tokio::test]
+async fn handshake_and_hello_describe_a_replica_set_primary() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let hello = client
+        .database("admin")
+        .run_command(doc! {"hello": 1})
+        .await
+        .unwrap();
+    assert_eq!(hello.get_bool("isWritablePrimary").unwrap(), true);
+    assert_eq!(hello.get_str("setName").unwrap(), "rs0");
+    let me = cluster
+        .uri()
+        .trim_start_matches("mongodb://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(hello.get_str("me").unwrap(), me);
+    assert_eq!(hello.get_i32("maxWireVersion").unwrap(), 25);
+    assert!(
+        hello
+            .get_document("$clusterTime")
+            .unwrap()
+            .contains_key("signature")
+    );
+    let build = client
+        .database("admin")
+        .run_command(doc! {"buildInfo": 1})
+        .await
+        .unwrap();
+    assert!(build.get_str("version").unwrap().starts_with("8.0."));
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn insert_find_and_get_more_over_many_batches() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let coll = client.database("db").collection::<Document>("c");
+    let docs: Vec<Document> = (0..1000).map(|i| doc! {"_id": i, "v": i * 2}).collect();
+    let result = coll.insert_many(docs).await.unwrap();
+    assert_eq!(result.inserted_ids.len(), 1000);
+    let all: Vec<Document> = coll
+        .find(doc! {})
+        .batch_size(64)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1000);
+    assert_eq!(all[999].get_i32("v").unwrap(), 1998);
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 1000);
+    assert_eq!(coll.estimated_document_count().await.unwrap(), 1000);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn unique_index_rejects_duplicates_with_key_details() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let coll = client.database("db").collection::<Document>("u");
+    coll.create_index(
+        IndexModel::builder()
+            .keys(doc! {"a": 1})
+            .options(IndexOptions::builder().unique(true).build())
+            .build(),
+    )
+    .await
+    .unwrap();
+    coll.insert_one(doc! {"_id": 1, "a": 5}).await.unwrap();
+    let err = coll.insert_one(doc! {"_id": 2, "a": 5}).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("E11000"), "{text}");
+    let names = coll.list_index_names().await.unwrap();
+    assert_eq!(names, vec!["_id_".to_string(), "a_1".to_string()]);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_command_fails_with_command_not_found() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let err = client
+        .database("admin")
+        .run_command(doc! {"noSuchCommand": 1})
+        .await
+        .unwrap_err();
+    match *err.kind {
+        mongodb::error::ErrorKind::Command(ref e) => assert_eq!(e.code, 59),
+        ref other => panic!("unexpected error {other:?}"),
+    }
+    cluster.shutdown().await;
+}
