@@ -523,8 +523,8 @@ async fn database_op(
                     let mut g = se.session.lock().await;
                     let mut c = d
                         .list_collections()
-                        .filter(f)
                         .with_options(o)
+                        .filter(f)
                         .session(&mut *g)
                         .await?;
                     let v: Vec<mongodb::results::CollectionSpecification> =
@@ -534,7 +534,7 @@ async fn database_op(
                         .collect()
                 }
                 None => {
-                    let c = d.list_collections().filter(f).with_options(o).await?;
+                    let c = d.list_collections().with_options(o).filter(f).await?;
                     c.with_type::<Document>().try_collect().await?
                 }
             };
@@ -632,6 +632,12 @@ async fn session_op(se: &SessionEntity, name: &str, a: Document) -> Result<Res, 
         }
         "commitTransaction" => g.commit_transaction().await?,
         "abortTransaction" => g.abort_transaction().await?,
+        "getSnapshotTime" => {
+            return Ok(match g.snapshot_time() {
+                Some(t) => Res::Value(Bson::Timestamp(t)),
+                None => Res::Value(Bson::Null),
+            });
+        }
         "endSession" => {
             // Dropping the handle ends it; keep the entity for `$$sessionLsid`.
         }
