@@ -456,7 +456,15 @@ async fn collection_op(
             Res::Nothing
         }
         "listSearchIndexes" => {
-            let cur = c.list_search_indexes().await?;
+            let mut act = c.list_search_indexes();
+            if let Ok(n) = a.get_str("name") {
+                act = act.name(n);
+            }
+            if let Ok(o) = a.get_document("aggregationOptions") {
+                let o: AggregateOptions = opts(o)?;
+                act = act.aggregate_options(o);
+            }
+            let cur = act.await?;
             docs(cur.try_collect().await?)
         }
         _ => {
