@@ -47,6 +47,9 @@ pub struct CollectionData {
     pub uuid: bson::Uuid,
     /// Where writes are recorded (none for scratch collections).
     oplog: Option<Arc<Oplog>>,
+    /// While set, writes are recorded here instead of the oplog: a transaction's private copy,
+    /// or a commit gathering its entries to write them under one cluster time.
+    captured: Option<Vec<EntryKind>>,
 }
 
 impl Collection {
@@ -58,6 +61,7 @@ impl Collection {
             data: RwLock::new(CollectionData {
                 uuid,
                 oplog,
+                captured: None,
                 ns,
                 options,
                 records: BTreeMap::new(),
@@ -95,14 +99,44 @@ impl CollectionData {
     }
 
     /// Records a DDL change of this collection (indexes, `collMod`).
-    pub fn record_ddl(&self, kind: EntryKind) {
+    pub fn record_ddl(&mut self, kind: EntryKind) {
         self.record(kind);
     }
 
-    fn record(&self, kind: EntryKind) {
-        if let Some(oplog) = &self.oplog {
+    fn record(&mut self, kind: EntryKind) {
+        if let Some(captured) = &mut self.captured {
+            captured.push(kind);
+        } else if let Some(oplog) = &self.oplog {
             oplog.append(self.ns.clone(), Some(self.uuid), kind, None);
         }
+    }
+
+    fn records_anything(&self) -> bool {
+        self.oplog.is_some() || self.captured.is_some()
+    }
+
+    /// A private copy for a transaction: same documents and indexes; its writes are captured
+    /// for the commit instead of reaching the oplog.
+    pub fn transaction_copy(&self) -> CollectionData {
+        let mut copy = self.clone();
+        copy.oplog = None;
+        copy.captured = Some(Vec::new());
+        copy
+    }
+
+    /// Starts capturing writes instead of recording them.
+    pub fn begin_capture(&mut self) {
+        self.captured = Some(Vec::new());
+    }
+
+    /// Stops capturing and returns what was captured.
+    pub fn end_capture(&mut self) -> Vec<EntryKind> {
+        self.captured.take().unwrap_or_default()
+    }
+
+    /// What a transaction copy captured so far (from `from` on).
+    pub fn captured_since(&self, from: usize) -> &[EntryKind] {
+        self.captured.as_deref().map_or(&[], |c| c.get(from..).unwrap_or(&[]))
     }
 
     /// Whether `_id` is unique and indexed (not in time-series collections, whose `_id`s may
@@ -183,7 +217,7 @@ impl CollectionData {
         if indexed {
             self.ids.insert(key, rid);
         }
-        if self.oplog.is_some() {
+        if self.records_anything() {
             self.record(EntryKind::Insert { doc: raw.clone() });
         }
         self.records.insert(rid, raw);
@@ -211,7 +245,7 @@ impl CollectionData {
         }
         let old_len = self.records[&rid].as_bytes().len();
         self.data_size = self.data_size + new.as_bytes().len() - old_len;
-        if self.oplog.is_some() {
+        if self.records_anything() {
             let images = self.keeps_images();
             let before = self.records[&rid].clone();
             self.record(EntryKind::Update {
@@ -228,7 +262,7 @@ impl CollectionData {
     /// Removes record `rid`, returning its document.
     pub fn remove(&mut self, rid: RecordId) -> Option<RawDocumentBuf> {
         let raw = self.remove_unrecorded(rid)?;
-        if self.oplog.is_some() {
+        if self.records_anything() {
             let images = self.keeps_images();
             self.record(EntryKind::Delete {
                 before: raw.clone(),
