@@ -10,6 +10,7 @@
 //! pure [`query`] engine.
 #![warn(missing_docs)]
 
+pub mod changestream;
 pub mod clock;
 pub mod cluster;
 mod commands;
