@@ -3,11 +3,12 @@
 //! A real server records an update in the oplog as a `$v: 2` delta (`{d, u, i, s<field>}` for
 //! documents, `{a: true, l, u<idx>, s<idx>}` for arrays) and the change stream turns that delta
 //! into `updateDescription`. Here the delta is computed the way the server's
-//! `document_diff_calculator` computes it for pipeline updates (descend into sub-documents and
-//! arrays of the same type, compare arrays position by position, truncate shrunk arrays, and
-//! replace a whole sub-document or array when its diff would be larger than the new value),
-//! then parsed the way `change_stream_document_diff_parser` parses it (section order, dotted
-//! paths, `truncatedArrays`, `disambiguatedPaths`).
+//! `document_diff_calculator` computes it (descend into sub-documents and arrays of the same
+//! type, compare arrays position by position, truncate shrunk arrays; for pipeline updates,
+//! [`delta`] also replaces a whole sub-document or array when its diff would be larger than the
+//! new value, and gives up when the whole diff would be), then parsed the way
+//! `change_stream_document_diff_parser` parses it (section order, dotted paths,
+//! `truncatedArrays`, `disambiguatedPaths`).
 //!
 //! Known difference: for modifier updates (`$set`, `$push`, ...) the server logs the modified
 //! paths instead of diffing, so e.g. `{$set: {a: {x: 1, y: 2}}}` over `{a: {x: 1, y: 1}}` is
@@ -62,14 +63,13 @@ impl UpdateDescription {
 
 /// The `updateDescription` the server reports for an update from `before` to `after`.
 ///
-/// Unlike [`delta`], this never gives up: when the server would log a pipeline update as a
-/// full replacement (its diff is not smaller than the new document), the top-level delta is
-/// still described field by field.
+/// Every changed leaf is reported at its own path (no size heuristic), which is what the
+/// server reports for modifier updates (`$set: {"a.0.b": 1}` gives `"a.0.b"`, as the spec
+/// tests on `disambiguatedPaths` expect). For pipeline updates use [`delta`] then
+/// [`describe_delta`]: the server replaces whole sub-documents or arrays when their diff would
+/// be larger, and logs a replacement when the whole diff would be.
 pub fn describe(before: &Document, after: &Document) -> UpdateDescription {
-    let node = match doc_diff(before, after, true, DELTA_METADATA_SIZE) {
-        Some(n) => n,
-        None => DocNode::new(0),
-    };
+    let node = doc_diff(before, after, true, 0).unwrap_or_else(|| DocNode::new(0));
     describe_delta(&node.serialize())
 }
 
@@ -365,9 +365,9 @@ impl ArrNode {
     }
 }
 
-/// The server's `computeDocDiff`. With `top_level` the size checks of this level are skipped
-/// (used by [`describe`], which must always produce a delta); nested levels always apply them.
-fn doc_diff(pre: &Document, post: &Document, top_level: bool, padding: usize) -> Option<DocNode> {
+/// The server's `computeDocDiff`; `ignore_size` (`ignoreSizeLimit`) disables the bail-outs
+/// that replace a sub-document or array whose diff would be larger than its new value.
+fn doc_diff(pre: &Document, post: &Document, ignore_size: bool, padding: usize) -> Option<DocNode> {
     let mut node = DocNode::new(padding);
     let post_size = doc_size(post);
     let pre_items: Vec<(&String, &Bson)> = pre.iter().collect();
@@ -375,7 +375,7 @@ fn doc_diff(pre: &Document, post: &Document, top_level: bool, padding: usize) ->
     let (mut i, mut j) = (0, 0);
     let mut deletes: BTreeSet<&str> = BTreeSet::new();
     while i < pre_items.len() && j < post_items.len() {
-        if !top_level && post_size < node.size {
+        if !ignore_size && post_size < node.size {
             return None;
         }
         let (pk, pv) = pre_items[i];
@@ -386,7 +386,7 @@ fn doc_diff(pre: &Document, post: &Document, top_level: bool, padding: usize) ->
             continue;
         }
         if pk == qk {
-            match sub_diff(pv, qv) {
+            match sub_diff(pv, qv, ignore_size) {
                 Some(SubResult::Diff(sub)) => node.add_sub(pk, sub),
                 Some(SubResult::TooBig) | None => node.add_update(pk, qv),
             }
@@ -408,7 +408,7 @@ fn doc_diff(pre: &Document, post: &Document, top_level: bool, padding: usize) ->
     for k in deletes {
         node.add_delete(k);
     }
-    (top_level || post_size > node.size).then_some(node)
+    (ignore_size || post_size > node.size).then_some(node)
 }
 
 enum SubResult {
@@ -417,10 +417,10 @@ enum SubResult {
 }
 
 /// `calculateSubDiffHelper`: a sub-diff when both values are documents or both arrays.
-fn sub_diff(pre: &Bson, post: &Bson) -> Option<SubResult> {
+fn sub_diff(pre: &Bson, post: &Bson, ignore_size: bool) -> Option<SubResult> {
     let sub = match (pre, post) {
-        (Bson::Document(a), Bson::Document(b)) => doc_diff(a, b, false, 0).map(Sub::Doc),
-        (Bson::Array(a), Bson::Array(b)) => array_diff(a, b).map(Sub::Arr),
+        (Bson::Document(a), Bson::Document(b)) => doc_diff(a, b, ignore_size, 0).map(Sub::Doc),
+        (Bson::Array(a), Bson::Array(b)) => array_diff(a, b, ignore_size).map(Sub::Arr),
         _ => return None,
     };
     Some(match sub {
@@ -431,19 +431,19 @@ fn sub_diff(pre: &Bson, post: &Bson) -> Option<SubResult> {
 
 /// The server's `computeArrayDiff`: position by position, extra elements as updates, a resize
 /// when the array shrank.
-fn array_diff(pre: &[Bson], post: &[Bson]) -> Option<ArrNode> {
+fn array_diff(pre: &[Bson], post: &[Bson], ignore_size: bool) -> Option<ArrNode> {
     let mut node = ArrNode::new();
     let post_size = array_size(post);
     let common = pre.len().min(post.len());
     for idx in 0..common {
-        if post_size < node.size {
+        if !ignore_size && post_size < node.size {
             return None;
         }
         let (a, b) = (&pre[idx], &post[idx]);
         if binary_eq(a, b) {
             continue;
         }
-        match sub_diff(a, b) {
+        match sub_diff(a, b, ignore_size) {
             Some(SubResult::Diff(sub)) => node.add(idx, ArrEntry::Sub(sub)),
             Some(SubResult::TooBig) | None => node.add(idx, ArrEntry::Update(b.clone())),
         }
@@ -454,7 +454,7 @@ fn array_diff(pre: &[Bson], post: &[Bson]) -> Option<ArrNode> {
     if pre.len() > post.len() {
         node.set_resize(post.len());
     }
-    (post_size > node.size).then_some(node)
+    (ignore_size || post_size > node.size).then_some(node)
 }
 
 /// BSON binary equality: same types, same bytes (so `0.0` differs from `-0.0`, `1` from `1.0`,
@@ -522,5 +522,213 @@ fn value_size(v: &Bson) -> usize {
             d.insert("x", v.clone());
             d.to_vec().map(|b| b.len().saturating_sub(8)).unwrap_or(0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(d: &UpdateDescription) -> Vec<String> {
+        d.updated_fields.keys().cloned().collect()
+    }
+
+    /// change-streams.json, "Test array truncation" (a pipeline update).
+    #[test]
+    fn spec_array_truncation() {
+        let before = doc! { "_id": 1, "a": 1, "array": ["foo", { "a": "bar" }, 1, 2, 3] };
+        let after = doc! { "_id": 1, "a": 1, "array": ["foo", { "a": "bar" }] };
+        let d = describe(&before, &after);
+        assert_eq!(
+            d.to_document(false),
+            doc! {
+                "updatedFields": {},
+                "removedFields": [],
+                "truncatedArrays": [{ "field": "array", "newSize": 2 }],
+            }
+        );
+        let raw = delta(&before, &after).unwrap();
+        assert_eq!(raw, doc! { "sarray": { "a": true, "l": 2 } });
+        assert_eq!(describe_delta(&raw), d);
+    }
+
+    /// change-streams.json: `$set: {x: 2}` on `{_id, x: 1}`.
+    #[test]
+    fn spec_simple_set() {
+        let d = describe(&doc! { "_id": 1, "x": 1 }, &doc! { "_id": 1, "x": 2 });
+        assert_eq!(d.updated_fields, doc! { "x": 2 });
+        assert!(d.removed_fields.is_empty() && d.truncated_arrays.is_empty());
+        let expanded = d.to_document(true);
+        assert_eq!(
+            expanded.get_document("disambiguatedPaths").unwrap(),
+            &doc! {}
+        );
+        assert!(d.to_document(false).get("disambiguatedPaths").is_none());
+    }
+
+    /// change-streams-disambiguatedPaths.json: `$set: {"a.1": 2}` on `{a: {"1": 1}}`.
+    #[test]
+    fn spec_numeric_field_name_is_ambiguous() {
+        let d = describe(
+            &doc! { "_id": 1, "a": { "1": 1 } },
+            &doc! { "_id": 1, "a": { "1": 2 } },
+        );
+        assert_eq!(d.updated_fields, doc! { "a.1": 2 });
+        assert_eq!(d.disambiguated_paths, doc! { "a.1": ["a", "1"] });
+    }
+
+    /// change-streams-disambiguatedPaths.json: array indexes become int32.
+    #[test]
+    fn spec_array_index_is_int() {
+        let d = describe(
+            &doc! { "_id": 1, "a": [{ "1": 1 }] },
+            &doc! { "_id": 1, "a": [{ "1": 2 }] },
+        );
+        assert_eq!(d.updated_fields, doc! { "a.0.1": 2 });
+        assert_eq!(d.disambiguated_paths, doc! { "a.0.1": ["a", 0_i32, "1"] });
+    }
+
+    #[test]
+    fn unambiguous_paths_are_not_listed() {
+        // Array indexes alone, a numeric top-level field, a leading-zero field.
+        let d = describe(
+            &doc! { "arr": [{ "x": 1 }, { "x": 2 }], "1": 1, "a": { "01": 1 } },
+            &doc! { "arr": [{ "x": 1 }, { "x": 3 }], "1": 2, "a": { "01": 2 } },
+        );
+        assert_eq!(d.updated_fields, doc! { "1": 2, "arr.1.x": 3, "a.01": 2 });
+        assert_eq!(d.disambiguated_paths, doc! {});
+    }
+
+    #[test]
+    fn dotted_field_names_and_propagation() {
+        let d = describe(&doc! { "a.b": 1 }, &doc! { "a.b": 2 });
+        assert_eq!(d.disambiguated_paths, doc! { "a.b": ["a.b"] });
+        // Once ambiguous, deeper paths stay ambiguous (and removals/truncations count too).
+        let d = describe(
+            &doc! { "a": { "1": { "b": 1, "c": 1, "arr": [1, 2] } } },
+            &doc! { "a": { "1": { "b": 2, "arr": [1] } } },
+        );
+        assert_eq!(d.updated_fields, doc! { "a.1.b": 2 });
+        assert_eq!(d.removed_fields, vec!["a.1.c".to_string()]);
+        assert_eq!(d.truncated_arrays, vec![("a.1.arr".to_string(), 1)]);
+        assert_eq!(
+            d.disambiguated_paths,
+            doc! {
+                "a.1.b": ["a", "1", "b"],
+                "a.1.c": ["a", "1", "c"],
+                "a.1.arr": ["a", "1", "arr"],
+            }
+        );
+    }
+
+    #[test]
+    fn sub_documents_are_descended_into() {
+        let d = describe(
+            &doc! { "_id": 1, "a": { "b": 1, "c": { "d": 1, "e": 1 } } },
+            &doc! { "_id": 1, "a": { "b": 2, "c": { "d": 1, "e": 5, "f": 6 } } },
+        );
+        assert_eq!(d.updated_fields, doc! { "a.b": 2, "a.c.e": 5, "a.c.f": 6 });
+    }
+
+    #[test]
+    fn removals_in_server_order() {
+        // Trailing removals first in document order, then the others sorted by name.
+        let d = describe(
+            &doc! { "z": 1, "y": 1, "a": 1, "q": 1, "p": 1 },
+            &doc! { "a": 1 },
+        );
+        assert_eq!(d.removed_fields, vec!["q", "p", "y", "z"]);
+        let d = describe(&doc! { "a": 1, "b": 2, "c": 3 }, &doc! { "a": 1, "c": 3 });
+        assert_eq!(d.removed_fields, vec!["b"]);
+        assert!(d.updated_fields.is_empty());
+    }
+
+    #[test]
+    fn moved_fields_are_reinserted() {
+        let d = describe(&doc! { "a": 1, "b": 2 }, &doc! { "b": 2, "a": 1 });
+        assert_eq!(d.updated_fields, doc! { "a": 1 });
+        assert!(d.removed_fields.is_empty());
+    }
+
+    #[test]
+    fn type_changes_replace_the_value() {
+        let d = describe(
+            &doc! { "a": { "b": 1 }, "n": 1, "z": 0.0, "arr": [1] },
+            &doc! { "a": [1], "n": 1.0, "z": -0.0, "arr": { "0": 1 } },
+        );
+        assert_eq!(
+            d.updated_fields,
+            doc! { "a": [1], "n": 1.0, "z": -0.0, "arr": { "0": 1 } }
+        );
+    }
+
+    #[test]
+    fn arrays_in_place() {
+        let d = describe(&doc! { "arr": [1, 2, 3] }, &doc! { "arr": [1, 5, 3, 4] });
+        assert_eq!(d.updated_fields, doc! { "arr.1": 5, "arr.3": 4 });
+        assert!(d.truncated_arrays.is_empty());
+        // Shrink plus change: both.
+        let d = describe(&doc! { "arr": [1, 2, 3] }, &doc! { "arr": [9, 2] });
+        assert_eq!(d.updated_fields, doc! { "arr.0": 9 });
+        assert_eq!(d.truncated_arrays, vec![("arr".to_string(), 2)]);
+        // Nested arrays.
+        let d = describe(
+            &doc! { "m": [[1, 2], [3, 4, 5]] },
+            &doc! { "m": [[1, 2, 9], [3]] },
+        );
+        assert_eq!(d.updated_fields, doc! { "m.0.2": 9 });
+        assert_eq!(d.truncated_arrays, vec![("m.1".to_string(), 1)]);
+        assert_eq!(d.disambiguated_paths, doc! {});
+    }
+
+    #[test]
+    fn unchanged_document() {
+        let d = doc! { "_id": 1, "a": [1, { "b": 2 }] };
+        assert!(describe(&d, &d).is_empty());
+        assert_eq!(delta(&d, &d), Some(doc! {}));
+    }
+
+    /// Pipeline updates: the server gives up on a delta that is not smaller than the new
+    /// document (the event is then a `replace`), and replaces sub-values whose diff is larger.
+    #[test]
+    fn delta_size_heuristics() {
+        let small_before = doc! { "_id": 1, "a": { "1": 1 } };
+        let small_after = doc! { "_id": 1, "a": { "1": 2 } };
+        assert_eq!(delta(&small_before, &small_after), None);
+
+        let filler = "x".repeat(200);
+        let before = doc! { "_id": 1, "f": &filler, "arr": [1, 2, 3], "s": { "k": 1 } };
+        let after = doc! { "_id": 1, "f": &filler, "arr": [4, 5, 6], "s": { "k": 2 } };
+        let raw = delta(&before, &after).unwrap();
+        assert_eq!(raw, doc! { "u": { "arr": [4, 5, 6], "s": { "k": 2 } } });
+        assert_eq!(
+            describe_delta(&raw).updated_fields,
+            doc! { "arr": [4, 5, 6], "s": { "k": 2 } }
+        );
+        // Modifier-style description: every leaf.
+        assert_eq!(
+            paths(&describe(&before, &after)),
+            vec!["arr.0", "arr.1", "arr.2", "s.k"]
+        );
+
+        // A large sub-document with one small change keeps its sub-diff.
+        let big = doc! { "_id": 1, "s": { "f": &filler, "k": 1 } };
+        let big2 = doc! { "_id": 1, "s": { "f": &filler, "k": 2 } };
+        assert_eq!(delta(&big, &big2), Some(doc! { "ss": { "u": { "k": 2 } } }));
+    }
+
+    /// Section order of a raw diff: updates, inserts, then removals, then sub-diffs.
+    #[test]
+    fn describe_raw_delta_in_section_order() {
+        let raw = doc! {
+            "d": { "x": false },
+            "u": { "a": 1 },
+            "i": { "b": 2 },
+            "sc": { "a": true, "l": 1, "u0": 7, "s1": { "i": { "q": 1 } } },
+        };
+        let d = describe_delta(&raw);
+        assert_eq!(paths(&d), vec!["a", "b", "c.0", "c.1.q"]);
+        assert_eq!(d.removed_fields, vec!["x"]);
+        assert_eq!(d.truncated_arrays, vec![("c".to_string(), 1)]);
     }
 }
