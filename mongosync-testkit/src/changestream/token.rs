@@ -95,6 +95,15 @@ impl ResumeTokenData {
         }
     }
 
+    /// The token of the `invalidate` event that follows the event with this token: the same
+    /// data with `fromInvalidate` set (as the server's `DocumentSourceCheckInvalidate` does).
+    pub fn invalidate_of(&self) -> Self {
+        ResumeTokenData {
+            from_invalidate: true,
+            ..self.clone()
+        }
+    }
+
     /// Whether this is a high-water-mark token (the server's `isHighWaterMarkToken`: equal to
     /// the HWM token of its own cluster time and version).
     pub fn is_high_water_mark(&self) -> bool {
@@ -840,6 +849,10 @@ fn overflow() -> CommandError {
     )
 }
 
+fn no_terminator() -> CommandError {
+    CommandError::new(50816, "Failed to find null terminator in string.")
+}
+
 fn unknown_type(ctype: u8) -> CommandError {
     CommandError::new(50811, format!("Unknown type: {ctype}"))
 }
@@ -877,7 +890,7 @@ impl KsReader<'_> {
         let rel = self.buf[start..]
             .iter()
             .position(|&b| b == 0)
-            .ok_or_else(overflow)?;
+            .ok_or_else(no_terminator)?;
         self.pos = start + rel + 1;
         String::from_utf8(self.buf[start..start + rel].to_vec())
             .map_err(|_| CommandError::failed_to_parse("resume token holds invalid UTF-8"))
@@ -887,7 +900,7 @@ impl KsReader<'_> {
     fn string_like(&mut self) -> Result<String> {
         let mut out = Vec::new();
         loop {
-            let b = self.byte()?;
+            let b = self.byte().map_err(|_| no_terminator())?;
             if b == 0 {
                 if self.buf.get(self.pos) == Some(&0xff) {
                     self.pos += 1;
@@ -1217,6 +1230,107 @@ mod tests {
         round_trip(&t);
     }
 
+    fn real(data: &str, type_bits: Option<&[u8]>) -> Document {
+        let mut d = doc! { "_data": data };
+        if let Some(b) = type_bits {
+            d.insert(
+                "_typeBits",
+                Binary {
+                    subtype: BinarySubtype::Generic,
+                    bytes: b.to_vec(),
+                },
+            );
+        }
+        d
+    }
+
+    /// Tokens published from real servers decode to what they hold and re-encode byte for
+    /// byte, type bits included.
+    #[test]
+    fn real_server_tokens_round_trip() {
+        // v2 insert, ObjectId _id.
+        let t = real(
+            "8266B518C6000000012B042C0100296E5A1004CDFFC2D506504F98B11EDBF328641438463C6F7065726174696F6E54797065003C696E736572740046646F63756D656E744B65790046645F6964006466B518C657C4C7204E91E80F000004",
+            None,
+        );
+        let d = ResumeTokenData::decode(&t).unwrap();
+        assert_eq!(d.cluster_time, ts(1723144390, 1));
+        assert_eq!(
+            (d.version, d.token_type, d.txn_op_index),
+            (2, TokenType::Event, 0)
+        );
+        let oid = ObjectId::parse_str("66b518c657c4c7204e91e80f").unwrap();
+        assert_eq!(
+            d.event_identifier,
+            Some(doc! { "operationType": "insert", "documentKey": { "_id": oid } })
+        );
+        assert_eq!(d.encode(), t);
+
+        // v2 update, string _id.
+        let t = real(
+            "8265580539000000012B042C0100296E5A1004A7F55A5B35BD4C7DB2CD56C6CFEA9C49463C6F7065726174696F6E54797065003C7570646174650046646F63756D656E744B657900463C5F6964003C6265657200000004",
+            None,
+        );
+        let d = ResumeTokenData::decode(&t).unwrap();
+        assert_eq!(
+            d.event_identifier,
+            Some(doc! { "operationType": "update", "documentKey": { "_id": "beer" } })
+        );
+        assert_eq!(d.encode(), t);
+
+        // v2 high-water mark.
+        let t = real("826A8C8E64000000012B0429296E1404", None);
+        assert_eq!(
+            ResumeTokenData::decode(&t).unwrap(),
+            ResumeTokenData::high_water_mark(ts(1787596388, 1))
+        );
+        assert_eq!(
+            ResumeTokenData::high_water_mark(ts(1787596388, 1)).encode(),
+            t
+        );
+
+        // v1, document _id of doubles: type bits 0x82 0x40 0x01.
+        let t = real(
+            "82647A41A6000000012B022C0100296E5A10042409C0859BCF45ABBE0E0BD72AB4040346465F696400461E666F6F002B021E626172002B04000004",
+            Some(&[0x82, 0x40, 0x01]),
+        );
+        let d = ResumeTokenData::decode(&t).unwrap();
+        assert_eq!(d.version, 1);
+        assert_eq!(
+            d.event_identifier,
+            Some(doc! { "_id": { "foo": 1.0, "bar": 2.0 } })
+        );
+        assert_eq!(d.encode(), t);
+
+        // v1, fractional double in the shard key: type bits 0x40.
+        let t = real(
+            "82617256D2000000012B022C0100296E5A1004820D46C9E475484991403FB14ECF4ABF461E6964002B171CAC083126E980645F69640064617256D2D34E7914E0B064640004",
+            Some(&[0x40]),
+        );
+        let d = ResumeTokenData::decode(&t).unwrap();
+        let key = d.event_identifier.clone().unwrap();
+        let id = key.get_f64("id").unwrap();
+        assert!(id > 11.0 && id < 12.0, "{id}");
+        assert_eq!(d.encode(), t);
+
+        // v2 modify event (expanded): an int64 in operationDescription, type bits 0x82 0x00 0x02.
+        let t = real(
+            "826AAA2A6C000000012B042C0100296E5A1004ADB3EAFEEBCF423683BE8CF7CBC7F1D2463C6F7065726174696F6E54797065003C6D6F6469667900466F7065726174696F6E4465736372697074696F6E004646696E64657800463C6E616D65003C6578706972657341745F31001E65787069726541667465725365636F6E6473002C1C2000000004",
+            Some(&[0x82, 0x00, 0x02]),
+        );
+        let d = ResumeTokenData::decode(&t).unwrap();
+        assert_eq!(
+            d.event_identifier,
+            Some(doc! {
+                "operationType": "modify",
+                "operationDescription": {
+                    "index": { "name": "expiresAt_1", "expireAfterSeconds": 3600_i64 },
+                },
+            })
+        );
+        assert_eq!(d.encode(), t);
+    }
+
     #[test]
     fn high_water_mark_layout() {
         let t = ResumeTokenData::high_water_mark(ts(1_700_000_000, 7));
@@ -1351,6 +1465,10 @@ mod tests {
         inv.from_invalidate = true;
         inv.event_identifier = Some(doc! { "operationType": "drop", "operationDescription": {} });
         round_trip(&inv);
+        // The invalidate token sorts right after the token of the event that caused it.
+        let drop = insert_event(10, 1, 0, Bson::Int32(5));
+        assert!(drop.data_string() < drop.invalidate_of().data_string());
+        assert!(drop.invalidate_of().from_invalidate);
         let no_uuid = ResumeTokenData::event(
             ts(3, 4),
             0,
@@ -1494,8 +1612,23 @@ mod tests {
             code_of(doc! { "_data": &full[..full.len() - 8] }),
             codes::OVERFLOW
         );
-        // Unknown ctype.
+        // Unknown ctype (the server's own unit tests: zeros and nonsense bytes).
         assert_eq!(code_of(doc! { "_data": "FF" }), 50811);
+        assert_eq!(code_of(doc! { "_data": "0000000000" }), 50811);
+        assert_eq!(code_of(doc! { "_data": "A5554D56FF" }), 50811);
+        // A string without its terminator.
+        assert_eq!(code_of(doc! { "_data": "3C37" }), 50816);
+        // Type bits claiming more bytes than they hold.
+        let hwm = ResumeTokenData::high_water_mark(ts(1010, 4)).encode();
+        let mut bad_bits = hwm.clone();
+        bad_bits.insert(
+            "_typeBits",
+            Binary {
+                subtype: BinarySubtype::Generic,
+                bytes: vec![165, 85, 77, 86, 255],
+            },
+        );
+        assert_eq!(code_of(bad_bits), codes::OVERFLOW);
 
         let t = Bson::Timestamp(ts(1, 1));
         assert_eq!(code_of(raw(std::slice::from_ref(&t))), 50796);
