@@ -69,8 +69,16 @@ impl UpdateDescription {
 /// [`describe_delta`]: the server replaces whole sub-documents or arrays when their diff would
 /// be larger, and logs a replacement when the whole diff would be.
 pub fn describe(before: &Document, after: &Document) -> UpdateDescription {
-    let node = doc_diff(before, after, true, 0).unwrap_or_else(|| DocNode::new(0));
-    describe_delta(&node.serialize())
+    describe_delta(&modifier_delta(before, after))
+}
+
+/// The `$v: 2` diff matching [`describe`]: every changed leaf at its own path, no size
+/// heuristic (for the oplog entry or `rawUpdateDescription` of a modifier update).
+/// `describe(b, a) == describe_delta(&modifier_delta(b, a))`.
+pub fn modifier_delta(before: &Document, after: &Document) -> Document {
+    doc_diff(before, after, true, 0)
+        .unwrap_or_else(|| DocNode::new(0))
+        .serialize()
 }
 
 /// Size the server adds for `{$v: 2, diff: ...}` when deciding whether a delta is viable
@@ -706,6 +714,13 @@ mod tests {
             doc! { "arr": [4, 5, 6], "s": { "k": 2 } }
         );
         // Modifier-style description: every leaf.
+        assert_eq!(
+            modifier_delta(&before, &after),
+            doc! {
+                "sarr": { "a": true, "u0": 4, "u1": 5, "u2": 6 },
+                "ss": { "u": { "k": 2 } },
+            }
+        );
         assert_eq!(
             paths(&describe(&before, &after)),
             vec!["arr.0", "arr.1", "arr.2", "s.k"]
