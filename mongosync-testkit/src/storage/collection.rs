@@ -136,7 +136,9 @@ impl CollectionData {
 
     /// What a transaction copy captured so far (from `from` on).
     pub fn captured_since(&self, from: usize) -> &[EntryKind] {
-        self.captured.as_deref().map_or(&[], |c| c.get(from..).unwrap_or(&[]))
+        self.captured
+            .as_deref()
+            .map_or(&[], |c| c.get(from..).unwrap_or(&[]))
     }
 
     /// Whether `_id` is unique and indexed (not in time-series collections, whose `_id`s may
