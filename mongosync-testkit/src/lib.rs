@@ -21,6 +21,7 @@ pub mod query;
 pub mod server;
 pub mod session;
 pub mod storage;
+pub mod transaction;
 mod ttl;
 pub mod util;
 pub mod wire;

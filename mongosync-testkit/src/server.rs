@@ -79,6 +79,8 @@ pub struct Server {
     pub(crate) oplog: Arc<Oplog>,
     pub(crate) cursors: CursorTable,
     pub(crate) sessions: crate::session::Sessions,
+    pub(crate) transactions: crate::transaction::Transactions,
+    drops: watch::Sender<u64>,
     next_connection_id: AtomicI64,
     next_request_id: AtomicI32,
     pub(crate) started: Instant,
@@ -113,6 +115,8 @@ impl Server {
             oplog,
             cursors: CursorTable::default(),
             sessions: crate::session::Sessions::default(),
+            transactions: crate::transaction::Transactions::default(),
+            drops: watch::channel(0).0,
             next_connection_id: AtomicI64::new(1),
             next_request_id: AtomicI32::new(1),
             started: Instant::now(),
@@ -172,9 +176,24 @@ impl Server {
         background.shutdown().await;
     }
 
-    async fn handle_connection(self: Arc<Self>, stream: TcpStream, mut conn: Connection) {
+    async fn handle_connection(self: Arc<Self>, stream: TcpStream, conn: Connection) {
         self.open_connections.fetch_add(1, Ordering::Relaxed);
         self.total_connections.fetch_add(1, Ordering::Relaxed);
+        let mut drops = self.drops.subscribe();
+        // Dropping the connection's future closes its socket, whatever it was doing.
+        tokio::select! {
+            _ = Arc::clone(&self).serve_connection(stream, conn) => {}
+            _ = drops.changed() => {}
+        }
+        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Closes every client connection at once, as a network failure would (a test hook).
+    pub fn drop_connections(&self) {
+        self.drops.send_modify(|n| *n += 1);
+    }
+
+    async fn serve_connection(self: Arc<Self>, stream: TcpStream, mut conn: Connection) {
         let (read, mut write) = stream.into_split();
         let mut read = BufReader::with_capacity(64 * 1024, read);
         loop {
@@ -249,7 +268,6 @@ impl Server {
                 }
             }
         }
-        self.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     async fn stream_hello(

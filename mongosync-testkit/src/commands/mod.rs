@@ -72,9 +72,50 @@ pub struct Ctx<'a> {
     pub body: Document,
     /// Document sequences, raw (for `insert`'s fast path).
     pub sequences: Vec<(String, Vec<RawDocumentBuf>)>,
+    /// The transaction the command runs in, if any.
+    pub txn: Option<Arc<parking_lot::Mutex<crate::transaction::Txn>>>,
 }
 
 impl Ctx<'_> {
+    /// The collection `coll` of this database as the command sees it (inside a transaction,
+    /// the transaction's copy); `None` if it does not exist.
+    pub fn collection(&self, coll: &str) -> Option<support::CollHandle> {
+        match &self.txn {
+            Some(txn) => txn
+                .lock()
+                .collection(self.server, &self.db, coll, false)
+                .map(support::CollHandle::Txn),
+            None => self
+                .server
+                .catalog
+                .collection(&self.db, coll)
+                .map(support::CollHandle::Live),
+        }
+    }
+
+    /// The collection `coll`, created if missing (implicit creation by a write); whether it was
+    /// created.
+    pub fn collection_for_write(&self, coll: &str) -> Result<(support::CollHandle, bool)> {
+        match &self.txn {
+            Some(txn) => {
+                let existed = self.server.catalog.collection(&self.db, coll).is_some();
+                if !existed {
+                    crate::storage::catalog::validate_collection_name(&self.db, coll)?;
+                    support::refuse_view(self, coll)?;
+                }
+                let data = txn
+                    .lock()
+                    .collection(self.server, &self.db, coll, true)
+                    .expect("created on demand");
+                Ok((support::CollHandle::Txn(data), !existed))
+            }
+            None => {
+                let (c, created) = self.server.catalog.collection_for_write(&self.db, coll)?;
+                Ok((support::CollHandle::Live(c), created))
+            }
+        }
+    }
+
     /// The command's argument (the value of its first field).
     pub fn arg(&self) -> &Bson {
         self.body.get(&self.name).unwrap_or(&Bson::Null)
@@ -212,6 +253,7 @@ pub async fn run(
         name,
         body: doc,
         sequences,
+        txn: None,
     };
     crate::storage::catalog::validate_db_name(&ctx.db).or_else(|e| {
         // Command-only pseudo databases are fine.
@@ -223,6 +265,15 @@ pub async fn run(
     })?;
     if let Some(lsid) = ctx.body.get("lsid") {
         ctx.server.sessions.touch(lsid);
+    }
+    if ctx.body.contains_key("autocommit") {
+        let in_commit_or_abort =
+            matches!(ctx.name.as_str(), "commitTransaction" | "abortTransaction");
+        let mut result = run_in_transaction(&mut ctx).await;
+        if let Err(e) = &mut result {
+            label_transaction_error(e, in_commit_or_abort);
+        }
+        return result;
     }
     // A retryable write runs once per (lsid, txnNumber): a retry gets the first reply.
     let retryable = crate::session::RETRYABLE_WRITES.contains(&ctx.name.as_str())
@@ -252,6 +303,123 @@ pub async fn run(
         }
     }
     Ok(reply)
+}
+
+/// Commands a transaction may run (DDL on new collections aside, which this server runs
+/// outside the transaction).
+const TRANSACTION_COMMANDS: &[&str] = &[
+    "find",
+    "getMore",
+    "killCursors",
+    "aggregate",
+    "distinct",
+    "insert",
+    "update",
+    "delete",
+    "findAndModify",
+    "findandmodify",
+    "bulkWrite",
+    "create",
+    "createIndexes",
+    "commitTransaction",
+    "abortTransaction",
+];
+
+/// Runs a command carrying `autocommit: false`: starts, continues, commits or aborts the
+/// session's transaction.
+async fn run_in_transaction(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    if ctx.body.get("autocommit") != Some(&Bson::Boolean(false)) {
+        return Err(CommandError::invalid_options(
+            "Specifying autocommit=true is not allowed.",
+        ));
+    }
+    let Some(Bson::Int64(number)) = ctx.body.get("txnNumber").cloned() else {
+        return Err(CommandError::invalid_options(
+            "'autocommit' field requires a transaction number to also be specified",
+        ));
+    };
+    let (Some(lsid), Some(key)) = (
+        ctx.body.get_document("lsid").ok().cloned(),
+        ctx.body.get("lsid").and_then(crate::session::session_key),
+    ) else {
+        return Err(CommandError::invalid_options(
+            "Transaction numbers are only allowed on a session",
+        ));
+    };
+    if !TRANSACTION_COMMANDS.contains(&ctx.name.as_str()) {
+        return Err(CommandError::new(
+            263,
+            format!("Cannot run '{}' in a multi-document transaction.", ctx.name),
+        ));
+    }
+    let txns = &ctx.server.transactions;
+    match ctx.name.as_str() {
+        "commitTransaction" | "abortTransaction" if ctx.db != "admin" => Err(CommandError::new(
+            codes::UNAUTHORIZED,
+            format!("{} may only be run against the admin database.", ctx.name),
+        )),
+        "commitTransaction" => txns
+            .commit(ctx.server, &key, number)
+            .map(|()| Reply::Doc(Document::new())),
+        "abortTransaction" => txns
+            .abort(&key, number)
+            .map(|()| Reply::Doc(Document::new())),
+        _ => {
+            let txn = if ctx.body.get_bool("startTransaction").unwrap_or(false) {
+                txns.begin(&key, &lsid, number)?
+            } else {
+                txns.continuing(&key, number)?
+            };
+            ctx.txn = Some(Arc::clone(&txn));
+            let result = dispatch(ctx).await;
+            ctx.txn = None;
+            let mut t = txn.lock();
+            let failed_writes =
+                matches!(&result, Ok(Reply::Doc(d)) if d.contains_key("writeErrors"));
+            match result {
+                Ok(reply) => match txns.check_writes(ctx.server, &mut t) {
+                    Ok(()) => {
+                        // A write error aborts the transaction, as on a real server.
+                        if failed_writes {
+                            txns.abort_txn(&mut t);
+                        }
+                        Ok(reply)
+                    }
+                    Err(e) => {
+                        txns.abort_txn(&mut t);
+                        Err(e)
+                    }
+                },
+                Err(e) => {
+                    txns.abort_txn(&mut t);
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// Codes in the server's RetriableError category.
+pub const RETRIABLE_CODES: &[i32] = &[
+    6, 7, 89, 91, 134, 189, 262, 358, 402, 406, 407, 412, 453, 462, 9001, 10107, 11600, 11602,
+    13435, 13436, 50915, 91331, 10045600,
+];
+
+/// The server's `TransientTransactionError` rule for an error inside a transaction.
+fn label_transaction_error(e: &mut CommandError, commit_or_abort: bool) {
+    if !e.labels.is_empty() {
+        return;
+    }
+    let transient = match e.code {
+        112 | 24 | 267 | 249 | 239 | 246 | 250 | 272 | 150 | 13388 => true,
+        251 => !e.extra.contains_key("writeConcernError"),
+        c => !commit_or_abort && RETRIABLE_CODES.contains(&c),
+    };
+    if transient {
+        e.labels.push("TransientTransactionError".into());
+    } else if commit_or_abort && RETRIABLE_CODES.contains(&e.code) {
+        e.labels.push("RetryableWriteError".into());
+    }
 }
 
 /// Read concern levels the server knows.

@@ -196,7 +196,7 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 .collect::<Result<Vec<_>>>()?
         }
         Target::Collection(c) => {
-            let data = c.data.read();
+            let data = c.read();
             support::check_hint(Some(&data), hint.as_ref())?;
             let bounds_key = match (&min, &max, &hint) {
                 (None, None, _) => None,
@@ -406,7 +406,7 @@ pub fn count(ctx: &mut Ctx<'_>) -> Result<Reply> {
             limit.map_or(after_skip, |l| after_skip.min(l))
         }
         Target::Collection(c) => {
-            let data = c.data.read();
+            let data = c.read();
             support::check_hint(Some(&data), hint.as_ref())?;
             if filter.is_empty() {
                 let after_skip = data.count().saturating_sub(skip as usize);
@@ -444,7 +444,7 @@ pub fn distinct(ctx: &mut Ctx<'_>) -> Result<Reply> {
             run_pipeline(ctx, &base, &pipeline, &Document::new())?
         }
         Target::Collection(c) => {
-            let data = c.data.read();
+            let data = c.read();
             support::check_hint(Some(&data), hint.as_ref())?;
             support::select(&data, &filter, &matcher, None, 0, None)?
                 .into_iter()
@@ -484,6 +484,13 @@ pub struct CatalogEnv<'a, 'b> {
 
 impl PipelineEnv for CatalogEnv<'_, '_> {
     fn collection_documents(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        // Inside a transaction, its own copy of a collection of this database.
+        if db == self.ctx.db {
+            if let Some(c) = self.ctx.collection(coll) {
+                let data = c.read();
+                return data.iter().map(|(_, raw)| decode(raw)).collect();
+            }
+        }
         match self.ctx.server.catalog.lookup(db, coll) {
             None => Ok(Vec::new()),
             Some(crate::storage::catalog::Namespace::Collection(c)) => {
@@ -737,7 +744,7 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 run_pipeline(ctx, c, &pipeline, &vars)?
             }
             Target::Collection(col) => {
-                support::check_hint(Some(&col.data.read()), hint.as_ref())?;
+                support::check_hint(Some(&col.read()), hint.as_ref())?;
                 run_pipeline(ctx, c, &pipeline, &vars)?
             }
             Target::View {

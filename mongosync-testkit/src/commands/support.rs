@@ -21,8 +21,8 @@ use super::Ctx;
 pub enum Target {
     /// Nothing there: reads see no documents.
     Missing,
-    /// A collection.
-    Collection(Arc<Collection>),
+    /// A collection (live, or a transaction's copy).
+    Collection(CollHandle),
     /// A view, resolved to its base collection and the combined pipeline.
     View {
         base: String,
@@ -37,14 +37,23 @@ pub fn resolve(ctx: &Ctx<'_>, coll: &str) -> Result<Target> {
     let mut depth = 0;
     loop {
         match ctx.server.catalog.lookup(&ctx.db, &name) {
-            None if depth == 0 => return Ok(Target::Missing),
+            None if depth == 0 => {
+                // A collection created inside the running transaction exists only there.
+                return Ok(ctx
+                    .collection(&name)
+                    .map_or(Target::Missing, Target::Collection));
+            }
             None => {
                 return Ok(Target::View {
                     base: name,
                     pipeline,
                 });
             }
-            Some(Namespace::Collection(c)) if depth == 0 => return Ok(Target::Collection(c)),
+            Some(Namespace::Collection(c)) if depth == 0 => {
+                return Ok(Target::Collection(
+                    ctx.collection(&name).unwrap_or(CollHandle::Live(c)),
+                ));
+            }
             Some(Namespace::Collection(_)) => {
                 return Ok(Target::View {
                     base: name,
@@ -359,5 +368,77 @@ pub fn check_hint(data: Option<&CollectionData>, hint: Option<&Bson>) -> Result<
         Err(CommandError::bad_value(
             "hint provided does not correspond to an existing index",
         ))
+    }
+}
+
+/// A collection as a command sees it: the live one, or a transaction's private copy.
+#[derive(Clone)]
+pub enum CollHandle {
+    /// The live collection.
+    Live(Arc<Collection>),
+    /// A transaction's copy.
+    Txn(Arc<parking_lot::Mutex<CollectionData>>),
+}
+
+/// Read access to a collection's data.
+pub enum ReadGuard<'a> {
+    /// Of the live collection.
+    Live(parking_lot::RwLockReadGuard<'a, CollectionData>),
+    /// Of a transaction's copy.
+    Txn(parking_lot::MutexGuard<'a, CollectionData>),
+}
+
+/// Write access to a collection's data.
+pub enum WriteGuard<'a> {
+    /// Of the live collection.
+    Live(parking_lot::RwLockWriteGuard<'a, CollectionData>),
+    /// Of a transaction's copy.
+    Txn(parking_lot::MutexGuard<'a, CollectionData>),
+}
+
+impl CollHandle {
+    /// Locks the data for reading.
+    pub fn read(&self) -> ReadGuard<'_> {
+        match self {
+            CollHandle::Live(c) => ReadGuard::Live(c.data.read()),
+            CollHandle::Txn(d) => ReadGuard::Txn(d.lock()),
+        }
+    }
+
+    /// Locks the data for writing.
+    pub fn write(&self) -> WriteGuard<'_> {
+        match self {
+            CollHandle::Live(c) => WriteGuard::Live(c.data.write()),
+            CollHandle::Txn(d) => WriteGuard::Txn(d.lock()),
+        }
+    }
+}
+
+impl std::ops::Deref for ReadGuard<'_> {
+    type Target = CollectionData;
+    fn deref(&self) -> &CollectionData {
+        match self {
+            ReadGuard::Live(g) => g,
+            ReadGuard::Txn(g) => g,
+        }
+    }
+}
+
+impl std::ops::Deref for WriteGuard<'_> {
+    type Target = CollectionData;
+    fn deref(&self) -> &CollectionData {
+        match self {
+            WriteGuard::Live(g) => g,
+            WriteGuard::Txn(g) => g,
+        }
+    }
+}
+
+impl std::ops::DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut CollectionData {
+        match self {
+            WriteGuard::Live(g) => g,
+            WriteGuard::Txn(g) => g,
+        }
     }
 }
