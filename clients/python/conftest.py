@@ -89,3 +89,23 @@ def db(client, request):
     client.drop_database(name)
     yield client[name]
     client.drop_database(name)
+
+
+# Tests that fail against the testkit today because the server lacks the feature (not because
+# the test is wrong: they pass against a real 8.0 replica set). Marked strict xfail only when
+# the testkit runs, so that fixing the server turns them into a failure that asks to delete
+# the entry here.
+KNOWN_TESTKIT_GAPS = {
+    "test_transaction_commit_and_abort": "transactions: writes apply at once, and "
+    "commitTransaction/abortTransaction are CommandNotFound (59)",
+    "test_change_stream_sees_insert_update_delete": "$changeStream is an unrecognized stage (40324)",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("MONGODB_URI"):
+        return
+    for item in items:
+        reason = KNOWN_TESTKIT_GAPS.get(item.name)
+        if reason:
+            item.add_marker(pytest.mark.xfail(reason=f"testkit gap: {reason}", strict=True))

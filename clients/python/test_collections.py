@@ -127,3 +127,11 @@ def test_list_databases_shows_database(client, db):
     names = client.list_database_names()
     assert db.name in names
     assert "admin" in names
+
+
+def test_capped_collection_keeps_newest_in_insertion_order(db):
+    db.create_collection("cap", capped=True, size=100_000, max=10)
+    db.cap.insert_many([{"_id": 100 - i} for i in range(15)])
+    # Natural order is insertion order; the five oldest documents were removed.
+    assert [d["_id"] for d in db.cap.find()] == [100 - i for i in range(5, 15)]
+    assert db.cap.estimated_document_count() == 10

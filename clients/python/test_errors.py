@@ -90,3 +90,23 @@ def test_ping_and_buildinfo(client):
     info = client.server_info()
     assert info["version"].startswith("8.0")
     assert info["versionArray"][:2] == [8, 0]
+
+
+def test_getmore_on_another_collection_is_unauthorized(db):
+    from bson import Int64
+
+    db.c.insert_many([{"_id": i} for i in range(5)])
+    reply = db.command("find", "c", batchSize=1)
+    with pytest.raises(OperationFailure) as exc:
+        db.command("getMore", Int64(reply["cursor"]["id"]), collection="other")
+    assert exc.value.code == 13
+
+
+def test_bad_id_values(db):
+    with pytest.raises(WriteError) as exc:
+        db.c.insert_one({"_id": [1, 2]})
+    # BadValue (2) in older servers' fixDocumentForInsert; InvalidIdField (53) is reported for
+    # newer ones. The message is the same in both.
+    assert exc.value.code in (2, 53)
+    assert exc.value.details["errmsg"] == "can't use an array for _id"
+    assert db.c.count_documents({}) == 0

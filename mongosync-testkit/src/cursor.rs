@@ -32,6 +32,8 @@ pub struct Cursor {
     pub last_used: Instant,
     /// `noCursorTimeout`: never reaped.
     pub no_timeout: bool,
+    /// A change stream's state (its batches come from the oplog, not `pending`).
+    pub stream: Option<Box<crate::changestream::stream::StreamState>>,
 }
 
 /// Every open cursor, by id.

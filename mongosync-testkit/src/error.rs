@@ -193,6 +193,7 @@ pub fn code_name(code: i32) -> String {
         28 => "PathNotViable",
         40 => "ConflictingUpdateOperators",
         43 => "CursorNotFound",
+        47 => "NoMatchingDocument",
         48 => "NamespaceExists",
         50 => "MaxTimeMSExpired",
         52 => "DollarPrefixedFieldName",

@@ -10,9 +10,10 @@
 //! pure [`query`] engine.
 #![warn(missing_docs)]
 
+pub mod changestream;
 pub mod clock;
 pub mod cluster;
-mod commands;
+pub mod commands;
 pub mod cursor;
 pub mod error;
 pub mod oplog;

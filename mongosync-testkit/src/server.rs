@@ -20,6 +20,26 @@ use crate::oplog::Oplog;
 use crate::storage::Catalog;
 use crate::wire::{self, Request, WireError};
 
+/// Like a real primary, writes a no-op every 10 s when idle, so that change streams' resume
+/// points keep moving on a quiet cluster.
+async fn periodic_noop(server: std::sync::Weak<Server>) {
+    let period = std::time::Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(server) = server.upgrade() else { return };
+        let now = server.oplog.now();
+        let idle = (bson::DateTime::now().timestamp_millis() / 1000) as u32 >= now.time + 10;
+        if idle {
+            server.oplog.append(
+                String::new(),
+                None,
+                crate::oplog::EntryKind::Noop { data: doc! {"msg": "periodic noop"} },
+                None,
+            );
+        }
+    }
+}
+
 /// Whether a request is a `hello` that may wait (`topologyVersion` and `maxAwaitTimeMS`).
 fn is_awaitable_hello(body: &RawDocumentBuf) -> bool {
     let name = body
@@ -115,6 +135,7 @@ impl Server {
             self.options.ttl_monitor_period,
         ));
         background.spawn(crate::cursor::reap(Arc::downgrade(&self)));
+        background.spawn(periodic_noop(Arc::downgrade(&self)));
         loop {
             tokio::select! {
                 accepted = listener.accept() => {

@@ -60,10 +60,7 @@ export async function startServer() {
     // Keep draining stdout so the server never blocks on a full pipe.
     child.stdout.resume();
   }
-  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 });
-  await client.connect();
-  const stop = async () => {
-    await client.close();
+  const terminate = async () => {
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
@@ -71,6 +68,22 @@ export async function startServer() {
       await exited;
       clearTimeout(timer);
     }
+  };
+  const client = new MongoClient(uri, {
+    serverSelectionTimeoutMS: 10_000,
+    connectTimeoutMS: 10_000,
+    socketTimeoutMS: 60_000,
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.close().catch(() => {});
+    await terminate();
+    throw err;
+  }
+  const stop = async () => {
+    await client.close();
+    await terminate();
   };
   return { uri, client, stop };
 }

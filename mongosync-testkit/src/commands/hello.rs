@@ -311,6 +311,30 @@ pub fn db_stats(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }))
 }
 
+/// `appendOplogNote`: a no-op entry that moves cluster time (and change streams' high-water
+/// marks) without producing an event; its `operationTime` is the note's time.
+pub fn append_oplog_note(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    if ctx.db != "admin" {
+        return Err(CommandError::new(codes::UNAUTHORIZED, "appendOplogNote may only be run against the admin database."));
+    }
+    ctx.check_fields(&["data", "maxClusterTime"])?;
+    let data = match ctx.body.get("data") {
+        Some(Bson::Document(d)) => d.clone(),
+        None => return Err(CommandError::missing_field("appendOplogNote", "data")),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type("appendOplogNote", "data", crate::util::type_name(other), &["object"]));
+        }
+    };
+    if let Some(Bson::Timestamp(max)) = ctx.body.get("maxClusterTime") {
+        let now = ctx.server.oplog.now();
+        if (now.time, now.increment) >= (max.time, max.increment) {
+            return Ok(Reply::Doc(Document::new()));
+        }
+    }
+    ctx.server.oplog.append(String::new(), None, crate::oplog::EntryKind::Noop { data }, None);
+    Ok(Reply::Doc(Document::new()))
+}
+
 pub fn get_default_rw_concern(_ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(Reply::Doc(doc! {
         "defaultReadConcern": {"level": "local"},

@@ -305,6 +305,7 @@ async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "dbStats" => hello::db_stats(ctx),
         "getDefaultRWConcern" => hello::get_default_rw_concern(ctx),
         "listCommands" => hello::list_commands(ctx),
+        "appendOplogNote" => hello::append_oplog_note(ctx),
         "insert" => write::insert(ctx),
         "update" => write::update(ctx),
         "delete" => write::delete(ctx),

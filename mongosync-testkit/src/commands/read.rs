@@ -104,6 +104,7 @@ fn open_cursor(
             origin: ctx.name.clone(),
             last_used: Instant::now(),
             no_timeout,
+            stream: None,
         })
     };
     Reply::Raw(cursor_reply(id, &ns, batch, true))
@@ -324,6 +325,9 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 "Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {owner}"
             ),
         ));
+    }
+    if cursor.stream.is_some() {
+        return crate::changestream::stream::get_more(ctx, id, cursor, batch).await;
     }
     let docs = next_batch(&mut cursor.pending, batch.filter(|b| *b > 0));
     let reply_ns = cursor.ns.clone();
@@ -697,6 +701,9 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
     };
     let hint = ctx.body.get("hint").cloned();
+    if pipeline.first().is_some_and(|s| s.contains_key("$changeStream")) {
+        return crate::changestream::stream::open(ctx, coll.as_deref(), &pipeline, batch);
+    }
     let docs = match &coll {
         None => {
             let parsed = Pipeline::parse(&pipeline, &vars)?;

@@ -143,6 +143,21 @@ fn unknown_operator(name: &str) -> CommandError {
 }
 
 const KNOWN_OPERATORS: &[&str] = &[
+    "$binarySize",
+    "$bsonSize",
+    "$dateAdd",
+    "$dateFromParts",
+    "$dateFromString",
+    "$dateSubtract",
+    "$firstN",
+    "$lastN",
+    "$maxN",
+    "$minN",
+    "$replaceAll",
+    "$replaceOne",
+    "$sortArray",
+    "$tsIncrement",
+    "$tsSecond",
     "$abs",
     "$add",
     "$allElementsTrue",
@@ -337,6 +352,11 @@ fn field_path(path: &str, scope: &Scope) -> Result<Option<Bson>> {
         let mut parts = var.split('.');
         let name = parts.next().unwrap_or("");
         let rest: Vec<&str> = parts.collect();
+        // Paths under $$ROOT/$$CURRENT read the document in place instead of copying it.
+        if (name == "ROOT" || name == "CURRENT") && !rest.is_empty() && scope.lookup(name).is_none()
+        {
+            return Ok(traverse_document(scope.root, &rest));
+        }
         let value = scope.variable(name)?;
         return Ok(value.and_then(|v| traverse(&v, &rest)));
     }
@@ -354,8 +374,15 @@ fn field_path(path: &str, scope: &Scope) -> Result<Option<Bson>> {
             "FieldPath field names may not be empty strings.",
         ));
     }
-    let current = scope.variable("CURRENT")?;
-    Ok(current.and_then(|c| traverse(&c, &parts)))
+    match scope.lookup("CURRENT") {
+        Some(current) => Ok(current.and_then(|c| traverse(&c, &parts))),
+        None => Ok(traverse_document(scope.root, &parts)),
+    }
+}
+
+fn traverse_document(doc: &Document, parts: &[&str]) -> Option<Bson> {
+    let (first, rest) = parts.split_first()?;
+    doc.get(*first).and_then(|v| traverse(v, rest))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -768,6 +795,100 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             }
         }
         "$zip" => op_zip(arg, scope),
+        "$firstN" | "$lastN" | "$maxN" | "$minN" => op_array_n(name, arg, scope),
+        "$sortArray" => op_sort_array(arg, scope),
+        "$bsonSize" => {
+            let v = eval_exact(name, arg, 1, scope)?;
+            match &v[0] {
+                x if nullish(x) => Ok(Some(Bson::Null)),
+                Some(Bson::Document(d)) => {
+                    let bytes = d
+                        .to_vec()
+                        .map_err(|e| CommandError::new(codes::INTERNAL_ERROR, e.to_string()))?;
+                    Ok(Some(Bson::Int32(bytes.len() as i32)))
+                }
+                other => Err(CommandError::new(
+                    31393,
+                    format!("$bsonSize requires a document input, found: {}", tn(other)),
+                )),
+            }
+        }
+        "$binarySize" => {
+            let v = eval_exact(name, arg, 1, scope)?;
+            match &v[0] {
+                x if nullish(x) => Ok(Some(Bson::Null)),
+                Some(Bson::String(s)) => Ok(Some(Bson::Int32(s.len() as i32))),
+                Some(Bson::Binary(b)) => Ok(Some(Bson::Int32(b.bytes.len() as i32))),
+                other => Err(CommandError::new(
+                    51276,
+                    format!(
+                        "$binarySize requires a string or BinData argument, found: {}",
+                        tn(other)
+                    ),
+                )),
+            }
+        }
+        "$tsSecond" | "$tsIncrement" => {
+            let v = eval_exact(name, arg, 1, scope)?;
+            match &v[0] {
+                x if nullish(x) => Ok(Some(Bson::Null)),
+                Some(Bson::Timestamp(t)) => Ok(Some(Bson::Int64(if name == "$tsSecond" {
+                    t.time as i64
+                } else {
+                    t.increment as i64
+                }))),
+                other => Err(CommandError::new(
+                    5687301,
+                    format!(
+                        "Argument to {name} must be a timestamp, but is {}",
+                        tn(other)
+                    ),
+                )),
+            }
+        }
+        "$replaceOne" | "$replaceAll" => {
+            let f = parse_object(name, arg, &["input", "find", "replacement"], 51240)?;
+            let mut vals = Vec::new();
+            for key in ["input", "find", "replacement"] {
+                let e = field(&f, key).ok_or_else(|| {
+                    CommandError::new(
+                        51241 + vals.len() as i32,
+                        format!("{name} requires '{key}' to be specified"),
+                    )
+                })?;
+                vals.push(eval(e, scope)?);
+            }
+            let mut strs = Vec::new();
+            for (key, v) in ["input", "find", "replacement"].iter().zip(&vals) {
+                match v {
+                    Some(Bson::String(s)) => strs.push(s.clone()),
+                    x if nullish(x) => {}
+                    other => {
+                        return Err(CommandError::new(
+                            51746,
+                            format!(
+                                "{name} requires that '{key}' be a string, found: {}",
+                                other.clone().unwrap_or(Bson::Null)
+                            ),
+                        ));
+                    }
+                }
+            }
+            if strs.len() < 3 {
+                return Ok(Some(Bson::Null));
+            }
+            Ok(Some(Bson::String(if name == "$replaceOne" {
+                strs[0].replacen(&strs[1], &strs[2], 1)
+            } else if strs[1].is_empty() {
+                // Rust's replace of "" inserts between characters, as the server does.
+                strs[0].replace("", &strs[2])
+            } else {
+                strs[0].replace(&strs[1], &strs[2])
+            })))
+        }
+        "$dateAdd" | "$dateSubtract" => op_date_add(name, arg, scope),
+        "$dateFromParts" => op_date_from_parts(arg, scope),
+        "$dateFromString" => op_date_from_string(arg, scope),
         "$allElementsTrue" | "$anyElementTrue" => {
             let v = eval_exact(name, arg, 1, scope)?;
             match &v[0] {
@@ -855,15 +976,14 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
 // ---------------------------------------------------------------------------------------------
 // Numbers
 
-/// A numeric value with the server's type ladder int → long → double → decimal. Decimals are
-/// computed through `f64` (the testkit has no decimal arithmetic): exact for the small values
-/// tests use, approximate otherwise.
+/// A numeric value with the server's type ladder int → long → double → decimal. Decimal
+/// `+ - * /` are exact (see [`Dec`]); other decimal operations go through `f64`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Num {
     Int(i32),
     Long(i64),
     Double(f64),
-    Decimal(f64),
+    Decimal(Decimal128),
 }
 
 impl Num {
@@ -872,7 +992,7 @@ impl Num {
             Bson::Int32(i) => Some(Num::Int(*i)),
             Bson::Int64(i) => Some(Num::Long(*i)),
             Bson::Double(d) => Some(Num::Double(*d)),
-            Bson::Decimal128(d) => Some(Num::Decimal(dec_to_f64(d))),
+            Bson::Decimal128(d) => Some(Num::Decimal(*d)),
             _ => None,
         }
     }
@@ -890,7 +1010,8 @@ impl Num {
         match self {
             Num::Int(i) => i as f64,
             Num::Long(i) => i as f64,
-            Num::Double(d) | Num::Decimal(d) => d,
+            Num::Double(d) => d,
+            Num::Decimal(d) => dec_to_f64(&d),
         }
     }
 
@@ -907,14 +1028,14 @@ impl Num {
             Num::Int(i) => Bson::Int32(i),
             Num::Long(i) => Bson::Int64(i),
             Num::Double(d) => Bson::Double(d),
-            Num::Decimal(d) => Bson::Decimal128(f64_to_dec(d)),
+            Num::Decimal(d) => Bson::Decimal128(d),
         }
     }
 
     /// A float result in the type of the wider operand (double unless decimal).
     fn float(rank: u8, v: f64) -> Num {
         if rank == 3 {
-            Num::Decimal(v)
+            Num::Decimal(f64_to_dec(v))
         } else {
             Num::Double(v)
         }
@@ -934,6 +1055,7 @@ impl Num {
         let rank = self.rank().max(other.rank());
         match (self.i64(), other.i64()) {
             (Some(a), Some(b)) => Num::integer(rank, a.checked_add(b), a as f64 + b as f64),
+            _ if rank == 3 => Num::decimal_op(self, other, Dec::add, |a, b| a + b),
             _ => Num::float(rank, self.f64() + other.f64()),
         }
     }
@@ -942,6 +1064,7 @@ impl Num {
         let rank = self.rank().max(other.rank());
         match (self.i64(), other.i64()) {
             (Some(a), Some(b)) => Num::integer(rank, a.checked_sub(b), a as f64 - b as f64),
+            _ if rank == 3 => Num::decimal_op(self, other, |a, b| a.add(b.neg()), |a, b| a - b),
             _ => Num::float(rank, self.f64() - other.f64()),
         }
     }
@@ -950,7 +1073,44 @@ impl Num {
         let rank = self.rank().max(other.rank());
         match (self.i64(), other.i64()) {
             (Some(a), Some(b)) => Num::integer(rank, a.checked_mul(b), a as f64 * b as f64),
+            _ if rank == 3 => Num::decimal_op(self, other, Dec::mul, |a, b| a * b),
             _ => Num::float(rank, self.f64() * other.f64()),
+        }
+    }
+
+    /// Division: always a double, or a decimal if either operand is one.
+    fn div(self, other: Num) -> Num {
+        if self.rank().max(other.rank()) == 3 {
+            Num::decimal_op(self, other, Dec::div, |a, b| a / b)
+        } else {
+            Num::Double(self.f64() / other.f64())
+        }
+    }
+
+    /// The operand as an exact decimal (a double through its 15 significant digits, as the
+    /// server converts it).
+    fn to_dec(self) -> Option<Dec> {
+        match self {
+            Num::Int(i) => Some(Dec::from_i64(i as i64)),
+            Num::Long(l) => Some(Dec::from_i64(l)),
+            Num::Double(d) => Dec::parse(&format!("{d:.14e}")),
+            Num::Decimal(d) => Dec::parse(&d.to_string()),
+        }
+    }
+
+    fn decimal_op(
+        a: Num,
+        b: Num,
+        exact: impl Fn(Dec, Dec) -> Option<Dec>,
+        approx: impl Fn(f64, f64) -> f64,
+    ) -> Num {
+        match (a.to_dec(), b.to_dec()) {
+            (Some(x), Some(y)) => match exact(x, y).and_then(|r| r.to_decimal128()) {
+                Some(d) => Num::Decimal(d),
+                None => Num::Decimal(f64_to_dec(approx(a.f64(), b.f64()))),
+            },
+            // NaN or an infinity.
+            _ => Num::Decimal(f64_to_dec(approx(a.f64(), b.f64()))),
         }
     }
 
@@ -1027,7 +1187,7 @@ fn op_add(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         let delta = match total {
             Num::Int(i) => i as i64,
             Num::Long(l) => l,
-            Num::Double(d) | Num::Decimal(d) => d.round() as i64,
+            Num::Double(_) | Num::Decimal(_) => total.f64().round() as i64,
         };
         return Ok(Some(Bson::DateTime(bson::DateTime::from_millis(
             ms.wrapping_add(delta),
@@ -1050,7 +1210,7 @@ fn op_subtract(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             let delta = match Num::from_bson(n) {
                 Some(Num::Int(i)) => i as i64,
                 Some(Num::Long(l)) => l,
-                Some(Num::Double(d) | Num::Decimal(d)) => d.round() as i64,
+                Some(n @ (Num::Double(_) | Num::Decimal(_))) => n.f64().round() as i64,
                 None => 0,
             };
             Ok(Some(Bson::DateTime(bson::DateTime::from_millis(
@@ -1119,8 +1279,7 @@ fn op_divide(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     if b.is_zero() {
         return Err(CommandError::bad_value("can't $divide by zero"));
     }
-    let rank = a.rank().max(b.rank());
-    Ok(Some(Num::float(rank, a.f64() / b.f64()).to_bson()))
+    Ok(Some(a.div(b).to_bson()))
 }
 
 fn op_mod(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
@@ -1166,7 +1325,7 @@ fn op_unary_math(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> 
                 }
             },
             Num::Double(d) => Num::Double(d.abs()),
-            Num::Decimal(d) => Num::Decimal(d.abs()),
+            Num::Decimal(_) => Num::float(3, x.abs()),
         },
         "$ceil" | "$floor" => match n {
             Num::Int(_) | Num::Long(_) => n,
@@ -1203,7 +1362,8 @@ fn num_display(n: Num) -> String {
     match n {
         Num::Int(i) => i.to_string(),
         Num::Long(l) => l.to_string(),
-        Num::Double(d) | Num::Decimal(d) => format_double(d),
+        Num::Double(d) => format_double(d),
+        Num::Decimal(d) => d.to_string(),
     }
 }
 
@@ -1306,7 +1466,9 @@ fn op_round(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         Some(p) => match p.as_ref().and_then(Num::from_bson) {
             Some(Num::Int(i)) => i as i64,
             Some(Num::Long(l)) => l,
-            Some(Num::Double(d) | Num::Decimal(d)) if d.fract() == 0.0 => d as i64,
+            Some(n @ (Num::Double(_) | Num::Decimal(_))) if n.f64().fract() == 0.0 => {
+                n.f64() as i64
+            }
             _ => {
                 return Err(CommandError::new(
                     51082,
@@ -1349,7 +1511,8 @@ fn op_round(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
                 _ => Num::Long(r as i64),
             }
         }
-        Num::Double(x) | Num::Decimal(x) => {
+        Num::Double(_) | Num::Decimal(_) => {
+            let x = n.f64();
             let p = 10f64.powi(place as i32);
             Num::float(n.rank(), round(x * p) / p)
         }
@@ -1644,7 +1807,9 @@ fn target_name(to: &Bson) -> Result<&'static str> {
         other => Num::from_bson(other).and_then(|n| match n {
             Num::Int(i) => by_number(i as i64),
             Num::Long(l) => by_number(l),
-            Num::Double(d) | Num::Decimal(d) if d.fract() == 0.0 => by_number(d as i64),
+            n @ (Num::Double(_) | Num::Decimal(_)) if n.f64().fract() == 0.0 => {
+                by_number(n.f64() as i64)
+            }
             _ => None,
         }),
     };
@@ -1918,7 +2083,7 @@ fn int_arg(v: &Option<Bson>) -> Option<i64> {
     match v.as_ref().and_then(Num::from_bson)? {
         Num::Int(i) => Some(i as i64),
         Num::Long(l) => Some(l),
-        Num::Double(d) | Num::Decimal(d) if d.fract() == 0.0 => Some(d as i64),
+        n @ (Num::Double(_) | Num::Decimal(_)) if n.f64().fract() == 0.0 => Some(n.f64() as i64),
         _ => None,
     }
 }
@@ -2287,8 +2452,10 @@ fn array_elem_at(name: &str, arr: &Option<Bson>, idx: &Option<Bson>) -> Result<O
     let i = match n {
         Num::Int(i) => i as i64,
         Num::Long(l) if i32::try_from(l).is_ok() => l,
-        Num::Double(d) | Num::Decimal(d) if d.fract() == 0.0 && d.abs() <= i32::MAX as f64 => {
-            d as i64
+        Num::Double(_) | Num::Decimal(_)
+            if n.f64().fract() == 0.0 && n.f64().abs() <= i32::MAX as f64 =>
+        {
+            n.f64() as i64
         }
         _ => {
             return Err(CommandError::new(
@@ -2787,6 +2954,109 @@ fn op_zip(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     Ok(Some(Bson::Array(out)))
 }
 
+fn op_array_n(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object(name, arg, &["input", "n"], 5787901)?;
+    let input = field(&f, "input").ok_or_else(|| {
+        CommandError::new(5787907, format!("Missing value for 'input' in {name}"))
+    })?;
+    let n = field(&f, "n")
+        .ok_or_else(|| CommandError::new(5787906, format!("Missing value for 'n' in {name}")))?;
+    let n = eval(n, scope)?;
+    let n = match int_arg(&n) {
+        Some(k) if k > 0 => k as usize,
+        Some(_) => {
+            return Err(CommandError::new(
+                5787908,
+                format!(
+                    "'n' must be greater than 0, found {}",
+                    n.unwrap_or(Bson::Null)
+                ),
+            ));
+        }
+        None => {
+            return Err(CommandError::new(
+                5787902,
+                format!(
+                    "Value for 'n' must be of integral type, but found {}",
+                    n.unwrap_or(Bson::Null)
+                ),
+            ));
+        }
+    };
+    let v = eval(input, scope)?;
+    let Some(Bson::Array(mut items)) = v else {
+        return Err(CommandError::new(
+            5788200,
+            format!("Input to {name} must be an array, but found {}", tn(&v)),
+        ));
+    };
+    match name {
+        "$firstN" => items.truncate(n),
+        "$lastN" => {
+            let skip = items.len().saturating_sub(n);
+            items.drain(..skip);
+        }
+        _ => {
+            // $maxN/$minN skip null and missing.
+            items.retain(|x| !matches!(x, Bson::Null | Bson::Undefined));
+            if name == "$maxN" {
+                items.sort_by(|a, b| compare(b, a));
+            } else {
+                items.sort_by(compare);
+            }
+            items.truncate(n);
+        }
+    }
+    Ok(Some(Bson::Array(items)))
+}
+
+fn op_sort_array(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object("$sortArray", arg, &["input", "sortBy"], 2942500)?;
+    let input = field(&f, "input")
+        .ok_or_else(|| CommandError::new(2942501, "$sortArray requires 'input' to be specified"))?;
+    let sort_by = field(&f, "sortBy").ok_or_else(|| {
+        CommandError::new(2942502, "$sortArray requires 'sortBy' to be specified")
+    })?;
+    let v = eval(input, scope)?;
+    if nullish(&v) {
+        return Ok(Some(Bson::Null));
+    }
+    let Some(Bson::Array(mut items)) = v else {
+        return Err(CommandError::new(
+            2942504,
+            format!(
+                "The input argument to $sortArray must be an array, but was of type: {}",
+                tn(&v)
+            ),
+        ));
+    };
+    match sort_by {
+        Bson::Document(spec) => {
+            let sort = crate::query::sort::SortSpec::new(spec)?;
+            // Non-documents sort as empty documents under a field sort.
+            let key = |b: &Bson| match b {
+                Bson::Document(d) => d.clone(),
+                _ => Document::new(),
+            };
+            items.sort_by(|a, b| sort.compare(&key(a), &key(b)));
+        }
+        other => {
+            let dir = int_arg(&Some(other.clone()));
+            match dir {
+                Some(1) => items.sort_by(compare),
+                Some(-1) => items.sort_by(|a, b| compare(b, a)),
+                _ => {
+                    return Err(CommandError::new(
+                        2942505,
+                        "$sortArray sortBy must be either 1, -1, or a sort specification object",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Some(Bson::Array(items)))
+}
+
 fn op_set(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     let args = arg_list(arg);
     let v = eval_all(&args, scope)?;
@@ -3103,6 +3373,193 @@ fn op_date_part(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     Ok(Some(Bson::Int32(n as i32)))
 }
 
+fn op_date_add(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object(
+        name,
+        arg,
+        &["startDate", "unit", "amount", "timezone"],
+        5166401,
+    )?;
+    check_utc(field(&f, "timezone"), scope)?;
+    let mut vals = Vec::new();
+    for key in ["startDate", "unit", "amount"] {
+        let e = field(&f, key).ok_or_else(|| {
+            CommandError::new(5166402, format!("{name} requires '{key}' to be present"))
+        })?;
+        vals.push(eval(e, scope)?);
+    }
+    if vals.iter().any(nullish) {
+        return Ok(Some(Bson::Null));
+    }
+    let start = match &vals[0] {
+        Some(Bson::DateTime(d)) => d.timestamp_millis(),
+        other => date_millis(other).map_err(|_| {
+            CommandError::new(
+                5166403,
+                format!("{name} requires startDate to be convertible to a date"),
+            )
+        })?,
+    };
+    let Some(Bson::String(unit)) = &vals[1] else {
+        return Err(CommandError::new(
+            5166404,
+            format!(
+                "{name} requires 'unit' to be a string, but got {}",
+                tn(&vals[1])
+            ),
+        ));
+    };
+    let Some(amount) = int_arg(&vals[2]) else {
+        return Err(CommandError::new(
+            5166405,
+            format!("{name} expects integer amount of time units"),
+        ));
+    };
+    let amount = if name == "$dateSubtract" {
+        -amount
+    } else {
+        amount
+    };
+    let fixed = |ms: i64| start.checked_add(amount.checked_mul(ms)?);
+    let result = match unit.as_str() {
+        "millisecond" => fixed(1),
+        "second" => fixed(1000),
+        "minute" => fixed(60_000),
+        "hour" => fixed(3_600_000),
+        "day" => fixed(86_400_000),
+        "week" => fixed(7 * 86_400_000),
+        "month" | "quarter" | "year" => {
+            let months = amount
+                * match unit.as_str() {
+                    "month" => 1,
+                    "quarter" => 3,
+                    _ => 12,
+                };
+            let p = DateParts::from_millis(start);
+            let total = p.year * 12 + (p.month - 1) + months;
+            let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+            // The day is clamped to the end of a shorter month.
+            let last = days_from_civil(
+                if m == 12 { y + 1 } else { y },
+                if m == 12 { 1 } else { m + 1 },
+                1,
+            ) - days_from_civil(y, m, 1);
+            let day = p.day.min(last);
+            let rem = start.rem_euclid(86_400_000);
+            Some(days_from_civil(y, m, day) * 86_400_000 + rem)
+        }
+        other => {
+            return Err(CommandError::failed_to_parse(format!(
+                "unknown time unit value: {other}"
+            )));
+        }
+    };
+    match result {
+        Some(ms) => Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms)))),
+        None => Err(CommandError::new(5166406, format!("{name} overflowed"))),
+    }
+}
+
+fn op_date_from_parts(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let keys = [
+        "year",
+        "month",
+        "day",
+        "hour",
+        "minute",
+        "second",
+        "millisecond",
+    ];
+    let mut allowed: Vec<&str> = keys.to_vec();
+    allowed.push("timezone");
+    let f = parse_object("$dateFromParts", arg, &allowed, 40518)?;
+    check_utc(field(&f, "timezone"), scope)?;
+    if field(&f, "year").is_none() {
+        return Err(CommandError::new(
+            40516,
+            "$dateFromParts requires either 'year' or 'isoWeekYear' to be present",
+        ));
+    }
+    let mut parts = [1970i64, 1, 1, 0, 0, 0, 0];
+    for (i, key) in keys.iter().enumerate() {
+        let Some(e) = field(&f, key) else {
+            continue;
+        };
+        let v = eval(e, scope)?;
+        if nullish(&v) {
+            return Ok(Some(Bson::Null));
+        }
+        parts[i] = int_arg(&v).ok_or_else(|| {
+            CommandError::new(
+                40515,
+                format!(
+                    "'{key}' must evaluate to an integer, found {} with value {}",
+                    tn(&v),
+                    v.clone().unwrap_or(Bson::Null)
+                ),
+            )
+        })?;
+    }
+    if !(1..=9999).contains(&parts[0]) {
+        return Err(CommandError::new(
+            40523,
+            format!(
+                "'year' must evaluate to an integer in the range 1 to 9999, found {}",
+                parts[0]
+            ),
+        ));
+    }
+    // Out-of-range parts carry over, as on the server (month 13 is January next year).
+    let months = parts[0] * 12 + parts[1] - 1;
+    let days = days_from_civil(months.div_euclid(12), months.rem_euclid(12) + 1, 1) + parts[2] - 1;
+    let ms =
+        days * 86_400_000 + parts[3] * 3_600_000 + parts[4] * 60_000 + parts[5] * 1000 + parts[6];
+    Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms))))
+}
+
+fn op_date_from_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object(
+        "$dateFromString",
+        arg,
+        &["dateString", "format", "timezone", "onError", "onNull"],
+        40541,
+    )?;
+    check_utc(field(&f, "timezone"), scope)?;
+    let e = field(&f, "dateString").ok_or_else(|| {
+        CommandError::new(40542, "Missing 'dateString' parameter to $dateFromString")
+    })?;
+    let v = eval(e, scope)?;
+    if nullish(&v) {
+        return match field(&f, "onNull") {
+            Some(e) => eval(e, scope),
+            None => Ok(Some(Bson::Null)),
+        };
+    }
+    let parsed = match &v {
+        Some(Bson::String(s)) => parse_date(s).ok_or_else(|| {
+            CommandError::new(
+                CONVERSION_FAILURE,
+                format!("Error parsing date string '{s}'"),
+            )
+        }),
+        other => Err(CommandError::new(
+            CONVERSION_FAILURE,
+            format!(
+                "$dateFromString requires that 'dateString' be a string, found: {} with value {}",
+                tn(other),
+                other.clone().unwrap_or(Bson::Null)
+            ),
+        )),
+    };
+    match parsed {
+        Ok(d) => Ok(Some(Bson::DateTime(d))),
+        Err(e) => match field(&f, "onError") {
+            Some(on_error) => eval(on_error, scope),
+            None => Err(e),
+        },
+    }
+}
+
 fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     let f = parse_object(
         "$dateToString",
@@ -3163,7 +3620,7 @@ fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             'w' => out.push_str(&p.day_of_week.to_string()),
             'u' => out.push_str(&(((p.day_of_week + 5) % 7) + 1).to_string()),
             'z' => out.push_str("+0000"),
-            'Z' => out.push('0'),
+            'Z' => out.push_str("+0"),
             '%' => out.push('%'),
             other => {
                 return Err(CommandError::new(
@@ -3174,6 +3631,147 @@ fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         }
     }
     Ok(Some(Bson::String(out)))
+}
+
+/// An exact finite decimal: `(-1)^neg × coeff × 10^exp`, for decimal `+ - * /` with the
+/// server's results (34 significant digits, rounded half to even by the BSON decimal parser).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Dec {
+    neg: bool,
+    coeff: u128,
+    exp: i32,
+}
+
+impl Dec {
+    fn from_i64(i: i64) -> Dec {
+        Dec {
+            neg: i < 0,
+            coeff: i.unsigned_abs() as u128,
+            exp: 0,
+        }
+    }
+
+    /// Parses `[-]digits[.digits][E[+-]exp]`; `None` for NaN and infinities.
+    fn parse(s: &str) -> Option<Dec> {
+        let (neg, body) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        };
+        let (mantissa, exp) = match body.split_once(['e', 'E']) {
+            Some((m, e)) => (m, e.parse::<i32>().ok()?),
+            None => (body, 0),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let digits = format!("{int}{frac}");
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let trimmed = digits.trim_start_matches('0');
+        if trimmed.len() > 38 {
+            return None;
+        }
+        Some(Dec {
+            neg,
+            coeff: if trimmed.is_empty() {
+                0
+            } else {
+                trimmed.parse().ok()?
+            },
+            exp: exp - frac.len() as i32,
+        })
+    }
+
+    fn neg(self) -> Dec {
+        Dec {
+            neg: !self.neg,
+            ..self
+        }
+    }
+
+    fn scaled(self, to_exp: i32) -> Option<u128> {
+        let shift = u32::try_from(self.exp - to_exp).ok()?;
+        10u128.checked_pow(shift)?.checked_mul(self.coeff)
+    }
+
+    fn add(self, other: Dec) -> Option<Dec> {
+        let exp = self.exp.min(other.exp);
+        let (a, b) = (self.scaled(exp)?, other.scaled(exp)?);
+        let (neg, coeff) = match (self.neg, other.neg) {
+            (x, y) if x == y => (x, a.checked_add(b)?),
+            _ if a >= b => (self.neg, a - b),
+            _ => (other.neg, b - a),
+        };
+        // x + (-x) is +0, as in IEEE 754 round-to-nearest.
+        let neg = neg && coeff != 0;
+        Some(Dec { neg, coeff, exp })
+    }
+
+    fn mul(self, other: Dec) -> Option<Dec> {
+        Some(Dec {
+            neg: self.neg != other.neg,
+            coeff: self.coeff.checked_mul(other.coeff)?,
+            exp: self.exp.checked_add(other.exp)?,
+        })
+    }
+
+    /// Long division to 36 significant digits; an exact quotient takes the ideal exponent
+    /// (`e1 - e2`) when its trailing zeros allow, as IEEE 754 decimal division does.
+    fn div(self, other: Dec) -> Option<Dec> {
+        if other.coeff == 0 {
+            return None;
+        }
+        let mut q = self.coeff / other.coeff;
+        let mut r = self.coeff % other.coeff;
+        let mut exp = self.exp - other.exp;
+        let ideal = exp;
+        let digits = |v: u128| if v == 0 { 0 } else { v.ilog10() + 1 };
+        while r != 0 && digits(q) < 36 {
+            r *= 10;
+            q = q.checked_mul(10)? + r / other.coeff;
+            r %= other.coeff;
+            exp -= 1;
+        }
+        if r == 0 {
+            while exp < ideal && q.is_multiple_of(10) && q != 0 {
+                q /= 10;
+                exp += 1;
+            }
+            if q == 0 {
+                exp = ideal;
+            }
+        } else if q.is_multiple_of(10) {
+            // A nonzero remainder must not look like an exact tie when rounding.
+            q += 1;
+        }
+        Some(Dec {
+            neg: self.neg != other.neg,
+            coeff: q,
+            exp,
+        })
+    }
+
+    /// Rounds to 34 significant digits, half to even, and packs.
+    fn to_decimal128(self) -> Option<Decimal128> {
+        let (mut coeff, mut exp) = (self.coeff, self.exp);
+        let digits = if coeff == 0 { 0 } else { coeff.ilog10() + 1 };
+        if digits > 34 {
+            let divisor = 10u128.pow(digits - 34);
+            let (q, rem) = (coeff / divisor, coeff % divisor);
+            let half = divisor / 2;
+            coeff = if rem > half || (rem == half && q % 2 == 1) {
+                q + 1
+            } else {
+                q
+            };
+            exp += (digits - 34) as i32;
+            if coeff == 10u128.pow(34) {
+                coeff /= 10;
+                exp += 1;
+            }
+        }
+        let sign = if self.neg { "-" } else { "" };
+        format!("{sign}{coeff}E{exp}").parse().ok()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3241,8 +3839,8 @@ impl Accumulator {
             Accumulator::Avg(total, count) => {
                 if *count == 0 {
                     Bson::Null
-                } else if let Num::Decimal(d) = total {
-                    Bson::Decimal128(f64_to_dec(d / *count as f64))
+                } else if let Num::Decimal(_) = total {
+                    total.div(Num::Long(*count as i64)).to_bson()
                 } else {
                     Bson::Double(total.f64() / *count as f64)
                 }
@@ -3382,6 +3980,47 @@ mod tests {
             Some(Bson::DateTime(bson::DateTime::from_millis(1500)))
         );
         assert_eq!(err(bson!({"$add": [date, date]})).code, 16612);
+    }
+
+    #[test]
+    fn decimal_arithmetic_is_exact() {
+        assert_eq!(
+            ev(bson!({"$add": [dec("0.1"), dec("0.2")]})),
+            Some(dec("0.3"))
+        );
+        assert_eq!(
+            ev(bson!({"$subtract": [dec("1.00"), dec("0.01")]})),
+            Some(dec("0.99"))
+        );
+        assert_eq!(ev(bson!({"$multiply": [dec("1.5"), 2]})), Some(dec("3.0")));
+        assert_eq!(ev(bson!({"$divide": [dec("6"), 3]})), Some(dec("2")));
+        assert_eq!(
+            ev(bson!({"$divide": [dec("10"), dec("4")]})),
+            Some(dec("2.5"))
+        );
+        assert_eq!(
+            ev(bson!({"$divide": [1, dec("3")]})),
+            Some(dec("0.3333333333333333333333333333333333"))
+        );
+        assert_eq!(
+            ev(bson!({"$divide": [2, dec("3")]})),
+            Some(dec("0.6666666666666666666666666666666667"))
+        );
+        // A double joins decimal arithmetic through its 15 significant digits.
+        assert_eq!(
+            ev(bson!({"$add": [dec("1"), 0.1]})),
+            Some(dec("1.100000000000000"))
+        );
+        assert_eq!(
+            ev(bson!({"$add": [dec("1"), i64::MAX]})),
+            Some(dec("9223372036854775808"))
+        );
+        assert_eq!(
+            ev(bson!({"$sum": [dec("0.1"), dec("0.2"), 1]})),
+            Some(dec("1.3"))
+        );
+        assert_eq!(ev(bson!({"$avg": [dec("1"), dec("2")]})), Some(dec("1.5")));
+        assert_eq!(ev(bson!({"$abs": dec("-2.5")})), Some(dec("2.5")));
     }
 
     #[test]
@@ -3892,6 +4531,92 @@ mod tests {
         assert_eq!(
             ev(bson!({"$toString": old})),
             Some(bson!("1969-12-31T23:59:59.999Z"))
+        );
+    }
+
+    #[test]
+    fn more_operators() {
+        let d = doc! {"a": [3, 1, null, 2], "t": bson::Timestamp { time: 5, increment: 7 }};
+        assert_eq!(
+            ev_in(bson!({"$firstN": {"input": "$a", "n": 2}}), d.clone()),
+            Some(bson!([3, 1]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$lastN": {"input": "$a", "n": 2}}), d.clone()),
+            Some(bson!([null, 2]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$maxN": {"input": "$a", "n": 2}}), d.clone()),
+            Some(bson!([3, 2]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$minN": {"input": "$a", "n": 9}}), d.clone()),
+            Some(bson!([1, 2, 3]))
+        );
+        assert_eq!(
+            ev_in(
+                bson!({"$sortArray": {"input": "$a", "sortBy": -1}}),
+                d.clone()
+            ),
+            Some(bson!([3, 2, 1, null]))
+        );
+        assert_eq!(
+            ev(bson!({"$sortArray": {"input": [{"x": 2}, {"x": 1}], "sortBy": {"x": 1}}})),
+            Some(bson!([{"x": 1}, {"x": 2}]))
+        );
+        assert_eq!(
+            ev_in(bson!({"$tsSecond": "$t"}), d.clone()),
+            Some(Bson::Int64(5))
+        );
+        assert_eq!(
+            ev_in(bson!({"$tsIncrement": "$t"}), d.clone()),
+            Some(Bson::Int64(7))
+        );
+        // {a: 1} is 12 bytes: length, one int32 element, terminator.
+        assert_eq!(
+            ev(bson!({"$bsonSize": {"$literal": {"a": 1}}})),
+            Some(bson!(12))
+        );
+        assert_eq!(ev(bson!({"$bsonSize": "$missing"})), Some(Bson::Null));
+        assert_eq!(ev(bson!({"$binarySize": "héllo"})), Some(bson!(6)));
+        assert_eq!(
+            ev(bson!({"$replaceOne": {"input": "a.b.c", "find": ".", "replacement": "-"}})),
+            Some(bson!("a-b.c"))
+        );
+        assert_eq!(
+            ev(bson!({"$replaceAll": {"input": "a.b.c", "find": ".", "replacement": "-"}})),
+            Some(bson!("a-b-c"))
+        );
+        assert_eq!(
+            ev(bson!({"$replaceAll": {"input": null, "find": ".", "replacement": "-"}})),
+            Some(Bson::Null)
+        );
+        let jan31 = bson::DateTime::parse_rfc3339_str("2021-01-31T10:00:00Z").unwrap();
+        assert_eq!(
+            ev(bson!({"$dateAdd": {"startDate": jan31, "unit": "month", "amount": 1}})),
+            Some(Bson::DateTime(
+                bson::DateTime::parse_rfc3339_str("2021-02-28T10:00:00Z").unwrap()
+            ))
+        );
+        assert_eq!(
+            ev(bson!({"$dateSubtract": {"startDate": jan31, "unit": "hour", "amount": 10}})),
+            Some(Bson::DateTime(
+                bson::DateTime::parse_rfc3339_str("2021-01-31T00:00:00Z").unwrap()
+            ))
+        );
+        assert_eq!(
+            ev(bson!({"$dateFromParts": {"year": 2020, "month": 13, "day": 1}})),
+            Some(Bson::DateTime(
+                bson::DateTime::parse_rfc3339_str("2021-01-01T00:00:00Z").unwrap()
+            ))
+        );
+        assert_eq!(
+            ev(bson!({"$dateFromString": {"dateString": "2021-01-31T10:00:00Z"}})),
+            Some(Bson::DateTime(jan31))
+        );
+        assert_eq!(
+            ev(bson!({"$dateFromString": {"dateString": "garbage", "onError": "bad"}})),
+            Some(bson!("bad"))
         );
     }
 

@@ -170,18 +170,43 @@ impl Re {
 }
 
 /// Translates the PCRE constructs whose meaning differs in the `regex` crate: without the `m`
-/// flag PCRE's `$` (and `\Z`) also match before a final newline.
+/// flag PCRE's `$` (and `\Z`) also match before a final newline; `\Q...\E` quotes; inside a
+/// class `[`, `&&`, `--` and `~~` are literals; a `{` that does not start a quantifier is a
+/// literal.
 fn translate_pcre(pattern: &str, multiline: bool) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::with_capacity(pattern.len() + 8);
-    let mut chars = pattern.chars().peekable();
     let mut in_class = false;
-    while let Some(c) = chars.next() {
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
         match c {
-            '\\' => match chars.next() {
-                Some('Z') => out.push_str(r"(?:\n?\z)"),
-                Some(n) => {
+            '\\' => match chars.get(i) {
+                Some('Q') => {
+                    // Quote everything up to `\E` (or the end).
+                    i += 1;
+                    while i < chars.len() && !(chars[i] == '\\' && chars.get(i + 1) == Some(&'E')) {
+                        let q = chars[i];
+                        if q.is_ascii_alphanumeric() || q == ' ' || !q.is_ascii() {
+                            out.push(q);
+                        } else {
+                            out.push('\\');
+                            out.push(q);
+                        }
+                        i += 1;
+                    }
+                    i += 2;
+                }
+                Some('E') => i += 1,
+                Some('Z') if !in_class => {
+                    out.push_str(r"(?:\n?\z)");
+                    i += 1;
+                }
+                Some(&n) => {
                     out.push('\\');
                     out.push(n);
+                    i += 1;
                 }
                 None => out.push('\\'),
             },
@@ -189,24 +214,65 @@ fn translate_pcre(pattern: &str, multiline: bool) -> String {
                 in_class = true;
                 out.push('[');
                 // A `]` right after `[` or `[^` is a literal in PCRE.
-                if chars.peek() == Some(&'^') {
+                if chars.get(i) == Some(&'^') {
                     out.push('^');
-                    chars.next();
+                    i += 1;
                 }
-                if chars.peek() == Some(&']') {
+                if chars.get(i) == Some(&']') {
                     out.push_str(r"\]");
-                    chars.next();
+                    i += 1;
                 }
             }
+            '[' if in_class => {
+                if chars.get(i) == Some(&':') {
+                    // A POSIX class `[:alpha:]`, which both dialects support.
+                    while i <= chars.len() {
+                        let p = chars[i - 1];
+                        out.push(p);
+                        if p == ']' && i >= 2 && chars[i - 2] == ':' {
+                            break;
+                        }
+                        i += 1;
+                    }
+                } else {
+                    out.push_str(r"\[");
+                }
+            }
+            '&' | '~' if in_class => {
+                out.push('\\');
+                out.push(c);
+            }
+            '-' if in_class && chars.get(i) == Some(&'-') => out.push_str(r"\-"),
             ']' if in_class => {
                 in_class = false;
                 out.push(']');
             }
             '$' if !in_class && !multiline => out.push_str(r"(?:\n?\z)"),
+            '{' if !in_class && !starts_quantifier(&chars[i..]) => out.push_str(r"\{"),
             _ => out.push(c),
         }
     }
     out
+}
+
+/// Whether the text after a `{` makes it a quantifier (`{n}`, `{n,}`, `{n,m}`).
+fn starts_quantifier(rest: &[char]) -> bool {
+    let mut j = 0;
+    let digits = |j: &mut usize| {
+        let start = *j;
+        while rest.get(*j).is_some_and(|c| c.is_ascii_digit()) {
+            *j += 1;
+        }
+        *j > start
+    };
+    if !digits(&mut j) {
+        return false;
+    }
+    if rest.get(j) == Some(&',') {
+        j += 1;
+        digits(&mut j);
+    }
+    rest.get(j) == Some(&'}')
 }
 
 /// Where a filter is being parsed: `$expr` and `$where` only at the top level.
@@ -222,8 +288,10 @@ impl Matcher {
     ///
     /// `vars` are the `let` variables visible to `$expr`.
     pub fn new(filter: &Document, vars: &Document) -> Result<Matcher> {
+        let root = parse_filter(filter, Ctx::Top)?;
+        check_exprs(&root, vars)?;
         Ok(Matcher {
-            root: parse_filter(filter, Ctx::Top)?,
+            root,
             vars: vars.clone(),
         })
     }
@@ -345,6 +413,21 @@ impl Matcher {
             }
         }
         out
+    }
+}
+
+/// Fails on `$expr` operators the expression engine does not know, at parse time as the
+/// server does (other evaluation errors depend on the document and surface when matching).
+fn check_exprs(node: &Node, vars: &Document) -> Result<()> {
+    match node {
+        Node::And(c) | Node::Or(c) | Node::Nor(c) => {
+            c.iter().try_for_each(|n| check_exprs(n, vars))
+        }
+        Node::Expr(e) => match crate::query::expr::evaluate(e, &Document::new(), vars) {
+            Err(err) if err.code == codes::INVALID_PIPELINE_OPERATOR => Err(err),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
     }
 }
 
@@ -1027,8 +1110,11 @@ fn parse_elem_match(v: &Bson) -> Result<Pred> {
     let Bson::Document(d) = v else {
         return Err(CommandError::bad_value("$elemMatch needs an Object"));
     };
+    // The value form applies to an operator document that is neither a logical/top-level
+    // operator nor (even partly) a DBRef.
+    let dbref = d.contains_key("$ref") || d.contains_key("$id") || d.contains_key("$db");
     let value_form = match d.keys().next() {
-        Some(k) => k.starts_with('$') && k != "$ref" && !is_pathless_operator(k),
+        Some(k) => k.starts_with('$') && !dbref && !is_pathless_operator(k),
         None => false,
     };
     if value_form {
@@ -1134,7 +1220,8 @@ fn parse_bits(name: &str, op: BitsOp, v: &Bson) -> Result<Pred> {
 // Matching
 
 impl Node {
-    /// The nodes that must all hold (the root and nested `$and`s).
+    /// The nodes that must all hold (the root, nested `$and`s, and one-clause `$or`s, which
+    /// the server's optimizer unwraps).
     fn conjuncts<'a>(&'a self, out: &mut Vec<&'a Node>) {
         match self {
             Node::And(children) => {
@@ -1142,6 +1229,7 @@ impl Node {
                     c.conjuncts(out);
                 }
             }
+            Node::Or(children) if children.len() == 1 => children[0].conjuncts(out),
             _ => out.push(self),
         }
     }
@@ -1274,17 +1362,20 @@ impl Pred {
                     return false;
                 };
                 for (i, e) in arr.iter().enumerate() {
-                    let sub = match e {
-                        Bson::Document(d) => d.clone(),
+                    let matched = match e {
+                        Bson::Document(d) => node.matches(d, vars, &mut None),
                         // Arrays are matched as objects keyed "0", "1", ...
-                        Bson::Array(a) => a
-                            .iter()
-                            .enumerate()
-                            .map(|(k, x)| (k.to_string(), x.clone()))
-                            .collect(),
+                        Bson::Array(a) => {
+                            let sub: Document = a
+                                .iter()
+                                .enumerate()
+                                .map(|(k, x)| (k.to_string(), x.clone()))
+                                .collect();
+                            node.matches(&sub, vars, &mut None)
+                        }
                         _ => continue,
                     };
-                    if node.matches(&sub, vars, &mut None).unwrap_or(false) {
+                    if matched.unwrap_or(false) {
                         *idx = Some(i);
                         return true;
                     }
@@ -1408,6 +1499,8 @@ struct Schema {
     required: Vec<String>,
     properties: Vec<(String, Schema)>,
     additional_properties: Option<bool>,
+    additional_schema: Option<Box<Schema>>,
+    multiple_of: Option<Bson>,
     minimum: Option<(Bson, bool)>,
     maximum: Option<(Bson, bool)>,
     min_length: Option<i64>,
@@ -1545,12 +1638,27 @@ impl Schema {
                 }
                 "additionalProperties" => match v {
                     Bson::Boolean(b) => s.additional_properties = Some(*b),
+                    Bson::Document(sd) => s.additional_schema = Some(Box::new(Schema::parse(sd)?)),
                     _ => {
-                        return Err(schema_err(
-                            "$jsonSchema keyword 'additionalProperties' is only supported as a boolean by the testkit",
+                        return Err(CommandError::type_mismatch(
+                            "$jsonSchema keyword 'additionalProperties' must be either an object or a boolean",
                         ));
                     }
                 },
+                "multipleOf" => {
+                    if !is_number(v) {
+                        return Err(CommandError::type_mismatch(
+                            "$jsonSchema keyword 'multipleOf' must be a number",
+                        ));
+                    }
+                    let n = crate::query::compare::number_as_f64(v).unwrap_or(f64::NAN);
+                    if n.is_nan() || n <= 0.0 {
+                        return Err(schema_err(
+                            "$jsonSchema keyword 'multipleOf' must have a positive value",
+                        ));
+                    }
+                    s.multiple_of = Some(v.clone());
+                }
                 "minimum" | "maximum" => {
                     if !is_number(v) {
                         return Err(CommandError::type_mismatch(format!(
@@ -1686,6 +1794,15 @@ impl Schema {
                 }
             }
         }
+        if let Some(m) = &self.multiple_of
+            && is_number(v)
+        {
+            let x = crate::query::compare::number_as_f64(v).unwrap_or(f64::NAN);
+            let d = crate::query::compare::number_as_f64(m).unwrap_or(f64::NAN);
+            if !x.is_finite() || x % d != 0.0 {
+                return false;
+            }
+        }
         if let Bson::String(s) = v {
             let len = s.chars().count() as i64;
             if self.min_length.is_some_and(|m| len < m) || self.max_length.is_some_and(|m| len > m)
@@ -1736,9 +1853,14 @@ impl Schema {
                     return false;
                 }
             }
-            if self.additional_properties == Some(false)
-                && d.keys()
-                    .any(|k| !self.properties.iter().any(|(name, _)| name == k))
+            let mut additional = d
+                .iter()
+                .filter(|(k, _)| !self.properties.iter().any(|(name, _)| name == *k));
+            if self.additional_properties == Some(false) && additional.next().is_some() {
+                return false;
+            }
+            if let Some(sub) = &self.additional_schema
+                && !additional.all(|(_, x)| sub.validate(x))
             {
                 return false;
             }
@@ -1821,6 +1943,91 @@ mod tests {
         yes(doc! {"a": {"$in": [null, 5]}}, doc! {"b": 1});
         no(doc! {"a": {"$ne": null}}, doc! {"b": 1});
         yes(doc! {"a": {"$ne": null}}, doc! {"a": 1});
+    }
+
+    /// MongoDB 8.0 null semantics (before SERVER-36681 changed dotted paths in a later
+    /// version): `{"a.b": null}` skips scalars and empty arrays inside arrays.
+    #[test]
+    fn null_semantics_over_a_corpus() {
+        let docs = vec![
+            doc! {"_id": "empty_sub", "a": {}},
+            doc! {"_id": "null", "a": null},
+            doc! {"_id": "number", "a": 4},
+            doc! {"_id": "sub_b_hi", "a": {"b": "hi"}},
+            doc! {"_id": "sub_b_null", "a": {"b": null}},
+            doc! {"_id": "sub_b_undef", "a": {"b": Bson::Undefined}},
+            doc! {"_id": "undef", "a": Bson::Undefined},
+            doc! {"_id": "no_a"},
+            doc! {"_id": "double_array", "a": [[]]},
+            doc! {"_id": "empty_array", "a": []},
+            doc! {"_id": "objs_mix", "a": [{"b": null}, {"b": Bson::Undefined}, {}]},
+            doc! {"_id": "objs_no_null", "a": [{"b": 1}, {"b": "s"}]},
+            doc! {"_id": "objs_missing", "a": [{"b": 3}, {}]},
+            doc! {"_id": "vals_nulls", "a": [null, null]},
+            doc! {"_id": "vals_no_null", "a": [1, "s"]},
+            doc! {"_id": "vals_undef", "a": [1, Bson::Undefined]},
+        ];
+        let ids = |filter: Document| -> Vec<String> {
+            let f = m(filter);
+            docs.iter()
+                .filter(|d| f.matches(d))
+                .map(|d| d.get_str("_id").unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(ids(doc! {"a": null}), ["null", "no_a", "vals_nulls"]);
+        assert_eq!(
+            ids(doc! {"a.b": null}),
+            [
+                "empty_sub",
+                "null",
+                "number",
+                "sub_b_null",
+                "undef",
+                "no_a",
+                "objs_mix",
+                "objs_missing"
+            ]
+        );
+        assert_eq!(
+            ids(doc! {"a.b": {"$ne": null}}),
+            [
+                "sub_b_hi",
+                "sub_b_undef",
+                "double_array",
+                "empty_array",
+                "objs_no_null",
+                "vals_nulls",
+                "vals_no_null",
+                "vals_undef"
+            ]
+        );
+        assert_eq!(
+            ids(doc! {"a": {"$nin": [null, []]}}),
+            [
+                "empty_sub",
+                "number",
+                "sub_b_hi",
+                "sub_b_null",
+                "sub_b_undef",
+                "undef",
+                "objs_mix",
+                "objs_no_null",
+                "objs_missing",
+                "vals_no_null",
+                "vals_undef"
+            ]
+        );
+        assert_eq!(
+            ids(doc! {"a": {"$elemMatch": {"$eq": null}}}),
+            ["vals_nulls"]
+        );
+        // Array elements are matched as objects by the object form: [] has no `b`.
+        assert_eq!(
+            ids(doc! {"a": {"$elemMatch": {"b": null}}}),
+            ["double_array", "objs_mix", "objs_missing"]
+        );
+        assert!(ids(doc! {"a.b": {"$elemMatch": {"$ne": null}}}).is_empty());
+        assert_eq!(ids(doc! {"a": {"$exists": false}}), ["no_a"]);
     }
 
     #[test]
@@ -2260,8 +2467,13 @@ mod tests {
         );
         assert_eq!(
             f.equality_fields(),
-            doc! {"a": 1, "b.c": 2, "e": "x", "g": 7}
+            doc! {"a": 1, "b.c": 2, "e": "x", "f": 1, "g": 7}
         );
+        let f = m(doc! {"$or": [{"a": 1}, {"b": 2}], "c": 3});
+        assert_eq!(f.equality_fields(), doc! {"c": 3});
+        let f = m(doc! {"$or": [{"_id": 3, "x": {"y": 1}}]});
+        assert_eq!(f.equality_fields(), doc! {"_id": 3, "x": {"y": 1}});
+        assert_eq!(f.id_equality(), Some(&Bson::Int32(3)));
     }
 
     #[test]
@@ -2285,6 +2497,18 @@ mod tests {
         no(schema.clone(), doc! {"name": "bob", "kind": "c"});
         yes(schema, doc! {"name": "bob", "kind": "a"});
         assert_eq!(err(doc! {"$jsonSchema": {"foo": 1}}).code, 9);
+        let strict = doc! {"$jsonSchema": {
+            "properties": {"a": {"bsonType": "int"}},
+            "additionalProperties": {"bsonType": "string"},
+        }};
+        yes(strict.clone(), doc! {"a": 1, "b": "x"});
+        no(strict, doc! {"a": 1, "b": 2});
+        let closed = doc! {"$jsonSchema": {"properties": {"a": {}}, "additionalProperties": false}};
+        yes(closed.clone(), doc! {"a": 1});
+        no(closed, doc! {"a": 1, "b": 2});
+        let mult = doc! {"$jsonSchema": {"properties": {"n": {"multipleOf": 3}}}};
+        yes(mult.clone(), doc! {"n": 9.0});
+        no(mult, doc! {"n": 10});
     }
 
     #[test]
@@ -2293,5 +2517,20 @@ mod tests {
         assert_eq!(translate_pcre("a$", true), "a$");
         assert_eq!(translate_pcre(r"[$]\$", false), r"[$]\$");
         assert_eq!(translate_pcre(r"[]a]", false), r"[\]a]");
+        assert_eq!(translate_pcre(r"a\Q.*\Eb", true), r"a\.\*b");
+        assert_eq!(translate_pcre(r"[[&&]", true), r"[\[\&\&]");
+        assert_eq!(translate_pcre(r"[[:alpha:]]x", true), r"[[:alpha:]]x");
+        assert_eq!(translate_pcre(r"a{2}{x}b{1,}", true), r"a{2}\{x}b{1,}");
+        for (pattern, subject) in [
+            (r"^\Q1+1\E$", "1+1"),
+            (r"[[]", "["),
+            (r"{a}", "{a}"),
+            (r"x{1,2}y", "xxy"),
+            (r"(?<n>a)b", "ab"),
+            (r"[a-c--]", "-"),
+        ] {
+            let re = Re::new(pattern, "").unwrap();
+            assert!(re.is_match(subject), "{pattern} should match {subject}");
+        }
     }
 }

@@ -22,9 +22,12 @@ pub struct Reached<'a> {
     pub array_index: Option<usize>,
 }
 
-/// Whether a path component is an array index (all ASCII digits).
+/// Whether a path component is an array index: ASCII digits in canonical form (the server
+/// matches `a.1` against the array element named "1", so `a.01` indexes nothing).
 pub fn is_index(component: &str) -> bool {
-    !component.is_empty() && component.bytes().all(|b| b.is_ascii_digit())
+    !component.is_empty()
+        && component.bytes().all(|b| b.is_ascii_digit())
+        && (component == "0" || !component.starts_with('0'))
 }
 
 /// Walks `path` as the server's query matcher does (its `BSONElementIterator`), calling `f` with
@@ -297,5 +300,7 @@ mod tests {
         assert_eq!(get(&d, "c.d.e"), Some(&Bson::Null));
         assert_eq!(get(&d, "c.x"), None);
         assert_eq!(get(&d, "a.5"), None);
+        assert_eq!(get(&d, "a.00"), None);
+        assert!(lookup_all(&doc! {"a": [1, 2]}, "a.01").is_empty());
     }
 }

@@ -5,7 +5,7 @@
 
 use bson::{Bson, Document, doc};
 
-use crate::error::{CommandError, Result};
+use crate::error::{CommandError, Result, codes};
 use crate::query::matcher::Matcher;
 
 /// A parsed find projection.
@@ -151,10 +151,14 @@ impl Projection {
         let mode = if spec.is_empty() {
             None
         } else {
-            // The find() defaults: `{_id: 1}` alone or `$elemMatch` include; `{_id: 0}`, only
-            // `$slice`s or only `$meta`s exclude.
+            // The find() defaults when no field decided: `$slice` excludes unless `_id: 1`;
+            // `$elemMatch` includes; otherwise `_id: 1` includes and anything else excludes.
             Some(ctx.mode.unwrap_or(if ctx.slice {
-                Mode::Exclusion
+                if ctx.id_included {
+                    Mode::Inclusion
+                } else {
+                    Mode::Exclusion
+                }
             } else if ctx.id_included || ctx.elem_match {
                 Mode::Inclusion
             } else {
@@ -172,20 +176,14 @@ impl Projection {
     /// Applies the projection. `filter` is the query, needed by the positional `$` projection.
     pub fn apply(&self, doc: &Document, filter: Option<&Matcher>) -> Result<Document> {
         let mut position = None;
-        if let Some(key) = &self.positional {
-            // The query must constrain the positional projection's top-level field.
-            let first = key.split('.').next().unwrap_or_default();
-            match filter {
-                Some(m) if m.has_path_prefix(first) => {
-                    position = m.match_details(doc).array_index;
-                }
-                _ => {
-                    return Err(CommandError::new(
-                        31277,
-                        format!("Positional projection '{key}' does not match the query document."),
-                    ));
-                }
-            }
+        if self.positional.is_some() {
+            let Some(m) = filter else {
+                return Err(CommandError::new(
+                    51050,
+                    "Projections with a positional operator require a matcher",
+                ));
+            };
+            position = m.match_details(doc).array_index;
         }
         let env = Env {
             root: doc,
@@ -212,119 +210,152 @@ impl Projection {
     }
 }
 
-fn parse_level(spec: &Document, prefix: &str, tree: &mut Tree, ctx: &mut ParseCtx) -> Result<()> {
-    for (k, v) in spec {
-        let full = format!("{prefix}{k}");
-        let parts: Vec<&str> = full.split('.').collect();
-        if parts.iter().any(|p| p.is_empty()) {
+/// Validates a projection path as the server's `FieldPath` does.
+fn check_field_path(path: &str) -> Result<()> {
+    if path.is_empty() {
+        return Err(CommandError::new(
+            40352,
+            "FieldPath cannot be constructed with empty string",
+        ));
+    }
+    for part in path.split('.') {
+        if part.is_empty() {
             return Err(CommandError::new(
                 15998,
                 "FieldPath field names may not be empty strings.",
             ));
         }
-        // Positional `a.$`.
-        if let Some(dollar) = parts.iter().position(|p| *p == "$") {
-            if matches!(v, Bson::Document(_)) {
-                return Err(CommandError::new(
-                    31271,
-                    "positional projection cannot be used with an expression",
-                ));
-            }
-            if parts[dollar + 1..].contains(&"$") {
-                return Err(CommandError::new(
-                    31287,
-                    format!("Cannot use positional operator twice: {full}"),
-                ));
-            }
-            if dollar != parts.len() - 1 {
-                return Err(CommandError::new(
-                    31394,
-                    "As of 4.4, it's illegal to specify positional operator in the middle of a \
-                     path.Positional projection may only be used at the end, for example: a.b.$. \
-                     If the query previously used a form like a.b.$.d, remove the parts following \
-                     the '$' and the results will be equivalent.",
-                ));
-            }
-            if dollar == 0 {
-                return Err(CommandError::new(
-                    16410,
-                    "FieldPath field names may not start with '$'.",
-                ));
-            }
-            if !truthy(v) {
-                return Err(CommandError::bad_value(
-                    "Cannot exclude array elements with the positional operator.",
-                ));
-            }
-            if ctx.positional {
-                return Err(CommandError::new(
-                    31276,
-                    "Cannot specify more than one positional projection per query.",
-                ));
-            }
-            if ctx.elem_match {
-                return Err(CommandError::new(
-                    31256,
-                    "Cannot specify positional operator and $elemMatch.",
-                ));
-            }
-            ctx.positional = true;
-            ctx.positional_key = Some(full.clone());
-            let field = parts[..dollar].join(".");
-            ctx.want(Mode::Inclusion, &field)?;
-            tree.insert(&full, &parts[..dollar], PNode::Positional)?;
-            continue;
-        }
-        if parts.iter().any(|p| p.starts_with('$')) {
+        if part.starts_with('$') {
             return Err(CommandError::new(
                 16410,
-                "FieldPath field names may not start with '$'.",
+                "FieldPath field names may not start with '$'. Consider using $getField or \
+                 $setField.",
             ));
         }
-        let node = match v {
+    }
+    Ok(())
+}
+
+/// Parses one level of a projection (the top level, or a sub-projection `{a: {b: 1}}` with
+/// `prefix` "a."), in the order and with the errors of the server's projection parser.
+fn parse_level(spec: &Document, prefix: &str, tree: &mut Tree, ctx: &mut ParseCtx) -> Result<()> {
+    for (k, v) in spec {
+        let full = format!("{prefix}{k}");
+        let positional = k.ends_with(".$") || k == "$";
+        if k.contains(".$.") {
+            return Err(CommandError::new(
+                31394,
+                "As of 4.4, it's illegal to specify positional operator in the middle of a \
+                 path.Positional projection may only be used at the end, for example: a.b.$. \
+                 If the query previously used a form like a.b.$.d, remove the parts following \
+                 the '$' and the results will be equivalent.",
+            ));
+        }
+        let top_level_id = prefix.is_empty() && k == "_id";
+        match v {
+            Bson::Document(d) => {
+                if positional {
+                    return Err(CommandError::new(
+                        31271,
+                        "positional projection cannot be used with an expression or sub object",
+                    ));
+                }
+                if d.is_empty() {
+                    return Err(CommandError::new(
+                        51270,
+                        format!("Invalid empty sub-projection: {k}"),
+                    ));
+                }
+                check_field_path(k)?;
+                let parts: Vec<&str> = full.split('.').collect();
+                if d.len() == 1 && d.keys().next().is_some_and(|f| f.starts_with('$')) {
+                    let node = parse_operator(&full, d, ctx)?;
+                    tree.insert(&full, &parts, node)?;
+                } else {
+                    // `{a: {b: 1}}` is `{"a.b": 1}`.
+                    parse_level(d, &format!("{full}."), tree, ctx)?;
+                }
+            }
             Bson::Boolean(_)
             | Bson::Int32(_)
             | Bson::Int64(_)
             | Bson::Double(_)
             | Bson::Decimal128(_) => {
                 if truthy(v) {
-                    // `_id: 1` also fits an exclusion projection (it is the default there).
-                    if full == "_id" {
+                    if positional {
+                        if ctx.positional {
+                            return Err(CommandError::new(
+                                31276,
+                                "Cannot specify more than one positional projection per query.",
+                            ));
+                        }
+                        if ctx.elem_match {
+                            return Err(CommandError::new(
+                                31256,
+                                "Cannot specify positional operator and $elemMatch.",
+                            ));
+                        }
+                        if k == ".$" || k == "$" {
+                            return Err(CommandError::new(
+                                5392900,
+                                format!("Projection on field {k} is invalid"),
+                            ));
+                        }
+                        let field = &full[..full.len() - 2];
+                        check_field_path(&k[..k.len() - 2])?;
+                        ctx.positional = true;
+                        ctx.positional_key = Some(full.clone());
+                        let parts: Vec<&str> = field.split('.').collect();
+                        tree.insert(field, &parts, PNode::Positional)?;
+                    } else {
+                        check_field_path(k)?;
+                        let parts: Vec<&str> = full.split('.').collect();
+                        tree.insert(&full, &parts, PNode::Include)?;
+                    }
+                    // `_id: 1` fits an exclusion projection too (it is the default there).
+                    if top_level_id {
                         ctx.id_included = true;
                     } else {
-                        ctx.want(Mode::Inclusion, &full)?;
+                        ctx.want(Mode::Inclusion, k)?;
                     }
-                    PNode::Include
                 } else {
-                    if full != "_id" {
-                        ctx.want(Mode::Exclusion, &full)?;
+                    if positional {
+                        return Err(CommandError::new(
+                            31395,
+                            "positional projection cannot be used with exclusion",
+                        ));
                     }
-                    PNode::Exclude
+                    check_field_path(k)?;
+                    let parts: Vec<&str> = full.split('.').collect();
+                    tree.insert(&full, &parts, PNode::Exclude)?;
+                    if !top_level_id {
+                        ctx.want(Mode::Exclusion, k)?;
+                    }
                 }
             }
-            Bson::Document(d) if d.is_empty() => {
-                return Err(CommandError::new(
-                    51270,
-                    format!(
-                        "An empty sub-projection is not a valid value. Found empty object at path {full}"
-                    ),
-                ));
-            }
-            Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
-                parse_operator(&full, d, ctx)?
-            }
-            Bson::Document(d) => {
-                // `{a: {b: 1}}` is `{"a.b": 1}`.
-                parse_level(d, &format!("{full}."), tree, ctx)?;
-                continue;
-            }
-            // Any other value is a literal or expression (`"$a"`, `[...]`, `null`).
+            // Any other value is a literal or an expression (`"$a"`, `[...]`, `null`).
             _ => {
-                ctx.want_computed(&full, false)?;
-                PNode::Computed(v.clone())
+                if positional {
+                    return Err(CommandError::new(
+                        31308,
+                        "positional projection cannot be used with a literal",
+                    ));
+                }
+                check_field_path(k)?;
+                if ctx.mode == Some(Mode::Exclusion) {
+                    return Err(CommandError::new(
+                        31310,
+                        format!(
+                            "Cannot use an expression {k}: {} in an exclusion projection",
+                            crate::query::matcher::server_display(v)
+                        ),
+                    ));
+                }
+                ctx.mode = Some(Mode::Inclusion);
+                let parts: Vec<&str> = full.split('.').collect();
+                tree.insert(&full, &parts, PNode::Computed(v.clone()))?;
             }
-        };
-        tree.insert(&full, &parts, node)?;
+        }
     }
     Ok(())
 }
@@ -386,8 +417,74 @@ fn parse_operator(full: &str, d: &Document, ctx: &mut ParseCtx) -> Result<PNode>
         }
         _ => {}
     }
-    ctx.want_computed(full, op == "$meta")?;
+    let is_meta = op == "$meta";
+    ctx.want_computed(full, is_meta)?;
+    if is_meta {
+        check_meta(arg)?;
+    } else if let Err(e) =
+        crate::query::expr::evaluate(&Bson::Document(d.clone()), &Document::new(), &ctx.vars)
+        && e.code == codes::INVALID_PIPELINE_OPERATOR
+    {
+        // Unknown operators fail at parse time, as on the server; other evaluation errors
+        // depend on the document.
+        if e.message.contains(&format!("'{op}'")) {
+            return Err(CommandError::new(31325, format!("Unknown expression {op}")));
+        }
+        return Err(e);
+    }
     Ok(PNode::Computed(Bson::Document(d.clone())))
+}
+
+/// The `$meta` names the server knows.
+fn check_meta(arg: &Bson) -> Result<()> {
+    const NAMES: &[&str] = &[
+        "textScore",
+        "randVal",
+        "searchScore",
+        "searchHighlights",
+        "searchScoreDetails",
+        "searchSequenceToken",
+        "vectorSearchScore",
+        "score",
+        "scoreDetails",
+        "geoNearDistance",
+        "geoNearPoint",
+        "recordId",
+        "indexKey",
+        "sortKey",
+        "timeseriesBucketMinTime",
+        "timeseriesBucketMaxTime",
+        "changeStreamControlEvent",
+    ];
+    match arg {
+        Bson::String(name) if NAMES.contains(&name.as_str()) => Ok(()),
+        Bson::String(name) => Err(CommandError::new(
+            17308,
+            format!("Unsupported argument to $meta: {name}"),
+        )),
+        _ => Err(CommandError::new(
+            17307,
+            "$meta only supports string arguments",
+        )),
+    }
+}
+
+/// Evaluates a computed field; `$meta` has no metadata in the testkit except `randVal`.
+fn eval_computed(e: &Bson, env: &Env) -> Result<Option<Bson>> {
+    if let Bson::Document(d) = e
+        && d.len() == 1
+        && let Some(Bson::String(name)) = d.get("$meta")
+    {
+        return match name.as_str() {
+            "textScore" => Err(CommandError::new(
+                40218,
+                "query requires text score metadata, but it is not available",
+            )),
+            "randVal" => Ok(Some(Bson::Double(rand::random::<f64>()))),
+            _ => Ok(None),
+        };
+    }
+    crate::query::expr::evaluate(e, env.root, env.vars)
 }
 
 /// The find `$slice` forms (`n`, `[skip, limit]`); `None` when the argument is an aggregation
@@ -506,7 +603,7 @@ fn apply_exclusion(doc: &Document, tree: &Tree, env: &Env) -> Result<Document> {
     for (k, node) in &tree.children {
         match node {
             PNode::Computed(e) => {
-                if let Some(x) = crate::query::expr::evaluate(e, env.root, env.vars)? {
+                if let Some(x) = eval_computed(e, env)? {
                     out.insert(k.clone(), x);
                 }
             }
@@ -572,7 +669,7 @@ fn apply_inclusion(doc: &Document, tree: &Tree, env: &Env) -> Result<Document> {
     for (k, node) in &tree.children {
         match node {
             PNode::Computed(e) => {
-                if let Some(x) = crate::query::expr::evaluate(e, env.root, env.vars)? {
+                if let Some(x) = eval_computed(e, env)? {
                     out.insert(k.clone(), x);
                 }
             }
@@ -699,6 +796,47 @@ mod tests {
     }
 
     #[test]
+    fn dotted_inclusion_over_arrays_and_scalars() {
+        let proj = p(doc! {"_id": 0, "a.b": 1});
+        let cases = [
+            (doc! {"a": [[]]}, doc! {"a": [[]]}),
+            (doc! {"a": []}, doc! {"a": []}),
+            (doc! {"a": [1, "s", null]}, doc! {"a": []}),
+            (
+                doc! {"a": [{"b": 3, "c": 1}, {}]},
+                doc! {"a": [{"b": 3}, {}]},
+            ),
+            (doc! {"a": 4}, doc! {}),
+            (doc! {"a": null}, doc! {}),
+            (doc! {"a": {}}, doc! {"a": {}}),
+        ];
+        for (input, want) in cases {
+            assert_eq!(proj.apply(&input, None).unwrap(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn meta_projections() {
+        assert_eq!(err(doc! {"s": {"$meta": "nope"}}).code, 17308);
+        // `$meta` alone is an exclusion projection; with `_id: 1`, an inclusion.
+        let d = doc! {"_id": 1, "a": 2};
+        assert_eq!(
+            apply(doc! {"s": {"$meta": "recordId"}}, d.clone()),
+            d.clone()
+        );
+        assert_eq!(
+            apply(doc! {"s": {"$meta": "sortKey"}, "_id": 1}, d.clone()),
+            doc! {"_id": 1}
+        );
+        let e = p(doc! {"s": {"$meta": "textScore"}})
+            .apply(&d, None)
+            .unwrap_err();
+        assert_eq!(e.code, 40218);
+        // `$meta` mixes with exclusions.
+        assert!(Projection::new(&doc! {"a": 0, "s": {"$meta": "randVal"}}, &doc! {}).is_ok());
+    }
+
+    #[test]
     fn mixing_errors_and_collisions() {
         let e = err(doc! {"a": 1, "b": 0});
         assert_eq!(
@@ -718,7 +856,33 @@ mod tests {
         );
         assert_eq!(err(doc! {"a": 1, "a.b": 1}).code, 31249);
         assert_eq!(err(doc! {"a.b": 1, "a": 1}).code, 31250);
-        assert_eq!(err(doc! {"a": {}}).code, 51270);
+        assert_eq!(
+            err(doc! {"a": {}}).message,
+            "Invalid empty sub-projection: a"
+        );
+        // Sub-projections report the local field name.
+        assert_eq!(
+            err(doc! {"a": 0, "b": {"c": 1}}).message,
+            "Cannot do inclusion on field c in exclusion projection"
+        );
+        let e = err(doc! {"a": 0, "b": "lit"});
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                31310,
+                "Cannot use an expression b: \"lit\" in an exclusion projection"
+            )
+        );
+        let e = err(doc! {"a": 0, "b": {"$add": [1, 2]}});
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                31252,
+                "Cannot use expression other than $meta in exclusion projection"
+            )
+        );
+        // A multi-field object is a sub-projection, whose `$` names are invalid paths.
+        assert_eq!(err(doc! {"a": {"$slice": 1, "b": 1}}).code, 16410);
         assert_eq!(err(doc! {"$a": 1}).code, 16410);
         // `_id: 0` mixes with either kind.
         assert!(Projection::new(&doc! {"_id": 0, "a": 1}, &doc! {}).is_ok());
@@ -755,6 +919,11 @@ mod tests {
         assert_eq!(
             apply(doc! {"a": {"$slice": 1}, "_id": 0, "c": 1}, d.clone()),
             doc! {"a": [1]}
+        );
+        // `$slice` with `_id: 1` and nothing else is an inclusion projection.
+        assert_eq!(
+            apply(doc! {"a": {"$slice": 1}, "_id": 1}, d.clone()),
+            doc! {"_id": 1, "a": [1]}
         );
         // Non-arrays are unchanged.
         assert_eq!(apply(doc! {"b": {"$slice": 1}}, d.clone()), d);
@@ -844,12 +1013,13 @@ mod tests {
         assert_eq!(
             (e.code, e.message.as_str()),
             (
-                31277,
-                "Positional projection 'a.$' does not match the query document."
+                51050,
+                "Projections with a positional operator require a matcher"
             )
         );
+        // A query that does not traverse `a` gives no position.
         let other = Matcher::new(&doc! {"b": 2}, &doc! {}).unwrap();
-        assert_eq!(proj.apply(&d, Some(&other)).unwrap_err().code, 31277);
+        assert_eq!(proj.apply(&d, Some(&other)).unwrap_err().code, 51246);
         // The filter matched `a` as a whole, with no array position.
         let whole = Matcher::new(&doc! {"a": {"$size": 3}}, &doc! {}).unwrap();
         assert_eq!(proj.apply(&d, Some(&whole)).unwrap_err().code, 51246);
@@ -872,6 +1042,16 @@ mod tests {
         );
         assert_eq!(err(doc! {"a.$": 1, "b.$": 1}).code, 31276);
         assert_eq!(err(doc! {"a.$.b": 1}).code, 31394);
-        assert_eq!(err(doc! {"a.$": 0}).code, 2);
+        assert_eq!(err(doc! {"a.$": 0}).code, 31395);
+        assert_eq!(err(doc! {"a.$": "x"}).code, 31308);
+        assert_eq!(err(doc! {".$": 1}).code, 5392900);
+        // Nested positional key.
+        let nested = Matcher::new(&doc! {"x.a": 5}, &doc! {}).unwrap();
+        assert_eq!(
+            p(doc! {"x": {"a.$": 1}})
+                .apply(&doc! {"_id": 1, "x": {"a": [4, 5]}}, Some(&nested))
+                .unwrap(),
+            doc! {"_id": 1, "x": {"a": [5]}}
+        );
     }
 }

@@ -57,7 +57,10 @@ impl SortSpec {
                         Some(other) => {
                             return Err(CommandError::new(
                                 31138,
-                                format!("Illegal $meta sort: $meta: {other}"),
+                                format!(
+                                    "Illegal $meta sort: $meta: {}",
+                                    crate::query::matcher::server_display(other)
+                                ),
                             ));
                         }
                         None => {}
@@ -68,7 +71,10 @@ impl SortSpec {
                     let Some(n) = crate::query::compare::number_as_f64(v) else {
                         return Err(CommandError::new(
                             15974,
-                            format!("Illegal key in $sort specification: {k}: {v}"),
+                            format!(
+                                "Illegal key in $sort specification: {k}: {}",
+                                crate::query::matcher::server_display(v)
+                            ),
                         ));
                     };
                     let dir = if n == 1.0 {
@@ -97,7 +103,8 @@ impl SortSpec {
             if k.starts_with('$') {
                 return Err(CommandError::new(
                     16410,
-                    "FieldPath field names may not start with '$'.",
+                    "FieldPath field names may not start with '$'. Consider using $getField or \
+                     $setField.",
                 ));
             }
             if k.split('.').any(str::is_empty) {
@@ -195,17 +202,18 @@ fn collect_value(v: &Bson, rest: &[&str], out: &mut Vec<Bson>) {
     }
     match v {
         Bson::Document(d) => collect_doc(d, rest, out),
-        Bson::Array(a) if is_index(rest[0]) => {
-            // A positional component selects one element.
-            match rest[0].parse::<usize>().ok().and_then(|i| a.get(i)) {
-                Some(e) => collect_value(e, &rest[1..], out),
-                None => out.push(Bson::Null),
-            }
-        }
+        // The server's key generator keys every path through an empty array as undefined.
+        Bson::Array(a) if a.is_empty() => out.push(Bson::Undefined),
         Bson::Array(a) => {
-            if a.is_empty() {
-                out.push(Bson::Null);
+            // A positional component selects one element when it exists.
+            if is_index(rest[0])
+                && let Some(e) = rest[0].parse::<usize>().ok().and_then(|i| a.get(i))
+            {
+                collect_value(e, &rest[1..], out);
+                return;
             }
+            // Otherwise each element continues the path; non-documents (scalars, nested
+            // arrays) key as null.
             for e in a {
                 match e {
                     Bson::Document(d) => collect_doc(d, rest, out),
@@ -302,6 +310,20 @@ mod tests {
             Bson::Null
         );
         assert_eq!(sort_key(&doc! {"a": [7, 8]}, "a.1", false), Bson::Int32(8));
+        // Scalars in an array key as null when the path continues; an empty array as undefined.
+        assert_eq!(
+            sort_key(&doc! {"a": [1, {"b": 2}]}, "a.b", false),
+            Bson::Null
+        );
+        assert_eq!(
+            sort_key(&doc! {"a": [1, {"b": 2}]}, "a.b", true),
+            Bson::Int32(2)
+        );
+        assert_eq!(sort_key(&doc! {"a": []}, "a.b", false), Bson::Undefined);
+        assert_eq!(
+            sort_key(&doc! {"a": [{"5": 9}]}, "a.5", false),
+            Bson::Int32(9)
+        );
     }
 
     #[test]
@@ -314,7 +336,16 @@ mod tests {
                 "$sort key ordering must be 1 (for ascending) or -1 (for descending)"
             )
         );
-        assert_eq!(SortSpec::new(&doc! {"a": "x"}).unwrap_err().code, 15974);
+        let e = SortSpec::new(&doc! {"asc": "123"}).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (15974, "Illegal key in $sort specification: asc: \"123\"")
+        );
+        assert_eq!(SortSpec::new(&doc! {"a": 42.12}).unwrap_err().code, 15975);
+        assert_eq!(
+            SortSpec::new(&doc! {"a": i64::MAX}).unwrap_err().code,
+            15975
+        );
         assert_eq!(
             SortSpec::new(&doc! {"a": {"x": 1}}).unwrap_err().code,
             17312

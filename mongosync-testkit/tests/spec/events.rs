@@ -58,15 +58,15 @@ fn one(a: &Ev, x: &Document, ents: Lookup) -> Result<(), String> {
     if kind != want_kind {
         return Err(format!("got {want_kind} of {name}, expected {kind}"));
     }
-    if let Ok(n) = spec.get_str("commandName") {
-        if n != name {
-            return Err(format!("command {name}, expected {n}"));
-        }
+    if let Ok(n) = spec.get_str("commandName")
+        && n != name
+    {
+        return Err(format!("command {name}, expected {n}"));
     }
-    if let Ok(d) = spec.get_str("databaseName") {
-        if d != db {
-            return Err(format!("database {db}, expected {d}"));
-        }
+    if let Ok(d) = spec.get_str("databaseName")
+        && d != db
+    {
+        return Err(format!("database {db}, expected {d}"));
     }
     match a {
         Ev::Started {
@@ -78,15 +78,15 @@ fn one(a: &Ev, x: &Document, ents: Lookup) -> Result<(), String> {
             if let Ok(c) = spec.get_document("command") {
                 match_doc(command, c, true, ents)?;
             }
-            if let Ok(b) = spec.get_bool("hasServiceId") {
-                if b != *service_id {
-                    return Err(format!("hasServiceId {service_id}"));
-                }
+            if let Ok(b) = spec.get_bool("hasServiceId")
+                && b != *service_id
+            {
+                return Err(format!("hasServiceId {service_id}"));
             }
-            if let Ok(b) = spec.get_bool("hasServerConnectionId") {
-                if b != *conn_id {
-                    return Err(format!("hasServerConnectionId {conn_id}"));
-                }
+            if let Ok(b) = spec.get_bool("hasServerConnectionId")
+                && b != *conn_id
+            {
+                return Err(format!("hasServerConnectionId {conn_id}"));
             }
         }
         Ev::Succeeded { reply, .. } => {

@@ -22,11 +22,11 @@ fn fix_ints(b: &mut Bson, v: &Value) {
         (Bson::Document(d), Value::Object(o)) => {
             for (k, x) in d.iter_mut() {
                 if let Some(y) = o.get(k) {
-                    if let (Bson::Int64(i), Value::Number(_)) = (&*x, y) {
-                        if let Ok(n) = i32::try_from(*i) {
-                            *x = Bson::Int32(n);
-                            continue;
-                        }
+                    if let (Bson::Int64(i), Value::Number(_)) = (&*x, y)
+                        && let Ok(n) = i32::try_from(*i)
+                    {
+                        *x = Bson::Int32(n);
+                        continue;
                     }
                     fix_ints(x, y);
                 }
@@ -34,11 +34,11 @@ fn fix_ints(b: &mut Bson, v: &Value) {
         }
         (Bson::Array(a), Value::Array(o)) => {
             for (x, y) in a.iter_mut().zip(o) {
-                if let (Bson::Int64(i), Value::Number(_)) = (&*x, y) {
-                    if let Ok(n) = i32::try_from(*i) {
-                        *x = Bson::Int32(n);
-                        continue;
-                    }
+                if let (Bson::Int64(i), Value::Number(_)) = (&*x, y)
+                    && let Ok(n) = i32::try_from(*i)
+                {
+                    *x = Bson::Int32(n);
+                    continue;
                 }
                 fix_ints(x, y);
             }

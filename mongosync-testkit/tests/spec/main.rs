@@ -6,6 +6,7 @@
 //! self-checks and the format's own valid-pass files), `MONGOSYNC_SPEC_URI` (run against an
 //! external server instead, e.g. a real mongod, to tell runner bugs from server bugs).
 
+mod bulk;
 mod entities;
 mod events;
 mod load;
@@ -251,7 +252,7 @@ async fn run() -> i32 {
 fn one_line(s: &str) -> String {
     let s = s.replace('\n', " ");
     if s.len() > 400 {
-        format!("{}…", &s[..s.floor_char_boundary(400)])
+        format!("{}…", matching::cut(&s, 400))
     } else {
         s
     }
@@ -316,9 +317,10 @@ async fn run_file(path: &Path, rel: &str, out: &mut Outcome) {
     let info = ServerInfo::fetch(&internal).await;
     let file_ok = info.applies(file.get_array("runOnRequirements").ok());
     for t in &tests {
-        let r = if !file_ok || !info.applies(t.get_array("runOnRequirements").ok()) {
-            Err(Fail::NotApplicable)
-        } else if t.contains_key("skipReason") {
+        let r = if !file_ok
+            || !info.applies(t.get_array("runOnRequirements").ok())
+            || t.contains_key("skipReason")
+        {
             Err(Fail::NotApplicable)
         } else {
             match tokio::time::timeout(TEST_TIMEOUT, run_test(&file, t, &uri, &internal)).await {
@@ -375,20 +377,20 @@ impl ServerInfo {
     }
 
     fn one(&self, r: &Document) -> bool {
-        if let Ok(v) = r.get_str("minServerVersion") {
-            if cmp_version(&self.version, &version(v)).is_lt() {
-                return false;
-            }
+        if let Ok(v) = r.get_str("minServerVersion")
+            && cmp_version(&self.version, &version(v)).is_lt()
+        {
+            return false;
         }
-        if let Ok(v) = r.get_str("maxServerVersion") {
-            if cmp_version(&self.version, &version(v)).is_gt() {
-                return false;
-            }
+        if let Ok(v) = r.get_str("maxServerVersion")
+            && cmp_version(&self.version, &version(v)).is_gt()
+        {
+            return false;
         }
-        if let Ok(t) = r.get_array("topologies") {
-            if !t.iter().any(|x| x.as_str() == Some("replicaset")) {
-                return false;
-            }
+        if let Ok(t) = r.get_array("topologies")
+            && !t.iter().any(|x| x.as_str() == Some("replicaset"))
+        {
+            return false;
         }
         if r.get_str("serverless").ok() == Some("require") {
             return false;

@@ -19,12 +19,12 @@ pub fn matches(
     root: bool,
     ents: Lookup,
 ) -> Result<(), String> {
-    if let Bson::Document(e) = expected {
-        if e.len() == 1 {
-            let (k, v) = e.iter().next().expect("one key");
-            if k.starts_with("$$") {
-                return special(actual, k, v, root, ents);
-            }
+    if let Bson::Document(e) = expected
+        && e.len() == 1
+    {
+        let (k, v) = e.iter().next().expect("one key");
+        if k.starts_with("$$") {
+            return special(actual, k, v, root, ents);
         }
     }
     let Some(actual) = actual else {
@@ -83,10 +83,19 @@ pub fn match_doc(a: &Document, e: &Document, root: bool, ents: Lookup) -> Result
 fn short(b: &Bson) -> String {
     let s = b.to_string();
     if s.len() > 300 {
-        format!("{}…", &s[..s.floor_char_boundary(300)])
+        format!("{}…", cut(&s, 300))
     } else {
         s
     }
+}
+
+/// The longest prefix of `s` of at most `n` bytes that ends on a character boundary.
+pub fn cut(s: &str, n: usize) -> &str {
+    let mut n = n.min(s.len());
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    &s[..n]
 }
 
 /// Int32, Int64 and Double compare by value.

@@ -456,7 +456,15 @@ async fn collection_op(
             Res::Nothing
         }
         "listSearchIndexes" => {
-            let cur = c.list_search_indexes().await?;
+            let mut act = c.list_search_indexes();
+            if let Ok(n) = a.get_str("name") {
+                act = act.name(n);
+            }
+            if let Ok(o) = a.get_document("aggregationOptions") {
+                let o: AggregateOptions = opts(o)?;
+                act = act.aggregate_options(o);
+            }
+            let cur = act.await?;
             docs(cur.try_collect().await?)
         }
         _ => {
@@ -523,18 +531,18 @@ async fn database_op(
                     let mut g = se.session.lock().await;
                     let mut c = d
                         .list_collections()
-                        .filter(f)
                         .with_options(o)
+                        .filter(f)
                         .session(&mut *g)
                         .await?;
                     let v: Vec<mongodb::results::CollectionSpecification> =
-                        c.stream(&mut *g).try_collect().await?;
+                        c.stream(&mut g).try_collect().await?;
                     v.iter()
                         .filter_map(|x| bson::serialize_to_document(x).ok())
                         .collect()
                 }
                 None => {
-                    let c = d.list_collections().filter(f).with_options(o).await?;
+                    let c = d.list_collections().with_options(o).filter(f).await?;
                     c.with_type::<Document>().try_collect().await?
                 }
             };
@@ -562,6 +570,13 @@ async fn database_op(
                 .await?
                 .with_type::<Document>();
             Res::Entity(Entity::ChangeStream(Arc::new(tokio::sync::Mutex::new(cs))))
+        }
+        "modifyCollection" => {
+            // The Rust driver has no collMod helper: the command it would send.
+            let n = take_str(a, "collection")?;
+            let mut cmd = doc! {"collMod": n};
+            cmd.extend(a.clone());
+            Res::Value(Bson::Document(sess!(s, d.run_command(cmd))?))
         }
         "drop" => {
             sess!(s, d.drop())?;
@@ -611,6 +626,7 @@ async fn client_op(
                 .with_type::<Document>();
             Res::Entity(Entity::ChangeStream(Arc::new(tokio::sync::Mutex::new(cs))))
         }
+        "clientBulkWrite" => return crate::bulk::client_bulk_write(c, a.clone(), s).await,
         _ => return Err(unsupported(format!("client op {name}"))),
     })
 }
@@ -624,6 +640,12 @@ async fn session_op(se: &SessionEntity, name: &str, a: Document) -> Result<Res, 
         }
         "commitTransaction" => g.commit_transaction().await?,
         "abortTransaction" => g.abort_transaction().await?,
+        "getSnapshotTime" => {
+            return Ok(match g.snapshot_time() {
+                Some(t) => Res::Value(Bson::Timestamp(t)),
+                None => Res::Value(Bson::Null),
+            });
+        }
         "endSession" => {
             // Dropping the handle ends it; keep the entity for `$$sessionLsid`.
         }
@@ -748,26 +770,26 @@ fn is_client_error(e: &DErr) -> bool {
 pub fn check_error(e: &DErr, x: &Document, ents: Lookup) -> Result<(), String> {
     let msg = e.kind.to_string();
     let ctx = || format!(" (error: {})", short(&msg));
-    if let Ok(b) = x.get_bool("isClientError") {
-        if b != is_client_error(e) {
-            return Err(format!("isClientError {b} failed{}", ctx()));
-        }
+    if let Ok(b) = x.get_bool("isClientError")
+        && b != is_client_error(e)
+    {
+        return Err(format!("isClientError {b} failed{}", ctx()));
     }
-    if let Ok(b) = x.get_bool("isTimeoutError") {
-        if b {
-            return Err("timeout errors unsupported".into());
-        }
+    if let Ok(b) = x.get_bool("isTimeoutError")
+        && b
+    {
+        return Err("timeout errors unsupported".into());
     }
-    if let Ok(s) = x.get_str("errorContains") {
-        if !msg.to_lowercase().contains(&s.to_lowercase()) {
-            return Err(format!("error does not contain {s:?}{}", ctx()));
-        }
+    if let Ok(s) = x.get_str("errorContains")
+        && !msg.to_lowercase().contains(&s.to_lowercase())
+    {
+        return Err(format!("error does not contain {s:?}{}", ctx()));
     }
     if let Some(want) = x.get("errorCode") {
         let got = code(e).map(|c| c.0);
         if got
-            .map(|g| Bson::Int32(g))
-            .map_or(true, |g| matches(Some(&g), want, false, ents).is_err())
+            .map(Bson::Int32)
+            .is_none_or(|g| matches(Some(&g), want, false, ents).is_err())
         {
             return Err(format!("error code {got:?}, expected {want}{}", ctx()));
         }
@@ -803,13 +825,13 @@ pub fn check_error(e: &DErr, x: &Document, ents: Lookup) -> Result<(), String> {
         || x.contains_key("writeErrors")
         || x.contains_key("writeConcernErrors")
     {
-        return Err("expectError.expectResult/writeErrors unsupported".into());
+        crate::bulk::check_bulk_error(e, x, ents)?;
     }
     Ok(())
 }
 
 fn short(s: &str) -> &str {
-    &s[..s.floor_char_boundary(200)]
+    crate::matching::cut(s, 200)
 }
 
 /// Matches an operation's result: arrays of documents have root documents.

@@ -34,6 +34,44 @@ pub trait PipelineEnv {
         let _ = spec;
         Ok(Vec::new())
     }
+    /// The documents of a server-state source stage that must come first and that the
+    /// command layer knows (`$indexStats`, `$currentOp`, `$listCatalog`, `$listSessions`,
+    /// `$planCacheStats`, ...), given the whole stage `{$name: spec}`. By default the server
+    /// does not know the stage (40324).
+    fn source_stage(&self, stage: &Document) -> Result<Vec<Document>> {
+        let name = stage.keys().next().map(String::as_str).unwrap_or("");
+        Err(CommandError::new(
+            codes::UNRECOGNIZED_PIPELINE_STAGE,
+            format!("Unrecognized pipeline stage name: '{name}'"),
+        ))
+    }
+}
+
+/// The environment of [`Pipeline::run_local`].
+struct NoEnv;
+
+impl PipelineEnv for NoEnv {
+    fn collection_documents(&self, _: &str, _: &str) -> Result<Vec<Document>> {
+        Ok(Vec::new())
+    }
+    fn coll_stats(&self, _: &Document) -> Result<Document> {
+        Err(CommandError::new(
+            codes::ILLEGAL_OPERATION,
+            "$collStats needs a collection",
+        ))
+    }
+    fn write_out(&self, _: &str, _: &str, _: Vec<Document>) -> Result<()> {
+        Err(CommandError::new(
+            codes::ILLEGAL_OPERATION,
+            "$out needs a database",
+        ))
+    }
+    fn merge_into(&self, _: &str, _: &str, _: Vec<Document>, _: &Document) -> Result<()> {
+        Err(CommandError::new(
+            codes::ILLEGAL_OPERATION,
+            "$merge needs a database",
+        ))
+    }
 }
 
 /// A parsed pipeline.
@@ -77,6 +115,7 @@ enum Stage {
         preserve: bool,
     },
     Lookup(Box<Lookup>),
+    GraphLookup(Box<GraphLookup>),
     UnionWith {
         db: Option<String>,
         coll: Option<String>,
@@ -86,6 +125,8 @@ enum Stage {
     Documents(Bson),
     CollStats(Document),
     ListLocalSessions(Document),
+    /// A first-stage source served by [`PipelineEnv::source_stage`].
+    Source(Document),
     Out {
         db: Option<String>,
         coll: String,
@@ -204,11 +245,13 @@ impl Stage {
             Stage::ReplaceRoot(_) => "$replaceRoot",
             Stage::Unwind { .. } => "$unwind",
             Stage::Lookup(_) => "$lookup",
+            Stage::GraphLookup(_) => "$graphLookup",
             Stage::UnionWith { .. } => "$unionWith",
             Stage::Facet(_) => "$facet",
             Stage::Documents(_) => "$documents",
             Stage::CollStats(_) => "$collStats",
             Stage::ListLocalSessions(_) => "$listLocalSessions",
+            Stage::Source(_) => "source stage",
             Stage::Out { .. } => "$out",
             Stage::Merge { .. } => "$merge",
             Stage::Redact(_) => "$redact",
@@ -405,6 +448,7 @@ impl Stage {
             }
             "$unwind" => parse_unwind(spec)?,
             "$lookup" => parse_lookup(spec, vars)?,
+            "$graphLookup" => parse_graph_lookup(spec, vars)?,
             "$unionWith" => match spec {
                 Bson::String(s) => Stage::UnionWith {
                     db: None,
@@ -498,6 +542,7 @@ impl Stage {
                                 | Stage::CollStats(_)
                                 | Stage::Documents(_)
                                 | Stage::ListLocalSessions(_)
+                                | Stage::Source(_)
                         ) {
                             return Err(CommandError::new(
                                 40600,
@@ -531,6 +576,26 @@ impl Stage {
                     }
                 }
                 Stage::ListLocalSessions(d.clone())
+            }
+            "$indexStats"
+            | "$currentOp"
+            | "$listCatalog"
+            | "$listSessions"
+            | "$planCacheStats"
+            | "$listClusterCatalog"
+            | "$querySettings"
+            | "$shardedDataDistribution" => Stage::Source(doc! {name: spec.clone()}),
+            // Real stages the testkit does not implement: say so rather than pretend the
+            // server does not know them.
+            "$setWindowFields"
+            | "$densify"
+            | "$fill"
+            | "$geoNear"
+            | "$changeStreamSplitLargeEvent" => {
+                return Err(CommandError::new(
+                    codes::COMMAND_NOT_SUPPORTED,
+                    format!("{name} is not supported by the testkit"),
+                ));
             }
             // Atlas Search stages exist only on Atlas; a plain server refuses them.
             "$listSearchIndexes" | "$search" | "$searchMeta" | "$vectorSearch" => {
@@ -866,7 +931,10 @@ impl Pipeline {
                         format!("{name} can only be the final stage in the pipeline"),
                     ));
                 }
-                Stage::CollStats(_) | Stage::Documents(_) | Stage::ListLocalSessions(_)
+                Stage::CollStats(_)
+                | Stage::Documents(_)
+                | Stage::ListLocalSessions(_)
+                | Stage::Source(_)
                     if i != 0 =>
                 {
                     return Err(CommandError::new(
@@ -902,12 +970,43 @@ impl Pipeline {
         Pipeline::parse(&docs, vars)
     }
 
+    /// Parses the pipeline of a pipeline-style update: only `$addFields`, `$set`, `$project`,
+    /// `$unset`, `$replaceRoot` and `$replaceWith` are allowed (72 InvalidOptions otherwise, as
+    /// on the server).
+    pub fn parse_update(stages: &[Document], vars: &Document) -> Result<Pipeline> {
+        for s in stages {
+            if let Some(name) = s.keys().next()
+                && s.len() == 1
+                && !matches!(
+                    name.as_str(),
+                    "$addFields" | "$set" | "$project" | "$unset" | "$replaceRoot" | "$replaceWith"
+                )
+            {
+                return Err(CommandError::invalid_options(format!(
+                    "{name} is not allowed to be used within an update"
+                )));
+            }
+        }
+        Pipeline::parse(stages, vars)
+    }
+
+    /// Runs a pipeline that needs nothing from the server (a pipeline update): stages that read
+    /// other collections see none, and `$collStats`, `$out` and `$merge` fail.
+    pub fn run_local(&self, input: Vec<Document>) -> Result<Vec<Document>> {
+        self.run(input, "", &NoEnv)
+    }
+
     /// Whether the first stage is `$collStats` (which then replaces the input) or another
     /// stage that does not read the collection (`$documents`).
     pub fn reads_input(&self) -> bool {
         !matches!(
             self.stages.first(),
-            Some(Stage::CollStats(_) | Stage::Documents(_) | Stage::ListLocalSessions(_))
+            Some(
+                Stage::CollStats(_)
+                    | Stage::Documents(_)
+                    | Stage::ListLocalSessions(_)
+                    | Stage::Source(_)
+            )
         )
     }
 
@@ -1087,6 +1186,7 @@ fn run_stage(
             out
         }
         Stage::Lookup(l) => run_lookup(l, docs, db, env, vars)?,
+        Stage::GraphLookup(g) => run_graph_lookup(g, docs, db, env, vars)?,
         Stage::UnionWith {
             db: other_db,
             coll,
@@ -1142,6 +1242,7 @@ fn run_stage(
         }
         Stage::CollStats(options) => vec![env.coll_stats(options)?],
         Stage::ListLocalSessions(spec) => env.local_sessions(spec)?,
+        Stage::Source(stage) => env.source_stage(stage)?,
         Stage::Out { db: out_db, coll } => {
             env.write_out(out_db.as_deref().unwrap_or(db), coll, docs)?;
             Vec::new()
@@ -1238,6 +1339,188 @@ fn run_lookup(
             &mut nd,
             &as_path,
             Bson::Array(matched.into_iter().map(Bson::Document).collect()),
+        );
+        out.push(nd);
+    }
+    Ok(out)
+}
+
+/// A `$graphLookup` stage.
+#[derive(Debug, Clone)]
+struct GraphLookup {
+    from: (Option<String>, String),
+    start_with: Bson,
+    connect_from: String,
+    connect_to: String,
+    as_field: String,
+    max_depth: Option<i64>,
+    depth_field: Option<String>,
+    restrict: Option<Document>,
+}
+
+fn parse_graph_lookup(spec: &Bson, vars: &Document) -> Result<Stage> {
+    let Bson::Document(d) = spec else {
+        return Err(CommandError::new(
+            40327,
+            "the $graphLookup stage specification must be an object",
+        ));
+    };
+    let mut from = None;
+    let mut start_with = None;
+    let mut connect_from = None;
+    let mut connect_to = None;
+    let mut as_field = None;
+    let mut max_depth = None;
+    let mut depth_field = None;
+    let mut restrict = None;
+    let string = |k: &str, v: &Bson| -> Result<String> {
+        match v {
+            Bson::String(s) if !s.starts_with('$') => Ok(s.clone()),
+            other => Err(CommandError::new(
+                40103,
+                format!("expected string as argument for {k}, found: {other}"),
+            )),
+        }
+    };
+    for (k, v) in d {
+        match k.as_str() {
+            "from" => from = Some(namespace("$graphLookup", v)?),
+            "startWith" => {
+                expr::validate(v)?;
+                start_with = Some(v.clone());
+            }
+            "connectFromField" => connect_from = Some(string(k, v)?),
+            "connectToField" => connect_to = Some(string(k, v)?),
+            "as" => as_field = Some(string(k, v)?),
+            "depthField" => depth_field = Some(string(k, v)?),
+            "maxDepth" => match integral(v) {
+                Some(n) if n >= 0 => max_depth = Some(n),
+                Some(n) => {
+                    return Err(CommandError::new(
+                        40101,
+                        format!("maxDepth requires a nonnegative argument, found: {n}"),
+                    ));
+                }
+                None => {
+                    return Err(CommandError::new(
+                        40100,
+                        format!("maxDepth must be numeric, found type: {}", type_name(v)),
+                    ));
+                }
+            },
+            "restrictSearchWithMatch" => match v {
+                Bson::Document(m) => {
+                    Matcher::new(m, vars)?;
+                    restrict = Some(m.clone());
+                }
+                other => {
+                    return Err(CommandError::new(
+                        40185,
+                        format!(
+                            "restrictSearchWithMatch must be an object, found {}",
+                            type_name(other)
+                        ),
+                    ));
+                }
+            },
+            other => {
+                return Err(CommandError::new(
+                    40104,
+                    format!("Unknown argument to $graphLookup: {other}"),
+                ));
+            }
+        }
+    }
+    match (from, start_with, connect_from, connect_to, as_field) {
+        (Some(from), Some(start_with), Some(connect_from), Some(connect_to), Some(as_field)) => {
+            Ok(Stage::GraphLookup(Box::new(GraphLookup {
+                from,
+                start_with,
+                connect_from,
+                connect_to,
+                as_field,
+                max_depth,
+                depth_field,
+                restrict,
+            })))
+        }
+        _ => Err(CommandError::new(
+            40105,
+            "must specify 'connectToField', 'connectFromField', 'from', 'as', and 'startWith' for a $graphLookup",
+        )),
+    }
+}
+
+/// Breadth-first search: each round matches `connectToField` against the values found so far;
+/// every foreign document is added once (by `_id`), at its smallest depth.
+fn run_graph_lookup(
+    g: &GraphLookup,
+    docs: Vec<Document>,
+    db: &str,
+    env: &dyn PipelineEnv,
+    vars: &Document,
+) -> Result<Vec<Document>> {
+    let foreign = env.collection_documents(g.from.0.as_deref().unwrap_or(db), &g.from.1)?;
+    let restrict = match &g.restrict {
+        Some(m) => Some(Matcher::new(m, vars)?),
+        None => None,
+    };
+    let as_path: Vec<String> = g.as_field.split('.').map(str::to_string).collect();
+    let from_parts: Vec<&str> = g.connect_from.split('.').collect();
+    let flatten = |v: Option<Bson>| -> Vec<Bson> {
+        match v {
+            Some(Bson::Array(items)) => items,
+            Some(v) => vec![v],
+            None => Vec::new(),
+        }
+    };
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        let mut frontier = match expr::evaluate(&g.start_with, &d, vars)? {
+            Some(Bson::Array(items)) => items,
+            Some(v) => vec![v],
+            None => vec![Bson::Null],
+        };
+        let mut found: Vec<Document> = Vec::new();
+        let mut seen: Vec<Bson> = Vec::new();
+        let mut depth = 0i64;
+        while !frontier.is_empty() && g.max_depth.is_none_or(|m| depth <= m) {
+            let m = Matcher::new(
+                &doc! {g.connect_to.clone(): {"$in": frontier.clone()}},
+                vars,
+            )?;
+            let mut next = Vec::new();
+            for f in &foreign {
+                if !m.matches(f) || restrict.as_ref().is_some_and(|r| !r.matches(f)) {
+                    continue;
+                }
+                let id = f.get("_id").cloned().unwrap_or(Bson::Null);
+                if seen
+                    .iter()
+                    .any(|s| expr::compare_values(Some(s), Some(&id)).is_eq())
+                {
+                    continue;
+                }
+                seen.push(id);
+                next.extend(flatten(expr::traverse(
+                    &Bson::Document(f.clone()),
+                    &from_parts,
+                )));
+                let mut f = f.clone();
+                if let Some(df) = &g.depth_field {
+                    let p: Vec<String> = df.split('.').map(str::to_string).collect();
+                    set_path(&mut f, &p, Bson::Int64(depth));
+                }
+                found.push(f);
+            }
+            frontier = next;
+            depth += 1;
+        }
+        let mut nd = d;
+        set_path(
+            &mut nd,
+            &as_path,
+            Bson::Array(found.into_iter().map(Bson::Document).collect()),
         );
         out.push(nd);
     }

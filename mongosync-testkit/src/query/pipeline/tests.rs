@@ -767,6 +767,9 @@ fn list_local_sessions_and_search_stages() {
         fn local_sessions(&self, _: &Document) -> Result<Vec<Document>> {
             Ok(docs(bson!([{"_id": {"id": 1}}, {"_id": {"id": 2}}])))
         }
+        fn source_stage(&self, stage: &Document) -> Result<Vec<Document>> {
+            Ok(vec![doc! {"stage": stage.clone()}])
+        }
     }
     let p = Pipeline::parse(
         &stages(bson!([{"$listLocalSessions": {}}, {"$limit": 1}, {"$addFields": {"dummy": "dummy field"}}, {"$project": {"_id": 0, "dummy": 1}}])),
@@ -782,6 +785,24 @@ fn list_local_sessions_and_search_stages() {
         parse_err(bson!([{"$match": {}}, {"$listLocalSessions": {}}])).code,
         40602
     );
+    let p = Pipeline::parse(&stages(bson!([{"$indexStats": {}}])), &Document::new()).unwrap();
+    assert!(!p.reads_input());
+    assert_eq!(
+        p.run(vec![], "db", &Sessions).unwrap(),
+        vec![doc! {"stage": {"$indexStats": {}}}]
+    );
+    // Without support from the command layer the stage is unknown, as on a server without it.
+    assert_eq!(
+        run_env(bson!([{"$currentOp": {}}]), vec![], &Env::default())
+            .unwrap_err()
+            .code,
+        40324
+    );
+    assert_eq!(
+        parse_err(bson!([{"$match": {}}, {"$indexStats": {}}])).code,
+        40602
+    );
+    assert_eq!(parse_err(bson!([{"$setWindowFields": {}}])).code, 115);
     let e = parse_err(bson!([{"$listSearchIndexes": {}}]));
     assert!(e.message.contains("Atlas"));
 }
@@ -809,4 +830,73 @@ fn aggregate_let_with_expressions() {
     assert_eq!(out[0].get_str("x").unwrap(), "foo");
     assert_eq!(out[0].get_str("y").unwrap(), "$bar");
     assert!(out[0].get_f64("rand").is_ok());
+}
+
+#[test]
+fn pipeline_updates() {
+    let p = Pipeline::parse_update(
+        &stages(bson!([
+            {"$set": {"n": {"$add": ["$n", 1]}}},
+            {"$replaceWith": {"$setField": {"field": {"$literal": "$a"}, "value": 1, "input": "$$ROOT"}}}
+        ])),
+        &Document::new(),
+    )
+    .unwrap();
+    let out = p.run_local(docs(bson!([{"_id": 1, "n": 1}]))).unwrap();
+    assert_eq!(out, vec![doc! {"_id": 1, "n": 2, "$a": 1}]);
+    let e = Pipeline::parse_update(&stages(bson!([{"$match": {}}])), &Document::new()).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (72, "$match is not allowed to be used within an update")
+    );
+}
+
+#[test]
+fn graph_lookup() {
+    let env = Env::default().with(
+        "db",
+        "emp",
+        docs(bson!([
+            {"_id": 1, "name": "Dev"},
+            {"_id": 2, "name": "Eliot", "reportsTo": "Dev"},
+            {"_id": 3, "name": "Ron", "reportsTo": "Eliot"},
+            {"_id": 4, "name": "Andrew", "reportsTo": "Eliot"},
+            {"_id": 5, "name": "Asya", "reportsTo": "Ron"},
+        ])),
+    );
+    let out = run_env(
+        bson!([{"$graphLookup": {
+            "from": "emp", "startWith": "$reportsTo", "connectFromField": "reportsTo",
+            "connectToField": "name", "as": "chain", "depthField": "d"
+        }}, {"$project": {"chain": {"$map": {"input": "$chain", "in": ["$$this.name", "$$this.d"]}}}}]),
+        docs(bson!([{"_id": 5, "reportsTo": "Ron"}])),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        docs(bson!([{"_id": 5, "chain": [["Ron", 0i64], ["Eliot", 1i64], ["Dev", 2i64]]}]))
+    );
+    let out = run_env(
+        bson!([{"$graphLookup": {
+            "from": "emp", "startWith": "$reportsTo", "connectFromField": "reportsTo",
+            "connectToField": "name", "as": "chain", "maxDepth": 0
+        }}]),
+        docs(bson!([{"_id": 5, "reportsTo": "Ron"}])),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(out[0].get_array("chain").unwrap().len(), 1);
+    assert_eq!(
+        parse_err(bson!([{"$graphLookup": {"from": "emp"}}])).code,
+        40105
+    );
+    assert_eq!(
+        parse_err(
+            bson!([{"$graphLookup": {"from": "e", "startWith": 1, "connectFromField": "a",
+            "connectToField": "b", "as": "c", "maxDepth": -1}}])
+        )
+        .code,
+        40101
+    );
 }
