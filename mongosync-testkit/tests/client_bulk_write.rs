@@ -356,3 +356,72 @@ async fn command_level_errors() {
     assert_eq!(code_of(&e), 40415);
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn results_beyond_the_batch_size_stay_in_a_cursor() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let reply = admin(
+        &client,
+        doc! {
+            "bulkWrite": 1,
+            "ops": [{"insert": 0, "document": {"_id": 1}}, {"insert": 0, "document": {"_id": 2}}],
+            "nsInfo": [{"ns": "db.c"}],
+            "cursor": {"batchSize": 1},
+        },
+    )
+    .await
+    .unwrap();
+    let cursor = reply.get_document("cursor").unwrap();
+    assert_eq!(cursor.get_array("firstBatch").unwrap().len(), 1);
+    let id = cursor.get_i64("id").unwrap();
+    assert_ne!(id, 0);
+    let more = admin(
+        &client,
+        doc! {"getMore": id, "collection": "$cmd.bulkWrite"},
+    )
+    .await
+    .unwrap();
+    let next = more
+        .get_document("cursor")
+        .unwrap()
+        .get_array("nextBatch")
+        .unwrap();
+    assert_eq!(
+        next[0].as_document().unwrap(),
+        &doc! {"ok": 1.0, "idx": 1, "n": 1}
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn find_and_modify_execution_errors_carry_the_plan_executor_context() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let c: Collection<Document> = client.database("db").collection("c");
+    c.insert_one(doc! {"_id": 1, "s": "text"}).await.unwrap();
+    let e = c
+        .find_one_and_update(doc! {"_id": 1}, doc! {"$inc": {"s": 1}})
+        .await
+        .unwrap_err();
+    let ErrorKind::Command(ref ce) = *e.kind else {
+        panic!("expected a command error, got {e:?}");
+    };
+    assert_eq!(ce.code, 14);
+    assert!(
+        ce.message
+            .starts_with("Plan executor error during findAndModify :: caused by :: "),
+        "{}",
+        ce.message
+    );
+    // A malformed update fails at parse time, without the context.
+    let e = c
+        .find_one_and_update(doc! {"_id": 1}, doc! {"$bogus": {"s": 1}})
+        .await
+        .unwrap_err();
+    let ErrorKind::Command(ref ce) = *e.kind else {
+        panic!("expected a command error, got {e:?}");
+    };
+    assert!(!ce.message.starts_with("Plan executor"), "{}", ce.message);
+    cluster.shutdown().await;
+}
