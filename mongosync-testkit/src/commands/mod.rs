@@ -1,6 +1,7 @@
 //! Command dispatch: parses the command envelope, checks its fields as a real server's strict
 //! parser does, and hands it to the handler of its area.
 
+mod bulk;
 mod ddl;
 mod hello;
 mod read;
@@ -514,6 +515,7 @@ async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "update" => write::update(ctx),
         "delete" => write::delete(ctx),
         "findAndModify" | "findandmodify" => write::find_and_modify(ctx),
+        "bulkWrite" => bulk::bulk_write(ctx),
         "find" => read::find(ctx),
         "getMore" => read::get_more(ctx).await,
         "killCursors" => read::kill_cursors(ctx),

@@ -1,5 +1,8 @@
 //! Write commands: `insert`, `update`, `delete`, `findAndModify`. Each statement runs under
 //! its collection's write lock; ordered batches stop at the first error.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
 
 use bson::{Bson, Document, RawDocumentBuf, doc};
 
@@ -11,6 +14,10 @@ use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use crate::query::update::{Update, UpdateContext, upsert_document};
 use crate::storage::collection::{CollectionData, RecordId, decode};
+use crate::storage::{Catalog, Collection};
+
+/// InvalidLength (16) in the server's `error_codes.yml` (`codes::INVALID_LENGTH` is not it).
+pub(super) const INVALID_LENGTH: i32 = 16;
 
 const INSERT_FIELDS: &[&str] = &[
     "documents",
@@ -53,6 +60,12 @@ const FAM_FIELDS: &[&str] = &[
     "stmtId",
     "collectionUUID",
 ];
+
+/// The command's `let` variables, each an expression evaluated once before any statement runs
+/// (`{$literal: "$x"}` is the string `$x`), as the server does.
+pub(super) fn command_vars(ctx: &Ctx<'_>) -> Result<Document> {
+    crate::query::expr::evaluate_let(&ctx.let_vars()?, &Document::new())
+}
 
 fn ordered(ctx: &Ctx<'_>) -> Result<bool> {
     Ok(ctx.opt_bool("ordered")?.unwrap_or(true))
@@ -105,7 +118,7 @@ pub fn insert(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
     if docs.len() > 100_000 {
         return Err(CommandError::new(
-            codes::INVALID_LENGTH,
+            INVALID_LENGTH,
             format!(
                 "Write batch sizes must be between 1 and 100000. Got {} operations.",
                 docs.len()
@@ -115,20 +128,11 @@ pub fn insert(ctx: &mut Ctx<'_>) -> Result<Reply> {
     support::refuse_view(ctx, &coll)?;
     let (collection, _created) = ctx.server.catalog.collection_for_write(&ctx.db, &coll)?;
     let mut data = collection.data.write();
-    let check_validator = !bypass && data.options.contains_key("validator");
     let mut n = 0;
     let mut errors = Vec::new();
     for (i, raw) in docs.iter().enumerate() {
-        let result = (|| {
-            let (stored, id) = support::prepare_raw_insert(raw)?;
-            if check_validator {
-                validate_document(&data, &decode(&stored)?, &id, false)?;
-            }
-            data.insert(stored, id)?;
-            Ok::<_, CommandError>(())
-        })();
-        match result {
-            Ok(()) => n += 1,
+        match insert_statement(&mut data, raw, bypass) {
+            Ok(_) => n += 1,
             Err(e) => {
                 errors.push(write_error(i, &e));
                 if ordered {
@@ -140,8 +144,53 @@ pub fn insert(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(finish(doc! {"n": n}, errors))
 }
 
+/// Inserts one document (one statement of `insert` or `bulkWrite`): `_id` first (generated
+/// when missing), validated unless `bypass`. Returns the document's `_id`.
+pub(super) fn insert_statement(
+    data: &mut CollectionData,
+    raw: &RawDocumentBuf,
+    bypass: bool,
+) -> Result<Bson> {
+    let (stored, id) = support::prepare_raw_insert(raw)?;
+    if !bypass && data.options.contains_key("validator") {
+        validate_document(data, &decode(&stored)?, &id, false)?;
+    }
+    data.insert(stored, id.clone())?;
+    Ok(id)
+}
+
+/// The collection a statement writes to: looked up once, created on the first statement that
+/// inserts (a real server creates the collection implicitly on insert or upsert only).
+pub(super) struct StatementTarget<'a> {
+    catalog: &'a Catalog,
+    db: &'a str,
+    coll: &'a str,
+    collection: Option<Arc<Collection>>,
+}
+
+impl<'a> StatementTarget<'a> {
+    pub(super) fn new(catalog: &'a Catalog, db: &'a str, coll: &'a str) -> Self {
+        StatementTarget {
+            catalog,
+            db,
+            coll,
+            collection: catalog.collection(db, coll),
+        }
+    }
+
+    /// The collection, created if missing.
+    pub(super) fn for_write(&mut self) -> Result<Arc<Collection>> {
+        if let Some(c) = &self.collection {
+            return Ok(Arc::clone(c));
+        }
+        let c = self.catalog.collection_for_write(self.db, self.coll)?.0;
+        self.collection = Some(Arc::clone(&c));
+        Ok(c)
+    }
+}
+
 /// One parsed update statement.
-struct UpdateStatement {
+pub(super) struct UpdateStatement {
     filter: Document,
     matcher: Matcher,
     update: Update,
@@ -151,7 +200,13 @@ struct UpdateStatement {
     hint: Option<Bson>,
 }
 
-fn parse_update_statement(stmt: &Document, vars: &Document) -> Result<UpdateStatement> {
+/// Parses one `updates` entry (`{q, u, upsert, multi, ...}`); `context` names it in errors
+/// (`update.updates`).
+pub(super) fn parse_update_statement(
+    stmt: &Document,
+    vars: &Document,
+    context: &str,
+) -> Result<UpdateStatement> {
     for key in stmt.keys() {
         if ![
             "q",
@@ -167,15 +222,15 @@ fn parse_update_statement(stmt: &Document, vars: &Document) -> Result<UpdateStat
         ]
         .contains(&key.as_str())
         {
-            return Err(CommandError::unknown_field("update.updates", key));
+            return Err(CommandError::unknown_field(context, key));
         }
     }
     let filter = match stmt.get("q") {
         Some(Bson::Document(d)) => d.clone(),
-        None => return Err(CommandError::missing_field("update.updates", "q")),
+        None => return Err(CommandError::missing_field(context, "q")),
         Some(other) => {
             return Err(CommandError::wrong_field_type(
-                "update.updates",
+                context,
                 "q",
                 crate::util::type_name(other),
                 &["object"],
@@ -204,7 +259,7 @@ fn parse_update_statement(stmt: &Document, vars: &Document) -> Result<UpdateStat
     };
     let u = stmt
         .get("u")
-        .ok_or_else(|| CommandError::missing_field("update.updates", "u"))?;
+        .ok_or_else(|| CommandError::missing_field(context, "u"))?;
     let update = Update::parse(u, array_filters.as_deref())?;
     let multi = stmt.get_bool("multi").unwrap_or(false);
     if multi && update.is_replacement() {
@@ -235,10 +290,10 @@ fn parse_update_statement(stmt: &Document, vars: &Document) -> Result<UpdateStat
 }
 
 /// The outcome of one update statement.
-struct UpdateOutcome {
-    matched: i64,
-    modified: i64,
-    upserted: Option<Bson>,
+pub(super) struct UpdateOutcome {
+    pub(super) matched: i64,
+    pub(super) modified: i64,
+    pub(super) upserted: Option<Bson>,
     /// The document before and after (the last one touched), for findAndModify.
     before: Option<Document>,
     after: Option<Document>,
@@ -366,12 +421,112 @@ fn upsert_new_document(stmt: &UpdateStatement, vars: &Document) -> Result<Docume
     Ok(new)
 }
 
+/// Runs one update statement on its target; a missing collection is created only to upsert.
+pub(super) fn update_statement(
+    target: &mut StatementTarget<'_>,
+    stmt: &UpdateStatement,
+    vars: &Document,
+    bypass: bool,
+) -> Result<UpdateOutcome> {
+    if target.collection.is_none() && !stmt.upsert {
+        support::check_hint(None, stmt.hint.as_ref())?;
+        return Ok(UpdateOutcome {
+            matched: 0,
+            modified: 0,
+            upserted: None,
+            before: None,
+            after: None,
+        });
+    }
+    let c = target.for_write()?;
+    let mut data = c.data.write();
+    apply_update(&mut data, stmt, vars, bypass)
+}
+
+/// One parsed delete statement.
+pub(super) struct DeleteStatement {
+    filter: Document,
+    matcher: Matcher,
+    /// `None` deletes every match, `Some(1)` the first.
+    limit: Option<usize>,
+    hint: Option<Bson>,
+}
+
+/// Parses one `deletes` entry (`{q, limit, collation?, hint?}`); `context` names it in errors.
+pub(super) fn parse_delete_statement(
+    stmt: &Document,
+    vars: &Document,
+    context: &str,
+) -> Result<DeleteStatement> {
+    for key in stmt.keys() {
+        if !["q", "limit", "collation", "hint"].contains(&key.as_str()) {
+            return Err(CommandError::unknown_field(context, key));
+        }
+    }
+    let filter = match stmt.get("q") {
+        Some(Bson::Document(d)) => d.clone(),
+        None => return Err(CommandError::missing_field(context, "q")),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type(
+                context,
+                "q",
+                crate::util::type_name(other),
+                &["object"],
+            ));
+        }
+    };
+    let limit = match stmt.get("limit").and_then(crate::util::as_f64) {
+        Some(0.0) => None,
+        Some(1.0) => Some(1),
+        Some(_) => {
+            return Err(CommandError::failed_to_parse(
+                "The limit field in delete objects must be 0 or 1.",
+            ));
+        }
+        None => return Err(CommandError::missing_field(context, "limit")),
+    };
+    let matcher = Matcher::new(&filter, vars)?;
+    Ok(DeleteStatement {
+        filter,
+        matcher,
+        limit,
+        hint: stmt.get("hint").cloned(),
+    })
+}
+
+/// Runs one delete statement; returns the number of documents removed.
+pub(super) fn delete_statement(
+    target: &StatementTarget<'_>,
+    stmt: &DeleteStatement,
+) -> Result<i64> {
+    let Some(c) = target.collection.as_ref() else {
+        support::check_hint(None, stmt.hint.as_ref())?;
+        return Ok(0);
+    };
+    let mut data = c.data.write();
+    support::check_hint(Some(&data), stmt.hint.as_ref())?;
+    if data.is_capped() {
+        return Err(CommandError::new(
+            codes::ILLEGAL_OPERATION,
+            format!("cannot remove from a capped collection: {}", data.ns),
+        ));
+    }
+    let selected = support::select(&data, &stmt.filter, &stmt.matcher, None, 0, stmt.limit)?;
+    let mut removed = 0;
+    for (rid, _) in selected {
+        if data.remove(rid).is_some() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 pub fn update(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(UPDATE_FIELDS)?;
     let coll = ctx.collection_arg()?;
     let ordered = ordered(ctx)?;
     let bypass = ctx.opt_bool("bypassDocumentValidation")?.unwrap_or(false);
-    let vars = ctx.let_vars()?;
+    let vars = command_vars(ctx)?;
     let statements = match ctx.body.get("updates") {
         Some(Bson::Array(a)) => a.clone(),
         Some(other) => {
@@ -389,7 +544,7 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut modified = 0i64;
     let mut upserted = Vec::new();
     let mut errors = Vec::new();
-    let mut collection = ctx.server.catalog.collection(&ctx.db, &coll);
+    let mut target = StatementTarget::new(&ctx.server.catalog, &ctx.db, &coll);
     for (i, stmt) in statements.iter().enumerate() {
         let result = (|| {
             let Bson::Document(stmt) = stmt else {
@@ -397,23 +552,8 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     "update statements must be objects",
                 ));
             };
-            let stmt = parse_update_statement(stmt, &vars)?;
-            if collection.is_none() {
-                if !stmt.upsert {
-                    support::check_hint(None, stmt.hint.as_ref())?;
-                    return Ok(UpdateOutcome {
-                        matched: 0,
-                        modified: 0,
-                        upserted: None,
-                        before: None,
-                        after: None,
-                    });
-                }
-                collection = Some(ctx.server.catalog.collection_for_write(&ctx.db, &coll)?.0);
-            }
-            let c = collection.as_ref().expect("set above");
-            let mut data = c.data.write();
-            apply_update(&mut data, &stmt, &vars, bypass)
+            let stmt = parse_update_statement(stmt, &vars, "update.updates")?;
+            update_statement(&mut target, &stmt, &vars, bypass)
         })();
         match result {
             Ok(out) => {
@@ -443,7 +583,7 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(DELETE_FIELDS)?;
     let coll = ctx.collection_arg()?;
     let ordered = ordered(ctx)?;
-    let vars = ctx.let_vars()?;
+    let vars = command_vars(ctx)?;
     let statements = match ctx.body.get("deletes") {
         Some(Bson::Array(a)) => a.clone(),
         Some(other) => {
@@ -457,7 +597,7 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
         None => return Err(CommandError::missing_field("delete", "deletes")),
     };
     support::refuse_view(ctx, &coll)?;
-    let collection = ctx.server.catalog.collection(&ctx.db, &coll);
+    let target = StatementTarget::new(&ctx.server.catalog, &ctx.db, &coll);
     let mut n = 0i64;
     let mut errors = Vec::new();
     for (i, stmt) in statements.iter().enumerate() {
@@ -467,47 +607,8 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     "delete statements must be objects",
                 ));
             };
-            for key in stmt.keys() {
-                if !["q", "limit", "collation", "hint"].contains(&key.as_str()) {
-                    return Err(CommandError::unknown_field("delete.deletes", key));
-                }
-            }
-            let filter = match stmt.get("q") {
-                Some(Bson::Document(d)) => d.clone(),
-                None => return Err(CommandError::missing_field("delete.deletes", "q")),
-                Some(_) => return Err(CommandError::type_mismatch("q must be an object")),
-            };
-            let limit = match stmt.get("limit").and_then(crate::util::as_f64) {
-                Some(l) if l == 0.0 => None,
-                Some(l) if l == 1.0 => Some(1),
-                Some(_) => {
-                    return Err(CommandError::failed_to_parse(
-                        "The limit field in delete objects must be 0 or 1.",
-                    ));
-                }
-                None => return Err(CommandError::missing_field("delete.deletes", "limit")),
-            };
-            let matcher = Matcher::new(&filter, &vars)?;
-            let Some(c) = collection.as_ref() else {
-                support::check_hint(None, stmt.get("hint"))?;
-                return Ok(0);
-            };
-            let mut data = c.data.write();
-            support::check_hint(Some(&data), stmt.get("hint"))?;
-            if data.is_capped() {
-                return Err(CommandError::new(
-                    codes::ILLEGAL_OPERATION,
-                    format!("cannot remove from a capped collection: {}", data.ns),
-                ));
-            }
-            let selected = support::select(&data, &filter, &matcher, None, 0, limit)?;
-            let mut removed = 0;
-            for (rid, _) in selected {
-                if data.remove(rid).is_some() {
-                    removed += 1;
-                }
-            }
-            Ok(removed)
+            let stmt = parse_delete_statement(stmt, &vars, "delete.deletes")?;
+            delete_statement(&target, &stmt)
         })();
         match result {
             Ok(removed) => n += removed,
@@ -522,10 +623,21 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(finish(doc! {"n": n as i32}, errors))
 }
 
+/// Errors raised while findAndModify's plan runs (matching, applying the update, storing the
+/// result) carry the context a real server adds; parse and planning errors (bad update, unknown
+/// hint) do not.
+fn plan_executor_error(mut e: CommandError) -> CommandError {
+    e.message = format!(
+        "Plan executor error during findAndModify :: caused by :: {}",
+        e.message
+    );
+    e
+}
+
 pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(FAM_FIELDS)?;
     let coll = ctx.collection_arg()?;
-    let vars = ctx.let_vars()?;
+    let vars = command_vars(ctx)?;
     let filter = ctx.opt_doc("query")?.cloned().unwrap_or_default();
     let remove = ctx.opt_bool("remove")?.unwrap_or(false);
     let return_new = ctx.opt_bool("new")?.unwrap_or(false);
@@ -577,7 +689,8 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
         };
         let mut data = c.data.write();
         support::check_hint(Some(&data), hint.as_ref())?;
-        let selected = support::select(&data, &filter, &matcher, sort.as_ref(), 0, Some(1))?;
+        let selected = support::select(&data, &filter, &matcher, sort.as_ref(), 0, Some(1))
+            .map_err(plan_executor_error)?;
         value = match selected.into_iter().next() {
             Some((rid, doc)) => {
                 let doc = match doc {
@@ -626,7 +739,8 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
             }
         };
         let mut data = collection.data.write();
-        let out = apply_update(&mut data, &stmt, &vars, bypass)?;
+        support::check_hint(Some(&data), stmt.hint.as_ref())?;
+        let out = apply_update(&mut data, &stmt, &vars, bypass).map_err(plan_executor_error)?;
         last_error.insert(
             "n",
             if out.matched > 0 || out.upserted.is_some() {
