@@ -198,11 +198,11 @@ fn run_op(
 ) -> Result<Document> {
     crate::storage::catalog::validate_collection_name(db, coll)?;
     refuse_view(ctx, db, coll)?;
-    let mut target = StatementTarget::new(&ctx.server.catalog, db, coll);
+    let mut target = StatementTarget::new(ctx, db, coll);
     match op {
         Op::Insert { document, .. } => {
             let collection = target.for_write()?;
-            let mut data = collection.data.write();
+            let mut data = collection.write();
             insert_statement(&mut data, document, bypass)?;
             summary.inserted += 1;
             Ok(doc! {"n": 1})

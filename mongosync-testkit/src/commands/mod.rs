@@ -81,15 +81,20 @@ impl Ctx<'_> {
     /// The collection `coll` of this database as the command sees it (inside a transaction,
     /// the transaction's copy); `None` if it does not exist.
     pub fn collection(&self, coll: &str) -> Option<support::CollHandle> {
+        self.collection_in(&self.db, coll)
+    }
+
+    /// [`collection`](Self::collection) in another database (`bulkWrite` spans several).
+    pub fn collection_in(&self, db: &str, coll: &str) -> Option<support::CollHandle> {
         match &self.txn {
             Some(txn) => txn
                 .lock()
-                .collection(self.server, &self.db, coll, false)
+                .collection(self.server, db, coll, false)
                 .map(support::CollHandle::Txn),
             None => self
                 .server
                 .catalog
-                .collection(&self.db, coll)
+                .collection(db, coll)
                 .map(support::CollHandle::Live),
         }
     }
@@ -97,21 +102,37 @@ impl Ctx<'_> {
     /// The collection `coll`, created if missing (implicit creation by a write); whether it was
     /// created.
     pub fn collection_for_write(&self, coll: &str) -> Result<(support::CollHandle, bool)> {
+        self.collection_for_write_in(&self.db, coll)
+    }
+
+    /// [`collection_for_write`](Self::collection_for_write) in another database.
+    pub fn collection_for_write_in(
+        &self,
+        db: &str,
+        coll: &str,
+    ) -> Result<(support::CollHandle, bool)> {
         match &self.txn {
             Some(txn) => {
-                let existed = self.server.catalog.collection(&self.db, coll).is_some();
+                let existed = self.server.catalog.collection(db, coll).is_some();
                 if !existed {
-                    crate::storage::catalog::validate_collection_name(&self.db, coll)?;
-                    support::refuse_view(self, coll)?;
+                    crate::storage::catalog::validate_collection_name(db, coll)?;
+                    if let Some(crate::storage::catalog::Namespace::View(_)) =
+                        self.server.catalog.lookup(db, coll)
+                    {
+                        return Err(CommandError::new(
+                            codes::COMMAND_NOT_SUPPORTED_ON_VIEW,
+                            format!("Namespace {db}.{coll} is a view, not a collection"),
+                        ));
+                    }
                 }
                 let data = txn
                     .lock()
-                    .collection(self.server, &self.db, coll, true)
+                    .collection(self.server, db, coll, true)
                     .expect("created on demand");
                 Ok((support::CollHandle::Txn(data), !existed))
             }
             None => {
-                let (c, created) = self.server.catalog.collection_for_write(&self.db, coll)?;
+                let (c, created) = self.server.catalog.collection_for_write(db, coll)?;
                 Ok((support::CollHandle::Live(c), created))
             }
         }
@@ -274,7 +295,7 @@ pub async fn run(
         if let Err(e) = &mut result {
             label_transaction_error(e, in_commit_or_abort);
         }
-        return result;
+        return result.map(|r| apply_write_concern(&ctx.body, r));
     }
     // A retryable write runs once per (lsid, txnNumber): a retry gets the first reply.
     let retryable = crate::session::RETRYABLE_WRITES.contains(&ctx.name.as_str())
@@ -293,6 +314,7 @@ pub async fn run(
         }
     }
     let reply = dispatch(&mut ctx).await?;
+    let reply = apply_write_concern(&ctx.body, reply);
     if let Some((key, n)) = retry_key {
         let stored = match &reply {
             Reply::Doc(d) => Some(d.clone()),
@@ -421,6 +443,37 @@ fn label_transaction_error(e: &mut CommandError, commit_or_abort: bool) {
     } else if commit_or_abort && RETRIABLE_CODES.contains(&e.code) {
         e.labels.push("RetryableWriteError".into());
     }
+}
+
+/// A single member satisfies `w: 1` and `"majority"`; a larger number, or a tag set this
+/// replica set does not define, cannot be satisfied: the write is done and the reply carries a
+/// `writeConcernError`, as on a real single-member replica set.
+fn apply_write_concern(body: &Document, reply: Reply) -> Reply {
+    let Ok(wc) = body.get_document("writeConcern") else {
+        return reply;
+    };
+    let error = match wc.get("w") {
+        Some(w) if crate::util::as_f64(w).is_some_and(|n| n > 1.0) => Some(
+            bson::doc! {"code": 100, "codeName": "UnsatisfiableWriteConcern", "errmsg": "Not enough data-bearing nodes"},
+        ),
+        Some(Bson::String(tag)) if tag != "majority" => Some(bson::doc! {
+            "code": 79,
+            "codeName": "UnknownReplWriteConcern",
+            "errmsg": format!("No write concern mode named '{tag}' found in replica set configuration"),
+        }),
+        _ => None,
+    };
+    let Some(error) = error else { return reply };
+    let mut doc = match reply {
+        Reply::Doc(d) => d,
+        Reply::Raw(r) => match Document::try_from(r.as_ref()) {
+            Ok(d) => d,
+            Err(_) => return Reply::Raw(r),
+        },
+        other => return other,
+    };
+    doc.insert("writeConcernError", error);
+    Reply::Doc(doc)
 }
 
 /// Read concern levels the server knows.

@@ -2,10 +2,9 @@
 //! its collection's write lock; ordered batches stop at the first error.
 #![allow(clippy::result_large_err)]
 
-use std::sync::Arc;
-
 use bson::{Bson, Document, RawDocumentBuf, doc};
 
+use super::support::CollHandle;
 use super::support::{self, validate_document, write_error};
 use super::{Ctx, Reply};
 use crate::error::{CommandError, Result, codes};
@@ -14,7 +13,6 @@ use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use crate::query::update::{Update, UpdateContext, upsert_document};
 use crate::storage::collection::{CollectionData, RecordId, decode};
-use crate::storage::{Catalog, Collection};
 
 /// InvalidLength (16) in the server's `error_codes.yml` (`codes::INVALID_LENGTH` is not it).
 pub(super) const INVALID_LENGTH: i32 = 16;
@@ -126,8 +124,8 @@ pub fn insert(ctx: &mut Ctx<'_>) -> Result<Reply> {
         ));
     }
     support::refuse_view(ctx, &coll)?;
-    let (collection, _created) = ctx.server.catalog.collection_for_write(&ctx.db, &coll)?;
-    let mut data = collection.data.write();
+    let (collection, _created) = ctx.collection_for_write(&coll)?;
+    let mut data = collection.write();
     let mut n = 0;
     let mut errors = Vec::new();
     for (i, raw) in docs.iter().enumerate() {
@@ -161,30 +159,31 @@ pub(super) fn insert_statement(
 
 /// The collection a statement writes to: looked up once, created on the first statement that
 /// inserts (a real server creates the collection implicitly on insert or upsert only).
-pub(super) struct StatementTarget<'a> {
-    catalog: &'a Catalog,
+/// Inside a transaction, the statement sees the transaction's copy.
+pub(super) struct StatementTarget<'a, 'c> {
+    ctx: &'a Ctx<'c>,
     db: &'a str,
     coll: &'a str,
-    collection: Option<Arc<Collection>>,
+    collection: Option<CollHandle>,
 }
 
-impl<'a> StatementTarget<'a> {
-    pub(super) fn new(catalog: &'a Catalog, db: &'a str, coll: &'a str) -> Self {
+impl<'a, 'c> StatementTarget<'a, 'c> {
+    pub(super) fn new(ctx: &'a Ctx<'c>, db: &'a str, coll: &'a str) -> Self {
         StatementTarget {
-            catalog,
+            ctx,
             db,
             coll,
-            collection: catalog.collection(db, coll),
+            collection: ctx.collection_in(db, coll),
         }
     }
 
     /// The collection, created if missing.
-    pub(super) fn for_write(&mut self) -> Result<Arc<Collection>> {
+    pub(super) fn for_write(&mut self) -> Result<CollHandle> {
         if let Some(c) = &self.collection {
-            return Ok(Arc::clone(c));
+            return Ok(c.clone());
         }
-        let c = self.catalog.collection_for_write(self.db, self.coll)?.0;
-        self.collection = Some(Arc::clone(&c));
+        let c = self.ctx.collection_for_write_in(self.db, self.coll)?.0;
+        self.collection = Some(c.clone());
         Ok(c)
     }
 }
@@ -423,7 +422,7 @@ fn upsert_new_document(stmt: &UpdateStatement, vars: &Document) -> Result<Docume
 
 /// Runs one update statement on its target; a missing collection is created only to upsert.
 pub(super) fn update_statement(
-    target: &mut StatementTarget<'_>,
+    target: &mut StatementTarget<'_, '_>,
     stmt: &UpdateStatement,
     vars: &Document,
     bypass: bool,
@@ -439,7 +438,7 @@ pub(super) fn update_statement(
         });
     }
     let c = target.for_write()?;
-    let mut data = c.data.write();
+    let mut data = c.write();
     apply_update(&mut data, stmt, vars, bypass)
 }
 
@@ -496,14 +495,14 @@ pub(super) fn parse_delete_statement(
 
 /// Runs one delete statement; returns the number of documents removed.
 pub(super) fn delete_statement(
-    target: &StatementTarget<'_>,
+    target: &StatementTarget<'_, '_>,
     stmt: &DeleteStatement,
 ) -> Result<i64> {
     let Some(c) = target.collection.as_ref() else {
         support::check_hint(None, stmt.hint.as_ref())?;
         return Ok(0);
     };
-    let mut data = c.data.write();
+    let mut data = c.write();
     support::check_hint(Some(&data), stmt.hint.as_ref())?;
     if data.is_capped() {
         return Err(CommandError::new(
@@ -544,7 +543,7 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut modified = 0i64;
     let mut upserted = Vec::new();
     let mut errors = Vec::new();
-    let mut target = StatementTarget::new(&ctx.server.catalog, &ctx.db, &coll);
+    let mut target = StatementTarget::new(ctx, &ctx.db, &coll);
     for (i, stmt) in statements.iter().enumerate() {
         let result = (|| {
             let Bson::Document(stmt) = stmt else {
@@ -597,7 +596,7 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
         None => return Err(CommandError::missing_field("delete", "deletes")),
     };
     support::refuse_view(ctx, &coll)?;
-    let target = StatementTarget::new(&ctx.server.catalog, &ctx.db, &coll);
+    let target = StatementTarget::new(ctx, &ctx.db, &coll);
     let mut n = 0i64;
     let mut errors = Vec::new();
     for (i, stmt) in statements.iter().enumerate() {
@@ -681,13 +680,13 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut last_error = doc! {};
     let value: Option<Document>;
     if remove {
-        let Some(c) = ctx.server.catalog.collection(&ctx.db, &coll) else {
+        let Some(c) = ctx.collection(&coll) else {
             support::check_hint(None, hint.as_ref())?;
             return Ok(Reply::Doc(
                 doc! {"lastErrorObject": {"n": 0}, "value": Bson::Null},
             ));
         };
-        let mut data = c.data.write();
+        let mut data = c.write();
         support::check_hint(Some(&data), hint.as_ref())?;
         let selected = support::select(&data, &filter, &matcher, sort.as_ref(), 0, Some(1))
             .map_err(plan_executor_error)?;
@@ -728,9 +727,9 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
             sort,
             hint,
         };
-        let collection = match ctx.server.catalog.collection(&ctx.db, &coll) {
+        let collection = match ctx.collection(&coll) {
             Some(c) => c,
-            None if upsert => ctx.server.catalog.collection_for_write(&ctx.db, &coll)?.0,
+            None if upsert => ctx.collection_for_write(&coll)?.0,
             None => {
                 support::check_hint(None, stmt.hint.as_ref())?;
                 return Ok(Reply::Doc(
@@ -738,7 +737,7 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 ));
             }
         };
-        let mut data = collection.data.write();
+        let mut data = collection.write();
         support::check_hint(Some(&data), stmt.hint.as_ref())?;
         let out = apply_update(&mut data, &stmt, &vars, bypass).map_err(plan_executor_error)?;
         last_error.insert(
