@@ -509,6 +509,32 @@ mod tests {
     }
 
     #[test]
+    fn shareable_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Collation>();
+        send_sync::<crate::query::matcher::Matcher>();
+        send_sync::<crate::query::sort::SortSpec>();
+    }
+
+    #[test]
+    fn distinct_keeps_the_first_of_equal_strings() {
+        // The crud spec's distinct-collation case: "PING" and "ping" are one value at
+        // strength 2, reported as the first one seen.
+        let c = en(2);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for v in [Bson::from("PING"), Bson::from("ping")] {
+            if seen.insert(crate::query::compare::OrdBson::from(comparison_key(
+                &v,
+                Some(&c),
+            ))) {
+                out.push(v);
+            }
+        }
+        assert_eq!(out, vec![Bson::from("PING")]);
+    }
+
+    #[test]
     fn simple_is_binary_and_alone() {
         assert!(
             Collation::parse(&doc! {"locale": "simple"})
