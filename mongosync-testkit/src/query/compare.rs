@@ -7,6 +7,9 @@ use std::hash::{Hash, Hasher};
 
 use bson::{Bson, Decimal128, Document};
 
+/// Comparison under a collation lives with the collation; re-exported for discoverability.
+pub use crate::query::collation::compare_with;
+
 /// The rank of a value's type in the server's comparison order (numbers share one rank).
 ///
 /// These are the server's `canonicalizeBSONType` values shifted by one so they fit a `u8`

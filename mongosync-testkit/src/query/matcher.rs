@@ -9,6 +9,7 @@ use std::ops::Bound;
 use bson::{Bson, Document};
 
 use crate::error::{CommandError, Result, codes};
+use crate::query::collation::{Collation, compare_with, contains_strings};
 use crate::query::compare::{compare, is_number, type_rank};
 use crate::query::path::{LeafArrays, traverse};
 
@@ -22,6 +23,8 @@ const REGEX_BAD_FLAG: i32 = 51108;
 pub struct Matcher {
     root: Node,
     vars: Document,
+    /// String comparisons (equality, ranges, `$in`) use this collation; `None` is binary.
+    collation: Option<Collation>,
 }
 
 /// The outcome of matching one document.
@@ -288,12 +291,28 @@ impl Matcher {
     ///
     /// `vars` are the `let` variables visible to `$expr`.
     pub fn new(filter: &Document, vars: &Document) -> Result<Matcher> {
+        Self::with_collation(filter, vars, None)
+    }
+
+    /// Like [`Matcher::new`], comparing strings under `collation` (regexes stay binary, as on
+    /// the server).
+    pub fn with_collation(
+        filter: &Document,
+        vars: &Document,
+        collation: Option<Collation>,
+    ) -> Result<Matcher> {
         let root = parse_filter(filter, Ctx::Top)?;
         check_exprs(&root, vars)?;
         Ok(Matcher {
             root,
             vars: vars.clone(),
+            collation,
         })
+    }
+
+    /// The collation string comparisons use (`None`: binary).
+    pub fn collation(&self) -> Option<&Collation> {
+        self.collation.as_ref()
     }
 
     /// Whether `doc` matches.
@@ -311,7 +330,9 @@ impl Matcher {
     /// fails the operation with them).
     pub fn try_match_details(&self, doc: &Document) -> Result<MatchDetails> {
         let mut idx = None;
-        let matched = self.root.matches(doc, &self.vars, &mut idx)?;
+        let matched = self
+            .root
+            .matches(doc, &self.vars, self.collation.as_ref(), &mut idx)?;
         Ok(MatchDetails {
             matched,
             array_index: if matched { idx } else { None },
@@ -346,7 +367,7 @@ impl Matcher {
             Node::Path {
                 path,
                 pred: Pred::Cmp(CmpOp::Eq, v),
-            } if path == "_id" => Some(v),
+            } if path == "_id" && !self.collation_affects(v) => Some(v),
             _ => None,
         })
     }
@@ -369,7 +390,7 @@ impl Matcher {
             else {
                 continue;
             };
-            if path != "_id" {
+            if path != "_id" || self.collation_affects(v) {
                 continue;
             }
             any = true;
@@ -388,6 +409,12 @@ impl Matcher {
             }
         }
         any.then_some((lower, upper))
+    }
+
+    /// Whether comparing with `v` under the matcher's collation may differ from the binary
+    /// order (then `_id` index shortcuts are not exact).
+    fn collation_affects(&self, v: &Bson) -> bool {
+        self.collation.is_some() && contains_strings(v)
     }
 
     /// The equality conditions of the filter (`{a: 1, "b.c": 2}`, `$eq`, inside `$and`) as a
@@ -1235,11 +1262,17 @@ impl Node {
         }
     }
 
-    fn matches(&self, doc: &Document, vars: &Document, idx: &mut Option<usize>) -> Result<bool> {
+    fn matches(
+        &self,
+        doc: &Document,
+        vars: &Document,
+        coll: Option<&Collation>,
+        idx: &mut Option<usize>,
+    ) -> Result<bool> {
         match self {
             Node::And(children) => {
                 for c in children {
-                    if !c.matches(doc, vars, idx)? {
+                    if !c.matches(doc, vars, coll, idx)? {
                         return Ok(false);
                     }
                 }
@@ -1248,7 +1281,7 @@ impl Node {
             Node::Or(children) => {
                 for c in children {
                     let mut i = None;
-                    if c.matches(doc, vars, &mut i)? {
+                    if c.matches(doc, vars, coll, &mut i)? {
                         if i.is_some() {
                             *idx = i;
                         }
@@ -1259,13 +1292,13 @@ impl Node {
             }
             Node::Nor(children) => {
                 for c in children {
-                    if c.matches(doc, vars, &mut None)? {
+                    if c.matches(doc, vars, coll, &mut None)? {
                         return Ok(false);
                     }
                 }
                 Ok(true)
             }
-            Node::Path { path, pred } => Ok(path_matches(doc, path, pred, vars, idx)),
+            Node::Path { path, pred } => Ok(path_matches(doc, path, pred, vars, coll, idx)),
             Node::Expr(e) => {
                 let v = crate::query::expr::evaluate(e, doc, vars)?;
                 Ok(crate::query::expr::truthy(v.as_ref()))
@@ -1283,13 +1316,14 @@ fn path_matches(
     path: &str,
     pred: &Pred,
     vars: &Document,
+    coll: Option<&Collation>,
     idx: &mut Option<usize>,
 ) -> bool {
     if let Pred::Not(inner) = pred {
         // The server negates the conjunction of the path predicates, each with traversal.
         return !inner
             .iter()
-            .all(|p| path_matches(doc, path, p, vars, &mut None));
+            .all(|p| path_matches(doc, path, p, vars, coll, &mut None));
     }
     let leaf = match pred {
         Pred::Size(_) | Pred::ElemMatchValue(_) | Pred::ElemMatchObject(_) => {
@@ -1300,7 +1334,7 @@ fn path_matches(
     let mut found = None;
     let matched = traverse(doc, path, leaf, &mut |r| {
         let mut inner = None;
-        if pred.matches_single(r.value, vars, &mut inner) {
+        if pred.matches_single(r.value, vars, coll, &mut inner) {
             found = r.array_index.or(inner);
             true
         } else {
@@ -1316,9 +1350,15 @@ fn path_matches(
 impl Pred {
     /// Matches one value (`None` = missing); `idx` receives the element index `$elemMatch`
     /// matched on.
-    fn matches_single(&self, v: Option<&Bson>, vars: &Document, idx: &mut Option<usize>) -> bool {
+    fn matches_single(
+        &self,
+        v: Option<&Bson>,
+        vars: &Document,
+        coll: Option<&Collation>,
+        idx: &mut Option<usize>,
+    ) -> bool {
         match self {
-            Pred::Cmp(op, rhs) => cmp_matches(*op, v, rhs),
+            Pred::Cmp(op, rhs) => cmp_matches(*op, v, rhs, coll),
             Pred::In {
                 values,
                 regexes,
@@ -1326,7 +1366,9 @@ impl Pred {
             } => match v {
                 None => *has_null,
                 Some(x) => {
-                    values.iter().any(|r| cmp_matches(CmpOp::Eq, Some(x), r))
+                    values
+                        .iter()
+                        .any(|r| cmp_matches(CmpOp::Eq, Some(x), r, coll))
                         || regexes.iter().any(|re| re.matches_value(x))
                 }
             },
@@ -1351,7 +1393,7 @@ impl Pred {
                 for (i, e) in arr.iter().enumerate() {
                     if preds
                         .iter()
-                        .all(|p| p.matches_single(Some(e), vars, &mut None))
+                        .all(|p| p.matches_single(Some(e), vars, coll, &mut None))
                     {
                         *idx = Some(i);
                         return true;
@@ -1365,7 +1407,7 @@ impl Pred {
                 };
                 for (i, e) in arr.iter().enumerate() {
                     let matched = match e {
-                        Bson::Document(d) => node.matches(d, vars, &mut None),
+                        Bson::Document(d) => node.matches(d, vars, coll, &mut None),
                         // Arrays are matched as objects keyed "0", "1", ...
                         Bson::Array(a) => {
                             let sub: Document = a
@@ -1373,7 +1415,7 @@ impl Pred {
                                 .enumerate()
                                 .map(|(k, x)| (k.to_string(), x.clone()))
                                 .collect();
-                            node.matches(&sub, vars, &mut None)
+                            node.matches(&sub, vars, coll, &mut None)
                         }
                         _ => continue,
                     };
@@ -1384,14 +1426,16 @@ impl Pred {
                 }
                 false
             }
-            Pred::Not(preds) => !preds.iter().all(|p| p.matches_single(v, vars, &mut None)),
+            Pred::Not(preds) => !preds
+                .iter()
+                .all(|p| p.matches_single(v, vars, coll, &mut None)),
             Pred::Const(b) => *b,
         }
     }
 }
 
 /// A comparison operator on one value, with the server's type bracketing.
-fn cmp_matches(op: CmpOp, v: Option<&Bson>, rhs: &Bson) -> bool {
+fn cmp_matches(op: CmpOp, v: Option<&Bson>, rhs: &Bson, coll: Option<&Collation>) -> bool {
     let Some(x) = v else {
         // Missing compares like null for equality and the inclusive bounds.
         return match rhs {
@@ -1415,7 +1459,7 @@ fn cmp_matches(op: CmpOp, v: Option<&Bson>, rhs: &Bson) -> bool {
             return matches!(op, CmpOp::Lte | CmpOp::Gte) && xn && rn;
         }
     }
-    let o = compare(x, rhs);
+    let o = compare_with(x, rhs, coll);
     match op {
         CmpOp::Eq => o == Ordering::Equal,
         CmpOp::Lt => o == Ordering::Less,
@@ -2541,5 +2585,72 @@ mod tests {
             let re = Re::new(pattern, "").unwrap();
             assert!(re.is_match(subject), "{pattern} should match {subject}");
         }
+    }
+
+    fn mc(filter: Document, spec: Document) -> Matcher {
+        let c = Collation::parse(&spec).unwrap();
+        Matcher::with_collation(&filter, &doc! {}, c).unwrap()
+    }
+
+    #[test]
+    fn collation_applies_to_equality_ranges_and_in() {
+        let s2 = doc! {"locale": "en_US", "strength": 2};
+        // The crud spec's find-collation case.
+        assert!(mc(doc! {"x": "PING"}, s2.clone()).matches(&doc! {"_id": 1, "x": "ping"}));
+        assert!(!m(doc! {"x": "PING"}).matches(&doc! {"x": "ping"}));
+        assert!(!mc(doc! {"x": "PING"}, s2.clone()).matches(&doc! {"x": "pïng"}));
+        assert!(
+            mc(doc! {"x": "PÏNG"}, doc! {"locale": "fr", "strength": 1})
+                .matches(&doc! {"x": "ping"})
+        );
+        // Ranges: binary "B" < "a", but alphabetically "a" < "B".
+        assert!(mc(doc! {"x": {"$gt": "a"}}, s2.clone()).matches(&doc! {"x": "B"}));
+        assert!(!m(doc! {"x": {"$gt": "a"}}).matches(&doc! {"x": "B"}));
+        assert!(mc(doc! {"x": {"$lte": "A"}}, s2.clone()).matches(&doc! {"x": "a"}));
+        assert!(mc(doc! {"x": {"$in": ["PING", 1]}}, s2.clone()).matches(&doc! {"x": "ping"}));
+        assert!(!mc(doc! {"x": {"$nin": ["PING"]}}, s2.clone()).matches(&doc! {"x": "ping"}));
+        assert!(!mc(doc! {"x": {"$ne": "PING"}}, s2.clone()).matches(&doc! {"x": "ping"}));
+        // Array elements, whole arrays, embedded documents, $elemMatch, $all.
+        assert!(mc(doc! {"x": "PING"}, s2.clone()).matches(&doc! {"x": ["a", "ping"]}));
+        assert!(mc(doc! {"x": ["A", "PING"]}, s2.clone()).matches(&doc! {"x": ["a", "ping"]}));
+        assert!(mc(doc! {"x": {"y": "Z"}}, s2.clone()).matches(&doc! {"x": {"y": "z"}}));
+        assert!(
+            mc(doc! {"x": {"$elemMatch": {"$eq": "PING"}}}, s2.clone())
+                .matches(&doc! {"x": ["ping"]})
+        );
+        assert!(
+            mc(doc! {"x": {"$elemMatch": {"y": "Q"}}}, s2.clone())
+                .matches(&doc! {"x": [{"y": "q"}]})
+        );
+        assert!(mc(doc! {"x": {"$all": ["A", "B"]}}, s2.clone()).matches(&doc! {"x": ["b", "a"]}));
+        assert!(
+            mc(doc! {"$or": [{"x": "NO"}, {"x": "PING"}]}, s2.clone()).matches(&doc! {"x": "ping"})
+        );
+        // Regexes stay binary, as on the server.
+        assert!(!mc(doc! {"x": {"$regex": "^PING"}}, s2.clone()).matches(&doc! {"x": "ping"}));
+        // Numbers are unaffected; numericOrdering only changes strings.
+        let num = doc! {"locale": "en", "numericOrdering": true};
+        assert!(mc(doc! {"x": {"$lt": "10"}}, num.clone()).matches(&doc! {"x": "9"}));
+        assert!(!m(doc! {"x": {"$lt": "10"}}).matches(&doc! {"x": "9"}));
+        assert!(mc(doc! {"x": {"$lt": 10}}, num).matches(&doc! {"x": 9}));
+        // Simple collation is binary.
+        assert!(!mc(doc! {"x": "PING"}, doc! {"locale": "simple"}).matches(&doc! {"x": "ping"}));
+    }
+
+    #[test]
+    fn collation_disables_string_id_shortcuts() {
+        let s2 = doc! {"locale": "en_US", "strength": 2};
+        assert!(mc(doc! {"_id": "A"}, s2.clone()).id_equality().is_none());
+        assert!(
+            mc(doc! {"_id": {"$gt": "A"}}, s2.clone())
+                .id_range()
+                .is_none()
+        );
+        assert_eq!(
+            mc(doc! {"_id": 1}, s2.clone()).id_equality(),
+            Some(&Bson::Int32(1))
+        );
+        assert!(mc(doc! {"_id": {"$gt": 1}}, s2).id_range().is_some());
+        assert!(m(doc! {"_id": "A"}).id_equality().is_some());
     }
 }

@@ -2,6 +2,7 @@
 //! updates documents and runs aggregation pipelines. Everything here is pure: it works on
 //! `bson` values and knows nothing of collections, cursors or the network.
 
+pub mod collation;
 pub mod compare;
 pub mod expr;
 pub mod matcher;

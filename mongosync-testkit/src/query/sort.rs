@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use bson::{Bson, Document};
 
 use crate::error::{CommandError, Result};
-use crate::query::compare::compare;
+use crate::query::collation::{Collation, compare_with};
 use crate::query::path::is_index;
 
 /// A parsed sort specification.
@@ -15,6 +15,8 @@ use crate::query::path::is_index;
 pub struct SortSpec {
     keys: Vec<(String, Direction)>,
     natural: Option<i32>,
+    /// Strings sort by this collation; `None` is binary.
+    collation: Option<Collation>,
 }
 
 /// The direction of one sort key.
@@ -115,21 +117,43 @@ impl SortSpec {
             }
             keys.push((k.clone(), dir));
         }
-        Ok(SortSpec { keys, natural })
+        Ok(SortSpec {
+            keys,
+            natural,
+            collation: None,
+        })
+    }
+
+    /// Like [`SortSpec::new`], sorting strings under `collation`.
+    pub fn with_collation(spec: &Document, collation: Option<Collation>) -> Result<SortSpec> {
+        let mut s = Self::new(spec)?;
+        s.collation = collation;
+        Ok(s)
+    }
+
+    /// The collation strings sort by (`None`: binary).
+    pub fn collation(&self) -> Option<&Collation> {
+        self.collation.as_ref()
     }
 
     /// Compares two documents under this sort (arrays sort by their smallest element ascending
     /// and largest descending, as the server does; missing sorts as null).
     pub fn compare(&self, a: &Document, b: &Document) -> Ordering {
+        let c = self.collation.as_ref();
         for (path, dir) in &self.keys {
             let o = match dir {
                 Direction::Meta => Ordering::Equal,
-                Direction::Ascending => {
-                    compare(&sort_key(a, path, false), &sort_key(b, path, false))
-                }
-                Direction::Descending => {
-                    compare(&sort_key(a, path, true), &sort_key(b, path, true)).reverse()
-                }
+                Direction::Ascending => compare_with(
+                    &sort_key_with(a, path, false, c),
+                    &sort_key_with(b, path, false, c),
+                    c,
+                ),
+                Direction::Descending => compare_with(
+                    &sort_key_with(a, path, true, c),
+                    &sort_key_with(b, path, true, c),
+                    c,
+                )
+                .reverse(),
             };
             if o != Ordering::Equal {
                 return o;
@@ -162,6 +186,17 @@ impl SortSpec {
 /// of the values the path reaches, as the server's sort key generator computes them
 /// (missing is null, an empty array is below null).
 pub fn sort_key(doc: &Document, path: &str, descending: bool) -> Bson {
+    sort_key_with(doc, path, descending, None)
+}
+
+/// [`sort_key`] with strings ordered by an optional collation (the smallest string is the
+/// collation's smallest).
+pub fn sort_key_with(
+    doc: &Document,
+    path: &str,
+    descending: bool,
+    collation: Option<&Collation>,
+) -> Bson {
     let parts: Vec<&str> = path.split('.').collect();
     let mut values = Vec::new();
     collect_doc(doc, &parts, &mut values);
@@ -170,7 +205,7 @@ pub fn sort_key(doc: &Document, path: &str, descending: bool) -> Bson {
         best = match best {
             None => Some(v),
             Some(b) => {
-                let o = compare(&v, &b);
+                let o = compare_with(&v, &b, collation);
                 let better = if descending {
                     o == Ordering::Greater
                 } else {
@@ -359,5 +394,93 @@ mod tests {
         );
         assert_eq!(SortSpec::new(&doc! {"a": 1}).unwrap().natural(), None);
         assert!(SortSpec::new(&doc! {}).unwrap().is_empty());
+    }
+
+    fn sorted_with(spec: Document, collation: Document, docs: Vec<Document>) -> Vec<Bson> {
+        let c = Collation::parse(&collation).unwrap();
+        let s = SortSpec::with_collation(&spec, c).unwrap();
+        let mut docs = docs;
+        docs.sort_by(|a, b| s.compare(a, b));
+        docs.into_iter()
+            .map(|d| d.get("_id").cloned().unwrap_or(Bson::Null))
+            .collect()
+    }
+
+    #[test]
+    fn collation_orders_strings() {
+        let docs = vec![
+            doc! {"_id": 1, "s": "b"},
+            doc! {"_id": 2, "s": "B"},
+            doc! {"_id": 3, "s": "a"},
+            doc! {"_id": 4, "s": "é"},
+            doc! {"_id": 5, "s": "e"},
+            doc! {"_id": 6, "s": 7},
+        ];
+        // Binary: numbers, then "B" < "a" < "b" < "e" < "é".
+        assert_eq!(
+            sorted(doc! {"s": 1}, docs.clone()),
+            vec![
+                Bson::Int32(6),
+                2.into(),
+                3.into(),
+                1.into(),
+                5.into(),
+                4.into()
+            ]
+        );
+        // en tertiary: a < b < B < e < é (lowercase first, accents after base letters).
+        assert_eq!(
+            sorted_with(doc! {"s": 1}, doc! {"locale": "en"}, docs.clone()),
+            vec![
+                Bson::Int32(6),
+                3.into(),
+                1.into(),
+                2.into(),
+                5.into(),
+                4.into()
+            ]
+        );
+        assert_eq!(
+            sorted_with(
+                doc! {"s": -1},
+                doc! {"locale": "en", "caseFirst": "upper"},
+                docs.clone()
+            ),
+            vec![
+                Bson::Int32(4),
+                5.into(),
+                1.into(),
+                2.into(),
+                3.into(),
+                6.into()
+            ]
+        );
+        // numericOrdering.
+        let nums = vec![
+            doc! {"_id": 1, "s": "10"},
+            doc! {"_id": 2, "s": "9"},
+            doc! {"_id": 3, "s": "100"},
+        ];
+        assert_eq!(
+            sorted_with(
+                doc! {"s": 1},
+                doc! {"locale": "en", "numericOrdering": true},
+                nums
+            ),
+            vec![Bson::Int32(2), 1.into(), 3.into()]
+        );
+        // Array sort keys take the collation's smallest/largest element.
+        let arrs = vec![
+            doc! {"_id": 1, "s": ["B", "c"]},
+            doc! {"_id": 2, "s": ["a", "D"]},
+        ];
+        assert_eq!(
+            sorted_with(doc! {"s": 1}, doc! {"locale": "en"}, arrs.clone()),
+            vec![Bson::Int32(2), 1.into()]
+        );
+        assert_eq!(
+            sorted_with(doc! {"s": -1}, doc! {"locale": "en"}, arrs),
+            vec![Bson::Int32(2), 1.into()]
+        );
     }
 }
