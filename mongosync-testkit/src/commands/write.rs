@@ -8,7 +8,7 @@ use bson::{Bson, Document, RawDocumentBuf, doc};
 
 use super::support::{self, validate_document, write_error};
 use super::{Ctx, Reply};
-use crate::error::{CommandError, Result, codes};
+use crate::error::{CommandError, Result};
 use crate::query::matcher::Matcher;
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
@@ -512,13 +512,9 @@ pub(super) fn delete_statement(
         return Ok(0);
     };
     let mut data = c.data.write();
+    // No capped-collection refusal: deletes from capped collections are allowed since 5.0 (the
+    // 7.0+ manual: capped collections "serialize ... insert, update, and delete" operations).
     support::check_hint(Some(&data), stmt.hint.as_ref())?;
-    if data.is_capped() {
-        return Err(CommandError::new(
-            codes::ILLEGAL_OPERATION,
-            format!("cannot remove from a capped collection: {}", data.ns),
-        ));
-    }
     let selected = support::select(&data, &stmt.filter, &stmt.matcher, None, 0, stmt.limit)?;
     let mut removed = 0;
     for (rid, _) in selected {
@@ -778,6 +774,7 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::codes;
 
     #[test]
     fn batches_hold_one_to_100000_statements() {
