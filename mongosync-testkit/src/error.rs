@@ -149,7 +149,7 @@ pub mod codes {
     pub const NOT_A_REPLICA_SET: i32 = 123;
     pub const COMMAND_NOT_SUPPORTED_ON_VIEW: i32 = 166;
     pub const INVALID_PIPELINE_OPERATOR: i32 = 168;
-    pub const VIEW_DEPTH_LIMIT_EXCEEDED: i32 = 193;
+    pub const VIEW_DEPTH_LIMIT_EXCEEDED: i32 = 165;
     pub const COMMAND_NOT_SUPPORTED: i32 = 115;
     pub const INVALID_INDEX_SPECIFICATION_OPTION: i32 = 197;
     pub const INVALID_UUID: i32 = 207;
@@ -163,7 +163,7 @@ pub mod codes {
     pub const IDL_MISSING_FIELD: i32 = 40414;
     pub const IDL_UNKNOWN_FIELD: i32 = 40415;
     pub const UNRECOGNIZED_PIPELINE_STAGE: i32 = 40324;
-    pub const INVALID_LENGTH: i32 = 10065;
+    pub const INVALID_LENGTH: i32 = 16;
 }
 
 /// The `codeName` of a server error code; `"Location<code>"` for codes without a name, as the
@@ -182,7 +182,8 @@ pub fn code_name(code: i32) -> String {
         13 => "Unauthorized",
         14 => "TypeMismatch",
         15 => "Overflow",
-        17 => "InvalidLength",
+        16 => "InvalidLength",
+        17 => "ProtocolError",
         18 => "AuthenticationFailed",
         20 => "IllegalOperation",
         21 => "EmptyArrayOperation",
@@ -228,7 +229,7 @@ pub fn code_name(code: i32) -> String {
         166 => "CommandNotSupportedOnView",
         168 => "InvalidPipelineOperator",
         189 => "PrimarySteppedDown",
-        193 => "ViewDepthLimitExceeded",
+        165 => "ViewDepthLimitExceeded",
         197 => "InvalidIndexSpecificationOption",
         207 => "InvalidUUID",
         216 => "ElectionInProgress",

@@ -7,8 +7,8 @@
 use bson::{Bson, Document, RawDocumentBuf, doc};
 
 use super::write::{
-    INVALID_LENGTH, StatementTarget, command_vars, delete_statement, insert_statement,
-    parse_delete_statement, parse_update_statement, update_statement,
+    INVALID_LENGTH, StatementTarget, check_batch_size, command_vars, delete_statement,
+    insert_statement, parse_delete_statement, parse_update_statement, update_statement,
 };
 use super::{Ctx, Reply, support};
 use crate::error::{CommandError, Result, codes};
@@ -52,9 +52,6 @@ const UPDATE_FIELDS: &[&str] = &[
     "$_allowShardKeyUpdatesWithoutFullShardKeyInQuery",
 ];
 const DELETE_FIELDS: &[&str] = &["delete", "filter", "multi", "hint", "collation", "sampleId"];
-
-/// The server's cap on the ops of one write batch (`write_ops::kMaxWriteBatchSize`).
-const MAX_OPS: usize = 100_000;
 
 /// One op of the request, checked for shape (the server's IDL parse: errors here fail the
 /// whole command, before anything runs).
@@ -113,15 +110,7 @@ pub fn bulk_write(ctx: &mut Ctx<'_>) -> Result<Reply> {
         .iter()
         .map(parse_op)
         .collect::<Result<Vec<Op>>>()?;
-    if ops.is_empty() || ops.len() > MAX_OPS {
-        return Err(CommandError::new(
-            INVALID_LENGTH,
-            format!(
-                "Write batch sizes must be between 1 and {MAX_OPS}. Got {} operations.",
-                ops.len()
-            ),
-        ));
-    }
+    check_batch_size(ops.len())?;
     check_stmt_ids(ctx, ops.len())?;
     for (i, op) in ops.iter().enumerate() {
         if op.ns() >= namespaces.len() {

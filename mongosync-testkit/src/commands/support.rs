@@ -10,7 +10,7 @@ use bson::{Bson, Document, RawDocumentBuf, oid::ObjectId};
 use crate::error::{CommandError, Result, codes};
 use crate::query::compare::OrdBson;
 use crate::query::matcher::Matcher;
-use crate::query::sort::SortSpec;
+use crate::query::sort::{Direction, SortSpec};
 use crate::storage::catalog::Namespace;
 use crate::storage::collection::{CollectionData, RecordId, decode};
 use crate::storage::{Collection, View};
@@ -119,17 +119,26 @@ pub fn select(
         }
         return Ok(out);
     }
-    let sorted = sort.filter(|s| s.natural().is_none());
+    // A sort on `_id` alone is the `_id` index's own order: no sort needed.
+    let by_id = sort
+        .and_then(|s| match s.keys() {
+            [(field, Direction::Ascending)] if field == "_id" => Some(false),
+            [(field, Direction::Descending)] if field == "_id" => Some(true),
+            _ => None,
+        })
+        .filter(|_| data.has_id_index() && sort.is_some_and(|s| s.collation().is_none()));
+    let sorted = sort.filter(|s| s.natural().is_none() && by_id.is_none());
     let id_only = filter_only_on_id(filter);
     let reverse = sort.and_then(|s| s.natural()).is_some_and(|d| d < 0);
-    let candidates: Box<dyn Iterator<Item = (RecordId, &RawDocumentBuf)>> = match matcher.id_range()
-    {
-        Some((lo, hi)) if sorted.is_none() && !reverse && data.has_id_index() => {
+    let range = matcher.id_range().filter(|_| data.has_id_index());
+    let candidates: Box<dyn Iterator<Item = (RecordId, &RawDocumentBuf)>> = match (range, by_id) {
+        (Some((lo, hi)), by_id) if sorted.is_none() && !reverse => {
             let lo = map_bound(lo);
             let hi = map_bound(hi);
-            let iter = data.iter_id_range(as_ref_bound(&lo), as_ref_bound(&hi), false);
+            let iter = data.iter_id_range(as_ref_bound(&lo), as_ref_bound(&hi), by_id == Some(true));
             Box::new(iter.collect::<Vec<_>>().into_iter())
         }
+        (_, Some(desc)) => data.iter_id_range(Bound::Unbounded, Bound::Unbounded, desc),
         _ if reverse => Box::new(data.iter().rev()),
         _ => Box::new(data.iter()),
     };

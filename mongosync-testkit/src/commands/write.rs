@@ -7,15 +7,30 @@ use bson::{Bson, Document, RawDocumentBuf, doc};
 use super::support::CollHandle;
 use super::support::{self, validate_document, write_error};
 use super::{Ctx, Reply};
-use crate::error::{CommandError, Result, codes};
+use crate::error::{CommandError, Result};
 use crate::query::matcher::Matcher;
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use crate::query::update::{Update, UpdateContext, upsert_document};
 use crate::storage::collection::{CollectionData, RecordId, decode};
 
-/// InvalidLength (16) in the server's `error_codes.yml` (`codes::INVALID_LENGTH` is not it).
-pub(super) const INVALID_LENGTH: i32 = 16;
+pub(super) use crate::error::codes::INVALID_LENGTH;
+
+/// The most statements one write command carries (`write_ops::kMaxWriteBatchSize`).
+pub(super) const MAX_WRITE_BATCH: usize = 100_000;
+
+/// Every write command carries between 1 and 100000 statements (an empty batch fails too).
+pub(super) fn check_batch_size(n: usize) -> Result<()> {
+    if n == 0 || n > MAX_WRITE_BATCH {
+        return Err(CommandError::new(
+            INVALID_LENGTH,
+            format!(
+                "Write batch sizes must be between 1 and {MAX_WRITE_BATCH}. Got {n} operations."
+            ),
+        ));
+    }
+    Ok(())
+}
 
 const INSERT_FIELDS: &[&str] = &[
     "documents",
@@ -114,15 +129,7 @@ pub fn insert(ctx: &mut Ctx<'_>) -> Result<Reply> {
         None if docs.is_empty() => return Err(CommandError::missing_field("insert", "documents")),
         None => {}
     }
-    if docs.len() > 100_000 {
-        return Err(CommandError::new(
-            INVALID_LENGTH,
-            format!(
-                "Write batch sizes must be between 1 and 100000. Got {} operations.",
-                docs.len()
-            ),
-        ));
-    }
+    check_batch_size(docs.len())?;
     support::refuse_view(ctx, &coll)?;
     let (collection, _created) = ctx.collection_for_write(&coll)?;
     let mut data = collection.write();
@@ -503,13 +510,9 @@ pub(super) fn delete_statement(
         return Ok(0);
     };
     let mut data = c.write();
+    // No capped-collection refusal: deletes from capped collections are allowed since 5.0 (the
+    // 7.0+ manual: capped collections "serialize ... insert, update, and delete" operations).
     support::check_hint(Some(&data), stmt.hint.as_ref())?;
-    if data.is_capped() {
-        return Err(CommandError::new(
-            codes::ILLEGAL_OPERATION,
-            format!("cannot remove from a capped collection: {}", data.ns),
-        ));
-    }
     let selected = support::select(&data, &stmt.filter, &stmt.matcher, None, 0, stmt.limit)?;
     let mut removed = 0;
     for (rid, _) in selected {
@@ -538,6 +541,7 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
         None => return Err(CommandError::missing_field("update", "updates")),
     };
+    check_batch_size(statements.len())?;
     support::refuse_view(ctx, &coll)?;
     let mut n = 0i64;
     let mut modified = 0i64;
@@ -595,6 +599,7 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
         None => return Err(CommandError::missing_field("delete", "deletes")),
     };
+    check_batch_size(statements.len())?;
     support::refuse_view(ctx, &coll)?;
     let target = StatementTarget::new(ctx, &ctx.db, &coll);
     let mut n = 0i64;
@@ -762,4 +767,59 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(Reply::Doc(
         doc! {"lastErrorObject": last_error, "value": value},
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::codes;
+
+    #[test]
+    fn batches_hold_one_to_100000_statements() {
+        assert_eq!(check_batch_size(0).unwrap_err().code, 16);
+        assert!(check_batch_size(1).is_ok());
+        assert!(check_batch_size(MAX_WRITE_BATCH).is_ok());
+        let e = check_batch_size(MAX_WRITE_BATCH + 1).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Write batch sizes must be between 1 and 100000. Got 100001 operations."
+        );
+    }
+
+    #[test]
+    fn delete_statements_take_limit_0_or_1() {
+        let vars = Document::new();
+        let all = parse_delete_statement(&doc! {"q": {}, "limit": 0}, &vars, "delete.deletes");
+        assert_eq!(all.unwrap().limit, None);
+        let one = parse_delete_statement(&doc! {"q": {}, "limit": 1.0}, &vars, "delete.deletes");
+        assert_eq!(one.unwrap().limit, Some(1));
+        let bad = parse_delete_statement(&doc! {"q": {}, "limit": 2}, &vars, "delete.deletes");
+        assert_eq!(bad.err().unwrap().code, codes::FAILED_TO_PARSE);
+        let missing = parse_delete_statement(&doc! {"q": {}}, &vars, "delete.deletes");
+        assert_eq!(
+            missing.err().unwrap().message,
+            "BSON field 'delete.deletes.limit' is missing but a required field"
+        );
+    }
+
+    #[test]
+    fn plan_executor_context_keeps_code_and_extra_fields() {
+        let e = CommandError::new(codes::DUPLICATE_KEY, "E11000 duplicate key")
+            .with_extra("keyValue", doc! {"_id": 1});
+        let e = plan_executor_error(e);
+        assert_eq!(e.code, codes::DUPLICATE_KEY);
+        assert_eq!(
+            e.message,
+            "Plan executor error during findAndModify :: caused by :: E11000 duplicate key"
+        );
+        assert!(e.extra.contains_key("keyValue"));
+    }
+
+    #[test]
+    fn let_values_are_expressions() {
+        let vars =
+            crate::query::expr::evaluate_let(&doc! {"y": {"$literal": "$x"}}, &Document::new())
+                .unwrap();
+        assert_eq!(vars, doc! {"y": "$x"});
+    }
 }

@@ -111,12 +111,8 @@ impl Update {
                             fmt_value(arg)
                         )));
                     };
-                    if fields.is_empty() {
-                        return Err(CommandError::failed_to_parse(format!(
-                            "'{op_name}' is empty. You must specify a field like so: \
-                             {{{op_name}: {{<field>: ...}}}}"
-                        )));
-                    }
+                    // Since 5.0 an empty operand (`{$set: {}}`) is accepted and changes
+                    // nothing (release notes of 5.0).
                     for (path, value) in fields {
                         let parts = check_update_path(path, &filters, &mut used)?;
                         if op == Op::Rename {
@@ -2260,12 +2256,10 @@ mod tests {
 
     #[test]
     fn empty_and_non_document_operator_arguments() {
-        let e = parse(doc! {"$set": {}}).unwrap_err();
-        assert_eq!(e.code, codes::FAILED_TO_PARSE);
-        assert_eq!(
-            e.message,
-            "'$set' is empty. You must specify a field like so: {$set: {<field>: ...}}"
-        );
+        // Servers since 5.0 accept an empty operand and change nothing.
+        let u = parse(doc! {"$set": {}}).unwrap();
+        let doc = doc! {"_id": 1, "a": 1};
+        assert_eq!(u.apply(&doc, &UpdateContext::default()).unwrap(), doc);
         let e = parse(doc! {"$inc": 1}).unwrap_err();
         assert_eq!(e.code, codes::FAILED_TO_PARSE);
         assert!(
