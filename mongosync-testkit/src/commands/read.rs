@@ -148,11 +148,12 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             }
         }
     }
-    let matcher = Matcher::new(&filter, &vars)?;
+    let collation = support::collation_of(&ctx.body)?;
+    let matcher = Matcher::with_collation(&filter, &vars, collation.clone())?;
     let sort = if sort_doc.is_empty() {
         None
     } else {
-        Some(SortSpec::new(&sort_doc)?)
+        Some(SortSpec::with_collation(&sort_doc, collation)?)
     };
     let proj = if projection.is_empty() {
         None
@@ -395,7 +396,8 @@ pub fn count(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
     let limit = ctx.opt_i64("limit")?.unwrap_or(0).unsigned_abs() as usize;
     let limit = if limit == 0 { None } else { Some(limit) };
-    let matcher = Matcher::new(&filter, &Document::new())?;
+    let matcher =
+        Matcher::with_collation(&filter, &Document::new(), support::collation_of(&ctx.body)?)?;
     let hint = ctx.body.get("hint").cloned();
     let n = match support::resolve(ctx, &coll)? {
         Target::Missing => 0,
@@ -435,7 +437,8 @@ pub fn distinct(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
     };
     let filter = ctx.opt_doc("query")?.cloned().unwrap_or_default();
-    let matcher = Matcher::new(&filter, &Document::new())?;
+    let collation = support::collation_of(&ctx.body)?;
+    let matcher = Matcher::with_collation(&filter, &Document::new(), collation.clone())?;
     let hint = ctx.body.get("hint").cloned();
     let docs: Vec<Document> = match support::resolve(ctx, &coll)? {
         Target::Missing => Vec::new(),
@@ -463,10 +466,9 @@ pub fn distinct(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 other => vec![other],
             };
             for item in items {
-                if !values
-                    .iter()
-                    .any(|x| crate::query::compare::values_equal(x, item))
-                {
+                if !values.iter().any(|x| {
+                    crate::query::collation::values_equal_with(x, item, collation.as_ref())
+                }) {
                     values.push(item.clone());
                 }
             }

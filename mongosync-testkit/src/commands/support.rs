@@ -135,7 +135,8 @@ pub fn select(
         (Some((lo, hi)), by_id) if sorted.is_none() && !reverse => {
             let lo = map_bound(lo);
             let hi = map_bound(hi);
-            let iter = data.iter_id_range(as_ref_bound(&lo), as_ref_bound(&hi), by_id == Some(true));
+            let iter =
+                data.iter_id_range(as_ref_bound(&lo), as_ref_bound(&hi), by_id == Some(true));
             Box::new(iter.collect::<Vec<_>>().into_iter())
         }
         (_, Some(desc)) => data.iter_id_range(Bound::Unbounded, Bound::Unbounded, desc),
@@ -449,5 +450,17 @@ impl std::ops::DerefMut for WriteGuard<'_> {
             WriteGuard::Live(g) => g,
             WriteGuard::Txn(g) => g,
         }
+    }
+}
+
+/// The `collation` of a command or statement, parsed; `None` for the simple binary collation.
+pub fn collation_of(doc: &Document) -> Result<Option<crate::query::collation::Collation>> {
+    match doc.get("collation") {
+        None => Ok(None),
+        Some(Bson::Document(c)) => crate::query::collation::Collation::parse(c),
+        Some(other) => Err(CommandError::type_mismatch(format!(
+            "collation must be an object, not {}",
+            crate::util::type_name(other)
+        ))),
     }
 }

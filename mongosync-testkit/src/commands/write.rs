@@ -247,7 +247,8 @@ pub(super) fn parse_update_statement(
     if let Ok(c) = stmt.get_document("c") {
         vars.extend(c.clone());
     }
-    let matcher = Matcher::new(&filter, &vars)?;
+    let collation = support::collation_of(stmt)?;
+    let matcher = Matcher::with_collation(&filter, &vars, collation.clone())?;
     let array_filters: Option<Vec<Document>> = match stmt.get("arrayFilters") {
         None => None,
         Some(Bson::Array(items)) => Some(
@@ -280,7 +281,7 @@ pub(super) fn parse_update_statement(
                     "Cannot specify sort with multi=true",
                 ));
             }
-            Some(SortSpec::new(s)?)
+            Some(SortSpec::with_collation(s, collation.clone())?)
         }
         _ => None,
     };
@@ -491,7 +492,7 @@ pub(super) fn parse_delete_statement(
         }
         None => return Err(CommandError::missing_field(context, "limit")),
     };
-    let matcher = Matcher::new(&filter, vars)?;
+    let matcher = Matcher::with_collation(&filter, vars, support::collation_of(stmt)?)?;
     Ok(DeleteStatement {
         filter,
         matcher,
@@ -672,14 +673,17 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
         _ => {}
     }
     let sort = match ctx.opt_doc("sort")? {
-        Some(s) if !s.is_empty() => Some(SortSpec::new(s)?),
+        Some(s) if !s.is_empty() => Some(SortSpec::with_collation(
+            s,
+            support::collation_of(&ctx.body)?,
+        )?),
         _ => None,
     };
     let projection = match ctx.opt_doc("fields")? {
         Some(f) if !f.is_empty() => Some(Projection::new(f, &vars)?),
         _ => None,
     };
-    let matcher = Matcher::new(&filter, &vars)?;
+    let matcher = Matcher::with_collation(&filter, &vars, support::collation_of(&ctx.body)?)?;
     support::refuse_view(ctx, &coll)?;
     let hint = ctx.body.get("hint").cloned();
     let mut last_error = doc! {};
