@@ -18,6 +18,8 @@ pub struct CommandError {
     pub labels: Vec<String>,
     /// Extra top-level fields of the error reply (e.g. `keyPattern`, `keyValue`, `errInfo`).
     pub extra: Document,
+    /// The labels were set by a fail point and replace the server's own.
+    pub labels_forced: bool,
 }
 
 impl CommandError {
@@ -28,6 +30,7 @@ impl CommandError {
             message: message.into(),
             labels: Vec::new(),
             extra: Document::new(),
+            labels_forced: false,
         }
     }
 

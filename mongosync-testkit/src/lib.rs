@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod commands;
 pub mod cursor;
 pub mod error;
+pub mod failpoint;
 pub mod oplog;
 pub mod query;
 pub mod server;

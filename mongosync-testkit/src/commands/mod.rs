@@ -288,13 +288,61 @@ pub async fn run(
     if let Some(lsid) = ctx.body.get("lsid") {
         ctx.server.sessions.touch(lsid);
     }
-    if ctx.body.contains_key("autocommit") {
-        let in_commit_or_abort =
-            matches!(ctx.name.as_str(), "commitTransaction" | "abortTransaction");
-        let mut result = run_in_transaction(&mut ctx).await;
-        if let Err(e) = &mut result {
-            label_transaction_error(e, in_commit_or_abort);
+    if ctx.name == "configureFailPoint" {
+        return configure_fail_point(&ctx);
+    }
+    let ns = match ctx.arg() {
+        Bson::String(c) => format!("{}.{c}", ctx.db),
+        _ => format!("{}.$cmd", ctx.db),
+    };
+    let action = ctx
+        .server
+        .failpoints
+        .fail_command(&ctx.name, ctx.conn.app_name.as_deref(), &ns);
+    let mut forced_wce = None;
+    if let Some(action) = action {
+        if let Some(ms) = action.block_ms {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
+        if action.close_connection {
+            return Ok(Reply::CloseConnection);
+        }
+        if let Some(mut e) = action.error {
+            match action.labels {
+                Some(labels) => {
+                    e.labels = labels;
+                    e.labels_forced = true;
+                }
+                None => add_server_labels(&ctx.name, &ctx.body, &mut e, false),
+            }
+            return Err(e);
+        }
+        if let Some(wce) = action.write_concern_error {
+            forced_wce = Some((wce, action.labels));
+        }
+    }
+    let mut result = execute(&mut ctx).await;
+    match &mut result {
+        Err(e) => add_server_labels(&ctx.name, &ctx.body, e, true),
+        Ok(reply) => {
+            if let Some((wce, labels)) = forced_wce {
+                *reply = attach_write_concern_error(
+                    &ctx,
+                    std::mem::replace(reply, Reply::Doc(Document::new())),
+                    wce,
+                    labels,
+                );
+            }
+        }
+    }
+    result
+}
+
+/// Runs a command that passed the fail points: inside its transaction, once per retryable
+/// write, or plainly.
+async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    if ctx.body.contains_key("autocommit") {
+        let result = run_in_transaction(ctx).await;
         return result.map(|r| apply_write_concern(&ctx.body, r));
     }
     // A retryable write runs once per (lsid, txnNumber): a retry gets the first reply.
@@ -313,7 +361,7 @@ pub async fn run(
             return Ok(Reply::Doc(reply));
         }
     }
-    let reply = dispatch(&mut ctx).await?;
+    let reply = dispatch(ctx).await?;
     let reply = apply_write_concern(&ctx.body, reply);
     if let Some((key, n)) = retry_key {
         let stored = match &reply {
@@ -428,21 +476,127 @@ pub const RETRIABLE_CODES: &[i32] = &[
     13435, 13436, 50915, 91331, 10045600,
 ];
 
-/// The server's `TransientTransactionError` rule for an error inside a transaction.
-fn label_transaction_error(e: &mut CommandError, commit_or_abort: bool) {
-    if !e.labels.is_empty() {
+/// Codes after which a change stream may resume: RetriableError, NetworkError,
+/// NeedRetargettingError, RetryChangeStream and FailedToSatisfyReadPreference.
+pub const RESUMABLE_CHANGE_STREAM_CODES: &[i32] = &[317, 384, 150, 13388, 234, 133];
+
+/// Whether a change stream may resume after `code`.
+pub fn resumable_change_stream_error(code: i32) -> bool {
+    RETRIABLE_CODES.contains(&code) || RESUMABLE_CHANGE_STREAM_CODES.contains(&code)
+}
+
+/// The error labels a real server attaches (`error_labels.cpp`), unless a fail point forced
+/// its own: TransientTransactionError inside transactions, RetryableWriteError (and
+/// NoWritesPerformed) for retryable writes, ResumableChangeStreamError for change streams.
+fn add_server_labels(name: &str, body: &Document, e: &mut CommandError, wrote: bool) {
+    if e.labels_forced {
         return;
     }
-    let transient = match e.code {
-        112 | 24 | 267 | 249 | 239 | 246 | 250 | 272 | 150 | 13388 => true,
-        251 => !e.extra.contains_key("writeConcernError"),
-        c => !commit_or_abort && RETRIABLE_CODES.contains(&c),
+    let in_txn = body.contains_key("txnNumber") && body.contains_key("autocommit");
+    let commit_or_abort = matches!(name, "commitTransaction" | "abortTransaction");
+    let wce_code = e
+        .extra
+        .get_document("writeConcernError")
+        .ok()
+        .and_then(|w| w.get_i32("code").ok());
+    let mut push = |l: &str| {
+        if !e.labels.iter().any(|x| x == l) {
+            e.labels.push(l.to_string());
+        }
     };
-    if transient {
-        e.labels.push("TransientTransactionError".into());
-    } else if commit_or_abort && RETRIABLE_CODES.contains(&e.code) {
-        e.labels.push("RetryableWriteError".into());
+    if in_txn {
+        let transient = match e.code {
+            112 | 24 | 267 | 249 | 239 | 246 | 250 | 272 | 150 | 13388 => true,
+            251 => wce_code.is_none(),
+            c => !commit_or_abort && RETRIABLE_CODES.contains(&c),
+        };
+        if transient {
+            push("TransientTransactionError");
+            return;
+        }
     }
+    let retryable_write = (crate::session::RETRYABLE_WRITES.contains(&name)
+        && body.contains_key("txnNumber")
+        && !body.contains_key("autocommit"))
+        || commit_or_abort;
+    if retryable_write
+        && (RETRIABLE_CODES.contains(&e.code)
+            || wce_code.is_some_and(|c| RETRIABLE_CODES.contains(&c)))
+    {
+        push("RetryableWriteError");
+        if !wrote {
+            push("NoWritesPerformed");
+        }
+        return;
+    }
+    let change_stream = name == "aggregate"
+        && body
+            .get_array("pipeline")
+            .ok()
+            .and_then(|p| p.first())
+            .and_then(|s| s.as_document())
+            .is_some_and(|s| s.contains_key("$changeStream"));
+    if change_stream && wce_code.is_none() && resumable_change_stream_error(e.code) {
+        push("ResumableChangeStreamError");
+        return;
+    }
+    if matches!(e.code, 280 | 286) {
+        push("NonResumableChangeStreamError");
+    }
+}
+
+/// `configureFailPoint` (admin; never failed itself).
+fn configure_fail_point(ctx: &Ctx<'_>) -> Result<Reply> {
+    if ctx.db != "admin" {
+        return Err(CommandError::new(
+            codes::UNAUTHORIZED,
+            "configureFailPoint may only be run against the admin database.",
+        ));
+    }
+    let Bson::String(name) = ctx.arg() else {
+        return Err(CommandError::type_mismatch(
+            "configureFailPoint takes the fail point's name",
+        ));
+    };
+    let mode = ctx
+        .body
+        .get("mode")
+        .ok_or_else(|| CommandError::missing_field("configureFailPoint", "mode"))?;
+    let data = ctx.opt_doc("data")?.cloned().unwrap_or_default();
+    let count = ctx.server.failpoints.configure(name, mode, data)?;
+    Ok(Reply::Doc(bson::doc! {"count": count}))
+}
+
+/// A fail point's `writeConcernError` on a command that ran: attached to the reply, with the
+/// labels a real server gives it.
+fn attach_write_concern_error(
+    ctx: &Ctx<'_>,
+    reply: Reply,
+    wce: Document,
+    labels: Option<Vec<String>>,
+) -> Reply {
+    let mut doc = match reply {
+        Reply::Doc(d) => d,
+        Reply::Raw(r) => match Document::try_from(r.as_ref()) {
+            Ok(d) => d,
+            Err(_) => return Reply::Raw(r),
+        },
+        other => return other,
+    };
+    let labels = match labels {
+        Some(l) => l,
+        None => {
+            let mut probe = CommandError::new(0, "");
+            probe.extra.insert("writeConcernError", wce.clone());
+            add_server_labels(&ctx.name, &ctx.body, &mut probe, true);
+            probe.labels
+        }
+    };
+    doc.insert("writeConcernError", wce);
+    if !labels.is_empty() {
+        doc.insert("errorLabels", labels);
+    }
+    Reply::Doc(doc)
 }
 
 /// A single member satisfies `w: 1` and `"majority"`; a larger number, or a tag set this

@@ -327,6 +327,22 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
             ),
         ));
     }
+    // Fails after the cursor is checked out, so its origin is known for the labels.
+    if let Some((mut e, forced)) = ctx.server.failpoints.get_more_after_checkout() {
+        let is_stream = cursor.stream.is_some();
+        ctx.server.cursors.restore(id, cursor);
+        match forced {
+            Some(labels) => {
+                e.labels = labels;
+                e.labels_forced = true;
+            }
+            None if is_stream && super::resumable_change_stream_error(e.code) => {
+                e.labels.push("ResumableChangeStreamError".into());
+            }
+            None => {}
+        }
+        return Err(e);
+    }
     if cursor.stream.is_some() {
         return crate::changestream::stream::get_more(ctx, id, cursor, batch).await;
     }

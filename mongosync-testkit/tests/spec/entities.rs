@@ -242,6 +242,13 @@ async fn make_client(spec: &Document, uri: &str) -> Result<ClientEntity, Fail> {
     let mut o = ClientOptions::parse(&u)
         .await
         .map_err(|e| Fail::Failed(format!("client options {u}: {}", e.kind)))?;
+    // After a state-change error (e.g. ShutdownInProgress from a fail point) the driver waits
+    // for its monitor before it selects the server again; as drivers' own test runners do,
+    // check often (the smallest frequency allowed) so such tests take milliseconds, not the
+    // default 10 s heartbeat.
+    if o.heartbeat_freq.is_none() {
+        o.heartbeat_freq = Some(std::time::Duration::from_millis(500));
+    }
     if let Ok(api) = spec.get_document("serverApi") {
         let version = match api.get_str("version") {
             Ok("1") => ServerApiVersion::V1,

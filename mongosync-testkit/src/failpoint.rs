@@ -1,0 +1,272 @@
+//! Fail points, as a real server exposes them under `enableTestCommands`:
+//! `configureFailPoint` with `failCommand` (errors, labels, closed connections, blocked
+//! connections, write concern errors) and `failGetMoreAfterCursorCheckout`.
+
+use std::collections::HashMap;
+
+use bson::{Bson, Document};
+use parking_lot::Mutex;
+
+use crate::error::{CommandError, Result};
+
+/// When a fail point fires.
+#[derive(Debug, Clone, PartialEq)]
+enum Mode {
+    Off,
+    AlwaysOn,
+    Times(i64),
+    Skip(i64),
+    Probability(f64),
+}
+
+#[derive(Debug, Clone)]
+struct FailPoint {
+    mode: Mode,
+    data: Document,
+    entered: i64,
+}
+
+/// What a `failCommand` that fired asks of the command.
+#[derive(Debug, Clone, Default)]
+pub struct Action {
+    /// Sleep first (`blockConnection` with `blockTimeMS`).
+    pub block_ms: Option<u64>,
+    /// Close the connection without executing.
+    pub close_connection: bool,
+    /// Fail without executing, with this error.
+    pub error: Option<CommandError>,
+    /// Execute, then attach this `writeConcernError`.
+    pub write_concern_error: Option<Document>,
+    /// `errorLabels`, replacing the server's own (`Some(vec![])`: none at all).
+    pub labels: Option<Vec<String>>,
+}
+
+/// Every fail point of the server.
+#[derive(Debug, Default)]
+pub struct FailPoints {
+    points: Mutex<HashMap<String, FailPoint>>,
+}
+
+fn parse_mode(mode: &Bson) -> Result<Mode> {
+    match mode {
+        Bson::String(s) if s == "off" => Ok(Mode::Off),
+        Bson::String(s) if s == "alwaysOn" => Ok(Mode::AlwaysOn),
+        Bson::Document(d) => {
+            if let Some(n) = d.get("times").and_then(crate::util::as_f64) {
+                Ok(Mode::Times(n as i64))
+            } else if let Some(n) = d.get("skip").and_then(crate::util::as_f64) {
+                Ok(Mode::Skip(n as i64))
+            } else if let Some(p) = d.get("activationProbability").and_then(crate::util::as_f64) {
+                Ok(Mode::Probability(p))
+            } else {
+                Err(CommandError::failed_to_parse(format!(
+                    "invalid mode object: {}",
+                    crate::util::shell_repr(mode)
+                )))
+            }
+        }
+        other => Err(CommandError::failed_to_parse(format!(
+            "invalid mode: {}",
+            crate::util::shell_repr(other)
+        ))),
+    }
+}
+
+impl FailPoints {
+    /// `configureFailPoint`: sets a fail point; returns how often it had been entered.
+    pub fn configure(&self, name: &str, mode: &Bson, data: Document) -> Result<i64> {
+        if !["failCommand", "failGetMoreAfterCursorCheckout"].contains(&name) {
+            return Err(CommandError::failed_to_parse(format!(
+                "Unknown fail point: {name}"
+            )));
+        }
+        let mode = parse_mode(mode)?;
+        if name == "failCommand" && mode != Mode::Off {
+            let commands = data.get_array("failCommands").map_err(|_| {
+                CommandError::failed_to_parse(
+                    "'failCommands' must be an array of strings in the failCommand data",
+                )
+            })?;
+            if commands.iter().any(|c| c.as_str().is_none()) {
+                return Err(CommandError::failed_to_parse(
+                    "'failCommands' must be an array of strings",
+                ));
+            }
+            if data.contains_key("blockConnection") && data.get("blockTimeMS").is_none() {
+                return Err(CommandError::failed_to_parse(
+                    "'blockTimeMS' must be set with 'blockConnection'",
+                ));
+            }
+        }
+        let mut points = self.points.lock();
+        let entered = points.get(name).map_or(0, |p| p.entered);
+        points.insert(
+            name.to_string(),
+            FailPoint {
+                mode,
+                data,
+                entered,
+            },
+        );
+        Ok(entered)
+    }
+
+    /// Whether fail point `name` fires now, given that its `data` matches; counts the entry.
+    fn fire(&self, name: &str, matches: impl Fn(&Document) -> bool) -> Option<Document> {
+        let mut points = self.points.lock();
+        let point = points.get_mut(name)?;
+        if point.mode == Mode::Off || !matches(&point.data) {
+            return None;
+        }
+        let fires = match &mut point.mode {
+            Mode::Off => false,
+            Mode::AlwaysOn => true,
+            Mode::Times(n) => {
+                *n -= 1;
+                true
+            }
+            Mode::Skip(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            Mode::Skip(_) => true,
+            Mode::Probability(p) => rand::random::<f64>() < *p,
+        };
+        if matches!(point.mode, Mode::Times(n) if n <= 0) {
+            point.mode = Mode::Off;
+        }
+        if fires {
+            point.entered += 1;
+            Some(point.data.clone())
+        } else {
+            None
+        }
+    }
+
+    /// The `failCommand` action for command `name` from a client named `app_name` on `ns`.
+    pub fn fail_command(&self, name: &str, app_name: Option<&str>, ns: &str) -> Option<Action> {
+        if name == "configureFailPoint" {
+            return None;
+        }
+        let data = self.fire("failCommand", |d| {
+            let listed = d.get_array("failCommands").is_ok_and(|cs| {
+                cs.iter()
+                    .any(|c| c.as_str().is_some_and(|c| c == name || aliases(c, name)))
+            });
+            let app_ok = d.get_str("appName").map_or(true, |a| Some(a) == app_name);
+            let ns_ok = d.get_str("namespace").map_or(true, |n| n == ns);
+            listed && app_ok && ns_ok
+        })?;
+        let mut action = Action::default();
+        if data.get_bool("blockConnection").unwrap_or(false) {
+            action.block_ms = data
+                .get("blockTimeMS")
+                .and_then(crate::util::as_f64)
+                .map(|m| m as u64);
+        }
+        action.close_connection = data.get_bool("closeConnection").unwrap_or(false);
+        if let Some(code) = data.get("errorCode").and_then(crate::util::as_f64) {
+            let mut e =
+                CommandError::new(code as i32, "Failing command via 'failCommand' failpoint");
+            if let Ok(extra) = data.get_document("errorExtraInfo") {
+                e.extra.extend(extra.clone());
+            }
+            action.error = Some(e);
+        }
+        action.write_concern_error = data.get_document("writeConcernError").ok().cloned();
+        action.labels = data.get_array("errorLabels").ok().map(|ls| {
+            ls.iter()
+                .filter_map(|l| l.as_str().map(str::to_string))
+                .collect()
+        });
+        Some(action)
+    }
+
+    /// The error of `failGetMoreAfterCursorCheckout`, if it fires.
+    pub fn get_more_after_checkout(&self) -> Option<(CommandError, Option<Vec<String>>)> {
+        let data = self.fire("failGetMoreAfterCursorCheckout", |_| true)?;
+        let code = data
+            .get("errorCode")
+            .and_then(crate::util::as_f64)
+            .map_or(1, |c| c as i32);
+        let labels = data.get_array("errorLabels").ok().map(|ls| {
+            ls.iter()
+                .filter_map(|l| l.as_str().map(str::to_string))
+                .collect()
+        });
+        Some((
+            CommandError::new(
+                code,
+                "Failing command via 'failGetMoreAfterCursorCheckout' failpoint",
+            ),
+            labels,
+        ))
+    }
+}
+
+fn aliases(a: &str, b: &str) -> bool {
+    let group = |n: &str| match n {
+        "hello" | "isMaster" | "ismaster" => 1,
+        "findAndModify" | "findandmodify" => 2,
+        _ => 0,
+    };
+    group(a) != 0 && group(a) == group(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn times_and_skip_modes_count_down() {
+        let fp = FailPoints::default();
+        fp.configure(
+            "failCommand",
+            &Bson::Document(doc! {"times": 2}),
+            doc! {"failCommands": ["insert"], "errorCode": 91},
+        )
+        .unwrap();
+        assert!(fp.fail_command("find", None, "d.c").is_none());
+        assert_eq!(
+            fp.fail_command("insert", None, "d.c")
+                .unwrap()
+                .error
+                .unwrap()
+                .code,
+            91
+        );
+        assert!(fp.fail_command("insert", None, "d.c").is_some());
+        assert!(
+            fp.fail_command("insert", None, "d.c").is_none(),
+            "off after two"
+        );
+        let count = fp
+            .configure(
+                "failCommand",
+                &Bson::Document(doc! {"skip": 1}),
+                doc! {"failCommands": ["ping"], "closeConnection": true},
+            )
+            .unwrap();
+        assert_eq!(count, 2);
+        assert!(fp.fail_command("ping", None, "admin.$cmd").is_none());
+        assert!(
+            fp.fail_command("ping", None, "admin.$cmd")
+                .unwrap()
+                .close_connection
+        );
+    }
+
+    #[test]
+    fn app_name_filters() {
+        let fp = FailPoints::default();
+        fp.configure(
+            "failCommand",
+            &Bson::String("alwaysOn".into()),
+            doc! {"failCommands": ["find"], "errorCode": 2, "appName": "tool"},
+        )
+        .unwrap();
+        assert!(fp.fail_command("find", Some("other"), "d.c").is_none());
+        assert!(fp.fail_command("find", Some("tool"), "d.c").is_some());
+    }
+}
