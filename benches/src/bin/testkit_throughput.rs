@@ -233,6 +233,18 @@ async fn scan(coll: &Collection<Document>, filter: Document, batch: u32) -> Resu
     Ok(n)
 }
 
+/// The same `_id`-ordered scan, reading raw BSON as the sync engine does (no decoding into
+/// `Document` on the client: what is left is the server and the wire).
+async fn scan_raw(coll: &Collection<RawDocumentBuf>, batch: u32) -> Result<(u64, u64), BoxError> {
+    let mut cursor = coll.find(doc! {}).sort(doc! { "_id": 1 }).batch_size(batch).await?;
+    let (mut n, mut bytes) = (0u64, 0u64);
+    while let Some(d) = cursor.try_next().await? {
+        bytes += d.as_bytes().len() as u64;
+        n += 1;
+    }
+    Ok((n, bytes))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let cfg = config()?;
@@ -284,6 +296,13 @@ async fn main() -> Result<(), BoxError> {
         return Err(format!("full scan returned {full} of {} documents", cfg.docs).into());
     }
 
+    let start = Instant::now();
+    let (raw_n, _) = scan_raw(&coll.clone_with_type::<RawDocumentBuf>(), cfg.scan_batch).await?;
+    let raw_rate = Rate { docs: raw_n, secs: start.elapsed().as_secs_f64() };
+    if raw_n != cfg.docs {
+        return Err(format!("raw scan returned {raw_n} of {} documents", cfg.docs).into());
+    }
+
     let lo = (cfg.docs * 45 / 100) as i64;
     let hi = (cfg.docs * 55 / 100) as i64;
     let start = Instant::now();
@@ -315,6 +334,7 @@ async fn main() -> Result<(), BoxError> {
         "{}",
         full_rate.line("  find all, sort _id", Some(&dec_base))
     );
+    println!("{}", raw_rate.line("  find all, sort _id, raw BSON", None));
     println!(
         "{}",
         slice_rate.line(
