@@ -20,7 +20,7 @@ async fn handshake_and_hello_describe_a_replica_set_primary() {
         .run_command(doc! {"hello": 1})
         .await
         .unwrap();
-    assert_eq!(hello.get_bool("isWritablePrimary").unwrap(), true);
+    assert!(hello.get_bool("isWritablePrimary").unwrap());
     assert_eq!(hello.get_str("setName").unwrap(), "rs0");
     let me = cluster
         .uri()

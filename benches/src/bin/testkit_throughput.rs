@@ -236,7 +236,11 @@ async fn scan(coll: &Collection<Document>, filter: Document, batch: u32) -> Resu
 /// The same `_id`-ordered scan, reading raw BSON as the sync engine does (no decoding into
 /// `Document` on the client: what is left is the server and the wire).
 async fn scan_raw(coll: &Collection<RawDocumentBuf>, batch: u32) -> Result<(u64, u64), BoxError> {
-    let mut cursor = coll.find(doc! {}).sort(doc! { "_id": 1 }).batch_size(batch).await?;
+    let mut cursor = coll
+        .find(doc! {})
+        .sort(doc! { "_id": 1 })
+        .batch_size(batch)
+        .await?;
     let (mut n, mut bytes) = (0u64, 0u64);
     while let Some(d) = cursor.try_next().await? {
         bytes += d.as_bytes().len() as u64;
@@ -298,7 +302,10 @@ async fn main() -> Result<(), BoxError> {
 
     let start = Instant::now();
     let (raw_n, _) = scan_raw(&coll.clone_with_type::<RawDocumentBuf>(), cfg.scan_batch).await?;
-    let raw_rate = Rate { docs: raw_n, secs: start.elapsed().as_secs_f64() };
+    let raw_rate = Rate {
+        docs: raw_n,
+        secs: start.elapsed().as_secs_f64(),
+    };
     if raw_n != cfg.docs {
         return Err(format!("raw scan returned {raw_n} of {} documents", cfg.docs).into());
     }

@@ -76,14 +76,13 @@ impl Scope {
 
     /// Whether an entry ends this stream (an `invalidate` follows its event).
     fn invalidated_by(&self, entry: &OplogEntry) -> bool {
-        match (self, &entry.kind) {
+        matches!(
+            (self, &entry.kind),
             (
                 Scope::Collection { .. },
-                EntryKind::Drop { view: false } | EntryKind::Rename { .. },
-            ) => true,
-            (Scope::Database { .. }, EntryKind::DropDatabase) => true,
-            _ => false,
-        }
+                EntryKind::Drop { view: false } | EntryKind::Rename { .. }
+            ) | (Scope::Database { .. }, EntryKind::DropDatabase)
+        )
     }
 }
 
@@ -198,10 +197,10 @@ pub fn build(
     ev.insert("_id", token.encode());
     ev.insert("operationType", op);
     ev.insert("clusterTime", entry.ts);
-    if opts.expanded {
-        if let Some(ui) = entry.ui {
-            ev.insert("collectionUUID", Bson::Binary(bson::Binary::from_uuid(ui)));
-        }
+    if opts.expanded
+        && let Some(ui) = entry.ui
+    {
+        ev.insert("collectionUUID", Bson::Binary(bson::Binary::from_uuid(ui)));
     }
     ev.insert("wallTime", entry.wall);
     match &entry.kind {
@@ -241,10 +240,10 @@ pub fn build(
         if let Some(d) = description {
             ev.insert("operationDescription", d);
         }
-        if let EntryKind::Modify { state_before, .. } = &entry.kind {
-            if !state_before.is_empty() {
-                ev.insert("stateBeforeChange", state_before.clone());
-            }
+        if let EntryKind::Modify { state_before, .. } = &entry.kind
+            && !state_before.is_empty()
+        {
+            ev.insert("stateBeforeChange", state_before.clone());
         }
     }
     if let EntryKind::Update {

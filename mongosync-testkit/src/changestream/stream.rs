@@ -215,24 +215,24 @@ pub fn open(
     };
     let stages = &pipeline[1..];
     for stage in stages {
-        if let Some(name) = stage.keys().next() {
-            if name == "$changeStream" {
-                return Err(CommandError::new(
-                    40602,
-                    "$changeStream is only valid as the first stage in a pipeline.",
-                ));
-            }
+        if let Some(name) = stage.keys().next()
+            && name == "$changeStream"
+        {
+            return Err(CommandError::new(
+                40602,
+                "$changeStream is only valid as the first stage in a pipeline.",
+            ));
         }
     }
     let parsed = Pipeline::parse(stages, &ctx.let_vars()?)?;
     for stage in stages {
-        if let Some(name) = stage.keys().next() {
-            if !ALLOWED_STAGES.contains(&name.as_str()) {
-                return Err(CommandError::new(
-                    codes::ILLEGAL_OPERATION,
-                    format!("{name} is not permitted in a $changeStream pipeline"),
-                ));
-            }
+        if let Some(name) = stage.keys().next()
+            && !ALLOWED_STAGES.contains(&name.as_str())
+        {
+            return Err(CommandError::new(
+                codes::ILLEGAL_OPERATION,
+                format!("{name} is not permitted in a $changeStream pipeline"),
+            ));
         }
     }
     let resume_after = spec.get("resumeAfter");
@@ -301,12 +301,12 @@ pub fn open(
                         let built =
                             event::build(&entry, &scope, &opts, ctx.server).unwrap_or_default();
                         let mut built = built.into_iter();
-                        if let Some(first) = built.next() {
-                            if first.token.event_identifier == data.event_identifier {
-                                found = true;
-                                // A drop or rename resumed from: its invalidate is still owed.
-                                pending.extend(built);
-                            }
+                        if let Some(first) = built.next()
+                            && first.token.event_identifier == data.event_identifier
+                        {
+                            found = true;
+                            // A drop or rename resumed from: its invalidate is still owed.
+                            pending.extend(built);
                         }
                     }
                     if !found {

@@ -76,27 +76,25 @@ fn validate_collection_options(opts: &Document, command: &str) -> Result<()> {
         }
         Matcher::new(v, &Document::new())?;
     }
-    if let Some(level) = opts.get("validationLevel") {
-        if !level
+    if let Some(level) = opts.get("validationLevel")
+        && !level
             .as_str()
             .is_some_and(|l| VALIDATION_LEVELS.contains(&l))
-        {
-            return Err(CommandError::bad_value(format!(
-                "Enumeration value '{}' for field '{command}.validationLevel' is not a valid value.",
-                crate::util::shell_repr(level).trim_matches('"')
-            )));
-        }
+    {
+        return Err(CommandError::bad_value(format!(
+            "Enumeration value '{}' for field '{command}.validationLevel' is not a valid value.",
+            crate::util::shell_repr(level).trim_matches('"')
+        )));
     }
-    if let Some(action) = opts.get("validationAction") {
-        if !action
+    if let Some(action) = opts.get("validationAction")
+        && !action
             .as_str()
             .is_some_and(|a| VALIDATION_ACTIONS.contains(&a))
-        {
-            return Err(CommandError::bad_value(format!(
-                "Enumeration value '{}' for field '{command}.validationAction' is not a valid value.",
-                crate::util::shell_repr(action).trim_matches('"')
-            )));
-        }
+    {
+        return Err(CommandError::bad_value(format!(
+            "Enumeration value '{}' for field '{command}.validationAction' is not a valid value.",
+            crate::util::shell_repr(action).trim_matches('"')
+        )));
     }
     if let Some(images) = opts.get("changeStreamPreAndPostImages") {
         let ok = matches!(images, Bson::Document(d) if d.len() == 1 && matches!(d.get("enabled"), Some(Bson::Boolean(_))));

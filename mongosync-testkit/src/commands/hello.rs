@@ -30,10 +30,10 @@ pub async fn hello(ctx: &mut Ctx<'_>) -> Result<Reply> {
             tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
         }
     }
-    if let Ok(client) = ctx.body.get_document("client") {
-        if let Ok(app) = client.get_document("application") {
-            ctx.conn.app_name = app.get_str("name").ok().map(str::to_string);
-        }
+    if let Ok(client) = ctx.body.get_document("client")
+        && let Ok(app) = client.get_document("application")
+    {
+        ctx.conn.app_name = app.get_str("name").ok().map(str::to_string);
     }
     let mut reply = Document::new();
     if ctx.body.get_bool("helloOk").unwrap_or(false) {
@@ -228,13 +228,13 @@ pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
 pub fn end_sessions(ctx: &mut Ctx<'_>) -> Result<Reply> {
     if let Bson::Array(sessions) = ctx.arg() {
         for s in sessions {
-            if let Bson::Document(d) = s {
-                if let Some(id) = d.get("id") {
-                    let lsid = Bson::Document(doc! {"id": id.clone()});
-                    ctx.server.cursors.kill_session(&lsid);
-                    if let Some(key) = crate::session::session_key(&lsid) {
-                        ctx.server.sessions.end(&key);
-                    }
+            if let Bson::Document(d) = s
+                && let Some(id) = d.get("id")
+            {
+                let lsid = Bson::Document(doc! {"id": id.clone()});
+                ctx.server.cursors.kill_session(&lsid);
+                if let Some(key) = crate::session::session_key(&lsid) {
+                    ctx.server.sessions.end(&key);
                 }
             }
         }

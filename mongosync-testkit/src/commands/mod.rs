@@ -356,10 +356,10 @@ async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
         (true, Some(key), Some(Bson::Int64(n))) => Some((key, *n)),
         _ => None,
     };
-    if let Some((key, n)) = &retry_key {
-        if let Some(reply) = ctx.server.sessions.begin(key, *n)? {
-            return Ok(Reply::Doc(reply));
-        }
+    if let Some((key, n)) = &retry_key
+        && let Some(reply) = ctx.server.sessions.begin(key, *n)?
+    {
+        return Ok(Reply::Doc(reply));
     }
     let reply = dispatch(ctx).await?;
     let reply = apply_write_concern(&ctx.body, reply);

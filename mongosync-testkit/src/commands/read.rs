@@ -139,14 +139,13 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
     };
     let batch = batch_size(ctx, ctx.body.get("batchSize"), "batchSize")?;
     let no_timeout = ctx.opt_bool("noCursorTimeout")?.unwrap_or(false);
-    if ctx.opt_bool("tailable")?.unwrap_or(false) {
-        if let Some(c) = ctx.server.catalog.collection(&ctx.db, &coll) {
-            if !c.data.read().is_capped() {
-                return Err(CommandError::bad_value(format!(
-                    "error processing query: ns={ns} tailable cursor requested on non capped collection"
-                )));
-            }
-        }
+    if ctx.opt_bool("tailable")?.unwrap_or(false)
+        && let Some(c) = ctx.server.catalog.collection(&ctx.db, &coll)
+        && !c.data.read().is_capped()
+    {
+        return Err(CommandError::bad_value(format!(
+            "error processing query: ns={ns} tailable cursor requested on non capped collection"
+        )));
     }
     let collation = support::collation_of(&ctx.body)?;
     let matcher = Matcher::with_collation(&filter, &vars, collation.clone())?;
@@ -503,11 +502,11 @@ pub struct CatalogEnv<'a, 'b> {
 impl PipelineEnv for CatalogEnv<'_, '_> {
     fn collection_documents(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
         // Inside a transaction, its own copy of a collection of this database.
-        if db == self.ctx.db {
-            if let Some(c) = self.ctx.collection(coll) {
-                let data = c.read();
-                return data.iter().map(|(_, raw)| decode(raw)).collect();
-            }
+        if db == self.ctx.db
+            && let Some(c) = self.ctx.collection(coll)
+        {
+            let data = c.read();
+            return data.iter().map(|(_, raw)| decode(raw)).collect();
         }
         match self.ctx.server.catalog.lookup(db, coll) {
             None => Ok(Vec::new()),

@@ -375,7 +375,7 @@ enum Leaf {
     Pop {
         first: bool,
     },
-    Pull(PullCond),
+    Pull(Box<PullCond>),
     PullAll(Vec<Bson>),
     Bit(Vec<(BitOp, Bson)>),
     /// The destination of a `$rename`: takes the value at `from` in the original document.
@@ -432,7 +432,7 @@ impl Leaf {
                 }
                 Leaf::Pop { first: n < 0 }
             }
-            Op::Pull => Leaf::Pull(parse_pull(value)?),
+            Op::Pull => Leaf::Pull(Box::new(parse_pull(value)?)),
             Op::PullAll => match value {
                 Bson::Array(a) => Leaf::PullAll(a.clone()),
                 other => {

@@ -280,11 +280,11 @@ impl CollectionData {
         if let Some(id) = raw_id(&raw).filter(|_| self.has_id_index()) {
             self.ids.remove(&OrdBson(id));
         }
-        if !self.indexes.is_empty() {
-            if let Ok(d) = decode(&raw) {
-                for index in &mut self.indexes {
-                    index.remove(&d, rid);
-                }
+        if !self.indexes.is_empty()
+            && let Ok(d) = decode(&raw)
+        {
+            for index in &mut self.indexes {
+                index.remove(&d, rid);
             }
         }
         self.data_size -= raw.as_bytes().len();

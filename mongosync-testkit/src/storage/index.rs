@@ -68,10 +68,10 @@ impl Index {
     /// The index keys of `doc` (several for a multikey index; none if the document is not
     /// indexed because of `sparse` or the partial filter).
     pub fn keys_of(&self, doc: &Document) -> Result<Vec<Vec<OrdBson>>> {
-        if let Some(p) = &self.partial {
-            if !p.matches(doc) {
-                return Ok(Vec::new());
-            }
+        if let Some(p) = &self.partial
+            && !p.matches(doc)
+        {
+            return Ok(Vec::new());
         }
         let mut keys: Vec<Vec<OrdBson>> = vec![Vec::new()];
         let mut all_missing = true;
@@ -133,10 +133,10 @@ impl Index {
             return Ok(());
         }
         for key in self.keys_of(doc)? {
-            if let Some(holders) = self.entries.get(&key) {
-                if holders.iter().any(|r| *r != rid) {
-                    return Err(self.duplicate_error(ns, &key));
-                }
+            if let Some(holders) = self.entries.get(&key)
+                && holders.iter().any(|r| *r != rid)
+            {
+                return Err(self.duplicate_error(ns, &key));
             }
         }
         Ok(())
