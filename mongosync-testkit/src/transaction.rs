@@ -258,6 +258,22 @@ impl Transactions {
         Ok(())
     }
 
+    /// Ends a session: its running transaction is aborted (`endSessions`, `killSessions`).
+    pub fn end_session(&self, key: &[u8]) {
+        let txn = self.by_session.lock().remove(key);
+        if let Some(txn) = txn {
+            self.abort_txn(&mut txn.lock());
+        }
+    }
+
+    /// Aborts every running transaction (`killAllSessions`).
+    pub fn abort_all(&self) {
+        let all: Vec<_> = self.by_session.lock().drain().map(|(_, t)| t).collect();
+        for txn in all {
+            self.abort_txn(&mut txn.lock());
+        }
+    }
+
     fn release(&self, txn: &mut Txn) {
         let mut locks = self.locks.lock();
         for k in std::mem::take(&mut txn.written) {

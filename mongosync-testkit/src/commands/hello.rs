@@ -235,6 +235,7 @@ pub fn end_sessions(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 ctx.server.cursors.kill_session(&lsid);
                 if let Some(key) = crate::session::session_key(&lsid) {
                     ctx.server.sessions.end(&key);
+                    ctx.server.transactions.end_session(&key);
                 }
             }
         }

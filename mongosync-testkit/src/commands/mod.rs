@@ -704,7 +704,10 @@ async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "serverStatus" => hello::server_status(ctx),
         "listDatabases" => hello::list_databases(ctx),
         "endSessions" | "killSessions" | "refreshSessions" => hello::end_sessions(ctx),
-        "killAllSessions" | "killAllSessionsByPattern" => Ok(Reply::Doc(Document::new())),
+        "killAllSessions" | "killAllSessionsByPattern" => {
+            ctx.server.transactions.abort_all();
+            Ok(Reply::Doc(Document::new()))
+        }
         "whatsmyuri" => Ok(Reply::Doc(bson::doc! {"you": ctx.conn.peer.clone()})),
         "getCmdLineOpts" => hello::get_cmd_line_opts(ctx),
         "getLog" => hello::get_log(ctx),
