@@ -75,7 +75,13 @@ fn parse_mode(mode: &Bson) -> Result<Mode> {
 impl FailPoints {
     /// `configureFailPoint`: sets a fail point; returns how often it had been entered.
     pub fn configure(&self, name: &str, mode: &Bson, data: Document) -> Result<i64> {
-        if !["failCommand", "failGetMoreAfterCursorCheckout"].contains(&name) {
+        if ![
+            "failCommand",
+            "failGetMoreAfterCursorCheckout",
+            "onPrimaryTransactionalWrite",
+        ]
+        .contains(&name)
+        {
             return Err(CommandError::failed_to_parse(format!(
                 "Unknown fail point: {name}"
             )));
@@ -180,6 +186,23 @@ impl FailPoints {
                 .collect()
         });
         Some(action)
+    }
+
+    /// `onPrimaryTransactionalWrite`, for a write carrying `lsid` and `txnNumber`: `Err` with
+    /// `failBeforeCommitExceptionCode` (the write is not done), or `Ok(true)` to run the write
+    /// and then close the connection before the reply (`closeConnection`, true by default).
+    pub fn transactional_write(&self) -> Option<std::result::Result<bool, CommandError>> {
+        let data = self.fire("onPrimaryTransactionalWrite", |_| true)?;
+        if let Some(code) = data
+            .get("failBeforeCommitExceptionCode")
+            .and_then(crate::util::as_f64)
+        {
+            return Some(Err(CommandError::new(
+                code as i32,
+                "Failing write via 'onPrimaryTransactionalWrite' failpoint",
+            )));
+        }
+        Some(Ok(data.get_bool("closeConnection").unwrap_or(true)))
     }
 
     /// The error of `failGetMoreAfterCursorCheckout`, if it fires.

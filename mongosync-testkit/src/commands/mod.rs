@@ -361,6 +361,16 @@ async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
     {
         return Ok(Reply::Doc(reply));
     }
+    // A retryable write may be made to fail before it commits, or to commit and then lose its
+    // connection: the retry must then get the first result.
+    let mut close_after = false;
+    if retry_key.is_some() {
+        match ctx.server.failpoints.transactional_write() {
+            Some(Err(e)) => return Err(e),
+            Some(Ok(close)) => close_after = close,
+            None => {}
+        }
+    }
     let reply = dispatch(ctx).await?;
     let reply = apply_write_concern(&ctx.body, reply);
     if let Some((key, n)) = retry_key {
@@ -372,6 +382,9 @@ async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
         if let Some(d) = stored {
             ctx.server.sessions.complete(&key, n, d);
         }
+    }
+    if close_after {
+        return Ok(Reply::CloseConnection);
     }
     Ok(reply)
 }
