@@ -8,6 +8,7 @@
 // `CommandError` is the crate-wide error type; its size is a crate design decision.
 #![allow(clippy::result_large_err)]
 
+use crate::util::type_name;
 use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
@@ -64,33 +65,6 @@ struct Requested {
     max_variable: Option<&'static str>,
     normalization: Option<bool>,
     backwards: Option<bool>,
-}
-
-/// The server's BSON type name, for type mismatch messages.
-fn type_name(v: &Bson) -> &'static str {
-    match v {
-        Bson::Double(_) => "double",
-        Bson::String(_) => "string",
-        Bson::Document(_) => "object",
-        Bson::Array(_) => "array",
-        Bson::Binary(_) => "binData",
-        Bson::Undefined => "undefined",
-        Bson::ObjectId(_) => "objectId",
-        Bson::Boolean(_) => "bool",
-        Bson::DateTime(_) => "date",
-        Bson::Null => "null",
-        Bson::RegularExpression(_) => "regex",
-        Bson::DbPointer(_) => "dbPointer",
-        Bson::JavaScriptCode(_) => "javascript",
-        Bson::Symbol(_) => "symbol",
-        Bson::JavaScriptCodeWithScope(_) => "javascriptWithScope",
-        Bson::Int32(_) => "int",
-        Bson::Timestamp(_) => "timestamp",
-        Bson::Int64(_) => "long",
-        Bson::Decimal128(_) => "decimal",
-        Bson::MinKey => "minKey",
-        Bson::MaxKey => "maxKey",
-    }
 }
 
 fn wrong_type(field: &str, v: &Bson, expected: &str) -> CommandError {

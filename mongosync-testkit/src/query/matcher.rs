@@ -3,6 +3,7 @@
 // `CommandError` is the crate-wide error type; its size is a crate design decision.
 #![allow(clippy::result_large_err)]
 
+pub(crate) use crate::util::type_name;
 use std::cmp::Ordering;
 use std::ops::Bound;
 
@@ -1021,33 +1022,6 @@ fn parse_regex(ops: &Document) -> Result<Pred> {
         }
     }
     Ok(Pred::Regex(Re::new(&pattern, &options)?))
-}
-
-/// The server's name of a value's BSON type (`typeName`).
-pub(crate) fn type_name(v: &Bson) -> &'static str {
-    match v {
-        Bson::Double(_) => "double",
-        Bson::String(_) => "string",
-        Bson::Document(_) => "object",
-        Bson::Array(_) => "array",
-        Bson::Binary(_) => "binData",
-        Bson::Undefined => "undefined",
-        Bson::ObjectId(_) => "objectId",
-        Bson::Boolean(_) => "bool",
-        Bson::DateTime(_) => "date",
-        Bson::Null => "null",
-        Bson::RegularExpression(_) => "regex",
-        Bson::DbPointer(_) => "dbPointer",
-        Bson::JavaScriptCode(_) => "javascript",
-        Bson::Symbol(_) => "symbol",
-        Bson::JavaScriptCodeWithScope(_) => "javascriptWithScope",
-        Bson::Int32(_) => "int",
-        Bson::Timestamp(_) => "timestamp",
-        Bson::Int64(_) => "long",
-        Bson::Decimal128(_) => "decimal",
-        Bson::MinKey => "minKey",
-        Bson::MaxKey => "maxKey",
-    }
 }
 
 /// A value as the server prints it in error messages (`BSONElement::toString`):

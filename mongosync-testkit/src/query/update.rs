@@ -14,6 +14,7 @@
 // `CommandError` is the crate-wide error type; boxing it is not this module's call.
 #![allow(clippy::result_large_err)]
 
+use crate::util::type_name;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -2063,32 +2064,6 @@ impl PipelineEnv for NoEnv {
 // ---------------------------------------------------------------------------------------------
 // The server's value formatting, for error messages
 // ---------------------------------------------------------------------------------------------
-
-fn type_name(v: &Bson) -> &'static str {
-    match v {
-        Bson::Double(_) => "double",
-        Bson::String(_) => "string",
-        Bson::Document(_) => "object",
-        Bson::Array(_) => "array",
-        Bson::Binary(_) => "binData",
-        Bson::Undefined => "undefined",
-        Bson::ObjectId(_) => "objectId",
-        Bson::Boolean(_) => "bool",
-        Bson::DateTime(_) => "date",
-        Bson::Null => "null",
-        Bson::RegularExpression(_) => "regex",
-        Bson::DbPointer(_) => "dbPointer",
-        Bson::JavaScriptCode(_) => "javascript",
-        Bson::Symbol(_) => "symbol",
-        Bson::JavaScriptCodeWithScope(_) => "javascriptWithScope",
-        Bson::Int32(_) => "int",
-        Bson::Timestamp(_) => "timestamp",
-        Bson::Int64(_) => "long",
-        Bson::Decimal128(_) => "decimal",
-        Bson::MinKey => "minKey",
-        Bson::MaxKey => "maxKey",
-    }
-}
 
 fn fmt_elem(name: &str, v: &Bson) -> String {
     format!("{name}: {}", fmt_value(v))
