@@ -12,7 +12,7 @@ use super::token::{ResumeTokenData, TokenType};
 use crate::commands::{Ctx, Reply};
 use crate::cursor::{Cursor, MAX_BATCH_BYTES};
 use crate::error::{CommandError, Result, codes};
-use crate::query::pipeline::{Pipeline, PipelineEnv};
+use crate::query::pipeline::Pipeline;
 use crate::server::Server;
 
 /// How many oplog entries one scan reads at a time.
@@ -70,7 +70,6 @@ pub struct StreamState {
     scope: Scope,
     opts: EventOptions,
     pipeline: Pipeline,
-    db: String,
     position: Position,
     /// Built events not yet returned (an `invalidate` owed after a resume from its cause).
     pending: VecDeque<Built>,
@@ -83,29 +82,6 @@ pub struct StreamState {
 impl std::fmt::Debug for Built {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Built").field("event", &self.event).finish()
-    }
-}
-
-struct NoEnv;
-
-impl PipelineEnv for NoEnv {
-    fn collection_documents(&self, _db: &str, _coll: &str) -> Result<Vec<Document>> {
-        Ok(Vec::new())
-    }
-    fn coll_stats(&self, _options: &Document) -> Result<Document> {
-        Ok(Document::new())
-    }
-    fn write_out(&self, _db: &str, _coll: &str, _docs: Vec<Document>) -> Result<()> {
-        Ok(())
-    }
-    fn merge_into(
-        &self,
-        _db: &str,
-        _coll: &str,
-        _docs: Vec<Document>,
-        _spec: &Document,
-    ) -> Result<()> {
-        Ok(())
     }
 }
 
@@ -331,7 +307,6 @@ pub fn open(
         scope: scope.clone(),
         opts,
         pipeline: parsed,
-        db: ctx.db.clone(),
         position,
         pending,
         pbrt,
@@ -458,7 +433,7 @@ fn scan(state: &mut StreamState, server: &Server, limit: usize) -> Result<Vec<Ra
 /// token) must survive unchanged.
 fn transform(state: &StreamState, event: Document) -> Result<Option<Document>> {
     let id = event.get("_id").cloned();
-    let mut out = state.pipeline.run(vec![event], &state.db, &NoEnv)?;
+    let mut out = state.pipeline.run_local(vec![event])?;
     let Some(doc) = out.pop() else {
         return Ok(None);
     };

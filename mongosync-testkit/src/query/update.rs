@@ -23,7 +23,7 @@ use bson::{Bson, Document, Timestamp};
 use crate::error::{CommandError, Result, codes};
 use crate::query::compare::{compare, values_equal};
 use crate::query::matcher::Matcher;
-use crate::query::pipeline::{Pipeline, PipelineEnv};
+use crate::query::pipeline::Pipeline;
 
 /// A parsed update.
 #[derive(Debug, Clone)]
@@ -175,7 +175,7 @@ impl Update {
                 let empty = Document::new();
                 let vars = ctx.vars.unwrap_or(&empty);
                 let pipeline = Pipeline::parse(stages, vars)?;
-                let mut out = pipeline.run(vec![doc.clone()], "", &NoEnv)?;
+                let mut out = pipeline.run_local(vec![doc.clone()])?;
                 if out.len() != 1 {
                     return Err(CommandError::new(
                         codes::BAD_VALUE,
@@ -2035,30 +2035,6 @@ fn doc_binary_equal(a: &Document, b: &Document) -> bool {
         && a.iter()
             .zip(b.iter())
             .all(|((ka, va), (kb, vb))| ka == kb && binary_equal(va, vb))
-}
-
-/// The pipeline environment of an update: its stages never read other collections.
-struct NoEnv;
-
-impl PipelineEnv for NoEnv {
-    fn collection_documents(&self, _db: &str, _coll: &str) -> Result<Vec<Document>> {
-        Ok(Vec::new())
-    }
-    fn coll_stats(&self, _options: &Document) -> Result<Document> {
-        Ok(Document::new())
-    }
-    fn write_out(&self, _db: &str, _coll: &str, _docs: Vec<Document>) -> Result<()> {
-        Ok(())
-    }
-    fn merge_into(
-        &self,
-        _db: &str,
-        _coll: &str,
-        _docs: Vec<Document>,
-        _spec: &Document,
-    ) -> Result<()> {
-        Ok(())
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
