@@ -145,21 +145,27 @@ impl Transactions {
         }
     }
 
-    /// `abortTransaction`.
-    pub fn abort(&self, key: &[u8], number: i64) -> Result<()> {
+    /// The session's transaction, which must carry `number`; NoSuchTransaction otherwise.
+    fn numbered(&self, key: &[u8], number: i64) -> Result<Arc<Mutex<Txn>>> {
         let txn = self.by_session.lock().get(key).cloned();
         let Some(txn) = txn else {
             return Err(no_such_transaction(format!(
                 "Given transaction number {number} does not match any in-progress transactions."
             )));
         };
-        let mut t = txn.lock();
-        if t.number != number {
+        let active = txn.lock().number;
+        if active != number {
             return Err(no_such_transaction(format!(
-                "Given transaction number {number} does not match any in-progress transactions. The active transaction number is {}",
-                t.number
+                "Given transaction number {number} does not match any in-progress transactions. The active transaction number is {active}"
             )));
         }
+        Ok(txn)
+    }
+
+    /// `abortTransaction`.
+    pub fn abort(&self, key: &[u8], number: i64) -> Result<()> {
+        let txn = self.numbered(key, number)?;
+        let mut t = txn.lock();
         match t.state {
             TxnState::InProgress => {
                 self.abort_txn(&mut t);
@@ -178,19 +184,8 @@ impl Transactions {
     /// `commitTransaction`: applies the transaction atomically; a retried commit of a committed
     /// transaction succeeds again.
     pub fn commit(&self, server: &Server, key: &[u8], number: i64) -> Result<()> {
-        let txn = self.by_session.lock().get(key).cloned();
-        let Some(txn) = txn else {
-            return Err(no_such_transaction(format!(
-                "Given transaction number {number} does not match any in-progress transactions."
-            )));
-        };
+        let txn = self.numbered(key, number)?;
         let mut t = txn.lock();
-        if t.number != number {
-            return Err(no_such_transaction(format!(
-                "Given transaction number {number} does not match any in-progress transactions. The active transaction number is {}",
-                t.number
-            )));
-        }
         match t.state {
             TxnState::Committed => return Ok(()),
             TxnState::Aborted => {
