@@ -1,5 +1,7 @@
 //! The one error type of the engine.
 
+use crate::progress::SyncState;
+
 /// The result type of the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -7,7 +9,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An option given to the engine is not allowed.
+    /// An option given to the engine is not allowed. Nothing was written anywhere.
     #[error("invalid option `{field}`: {reason}")]
     InvalidOptions {
         /// The option's name as the user wrote it.
@@ -15,17 +17,105 @@ pub enum Error {
         /// What was wrong and what is allowed.
         reason: String,
     },
+    /// The operation is not allowed in the sync's current state.
+    #[error("cannot {operation}: the sync is {state}; {operation} is allowed in {}", allowed_states(.allowed))]
+    InvalidState {
+        /// The operation asked for (`start`, `pause`, `resume`, `commit`, `reverse`).
+        operation: &'static str,
+        /// The state the sync is in.
+        state: SyncState,
+        /// The states that allow the operation.
+        allowed: Vec<SyncState>,
+    },
     /// A cluster could not be reached or answered with an error.
     #[error("the {cluster} cluster could not be used: {message}")]
     Connection {
-        /// Which cluster: "source" or "destination".
-        cluster: &'static str,
+        /// Which cluster, e.g. "source (cluster0)".
+        cluster: String,
         /// What failed.
         message: String,
         /// The driver's error.
         #[source]
         source: Option<mongodb::error::Error>,
     },
+    /// The destination holds user data and the options do not allow it.
+    #[error(
+        "the destination cluster is not empty (it holds {}); start with an empty destination, or set `preExistingDestinationData` with a namespace filter that leaves these out",
+        .namespaces.join(", ")
+    )]
+    DestinationNotEmpty {
+        /// Some of the namespaces found.
+        namespaces: Vec<String>,
+    },
+    /// The source no longer holds the history the sync needs to continue.
+    #[error(
+        "the source's change history no longer reaches back to the sync's resume point ({message}); the source's oplog is too small for this migration: enlarge it, then drop the destination's data and the `__mdb_internal_mongosync` database and start again"
+    )]
+    HistoryLost {
+        /// What the source said.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<mongodb::error::Error>,
+    },
+    /// The source holds something the sync cannot migrate.
+    #[error("{what} is not supported: {reason}")]
+    Unsupported {
+        /// The thing, e.g. "the time-series collection `db.weather`".
+        what: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// A commit was asked for before the sync can commit.
+    #[error("cannot commit yet: {reason}")]
+    NotReadyToCommit {
+        /// Which condition of `canCommit` is not met.
+        reason: String,
+    },
+    /// A step of the sync failed on a cluster.
+    #[error("{step} failed on the {cluster} cluster: {message}")]
+    Step {
+        /// The step, e.g. "copying partition 3 of `db.coll`".
+        step: String,
+        /// Which cluster.
+        cluster: String,
+        /// What failed.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<mongodb::error::Error>,
+    },
+    /// The persisted state on the destination cannot be used.
+    #[error("the sync's persisted state on the destination cannot be used: {reason}")]
+    Metadata {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A local file of the event buffer could not be used.
+    #[error("the change event buffer's spill file `{path}` could not be used")]
+    Spill {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sync stopped because of an earlier error; its state is kept.
+    #[error("the sync stopped: {0}")]
+    Stopped(#[source] std::sync::Arc<Error>),
+}
+
+fn allowed_states(states: &[SyncState]) -> String {
+    let names: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+    match names.len() {
+        0 => "no state".into(),
+        1 => names[0].clone(),
+        _ => format!(
+            "{} or {}",
+            names[..names.len() - 1].join(", "),
+            names[names.len() - 1]
+        ),
+    }
 }
 
 impl Error {
@@ -34,9 +124,101 @@ impl Error {
         matches!(self, Error::InvalidOptions { .. })
     }
 
+    /// Whether the operation is not allowed in the current state.
+    pub fn is_invalid_state(&self) -> bool {
+        matches!(self, Error::InvalidState { .. })
+    }
+
     /// Whether the error is a failure to reach or use a cluster.
     pub fn is_connection(&self) -> bool {
-        matches!(self, Error::Connection { .. })
+        match self {
+            Error::Connection { .. } => true,
+            Error::Step {
+                source: Some(e), ..
+            } => is_network(e),
+            Error::Stopped(inner) => inner.is_connection(),
+            _ => false,
+        }
+    }
+
+    /// Whether the destination was refused for holding data.
+    pub fn is_destination_not_empty(&self) -> bool {
+        matches!(self, Error::DestinationNotEmpty { .. })
+    }
+
+    /// Whether the source's history no longer covers the sync's resume point.
+    pub fn is_history_lost(&self) -> bool {
+        match self {
+            Error::HistoryLost { .. } => true,
+            Error::Stopped(inner) => inner.is_history_lost(),
+            _ => false,
+        }
+    }
+
+    /// Whether a commit was refused because `canCommit` is false.
+    pub fn is_not_ready_to_commit(&self) -> bool {
+        matches!(self, Error::NotReadyToCommit { .. })
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::InvalidOptions {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn step(
+        step: impl Into<String>,
+        cluster: &str,
+        source: mongodb::error::Error,
+    ) -> Error {
+        // The driver's message never carries a password: credentials are not part of it.
+        let message = source.to_string();
+        if history_lost(&source) {
+            return Error::HistoryLost {
+                message,
+                source: Some(source),
+            };
+        }
+        Error::Step {
+            step: step.into(),
+            cluster: cluster.into(),
+            message,
+            source: Some(source),
+        }
+    }
+}
+
+/// Whether a driver error says a network or availability problem (worth retrying).
+pub(crate) fn is_network(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    matches!(
+        *e.kind,
+        ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::ServerSelection { .. }
+    ) || e.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR)
+        || e.contains_label("ResumableChangeStreamError")
+}
+
+/// ChangeStreamHistoryLost (286) or a token no longer in the oplog (280).
+pub(crate) fn history_lost(e: &mongodb::error::Error) -> bool {
+    matches!(server_code(e), Some(286) | Some(280))
+}
+
+/// The server's error code in a driver error, if the server answered with one.
+pub(crate) fn server_code(e: &mongodb::error::Error) -> Option<i32> {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match &*e.kind {
+        ErrorKind::Command(c) => Some(c.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => Some(w.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => Some(w.code),
+        ErrorKind::InsertMany(m) => m
+            .write_errors
+            .as_ref()
+            .and_then(|w| w.first().map(|w| w.code))
+            .or(m.write_concern_error.as_ref().map(|w| w.code)),
+        _ => None,
     }
 }
 
@@ -46,14 +228,30 @@ mod tests {
 
     #[test]
     fn invalid_option_names_the_field() {
-        let e = Error::InvalidOptions {
-            field: "buildIndexes".into(),
-            reason: "allowed: always, never".into(),
-        };
+        let e = Error::invalid("buildIndexes", "allowed: always, never");
         assert!(e.is_invalid_options());
         assert_eq!(
             e.to_string(),
             "invalid option `buildIndexes`: allowed: always, never"
         );
+    }
+
+    #[test]
+    fn invalid_state_names_operation_state_and_allowed_states() {
+        let e = Error::InvalidState {
+            operation: "pause",
+            state: SyncState::Committed,
+            allowed: vec![SyncState::Running],
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot pause: the sync is COMMITTED; pause is allowed in RUNNING"
+        );
+        let e = Error::InvalidState {
+            operation: "progress",
+            state: SyncState::Idle,
+            allowed: vec![SyncState::Idle, SyncState::Running, SyncState::Paused],
+        };
+        assert!(e.to_string().ends_with("IDLE, RUNNING or PAUSED"));
     }
 }

@@ -2,6 +2,7 @@
 //! Results are computed when the cursor opens and handed out in batches of raw BSON.
 
 use std::collections::VecDeque;
+use std::ops::Bound;
 use std::time::Instant;
 
 use bson::{Bson, Document, RawDocumentBuf, doc};
@@ -10,10 +11,11 @@ use super::support::{self, Target};
 use super::{Ctx, Reply};
 use crate::cursor::{Cursor, cursor_reply, next_batch};
 use crate::error::{CommandError, Result, codes};
+use crate::query::compare::OrdBson;
 use crate::query::matcher::Matcher;
 use crate::query::pipeline::{Pipeline, PipelineEnv};
 use crate::query::projection::Projection;
-use crate::query::sort::SortSpec;
+use crate::query::sort::{Direction, SortSpec};
 use crate::storage::collection::decode;
 
 const FIND_FIELDS: &[&str] = &[
@@ -209,6 +211,36 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 (_, _, Some(Bson::Document(k))) => Some(k.clone()),
                 _ => None,
             };
+            // A copy tool's partition scan: `_id` bounds and nothing else walk the `_id` index
+            // range directly, O(log n + k), without decoding a document.
+            let id_key = doc! {"_id": 1};
+            if bounds_key.as_ref() == Some(&id_key)
+                && filter.is_empty()
+                && proj.is_none()
+                && skip == 0
+                && data.has_id_index()
+                && sort.as_ref().is_none_or(|s| {
+                    s.keys()
+                        .iter()
+                        .all(|(f, d)| f == "_id" && matches!(d, Direction::Ascending))
+                })
+            {
+                let bound = |d: &Option<Document>| {
+                    d.as_ref()
+                        .and_then(|d| d.get("_id"))
+                        .map(|v| OrdBson(v.clone()))
+                };
+                let (lo, hi) = (bound(&min), bound(&max));
+                let lower = lo.as_ref().map_or(Bound::Unbounded, Bound::Included);
+                let upper = hi.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+                let docs: Vec<RawDocumentBuf> = data
+                    .iter_id_range(lower, upper, false)
+                    .take(limit.unwrap_or(usize::MAX))
+                    .map(|(_, raw)| raw.clone())
+                    .collect();
+                drop(data);
+                return Ok(open_cursor(ctx, ns, docs, batch, single_batch, no_timeout));
+            }
             let selected = support::select(
                 &data,
                 &filter,

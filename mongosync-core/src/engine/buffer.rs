@@ -1,0 +1,248 @@
+//! The change-event buffer between the reader and the appliers.
+//!
+//! The reader never waits: events read during a long copy must leave the source's oplog
+//! window for the buffer (peers.md §6.3). Past a memory limit, events go to a spill file on
+//! disk, and keep going there until the appliers have drained it, so order is kept.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bson::{Document, RawDocumentBuf};
+use tokio::sync::Notify;
+
+use crate::error::{Error, Result};
+
+/// One entry read from the change stream.
+#[derive(Debug, Clone)]
+pub(crate) enum Item {
+    /// A change event, raw.
+    Event(RawDocumentBuf),
+    /// The stream's position moved without an event (a post-batch resume token).
+    Position(Document),
+}
+
+impl Item {
+    fn len(&self) -> usize {
+        match self {
+            Item::Event(e) => e.as_bytes().len(),
+            Item::Position(_) => 64,
+        }
+    }
+}
+
+struct Spill {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    reader: BufReader<File>,
+    pending: u64,
+}
+
+struct Inner {
+    memory: VecDeque<Item>,
+    memory_bytes: usize,
+    spill: Option<Spill>,
+    spilled_total: u64,
+}
+
+pub(crate) struct EventBuffer {
+    inner: Mutex<Inner>,
+    ready: Notify,
+    limit: usize,
+    dir: PathBuf,
+}
+
+impl EventBuffer {
+    pub fn new(limit: usize, dir: PathBuf) -> EventBuffer {
+        EventBuffer {
+            inner: Mutex::new(Inner {
+                memory: VecDeque::new(),
+                memory_bytes: 0,
+                spill: None,
+                spilled_total: 0,
+            }),
+            ready: Notify::new(),
+            limit,
+            dir,
+        }
+    }
+
+    fn spill_error(&self, path: &std::path::Path, e: std::io::Error) -> Error {
+        Error::Spill {
+            path: path.display().to_string(),
+            source: e,
+        }
+    }
+
+    pub fn push(&self, item: Item) -> Result<()> {
+        let mut inner = self.inner.lock().expect("buffer lock");
+        let len = item.len();
+        if inner.spill.is_none() && inner.memory_bytes + len <= self.limit {
+            inner.memory_bytes += len;
+            inner.memory.push_back(item);
+        } else {
+            if inner.spill.is_none() {
+                std::fs::create_dir_all(&self.dir).map_err(|e| self.spill_error(&self.dir, e))?;
+                let path = self
+                    .dir
+                    .join(format!("events-{}.bson", uuid::Uuid::new_v4()));
+                let file = OpenOptions::new()
+                    .create(true)
+                    .truncate(true)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| self.spill_error(&path, e))?;
+                // A second open, not a clone: each end needs its own file offset.
+                let reader = File::open(&path).map_err(|e| self.spill_error(&path, e))?;
+                inner.spill = Some(Spill {
+                    path,
+                    writer: BufWriter::new(file),
+                    reader: BufReader::new(reader),
+                    pending: 0,
+                });
+            }
+            let spill = inner.spill.as_mut().expect("just created");
+            // A spilled entry: a tag byte, then the BSON document (its own length prefix).
+            let (tag, bytes) = match &item {
+                Item::Event(e) => (0u8, e.as_bytes().to_vec()),
+                Item::Position(d) => (1u8, bson::serialize_to_vec(d).unwrap_or_default()),
+            };
+            let path = spill.path.clone();
+            spill
+                .writer
+                .write_all(&[tag])
+                .and_then(|_| spill.writer.write_all(&bytes))
+                .map_err(|e| self.spill_error(&path, e))?;
+            spill.pending += 1;
+            inner.spilled_total += 1;
+        }
+        drop(inner);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Up to `max` items, waiting at most `wait` for the first.
+    pub async fn pop(&self, max: usize, wait: Duration) -> Result<Vec<Item>> {
+        let out = self.try_pop(max)?;
+        if !out.is_empty() {
+            return Ok(out);
+        }
+        let _ = tokio::time::timeout(wait, self.ready.notified()).await;
+        self.try_pop(max)
+    }
+
+    fn try_pop(&self, max: usize) -> Result<Vec<Item>> {
+        let mut inner = self.inner.lock().expect("buffer lock");
+        let mut out = Vec::new();
+        while out.len() < max {
+            if let Some(item) = inner.memory.pop_front() {
+                inner.memory_bytes -= item.len();
+                out.push(item);
+                continue;
+            }
+            let Some(spill) = inner.spill.as_mut() else {
+                break;
+            };
+            if spill.pending == 0 {
+                let path = spill.path.clone();
+                inner.spill = None;
+                let _ = std::fs::remove_file(&path);
+                break;
+            }
+            let path = spill.path.clone();
+            spill
+                .writer
+                .flush()
+                .map_err(|e| self.spill_error(&path, e))?;
+            let item = read_one(&mut spill.reader).map_err(|e| self.spill_error(&path, e))?;
+            spill.pending -= 1;
+            out.push(item);
+        }
+        Ok(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        let inner = self.inner.lock().expect("buffer lock");
+        inner.memory.is_empty() && inner.spill.as_ref().is_none_or(|s| s.pending == 0)
+    }
+
+    /// Events written to disk so far.
+    #[cfg(test)]
+    pub fn spilled_total(&self) -> u64 {
+        self.inner.lock().expect("buffer lock").spilled_total
+    }
+}
+
+impl Drop for EventBuffer {
+    fn drop(&mut self) {
+        if let Ok(inner) = self.inner.get_mut()
+            && let Some(spill) = &inner.spill
+        {
+            let _ = std::fs::remove_file(&spill.path);
+        }
+    }
+}
+
+fn read_one(r: &mut impl Read) -> std::io::Result<Item> {
+    let mut tag = [0u8; 1];
+    r.read_exact(&mut tag)?;
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let n = i32::from_le_bytes(len) as usize;
+    let mut bytes = vec![0u8; n];
+    bytes[..4].copy_from_slice(&len);
+    r.read_exact(&mut bytes[4..])?;
+    let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    match tag[0] {
+        0 => Ok(Item::Event(
+            RawDocumentBuf::from_bytes(bytes).map_err(|e| bad(e.to_string()))?,
+        )),
+        _ => Ok(Item::Position(
+            bson::deserialize_from_slice(&bytes).map_err(|e| bad(e.to_string()))?,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::rawdoc;
+
+    #[tokio::test]
+    async fn keeps_order_across_memory_and_spill() {
+        let dir = std::env::temp_dir().join(format!("buffer-test-{}", uuid::Uuid::new_v4()));
+        let buf = EventBuffer::new(200, dir.clone());
+        for i in 0..100 {
+            buf.push(Item::Event(rawdoc! {"i": i, "pad": "x".repeat(20)}))
+                .unwrap();
+            if i % 10 == 0 {
+                buf.push(Item::Position(bson::doc! {"_data": format!("{i}")}))
+                    .unwrap();
+            }
+        }
+        assert!(buf.spilled_total() > 50);
+        let mut seen = vec![];
+        loop {
+            let items = buf.pop(7, Duration::from_millis(1)).await.unwrap();
+            if items.is_empty() {
+                break;
+            }
+            for it in items {
+                if let Item::Event(e) = it {
+                    seen.push(e.get_i32("i").unwrap());
+                }
+            }
+            // Interleave new pushes once the spill has started draining.
+            if seen.len() == 50 {
+                buf.push(Item::Event(rawdoc! {"i": 100})).unwrap();
+            }
+        }
+        assert_eq!(seen, (0..=100).collect::<Vec<_>>());
+        assert!(buf.is_empty());
+        drop(buf);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,226 @@
+//! Step 6 of the data's way: the cutover.
+//!
+//! [`begin`] blocks the source's user writes (with `sourceAndDestination`) and takes the commit
+//! point; the running task drains change events up to it; [`finish`] restores the
+//! destination's characteristics (prepareUnique, unblock: `canWrite`, then unique, TTL, hidden,
+//! capped) and checks that no write reached the source after the commit point.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bson::{Bson, Document, Timestamp, doc};
+
+use super::buffer::{EventBuffer, Item};
+use super::initialise::{CollSpec, TTL_DISABLED, builds};
+use super::metadata::Phase;
+use super::{Engine, pack};
+use crate::error::{Error, Result, server_code};
+use crate::namespace::{Namespace, Scope};
+use crate::options::WriteBlocking;
+use crate::progress::SyncState;
+
+pub(crate) async fn begin(engine: &Arc<Engine>) -> Result<Timestamp> {
+    let opts = engine
+        .start_options()
+        .unwrap_or_else(|| crate::StartOptions::new(crate::ClusterName::Cluster0));
+    if opts.enable_user_write_blocking == WriteBlocking::SourceAndDestination {
+        engine.source().set_write_block(true).await?;
+    }
+    let cp = engine
+        .source()
+        .oplog_note("commit point")
+        .await
+        .map_err(|e| Error::step("taking the commit point", engine.source().name.as_str(), e))?;
+    let meta = engine.metadata();
+    meta.set_fields(&engine.opts.id, doc! {"commitPoint": cp})
+        .await?;
+    meta.set_state(&engine.opts.id, "COMMITTING", Phase::Committing)
+        .await?;
+    engine.set_phase(Phase::Committing);
+    Ok(cp)
+}
+
+/// Counts in-scope writes later than the commit point (they are still applied while the
+/// destination is blocked, and reported).
+pub(crate) fn note_late_writes(engine: &Engine, scope: &Scope, cp: Timestamp, items: &[Item]) {
+    let late = late_writes(scope, cp, items);
+    for (ns, n) in late {
+        engine.warn(format!(
+            "{n} write(s) to `{ns}` reached the source after the commit point; they were applied before the destination was unblocked, but the source was still being written to during the commit"
+        ));
+    }
+}
+
+fn late_writes(scope: &Scope, cp: Timestamp, items: &[Item]) -> BTreeMap<String, usize> {
+    let mut late = BTreeMap::new();
+    for item in items {
+        let Item::Event(raw) = item else { continue };
+        let Ok(ts) = raw.get_timestamp("clusterTime") else {
+            continue;
+        };
+        if pack(ts) <= pack(cp) {
+            continue;
+        }
+        let Ok(ns) = raw.get_document("ns") else {
+            continue;
+        };
+        let ns = Namespace::new(
+            ns.get_str("db").unwrap_or_default(),
+            ns.get_str("coll").unwrap_or_default(),
+        );
+        if scope.includes(&ns) || ns.coll.is_empty() {
+            *late.entry(ns.to_string()).or_insert(0) += 1;
+        }
+    }
+    late
+}
+
+fn name_or_key(idx: &Document) -> Document {
+    match idx.get_str("name") {
+        Ok(n) => doc! {"name": n},
+        Err(_) => doc! {"keyPattern": idx.get_document("key").cloned().unwrap_or_default()},
+    }
+}
+
+async fn coll_mod(engine: &Engine, ns: &Namespace, change: Document) -> Result<()> {
+    let dest = engine.destination();
+    let mut cmd = doc! {"collMod": &ns.coll};
+    cmd.extend(change);
+    match dest.client.database(&ns.db).run_command(cmd.clone()).await {
+        Ok(_) => Ok(()),
+        Err(e) if server_code(&e) == Some(359) => Err(Error::Step {
+            step: format!("restoring the unique index of `{ns}`"),
+            cluster: dest.name.as_str().into(),
+            message: format!(
+                "the destination holds duplicate keys for a unique index of the source ({e}); the source must have been written to without the unique constraint, or after the commit point"
+            ),
+            source: Some(e),
+        }),
+        Err(e) => Err(Error::step(
+            format!("restoring `{ns}` ({cmd})"),
+            dest.name.as_str(),
+            e,
+        )),
+    }
+}
+
+pub(crate) async fn finish(
+    engine: &Arc<Engine>,
+    scope: &Scope,
+    cp: Timestamp,
+    buffer: &EventBuffer,
+) -> Result<()> {
+    let meta = engine.metadata();
+    let opts = engine
+        .start_options()
+        .unwrap_or_else(|| crate::StartOptions::new(crate::ClusterName::Cluster0));
+    let build = opts.build_indexes;
+    let specs: Vec<CollSpec> = meta
+        .collections()
+        .await?
+        .iter()
+        .filter_map(CollSpec::from_metadata)
+        .filter(|s| !s.is_view())
+        .collect();
+    let built = |idx: &Document| builds(build, idx);
+    // prepareUnique first: from here on, new duplicates are refused.
+    for s in &specs {
+        for idx in s
+            .indexes
+            .iter()
+            .filter(|i| built(i) && i.get_bool("unique").unwrap_or(false))
+        {
+            let mut change = name_or_key(idx);
+            change.insert("prepareUnique", true);
+            coll_mod(engine, &s.ns, doc! {"index": change}).await?;
+        }
+    }
+    if opts.enable_user_write_blocking != WriteBlocking::None {
+        engine.destination().set_write_block(false).await?;
+    }
+    engine.stats.can_write.store(true, Ordering::SeqCst);
+    meta.set_fields(&engine.opts.id, doc! {"canWrite": true})
+        .await?;
+    for s in &specs {
+        for idx in s.indexes.iter().filter(|i| built(i)) {
+            if idx.get_bool("unique").unwrap_or(false) {
+                let mut change = name_or_key(idx);
+                change.insert("unique", true);
+                coll_mod(engine, &s.ns, doc! {"index": change}).await?;
+            }
+            if let Some(ttl) = idx.get("expireAfterSeconds")
+                && ttl != &Bson::Int32(TTL_DISABLED)
+            {
+                let mut change = name_or_key(idx);
+                change.insert("expireAfterSeconds", ttl.clone());
+                coll_mod(engine, &s.ns, doc! {"index": change}).await?;
+            }
+            if idx.get_bool("hidden").unwrap_or(false) {
+                let mut change = name_or_key(idx);
+                change.insert("hidden", true);
+                coll_mod(engine, &s.ns, doc! {"index": change}).await?;
+            }
+        }
+        if s.is_capped() {
+            let mut change = Document::new();
+            if let Some(size) = s.options.get("size") {
+                change.insert("cappedSize", size.clone());
+            }
+            if let Some(max) = s.options.get("max") {
+                change.insert("cappedMax", max.clone());
+            }
+            if !change.is_empty() {
+                coll_mod(engine, &s.ns, change).await?;
+            }
+        }
+    }
+    check_source_quiet(engine, scope, cp, buffer).await?;
+    meta.set_state(&engine.opts.id, "COMMITTED", Phase::CommitCompleted)
+        .await?;
+    engine.set_phase(Phase::CommitCompleted);
+    engine.set_state(SyncState::Committed);
+    Ok(())
+}
+
+/// Reads the source's events from the commit point up to a fresh no-op: any in-scope write
+/// there reached the source after cutover and is reported (never silently lost).
+async fn check_source_quiet(
+    engine: &Arc<Engine>,
+    scope: &Scope,
+    cp: Timestamp,
+    buffer: &EventBuffer,
+) -> Result<()> {
+    let source = engine.source();
+    let end = source.oplog_note("commit check").await.map_err(|e| {
+        Error::step(
+            "checking the source after the commit point",
+            source.name.as_str(),
+            e,
+        )
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut late: BTreeMap<String, usize> = BTreeMap::new();
+    'drain: while Instant::now() < deadline {
+        let items = buffer.pop(10_000, Duration::from_millis(200)).await?;
+        for (ns, n) in late_writes(scope, cp, &items) {
+            *late.entry(ns).or_insert(0) += n;
+        }
+        for item in &items {
+            let time = match item {
+                Item::Event(raw) => raw.get_timestamp("clusterTime").ok(),
+                Item::Position(token) => super::capture::token_time(token),
+            };
+            if time.is_some_and(|t| pack(t) >= pack(end)) {
+                break 'drain;
+            }
+        }
+    }
+    for (ns, n) in late {
+        engine.warn(format!(
+            "{n} write(s) to `{ns}` reached the source after the commit point and were not applied to the destination; stop writing to the source before committing (or use `enableUserWriteBlocking: \"sourceAndDestination\"`)"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! Step 1 of the data's way: connect to both clusters and check them.
+
+use std::time::{Duration, Instant};
+
+use bson::{Document, Timestamp, doc};
+use mongodb::options::{ClientOptions, ReadConcern, SelectionCriteria, WriteConcern};
+use mongodb::{Client, ClientSession};
+
+use crate::error::{Error, Result};
+use crate::options::ClusterName;
+
+/// One cluster: its client, its name and the address users know it by.
+#[derive(Clone)]
+pub(crate) struct Cluster {
+    pub name: ClusterName,
+    pub client: Client,
+    /// `host:port` of the first seed, for `directionMapping` and restart checks.
+    pub address: String,
+}
+
+impl Cluster {
+    /// Connects and checks the topology and server version.
+    pub async fn connect(name: ClusterName, uri: &str) -> Result<Cluster> {
+        let label = name.as_str();
+        let mut opts = ClientOptions::parse(uri)
+            .await
+            .map_err(|e| Error::Connection {
+                cluster: label.into(),
+                message: format!("the URI is not valid: {}", redact(&e.to_string(), uri)),
+                source: None,
+            })?;
+        check_uri_options(label, &opts)?;
+        opts.read_concern = Some(ReadConcern::majority());
+        opts.write_concern = Some(WriteConcern::majority());
+        opts.selection_criteria = Some(SelectionCriteria::ReadPreference(
+            mongodb::options::ReadPreference::Primary,
+        ));
+        opts.app_name.get_or_insert_with(|| "mongosync".into());
+        opts.server_selection_timeout
+            .get_or_insert(Duration::from_secs(10));
+        let address = opts
+            .hosts
+            .first()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let client = Client::with_options(opts).map_err(|e| Error::Connection {
+            cluster: label.into(),
+            message: redact(&e.to_string(), uri),
+            source: None,
+        })?;
+        let cluster = Cluster {
+            name,
+            client,
+            address,
+        };
+        cluster.check().await?;
+        Ok(cluster)
+    }
+
+    async fn check(&self) -> Result<()> {
+        let admin = self.client.database("admin");
+        let hello = admin
+            .run_command(doc! {"hello": 1})
+            .await
+            .map_err(|e| self.connection_error("it did not answer `hello`", e))?;
+        let replica_set = hello.get_str("setName").is_ok();
+        let mongos = hello.get_str("msg").ok() == Some("isdbgrid");
+        if !replica_set && !mongos {
+            return Err(Error::Connection {
+                cluster: self.name.as_str().into(),
+                message: "it is a standalone server; mongosync needs a replica set or a sharded cluster (convert the standalone to a single-member replica set)".into(),
+                source: None,
+            });
+        }
+        let info = admin
+            .run_command(doc! {"buildInfo": 1})
+            .await
+            .map_err(|e| self.connection_error("it did not answer `buildInfo`", e))?;
+        let version = info.get_str("version").unwrap_or("0.0.0").to_string();
+        let major: u32 = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        if major < 6 {
+            return Err(Error::Connection {
+                cluster: self.name.as_str().into(),
+                message: format!(
+                    "it runs MongoDB {version}; this engine needs 6.0 or later (change streams with DDL events, write blocking)"
+                ),
+                source: None,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn connection_error(&self, what: &str, e: mongodb::error::Error) -> Error {
+        Error::Connection {
+            cluster: self.name.as_str().into(),
+            message: format!("{what}: {e}"),
+            source: Some(e),
+        }
+    }
+
+    /// Runs an admin command.
+    pub async fn admin(&self, command: Document) -> mongodb::error::Result<Document> {
+        self.client.database("admin").run_command(command).await
+    }
+
+    /// Writes a no-op to the oplog and returns its time: a point no in-flight write can
+    /// precede unseen (peers.md §6.2).
+    pub async fn oplog_note(&self, what: &str) -> mongodb::error::Result<Timestamp> {
+        let mut session: ClientSession = self.client.start_session().await?;
+        self.client
+            .database("admin")
+            .run_command(doc! {"appendOplogNote": 1, "data": {"mongosync": what}})
+            .session(&mut session)
+            .await?;
+        Ok(session.operation_time().unwrap_or(Timestamp {
+            time: 0,
+            increment: 0,
+        }))
+    }
+
+    /// Round trip of a `ping`, in milliseconds (`-1` when it fails).
+    pub async fn ping_ms(&self) -> i64 {
+        let t = Instant::now();
+        match self.admin(doc! {"ping": 1}).await {
+            Ok(_) => t.elapsed().as_millis() as i64,
+            Err(_) => -1,
+        }
+    }
+
+    /// Turns user write blocking on or off (mongosync's reason).
+    pub async fn set_write_block(&self, on: bool) -> Result<()> {
+        self.admin(doc! {
+            "setUserWriteBlockMode": 1,
+            "global": on,
+            "reason": "ClusterToClusterMigrationInProgress",
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            Error::step(
+                if on {
+                    "blocking user writes"
+                } else {
+                    "unblocking user writes"
+                },
+                self.name.as_str(),
+                e,
+            )
+        })
+    }
+}
+
+/// mongosync's URI rules: majority read and write concerns, primary reads.
+fn check_uri_options(cluster: &str, opts: &ClientOptions) -> Result<()> {
+    let refuse = |message: String| {
+        Err(Error::Connection {
+            cluster: cluster.into(),
+            message,
+            source: None,
+        })
+    };
+    if let Some(rc) = &opts.read_concern
+        && rc.level != mongodb::options::ReadConcernLevel::Majority
+    {
+        return refuse(format!(
+            "the URI sets readConcernLevel {:?}; read concern must be majority (or left out)",
+            rc.level
+        ));
+    }
+    if let Some(wc) = &opts.write_concern
+        && let Some(w) = &wc.w
+        && *w != mongodb::options::Acknowledgment::Majority
+    {
+        return refuse(format!(
+            "the URI sets w={w:?}; write concern must be majority (or left out)"
+        ));
+    }
+    if let Some(SelectionCriteria::ReadPreference(rp)) = &opts.selection_criteria
+        && !matches!(rp, mongodb::options::ReadPreference::Primary)
+    {
+        return refuse(
+            "the URI sets a read preference other than primary; mongosync reads from primaries only"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Removes the password of `uri` from a message, should the driver have echoed it.
+fn redact(message: &str, uri: &str) -> String {
+    let password = uri
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) => message.replace(p, "****"),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        let uri = "mongodb://app:s3cret@h:1/?replicaSet=x";
+        assert_eq!(
+            redact("bad uri mongodb://app:s3cret@h:1", uri),
+            "bad uri mongodb://app:****@h:1"
+        );
+        assert_eq!(redact("fine", "mongodb://h:1"), "fine");
+    }
+}

@@ -1,0 +1,204 @@
+//! Step 4 of the data's way: copy partitions in parallel, as raw BSON end to end.
+//!
+//! Each worker reads its partition with one cursor and writes large unordered batches with
+//! `bypassDocumentValidation`. Reading and writing overlap through a channel of two batches, so
+//! memory stays bounded by workers × batches × batch size, whatever the data size. A
+//! partition's completion is persisted; a restart redoes only unfinished partitions, and the
+//! duplicate keys that a redo meets are benign (change application replays from the start
+//! point and converges).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bson::{Bson, RawDocumentBuf, doc};
+use futures::TryStreamExt;
+use mongodb::options::Hint;
+use tokio::sync::mpsc;
+
+use super::initialise::{CollSpec, create_collection};
+use super::metadata::Partition;
+use super::{Control, Engine};
+use crate::error::{Error, Result, server_code};
+
+/// The outcome of the copy: finished, or stopped by a pause.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Done,
+    Paused,
+}
+
+/// Copies every pending partition with the configured number of workers.
+pub(crate) async fn copy_all(engine: &Arc<Engine>, pending: Vec<Partition>) -> Result<Outcome> {
+    let queue = Arc::new(std::sync::Mutex::new(VecDeque::from(pending)));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..engine.opts.copy_workers {
+        let engine = Arc::clone(engine);
+        let queue = Arc::clone(&queue);
+        workers.spawn(async move {
+            loop {
+                if engine.control() == Control::Pause {
+                    return Ok(Outcome::Paused);
+                }
+                let next = queue.lock().expect("queue lock").pop_front();
+                let Some(part) = next else {
+                    return Ok(Outcome::Done);
+                };
+                if copy_partition(&engine, &part).await? == Outcome::Paused {
+                    return Ok(Outcome::Paused);
+                }
+            }
+        });
+    }
+    let mut outcome = Outcome::Done;
+    while let Some(joined) = workers.join_next().await {
+        let result = joined.map_err(|e| Error::Metadata {
+            reason: format!("a copy worker ended abnormally: {e}"),
+        })?;
+        match result {
+            Ok(Outcome::Paused) => outcome = Outcome::Paused,
+            Ok(Outcome::Done) => {}
+            Err(e) => {
+                // One failure stops the copy; the other workers stop with it (JoinSet drop).
+                return Err(e);
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcome> {
+    let source = engine.source().clone();
+    let dest = engine.destination().clone();
+    let meta = engine.metadata();
+    let step = format!("copying partition `{}`", part.id);
+    meta.partition_phase(&part.id, "in progress", 0).await?;
+    if part.natural {
+        // A natural-order partition is redone from an empty collection, so that order holds.
+        recreate(engine, part).await?;
+    }
+    let src = source
+        .client
+        .database(&part.ns.db)
+        .collection::<RawDocumentBuf>(&part.ns.coll);
+    let mut find = src.find(doc! {}).batch_size(4096);
+    if !part.natural {
+        find = find.hint(Hint::Keys(doc! {"_id": 1}));
+        if part.lower != Bson::MinKey {
+            find = find.min(doc! {"_id": part.lower.clone()});
+        }
+        if part.upper != Bson::MaxKey {
+            find = find.max(doc! {"_id": part.upper.clone()});
+        }
+    }
+    let mut cursor = find
+        .await
+        .map_err(|e| Error::step(step.clone(), source.name.as_str(), e))?;
+
+    let batch_bytes = engine.opts.copy_batch_bytes;
+    let (tx, mut rx) = mpsc::channel::<Vec<RawDocumentBuf>>(2);
+    let reader = {
+        let step = step.clone();
+        let engine = Arc::clone(engine);
+        async move {
+            let mut batch = Vec::new();
+            let mut bytes = 0usize;
+            while let Some(doc) = cursor
+                .try_next()
+                .await
+                .map_err(|e| Error::step(step.clone(), source.name.as_str(), e))?
+            {
+                bytes += doc.as_bytes().len();
+                batch.push(doc);
+                if bytes >= batch_bytes || batch.len() >= 100_000 {
+                    if engine.control() == Control::Pause {
+                        return Ok(Outcome::Paused);
+                    }
+                    if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                        return Ok(Outcome::Done);
+                    }
+                    bytes = 0;
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(batch).await;
+            }
+            Ok::<_, Error>(Outcome::Done)
+        }
+    };
+    let dst = dest
+        .client
+        .database(&part.ns.db)
+        .collection::<RawDocumentBuf>(&part.ns.coll);
+    let natural = part.natural;
+    let writer = async {
+        let mut copied = 0i64;
+        while let Some(batch) = rx.recv().await {
+            let bytes: i64 = batch.iter().map(|d| d.as_bytes().len() as i64).sum();
+            match dst
+                .insert_many(batch)
+                .ordered(natural)
+                .bypass_document_validation(true)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if only_duplicates(&e) => {}
+                Err(e) => return Err(Error::step(step.clone(), dest.name.as_str(), e)),
+            }
+            copied += bytes;
+            engine
+                .stats
+                .copied_bytes
+                .fetch_add(bytes, Ordering::Relaxed);
+        }
+        Ok(copied)
+    };
+    let (read, written) = tokio::join!(reader, writer);
+    let copied = written?;
+    if read? == Outcome::Paused {
+        return Ok(Outcome::Paused);
+    }
+    meta.partition_phase(&part.id, "done", copied).await?;
+    Ok(Outcome::Done)
+}
+
+/// Whether every write error of an insert is a duplicate key (a re-copied document).
+fn only_duplicates(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    match &*e.kind {
+        ErrorKind::InsertMany(m) => {
+            m.write_concern_error.is_none()
+                && m.write_errors
+                    .as_ref()
+                    .is_some_and(|w| w.iter().all(|w| w.code == 11000))
+        }
+        _ => server_code(e) == Some(11000),
+    }
+}
+
+async fn recreate(engine: &Engine, part: &Partition) -> Result<()> {
+    let meta = engine.metadata();
+    let spec = meta
+        .collections()
+        .await?
+        .iter()
+        .filter_map(CollSpec::from_metadata)
+        .find(|s| s.ns == part.ns);
+    let Some(spec) = spec else { return Ok(()) };
+    let dest = engine.destination();
+    dest.client
+        .database(&part.ns.db)
+        .collection::<bson::Document>(&part.ns.coll)
+        .drop()
+        .await
+        .map_err(|e| Error::step(format!("re-creating `{}`", part.ns), dest.name.as_str(), e))?;
+    create_collection(dest, &spec).await?;
+    let build = engine
+        .start_options()
+        .map(|o| o.build_indexes)
+        .unwrap_or_default();
+    if build.before_copy() {
+        super::initialise::create_indexes(dest, &spec.ns, &spec.indexes, build).await?;
+    }
+    Ok(())
+}

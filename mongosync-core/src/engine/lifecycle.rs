@@ -1,0 +1,349 @@
+//! The transitions, shared by the typed `Syncer` and `AnySyncer`, and `progress`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bson::doc;
+
+use super::initialise::{catalog, check_destination, check_supported};
+use super::metadata::{Metadata, Phase, SCHEMA_VERSION};
+use super::{Control, Engine, unpack};
+use crate::error::{Error, Result};
+use crate::namespace::Scope;
+use crate::options::{ClusterName, StartOptions, WriteBlocking};
+use crate::progress::{ClusterPing, CollectionCopy, DirectionMapping, Lag, Progress, SyncState};
+
+fn wrong_state(operation: &'static str, state: SyncState, allowed: &[SyncState]) -> Error {
+    Error::InvalidState {
+        operation,
+        state,
+        allowed: allowed.to_vec(),
+    }
+}
+
+impl Engine {
+    pub(crate) fn expect_state(
+        &self,
+        operation: &'static str,
+        allowed: &[SyncState],
+    ) -> Result<()> {
+        let state = self.state();
+        if allowed.contains(&state) {
+            Ok(())
+        } else {
+            Err(wrong_state(operation, state, allowed))
+        }
+    }
+
+    /// IDLE → RUNNING. With persisted state from identical options, the sync resumes where it
+    /// stopped (mongosync's `/start` after an unplanned stop).
+    pub(crate) async fn start(self: &Arc<Self>, opts: StartOptions) -> Result<()> {
+        self.expect_state("start", &[SyncState::Idle])?;
+        opts.validate()?;
+        let scope = Scope::new(&opts.include_namespaces, &opts.exclude_namespaces)?;
+        let (source, destination) = match opts.source {
+            ClusterName::Cluster0 => (&self.cluster0, &self.cluster1),
+            ClusterName::Cluster1 => (&self.cluster1, &self.cluster0),
+        };
+        let meta = Metadata::new(&destination.client);
+        let persisted = bson::serialize_to_document(&opts).map_err(|e| Error::Metadata {
+            reason: format!("the options cannot be persisted: {e}"),
+        })?;
+        if let Some(global) = meta.global().await? {
+            let same = global.get_document("startOptions").ok() == Some(&persisted);
+            if !same {
+                return Err(Error::Metadata {
+                    reason: format!(
+                        "the destination holds the state of a migration started with other options ({}); start with the same options to resume it, or drop the `{}` database and the migrated data to start over",
+                        global
+                            .get_document("startOptions")
+                            .map(|d| d.to_string())
+                            .unwrap_or_default(),
+                        crate::namespace::METADATA_DATABASE
+                    ),
+                });
+            }
+            self.check_addresses(&global)?;
+            self.shared().start = Some(opts);
+            return self.restore(&meta).await;
+        }
+        // Everything that can refuse is checked before anything is written.
+        let specs = catalog(source, &scope).await?;
+        check_supported(&specs)?;
+        check_destination(self, &scope, opts.pre_existing_destination_data).await?;
+        if opts.enable_user_write_blocking != WriteBlocking::None
+            && !opts.pre_existing_destination_data
+        {
+            destination.set_write_block(true).await?;
+        }
+        let start_time = source
+            .oplog_note("start point")
+            .await
+            .map_err(|e| Error::step("taking the start point", source.name.as_str(), e))?;
+        meta.save_global(doc! {
+            "_id": "global",
+            "schemaVersion": SCHEMA_VERSION,
+            "changeStreamStartTime": start_time,
+            "startOptions": persisted,
+            "cluster0": &self.cluster0.address,
+            "cluster1": &self.cluster1.address,
+            "mongosyncID": &self.opts.id,
+        })
+        .await?;
+        meta.set_state(&self.opts.id, "RUNNING", Phase::InitializingCollections)
+            .await?;
+        self.shared().start = Some(opts);
+        self.set_state(SyncState::Running);
+        self.set_phase(Phase::InitializingCollections);
+        self.control.send_replace(Control::Run);
+        self.spawn_run();
+        Ok(())
+    }
+
+    fn check_addresses(&self, global: &bson::Document) -> Result<()> {
+        let c0 = global.get_str("cluster0").unwrap_or_default();
+        let c1 = global.get_str("cluster1").unwrap_or_default();
+        if c0 != self.cluster0.address || c1 != self.cluster1.address {
+            return Err(Error::Metadata {
+                reason: format!(
+                    "it was written for cluster0 = {c0} and cluster1 = {c1}, but this process connects cluster0 = {} and cluster1 = {}; connect the same clusters in the same order",
+                    self.cluster0.address, self.cluster1.address
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Re-enters the persisted state (restart or attach).
+    async fn restore(self: &Arc<Self>, meta: &Metadata) -> Result<()> {
+        let resume = meta.resume_data(&self.opts.id).await?.unwrap_or_default();
+        let state = resume
+            .get_str("state")
+            .ok()
+            .and_then(SyncState::parse)
+            .unwrap_or(SyncState::Running);
+        if let Some(phase) = resume.get_str("syncPhase").ok().and_then(Phase::parse) {
+            self.set_phase(phase);
+        }
+        if resume.get_bool("canWrite").unwrap_or(false) {
+            self.stats.can_write.store(true, Ordering::SeqCst);
+        }
+        self.set_state(state);
+        match state {
+            SyncState::Running => {
+                self.control.send_replace(Control::Run);
+                self.spawn_run();
+            }
+            SyncState::Committing => {
+                self.control.send_replace(Control::Commit);
+                self.spawn_run();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Finds persisted state on either cluster and re-enters it; IDLE if there is none.
+    pub(crate) async fn attach(self: &Arc<Self>) -> Result<()> {
+        for dest in [&self.cluster1, &self.cluster0] {
+            let meta = Metadata::new(&dest.client);
+            let Some(global) = meta.global().await? else {
+                continue;
+            };
+            self.check_addresses(&global)?;
+            let opts: StartOptions = global
+                .get_document("startOptions")
+                .ok()
+                .and_then(|d| bson::deserialize_from_document(d.clone()).ok())
+                .ok_or_else(|| Error::Metadata {
+                    reason: "its start options cannot be read".into(),
+                })?;
+            if opts.destination != dest.name {
+                continue;
+            }
+            self.shared().start = Some(opts);
+            return self.restore(&meta).await;
+        }
+        Ok(())
+    }
+
+    /// RUNNING → PAUSED, once every worker has stopped and its position is persisted.
+    pub(crate) async fn pause(&self) -> Result<()> {
+        self.expect_state("pause", &[SyncState::Running])?;
+        self.control.send_replace(Control::Pause);
+        let stopped = self.join_run().await;
+        self.control.send_replace(Control::Run);
+        stopped?;
+        let phase = self.shared().phase.unwrap_or(Phase::CollectionCopy);
+        self.metadata()
+            .set_state(&self.opts.id, "PAUSED", phase)
+            .await?;
+        self.set_state(SyncState::Paused);
+        Ok(())
+    }
+
+    /// PAUSED → RUNNING, from the persisted positions.
+    pub(crate) async fn resume(self: &Arc<Self>) -> Result<()> {
+        self.expect_state("resume", &[SyncState::Paused])?;
+        let phase = self.shared().phase.unwrap_or(Phase::CollectionCopy);
+        self.metadata()
+            .set_state(&self.opts.id, "RUNNING", phase)
+            .await?;
+        self.set_state(SyncState::Running);
+        self.control.send_replace(Control::Run);
+        self.spawn_run();
+        Ok(())
+    }
+
+    /// RUNNING → COMMITTING, when `canCommit`.
+    pub(crate) async fn commit(&self) -> Result<()> {
+        self.expect_state("commit", &[SyncState::Running])?;
+        if let Some(e) = self.fatal() {
+            return Err(Error::Stopped(e));
+        }
+        let p = self.progress();
+        if !p.can_commit {
+            let reason = if !self.stats.copy_done.load(Ordering::SeqCst) {
+                "the collection copy has not finished".to_string()
+            } else {
+                format!(
+                    "the lag is {} s; commit is allowed at {} s or less",
+                    p.lag_time_seconds.unwrap_or(-1),
+                    self.opts.commit_lag_limit_secs
+                )
+            };
+            return Err(Error::NotReadyToCommit { reason });
+        }
+        self.set_state(SyncState::Committing);
+        self.control.send_replace(Control::Commit);
+        Ok(())
+    }
+
+    /// COMMITTING → COMMITTED: waits for the running task to finish the commit.
+    pub(crate) async fn wait_committed(&self) -> Result<()> {
+        self.expect_state("wait", &[SyncState::Committing, SyncState::Committed])?;
+        self.join_run().await?;
+        if self.state() != SyncState::Committed {
+            return Err(Error::Metadata {
+                reason: "the commit ended without reaching COMMITTED".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn lag_of(&self, time: u64) -> Option<i64> {
+        if time == 0 {
+            return None;
+        }
+        let source = unpack(self.stats.source_time.load(Ordering::SeqCst)).time as i64;
+        Some((source - unpack(time).time as i64).max(0))
+    }
+
+    /// The `/progress` document, from measured figures only.
+    pub(crate) fn progress(&self) -> Progress {
+        let shared = self.shared();
+        let state = shared.state;
+        let mut p = Progress {
+            state,
+            can_commit: false,
+            can_write: None,
+            info: None,
+            cea_stage: None,
+            lag_time_seconds: None,
+            lag: None,
+            total_events_applied: None,
+            collection_copy: None,
+            direction_mapping: None,
+            source: None,
+            destination: None,
+            mongosync_id: None,
+            coordinator_id: None,
+            warnings: vec![],
+        };
+        if state == SyncState::Idle {
+            return p;
+        }
+        let stats = &self.stats;
+        let copy_done = stats.copy_done.load(Ordering::SeqCst);
+        let cea = stats.cea_running.load(Ordering::SeqCst);
+        p.info = shared.phase.map(|ph| ph.as_str().to_string());
+        if state == SyncState::Committed {
+            p.info = Some(Phase::CommitCompleted.as_str().into());
+        }
+        p.can_write = Some(state == SyncState::Committed || stats.can_write.load(Ordering::SeqCst));
+        if cea && matches!(state, SyncState::Running | SyncState::Committing) {
+            p.cea_stage = Some(
+                if stats.caught_up.load(Ordering::SeqCst) {
+                    "steady state"
+                } else {
+                    "collection copy drain"
+                }
+                .into(),
+            );
+        }
+        if state != SyncState::Paused && state != SyncState::Committed {
+            let overall = self.lag_of(stats.applied_time.load(Ordering::SeqCst));
+            p.lag_time_seconds = overall;
+            p.lag = overall.map(|o| Lag {
+                overall_lag_seconds: o,
+                crud_lag_seconds: self.lag_of(stats.crud_time.load(Ordering::SeqCst)),
+                ddl_lag_seconds: self.lag_of(stats.ddl_time.load(Ordering::SeqCst)),
+            });
+        } else if state == SyncState::Committed {
+            p.lag_time_seconds = Some(0);
+        }
+        p.total_events_applied = Some(stats.events_applied.load(Ordering::Relaxed));
+        p.collection_copy = Some(if stats.copy_started.load(Ordering::Relaxed) {
+            let copied = stats.copied_bytes.load(Ordering::Relaxed);
+            let total = stats.total_bytes.load(Ordering::Relaxed).max(copied);
+            CollectionCopy {
+                estimated_total_bytes: total,
+                estimated_copied_bytes: copied,
+            }
+        } else {
+            CollectionCopy {
+                estimated_total_bytes: 1,
+                estimated_copied_bytes: 0,
+            }
+        });
+        let (source, destination) = self.roles_of(shared.start.as_ref());
+        p.direction_mapping = Some(DirectionMapping {
+            source: format!("{}: {}", source.name.as_str(), source.address),
+            destination: format!("{}: {}", destination.name.as_str(), destination.address),
+        });
+        let ping = |ms: i64| ClusterPing {
+            ping_latency_ms: (ms != 0).then_some(ms),
+        };
+        p.source = Some(ping(stats.ping_source.load(Ordering::Relaxed)));
+        p.destination = Some(ping(stats.ping_destination.load(Ordering::Relaxed)));
+        p.mongosync_id = Some(self.opts.id.clone());
+        p.coordinator_id = Some(self.opts.id.clone());
+        p.warnings = shared.warnings.clone();
+        if let Some(e) = &shared.fatal {
+            p.warnings.push(format!("the sync stopped: {e}"));
+        }
+        let running = self
+            .task
+            .lock()
+            .expect("lock")
+            .as_ref()
+            .is_some_and(|t| !t.is_finished());
+        p.can_commit = state == SyncState::Running
+            && running
+            && copy_done
+            && cea
+            && p.lag_time_seconds
+                .is_some_and(|l| l <= self.opts.commit_lag_limit_secs);
+        p
+    }
+
+    fn roles_of(
+        &self,
+        start: Option<&StartOptions>,
+    ) -> (&super::connect::Cluster, &super::connect::Cluster) {
+        match start.map(|o| o.source).unwrap_or(ClusterName::Cluster0) {
+            ClusterName::Cluster0 => (&self.cluster0, &self.cluster1),
+            ClusterName::Cluster1 => (&self.cluster1, &self.cluster0),
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The engine behind every view of a sync (the typed `Syncer`, `AnySyncer`, the bindings, the
+//! REST server). Its files follow the data's way:
+//!
+//! 1. [`connect`]: both clusters, checked;
+//! 2. [`initialise`]: start point, destination collections and indexes (with the temporary
+//!    characteristic changes);
+//! 3. [`partition`]: `_id` ranges of each collection;
+//! 4. [`copy`]: partitions copied in parallel as raw BSON;
+//! 5. [`capture`] → [`buffer`] → [`apply`]: change events read from the start point,
+//!    buffered (spilled to disk when large), applied in parallel by document key;
+//! 6. [`commit`]: drain to the commit point, restore the destination, unblock it.
+//!
+//! State lives in [`metadata`] on the destination; [`monitor`] measures lag and latency.
+
+pub(crate) mod apply;
+pub(crate) mod buffer;
+pub(crate) mod capture;
+pub(crate) mod commit;
+pub(crate) mod connect;
+pub(crate) mod copy;
+pub(crate) mod ddl;
+pub(crate) mod initialise;
+pub(crate) mod lifecycle;
+pub(crate) mod metadata;
+pub(crate) mod monitor;
+pub(crate) mod partition;
+pub(crate) mod run;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bson::Timestamp;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::namespace::Scope;
+use crate::options::{ClusterName, ConnectOptions, StartOptions};
+use crate::progress::SyncState;
+use connect::Cluster;
+use metadata::{Metadata, Phase};
+
+/// What the running task is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    Run,
+    Pause,
+    Commit,
+}
+
+/// Figures measured while the sync runs (read by `progress`).
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub copied_bytes: AtomicI64,
+    pub total_bytes: AtomicI64,
+    pub copy_started: AtomicBool,
+    pub copy_done: AtomicBool,
+    pub cea_running: AtomicBool,
+    pub events_applied: AtomicU64,
+    /// The source's latest time (from the monitor's no-ops and the stream), packed.
+    pub source_time: AtomicU64,
+    /// The time of the last applied position, packed.
+    pub applied_time: AtomicU64,
+    pub crud_time: AtomicU64,
+    pub ddl_time: AtomicU64,
+    pub ping_source: AtomicI64,
+    pub ping_destination: AtomicI64,
+    pub can_write: AtomicBool,
+    /// Whether the event buffer held nothing at the last look (backlog drained).
+    pub caught_up: AtomicBool,
+}
+
+pub(crate) fn pack(ts: Timestamp) -> u64 {
+    ((ts.time as u64) << 32) | ts.increment as u64
+}
+
+pub(crate) fn unpack(v: u64) -> Timestamp {
+    Timestamp {
+        time: (v >> 32) as u32,
+        increment: v as u32,
+    }
+}
+
+/// Raises an atomic timestamp, never lowers it.
+pub(crate) fn raise(cell: &AtomicU64, ts: Timestamp) {
+    cell.fetch_max(pack(ts), Ordering::SeqCst);
+}
+
+/// The state shared by the engine's views.
+pub(crate) struct Shared {
+    pub state: SyncState,
+    pub phase: Option<Phase>,
+    pub start: Option<StartOptions>,
+    /// The error that stopped the running task, kept until the sync is restarted.
+    pub fatal: Option<Arc<Error>>,
+    pub warnings: Vec<String>,
+}
+
+pub(crate) struct Engine {
+    pub cluster0: Cluster,
+    pub cluster1: Cluster,
+    pub opts: ConnectOptions,
+    pub stats: Stats,
+    pub shared: Mutex<Shared>,
+    pub control: watch::Sender<Control>,
+    pub task: Mutex<Option<JoinHandle<()>>>,
+    pub monitor: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Engine {
+    pub async fn connect(uri0: &str, uri1: &str, opts: ConnectOptions) -> Result<Arc<Engine>> {
+        opts.validate()?;
+        let (cluster0, cluster1) = tokio::try_join!(
+            Cluster::connect(ClusterName::Cluster0, uri0),
+            Cluster::connect(ClusterName::Cluster1, uri1)
+        )?;
+        let engine = Arc::new(Engine {
+            cluster0,
+            cluster1,
+            opts,
+            stats: Stats::default(),
+            shared: Mutex::new(Shared {
+                state: SyncState::Idle,
+                phase: None,
+                start: None,
+                fatal: None,
+                warnings: vec![],
+            }),
+            control: watch::channel(Control::Run).0,
+            task: Mutex::new(None),
+            monitor: Mutex::new(None),
+        });
+        let handle = tokio::spawn(monitor::run(Arc::downgrade(&engine)));
+        *engine.monitor.lock().expect("lock") = Some(handle);
+        Ok(engine)
+    }
+
+    pub fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().expect("engine state lock")
+    }
+
+    pub fn state(&self) -> SyncState {
+        self.shared().state
+    }
+
+    pub fn set_state(&self, state: SyncState) {
+        self.shared().state = state;
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        self.shared().phase = Some(phase);
+    }
+
+    pub fn start_options(&self) -> Option<StartOptions> {
+        self.shared().start.clone()
+    }
+
+    /// The source and destination of the current direction.
+    pub fn roles(&self) -> (&Cluster, &Cluster) {
+        let source = self
+            .start_options()
+            .map(|o| o.source)
+            .unwrap_or(ClusterName::Cluster0);
+        match source {
+            ClusterName::Cluster0 => (&self.cluster0, &self.cluster1),
+            ClusterName::Cluster1 => (&self.cluster1, &self.cluster0),
+        }
+    }
+
+    pub fn source(&self) -> &Cluster {
+        self.roles().0
+    }
+
+    pub fn destination(&self) -> &Cluster {
+        self.roles().1
+    }
+
+    pub fn metadata(&self) -> Metadata {
+        Metadata::new(&self.destination().client)
+    }
+
+    pub fn scope(&self) -> Result<Scope> {
+        let opts = self.start_options().ok_or_else(|| Error::Metadata {
+            reason: "the sync has no start options".into(),
+        })?;
+        Scope::new(&opts.include_namespaces, &opts.exclude_namespaces)
+    }
+
+    pub fn control(&self) -> Control {
+        *self.control.borrow()
+    }
+
+    pub fn warn(&self, message: String) {
+        tracing::warn!("{message}");
+        let mut shared = self.shared();
+        if !shared.warnings.contains(&message) {
+            shared.warnings.push(message);
+        }
+    }
+
+    /// Stops every task (no I/O: used on drop).
+    pub fn abort(&self) {
+        if let Some(t) = self.task.lock().expect("lock").take() {
+            t.abort();
+        }
+        if let Some(t) = self.monitor.lock().expect("lock").take() {
+            t.abort();
+        }
+    }
+
+    /// Starts the running task (copy, then change application, then commit if asked).
+    pub fn spawn_run(self: &Arc<Self>) {
+        self.shared().fatal = None;
+        let engine = Arc::clone(self);
+        let handle = tokio::spawn(async move {
+            if let Err(e) = run::run(&engine).await {
+                tracing::error!("the sync stopped: {e}");
+                engine.shared().fatal = Some(Arc::new(e));
+            }
+        });
+        *self.task.lock().expect("lock") = Some(handle);
+    }
+
+    /// Waits for the running task to end and returns its outcome.
+    pub async fn join_run(&self) -> Result<()> {
+        let handle = self.task.lock().expect("lock").take();
+        if let Some(h) = handle
+            && let Err(e) = h.await
+        {
+            return Err(Error::Metadata {
+                reason: format!("the sync's task ended abnormally: {e}"),
+            });
+        }
+        match self.fatal() {
+            Some(e) => Err(Error::Stopped(e)),
+            None => Ok(()),
+        }
+    }
+
+    pub fn fatal(&self) -> Option<Arc<Error>> {
+        self.shared().fatal.clone()
+    }
+}

@@ -1,0 +1,207 @@
+//! The running task: from the persisted phase onwards, initialise, partition, copy (with the
+//! change stream read into the buffer meanwhile), then apply change events until paused or
+//! until a commit has drained to its commit point.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bson::{Document, Timestamp};
+use tokio::task::JoinSet;
+
+use super::buffer::{EventBuffer, Item};
+use super::capture::{self, From};
+use super::copy::{self, Outcome};
+use super::initialise::{self, CollSpec};
+use super::metadata::Phase;
+use super::{Control, Engine, commit, pack, partition, raise};
+use crate::error::{Error, Result};
+
+pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
+    let meta = engine.metadata();
+    let id = engine.opts.id.clone();
+    let global = meta.global().await?.ok_or_else(|| Error::Metadata {
+        reason: "the global state is missing".into(),
+    })?;
+    let start_time =
+        global
+            .get_timestamp("changeStreamStartTime")
+            .map_err(|_| Error::Metadata {
+                reason: "the start point is missing".into(),
+            })?;
+    let resume = meta.resume_data(&id).await?.unwrap_or_default();
+    let mut phase = resume
+        .get_str("syncPhase")
+        .ok()
+        .and_then(Phase::parse)
+        .unwrap_or(Phase::InitializingCollections);
+    let scope = engine.scope()?;
+    let source = engine.source().clone();
+    let stats = &engine.stats;
+    raise(&stats.applied_time, start_time);
+    raise(&stats.source_time, start_time);
+
+    if phase == Phase::InitializingCollections {
+        engine.set_phase(phase);
+        let specs = initialise::catalog(&source, &scope).await?;
+        initialise::check_supported(&specs)?;
+        initialise::create_destination(engine, &specs).await?;
+        phase = Phase::InitializingPartitions;
+        meta.set_state(&id, "RUNNING", phase).await?;
+    }
+    if phase == Phase::InitializingPartitions {
+        engine.set_phase(phase);
+        for spec in meta
+            .collections()
+            .await?
+            .iter()
+            .filter_map(CollSpec::from_metadata)
+        {
+            if spec.is_view() || meta.has_partitions(&spec.ns).await? {
+                continue;
+            }
+            let parts = partition::plan(&source, &spec, engine.opts.partition_bytes).await?;
+            meta.save_partitions(&parts).await?;
+        }
+        phase = Phase::CollectionCopy;
+        meta.set_state(&id, "RUNNING", phase).await?;
+    }
+
+    // The reader starts before the copy, so a long copy cannot outrun the source's history.
+    let resume_info = resume.get_document("crudChangeStreamResumeInfo").ok();
+    let from = match resume_info.and_then(|r| r.get_document("resumeToken").ok()) {
+        Some(token) => From::Token(token.clone()),
+        None => From::Time(start_time),
+    };
+    if let Some(ts) = resume_info.and_then(|r| r.get_timestamp("lastEventTs").ok()) {
+        raise(&stats.applied_time, ts);
+    }
+    let spill_dir = engine.opts.spill_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("mongosync-{}", uuid::Uuid::new_v4()))
+    });
+    let buffer = Arc::new(EventBuffer::new(engine.opts.buffer_memory_bytes, spill_dir));
+    let mut reader = JoinSet::new();
+    reader.spawn(capture::read(Arc::clone(engine), from, Arc::clone(&buffer)));
+
+    let (_, done_bytes, total) = meta.pending_partitions().await?;
+    if phase == Phase::CollectionCopy {
+        engine.set_phase(phase);
+        let (pending, done_bytes, total) = meta.pending_partitions().await?;
+        stats.total_bytes.store(total, Ordering::Relaxed);
+        stats.copied_bytes.store(done_bytes, Ordering::Relaxed);
+        stats.copy_started.store(true, Ordering::Relaxed);
+        let outcome = tokio::select! {
+            r = copy::copy_all(engine, pending) => r?,
+            Some(r) = reader.join_next() => return Err(reader_ended(r)),
+        };
+        if outcome == Outcome::Paused {
+            return Ok(());
+        }
+        let build = engine
+            .start_options()
+            .map(|o| o.build_indexes)
+            .unwrap_or_default();
+        if !build.before_copy() {
+            for spec in meta
+                .collections()
+                .await?
+                .iter()
+                .filter_map(CollSpec::from_metadata)
+            {
+                if !spec.is_view() {
+                    initialise::create_indexes(
+                        engine.destination(),
+                        &spec.ns,
+                        &spec.indexes,
+                        build,
+                    )
+                    .await?;
+                }
+            }
+        }
+        phase = Phase::ChangeEventApplication;
+        meta.set_state(&id, "RUNNING", phase).await?;
+    } else {
+        stats.total_bytes.store(total, Ordering::Relaxed);
+        stats.copied_bytes.store(done_bytes, Ordering::Relaxed);
+        stats.copy_started.store(true, Ordering::Relaxed);
+    }
+    let copied = stats.copied_bytes.load(Ordering::Relaxed);
+    // After the copy the estimate equals what was copied (mongosync 1.21).
+    stats.total_bytes.store(copied, Ordering::Relaxed);
+    stats.copy_done.store(true, Ordering::Relaxed);
+    if phase < Phase::Committing {
+        engine.set_phase(Phase::ChangeEventApplication);
+    }
+    stats.cea_running.store(true, Ordering::Relaxed);
+
+    let mut commit_point: Option<Timestamp> = resume.get_timestamp("commitPoint").ok();
+    let mut last_saved = Instant::now();
+    let mut unsaved: Option<(Document, Timestamp)> = None;
+    loop {
+        if let Some(r) = reader.try_join_next() {
+            return Err(reader_ended(r));
+        }
+        match engine.control() {
+            Control::Pause => {
+                if let Some((token, ts)) = unsaved.take() {
+                    meta.save_resume_point(&id, &token, ts).await?;
+                }
+                reader.abort_all();
+                return Ok(());
+            }
+            Control::Commit if commit_point.is_none() => {
+                let cp = commit::begin(engine).await?;
+                commit_point = Some(cp);
+            }
+            _ => {}
+        }
+        let items = buffer
+            .pop(engine.opts.apply_round_events, Duration::from_millis(100))
+            .await?;
+        if !items.is_empty() {
+            if let Some(cp) = commit_point {
+                commit::note_late_writes(engine, &scope, cp, &items);
+            }
+            let had_events = items.iter().any(|i| matches!(i, Item::Event(_)));
+            if let Some(reached) = super::apply::apply_round(engine, &scope, items).await? {
+                let ts = reached.time.unwrap_or(Timestamp {
+                    time: 0,
+                    increment: 0,
+                });
+                raise(&stats.applied_time, ts);
+                // Positions alone are saved at most once a second; applied events at once.
+                if had_events || last_saved.elapsed() >= Duration::from_secs(1) {
+                    meta.save_resume_point(&id, &reached.token, ts).await?;
+                    last_saved = Instant::now();
+                    unsaved = None;
+                } else {
+                    unsaved = Some((reached.token, ts));
+                }
+            }
+        }
+        stats.caught_up.store(buffer.is_empty(), Ordering::Relaxed);
+        if let Some(cp) = commit_point
+            && stats.applied_time.load(Ordering::SeqCst) >= pack(cp)
+        {
+            if let Some((token, ts)) = unsaved.take() {
+                meta.save_resume_point(&id, &token, ts).await?;
+            }
+            let late = commit::finish(engine, &scope, cp, &buffer).await;
+            reader.abort_all();
+            return late;
+        }
+    }
+}
+
+fn reader_ended(r: std::result::Result<Result<()>, tokio::task::JoinError>) -> Error {
+    match r {
+        Ok(Err(e)) => e,
+        Ok(Ok(())) => Error::Metadata {
+            reason: "the change stream reader stopped unexpectedly".into(),
+        },
+        Err(e) => Error::Metadata {
+            reason: format!("the change stream reader ended abnormally: {e}"),
+        },
+    }
+}

@@ -1,0 +1,248 @@
+//! The typed [`Syncer`]: its state is a type parameter, so an illegal transition (committing
+//! an IDLE sync, pausing a COMMITTED one) does not compile.
+//!
+//! ```compile_fail
+//! # async fn f(idle: mongosync_core::Syncer<mongosync_core::Idle>) {
+//! idle.commit().await; // no `commit` on an IDLE syncer
+//! # }
+//! ```
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::options::{ConnectOptions, StartOptions};
+use crate::progress::{Progress, SyncState};
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A state of a [`Syncer`]. Sealed: the states are the ones below.
+pub trait State: sealed::Sealed + Send + Sync + 'static {
+    /// The state's runtime value.
+    const STATE: SyncState;
+}
+
+macro_rules! states {
+    ($($(#[$doc:meta])* $name:ident => $value:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        #[must_use]
+        #[derive(Debug)]
+        pub struct $name;
+        impl sealed::Sealed for $name {}
+        impl State for $name {
+            const STATE: SyncState = SyncState::$value;
+        }
+    )*};
+}
+
+states! {
+    /// Connected, not started.
+    Idle => Idle,
+    /// Copying, then applying change events.
+    Running => Running,
+    /// Stopped with positions persisted.
+    Paused => Paused,
+    /// Cutting over.
+    Committing => Committing,
+    /// Cut over.
+    Committed => Committed,
+}
+
+/// Owns the engine's tasks: dropping the last handle stops them (an abort, no I/O; the
+/// persisted state lets a new process resume).
+pub(crate) struct Core(pub(crate) Arc<Engine>);
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A sync between two clusters, in state `S`.
+///
+/// Transitions consume the syncer and return the next state's; a failed transition returns the
+/// unchanged syncer inside its [`TransitionError`]. `Drop` does no I/O: dropping a syncer stops
+/// its tasks at once, and the state persisted on the destination lets
+/// [`AnySyncer::attach`](crate::AnySyncer::attach) (or `start` with the same options) resume.
+#[must_use = "dropping a Syncer stops the sync"]
+pub struct Syncer<S: State> {
+    pub(crate) core: Core,
+    _state: PhantomData<S>,
+}
+
+/// A transition that failed: the error and the syncer, unchanged.
+#[must_use]
+pub struct TransitionError<S: State> {
+    /// The syncer, still in its state.
+    pub syncer: Syncer<S>,
+    /// What went wrong.
+    pub error: Error,
+}
+
+impl<S: State> TransitionError<S> {
+    /// The syncer and the error.
+    pub fn into_parts(self) -> (Syncer<S>, Error) {
+        (self.syncer, self.error)
+    }
+}
+
+impl<S: State> std::fmt::Debug for TransitionError<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransitionError")
+            .field("state", &S::STATE)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl<S: State> std::fmt::Display for TransitionError<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<S: State> std::error::Error for TransitionError<S> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// The result of a transition from state `S` to state `T`.
+pub type Transition<S, T> = std::result::Result<Syncer<T>, TransitionError<S>>;
+
+impl<S: State> Syncer<S> {
+    pub(crate) fn from_core(core: Core) -> Syncer<S> {
+        Syncer {
+            core,
+            _state: PhantomData,
+        }
+    }
+
+    fn into_state<T: State>(self) -> Syncer<T> {
+        Syncer::from_core(self.core)
+    }
+
+    fn fail(self, error: Error) -> TransitionError<S> {
+        TransitionError {
+            syncer: self,
+            error,
+        }
+    }
+
+    /// The `/progress` document. Never fails: every figure is measured, or `null`.
+    pub fn progress(&self) -> Progress {
+        self.core.0.progress()
+    }
+
+    /// The state this syncer is typed with.
+    pub fn state(&self) -> SyncState {
+        S::STATE
+    }
+}
+
+impl Syncer<Idle> {
+    /// Connects to both clusters and checks them (replica set or sharded, MongoDB 6.0+).
+    ///
+    /// # Errors
+    /// [`Error::Connection`] naming the cluster and what failed (never a password);
+    /// [`Error::InvalidOptions`] for bad engine settings.
+    pub async fn connect(
+        cluster0: &str,
+        cluster1: &str,
+        options: ConnectOptions,
+    ) -> Result<Syncer<Idle>> {
+        let engine = Engine::connect(cluster0, cluster1, options).await?;
+        Ok(Syncer::from_core(Core(engine)))
+    }
+
+    /// IDLE → RUNNING: validates the options, checks the destination, takes the start point
+    /// and starts the copy. If the destination holds this sync's persisted state (same
+    /// options), it resumes instead, as mongosync's `/start` does after an unplanned stop.
+    ///
+    /// # Errors
+    /// Invalid options (nothing is written), a non-empty destination, a cluster failure.
+    pub async fn start(self, options: StartOptions) -> Transition<Idle, Running> {
+        match self.core.0.start(options).await {
+            Ok(()) => Ok(self.into_state()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+impl Syncer<Running> {
+    /// RUNNING → PAUSED, once every worker has stopped with its position persisted.
+    ///
+    /// # Errors
+    /// The sync had stopped on an error (kept in the error), or persisting failed.
+    pub async fn pause(self) -> Transition<Running, Paused> {
+        match self.core.0.pause().await {
+            Ok(()) => Ok(self.into_state()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// RUNNING → COMMITTING. Allowed when `canCommit`: copy finished, change application
+    /// running, lag at most 30 s.
+    ///
+    /// # Errors
+    /// [`Error::NotReadyToCommit`] with the condition not met.
+    pub async fn commit(self) -> Transition<Running, Committing> {
+        match self.core.0.commit().await {
+            Ok(()) => Ok(self.into_state()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Waits until `canCommit` is true (or the sync stops on an error).
+    ///
+    /// # Errors
+    /// The error that stopped the sync.
+    pub async fn wait_can_commit(&self) -> Result<()> {
+        loop {
+            if let Some(e) = self.core.0.fatal() {
+                return Err(Error::Stopped(e));
+            }
+            if self.progress().can_commit {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Syncer<Paused> {
+    /// PAUSED → RUNNING, from the persisted positions.
+    ///
+    /// # Errors
+    /// Persisting the state failed.
+    pub async fn resume(self) -> Transition<Paused, Running> {
+        match self.core.0.resume().await {
+            Ok(()) => Ok(self.into_state()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+impl Syncer<Committing> {
+    /// COMMITTING → COMMITTED: waits for the drain to the commit point and the restoration of
+    /// the destination's characteristics.
+    ///
+    /// # Errors
+    /// The commit failed (state kept: a new process resumes the commit).
+    pub async fn wait(self) -> Transition<Committing, Committed> {
+        match self.core.0.wait_committed().await {
+            Ok(()) => Ok(self.into_state()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+impl Syncer<Committed> {
+    /// The warnings of the commit, e.g. writes that reached the source after the commit point.
+    pub fn warnings(&self) -> Vec<String> {
+        self.progress().warnings
+    }
+}
