@@ -225,6 +225,7 @@ mod tests {
         }
         assert!(buf.spilled_total() > 50);
         let mut seen = vec![];
+        let mut pushed = false;
         loop {
             let items = buf.pop(7, Duration::from_millis(1)).await.unwrap();
             if items.is_empty() {
@@ -236,8 +237,9 @@ mod tests {
                 }
             }
             // Interleave new pushes once the spill has started draining.
-            if seen.len() == 50 {
+            if seen.len() >= 50 && !pushed {
                 buf.push(Item::Event(rawdoc! {"i": 100})).unwrap();
+                pushed = true;
             }
         }
         assert_eq!(seen, (0..=100).collect::<Vec<_>>());
