@@ -1,0 +1,7 @@
+use mongosync_core::{Idle, Syncer};
+
+async fn f(idle: Syncer<Idle>) {
+    let _ = idle.commit().await;
+}
+
+fn main() {}
