@@ -73,6 +73,12 @@ pub struct Syncer<S: State> {
     _state: PhantomData<S>,
 }
 
+impl<S: State> std::fmt::Debug for Syncer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Syncer<{}>", S::STATE)
+    }
+}
+
 /// A transition that failed: the error and the syncer, unchanged.
 #[must_use]
 pub struct TransitionError<S: State> {
