@@ -332,6 +332,18 @@ impl ConnectOptions {
         self.copy_workers = n;
         self
     }
+    /// Sets the bytes of one copy insert batch.
+    #[must_use]
+    pub fn copy_batch_bytes(mut self, n: usize) -> Self {
+        self.copy_batch_bytes = n;
+        self
+    }
+    /// Sets how many events one change-application round takes at most.
+    #[must_use]
+    pub fn apply_round_events(mut self, n: usize) -> Self {
+        self.apply_round_events = n;
+        self
+    }
     /// Sets the number of change-event appliers.
     #[must_use]
     pub fn appliers(mut self, n: usize) -> Self {

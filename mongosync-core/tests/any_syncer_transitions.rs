@@ -29,7 +29,9 @@ async fn refuse_all_but(mut s: AnySyncer, allowed: &[&str]) -> AnySyncer {
         assert!(e.error.is_invalid_state(), "{op} in {state}: {}", e.error);
         let msg = e.error.to_string();
         assert!(
-            msg.starts_with(&format!("cannot {op}: the sync is {state}; {op} is allowed in ")),
+            msg.starts_with(&format!(
+                "cannot {op}: the sync is {state}; {op} is allowed in "
+            )),
             "{msg}"
         );
         assert_eq!(e.syncer.state(), state);
@@ -57,7 +59,11 @@ async fn illegal_transitions_name_the_state_and_keep_the_syncer() {
     let s = refuse_all_but(s, &["pause", "commit"]).await;
     let s = s.pause().await.unwrap();
     assert_eq!(s.state(), SyncState::Paused);
-    assert_eq!(s.progress().lag_time_seconds, None, "no lag is reported while paused");
+    assert_eq!(
+        s.progress().lag_time_seconds,
+        None,
+        "no lag is reported while paused"
+    );
     let s = refuse_all_but(s, &["resume"]).await;
     let s = s.resume().await.unwrap();
     let s = match s {
@@ -68,7 +74,10 @@ async fn illegal_transitions_name_the_state_and_keep_the_syncer() {
         other => panic!("resumed into {}", other.state()),
     };
     let s = s.commit().await.unwrap();
-    assert!(matches!(s.state(), SyncState::Committing | SyncState::Committed));
+    assert!(matches!(
+        s.state(),
+        SyncState::Committing | SyncState::Committed
+    ));
     let s = s.wait_committed().await.unwrap();
     assert_eq!(s.state(), SyncState::Committed);
     let s = refuse_all_but(s, &["reverse"]).await;

@@ -18,7 +18,12 @@ async fn snapshot(c: &Client) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_options_fail_at_start_and_write_nothing() {
     let pair = common::pair().await;
-    pair.src.database("d").collection("c").insert_one(doc! {"a": 1}).await.unwrap();
+    pair.src
+        .database("d")
+        .collection("c")
+        .insert_one(doc! {"a": 1})
+        .await
+        .unwrap();
     let (src_before, dst_before) = (snapshot(&pair.src).await, snapshot(&pair.dst).await);
     let bad: Vec<(StartOptions, &str)> = vec![
         (
@@ -58,37 +63,64 @@ async fn invalid_options_fail_at_start_and_write_nothing() {
     for (options, field) in bad {
         let e = syncer.start(options).await.unwrap_err();
         assert!(e.error.is_invalid_options(), "{}", e.error);
-        assert!(e.error.to_string().contains(&format!("`{field}`")), "{}", e.error);
+        assert!(
+            e.error.to_string().contains(&format!("`{field}`")),
+            "{}",
+            e.error
+        );
         assert_eq!(e.syncer.progress().state, SyncState::Idle);
         syncer = e.syncer;
     }
     // The JSON body of `/start` is checked the same way.
-    let e = StartOptions::from_json(r#"{"source": "cluster0", "destination": "cluster1", "buildIndexes": "always"}"#)
-        .unwrap_err();
+    let e = StartOptions::from_json(
+        r#"{"source": "cluster0", "destination": "cluster1", "buildIndexes": "always"}"#,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("afterDataCopy"), "{e}");
     assert_eq!(snapshot(&pair.src).await, src_before);
     assert_eq!(snapshot(&pair.dst).await, dst_before);
 
     // Engine settings are checked at connect.
-    let e = Syncer::connect(&pair.source_uri, &pair.destination_uri, ConnectOptions::default().copy_workers(0))
-        .await
-        .err()
-        .unwrap();
+    let e = Syncer::connect(
+        &pair.source_uri,
+        &pair.destination_uri,
+        ConnectOptions::default().copy_workers(0),
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("`copyWorkers`"), "{e}");
     // A URI with a forbidden option names the cluster.
-    let e = Syncer::connect(&pair.source_uri, &format!("{}&w=1", pair.destination_uri), common::options())
-        .await
-        .err()
-        .unwrap();
+    let e = Syncer::connect(
+        &pair.source_uri,
+        &format!("{}&w=1", pair.destination_uri),
+        common::options(),
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(e.is_connection(), "{e}");
-    assert!(e.to_string().contains("cluster1") && e.to_string().contains("majority"), "{e}");
+    assert!(
+        e.to_string().contains("cluster1") && e.to_string().contains("majority"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_empty_destination_is_refused_unless_filtered_out() {
     let pair = common::pair().await;
-    pair.src.database("d").collection("c").insert_one(doc! {"a": 1}).await.unwrap();
-    pair.dst.database("old").collection("data").insert_one(doc! {"b": 1}).await.unwrap();
+    pair.src
+        .database("d")
+        .collection("c")
+        .insert_one(doc! {"a": 1})
+        .await
+        .unwrap();
+    pair.dst
+        .database("old")
+        .collection("data")
+        .insert_one(doc! {"b": 1})
+        .await
+        .unwrap();
     let dst_before = snapshot(&pair.dst).await;
     let syncer = Syncer::connect(&pair.source_uri, &pair.destination_uri, common::options())
         .await
