@@ -162,6 +162,7 @@ fn ns_of(ev: &Document) -> Option<Namespace> {
 pub(crate) async fn apply_round(
     engine: &Arc<Engine>,
     scope: &Scope,
+    capped: &mut HashSet<Namespace>,
     items: Vec<Item>,
 ) -> Result<Option<Reached>> {
     let lanes = engine.opts.appliers;
@@ -188,6 +189,14 @@ pub(crate) async fn apply_round(
                 // A barrier: everything before it lands first.
                 flush(engine, &mut pending, &mut index, crud_time.take()).await?;
                 super::ddl::apply(engine, scope, &ev).await?;
+                if op_type == "create"
+                    && let Some(ns) = ns_of(&ev)
+                    && ev
+                        .get_document("operationDescription")
+                        .is_ok_and(|d| d.get_bool("capped").unwrap_or(false))
+                {
+                    capped.insert(ns);
+                }
                 engine.stats.events_applied.fetch_add(1, Ordering::Relaxed);
                 if let Some(t) = time {
                     raise(&engine.stats.ddl_time, t);
@@ -202,8 +211,14 @@ pub(crate) async fn apply_round(
             {
                 let op = Op::from_event(&ev);
                 let key = key_of(&ns, &id);
+                // A capped collection keeps its insertion order: all its events share a lane.
+                let lane_key = if capped.contains(&ns) {
+                    ns.to_string().into_bytes()
+                } else {
+                    key.clone()
+                };
                 let (lane, slot) = *index.entry(key.clone()).or_insert_with(|| {
-                    let lane = lane_of(&key, lanes);
+                    let lane = lane_of(&lane_key, lanes);
                     pending[lane].push(DocOps {
                         ns: ns.clone(),
                         id: id.clone(),

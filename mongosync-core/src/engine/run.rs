@@ -135,6 +135,14 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
     }
     stats.cea_running.store(true, Ordering::Relaxed);
 
+    let mut capped: std::collections::HashSet<_> = meta
+        .collections()
+        .await?
+        .iter()
+        .filter_map(CollSpec::from_metadata)
+        .filter(|s| s.is_capped())
+        .map(|s| s.ns)
+        .collect();
     let mut commit_point: Option<Timestamp> = resume.get_timestamp("commitPoint").ok();
     let mut last_saved = Instant::now();
     let mut unsaved: Option<(Document, Timestamp)> = None;
@@ -164,7 +172,9 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
                 commit::note_late_writes(engine, &scope, cp, &items);
             }
             let had_events = items.iter().any(|i| matches!(i, Item::Event(_)));
-            if let Some(reached) = super::apply::apply_round(engine, &scope, items).await? {
+            if let Some(reached) =
+                super::apply::apply_round(engine, &scope, &mut capped, items).await?
+            {
                 let ts = reached.time.unwrap_or(Timestamp {
                     time: 0,
                     increment: 0,

@@ -274,7 +274,7 @@ impl CollectionData {
         Some(raw)
     }
 
-    /// Removes a record without an oplog entry (capped collections' own trimming).
+    /// Removes a record without an oplog entry.
     fn remove_unrecorded(&mut self, rid: RecordId) -> Option<RawDocumentBuf> {
         let raw = self.records.remove(&rid)?;
         if let Some(id) = raw_id(&raw).filter(|_| self.has_id_index()) {
@@ -328,8 +328,10 @@ impl CollectionData {
         while self.records.len() > 1
             && (self.data_size as i64 > size || self.records.len() as i64 > max)
         {
+            // Since FCV 5.0 the primary replicates capped deletes as delete oplog entries
+            // (SERVER-16049), so change streams see them as `delete` events.
             let oldest = *self.records.keys().next().expect("non-empty");
-            self.remove_unrecorded(oldest);
+            self.remove(oldest);
         }
     }
 }

@@ -1,0 +1,106 @@
+//! Expired TTL documents do not expire on the destination before commit (their deletion must
+//! come from the source), and the TTL, hidden and capped characteristics are restored at
+//! commit, so the destination expires them afterwards.
+
+mod common;
+
+use std::time::Duration;
+
+use bson::doc;
+use mongodb::options::IndexOptions;
+use mongodb::{Client, IndexModel};
+use mongosync_core::{ClusterName, StartOptions, Syncer, WriteBlocking};
+use mongosync_testkit::{ClusterOptions, MemoryCluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ttl_is_disabled_until_commit_and_restored_after() {
+    // The source's TTL monitor is slow (the real default, 60 s): its expired documents stay for
+    // the test's length. The destination's runs every 100 ms.
+    let source = MemoryCluster::start().await.unwrap();
+    let destination = MemoryCluster::start_with(
+        ClusterOptions::default().ttl_monitor_period(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    let src = Client::with_uri_str(source.uri()).await.unwrap();
+    let dst = Client::with_uri_str(destination.uri()).await.unwrap();
+    let sessions = src.database("web").collection::<bson::Document>("sessions");
+    let old = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() - 3_600_000);
+    sessions
+        .insert_many((0..100).map(|i| doc! {"_id": i, "seenAt": old}))
+        .await
+        .unwrap();
+    sessions
+        .create_indexes([
+            IndexModel::builder()
+                .keys(doc! {"seenAt": 1})
+                .options(
+                    IndexOptions::builder()
+                        .expire_after(Duration::from_secs(60))
+                        .build(),
+                )
+                .build(),
+            IndexModel::builder()
+                .keys(doc! {"user": 1})
+                .options(IndexOptions::builder().hidden(true).build())
+                .build(),
+        ])
+        .await
+        .unwrap();
+    src.database("web")
+        .create_collection("events")
+        .capped(true)
+        .size(65536)
+        .max(10)
+        .await
+        .unwrap();
+    let events = src.database("web").collection::<bson::Document>("events");
+    events
+        .insert_many((0..25).map(|i| doc! {"n": i}))
+        .await
+        .unwrap();
+
+    let running = Syncer::connect(source.uri(), destination.uri(), common::options())
+        .await
+        .unwrap()
+        .start(StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None))
+        .await
+        .unwrap();
+    common::wait_for(|| running.progress(), common::in_cea).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let dst_sessions = dst.database("web").collection::<bson::Document>("sessions");
+    assert_eq!(
+        dst_sessions.count_documents(doc! {}).await.unwrap(),
+        100,
+        "nothing expired early"
+    );
+    // The capped collection is enlarged while syncing: more inserts than `max` are kept.
+    events
+        .insert_many((25..40).map(|i| doc! {"n": i}))
+        .await
+        .unwrap();
+
+    running.wait_can_commit().await.unwrap();
+    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let ns = [("web".to_string(), "events".to_string())];
+    common::assert_same(&src, &dst, Some(&ns)).await;
+    let idx = common::indexes(&dst, "web", "sessions").await;
+    assert_eq!(
+        idx["seenAt_1"]
+            .get_i64("expireAfterSeconds")
+            .ok()
+            .or(idx["seenAt_1"]
+                .get_i32("expireAfterSeconds")
+                .ok()
+                .map(i64::from)),
+        Some(60)
+    );
+    assert_eq!(idx["user_1"].get_bool("hidden").ok(), Some(true));
+    assert_eq!(idx, common::indexes(&src, "web", "sessions").await);
+    // With TTL restored, the destination expires the old sessions itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while dst_sessions.count_documents(doc! {}).await.unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "TTL was not restored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
