@@ -1,0 +1,69 @@
+//! Updates arrive as deltas (`updateDescription`): nested paths, array element updates,
+//! truncated arrays, removed fields, field names with dots or digits (ambiguous as paths, so
+//! re-read from the source), and updates to documents the destination does not have.
+
+mod common;
+
+use bson::doc;
+use mongosync_core::{ClusterName, StartOptions, Syncer, WriteBlocking};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_shape_of_update_converges() {
+    let pair = common::pair().await;
+    let c = pair.src.database("d").collection::<bson::Document>("c");
+    c.insert_many((0..20).map(|i| {
+        doc! {"_id": i, "arr": [1, 2, 3, 4, 5, 6], "sub": {"a": 1, "b": {"c": [ {"x": 1}, {"x": 2} ]}},
+        "obj": {"1": "one", "2": "two"}, "gone": true}
+    }))
+    .await
+    .unwrap();
+    let running = Syncer::connect(&pair.source_uri, &pair.destination_uri, common::options())
+        .await
+        .unwrap()
+        .start(StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None))
+        .await
+        .unwrap();
+    common::wait_for(|| running.progress(), common::in_cea).await;
+
+    // Nested and array element paths, removal.
+    c.update_one(doc! {"_id": 0}, doc! {"$set": {"sub.b.c.1.x": 20, "arr.0": 100}, "$unset": {"gone": ""}})
+        .await
+        .unwrap();
+    // Truncation (a pipeline update shortening an array), then growth.
+    c.update_one(doc! {"_id": 1}, vec![doc! {"$set": {"arr": {"$slice": ["$arr", 2]}}}])
+        .await
+        .unwrap();
+    c.update_one(doc! {"_id": 1}, doc! {"$push": {"arr": {"$each": [7, 8]}}}).await.unwrap();
+    c.update_one(doc! {"_id": 2}, vec![doc! {"$set": {"arr": {"$slice": ["$arr", 3]}, "sub.a": 2}}])
+        .await
+        .unwrap();
+    // Field names that are ambiguous as paths: a digit key inside an object, a dotted name.
+    c.update_one(doc! {"_id": 3}, doc! {"$set": {"obj.1": "uno"}}).await.unwrap();
+    c.update_one(
+        doc! {"_id": 4},
+        vec![doc! {"$replaceWith": {"$setField": {"field": "a.b", "input": "$$ROOT", "value": 42}}}],
+    )
+    .await
+    .unwrap();
+    c.update_one(
+        doc! {"_id": 4},
+        vec![doc! {"$replaceWith": {"$setField": {"field": "a.b", "input": "$$ROOT", "value": 43}}}],
+    )
+    .await
+    .unwrap();
+    // Many updates to one hot document, interleaved with a replace and a delete elsewhere.
+    for i in 0..200 {
+        c.update_one(doc! {"_id": 5}, doc! {"$inc": {"n": 1}, "$set": {"last": i}}).await.unwrap();
+    }
+    c.replace_one(doc! {"_id": 6}, doc! {"whole": "new"}).await.unwrap();
+    c.delete_one(doc! {"_id": 7}).await.unwrap();
+    // An update to a document inserted and deleted again: its delta has nothing to apply to.
+    c.insert_one(doc! {"_id": 100, "v": 1}).await.unwrap();
+    c.update_one(doc! {"_id": 100}, doc! {"$set": {"v": 2}}).await.unwrap();
+    c.delete_one(doc! {"_id": 100}).await.unwrap();
+
+    running.wait_can_commit().await.unwrap();
+    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let n = common::assert_same(&pair.src, &pair.dst, None).await;
+    assert_eq!(n, 19);
+}
