@@ -300,6 +300,8 @@ pub struct ConnectOptions {
     pub monitor_interval: Duration,
     /// The largest lag (seconds) at which commit is allowed.
     pub commit_lag_limit_secs: i64,
+    /// How long transient failures are retried before the sync stops (mongosync: 30 min).
+    pub retry_window: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -315,6 +317,7 @@ impl Default for ConnectOptions {
             spill_dir: None,
             monitor_interval: Duration::from_secs(1),
             commit_lag_limit_secs: 30,
+            retry_window: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -354,6 +357,12 @@ impl ConnectOptions {
     #[must_use]
     pub fn buffer_memory_bytes(mut self, n: usize) -> Self {
         self.buffer_memory_bytes = n;
+        self
+    }
+    /// Sets how long transient failures are retried.
+    #[must_use]
+    pub fn retry_window(mut self, d: Duration) -> Self {
+        self.retry_window = d;
         self
     }
     /// Sets the monitor interval.

@@ -26,40 +26,66 @@ async fn every_shape_of_update_converges() {
     common::wait_for(|| running.progress(), common::in_cea).await;
 
     // Nested and array element paths, removal.
-    c.update_one(doc! {"_id": 0}, doc! {"$set": {"sub.b.c.1.x": 20, "arr.0": 100}, "$unset": {"gone": ""}})
-        .await
-        .unwrap();
+    c.update_one(
+        doc! {"_id": 0},
+        doc! {"$set": {"sub.b.c.1.x": 20, "arr.0": 100}, "$unset": {"gone": ""}},
+    )
+    .await
+    .unwrap();
     // Truncation (a pipeline update shortening an array), then growth.
-    c.update_one(doc! {"_id": 1}, vec![doc! {"$set": {"arr": {"$slice": ["$arr", 2]}}}])
+    c.update_one(
+        doc! {"_id": 1},
+        vec![doc! {"$set": {"arr": {"$slice": ["$arr", 2]}}}],
+    )
+    .await
+    .unwrap();
+    c.update_one(doc! {"_id": 1}, doc! {"$push": {"arr": {"$each": [7, 8]}}})
         .await
         .unwrap();
-    c.update_one(doc! {"_id": 1}, doc! {"$push": {"arr": {"$each": [7, 8]}}}).await.unwrap();
-    c.update_one(doc! {"_id": 2}, vec![doc! {"$set": {"arr": {"$slice": ["$arr", 3]}, "sub.a": 2}}])
-        .await
-        .unwrap();
+    c.update_one(
+        doc! {"_id": 2},
+        vec![doc! {"$set": {"arr": {"$slice": ["$arr", 3]}, "sub.a": 2}}],
+    )
+    .await
+    .unwrap();
     // Field names that are ambiguous as paths: a digit key inside an object, a dotted name.
-    c.update_one(doc! {"_id": 3}, doc! {"$set": {"obj.1": "uno"}}).await.unwrap();
+    c.update_one(doc! {"_id": 3}, doc! {"$set": {"obj.1": "uno"}})
+        .await
+        .unwrap();
     c.update_one(
         doc! {"_id": 4},
-        vec![doc! {"$replaceWith": {"$setField": {"field": "a.b", "input": "$$ROOT", "value": 42}}}],
+        vec![
+            doc! {"$replaceWith": {"$setField": {"field": "a.b", "input": "$$ROOT", "value": 42}}},
+        ],
     )
     .await
     .unwrap();
     c.update_one(
         doc! {"_id": 4},
-        vec![doc! {"$replaceWith": {"$setField": {"field": "a.b", "input": "$$ROOT", "value": 43}}}],
+        vec![
+            doc! {"$replaceWith": {"$setField": {"field": "a.b", "input": "$$ROOT", "value": 43}}},
+        ],
     )
     .await
     .unwrap();
     // Many updates to one hot document, interleaved with a replace and a delete elsewhere.
     for i in 0..200 {
-        c.update_one(doc! {"_id": 5}, doc! {"$inc": {"n": 1}, "$set": {"last": i}}).await.unwrap();
+        c.update_one(
+            doc! {"_id": 5},
+            doc! {"$inc": {"n": 1}, "$set": {"last": i}},
+        )
+        .await
+        .unwrap();
     }
-    c.replace_one(doc! {"_id": 6}, doc! {"whole": "new"}).await.unwrap();
+    c.replace_one(doc! {"_id": 6}, doc! {"whole": "new"})
+        .await
+        .unwrap();
     c.delete_one(doc! {"_id": 7}).await.unwrap();
     // An update to a document inserted and deleted again: its delta has nothing to apply to.
     c.insert_one(doc! {"_id": 100, "v": 1}).await.unwrap();
-    c.update_one(doc! {"_id": 100}, doc! {"$set": {"v": 2}}).await.unwrap();
+    c.update_one(doc! {"_id": 100}, doc! {"$set": {"v": 2}})
+        .await
+        .unwrap();
     c.delete_one(doc! {"_id": 100}).await.unwrap();
 
     running.wait_can_commit().await.unwrap();

@@ -18,7 +18,6 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
 use mongodb::Namespace as DriverNs;
@@ -37,6 +36,8 @@ use crate::namespace::{Namespace, Scope};
 pub(crate) struct Reached {
     pub token: Document,
     pub time: Option<Timestamp>,
+    /// Events applied (in scope) in the round.
+    pub applied: u64,
 }
 
 const DDL_TYPES: &[&str] = &[
@@ -162,7 +163,7 @@ fn ns_of(ev: &Document) -> Option<Namespace> {
 pub(crate) async fn apply_round(
     engine: &Arc<Engine>,
     scope: &Scope,
-    capped: &mut HashSet<Namespace>,
+    capped: &std::sync::Mutex<HashSet<Namespace>>,
     items: Vec<Item>,
 ) -> Result<Option<Reached>> {
     let lanes = engine.opts.appliers;
@@ -170,6 +171,7 @@ pub(crate) async fn apply_round(
     let mut index: HashMap<Vec<u8>, (usize, usize)> = HashMap::new();
     let mut reached = None;
     let mut crud_time = None;
+    let mut applied = 0u64;
     for item in items {
         let (token, time, event) = match item {
             Item::Position(token) => {
@@ -189,15 +191,15 @@ pub(crate) async fn apply_round(
                 // A barrier: everything before it lands first.
                 flush(engine, &mut pending, &mut index, crud_time.take()).await?;
                 super::ddl::apply(engine, scope, &ev).await?;
+                applied += 1;
                 if op_type == "create"
                     && let Some(ns) = ns_of(&ev)
                     && ev
                         .get_document("operationDescription")
                         .is_ok_and(|d| d.get_bool("capped").unwrap_or(false))
                 {
-                    capped.insert(ns);
+                    capped.lock().expect("capped lock").insert(ns);
                 }
-                engine.stats.events_applied.fetch_add(1, Ordering::Relaxed);
                 if let Some(t) = time {
                     raise(&engine.stats.ddl_time, t);
                 }
@@ -212,7 +214,7 @@ pub(crate) async fn apply_round(
                 let op = Op::from_event(&ev);
                 let key = key_of(&ns, &id);
                 // A capped collection keeps its insertion order: all its events share a lane.
-                let lane_key = if capped.contains(&ns) {
+                let lane_key = if capped.lock().expect("capped lock").contains(&ns) {
                     ns.to_string().into_bytes()
                 } else {
                     key.clone()
@@ -231,14 +233,18 @@ pub(crate) async fn apply_round(
                     ops.clear();
                 }
                 ops.push(op);
-                engine.stats.events_applied.fetch_add(1, Ordering::Relaxed);
+                applied += 1;
                 crud_time = time.or(crud_time);
             }
         }
-        reached = Some(Reached { token, time });
+        reached = Some(Reached {
+            token,
+            time,
+            applied: 0,
+        });
     }
     flush(engine, &mut pending, &mut index, crud_time).await?;
-    Ok(reached)
+    Ok(reached.map(|r| Reached { applied, ..r }))
 }
 
 fn decode(raw: &RawDocumentBuf) -> Result<Document> {

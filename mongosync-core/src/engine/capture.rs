@@ -35,8 +35,21 @@ pub(crate) fn token_time(token: &Document) -> Option<Timestamp> {
     })
 }
 
-/// Reads until aborted; returns only on an error.
+/// Reads until aborted; returns only on an error that retries did not cure. After a transient
+/// failure the stream is reopened after the last position it delivered.
 pub(crate) async fn read(engine: Arc<Engine>, from: From, buffer: Arc<EventBuffer>) -> Result<()> {
+    let position = std::sync::Mutex::new(from);
+    super::retry::retry(&engine, "reading the source's change events", || {
+        read_once(&engine, &position, &buffer)
+    })
+    .await
+}
+
+async fn read_once(
+    engine: &Arc<Engine>,
+    position: &std::sync::Mutex<From>,
+    buffer: &EventBuffer,
+) -> Result<()> {
     let source = engine.source().clone();
     let step = "reading the source's change events";
     // The engine's own metadata never travels (it lives on the destination, but a reversed
@@ -49,6 +62,7 @@ pub(crate) async fn read(engine: Arc<Engine>, from: From, buffer: Arc<EventBuffe
         .show_expanded_events(true)
         .max_await_time(Duration::from_millis(500))
         .batch_size(1000);
+    let from = position.lock().expect("position lock").clone();
     let watch = match &from {
         From::Time(ts) => watch.start_at_operation_time(*ts),
         From::Token(t) => {
@@ -64,7 +78,6 @@ pub(crate) async fn read(engine: Arc<Engine>, from: From, buffer: Arc<EventBuffe
         .map_err(|e| Error::step(step, source.name.as_str(), e))?
         .with_type::<RawDocumentBuf>();
     let mut last_position: Option<Document> = None;
-    // The running task aborts this reader when it pauses or finishes.
     loop {
         match stream
             .next_if_any()
@@ -75,19 +88,27 @@ pub(crate) async fn read(engine: Arc<Engine>, from: From, buffer: Arc<EventBuffe
                 if let Ok(ts) = event.get_timestamp("clusterTime") {
                     raise(&engine.stats.source_time, ts);
                 }
+                let token = event
+                    .get_document("_id")
+                    .ok()
+                    .and_then(|t| Document::try_from(t).ok());
                 buffer.push(Item::Event(event))?;
+                if let Some(t) = token {
+                    *position.lock().expect("position lock") = From::Token(t);
+                }
             }
             None => {
-                let position = stream
+                let token = stream
                     .resume_token()
                     .and_then(|t| bson::serialize_to_document(&t).ok());
-                if let Some(p) = position
+                if let Some(p) = token
                     && last_position.as_ref() != Some(&p)
                 {
                     if let Some(ts) = token_time(&p) {
                         raise(&engine.stats.source_time, ts);
                     }
                     buffer.push(Item::Position(p.clone()))?;
+                    *position.lock().expect("position lock") = From::Token(p.clone());
                     last_position = Some(p);
                 }
             }

@@ -15,6 +15,7 @@ use bson::{Bson, Document, Timestamp, doc};
 use super::buffer::{EventBuffer, Item};
 use super::initialise::{CollSpec, TTL_DISABLED, builds};
 use super::metadata::Phase;
+use super::retry::retry;
 use super::{Engine, pack};
 use crate::error::{Error, Result, server_code};
 use crate::namespace::{Namespace, Scope};
@@ -26,7 +27,10 @@ pub(crate) async fn begin(engine: &Arc<Engine>) -> Result<Timestamp> {
         .start_options()
         .unwrap_or_else(|| crate::StartOptions::new(crate::ClusterName::Cluster0));
     if opts.enable_user_write_blocking == WriteBlocking::SourceAndDestination {
-        engine.source().set_write_block(true).await?;
+        retry(engine, "blocking the source's writes", || {
+            engine.source().set_write_block(true)
+        })
+        .await?;
     }
     let cp = engine
         .source()
@@ -134,11 +138,17 @@ pub(crate) async fn finish(
         {
             let mut change = name_or_key(idx);
             change.insert("prepareUnique", true);
-            coll_mod(engine, &s.ns, doc! {"index": change}).await?;
+            retry(engine, "restoring the destination's collections", || {
+                coll_mod(engine, &s.ns, doc! {"index": change.clone()})
+            })
+            .await?;
         }
     }
     if opts.enable_user_write_blocking != WriteBlocking::None {
-        engine.destination().set_write_block(false).await?;
+        retry(engine, "unblocking the destination's writes", || {
+            engine.destination().set_write_block(false)
+        })
+        .await?;
     }
     engine.stats.can_write.store(true, Ordering::SeqCst);
     meta.set_fields(&engine.opts.id, doc! {"canWrite": true})
@@ -148,19 +158,28 @@ pub(crate) async fn finish(
             if idx.get_bool("unique").unwrap_or(false) {
                 let mut change = name_or_key(idx);
                 change.insert("unique", true);
-                coll_mod(engine, &s.ns, doc! {"index": change}).await?;
+                retry(engine, "restoring the destination's collections", || {
+                    coll_mod(engine, &s.ns, doc! {"index": change.clone()})
+                })
+                .await?;
             }
             if let Some(ttl) = idx.get("expireAfterSeconds")
                 && ttl != &Bson::Int32(TTL_DISABLED)
             {
                 let mut change = name_or_key(idx);
                 change.insert("expireAfterSeconds", ttl.clone());
-                coll_mod(engine, &s.ns, doc! {"index": change}).await?;
+                retry(engine, "restoring the destination's collections", || {
+                    coll_mod(engine, &s.ns, doc! {"index": change.clone()})
+                })
+                .await?;
             }
             if idx.get_bool("hidden").unwrap_or(false) {
                 let mut change = name_or_key(idx);
                 change.insert("hidden", true);
-                coll_mod(engine, &s.ns, doc! {"index": change}).await?;
+                retry(engine, "restoring the destination's collections", || {
+                    coll_mod(engine, &s.ns, doc! {"index": change.clone()})
+                })
+                .await?;
             }
         }
         if s.is_capped() {
@@ -172,7 +191,10 @@ pub(crate) async fn finish(
                 change.insert("cappedMax", max.clone());
             }
             if !change.is_empty() {
-                coll_mod(engine, &s.ns, change).await?;
+                retry(engine, "restoring the destination's collections", || {
+                    coll_mod(engine, &s.ns, change.clone())
+                })
+                .await?;
             }
         }
     }

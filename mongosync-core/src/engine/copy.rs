@@ -44,7 +44,10 @@ pub(crate) async fn copy_all(engine: &Arc<Engine>, pending: Vec<Partition>) -> R
                 let Some(part) = next else {
                     return Ok(Outcome::Done);
                 };
-                if copy_partition(&engine, &part).await? == Outcome::Paused {
+                let what = format!("copying partition `{}`", part.id);
+                let outcome =
+                    super::retry::retry(&engine, &what, || copy_partition(&engine, &part)).await?;
+                if outcome == Outcome::Paused {
                     return Ok(Outcome::Paused);
                 }
             }

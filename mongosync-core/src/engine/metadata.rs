@@ -55,6 +55,16 @@ impl Phase {
     }
 }
 
+fn is_duplicates(e: &mongodb::error::Error) -> bool {
+    match &*e.kind {
+        mongodb::error::ErrorKind::InsertMany(m) => m
+            .write_errors
+            .as_ref()
+            .is_some_and(|w| w.iter().all(|w| w.code == 11000)),
+        _ => false,
+    }
+}
+
 /// Handles to the metadata collections.
 #[derive(Clone)]
 pub(crate) struct Metadata {
@@ -198,11 +208,18 @@ impl Metadata {
                 "totalByteCount": p.total_bytes,
             }
         });
-        self.coll("partitions")
+        // Unordered, and duplicates ignored: a retry after a dropped connection may find
+        // some of them saved already.
+        match self
+            .coll("partitions")
             .insert_many(docs)
+            .ordered(false)
             .await
-            .map_err(|e| self.err("saving partitions", e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicates(&e) => Ok(()),
+            Err(e) => Err(self.err("saving partitions", e)),
+        }
     }
 
     /// Partitions not yet copied, and the bytes of those already copied.

@@ -24,6 +24,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod metadata;
 pub(crate) mod monitor;
 pub(crate) mod partition;
+pub(crate) mod retry;
 pub(crate) mod run;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -68,6 +69,8 @@ pub(crate) struct Stats {
     pub can_write: AtomicBool,
     /// Whether the event buffer held nothing at the last look (backlog drained).
     pub caught_up: AtomicBool,
+    /// Transient failures retried so far.
+    pub retries: AtomicU64,
 }
 
 pub(crate) fn pack(ts: Timestamp) -> u64 {
@@ -213,7 +216,9 @@ impl Engine {
         self.shared().fatal = None;
         let engine = Arc::clone(self);
         let handle = tokio::spawn(async move {
-            if let Err(e) = run::run(&engine).await {
+            // The running task resumes from persisted state, so a transient failure that
+            // the inner retries did not absorb restarts it from there.
+            if let Err(e) = retry::retry(&engine, "the sync", || run::run(&engine)).await {
                 tracing::error!("the sync stopped: {e}");
                 engine.shared().fatal = Some(Arc::new(e));
             }

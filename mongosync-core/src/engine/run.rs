@@ -135,14 +135,15 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
     }
     stats.cea_running.store(true, Ordering::Relaxed);
 
-    let mut capped: std::collections::HashSet<_> = meta
+    let capped: std::sync::Mutex<std::collections::HashSet<_>> = meta
         .collections()
         .await?
         .iter()
         .filter_map(CollSpec::from_metadata)
         .filter(|s| s.is_capped())
         .map(|s| s.ns)
-        .collect();
+        .collect::<std::collections::HashSet<_>>()
+        .into();
     let mut commit_point: Option<Timestamp> = resume.get_timestamp("commitPoint").ok();
     let mut last_saved = Instant::now();
     let mut unsaved: Option<(Document, Timestamp)> = None;
@@ -172,9 +173,15 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
                 commit::note_late_writes(engine, &scope, cp, &items);
             }
             let had_events = items.iter().any(|i| matches!(i, Item::Event(_)));
-            if let Some(reached) =
-                super::apply::apply_round(engine, &scope, &mut capped, items).await?
-            {
+            // A round is idempotent: after a transient failure it is applied again whole.
+            let reached = super::retry::retry(engine, "applying change events", || {
+                super::apply::apply_round(engine, &scope, &capped, items.clone())
+            })
+            .await?;
+            if let Some(reached) = reached {
+                stats
+                    .events_applied
+                    .fetch_add(reached.applied, Ordering::Relaxed);
                 let ts = reached.time.unwrap_or(Timestamp {
                     time: 0,
                     increment: 0,

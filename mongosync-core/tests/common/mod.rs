@@ -37,7 +37,12 @@ pub async fn pair() -> Pair {
     }
     let source = MemoryCluster::start().await.unwrap();
     let destination = MemoryCluster::start().await.unwrap();
-    let (source_uri, destination_uri) = (source.uri().to_string(), destination.uri().to_string());
+    // A fast heartbeat, as the drivers' own test runners use: after an injected state-change
+    // error (ShutdownInProgress, NotWritablePrimary) the driver waits for its next check.
+    let (source_uri, destination_uri) = (
+        format!("{}&heartbeatFrequencyMS=500", source.uri()),
+        format!("{}&heartbeatFrequencyMS=500", destination.uri()),
+    );
     Pair {
         src: Client::with_uri_str(&source_uri).await.unwrap(),
         dst: Client::with_uri_str(&destination_uri).await.unwrap(),
