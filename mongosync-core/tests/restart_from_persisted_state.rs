@@ -1,0 +1,107 @@
+//! A syncer dropped in the middle of the copy, and again in change application, is picked up
+//! by a new one (`AnySyncer::attach`, or `start` with the same options) from the state
+//! persisted on the destination; the final comparison is exact. Different options are refused.
+
+mod common;
+
+use std::time::Duration;
+
+use bson::doc;
+use mongosync_core::{
+    AnySyncer, ClusterName, NamespaceFilter, StartOptions, SyncState, Syncer, WriteBlocking,
+};
+
+fn start_options() -> StartOptions {
+    StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dropped_syncer_is_resumed_by_a_new_one() {
+    let pair = common::pair().await;
+    let coll = pair
+        .src
+        .database("big")
+        .collection::<bson::Document>("docs");
+    for chunk in 0..8 {
+        coll.insert_many((0..1000).map(|i| doc! {"_id": chunk * 1000 + i, "pad": "p".repeat(900)}))
+            .await
+            .unwrap();
+    }
+    let options = || {
+        common::options()
+            .copy_workers(1)
+            .partition_bytes(64 << 10)
+            .copy_batch_bytes(16 << 10)
+    };
+    // First process: killed (dropped) in the middle of the copy.
+    let running = Syncer::connect(&pair.source_uri, &pair.destination_uri, options())
+        .await
+        .unwrap()
+        .start(start_options())
+        .await
+        .unwrap();
+    common::wait_for(
+        || running.progress(),
+        |p| {
+            p.collection_copy
+                .as_ref()
+                .is_some_and(|c| c.estimated_copied_bytes > 2_000_000)
+        },
+    )
+    .await;
+    drop(running);
+    coll.update_many(doc! {"_id": {"$lt": 300}}, doc! {"$set": {"after": "kill"}})
+        .await
+        .unwrap();
+
+    // Different options are refused and change nothing.
+    let idle = Syncer::connect(&pair.source_uri, &pair.destination_uri, options())
+        .await
+        .unwrap();
+    let e = idle
+        .start(start_options().include(NamespaceFilter::database("big")))
+        .await
+        .unwrap_err();
+    assert!(e.error.to_string().contains("other options"), "{}", e.error);
+    // The same options resume.
+    let running = e.syncer.start(start_options()).await.unwrap();
+    let p = running.progress();
+    assert_eq!(p.state, SyncState::Running);
+    common::wait_for(|| running.progress(), common::in_cea).await;
+    coll.delete_many(doc! {"_id": {"$gte": 7900}})
+        .await
+        .unwrap();
+    common::wait_for(
+        || running.progress(),
+        |p| p.total_events_applied.unwrap_or(0) >= 100,
+    )
+    .await;
+    // Second kill, in change application; writes while nobody syncs.
+    drop(running);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    coll.insert_many((10_000..10_100).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+
+    let any = AnySyncer::attach(&pair.source_uri, &pair.destination_uri, options())
+        .await
+        .unwrap();
+    assert_eq!(
+        any.state(),
+        SyncState::Running,
+        "attach continues a running sync"
+    );
+    let AnySyncer::Running(running) = any else {
+        unreachable!()
+    };
+    running.wait_can_commit().await.unwrap();
+    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let n = common::assert_same(&pair.src, &pair.dst, None).await;
+    assert_eq!(n, 8000 - 100 + 100);
+
+    // A COMMITTED sync attaches as COMMITTED.
+    let any = AnySyncer::attach(&pair.source_uri, &pair.destination_uri, options())
+        .await
+        .unwrap();
+    assert_eq!(any.state(), SyncState::Committed);
+}
