@@ -46,6 +46,7 @@ pub async fn hello(ctx: &mut Ctx<'_>) -> Result<Reply> {
         reply.insert("ismaster", true);
     }
     reply.extend(ctx.server.hello_fields(ctx.conn));
+    super::security::hello_auth_fields(ctx, &mut reply);
     Ok(Reply::Doc(reply))
 }
 
@@ -140,6 +141,14 @@ pub fn host_info(_ctx: &mut Ctx<'_>) -> Result<Reply> {
 pub fn server_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let s = ctx.server;
     let uptime = s.started.elapsed();
+    let block = {
+        let b = s.write_block.lock();
+        super::security::WriteBlock {
+            enabled: b.enabled,
+            reason: b.reason,
+            counters: b.counters,
+        }
+    };
     Ok(Reply::Doc(doc! {
         "host": s.host.clone(),
         "version": VERSION,
@@ -165,7 +174,15 @@ pub fn server_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
             "primary": s.host.clone(),
             "me": s.host.clone(),
             "electionId": s.election_id,
-            "userWriteBlockMode": 1,
+            // The server's enums: mode 1 disabled, 2 enabled; reason 0 Unspecified,
+            // 1 ClusterToClusterMigrationInProgress, 2 DiskUseThresholdExceeded.
+            "userWriteBlockMode": if block.enabled { 2 } else { 1 },
+            "userWriteBlockReason": block.reason as i32,
+            "userWriteBlockModeCounters": {
+                "Unspecified": block.counters[0],
+                "ClusterToClusterMigrationInProgress": block.counters[1],
+                "DiskUseThresholdExceeded": block.counters[2],
+            },
         },
         "storageEngine": {"name": "inMemory", "supportsCommittedReads": true, "persistent": false},
     }))
@@ -179,6 +196,7 @@ pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
         ));
     }
     ctx.check_fields(&["filter", "nameOnly", "authorizedDatabases"])?;
+    super::security::check_list_databases(ctx)?;
     let name_only = ctx.opt_bool("nameOnly")?.unwrap_or(false);
     let filter = match ctx.opt_doc("filter")? {
         Some(f) => Some(crate::query::matcher::Matcher::new(f, &Document::new())?),
@@ -211,7 +229,9 @@ pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
         } else {
             doc! {"name": name.clone(), "sizeOnDisk": size.max(4096), "empty": false}
         };
-        if filter.as_ref().is_some_and(|f| !f.matches(&entry)) {
+        if !super::security::visible_database(ctx, &name)
+            || filter.as_ref().is_some_and(|f| !f.matches(&entry))
+        {
             continue;
         }
         total += size.max(4096);
@@ -260,12 +280,6 @@ pub fn get_log(ctx: &mut Ctx<'_>) -> Result<Reply> {
             "Argument to getLog must be of type String",
         )),
     }
-}
-
-pub fn connection_status(_ctx: &mut Ctx<'_>) -> Result<Reply> {
-    Ok(Reply::Doc(
-        doc! {"authInfo": {"authenticatedUsers": [], "authenticatedUserRoles": []}},
-    ))
 }
 
 pub fn repl_set_get_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
