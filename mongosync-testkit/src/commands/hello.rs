@@ -283,19 +283,46 @@ pub fn get_log(ctx: &mut Ctx<'_>) -> Result<Reply> {
 }
 
 pub fn repl_set_get_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    super::security::admin_only(ctx)?;
     let s = ctx.server;
     let now = s.oplog.now();
+    let wall = bson::DateTime::now();
+    let optime = doc! {"ts": now, "t": 1i64};
+    let started = bson::DateTime::from_millis(
+        wall.timestamp_millis() - s.started.elapsed().as_millis() as i64,
+    );
     Ok(Reply::Doc(doc! {
         "set": s.replica_set(),
-        "date": bson::DateTime::now(),
+        "date": wall,
         "myState": 1,
         "term": 1i64,
+        "syncSourceHost": "",
+        "syncSourceId": -1,
         "heartbeatIntervalMillis": 2000i64,
-        "optimes": {"lastCommittedOpTime": {"ts": now, "t": 1i64}, "appliedOpTime": {"ts": now, "t": 1i64}, "durableOpTime": {"ts": now, "t": 1i64}},
+        "majorityVoteCount": 1,
+        "writeMajorityCount": 1,
+        "votingMembersCount": 1,
+        "writableVotingMembersCount": 1,
+        "optimes": {
+            "lastCommittedOpTime": optime.clone(),
+            "lastCommittedWallTime": wall,
+            "readConcernMajorityOpTime": optime.clone(),
+            "appliedOpTime": optime.clone(),
+            "durableOpTime": optime.clone(),
+            "lastAppliedWallTime": wall,
+            "lastDurableWallTime": wall,
+        },
         "members": [{
             "_id": 0, "name": s.host.clone(), "health": 1.0, "state": 1, "stateStr": "PRIMARY",
-            "uptime": s.started.elapsed().as_secs() as i64, "optime": {"ts": now, "t": 1i64},
-            "electionId": s.election_id, "configVersion": 1, "self": true,
+            "uptime": s.started.elapsed().as_secs() as i64,
+            "optime": optime.clone(),
+            "optimeDate": wall,
+            "lastAppliedWallTime": wall,
+            "lastDurableWallTime": wall,
+            "syncSourceHost": "", "syncSourceId": -1, "infoMessage": "",
+            "electionTime": bson::Timestamp { time: (started.timestamp_millis() / 1000) as u32, increment: 1 },
+            "electionDate": started,
+            "configVersion": 1, "configTerm": 1i64, "self": true, "lastHeartbeatMessage": "",
         }],
     }))
 }
