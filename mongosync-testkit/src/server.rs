@@ -447,7 +447,15 @@ impl Server {
     }
 
     fn error_reply(&self, e: &CommandError) -> RawDocumentBuf {
-        let mut raw = RawDocumentBuf::try_from(&e.to_document()).unwrap_or_default();
+        let mut doc = e.to_document();
+        // NotPrimaryError codes carry the server's topologyVersion, so that drivers can tell a
+        // stale error from a real state change (shutdown errors carry it only in quiesce mode).
+        if matches!(e.code, 189 | 10107 | 11602 | 13435 | 13436)
+            && !doc.contains_key("topologyVersion")
+        {
+            doc.insert("topologyVersion", self.topology_version());
+        }
+        let mut raw = RawDocumentBuf::try_from(&doc).unwrap_or_default();
         self.append_cluster_time(&mut raw);
         raw
     }

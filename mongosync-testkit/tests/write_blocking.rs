@@ -278,3 +278,44 @@ async fn server_status_shows_the_state() {
         .unwrap();
     assert_eq!(repl().await.get_i32("userWriteBlockMode").ok(), Some(1));
 }
+
+#[tokio::test]
+async fn ttl_deletes_wait_while_writes_are_blocked() {
+    let cluster = MemoryCluster::start_with(
+        ClusterOptions::default()
+            .auth("admin", "pw")
+            .ttl_monitor_period(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    let admin = client_as(&cluster, "admin").await;
+    let c = admin.database("app").collection::<Document>("t");
+    c.create_index(
+        mongodb::IndexModel::builder()
+            .keys(doc! {"at": 1})
+            .options(
+                mongodb::options::IndexOptions::builder()
+                    .expire_after(Duration::from_secs(0))
+                    .build(),
+            )
+            .build(),
+    )
+    .await
+    .unwrap();
+    block(&admin, true, None).await.unwrap();
+    c.insert_one(doc! {"at": bson::DateTime::from_millis(0)})
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(c.count_documents(doc! {}).await.unwrap(), 1, "TTL blocked");
+    block(&admin, false, None).await.unwrap();
+    let mut left = 1;
+    for _ in 0..50 {
+        left = c.count_documents(doc! {}).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "TTL resumes once unblocked");
+}
