@@ -172,6 +172,11 @@ async fn unknown_cluster_parameters_are_no_such_key() {
         assert_eq!(code(&err), Some(4), "{arg:?}");
     }
     let err = admin
+        .run_command(doc! {"getClusterParameter": []})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Some(2));
+    let err = admin
         .run_command(doc! {"setClusterParameter": {"nope": {"x": 1}}})
         .await
         .unwrap_err();

@@ -232,6 +232,13 @@ async fn unauthenticated_find_requires_authentication() {
         .unwrap_err();
     assert_eq!(code(&err), Some(13));
     assert_eq!(message(&err), "Command find requires authentication");
+    // The command is looked up first: an unknown one is CommandNotFound.
+    let err = client
+        .database("app")
+        .run_command(doc! {"noSuchCommand": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Some(59));
     // The handshake and a few harmless commands stay open.
     let admin = client.database("admin");
     admin.run_command(doc! {"ping": 1}).await.unwrap();

@@ -28,6 +28,76 @@ pub const NO_AUTH_COMMANDS: &[&str] = &[
     "_isSelf",
 ];
 
+/// The commands `dispatch` knows: the server looks a command up before checking
+/// authorization, so an unknown one is CommandNotFound (59) even for an unauthenticated client.
+const KNOWN_COMMANDS: &[&str] = &[
+    "abortTransaction",
+    "aggregate",
+    "appendOplogNote",
+    "buildInfo",
+    "buildinfo",
+    "bulkWrite",
+    "collMod",
+    "collStats",
+    "commitTransaction",
+    "connectionStatus",
+    "count",
+    "create",
+    "createIndexes",
+    "createSearchIndexes",
+    "createUser",
+    "dataSize",
+    "dbHash",
+    "dbStats",
+    "dbhash",
+    "delete",
+    "deleteIndexes",
+    "distinct",
+    "drop",
+    "dropDatabase",
+    "dropIndexes",
+    "dropSearchIndex",
+    "dropUser",
+    "endSessions",
+    "find",
+    "findAndModify",
+    "findandmodify",
+    "getClusterParameter",
+    "getCmdLineOpts",
+    "getDefaultRWConcern",
+    "getLog",
+    "getMore",
+    "getParameter",
+    "hello",
+    "hostInfo",
+    "insert",
+    "isMaster",
+    "ismaster",
+    "killAllSessions",
+    "killAllSessionsByPattern",
+    "killCursors",
+    "killSessions",
+    "listCollections",
+    "listCommands",
+    "listDatabases",
+    "listIndexes",
+    "logout",
+    "ping",
+    "refreshSessions",
+    "renameCollection",
+    "replSetGetStatus",
+    "saslContinue",
+    "saslStart",
+    "serverStatus",
+    "setClusterParameter",
+    "setUserWriteBlockMode",
+    "update",
+    "updateSearchIndex",
+    "updateUser",
+    "usersInfo",
+    "whatsmyuri",
+];
+
 /// AuthenticationFailed (18), worded the same whatever went wrong.
 fn auth_failed() -> CommandError {
     CommandError::new(18, "Authentication failed.")
@@ -204,7 +274,10 @@ pub fn may_bypass_write_blocking(ctx: &Ctx<'_>) -> bool {
 /// Checks that the connection may run this command: authenticated (unless the command needs
 /// no authentication) and holding every privilege it requires.
 pub fn authorize(ctx: &Ctx<'_>) -> Result<()> {
-    if !ctx.server.auth_enabled() || NO_AUTH_COMMANDS.contains(&ctx.name.as_str()) {
+    if !ctx.server.auth_enabled()
+        || NO_AUTH_COMMANDS.contains(&ctx.name.as_str())
+        || !KNOWN_COMMANDS.contains(&ctx.name.as_str())
+    {
         return Ok(());
     }
     let Some((_, privs)) = privileges(ctx) else {
@@ -942,6 +1015,11 @@ pub fn get_cluster_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
             .ok_or_else(|| no_such_parameter(name))
     };
     let out: Vec<Bson> = match ctx.arg() {
+        Bson::Array(items) if items.is_empty() => {
+            return Err(CommandError::bad_value(
+                "getClusterParameter requires at least one parameter name",
+            ));
+        }
         Bson::String(s) if s == "*" => params.iter().cloned().map(Bson::Document).collect(),
         Bson::String(s) => vec![find(s)?],
         Bson::Array(items) => {
