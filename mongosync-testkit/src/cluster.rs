@@ -126,8 +126,19 @@ impl MemoryCluster {
     /// Starts a cluster with `options`.
     ///
     /// # Errors
-    /// When the address cannot be bound.
+    /// When the address cannot be bound, or the `auth` password is not a valid SASLprep
+    /// string.
     pub async fn start_with(options: ClusterOptions) -> std::io::Result<MemoryCluster> {
+        if let Some(auth) = &options.auth
+            && crate::auth::scram::Mechanism::Sha256
+                .prepare_password(&auth.user, &auth.password)
+                .is_none()
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the password is refused by SASLprep (SCRAM-SHA-256)",
+            ));
+        }
         let listener = TcpListener::bind((options.host.as_str(), options.port)).await?;
         let addr = listener.local_addr()?;
         let host = format!("{}:{}", options.host, addr.port());

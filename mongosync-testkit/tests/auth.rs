@@ -132,6 +132,48 @@ async fn default_negotiation_authenticates() {
 }
 
 #[tokio::test]
+async fn default_negotiation_follows_the_users_mechanisms() {
+    let cluster = start().await;
+    let admin = root(&cluster).await.database("admin");
+    for (user, mechanism) in [("only1", "SCRAM-SHA-1"), ("only256", "SCRAM-SHA-256")] {
+        admin
+            .run_command(doc! {"createUser": user, "pwd": "pw", "roles": ["root"], "mechanisms": [mechanism]})
+            .await
+            .unwrap();
+        let client = client_as(&cluster, user, "pw", None).await;
+        let info = whoami(&client.database("admin")).await;
+        assert_eq!(
+            info.get_array("authenticatedUsers").unwrap().len(),
+            1,
+            "{user}"
+        );
+        // The other mechanism is refused.
+        let other = if mechanism == "SCRAM-SHA-1" {
+            AuthMechanism::ScramSha256
+        } else {
+            AuthMechanism::ScramSha1
+        };
+        let client = client_as(&cluster, user, "pw", Some(other)).await;
+        assert!(
+            client
+                .database("admin")
+                .run_command(doc! {"ping": 1})
+                .await
+                .is_err()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_password_refused_by_saslprep_cannot_start_a_cluster() {
+    let err = MemoryCluster::start_with(ClusterOptions::default().auth("root", "bell\u{7}"))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
 async fn hello_announces_mechanisms_and_answers_speculative_authentication() {
     let cluster = start().await;
     let client = anonymous(&cluster).await;
