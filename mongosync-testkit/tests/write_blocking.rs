@@ -206,12 +206,22 @@ async fn malformed_commands_fail_to_parse() {
         .await
         .unwrap_err();
     assert_eq!(code(&err), Some(2));
-    let err = admin
-        .database("app")
-        .run_command(doc! {"setUserWriteBlockMode": 1, "global": true})
+    let err = db
+        .run_command(doc! {"setUserWriteBlockMode": 1, "global": null})
         .await
         .unwrap_err();
-    assert_eq!(code(&err), Some(13));
+    assert_eq!(code(&err), Some(40414));
+    let err = db
+        .run_command(doc! {"setUserWriteBlockMode": 1, "global": true, "reason": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Some(14));
+    // Not admin-only (the server's command says so); the state is global.
+    admin
+        .database("app")
+        .run_command(doc! {"setUserWriteBlockMode": 1, "global": false})
+        .await
+        .unwrap();
     // A readWrite user may not set the mode.
     let app = client_as(&cluster, "app").await;
     let err = app

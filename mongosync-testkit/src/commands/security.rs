@@ -870,12 +870,14 @@ pub struct WriteBlock {
 }
 
 /// `setUserWriteBlockMode`.
+///
+/// Not admin-only: the server's command declares `adminOnly() == false`.
 pub fn set_user_write_block_mode(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    admin_only(ctx)?;
     ctx.check_fields(&["global", "reason"])?;
     let global = match ctx.body.get("global") {
         Some(Bson::Boolean(b)) => *b,
-        None => {
+        // The IDL parser treats a null required field as missing.
+        None | Some(Bson::Null) => {
             return Err(CommandError::missing_field(
                 "setUserWriteBlockMode",
                 "global",
@@ -998,14 +1000,14 @@ pub fn default_cluster_parameters() -> Vec<Document> {
 fn no_such_parameter(name: &str) -> CommandError {
     CommandError::new(
         codes::NO_SUCH_KEY,
-        format!("Unknown Cluster Parameter {name}"),
+        format!("Unknown server parameter: {name}"),
     )
 }
 
 /// `getClusterParameter`: a name, a list of names, or `"*"`.
 pub fn get_cluster_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
     admin_only(ctx)?;
-    ctx.check_fields(&[])?;
+    ctx.check_fields(&["omitInFTDC"])?;
     let params = ctx.server.cluster_parameters.lock().clone();
     let find = |name: &str| -> Result<Bson> {
         params
@@ -1017,7 +1019,7 @@ pub fn get_cluster_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let out: Vec<Bson> = match ctx.arg() {
         Bson::Array(items) if items.is_empty() => {
             return Err(CommandError::bad_value(
-                "getClusterParameter requires at least one parameter name",
+                "Must supply at least one cluster server parameter name to getClusterParameter",
             ));
         }
         Bson::String(s) if s == "*" => params.iter().cloned().map(Bson::Document).collect(),
