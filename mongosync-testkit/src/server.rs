@@ -409,6 +409,8 @@ impl Server {
         conn: Connection,
     ) -> Option<(RawDocumentBuf, Connection)> {
         let server = Arc::clone(&self);
+        // Kept so that a handler's panic does not cost the connection its id or its user.
+        let saved = conn.clone();
         let task = tokio::spawn(async move {
             let mut conn = conn;
             let result = commands::run(&server, &mut conn, body, sequences).await;
@@ -423,7 +425,7 @@ impl Server {
                     codes::INTERNAL_ERROR,
                     format!("command failed internally: {join}"),
                 );
-                Some((self.error_reply(&e), Connection::default()))
+                Some((self.error_reply(&e), saved))
             }
         }
     }
