@@ -22,6 +22,28 @@ pub struct ClusterOptions {
     pub ttl_monitor_period: std::time::Duration,
     /// How much history the oplog keeps.
     pub oplog_limits: crate::oplog::OplogLimits,
+    /// Authentication: `None` (the default) lets every client do everything, as a server
+    /// without `--auth`.
+    pub auth: Option<AuthOptions>,
+}
+
+/// The first user of a cluster started with authentication on.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct AuthOptions {
+    /// The user name (on `admin`, with the `root` role).
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for AuthOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthOptions")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Default for ClusterOptions {
@@ -32,6 +54,7 @@ impl Default for ClusterOptions {
             replica_set: "rs0".into(),
             ttl_monitor_period: std::time::Duration::from_secs(60),
             oplog_limits: crate::oplog::OplogLimits::default(),
+            auth: None,
         }
     }
 }
@@ -58,6 +81,16 @@ impl ClusterOptions {
             max_entries,
             max_bytes,
         };
+        self
+    }
+    /// Turns authentication on: clients must authenticate (SCRAM-SHA-1 or SCRAM-SHA-256) and
+    /// hold the privileges each command needs. `user` is created on `admin` with the `root`
+    /// role before the cluster accepts connections.
+    pub fn auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Some(AuthOptions {
+            user: user.into(),
+            password: password.into(),
+        });
         self
     }
     /// Sets the TTL monitor's period.
@@ -93,8 +126,19 @@ impl MemoryCluster {
     /// Starts a cluster with `options`.
     ///
     /// # Errors
-    /// When the address cannot be bound.
+    /// When the address cannot be bound, or the `auth` password is not a valid SASLprep
+    /// string.
     pub async fn start_with(options: ClusterOptions) -> std::io::Result<MemoryCluster> {
+        if let Some(auth) = &options.auth
+            && crate::auth::scram::Mechanism::Sha256
+                .prepare_password(&auth.user, &auth.password)
+                .is_none()
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the password is refused by SASLprep (SCRAM-SHA-256)",
+            ));
+        }
         let listener = TcpListener::bind((options.host.as_str(), options.port)).await?;
         let addr = listener.local_addr()?;
         let host = format!("{}:{}", options.host, addr.port());
@@ -114,6 +158,18 @@ impl MemoryCluster {
     /// The connection string: `mongodb://HOST:PORT/?replicaSet=rs0`.
     pub fn uri(&self) -> &str {
         &self.uri
+    }
+
+    /// The connection string with credentials: `mongodb://USER:PASSWORD@HOST:PORT/?replicaSet=rs0&authSource=admin`
+    /// (user and password percent-encoded).
+    pub fn uri_with_credentials(&self, user: &str, password: &str) -> String {
+        let host = self.server.host.as_str();
+        format!(
+            "mongodb://{}:{}@{host}/?replicaSet={}&authSource=admin",
+            percent_encode(user),
+            percent_encode(password),
+            self.server.replica_set()
+        )
     }
 
     /// The address the server listens on.
@@ -139,5 +195,27 @@ impl Drop for MemoryCluster {
     fn drop(&mut self) {
         // No I/O here: signal the server task, which closes its listener and connections.
         let _ = self.stop.send(true);
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (user info in a URI).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn user_info_is_percent_encoded() {
+        assert_eq!(super::percent_encode("a b:c@d/é"), "a%20b%3Ac%40d%2F%C3%A9");
+        assert_eq!(super::percent_encode("plain-user_1.x~"), "plain-user_1.x~");
     }
 }

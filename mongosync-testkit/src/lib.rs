@@ -13,6 +13,7 @@
 // failure path, where its size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 pub mod changestream;
 pub mod clock;
 pub mod cluster;
@@ -30,5 +31,5 @@ mod ttl;
 pub mod util;
 pub mod wire;
 
-pub use cluster::{ClusterOptions, MemoryCluster};
+pub use cluster::{AuthOptions, ClusterOptions, MemoryCluster};
 pub use error::CommandError;

@@ -93,6 +93,12 @@ pub struct Server {
     pub(crate) open_connections: AtomicI64,
     /// Connections accepted since start.
     pub(crate) total_connections: AtomicI64,
+    /// The users (`admin.system.users`).
+    pub(crate) users: crate::auth::Users,
+    /// `setUserWriteBlockMode` state.
+    pub(crate) write_block: parking_lot::Mutex<crate::commands::security::WriteBlock>,
+    /// Cluster parameters (`getClusterParameter`), each `{_id, clusterParameterTime, ...}`.
+    pub(crate) cluster_parameters: parking_lot::Mutex<Vec<Document>>,
 }
 
 /// What the server knows about one client connection.
@@ -104,11 +110,38 @@ pub struct Connection {
     pub app_name: Option<String>,
     /// The peer's address.
     pub peer: String,
+    /// The authenticated user, `(user, db)`.
+    pub user: Option<(String, String)>,
+    /// The SCRAM conversation in progress.
+    pub sasl: Option<crate::auth::scram::Conversation>,
+    /// The conversation asked to skip the final empty exchange.
+    pub skip_empty_exchange: bool,
 }
 
 impl Server {
     pub(crate) fn new(host: String, options: ClusterOptions) -> Arc<Server> {
         let oplog = Oplog::new(options.oplog_limits);
+        let users = crate::auth::Users::default();
+        if let Some(auth) = &options.auth {
+            // The first user: root on admin, as a deployment's administrator would create it.
+            let credentials = crate::auth::make_credentials(
+                &auth.user,
+                &auth.password,
+                &[
+                    crate::auth::scram::Mechanism::Sha1,
+                    crate::auth::scram::Mechanism::Sha256,
+                ],
+            )
+            .unwrap_or_default();
+            let _ = users.insert(crate::auth::User {
+                user: auth.user.clone(),
+                db: "admin".into(),
+                user_id: bson::Uuid::new(),
+                roles: vec![("root".into(), "admin".into())],
+                custom_data: None,
+                credentials,
+            });
+        }
         Arc::new(Server {
             host,
             options,
@@ -126,7 +159,17 @@ impl Server {
             process_id: ObjectId::new(),
             open_connections: AtomicI64::new(0),
             total_connections: AtomicI64::new(0),
+            users,
+            write_block: parking_lot::Mutex::default(),
+            cluster_parameters: parking_lot::Mutex::new(
+                crate::commands::security::default_cluster_parameters(),
+            ),
         })
+    }
+
+    /// Whether clients must authenticate (`ClusterOptions::auth`).
+    pub fn auth_enabled(&self) -> bool {
+        self.options.auth.is_some()
     }
 
     /// The oplog (test hooks: bound or truncate history).
@@ -163,6 +206,7 @@ impl Server {
                         id: self.next_connection_id.fetch_add(1, Ordering::Relaxed),
                         app_name: None,
                         peer: peer.to_string(),
+                        ..Connection::default()
                     };
                     connections.spawn(server.handle_connection(stream, conn));
                 }
@@ -365,6 +409,8 @@ impl Server {
         conn: Connection,
     ) -> Option<(RawDocumentBuf, Connection)> {
         let server = Arc::clone(&self);
+        // Kept so that a handler's panic does not cost the connection its id or its user.
+        let saved = conn.clone();
         let task = tokio::spawn(async move {
             let mut conn = conn;
             let result = commands::run(&server, &mut conn, body, sequences).await;
@@ -379,7 +425,7 @@ impl Server {
                     codes::INTERNAL_ERROR,
                     format!("command failed internally: {join}"),
                 );
-                Some((self.error_reply(&e), Connection::default()))
+                Some((self.error_reply(&e), saved))
             }
         }
     }
@@ -403,7 +449,15 @@ impl Server {
     }
 
     fn error_reply(&self, e: &CommandError) -> RawDocumentBuf {
-        let mut raw = RawDocumentBuf::try_from(&e.to_document()).unwrap_or_default();
+        let mut doc = e.to_document();
+        // NotPrimaryError codes carry the server's topologyVersion, so that drivers can tell a
+        // stale error from a real state change (shutdown errors carry it only in quiesce mode).
+        if matches!(e.code, 189 | 10107 | 11602 | 13435 | 13436)
+            && !doc.contains_key("topologyVersion")
+        {
+            doc.insert("topologyVersion", self.topology_version());
+        }
+        let mut raw = RawDocumentBuf::try_from(&doc).unwrap_or_default();
         self.append_cluster_time(&mut raw);
         raw
     }

@@ -25,7 +25,13 @@ pub(crate) async fn run(server: Weak<Server>, period: Duration) {
 pub(crate) fn pass(server: &Server) -> usize {
     let now = bson::DateTime::now().timestamp_millis();
     let mut deleted = 0;
+    // The TTL monitor's deletes are user writes: blocked by setUserWriteBlockMode, except on
+    // the internal databases (the server's TTL monitor checks the same write-block state).
+    let blocked = server.write_block.lock().enabled;
     for db in server.catalog.database_names() {
+        if blocked && !crate::commands::security::internal_db(&db) {
+            continue;
+        }
         let Some(database) = server.catalog.database(&db) else {
             continue;
         };

@@ -13,6 +13,11 @@ use mongosync_testkit::{ClusterOptions, MemoryCluster};
 ///
 /// Prints `mongodb://HOST:PORT/?replicaSet=NAME` on the first line of stdout once it accepts
 /// connections. Everything is kept in memory and lost on exit.
+///
+/// With `--auth-user` and `--auth-password`, authentication is on: that user is created on
+/// `admin` with the `root` role before the URI is printed, and clients must authenticate
+/// (SCRAM-SHA-1 or SCRAM-SHA-256). The printed URI stays credential-free, so that no secret is
+/// echoed: add `USER:PASSWORD@` and `authSource=admin` yourself.
 #[derive(Parser, Debug)]
 #[command(name = "mongosync-testkit", version)]
 struct Args {
@@ -35,17 +40,26 @@ struct Args {
     /// The most oplog bytes kept (approximate).
     #[arg(long, default_value_t = 2 << 30)]
     oplog_max_bytes: usize,
+    /// Turn authentication on, with this user as `root` on `admin` (needs --auth-password).
+    #[arg(long, requires = "auth_password")]
+    auth_user: Option<String>,
+    /// The password of --auth-user (needs --auth-user).
+    #[arg(long, requires = "auth_user")]
+    auth_password: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let options = ClusterOptions::default()
+    let mut options = ClusterOptions::default()
         .host(args.host)
         .port(args.port)
         .replica_set(args.replica_set)
         .ttl_monitor_period(Duration::from_secs(args.ttl_monitor_secs.max(1)))
         .oplog_limits(args.oplog_max_entries.max(1), args.oplog_max_bytes.max(1));
+    if let (Some(user), Some(password)) = (args.auth_user, args.auth_password) {
+        options = options.auth(user, password);
+    }
     let cluster = match MemoryCluster::start_with(options).await {
         Ok(c) => c,
         Err(e) => {

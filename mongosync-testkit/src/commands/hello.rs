@@ -46,6 +46,7 @@ pub async fn hello(ctx: &mut Ctx<'_>) -> Result<Reply> {
         reply.insert("ismaster", true);
     }
     reply.extend(ctx.server.hello_fields(ctx.conn));
+    super::security::hello_auth_fields(ctx, &mut reply);
     Ok(Reply::Doc(reply))
 }
 
@@ -140,6 +141,14 @@ pub fn host_info(_ctx: &mut Ctx<'_>) -> Result<Reply> {
 pub fn server_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let s = ctx.server;
     let uptime = s.started.elapsed();
+    let block = {
+        let b = s.write_block.lock();
+        super::security::WriteBlock {
+            enabled: b.enabled,
+            reason: b.reason,
+            counters: b.counters,
+        }
+    };
     Ok(Reply::Doc(doc! {
         "host": s.host.clone(),
         "version": VERSION,
@@ -165,7 +174,15 @@ pub fn server_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
             "primary": s.host.clone(),
             "me": s.host.clone(),
             "electionId": s.election_id,
-            "userWriteBlockMode": 1,
+            // The server's enums: mode 1 disabled, 2 enabled; reason 0 Unspecified,
+            // 1 ClusterToClusterMigrationInProgress, 2 DiskUseThresholdExceeded.
+            "userWriteBlockMode": if block.enabled { 2 } else { 1 },
+            "userWriteBlockReason": block.reason as i32,
+            "userWriteBlockModeCounters": {
+                "Unspecified": block.counters[0],
+                "ClusterToClusterMigrationInProgress": block.counters[1],
+                "DiskUseThresholdExceeded": block.counters[2],
+            },
         },
         "storageEngine": {"name": "inMemory", "supportsCommittedReads": true, "persistent": false},
     }))
@@ -179,6 +196,7 @@ pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
         ));
     }
     ctx.check_fields(&["filter", "nameOnly", "authorizedDatabases"])?;
+    super::security::check_list_databases(ctx)?;
     let name_only = ctx.opt_bool("nameOnly")?.unwrap_or(false);
     let filter = match ctx.opt_doc("filter")? {
         Some(f) => Some(crate::query::matcher::Matcher::new(f, &Document::new())?),
@@ -211,7 +229,9 @@ pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
         } else {
             doc! {"name": name.clone(), "sizeOnDisk": size.max(4096), "empty": false}
         };
-        if filter.as_ref().is_some_and(|f| !f.matches(&entry)) {
+        if !super::security::visible_database(ctx, &name)
+            || filter.as_ref().is_some_and(|f| !f.matches(&entry))
+        {
             continue;
         }
         total += size.max(4096);
@@ -262,26 +282,47 @@ pub fn get_log(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
 }
 
-pub fn connection_status(_ctx: &mut Ctx<'_>) -> Result<Reply> {
-    Ok(Reply::Doc(
-        doc! {"authInfo": {"authenticatedUsers": [], "authenticatedUserRoles": []}},
-    ))
-}
-
 pub fn repl_set_get_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    super::security::admin_only(ctx)?;
     let s = ctx.server;
     let now = s.oplog.now();
+    let wall = bson::DateTime::now();
+    let optime = doc! {"ts": now, "t": 1i64};
+    let started = bson::DateTime::from_millis(
+        wall.timestamp_millis() - s.started.elapsed().as_millis() as i64,
+    );
     Ok(Reply::Doc(doc! {
         "set": s.replica_set(),
-        "date": bson::DateTime::now(),
+        "date": wall,
         "myState": 1,
         "term": 1i64,
+        "syncSourceHost": "",
+        "syncSourceId": -1,
         "heartbeatIntervalMillis": 2000i64,
-        "optimes": {"lastCommittedOpTime": {"ts": now, "t": 1i64}, "appliedOpTime": {"ts": now, "t": 1i64}, "durableOpTime": {"ts": now, "t": 1i64}},
+        "majorityVoteCount": 1,
+        "writeMajorityCount": 1,
+        "votingMembersCount": 1,
+        "writableVotingMembersCount": 1,
+        "optimes": {
+            "lastCommittedOpTime": optime.clone(),
+            "lastCommittedWallTime": wall,
+            "readConcernMajorityOpTime": optime.clone(),
+            "appliedOpTime": optime.clone(),
+            "durableOpTime": optime.clone(),
+            "lastAppliedWallTime": wall,
+            "lastDurableWallTime": wall,
+        },
         "members": [{
             "_id": 0, "name": s.host.clone(), "health": 1.0, "state": 1, "stateStr": "PRIMARY",
-            "uptime": s.started.elapsed().as_secs() as i64, "optime": {"ts": now, "t": 1i64},
-            "electionId": s.election_id, "configVersion": 1, "self": true,
+            "uptime": s.started.elapsed().as_secs() as i64,
+            "optime": optime.clone(),
+            "optimeDate": wall,
+            "lastAppliedWallTime": wall,
+            "lastDurableWallTime": wall,
+            "syncSourceHost": "", "syncSourceId": -1, "infoMessage": "",
+            "electionTime": bson::Timestamp { time: (started.timestamp_millis() / 1000) as u32, increment: 1 },
+            "electionDate": started,
+            "configVersion": 1, "configTerm": 1i64, "self": true, "lastHeartbeatMessage": "",
         }],
     }))
 }

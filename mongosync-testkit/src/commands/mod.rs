@@ -5,7 +5,8 @@ mod bulk;
 mod ddl;
 mod hello;
 mod read;
-mod support;
+pub(crate) mod security;
+pub(crate) mod support;
 mod write;
 
 use std::sync::Arc;
@@ -111,6 +112,12 @@ impl Ctx<'_> {
         db: &str,
         coll: &str,
     ) -> Result<(support::CollHandle, bool)> {
+        if support::user_writes_blocked_here()
+            && !security::internal_db(db)
+            && self.server.catalog.collection(db, coll).is_none()
+        {
+            return Err(security::user_writes_blocked(self.server));
+        }
         match &self.txn {
             Some(txn) => {
                 let existed = self.server.catalog.collection(db, coll).is_some();
@@ -291,6 +298,11 @@ pub async fn run(
     if ctx.name == "configureFailPoint" {
         return configure_fail_point(&ctx);
     }
+    // Authorization comes before fail points and execution, as in the server.
+    security::authorize(&ctx)?;
+    let blocked = (ctx.server.write_block.lock().enabled
+        && !security::may_bypass_write_blocking(&ctx))
+    .then(|| Arc::clone(ctx.server));
     let ns = match ctx.arg() {
         Bson::String(c) => format!("{}.{c}", ctx.db),
         _ => format!("{}.$cmd", ctx.db),
@@ -321,7 +333,9 @@ pub async fn run(
             forced_wce = Some((wce, action.labels));
         }
     }
-    let mut result = execute(&mut ctx).await;
+    let mut result = support::USER_WRITES_BLOCKED
+        .scope(blocked, execute(&mut ctx))
+        .await;
     match &mut result {
         Err(e) => add_server_labels(&ctx.name, &ctx.body, e, true),
         Ok(reply) => {
@@ -708,6 +722,7 @@ fn check_read_concern(ctx: &Ctx<'_>) -> Result<()> {
 
 async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
     check_read_concern(ctx)?;
+    security::check_ddl_write_block(ctx)?;
     match ctx.name.as_str() {
         "hello" | "isMaster" | "ismaster" => hello::hello(ctx).await,
         "ping" => Ok(Reply::Doc(Document::new())),
@@ -724,7 +739,18 @@ async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "whatsmyuri" => Ok(Reply::Doc(bson::doc! {"you": ctx.conn.peer.clone()})),
         "getCmdLineOpts" => hello::get_cmd_line_opts(ctx),
         "getLog" => hello::get_log(ctx),
-        "connectionStatus" => hello::connection_status(ctx),
+        "connectionStatus" => security::connection_status(ctx),
+        "saslStart" => security::sasl_start(ctx),
+        "saslContinue" => security::sasl_continue(ctx),
+        "logout" => security::logout(ctx),
+        "createUser" => security::create_user(ctx),
+        "updateUser" => security::update_user(ctx),
+        "dropUser" => security::drop_user(ctx),
+        "usersInfo" => security::users_info(ctx),
+        "setUserWriteBlockMode" => security::set_user_write_block_mode(ctx),
+        "getClusterParameter" => security::get_cluster_parameter(ctx),
+        "setClusterParameter" => security::set_cluster_parameter(ctx),
+        "dbHash" | "dbhash" => security::db_hash(ctx),
         "replSetGetStatus" => hello::repl_set_get_status(ctx),
         "dbStats" => hello::db_stats(ctx),
         "getDefaultRWConcern" => hello::get_default_rw_concern(ctx),

@@ -17,6 +17,33 @@ use crate::storage::{Collection, View};
 
 use super::Ctx;
 
+tokio::task_local! {
+    /// Set (to the server) while a command runs for a client whose user writes are blocked
+    /// (`setUserWriteBlockMode` on, and no `bypassWriteBlockingMode` privilege).
+    pub static USER_WRITES_BLOCKED: Option<Arc<crate::server::Server>>;
+}
+
+/// Whether the running command's user writes are blocked.
+pub fn user_writes_blocked_here() -> bool {
+    USER_WRITES_BLOCKED
+        .try_with(|s| s.is_some())
+        .unwrap_or(false)
+}
+
+/// Fails with UserWritesBlocked (371) if the running command may not write to `ns`: the
+/// check of the server's op observer, made where a document is written, so a statement that
+/// writes nothing (a delete or update matching nothing) succeeds.
+pub fn check_user_write(ns: &str) -> Result<()> {
+    let db = ns.split('.').next().unwrap_or_default();
+    let blocked = USER_WRITES_BLOCKED.try_with(|s| s.clone()).ok().flatten();
+    match blocked {
+        Some(server) if !super::security::internal_db(db) => {
+            Err(super::security::user_writes_blocked(&server))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What a read targets.
 pub enum Target {
     /// Nothing there: reads see no documents.

@@ -131,7 +131,11 @@ pub fn insert(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
     check_batch_size(docs.len())?;
     support::refuse_view(ctx, &coll)?;
-    let (collection, _created) = ctx.collection_for_write(&coll)?;
+    // A blocked implicit creation fails the first document, as a write error.
+    let (collection, _created) = match ctx.collection_for_write(&coll) {
+        Err(e) if e.code == 371 => return Ok(finish(doc! {"n": 0}, vec![write_error(0, &e)])),
+        other => other?,
+    };
     let mut data = collection.write();
     let mut n = 0;
     let mut errors = Vec::new();
@@ -157,6 +161,7 @@ pub(super) fn insert_statement(
     bypass: bool,
 ) -> Result<Bson> {
     let (stored, id) = support::prepare_raw_insert(raw)?;
+    support::check_user_write(&data.ns)?;
     if !bypass && data.options.contains_key("validator") {
         validate_document(data, &decode(&stored)?, &id, false)?;
     }
@@ -358,6 +363,7 @@ fn apply_update(
             validate_document(data, &new, &id, false)?;
         }
         let raw = support::encode(&new)?;
+        support::check_user_write(&data.ns)?;
         data.insert(raw, id.clone())?;
         out.upserted = Some(id);
         out.after = Some(new);
@@ -379,6 +385,7 @@ fn store_update(
     bypass: bool,
     replacement: bool,
 ) -> Result<()> {
+    support::check_user_write(&data.ns)?;
     let id = new.get("_id").cloned().unwrap_or(Bson::Null);
     if !bypass {
         let was_invalid = data.options.get_str("validationLevel").ok() == Some("moderate")
@@ -515,6 +522,9 @@ pub(super) fn delete_statement(
     // 7.0+ manual: capped collections "serialize ... insert, update, and delete" operations).
     support::check_hint(Some(&data), stmt.hint.as_ref())?;
     let selected = support::select(&data, &stmt.filter, &stmt.matcher, None, 0, stmt.limit)?;
+    if !selected.is_empty() {
+        support::check_user_write(&data.ns)?;
+    }
     let mut removed = 0;
     for (rid, _) in selected {
         if data.remove(rid).is_some() {
@@ -705,6 +715,7 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     Some(d) => d,
                     None => decode(data.get(rid).expect("selected"))?,
                 };
+                support::check_user_write(&data.ns)?;
                 data.remove(rid);
                 Some(doc)
             }
