@@ -5,10 +5,10 @@
 mod common;
 
 use bson::doc;
-use mongosync_core::{AnySyncer, ClusterName, StartOptions, SyncState, WriteBlocking};
+use mongosync_core::{AnySyncer, ClusterName, StartOptions, SyncState};
 
 fn start_options() -> StartOptions {
-    StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None)
+    StartOptions::new(ClusterName::Cluster0)
 }
 
 /// Tries every operation that `state` does not allow; each must fail and keep the state.

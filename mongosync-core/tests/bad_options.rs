@@ -126,7 +126,7 @@ async fn a_non_empty_destination_is_refused_unless_filtered_out() {
         .await
         .unwrap();
     let e = syncer
-        .start(StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None))
+        .start(StartOptions::new(ClusterName::Cluster0))
         .await
         .unwrap_err();
     assert!(e.error.is_destination_not_empty(), "{}", e.error);
@@ -137,7 +137,6 @@ async fn a_non_empty_destination_is_refused_unless_filtered_out() {
         .syncer
         .start(
             StartOptions::new(ClusterName::Cluster0)
-                .write_blocking(WriteBlocking::None)
                 .include(NamespaceFilter::database("d"))
                 .pre_existing_destination_data(true),
         )

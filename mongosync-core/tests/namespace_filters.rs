@@ -5,7 +5,7 @@
 mod common;
 
 use bson::doc;
-use mongosync_core::{ClusterName, NamespaceFilter, StartOptions, Syncer, WriteBlocking};
+use mongosync_core::{ClusterName, NamespaceFilter, StartOptions, Syncer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn regex_filters_select_namespaces_in_copy_and_change_application() {
@@ -30,7 +30,6 @@ async fn regex_filters_select_namespaces_in_copy_and_change_application() {
         .include(NamespaceFilter::database("sales").collections_regex("^accounts_", "i"))
         .include(NamespaceFilter::database_regex("^mark", ""))
         .exclude(NamespaceFilter::database("sales").collections(["accounts_old"]));
-    let options = options.write_blocking(WriteBlocking::None);
     let running = Syncer::connect(&pair.source_uri, &pair.destination_uri, common::options())
         .await
         .unwrap()

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use bson::doc;
-use mongosync_core::{ClusterName, StartOptions, SyncState, Syncer, WriteBlocking};
+use mongosync_core::{ClusterName, StartOptions, SyncState, Syncer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pause_and_resume_in_the_copy_and_in_change_application() {
@@ -31,7 +31,7 @@ async fn pause_and_resume_in_the_copy_and_in_change_application() {
         .await
         .unwrap();
     let running = idle
-        .start(StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None))
+        .start(StartOptions::new(ClusterName::Cluster0))
         .await
         .unwrap();
     common::wait_for(

@@ -4,7 +4,7 @@
 mod common;
 
 use bson::doc;
-use mongosync_core::{ClusterName, StartOptions, Syncer, WriteBlocking};
+use mongosync_core::{ClusterName, StartOptions, Syncer};
 use serde_json::Value;
 
 fn kinds(v: &Value) -> Vec<(String, &'static str)> {
@@ -53,7 +53,7 @@ async fn progress_has_mongosyncs_fields_and_types_in_every_state() {
     }
 
     let running = idle
-        .start(StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None))
+        .start(StartOptions::new(ClusterName::Cluster0))
         .await
         .unwrap();
     common::wait_for(|| running.progress(), |p| p.can_commit).await;

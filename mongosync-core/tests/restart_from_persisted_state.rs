@@ -7,12 +7,10 @@ mod common;
 use std::time::Duration;
 
 use bson::doc;
-use mongosync_core::{
-    AnySyncer, ClusterName, NamespaceFilter, StartOptions, SyncState, Syncer, WriteBlocking,
-};
+use mongosync_core::{AnySyncer, ClusterName, NamespaceFilter, StartOptions, SyncState, Syncer};
 
 fn start_options() -> StartOptions {
-    StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None)
+    StartOptions::new(ClusterName::Cluster0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bson::{Bson, doc, oid::ObjectId};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
-use mongosync_core::{ClusterName, StartOptions, SyncState, Syncer, WriteBlocking};
+use mongosync_core::{ClusterName, StartOptions, SyncState, Syncer};
 
 async fn seed(src: &Client) {
     let shop = src.database("shop");
@@ -187,7 +187,7 @@ async fn a_written_source_syncs_commits_and_matches_document_by_document() {
         .unwrap();
     assert_eq!(idle.progress().state, SyncState::Idle);
     let running = idle
-        .start(StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None))
+        .start(StartOptions::new(ClusterName::Cluster0))
         .await
         .unwrap();
     let p = common::wait_for(|| running.progress(), common::in_cea).await;

@@ -6,7 +6,7 @@ mod common;
 
 use bson::{Document, doc};
 use mongodb::Client;
-use mongosync_core::{ClusterName, StartOptions, Syncer, WriteBlocking};
+use mongosync_core::{ClusterName, StartOptions, Syncer};
 
 /// Sets the fail point; returns how many times it had fired before (the count is cumulative).
 async fn fail(c: &Client, times: i32, data: Document) -> i64 {
@@ -51,7 +51,7 @@ async fn copy_apply_and_capture_survive_transient_failures() {
     let running = Syncer::connect(&pair.source_uri, &pair.destination_uri, common::options())
         .await
         .unwrap()
-        .start(StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None))
+        .start(StartOptions::new(ClusterName::Cluster0))
         .await
         .unwrap();
     common::wait_for(|| running.progress(), common::in_cea).await;

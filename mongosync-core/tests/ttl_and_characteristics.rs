@@ -9,7 +9,7 @@ use std::time::Duration;
 use bson::doc;
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
-use mongosync_core::{ClusterName, StartOptions, Syncer, WriteBlocking};
+use mongosync_core::{ClusterName, StartOptions, Syncer};
 use mongosync_testkit::{ClusterOptions, MemoryCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -63,7 +63,7 @@ async fn ttl_is_disabled_until_commit_and_restored_after() {
     let running = Syncer::connect(source.uri(), destination.uri(), common::options())
         .await
         .unwrap()
-        .start(StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None))
+        .start(StartOptions::new(ClusterName::Cluster0))
         .await
         .unwrap();
     common::wait_for(|| running.progress(), common::in_cea).await;

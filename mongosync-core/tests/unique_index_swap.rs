@@ -7,7 +7,7 @@ mod common;
 use bson::doc;
 use mongodb::IndexModel;
 use mongodb::options::IndexOptions;
-use mongosync_core::{ClusterName, StartOptions, Syncer, WriteBlocking};
+use mongosync_core::{ClusterName, StartOptions, Syncer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn swapped_unique_values_sync_and_the_index_is_unique_after_commit() {
@@ -41,7 +41,7 @@ async fn swapped_unique_values_sync_and_the_index_is_unique_after_commit() {
     )
     .await
     .unwrap()
-    .start(StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None))
+    .start(StartOptions::new(ClusterName::Cluster0))
     .await
     .unwrap();
     common::wait_for(|| running.progress(), common::in_cea).await;

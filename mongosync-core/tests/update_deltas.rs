@@ -5,7 +5,7 @@
 mod common;
 
 use bson::doc;
-use mongosync_core::{ClusterName, StartOptions, Syncer, WriteBlocking};
+use mongosync_core::{ClusterName, StartOptions, Syncer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_shape_of_update_converges() {
@@ -20,7 +20,7 @@ async fn every_shape_of_update_converges() {
     let running = Syncer::connect(&pair.source_uri, &pair.destination_uri, common::options())
         .await
         .unwrap()
-        .start(StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None))
+        .start(StartOptions::new(ClusterName::Cluster0))
         .await
         .unwrap();
     common::wait_for(|| running.progress(), common::in_cea).await;

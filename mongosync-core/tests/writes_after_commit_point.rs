@@ -5,7 +5,7 @@
 mod common;
 
 use bson::doc;
-use mongosync_core::{ClusterName, StartOptions, Syncer, WriteBlocking};
+use mongosync_core::{ClusterName, StartOptions, Syncer};
 
 fn reported(warnings: &[String], ns: &str, marker: &str) -> usize {
     warnings
@@ -41,7 +41,7 @@ async fn late_source_writes_are_applied_or_reported() {
     let running = Syncer::connect(&pair.source_uri, &pair.destination_uri, common::options())
         .await
         .unwrap()
-        .start(StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None))
+        .start(StartOptions::new(ClusterName::Cluster0))
         .await
         .unwrap();
     running.wait_can_commit().await.unwrap();
