@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::options::{ConnectOptions, StartOptions};
 use crate::progress::{Progress, SyncState};
 use crate::syncer::{
-    Committed, Committing, Core, Idle, Paused, Running, State, Syncer, TransitionError,
+    Committed, Committing, Core, Idle, Paused, Reversing, Running, State, Syncer, TransitionError,
 };
 
 /// A [`Syncer`] in any state.
@@ -23,6 +23,8 @@ pub enum AnySyncer {
     Committing(Syncer<Committing>),
     /// Cut over.
     Committed(Syncer<Committed>),
+    /// Swapping the direction.
+    Reversing(Syncer<Reversing>),
 }
 
 /// A runtime transition that failed: the error and the syncer, unchanged.
@@ -73,7 +75,7 @@ macro_rules! from_typed {
         }
     )*};
 }
-from_typed!(Idle, Running, Paused, Committing, Committed);
+from_typed!(Idle, Running, Paused, Committing, Committed, Reversing);
 
 /// The result of a runtime transition.
 pub type AnyTransition = std::result::Result<AnySyncer, AnyTransitionError>;
@@ -115,6 +117,7 @@ impl AnySyncer {
             AnySyncer::Paused(s) => &s.core.0,
             AnySyncer::Committing(s) => &s.core.0,
             AnySyncer::Committed(s) => &s.core.0,
+            AnySyncer::Reversing(s) => &s.core.0,
         }
     }
 
@@ -190,20 +193,16 @@ impl AnySyncer {
         }
     }
 
-    /// `reverse` (COMMITTED → REVERSING) is not available yet: the error says so, whatever
-    /// the state, and the syncer is unchanged.
+    /// COMMITTED → REVERSING → RUNNING, with the direction swapped.
     ///
     /// # Errors
-    /// Always, for now.
+    /// A wrong state, or what [`Syncer::reverse`] refuses.
     pub async fn reverse(self) -> AnyTransition {
         match self {
-            AnySyncer::Committed(_) => Err(AnyTransitionError {
-                error: Error::Unsupported {
-                    what: "reverse".into(),
-                    reason: "this version cannot reverse a sync yet".into(),
-                },
-                syncer: self,
-            }),
+            AnySyncer::Committed(s) => {
+                let reversing = s.reverse().await?;
+                Ok(reversing.wait().await?.into())
+            }
             other => Err(other.wrong("reverse", &[SyncState::Committed])),
         }
     }

@@ -34,5 +34,6 @@ pub use namespace::{Namespace, NamespaceFilter, RegexSpec};
 pub use options::{BuildIndexes, ClusterName, ConnectOptions, StartOptions, WriteBlocking};
 pub use progress::{Progress, SyncState};
 pub use syncer::{
-    Committed, Committing, Idle, Paused, Running, State, Syncer, Transition, TransitionError,
+    Committed, Committing, Idle, Paused, Reversing, Running, State, Syncer, Transition,
+    TransitionError,
 };

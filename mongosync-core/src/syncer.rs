@@ -49,6 +49,8 @@ states! {
     Committing => Committing,
     /// Cut over.
     Committed => Committed,
+    /// Swapping the direction.
+    Reversing => Reversing,
 }
 
 /// Owns the engine's tasks: dropping the last handle stops them (an abort, no I/O; the
@@ -250,5 +252,31 @@ impl Syncer<Committed> {
     /// The warnings of the commit, e.g. writes that reached the source after the commit point.
     pub fn warnings(&self) -> Vec<String> {
         self.progress().warnings
+    }
+
+    /// COMMITTED → REVERSING: the destination becomes the source, from the point where it
+    /// opened to users, and its changes since then flow back. Needs `reversible: true` and
+    /// `enableUserWriteBlocking: "sourceAndDestination"` at start.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] when the sync was not started reversible (state unchanged).
+    pub async fn reverse(self) -> Transition<Committed, Reversing> {
+        match self.core.0.reverse().await {
+            Ok(()) => Ok(self.into_state()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+impl Syncer<Reversing> {
+    /// REVERSING → RUNNING, once change application runs in the new direction.
+    ///
+    /// # Errors
+    /// The reversed sync stopped on an error.
+    pub async fn wait(self) -> Transition<Reversing, Running> {
+        match self.core.0.fatal() {
+            Some(e) => Err(self.fail(Error::Stopped(e))),
+            None => Ok(self.into_state()),
+        }
     }
 }

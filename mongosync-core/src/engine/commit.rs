@@ -121,13 +121,22 @@ pub(crate) async fn finish(
         .start_options()
         .unwrap_or_else(|| crate::StartOptions::new(crate::ClusterName::Cluster0));
     let build = opts.build_indexes;
-    let specs: Vec<CollSpec> = meta
-        .collections()
+    // A reversed sync leaves its destination's collections as they were: nothing to restore.
+    let altered = meta
+        .resume_data(&engine.opts.id)
         .await?
-        .iter()
-        .filter_map(CollSpec::from_metadata)
-        .filter(|s| !s.is_view())
-        .collect();
+        .and_then(|r| r.get_bool("indexesAltered").ok())
+        .unwrap_or(true);
+    let specs: Vec<CollSpec> = if altered {
+        meta.collections()
+            .await?
+            .iter()
+            .filter_map(CollSpec::from_metadata)
+            .filter(|s| !s.is_view())
+            .collect()
+    } else {
+        vec![]
+    };
     let built = |idx: &Document| builds(build, idx);
     // prepareUnique first: from here on, new duplicates are refused.
     for s in &specs {
@@ -144,6 +153,23 @@ pub(crate) async fn finish(
             .await?;
         }
     }
+    // Where a reverse sync will start: users may write to the destination from here on.
+    let destination = engine.destination();
+    let reverse_start = retry(engine, "taking the reverse start point", || async {
+        destination
+            .oplog_note("reverse start point")
+            .await
+            .map_err(|e| {
+                Error::step(
+                    "taking the reverse start point",
+                    destination.name.as_str(),
+                    e,
+                )
+            })
+    })
+    .await?;
+    meta.set_fields(&engine.opts.id, doc! {"reverseStartTime": reverse_start})
+        .await?;
     if opts.enable_user_write_blocking != WriteBlocking::None {
         retry(engine, "unblocking the destination's writes", || {
             engine.destination().set_write_block(false)

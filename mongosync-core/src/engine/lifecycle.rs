@@ -145,7 +145,19 @@ impl Engine {
 
     /// Finds persisted state on either cluster and re-enters it; IDLE if there is none.
     pub(crate) async fn attach(self: &Arc<Self>) -> Result<()> {
+        // After a reverse the state lives on the old source; a crash during the reverse can
+        // leave both, and then the one that is not COMMITTED is the newer.
+        let mut candidates = vec![];
         for dest in [&self.cluster1, &self.cluster0] {
+            let meta = Metadata::new(&dest.client);
+            let state = meta
+                .resume_data(&self.opts.id)
+                .await?
+                .and_then(|r| r.get_str("state").ok().map(String::from));
+            candidates.push((state.as_deref() == Some("COMMITTED"), dest));
+        }
+        candidates.sort_by_key(|(committed, _)| *committed);
+        for dest in candidates.into_iter().map(|(_, d)| d) {
             let meta = Metadata::new(&dest.client);
             let Some(global) = meta.global().await? else {
                 continue;
@@ -164,6 +176,85 @@ impl Engine {
             self.shared().start = Some(opts);
             return self.restore(&meta).await;
         }
+        Ok(())
+    }
+
+    /// COMMITTED → REVERSING → RUNNING: the old destination becomes the source, from the
+    /// point where it opened to users; its state moves to the old source (the new
+    /// destination). No data is copied again.
+    pub(crate) async fn reverse(self: &Arc<Self>) -> Result<()> {
+        self.expect_state("reverse", &[SyncState::Committed])?;
+        let opts = self.start_options().ok_or_else(|| Error::Metadata {
+            reason: "the sync has no start options".into(),
+        })?;
+        if !opts.reversible {
+            return Err(Error::InvalidOptions {
+                field: "reversible".into(),
+                reason: "the sync was started with `reversible: false`; start it with `reversible: true` (and `enableUserWriteBlocking: \"sourceAndDestination\"`) to reverse it".into(),
+            });
+        }
+        if opts.enable_user_write_blocking != WriteBlocking::SourceAndDestination {
+            return Err(Error::InvalidOptions {
+                field: "enableUserWriteBlocking".into(),
+                reason: "reversing needs write blocking on both clusters: start the sync with `enableUserWriteBlocking: \"sourceAndDestination\"`".into(),
+            });
+        }
+        let old_meta = self.metadata();
+        let resume = old_meta
+            .resume_data(&self.opts.id)
+            .await?
+            .unwrap_or_default();
+        let start_time = resume
+            .get_timestamp("reverseStartTime")
+            .map_err(|_| Error::Metadata {
+                reason: "the commit did not record where a reverse sync starts".into(),
+            })?;
+        let mut reversed = opts.clone();
+        reversed.source = opts.destination;
+        reversed.destination = opts.source;
+        let (new_source, new_destination) = match reversed.source {
+            ClusterName::Cluster0 => (&self.cluster0, &self.cluster1),
+            ClusterName::Cluster1 => (&self.cluster1, &self.cluster0),
+        };
+        self.set_state(SyncState::Reversing);
+        let scope = Scope::new(&reversed.include_namespaces, &reversed.exclude_namespaces)?;
+        let new_meta = Metadata::new(&new_destination.client);
+        // A state left there by an earlier direction is stale.
+        new_meta.drop_all().await?;
+        for spec in catalog(new_source, &scope).await? {
+            new_meta
+                .save_collection(&spec.ns, spec.to_metadata())
+                .await?;
+        }
+        let persisted = bson::serialize_to_document(&reversed).map_err(|e| Error::Metadata {
+            reason: format!("the options cannot be persisted: {e}"),
+        })?;
+        new_meta
+            .save_global(doc! {
+                "_id": "global",
+                "schemaVersion": SCHEMA_VERSION,
+                "changeStreamStartTime": start_time,
+                "startOptions": persisted,
+                "cluster0": &self.cluster0.address,
+                "cluster1": &self.cluster1.address,
+                "mongosyncID": &self.opts.id,
+            })
+            .await?;
+        // Indexes stay as they are on the new destination: nothing to restore at its commit.
+        new_meta
+            .set_fields(&self.opts.id, doc! {"indexesAltered": false})
+            .await?;
+        new_meta
+            .set_state(&self.opts.id, "RUNNING", Phase::ChangeEventApplication)
+            .await?;
+        old_meta.drop_all().await?;
+        self.shared().start = Some(reversed);
+        self.shared().warnings.clear();
+        self.stats.reset_for_reverse();
+        self.set_phase(Phase::ChangeEventApplication);
+        self.set_state(SyncState::Running);
+        self.control.send_replace(Control::Run);
+        self.spawn_run();
         Ok(())
     }
 

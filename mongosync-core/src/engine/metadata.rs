@@ -98,6 +98,14 @@ impl Metadata {
         Error::step(format!("{what} (metadata)"), "destination", e)
     }
 
+    /// Removes every piece of persisted state.
+    pub async fn drop_all(&self) -> Result<()> {
+        self.db
+            .drop()
+            .await
+            .map_err(|e| self.err("dropping the metadata database", e))
+    }
+
     pub async fn global(&self) -> Result<Option<Document>> {
         self.coll("globalState")
             .find_one(doc! {"_id": "global"})

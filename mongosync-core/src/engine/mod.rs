@@ -73,6 +73,25 @@ pub(crate) struct Stats {
     pub retries: AtomicU64,
 }
 
+impl Stats {
+    /// A reversed sync starts in change application, with nothing copied.
+    pub fn reset_for_reverse(&self) {
+        self.copied_bytes.store(0, Ordering::SeqCst);
+        self.total_bytes.store(0, Ordering::SeqCst);
+        self.copy_started.store(true, Ordering::SeqCst);
+        self.copy_done.store(true, Ordering::SeqCst);
+        self.can_write.store(false, Ordering::SeqCst);
+        for t in [
+            &self.source_time,
+            &self.applied_time,
+            &self.crud_time,
+            &self.ddl_time,
+        ] {
+            t.store(0, Ordering::SeqCst);
+        }
+    }
+}
+
 pub(crate) fn pack(ts: Timestamp) -> u64 {
     ((ts.time as u64) << 32) | ts.increment as u64
 }
