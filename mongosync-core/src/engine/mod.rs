@@ -237,7 +237,9 @@ impl Engine {
         let handle = tokio::spawn(async move {
             // The running task resumes from persisted state, so a transient failure that
             // the inner retries did not absorb restarts it from there.
-            if let Err(e) = retry::retry(&engine, "the sync", || run::run(&engine)).await {
+            let result = retry::retry(&engine, "the sync", || run::run(&engine)).await;
+            engine.stats.cea_running.store(false, Ordering::SeqCst);
+            if let Err(e) = result {
                 tracing::error!("the sync stopped: {e}");
                 engine.shared().fatal = Some(Arc::new(e));
             }

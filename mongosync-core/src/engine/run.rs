@@ -133,7 +133,8 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
     if phase < Phase::Committing {
         engine.set_phase(Phase::ChangeEventApplication);
     }
-    stats.cea_running.store(true, Ordering::Relaxed);
+    // Change application counts as running once the stream has delivered (see below).
+    stats.cea_running.store(false, Ordering::SeqCst);
 
     let capped: std::sync::Mutex<std::collections::HashSet<_>> = meta
         .collections()
@@ -179,6 +180,7 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
             })
             .await?;
             if let Some(reached) = reached {
+                stats.cea_running.store(true, Ordering::SeqCst);
                 stats
                     .events_applied
                     .fetch_add(reached.applied, Ordering::Relaxed);

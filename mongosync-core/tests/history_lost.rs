@@ -1,0 +1,89 @@
+//! When the source's history no longer reaches the resume point (a long pause on a small
+//! oplog), the sync stops with an error that says what happened and what to do, and its
+//! persisted state is kept. An unreachable cluster is named in the error.
+
+mod common;
+
+use std::time::Duration;
+
+use bson::doc;
+use mongodb::Client;
+use mongosync_core::{ClusterName, StartOptions, SyncState, Syncer};
+use mongosync_testkit::{ClusterOptions, MemoryCluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resume_point_past_the_oplog_stops_the_sync_with_its_state_kept() {
+    let source = MemoryCluster::start_with(ClusterOptions::default().oplog_limits(300, 1 << 30))
+        .await
+        .unwrap();
+    let destination = MemoryCluster::start().await.unwrap();
+    let src = Client::with_uri_str(source.uri()).await.unwrap();
+    let dst = Client::with_uri_str(destination.uri()).await.unwrap();
+    let coll = src.database("d").collection::<bson::Document>("c");
+    coll.insert_many((0..100).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+    let running = Syncer::connect(source.uri(), destination.uri(), common::options())
+        .await
+        .unwrap()
+        .start(StartOptions::new(ClusterName::Cluster0))
+        .await
+        .unwrap();
+    running.wait_can_commit().await.unwrap();
+    let paused = running.pause().await.unwrap();
+    // Far more writes than the source's oplog keeps.
+    for i in 0..1000 {
+        coll.update_one(doc! {"_id": i % 100}, doc! {"$inc": {"n": 1}})
+            .await
+            .unwrap();
+    }
+    let running = paused.resume().await.unwrap();
+    let e = running.wait_can_commit().await.unwrap_err();
+    assert!(e.is_history_lost(), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("oplog") && msg.contains("start again"),
+        "{msg}"
+    );
+    let p = running.progress();
+    assert_eq!(p.state, SyncState::Running);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("no longer reaches back")),
+        "{:?}",
+        p.warnings
+    );
+    assert!(!p.can_commit);
+    // Commit is refused with the cause, and the persisted state is still there.
+    let e = running.commit().await.unwrap_err();
+    assert!(e.error.is_history_lost(), "{}", e.error);
+    let meta = dst.database("__mdb_internal_mongosync");
+    assert!(
+        meta.collection::<bson::Document>("resumeData")
+            .find_one(doc! {})
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_is_named() {
+    let pair = common::pair().await;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let started = std::time::Instant::now();
+    let e = Syncer::connect(
+        &pair.source_uri,
+        &format!("mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=500"),
+        common::options(),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.is_connection(), "{e}");
+    assert!(e.to_string().contains("cluster1"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
