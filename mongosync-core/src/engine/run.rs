@@ -83,13 +83,12 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
     let mut reader = JoinSet::new();
     reader.spawn(capture::read(Arc::clone(engine), from, Arc::clone(&buffer)));
 
-    let (_, done_bytes, total) = meta.pending_partitions().await?;
+    let (pending, done_bytes, total) = meta.pending_partitions().await?;
+    stats.total_bytes.store(total, Ordering::Relaxed);
+    stats.copied_bytes.store(done_bytes, Ordering::Relaxed);
+    stats.copy_started.store(true, Ordering::Relaxed);
     if phase == Phase::CollectionCopy {
         engine.set_phase(phase);
-        let (pending, done_bytes, total) = meta.pending_partitions().await?;
-        stats.total_bytes.store(total, Ordering::Relaxed);
-        stats.copied_bytes.store(done_bytes, Ordering::Relaxed);
-        stats.copy_started.store(true, Ordering::Relaxed);
         let outcome = tokio::select! {
             r = copy::copy_all(engine, pending) => r?,
             Some(r) = reader.join_next() => return Err(reader_ended(r)),
@@ -121,10 +120,6 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
         }
         phase = Phase::ChangeEventApplication;
         meta.set_state(&id, "RUNNING", phase).await?;
-    } else {
-        stats.total_bytes.store(total, Ordering::Relaxed);
-        stats.copied_bytes.store(done_bytes, Ordering::Relaxed);
-        stats.copy_started.store(true, Ordering::Relaxed);
     }
     let copied = stats.copied_bytes.load(Ordering::Relaxed);
     // After the copy the estimate equals what was copied (mongosync 1.21).
