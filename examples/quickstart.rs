@@ -256,7 +256,8 @@ async fn verify(src: &Client, dst: &Client) -> Result<(usize, u64, usize), BoxEr
     if dbs != dst_dbs {
         return Err(format!("databases differ: source {dbs:?}, destination {dst_dbs:?}").into());
     }
-    let (mut namespaces, mut documents, mut indexes) = (0, 0u64, 0);
+    // One task per namespace: the comparisons are independent.
+    let mut checks = tokio::task::JoinSet::new();
     for db in &dbs {
         let mut colls = src.database(db).list_collection_names().await?;
         let mut dst_colls = dst.database(db).list_collection_names().await?;
@@ -265,49 +266,63 @@ async fn verify(src: &Client, dst: &Client) -> Result<(usize, u64, usize), BoxEr
         if colls != dst_colls {
             return Err(format!("{db}: collections differ: {colls:?} vs {dst_colls:?}").into());
         }
-        for coll in &colls {
-            let ns = format!("{db}.{coll}");
-            let a = src.database(db).collection::<RawDocumentBuf>(coll);
-            let b = dst.database(db).collection::<RawDocumentBuf>(coll);
-            let (na, nb) = (
-                a.count_documents(doc! {}).await?,
-                b.count_documents(doc! {}).await?,
-            );
-            if na != nb {
-                return Err(
-                    format!("{ns}: {na} documents on the source, {nb} on the destination").into(),
-                );
-            }
-            // Both sides in `_id` order, compared as raw bytes: field order and types count.
-            let mut ca = a.find(doc! {}).sort(doc! {"_id": 1}).await?;
-            let mut cb = b.find(doc! {}).sort(doc! {"_id": 1}).await?;
-            loop {
-                match (ca.try_next().await?, cb.try_next().await?) {
-                    (None, None) => break,
-                    (Some(x), Some(y)) if x.as_bytes() == y.as_bytes() => documents += 1,
-                    (x, y) => {
-                        return Err(format!(
-                            "{ns}: first difference: source {x:?}, destination {y:?}"
-                        )
-                        .into());
-                    }
-                }
-            }
-            let (ia, ib) = (
-                index_specs(src, db, coll).await?,
-                index_specs(dst, db, coll).await?,
-            );
-            if ia != ib {
-                return Err(format!(
-                    "{ns}: indexes differ:\n  source      {ia:?}\n  destination {ib:?}"
-                )
-                .into());
-            }
-            namespaces += 1;
-            indexes += ia.len();
+        for coll in colls {
+            checks.spawn(verify_namespace(src.clone(), dst.clone(), db.clone(), coll));
         }
     }
+    let (mut namespaces, mut documents, mut indexes) = (0, 0u64, 0);
+    while let Some(r) = checks.join_next().await {
+        let (d, i) = r??;
+        namespaces += 1;
+        documents += d;
+        indexes += i;
+    }
     Ok((namespaces, documents, indexes))
+}
+
+/// Same count, same documents byte for byte in `_id` order, same index specs; returns
+/// (documents, indexes) checked.
+async fn verify_namespace(
+    src: Client,
+    dst: Client,
+    db: String,
+    coll: String,
+) -> Result<(u64, usize), BoxError> {
+    let ns = format!("{db}.{coll}");
+    let a = src.database(&db).collection::<RawDocumentBuf>(&coll);
+    let b = dst.database(&db).collection::<RawDocumentBuf>(&coll);
+    let (na, nb) = (
+        a.count_documents(doc! {}).await?,
+        b.count_documents(doc! {}).await?,
+    );
+    if na != nb {
+        return Err(format!("{ns}: {na} documents on the source, {nb} on the destination").into());
+    }
+    // Both sides in `_id` order, compared as raw bytes: field order and types count.
+    let mut ca = a.find(doc! {}).sort(doc! {"_id": 1}).await?;
+    let mut cb = b.find(doc! {}).sort(doc! {"_id": 1}).await?;
+    let mut documents = 0;
+    loop {
+        match (ca.try_next().await?, cb.try_next().await?) {
+            (None, None) => break,
+            (Some(x), Some(y)) if x.as_bytes() == y.as_bytes() => documents += 1,
+            (x, y) => {
+                return Err(
+                    format!("{ns}: first difference: source {x:?}, destination {y:?}").into(),
+                );
+            }
+        }
+    }
+    let (ia, ib) = (
+        index_specs(&src, &db, &coll).await?,
+        index_specs(&dst, &db, &coll).await?,
+    );
+    if ia != ib {
+        return Err(
+            format!("{ns}: indexes differ:\n  source      {ia:?}\n  destination {ib:?}").into(),
+        );
+    }
+    Ok((documents, ia.len()))
 }
 
 /// The index specs exactly as the server lists them (`listIndexes`), sorted by name.

@@ -3,6 +3,7 @@
 //! environment, reading `/proc` memory figures, percentiles.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -47,10 +48,19 @@ pub struct Server {
 impl Server {
     /// Spawns `bin --port 0` and waits for its URI line.
     pub fn start(bin: &Path) -> Result<Server, BoxError> {
-        let mut child = Command::new(bin)
-            .args(["--port", "0"])
+        let mut cmd = Command::new(bin);
+        cmd.args(["--port", "0"])
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe; the server gets SIGTERM if the harness dies
+        // without running its destructors (killed, or a panic that aborts).
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e} (build it first)", bin.display()))?;
         let stdout = child.stdout.take().ok_or("no stdout pipe")?;

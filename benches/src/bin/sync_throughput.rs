@@ -322,6 +322,26 @@ async fn baseline_apply(
     Err("the change stream ended before the end marker".into())
 }
 
+/// Reads the change stream from `from` to the insert of the marker `until`, applying
+/// nothing: the source's ceiling for any applier.
+async fn read_stream(src: &Client, from: Timestamp, until: &str) -> Result<u64, BoxError> {
+    let mut stream = src
+        .database(DB)
+        .watch()
+        .start_at_operation_time(from)
+        .await?;
+    let end = Bson::String(until.into());
+    let mut n = 0u64;
+    while let Some(ev) = stream.try_next().await? {
+        n += 1;
+        let key = ev.document_key.as_ref().and_then(|k| k.get("_id"));
+        if ev.operation_type == OperationType::Insert && key == Some(&end) {
+            return Ok(n);
+        }
+    }
+    Err("the change stream ended before the end marker".into())
+}
+
 struct Row(String, String, String, String);
 
 fn print_table(rows: &[Row]) {
@@ -505,6 +525,11 @@ async fn main() -> Result<(), BoxError> {
     println!("syncer backlog: {burst_events} events in {burst_secs:.2} s");
 
     let t = Instant::now();
+    let read_events = read_stream(&src, burst_from, "burst-end").await?;
+    let read_secs = t.elapsed().as_secs_f64();
+    println!("change stream read only: {read_events} events in {read_secs:.2} s");
+
+    let t = Instant::now();
     let base_events = baseline_apply(&src, &base, burst_from, "burst-end").await?;
     let base_apply_secs = t.elapsed().as_secs_f64();
     println!("baseline one-by-one: {base_events} events in {base_apply_secs:.2} s");
@@ -543,6 +568,10 @@ async fn main() -> Result<(), BoxError> {
             mismatches.push(format!("{DB}.{c}: source {a}, destination {b}"));
         }
     }
+    println!(
+        "final progress: {}",
+        serde_json::to_string(&committed.progress())?
+    );
     drop(committed);
 
     // The figures.
@@ -644,6 +673,12 @@ async fn main() -> Result<(), BoxError> {
             ),
         ),
         row(
+            "CEA backlog: change stream read only",
+            String::new(),
+            format!("{:.0} ev/s", rate(read_events, read_secs)),
+            "the source's ceiling: the same events read, none applied",
+        ),
+        row(
             "CEA backlog: events",
             format!("{burst_events}"),
             format!("{base_events}"),
@@ -667,8 +702,7 @@ async fn main() -> Result<(), BoxError> {
         ),
     ];
     print_table(&rows);
-    src.shutdown().await;
-    dst.shutdown().await;
+    drop((src, dst));
     drop(source);
     drop(destination);
     if !mismatches.is_empty() {
