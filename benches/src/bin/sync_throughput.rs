@@ -34,7 +34,9 @@
 //! `SYNC_BENCH_SEED_TASKS` (parallel seeding inserts, default 4), `SYNC_BENCH_CEA_RATE` (steady
 //! write load in ops/s, default 3000), `SYNC_BENCH_CEA_SECS` (default 20),
 //! `SYNC_BENCH_WRITERS` (writer tasks, default 8), `SYNC_BENCH_MARKER_MS` (marker period,
-//! default 200), `SYNC_BENCH_BURST_EVENTS` (backlog size, default 100000).
+//! default 200), `SYNC_BENCH_BURST_EVENTS` (backlog size, default 100000). Engine settings,
+//! the engine's defaults when unset: `SYNC_BENCH_COPY_WORKERS`, `SYNC_BENCH_COPY_BATCH_BYTES`,
+//! `SYNC_BENCH_APPLIERS`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,6 +76,19 @@ fn config() -> Result<Config, BoxError> {
         marker_ms: env_num("SYNC_BENCH_MARKER_MS", 200u64)?.max(1),
         burst: env_num("SYNC_BENCH_BURST_EVENTS", 100_000u64)?.max(1),
     })
+}
+
+/// The engine's defaults, with the `SYNC_BENCH_COPY_*` / `SYNC_BENCH_APPLIERS` overrides.
+fn engine_options() -> Result<ConnectOptions, BoxError> {
+    let mut o = ConnectOptions::default();
+    o.copy_workers = env_num("SYNC_BENCH_COPY_WORKERS", o.copy_workers)?.max(1);
+    o.copy_batch_bytes = env_num("SYNC_BENCH_COPY_BATCH_BYTES", o.copy_batch_bytes)?.max(1);
+    o.appliers = env_num("SYNC_BENCH_APPLIERS", o.appliers)?.max(1);
+    println!(
+        "engine: {} copy workers, copy batches of {} B, {} appliers",
+        o.copy_workers, o.copy_batch_bytes, o.appliers
+    );
+    Ok(o)
 }
 
 fn coll_name(i: u64) -> String {
@@ -393,7 +408,7 @@ async fn main() -> Result<(), BoxError> {
     let stop_rss = Arc::new(AtomicBool::new(false));
     let sampler = rss_sampler(Arc::clone(&stop_rss));
     let t = Instant::now();
-    let idle = Syncer::connect(&source.uri, &destination.uri, ConnectOptions::default()).await?;
+    let idle = Syncer::connect(&source.uri, &destination.uri, engine_options()?).await?;
     // WriteBlocking::None: the testkit's `setUserWriteBlockMode` is not there yet.
     let opts = StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None);
     let running = idle.start(opts).await.map_err(|e| e.error)?;
