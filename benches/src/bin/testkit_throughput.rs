@@ -19,21 +19,17 @@
 //! (documents per `insert_many`, default 1000), `TESTKIT_BENCH_SCAN_BATCH` (find `batchSize`,
 //! default 10000).
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use benches::{BoxError, Server, env_num, testkit_bin};
 
 use bson::{Bson, Document, RawDocumentBuf, doc};
 use futures::TryStreamExt;
 use mongodb::{Client, Collection};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 /// Every document encodes to exactly this many bytes.
 const DOC_BYTES: usize = 1024;
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Config {
     bin: PathBuf,
@@ -42,25 +38,8 @@ struct Config {
     scan_batch: u32,
 }
 
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, BoxError> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .map_err(|_| format!("{name}={v:?} is not a number").into()),
-        Err(_) => Ok(default),
-    }
-}
-
 fn config() -> Result<Config, BoxError> {
-    let bin = match std::env::var_os("MONGOSYNC_TESTKIT_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-            target.join("release/mongosync-testkit")
-        }
-    };
+    let bin = testkit_bin();
     let mut docs = env_num("TESTKIT_BENCH_DOCS", 200_000u64)?;
     if let Some(arg) = std::env::args().nth(1) {
         docs = arg
@@ -76,70 +55,6 @@ fn config() -> Result<Config, BoxError> {
         insert_batch: env_num("TESTKIT_BENCH_INSERT_BATCH", 1000usize)?.max(1),
         scan_batch: env_num("TESTKIT_BENCH_SCAN_BATCH", 10_000u32)?.max(1),
     })
-}
-
-/// The server process; SIGTERM on drop so it never outlives the harness.
-struct Server {
-    child: Child,
-    uri: String,
-}
-
-impl Server {
-    fn start(bin: &PathBuf) -> Result<Server, BoxError> {
-        let mut child = Command::new(bin)
-            .args(["--port", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e} (build it first)", bin.display()))?;
-        let stdout = child.stdout.take().ok_or("no stdout pipe")?;
-        let (tx, rx) = mpsc::channel();
-        // Reads the URI line, then keeps draining stdout so the server never blocks on it.
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let mut server = Server {
-            child,
-            uri: String::new(),
-        };
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(Ok(line))) if line.starts_with("mongodb://") => server.uri = line,
-            Ok(other) => return Err(format!("unexpected first line from server: {other:?}").into()),
-            Err(_) => return Err("the server printed no URI within 30 s".into()),
-        }
-        Ok(server)
-    }
-
-    /// A field of `/proc/PID/status` in KiB (`VmHWM` is the peak RSS).
-    fn status_kib(&self, field: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with(field))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let Ok(pid) = i32::try_from(self.child.id()) else {
-            let _ = self.child.kill();
-            return;
-        };
-        // SAFETY: signalling our own child process by its pid.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn make_doc(i: u64, payload_len: usize) -> Document {
