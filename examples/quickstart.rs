@@ -19,7 +19,7 @@ use bson::{DateTime, Document, RawDocumentBuf, doc};
 use futures::TryStreamExt;
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
-use mongosync_core::{ClusterName, ConnectOptions, StartOptions, Syncer, WriteBlocking};
+use mongosync_core::{ClusterName, ConnectOptions, StartOptions, Syncer};
 use mongosync_testkit::MemoryCluster;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -55,11 +55,10 @@ async fn main() -> Result<(), BoxError> {
     let seed_time = t.elapsed();
     println!("seeded {} documents in {seed_time:.2?}", per_ns * 4);
 
-    // WriteBlocking::None: the testkit's `setUserWriteBlockMode` is not there yet.
-    // TODO: use the default (DestinationOnly) once the testkit supports write blocking.
+    // The default write blocking: the destination refuses users' writes until the commit.
     let t = Instant::now();
     let idle = Syncer::connect(source.uri(), destination.uri(), ConnectOptions::default()).await?;
-    let options = StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None);
+    let options = StartOptions::new(ClusterName::Cluster0);
     let running = idle.start(options).await.map_err(|e| e.error)?;
 
     // The source keeps changing during the copy, so change event application has real work.

@@ -310,7 +310,8 @@ impl Default for ConnectOptions {
             id: "coordinator".into(),
             partition_bytes: 64 << 20,
             copy_workers: 4,
-            copy_batch_bytes: 8 << 20,
+            // Workers × (2 queued + 1 being written) batches bound the copy's memory.
+            copy_batch_bytes: 4 << 20,
             appliers: 8,
             apply_round_events: 10_000,
             buffer_memory_bytes: 64 << 20,

@@ -47,7 +47,7 @@ use bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
 use futures::TryStreamExt;
 use mongodb::change_stream::event::OperationType;
 use mongodb::{Client, Collection};
-use mongosync_core::{ClusterName, ConnectOptions, StartOptions, Syncer, WriteBlocking};
+use mongosync_core::{ClusterName, ConnectOptions, StartOptions, Syncer};
 
 const DOC_BYTES: usize = 1024;
 const DB: &str = "bench";
@@ -409,8 +409,7 @@ async fn main() -> Result<(), BoxError> {
     let sampler = rss_sampler(Arc::clone(&stop_rss));
     let t = Instant::now();
     let idle = Syncer::connect(&source.uri, &destination.uri, engine_options()?).await?;
-    // WriteBlocking::None: the testkit's `setUserWriteBlockMode` is not there yet.
-    let opts = StartOptions::new(ClusterName::Cluster0).write_blocking(WriteBlocking::None);
+    let opts = StartOptions::new(ClusterName::Cluster0);
     let running = idle.start(opts).await.map_err(|e| e.error)?;
     loop {
         let p = running.progress();
