@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::namespace::{Namespace, Scope};
 
 /// What one round reached: the last position seen (applied or skipped), if any.
+#[derive(Clone)]
 pub(crate) struct Reached {
     pub token: Document,
     pub time: Option<Timestamp>,
@@ -132,6 +133,7 @@ impl Op {
 }
 
 /// One document's pending changes in a lane.
+#[derive(Clone)]
 struct DocOps {
     ns: Namespace,
     id: Bson,
@@ -159,15 +161,38 @@ fn ns_of(ev: &Document) -> Option<Namespace> {
     ))
 }
 
-/// Applies one round of buffered items. Returns the last position reached.
-pub(crate) async fn apply_round(
-    engine: &Arc<Engine>,
+/// One step of a prepared round: CRUD lanes applied in parallel, or a DDL barrier.
+#[derive(Clone)]
+enum Step {
+    Crud {
+        lanes: Vec<Vec<DocOps>>,
+        time: Option<Timestamp>,
+    },
+    Ddl {
+        event: Document,
+        time: Option<Timestamp>,
+    },
+}
+
+/// A round decoded and dispatched, ready to be written (possibly again, after a transient
+/// failure: writing is idempotent).
+#[derive(Clone)]
+pub(crate) struct Prepared {
+    steps: Vec<Step>,
+    pub reached: Option<Reached>,
+}
+
+/// Decodes a round's items and dispatches its CRUD events to lanes (CPU only, no I/O), so
+/// that the next round is prepared while the current one is written.
+pub(crate) fn prepare(
+    lanes: usize,
     scope: &Scope,
-    capped: &std::sync::Mutex<HashSet<Namespace>>,
+    capped: &mut HashSet<Namespace>,
     items: Vec<Item>,
-) -> Result<Option<Reached>> {
-    let lanes = engine.opts.appliers;
-    let mut pending: Vec<Vec<DocOps>> = (0..lanes).map(|_| Vec::new()).collect();
+) -> Result<Prepared> {
+    let empty = || -> Vec<Vec<DocOps>> { (0..lanes).map(|_| Vec::new()).collect() };
+    let mut steps = vec![];
+    let mut pending = empty();
     let mut index: HashMap<Vec<u8>, (usize, usize)> = HashMap::new();
     let mut reached = None;
     let mut crud_time = None;
@@ -189,20 +214,25 @@ pub(crate) async fn apply_round(
             let op_type = ev.get_str("operationType").unwrap_or_default().to_string();
             if DDL_TYPES.contains(&op_type.as_str()) {
                 // A barrier: everything before it lands first.
-                flush(engine, &mut pending, &mut index, crud_time.take()).await?;
-                super::ddl::apply(engine, scope, &ev).await?;
-                applied += 1;
+                if !index.is_empty() {
+                    index.clear();
+                    steps.push(Step::Crud {
+                        lanes: std::mem::replace(&mut pending, empty()),
+                        time: crud_time.take(),
+                    });
+                }
+                // Known from the stream itself, so that lanes of later events are right
+                // before the create is written.
                 if op_type == "create"
                     && let Some(ns) = ns_of(&ev)
                     && ev
                         .get_document("operationDescription")
                         .is_ok_and(|d| d.get_bool("capped").unwrap_or(false))
                 {
-                    capped.lock().expect("capped lock").insert(ns);
+                    capped.insert(ns);
                 }
-                if let Some(t) = time {
-                    raise(&engine.stats.ddl_time, t);
-                }
+                applied += 1;
+                steps.push(Step::Ddl { event: ev, time });
             } else if let Some(ns) = ns_of(&ev)
                 && scope.includes(&ns)
                 && let Some(id) = ev
@@ -214,12 +244,12 @@ pub(crate) async fn apply_round(
                 let op = Op::from_event(&ev);
                 let key = key_of(&ns, &id);
                 // A capped collection keeps its insertion order: all its events share a lane.
-                let lane_key = if capped.lock().expect("capped lock").contains(&ns) {
+                let lane_key = if capped.contains(&ns) {
                     ns.to_string().into_bytes()
                 } else {
                     key.clone()
                 };
-                let (lane, slot) = *index.entry(key.clone()).or_insert_with(|| {
+                let (lane, slot) = *index.entry(key).or_insert_with(|| {
                     let lane = lane_of(&lane_key, lanes);
                     pending[lane].push(DocOps {
                         ns: ns.clone(),
@@ -243,37 +273,52 @@ pub(crate) async fn apply_round(
             applied: 0,
         });
     }
-    flush(engine, &mut pending, &mut index, crud_time).await?;
-    Ok(reached.map(|r| Reached { applied, ..r }))
+    if !index.is_empty() {
+        steps.push(Step::Crud {
+            lanes: pending,
+            time: crud_time,
+        });
+    }
+    Ok(Prepared {
+        steps,
+        reached: reached.map(|r| Reached { applied, ..r }),
+    })
+}
+
+/// Writes a prepared round to the destination.
+pub(crate) async fn execute(engine: &Arc<Engine>, scope: &Scope, round: &Prepared) -> Result<()> {
+    for step in &round.steps {
+        match step {
+            Step::Crud { lanes, time } => {
+                let results = futures::future::join_all(
+                    lanes
+                        .iter()
+                        .filter(|l| !l.is_empty())
+                        .map(|lane| apply_lane(engine, lane)),
+                )
+                .await;
+                for r in results {
+                    r?;
+                }
+                if let Some(t) = time {
+                    raise(&engine.stats.crud_time, *t);
+                }
+            }
+            Step::Ddl { event, time } => {
+                super::ddl::apply(engine, scope, event).await?;
+                if let Some(t) = time {
+                    raise(&engine.stats.ddl_time, *t);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn decode(raw: &RawDocumentBuf) -> Result<Document> {
     Document::try_from(raw.as_ref()).map_err(|e| Error::Metadata {
         reason: format!("a change event could not be decoded: {e}"),
     })
-}
-
-async fn flush(
-    engine: &Arc<Engine>,
-    pending: &mut [Vec<DocOps>],
-    index: &mut HashMap<Vec<u8>, (usize, usize)>,
-    crud_time: Option<Timestamp>,
-) -> Result<()> {
-    index.clear();
-    let work: Vec<Vec<DocOps>> = pending.iter_mut().map(std::mem::take).collect();
-    let results = futures::future::join_all(
-        work.into_iter()
-            .filter(|l| !l.is_empty())
-            .map(|lane| apply_lane(engine, lane)),
-    )
-    .await;
-    for r in results {
-        r?;
-    }
-    if let Some(t) = crud_time {
-        raise(&engine.stats.crud_time, t);
-    }
-    Ok(())
 }
 
 fn models_of(d: &DocOps) -> Vec<WriteModel> {
@@ -342,7 +387,7 @@ fn update_model(ns: &DriverNs, filter: &Document, update: Document) -> WriteMode
 
 /// Applies one lane's documents with one ordered bulk write (order matters only per
 /// document, and each document lives in one lane), falling back to a refetch per document.
-async fn apply_lane(engine: &Arc<Engine>, lane: Vec<DocOps>) -> Result<()> {
+async fn apply_lane(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<()> {
     let dest = engine.destination().clone();
     let mut models = vec![];
     let mut owner = vec![];

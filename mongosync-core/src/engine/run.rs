@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bson::{Document, Timestamp};
 use tokio::task::JoinSet;
 
+use super::apply::Prepared;
 use super::buffer::{EventBuffer, Item};
 use super::capture::{self, From};
 use super::copy::{self, Outcome};
@@ -131,24 +132,27 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
     // Change application counts as running once the stream has delivered (see below).
     stats.cea_running.store(false, Ordering::SeqCst);
 
-    let capped: std::sync::Mutex<std::collections::HashSet<_>> = meta
+    let mut capped: std::collections::HashSet<_> = meta
         .collections()
         .await?
         .iter()
         .filter_map(CollSpec::from_metadata)
         .filter(|s| s.is_capped())
         .map(|s| s.ns)
-        .collect::<std::collections::HashSet<_>>()
-        .into();
+        .collect();
     let mut commit_point: Option<Timestamp> = resume.get_timestamp("commitPoint").ok();
     let mut last_saved = Instant::now();
     let mut unsaved: Option<(Document, Timestamp)> = None;
+    let round_events = engine.opts.apply_round_events;
+    // The next round, read and prepared while the current one was written.
+    let mut next: Option<(Prepared, bool)> = None;
     loop {
         if let Some(r) = reader.try_join_next() {
             return Err(reader_ended(r));
         }
         match engine.control() {
             Control::Pause => {
+                // A prepared but unwritten round is read again after the saved point.
                 if let Some((token, ts)) = unsaved.take() {
                     meta.save_resume_point(&id, &token, ts).await?;
                 }
@@ -161,41 +165,59 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
             }
             _ => {}
         }
-        let items = buffer
-            .pop(engine.opts.apply_round_events, Duration::from_millis(100))
-            .await?;
-        if !items.is_empty() {
-            if let Some(cp) = commit_point {
-                commit::note_late_writes(engine, &scope, cp, &items);
+        let current = match next.take() {
+            Some(round) => Some(round),
+            None => {
+                let items = buffer.pop(round_events, Duration::from_millis(100)).await?;
+                take_round(engine, &scope, &mut capped, commit_point, items)?
             }
-            let had_events = items.iter().any(|i| matches!(i, Item::Event(_)));
-            // A round is idempotent: after a transient failure it is applied again whole.
-            let reached = super::retry::retry(engine, "applying change events", || {
-                super::apply::apply_round(engine, &scope, &capped, items.clone())
-            })
-            .await?;
-            if let Some(reached) = reached {
-                stats.cea_running.store(true, Ordering::SeqCst);
-                stats
-                    .events_applied
-                    .fetch_add(reached.applied, Ordering::Relaxed);
-                let ts = reached.time.unwrap_or(Timestamp {
-                    time: 0,
-                    increment: 0,
-                });
-                raise(&stats.applied_time, ts);
-                // Positions alone are saved at most once a second; applied events at once.
-                if had_events || last_saved.elapsed() >= Duration::from_secs(1) {
-                    meta.save_resume_point(&id, &reached.token, ts).await?;
-                    last_saved = Instant::now();
-                    unsaved = None;
-                } else {
-                    unsaved = Some((reached.token, ts));
+        };
+        let Some((round, had_events)) = current else {
+            stats.caught_up.store(buffer.is_empty(), Ordering::Relaxed);
+            continue;
+        };
+        // Write this round while the next is read and prepared; not while committing, so
+        // that every event after the commit point is seen by the final check.
+        let prefetch = commit_point.is_none();
+        let (written, upcoming) = tokio::join!(
+            // A round is idempotent: after a transient failure it is written again whole.
+            super::retry::retry(engine, "applying change events", || {
+                super::apply::execute(engine, &scope, &round)
+            }),
+            async {
+                if !prefetch {
+                    return Ok(None);
                 }
+                let items = buffer.pop(round_events, Duration::from_millis(0)).await?;
+                take_round(engine, &scope, &mut capped, commit_point, items)
+            }
+        );
+        written?;
+        next = upcoming?;
+        if let Some(reached) = round.reached {
+            stats.cea_running.store(true, Ordering::SeqCst);
+            stats
+                .events_applied
+                .fetch_add(reached.applied, Ordering::Relaxed);
+            let ts = reached.time.unwrap_or(Timestamp {
+                time: 0,
+                increment: 0,
+            });
+            raise(&stats.applied_time, ts);
+            // Positions alone are saved at most once a second; applied events at once.
+            if had_events || last_saved.elapsed() >= Duration::from_secs(1) {
+                meta.save_resume_point(&id, &reached.token, ts).await?;
+                last_saved = Instant::now();
+                unsaved = None;
+            } else {
+                unsaved = Some((reached.token, ts));
             }
         }
-        stats.caught_up.store(buffer.is_empty(), Ordering::Relaxed);
+        stats
+            .caught_up
+            .store(next.is_none() && buffer.is_empty(), Ordering::Relaxed);
         if let Some(cp) = commit_point
+            && next.is_none()
             && stats.applied_time.load(Ordering::SeqCst) >= pack(cp)
         {
             if let Some((token, ts)) = unsaved.take() {
@@ -206,6 +228,25 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
             return late;
         }
     }
+}
+
+/// Prepares popped items as a round (noting writes after the commit point, if any).
+fn take_round(
+    engine: &Engine,
+    scope: &crate::namespace::Scope,
+    capped: &mut std::collections::HashSet<crate::namespace::Namespace>,
+    commit_point: Option<Timestamp>,
+    items: Vec<Item>,
+) -> Result<Option<(Prepared, bool)>> {
+    if items.is_empty() {
+        return Ok(None);
+    }
+    if let Some(cp) = commit_point {
+        commit::note_late_writes(engine, scope, cp, &items);
+    }
+    let had_events = items.iter().any(|i| matches!(i, Item::Event(_)));
+    let round = super::apply::prepare(engine.opts.appliers, scope, capped, items)?;
+    Ok(Some((round, had_events)))
 }
 
 fn reader_ended(r: std::result::Result<Result<()>, tokio::task::JoinError>) -> Error {
