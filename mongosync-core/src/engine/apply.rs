@@ -20,6 +20,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
+use futures::TryStreamExt;
 use mongodb::Namespace as DriverNs;
 use mongodb::error::ErrorKind;
 use mongodb::options::{
@@ -401,6 +402,16 @@ async fn apply_lane(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<()> {
             owner.push(i);
         }
     }
+    // Summary results, not verbose ones: per-write results come back in a cursor, one more
+    // round trip per batch of them. An update that matched nothing shows as a shortfall of
+    // `matchedCount`; only then are the updated documents looked for.
+    let matches_expected = |from: usize| {
+        models[from..]
+            .iter()
+            .filter(|m| matches!(m, WriteModel::UpdateOne(_) | WriteModel::ReplaceOne(_)))
+            .count() as i64
+    };
+    let mut look_for_missing = false;
     let mut start = 0;
     while start < models.len() {
         let batch: Vec<WriteModel> = models[start..].to_vec();
@@ -409,14 +420,11 @@ async fn apply_lane(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<()> {
             .bulk_write(batch)
             .ordered(true)
             .bypass_document_validation(true)
-            .verbose_results()
             .await;
         match result {
             Ok(r) => {
-                for (i, u) in &r.update_results {
-                    if u.matched_count == 0 {
-                        refetch.insert(owner[start + i]);
-                    }
+                if r.matched_count + r.upserted_count < matches_expected(start) {
+                    look_for_missing = true;
                 }
                 break;
             }
@@ -427,14 +435,6 @@ async fn apply_lane(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<()> {
                 if !bw.write_concern_errors.is_empty() {
                     return Err(Error::step("applying change events", dest.name.as_str(), e));
                 }
-                if let Some(mongodb::error::PartialBulkWriteResult::Verbose(r)) = &bw.partial_result
-                {
-                    for (i, u) in &r.update_results {
-                        if u.matched_count == 0 {
-                            refetch.insert(owner[start + i]);
-                        }
-                    }
-                }
                 let Some(failed) = bw.write_errors.keys().min().copied() else {
                     return Err(Error::step("applying change events", dest.name.as_str(), e));
                 };
@@ -442,9 +442,15 @@ async fn apply_lane(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<()> {
                     "a change could not apply as a delta ({}); re-reading the document",
                     bw.write_errors[&failed].message
                 );
+                look_for_missing = true;
                 refetch.insert(owner[start + failed]);
                 start += failed + 1;
             }
+        }
+    }
+    if look_for_missing {
+        for i in missing_updated(engine, lane).await? {
+            refetch.insert(i);
         }
     }
     let mut refetched: Vec<usize> = refetch.into_iter().collect();
@@ -453,6 +459,57 @@ async fn apply_lane(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<()> {
         refetch_one(engine, &lane[i].ns, &lane[i].id).await?;
     }
     Ok(())
+}
+
+/// The documents of a lane that had an update applied but are not on the destination (the
+/// update matched nothing). A document whose last change is an update exists on the source
+/// at that point, so it must exist here too.
+async fn missing_updated(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<Vec<usize>> {
+    let dest = engine.destination();
+    let mut by_ns: HashMap<&Namespace, Vec<usize>> = HashMap::new();
+    for (i, d) in lane.iter().enumerate() {
+        if matches!(d.ops.last(), Some(Op::Update { .. })) {
+            by_ns.entry(&d.ns).or_default().push(i);
+        }
+    }
+    let mut missing = vec![];
+    for (ns, docs) in by_ns {
+        let ids: Vec<Bson> = docs.iter().map(|i| lane[*i].id.clone()).collect();
+        let found: Vec<Document> = dest
+            .client
+            .database(&ns.db)
+            .collection::<Document>(&ns.coll)
+            .find(doc! {"_id": {"$in": ids}})
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(|e| {
+                Error::step(
+                    format!("checking updated documents of `{ns}`"),
+                    dest.name.as_str(),
+                    e,
+                )
+            })?
+            .try_collect()
+            .await
+            .map_err(|e| {
+                Error::step(
+                    format!("checking updated documents of `{ns}`"),
+                    dest.name.as_str(),
+                    e,
+                )
+            })?;
+        let found: HashSet<Vec<u8>> = found
+            .iter()
+            .filter_map(|d| d.get("_id"))
+            .map(|id| key_of(ns, id))
+            .collect();
+        for i in docs {
+            if !found.contains(&key_of(ns, &lane[i].id)) {
+                missing.push(i);
+            }
+        }
+    }
+    Ok(missing)
 }
 
 /// Re-reads a document from the source and writes it whole (or deletes it).
