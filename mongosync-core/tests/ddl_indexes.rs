@@ -54,3 +54,39 @@ async fn indexes_during_copy() {
 async fn indexes_during_change_application() {
     create_and_drop_indexes(When::Cea).await;
 }
+
+/// An index dropped and re-created with other options: the copy builds the later one, the
+/// replay meets the earlier one first.
+async fn re_created_with_other_options(when: When) {
+    let pair = common::pair().await;
+    filler(&pair.src).await;
+    fill(&pair.src, "app", "c", 2000, 500).await;
+    let running = start(&pair, when).await;
+    let db = pair.src.database("app");
+    db.run_command(doc! {"createIndexes": "c", "indexes": [{"key": {"k": 1}, "name": "k_1"}]})
+        .await
+        .unwrap();
+    crud(&pair.src, "app", "c", 5000).await;
+    db.run_command(doc! {"dropIndexes": "c", "index": "k_1"})
+        .await
+        .unwrap();
+    db.run_command(doc! {"createIndexes": "c", "indexes": [
+        {"key": {"k": 1}, "name": "k_1", "sparse": true, "unique": true},
+        {"key": {"pad": 1}, "name": "pad_1", "expireAfterSeconds": 100},
+    ]})
+    .await
+    .unwrap();
+    note(&running, when);
+    crud(&pair.src, "app", "c", 6000).await;
+    finish(&pair, running).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn index_re_created_with_other_options_during_copy() {
+    re_created_with_other_options(When::Copy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn index_re_created_with_other_options_during_change_application() {
+    re_created_with_other_options(When::Cea).await;
+}

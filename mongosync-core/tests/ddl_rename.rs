@@ -209,3 +209,38 @@ async fn rename_into_filter_during_copy_is_refused() {
 async fn rename_into_filter_during_change_application_is_refused() {
     into_filter(When::Cea).await;
 }
+
+/// A capped collection renamed keeps its insertion order on the destination.
+async fn capped(when: When) {
+    let pair = common::pair().await;
+    filler(&pair.src).await;
+    let db = pair.src.database("app");
+    db.run_command(doc! {"create": "ring", "capped": true, "size": 1 << 20, "max": 500})
+        .await
+        .unwrap();
+    let ring = db.collection::<Document>("ring");
+    ring.insert_many((0..300).map(|i| doc! {"n": i, "pad": "y".repeat(300)}))
+        .await
+        .unwrap();
+    let running = start(&pair, when).await;
+    for i in 300..350 {
+        ring.insert_one(doc! {"n": i}).await.unwrap();
+    }
+    rename(&pair.src, "app.ring", "other.ring2", false).await;
+    note(&running, when);
+    let ring2 = pair.src.database("other").collection::<Document>("ring2");
+    for i in 350..600 {
+        ring2.insert_one(doc! {"n": i}).await.unwrap();
+    }
+    finish(&pair, running).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rename_capped_during_copy() {
+    capped(When::Copy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rename_capped_during_change_application() {
+    capped(When::Cea).await;
+}

@@ -200,6 +200,21 @@ pub(crate) async fn apply_round(
                 {
                     capped.lock().expect("capped lock").insert(ns);
                 }
+                // A renamed capped collection stays capped under its new name.
+                if op_type == "rename"
+                    && let Some(from) = ns_of(&ev)
+                    && let Some(to) = ev.get_document("to").ok().and_then(|to| {
+                        Some(Namespace::new(
+                            to.get_str("db").ok()?,
+                            to.get_str("coll").ok()?,
+                        ))
+                    })
+                {
+                    let mut capped = capped.lock().expect("capped lock");
+                    if capped.remove(&from) {
+                        capped.insert(to);
+                    }
+                }
                 if let Some(t) = time {
                     raise(&engine.stats.ddl_time, t);
                 }
