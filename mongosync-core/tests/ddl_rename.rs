@@ -244,3 +244,56 @@ async fn rename_capped_during_copy() {
 async fn rename_capped_during_change_application() {
     capped(When::Cea).await;
 }
+
+/// A real server renames across databases in steps: inserts into
+/// `<target db>.tmpXXXXX.renameCollection`, a rename of that onto the target, a drop of the
+/// source (the testkit makes one `rename` event instead; the steps are made by hand here). The
+/// temporary name is outside the filter, the target inside: no error, the target is synced.
+async fn cross_database_in_steps(when: When) {
+    let pair = common::pair().await;
+    filler(&pair.src).await;
+    fill(&pair.src, "app", "a", 2000, 500).await;
+    fill(&pair.src, "app", "kept", 200, 100).await;
+    let running = start_with(&pair, when, filtered_with_other()).await;
+    crud(&pair.src, "app", "a", 5000).await;
+    let tmp = "tmpAb12C.renameCollection";
+    let docs = common::documents(&pair.src, "app", "a", false).await;
+    pair.src
+        .database("other")
+        .collection::<bson::RawDocumentBuf>(tmp)
+        .insert_many(docs)
+        .await
+        .unwrap();
+    rename(&pair.src, &format!("other.{tmp}"), "other.t", false).await;
+    pair.src
+        .database("app")
+        .collection::<Document>("a")
+        .drop()
+        .await
+        .unwrap();
+    note(&running, when);
+    crud(&pair.src, "other", "t", 6000).await;
+    running.wait_can_commit().await.unwrap();
+    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let expected: Vec<(String, String)> = [("app", "kept"), ("filler", "big"), ("other", "t")]
+        .iter()
+        .map(|(d, c)| (d.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(common::user_namespaces(&pair.dst).await, expected);
+    let n = common::assert_same(&pair.src, &pair.dst, Some(&expected)).await;
+    assert!(n > 2000);
+}
+
+fn filtered_with_other() -> StartOptions {
+    filtered().include(NamespaceFilter::database("other").collections(["t"]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rename_across_databases_in_steps_during_copy() {
+    cross_database_in_steps(When::Copy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rename_across_databases_in_steps_during_change_application() {
+    cross_database_in_steps(When::Cea).await;
+}

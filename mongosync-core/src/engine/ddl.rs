@@ -94,6 +94,12 @@ pub(crate) async fn apply(engine: &Arc<Engine>, scope: &Scope, ev: &Document) ->
                     resync(engine, &to).await?;
                 }
                 (true, false) => drop_collection(engine, &ns).await?,
+                // A server renames across databases by copying into a temporary collection of
+                // the target database, renaming that onto the target, then dropping the
+                // source (a `drop` event of its own): the target is read from the source.
+                (false, true) if is_cross_database_temporary(&ns) => {
+                    resync(engine, &to).await?;
+                }
                 (false, true) => {
                     return Err(Error::Unsupported {
                         what: format!("renaming `{ns}` (outside the namespace filter) to `{to}` (inside it)"),
@@ -171,6 +177,12 @@ pub(crate) async fn apply(engine: &Arc<Engine>, scope: &Scope, ev: &Document) ->
         _ => {}
     }
     Ok(())
+}
+
+/// `<db>.tmpXXXXX.renameCollection`, the server's temporary collection of a rename across
+/// databases.
+fn is_cross_database_temporary(ns: &Namespace) -> bool {
+    ns.coll.starts_with("tmp") && ns.coll.ends_with(".renameCollection")
 }
 
 async fn spec_of(engine: &Engine, ns: &Namespace) -> Result<Option<CollSpec>> {
