@@ -232,6 +232,19 @@ pub(crate) fn prepare(
                 {
                     capped.insert(ns);
                 }
+                // A renamed capped collection stays capped under its new name.
+                if op_type == "rename"
+                    && let Some(from) = ns_of(&ev)
+                    && let Some(to) = ev.get_document("to").ok().and_then(|to| {
+                        Some(Namespace::new(
+                            to.get_str("db").ok()?,
+                            to.get_str("coll").ok()?,
+                        ))
+                    })
+                    && capped.remove(&from)
+                {
+                    capped.insert(to);
+                }
                 applied += 1;
                 steps.push(Step::Ddl { event: ev, time });
             } else if let Some(ns) = ns_of(&ev)

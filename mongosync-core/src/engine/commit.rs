@@ -143,7 +143,12 @@ pub(crate) async fn finish(
         for idx in s
             .indexes
             .iter()
-            .filter(|i| built(i) && i.get_bool("unique").unwrap_or(false))
+            // Unique indexes, and indexes the source itself had set to prepareUnique.
+            .filter(|i| {
+                built(i)
+                    && (i.get_bool("unique").unwrap_or(false)
+                        || i.get_bool("prepareUnique").unwrap_or(false))
+            })
         {
             let mut change = name_or_key(idx);
             change.insert("prepareUnique", true);

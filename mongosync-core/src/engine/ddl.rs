@@ -3,12 +3,17 @@
 
 use std::sync::Arc;
 
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, RawDocumentBuf, doc};
+use futures::TryStreamExt;
 
 use super::Engine;
-use super::initialise::{CollSpec, builds, create_collection, create_indexes};
+use super::initialise::{
+    CollSpec, builds, check_supported, create_collection, create_indexes, index_while_syncing,
+    list_indexes,
+};
 use crate::error::{Error, Result, server_code};
 use crate::namespace::{Namespace, Scope};
+use crate::options::BuildIndexes;
 
 fn ns_of(d: &Document) -> Option<Namespace> {
     Some(Namespace::new(
@@ -48,7 +53,7 @@ pub(crate) async fn apply(engine: &Arc<Engine>, scope: &Scope, ev: &Document) ->
                 options,
                 indexes: vec![],
             };
-            super::initialise::check_supported(std::slice::from_ref(&spec))?;
+            check_supported(std::slice::from_ref(&spec))?;
             meta.save_collection(&ns, spec.to_metadata()).await?;
             create_collection(dest, &spec).await?;
         }
@@ -79,27 +84,22 @@ pub(crate) async fn apply(engine: &Arc<Engine>, scope: &Scope, ev: &Document) ->
                 })?;
             match (scope.includes(&ns), scope.includes(&to)) {
                 (true, true) => {
-                    let drop_target = desc.contains_key("dropTarget");
-                    let renamed = dest
-                        .admin(doc! {
-                            "renameCollection": ns.to_string(),
-                            "to": to.to_string(),
-                            "dropTarget": drop_target,
-                        })
-                        .await;
-                    match renamed {
-                        Ok(_) => {}
-                        // Replayed after a restart: already renamed.
-                        Err(e) if server_code(&e) == Some(26) => {}
-                        Err(e) => return Err(fail("renaming", e)),
-                    }
-                    if let Some(mut spec) = spec_of(engine, &ns).await? {
-                        meta.delete_collection(&ns).await?;
-                        spec.ns = to.clone();
-                        meta.save_collection(&to, spec.to_metadata()).await?;
-                    }
+                    // The destination's `ns` may hold a truncated copy (the copy read the
+                    // source after the rename) and its `to` may hold a copy of the
+                    // post-rename state, or of a later collection of that name. So the rename
+                    // is applied as: the old name goes, the new name is read again from the
+                    // source whole (its current state is newer than this event, and later
+                    // events replay over it, as a refetch does for a document).
+                    drop_collection(engine, &ns).await?;
+                    resync(engine, &to).await?;
                 }
                 (true, false) => drop_collection(engine, &ns).await?,
+                // A server renames across databases by copying into a temporary collection of
+                // the target database, renaming that onto the target, then dropping the
+                // source (a `drop` event of its own): the target is read from the source.
+                (false, true) if is_cross_database_temporary(&ns) => {
+                    resync(engine, &to).await?;
+                }
                 (false, true) => {
                     return Err(Error::Unsupported {
                         what: format!("renaming `{ns}` (outside the namespace filter) to `{to}` (inside it)"),
@@ -133,8 +133,8 @@ pub(crate) async fn apply(engine: &Arc<Engine>, scope: &Scope, ev: &Document) ->
                 }
                 meta.save_collection(&ns, spec.to_metadata()).await?;
             }
-            if specs.iter().any(|s| builds(build, s)) {
-                create_indexes(dest, &ns, &specs, build).await?;
+            for s in specs.iter().filter(|s| builds(build, s)) {
+                create_index_replacing(engine, &ns, s, build).await?;
             }
         }
         "dropIndexes" if scope.includes(&ns) => {
@@ -177,6 +177,12 @@ pub(crate) async fn apply(engine: &Arc<Engine>, scope: &Scope, ev: &Document) ->
         _ => {}
     }
     Ok(())
+}
+
+/// `<db>.tmpXXXXX.renameCollection`, the server's temporary collection of a rename across
+/// databases.
+fn is_cross_database_temporary(ns: &Namespace) -> bool {
+    ns.coll.starts_with("tmp") && ns.coll.ends_with(".renameCollection")
 }
 
 async fn spec_of(engine: &Engine, ns: &Namespace) -> Result<Option<CollSpec>> {
@@ -254,20 +260,153 @@ async fn modify(engine: &Engine, ns: &Namespace, desc: &Document) -> Result<()> 
     if !now.is_empty() {
         let mut cmd = doc! {"collMod": &ns.coll};
         cmd.extend(now);
-        dest.client
-            .database(&ns.db)
-            .run_command(cmd)
-            .await
-            .map_err(|e| {
-                Error::step(
+        match dest.client.database(&ns.db).run_command(cmd).await {
+            Ok(_) => {}
+            // Dropped on the destination by a replayed event; a later one re-creates it.
+            Err(e) if server_code(&e) == Some(26) => {}
+            Err(e) => {
+                return Err(Error::step(
                     format!("applying `collMod` to `{ns}`"),
                     dest.name.as_str(),
                     e,
-                )
-            })?;
+                ));
+            }
+        }
     }
     engine
         .metadata()
         .save_collection(ns, spec.to_metadata())
         .await
+}
+
+/// Builds one index (with the temporary changes). An index of the same name but other options
+/// is one that the copy saw in a later state (dropped and re-created since): it is replaced, and
+/// the later events replay over it.
+async fn create_index_replacing(
+    engine: &Engine,
+    ns: &Namespace,
+    spec: &Document,
+    build: BuildIndexes,
+) -> Result<()> {
+    let dest = engine.destination();
+    let cmd = doc! {"createIndexes": &ns.coll, "indexes": [index_while_syncing(spec)]};
+    let db = dest.client.database(&ns.db);
+    match db.run_command(cmd.clone()).await {
+        Ok(_) => return Ok(()),
+        // IndexOptionsConflict, IndexKeySpecsConflict
+        Err(e) if matches!(server_code(&e), Some(85) | Some(86)) => {}
+        Err(e) => {
+            return Err(Error::step(
+                format!("building an index of `{ns}`"),
+                dest.name.as_str(),
+                e,
+            ));
+        }
+    }
+    let name = spec.get_str("name").unwrap_or_default();
+    let _ = db
+        .run_command(doc! {"dropIndexes": &ns.coll, "index": name})
+        .await;
+    // The conflicting index may have another name and the same key.
+    if let Ok(key) = spec.get_document("key") {
+        let _ = db
+            .run_command(doc! {"dropIndexes": &ns.coll, "index": key.clone()})
+            .await;
+    }
+    create_indexes(dest, ns, std::slice::from_ref(spec), build).await
+}
+
+/// The source's current definition of one namespace, if it exists.
+async fn current_spec(engine: &Engine, ns: &Namespace) -> Result<Option<CollSpec>> {
+    let source = engine.source();
+    let mut cursor = source
+        .client
+        .database(&ns.db)
+        .run_cursor_command(doc! {"listCollections": 1, "filter": {"name": &ns.coll}})
+        .await
+        .map_err(|e| Error::step(format!("reading `{ns}`"), source.name.as_str(), e))?;
+    let Some(info) = cursor
+        .try_next()
+        .await
+        .map_err(|e| Error::step(format!("reading `{ns}`"), source.name.as_str(), e))?
+    else {
+        return Ok(None);
+    };
+    let kind = info.get_str("type").unwrap_or("collection").to_string();
+    let options = info.get_document("options").cloned().unwrap_or_default();
+    let indexes = if kind == "collection" {
+        list_indexes(source, ns).await?
+    } else {
+        vec![]
+    };
+    Ok(Some(CollSpec {
+        ns: ns.clone(),
+        kind,
+        options,
+        indexes,
+    }))
+}
+
+/// Makes the destination's `ns` what the source has now: definition, documents, indexes (with
+/// the temporary changes), and the persisted specification. Absent on the source: absent here
+/// too (a later event re-creates it).
+async fn resync(engine: &Engine, ns: &Namespace) -> Result<()> {
+    drop_collection(engine, ns).await?;
+    let Some(spec) = current_spec(engine, ns).await? else {
+        return Ok(());
+    };
+    check_supported(std::slice::from_ref(&spec))?;
+    let dest = engine.destination();
+    let source = engine.source();
+    engine
+        .metadata()
+        .save_collection(ns, spec.to_metadata())
+        .await?;
+    create_collection(dest, &spec).await?;
+    if spec.is_view() {
+        return Ok(());
+    }
+    let step = format!("copying `{ns}` again after a rename");
+    let mut cursor = source
+        .client
+        .database(&ns.db)
+        .collection::<RawDocumentBuf>(&ns.coll)
+        .find(doc! {})
+        .await
+        .map_err(|e| Error::step(step.clone(), source.name.as_str(), e))?;
+    let target = dest
+        .client
+        .database(&ns.db)
+        .collection::<RawDocumentBuf>(&ns.coll);
+    let batch_bytes = engine.opts.copy_batch_bytes;
+    let mut batch = vec![];
+    let mut bytes = 0usize;
+    loop {
+        let next = cursor
+            .try_next()
+            .await
+            .map_err(|e| Error::step(step.clone(), source.name.as_str(), e))?;
+        let end = next.is_none();
+        if let Some(d) = next {
+            bytes += d.as_bytes().len();
+            batch.push(d);
+        }
+        if !batch.is_empty() && (end || bytes >= batch_bytes) {
+            target
+                .insert_many(std::mem::take(&mut batch))
+                .ordered(true)
+                .bypass_document_validation(true)
+                .await
+                .map_err(|e| Error::step(step.clone(), dest.name.as_str(), e))?;
+            bytes = 0;
+        }
+        if end {
+            break;
+        }
+    }
+    let build = engine
+        .start_options()
+        .map(|o| o.build_indexes)
+        .unwrap_or_default();
+    create_indexes(dest, ns, &spec.indexes, build).await
 }

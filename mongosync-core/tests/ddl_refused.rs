@@ -1,0 +1,67 @@
+//! A DDL the engine refuses during the sync. `shardCollection` (refused by the engine) cannot
+//! happen on a replica set, and the testkit is one; a time-series collection created during the
+//! sync is refused the same way: the sync stops with `Error::Unsupported` naming it, the error
+//! is in the progress warnings, and the state is kept.
+
+mod common;
+mod ddl_util;
+
+use bson::{Document, doc};
+use ddl_util::{When, crud, fill, filler, start};
+
+async fn time_series_created(when: When) {
+    let pair = common::pair().await;
+    filler(&pair.src).await;
+    fill(&pair.src, "app", "c", 500, 500).await;
+    let running = start(&pair, when).await;
+    crud(&pair.src, "app", "c", 5000).await;
+    pair.src
+        .database("app")
+        .run_command(doc! {"create": "weather", "timeseries": {"timeField": "at"}})
+        .await
+        .unwrap();
+    crud(&pair.src, "app", "c", 6000).await;
+    let p = common::wait_for(
+        || running.progress(),
+        |p| p.warnings.iter().any(|w| w.contains("app.weather")),
+    )
+    .await;
+    let err = running.wait_can_commit().await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("time-series") && text.contains("app.weather"),
+        "{text}"
+    );
+    assert!(
+        p.warnings.iter().any(|w| w.contains(&text)),
+        "{:?}",
+        p.warnings
+    );
+    let mongosync_core::Error::Stopped(inner) = &err else {
+        panic!("not a stop: {err:?}")
+    };
+    assert!(
+        matches!(&**inner, mongosync_core::Error::Unsupported { .. }),
+        "{inner:?}"
+    );
+    // The state is kept.
+    let c = pair.dst.database("app").collection::<Document>("c");
+    assert!(c.count_documents(doc! {}).await.unwrap() > 0);
+    assert!(
+        pair.dst
+            .list_database_names()
+            .await
+            .unwrap()
+            .contains(&"__mdb_internal_mongosync".to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn time_series_created_during_copy_is_refused() {
+    time_series_created(When::Copy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn time_series_created_during_change_application_is_refused() {
+    time_series_created(When::Cea).await;
+}
