@@ -143,20 +143,10 @@ pub struct ClusterPing {
 }
 
 impl Progress {
-    /// The document mongosync's `/progress` returns: `{"progress": {...}, "success": true}`.
-    pub fn to_response_json(&self) -> serde_json::Value {
-        serde_json::json!({"progress": self, "success": true})
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn idle_progress_has_nulls_and_mongosync_names() {
-        let p = Progress {
-            state: SyncState::Idle,
+    /// A progress with every figure `null`, as in IDLE.
+    pub(crate) fn empty(state: SyncState) -> Progress {
+        Progress {
+            state,
             can_commit: false,
             can_write: None,
             info: None,
@@ -171,7 +161,22 @@ mod tests {
             mongosync_id: None,
             coordinator_id: None,
             warnings: vec![],
-        };
+        }
+    }
+
+    /// The document mongosync's `/progress` returns: `{"progress": {...}, "success": true}`.
+    pub fn to_response_json(&self) -> serde_json::Value {
+        serde_json::json!({"progress": self, "success": true})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_progress_has_nulls_and_mongosync_names() {
+        let p = Progress::empty(SyncState::Idle);
         let v = serde_json::to_value(&p).unwrap();
         assert_eq!(v["state"], "IDLE");
         assert_eq!(v["canCommit"], false);

@@ -142,8 +142,7 @@ async fn a_non_empty_destination_is_refused_unless_filtered_out() {
         )
         .await
         .unwrap();
-    running.wait_can_commit().await.unwrap();
-    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let _committed = common::commit(running).await;
     let ns = [("d".to_string(), "c".to_string())];
     common::assert_same(&pair.src, &pair.dst, Some(&ns)).await;
     let old: Vec<bson::Document> = common::documents(&pair.dst, "old", "data", false)

@@ -106,8 +106,7 @@ async fn out_of_filter(when: When) {
     note(&running, when);
     crud(&pair.src, "app", "outside", 6000).await;
     crud(&pair.src, "app", "kept", 6000).await;
-    running.wait_can_commit().await.unwrap();
-    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let _committed = common::commit(running).await;
     let expected: Vec<(String, String)> = [("app", "kept"), ("filler", "big")]
         .iter()
         .map(|(d, c)| (d.to_string(), c.to_string()))
@@ -273,8 +272,7 @@ async fn cross_database_in_steps(when: When) {
         .unwrap();
     note(&running, when);
     crud(&pair.src, "other", "t", 6000).await;
-    running.wait_can_commit().await.unwrap();
-    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let _committed = common::commit(running).await;
     let expected: Vec<(String, String)> = [("app", "kept"), ("filler", "big"), ("other", "t")]
         .iter()
         .map(|(d, c)| (d.to_string(), c.to_string()))

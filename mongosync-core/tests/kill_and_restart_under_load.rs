@@ -122,8 +122,7 @@ async fn many_kills_and_restarts_lose_nothing() {
     let AnySyncer::Running(running) = any else {
         panic!("not running")
     };
-    running.wait_can_commit().await.unwrap();
-    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let _committed = common::commit(running).await;
     let n = common::assert_same(&pair.src, &pair.dst, None).await;
     eprintln!("{writes} writes, {n} documents compared, killed in phases {phases:?}");
     assert!(phases.iter().any(|p| p == "collection copy"), "{phases:?}");

@@ -70,8 +70,7 @@ async fn regex_filters_select_namespaces_in_copy_and_change_application() {
         .await
         .unwrap();
     // Committing at once: the commit point covers the writes just made.
-    running.wait_can_commit().await.unwrap();
-    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let _committed = common::commit(running).await;
 
     let expected: Vec<(String, String)> = [
         ("marketing", "campaigns"),

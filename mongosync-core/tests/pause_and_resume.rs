@@ -98,8 +98,7 @@ async fn pause_and_resume_in_the_copy_and_in_change_application() {
         .await
         .unwrap();
     let running = paused.resume().await.unwrap();
-    running.wait_can_commit().await.unwrap();
-    let committed = running.commit().await.unwrap().wait().await.unwrap();
+    let committed = common::commit(running).await;
     assert_eq!(committed.progress().state, SyncState::Committed);
     let n = common::assert_same(&pair.src, &pair.dst, None).await;
     assert_eq!(n, 10_000 - 500 + 50);

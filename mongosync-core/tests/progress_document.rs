@@ -108,8 +108,7 @@ async fn progress_has_mongosyncs_fields_and_types_in_every_state() {
         "no lag while paused: {p}"
     );
     let running = paused.resume().await.unwrap();
-    running.wait_can_commit().await.unwrap();
-    let committed = running.commit().await.unwrap().wait().await.unwrap();
+    let committed = common::commit(running).await;
     let p = serde_json::to_value(committed.progress()).unwrap();
     assert_eq!(p["state"], "COMMITTED");
     assert_eq!(p["canWrite"], true);

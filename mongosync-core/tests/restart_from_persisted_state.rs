@@ -92,8 +92,7 @@ async fn a_dropped_syncer_is_resumed_by_a_new_one() {
     let AnySyncer::Running(running) = any else {
         unreachable!()
     };
-    running.wait_can_commit().await.unwrap();
-    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let _committed = common::commit(running).await;
     let n = common::assert_same(&pair.src, &pair.dst, None).await;
     assert_eq!(n, 8000 - 100 + 100);
 

@@ -82,14 +82,8 @@ async fn commit_and_reverse_alternate_and_writes_flow_back() {
 async fn a_sync_not_started_reversible_refuses_to_reverse() {
     let pair = common::pair().await;
     write_some(&pair.src, 0).await;
-    let running = Syncer::connect(&pair.source_uri, &pair.destination_uri, common::options())
-        .await
-        .unwrap()
-        .start(StartOptions::new(ClusterName::Cluster0))
-        .await
-        .unwrap();
-    running.wait_can_commit().await.unwrap();
-    let committed = running.commit().await.unwrap().wait().await.unwrap();
+    let running = common::start(&pair).await;
+    let committed = common::commit(running).await;
     let e = committed.reverse().await.unwrap_err();
     assert!(e.error.is_invalid_options(), "{}", e.error);
     assert!(e.error.to_string().contains("`reversible`"), "{}", e.error);

@@ -6,7 +6,6 @@ mod common;
 
 use bson::{Document, doc};
 use mongodb::Client;
-use mongosync_core::{ClusterName, StartOptions, Syncer};
 
 /// Sets the fail point; returns how many times it had fired before (the count is cumulative).
 async fn fail(c: &Client, times: i32, data: Document) -> i64 {
@@ -48,12 +47,7 @@ async fn copy_apply_and_capture_survive_transient_failures() {
         doc! {"failCommands": ["insert"], "errorCode": 91},
     )
     .await;
-    let running = Syncer::connect(&pair.source_uri, &pair.destination_uri, common::options())
-        .await
-        .unwrap()
-        .start(StartOptions::new(ClusterName::Cluster0))
-        .await
-        .unwrap();
+    let running = common::start(&pair).await;
     common::wait_for(|| running.progress(), common::in_cea).await;
     assert_eq!(fired(&pair.dst).await - before, 4);
 
@@ -115,8 +109,7 @@ async fn copy_apply_and_capture_survive_transient_failures() {
         .await
         .unwrap();
 
-    running.wait_can_commit().await.unwrap();
-    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let _committed = common::commit(running).await;
     let n = common::assert_same(&pair.src, &pair.dst, None).await;
     assert_eq!(n, 3000 - 100 + 100);
 }

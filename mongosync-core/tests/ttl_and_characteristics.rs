@@ -80,8 +80,7 @@ async fn ttl_is_disabled_until_commit_and_restored_after() {
         .await
         .unwrap();
 
-    running.wait_can_commit().await.unwrap();
-    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let _committed = common::commit(running).await;
     let ns = [("web".to_string(), "events".to_string())];
     common::assert_same(&src, &dst, Some(&ns)).await;
     let idx = common::indexes(&dst, "web", "sessions").await;

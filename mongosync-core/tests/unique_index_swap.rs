@@ -82,8 +82,7 @@ async fn swapped_unique_values_sync_and_the_index_is_unique_after_commit() {
                 .unwrap();
         }
     }
-    running.wait_can_commit().await.unwrap();
-    let committed = running.commit().await.unwrap().wait().await.unwrap();
+    let committed = common::commit(running).await;
     assert!(
         committed.warnings().is_empty(),
         "{:?}",

@@ -5,7 +5,6 @@
 mod common;
 
 use bson::doc;
-use mongosync_core::{ClusterName, StartOptions, Syncer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_shape_of_update_converges() {
@@ -17,12 +16,7 @@ async fn every_shape_of_update_converges() {
     }))
     .await
     .unwrap();
-    let running = Syncer::connect(&pair.source_uri, &pair.destination_uri, common::options())
-        .await
-        .unwrap()
-        .start(StartOptions::new(ClusterName::Cluster0))
-        .await
-        .unwrap();
+    let running = common::start(&pair).await;
     common::wait_for(|| running.progress(), common::in_cea).await;
 
     // Nested and array element paths, removal.
@@ -88,8 +82,7 @@ async fn every_shape_of_update_converges() {
         .unwrap();
     c.delete_one(doc! {"_id": 100}).await.unwrap();
 
-    running.wait_can_commit().await.unwrap();
-    let _committed = running.commit().await.unwrap().wait().await.unwrap();
+    let _committed = common::commit(running).await;
     let n = common::assert_same(&pair.src, &pair.dst, None).await;
     assert_eq!(n, 19);
 }

@@ -107,8 +107,7 @@ async fn the_application_is_blocked_and_the_syncer_is_not() {
         .await
         .unwrap();
 
-    running.wait_can_commit().await.unwrap();
-    let committed = running.commit().await.unwrap().wait().await.unwrap();
+    let committed = common::commit(running).await;
     assert_eq!(committed.progress().state, SyncState::Committed);
     // Now the source is blocked for the application, and the destination open to it.
     let e = orders.insert_one(doc! {"_id": "late"}).await.unwrap_err();

@@ -5,7 +5,6 @@
 mod common;
 
 use bson::doc;
-use mongosync_core::{ClusterName, StartOptions, Syncer};
 
 fn reported(warnings: &[String], ns: &str, marker: &str) -> usize {
     warnings
@@ -38,12 +37,7 @@ async fn late_source_writes_are_applied_or_reported() {
     )
     .await
     .unwrap();
-    let running = Syncer::connect(&pair.source_uri, &pair.destination_uri, common::options())
-        .await
-        .unwrap()
-        .start(StartOptions::new(ClusterName::Cluster0))
-        .await
-        .unwrap();
+    let running = common::start(&pair).await;
     running.wait_can_commit().await.unwrap();
     // Hold the commit in its restoration step (the destination's collMod) for a while.
     pair.dst

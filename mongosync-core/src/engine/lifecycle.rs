@@ -80,16 +80,8 @@ impl Engine {
             .oplog_note("start point")
             .await
             .map_err(|e| Error::step("taking the start point", source.name.as_str(), e))?;
-        meta.save_global(doc! {
-            "_id": "global",
-            "schemaVersion": SCHEMA_VERSION,
-            "changeStreamStartTime": start_time,
-            "startOptions": persisted,
-            "cluster0": &self.cluster0.address,
-            "cluster1": &self.cluster1.address,
-            "mongosyncID": &self.opts.id,
-        })
-        .await?;
+        meta.save_global(self.global_state(start_time, persisted))
+            .await?;
         meta.set_state(&self.opts.id, "RUNNING", Phase::InitializingCollections)
             .await?;
         self.shared().start = Some(opts);
@@ -98,6 +90,19 @@ impl Engine {
         self.control.send_replace(Control::Run);
         self.spawn_run();
         Ok(())
+    }
+
+    /// The persisted global state of a sync (or of a reversed one) starting at `start_time`.
+    fn global_state(&self, start_time: bson::Timestamp, options: bson::Document) -> bson::Document {
+        doc! {
+            "_id": "global",
+            "schemaVersion": SCHEMA_VERSION,
+            "changeStreamStartTime": start_time,
+            "startOptions": options,
+            "cluster0": &self.cluster0.address,
+            "cluster1": &self.cluster1.address,
+            "mongosyncID": &self.opts.id,
+        }
     }
 
     fn check_addresses(&self, global: &bson::Document) -> Result<()> {
@@ -230,15 +235,7 @@ impl Engine {
             reason: format!("the options cannot be persisted: {e}"),
         })?;
         new_meta
-            .save_global(doc! {
-                "_id": "global",
-                "schemaVersion": SCHEMA_VERSION,
-                "changeStreamStartTime": start_time,
-                "startOptions": persisted,
-                "cluster0": &self.cluster0.address,
-                "cluster1": &self.cluster1.address,
-                "mongosyncID": &self.opts.id,
-            })
+            .save_global(self.global_state(start_time, persisted))
             .await?;
         // Indexes stay as they are on the new destination: nothing to restore at its commit.
         new_meta
@@ -334,23 +331,7 @@ impl Engine {
     pub(crate) fn progress(&self) -> Progress {
         let shared = self.shared();
         let state = shared.state;
-        let mut p = Progress {
-            state,
-            can_commit: false,
-            can_write: None,
-            info: None,
-            cea_stage: None,
-            lag_time_seconds: None,
-            lag: None,
-            total_events_applied: None,
-            collection_copy: None,
-            direction_mapping: None,
-            source: None,
-            destination: None,
-            mongosync_id: None,
-            coordinator_id: None,
-            warnings: vec![],
-        };
+        let mut p = Progress::empty(state);
         if state == SyncState::Idle {
             return p;
         }

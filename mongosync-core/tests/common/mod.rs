@@ -9,7 +9,9 @@ use std::time::Duration;
 use bson::{Document, RawDocumentBuf, doc};
 use futures::TryStreamExt;
 use mongodb::Client;
-use mongosync_core::{ConnectOptions, Progress, SyncState};
+use mongosync_core::{
+    ClusterName, Committed, ConnectOptions, Progress, Running, StartOptions, SyncState, Syncer,
+};
 use mongosync_testkit::MemoryCluster;
 
 pub struct Pair {
@@ -205,4 +207,20 @@ pub async fn wait_for(
 
 pub fn in_cea(p: &Progress) -> bool {
     p.state == SyncState::Running && p.info.as_deref() == Some("change event application")
+}
+
+/// Connects with [`options`] and starts syncing everything from cluster0.
+pub async fn start(pair: &Pair) -> Syncer<Running> {
+    Syncer::connect(&pair.source_uri, &pair.destination_uri, options())
+        .await
+        .unwrap()
+        .start(StartOptions::new(ClusterName::Cluster0))
+        .await
+        .unwrap()
+}
+
+/// Waits until the sync can commit, commits, and waits for COMMITTED.
+pub async fn commit(running: Syncer<Running>) -> Syncer<Committed> {
+    running.wait_can_commit().await.unwrap();
+    running.commit().await.unwrap().wait().await.unwrap()
 }
