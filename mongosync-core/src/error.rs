@@ -206,6 +206,19 @@ pub(crate) fn history_lost(e: &mongodb::error::Error) -> bool {
     matches!(server_code(e), Some(286) | Some(280))
 }
 
+/// Whether every write error of an insert is a duplicate key (a document already there).
+pub(crate) fn only_duplicate_keys(e: &mongodb::error::Error) -> bool {
+    match &*e.kind {
+        mongodb::error::ErrorKind::InsertMany(m) => {
+            m.write_concern_error.is_none()
+                && m.write_errors
+                    .as_ref()
+                    .is_some_and(|w| w.iter().all(|w| w.code == 11000))
+        }
+        _ => server_code(e) == Some(11000),
+    }
+}
+
 /// The server's error code in a driver error, if the server answered with one.
 pub(crate) fn server_code(e: &mongodb::error::Error) -> Option<i32> {
     use mongodb::error::{ErrorKind, WriteFailure};

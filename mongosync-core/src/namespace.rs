@@ -30,6 +30,16 @@ impl Namespace {
     }
 }
 
+impl Namespace {
+    /// A change event's `{db, coll}` document (`coll` is absent for database events).
+    pub(crate) fn from_document(d: &bson::Document) -> Option<Namespace> {
+        Some(Namespace::new(
+            d.get_str("db").ok()?,
+            d.get_str("coll").unwrap_or_default(),
+        ))
+    }
+}
+
 impl std::fmt::Display for Namespace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.db, self.coll)

@@ -155,11 +155,7 @@ fn lane_of(key: &[u8], lanes: usize) -> usize {
 }
 
 fn ns_of(ev: &Document) -> Option<Namespace> {
-    let ns = ev.get_document("ns").ok()?;
-    Some(Namespace::new(
-        ns.get_str("db").ok()?,
-        ns.get_str("coll").unwrap_or_default(),
-    ))
+    Namespace::from_document(ev.get_document("ns").ok()?)
 }
 
 /// One step of a prepared round: CRUD lanes applied in parallel, or a DDL barrier.
@@ -235,12 +231,10 @@ pub(crate) fn prepare(
                 // A renamed capped collection stays capped under its new name.
                 if op_type == "rename"
                     && let Some(from) = ns_of(&ev)
-                    && let Some(to) = ev.get_document("to").ok().and_then(|to| {
-                        Some(Namespace::new(
-                            to.get_str("db").ok()?,
-                            to.get_str("coll").ok()?,
-                        ))
-                    })
+                    && let Some(to) = ev
+                        .get_document("to")
+                        .ok()
+                        .and_then(Namespace::from_document)
                     && capped.remove(&from)
                 {
                     capped.insert(to);

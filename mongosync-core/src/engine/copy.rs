@@ -16,10 +16,10 @@ use futures::TryStreamExt;
 use mongodb::options::Hint;
 use tokio::sync::mpsc;
 
-use super::initialise::{CollSpec, create_collection};
+use super::initialise::create_collection;
 use super::metadata::Partition;
 use super::{Control, Engine};
-use crate::error::{Error, Result, server_code};
+use crate::error::{Error, Result, only_duplicate_keys};
 
 /// The outcome of the copy: finished, or stopped by a pause.
 #[derive(Debug, PartialEq, Eq)]
@@ -145,7 +145,7 @@ async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcom
                 .await
             {
                 Ok(_) => {}
-                Err(e) if only_duplicates(&e) => {}
+                Err(e) if only_duplicate_keys(&e) => {}
                 Err(e) => return Err(Error::step(step.clone(), dest.name.as_str(), e)),
             }
             copied += bytes;
@@ -165,29 +165,10 @@ async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcom
     Ok(Outcome::Done)
 }
 
-/// Whether every write error of an insert is a duplicate key (a re-copied document).
-fn only_duplicates(e: &mongodb::error::Error) -> bool {
-    use mongodb::error::ErrorKind;
-    match &*e.kind {
-        ErrorKind::InsertMany(m) => {
-            m.write_concern_error.is_none()
-                && m.write_errors
-                    .as_ref()
-                    .is_some_and(|w| w.iter().all(|w| w.code == 11000))
-        }
-        _ => server_code(e) == Some(11000),
-    }
-}
-
 async fn recreate(engine: &Engine, part: &Partition) -> Result<()> {
-    let meta = engine.metadata();
-    let spec = meta
-        .collections()
-        .await?
-        .iter()
-        .filter_map(CollSpec::from_metadata)
-        .find(|s| s.ns == part.ns);
-    let Some(spec) = spec else { return Ok(()) };
+    let Some(spec) = super::ddl::spec_of(engine, &part.ns).await? else {
+        return Ok(());
+    };
     let dest = engine.destination();
     dest.client
         .database(&part.ns.db)

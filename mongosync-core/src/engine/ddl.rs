@@ -15,16 +15,13 @@ use crate::error::{Error, Result, server_code};
 use crate::namespace::{Namespace, Scope};
 use crate::options::BuildIndexes;
 
-fn ns_of(d: &Document) -> Option<Namespace> {
-    Some(Namespace::new(
-        d.get_str("db").ok()?,
-        d.get_str("coll").unwrap_or_default(),
-    ))
-}
-
 pub(crate) async fn apply(engine: &Arc<Engine>, scope: &Scope, ev: &Document) -> Result<()> {
     let op = ev.get_str("operationType").unwrap_or_default();
-    let Some(ns) = ev.get_document("ns").ok().and_then(ns_of) else {
+    let Some(ns) = ev
+        .get_document("ns")
+        .ok()
+        .and_then(Namespace::from_document)
+    else {
         return Ok(());
     };
     let desc = ev
@@ -78,7 +75,7 @@ pub(crate) async fn apply(engine: &Arc<Engine>, scope: &Scope, ev: &Document) ->
             let to = ev
                 .get_document("to")
                 .ok()
-                .and_then(ns_of)
+                .and_then(Namespace::from_document)
                 .ok_or_else(|| Error::Metadata {
                     reason: "a rename event has no target".into(),
                 })?;
@@ -185,7 +182,8 @@ fn is_cross_database_temporary(ns: &Namespace) -> bool {
     ns.coll.starts_with("tmp") && ns.coll.ends_with(".renameCollection")
 }
 
-async fn spec_of(engine: &Engine, ns: &Namespace) -> Result<Option<CollSpec>> {
+/// The persisted specification of one collection.
+pub(crate) async fn spec_of(engine: &Engine, ns: &Namespace) -> Result<Option<CollSpec>> {
     Ok(engine
         .metadata()
         .collections()

@@ -41,10 +41,7 @@ impl Engine {
         self.expect_state("start", &[SyncState::Idle])?;
         opts.validate()?;
         let scope = Scope::new(&opts.include_namespaces, &opts.exclude_namespaces)?;
-        let (source, destination) = match opts.source {
-            ClusterName::Cluster0 => (&self.cluster0, &self.cluster1),
-            ClusterName::Cluster1 => (&self.cluster1, &self.cluster0),
-        };
+        let (source, destination) = self.clusters_for(opts.source);
         let meta = Metadata::new(&destination.client);
         let persisted = bson::serialize_to_document(&opts).map_err(|e| Error::Metadata {
             reason: format!("the options cannot be persisted: {e}"),
@@ -217,10 +214,7 @@ impl Engine {
         let mut reversed = opts.clone();
         reversed.source = opts.destination;
         reversed.destination = opts.source;
-        let (new_source, new_destination) = match reversed.source {
-            ClusterName::Cluster0 => (&self.cluster0, &self.cluster1),
-            ClusterName::Cluster1 => (&self.cluster1, &self.cluster0),
-        };
+        let (new_source, new_destination) = self.clusters_for(reversed.source);
         self.set_state(SyncState::Reversing);
         let scope = Scope::new(&reversed.include_namespaces, &reversed.exclude_namespaces)?;
         let new_meta = Metadata::new(&new_destination.client);
@@ -378,7 +372,8 @@ impl Engine {
                 estimated_copied_bytes: 0,
             }
         });
-        let (source, destination) = self.roles_of(shared.start.as_ref());
+        let source = shared.start.as_ref().map(|o| o.source);
+        let (source, destination) = self.clusters_for(source.unwrap_or(ClusterName::Cluster0));
         p.direction_mapping = Some(DirectionMapping {
             source: format!("{}: {}", source.name.as_str(), source.address),
             destination: format!("{}: {}", destination.name.as_str(), destination.address),
@@ -407,15 +402,5 @@ impl Engine {
             && p.lag_time_seconds
                 .is_some_and(|l| l <= self.opts.commit_lag_limit_secs);
         p
-    }
-
-    fn roles_of(
-        &self,
-        start: Option<&StartOptions>,
-    ) -> (&super::connect::Cluster, &super::connect::Cluster) {
-        match start.map(|o| o.source).unwrap_or(ClusterName::Cluster0) {
-            ClusterName::Cluster0 => (&self.cluster0, &self.cluster1),
-            ClusterName::Cluster1 => (&self.cluster1, &self.cluster0),
-        }
     }
 }

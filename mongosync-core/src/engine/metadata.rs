@@ -55,16 +55,6 @@ impl Phase {
     }
 }
 
-fn is_duplicates(e: &mongodb::error::Error) -> bool {
-    match &*e.kind {
-        mongodb::error::ErrorKind::InsertMany(m) => m
-            .write_errors
-            .as_ref()
-            .is_some_and(|w| w.iter().all(|w| w.code == 11000)),
-        _ => false,
-    }
-}
-
 /// Handles to the metadata collections.
 #[derive(Clone)]
 pub(crate) struct Metadata {
@@ -225,7 +215,7 @@ impl Metadata {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if is_duplicates(&e) => Ok(()),
+            Err(e) if crate::error::only_duplicate_keys(&e) => Ok(()),
             Err(e) => Err(self.err("saving partitions", e)),
         }
     }

@@ -177,16 +177,18 @@ impl Engine {
         self.shared().start.clone()
     }
 
-    /// The source and destination of the current direction.
-    pub fn roles(&self) -> (&Cluster, &Cluster) {
-        let source = self
-            .start_options()
-            .map(|o| o.source)
-            .unwrap_or(ClusterName::Cluster0);
+    /// The source and destination when `source` is the source.
+    pub fn clusters_for(&self, source: ClusterName) -> (&Cluster, &Cluster) {
         match source {
             ClusterName::Cluster0 => (&self.cluster0, &self.cluster1),
             ClusterName::Cluster1 => (&self.cluster1, &self.cluster0),
         }
+    }
+
+    /// The source and destination of the current direction.
+    pub fn roles(&self) -> (&Cluster, &Cluster) {
+        let source = self.shared().start.as_ref().map(|o| o.source);
+        self.clusters_for(source.unwrap_or(ClusterName::Cluster0))
     }
 
     pub fn source(&self) -> &Cluster {
