@@ -18,15 +18,6 @@ async fn app_user(root: &Client) {
         .unwrap();
 }
 
-fn code(e: &mongodb::error::Error) -> Option<i32> {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    match &*e.kind {
-        ErrorKind::Command(c) => Some(c.code),
-        ErrorKind::Write(WriteFailure::WriteError(w)) => Some(w.code),
-        _ => None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_application_is_blocked_and_the_syncer_is_not() {
     let auth = || ClusterOptions::default().auth("syncer", "s3cret-pass");
@@ -95,7 +86,7 @@ async fn the_application_is_blocked_and_the_syncer_is_not() {
         .insert_one(doc! {"_id": "app"})
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(371), "{e}");
+    assert_eq!(common::code(&e), Some(371), "{e}");
     assert_eq!(running.progress().can_write, Some(false));
     // The source still takes the application's writes, and they arrive.
     orders
@@ -111,7 +102,7 @@ async fn the_application_is_blocked_and_the_syncer_is_not() {
     assert_eq!(committed.progress().state, SyncState::Committed);
     // Now the source is blocked for the application, and the destination open to it.
     let e = orders.insert_one(doc! {"_id": "late"}).await.unwrap_err();
-    assert_eq!(code(&e), Some(371), "{e}");
+    assert_eq!(common::code(&e), Some(371), "{e}");
     dst_app
         .database("shop")
         .collection::<bson::Document>("after")

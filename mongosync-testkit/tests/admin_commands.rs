@@ -219,3 +219,48 @@ async fn repl_set_get_status_describes_one_primary() {
             .contains_key("appliedOpTime")
     );
 }
+
+/// `collMod` converts an index to unique in two steps; repeating either step, or setting
+/// `prepareUnique` on an index that is unique already, is a no-op (as `coll_mod.cpp`), so a
+/// restarted conversion leaves the index exactly as a single one would.
+#[tokio::test]
+async fn unique_conversion_steps_are_idempotent() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let c = client(&cluster).await;
+    let db = c.database("d");
+    db.collection::<Document>("c")
+        .insert_many([doc! {"a": 1}, doc! {"a": 2}])
+        .await
+        .unwrap();
+    db.run_command(doc! {"createIndexes": "c", "indexes": [{"key": {"a": 1}, "name": "a_1"}]})
+        .await
+        .unwrap();
+    let prepare = doc! {"collMod": "c", "index": {"name": "a_1", "prepareUnique": true}};
+    let unique = doc! {"collMod": "c", "index": {"name": "a_1", "unique": true}};
+    let r = db.run_command(prepare.clone()).await.unwrap();
+    assert_eq!(r.get_bool("prepareUnique_new").ok(), Some(true), "{r}");
+    let r = db.run_command(prepare.clone()).await.unwrap();
+    assert!(!r.contains_key("prepareUnique_new"), "{r}");
+    let r = db.run_command(unique.clone()).await.unwrap();
+    assert_eq!(r.get_bool("unique_new").ok(), Some(true), "{r}");
+    for again in [prepare, unique] {
+        let r = db.run_command(again).await.unwrap();
+        assert!(
+            !r.contains_key("unique_new") && !r.contains_key("prepareUnique_new"),
+            "{r}"
+        );
+    }
+    let mut cursor = db
+        .run_cursor_command(doc! {"listIndexes": "c"})
+        .await
+        .unwrap();
+    let mut a_1 = None;
+    while let Some(spec) = futures::TryStreamExt::try_next(&mut cursor).await.unwrap() {
+        if spec.get_str("name").ok() == Some("a_1") {
+            a_1 = Some(spec);
+        }
+    }
+    let a_1 = a_1.unwrap();
+    assert_eq!(a_1.get_bool("unique").ok(), Some(true), "{a_1}");
+    assert!(!a_1.contains_key("prepareUnique"), "{a_1}");
+}

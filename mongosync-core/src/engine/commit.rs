@@ -26,6 +26,13 @@ pub(crate) async fn begin(engine: &Arc<Engine>) -> Result<Timestamp> {
     let opts = engine
         .start_options()
         .unwrap_or_else(|| crate::StartOptions::new(crate::ClusterName::Cluster0));
+    let meta = engine.metadata();
+    // COMMITTING is persisted before the source is blocked: a process killed from here on
+    // comes back committing (and blocks again, and takes a new commit point), never RUNNING
+    // against a blocked source.
+    meta.set_state(&engine.opts.id, "COMMITTING", Phase::Committing)
+        .await?;
+    engine.set_phase(Phase::Committing);
     if opts.enable_user_write_blocking == WriteBlocking::SourceAndDestination {
         retry(engine, "blocking the source's writes", || {
             engine.source().set_write_block(true)
@@ -37,12 +44,8 @@ pub(crate) async fn begin(engine: &Arc<Engine>) -> Result<Timestamp> {
         .oplog_note("commit point")
         .await
         .map_err(|e| Error::step("taking the commit point", engine.source().name.as_str(), e))?;
-    let meta = engine.metadata();
     meta.set_fields(&engine.opts.id, doc! {"commitPoint": cp})
         .await?;
-    meta.set_state(&engine.opts.id, "COMMITTING", Phase::Committing)
-        .await?;
-    engine.set_phase(Phase::Committing);
     Ok(cp)
 }
 
@@ -122,11 +125,8 @@ pub(crate) async fn finish(
         .unwrap_or_else(|| crate::StartOptions::new(crate::ClusterName::Cluster0));
     let build = opts.build_indexes;
     // A reversed sync leaves its destination's collections as they were: nothing to restore.
-    let altered = meta
-        .resume_data(&engine.opts.id)
-        .await?
-        .and_then(|r| r.get_bool("indexesAltered").ok())
-        .unwrap_or(true);
+    let resume = meta.resume_data(&engine.opts.id).await?.unwrap_or_default();
+    let altered = resume.get_bool("indexesAltered").unwrap_or(true);
     let specs: Vec<CollSpec> = if altered {
         meta.collections()
             .await?
@@ -158,21 +158,12 @@ pub(crate) async fn finish(
             .await?;
         }
     }
-    // Where a reverse sync will start: users may write to the destination from here on.
-    let destination = engine.destination();
-    let reverse_start = retry(engine, "taking the reverse start point", || async {
-        destination
-            .oplog_note("reverse start point")
-            .await
-            .map_err(|e| {
-                Error::step(
-                    "taking the reverse start point",
-                    destination.name.as_str(),
-                    e,
-                )
-            })
-    })
-    .await?;
+    // Where a reverse sync will start: users may write to the destination from here on. A
+    // resumed commit keeps the first one, which may precede users' writes.
+    let reverse_start = match resume.get_timestamp("reverseStartTime") {
+        Ok(ts) => ts,
+        Err(_) => reverse_start_point(engine).await?,
+    };
     meta.set_fields(&engine.opts.id, doc! {"reverseStartTime": reverse_start})
         .await?;
     if opts.enable_user_write_blocking != WriteBlocking::None {
@@ -235,6 +226,23 @@ pub(crate) async fn finish(
     engine.set_phase(Phase::CommitCompleted);
     engine.set_state(SyncState::Committed);
     Ok(())
+}
+
+async fn reverse_start_point(engine: &Arc<Engine>) -> Result<Timestamp> {
+    let destination = engine.destination();
+    retry(engine, "taking the reverse start point", || async {
+        destination
+            .oplog_note("reverse start point")
+            .await
+            .map_err(|e| {
+                Error::step(
+                    "taking the reverse start point",
+                    destination.name.as_str(),
+                    e,
+                )
+            })
+    })
+    .await
 }
 
 /// Reads the source's events from the commit point up to a fresh no-op: any in-scope write

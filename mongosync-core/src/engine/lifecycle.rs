@@ -225,18 +225,20 @@ impl Engine {
                 .save_collection(&spec.ns, spec.to_metadata())
                 .await?;
         }
-        let persisted = bson::serialize_to_document(&reversed).map_err(|e| Error::Metadata {
-            reason: format!("the options cannot be persisted: {e}"),
-        })?;
-        new_meta
-            .save_global(self.global_state(start_time, persisted))
-            .await?;
         // Indexes stay as they are on the new destination: nothing to restore at its commit.
         new_meta
             .set_fields(&self.opts.id, doc! {"indexesAltered": false})
             .await?;
         new_meta
             .set_state(&self.opts.id, "RUNNING", Phase::ChangeEventApplication)
+            .await?;
+        // The global state goes last: `attach` takes a state for whole once it is there, so a
+        // process killed before this point is still COMMITTED (and may reverse again).
+        let persisted = bson::serialize_to_document(&reversed).map_err(|e| Error::Metadata {
+            reason: format!("the options cannot be persisted: {e}"),
+        })?;
+        new_meta
+            .save_global(self.global_state(start_time, persisted))
             .await?;
         old_meta.drop_all().await?;
         self.shared().start = Some(reversed);

@@ -224,3 +224,13 @@ pub async fn commit(running: Syncer<Running>) -> Syncer<Committed> {
     running.wait_can_commit().await.unwrap();
     running.commit().await.unwrap().wait().await.unwrap()
 }
+
+/// The server's error code of a failed command or write.
+pub fn code(e: &mongodb::error::Error) -> Option<i32> {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match &*e.kind {
+        ErrorKind::Command(c) => Some(c.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => Some(w.code),
+        _ => None,
+    }
+}

@@ -535,14 +535,15 @@ fn modify_index(
             ));
         };
         let old = spec.get_bool("prepareUnique").unwrap_or(false);
-        if old != *prepare {
+        // As the server: the same value, or any value on a unique index, is a no-op.
+        if old != *prepare && !spec.get_bool("unique").unwrap_or(false) {
             reply.insert("prepareUnique_old", old);
             reply.insert("prepareUnique_new", *prepare);
-        }
-        if *prepare {
-            spec.insert("prepareUnique", true);
-        } else {
-            spec.remove("prepareUnique");
+            if *prepare {
+                spec.insert("prepareUnique", true);
+            } else {
+                spec.remove("prepareUnique");
+            }
         }
     }
     let mut make_unique = false;
