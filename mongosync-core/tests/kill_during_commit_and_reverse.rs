@@ -202,6 +202,7 @@ async fn commit_and_reverse_killed_midway_resume_exactly() {
         reverse_kills >= 2,
         "only {reverse_kills} kills landed in the reverse"
     );
+    eprintln!("kills: {kills} in the commit, {reverse_kills} in the reverse");
     let AnySyncer::Running(r) = &syncer else {
         panic!("not running after the reverse: {:?}", syncer.state())
     };
