@@ -392,7 +392,21 @@ fn store_update(
             && support::is_invalid(data, old);
         validate_document(data, new, &id, was_invalid)?;
     }
-    let raw = support::encode(new)?;
+    let raw = support::encode(new).map_err(|e| {
+        // As update_stage.cpp: an update that grows a document past the limit (bypassing
+        // validation does not lift it).
+        if e.code == crate::error::codes::BSON_OBJECT_TOO_LARGE && !replacement {
+            CommandError::new(
+                e.code,
+                format!(
+                    "Resulting document after update is larger than {}",
+                    crate::wire::MAX_BSON_SIZE
+                ),
+            )
+        } else {
+            e
+        }
+    })?;
     data.replace(rid, raw, replacement)
 }
 
