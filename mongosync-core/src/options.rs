@@ -298,6 +298,9 @@ pub struct ConnectOptions {
     pub spill_dir: Option<PathBuf>,
     /// How often the source gets a no-op and both clusters a ping (for lag and latency).
     pub monitor_interval: Duration,
+    /// How often the source's oplog window is checked (`estimatedOplogTimeRemaining`;
+    /// mongosync: every 5 minutes).
+    pub oplog_check_interval: Duration,
     /// The largest lag (seconds) at which commit is allowed.
     pub commit_lag_limit_secs: i64,
     /// How long transient failures are retried before the sync stops (mongosync: 30 min).
@@ -317,6 +320,7 @@ impl Default for ConnectOptions {
             buffer_memory_bytes: 64 << 20,
             spill_dir: None,
             monitor_interval: Duration::from_secs(1),
+            oplog_check_interval: Duration::from_secs(5 * 60),
             commit_lag_limit_secs: 30,
             retry_window: Duration::from_secs(30 * 60),
         }
@@ -370,6 +374,12 @@ impl ConnectOptions {
     #[must_use]
     pub fn monitor_interval(mut self, d: Duration) -> Self {
         self.monitor_interval = d;
+        self
+    }
+    /// Sets how often the source's oplog window is checked.
+    #[must_use]
+    pub fn oplog_check_interval(mut self, d: Duration) -> Self {
+        self.oplog_check_interval = d;
         self
     }
 

@@ -82,6 +82,10 @@ pub struct Progress {
     pub total_events_applied: Option<u64>,
     /// Copy figures.
     pub collection_copy: Option<CollectionCopy>,
+    /// How long the source keeps the oldest entry the sync still needs, e.g. "12 hours",
+    /// "less than 15 minutes", "not checked yet"; only while RUNNING before `canWrite`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub estimated_oplog_time_remaining: Option<String>,
     /// Which cluster is the source and which the destination.
     pub direction_mapping: Option<DirectionMapping>,
     /// The source's ping latency.
@@ -155,6 +159,7 @@ impl Progress {
             lag: None,
             total_events_applied: None,
             collection_copy: None,
+            estimated_oplog_time_remaining: None,
             direction_mapping: None,
             source: None,
             destination: None,

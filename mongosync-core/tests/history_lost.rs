@@ -87,3 +87,59 @@ async fn an_unreachable_cluster_is_named() {
     assert!(e.to_string().contains("cluster1"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// Before history is lost, `progress` forecasts it: on a 300-entry oplog under a steady write
+/// load the resume point is seconds from being overwritten, and a warning says what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_short_history_is_forecast_with_a_warning() {
+    let source = MemoryCluster::start_with(ClusterOptions::default().oplog_limits(300, 1 << 30))
+        .await
+        .unwrap();
+    let destination = MemoryCluster::start().await.unwrap();
+    let src = Client::with_uri_str(source.uri()).await.unwrap();
+    let coll = src.database("d").collection::<bson::Document>("c");
+    coll.insert_many((0..100).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+    let options = common::options().oplog_check_interval(Duration::from_millis(200));
+    let running = Syncer::connect(source.uri(), destination.uri(), options)
+        .await
+        .unwrap()
+        .start(StartOptions::new(ClusterName::Cluster0))
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (coll, stop) = (coll.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                coll.update_one(doc! {"_id": i % 100}, doc! {"$inc": {"n": 1}})
+                    .await
+                    .unwrap();
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let p = common::wait_for(
+        || running.progress(),
+        |p| p.estimated_oplog_time_remaining.as_deref() == Some("less than 15 minutes"),
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("oplog on the source cluster is too small")
+                && w.contains("replSetResizeOplog")),
+        "{:?}",
+        p.warnings
+    );
+    // The sync itself is fine so far: it commits, and the forecast is gone once committed.
+    let committed = common::commit(running).await;
+    let p = committed.progress();
+    assert!(p.estimated_oplog_time_remaining.is_none());
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+}

@@ -66,6 +66,7 @@ async fn progress_has_mongosyncs_fields_and_types_in_every_state() {
         ("coordinatorID", "string"),
         ("destination", "object"),
         ("directionMapping", "object"),
+        ("estimatedOplogTimeRemaining", "string"),
         ("info", "string"),
         ("lag", "object"),
         ("lagTimeSeconds", "int"),
@@ -99,6 +100,13 @@ async fn progress_has_mongosyncs_fields_and_types_in_every_state() {
     );
     assert_eq!(p["mongosyncID"], "coordinator");
     assert_eq!(p["coordinatorID"], "coordinator");
+    // A fresh 2 GiB history: nothing to warn about.
+    let window = p["estimatedOplogTimeRemaining"].as_str().unwrap();
+    assert!(
+        ["not checked yet", "more than 72 hours"].contains(&window) || window.ends_with("hours"),
+        "{window}"
+    );
+    assert!(p.get("warnings").is_none(), "{p}");
 
     let paused = running.pause().await.unwrap();
     let p = serde_json::to_value(paused.progress()).unwrap();
@@ -113,4 +121,5 @@ async fn progress_has_mongosyncs_fields_and_types_in_every_state() {
     assert_eq!(p["state"], "COMMITTED");
     assert_eq!(p["canWrite"], true);
     assert_eq!(p["info"], "commit completed");
+    assert!(p.get("estimatedOplogTimeRemaining").is_none(), "{p}");
 }

@@ -279,6 +279,21 @@ impl Oplog {
         self.inner.lock().entries.front().map(|e| e.ts)
     }
 
+    /// The bytes kept and the capacity, as `collStats` of `local.oplog.rs` reports them
+    /// (`size`, `maxSize`). A bound by entries is turned into bytes at the average entry size,
+    /// so that a history full by count reads as full.
+    pub fn usage(&self) -> (usize, usize) {
+        let inner = self.inner.lock();
+        let n = inner.entries.len();
+        let by_entries = if n == 0 {
+            usize::MAX
+        } else {
+            let max = inner.bytes as u128 * inner.limits.max_entries as u128 / n as u128;
+            usize::try_from(max).unwrap_or(usize::MAX)
+        };
+        (inner.bytes, inner.limits.max_bytes.min(by_entries))
+    }
+
     /// The number of entries kept.
     pub fn len(&self) -> usize {
         self.inner.lock().entries.len()

@@ -264,3 +264,63 @@ async fn unique_conversion_steps_are_idempotent() {
     assert_eq!(a_1.get_bool("unique").ok(), Some(true), "{a_1}");
     assert!(!a_1.contains_key("prepareUnique"), "{a_1}");
 }
+
+/// What tools read to size the oplog window: `serverStatus`'s `oplog` section (only when asked
+/// for) and the storage figures of `local.oplog.rs`.
+#[tokio::test]
+async fn the_oplog_window_is_readable() {
+    let cluster = MemoryCluster::start_with(
+        mongosync_testkit::ClusterOptions::default().oplog_limits(50, 1 << 30),
+    )
+    .await
+    .unwrap();
+    let c = client(&cluster).await;
+    let admin = c.database("admin");
+    let plain = admin.run_command(doc! {"serverStatus": 1}).await.unwrap();
+    assert!(!plain.contains_key("oplog"), "{plain}");
+    let coll = c.database("d").collection::<Document>("c");
+    let first = admin
+        .run_command(doc! {"serverStatus": 1, "oplog": 1})
+        .await
+        .unwrap();
+    for i in 0..100 {
+        coll.insert_one(doc! {"_id": i}).await.unwrap();
+    }
+    let status = admin
+        .run_command(doc! {"serverStatus": 1, "oplog": 1})
+        .await
+        .unwrap();
+    let oplog = status.get_document("oplog").unwrap();
+    let (earliest, latest) = (
+        oplog.get_timestamp("earliestOptime").unwrap(),
+        oplog.get_timestamp("latestOptime").unwrap(),
+    );
+    assert!(earliest < latest, "{oplog}");
+    // 100 inserts into a 50-entry history: the earliest entry has moved on.
+    let before = first
+        .get_document("oplog")
+        .unwrap()
+        .get_timestamp("earliestOptime")
+        .unwrap();
+    assert!(earliest > before, "{oplog}");
+
+    let mut cursor = c
+        .database("local")
+        .collection::<Document>("oplog.rs")
+        .aggregate([doc! {"$collStats": {"storageStats": {}}}])
+        .await
+        .unwrap();
+    let stats = futures::TryStreamExt::try_next(&mut cursor)
+        .await
+        .unwrap()
+        .unwrap();
+    let storage = stats.get_document("storageStats").unwrap();
+    assert_eq!(storage.get_bool("capped").ok(), Some(true), "{storage}");
+    assert_eq!(storage.get_i64("count").ok(), Some(50), "{storage}");
+    // Full by count: the bytes kept are the capacity.
+    assert_eq!(
+        storage.get_i64("size").ok(),
+        storage.get_i64("maxSize").ok(),
+        "{storage}"
+    );
+}

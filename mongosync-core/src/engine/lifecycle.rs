@@ -7,7 +7,7 @@ use bson::doc;
 
 use super::initialise::{catalog, check_destination, check_supported};
 use super::metadata::{Metadata, Phase, SCHEMA_VERSION};
-use super::{Control, Engine, unpack};
+use super::{Control, Engine, oplog_window, unpack};
 use crate::error::{Error, Result};
 use crate::namespace::Scope;
 use crate::options::{ClusterName, StartOptions, WriteBlocking};
@@ -243,6 +243,7 @@ impl Engine {
         old_meta.drop_all().await?;
         self.shared().start = Some(reversed);
         self.shared().warnings.clear();
+        self.shared().oplog = Default::default();
         self.stats.reset_for_reverse();
         self.set_phase(Phase::ChangeEventApplication);
         self.set_state(SyncState::Running);
@@ -388,6 +389,13 @@ impl Engine {
         p.mongosync_id = Some(self.opts.id.clone());
         p.coordinator_id = Some(self.opts.id.clone());
         p.warnings = shared.warnings.clone();
+        if state == SyncState::Running && p.can_write != Some(true) {
+            let remaining = shared.oplog.remaining_secs;
+            p.estimated_oplog_time_remaining = Some(oplog_window::describe(remaining));
+            if let Some(secs) = remaining.filter(|s| *s < oplog_window::WARN_BELOW_SECS) {
+                p.warnings.push(oplog_window::warning(secs));
+            }
+        }
         if let Some(e) = &shared.fatal {
             p.warnings.push(format!("the sync stopped: {e}"));
         }

@@ -10,7 +10,8 @@
 //!    buffered (spilled to disk when large), applied in parallel by document key;
 //! 6. [`commit`]: drain to the commit point, restore the destination, unblock it.
 //!
-//! State lives in [`metadata`] on the destination; [`monitor`] measures lag and latency.
+//! State lives in [`metadata`] on the destination; [`monitor`] measures lag and latency, and
+//! [`oplog_window`] how long the source keeps the history the sync still needs.
 
 pub(crate) mod apply;
 pub(crate) mod buffer;
@@ -23,6 +24,7 @@ pub(crate) mod initialise;
 pub(crate) mod lifecycle;
 pub(crate) mod metadata;
 pub(crate) mod monitor;
+pub(crate) mod oplog_window;
 pub(crate) mod partition;
 pub(crate) mod retry;
 pub(crate) mod run;
@@ -116,6 +118,8 @@ pub(crate) struct Shared {
     /// The error that stopped the running task, kept until the sync is restarted.
     pub fatal: Option<Arc<Error>>,
     pub warnings: Vec<String>,
+    /// The source's oplog window, as last checked.
+    pub oplog: oplog_window::Forecast,
 }
 
 pub(crate) struct Engine {
@@ -147,6 +151,7 @@ impl Engine {
                 start: None,
                 fatal: None,
                 warnings: vec![],
+                oplog: oplog_window::Forecast::default(),
             }),
             control: watch::channel(Control::Run).0,
             task: Mutex::new(None),

@@ -149,7 +149,12 @@ pub fn server_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
             counters: b.counters,
         }
     };
-    Ok(Reply::Doc(doc! {
+    // Sections a caller must ask for, as on a real server: `{serverStatus: 1, oplog: 1}`.
+    let oplog_section = ctx
+        .body
+        .get("oplog")
+        .is_some_and(|v| !matches!(v, Bson::Boolean(false) | Bson::Int32(0) | Bson::Null));
+    let mut reply = doc! {
         "host": s.host.clone(),
         "version": VERSION,
         "process": "mongod",
@@ -185,7 +190,15 @@ pub fn server_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
             },
         },
         "storageEngine": {"name": "inMemory", "supportsCommittedReads": true, "persistent": false},
-    }))
+    };
+    if oplog_section {
+        let latest = s.oplog.now();
+        reply.insert(
+            "oplog",
+            doc! {"latestOptime": latest, "earliestOptime": s.oplog.oldest().unwrap_or(latest)},
+        );
+    }
+    Ok(Reply::Doc(reply))
 }
 
 pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
