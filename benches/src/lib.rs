@@ -2,6 +2,8 @@
 //! starting the `mongosync-testkit` command in its own process, reading settings from the
 //! environment, reading `/proc` memory figures, percentiles.
 
+pub mod workload;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

@@ -102,3 +102,83 @@ async fn a_dropped_syncer_is_resumed_by_a_new_one() {
         .unwrap();
     assert_eq!(any.state(), SyncState::Committed);
 }
+
+/// One large partition, killed past half: the new syncer continues from the partition's last
+/// checkpointed `_id`, not from its start, and the comparison is exact (writes race the copy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_killed_midway_continues_from_its_checkpoint() {
+    let pair = common::pair().await;
+    let coll = pair.src.database("big").collection::<bson::Document>("one");
+    for chunk in 0..8 {
+        coll.insert_many((0..1000).map(|i| doc! {"_id": chunk * 1000 + i, "pad": "p".repeat(900)}))
+            .await
+            .unwrap();
+    }
+    // Every batch of the copy is held 150 ms, so the copy outlasts its checkpoints.
+    pair.dst
+        .database("admin")
+        .run_command(doc! {
+            "configureFailPoint": "failCommand", "mode": {"times": 40},
+            "data": {"failCommands": ["insert"], "blockConnection": true, "blockTimeMS": 150,
+                     "appName": "mongosync"},
+        })
+        .await
+        .unwrap();
+    let options = || {
+        common::options()
+            .copy_workers(1)
+            .partition_bytes(1 << 30)
+            .copy_batch_bytes(256 << 10)
+    };
+    let running = Syncer::connect(&pair.source_uri, &pair.destination_uri, options())
+        .await
+        .unwrap()
+        .start(start_options())
+        .await
+        .unwrap();
+    let at_kill = common::wait_for(
+        || running.progress(),
+        |p| {
+            p.collection_copy
+                .as_ref()
+                .is_some_and(|c| c.estimated_copied_bytes * 2 > c.estimated_total_bytes.max(2))
+        },
+    )
+    .await;
+    // Past a checkpoint (one a second).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    drop(running);
+    coll.update_many(doc! {"_id": {"$lt": 500}}, doc! {"$set": {"after": "kill"}})
+        .await
+        .unwrap();
+    coll.delete_many(doc! {"_id": {"$gte": 7500}})
+        .await
+        .unwrap();
+
+    let any = AnySyncer::attach(&pair.source_uri, &pair.destination_uri, options())
+        .await
+        .unwrap();
+    let resumed = common::wait_for(
+        || any.progress(),
+        |p| {
+            p.collection_copy
+                .as_ref()
+                .is_some_and(|c| c.estimated_total_bytes > 1)
+        },
+    )
+    .await;
+    let (killed_at, resumed_at) = (
+        at_kill.collection_copy.unwrap().estimated_copied_bytes,
+        resumed.collection_copy.unwrap().estimated_copied_bytes,
+    );
+    assert!(
+        resumed_at * 4 >= killed_at * 3,
+        "the partition restarted from {resumed_at} bytes; {killed_at} were copied at the kill"
+    );
+    let AnySyncer::Running(running) = any else {
+        panic!("not running: {:?}", any.state())
+    };
+    let _committed = common::commit(running).await;
+    let n = common::assert_same(&pair.src, &pair.dst, None).await;
+    assert_eq!(n, 7500);
+}

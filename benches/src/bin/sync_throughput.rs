@@ -42,16 +42,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use benches::workload::{DB, DOC_BYTES, Load, MARKERS, coll_name, marker_latency, seed, writer};
 use benches::{BoxError, Server, env_num, mib, percentile, reset_peak_rss, self_kib, testkit_bin};
 use bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
 use futures::TryStreamExt;
+use mongodb::Client;
 use mongodb::change_stream::event::OperationType;
-use mongodb::{Client, Collection};
 use mongosync_core::{ClusterName, ConnectOptions, StartOptions, Syncer};
 
-const DOC_BYTES: usize = 1024;
-const DB: &str = "bench";
-const MARKERS: &str = "markers";
 const CEA: &str = "change event application";
 
 struct Config {
@@ -91,70 +89,12 @@ fn engine_options() -> Result<ConnectOptions, BoxError> {
     Ok(o)
 }
 
-fn coll_name(i: u64) -> String {
-    format!("c{i}")
-}
-
-/// A 1 KiB document (exactly: the payload pads it).
-fn make_doc(id: i64, salt: u64) -> Result<RawDocumentBuf, BoxError> {
-    let c = char::from(b'a' + (salt % 26) as u8);
-    let mut d = doc! { "_id": id, "n": id, "payload": "" };
-    let base = RawDocumentBuf::try_from(&d)?.as_bytes().len();
-    d.insert("payload", c.to_string().repeat(DOC_BYTES - base));
-    Ok(RawDocumentBuf::try_from(&d)?)
-}
-
 fn rate(n: u64, secs: f64) -> f64 {
     n as f64 / secs.max(1e-9)
 }
 
 fn mbps(n: u64, secs: f64) -> f64 {
     rate(n, secs) * DOC_BYTES as f64 / 1e6
-}
-
-async fn seed(client: &Client, cfg: &Config) -> Result<(), BoxError> {
-    let per = cfg.docs / cfg.colls;
-    let mut jobs = Vec::new();
-    for c in 0..cfg.colls {
-        let n = if c == cfg.colls - 1 {
-            cfg.docs - per * c
-        } else {
-            per
-        };
-        for start in (0..n).step_by(1000) {
-            jobs.push((c, start, (start + 1000).min(n)));
-        }
-    }
-    let jobs = Arc::new(std::sync::Mutex::new(jobs));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..cfg.seed_tasks {
-        let jobs = Arc::clone(&jobs);
-        let db = client.database(DB);
-        tasks.spawn(async move {
-            loop {
-                let next = jobs.lock().expect("lock").pop();
-                let Some((c, start, end)) = next else {
-                    return Ok::<_, BoxError>(());
-                };
-                let batch = (start..end)
-                    .map(|i| make_doc(i as i64, i))
-                    .collect::<Result<Vec<_>, _>>()?;
-                db.collection::<RawDocumentBuf>(&coll_name(c))
-                    .insert_many(batch)
-                    .await?;
-            }
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r??;
-    }
-    // The markers collection exists before the sync, so markers are plain inserts in CEA.
-    client
-        .database(DB)
-        .collection::<Document>(MARKERS)
-        .insert_one(doc! {"_id": "created"})
-        .await?;
-    Ok(())
 }
 
 /// The baseline copy: one stream, read a batch, write it, repeat; raw BSON both ways.
@@ -192,79 +132,6 @@ fn rss_sampler(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
         }
         max
     })
-}
-
-/// One writer of the load: 70% updates of seeded documents, 30% inserts of new ones; `period`
-/// between operations (`None`: full speed) until `stop` or `limit` operations.
-#[derive(Clone)]
-struct Load {
-    src: Client,
-    docs: u64,
-    colls: u64,
-    stop: Arc<AtomicBool>,
-    done: Arc<AtomicU64>,
-}
-
-async fn writer(
-    load: Load,
-    task: u64,
-    period: Option<Duration>,
-    limit: u64,
-) -> Result<(), BoxError> {
-    let Load {
-        src,
-        docs: cfg_docs,
-        colls,
-        stop,
-        done,
-    } = load;
-    let db = src.database(DB);
-    let mut tick = period.map(tokio::time::interval);
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (task + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    let mut i = 0u64;
-    // Each task inserts its own `_id` range, far above the seeded ones.
-    let base_id = 1_000_000_000_000i64 * (task as i64 + 1);
-    while !stop.load(Ordering::Relaxed) && i < limit {
-        if let Some(t) = tick.as_mut() {
-            t.tick().await;
-        }
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let coll = db.collection::<RawDocumentBuf>(&coll_name(x % colls));
-        if x % 10 < 7 {
-            let id = ((x >> 8) % (cfg_docs / colls).max(1)) as i64;
-            coll.update_one(
-                doc! {"_id": id},
-                doc! {"$inc": {"n": 1}, "$set": {"w": task as i64}},
-            )
-            .await?;
-        } else {
-            let id = base_id + i as i64;
-            coll.insert_one(make_doc(id, x)?).await?;
-        }
-        i += 1;
-        done.fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(())
-}
-
-/// Inserts a marker on the source and waits for it on the destination; the latency in ms.
-async fn marker_latency(
-    src: &Collection<Document>,
-    dst: &Collection<Document>,
-    id: Bson,
-) -> Result<f64, BoxError> {
-    let start = Instant::now();
-    src.insert_one(doc! {"_id": id.clone(), "at": bson::DateTime::now()})
-        .await?;
-    while dst.find_one(doc! {"_id": id.clone()}).await?.is_none() {
-        if start.elapsed() > Duration::from_secs(120) {
-            return Err(format!("marker {id} did not arrive within 120 s").into());
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    Ok(start.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// The one-by-one applier: reads the change stream from `from` and applies each event with
@@ -390,7 +257,7 @@ async fn main() -> Result<(), BoxError> {
     let dst = Client::with_uri_str(&destination.uri).await?;
 
     let t = Instant::now();
-    seed(&src, &cfg).await?;
+    seed(&src, cfg.docs, cfg.colls, cfg.seed_tasks).await?;
     println!("seeded in {:.1} s", t.elapsed().as_secs_f64());
 
     // 1. Baseline copy.

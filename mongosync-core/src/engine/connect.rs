@@ -38,6 +38,10 @@ impl Cluster {
         opts.app_name.get_or_insert_with(|| "mongosync".into());
         opts.server_selection_timeout
             .get_or_insert(Duration::from_secs(10));
+        // After a state-change error (NotWritablePrimary, ShutdownInProgress) the driver waits
+        // for its next server check before it selects the server again; at the default 10 s
+        // every such error stalls the sync that long. A URI's own value wins.
+        opts.heartbeat_freq.get_or_insert(Duration::from_secs(1));
         let address = opts
             .hosts
             .first()

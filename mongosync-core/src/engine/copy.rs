@@ -3,13 +3,15 @@
 //! Each worker reads its partition with one cursor and writes large unordered batches with
 //! `bypassDocumentValidation`. Reading and writing overlap through a channel of two batches, so
 //! memory stays bounded by workers × batches × batch size, whatever the data size. A
-//! partition's completion is persisted; a restart redoes only unfinished partitions, and the
-//! duplicate keys that a redo meets are benign (change application replays from the start
-//! point and converges).
+//! partition's completion is persisted, and within a partition the last `_id` written, about
+//! once a second: a restart continues each unfinished partition from there. The duplicate keys
+//! that a redo meets are benign (change application replays from the start point and
+//! converges).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use bson::{Bson, RawDocumentBuf, doc};
 use futures::TryStreamExt;
@@ -20,6 +22,9 @@ use super::initialise::create_collection;
 use super::metadata::Partition;
 use super::{Control, Engine};
 use crate::error::{Error, Result, only_duplicate_keys};
+
+/// How often a partition's progress is persisted while it is copied.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// The outcome of the copy: finished, or stopped by a pause.
 #[derive(Debug, PartialEq, Eq)]
@@ -75,7 +80,8 @@ async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcom
     let dest = engine.destination().clone();
     let meta = engine.metadata();
     let step = format!("copying partition `{}`", part.id);
-    meta.partition_phase(&part.id, "in progress", 0).await?;
+    meta.partition_phase(&part.id, "in progress", part.copied)
+        .await?;
     if part.natural {
         // A natural-order partition is redone from an empty collection, so that order holds.
         recreate(engine, part).await?;
@@ -135,9 +141,16 @@ async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcom
         .collection::<RawDocumentBuf>(&part.ns.coll);
     let natural = part.natural;
     let writer = async {
-        let mut copied = 0i64;
+        let mut copied = part.copied;
+        let mut checkpointed = Instant::now();
         while let Some(batch) = rx.recv().await {
             let bytes: i64 = batch.iter().map(|d| d.as_bytes().len() as i64).sum();
+            // Batches are written one after another in `_id` order: once this one is in,
+            // everything up to its last `_id` is.
+            let last = batch
+                .last()
+                .and_then(|d| d.get("_id").ok().flatten())
+                .and_then(|id| Bson::try_from(id.to_owned()).ok());
             match dst
                 .insert_many(batch)
                 .ordered(natural)
@@ -153,6 +166,13 @@ async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcom
                 .stats
                 .copied_bytes
                 .fetch_add(bytes, Ordering::Relaxed);
+            if !natural
+                && checkpointed.elapsed() >= CHECKPOINT_EVERY
+                && let Some(last) = &last
+            {
+                meta.partition_checkpoint(&part.id, copied, last).await?;
+                checkpointed = Instant::now();
+            }
         }
         Ok(copied)
     };

@@ -71,6 +71,8 @@ pub(crate) struct Partition {
     /// Copy in natural order as one piece (capped collections).
     pub natural: bool,
     pub total_bytes: i64,
+    /// Bytes copied before a restart; `lower` is then the last `_id` checkpointed.
+    pub copied: i64,
 }
 
 impl Metadata {
@@ -236,10 +238,16 @@ impl Metadata {
         for d in all {
             let total_bytes = d.get_i64("totalByteCount").unwrap_or(0);
             total += total_bytes;
+            let copied = d.get_i64("copiedByteCount").unwrap_or(0);
             if d.get_str("partitionPhase").ok() == Some("done") {
-                done_bytes += d.get_i64("copiedByteCount").unwrap_or(0);
+                done_bytes += copied;
                 continue;
             }
+            // An unfinished partition continues from its checkpoint (inclusive: that one
+            // document is inserted again, a benign duplicate).
+            let resume_after = d.get("resumeAfter").cloned();
+            let copied = if resume_after.is_some() { copied } else { 0 };
+            done_bytes += copied;
             let ns = d.get_document("namespace").map_err(|_| Error::Metadata {
                 reason: "a partition has no namespace".into(),
             })?;
@@ -249,10 +257,13 @@ impl Metadata {
                     ns.get_str("db").unwrap_or_default(),
                     ns.get_str("coll").unwrap_or_default(),
                 ),
-                lower: d.get("lowerBound").cloned().unwrap_or(Bson::MinKey),
+                lower: resume_after
+                    .or_else(|| d.get("lowerBound").cloned())
+                    .unwrap_or(Bson::MinKey),
                 upper: d.get("upperBound").cloned().unwrap_or(Bson::MaxKey),
                 natural: d.get_bool("natural").unwrap_or(false),
                 total_bytes,
+                copied,
             });
         }
         Ok((pending, done_bytes, total))
@@ -263,6 +274,18 @@ impl Metadata {
             .update_one(
                 doc! {"_id": id},
                 doc! {"$set": {"partitionPhase": phase, "copiedByteCount": copied}},
+            )
+            .await
+            .map_err(|e| self.err("saving a partition's progress", e))?;
+        Ok(())
+    }
+
+    /// Everything up to `_id` `last` of the partition is on the destination.
+    pub async fn partition_checkpoint(&self, id: &str, copied: i64, last: &Bson) -> Result<()> {
+        self.coll("partitions")
+            .update_one(
+                doc! {"_id": id},
+                doc! {"$set": {"copiedByteCount": copied, "resumeAfter": last.clone()}},
             )
             .await
             .map_err(|e| self.err("saving a partition's progress", e))?;

@@ -59,6 +59,7 @@ pub(crate) async fn plan(
         upper: Bson::MaxKey,
         natural,
         total_bytes: size,
+        copied: 0,
     };
     // Capped collections keep their natural order, so they are copied as one piece;
     // clustered collections have no separate `_id` index to bound.
@@ -110,6 +111,7 @@ pub(crate) async fn plan(
             upper,
             natural: false,
             total_bytes: per,
+            copied: 0,
         });
     }
     Ok(parts)
