@@ -182,3 +182,29 @@ async fn a_partition_killed_midway_continues_from_its_checkpoint() {
     let n = common::assert_same(&pair.src, &pair.dst, None).await;
     assert_eq!(n, 7500);
 }
+
+/// A paused sync whose process ends is PAUSED for the next one, which resumes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_sync_attaches_as_paused() {
+    let pair = common::pair().await;
+    let coll = pair.src.database("d").collection::<bson::Document>("c");
+    coll.insert_many((0..1000).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+    let running = common::start(&pair).await;
+    common::wait_for(|| running.progress(), common::in_cea).await;
+    let paused = running.pause().await.unwrap();
+    drop(paused);
+    coll.delete_many(doc! {"_id": {"$lt": 100}}).await.unwrap();
+    let any = AnySyncer::attach(&pair.source_uri, &pair.destination_uri, common::options())
+        .await
+        .unwrap();
+    assert_eq!(any.state(), SyncState::Paused);
+    let p = any.progress();
+    assert!(p.lag_time_seconds.is_none(), "no lag while paused");
+    let AnySyncer::Running(running) = any.resume().await.unwrap() else {
+        panic!("resume gives RUNNING")
+    };
+    let _committed = common::commit(running).await;
+    assert_eq!(common::assert_same(&pair.src, &pair.dst, None).await, 900);
+}
