@@ -20,11 +20,7 @@ async fn a_dropped_syncer_is_resumed_by_a_new_one() {
         .src
         .database("big")
         .collection::<bson::Document>("docs");
-    for chunk in 0..8 {
-        coll.insert_many((0..1000).map(|i| doc! {"_id": chunk * 1000 + i, "pad": "p".repeat(900)}))
-            .await
-            .unwrap();
-    }
+    common::insert_padded(&coll, 8000).await;
     let options = || {
         common::options()
             .copy_workers(1)
@@ -109,11 +105,7 @@ async fn a_dropped_syncer_is_resumed_by_a_new_one() {
 async fn a_partition_killed_midway_continues_from_its_checkpoint() {
     let pair = common::pair().await;
     let coll = pair.src.database("big").collection::<bson::Document>("one");
-    for chunk in 0..8 {
-        coll.insert_many((0..1000).map(|i| doc! {"_id": chunk * 1000 + i, "pad": "p".repeat(900)}))
-            .await
-            .unwrap();
-    }
+    common::insert_padded(&coll, 8000).await;
     // Every batch of the copy is held 150 ms, so the copy outlasts its checkpoints.
     pair.dst
         .database("admin")

@@ -158,11 +158,7 @@ async fn sigkill_in_every_phase() {
         .src
         .database("big")
         .collection::<bson::Document>("docs");
-    for chunk in 0..8 {
-        coll.insert_many((0..1000).map(|i| doc! {"_id": chunk * 1000 + i, "pad": "p".repeat(900)}))
-            .await
-            .unwrap();
-    }
+    common::insert_padded(&coll, 8000).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(load(pair.src.clone(), Arc::clone(&stop)));
 

@@ -123,18 +123,7 @@ async fn the_commit_survives_transient_failures() {
     c.insert_many((0..500).map(|i| doc! {"_id": i, "k": i}))
         .await
         .unwrap();
-    c.create_index(
-        mongodb::IndexModel::builder()
-            .keys(doc! {"k": 1})
-            .options(
-                mongodb::options::IndexOptions::builder()
-                    .unique(true)
-                    .build(),
-            )
-            .build(),
-    )
-    .await
-    .unwrap();
+    common::unique_index(&c, "k").await;
     let running =
         mongosync_core::Syncer::connect(&pair.source_uri, &pair.destination_uri, common::options())
             .await

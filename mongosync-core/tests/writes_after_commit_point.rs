@@ -25,18 +25,7 @@ async fn late_source_writes_are_applied_or_reported() {
     let pair = common::pair().await;
     let late = pair.src.database("d").collection::<bson::Document>("late");
     late.insert_one(doc! {"_id": -1, "k": -1}).await.unwrap();
-    late.create_index(
-        mongodb::IndexModel::builder()
-            .keys(doc! {"k": 1})
-            .options(
-                mongodb::options::IndexOptions::builder()
-                    .unique(true)
-                    .build(),
-            )
-            .build(),
-    )
-    .await
-    .unwrap();
+    common::unique_index(&late, "k").await;
     let running = common::start(&pair).await;
     running.wait_can_commit().await.unwrap();
     // Hold the commit in its restoration step (the destination's collMod) for a while.

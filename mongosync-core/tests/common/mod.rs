@@ -234,3 +234,30 @@ pub fn code(e: &mongodb::error::Error) -> Option<i32> {
         _ => None,
     }
 }
+
+/// Inserts `_id`s 0..n with a 900-byte pad, in batches of 1000 (about 1 MB each).
+pub async fn insert_padded(coll: &mongodb::Collection<Document>, n: i32) {
+    for start in (0..n).step_by(1000) {
+        coll.insert_many(
+            (start..(start + 1000).min(n)).map(|i| doc! {"_id": i, "pad": "p".repeat(900)}),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Creates a unique index on `key`.
+pub async fn unique_index(coll: &mongodb::Collection<Document>, key: &str) {
+    coll.create_index(
+        mongodb::IndexModel::builder()
+            .keys(doc! {key: 1})
+            .options(
+                mongodb::options::IndexOptions::builder()
+                    .unique(true)
+                    .build(),
+            )
+            .build(),
+    )
+    .await
+    .unwrap();
+}
