@@ -172,10 +172,8 @@ async fn sigkill_in_every_phase() {
 
     // 2. Killed in change application: the new process starts from what was copied.
     let mut p = spawn(&pair, false);
-    // Its first copy figures are those persisted with the finished partitions.
-    let first = p
-        .until(|p| p["collectionCopy"]["estimatedTotalBytes"].as_i64() > Some(1))
-        .await;
+    // Its first progress shows the copy figures persisted before the kill.
+    let first = p.until(|_| true).await;
     assert!(
         copied(&first) >= copied_at_kill / 2,
         "the copy restarted from scratch: {first}"

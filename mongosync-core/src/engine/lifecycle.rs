@@ -126,6 +126,13 @@ impl Engine {
             .unwrap_or(SyncState::Running);
         if let Some(phase) = resume.get_str("syncPhase").ok().and_then(Phase::parse) {
             self.set_phase(phase);
+            // The copy figures as persisted, so that progress shows them from the start.
+            if phase >= Phase::CollectionCopy {
+                let (_, done, total) = meta.pending_partitions().await?;
+                self.stats.total_bytes.store(total, Ordering::Relaxed);
+                self.stats.copied_bytes.store(done, Ordering::Relaxed);
+                self.stats.copy_started.store(true, Ordering::Relaxed);
+            }
         }
         if resume.get_bool("canWrite").unwrap_or(false) {
             self.stats.can_write.store(true, Ordering::SeqCst);
