@@ -11,9 +11,9 @@
 use std::time::Instant;
 
 use bson::{Timestamp, doc};
-use futures::TryStreamExt;
 
 use super::connect::Cluster;
+use super::partition::{number, storage_stats};
 
 /// Below this much history left, `progress` warns.
 pub(crate) const WARN_BELOW_SECS: i64 = 3600;
@@ -44,30 +44,12 @@ pub(crate) async fn read(source: &Cluster) -> mongodb::error::Result<Reading> {
             time: 0,
             increment: 0,
         });
-    let stats: Vec<bson::Document> = source
-        .client
-        .database("local")
-        .collection::<bson::Document>("oplog.rs")
-        .aggregate([doc! {"$collStats": {"storageStats": {}}}])
-        .await?
-        .try_collect()
-        .await?;
-    let storage = stats
-        .first()
-        .and_then(|s| s.get_document("storageStats").ok())
-        .cloned()
-        .unwrap_or_default();
-    let number = |k: &str| match storage.get(k) {
-        Some(bson::Bson::Int32(v)) => *v as i64,
-        Some(bson::Bson::Int64(v)) => *v,
-        Some(bson::Bson::Double(v)) => *v as i64,
-        _ => 0,
-    };
+    let storage = storage_stats(source, "local", "oplog.rs").await?;
     Ok(Reading {
         at: Instant::now(),
         earliest,
-        size: number("size"),
-        max_size: number("maxSize"),
+        size: number(&storage, "size"),
+        max_size: number(&storage, "maxSize"),
     })
 }
 

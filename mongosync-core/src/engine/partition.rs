@@ -17,32 +17,41 @@ use crate::error::{Error, Result};
 /// Samples taken per partition wanted: more samples, more even ranges.
 const OVERSAMPLE: u64 = 10;
 
-/// The size and count of a collection.
-pub(crate) async fn size_of(cluster: &Cluster, spec: &CollSpec) -> Result<(i64, i64)> {
-    let coll = cluster
+/// The `storageStats` of `db.coll` (`$collStats`), empty when the server gives none.
+pub(crate) async fn storage_stats(
+    cluster: &Cluster,
+    db: &str,
+    coll: &str,
+) -> mongodb::error::Result<Document> {
+    let mut cursor = cluster
         .client
-        .database(&spec.ns.db)
-        .collection::<Document>(&spec.ns.coll);
-    let mut cursor = coll
+        .database(db)
+        .collection::<Document>(coll)
         .aggregate([doc! {"$collStats": {"storageStats": {}}}])
-        .await
-        .map_err(|e| Error::step(format!("measuring `{}`", spec.ns), cluster.name.as_str(), e))?;
-    let stats = cursor
-        .try_next()
-        .await
-        .map_err(|e| Error::step(format!("measuring `{}`", spec.ns), cluster.name.as_str(), e))?
-        .unwrap_or_default();
-    let storage = stats
+        .await?;
+    let stats = cursor.try_next().await?.unwrap_or_default();
+    Ok(stats
         .get_document("storageStats")
         .cloned()
-        .unwrap_or_default();
-    let num = |d: &Document, f: &str| match d.get(f) {
+        .unwrap_or_default())
+}
+
+/// A numeric field of a server reply, whatever its BSON number type; 0 when absent.
+pub(crate) fn number(d: &Document, field: &str) -> i64 {
+    match d.get(field) {
         Some(Bson::Int32(v)) => *v as i64,
         Some(Bson::Int64(v)) => *v,
         Some(Bson::Double(v)) => *v as i64,
         _ => 0,
-    };
-    Ok((num(&storage, "size"), num(&storage, "count")))
+    }
+}
+
+/// The size and count of a collection.
+pub(crate) async fn size_of(cluster: &Cluster, spec: &CollSpec) -> Result<(i64, i64)> {
+    let storage = storage_stats(cluster, &spec.ns.db, &spec.ns.coll)
+        .await
+        .map_err(|e| Error::step(format!("measuring `{}`", spec.ns), cluster.name.as_str(), e))?;
+    Ok((number(&storage, "size"), number(&storage, "count")))
 }
 
 /// The partitions of one collection.
