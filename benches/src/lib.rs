@@ -26,6 +26,17 @@ pub fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, BoxErr
     }
 }
 
+/// An optional numeric setting from the environment.
+pub fn env_opt<T: std::str::FromStr>(name: &str) -> Result<Option<T>, BoxError> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{name}={v:?} is not a number").into()),
+        Err(_) => Ok(None),
+    }
+}
+
 /// The release `mongosync-testkit` binary: `MONGOSYNC_TESTKIT_BIN`, else
 /// `$CARGO_TARGET_DIR/release/mongosync-testkit`, else `<workspace>/target/release/...`.
 pub fn testkit_bin() -> PathBuf {

@@ -4,6 +4,7 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::handle::SyncHandle;
 use crate::options::{ConnectOptions, StartOptions};
 use crate::progress::{Progress, SyncState};
 use crate::syncer::{
@@ -94,15 +95,19 @@ impl AnySyncer {
         let engine = Engine::connect(cluster0, cluster1, options).await?;
         let core = Core(engine);
         core.0.attach().await?;
-        Ok(match core.0.state() {
+        Ok(AnySyncer::in_state(core))
+    }
+
+    /// The typed syncer of the engine's state.
+    fn in_state(core: Core) -> AnySyncer {
+        match core.0.state() {
             SyncState::Idle => AnySyncer::Idle(Syncer::from_core(core)),
-            SyncState::Running | SyncState::Reversing => {
-                AnySyncer::Running(Syncer::from_core(core))
-            }
+            SyncState::Running => AnySyncer::Running(Syncer::from_core(core)),
             SyncState::Paused => AnySyncer::Paused(Syncer::from_core(core)),
             SyncState::Committing => AnySyncer::Committing(Syncer::from_core(core)),
             SyncState::Committed => AnySyncer::Committed(Syncer::from_core(core)),
-        })
+            SyncState::Reversing => AnySyncer::Reversing(Syncer::from_core(core)),
+        }
     }
 
     /// The state (COMMITTING becomes COMMITTED here as soon as the commit finishes).
@@ -126,6 +131,33 @@ impl AnySyncer {
         self.engine().progress()
     }
 
+    /// A handle to watch this sync (see [`Syncer::handle`]).
+    pub fn handle(&self) -> SyncHandle {
+        match self {
+            AnySyncer::Idle(s) => s.handle(),
+            AnySyncer::Running(s) => s.handle(),
+            AnySyncer::Paused(s) => s.handle(),
+            AnySyncer::Committing(s) => s.handle(),
+            AnySyncer::Committed(s) => s.handle(),
+            AnySyncer::Reversing(s) => s.handle(),
+        }
+    }
+
+    /// Stops the sync gracefully (see [`Syncer::shutdown`]).
+    ///
+    /// # Errors
+    /// Persisting the positions failed (the tasks are stopped all the same).
+    pub async fn shutdown(self) -> Result<()> {
+        match self {
+            AnySyncer::Idle(s) => s.shutdown().await,
+            AnySyncer::Running(s) => s.shutdown().await,
+            AnySyncer::Paused(s) => s.shutdown().await,
+            AnySyncer::Committing(s) => s.shutdown().await,
+            AnySyncer::Committed(s) => s.shutdown().await,
+            AnySyncer::Reversing(s) => s.shutdown().await,
+        }
+    }
+
     fn wrong(self, operation: &'static str, allowed: &[SyncState]) -> AnyTransitionError {
         let state = self.state();
         AnyTransitionError {
@@ -138,13 +170,27 @@ impl AnySyncer {
         }
     }
 
-    /// IDLE → RUNNING.
+    /// IDLE → RUNNING; or, when the destination holds this sync's persisted state (same
+    /// options), that state whatever it is (PAUSED, COMMITTING, COMMITTED…), as mongosync's
+    /// `/start` after an unplanned stop.
     ///
     /// # Errors
     /// A wrong state, or what [`Syncer::start`] refuses.
     pub async fn start(self, options: StartOptions) -> AnyTransition {
+        const EVERY: &[SyncState] = &[
+            SyncState::Running,
+            SyncState::Paused,
+            SyncState::Committing,
+            SyncState::Committed,
+        ];
         match self {
-            AnySyncer::Idle(s) => Ok(s.start(options).await?.into()),
+            AnySyncer::Idle(s) => match s.core.0.start(options, EVERY).await {
+                Ok(_) => Ok(AnySyncer::in_state(s.core)),
+                Err(error) => Err(AnyTransitionError {
+                    syncer: AnySyncer::Idle(s),
+                    error,
+                }),
+            },
             other => Err(other.wrong("start", &[SyncState::Idle])),
         }
     }
@@ -182,27 +228,27 @@ impl AnySyncer {
         }
     }
 
-    /// COMMITTING → COMMITTED: waits for the commit to finish.
+    /// The automatic transitions: COMMITTING → COMMITTED, REVERSING → RUNNING.
     ///
     /// # Errors
-    /// A wrong state, or the commit failed.
-    pub async fn wait_committed(self) -> AnyTransition {
+    /// A wrong state; the commit failed (COMMITTING kept); the reverse failed (the syncer is
+    /// COMMITTED again).
+    pub async fn wait(self) -> AnyTransition {
         match self {
             AnySyncer::Committing(s) => Ok(s.wait().await?.into()),
-            other => Err(other.wrong("wait for the commit", &[SyncState::Committing])),
+            AnySyncer::Reversing(s) => Ok(s.wait().await?.into()),
+            other => Err(other.wrong("wait", &[SyncState::Committing, SyncState::Reversing])),
         }
     }
 
-    /// COMMITTED → REVERSING → RUNNING, with the direction swapped.
+    /// COMMITTED → REVERSING (returns once the reverse has begun; [`AnySyncer::wait`] waits
+    /// for RUNNING).
     ///
     /// # Errors
     /// A wrong state, or what [`Syncer::reverse`] refuses.
     pub async fn reverse(self) -> AnyTransition {
         match self {
-            AnySyncer::Committed(s) => {
-                let reversing = s.reverse().await?;
-                Ok(reversing.wait().await?.into())
-            }
+            AnySyncer::Committed(s) => Ok(s.reverse().await?.into()),
             other => Err(other.wrong("reverse", &[SyncState::Committed])),
         }
     }

@@ -23,13 +23,17 @@
 mod any;
 mod engine;
 pub mod error;
+mod handle;
+pub mod metrics;
 pub mod namespace;
 pub mod options;
 pub mod progress;
 mod syncer;
 
 pub use any::{AnySyncer, AnyTransition, AnyTransitionError};
-pub use error::{Error, Result};
+pub use error::{DriverError, Error, ErrorCode, Result};
+pub use handle::SyncHandle;
+pub use metrics::{Batches, Metrics, NamespaceCopy};
 pub use namespace::{Namespace, NamespaceFilter, RegexSpec};
 pub use options::{BuildIndexes, ClusterName, ConnectOptions, StartOptions, WriteBlocking};
 pub use progress::{Progress, SyncState};

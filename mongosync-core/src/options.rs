@@ -277,34 +277,35 @@ impl StartOptions {
 }
 
 /// Engine settings that are not part of `/start` (mongosync's command-line flags and tuning).
+///
+/// Built with consuming setters from [`ConnectOptions::default`]; checked once, by `connect`.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct ConnectOptions {
     /// This instance's ID (`mongosyncID`); `"coordinator"` for a single process, as mongosync.
-    pub id: String,
+    pub(crate) id: String,
     /// Target size of a copy partition, in bytes.
-    pub partition_bytes: u64,
+    pub(crate) partition_bytes: u64,
     /// Partitions copied at once.
-    pub copy_workers: usize,
+    pub(crate) copy_workers: usize,
     /// Bytes in one insert batch of the copy.
-    pub copy_batch_bytes: usize,
+    pub(crate) copy_batch_bytes: usize,
     /// Parallel change-event appliers.
-    pub appliers: usize,
+    pub(crate) appliers: usize,
     /// Events applied in one round (between two persisted resume points).
-    pub apply_round_events: usize,
+    pub(crate) apply_round_events: usize,
     /// Change events kept in memory before spilling to disk.
-    pub buffer_memory_bytes: usize,
+    pub(crate) buffer_memory_bytes: usize,
     /// Where spilled events go (a fresh directory under the system's temp dir by default).
-    pub spill_dir: Option<PathBuf>,
+    pub(crate) spill_dir: Option<PathBuf>,
     /// How often the source gets a no-op and both clusters a ping (for lag and latency).
-    pub monitor_interval: Duration,
+    pub(crate) monitor_interval: Duration,
     /// How often the source's oplog window is checked (`estimatedOplogTimeRemaining`;
     /// mongosync: every 5 minutes).
-    pub oplog_check_interval: Duration,
+    pub(crate) oplog_check_interval: Duration,
     /// The largest lag (seconds) at which commit is allowed.
-    pub commit_lag_limit_secs: i64,
+    pub(crate) commit_lag_limit_secs: i64,
     /// How long transient failures are retried before the sync stops (mongosync: 30 min).
-    pub retry_window: Duration,
+    pub(crate) retry_window: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -328,6 +329,24 @@ impl Default for ConnectOptions {
 }
 
 impl ConnectOptions {
+    /// Sets this instance's ID (`mongosyncID`, mongosync's `--id`).
+    #[must_use]
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+    /// Sets where spilled change events go.
+    #[must_use]
+    pub fn spill_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spill_dir = Some(dir.into());
+        self
+    }
+    /// Sets the largest lag (seconds) at which commit is allowed.
+    #[must_use]
+    pub fn commit_lag_limit_secs(mut self, secs: i64) -> Self {
+        self.commit_lag_limit_secs = secs;
+        self
+    }
     /// Sets the copy partition size.
     #[must_use]
     pub fn partition_bytes(mut self, n: u64) -> Self {

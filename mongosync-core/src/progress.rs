@@ -106,6 +106,7 @@ pub struct Progress {
 /// `progress.lag`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Lag {
     /// Equals `lagTimeSeconds`.
     pub overall_lag_seconds: i64,
@@ -118,6 +119,7 @@ pub struct Lag {
 /// `progress.collectionCopy`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct CollectionCopy {
     /// Bytes to copy, measured before the copy (1 before it starts, as in mongosync); raised
     /// to the copied bytes if they exceed it, and equal to them after the copy.
@@ -128,6 +130,7 @@ pub struct CollectionCopy {
 
 /// `progress.directionMapping` (capitalised keys, as mongosync).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DirectionMapping {
     /// `"cluster0: host:port"`.
     #[serde(rename = "Source")]
@@ -140,6 +143,7 @@ pub struct DirectionMapping {
 /// `progress.source` / `progress.destination`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ClusterPing {
     /// The last ping's round trip in milliseconds; absent below 1 ms; -1 if it failed.
     #[serde(skip_serializing_if = "Option::is_none", default)]

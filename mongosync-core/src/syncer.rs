@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::handle::SyncHandle;
 use crate::options::{ConnectOptions, StartOptions};
 use crate::progress::{Progress, SyncState};
 
@@ -53,22 +54,31 @@ states! {
     Reversing => Reversing,
 }
 
-/// Owns the engine's tasks: dropping the last handle stops them (an abort, no I/O; the
-/// persisted state lets a new process resume).
+/// Owns the engine's tasks: dropping it stops them (an abort, no I/O; the persisted state
+/// lets `attach` resume).
 pub(crate) struct Core(pub(crate) Arc<Engine>);
 
 impl Drop for Core {
     fn drop(&mut self) {
         self.0.abort();
+        self.0.publish();
     }
 }
 
 /// A sync between two clusters, in state `S`.
 ///
 /// Transitions consume the syncer and return the next state's; a failed transition returns the
-/// unchanged syncer inside its [`TransitionError`]. `Drop` does no I/O: dropping a syncer stops
-/// its tasks at once, and the state persisted on the destination lets
-/// [`AnySyncer::attach`](crate::AnySyncer::attach) (or `start` with the same options) resume.
+/// unchanged syncer inside its [`TransitionError`]. To watch a sync while it moves, take a
+/// [`SyncHandle`] with [`Syncer::handle`].
+///
+/// # Dropping and cancelling
+/// `Drop` does no I/O: dropping a syncer stops every task of the sync at once, as a kill of the
+/// process would, and nothing runs on unreachable. Every step persists before it acts and is
+/// idempotent, so the state persisted on the destination is consistent at any point, and
+/// [`AnySyncer::attach`](crate::AnySyncer::attach) continues from it. A transition future owns
+/// its syncer, so cancelling (dropping) a pending transition is the same: the sync stops, and
+/// `attach` finds the state before or after the transition (each transition's docs say
+/// which). To stop with positions persisted first, use [`Syncer::shutdown`].
 #[must_use = "dropping a Syncer stops the sync"]
 pub struct Syncer<S: State> {
     pub(crate) core: Core,
@@ -145,6 +155,28 @@ impl<S: State> Syncer<S> {
         self.core.0.progress()
     }
 
+    /// A handle to watch this sync (progress, changes, warnings, counters) from anywhere,
+    /// while this syncer moves through its transitions.
+    pub fn handle(&self) -> SyncHandle {
+        SyncHandle::new(&self.core.0)
+    }
+
+    /// The warnings of `/progress`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.progress().warnings
+    }
+
+    /// Stops the sync gracefully and returns once its tasks have stopped: a running copy or
+    /// change application persists its positions first (the persisted state stays RUNNING, so
+    /// `attach` continues it, unlike `pause`); a commit or reverse in progress stops where it
+    /// is and resumes on `attach`.
+    ///
+    /// # Errors
+    /// Persisting the positions failed (the tasks are stopped all the same).
+    pub async fn shutdown(self) -> Result<()> {
+        self.core.0.shutdown().await
+    }
+
     /// The state this syncer is typed with.
     pub fn state(&self) -> SyncState {
         S::STATE
@@ -167,14 +199,19 @@ impl Syncer<Idle> {
     }
 
     /// IDLE → RUNNING: validates the options, checks the destination, takes the start point
-    /// and starts the copy. If the destination holds this sync's persisted state (same
+    /// and starts the copy. If the destination holds this sync's persisted RUNNING state (same
     /// options), it resumes instead, as mongosync's `/start` does after an unplanned stop.
     ///
+    /// Cancelling it before it returns leaves IDLE (nothing persisted) or RUNNING (the start
+    /// point persisted; `attach` continues).
+    ///
     /// # Errors
-    /// Invalid options (nothing is written), a non-empty destination, a cluster failure.
+    /// Invalid options (nothing is written), a non-empty destination, a cluster failure;
+    /// [`Error::AlreadyStarted`] when the persisted state is PAUSED, COMMITTING or COMMITTED
+    /// (use [`AnySyncer::attach`](crate::AnySyncer::attach) or [`AnySyncer::start`](crate::AnySyncer::start), which return it).
     pub async fn start(self, options: StartOptions) -> Transition<Idle, Running> {
-        match self.core.0.start(options).await {
-            Ok(()) => Ok(self.into_state()),
+        match self.core.0.start(options, &[SyncState::Running]).await {
+            Ok(_) => Ok(self.into_state()),
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -182,6 +219,8 @@ impl Syncer<Idle> {
 
 impl Syncer<Running> {
     /// RUNNING → PAUSED, once every worker has stopped with its position persisted.
+    ///
+    /// Cancelling it stops the sync; `attach` finds RUNNING (and continues) or PAUSED.
     ///
     /// # Errors
     /// The sync had stopped on an error (kept in the error), or persisting failed.
@@ -193,7 +232,11 @@ impl Syncer<Running> {
     }
 
     /// RUNNING → COMMITTING. Allowed when `canCommit`: copy finished, change application
-    /// running, lag at most 30 s.
+    /// running, lag at most 30 s. Returns at once, as mongosync's `/commit`; the commit runs
+    /// in the sync's task.
+    ///
+    /// Cancelling it stops the sync; `attach` finds RUNNING or COMMITTING (and continues the
+    /// commit).
     ///
     /// # Errors
     /// [`Error::NotReadyToCommit`] with the condition not met.
@@ -204,25 +247,20 @@ impl Syncer<Running> {
         }
     }
 
-    /// Waits until `canCommit` is true (or the sync stops on an error).
+    /// Waits until `canCommit` is true (or the sync stops on an error), on the published
+    /// progress (no polling).
     ///
     /// # Errors
     /// The error that stopped the sync.
     pub async fn wait_can_commit(&self) -> Result<()> {
-        loop {
-            if let Some(e) = self.core.0.fatal() {
-                return Err(Error::Stopped(e));
-            }
-            if self.progress().can_commit {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        self.handle().wait_can_commit().await.map(|_| ())
     }
 }
 
 impl Syncer<Paused> {
     /// PAUSED → RUNNING, from the persisted positions.
+    ///
+    /// Cancelling it stops the sync; `attach` finds PAUSED or RUNNING.
     ///
     /// # Errors
     /// Persisting the state failed.
@@ -238,6 +276,9 @@ impl Syncer<Committing> {
     /// COMMITTING → COMMITTED: waits for the drain to the commit point and the restoration of
     /// the destination's characteristics.
     ///
+    /// Cancelling it stops the sync; `attach` finds COMMITTING (and continues the commit) or
+    /// COMMITTED.
+    ///
     /// # Errors
     /// The commit failed (state kept: a new process resumes the commit).
     pub async fn wait(self) -> Transition<Committing, Committed> {
@@ -249,19 +290,19 @@ impl Syncer<Committing> {
 }
 
 impl Syncer<Committed> {
-    /// The warnings of the commit, e.g. writes that reached the source after the commit point.
-    pub fn warnings(&self) -> Vec<String> {
-        self.progress().warnings
-    }
-
     /// COMMITTED → REVERSING: the destination becomes the source, from the point where it
     /// opened to users, and its changes since then flow back. Needs `reversible: true` and
-    /// `enableUserWriteBlocking: "sourceAndDestination"` at start.
+    /// `enableUserWriteBlocking: "sourceAndDestination"` at start. Returns once the reverse
+    /// has begun (`progress().state` is REVERSING); [`Syncer::<Reversing>::wait`] waits for
+    /// RUNNING.
+    ///
+    /// Cancelling it (or dropping the REVERSING syncer) stops the sync; `attach` finds
+    /// COMMITTED (reverse again) or RUNNING in the new direction.
     ///
     /// # Errors
     /// [`Error::InvalidOptions`] when the sync was not started reversible (state unchanged).
     pub async fn reverse(self) -> Transition<Committed, Reversing> {
-        match self.core.0.reverse().await {
+        match self.core.0.begin_reverse().await {
             Ok(()) => Ok(self.into_state()),
             Err(e) => Err(self.fail(e)),
         }
@@ -272,11 +313,12 @@ impl Syncer<Reversing> {
     /// REVERSING → RUNNING, once change application runs in the new direction.
     ///
     /// # Errors
-    /// The reversed sync stopped on an error.
-    pub async fn wait(self) -> Transition<Reversing, Running> {
-        match self.core.0.fatal() {
-            Some(e) => Err(self.fail(Error::Stopped(e))),
-            None => Ok(self.into_state()),
+    /// The reverse failed: the sync is COMMITTED again, and the syncer handed back can
+    /// reverse again.
+    pub async fn wait(self) -> Transition<Committed, Running> {
+        match self.core.0.wait_reversed().await {
+            Ok(()) => Ok(self.into_state()),
+            Err(e) => Err(self.into_state::<Committed>().fail(e)),
         }
     }
 }

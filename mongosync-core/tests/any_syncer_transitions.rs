@@ -78,7 +78,7 @@ async fn illegal_transitions_name_the_state_and_keep_the_syncer() {
         s.state(),
         SyncState::Committing | SyncState::Committed
     ));
-    let s = s.wait_committed().await.unwrap();
+    let s = s.wait().await.unwrap();
     assert_eq!(s.state(), SyncState::Committed);
     let s = refuse_all_but(s, &["reverse"]).await;
     // Not reversible: refused, state kept.

@@ -99,7 +99,7 @@ async fn commit_through_kills(pair: &common::Pair, mut syncer: AnySyncer) -> (An
             syncer = syncer.commit().await.unwrap();
         }
         assert_eq!(syncer.state(), SyncState::Committing);
-        match tokio::time::timeout(Duration::from_millis(delay_ms), syncer.wait_committed()).await {
+        match tokio::time::timeout(Duration::from_millis(delay_ms), syncer.wait()).await {
             Ok(done) => return (done.unwrap(), kills),
             Err(_) => {
                 kills += 1;
@@ -110,7 +110,7 @@ async fn commit_through_kills(pair: &common::Pair, mut syncer: AnySyncer) -> (An
             }
         }
     }
-    (syncer.wait_committed().await.unwrap(), kills)
+    (syncer.wait().await.unwrap(), kills)
 }
 
 /// Whether user writes are blocked (`serverStatus.repl.userWriteBlockMode`: 1 off, 2 on; with
@@ -178,7 +178,8 @@ async fn commit_and_reverse_killed_midway_resume_exactly() {
     let mut syncer = committed;
     let mut reverse_kills = 0;
     for delay_ms in [5u64, 60, 150, 300, 500, 800] {
-        match tokio::time::timeout(Duration::from_millis(delay_ms), syncer.reverse()).await {
+        let reverse = async move { syncer.reverse().await?.wait().await };
+        match tokio::time::timeout(Duration::from_millis(delay_ms), reverse).await {
             Ok(done) => {
                 syncer = done.unwrap();
                 break;
@@ -194,7 +195,7 @@ async fn commit_and_reverse_killed_midway_resume_exactly() {
         }
     }
     if syncer.state() == SyncState::Committed {
-        syncer = syncer.reverse().await.unwrap();
+        syncer = syncer.reverse().await.unwrap().wait().await.unwrap();
     }
     clear(&pair.dst).await;
     clear(&pair.src).await;
@@ -213,13 +214,7 @@ async fn commit_and_reverse_killed_midway_resume_exactly() {
         .await
         .unwrap();
     r.wait_can_commit().await.unwrap();
-    let committed = syncer
-        .commit()
-        .await
-        .unwrap()
-        .wait_committed()
-        .await
-        .unwrap();
+    let committed = syncer.commit().await.unwrap().wait().await.unwrap();
     assert_eq!(committed.state(), SyncState::Committed);
     common::assert_same(&pair.src, &pair.dst, None).await;
     assert_eq!(write_block_mode(&pair.dst).await, BLOCKED);

@@ -43,7 +43,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use benches::workload::{DB, DOC_BYTES, Load, MARKERS, coll_name, marker_latency, seed, writer};
-use benches::{BoxError, Server, env_num, mib, percentile, reset_peak_rss, self_kib, testkit_bin};
+use benches::{
+    BoxError, Server, env_num, env_opt, mib, percentile, reset_peak_rss, self_kib, testkit_bin,
+};
 use bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
 use futures::TryStreamExt;
 use mongodb::Client;
@@ -79,13 +81,16 @@ fn config() -> Result<Config, BoxError> {
 /// The engine's defaults, with the `SYNC_BENCH_COPY_*` / `SYNC_BENCH_APPLIERS` overrides.
 fn engine_options() -> Result<ConnectOptions, BoxError> {
     let mut o = ConnectOptions::default();
-    o.copy_workers = env_num("SYNC_BENCH_COPY_WORKERS", o.copy_workers)?.max(1);
-    o.copy_batch_bytes = env_num("SYNC_BENCH_COPY_BATCH_BYTES", o.copy_batch_bytes)?.max(1);
-    o.appliers = env_num("SYNC_BENCH_APPLIERS", o.appliers)?.max(1);
-    println!(
-        "engine: {} copy workers, copy batches of {} B, {} appliers",
-        o.copy_workers, o.copy_batch_bytes, o.appliers
-    );
+    if let Some(n) = env_opt::<usize>("SYNC_BENCH_COPY_WORKERS")? {
+        o = o.copy_workers(n.max(1));
+    }
+    if let Some(n) = env_opt::<usize>("SYNC_BENCH_COPY_BATCH_BYTES")? {
+        o = o.copy_batch_bytes(n.max(1));
+    }
+    if let Some(n) = env_opt::<usize>("SYNC_BENCH_APPLIERS")? {
+        o = o.appliers(n.max(1));
+    }
+    println!("engine: {o:?}");
     Ok(o)
 }
 

@@ -18,6 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
 use futures::TryStreamExt;
@@ -314,6 +315,7 @@ pub(crate) async fn execute(engine: &Arc<Engine>, scope: &Scope, round: &Prepare
             }
             Step::Ddl { event, time } => {
                 super::ddl::apply(engine, scope, event).await?;
+                engine.stats.ddl_applied.fetch_add(1, Ordering::Relaxed);
                 if let Some(t) = time {
                     raise(&engine.stats.ddl_time, *t);
                 }
@@ -324,9 +326,7 @@ pub(crate) async fn execute(engine: &Arc<Engine>, scope: &Scope, round: &Prepare
 }
 
 fn decode(raw: &RawDocumentBuf) -> Result<Document> {
-    Document::try_from(raw.as_ref()).map_err(|e| Error::Metadata {
-        reason: format!("a change event could not be decoded: {e}"),
-    })
+    Document::try_from(raw.as_ref()).map_err(|e| Error::decode("a change event", e))
 }
 
 fn models_of(d: &DocOps) -> Vec<WriteModel> {
@@ -464,6 +464,7 @@ async fn apply_lane(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<()> {
     refetched.sort_unstable();
     for i in refetched {
         refetch_one(engine, &lane[i].ns, &lane[i].id).await?;
+        engine.stats.refetches.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! point (or the persisted resume point) into the [`EventBuffer`], while the copy runs.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bson::{Document, RawDocumentBuf, Timestamp, doc};
@@ -93,6 +94,7 @@ async fn read_once(
                     .ok()
                     .and_then(|t| Document::try_from(t).ok());
                 buffer.push(Item::Event(event))?;
+                engine.stats.events_read.fetch_add(1, Ordering::Relaxed);
                 if let Some(t) = token {
                     *position.lock().expect("position lock") = From::Token(t);
                 }

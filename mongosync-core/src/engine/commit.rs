@@ -103,7 +103,7 @@ async fn coll_mod(engine: &Engine, ns: &Namespace, change: Document) -> Result<(
             message: format!(
                 "the destination holds duplicate keys for a unique index of the source ({e}); the source must have been written to without the unique constraint, or after the commit point"
             ),
-            source: Some(e),
+            source: Some(e.into()),
         }),
         Err(e) => Err(Error::step(
             format!("restoring `{ns}` ({cmd})"),
@@ -173,6 +173,7 @@ pub(crate) async fn finish(
         .await?;
     }
     engine.stats.can_write.store(true, Ordering::SeqCst);
+    engine.publish();
     meta.set_fields(&engine.opts.id, doc! {"canWrite": true})
         .await?;
     for s in &specs {

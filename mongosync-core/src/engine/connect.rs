@@ -102,7 +102,7 @@ impl Cluster {
         Error::Connection {
             cluster: self.name.as_str().into(),
             message: format!("{what}: {e}"),
-            source: Some(e),
+            source: Some(e.into()),
         }
     }
 

@@ -10,7 +10,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bson::{Bson, RawDocumentBuf, doc};
@@ -60,9 +59,7 @@ pub(crate) async fn copy_all(engine: &Arc<Engine>, pending: Vec<Partition>) -> R
     }
     let mut outcome = Outcome::Done;
     while let Some(joined) = workers.join_next().await {
-        let result = joined.map_err(|e| Error::Metadata {
-            reason: format!("a copy worker ended abnormally: {e}"),
-        })?;
+        let result = joined.map_err(|e| Error::task("a copy worker", e))?;
         match result {
             Ok(Outcome::Paused) => outcome = Outcome::Paused,
             Ok(Outcome::Done) => {}
@@ -145,6 +142,8 @@ async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcom
         let mut checkpointed = Instant::now();
         while let Some(batch) = rx.recv().await {
             let bytes: i64 = batch.iter().map(|d| d.as_bytes().len() as i64).sum();
+            let documents = batch.len() as u64;
+            let began = Instant::now();
             // Batches are written one after another in `_id` order: once this one is in,
             // everything up to its last `_id` is.
             let last = batch
@@ -164,8 +163,8 @@ async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcom
             copied += bytes;
             engine
                 .stats
-                .copied_bytes
-                .fetch_add(bytes, Ordering::Relaxed);
+                .copied(&part.ns, documents, bytes as u64, began.elapsed());
+            engine.publish();
             if !natural
                 && checkpointed.elapsed() >= CHECKPOINT_EVERY
                 && let Some(last) = &last

@@ -76,9 +76,7 @@ pub(crate) async fn apply(engine: &Arc<Engine>, scope: &Scope, ev: &Document) ->
                 .get_document("to")
                 .ok()
                 .and_then(Namespace::from_document)
-                .ok_or_else(|| Error::Metadata {
-                    reason: "a rename event has no target".into(),
-                })?;
+                .ok_or_else(|| Error::decode("a rename event", "it has no target"))?;
             match (scope.includes(&ns), scope.includes(&to)) {
                 (true, true) => {
                     // The destination's `ns` may hold a truncated copy (the copy read the

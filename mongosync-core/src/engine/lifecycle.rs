@@ -13,6 +13,19 @@ use crate::namespace::Scope;
 use crate::options::{ClusterName, StartOptions, WriteBlocking};
 use crate::progress::{ClusterPing, CollectionCopy, DirectionMapping, Lag, Progress, SyncState};
 
+/// The state in persisted resume data (RUNNING until a first state is written).
+fn state_of(resume: &bson::Document) -> SyncState {
+    resume
+        .get_str("state")
+        .ok()
+        .and_then(SyncState::parse)
+        .unwrap_or(SyncState::Running)
+}
+
+async fn persisted_state(meta: &Metadata, id: &str) -> Result<SyncState> {
+    Ok(state_of(&meta.resume_data(id).await?.unwrap_or_default()))
+}
+
 fn wrong_state(operation: &'static str, state: SyncState, allowed: &[SyncState]) -> Error {
     Error::InvalidState {
         operation,
@@ -36,16 +49,20 @@ impl Engine {
     }
 
     /// IDLE → RUNNING. With persisted state from identical options, the sync resumes where it
-    /// stopped (mongosync's `/start` after an unplanned stop).
-    pub(crate) async fn start(self: &Arc<Self>, opts: StartOptions) -> Result<()> {
+    /// stopped (mongosync's `/start` after an unplanned stop), if that state is `allowed`;
+    /// returns the state it is in.
+    pub(crate) async fn start(
+        self: &Arc<Self>,
+        opts: StartOptions,
+        allowed: &[SyncState],
+    ) -> Result<SyncState> {
         self.expect_state("start", &[SyncState::Idle])?;
         opts.validate()?;
         let scope = Scope::new(&opts.include_namespaces, &opts.exclude_namespaces)?;
         let (source, destination) = self.clusters_for(opts.source);
         let meta = Metadata::new(&destination.client);
-        let persisted = bson::serialize_to_document(&opts).map_err(|e| Error::Metadata {
-            reason: format!("the options cannot be persisted: {e}"),
-        })?;
+        let persisted = bson::serialize_to_document(&opts)
+            .map_err(|e| Error::internal(format!("the options cannot be persisted: {e}")))?;
         if let Some(global) = meta.global().await? {
             let same = global.get_document("startOptions").ok() == Some(&persisted);
             if !same {
@@ -61,8 +78,13 @@ impl Engine {
                 });
             }
             self.check_addresses(&global)?;
+            let state = persisted_state(&meta, &self.opts.id).await?;
+            if !allowed.contains(&state) {
+                return Err(Error::AlreadyStarted { state });
+            }
             self.shared().start = Some(opts);
-            return self.restore(&meta).await;
+            self.restore(&meta).await?;
+            return Ok(self.state());
         }
         // Everything that can refuse is checked before anything is written.
         let specs = catalog(source, &scope).await?;
@@ -86,7 +108,7 @@ impl Engine {
         self.set_phase(Phase::InitializingCollections);
         self.control.send_replace(Control::Run);
         self.spawn_run();
-        Ok(())
+        Ok(SyncState::Running)
     }
 
     /// The persisted global state of a sync (or of a reversed one) starting at `start_time`.
@@ -119,11 +141,7 @@ impl Engine {
     /// Re-enters the persisted state (restart or attach).
     async fn restore(self: &Arc<Self>, meta: &Metadata) -> Result<()> {
         let resume = meta.resume_data(&self.opts.id).await?.unwrap_or_default();
-        let state = resume
-            .get_str("state")
-            .ok()
-            .and_then(SyncState::parse)
-            .unwrap_or(SyncState::Running);
+        let state = state_of(&resume);
         if let Some(phase) = resume.get_str("syncPhase").ok().and_then(Phase::parse) {
             self.set_phase(phase);
             // The copy figures as persisted, so that progress shows them from the start.
@@ -188,14 +206,13 @@ impl Engine {
         Ok(())
     }
 
-    /// COMMITTED → REVERSING → RUNNING: the old destination becomes the source, from the
-    /// point where it opened to users; its state moves to the old source (the new
-    /// destination). No data is copied again.
-    pub(crate) async fn reverse(self: &Arc<Self>) -> Result<()> {
+    /// COMMITTED → REVERSING: checks that the sync can reverse, then runs the reverse in its
+    /// own task ([`Engine::wait_reversed`] awaits it). The state is REVERSING meanwhile.
+    pub(crate) async fn begin_reverse(self: &Arc<Self>) -> Result<()> {
         self.expect_state("reverse", &[SyncState::Committed])?;
-        let opts = self.start_options().ok_or_else(|| Error::Metadata {
-            reason: "the sync has no start options".into(),
-        })?;
+        let opts = self
+            .start_options()
+            .ok_or_else(|| Error::internal("the sync has no start options"))?;
         if !opts.reversible {
             return Err(Error::InvalidOptions {
                 field: "reversible".into(),
@@ -208,8 +225,8 @@ impl Engine {
                 reason: "reversing needs write blocking on both clusters: start the sync with `enableUserWriteBlocking: \"sourceAndDestination\"`".into(),
             });
         }
-        let old_meta = self.metadata();
-        let resume = old_meta
+        let resume = self
+            .metadata()
             .resume_data(&self.opts.id)
             .await?
             .unwrap_or_default();
@@ -218,11 +235,53 @@ impl Engine {
             .map_err(|_| Error::Metadata {
                 reason: "the commit did not record where a reverse sync starts".into(),
             })?;
+        self.shared().fatal = None;
+        self.set_state(SyncState::Reversing);
+        let engine = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let result = engine.reverse(opts, start_time).await;
+            if let Err(e) = &result {
+                // Nothing of the new direction is in force: the sync is COMMITTED again.
+                engine.warn(format!(
+                    "the reverse failed ({e}); the sync is COMMITTED and can reverse again"
+                ));
+                engine.set_state(SyncState::Committed);
+            }
+            result
+        });
+        *self.transition.lock().expect("lock") = Some(task);
+        Ok(())
+    }
+
+    /// REVERSING → RUNNING: waits for the reverse's task.
+    pub(crate) async fn wait_reversed(&self) -> Result<()> {
+        let task = self.transition.lock().expect("lock").take();
+        let Some(task) = task else {
+            return match self.state() {
+                SyncState::Running => Ok(()),
+                state => Err(wrong_state(
+                    "wait for the reverse",
+                    state,
+                    &[SyncState::Reversing],
+                )),
+            };
+        };
+        task.await.map_err(|e| Error::task("the reverse", e))?
+    }
+
+    /// The reverse itself: the old destination becomes the source, from the point where it
+    /// opened to users; its state moves to the old source (the new destination). No data is
+    /// copied again.
+    async fn reverse(
+        self: &Arc<Self>,
+        opts: StartOptions,
+        start_time: bson::Timestamp,
+    ) -> Result<()> {
+        let old_meta = self.metadata();
         let mut reversed = opts.clone();
         reversed.source = opts.destination;
         reversed.destination = opts.source;
         let (new_source, new_destination) = self.clusters_for(reversed.source);
-        self.set_state(SyncState::Reversing);
         let scope = Scope::new(&reversed.include_namespaces, &reversed.exclude_namespaces)?;
         let new_meta = Metadata::new(&new_destination.client);
         // A state left there by an earlier direction is stale.
@@ -241,13 +300,16 @@ impl Engine {
             .await?;
         // The global state goes last: `attach` takes a state for whole once it is there, so a
         // process killed before this point is still COMMITTED (and may reverse again).
-        let persisted = bson::serialize_to_document(&reversed).map_err(|e| Error::Metadata {
-            reason: format!("the options cannot be persisted: {e}"),
-        })?;
+        let persisted = bson::serialize_to_document(&reversed)
+            .map_err(|e| Error::internal(format!("the options cannot be persisted: {e}")))?;
         new_meta
             .save_global(self.global_state(start_time, persisted))
             .await?;
-        old_meta.drop_all().await?;
+        // From here on the reverse is in force; the old direction's state is only stale
+        // (`attach` prefers the state that is not COMMITTED, and the next reverse drops it).
+        if let Err(e) = old_meta.drop_all().await {
+            tracing::warn!("the old direction's state could not be dropped: {e}");
+        }
         self.shared().start = Some(reversed);
         self.shared().warnings.clear();
         self.shared().oplog = Default::default();
@@ -316,9 +378,9 @@ impl Engine {
         self.expect_state("wait", &[SyncState::Committing, SyncState::Committed])?;
         self.join_run().await?;
         if self.state() != SyncState::Committed {
-            return Err(Error::Metadata {
-                reason: "the commit ended without reaching COMMITTED".into(),
-            });
+            return Err(Error::internal(
+                "the commit ended without reaching COMMITTED",
+            ));
         }
         Ok(())
     }
@@ -414,6 +476,7 @@ impl Engine {
             .is_some_and(|t| !t.is_finished());
         p.can_commit = state == SyncState::Running
             && running
+            && shared.fatal.is_none()
             && copy_done
             && cea
             && p.lag_time_seconds

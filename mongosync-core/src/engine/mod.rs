@@ -29,17 +29,20 @@ pub(crate) mod partition;
 pub(crate) mod retry;
 pub(crate) mod run;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bson::Timestamp;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::namespace::Scope;
+use crate::metrics::{BatchHistogram, Metrics, NamespaceCopy};
+use crate::namespace::{Namespace, Scope};
 use crate::options::{ClusterName, ConnectOptions, StartOptions};
-use crate::progress::SyncState;
+use crate::progress::{Progress, SyncState};
 use connect::Cluster;
 use metadata::{Metadata, Phase};
 
@@ -71,11 +74,65 @@ pub(crate) struct Stats {
     pub can_write: AtomicBool,
     /// Whether the event buffer held nothing at the last look (backlog drained).
     pub caught_up: AtomicBool,
-    /// Transient failures retried so far.
-    pub retries: AtomicU64,
+    /// Transient failures retried so far, by reason.
+    pub retries: Mutex<BTreeMap<String, u64>>,
+    pub documents_copied: AtomicU64,
+    /// Per namespace, what this process copied.
+    pub namespaces: Mutex<BTreeMap<String, NamespaceCopy>>,
+    pub events_read: AtomicU64,
+    pub ddl_applied: AtomicU64,
+    pub refetches: AtomicU64,
+    pub copy_batches: Mutex<BatchHistogram>,
+    pub apply_batches: Mutex<BatchHistogram>,
 }
 
 impl Stats {
+    /// The counters; the figures that need the engine (lag, oplog) are left empty.
+    pub fn metrics(&self, state: SyncState) -> Metrics {
+        let stats = self;
+        Metrics {
+            state,
+            documents_copied: stats.documents_copied.load(Ordering::Relaxed),
+            bytes_copied: stats.copied_bytes.load(Ordering::Relaxed).max(0) as u64,
+            bytes_to_copy: stats.total_bytes.load(Ordering::Relaxed).max(0) as u64,
+            namespaces: stats.namespaces.lock().expect("stats lock").clone(),
+            events_read: stats.events_read.load(Ordering::Relaxed),
+            events_applied: stats.events_applied.load(Ordering::Relaxed),
+            ddl_applied: stats.ddl_applied.load(Ordering::Relaxed),
+            refetches: stats.refetches.load(Ordering::Relaxed),
+            retries: stats.retries.lock().expect("stats lock").clone(),
+            copy_batches: stats.copy_batches.lock().expect("stats lock").snapshot(),
+            apply_batches: stats.apply_batches.lock().expect("stats lock").snapshot(),
+            lag_seconds: None,
+            oplog_headroom_seconds: None,
+        }
+    }
+
+    pub fn copied(&self, ns: &Namespace, documents: u64, bytes: u64, took: Duration) {
+        self.copied_bytes.fetch_add(bytes as i64, Ordering::Relaxed);
+        self.documents_copied
+            .fetch_add(documents, Ordering::Relaxed);
+        {
+            let mut per_ns = self.namespaces.lock().expect("stats lock");
+            let entry = per_ns.entry(ns.to_string()).or_default();
+            entry.documents += documents;
+            entry.bytes += bytes;
+        }
+        self.copy_batches
+            .lock()
+            .expect("stats lock")
+            .observe(documents, took);
+    }
+
+    pub fn retried(&self, reason: &str) {
+        *self
+            .retries
+            .lock()
+            .expect("stats lock")
+            .entry(reason.to_string())
+            .or_default() += 1;
+    }
+
     /// A reversed sync starts in change application, with nothing copied.
     pub fn reset_for_reverse(&self) {
         self.copied_bytes.store(0, Ordering::SeqCst);
@@ -126,11 +183,16 @@ pub(crate) struct Engine {
     pub cluster0: Cluster,
     pub cluster1: Cluster,
     pub opts: ConnectOptions,
-    pub stats: Stats,
+    pub stats: Arc<Stats>,
     pub shared: Mutex<Shared>,
     pub control: watch::Sender<Control>,
+    /// The running task: copy, change application, commit.
     pub task: Mutex<Option<JoinHandle<()>>>,
+    /// A transition's own task (the reverse), awaited by the syncer that started it.
+    pub transition: Mutex<Option<JoinHandle<Result<()>>>>,
     pub monitor: Mutex<Option<JoinHandle<()>>>,
+    /// The progress, published on every change of state and figures, for `SyncHandle`s.
+    pub published: watch::Sender<Progress>,
 }
 
 impl Engine {
@@ -144,7 +206,7 @@ impl Engine {
             cluster0,
             cluster1,
             opts,
-            stats: Stats::default(),
+            stats: Arc::default(),
             shared: Mutex::new(Shared {
                 state: SyncState::Idle,
                 phase: None,
@@ -155,7 +217,9 @@ impl Engine {
             }),
             control: watch::channel(Control::Run).0,
             task: Mutex::new(None),
+            transition: Mutex::new(None),
             monitor: Mutex::new(None),
+            published: watch::channel(Progress::empty(SyncState::Idle)).0,
         });
         let handle = tokio::spawn(monitor::run(Arc::downgrade(&engine)));
         *engine.monitor.lock().expect("lock") = Some(handle);
@@ -172,10 +236,33 @@ impl Engine {
 
     pub fn set_state(&self, state: SyncState) {
         self.shared().state = state;
+        self.publish();
     }
 
     pub fn set_phase(&self, phase: Phase) {
         self.shared().phase = Some(phase);
+        self.publish();
+    }
+
+    /// Tells the sync's watchers, if the progress changed.
+    pub fn publish(&self) {
+        let now = self.progress();
+        self.published.send_if_modified(|p| {
+            let changed = *p != now;
+            if changed {
+                *p = now;
+            }
+            changed
+        });
+    }
+
+    /// The engine's counters.
+    pub fn metrics(&self) -> Metrics {
+        let p = self.progress();
+        let mut m = self.stats.metrics(p.state);
+        m.lag_seconds = p.lag_time_seconds;
+        m.oplog_headroom_seconds = self.shared().oplog.remaining_secs;
+        m
     }
 
     pub fn start_options(&self) -> Option<StartOptions> {
@@ -209,9 +296,9 @@ impl Engine {
     }
 
     pub fn scope(&self) -> Result<Scope> {
-        let opts = self.start_options().ok_or_else(|| Error::Metadata {
-            reason: "the sync has no start options".into(),
-        })?;
+        let opts = self
+            .start_options()
+            .ok_or_else(|| Error::internal("the sync has no start options"))?;
         Scope::new(&opts.include_namespaces, &opts.exclude_namespaces)
     }
 
@@ -221,19 +308,56 @@ impl Engine {
 
     pub fn warn(&self, message: String) {
         tracing::warn!("{message}");
-        let mut shared = self.shared();
-        if !shared.warnings.contains(&message) {
+        {
+            let mut shared = self.shared();
+            if shared.warnings.contains(&message) {
+                return;
+            }
             shared.warnings.push(message);
+        }
+        self.publish();
+    }
+
+    /// Stops every task (no I/O: used on drop). A task stops at its next await; what it had
+    /// persisted stays consistent, as after a kill.
+    pub fn abort(&self) {
+        for slot in [&self.task, &self.monitor] {
+            if let Some(t) = slot.lock().expect("lock").take() {
+                t.abort();
+            }
+        }
+        if let Some(t) = self.transition.lock().expect("lock").take() {
+            t.abort();
         }
     }
 
-    /// Stops every task (no I/O: used on drop).
-    pub fn abort(&self) {
-        if let Some(t) = self.task.lock().expect("lock").take() {
+    /// Stops every task gracefully: the running task persists its positions first (as for
+    /// a pause, but the persisted state stays RUNNING, so `attach` continues). A commit in
+    /// progress is stopped where it is; it resumes on attach.
+    pub async fn shutdown(&self) -> Result<()> {
+        if let Some(t) = self.transition.lock().expect("lock").take() {
             t.abort();
+            let _ = t.await;
         }
+        let stopped = if self.state() == SyncState::Running {
+            self.control.send_replace(Control::Pause);
+            self.join_run().await
+        } else {
+            if let Some(t) = self.task.lock().expect("lock").take() {
+                t.abort();
+                let _ = t.await;
+            }
+            Ok(())
+        };
         if let Some(t) = self.monitor.lock().expect("lock").take() {
             t.abort();
+            let _ = t.await;
+        }
+        self.publish();
+        match stopped {
+            // A sync that had stopped on an error is still shut down.
+            Err(Error::Stopped(_)) | Ok(()) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -250,6 +374,7 @@ impl Engine {
                 tracing::error!("the sync stopped: {e}");
                 engine.shared().fatal = Some(Arc::new(e));
             }
+            engine.publish();
         });
         *self.task.lock().expect("lock") = Some(handle);
     }
@@ -260,9 +385,7 @@ impl Engine {
         if let Some(h) = handle
             && let Err(e) = h.await
         {
-            return Err(Error::Metadata {
-                reason: format!("the sync's task ended abnormally: {e}"),
-            });
+            return Err(Error::task("the sync's task", e));
         }
         match self.fatal() {
             Some(e) => Err(Error::Stopped(e)),

@@ -27,6 +27,8 @@ pub(crate) async fn run(engine: Weak<Engine>) {
             raise(&e.stats.source_time, ts);
         }
         check_oplog_window(&e, &source).await;
+        // Lag moves with the source's time even when nothing else changes.
+        e.publish();
         drop(e);
         tokio::time::sleep(interval).await;
     }

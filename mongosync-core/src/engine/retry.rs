@@ -35,6 +35,33 @@ fn transient_driver(e: &mongodb::error::Error) -> bool {
     }
 }
 
+/// The reason of a transient failure, for the retry counters.
+fn reason_of(e: &Error) -> &'static str {
+    use mongodb::error::ErrorKind;
+    let (Error::Step {
+        source: Some(s), ..
+    }
+    | Error::Connection {
+        source: Some(s), ..
+    }) = e
+    else {
+        return "other";
+    };
+    if is_network(&s.0) {
+        return "network";
+    }
+    let code = match &*s.0.kind {
+        ErrorKind::BulkWrite(bw) => bw
+            .write_errors
+            .values()
+            .map(|w| w.code)
+            .chain(bw.write_concern_errors.iter().map(|w| w.code))
+            .find(|c| TRANSIENT_CODES.contains(c)),
+        _ => server_code(&s.0),
+    };
+    crate::metrics::retry_reason(code.or(Some(0)))
+}
+
 /// Whether an engine error is worth retrying.
 pub(crate) fn is_transient(e: &Error) -> bool {
     match e {
@@ -43,7 +70,7 @@ pub(crate) fn is_transient(e: &Error) -> bool {
         }
         | Error::Connection {
             source: Some(s), ..
-        } => transient_driver(s),
+        } => transient_driver(&s.0),
         _ => false,
     }
 }
@@ -78,10 +105,7 @@ where
                     return Err(e);
                 }
                 attempts += 1;
-                engine
-                    .stats
-                    .retries
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                engine.stats.retried(reason_of(&e));
                 tracing::warn!("{what} failed ({e}); retrying in {delay:?}");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));

@@ -179,6 +179,7 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
         // Write this round while the next is read and prepared; not while committing, so
         // that every event after the commit point is seen by the final check.
         let prefetch = commit_point.is_none();
+        let began = Instant::now();
         let (written, upcoming) = tokio::join!(
             // A round is idempotent: after a transient failure it is written again whole.
             super::retry::retry(engine, "applying change events", || {
@@ -193,12 +194,20 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
             }
         );
         written?;
+        let took = began.elapsed();
         next = upcoming?;
         if let Some(reached) = round.reached {
             stats.cea_running.store(true, Ordering::SeqCst);
             stats
                 .events_applied
                 .fetch_add(reached.applied, Ordering::Relaxed);
+            if reached.applied > 0 {
+                stats
+                    .apply_batches
+                    .lock()
+                    .expect("stats lock")
+                    .observe(reached.applied, took);
+            }
             let ts = reached.time.unwrap_or(Timestamp {
                 time: 0,
                 increment: 0,
@@ -216,6 +225,7 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
         stats
             .caught_up
             .store(next.is_none() && buffer.is_empty(), Ordering::Relaxed);
+        engine.publish();
         if let Some(cp) = commit_point
             && next.is_none()
             && stats.applied_time.load(Ordering::SeqCst) >= pack(cp)
@@ -252,11 +262,7 @@ fn take_round(
 fn reader_ended(r: std::result::Result<Result<()>, tokio::task::JoinError>) -> Error {
     match r {
         Ok(Err(e)) => e,
-        Ok(Ok(())) => Error::Metadata {
-            reason: "the change stream reader stopped unexpectedly".into(),
-        },
-        Err(e) => Error::Metadata {
-            reason: format!("the change stream reader ended abnormally: {e}"),
-        },
+        Ok(Ok(())) => Error::internal("the change stream reader stopped unexpectedly"),
+        Err(e) => Error::task("the change stream reader", e),
     }
 }
