@@ -335,7 +335,8 @@ impl Engine {
     /// a pause, but the persisted state stays RUNNING, so `attach` continues). A commit in
     /// progress is stopped where it is; it resumes on attach.
     pub async fn shutdown(&self) -> Result<()> {
-        if let Some(t) = self.transition.lock().expect("lock").take() {
+        let transition = self.transition.lock().expect("lock").take();
+        if let Some(t) = transition {
             t.abort();
             let _ = t.await;
         }
@@ -343,13 +344,15 @@ impl Engine {
             self.control.send_replace(Control::Pause);
             self.join_run().await
         } else {
-            if let Some(t) = self.task.lock().expect("lock").take() {
+            let task = self.task.lock().expect("lock").take();
+            if let Some(t) = task {
                 t.abort();
                 let _ = t.await;
             }
             Ok(())
         };
-        if let Some(t) = self.monitor.lock().expect("lock").take() {
+        let monitor = self.monitor.lock().expect("lock").take();
+        if let Some(t) = monitor {
             t.abort();
             let _ = t.await;
         }
