@@ -1,6 +1,7 @@
 //! [`SyncHandle`]: one cloneable handle to watch a sync while the typed syncer moves through its
 //! transitions (the REST server's `/progress` and `/metrics`, a binding's `watch_progress`).
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use futures::Stream;
@@ -73,7 +74,14 @@ impl SyncHandle {
 
     /// Whether the syncer still exists (not dropped, not shut down).
     pub fn is_alive(&self) -> bool {
-        self.engine.strong_count() > 0 && self.published.has_changed().is_ok()
+        self.engine().is_some()
+    }
+
+    /// The engine, unless its syncer is gone (dropped or shut down; its tasks only wind down).
+    fn engine(&self) -> Option<Arc<Engine>> {
+        self.engine
+            .upgrade()
+            .filter(|e| !e.stopped.load(Ordering::SeqCst))
     }
 
     /// A receiver that sees every published progress (state changes, copied bytes, applied
@@ -106,7 +114,7 @@ impl SyncHandle {
             // Seen before measuring, so that a change published meanwhile wakes the wait.
             rx.borrow_and_update();
             // Measured, not only the last published: a condition may hold already.
-            let Some(engine) = self.engine.upgrade() else {
+            let Some(engine) = self.engine() else {
                 return Err(Error::Cancelled {
                     operation: "waiting on the sync".into(),
                 });

@@ -61,7 +61,8 @@ pub(crate) struct Core(pub(crate) Arc<Engine>);
 impl Drop for Core {
     fn drop(&mut self) {
         self.0.abort();
-        self.0.publish();
+        // Wakes every watcher, so that their waits see the syncer gone.
+        self.0.published.send_replace(self.0.progress());
     }
 }
 

@@ -193,6 +193,8 @@ pub(crate) struct Engine {
     pub monitor: Mutex<Option<JoinHandle<()>>>,
     /// The progress, published on every change of state and figures, for `SyncHandle`s.
     pub published: watch::Sender<Progress>,
+    /// Set when the owning syncer is dropped or shut down: the engine only winds down.
+    pub stopped: AtomicBool,
 }
 
 impl Engine {
@@ -220,6 +222,7 @@ impl Engine {
             transition: Mutex::new(None),
             monitor: Mutex::new(None),
             published: watch::channel(Progress::empty(SyncState::Idle)).0,
+            stopped: AtomicBool::new(false),
         });
         let handle = tokio::spawn(monitor::run(Arc::downgrade(&engine)));
         *engine.monitor.lock().expect("lock") = Some(handle);
@@ -321,6 +324,7 @@ impl Engine {
     /// Stops every task (no I/O: used on drop). A task stops at its next await; what it had
     /// persisted stays consistent, as after a kill.
     pub fn abort(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
         for slot in [&self.task, &self.monitor] {
             if let Some(t) = slot.lock().expect("lock").take() {
                 t.abort();
@@ -335,6 +339,7 @@ impl Engine {
     /// a pause, but the persisted state stays RUNNING, so `attach` continues). A commit in
     /// progress is stopped where it is; it resumes on attach.
     pub async fn shutdown(&self) -> Result<()> {
+        self.stopped.store(true, Ordering::SeqCst);
         let transition = self.transition.lock().expect("lock").take();
         if let Some(t) = transition {
             t.abort();
@@ -356,7 +361,7 @@ impl Engine {
             t.abort();
             let _ = t.await;
         }
-        self.publish();
+        self.published.send_replace(self.progress());
         match stopped {
             // A sync that had stopped on an error is still shut down.
             Err(Error::Stopped(_)) | Ok(()) => Ok(()),
