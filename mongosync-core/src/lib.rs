@@ -11,6 +11,15 @@
 //! let idle = Syncer::connect("mongodb://a:27017/?replicaSet=rs0", "mongodb://b:27017/?replicaSet=rs1",
 //!                            ConnectOptions::default()).await?;
 //! let running = idle.start(StartOptions::new(ClusterName::Cluster0)).await?;
+//! // Watch from another task while the syncer moves through its transitions.
+//! let handle = running.handle();
+//! tokio::spawn(async move {
+//!     let mut rx = handle.subscribe();
+//!     while rx.changed().await.is_ok() {
+//!         let p = rx.borrow_and_update().clone();
+//!         println!("{} canCommit={} {:?}", p.state, p.can_commit, handle.metrics().events_applied);
+//!     }
+//! });
 //! running.wait_can_commit().await?;
 //! let committed = running.commit().await?.wait().await?;
 //! println!("{}", serde_json::to_string_pretty(&committed.progress())?);
