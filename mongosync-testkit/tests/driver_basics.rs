@@ -106,3 +106,47 @@ async fn unknown_command_fails_with_command_not_found() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_database_aggregate_cursor_is_killed_under_its_cmd_namespace() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("d");
+    let reply = db
+        .run_command(doc! {
+            "aggregate": 1,
+            "pipeline": [{"$documents": [{"a": 1}, {"a": 2}, {"a": 3}]}],
+            "cursor": {"batchSize": 1},
+        })
+        .await
+        .unwrap();
+    let cursor = reply.get_document("cursor").unwrap();
+    assert_eq!(cursor.get_str("ns").unwrap(), "d.$cmd.aggregate");
+    let id = cursor.get_i64("id").unwrap();
+    assert_ne!(id, 0);
+    // What drivers send when such a cursor is closed early.
+    let killed = db
+        .run_command(doc! {"killCursors": "$cmd.aggregate", "cursors": [id]})
+        .await
+        .unwrap();
+    assert_eq!(
+        killed.get_array("cursorsKilled").unwrap(),
+        &vec![bson::Bson::Int64(id)]
+    );
+    let e = db
+        .run_command(doc! {"getMore": id, "collection": "$cmd.aggregate"})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(*e.kind, mongodb::error::ErrorKind::Command(ref c) if c.code == 43),
+        "a killed cursor is not found (CursorNotFound): {e}"
+    );
+    // The driver's own path: a database aggregate dropped before it is exhausted.
+    let mut c = db
+        .aggregate(vec![doc! {"$documents": [{"a": 1}, {"a": 2}, {"a": 3}]}])
+        .batch_size(1)
+        .await
+        .unwrap();
+    assert!(c.try_next().await.unwrap().is_some());
+    drop(c);
+}

@@ -391,7 +391,13 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
 
 pub fn kill_cursors(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(&["cursors"])?;
-    let coll = ctx.collection_arg()?;
+    // A database-level aggregate's cursor lives under `<db>.$cmd.aggregate` (listCollections'
+    // under `<db>.$cmd.listCollections`); drivers close them with `killCursors: "$cmd.…"`,
+    // which is no collection name.
+    let coll = match ctx.arg() {
+        Bson::String(s) if s.starts_with("$cmd.") => s.clone(),
+        _ => ctx.collection_arg()?,
+    };
     let ids = match ctx.body.get("cursors") {
         Some(Bson::Array(a)) => a.clone(),
         None => return Err(CommandError::missing_field("killCursors", "cursors")),
