@@ -258,6 +258,16 @@ pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(Reply::Doc(reply))
 }
 
+/// `startSession`: a new server-generated session id, as the server's `StartSessionCommand`.
+pub fn start_session(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(&[])?;
+    let id = bson::Binary {
+        subtype: bson::spec::BinarySubtype::Uuid,
+        bytes: uuid::Uuid::new_v4().as_bytes().to_vec(),
+    };
+    Ok(Reply::Doc(doc! {"id": {"id": id}, "timeoutMinutes": 30}))
+}
+
 pub fn end_sessions(ctx: &mut Ctx<'_>) -> Result<Reply> {
     if let Bson::Array(sessions) = ctx.arg() {
         for s in sessions {

@@ -355,6 +355,11 @@ pub async fn run(
 /// Runs a command that passed the fail points: inside its transaction, once per retryable
 /// write, or plainly.
 async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    if matches!(ctx.name.as_str(), "commitTransaction" | "abortTransaction")
+        && !ctx.body.contains_key("autocommit")
+    {
+        return Err(outside_transaction(ctx));
+    }
     if ctx.body.contains_key("autocommit") {
         let result = run_in_transaction(ctx).await;
         return result.map(|r| apply_write_concern(&ctx.body, r));
@@ -422,6 +427,25 @@ const TRANSACTION_COMMANDS: &[&str] = &[
     "commitTransaction",
     "abortTransaction",
 ];
+
+/// `commitTransaction` / `abortTransaction` sent without `autocommit: false`, as a real 8.x
+/// server answers them (its command names are capitalised in these messages).
+fn outside_transaction(ctx: &Ctx<'_>) -> CommandError {
+    let name = match ctx.name.as_str() {
+        "commitTransaction" => "CommitTransaction",
+        _ => "AbortTransaction",
+    };
+    if ctx.body.contains_key("txnNumber") {
+        CommandError::new(
+            50768,
+            format!(
+                "txnNumber may only be provided for multi-document transactions and retryable write commands. autocommit:false was not provided, and {name} is not a retryable write command."
+            ),
+        )
+    } else {
+        CommandError::new(125, format!("{name} must be run within a transaction"))
+    }
+}
 
 /// Runs a command carrying `autocommit: false`: starts, continues, commits or aborts the
 /// session's transaction.
@@ -732,6 +756,7 @@ async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "serverStatus" => hello::server_status(ctx),
         "listDatabases" => hello::list_databases(ctx),
         "endSessions" | "killSessions" | "refreshSessions" => hello::end_sessions(ctx),
+        "startSession" => hello::start_session(ctx),
         "killAllSessions" | "killAllSessionsByPattern" => {
             ctx.server.transactions.abort_all();
             Ok(Reply::Doc(Document::new()))

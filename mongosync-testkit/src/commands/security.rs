@@ -91,6 +91,7 @@ const KNOWN_COMMANDS: &[&str] = &[
     "serverStatus",
     "setClusterParameter",
     "setUserWriteBlockMode",
+    "startSession",
     "update",
     "updateSearchIndex",
     "updateUser",
