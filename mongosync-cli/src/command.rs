@@ -79,8 +79,14 @@ pub async fn run(config: Config) -> ExitCode {
             );
         }
     };
-    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(config.port);
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(config.port);
     tracing::info!(address = %address, port, "Starting the web server");
 
     let app = App::new(config.id.clone());
@@ -133,7 +139,10 @@ pub async fn run(config: Config) -> ExitCode {
     let state = syncer.state();
     let handle = syncer.handle();
     if state == SyncState::Idle {
-        tracing::info!(state = state.as_str(), "Mongosync is ready: waiting for /start");
+        tracing::info!(
+            state = state.as_str(),
+            "Mongosync is ready: waiting for /start"
+        );
     } else {
         tracing::info!(
             state = state.as_str(),

@@ -313,7 +313,10 @@ mod tests {
             panic!()
         };
         assert_eq!(c.verbosity, Verbosity::Warn);
-        assert_eq!((c.port, c.id.as_str(), c.load_level), (27182, "coordinator", 3));
+        assert_eq!(
+            (c.port, c.id.as_str(), c.load_level),
+            (27182, "coordinator", 3)
+        );
         assert_eq!(c.bind.to_string(), "127.0.0.1");
     }
 

@@ -178,10 +178,12 @@ impl Fields {
         match (field.name(), value) {
             // `x_json` fields carry a JSON document, logged as `x`.
             (name, serde_json::Value::String(s))
-                if name.ends_with("_json") && serde_json::from_str::<serde_json::Value>(&s).is_ok() =>
+                if name.ends_with("_json")
+                    && serde_json::from_str::<serde_json::Value>(&s).is_ok() =>
             {
                 let v = serde_json::from_str(&s).unwrap_or_default();
-                self.rest.push((name.trim_end_matches("_json").to_string(), v));
+                self.rest
+                    .push((name.trim_end_matches("_json").to_string(), v));
             }
             ("message", serde_json::Value::String(s)) => self.message = s,
             ("componentName", serde_json::Value::String(s)) => self.component = Some(s),

@@ -159,7 +159,12 @@ fn encode(m: &Metrics, e: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Er
         "Change events applied to the destination (CRUD and DDL)",
         m.events_applied,
     )?;
-    counter(e, "cea_ddl_applied_count", "DDL events applied", m.ddl_applied)?;
+    counter(
+        e,
+        "cea_ddl_applied_count",
+        "DDL events applied",
+        m.ddl_applied,
+    )?;
     counter(
         e,
         "cea_refetch_count",
@@ -218,7 +223,11 @@ fn encode(m: &Metrics, e: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Er
 
 impl Collector for SyncCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let handle = self.handle.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let handle = self
+            .handle
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let Some(handle) = handle else {
             // INITIALIZING: no sync yet, so no figures.
             return Ok(());

@@ -6,8 +6,9 @@
 //! transition or a commit runs. COMMITTING → COMMITTED and REVERSING → RUNNING run in a task
 //! the [`App`] owns.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -48,7 +49,13 @@ pub struct App {
     registry: MetricsRegistry,
     fatal: watch::Sender<Option<String>>,
     auto: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// Samples for the dashboard's chart: (unix seconds, lag, events applied).
+    history: std::sync::Mutex<VecDeque<(f64, Option<i64>, u64)>>,
 }
+
+/// How often the dashboard's history is sampled, and how far back it goes.
+const SAMPLE_EVERY: Duration = Duration::from_secs(2);
+const HISTORY_SAMPLES: usize = 300;
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,6 +106,7 @@ impl App {
             handle,
             fatal: watch::channel(None).0,
             auto: std::sync::Mutex::new(None),
+            history: std::sync::Mutex::new(VecDeque::new()),
         })
     }
 
@@ -112,14 +120,40 @@ impl App {
     /// Hands the syncer to the server (after `AnySyncer::attach`); a COMMITTING or
     /// REVERSING sync continues at once.
     pub async fn install(self: &Arc<Self>, syncer: AnySyncer) {
-        *self.handle.write().unwrap_or_else(|e| e.into_inner()) = Some(syncer.handle());
+        let handle = syncer.handle();
+        *self.handle.write().unwrap_or_else(|e| e.into_inner()) = Some(handle.clone());
+        // The dashboard's lag chart covers the last minutes even on a page opened just now.
+        let app = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SAMPLE_EVERY);
+            while handle.is_alive() {
+                tick.tick().await;
+                let Some(app) = app.upgrade() else { return };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                let sample = (
+                    now,
+                    handle.progress().lag_time_seconds,
+                    handle.metrics().events_applied,
+                );
+                let mut h = app.history.lock().unwrap_or_else(|e| e.into_inner());
+                if h.len() == HISTORY_SAMPLES {
+                    h.pop_front();
+                }
+                h.push_back(sample);
+            }
+        });
         let mut slot = self.slot.lock().await;
         self.place(&mut slot, syncer);
     }
 
     /// The handle of the sync, once installed.
     pub fn handle(&self) -> Option<SyncHandle> {
-        self.handle.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.handle
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The state's name as `/progress` shows it (`INITIALIZING` before the syncer is there).
@@ -141,12 +175,7 @@ impl App {
     /// # Errors
     /// The engine could not persist its positions.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        if let Some(task) = self
-            .auto
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        if let Some(task) = self.auto.lock().unwrap_or_else(|e| e.into_inner()).take() {
             task.abort();
         }
         let mut slot = self.slot.lock().await;
@@ -228,7 +257,11 @@ impl App {
         };
         match result {
             Ok(s) => {
-                tracing::info!(operation = name, state = s.state().as_str(), "Transition done");
+                tracing::info!(
+                    operation = name,
+                    state = s.state().as_str(),
+                    "Transition done"
+                );
                 self.place(&mut slot, s);
                 Ok(())
             }
@@ -254,8 +287,12 @@ struct ApiError {
 impl ApiError {
     fn new(error: &'static str, description: impl Into<String>) -> ApiError {
         let status = match error {
-            "InvalidOptions" | "InvalidState" | "NotReadyToCommit" | "DestinationNotEmpty"
-            | "Unsupported" | "MetadataMismatch" => StatusCode::BAD_REQUEST,
+            "InvalidOptions"
+            | "InvalidState"
+            | "NotReadyToCommit"
+            | "DestinationNotEmpty"
+            | "Unsupported"
+            | "MetadataMismatch" => StatusCode::BAD_REQUEST,
             "NotFound" => StatusCode::NOT_FOUND,
             "MethodNotAllowed" => StatusCode::METHOD_NOT_ALLOWED,
             "PayloadTooLarge" => StatusCode::PAYLOAD_TOO_LARGE,
@@ -386,8 +423,9 @@ async fn run(app: Arc<App>, op: Op) -> Response {
     match tokio::spawn(app.transition(op)).await {
         Ok(Ok(())) => success(),
         Ok(Err(e)) => e.into_response(),
-        Err(e) => ApiError::new("Internal", format!("the transition task failed: {e}"))
-            .into_response(),
+        Err(e) => {
+            ApiError::new("Internal", format!("the transition task failed: {e}")).into_response()
+        }
     }
 }
 
@@ -413,7 +451,10 @@ async fn simple(app: Arc<App>, body: Body, op: Op) -> Response {
             format!(
                 "/{} takes no parameters (got {}); send an empty JSON object {{}}",
                 op.name(),
-                m.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                m.keys()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
         .into_response(),
@@ -464,13 +505,15 @@ async fn progress(State(app): State<Arc<App>>) -> Response {
     )
 }
 
-/// Extension: the progress and the engine's counters in one JSON document (the dashboard
-/// reads it).
+/// Extension: the progress, the engine's counters and the samples of the last minutes
+/// (`history`: `[unix seconds, lagTimeSeconds, events applied]`) in one JSON document (the
+/// dashboard reads it).
 async fn metrics_json(State(app): State<Arc<App>>) -> Response {
     let metrics = app.handle().map(|h| h.metrics());
     let body = serde_json::json!({
         "progress": progress_value(&app),
         "metrics": metrics,
+        "history": app.history.lock().unwrap_or_else(|e| e.into_inner()).iter().collect::<Vec<_>>(),
         "mongosyncID": app.id,
         "success": true,
     });
@@ -489,8 +532,9 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             );
             r
         }
-        Err(e) => ApiError::new("Internal", format!("encoding the metrics failed: {e}"))
-            .into_response(),
+        Err(e) => {
+            ApiError::new("Internal", format!("encoding the metrics failed: {e}")).into_response()
+        }
     }
 }
 

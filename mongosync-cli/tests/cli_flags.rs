@@ -14,7 +14,10 @@ fn run(args: &[&str]) -> (i32, String, String) {
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
     );
-    assert!(!o.contains(SECRET) && !e.contains(SECRET), "a password in the output: {o}{e}");
+    assert!(
+        !o.contains(SECRET) && !e.contains(SECRET),
+        "a password in the output: {o}{e}"
+    );
     (out.status.code().unwrap(), o, e)
 }
 
@@ -36,32 +39,71 @@ fn version_help_and_one_line_errors() {
     }
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
-    for flag in ["--cluster0", "--cluster1", "--port", "--config", "--logPath", "--verbosity", "--id", "--loadLevel", "--acceptDisclaimer", "--disableVerification", "-v, --version"] {
+    for flag in [
+        "--cluster0",
+        "--cluster1",
+        "--port",
+        "--config",
+        "--logPath",
+        "--verbosity",
+        "--id",
+        "--loadLevel",
+        "--acceptDisclaimer",
+        "--disableVerification",
+        "-v, --version",
+    ] {
         assert!(out.contains(flag), "--help lacks {flag}");
     }
 
     let uri = format!("mongodb://admin:{SECRET}@127.0.0.1:1/");
-    one_line_error(&["--cluster0", &uri, "--cluster1", &uri, "--colour"], "--colour");
+    one_line_error(
+        &["--cluster0", &uri, "--cluster1", &uri, "--colour"],
+        "--colour",
+    );
     one_line_error(&["--cluster0", &uri], "--cluster1");
     one_line_error(&["--cluster1", &uri], "--cluster0");
     let bad = format!("mongodb://admin:{SECRET}@");
     one_line_error(&["--cluster0", &bad, "--cluster1", &uri], "--cluster0");
     let bad = format!("postgres://admin:{SECRET}@h/");
     one_line_error(&["--cluster0", &uri, "--cluster1", &bad], "--cluster1");
-    one_line_error(&["--cluster0", &uri, "--cluster1", &uri, "--verbosity", "LOUD"], "--verbosity");
-    one_line_error(&["--cluster0", &uri, "--cluster1", &uri, "--loadLevel", "9"], "--loadLevel");
+    one_line_error(
+        &[
+            "--cluster0",
+            &uri,
+            "--cluster1",
+            &uri,
+            "--verbosity",
+            "LOUD",
+        ],
+        "--verbosity",
+    );
+    one_line_error(
+        &["--cluster0", &uri, "--cluster1", &uri, "--loadLevel", "9"],
+        "--loadLevel",
+    );
 
     let dir = std::env::temp_dir().join(format!("mongosync-cli-flags-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("mongosync.yaml");
-    std::fs::write(&file, format!("cluster0: {uri}\ncluster1: {uri}\nclusterTwo: x\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("cluster0: {uri}\ncluster1: {uri}\nclusterTwo: x\n"),
+    )
+    .unwrap();
     one_line_error(&["--config", file.to_str().unwrap()], "clusterTwo");
-    std::fs::write(&file, format!("cluster0: {uri}\ncluster1: {uri}\nverbosity: loud\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("cluster0: {uri}\ncluster1: {uri}\nverbosity: loud\n"),
+    )
+    .unwrap();
     one_line_error(&["--config", file.to_str().unwrap()], "verbosity");
     // The flag wins over the file: its bad value is the one reported.
     std::fs::write(&file, format!("cluster0: {uri}\ncluster1: {uri}\n")).unwrap();
     let bad = format!("mongodb+srv://admin:{SECRET}@a:1,b:2/");
-    let err = one_line_error(&["--config", file.to_str().unwrap(), "--cluster1", &bad], "--cluster1");
+    let err = one_line_error(
+        &["--config", file.to_str().unwrap(), "--cluster1", &bad],
+        "--cluster1",
+    );
     assert!(err.contains("mongodb+srv://admin:<redacted>@"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

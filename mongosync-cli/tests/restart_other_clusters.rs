@@ -12,9 +12,13 @@ async fn restart_against_other_clusters_is_refused() {
     common::seed(&other.client, "elsewhere", "things", 10).await;
     let m = Mongosync::spawn(&c0.uri, &c1.uri, &[]).await;
     m.wait_progress(|p| state(p) == "IDLE").await;
-    m.post_ok("/api/v1/start", r#"{"source": "cluster0", "destination": "cluster1"}"#)
+    m.post_ok(
+        "/api/v1/start",
+        r#"{"source": "cluster0", "destination": "cluster1"}"#,
+    )
+    .await;
+    m.wait_progress(|p| p["info"] == "change event application")
         .await;
-    m.wait_progress(|p| p["info"] == "change event application").await;
     let (status, _) = m.signal(15).await;
     assert!(status.success());
 
@@ -25,6 +29,7 @@ async fn restart_against_other_clusters_is_refused() {
     let stderr = m.stderr.borrow().clone();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("MetadataMismatch"), "{stderr}");
-    m.wait_log(|l| l["level"] == "fatal" && l["code"] == "MetadataMismatch").await;
+    m.wait_log(|l| l["level"] == "fatal" && l["code"] == "MetadataMismatch")
+        .await;
     m.assert_no_password();
 }

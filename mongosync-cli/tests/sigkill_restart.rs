@@ -18,8 +18,11 @@ async fn sigkill_in_copy_cea_and_commit_then_restart() {
     block_commands(&c1.client, &["insert"], 300).await;
     let m = Mongosync::spawn(&c0.uri, &c1.uri, &[]).await;
     m.wait_progress(|p| state(p) == "IDLE").await;
-    m.post_ok("/api/v1/start", r#"{"source": "cluster0", "destination": "cluster1"}"#)
-        .await;
+    m.post_ok(
+        "/api/v1/start",
+        r#"{"source": "cluster0", "destination": "cluster1"}"#,
+    )
+    .await;
     m.wait_progress(|p| p["info"] == "collection copy").await;
     m.sigkill().await;
     unblock_commands(&c1.client).await;
@@ -27,7 +30,10 @@ async fn sigkill_in_copy_cea_and_commit_then_restart() {
     // 2. Restarted: RUNNING without /start; killed in change event application.
     let m = Mongosync::spawn(&c0.uri, &c1.uri, &[]).await;
     let first = m.progress().await;
-    assert!(matches!(state(&first), "INITIALIZING" | "RUNNING"), "{first}");
+    assert!(
+        matches!(state(&first), "INITIALIZING" | "RUNNING"),
+        "{first}"
+    );
     m.wait_progress(|p| {
         p["info"] == "change event application" && p["totalEventsApplied"].as_u64() > Some(100)
     })
@@ -38,7 +44,8 @@ async fn sigkill_in_copy_cea_and_commit_then_restart() {
 
     // 3. Restarted; killed in the commit, once the commit is persisted.
     let m = Mongosync::spawn(&c0.uri, &c1.uri, &[]).await;
-    m.wait_progress(|p| state(p) == "RUNNING" && p["canCommit"] == true).await;
+    m.wait_progress(|p| state(p) == "RUNNING" && p["canCommit"] == true)
+        .await;
     let writes = writer.stop().await;
     m.wait_progress(|p| p["canCommit"] == true).await;
     block_commands(&c1.client, &["update", "collMod"], 1000).await;
@@ -63,7 +70,10 @@ async fn sigkill_in_copy_cea_and_commit_then_restart() {
     // 4. Restarted: the commit continues by itself to COMMITTED.
     let m = Mongosync::spawn(&c0.uri, &c1.uri, &[]).await;
     let first = m.wait_progress(|p| state(p) != "INITIALIZING").await;
-    assert!(matches!(state(&first), "COMMITTING" | "COMMITTED"), "{first}");
+    assert!(
+        matches!(state(&first), "COMMITTING" | "COMMITTED"),
+        "{first}"
+    );
     m.wait_progress(|p| state(p) == "COMMITTED").await;
     let n = common::assert_same(&c0.client, &c1.client).await;
     assert!(n >= 4000 && writes > 100, "{n} documents, {writes} writes");

@@ -21,8 +21,11 @@ async fn sigterm_then_restart_and_log_files() {
     common::seed(&c0.client, "app", "items", 1000).await;
     let m = Mongosync::spawn(&c0.uri, &c1.uri, &["--verbosity", "info"]).await;
     m.wait_progress(|p| state(p) == "IDLE").await;
-    m.post_ok("/api/v1/start", r#"{"source": "cluster0", "destination": "cluster1"}"#)
-        .await;
+    m.post_ok(
+        "/api/v1/start",
+        r#"{"source": "cluster0", "destination": "cluster1"}"#,
+    )
+    .await;
     let writer = Writer::start(&c0.client, "app", "items");
     m.wait_progress(|p| p["info"] == "change event application" && p["canCommit"] == true)
         .await;
@@ -45,13 +48,22 @@ async fn sigterm_then_restart_and_log_files() {
         l.local_addr().unwrap().port()
     };
     let mut m = Mongosync::spawn_args(&[
-        "--cluster0", &c0.uri, "--cluster1", &c1.uri, "--port", &port.to_string(),
-        "--logPath", log_dir,
+        "--cluster0",
+        &c0.uri,
+        "--cluster1",
+        &c1.uri,
+        "--port",
+        &port.to_string(),
+        "--logPath",
+        log_dir,
     ]);
     m.port = port;
     // The API answers once it listens; a refused connection is retried.
     let p = loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             break m.wait_progress(|p| state(p) == "RUNNING").await;
         }
         tokio::task::yield_now().await;
@@ -59,17 +71,30 @@ async fn sigterm_then_restart_and_log_files() {
     assert_eq!(state(&p), "RUNNING", "no /start was needed");
     let files = log_files(&dir);
     assert_eq!(files.len(), 2, "{files:?}");
-    assert!(files[0].starts_with("mongosync-") && files[0].ends_with(".log"), "{files:?}");
-    assert_eq!(std::fs::read_to_string(dir.join(&files[0])).unwrap(), "old\n");
+    assert!(
+        files[0].starts_with("mongosync-") && files[0].ends_with(".log"),
+        "{files:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join(&files[0])).unwrap(),
+        "old\n"
+    );
     let text = std::fs::read_to_string(dir.join("mongosync.log")).unwrap();
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(first["message"], "Mongosync Options");
     assert!(!text.contains(common::PASSWORD));
-    m.wait_progress(|p| p["totalEventsApplied"].as_u64() > Some(10)).await;
+    m.wait_progress(|p| p["totalEventsApplied"].as_u64() > Some(10))
+        .await;
 
     // SIGUSR1: rotated.
     let pid = m.child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-USR1", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-USR1", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     loop {
         let text = std::fs::read_to_string(dir.join("mongosync.log")).unwrap_or_default();
         if text.contains("Log file rotated") {

@@ -17,7 +17,12 @@ async fn sync_commit_reverse_commit() {
 
     let lines = m.log_lines();
     assert_eq!(lines[0]["message"], "Mongosync Options", "{lines:#?}");
-    assert!(lines[0]["options"]["cluster0"].as_str().unwrap().contains("<redacted>"));
+    assert!(
+        lines[0]["options"]["cluster0"]
+            .as_str()
+            .unwrap()
+            .contains("<redacted>")
+    );
     assert_eq!(lines[1]["message"], "Version info", "{lines:#?}");
     for l in &lines {
         for key in ["time", "level", "message", "mongosyncID", "componentName"] {
@@ -41,18 +46,34 @@ async fn sync_commit_reverse_commit() {
         })
         .await;
     assert_eq!(state(&p), "RUNNING");
-    assert!(p["directionMapping"]["Source"].as_str().unwrap().starts_with("cluster0: "));
+    assert!(
+        p["directionMapping"]["Source"]
+            .as_str()
+            .unwrap()
+            .starts_with("cluster0: ")
+    );
     let copied = &p["collectionCopy"];
-    assert_eq!(copied["estimatedCopiedBytes"], copied["estimatedTotalBytes"], "{p}");
+    assert_eq!(
+        copied["estimatedCopiedBytes"], copied["estimatedTotalBytes"],
+        "{p}"
+    );
 
     // The log lines of the phases, of the requests and of replication.
-    m.wait_log(|l| l["message"] == "Starting collection copy phase").await;
-    m.wait_log(|l| l["message"] == "Starting change event application phase").await;
-    let r = m.wait_log(|l| l["message"] == "Replication progress").await;
-    assert!(r.get("totalEventsApplied").is_some() && r.get("lagTimeSeconds").is_some(), "{r}");
-    m.wait_log(|l| l["message"] == "Received request" && l["url"] == "/api/v1/start").await;
-    m.wait_log(|l| l["message"] == "sent response" && l["url"] == "/api/v1/start" && l["status"] == 200)
+    m.wait_log(|l| l["message"] == "Starting collection copy phase")
         .await;
+    m.wait_log(|l| l["message"] == "Starting change event application phase")
+        .await;
+    let r = m.wait_log(|l| l["message"] == "Replication progress").await;
+    assert!(
+        r.get("totalEventsApplied").is_some() && r.get("lagTimeSeconds").is_some(),
+        "{r}"
+    );
+    m.wait_log(|l| l["message"] == "Received request" && l["url"] == "/api/v1/start")
+        .await;
+    m.wait_log(|l| {
+        l["message"] == "sent response" && l["url"] == "/api/v1/start" && l["status"] == 200
+    })
+    .await;
 
     // Metrics: the Prometheus text and the dashboard's JSON.
     let (status, text) = common::http(m.port, "GET", "/metrics", "").await;
@@ -68,7 +89,10 @@ async fn sync_commit_reverse_commit() {
     }
     let (_, j) = m.get("/api/v1/metrics.json").await;
     assert_eq!(j["success"], true);
-    assert_eq!(j["metrics"]["namespaces"]["shop.users"]["documents"], 500, "{j}");
+    assert_eq!(
+        j["metrics"]["namespaces"]["shop.users"]["documents"], 500,
+        "{j}"
+    );
 
     let writes = writer.stop().await;
     m.post_ok("/api/v1/commit", "{ }").await;
@@ -83,7 +107,10 @@ async fn sync_commit_reverse_commit() {
     m.post_ok("/api/v1/reverse", "{}").await;
     let p = m.wait_progress(|p| state(p) == "RUNNING").await;
     assert!(
-        p["directionMapping"]["Source"].as_str().unwrap().starts_with("cluster1: "),
+        p["directionMapping"]["Source"]
+            .as_str()
+            .unwrap()
+            .starts_with("cluster1: "),
         "{p}"
     );
     let writer = Writer::start(&c1.client, "shop", "users");

@@ -13,7 +13,9 @@ const START: &str = r#"{"source": "cluster0", "destination": "cluster1"}"#;
 async fn wrong_calls(m: &Mongosync, st: &str, allowed: &[&str]) {
     for op in ALL.iter().filter(|op| !allowed.contains(op)) {
         let body = if *op == "start" { START } else { "{}" };
-        let d = m.post_err(&format!("/api/v1/{op}"), body, "InvalidState").await;
+        let d = m
+            .post_err(&format!("/api/v1/{op}"), body, "InvalidState")
+            .await;
         assert!(d.contains(st) && d.contains(op), "{op} in {st}: {d}");
         assert_eq!(state(&m.progress().await), st, "{op} changed the state");
     }
@@ -30,32 +32,60 @@ async fn wrong_states_and_bad_requests() {
     wrong_calls(&m, "IDLE", &["start"]).await;
 
     // Bad bodies and requests.
-    let d = m.post_err("/api/v1/start", "{\"source\": ", "InvalidOptions").await;
+    let d = m
+        .post_err("/api/v1/start", "{\"source\": ", "InvalidOptions")
+        .await;
     assert!(d.contains("not valid JSON"), "{d}");
-    let d = m.post_err("/api/v1/start", "[1, 2]", "InvalidOptions").await;
+    let d = m
+        .post_err("/api/v1/start", "[1, 2]", "InvalidOptions")
+        .await;
     assert!(d.contains("must be a JSON object, not an array"), "{d}");
-    m.post_err("/api/v1/start", "\"cluster0\"", "InvalidOptions").await;
+    m.post_err("/api/v1/start", "\"cluster0\"", "InvalidOptions")
+        .await;
     let d = m.post_err("/api/v1/start", "", "InvalidOptions").await;
     assert!(d.contains("empty"), "{d}");
     let d = m
-        .post_err("/api/v1/start", r#"{"source": "cluster0", "destination": "cluster1", "colour": 1}"#, "InvalidOptions")
+        .post_err(
+            "/api/v1/start",
+            r#"{"source": "cluster0", "destination": "cluster1", "colour": 1}"#,
+            "InvalidOptions",
+        )
         .await;
     assert!(d.contains("colour"), "{d}");
     let d = m
-        .post_err("/api/v1/start", r#"{"source": "cluster2", "destination": "cluster1"}"#, "InvalidOptions")
+        .post_err(
+            "/api/v1/start",
+            r#"{"source": "cluster2", "destination": "cluster1"}"#,
+            "InvalidOptions",
+        )
         .await;
     assert!(d.contains("cluster2"), "{d}");
-    let d = m.post_err("/api/v1/pause", r#"{"now": true}"#, "InvalidOptions").await;
+    let d = m
+        .post_err("/api/v1/pause", r#"{"now": true}"#, "InvalidOptions")
+        .await;
     assert!(d.contains("`now`"), "{d}");
     let big = format!("{{\"source\": \"{}\"}}", "x".repeat(400_000));
     let (status, text) = common::http(m.port, "POST", "/api/v1/start", &big).await;
     assert_eq!(status, 413, "{text}");
     assert!(text.contains("\"error\":\"PayloadTooLarge\""), "{text}");
     let (status, v) = m.get("/api/v1/status").await;
-    assert_eq!((status, v["error"].as_str()), (404, Some("NotFound")), "{v}");
-    assert!(v["errorDescription"].as_str().unwrap().contains("/api/v1/progress"));
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (404, Some("NotFound")),
+        "{v}"
+    );
+    assert!(
+        v["errorDescription"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/progress")
+    );
     let (status, v) = m.get("/api/v1/start").await;
-    assert_eq!((status, v["error"].as_str()), (405, Some("MethodNotAllowed")), "{v}");
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (405, Some("MethodNotAllowed")),
+        "{v}"
+    );
     assert!(v["errorDescription"].as_str().unwrap().contains("use POST"));
     let (status, text) = common::http(m.port, "DELETE", "/api/v1/progress", "").await;
     assert_eq!(status, 405, "{text}");
@@ -69,7 +99,11 @@ async fn wrong_states_and_bad_requests() {
     let d = m.post_err("/api/v1/commit", "{}", "NotReadyToCommit").await;
     assert!(!d.is_empty());
     let p = m.progress().await;
-    assert_eq!((state(&p), p["info"].as_str()), ("RUNNING", Some("collection copy")), "{p}");
+    assert_eq!(
+        (state(&p), p["info"].as_str()),
+        ("RUNNING", Some("collection copy")),
+        "{p}"
+    );
 
     // PAUSED.
     m.post_ok("/api/v1/pause", "{}").await;

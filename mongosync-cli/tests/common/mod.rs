@@ -87,7 +87,10 @@ impl Writer {
                         .await
                         .map(drop),
                     1 => coll
-                        .update_one(doc! {"_id": (n % 300) as i32}, doc! {"$set": {"w": n as i64}})
+                        .update_one(
+                            doc! {"_id": (n % 300) as i32},
+                            doc! {"$set": {"w": n as i64}},
+                        )
                         .await
                         .map(drop),
                     _ => coll.delete_one(doc! {"_id": id + 1}).await.map(drop),
@@ -419,7 +422,11 @@ impl Mongosync {
             assert!(!line.contains(PASSWORD), "a password in the log: {line}");
         }
         let err = self.stderr.borrow();
-        assert!(!err.contains(PASSWORD), "a password on stderr: {}", err.as_str());
+        assert!(
+            !err.contains(PASSWORD),
+            "a password on stderr: {}",
+            err.as_str()
+        );
     }
 }
 
