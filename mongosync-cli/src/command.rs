@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use mongosync_core::{AnySyncer, ConnectOptions, Error, SyncHandle, SyncState};
+use mongosync_core::{AnySyncer, Batches, ConnectOptions, Error, SyncHandle, SyncState};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
@@ -217,10 +217,57 @@ fn phase_line(info: &str) -> Option<&'static str> {
     })
 }
 
+/// `numOperations`, `averageDurationMs` and `maximumDurationMs` of the batches written since
+/// `prev`, as in mongosync's `Operation duration stats`. The maximum is the bucket bound that
+/// holds every batch of the interval (capped by the interval's total time).
+fn op_stats(prev: Option<&Batches>, now: &Batches) -> serde_json::Value {
+    let (count0, secs0) = prev.map_or((0, 0.0), |p| (p.count, p.seconds));
+    let n = now.count.saturating_sub(count0);
+    let secs = (now.seconds - secs0).max(0.0);
+    let cumulative_before = |bound: f64| {
+        prev.and_then(|p| p.buckets.iter().find(|(b, _)| *b == bound))
+            .map_or(0, |(_, c)| *c)
+    };
+    let bound = now
+        .buckets
+        .iter()
+        .find(|(b, c)| c.saturating_sub(cumulative_before(*b)) >= n)
+        .map_or(f64::INFINITY, |(b, _)| *b);
+    let ms = |s: f64| (s * 1000.0 * 1000.0).round() / 1000.0;
+    serde_json::json!({
+        "numOperations": n,
+        "averageDurationMs": if n == 0 { 0.0 } else { ms(secs / n as f64) },
+        "maximumDurationMs": if n == 0 { 0.0 } else { ms(bound.min(secs)) },
+    })
+}
+
+/// Logs `Operation duration stats` for the copy's and change application's destination
+/// writes since the last call.
+fn log_op_stats(handle: &SyncHandle, last: &mut Option<(Batches, Batches)>) {
+    let m = handle.metrics();
+    let (copy, apply) = match last {
+        Some((c, a)) => (
+            op_stats(Some(c), &m.copy_batches),
+            op_stats(Some(a), &m.apply_batches),
+        ),
+        None => (
+            op_stats(None, &m.copy_batches),
+            op_stats(None, &m.apply_batches),
+        ),
+    };
+    tracing::info!(
+        CollectionCopyDestinationWrite_json = %copy,
+        CEADestinationWrite_json = %apply,
+        "Operation duration stats"
+    );
+    *last = Some((m.copy_batches, m.apply_batches));
+}
+
 /// Logs the state and phase transitions as they happen, and `Replication progress`
-/// (`totalEventsApplied`, `lagTimeSeconds`) on entering change event application and every
-/// [`PROGRESS_LOG_EVERY`] during it.
+/// (`totalEventsApplied`, `lagTimeSeconds`) and `Operation duration stats` on entering change
+/// event application and every [`PROGRESS_LOG_EVERY`] while RUNNING.
 async fn log_progress(handle: SyncHandle) {
+    let mut last_stats = None;
     let mut changes = Box::pin(handle.changes());
     let mut tick = tokio::time::interval(PROGRESS_LOG_EVERY);
     let (mut state, mut info): (Option<SyncState>, Option<String>) = (None, None);
@@ -251,6 +298,7 @@ async fn log_progress(handle: SyncHandle) {
                     }
                     if to == "change event application" {
                         replication(&p);
+                        log_op_stats(&handle, &mut last_stats);
                     }
                     info = p.info.clone();
                 }
@@ -259,6 +307,9 @@ async fn log_progress(handle: SyncHandle) {
                 let p = handle.progress();
                 if p.state == SyncState::Running && p.info.as_deref() == Some("change event application") {
                     replication(&p);
+                }
+                if p.state == SyncState::Running {
+                    log_op_stats(&handle, &mut last_stats);
                 }
             }
         }

@@ -582,26 +582,52 @@ async fn method_not_allowed(request: Request) -> Response {
     .into_response()
 }
 
-/// mongosync's `Received request` / `sent response` lines (the polled GETs at debug level).
+/// mongosync's `Received request` / `sent response` lines, with the fields MongoDB's log
+/// analysers read: `uri`, the request's `body` and the JSON response's `body` (as strings).
+/// The polled GETs log at debug level.
 async fn log_requests(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let url = request.uri().path().to_string();
+    let uri = request.uri().path().to_string();
+    let (parts, body) = request.into_parts();
+    // The limit is checked here already, so that an oversized body is never buffered whole.
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return ApiError::new(
+            "PayloadTooLarge",
+            format!("the request body is larger than {BODY_LIMIT} bytes"),
+        )
+        .into_response();
+    };
+    let request_body = String::from_utf8_lossy(&bytes).into_owned();
+    let request = Request::from_parts(parts, Body::from(bytes));
     let quiet = method == Method::GET;
     if quiet {
-        tracing::debug!(method = %method, url = %url, "Received request");
+        tracing::debug!(method = %method, uri = %uri, "Received request");
     } else {
-        tracing::info!(method = %method, url = %url, "Received request");
+        tracing::info!(method = %method, uri = %uri, body = %request_body, "Received request");
     }
     let began = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let ms = began.elapsed().as_millis() as u64;
-    if quiet {
-        tracing::debug!(method = %method, url = %url, status, durationMS = ms, "sent response");
-    } else {
-        tracing::info!(method = %method, url = %url, status, durationMS = ms, "sent response");
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !json {
+        tracing::debug!(method = %method, uri = %uri, status, durationMS = ms, "sent response");
+        return response;
     }
-    response
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let response_body = String::from_utf8_lossy(&bytes).into_owned();
+    if quiet {
+        tracing::debug!(method = %method, uri = %uri, status, durationMS = ms, body = %response_body, "sent response");
+    } else {
+        tracing::info!(method = %method, uri = %uri, status, durationMS = ms, body = %response_body, "sent response");
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// The HTTP API of `app`: mongosync's six endpoints, `/metrics`, `/api/v1/metrics.json` and

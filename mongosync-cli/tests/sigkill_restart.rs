@@ -48,7 +48,7 @@ async fn sigkill_in_copy_cea_and_commit_then_restart() {
         .await;
     let writes = writer.stop().await;
     m.wait_progress(|p| p["canCommit"] == true).await;
-    block_commands(&c1.client, &["update", "collMod"], 1000).await;
+    block_commands(&c1.client, &["update", "collMod"], 2000).await;
     m.post_ok("/api/v1/commit", "{}").await;
     assert_eq!(state(&m.progress().await), "COMMITTING");
     let resume_data = c1

@@ -63,15 +63,29 @@ async fn sync_commit_reverse_commit() {
         .await;
     m.wait_log(|l| l["message"] == "Starting change event application phase")
         .await;
+    let s = m
+        .wait_log(|l| l["message"] == "Operation duration stats")
+        .await;
+    let w = &s["CollectionCopyDestinationWrite"];
+    assert!(
+        w["numOperations"].as_u64() > Some(0) && w.get("averageDurationMs").is_some(),
+        "{s}"
+    );
     let r = m.wait_log(|l| l["message"] == "Replication progress").await;
     assert!(
         r.get("totalEventsApplied").is_some() && r.get("lagTimeSeconds").is_some(),
         "{r}"
     );
-    m.wait_log(|l| l["message"] == "Received request" && l["url"] == "/api/v1/start")
+    let r = m
+        .wait_log(|l| l["message"] == "Received request" && l["uri"] == "/api/v1/start")
         .await;
+    let body: serde_json::Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["Source"], "cluster0", "{r}");
     m.wait_log(|l| {
-        l["message"] == "sent response" && l["url"] == "/api/v1/start" && l["status"] == 200
+        l["message"] == "sent response"
+            && l["uri"] == "/api/v1/start"
+            && l["status"] == 200
+            && l["body"] == r#"{"success":true}"#
     })
     .await;
 

@@ -114,7 +114,7 @@ async fn wrong_states_and_bad_requests() {
     m.wait_progress(|p| p["canCommit"] == true).await;
 
     // COMMITTING, held: the destination's metadata updates wait.
-    block_commands(&c1.client, &["update"], 1500).await;
+    block_commands(&c1.client, &["update"], 3000).await;
     m.post_ok("/api/v1/commit", "{}").await;
     assert_eq!(state(&m.progress().await), "COMMITTING");
     wrong_calls(&m, "COMMITTING", &[]).await;
