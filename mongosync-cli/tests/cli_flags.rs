@@ -107,3 +107,37 @@ fn version_help_and_one_line_errors() {
     assert!(err.contains("mongodb+srv://admin:<redacted>@"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bind_to_a_non_loopback_address_warns_that_the_api_is_unauthenticated() {
+    use std::io::BufRead;
+    // Nothing listens at the clusters' address: the warning comes before any connection.
+    let uri = format!("mongodb://admin:{SECRET}@127.0.0.1:9/?serverSelectionTimeoutMS=60000");
+    let mut child = Command::new(common::binary())
+        .args([
+            "--cluster0",
+            &uri,
+            "--cluster1",
+            &uri,
+            "--bind",
+            "0.0.0.0",
+            "--port",
+            "0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(line.starts_with("mongosync: warning: "), "{line}");
+    assert!(
+        line.contains("0.0.0.0") && line.contains("no authentication"),
+        "{line}"
+    );
+    assert!(!line.contains(SECRET));
+}
