@@ -10,13 +10,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::format_description::BorrowedFormatItem;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 
 use crate::redact::redact_text;
+
+const TIME_FORMAT: &[BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+);
 
 /// The log file's name inside `--logPath`.
 pub const LOG_FILE: &str = "mongosync.log";
@@ -215,8 +219,9 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
         let component = fields
             .component
             .unwrap_or_else(|| component(meta.target()).to_string());
+        // RFC 3339 with always six fractional digits (analysers slice `time[:26]`).
         let time = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
+            .format(TIME_FORMAT)
             .unwrap_or_default();
         let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
         let mut line = format!(

@@ -28,6 +28,11 @@ async fn sync_commit_reverse_commit() {
         for key in ["time", "level", "message", "mongosyncID", "componentName"] {
             assert!(l.get(key).is_some(), "{key} missing: {l}");
         }
+        let time = l["time"].as_str().unwrap();
+        assert!(
+            time.len() == 27 && time.as_bytes()[19] == b'.' && time.ends_with('Z'),
+            "not RFC 3339 with microseconds: {time}"
+        );
     }
     m.wait_progress(|p| state(p) == "IDLE").await;
 
