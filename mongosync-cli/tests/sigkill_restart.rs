@@ -27,13 +27,21 @@ async fn sigkill_in_copy_cea_and_commit_then_restart() {
     m.sigkill().await;
     unblock_commands(&c1.client).await;
 
-    // 2. Restarted: RUNNING without /start; killed in change event application.
+    // 2. Restarted: INITIALIZING while the persisted state is read (held: the destination's
+    // reads wait), then RUNNING without /start; killed in change event application.
+    block_commands(&c1.client, &["find", "aggregate", "listDatabases"], 1500).await;
     let m = Mongosync::spawn(&c0.uri, &c1.uri, &[]).await;
     let first = m.progress().await;
-    assert!(
-        matches!(state(&first), "INITIALIZING" | "RUNNING"),
-        "{first}"
-    );
+    assert_eq!(state(&first), "INITIALIZING", "{first}");
+    let d = m
+        .post_err(
+            "/api/v1/start",
+            r#"{"source": "cluster0", "destination": "cluster1"}"#,
+            "InvalidState",
+        )
+        .await;
+    assert!(d.contains("INITIALIZING"), "{d}");
+    unblock_commands(&c1.client).await;
     m.wait_progress(|p| {
         p["info"] == "change event application" && p["totalEventsApplied"].as_u64() > Some(100)
     })
