@@ -150,3 +150,31 @@ async fn a_database_aggregate_cursor_is_killed_under_its_cmd_namespace() {
     assert!(c.try_next().await.unwrap().is_some());
     drop(c);
 }
+
+#[tokio::test]
+async fn drop_database_replies_ok_alone_as_8x() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("gone");
+    db.collection::<Document>("c")
+        .insert_one(doc! {"a": 1})
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        // Existing, then missing: the same reply.
+        let reply = db.run_command(doc! {"dropDatabase": 1}).await.unwrap();
+        let keys: Vec<&str> = reply
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !["$clusterTime", "operationTime"].contains(k))
+            .collect();
+        assert_eq!(keys, ["ok"], "{reply}");
+    }
+    assert!(
+        !client
+            .list_database_names()
+            .await
+            .unwrap()
+            .contains(&"gone".to_string())
+    );
+}

@@ -287,9 +287,10 @@ pub fn drop(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
 }
 
+/// `dropDatabase`: 8.x replies `{ok: 1}` alone, whether the database existed or not.
 pub fn drop_database(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.server.catalog.drop_database(&ctx.db);
-    Ok(Reply::Doc(doc! {"dropped": ctx.db.clone()}))
+    Ok(Reply::Doc(Document::new()))
 }
 
 fn split_ns(ns: &str) -> Result<(&str, &str)> {
