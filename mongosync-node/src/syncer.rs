@@ -104,7 +104,15 @@ impl NativeSyncer {
     pub(crate) fn new(syncer: AnySyncer) -> NativeSyncer {
         NativeSyncer {
             handle: syncer.handle(),
-            typed: syncer.state(),
+            // The variant, not the live state: a COMMITTING syncer stays one until `wait`.
+            typed: match &syncer {
+                AnySyncer::Idle(_) => SyncState::Idle,
+                AnySyncer::Running(_) => SyncState::Running,
+                AnySyncer::Paused(_) => SyncState::Paused,
+                AnySyncer::Committing(_) => SyncState::Committing,
+                AnySyncer::Committed(_) => SyncState::Committed,
+                AnySyncer::Reversing(_) => SyncState::Reversing,
+            },
             inner: Arc::new(Mutex::new(Inner {
                 syncer: Some(syncer),
                 taken_by: "",
