@@ -20,7 +20,7 @@ names is :mod:`mongosync.aio`.
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from . import _mongosync
 from ._common import (
@@ -244,7 +244,7 @@ AnySyncer: TypeAlias = Union[
 ]
 """A syncer in any state; narrow it with ``match`` (``case RunningSyncer():``) or ``.state``."""
 
-_CLASSES = {
+_CLASSES: Dict[str, Callable[[_mongosync.Syncer], AnySyncer]] = {
     "IDLE": IdleSyncer,
     "RUNNING": RunningSyncer,
     "PAUSED": PausedSyncer,

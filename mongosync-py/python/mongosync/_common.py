@@ -73,6 +73,10 @@ def connect_options(**kwargs: Any) -> _mongosync.ConnectOptions:
     return _mongosync.ConnectOptions(**{k: v for k, v in kwargs.items() if v is not None})
 
 
+def _empty() -> Dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class CollectionCopy:
     """``progress.collectionCopy``."""
@@ -120,7 +124,7 @@ class Progress:
     cea_stage: Optional[str] = None
     source_ping_latency_ms: Optional[int] = None
     destination_ping_latency_ms: Optional[int] = None
-    _document: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _document: Dict[str, Any] = field(default_factory=_empty, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, text: str) -> Progress:
@@ -129,6 +133,8 @@ class Progress:
         cc = d.get("collectionCopy")
         mapping = d.get("directionMapping")
         lag = d.get("lag")
+        src: Dict[str, Any] = d.get("source") or {}
+        dst: Dict[str, Any] = d.get("destination") or {}
         return cls(
             state=d["state"],
             can_commit=d["canCommit"],
@@ -152,8 +158,8 @@ class Progress:
             warnings=list(d.get("warnings", [])),
             estimated_oplog_time_remaining=d.get("estimatedOplogTimeRemaining"),
             cea_stage=d.get("ceaStage"),
-            source_ping_latency_ms=(d.get("source") or {}).get("pingLatencyMs"),
-            destination_ping_latency_ms=(d.get("destination") or {}).get("pingLatencyMs"),
+            source_ping_latency_ms=src.get("pingLatencyMs"),
+            destination_ping_latency_ms=dst.get("pingLatencyMs"),
             _document=d,
         )
 
@@ -177,7 +183,7 @@ class Metrics:
     refetches: int
     lag_seconds: Optional[int]
     oplog_headroom_seconds: Optional[int]
-    _document: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _document: Dict[str, Any] = field(default_factory=_empty, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, text: str) -> Metrics:
