@@ -15,6 +15,7 @@ use mongosync_core::{
 };
 use parking_lot::Mutex;
 use pyo3::prelude::*;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::error::{internal, invalid_state, to_py};
@@ -112,9 +113,23 @@ pub fn class_name(state: SyncState) -> String {
 /// A sync in one state (the typed Python classes wrap it).
 #[pyclass(module = "mongosync._mongosync", frozen)]
 pub struct Syncer {
-    slot: Arc<Mutex<Slot>>,
+    shared: Arc<Shared>,
     handle: SyncHandle,
     kind: SyncState,
+}
+
+/// The slot, shared with the caller awaiting a transition.
+struct Shared {
+    slot: Mutex<Slot>,
+    /// Signalled each time the slot leaves `Joining`.
+    released: Notify,
+}
+
+impl Shared {
+    fn set(&self, slot: Slot) {
+        *self.slot.lock() = slot;
+        self.released.notify_waiters();
+    }
 }
 
 impl Syncer {
@@ -122,37 +137,66 @@ impl Syncer {
         Syncer {
             handle: syncer.handle(),
             kind: kind(&syncer),
-            slot: Arc::new(Mutex::new(Slot::Ready(syncer))),
+            shared: Arc::new(Shared {
+                slot: Mutex::new(Slot::Ready(syncer)),
+                released: Notify::new(),
+            }),
         }
     }
 
-    /// Takes the syncer out for `op` (or the interrupted task of the same `op`).
-    fn begin(&self, py: Python<'_>, op: Op, options: Option<StartOptions>) -> PyResult<Joining> {
-        let rt = rt()?;
-        let mut slot = self.slot.lock();
-        let task = match std::mem::replace(&mut *slot, Slot::Joining(op)) {
-            Slot::Ready(syncer) => {
-                let task = rt.spawn(run(syncer, op, options));
-                Task(Some(task))
+    /// Takes the syncer out for `op` (or the interrupted task of the same `op`). A caller
+    /// whose wait was just cancelled hands its task back asynchronously: the same `op` waits
+    /// for that.
+    fn begin(
+        &self,
+        op: Op,
+        options: Option<StartOptions>,
+    ) -> impl std::future::Future<Output = PyResult<Joining>> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        let (kind, handle) = (self.kind, self.handle.clone());
+        async move {
+            let mut options = options;
+            loop {
+                let waker = Arc::clone(&shared);
+                let released = waker.released.notified();
+                let step = {
+                    let mut slot = shared.slot.lock();
+                    match std::mem::replace(&mut *slot, Slot::Joining(op)) {
+                        Slot::Ready(syncer) => Ok(Some(Task(Some(tokio::spawn(run(
+                            syncer,
+                            op,
+                            options.take(),
+                        )))))),
+                        Slot::Pending(pending, task) if pending == op => Ok(Some(task)),
+                        Slot::Joining(by) if by == op => Ok(None),
+                        other => {
+                            let message = unusable(kind, &handle, &other, op);
+                            *slot = other;
+                            Err(message)
+                        }
+                    }
+                };
+                match step {
+                    Ok(Some(task)) => {
+                        return Ok(Joining {
+                            shared,
+                            op,
+                            task,
+                            kind,
+                        });
+                    }
+                    Ok(None) => released.await,
+                    Err(message) => return Err(Python::attach(|py| invalid_state(py, message))),
+                }
             }
-            Slot::Pending(pending, task) if pending == op => task,
-            other => {
-                let message = self.unusable(&other, op);
-                *slot = other;
-                return Err(invalid_state(py, message));
-            }
-        };
-        Ok(Joining {
-            slot: Arc::clone(&self.slot),
-            op,
-            task,
-            kind: self.kind,
-        })
+        }
     }
+}
 
-    fn unusable(&self, slot: &Slot, op: Op) -> String {
-        let me = class_name(self.kind);
-        let now = self.handle.state();
+fn unusable(kind: SyncState, handle: &SyncHandle, slot: &Slot, op: Op) -> String {
+    {
+        let me = class_name(kind);
+        let now = handle.state();
         match slot {
             Slot::Spent(Op::Shutdown) => {
                 format!("cannot {}: this {me} was shut down", op.name())
@@ -213,7 +257,7 @@ async fn run(syncer: AnySyncer, op: Op, options: Option<StartOptions>) -> Outcom
 /// A caller waiting on a transition's task. Dropped before the task ends (Ctrl-C, asyncio
 /// cancellation), it hands the task back to the slot: the transition goes on.
 struct Joining {
-    slot: Arc<Mutex<Slot>>,
+    shared: Arc<Shared>,
     op: Op,
     task: Task,
     kind: SyncState,
@@ -223,7 +267,7 @@ impl Drop for Joining {
     fn drop(&mut self) {
         if self.task.0.is_some() {
             let task = Task(self.task.0.take());
-            *self.slot.lock() = Slot::Pending(self.op, task);
+            self.shared.set(Slot::Pending(self.op, task));
         }
     }
 }
@@ -237,7 +281,7 @@ impl Joining {
         let outcome = match joined {
             Ok(outcome) => outcome,
             Err(e) => {
-                *self.slot.lock() = Slot::Spent(self.op);
+                self.shared.set(Slot::Spent(self.op));
                 return Err(if e.is_panic() {
                     internal(e.into_panic())
                 } else {
@@ -249,20 +293,20 @@ impl Joining {
         };
         match outcome {
             Ok(next) => {
-                *self.slot.lock() = Slot::Spent(self.op);
+                self.shared.set(Slot::Spent(self.op));
                 Ok(next.map(Syncer::new))
             }
             Err((syncer, error)) => Python::attach(|py| {
                 let err = to_py(py, &error);
                 match syncer {
                     // Unchanged: this object stays usable.
-                    Some(s) if kind(&s) == self.kind => *self.slot.lock() = Slot::Ready(s),
+                    Some(s) if kind(&s) == self.kind => self.shared.set(Slot::Ready(s)),
                     // Another state (a failed reverse is COMMITTED again): handed over with the error.
                     Some(s) => {
-                        *self.slot.lock() = Slot::Spent(self.op);
+                        self.shared.set(Slot::Spent(self.op));
                         let _ = err.value(py).setattr("_native_syncer", Syncer::new(s));
                     }
-                    None => *self.slot.lock() = Slot::Spent(self.op),
+                    None => self.shared.set(Slot::Spent(self.op)),
                 }
                 Err(err)
             }),
@@ -290,8 +334,8 @@ impl Syncer {
     fn run(&self, py: Python<'_>, op: &str, body: Option<&str>) -> PyResult<Option<Syncer>> {
         let op = Op::parse(op)?;
         let options = start_options(py, op, body)?;
-        let joining = self.begin(py, op, options)?;
-        wait(py, joining.join())
+        let begin = self.begin(op, options);
+        wait(py, async move { begin.await?.join().await })
     }
 
     /// `run` as an awaitable.
@@ -304,8 +348,8 @@ impl Syncer {
     ) -> PyResult<Bound<'py, PyAny>> {
         let op = Op::parse(op)?;
         let options = start_options(py, op, body)?;
-        let joining = self.begin(py, op, options)?;
-        awaitable(py, joining.join())
+        let begin = self.begin(op, options);
+        awaitable(py, async move { begin.await?.join().await })
     }
 
     /// The state this object stands for (`IDLE`, `RUNNING`…).
@@ -323,7 +367,10 @@ impl Syncer {
     /// Whether a transition may be called (not spent, not in progress).
     #[getter]
     fn usable(&self) -> bool {
-        matches!(&*self.slot.lock(), Slot::Ready(_) | Slot::Pending(..))
+        matches!(
+            &*self.shared.slot.lock(),
+            Slot::Ready(_) | Slot::Pending(..)
+        )
     }
 
     /// The `/progress` document as JSON.
