@@ -12,6 +12,8 @@ import pytest
 from mongosync.pytest_plugin import MemoryClusterFactory
 from mongosync.testing import MemoryCluster
 
+pytest_plugins = ["pytester"]
+
 
 @dataclass
 class Pair:
