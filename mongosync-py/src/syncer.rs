@@ -193,33 +193,30 @@ impl Syncer {
     }
 }
 
+/// Why `op` cannot run on an object in `slot`, naming the state the sync is in now.
 fn unusable(kind: SyncState, handle: &SyncHandle, slot: &Slot, op: Op) -> String {
-    {
-        let me = class_name(kind);
-        let now = handle.state();
-        match slot {
-            Slot::Spent(Op::Shutdown) => {
-                format!("cannot {}: this {me} was shut down", op.name())
-            }
-            Slot::Spent(by) => format!(
-                "cannot {}: this {me} was spent by {}(); the sync moved to {now}: use the syncer that {}() returned",
-                op.name(),
-                by.name(),
-                by.name()
-            ),
-            Slot::Joining(by) => format!(
-                "cannot {}: {}() is in progress on this {me} in another thread",
-                op.name(),
-                by.name()
-            ),
-            Slot::Pending(by, _) => format!(
-                "cannot {}: {}() on this {me} was interrupted and continues in the background (the sync is {now}); call {}() again to get its result",
-                op.name(),
-                by.name(),
-                by.name()
-            ),
-            Slot::Ready(_) => format!("cannot {}: internal slot error", op.name()),
+    let me = class_name(kind);
+    let now = handle.state();
+    let (op, by) = (op.name(), slot_op(slot));
+    match slot {
+        Slot::Spent(Op::Shutdown) => format!("cannot {op}: this {me} was shut down"),
+        Slot::Spent(_) => format!(
+            "cannot {op}: this {me} was spent by {by}(); the sync moved to {now}: use the syncer that {by}() returned"
+        ),
+        Slot::Joining(_) => {
+            format!("cannot {op}: {by}() is in progress on this {me} in another thread")
         }
+        Slot::Pending(..) => format!(
+            "cannot {op}: {by}() on this {me} was interrupted and continues in the background (the sync is {now}); call {by}() again to get its result"
+        ),
+        Slot::Ready(_) => format!("cannot {op}: this {me} is usable"),
+    }
+}
+
+fn slot_op(slot: &Slot) -> &'static str {
+    match slot {
+        Slot::Spent(o) | Slot::Joining(o) | Slot::Pending(o, _) => o.name(),
+        Slot::Ready(_) => "",
     }
 }
 

@@ -4,15 +4,19 @@ no password in a message; a panic is an InternalError."""
 from __future__ import annotations
 
 import gc
+from typing import Any, Dict
 
+import pymongo
 import pytest
 
 import mongosync
 from mongosync import _mongosync
+from mongosync.pytest_plugin import MemoryClusterFactory
 from mongosync.errors import (
     ERRORS_BY_CODE,
     ConnectionFailedError,
     DestinationNotEmptyError,
+    HistoryLostError,
     InternalError,
     InvalidOptionsError,
     InvalidStateError,
@@ -114,3 +118,23 @@ def test_a_panic_is_an_internal_error_not_a_panic_exception() -> None:
         _mongosync._panic_for_tests()
     assert e.value.code == "Internal"
     assert "on purpose" in str(e.value)
+
+
+def test_history_lost(memory_cluster_factory: MemoryClusterFactory) -> None:
+    # A source that keeps only 50 oplog entries: a paused sync's resume point falls out of it.
+    c0 = memory_cluster_factory(password="pw0", oplog_max_entries=50)
+    c1 = memory_cluster_factory(password="pw1", replica_set="rs1")
+    source: pymongo.MongoClient[Dict[str, Any]] = pymongo.MongoClient(c0.uri_with_credentials())
+    try:
+        source.db.c.insert_one({"_id": 0})
+        running = mongosync.connect(c0.uri_with_credentials(), c1.uri_with_credentials()).start()
+        running.wait_can_commit()
+        paused = running.pause()
+        for i in range(1, 200):
+            source.db.c.insert_one({"_id": i})
+        with pytest.raises(HistoryLostError) as e:
+            paused.resume().wait_can_commit()
+        assert e.value.code == "HistoryLost"
+        assert "oplog" in str(e.value)
+    finally:
+        source.close()
