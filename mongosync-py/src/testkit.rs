@@ -15,6 +15,7 @@ pub struct PyMemoryCluster {
     password: Option<String>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn options(
     host: Option<String>,
     port: Option<u16>,
