@@ -76,8 +76,9 @@ where
     })
 }
 
-/// Runs a short synchronous step inside the runtime (building a client or a server spawns
-/// tasks), panics turned into `InternalError`.
+/// Runs a short synchronous step inside the runtime (reading the engine's figures; dropping a
+/// server), panics turned into `InternalError`: every entry point that does not wait goes
+/// through here, as every one that waits goes through `wait` or `awaitable`.
 pub fn enter<T>(f: impl FnOnce() -> T) -> PyResult<T> {
     let _guard = rt()?.enter();
     std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(internal)

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{internal, invalid_state, to_py};
 use crate::handle::ProgressStream;
-use crate::runtime::{awaitable, rt, wait};
+use crate::runtime::{awaitable, enter, rt, wait};
 
 /// A transition of the runtime syncer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,22 +372,22 @@ impl Syncer {
 
     /// The `/progress` document as JSON.
     fn progress_json(&self) -> PyResult<String> {
-        crate::progress::progress_json(&self.handle.progress())
+        enter(|| crate::progress::progress_json(&self.handle.progress()))?
     }
 
     /// The engine's counters as JSON.
     fn metrics_json(&self) -> PyResult<String> {
-        crate::progress::metrics_json(&self.handle.metrics())
+        enter(|| crate::progress::metrics_json(&self.handle.metrics()))?
     }
 
     /// The warnings of `/progress`.
-    fn warnings(&self) -> Vec<String> {
-        self.handle.warnings()
+    fn warnings(&self) -> PyResult<Vec<String>> {
+        enter(|| self.handle.warnings())
     }
 
     /// A stream of progress documents: now, then on each change, until the sync is gone.
-    fn watch(&self) -> ProgressStream {
-        ProgressStream::new(&self.handle)
+    fn watch(&self) -> PyResult<ProgressStream> {
+        enter(|| ProgressStream::new(&self.handle))
     }
 
     /// Blocks until `canCommit` is true (Ctrl-C interrupts the wait).
