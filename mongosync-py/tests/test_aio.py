@@ -8,6 +8,7 @@ import gc
 from typing import Any, Dict
 
 import pymongo
+import pytest
 
 import mongosync.aio as aio
 from mongosync.testing import MemoryCluster
@@ -51,11 +52,9 @@ async def test_cancelled_wait_keeps_the_transition_going(pair: Pair) -> None:
     committing = await running.commit()
     task = asyncio.ensure_future(committing.wait())
     await asyncio.sleep(0)
-    task.cancel()
-    try:
+    assert task.cancel()
+    with pytest.raises(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
     # Awaiting the same transition again picks up its result.
     committed = await committing.wait()
     assert isinstance(committed, aio.CommittedSyncer)
