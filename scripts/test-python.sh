@@ -44,8 +44,15 @@ setup() {
 build() {
   # maturin develop needs an active virtualenv (TOOLCHAIN pitfall 9); no --release, no
   # --target: the workspace's debug build is reused.
+  local log="$CARGO_TARGET_DIR/maturin-develop.log"
+  mkdir -p "$CARGO_TARGET_DIR"
   (cd mongosync-py && VIRTUAL_ENV="$repo/.venv" PATH="$repo/.venv/bin:$PATH" \
-    maturin develop --quiet)
+    maturin develop -v) >"$log" 2>&1 || { tail -n 40 "$log"; return 1; }
+  grep -E "Installed|Compiling (mongodb|pyo3|mongosync-py) " "$log"
+  if grep -q "Compiling mongodb " "$log"; then
+    echo "test-python: warning: maturin compiled the driver again; run it after" \
+      "\`cargo build --workspace --all-targets\` (same profile, same features)" >&2
+  fi
 }
 
 part "virtualenv + tools" setup || true
