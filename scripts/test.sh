@@ -32,6 +32,10 @@ part "driver suites (PyMongo, Node.js) against the mongosync-testkit command"
 MONGOSYNC_TESTKIT_BIN="$target/debug/mongosync-testkit" bash scripts/client-tests.sh
 done_part
 
+part "the Python package (extension, pytest, mypy, pyright, stubtest)"
+bash scripts/test-python.sh
+done_part
+
 part "the npm package (native module, TypeScript, type tests, node:test)"
 bash scripts/test-node.sh
 done_part
