@@ -98,6 +98,26 @@ impl Cluster {
         Ok(())
     }
 
+    /// The replica set's name and members as the cluster itself reports them (`hello`), so
+    /// that one cluster reached through two URIs (other host names, other seeds) is known.
+    pub async fn identity(&self) -> Result<(String, Vec<String>)> {
+        let hello = self
+            .admin(doc! {"hello": 1})
+            .await
+            .map_err(|e| self.connection_error("it did not answer `hello`", e))?;
+        let mut members: Vec<String> = ["hosts", "passives", "arbiters"]
+            .iter()
+            .filter_map(|f| hello.get_array(f).ok())
+            .flatten()
+            .filter_map(|h| h.as_str().map(str::to_ascii_lowercase))
+            .collect();
+        members.sort();
+        Ok((
+            hello.get_str("setName").unwrap_or_default().to_string(),
+            members,
+        ))
+    }
+
     pub fn connection_error(&self, what: &str, e: mongodb::error::Error) -> Error {
         Error::Connection {
             cluster: self.name.as_str().into(),

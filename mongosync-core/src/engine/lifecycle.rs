@@ -34,6 +34,31 @@ fn wrong_state(operation: &'static str, state: SyncState, allowed: &[SyncState])
     }
 }
 
+/// Refuses a source and a destination that are one cluster: the sync would block the
+/// application's own writes and write its metadata and copies over the source.
+async fn check_distinct(
+    source: &super::connect::Cluster,
+    destination: &super::connect::Cluster,
+) -> Result<()> {
+    let (s_name, s_members) = source.identity().await?;
+    let (d_name, d_members) = destination.identity().await?;
+    let shared: Vec<&String> = s_members.iter().filter(|h| d_members.contains(h)).collect();
+    if s_name == d_name && !shared.is_empty() {
+        return Err(Error::Unsupported {
+            what: "syncing a cluster to itself".into(),
+            reason: format!(
+                "cluster0 and cluster1 are the same replica set `{s_name}` (members {}); give the URI of another cluster as the destination",
+                shared
+                    .iter()
+                    .map(|h| h.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl Engine {
     pub(crate) fn expect_state(
         &self,
@@ -60,6 +85,7 @@ impl Engine {
         opts.validate()?;
         let scope = Scope::new(&opts.include_namespaces, &opts.exclude_namespaces)?;
         let (source, destination) = self.clusters_for(opts.source);
+        check_distinct(source, destination).await?;
         let meta = Metadata::new(&destination.client);
         let persisted = bson::serialize_to_document(&opts)
             .map_err(|e| Error::internal(format!("the options cannot be persisted: {e}")))?;
