@@ -25,6 +25,7 @@ pub const NO_AUTH_COMMANDS: &[&str] = &[
     "ping",
     "connectionStatus",
     "configureFailPoint",
+    "waitForFailPoint",
     "_isSelf",
 ];
 
