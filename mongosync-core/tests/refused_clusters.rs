@@ -1,5 +1,5 @@
 //! Clusters the engine refuses before writing anything: one cluster given as both source and
-//! destination.
+//! destination; a sharded cluster (a `mongos`).
 
 mod common;
 
@@ -48,4 +48,27 @@ async fn one_cluster_as_source_and_destination_is_refused() {
     assert!(message.contains("same replica set"), "{message}");
     assert!(!message.contains("pw-same"), "{message}");
     assert_eq!(snapshot(&client).await, before, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_cluster_is_refused_at_connect() {
+    let router = MemoryCluster::start_with(ClusterOptions::default().mongos())
+        .await
+        .unwrap();
+    let replica_set = MemoryCluster::start().await.unwrap();
+    for (c0, c1, which) in [
+        (router.uri(), replica_set.uri(), "cluster0"),
+        (replica_set.uri(), router.uri(), "cluster1"),
+    ] {
+        let e = Syncer::connect(c0, c1, common::options())
+            .await
+            .expect_err("a mongos is refused");
+        assert_eq!(e.code(), ErrorCode::Unsupported, "{e}");
+        let message = e.to_string();
+        assert!(
+            message.contains(which) && message.contains("sharded cluster (mongos)"),
+            "{message}"
+        );
+        assert!(message.contains("replica sets only"), "{message}");
+    }
 }

@@ -67,12 +67,16 @@ impl Cluster {
             .run_command(doc! {"hello": 1})
             .await
             .map_err(|e| self.connection_error("it did not answer `hello`", e))?;
-        let replica_set = hello.get_str("setName").is_ok();
-        let mongos = hello.get_str("msg").ok() == Some("isdbgrid");
-        if !replica_set && !mongos {
+        if hello.get_str("msg").ok() == Some("isdbgrid") {
+            return Err(Error::Unsupported {
+                what: format!("the {} cluster, a sharded cluster (mongos)", self.name.as_str()),
+                reason: "this engine syncs replica sets only; migrate a sharded cluster with MongoDB's mongosync, or sync each shard's data through a replica set".into(),
+            });
+        }
+        if hello.get_str("setName").is_err() {
             return Err(Error::Connection {
                 cluster: self.name.as_str().into(),
-                message: "it is a standalone server; mongosync needs a replica set or a sharded cluster (convert the standalone to a single-member replica set)".into(),
+                message: "it is a standalone server; mongosync needs a replica set (convert the standalone to a single-member replica set)".into(),
                 source: None,
             });
         }
