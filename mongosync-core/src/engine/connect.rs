@@ -122,6 +122,56 @@ impl Cluster {
         ))
     }
 
+    /// `None` when this client may write while user writes are blocked: it authenticated as
+    /// a user holding `bypassWriteBlockingMode` on the cluster (`root` and `restore` do). A
+    /// connection that did not authenticate never bypasses, even with authentication off
+    /// (server-emulation §11.1). Otherwise, what is missing.
+    pub async fn bypass_missing(&self) -> Result<Option<String>> {
+        let status = self
+            .admin(doc! {"connectionStatus": 1, "showPrivileges": true})
+            .await
+            .map_err(|e| {
+                Error::step(
+                    "checking the connection's privileges",
+                    self.name.as_str(),
+                    e,
+                )
+            })?;
+        let info = status.get_document("authInfo").cloned().unwrap_or_default();
+        let users: Vec<String> = info
+            .get_array("authenticatedUsers")
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| u.as_document())
+                    .map(|u| {
+                        format!(
+                            "{}@{}",
+                            u.get_str("user").unwrap_or_default(),
+                            u.get_str("db").unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if users.is_empty() {
+            return Ok(Some("the URI has no credentials".into()));
+        }
+        let holds = info
+            .get_array("authenticatedUserPrivileges")
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_document())
+            .any(|p| {
+                p.get_document("resource")
+                    .is_ok_and(|r| r.get_bool("cluster").unwrap_or(false))
+                    && p.get_array("actions").is_ok_and(|a| {
+                        a.iter()
+                            .any(|x| x.as_str() == Some("bypassWriteBlockingMode"))
+                    })
+            });
+        Ok((!holds).then(|| format!("the user {} does not hold it", users.join(", "))))
+    }
+
     pub fn connection_error(&self, what: &str, e: mongodb::error::Error) -> Error {
         Error::Connection {
             cluster: self.name.as_str().into(),

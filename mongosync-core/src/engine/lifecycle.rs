@@ -59,6 +59,36 @@ async fn check_distinct(
     Ok(())
 }
 
+/// Refuses write blocking on a cluster this engine cannot write to once it is blocked: the
+/// sync's own writes (copies, change events, metadata, the commit's restorations) must bypass
+/// it, which needs an authenticated user with `bypassWriteBlockingMode` (as mongosync 1.20+).
+async fn check_write_blocking(
+    opts: &StartOptions,
+    source: &super::connect::Cluster,
+    destination: &super::connect::Cluster,
+) -> Result<()> {
+    let mut blocked = vec![];
+    if opts.enable_user_write_blocking != WriteBlocking::None && !opts.pre_existing_destination_data
+    {
+        blocked.push(destination);
+    }
+    if opts.enable_user_write_blocking == WriteBlocking::SourceAndDestination {
+        blocked.push(source);
+    }
+    for cluster in blocked {
+        if let Some(missing) = cluster.bypass_missing().await? {
+            return Err(Error::InvalidOptions {
+                field: "enableUserWriteBlocking".into(),
+                reason: format!(
+                    "blocking user writes on {name} needs a connection to {name} as a user holding the `bypassWriteBlockingMode` privilege (the `root` or `restore` role), or the sync's own writes are blocked too, and {missing}; put such a user's credentials in the {name} URI, or start with `enableUserWriteBlocking: \"none\"`",
+                    name = cluster.name.as_str(),
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Engine {
     pub(crate) fn expect_state(
         &self,
@@ -86,6 +116,7 @@ impl Engine {
         let scope = Scope::new(&opts.include_namespaces, &opts.exclude_namespaces)?;
         let (source, destination) = self.clusters_for(opts.source);
         check_distinct(source, destination).await?;
+        check_write_blocking(&opts, source, destination).await?;
         let meta = Metadata::new(&destination.client);
         let persisted = bson::serialize_to_document(&opts)
             .map_err(|e| Error::internal(format!("the options cannot be persisted: {e}")))?;
