@@ -41,9 +41,8 @@ pub(crate) async fn begin(engine: &Arc<Engine>) -> Result<Timestamp> {
     }
     let cp = engine
         .source()
-        .oplog_note("commit point")
-        .await
-        .map_err(|e| Error::step("taking the commit point", engine.source().name.as_str(), e))?;
+        .oplog_note("commit point", "taking the commit point")
+        .await?;
     meta.set_fields(&engine.opts.id, doc! {"commitPoint": cp})
         .await?;
     Ok(cp)
@@ -233,15 +232,8 @@ async fn reverse_start_point(engine: &Arc<Engine>) -> Result<Timestamp> {
     let destination = engine.destination();
     retry(engine, "taking the reverse start point", || async {
         destination
-            .oplog_note("reverse start point")
+            .oplog_note("reverse start point", "taking the reverse start point")
             .await
-            .map_err(|e| {
-                Error::step(
-                    "taking the reverse start point",
-                    destination.name.as_str(),
-                    e,
-                )
-            })
     })
     .await
 }
@@ -255,13 +247,9 @@ async fn check_source_quiet(
     buffer: &EventBuffer,
 ) -> Result<()> {
     let source = engine.source();
-    let end = source.oplog_note("commit check").await.map_err(|e| {
-        Error::step(
-            "checking the source after the commit point",
-            source.name.as_str(),
-            e,
-        )
-    })?;
+    let end = source
+        .oplog_note("commit check", "checking the source after the commit point")
+        .await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut late: BTreeMap<String, usize> = BTreeMap::new();
     'drain: while Instant::now() < deadline {

@@ -186,18 +186,17 @@ impl Cluster {
     }
 
     /// Writes a no-op to the oplog and returns its time: a point no in-flight write can
-    /// precede unseen (peers.md §6.2).
-    pub async fn oplog_note(&self, what: &str) -> mongodb::error::Result<Timestamp> {
-        let mut session: ClientSession = self.client.start_session().await?;
+    /// precede unseen (peers.md §6.2). `step` names the step in errors.
+    pub async fn oplog_note(&self, what: &str, step: &str) -> Result<Timestamp> {
+        let fail = |e| Error::step(step, self.name.as_str(), e);
+        let mut session: ClientSession = self.client.start_session().await.map_err(fail)?;
         self.client
             .database("admin")
             .run_command(doc! {"appendOplogNote": 1, "data": {"mongosync": what}})
             .session(&mut session)
-            .await?;
-        Ok(session.operation_time().unwrap_or(Timestamp {
-            time: 0,
-            increment: 0,
-        }))
+            .await
+            .map_err(fail)?;
+        operation_time(session.operation_time(), step, self.name.as_str())
     }
 
     /// Round trip of a `ping`, in milliseconds (`-1` when it fails).
@@ -230,6 +229,17 @@ impl Cluster {
             )
         })
     }
+}
+
+/// The `operationTime` of a reply: a missing one is an error, never time zero (which would
+/// put a start or commit point before all history).
+fn operation_time(time: Option<Timestamp>, step: &str, cluster: &str) -> Result<Timestamp> {
+    time.ok_or_else(|| Error::Step {
+        step: step.into(),
+        cluster: cluster.into(),
+        message: "the reply has no `operationTime`, so the point in the oplog is unknown; mongosync needs a replica set member that reports cluster times".into(),
+        source: None,
+    })
 }
 
 /// mongosync's URI rules: majority read and write concerns, primary reads.
@@ -285,6 +295,18 @@ fn redact(message: &str, uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_operation_time_is_an_error() {
+        let e = operation_time(None, "taking the start point", "cluster0").unwrap_err();
+        assert!(e.to_string().contains("no `operationTime`"), "{e}");
+        assert_eq!(e.code(), crate::ErrorCode::OperationFailed);
+        let t = Timestamp {
+            time: 5,
+            increment: 1,
+        };
+        assert_eq!(operation_time(Some(t), "s", "c").unwrap(), t);
+    }
 
     #[test]
     fn passwords_never_reach_messages() {

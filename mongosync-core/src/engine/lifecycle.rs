@@ -153,9 +153,8 @@ impl Engine {
             destination.set_write_block(true).await?;
         }
         let start_time = source
-            .oplog_note("start point")
-            .await
-            .map_err(|e| Error::step("taking the start point", source.name.as_str(), e))?;
+            .oplog_note("start point", "taking the start point")
+            .await?;
         meta.save_global(self.global_state(start_time, persisted))
             .await?;
         meta.set_state(&self.opts.id, "RUNNING", Phase::InitializingCollections)
