@@ -77,9 +77,12 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
     if let Some(ts) = resume_info.and_then(|r| r.get_timestamp("lastEventTs").ok()) {
         raise(&stats.applied_time, ts);
     }
-    let spill_dir = engine.opts.spill_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("mongosync-{}", uuid::Uuid::new_v4()))
-    });
+    // The spill file is unlinked once opened: no directory of its own is needed.
+    let spill_dir = engine
+        .opts
+        .spill_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
     let buffer = Arc::new(EventBuffer::new(engine.opts.buffer_memory_bytes, spill_dir));
     let mut reader = JoinSet::new();
     reader.spawn(capture::read(Arc::clone(engine), from, Arc::clone(&buffer)));
