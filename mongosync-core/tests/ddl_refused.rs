@@ -8,7 +8,7 @@ mod common;
 mod ddl_util;
 
 use bson::{Document, doc};
-use ddl_util::{When, crud, fill, filler, start};
+use ddl_util::{When, crud, fill, filler, note, start};
 use futures::TryStreamExt;
 
 async fn time_series_created(when: When) {
@@ -22,6 +22,7 @@ async fn time_series_created(when: When) {
         .run_command(doc! {"create": "weather", "timeseries": {"timeField": "at"}})
         .await
         .unwrap();
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "c", 6000).await;
     let p = common::wait_for(
         || running.progress(),
