@@ -11,7 +11,7 @@ use std::time::Instant;
 use bson::{Document, RawDocumentBuf, doc, oid::ObjectId};
 use futures::TryStreamExt;
 use mongodb::Client;
-use mongosync_testkit::MemoryCluster;
+use mongosync_testkit::{ClusterOptions, MemoryCluster};
 
 const DATABASES: &[(&str, &[&str])] = &[("shop", &["orders", "customers"]), ("audit", &["events"])];
 
@@ -21,12 +21,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50_000);
-    let source = MemoryCluster::start().await?;
-    let destination = MemoryCluster::start().await?;
+    // Authentication on, as write blocking (the default) needs: the syncer connects as a
+    // user holding `bypassWriteBlockingMode` (`root`). The printed URIs carry no password.
+    let password = format!("pw-{}", std::process::id());
+    let auth = || ClusterOptions::default().auth("admin", password.clone());
+    let source = MemoryCluster::start_with(auth()).await?;
+    let destination = MemoryCluster::start_with(auth()).await?;
+    let (source_uri, destination_uri) = (
+        source.uri_with_credentials("admin", &password),
+        destination.uri_with_credentials("admin", &password),
+    );
     println!("source:      {}", source.uri());
     println!("destination: {}", destination.uri());
-    let src = Client::with_uri_str(source.uri()).await?;
-    let dst = Client::with_uri_str(destination.uri()).await?;
+    let src = Client::with_uri_str(&source_uri).await?;
+    let dst = Client::with_uri_str(&destination_uri).await?;
 
     let started = Instant::now();
     for (db, colls) in DATABASES {

@@ -20,7 +20,7 @@ use futures::TryStreamExt;
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
 use mongosync_core::{ClusterName, ConnectOptions, StartOptions, Syncer};
-use mongosync_testkit::MemoryCluster;
+use mongosync_testkit::{ClusterOptions, MemoryCluster};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -43,12 +43,20 @@ async fn main() -> Result<(), BoxError> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let per_ns = total / NAMESPACES.len() as u64;
-    let source = MemoryCluster::start().await?;
-    let destination = MemoryCluster::start().await?;
+    // Authentication on, as write blocking (the default) needs: the syncer connects as a
+    // user holding `bypassWriteBlockingMode` (`root`). The printed URIs carry no password.
+    let password = format!("pw-{}", std::process::id());
+    let auth = || ClusterOptions::default().auth("admin", password.clone());
+    let source = MemoryCluster::start_with(auth()).await?;
+    let destination = MemoryCluster::start_with(auth()).await?;
+    let (source_uri, destination_uri) = (
+        source.uri_with_credentials("admin", &password),
+        destination.uri_with_credentials("admin", &password),
+    );
     println!("source (cluster0):      {}", source.uri());
     println!("destination (cluster1): {}", destination.uri());
-    let src = Client::with_uri_str(source.uri()).await?;
-    let dst = Client::with_uri_str(destination.uri()).await?;
+    let src = Client::with_uri_str(&source_uri).await?;
+    let dst = Client::with_uri_str(&destination_uri).await?;
 
     let t = Instant::now();
     seed(&src, per_ns).await?;
@@ -57,7 +65,7 @@ async fn main() -> Result<(), BoxError> {
 
     // The default write blocking: the destination refuses users' writes until the commit.
     let t = Instant::now();
-    let idle = Syncer::connect(source.uri(), destination.uri(), ConnectOptions::default()).await?;
+    let idle = Syncer::connect(&source_uri, &destination_uri, ConnectOptions::default()).await?;
     let options = StartOptions::new(ClusterName::Cluster0);
     let running = idle.start(options).await.map_err(|e| e.error)?;
 

@@ -51,6 +51,10 @@ pub fn testkit_bin() -> PathBuf {
     }
 }
 
+/// The `root` user of the benches' servers (a fixed test password, never printed).
+pub const BENCH_USER: &str = "bench";
+const BENCH_PASSWORD: &str = "bench-pass";
+
 /// A `mongosync-testkit` process; SIGTERM on drop so it never outlives the harness.
 pub struct Server {
     child: Child,
@@ -59,12 +63,21 @@ pub struct Server {
 }
 
 impl Server {
-    /// Spawns `bin --port 0` and waits for its URI line.
+    /// Spawns `bin --port 0` with authentication on and waits for its URI line; `uri` carries
+    /// the credentials of its `root` user (write blocking, the syncer's default, needs a user
+    /// holding `bypassWriteBlockingMode`).
     pub fn start(bin: &Path) -> Result<Server, BoxError> {
         let mut cmd = Command::new(bin);
-        cmd.args(["--port", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
+        cmd.args([
+            "--port",
+            "0",
+            "--auth-user",
+            BENCH_USER,
+            "--auth-password",
+            BENCH_PASSWORD,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
         // SAFETY: prctl is async-signal-safe; the server gets SIGTERM if the harness dies
         // without running its destructors (killed, or a panic that aborts).
         unsafe {
@@ -89,11 +102,21 @@ impl Server {
             uri: String::new(),
         };
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(Ok(line))) if line.starts_with("mongodb://") => server.uri = line,
+            Ok(Some(Ok(line))) if line.starts_with("mongodb://") => {
+                server.uri = format!(
+                    "mongodb://{BENCH_USER}:{BENCH_PASSWORD}@{}&authSource=admin",
+                    &line["mongodb://".len()..]
+                )
+            }
             Ok(other) => return Err(format!("unexpected first line from server: {other:?}").into()),
             Err(_) => return Err("the server printed no URI within 30 s".into()),
         }
         Ok(server)
+    }
+
+    /// `uri` with the password masked, for printing.
+    pub fn redacted_uri(&self) -> String {
+        self.uri.replace(BENCH_PASSWORD, "****")
     }
 
     /// A field of the server's `/proc/PID/status` in KiB (`VmHWM:` is the peak RSS).

@@ -185,7 +185,7 @@ impl<S: State> Syncer<S> {
 }
 
 impl Syncer<Idle> {
-    /// Connects to both clusters and checks them (replica set or sharded, MongoDB 6.0+).
+    /// Connects to both clusters and checks them (replica sets, MongoDB 6.0+; a sharded cluster is refused as Unsupported).
     ///
     /// # Errors
     /// [`Error::Connection`] naming the cluster and what failed (never a password);

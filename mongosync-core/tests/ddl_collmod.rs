@@ -36,7 +36,7 @@ async fn coll_mod(when: When) {
     ] {
         db.run_command(cmd).await.unwrap();
     }
-    note(&running, when);
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "c", 6000).await;
     finish(&pair, running).await;
 }
@@ -51,7 +51,7 @@ async fn prepare_unique(when: When) {
         .run_command(doc! {"collMod": "c", "index": {"name": "k_1", "prepareUnique": true}})
         .await
         .unwrap();
-    note(&running, when);
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "c", 6000).await;
     finish(&pair, running).await;
 }

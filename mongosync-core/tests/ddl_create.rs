@@ -31,7 +31,7 @@ async fn explicit_and_implicit_creates(when: When) {
         .insert_one(doc! {"_id": 1, "k": 1})
         .await
         .unwrap();
-    note(&running, when);
+    note(&pair, &running, when).await;
     for name in ["validated", "implicit"] {
         crud(&pair.src, "app", name, 100).await;
     }
@@ -58,7 +58,7 @@ async fn views(when: When) {
     db.run_command(doc! {"create": "gone", "viewOn": "base", "pipeline": []})
         .await
         .unwrap();
-    note(&running, when);
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "base", 5000).await;
     db.run_command(
         doc! {"collMod": "big_k", "viewOn": "base", "pipeline": [{"$match": {"k": {"$gt": 200}}}]},
@@ -85,7 +85,7 @@ async fn recreated_with_other_options(when: When) {
     )
     .await
     .unwrap();
-    note(&running, when);
+    note(&pair, &running, when).await;
     let c = db.collection::<Document>("c");
     for i in 0..30 {
         c.insert_one(doc! {"_id": i, "again": true}).await.unwrap();

@@ -21,7 +21,7 @@ async fn drop_collection(when: When) {
         .drop()
         .await
         .unwrap();
-    note(&running, when);
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "kept", 6000).await;
     // Writes to a dropped name create it again.
     crud(&pair.src, "app", "doomed", 7000).await;
@@ -43,7 +43,7 @@ async fn drop_database(when: When) {
     crud(&pair.src, "gone", "a", 5000).await;
     crud(&pair.src, "gone", "b", 5000).await;
     pair.src.database("gone").drop().await.unwrap();
-    note(&running, when);
+    note(&pair, &running, when).await;
     crud(&pair.src, "stays", "c", 5000).await;
     crud(&pair.src, "gone", "b", 6000).await;
     finish(&pair, running).await;

@@ -36,7 +36,7 @@ async fn create_and_drop_indexes(when: When) {
     db.run_command(doc! {"dropIndexes": "c", "index": "pad_1"})
         .await
         .unwrap();
-    note(&running, when);
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "c", 6000).await;
     finish(&pair, running).await;
     let idx = common::indexes(&pair.dst, "app", "c").await;
@@ -76,7 +76,7 @@ async fn re_created_with_other_options(when: When) {
     ]})
     .await
     .unwrap();
-    note(&running, when);
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "c", 6000).await;
     finish(&pair, running).await;
 }

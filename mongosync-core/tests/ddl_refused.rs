@@ -1,13 +1,15 @@
 //! A DDL the engine refuses during the sync. `shardCollection` (refused by the engine) cannot
 //! happen on a replica set, and the testkit is one; a time-series collection created during the
 //! sync is refused the same way: the sync stops with `Error::Unsupported` naming it, the error
-//! is in the progress warnings, and the state is kept.
+//! is in the progress warnings, and the state is kept. A `collMod` that makes a collection
+//! unsupported (`expireAfterSeconds` on a clustered collection) is refused too.
 
 mod common;
 mod ddl_util;
 
 use bson::{Document, doc};
-use ddl_util::{When, crud, fill, filler, start};
+use ddl_util::{When, crud, fill, filler, note, start};
+use futures::TryStreamExt;
 
 async fn time_series_created(when: When) {
     let pair = common::pair().await;
@@ -20,6 +22,7 @@ async fn time_series_created(when: When) {
         .run_command(doc! {"create": "weather", "timeseries": {"timeField": "at"}})
         .await
         .unwrap();
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "c", 6000).await;
     let p = common::wait_for(
         || running.progress(),
@@ -64,4 +67,49 @@ async fn time_series_created_during_copy_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn time_series_created_during_change_application_is_refused() {
     time_series_created(When::Cea).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expiry_set_on_a_clustered_collection_during_change_application_is_refused() {
+    let pair = common::pair().await;
+    let db = pair.src.database("app");
+    db.run_command(
+        doc! {"create": "events", "clusteredIndex": {"key": {"_id": 1}, "unique": true}},
+    )
+    .await
+    .unwrap();
+    db.collection::<Document>("events")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    let running = common::start(&pair).await;
+    running.handle().wait_for(common::in_cea).await.unwrap();
+    db.run_command(doc! {"collMod": "events", "expireAfterSeconds": 3600})
+        .await
+        .unwrap();
+    let err = running.wait_can_commit().await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("clustered") && text.contains("app.events"),
+        "{text}"
+    );
+    assert_eq!(err.code(), mongosync_core::ErrorCode::Unsupported, "{text}");
+    // Nothing of the refused change was applied.
+    let info: Document = pair
+        .dst
+        .database("app")
+        .run_cursor_command(doc! {"listCollections": 1, "filter": {"name": "events"}})
+        .await
+        .unwrap()
+        .try_next()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !info
+            .get_document("options")
+            .unwrap()
+            .contains_key("expireAfterSeconds"),
+        "{info}"
+    );
 }

@@ -35,7 +35,7 @@ async fn within_and_across_databases(when: When) {
     crud(&pair.src, "app", "x", 5000).await;
     rename(&pair.src, "app.a", "app.b", false).await;
     rename(&pair.src, "app.x", "other.y", false).await;
-    note(&running, when);
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "b", 6000).await;
     crud(&pair.src, "other", "y", 6000).await;
     finish(&pair, running).await;
@@ -60,7 +60,7 @@ async fn drop_target(when: When) {
     rename(&pair.src, "app.a", "app.t", true).await;
     // Across databases too, onto an existing name.
     rename(&pair.src, "app.u", "other.t", true).await;
-    note(&running, when);
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "t", 6000).await;
     crud(&pair.src, "other", "t", 6000).await;
     finish(&pair, running).await;
@@ -84,7 +84,7 @@ async fn names_re_created(when: When) {
     crud(&pair.src, "app", "b", 7000).await;
     // And a rename back onto the first name.
     rename(&pair.src, "app.b", "app.a", true).await;
-    note(&running, when);
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "a", 8000).await;
     finish(&pair, running).await;
 }
@@ -103,7 +103,7 @@ async fn out_of_filter(when: When) {
     let running = start_with(&pair, when, filtered()).await;
     crud(&pair.src, "app", "a", 5000).await;
     rename(&pair.src, "app.a", "app.outside", false).await;
-    note(&running, when);
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "outside", 6000).await;
     crud(&pair.src, "app", "kept", 6000).await;
     let _committed = common::commit(running).await;
@@ -122,6 +122,7 @@ async fn into_filter(when: When) {
     fill(&pair.src, "app", "kept", 200, 100).await;
     let running = start_with(&pair, when, filtered()).await;
     rename(&pair.src, "app.outside", "app.inside", false).await;
+    note(&pair, &running, when).await;
     crud(&pair.src, "app", "inside", 6000).await;
     // The sync stops when it reaches the rename (it may be able to commit before that).
     let p = common::wait_for(
@@ -226,7 +227,7 @@ async fn capped(when: When) {
         ring.insert_one(doc! {"n": i}).await.unwrap();
     }
     rename(&pair.src, "app.ring", "other.ring2", false).await;
-    note(&running, when);
+    note(&pair, &running, when).await;
     let ring2 = pair.src.database("other").collection::<Document>("ring2");
     for i in 350..600 {
         ring2.insert_one(doc! {"n": i}).await.unwrap();
@@ -270,7 +271,7 @@ async fn cross_database_in_steps(when: When) {
         .drop()
         .await
         .unwrap();
-    note(&running, when);
+    note(&pair, &running, when).await;
     crud(&pair.src, "other", "t", 6000).await;
     let _committed = common::commit(running).await;
     let expected: Vec<(String, String)> = [("app", "kept"), ("filler", "big"), ("other", "t")]

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use bson::doc;
 
 const NINE_MIB: usize = 9 << 20;
@@ -59,7 +57,6 @@ async fn a_delta_too_large_for_the_copied_version_is_replaced_by_a_reread() {
     big.update_one(doc! {"_id": 2}, doc! {"$set": {"v": 1}})
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
     // And once more after the copy, growing the document to just under the limit.
     common::wait_for(|| running.progress(), common::in_cea).await;
     big.update_one(

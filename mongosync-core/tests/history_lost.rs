@@ -9,26 +9,32 @@ use std::time::Duration;
 use bson::doc;
 use mongodb::Client;
 use mongosync_core::{ClusterName, StartOptions, SyncState, Syncer};
-use mongosync_testkit::{ClusterOptions, MemoryCluster};
+use mongosync_testkit::MemoryCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resume_point_past_the_oplog_stops_the_sync_with_its_state_kept() {
-    let source = MemoryCluster::start_with(ClusterOptions::default().oplog_limits(300, 1 << 30))
+    let source = MemoryCluster::start_with(common::auth().oplog_limits(300, 1 << 30))
         .await
         .unwrap();
-    let destination = MemoryCluster::start().await.unwrap();
-    let src = Client::with_uri_str(source.uri()).await.unwrap();
-    let dst = Client::with_uri_str(destination.uri()).await.unwrap();
+    let destination = MemoryCluster::start_with(common::auth()).await.unwrap();
+    let src = Client::with_uri_str(common::uri(&source)).await.unwrap();
+    let dst = Client::with_uri_str(common::uri(&destination))
+        .await
+        .unwrap();
     let coll = src.database("d").collection::<bson::Document>("c");
     coll.insert_many((0..100).map(|i| doc! {"_id": i}))
         .await
         .unwrap();
-    let running = Syncer::connect(source.uri(), destination.uri(), common::options())
-        .await
-        .unwrap()
-        .start(StartOptions::new(ClusterName::Cluster0))
-        .await
-        .unwrap();
+    let running = Syncer::connect(
+        &common::uri(&source),
+        &common::uri(&destination),
+        common::options(),
+    )
+    .await
+    .unwrap()
+    .start(StartOptions::new(ClusterName::Cluster0))
+    .await
+    .unwrap();
     running.wait_can_commit().await.unwrap();
     let paused = running.pause().await.unwrap();
     // Far more writes than the source's oplog keeps.
@@ -92,17 +98,17 @@ async fn an_unreachable_cluster_is_named() {
 /// load the resume point is seconds from being overwritten, and a warning says what to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_short_history_is_forecast_with_a_warning() {
-    let source = MemoryCluster::start_with(ClusterOptions::default().oplog_limits(300, 1 << 30))
+    let source = MemoryCluster::start_with(common::auth().oplog_limits(300, 1 << 30))
         .await
         .unwrap();
-    let destination = MemoryCluster::start().await.unwrap();
-    let src = Client::with_uri_str(source.uri()).await.unwrap();
+    let destination = MemoryCluster::start_with(common::auth()).await.unwrap();
+    let src = Client::with_uri_str(common::uri(&source)).await.unwrap();
     let coll = src.database("d").collection::<bson::Document>("c");
     coll.insert_many((0..100).map(|i| doc! {"_id": i}))
         .await
         .unwrap();
     let options = common::options().oplog_check_interval(Duration::from_millis(200));
-    let running = Syncer::connect(source.uri(), destination.uri(), options)
+    let running = Syncer::connect(&common::uri(&source), &common::uri(&destination), options)
         .await
         .unwrap()
         .start(StartOptions::new(ClusterName::Cluster0))

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use bson::doc;
+use futures::StreamExt;
 use mongosync_core::{AnySyncer, ClusterName, NamespaceFilter, StartOptions, SyncState, Syncer};
 
 fn start_options() -> StartOptions {
@@ -70,9 +71,11 @@ async fn a_dropped_syncer_is_resumed_by_a_new_one() {
         |p| p.total_events_applied.unwrap_or(0) >= 100,
     )
     .await;
-    // Second kill, in change application; writes while nobody syncs.
+    // Second kill, in change application; writes while nobody syncs (the handle's stream of
+    // changes ends once the syncer is gone).
+    let mut changes = Box::pin(running.handle().changes());
     drop(running);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    while changes.next().await.is_some() {}
     coll.insert_many((10_000..10_100).map(|i| doc! {"_id": i}))
         .await
         .unwrap();
@@ -137,8 +140,19 @@ async fn a_partition_killed_midway_continues_from_its_checkpoint() {
         },
     )
     .await;
-    // Past a checkpoint (one a second).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Past a checkpoint (one a second): the partition's persisted `resumeAfter`.
+    let partitions = pair
+        .dst
+        .database("__mdb_internal_mongosync")
+        .collection::<bson::Document>("partitions");
+    while partitions
+        .count_documents(doc! {"resumeAfter": {"$exists": true}})
+        .await
+        .unwrap()
+        == 0
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(running);
     coll.update_many(doc! {"_id": {"$lt": 500}}, doc! {"$set": {"after": "kill"}})
         .await

@@ -207,7 +207,13 @@ async fn a_written_source_syncs_commits_and_matches_document_by_document() {
     );
     assert!(!dst_indexes["qty_-1_sku_1"].contains_key("hidden"));
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The load keeps writing while change application runs: 20 more events applied.
+    let applied = running.progress().total_events_applied.unwrap_or(0);
+    running
+        .handle()
+        .wait_for(|p| p.total_events_applied.unwrap_or(0) >= applied + 20)
+        .await
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     let writes = load.await.unwrap();
     assert!(writes > 20, "the load wrote {writes} times");

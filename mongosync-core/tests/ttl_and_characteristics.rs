@@ -10,20 +10,21 @@ use bson::doc;
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
 use mongosync_core::{ClusterName, StartOptions, Syncer};
-use mongosync_testkit::{ClusterOptions, MemoryCluster};
+use mongosync_testkit::MemoryCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ttl_is_disabled_until_commit_and_restored_after() {
     // The source's TTL monitor is slow (the real default, 60 s): its expired documents stay for
     // the test's length. The destination's runs every 100 ms.
-    let source = MemoryCluster::start().await.unwrap();
-    let destination = MemoryCluster::start_with(
-        ClusterOptions::default().ttl_monitor_period(Duration::from_millis(100)),
-    )
-    .await
-    .unwrap();
-    let src = Client::with_uri_str(source.uri()).await.unwrap();
-    let dst = Client::with_uri_str(destination.uri()).await.unwrap();
+    let source = MemoryCluster::start_with(common::auth()).await.unwrap();
+    let destination =
+        MemoryCluster::start_with(common::auth().ttl_monitor_period(Duration::from_millis(100)))
+            .await
+            .unwrap();
+    let src = Client::with_uri_str(common::uri(&source)).await.unwrap();
+    let dst = Client::with_uri_str(common::uri(&destination))
+        .await
+        .unwrap();
     let sessions = src.database("web").collection::<bson::Document>("sessions");
     let old = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() - 3_600_000);
     sessions
@@ -60,12 +61,16 @@ async fn ttl_is_disabled_until_commit_and_restored_after() {
         .await
         .unwrap();
 
-    let running = Syncer::connect(source.uri(), destination.uri(), common::options())
-        .await
-        .unwrap()
-        .start(StartOptions::new(ClusterName::Cluster0))
-        .await
-        .unwrap();
+    let running = Syncer::connect(
+        &common::uri(&source),
+        &common::uri(&destination),
+        common::options(),
+    )
+    .await
+    .unwrap()
+    .start(StartOptions::new(ClusterName::Cluster0))
+    .await
+    .unwrap();
     common::wait_for(|| running.progress(), common::in_cea).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let dst_sessions = dst.database("web").collection::<bson::Document>("sessions");

@@ -25,6 +25,9 @@ pub struct ClusterOptions {
     /// Authentication: `None` (the default) lets every client do everything, as a server
     /// without `--auth`.
     pub auth: Option<AuthOptions>,
+    /// Answer the handshake as a sharded cluster's router (`msg: "isdbgrid"`, no replica set
+    /// fields), for tests of clients that refuse one. Everything else stays a replica set.
+    pub mongos: bool,
 }
 
 /// The first user of a cluster started with authentication on.
@@ -55,6 +58,7 @@ impl Default for ClusterOptions {
             ttl_monitor_period: std::time::Duration::from_secs(60),
             oplog_limits: crate::oplog::OplogLimits::default(),
             auth: None,
+            mongos: false,
         }
     }
 }
@@ -91,6 +95,11 @@ impl ClusterOptions {
             user: user.into(),
             password: password.into(),
         });
+        self
+    }
+    /// Answers the handshake as a `mongos` (see [`ClusterOptions::mongos`]).
+    pub fn mongos(mut self) -> Self {
+        self.mongos = true;
         self
     }
     /// Sets the TTL monitor's period.
@@ -142,7 +151,11 @@ impl MemoryCluster {
         let listener = TcpListener::bind((options.host.as_str(), options.port)).await?;
         let addr = listener.local_addr()?;
         let host = format!("{}:{}", options.host, addr.port());
-        let uri = format!("mongodb://{host}/?replicaSet={}", options.replica_set);
+        let uri = if options.mongos {
+            format!("mongodb://{host}/")
+        } else {
+            format!("mongodb://{host}/?replicaSet={}", options.replica_set)
+        };
         let server = Server::new(host, options);
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(Arc::clone(&server).serve(listener, stop_rx));

@@ -45,6 +45,8 @@ pub struct Action {
 #[derive(Debug, Default)]
 pub struct FailPoints {
     points: Mutex<HashMap<String, FailPoint>>,
+    /// Woken whenever a fail point fires (`waitForFailPoint`).
+    fired: tokio::sync::Notify,
 }
 
 fn parse_mode(mode: &Bson) -> Result<Mode> {
@@ -117,6 +119,26 @@ impl FailPoints {
         Ok(entered)
     }
 
+    /// `waitForFailPoint`: waits until fail point `name` has fired `times` times in all, at
+    /// most `max` (MaxTimeMSExpired, 50, after that).
+    pub async fn wait_entered(
+        &self,
+        name: &str,
+        times: i64,
+        max: std::time::Duration,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let fired = self.fired.notified();
+            if self.points.lock().get(name).map_or(0, |p| p.entered) >= times {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, fired).await.is_err() {
+                return Err(CommandError::new(50, "operation exceeded time limit"));
+            }
+        }
+    }
+
     /// Whether fail point `name` fires now, given that its `data` matches; counts the entry.
     fn fire(&self, name: &str, matches: impl Fn(&Document) -> bool) -> Option<Document> {
         let mut points = self.points.lock();
@@ -143,6 +165,7 @@ impl FailPoints {
         }
         if fires {
             point.entered += 1;
+            self.fired.notify_waiters();
             Some(point.data.clone())
         } else {
             None

@@ -481,7 +481,7 @@ impl Server {
     pub(crate) fn hello_fields(&self, conn: &Connection) -> Document {
         let now = self.oplog.now();
         let wall = bson::DateTime::now();
-        doc! {
+        let mut fields = doc! {
             "hosts": [self.host.clone()],
             "setName": self.options.replica_set.clone(),
             "setVersion": 1,
@@ -505,6 +505,23 @@ impl Server {
             "minWireVersion": 0,
             "maxWireVersion": 25,
             "readOnly": false,
+        };
+        if self.options.mongos {
+            // A router's handshake: no replica set fields, `msg: "isdbgrid"`.
+            for f in [
+                "hosts",
+                "setName",
+                "setVersion",
+                "secondary",
+                "primary",
+                "me",
+                "electionId",
+                "lastWrite",
+            ] {
+                fields.remove(f);
+            }
+            fields.insert("msg", "isdbgrid");
         }
+        fields
     }
 }

@@ -233,13 +233,36 @@ async fn malformed_commands_fail_to_parse() {
 }
 
 #[tokio::test]
-async fn without_auth_nobody_is_blocked() {
+async fn without_auth_a_connection_that_did_not_authenticate_is_blocked() {
     let cluster = MemoryCluster::start().await.unwrap();
-    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
-    block(&client, true, None).await.unwrap();
-    coll(&client).insert_one(doc! {"_id": 1}).await.unwrap();
-    client.database("app").create_collection("d").await.unwrap();
-    let status = client
+    let anonymous = Client::with_uri_str(cluster.uri()).await.unwrap();
+    anonymous
+        .database("admin")
+        .run_command(doc! {"createUser": "someone", "pwd": "pw", "roles": ["readWrite"]})
+        .await
+        .unwrap();
+    // Even the client that blocked writes: it never authenticated (server-emulation §11.1).
+    block(&anonymous, true, None).await.unwrap();
+    let err = coll(&anonymous)
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Some(371));
+    let err = anonymous
+        .database("app")
+        .create_collection("d")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Some(371));
+    // With authentication off, a connection that authenticated bypasses, whatever its roles.
+    let someone = client_as(&cluster, "someone").await;
+    coll(&someone).insert_one(doc! {"_id": 2}).await.unwrap();
+    someone
+        .database("app")
+        .create_collection("d")
+        .await
+        .unwrap();
+    let status = anonymous
         .database("admin")
         .run_command(doc! {"serverStatus": 1})
         .await

@@ -178,7 +178,7 @@ async fn main() -> Result<(), BoxError> {
 
     let server = Server::start(&cfg.bin)?;
     let idle_rss = server.status_kib("VmRSS:").unwrap_or(0);
-    println!("server: {}", server.uri);
+    println!("server: {}", server.redacted_uri());
     let client = Client::with_uri_str(&server.uri).await?;
     let coll: Collection<Document> = client.database("bench").collection("docs");
     coll.drop().await?;

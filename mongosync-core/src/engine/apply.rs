@@ -142,17 +142,112 @@ struct DocOps {
     ops: Vec<Op>,
 }
 
-fn key_of(ns: &Namespace, id: &Bson) -> Vec<u8> {
+/// A document's dispatch key: equal whenever the server's `_id` index holds two `_id`s equal,
+/// so that the events of one server document share a lane whatever the `_id`'s BSON type
+/// (`{_id: 7}` deleted, then `{_id: 7.0}` inserted, must run in that order). Numbers compare
+/// by value across int32, int64, double and decimal128 (0 and -0.0 equal). In a collection
+/// with a collation (`collated`), strings compare by it: every string is one key there, a
+/// key coarser than the collation (ICU strengths, `alternate`, `numericOrdering` all merge
+/// strings), which only puts more documents in one lane. Embedded documents and arrays
+/// compare element by element, so their values are normalised too.
+fn group_key(ns: &Namespace, id: &Bson, collated: bool) -> Vec<u8> {
     let mut k = ns.to_string().into_bytes();
     k.push(0);
-    k.extend(bson::serialize_to_vec(&doc! {"_id": id.clone()}).unwrap_or_default());
+    id_key(id, collated, &mut k);
     k
+}
+
+fn id_key(v: &Bson, collated: bool, out: &mut Vec<u8>) {
+    match v {
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
+            out.push(b'n');
+            // As an f64: values the server holds equal map to one number; distinct large
+            // integers may meet too, which only shares a lane.
+            let x = match v {
+                Bson::Int32(i) => *i as f64,
+                Bson::Int64(i) => *i as f64,
+                Bson::Double(d) => *d,
+                Bson::Decimal128(d) => d.to_string().parse::<f64>().unwrap_or(f64::NAN),
+                _ => unreachable!(),
+            };
+            let x = if x == 0.0 {
+                0.0
+            } else if x.is_nan() {
+                f64::NAN
+            } else {
+                x
+            };
+            out.extend(x.to_bits().to_be_bytes());
+        }
+        // Symbols sort and compare as strings.
+        Bson::String(_) | Bson::Symbol(_) => {
+            out.push(b's');
+            if !collated {
+                let s = match v {
+                    Bson::String(s) | Bson::Symbol(s) => s,
+                    _ => unreachable!(),
+                };
+                out.extend((s.len() as u64).to_be_bytes());
+                out.extend(s.as_bytes());
+            }
+        }
+        Bson::Document(d) => {
+            out.push(b'd');
+            out.extend((d.len() as u64).to_be_bytes());
+            for (name, value) in d {
+                out.extend((name.len() as u64).to_be_bytes());
+                out.extend(name.as_bytes());
+                id_key(value, collated, out);
+            }
+        }
+        Bson::Array(a) => {
+            out.push(b'a');
+            out.extend((a.len() as u64).to_be_bytes());
+            for value in a {
+                id_key(value, collated, out);
+            }
+        }
+        other => {
+            out.push(b'o');
+            let bytes = bson::serialize_to_vec(&doc! {"v": other.clone()}).unwrap_or_default();
+            out.extend((bytes.len() as u64).to_be_bytes());
+            out.extend(bytes);
+        }
+    }
+}
+
+/// Whether two `_id`s are the same BSON bytes (type included; `0.0` and `-0.0` differ).
+fn same_bytes(a: &Bson, b: &Bson) -> bool {
+    match (a, b) {
+        (Bson::Double(x), Bson::Double(y)) => x.to_bits() == y.to_bits(),
+        (Bson::Document(_) | Bson::Array(_), _) => {
+            bson::serialize_to_vec(&doc! {"_id": a.clone()}).ok()
+                == bson::serialize_to_vec(&doc! {"_id": b.clone()}).ok()
+        }
+        _ => a == b,
+    }
 }
 
 fn lane_of(key: &[u8], lanes: usize) -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
     (h.finish() % lanes as u64) as usize
+}
+
+/// What dispatch must know of the collections, from the catalog and the stream's DDL events.
+#[derive(Default)]
+pub(crate) struct Known {
+    /// Capped collections: their events share one lane, to keep insertion order.
+    pub capped: HashSet<Namespace>,
+    /// Collections with a (non-simple) collation: their string `_id`s compare by it.
+    pub collated: HashSet<Namespace>,
+}
+
+/// Whether collection options carry a non-simple collation.
+pub(crate) fn has_collation(options: &Document) -> bool {
+    options
+        .get_document("collation")
+        .is_ok_and(|c| c.get_str("locale").unwrap_or("simple") != "simple")
 }
 
 fn ns_of(ev: &Document) -> Option<Namespace> {
@@ -185,12 +280,13 @@ pub(crate) struct Prepared {
 pub(crate) fn prepare(
     lanes: usize,
     scope: &Scope,
-    capped: &mut HashSet<Namespace>,
+    known: &mut Known,
     items: Vec<Item>,
 ) -> Result<Prepared> {
     let empty = || -> Vec<Vec<DocOps>> { (0..lanes).map(|_| Vec::new()).collect() };
     let mut steps = vec![];
     let mut pending = empty();
+    // Per dispatch key, the lane and slot of its latest document.
     let mut index: HashMap<Vec<u8>, (usize, usize)> = HashMap::new();
     let mut reached = None;
     let mut crud_time = None;
@@ -223,22 +319,29 @@ pub(crate) fn prepare(
                 // before the create is written.
                 if op_type == "create"
                     && let Some(ns) = ns_of(&ev)
-                    && ev
-                        .get_document("operationDescription")
-                        .is_ok_and(|d| d.get_bool("capped").unwrap_or(false))
+                    && let Ok(desc) = ev.get_document("operationDescription")
                 {
-                    capped.insert(ns);
+                    if desc.get_bool("capped").unwrap_or(false) {
+                        known.capped.insert(ns.clone());
+                    }
+                    if has_collation(desc) {
+                        known.collated.insert(ns);
+                    }
                 }
-                // A renamed capped collection stays capped under its new name.
+                // A renamed collection keeps its kind under its new name.
                 if op_type == "rename"
                     && let Some(from) = ns_of(&ev)
                     && let Some(to) = ev
                         .get_document("to")
                         .ok()
                         .and_then(Namespace::from_document)
-                    && capped.remove(&from)
                 {
-                    capped.insert(to);
+                    if known.capped.remove(&from) {
+                        known.capped.insert(to.clone());
+                    }
+                    if known.collated.remove(&from) {
+                        known.collated.insert(to);
+                    }
                 }
                 applied += 1;
                 steps.push(Step::Ddl { event: ev, time });
@@ -251,22 +354,29 @@ pub(crate) fn prepare(
                     .cloned()
             {
                 let op = Op::from_event(&ev);
-                let key = key_of(&ns, &id);
+                let group = group_key(&ns, &id, known.collated.contains(&ns));
                 // A capped collection keeps its insertion order: all its events share a lane.
-                let lane_key = if capped.contains(&ns) {
-                    ns.to_string().into_bytes()
+                let lane = if known.capped.contains(&ns) {
+                    lane_of(ns.to_string().as_bytes(), lanes)
                 } else {
-                    key.clone()
+                    lane_of(&group, lanes)
                 };
-                let (lane, slot) = *index.entry(key).or_insert_with(|| {
-                    let lane = lane_of(&lane_key, lanes);
-                    pending[lane].push(DocOps {
-                        ns: ns.clone(),
-                        id: id.clone(),
-                        ops: vec![],
-                    });
-                    (lane, pending[lane].len() - 1)
-                });
+                // Events of one dispatch key stay in stream order: they merge into the key's
+                // latest slot only when it holds the same `_id` bytes (a delete of `7` then
+                // an insert of `7.0` are two slots, written in that order).
+                let slot = match index.get(&group) {
+                    Some(&(l, s)) if same_bytes(&pending[l][s].id, &id) => s,
+                    _ => {
+                        pending[lane].push(DocOps {
+                            ns: ns.clone(),
+                            id: id.clone(),
+                            ops: vec![],
+                        });
+                        let s = pending[lane].len() - 1;
+                        index.insert(group, (lane, s));
+                        s
+                    }
+                };
                 let ops = &mut pending[lane][slot].ops;
                 if op.supersedes() {
                     ops.clear();
@@ -506,13 +616,15 @@ async fn missing_updated(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<Vec<us
                     e,
                 )
             })?;
+        // The server finds `7.0` for `7`: compare as its `_id` index does (strings by bytes,
+        // so a collated match of other bytes is re-read, which is only more work).
         let found: HashSet<Vec<u8>> = found
             .iter()
             .filter_map(|d| d.get("_id"))
-            .map(|id| key_of(ns, id))
+            .map(|id| group_key(ns, id, false))
             .collect();
         for i in docs {
-            if !found.contains(&key_of(ns, &lane[i].id)) {
+            if !found.contains(&group_key(ns, &lane[i].id, false)) {
                 missing.push(i);
             }
         }
@@ -558,4 +670,28 @@ pub(crate) async fn refetch_one(engine: &Arc<Engine>, ns: &Namespace, id: &Bson)
             e,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_the_server_holds_equal_share_a_dispatch_key() {
+        let ns = Namespace::new("d", "c");
+        let key = |v: Bson, collated| group_key(&ns, &v, collated);
+        let seven: Bson = Bson::Decimal128("7.0".parse().unwrap());
+        for v in [Bson::Int64(7), Bson::Double(7.0), seven] {
+            assert_eq!(key(Bson::Int32(7), false), key(v, false));
+        }
+        assert_eq!(key(Bson::Int32(0), false), key(Bson::Double(-0.0), false));
+        assert_eq!(
+            key(Bson::Document(doc! {"a": [1]}), false),
+            key(Bson::Document(doc! {"a": [1.0]}), false)
+        );
+        assert_ne!(key(Bson::Int32(7), false), key(Bson::Int32(8), false));
+        assert_ne!(key("a".into(), false), key("A".into(), false));
+        assert_eq!(key("a".into(), true), key("A".into(), true));
+        assert_ne!(key("7".into(), false), key(Bson::Int32(7), false));
+    }
 }

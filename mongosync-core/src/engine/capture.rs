@@ -93,7 +93,7 @@ async fn read_once(
                     .get_document("_id")
                     .ok()
                     .and_then(|t| Document::try_from(t).ok());
-                buffer.push(Item::Event(event))?;
+                buffer.push(Item::Event(event)).await?;
                 engine.stats.events_read.fetch_add(1, Ordering::Relaxed);
                 if let Some(t) = token {
                     *position.lock().expect("position lock") = From::Token(t);
@@ -109,7 +109,7 @@ async fn read_once(
                     if let Some(ts) = token_time(&p) {
                         raise(&engine.stats.source_time, ts);
                     }
-                    buffer.push(Item::Position(p.clone()))?;
+                    buffer.push(Item::Position(p.clone())).await?;
                     *position.lock().expect("position lock") = From::Token(p.clone());
                     last_position = Some(p);
                 }

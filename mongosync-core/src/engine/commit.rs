@@ -41,9 +41,8 @@ pub(crate) async fn begin(engine: &Arc<Engine>) -> Result<Timestamp> {
     }
     let cp = engine
         .source()
-        .oplog_note("commit point")
-        .await
-        .map_err(|e| Error::step("taking the commit point", engine.source().name.as_str(), e))?;
+        .oplog_note("commit point", "taking the commit point")
+        .await?;
     meta.set_fields(&engine.opts.id, doc! {"commitPoint": cp})
         .await?;
     Ok(cp)
@@ -233,18 +232,14 @@ async fn reverse_start_point(engine: &Arc<Engine>) -> Result<Timestamp> {
     let destination = engine.destination();
     retry(engine, "taking the reverse start point", || async {
         destination
-            .oplog_note("reverse start point")
+            .oplog_note("reverse start point", "taking the reverse start point")
             .await
-            .map_err(|e| {
-                Error::step(
-                    "taking the reverse start point",
-                    destination.name.as_str(),
-                    e,
-                )
-            })
     })
     .await
 }
+
+/// How long the post-commit check reads the source's events before it gives up.
+const LATE_WRITES_CHECK: Duration = Duration::from_secs(30);
 
 /// Reads the source's events from the commit point up to a fresh no-op: any in-scope write
 /// there reached the source after cutover and is reported (never silently lost).
@@ -255,15 +250,12 @@ async fn check_source_quiet(
     buffer: &EventBuffer,
 ) -> Result<()> {
     let source = engine.source();
-    let end = source.oplog_note("commit check").await.map_err(|e| {
-        Error::step(
-            "checking the source after the commit point",
-            source.name.as_str(),
-            e,
-        )
-    })?;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let end = source
+        .oplog_note("commit check", "checking the source after the commit point")
+        .await?;
+    let deadline = Instant::now() + LATE_WRITES_CHECK;
     let mut late: BTreeMap<String, usize> = BTreeMap::new();
+    let mut reached_end = false;
     'drain: while Instant::now() < deadline {
         let items = buffer.pop(10_000, Duration::from_millis(200)).await?;
         for (ns, n) in late_writes(scope, cp, &items) {
@@ -275,9 +267,16 @@ async fn check_source_quiet(
                 Item::Position(token) => super::capture::token_time(token),
             };
             if time.is_some_and(|t| pack(t) >= pack(end)) {
+                reached_end = true;
                 break 'drain;
             }
         }
+    }
+    if !reached_end {
+        engine.warn(format!(
+            "the check for writes that reached the source after the commit point gave up after {} s without reading up to {end:?}; writes after the commit point may have gone unnoticed (and unapplied): compare the source with the destination",
+            LATE_WRITES_CHECK.as_secs()
+        ));
     }
     for (ns, n) in late {
         engine.warn(format!(

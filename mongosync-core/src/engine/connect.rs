@@ -67,12 +67,16 @@ impl Cluster {
             .run_command(doc! {"hello": 1})
             .await
             .map_err(|e| self.connection_error("it did not answer `hello`", e))?;
-        let replica_set = hello.get_str("setName").is_ok();
-        let mongos = hello.get_str("msg").ok() == Some("isdbgrid");
-        if !replica_set && !mongos {
+        if hello.get_str("msg").ok() == Some("isdbgrid") {
+            return Err(Error::Unsupported {
+                what: format!("the {} cluster, a sharded cluster (mongos)", self.name.as_str()),
+                reason: "this engine syncs replica sets only; migrate a sharded cluster with MongoDB's mongosync, or sync each shard's data through a replica set".into(),
+            });
+        }
+        if hello.get_str("setName").is_err() {
             return Err(Error::Connection {
                 cluster: self.name.as_str().into(),
-                message: "it is a standalone server; mongosync needs a replica set or a sharded cluster (convert the standalone to a single-member replica set)".into(),
+                message: "it is a standalone server; mongosync needs a replica set (convert the standalone to a single-member replica set)".into(),
                 source: None,
             });
         }
@@ -98,6 +102,76 @@ impl Cluster {
         Ok(())
     }
 
+    /// The replica set's name and members as the cluster itself reports them (`hello`), so
+    /// that one cluster reached through two URIs (other host names, other seeds) is known.
+    pub async fn identity(&self) -> Result<(String, Vec<String>)> {
+        let hello = self
+            .admin(doc! {"hello": 1})
+            .await
+            .map_err(|e| self.connection_error("it did not answer `hello`", e))?;
+        let mut members: Vec<String> = ["hosts", "passives", "arbiters"]
+            .iter()
+            .filter_map(|f| hello.get_array(f).ok())
+            .flatten()
+            .filter_map(|h| h.as_str().map(str::to_ascii_lowercase))
+            .collect();
+        members.sort();
+        Ok((
+            hello.get_str("setName").unwrap_or_default().to_string(),
+            members,
+        ))
+    }
+
+    /// `None` when this client may write while user writes are blocked: it authenticated as
+    /// a user holding `bypassWriteBlockingMode` on the cluster (`root` and `restore` do). A
+    /// connection that did not authenticate never bypasses, even with authentication off
+    /// (server-emulation §11.1). Otherwise, what is missing.
+    pub async fn bypass_missing(&self) -> Result<Option<String>> {
+        let status = self
+            .admin(doc! {"connectionStatus": 1, "showPrivileges": true})
+            .await
+            .map_err(|e| {
+                Error::step(
+                    "checking the connection's privileges",
+                    self.name.as_str(),
+                    e,
+                )
+            })?;
+        let info = status.get_document("authInfo").cloned().unwrap_or_default();
+        let users: Vec<String> = info
+            .get_array("authenticatedUsers")
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| u.as_document())
+                    .map(|u| {
+                        format!(
+                            "{}@{}",
+                            u.get_str("user").unwrap_or_default(),
+                            u.get_str("db").unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if users.is_empty() {
+            return Ok(Some("the URI has no credentials".into()));
+        }
+        let holds = info
+            .get_array("authenticatedUserPrivileges")
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_document())
+            .any(|p| {
+                p.get_document("resource")
+                    .is_ok_and(|r| r.get_bool("cluster").unwrap_or(false))
+                    && p.get_array("actions").is_ok_and(|a| {
+                        a.iter()
+                            .any(|x| x.as_str() == Some("bypassWriteBlockingMode"))
+                    })
+            });
+        Ok((!holds).then(|| format!("the user {} does not hold it", users.join(", "))))
+    }
+
     pub fn connection_error(&self, what: &str, e: mongodb::error::Error) -> Error {
         Error::Connection {
             cluster: self.name.as_str().into(),
@@ -112,18 +186,17 @@ impl Cluster {
     }
 
     /// Writes a no-op to the oplog and returns its time: a point no in-flight write can
-    /// precede unseen (peers.md §6.2).
-    pub async fn oplog_note(&self, what: &str) -> mongodb::error::Result<Timestamp> {
-        let mut session: ClientSession = self.client.start_session().await?;
+    /// precede unseen (peers.md §6.2). `step` names the step in errors.
+    pub async fn oplog_note(&self, what: &str, step: &str) -> Result<Timestamp> {
+        let fail = |e| Error::step(step, self.name.as_str(), e);
+        let mut session: ClientSession = self.client.start_session().await.map_err(fail)?;
         self.client
             .database("admin")
             .run_command(doc! {"appendOplogNote": 1, "data": {"mongosync": what}})
             .session(&mut session)
-            .await?;
-        Ok(session.operation_time().unwrap_or(Timestamp {
-            time: 0,
-            increment: 0,
-        }))
+            .await
+            .map_err(fail)?;
+        operation_time(session.operation_time(), step, self.name.as_str())
     }
 
     /// Round trip of a `ping`, in milliseconds (`-1` when it fails).
@@ -156,6 +229,17 @@ impl Cluster {
             )
         })
     }
+}
+
+/// The `operationTime` of a reply: a missing one is an error, never time zero (which would
+/// put a start or commit point before all history).
+fn operation_time(time: Option<Timestamp>, step: &str, cluster: &str) -> Result<Timestamp> {
+    time.ok_or_else(|| Error::Step {
+        step: step.into(),
+        cluster: cluster.into(),
+        message: "the reply has no `operationTime`, so the point in the oplog is unknown; mongosync needs a replica set member that reports cluster times".into(),
+        source: None,
+    })
 }
 
 /// mongosync's URI rules: majority read and write concerns, primary reads.
@@ -211,6 +295,18 @@ fn redact(message: &str, uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_operation_time_is_an_error() {
+        let e = operation_time(None, "taking the start point", "cluster0").unwrap_err();
+        assert!(e.to_string().contains("no `operationTime`"), "{e}");
+        assert_eq!(e.code(), crate::ErrorCode::OperationFailed);
+        let t = Timestamp {
+            time: 5,
+            increment: 1,
+        };
+        assert_eq!(operation_time(Some(t), "s", "c").unwrap(), t);
+    }
 
     #[test]
     fn passwords_never_reach_messages() {

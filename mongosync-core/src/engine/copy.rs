@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bson::{Bson, RawDocumentBuf, doc};
@@ -49,8 +50,13 @@ pub(crate) async fn copy_all(engine: &Arc<Engine>, pending: Vec<Partition>) -> R
                     return Ok(Outcome::Done);
                 };
                 let what = format!("copying partition `{}`", part.id);
-                let outcome =
-                    super::retry::retry(&engine, &what, || copy_partition(&engine, &part)).await?;
+                // A retry continues from the attempt's last checkpoint.
+                let progress = std::sync::Mutex::new(part);
+                let outcome = super::retry::retry(&engine, &what, || {
+                    let part = progress.lock().expect("partition lock").clone();
+                    copy_partition(&engine, part, &progress)
+                })
+                .await?;
                 if outcome == Outcome::Paused {
                     return Ok(Outcome::Paused);
                 }
@@ -72,7 +78,36 @@ pub(crate) async fn copy_all(engine: &Arc<Engine>, pending: Vec<Partition>) -> R
     Ok(outcome)
 }
 
-async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcome> {
+/// Copies one partition from `part.lower` (the last checkpoint, when `part.copied > 0`); each
+/// checkpoint is also recorded in `progress`, where a retry starts from. Figures counted after
+/// the last checkpoint are taken back when the attempt fails or pauses, since the next attempt
+/// copies those documents again.
+async fn copy_partition(
+    engine: &Arc<Engine>,
+    part: Partition,
+    progress: &std::sync::Mutex<Partition>,
+) -> Result<Outcome> {
+    let part = &part;
+    let unsaved_documents = AtomicU64::new(0);
+    let unsaved_bytes = AtomicU64::new(0);
+    let outcome = copy_attempt(engine, part, progress, &unsaved_documents, &unsaved_bytes).await;
+    if !matches!(outcome, Ok(Outcome::Done)) {
+        engine.stats.uncopied(
+            &part.ns,
+            unsaved_documents.load(Ordering::Relaxed),
+            unsaved_bytes.load(Ordering::Relaxed),
+        );
+    }
+    outcome
+}
+
+async fn copy_attempt(
+    engine: &Arc<Engine>,
+    part: &Partition,
+    progress: &std::sync::Mutex<Partition>,
+    unsaved_documents: &AtomicU64,
+    unsaved_bytes: &AtomicU64,
+) -> Result<Outcome> {
     let source = engine.source().clone();
     let dest = engine.destination().clone();
     let meta = engine.metadata();
@@ -100,9 +135,12 @@ async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcom
     let mut cursor = find
         .await
         .map_err(|e| Error::step(step.clone(), source.name.as_str(), e))?;
+    // From a checkpoint, the bound itself was written already (`min` is inclusive).
+    let mut skip_first = (!part.natural && part.copied > 0 && part.lower != Bson::MinKey)
+        .then(|| part.lower.clone());
 
     let batch_bytes = engine.opts.copy_batch_bytes;
-    let (tx, mut rx) = mpsc::channel::<Vec<RawDocumentBuf>>(2);
+    let (tx, rx) = mpsc::channel::<Vec<RawDocumentBuf>>(2);
     let reader = {
         let step = step.clone();
         let engine = Arc::clone(engine);
@@ -114,6 +152,16 @@ async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcom
                 .await
                 .map_err(|e| Error::step(step.clone(), source.name.as_str(), e))?
             {
+                if let Some(bound) = skip_first.take()
+                    && doc
+                        .get("_id")
+                        .ok()
+                        .flatten()
+                        .and_then(|id| Bson::try_from(id.to_owned()).ok())
+                        == Some(bound)
+                {
+                    continue;
+                }
                 bytes += doc.as_bytes().len();
                 batch.push(doc);
                 if bytes >= batch_bytes || batch.len() >= 100_000 {
@@ -138,6 +186,9 @@ async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcom
         .collection::<RawDocumentBuf>(&part.ns.coll);
     let natural = part.natural;
     let writer = async {
+        // Owned here, so that a writer that fails closes the channel and the reader stops
+        // (borrowed, a full channel would keep the reader waiting for ever).
+        let mut rx = rx;
         let mut copied = part.copied;
         let mut checkpointed = Instant::now();
         while let Some(batch) = rx.recv().await {
@@ -164,12 +215,21 @@ async fn copy_partition(engine: &Arc<Engine>, part: &Partition) -> Result<Outcom
             engine
                 .stats
                 .copied(&part.ns, documents, bytes as u64, began.elapsed());
+            unsaved_documents.fetch_add(documents, Ordering::Relaxed);
+            unsaved_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
             engine.publish();
             if !natural
                 && checkpointed.elapsed() >= CHECKPOINT_EVERY
                 && let Some(last) = &last
             {
                 meta.partition_checkpoint(&part.id, copied, last).await?;
+                {
+                    let mut p = progress.lock().expect("partition lock");
+                    p.lower = last.clone();
+                    p.copied = copied;
+                }
+                unsaved_documents.store(0, Ordering::Relaxed);
+                unsaved_bytes.store(0, Ordering::Relaxed);
                 checkpointed = Instant::now();
             }
         }

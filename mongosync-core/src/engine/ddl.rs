@@ -253,6 +253,9 @@ async fn modify(engine: &Engine, ns: &Namespace, desc: &Document) -> Result<()> 
             }
         }
     }
+    // A collMod can make a collection unsupported (a clustered one given
+    // `expireAfterSeconds`), as a create can.
+    check_supported(std::slice::from_ref(&spec))?;
     if !now.is_empty() {
         let mut cmd = doc! {"collMod": &ns.coll};
         cmd.extend(now);

@@ -34,6 +34,61 @@ fn wrong_state(operation: &'static str, state: SyncState, allowed: &[SyncState])
     }
 }
 
+/// Refuses a source and a destination that are one cluster: the sync would block the
+/// application's own writes and write its metadata and copies over the source.
+async fn check_distinct(
+    source: &super::connect::Cluster,
+    destination: &super::connect::Cluster,
+) -> Result<()> {
+    let (s_name, s_members) = source.identity().await?;
+    let (d_name, d_members) = destination.identity().await?;
+    let shared: Vec<&String> = s_members.iter().filter(|h| d_members.contains(h)).collect();
+    if s_name == d_name && !shared.is_empty() {
+        return Err(Error::Unsupported {
+            what: "syncing a cluster to itself".into(),
+            reason: format!(
+                "cluster0 and cluster1 are the same replica set `{s_name}` (members {}); give the URI of another cluster as the destination",
+                shared
+                    .iter()
+                    .map(|h| h.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses write blocking on a cluster this engine cannot write to once it is blocked: the
+/// sync's own writes (copies, change events, metadata, the commit's restorations) must bypass
+/// it, which needs an authenticated user with `bypassWriteBlockingMode` (as mongosync 1.20+).
+async fn check_write_blocking(
+    opts: &StartOptions,
+    source: &super::connect::Cluster,
+    destination: &super::connect::Cluster,
+) -> Result<()> {
+    let mut blocked = vec![];
+    if opts.enable_user_write_blocking != WriteBlocking::None && !opts.pre_existing_destination_data
+    {
+        blocked.push(destination);
+    }
+    if opts.enable_user_write_blocking == WriteBlocking::SourceAndDestination {
+        blocked.push(source);
+    }
+    for cluster in blocked {
+        if let Some(missing) = cluster.bypass_missing().await? {
+            return Err(Error::InvalidOptions {
+                field: "enableUserWriteBlocking".into(),
+                reason: format!(
+                    "blocking user writes on {name} needs a connection to {name} as a user holding the `bypassWriteBlockingMode` privilege (the `root` or `restore` role), or the sync's own writes are blocked too, and {missing}; put such a user's credentials in the {name} URI, or start with `enableUserWriteBlocking: \"none\"`",
+                    name = cluster.name.as_str(),
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Engine {
     pub(crate) fn expect_state(
         &self,
@@ -60,6 +115,8 @@ impl Engine {
         opts.validate()?;
         let scope = Scope::new(&opts.include_namespaces, &opts.exclude_namespaces)?;
         let (source, destination) = self.clusters_for(opts.source);
+        check_distinct(source, destination).await?;
+        check_write_blocking(&opts, source, destination).await?;
         let meta = Metadata::new(&destination.client);
         let persisted = bson::serialize_to_document(&opts)
             .map_err(|e| Error::internal(format!("the options cannot be persisted: {e}")))?;
@@ -96,9 +153,8 @@ impl Engine {
             destination.set_write_block(true).await?;
         }
         let start_time = source
-            .oplog_note("start point")
-            .await
-            .map_err(|e| Error::step("taking the start point", source.name.as_str(), e))?;
+            .oplog_note("start point", "taking the start point")
+            .await?;
         meta.save_global(self.global_state(start_time, persisted))
             .await?;
         meta.set_state(&self.opts.id, "RUNNING", Phase::InitializingCollections)

@@ -124,6 +124,22 @@ impl Stats {
             .observe(documents, took);
     }
 
+    /// Takes back figures of documents that will be copied again (an attempt that failed or
+    /// paused after its last checkpoint).
+    pub fn uncopied(&self, ns: &Namespace, documents: u64, bytes: u64) {
+        if documents == 0 && bytes == 0 {
+            return;
+        }
+        self.copied_bytes.fetch_sub(bytes as i64, Ordering::Relaxed);
+        self.documents_copied
+            .fetch_sub(documents, Ordering::Relaxed);
+        let mut per_ns = self.namespaces.lock().expect("stats lock");
+        if let Some(entry) = per_ns.get_mut(&ns.to_string()) {
+            entry.documents = entry.documents.saturating_sub(documents);
+            entry.bytes = entry.bytes.saturating_sub(bytes);
+        }
+    }
+
     pub fn retried(&self, reason: &str) {
         *self
             .retries

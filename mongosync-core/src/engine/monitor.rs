@@ -22,7 +22,7 @@ pub(crate) async fn run(engine: Weak<Engine>) {
         e.stats.ping_source.store(ps, Ordering::Relaxed);
         e.stats.ping_destination.store(pd, Ordering::Relaxed);
         if matches!(e.state(), SyncState::Running | SyncState::Committing)
-            && let Ok(ts) = source.oplog_note("periodic no-op").await
+            && let Ok(ts) = source.oplog_note("periodic no-op", "writing a no-op").await
         {
             raise(&e.stats.source_time, ts);
         }

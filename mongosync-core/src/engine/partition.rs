@@ -46,21 +46,34 @@ pub(crate) fn number(d: &Document, field: &str) -> i64 {
     }
 }
 
-/// The size and count of a collection.
-pub(crate) async fn size_of(cluster: &Cluster, spec: &CollSpec) -> Result<(i64, i64)> {
-    let storage = storage_stats(cluster, &spec.ns.db, &spec.ns.coll)
-        .await
-        .map_err(|e| Error::step(format!("measuring `{}`", spec.ns), cluster.name.as_str(), e))?;
-    Ok((number(&storage, "size"), number(&storage, "count")))
+/// The size and count of a collection; `None` when it no longer exists (NamespaceNotFound).
+pub(crate) async fn size_of(cluster: &Cluster, spec: &CollSpec) -> Result<Option<(i64, i64)>> {
+    match storage_stats(cluster, &spec.ns.db, &spec.ns.coll).await {
+        Ok(storage) => Ok(Some((number(&storage, "size"), number(&storage, "count")))),
+        Err(e) if crate::error::server_code(&e) == Some(26) => Ok(None),
+        Err(e) => Err(Error::step(
+            format!("measuring `{}`", spec.ns),
+            cluster.name.as_str(),
+            e,
+        )),
+    }
 }
 
-/// The partitions of one collection.
+/// The partitions of one collection: none when it vanished since the catalog was read (a
+/// drop or rename while the sync initialises), since the change stream replays what
+/// happened to it from the start point.
 pub(crate) async fn plan(
     cluster: &Cluster,
     spec: &CollSpec,
     partition_bytes: u64,
 ) -> Result<Vec<Partition>> {
-    let (size, count) = size_of(cluster, spec).await?;
+    let Some((size, count)) = size_of(cluster, spec).await? else {
+        tracing::info!(
+            "`{}` no longer exists on the source; nothing to copy",
+            spec.ns
+        );
+        return Ok(vec![]);
+    };
     let whole = |natural: bool| Partition {
         id: format!("{}#00000", spec.ns),
         ns: spec.ns.clone(),

@@ -77,9 +77,12 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
     if let Some(ts) = resume_info.and_then(|r| r.get_timestamp("lastEventTs").ok()) {
         raise(&stats.applied_time, ts);
     }
-    let spill_dir = engine.opts.spill_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("mongosync-{}", uuid::Uuid::new_v4()))
-    });
+    // The spill file is unlinked once opened: no directory of its own is needed.
+    let spill_dir = engine
+        .opts
+        .spill_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
     let buffer = Arc::new(EventBuffer::new(engine.opts.buffer_memory_bytes, spill_dir));
     let mut reader = JoinSet::new();
     reader.spawn(capture::read(Arc::clone(engine), from, Arc::clone(&buffer)));
@@ -132,14 +135,20 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
     // Change application counts as running once the stream has delivered (see below).
     stats.cea_running.store(false, Ordering::SeqCst);
 
-    let mut capped: std::collections::HashSet<_> = meta
+    let mut known = super::apply::Known::default();
+    for spec in meta
         .collections()
         .await?
         .iter()
         .filter_map(CollSpec::from_metadata)
-        .filter(|s| s.is_capped())
-        .map(|s| s.ns)
-        .collect();
+    {
+        if spec.is_capped() {
+            known.capped.insert(spec.ns.clone());
+        }
+        if super::apply::has_collation(&spec.options) {
+            known.collated.insert(spec.ns);
+        }
+    }
     let mut commit_point: Option<Timestamp> = resume.get_timestamp("commitPoint").ok();
     let mut last_saved = Instant::now();
     let mut unsaved: Option<(Document, Timestamp)> = None;
@@ -169,7 +178,7 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
             Some(round) => Some(round),
             None => {
                 let items = buffer.pop(round_events, Duration::from_millis(100)).await?;
-                take_round(engine, &scope, &mut capped, commit_point, items)?
+                take_round(engine, &scope, &mut known, commit_point, items)?
             }
         };
         let Some((round, had_events)) = current else {
@@ -190,7 +199,7 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
                     return Ok(None);
                 }
                 let items = buffer.pop(round_events, Duration::from_millis(0)).await?;
-                take_round(engine, &scope, &mut capped, commit_point, items)
+                take_round(engine, &scope, &mut known, commit_point, items)
             }
         );
         written?;
@@ -244,7 +253,7 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
 fn take_round(
     engine: &Engine,
     scope: &crate::namespace::Scope,
-    capped: &mut std::collections::HashSet<crate::namespace::Namespace>,
+    known: &mut super::apply::Known,
     commit_point: Option<Timestamp>,
     items: Vec<Item>,
 ) -> Result<Option<(Prepared, bool)>> {
@@ -255,7 +264,7 @@ fn take_round(
         commit::note_late_writes(engine, scope, cp, &items);
     }
     let had_events = items.iter().any(|i| matches!(i, Item::Event(_)));
-    let round = super::apply::prepare(engine.opts.appliers, scope, capped, items)?;
+    let round = super::apply::prepare(engine.opts.appliers, scope, known, items)?;
     Ok(Some((round, had_events)))
 }
 

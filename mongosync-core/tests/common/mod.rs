@@ -12,7 +12,23 @@ use mongodb::Client;
 use mongosync_core::{
     ClusterName, Committed, ConnectOptions, Progress, Running, StartOptions, SyncState, Syncer,
 };
-use mongosync_testkit::MemoryCluster;
+use mongosync_testkit::{ClusterOptions, MemoryCluster};
+
+/// The `root` user of every test cluster. Authentication is on everywhere: write blocking
+/// (the default, `destinationOnly`) needs a syncer connected as a user holding
+/// `bypassWriteBlockingMode`, as on a real server.
+pub const USER: &str = "admin";
+pub const PASSWORD: &str = "test-pass";
+
+/// Cluster options with authentication on ([`USER`], [`PASSWORD`]).
+pub fn auth() -> ClusterOptions {
+    ClusterOptions::default().auth(USER, PASSWORD)
+}
+
+/// The URI of `c` with the credentials of [`USER`].
+pub fn uri(c: &MemoryCluster) -> String {
+    c.uri_with_credentials(USER, PASSWORD)
+}
 
 pub struct Pair {
     pub source: Option<MemoryCluster>,
@@ -37,13 +53,13 @@ pub async fn pair() -> Pair {
             destination_uri: d,
         };
     }
-    let source = MemoryCluster::start().await.unwrap();
-    let destination = MemoryCluster::start().await.unwrap();
+    let source = MemoryCluster::start_with(auth()).await.unwrap();
+    let destination = MemoryCluster::start_with(auth()).await.unwrap();
     // A fast heartbeat, as the drivers' own test runners use: after an injected state-change
     // error (ShutdownInProgress, NotWritablePrimary) the driver waits for its next check.
     let (source_uri, destination_uri) = (
-        format!("{}&heartbeatFrequencyMS=500", source.uri()),
-        format!("{}&heartbeatFrequencyMS=500", destination.uri()),
+        format!("{}&heartbeatFrequencyMS=500", uri(&source)),
+        format!("{}&heartbeatFrequencyMS=500", uri(&destination)),
     );
     Pair {
         src: Client::with_uri_str(&source_uri).await.unwrap(),

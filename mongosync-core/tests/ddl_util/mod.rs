@@ -1,5 +1,6 @@
-//! Shared by the `ddl_*` scenarios: a copy slow enough that DDL lands while it runs, the two
-//! moments (during the copy, during change application), and the end (commit, then the oracle).
+//! Shared by the `ddl_*` scenarios: a copy held by a fail point so that DDL lands while it
+//! runs, the two moments (during the copy, during change application), and the end (commit,
+//! then the oracle).
 #![allow(dead_code)]
 
 use bson::{Document, doc};
@@ -45,6 +46,9 @@ pub async fn filler(c: &Client) {
 
 /// Starts the sync with `options`, and returns once the moment has come.
 pub async fn start_with(pair: &Pair, when: When, options: StartOptions) -> Syncer<Running> {
+    if when == When::Copy {
+        hold_copy(pair, true).await;
+    }
     let running = Syncer::connect(&pair.source_uri, &pair.destination_uri, slow())
         .await
         .unwrap()
@@ -70,16 +74,43 @@ pub async fn start(pair: &Pair, when: When) -> Syncer<Running> {
     start_with(pair, when, StartOptions::new(ClusterName::Cluster0)).await
 }
 
-/// Reports whether the DDL just made landed during the copy (the scenario is still valid
-/// otherwise, but then tests change application only).
-pub fn note(running: &Syncer<Running>, when: When) {
+/// Holds or releases the copy of the filler collection: while held, every insert of it fails
+/// with a transient error (WriteConflict, without labels, so the engine retries rather than
+/// the driver), so the copy cannot finish.
+async fn hold_copy(pair: &Pair, on: bool) {
+    let mode = if on {
+        bson::Bson::from("alwaysOn")
+    } else {
+        bson::Bson::from("off")
+    };
+    pair.dst
+        .database("admin")
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": mode,
+            "data": {
+                "failCommands": ["insert"],
+                "namespace": "filler.big",
+                "appName": "mongosync",
+                "errorCode": 112,
+                "errorLabels": [],
+            },
+        })
+        .await
+        .unwrap();
+}
+
+/// After the DDL: in a `When::Copy` scenario, asserts that the copy is still running (it is
+/// held), then releases it.
+pub async fn note(pair: &Pair, running: &Syncer<Running>, when: When) {
     if when == When::Copy {
         let p = running.progress();
-        eprintln!(
-            "after the DDL: phase {:?}, copied {:?}",
-            p.info,
-            p.collection_copy.map(|c| c.estimated_copied_bytes)
+        assert_eq!(
+            p.info.as_deref(),
+            Some("collection copy"),
+            "the DDL landed during the copy"
         );
+        hold_copy(pair, false).await;
     }
 }
 

@@ -298,6 +298,9 @@ pub async fn run(
     if ctx.name == "configureFailPoint" {
         return configure_fail_point(&ctx);
     }
+    if ctx.name == "waitForFailPoint" {
+        return wait_for_fail_point(&ctx).await;
+    }
     // Authorization comes before fail points and execution, as in the server.
     security::authorize(&ctx)?;
     let blocked = (ctx.server.write_block.lock().enabled
@@ -616,6 +619,41 @@ fn configure_fail_point(ctx: &Ctx<'_>) -> Result<Reply> {
     let data = ctx.opt_doc("data")?.cloned().unwrap_or_default();
     let count = ctx.server.failpoints.configure(name, mode, data)?;
     Ok(Reply::Doc(bson::doc! {"count": count}))
+}
+
+/// `waitForFailPoint` (admin, test-only): `{waitForFailPoint: name, timesEntered: N,
+/// maxTimeMS}` returns once the fail point has fired N times in all.
+async fn wait_for_fail_point(ctx: &Ctx<'_>) -> Result<Reply> {
+    if ctx.db != "admin" {
+        return Err(CommandError::new(
+            codes::UNAUTHORIZED,
+            "waitForFailPoint may only be run against the admin database.",
+        ));
+    }
+    let Bson::String(name) = ctx.arg() else {
+        return Err(CommandError::type_mismatch(
+            "waitForFailPoint takes the fail point's name",
+        ));
+    };
+    let times = ctx
+        .body
+        .get("timesEntered")
+        .and_then(crate::util::as_f64)
+        .ok_or_else(|| CommandError::missing_field("waitForFailPoint", "timesEntered"))?;
+    let max = ctx
+        .body
+        .get("maxTimeMS")
+        .and_then(crate::util::as_f64)
+        .ok_or_else(|| CommandError::missing_field("waitForFailPoint", "maxTimeMS"))?;
+    ctx.server
+        .failpoints
+        .wait_entered(
+            name,
+            times as i64,
+            std::time::Duration::from_millis(max as u64),
+        )
+        .await?;
+    Ok(Reply::Doc(Document::new()))
 }
 
 /// A fail point's `writeConcernError` on a command that ran: attached to the reply, with the

@@ -25,6 +25,7 @@ pub const NO_AUTH_COMMANDS: &[&str] = &[
     "ping",
     "connectionStatus",
     "configureFailPoint",
+    "waitForFailPoint",
     "_isSelf",
 ];
 
@@ -263,13 +264,15 @@ fn privileges(ctx: &Ctx<'_>) -> Option<(User, Privileges)> {
     Some((user, privs))
 }
 
-/// Whether this command may write while user writes are blocked: with authentication off,
-/// everyone may (the server: `isAuthEnabled() ? hasPrivilege : true`).
+/// Whether this command may write while user writes are blocked. As the server's cached
+/// per-connection flag (`AuthorizationSessionImpl`): false until the connection authenticates,
+/// then `isAuthEnabled() ? hasPrivilege(bypassWriteBlockingMode) : true`. So a connection that
+/// did not authenticate is blocked even with authentication off.
 pub fn may_bypass_write_blocking(ctx: &Ctx<'_>) -> bool {
-    if !ctx.server.auth_enabled() {
-        return true;
-    }
-    privileges(ctx).is_some_and(|(_, p)| p.allows(&Resource::Cluster, "bypassWriteBlockingMode"))
+    let Some((_, privs)) = privileges(ctx) else {
+        return false;
+    };
+    !ctx.server.auth_enabled() || privs.allows(&Resource::Cluster, "bypassWriteBlockingMode")
 }
 
 /// Checks that the connection may run this command: authenticated (unless the command needs
