@@ -11,9 +11,10 @@ mod common;
 use std::time::Duration;
 
 use bson::doc;
+use futures::StreamExt;
 use mongodb::Client;
 use mongosync_core::{
-    AnySyncer, ClusterName, Progress, StartOptions, SyncState, Syncer, WriteBlocking,
+    AnySyncer, ClusterName, Progress, StartOptions, SyncHandle, SyncState, Syncer, WriteBlocking,
 };
 
 /// Blocks `commands` sent by the engine for 5 s, then fails them (BadValue) unexecuted.
@@ -26,6 +27,13 @@ async fn hold(c: &Client, commands: &[&str]) {
         })
         .await
         .unwrap();
+}
+
+/// Nothing of the dropped syncer runs on detached: its engine is freed (the handle's stream
+/// ends) well before the held command (5 s) could return to a task still waiting on it.
+async fn assert_stopped(handle: &SyncHandle) {
+    let ended = tokio::time::timeout(Duration::from_secs(3), handle.changes().count()).await;
+    assert!(ended.is_ok(), "a task of the dropped syncer still runs");
 }
 
 async fn release(c: &Client) {
@@ -73,11 +81,13 @@ async fn a_dropped_pause_leaves_running_and_the_sync_continues() {
     let pair = common::pair().await;
     seed(&pair).await;
     let running = common::start(&pair).await;
-    running.handle().wait_for(in_cea).await.unwrap();
+    let handle = running.handle();
+    handle.wait_for(in_cea).await.unwrap();
     // The pause persists the resume point, then PAUSED: both held.
     hold(&pair.dst, &["update"]).await;
     let pause = tokio::time::timeout(Duration::from_millis(300), running.pause()).await;
     assert!(pause.is_err(), "the pause completed through a held write");
+    assert_stopped(&handle).await;
     release(&pair.dst).await;
     let s = attach(&pair).await;
     assert_eq!(s.state(), SyncState::Running);
@@ -100,7 +110,8 @@ async fn a_dropped_commit_wait_leaves_committing_and_attach_finishes_the_commit(
         .unwrap();
     let wait = tokio::time::timeout(Duration::from_millis(300), committing.wait()).await;
     assert!(wait.is_err(), "the commit completed through a held collMod");
-    assert!(!handle.is_alive(), "the dropped syncer's tasks still run");
+    assert!(!handle.is_alive());
+    assert_stopped(&handle).await;
     assert_eq!(handle.progress().state, SyncState::Committing);
     release(&pair.dst).await;
     let s = attach(&pair).await;
@@ -145,8 +156,10 @@ async fn a_dropped_reverse_leaves_committed_and_reverses_again() {
     hold(&pair.src, &["dropDatabase"]).await;
     let reversing = committed.reverse().await.unwrap();
     assert_eq!(reversing.progress().state, SyncState::Reversing);
+    let handle = reversing.handle();
     let wait = tokio::time::timeout(Duration::from_millis(300), reversing.wait()).await;
     assert!(wait.is_err(), "the reverse completed through a held write");
+    assert_stopped(&handle).await;
     release(&pair.src).await;
     let s = attach(&pair).await;
     assert_eq!(s.state(), SyncState::Committed);

@@ -305,6 +305,7 @@ impl Engine {
             }
             result
         });
+        self.track(&task);
         *self.transition.lock().expect("lock") = Some(task);
         Ok(())
     }

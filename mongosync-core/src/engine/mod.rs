@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use bson::Timestamp;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::error::{Error, Result};
 use crate::metrics::{BatchHistogram, Metrics, NamespaceCopy};
@@ -206,6 +206,10 @@ pub(crate) struct Engine {
     pub task: Mutex<Option<JoinHandle<()>>>,
     /// A transition's own task (the reverse), awaited by the syncer that started it.
     pub transition: Mutex<Option<JoinHandle<Result<()>>>>,
+    /// Abort handles of the running task and the transition's task: a waiter takes a task's
+    /// `JoinHandle` out of its slot, and if the waiter is dropped the task must still stop
+    /// with the syncer, never run on detached.
+    pub aborts: Mutex<Vec<AbortHandle>>,
     pub monitor: Mutex<Option<JoinHandle<()>>>,
     /// The progress, published on every change of state and figures, for `SyncHandle`s.
     pub published: watch::Sender<Progress>,
@@ -236,6 +240,7 @@ impl Engine {
             control: watch::channel(Control::Run).0,
             task: Mutex::new(None),
             transition: Mutex::new(None),
+            aborts: Mutex::new(vec![]),
             monitor: Mutex::new(None),
             published: watch::channel(Progress::empty(SyncState::Idle)).0,
             stopped: AtomicBool::new(false),
@@ -349,6 +354,16 @@ impl Engine {
         if let Some(t) = self.transition.lock().expect("lock").take() {
             t.abort();
         }
+        for a in self.aborts.lock().expect("lock").drain(..) {
+            a.abort();
+        }
+    }
+
+    /// Keeps a task's abort handle, so that `abort` reaches it wherever its `JoinHandle` is.
+    pub fn track<T>(&self, task: &JoinHandle<T>) {
+        let mut aborts = self.aborts.lock().expect("lock");
+        aborts.retain(|a| !a.is_finished());
+        aborts.push(task.abort_handle());
     }
 
     /// Stops every task gracefully: the running task persists its positions first (as for
@@ -400,6 +415,7 @@ impl Engine {
             }
             engine.publish();
         });
+        self.track(&handle);
         *self.task.lock().expect("lock") = Some(handle);
     }
 
