@@ -87,7 +87,9 @@ async fn expiry_set_on_a_clustered_collection_during_change_application_is_refus
     db.run_command(doc! {"collMod": "events", "expireAfterSeconds": 3600})
         .await
         .unwrap();
-    let err = running.wait_can_commit().await.unwrap_err();
+    // The sync may already be able to commit: wait until it stops, on the refused change.
+    let err = running.handle().wait_for(|_| false).await.unwrap_err();
+    assert!(err.is_stopped(), "{err}");
     let text = err.to_string();
     assert!(
         text.contains("clustered") && text.contains("app.events"),
