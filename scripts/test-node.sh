@@ -36,8 +36,10 @@ native_module() {
   local defs
   defs="$(mktemp -d)"
   # napi-derive writes the type definitions while the crate compiles with this set; only
-  # the binding crate itself is rebuilt for it.
-  NAPI_TYPE_DEF_TMP_FOLDER="$defs" cargo build -p mongosync-node --locked -v 2>&1 \
+  # the binding crate itself is rebuilt for it. The same package selection as test.sh's
+  # workspace build, so that features unify alike and the driver stays Fresh (`-p
+  # mongosync-node` alone resolves other features and compiles the driver again).
+  NAPI_TYPE_DEF_TMP_FOLDER="$defs" cargo build --workspace --all-targets --locked -v 2>&1 \
     | tee "$defs.log" | grep -E '^\s+(Compiling|Finished)|^(error|warning)' || true
   if ! grep -q 'Finished' "$defs.log"; then
     cat "$defs.log"
@@ -69,7 +71,7 @@ node_tests() {
 
 total=$SECONDS
 part "npm ci" npm_packages
-part "native module (cargo build -p mongosync-node, debug)" native_module
+part "native module (cargo build with NAPI_TYPE_DEF_TMP_FOLDER, debug)" native_module
 part "tsc (src -> dist)" tsc_build
 part "type tests (tsc --noEmit test-d)" type_tests
 part "node --test (tests/, the example)" node_tests
