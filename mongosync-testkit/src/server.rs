@@ -99,6 +99,8 @@ pub struct Server {
     pub(crate) write_block: parking_lot::Mutex<crate::commands::security::WriteBlock>,
     /// Cluster parameters (`getClusterParameter`), each `{_id, clusterParameterTime, ...}`.
     pub(crate) cluster_parameters: parking_lot::Mutex<Vec<Document>>,
+    /// fsync locks, parameters, default read/write concerns, operations in progress.
+    pub(crate) admin: crate::commands::admin::Admin,
 }
 
 /// What the server knows about one client connection.
@@ -161,6 +163,7 @@ impl Server {
             total_connections: AtomicI64::new(0),
             users,
             write_block: parking_lot::Mutex::default(),
+            admin: crate::commands::admin::Admin::new("8.0"),
             cluster_parameters: parking_lot::Mutex::new(
                 crate::commands::security::default_cluster_parameters(),
             ),

@@ -17,7 +17,12 @@ pub(crate) async fn run(server: Weak<Server>, period: Duration) {
         let Some(server) = server.upgrade() else {
             return;
         };
-        pass(&server);
+        // `setParameter: {ttlMonitorEnabled: false}` stops the passes; an fsync lock holds
+        // back the monitor's deletes as it holds every write.
+        let enabled = server.admin.parameter("ttlMonitorEnabled") != Some(Bson::Boolean(false));
+        if enabled && !server.admin.fsync_locked() {
+            pass(&server);
+        }
     }
 }
 

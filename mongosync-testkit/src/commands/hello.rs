@@ -68,57 +68,6 @@ pub fn build_info(_ctx: &mut Ctx<'_>) -> Result<Reply> {
     }))
 }
 
-fn parameters() -> Document {
-    doc! {
-        "featureCompatibilityVersion": {"version": "8.0"},
-        "enableTestCommands": true,
-        "authenticationMechanisms": ["SCRAM-SHA-1", "SCRAM-SHA-256"],
-        "cursorTimeoutMillis": 600_000i64,
-        "transactionLifetimeLimitSeconds": 60,
-        "maxTransactionLockRequestTimeoutMillis": 5,
-        "internalQueryMaxAddToSetBytes": 104_857_600,
-        "requireApiVersion": false,
-        "storageEngine": "inMemory",
-        "replicaSetName": Bson::Null,
-    }
-}
-
-pub fn get_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    let all = parameters();
-    let star = matches!(ctx.arg(), Bson::String(s) if s == "*")
-        || matches!(ctx.arg(), Bson::Document(d) if d.get("allParameters").is_some());
-    let mut reply = Document::new();
-    if star {
-        reply.extend(all);
-        reply.insert("replicaSetName", ctx.server.replica_set());
-    } else {
-        for (k, _) in ctx.body.iter().skip(1) {
-            if super::GENERIC_FIELDS.contains(&k.as_str()) {
-                continue;
-            }
-            match all.get(k) {
-                Some(v) => {
-                    let v = if k == "replicaSetName" {
-                        Bson::from(ctx.server.replica_set())
-                    } else {
-                        v.clone()
-                    };
-                    reply.insert(k.clone(), v);
-                }
-                None => {
-                    return Err(CommandError::invalid_options(format!(
-                        "no option found to get: {k}"
-                    )));
-                }
-            }
-        }
-        if reply.is_empty() {
-            return Err(CommandError::invalid_options("no option found to get"));
-        }
-    }
-    Ok(Reply::Doc(reply))
-}
-
 pub fn host_info(_ctx: &mut Ctx<'_>) -> Result<Reply> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get() as i32)
@@ -413,15 +362,6 @@ pub fn append_oplog_note(ctx: &mut Ctx<'_>) -> Result<Reply> {
         None,
     );
     Ok(Reply::Doc(Document::new()))
-}
-
-pub fn get_default_rw_concern(_ctx: &mut Ctx<'_>) -> Result<Reply> {
-    Ok(Reply::Doc(doc! {
-        "defaultReadConcern": {"level": "local"},
-        "defaultWriteConcern": {"w": "majority", "wtimeout": 0},
-        "defaultReadConcernSource": "implicit",
-        "defaultWriteConcernSource": "implicit",
-    }))
 }
 
 pub fn list_commands(_ctx: &mut Ctx<'_>) -> Result<Reply> {

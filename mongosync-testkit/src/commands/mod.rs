@@ -1,8 +1,10 @@
 //! Command dispatch: parses the command envelope, checks its fields as a real server's strict
 //! parser does, and hands it to the handler of its area.
 
+pub(crate) mod admin;
 mod bulk;
 mod ddl;
+mod explain;
 mod hello;
 mod read;
 pub(crate) mod security;
@@ -785,11 +787,25 @@ fn check_read_concern(ctx: &Ctx<'_>) -> Result<()> {
 async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
     check_read_concern(ctx)?;
     security::check_ddl_write_block(ctx)?;
+    // In progress for `currentOp`/`killOp` until it returns; a write waits out an fsync lock.
+    let op = admin::begin(ctx);
+    admin::wait_unless_locked(ctx, &op).await?;
     match ctx.name.as_str() {
         "hello" | "isMaster" | "ismaster" => hello::hello(ctx).await,
         "ping" => Ok(Reply::Doc(Document::new())),
         "buildInfo" | "buildinfo" => hello::build_info(ctx),
-        "getParameter" => hello::get_parameter(ctx),
+        "getParameter" => admin::get_parameter(ctx),
+        "setParameter" => admin::set_parameter(ctx),
+        "fsync" => admin::fsync(ctx),
+        "fsyncUnlock" => admin::fsync_unlock(ctx),
+        "setDefaultRWConcern" => admin::set_default_rw_concern(ctx),
+        "setFeatureCompatibilityVersion" => admin::set_fcv(ctx),
+        "currentOp" => admin::current_op(ctx),
+        "killOp" => admin::kill_op(ctx),
+        "logRotate" => admin::log_rotate(ctx),
+        "dropConnections" => admin::drop_connections(ctx),
+        "autoCompact" => admin::auto_compact(ctx),
+        "profile" => admin::profile(ctx),
         "hostInfo" => hello::host_info(ctx),
         "serverStatus" => hello::server_status(ctx),
         "listDatabases" => hello::list_databases(ctx),
@@ -816,7 +832,7 @@ async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "dbHash" | "dbhash" => security::db_hash(ctx),
         "replSetGetStatus" => hello::repl_set_get_status(ctx),
         "dbStats" => hello::db_stats(ctx),
-        "getDefaultRWConcern" => hello::get_default_rw_concern(ctx),
+        "getDefaultRWConcern" => admin::get_default_rw_concern(ctx),
         "listCommands" => hello::list_commands(ctx),
         "appendOplogNote" => hello::append_oplog_note(ctx),
         "createSearchIndexes" | "updateSearchIndex" | "dropSearchIndex" => Err(CommandError::new(
@@ -832,6 +848,7 @@ async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "getMore" => read::get_more(ctx).await,
         "killCursors" => read::kill_cursors(ctx),
         "count" => read::count(ctx),
+        "explain" => explain::explain(ctx),
         "distinct" => read::distinct(ctx),
         "aggregate" => read::aggregate(ctx),
         "create" => ddl::create(ctx),

@@ -33,6 +33,18 @@ pub const NO_AUTH_COMMANDS: &[&str] = &[
 /// authorization, so an unknown one is CommandNotFound (59) even for an unauthenticated client.
 const KNOWN_COMMANDS: &[&str] = &[
     "abortTransaction",
+    "autoCompact",
+    "currentOp",
+    "dropConnections",
+    "explain",
+    "fsync",
+    "fsyncUnlock",
+    "killOp",
+    "logRotate",
+    "profile",
+    "setDefaultRWConcern",
+    "setFeatureCompatibilityVersion",
+    "setParameter",
     "aggregate",
     "appendOplogNote",
     "buildInfo",
@@ -99,6 +111,11 @@ const KNOWN_COMMANDS: &[&str] = &[
     "usersInfo",
     "whatsmyuri",
 ];
+
+/// Whether `dispatch` knows the command.
+pub fn is_known_command(name: &str) -> bool {
+    KNOWN_COMMANDS.contains(&name)
+}
 
 /// AuthenticationFailed (18), worded the same whatever went wrong.
 fn auth_failed() -> CommandError {
@@ -486,6 +503,37 @@ fn required_privileges(ctx: &Ctx<'_>) -> Vec<(Resource, &'static str)> {
         "getLog" => return cluster("getLog"),
         "replSetGetStatus" => return cluster("replSetGetStatus"),
         "getDefaultRWConcern" => return cluster("getDefaultRWConcern"),
+        "setDefaultRWConcern" => return cluster("setDefaultRWConcern"),
+        "setParameter" => return cluster("setParameter"),
+        "explain" => {
+            // The explained command's own privileges (reads: find; writes: their action).
+            let inner = ctx.body.get_document("explain").ok();
+            let (name, target) = inner
+                .and_then(|d| d.iter().next())
+                .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
+                .unwrap_or_default();
+            let ns = Resource::ns(db, target);
+            match name {
+                "update" | "findAndModify" | "findandmodify" => {
+                    out.push((ns.clone(), "find"));
+                    out.push((ns, "update"));
+                }
+                "delete" => {
+                    out.push((ns.clone(), "find"));
+                    out.push((ns, "remove"));
+                }
+                _ => out.push((ns, "find")),
+            }
+        }
+        "fsync" => return cluster("fsync"),
+        "fsyncUnlock" => return cluster("unlock"),
+        "currentOp" => return cluster("inprog"),
+        "killOp" => return cluster("killop"),
+        "logRotate" => return cluster("logRotate"),
+        "dropConnections" => return cluster("dropConnections"),
+        "setFeatureCompatibilityVersion" => return cluster("setFeatureCompatibilityVersion"),
+        "autoCompact" => return cluster("compact"),
+        "profile" => out.push((dbr.clone(), "enableProfiler")),
         "appendOplogNote" => return cluster("appendOplogNote"),
         "setUserWriteBlockMode" => return cluster("setUserWriteBlockMode"),
         "getClusterParameter" => return cluster("getClusterParameter"),

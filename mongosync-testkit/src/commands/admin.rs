@@ -1,0 +1,868 @@
+//! Administration commands: `fsync`/`fsyncUnlock`, `getParameter`/`setParameter`,
+//! `getDefaultRWConcern`/`setDefaultRWConcern`, `setFeatureCompatibilityVersion`, `currentOp`
+//! and `killOp` over the table of operations in progress, `logRotate`, `dropConnections`,
+//! `autoCompact` and `profile`.
+//!
+//! Codes and messages follow the server's source (`fsync.cpp`, `set_parameter` in
+//! `generic_servers.cpp`, `read_write_concern_defaults.cpp`): an fsync lock blocks every write
+//! until the matching number of `fsyncUnlock`s, as the server's global read lock does, and a
+//! write waiting on it shows in `currentOp` with `waitingForLock: true` and can be killed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use bson::{Bson, Document, doc};
+use tokio::sync::watch;
+
+use super::{Ctx, Reply, security::admin_only};
+use crate::error::{CommandError, Result, codes};
+use crate::util::{as_f64, is_number, type_name};
+
+/// The server's administrative state.
+pub(crate) struct Admin {
+    inner: parking_lot::Mutex<State>,
+    /// Bumped on every fsync unlock and every `killOp`: what a blocked write waits on.
+    changed: watch::Sender<u64>,
+    next_op: AtomicU32,
+}
+
+struct State {
+    fsync_locks: i64,
+    /// Runtime values of the parameters that were set (the rest have their defaults).
+    parameters: HashMap<String, Bson>,
+    /// `setDefaultRWConcern`'s last document (`None`: never set, implicit defaults).
+    rw_defaults: Option<Document>,
+    fcv: String,
+    /// The binary's version (`major.minor`): the FCV a fresh server has.
+    binary: String,
+    /// The profiling level per database (`profile`).
+    profile: HashMap<String, (i32, i64)>,
+    ops: HashMap<u32, Op>,
+}
+
+struct Op {
+    conn: i64,
+    client: String,
+    app_name: Option<String>,
+    ns: String,
+    command: Document,
+    started: Instant,
+    waiting_for_lock: bool,
+    killed: bool,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    pub(crate) fn new(binary: &str) -> Admin {
+        Admin {
+            inner: parking_lot::Mutex::new(State {
+                fsync_locks: 0,
+                parameters: HashMap::new(),
+                rw_defaults: None,
+                fcv: binary.to_string(),
+                binary: binary.to_string(),
+                profile: HashMap::new(),
+                ops: HashMap::new(),
+            }),
+            changed: watch::channel(0).0,
+            next_op: AtomicU32::new(1),
+        }
+    }
+
+    /// A parameter's current value (its default unless `setParameter` changed it).
+    pub(crate) fn parameter(&self, name: &str) -> Option<Bson> {
+        let set = self.inner.lock().parameters.get(name).cloned();
+        set.or_else(|| {
+            PARAMETERS
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| (p.default)())
+        })
+    }
+
+    /// Whether an `fsync: 1, lock: true` holds writes back.
+    pub(crate) fn fsync_locked(&self) -> bool {
+        self.inner.lock().fsync_locks > 0
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+}
+
+/// Registers the command as an operation in progress (for `currentOp` and `killOp`) until the
+/// guard drops.
+pub(crate) fn begin(ctx: &Ctx<'_>) -> OpGuard {
+    let admin = &ctx.server.admin;
+    let id = admin.next_op.fetch_add(1, Ordering::Relaxed);
+    let coll = match ctx.arg() {
+        Bson::String(c) => c.clone(),
+        _ => "$cmd".to_string(),
+    };
+    admin.inner.lock().ops.insert(
+        id,
+        Op {
+            conn: ctx.conn.id,
+            client: ctx.conn.peer.clone(),
+            app_name: ctx.conn.app_name.clone(),
+            ns: format!("{}.{coll}", ctx.db),
+            command: ctx.body.clone(),
+            started: Instant::now(),
+            waiting_for_lock: false,
+            killed: false,
+        },
+    );
+    OpGuard {
+        server: Arc::clone(ctx.server),
+        id,
+    }
+}
+
+pub(crate) struct OpGuard {
+    server: Arc<crate::server::Server>,
+    id: u32,
+}
+
+impl Drop for OpGuard {
+    fn drop(&mut self) {
+        self.server.admin.inner.lock().ops.remove(&self.id);
+    }
+}
+
+/// Whether the command writes (what an fsync lock holds back).
+fn writes(ctx: &Ctx<'_>) -> bool {
+    match ctx.name.as_str() {
+        "insert" | "update" | "delete" | "findAndModify" | "findandmodify" | "bulkWrite"
+        | "create" | "drop" | "dropDatabase" | "renameCollection" | "collMod" | "createIndexes"
+        | "dropIndexes" | "deleteIndexes" => true,
+        "aggregate" => ctx.body.get_array("pipeline").is_ok_and(|p| {
+            p.iter().any(|s| {
+                s.as_document()
+                    .is_some_and(|d| d.contains_key("$out") || d.contains_key("$merge"))
+            })
+        }),
+        _ => false,
+    }
+}
+
+/// Holds a write while the server is fsync-locked; fails it with Interrupted (11601) if
+/// `killOp` kills it meanwhile.
+pub(crate) async fn wait_unless_locked(ctx: &Ctx<'_>, op: &OpGuard) -> Result<()> {
+    if !writes(ctx) {
+        return Ok(());
+    }
+    let admin = &ctx.server.admin;
+    let mut changed = admin.changed.subscribe();
+    loop {
+        {
+            let mut st = admin.inner.lock();
+            let locked = st.fsync_locks > 0;
+            let Some(me) = st.ops.get_mut(&op.id) else {
+                return Ok(());
+            };
+            if me.killed {
+                return Err(CommandError::new(11601, "operation was interrupted"));
+            }
+            me.waiting_for_lock = locked;
+            if !locked {
+                return Ok(());
+            }
+        }
+        if changed.changed().await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+pub fn fsync(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    admin_only(ctx)?;
+    let lock = ctx.body.get("lock").is_some_and(truthy);
+    if !lock {
+        // The field has had a dummy value since MMAPv1 went away; the server keeps it.
+        return Ok(Reply::Doc(doc! {"numFiles": 1}));
+    }
+    let count = {
+        let mut st = ctx.server.admin.inner.lock();
+        st.fsync_locks += 1;
+        st.fsync_locks
+    };
+    Ok(Reply::Doc(doc! {
+        "info": "now locked against writes, use db.fsyncUnlock() to unlock",
+        "lockCount": count,
+        "seeAlso": "http://dochub.mongodb.org/core/fsynccommand",
+    }))
+}
+
+pub fn fsync_unlock(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    admin_only(ctx)?;
+    let count = {
+        let mut st = ctx.server.admin.inner.lock();
+        if st.fsync_locks == 0 {
+            return Err(CommandError::new(
+                codes::ILLEGAL_OPERATION,
+                "fsyncUnlock called when not locked",
+            ));
+        }
+        st.fsync_locks -= 1;
+        st.fsync_locks
+    };
+    ctx.server.admin.bump();
+    Ok(Reply::Doc(
+        doc! {"info": "fsyncUnlock completed", "lockCount": count},
+    ))
+}
+
+fn truthy(v: &Bson) -> bool {
+    match v {
+        Bson::Boolean(b) => *b,
+        Bson::Null | Bson::Undefined => false,
+        v if is_number(v) => as_f64(v).is_some_and(|f| f != 0.0),
+        _ => true,
+    }
+}
+
+/// The kind of value a settable parameter takes.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Bool,
+    Int,
+    Long,
+    Str,
+    /// Not settable with `setParameter` (startup only, or its own command).
+    Fixed,
+}
+
+struct Param {
+    name: &'static str,
+    kind: Kind,
+    default: fn() -> Bson,
+}
+
+const PARAMETERS: &[Param] = &[
+    Param {
+        name: "authenticationMechanisms",
+        kind: Kind::Fixed,
+        default: || Bson::from(vec!["SCRAM-SHA-1", "SCRAM-SHA-256"]),
+    },
+    Param {
+        name: "cursorTimeoutMillis",
+        kind: Kind::Long,
+        default: || Bson::Int64(600_000),
+    },
+    Param {
+        name: "enableTestCommands",
+        kind: Kind::Fixed,
+        default: || Bson::Boolean(true),
+    },
+    Param {
+        name: "featureCompatibilityVersion",
+        kind: Kind::Fixed,
+        default: || Bson::Null,
+    },
+    Param {
+        name: "internalQueryFrameworkControl",
+        kind: Kind::Str,
+        default: || Bson::String("trySbeRestricted".into()),
+    },
+    Param {
+        name: "internalQueryMaxAddToSetBytes",
+        kind: Kind::Long,
+        default: || Bson::Int64(104_857_600),
+    },
+    Param {
+        name: "logLevel",
+        kind: Kind::Int,
+        default: || Bson::Int32(0),
+    },
+    Param {
+        name: "maxTransactionLockRequestTimeoutMillis",
+        kind: Kind::Int,
+        default: || Bson::Int32(5),
+    },
+    Param {
+        name: "notablescan",
+        kind: Kind::Bool,
+        default: || Bson::Boolean(false),
+    },
+    Param {
+        name: "quiet",
+        kind: Kind::Bool,
+        default: || Bson::Boolean(false),
+    },
+    Param {
+        name: "replicaSetName",
+        kind: Kind::Fixed,
+        default: || Bson::Null,
+    },
+    Param {
+        name: "requireApiVersion",
+        kind: Kind::Bool,
+        default: || Bson::Boolean(false),
+    },
+    Param {
+        name: "storageEngine",
+        kind: Kind::Fixed,
+        default: || Bson::String("inMemory".into()),
+    },
+    Param {
+        name: "transactionLifetimeLimitSeconds",
+        kind: Kind::Int,
+        default: || Bson::Int32(60),
+    },
+    Param {
+        name: "ttlMonitorEnabled",
+        kind: Kind::Bool,
+        default: || Bson::Boolean(true),
+    },
+];
+
+/// A parameter's value as `getParameter` shows it.
+fn current(ctx: &Ctx<'_>, p: &Param) -> Bson {
+    match p.name {
+        "featureCompatibilityVersion" => {
+            Bson::Document(doc! {"version": ctx.server.admin.inner.lock().fcv.clone()})
+        }
+        "replicaSetName" => Bson::from(ctx.server.replica_set()),
+        name => ctx
+            .server
+            .admin
+            .parameter(name)
+            .unwrap_or_else(|| (p.default)()),
+    }
+}
+
+/// `getParameter: 1 | "*" | {allParameters, showDetails}` with the parameters named as fields.
+pub fn get_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    admin_only(ctx)?;
+    let (all, details) = match ctx.arg() {
+        Bson::String(s) if s == "*" => (true, false),
+        Bson::Document(d) => (
+            d.get("allParameters").is_some_and(truthy),
+            d.get("showDetails").is_some_and(truthy),
+        ),
+        _ => (false, false),
+    };
+    let show = |p: &Param| {
+        let value = current(ctx, p);
+        if details {
+            Bson::Document(doc! {
+                "value": value,
+                "settableAtRuntime": p.kind != Kind::Fixed,
+                "settableAtStartup": true,
+            })
+        } else {
+            value
+        }
+    };
+    let mut reply = Document::new();
+    if all {
+        for p in PARAMETERS {
+            reply.insert(p.name, show(p));
+        }
+        return Ok(Reply::Doc(reply));
+    }
+    for k in ctx.body.keys().skip(1) {
+        if super::GENERIC_FIELDS.contains(&k.as_str()) {
+            continue;
+        }
+        let Some(p) = PARAMETERS.iter().find(|p| p.name == k) else {
+            return Err(CommandError::invalid_options(format!(
+                "no option found to get: {k}"
+            )));
+        };
+        reply.insert(k.clone(), show(p));
+    }
+    if reply.is_empty() {
+        return Err(CommandError::invalid_options("no option found to get"));
+    }
+    Ok(Reply::Doc(reply))
+}
+
+fn coerce(name: &str, kind: Kind, v: &Bson) -> Result<Bson> {
+    let bad = || {
+        CommandError::bad_value(format!(
+            "Invalid value for {name}: expected {}, got {}",
+            match kind {
+                Kind::Bool => "a boolean",
+                Kind::Str => "a string",
+                _ => "a number",
+            },
+            type_name(v)
+        ))
+    };
+    match (kind, v) {
+        (Kind::Bool, Bson::Boolean(b)) => Ok(Bson::Boolean(*b)),
+        (Kind::Bool, v) if is_number(v) => Ok(Bson::Boolean(truthy(v))),
+        (Kind::Int | Kind::Long, v) if is_number(v) => {
+            let f = as_f64(v).ok_or_else(bad)?;
+            if f.fract() != 0.0 || !f.is_finite() {
+                return Err(bad());
+            }
+            Ok(if kind == Kind::Int {
+                if f < f64::from(i32::MIN) || f > f64::from(i32::MAX) {
+                    return Err(bad());
+                }
+                Bson::Int32(f as i32)
+            } else {
+                Bson::Int64(f as i64)
+            })
+        }
+        (Kind::Str, Bson::String(s)) => Ok(Bson::String(s.clone())),
+        _ => Err(bad()),
+    }
+}
+
+/// `setParameter: 1, <name>: <value>, ...`: validates every named parameter before setting
+/// any, and answers `was`, the first one's previous value.
+pub fn set_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    admin_only(ctx)?;
+    let mut set: Vec<(&'static str, Bson)> = Vec::new();
+    for (k, v) in ctx.body.iter().skip(1) {
+        if super::GENERIC_FIELDS.contains(&k.as_str()) {
+            continue;
+        }
+        let Some(p) = PARAMETERS.iter().find(|p| p.name == k) else {
+            return Err(CommandError::invalid_options(format!(
+                "attempted to set unrecognized parameter [{k}], use help:true to see options "
+            )));
+        };
+        if p.kind == Kind::Fixed {
+            return Err(CommandError::new(
+                codes::ILLEGAL_OPERATION,
+                format!("not allowed to change [{k}] at runtime"),
+            ));
+        }
+        if set.iter().any(|(n, _)| *n == p.name) {
+            return Err(CommandError::invalid_options(format!(
+                "attempted to set parameter [{k}] twice in the same setParameter command, once to value: [{}], and once to value: [{v}]",
+                set.iter()
+                    .find(|(n, _)| *n == p.name)
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default()
+            )));
+        }
+        set.push((p.name, coerce(k, p.kind, v)?));
+    }
+    if set.is_empty() {
+        return Err(CommandError::invalid_options(
+            "no option found to set, use help:true to see options ",
+        ));
+    }
+    let was = ctx.server.admin.parameter(set[0].0).unwrap_or(Bson::Null);
+    let mut st = ctx.server.admin.inner.lock();
+    for (name, v) in set {
+        st.parameters.insert(name.to_string(), v);
+    }
+    Ok(Reply::Doc(doc! {"was": was}))
+}
+
+/// `getDefaultRWConcern`: the defaults set, else the implicit ones (`local`, `w: majority`).
+pub fn get_default_rw_concern(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    admin_only(ctx)?;
+    ctx.check_fields(&["inMemory"])?;
+    let set = ctx.server.admin.inner.lock().rw_defaults.clone();
+    Ok(Reply::Doc(with_sources(set.unwrap_or_default())))
+}
+
+/// Completes a stored defaults document with the implicit values and their sources.
+fn with_sources(mut d: Document) -> Document {
+    let rc_set = d
+        .get_document("defaultReadConcern")
+        .is_ok_and(|rc| !rc.is_empty());
+    if !rc_set {
+        d.insert("defaultReadConcern", doc! {"level": "local"});
+    }
+    let wc_set = d.contains_key("defaultWriteConcern");
+    if !wc_set {
+        d.insert("defaultWriteConcern", doc! {"w": "majority", "wtimeout": 0});
+    }
+    d.insert(
+        "defaultWriteConcernSource",
+        if wc_set { "global" } else { "implicit" },
+    );
+    d.insert(
+        "defaultReadConcernSource",
+        if rc_set { "global" } else { "implicit" },
+    );
+    d
+}
+
+/// `setDefaultRWConcern`: validates as `read_write_concern_defaults.cpp` does, stores, and
+/// answers the new defaults.
+pub fn set_default_rw_concern(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    admin_only(ctx)?;
+    ctx.check_fields(&["defaultReadConcern", "defaultWriteConcern"])?;
+    let rc = ctx.opt_doc("defaultReadConcern")?.cloned();
+    let wc = ctx.opt_doc("defaultWriteConcern")?.cloned();
+    if rc.is_none() && wc.is_none() {
+        return Err(CommandError::bad_value(
+            "At least one of the \"defaultReadConcern\" or \"defaultWriteConcern\" fields must be present",
+        ));
+    }
+    if let Some(rc) = &rc {
+        for k in rc.keys() {
+            match k.as_str() {
+                "level" => {}
+                "afterOpTime" | "afterClusterTime" | "atClusterTime" => {
+                    return Err(CommandError::bad_value(format!(
+                        "'{k}' is not suitable for the default read concern"
+                    )));
+                }
+                "provenance" => {
+                    return Err(CommandError::bad_value(
+                        "'provenance' must be unset in default read concern",
+                    ));
+                }
+                _ => return Err(CommandError::unknown_field("ReadConcern", k)),
+            }
+        }
+        match rc.get("level") {
+            None => {}
+            Some(Bson::String(l)) if ["local", "majority", "available"].contains(&l.as_str()) => {}
+            Some(Bson::String(l)) if ["snapshot", "linearizable"].contains(&l.as_str()) => {
+                return Err(CommandError::bad_value(format!(
+                    "level: '{l}' is not suitable for the default read concern"
+                )));
+            }
+            Some(Bson::String(l)) => {
+                return Err(CommandError::bad_value(format!(
+                    "Enumeration value '{l}' for field 'level' is not a valid value."
+                )));
+            }
+            Some(other) => {
+                return Err(CommandError::wrong_field_type(
+                    "ReadConcern",
+                    "level",
+                    type_name(other),
+                    &["string"],
+                ));
+            }
+        }
+    }
+    let wc = match wc {
+        Some(w) if w.is_empty() => Some(w),
+        Some(w) => Some(normalise_write_concern(&w)?),
+        None => None,
+    };
+    let now = ctx.server.oplog.now();
+    let mut st = ctx.server.admin.inner.lock();
+    let old = st.rw_defaults.clone().unwrap_or_default();
+    if wc.as_ref().is_some_and(|w| w.is_empty()) && old.contains_key("defaultWriteConcern") {
+        return Err(CommandError::new(
+            codes::ILLEGAL_OPERATION,
+            "The global default write concern cannot be unset once it is set.",
+        ));
+    }
+    let mut new = Document::new();
+    match rc {
+        Some(rc) if !rc.is_empty() => {
+            new.insert("defaultReadConcern", rc);
+        }
+        Some(_) => {}
+        None => {
+            if let Ok(rc) = old.get_document("defaultReadConcern") {
+                new.insert("defaultReadConcern", rc.clone());
+            }
+        }
+    }
+    match wc {
+        Some(wc) if !wc.is_empty() => {
+            new.insert("defaultWriteConcern", wc);
+        }
+        Some(_) => {}
+        None => {
+            if let Ok(wc) = old.get_document("defaultWriteConcern") {
+                new.insert("defaultWriteConcern", wc.clone());
+            }
+        }
+    }
+    let wall = bson::DateTime::now();
+    new.insert("updateOpTime", now);
+    new.insert("updateWallClockTime", wall);
+    st.rw_defaults = Some(new.clone());
+    drop(st);
+    let mut reply = with_sources(new);
+    reply.insert("localUpdateWallClockTime", wall);
+    Ok(Reply::Doc(reply))
+}
+
+/// A default write concern as the server stores it: `w` and `wtimeout` (0 when omitted);
+/// `w: 0` is refused.
+fn normalise_write_concern(w: &Document) -> Result<Document> {
+    let mut out = Document::new();
+    for (k, v) in w {
+        match (k.as_str(), v) {
+            ("w", Bson::String(_)) => {}
+            ("w", v) if is_number(v) => {
+                if as_f64(v).is_some_and(|n| n < 1.0) {
+                    return Err(CommandError::bad_value(
+                        "Unacknowledged write concern is not suitable for the default write concern",
+                    ));
+                }
+            }
+            ("w", other) => {
+                return Err(CommandError::type_mismatch(format!(
+                    "w has to be a number or string; found: {}",
+                    type_name(other)
+                )));
+            }
+            ("j" | "fsync", Bson::Boolean(_)) | ("wtimeout", _) => {}
+            ("provenance", _) => {
+                return Err(CommandError::bad_value(
+                    "'provenance' must be unset in default write concern",
+                ));
+            }
+            _ => return Err(CommandError::unknown_field("WriteConcern", k)),
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    if !out.contains_key("wtimeout") {
+        out.insert("wtimeout", 0);
+    }
+    Ok(out)
+}
+
+/// `setFeatureCompatibilityVersion: "<version>", confirm: true`.
+pub fn set_fcv(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    admin_only(ctx)?;
+    ctx.check_fields(&["confirm", "fromConfigServer", "dryRun"])?;
+    let Bson::String(version) = ctx.arg().clone() else {
+        return Err(CommandError::wrong_field_type(
+            "setFeatureCompatibilityVersion",
+            "setFeatureCompatibilityVersion",
+            type_name(ctx.arg()),
+            &["string"],
+        ));
+    };
+    if ctx.body.get("confirm") != Some(&Bson::Boolean(true)) {
+        return Err(CommandError::new(
+            7369100,
+            "Once you have upgraded to or downgraded to the specified FCV, you will not be able to \
+             downgrade to or upgrade from a previous version. Please run the command again with \
+             `confirm: true` to continue.",
+        ));
+    }
+    let binary = ctx.server.admin.inner.lock().binary.clone();
+    let allowed = last_lts_and_continuous(&binary);
+    if !allowed.contains(&version.as_str()) {
+        return Err(CommandError::bad_value(format!(
+            "Invalid feature compatibility version value '{version}'; expected one of {}. See \
+             https://docs.mongodb.com/master/release-notes/{binary}-compatibility/#feature-compatibility.",
+            allowed
+                .iter()
+                .map(|v| format!("'{v}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    ctx.server.admin.inner.lock().fcv = version;
+    Ok(Reply::Doc(Document::new()))
+}
+
+/// The versions a binary accepts as FCV: itself and the last LTS before it.
+fn last_lts_and_continuous(binary: &str) -> Vec<&'static str> {
+    match binary {
+        "6.0" => vec!["5.0", "6.0"],
+        "7.0" => vec!["6.0", "7.0"],
+        _ => vec!["7.0", "8.0"],
+    }
+}
+
+/// `currentOp` (or `$all`/`$ownOps` plus a filter): the operations in progress, this one
+/// included.
+pub fn current_op(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    admin_only(ctx)?;
+    let mut filter = Document::new();
+    for (k, v) in ctx.body.iter().skip(1) {
+        if super::GENERIC_FIELDS.contains(&k.as_str()) || k == "$all" || k == "$ownOps" {
+            continue;
+        }
+        filter.insert(k.clone(), v.clone());
+    }
+    let matcher = crate::query::matcher::Matcher::new(&filter, &Document::new())?;
+    let own = ctx.body.get("$ownOps").is_some_and(truthy);
+    let st = ctx.server.admin.inner.lock();
+    let mut ids: Vec<_> = st.ops.keys().copied().collect();
+    ids.sort_unstable();
+    let mut inprog = Vec::new();
+    for id in ids {
+        let op = &st.ops[&id];
+        if own && op.conn != ctx.conn.id {
+            continue;
+        }
+        let elapsed = op.started.elapsed();
+        let mut d = doc! {
+            "type": "op",
+            "host": ctx.server.host.clone(),
+            "desc": format!("conn{}", op.conn),
+            "connectionId": op.conn,
+            "client": op.client.clone(),
+            "active": true,
+            "currentOpTime": bson::DateTime::now().try_to_rfc3339_string().unwrap_or_default(),
+            "opid": i64::from(id),
+            "secs_running": elapsed.as_secs() as i64,
+            "microsecs_running": elapsed.as_micros() as i64,
+            "op": "command",
+            "ns": op.ns.clone(),
+            "command": op.command.clone(),
+            "numYields": 0,
+            "waitingForLock": op.waiting_for_lock,
+        };
+        if let Some(app) = &op.app_name {
+            d.insert("appName", app.clone());
+        }
+        if matcher.matches(&d) {
+            inprog.push(Bson::Document(d));
+        }
+    }
+    let fsync_lock = st.fsync_locks > 0;
+    drop(st);
+    let mut reply = doc! {"inprog": inprog};
+    if fsync_lock {
+        reply.insert("fsyncLock", true);
+        reply.insert(
+            "info",
+            "use db.fsyncUnlock() to terminate the fsync write/snapshot lock",
+        );
+    }
+    Ok(Reply::Doc(reply))
+}
+
+/// `killOp: 1, op: <opid>`: marks the operation killed; it fails with Interrupted (11601) at
+/// its next interruption point (here: while it waits for a lock).
+pub fn kill_op(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    admin_only(ctx)?;
+    ctx.check_fields(&["op"])?;
+    let id = match ctx.body.get("op") {
+        Some(v) if is_number(v) => as_f64(v).unwrap_or(-1.0),
+        Some(other) => {
+            return Err(CommandError::type_mismatch(format!(
+                "Did not provide \"op\" field of type number or string; found {}",
+                type_name(other)
+            )));
+        }
+        None => return Err(CommandError::missing_field("killOp", "op")),
+    };
+    if id >= 0.0 && id <= f64::from(u32::MAX) {
+        let mut st = ctx.server.admin.inner.lock();
+        if let Some(op) = st.ops.get_mut(&(id as u32)) {
+            op.killed = true;
+        }
+    }
+    ctx.server.admin.bump();
+    Ok(Reply::Doc(doc! {"info": "attempting to kill op"}))
+}
+
+/// `logRotate: 1 | "server" | "audit"`.
+pub fn log_rotate(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    admin_only(ctx)?;
+    match ctx.arg() {
+        Bson::String(s) if s != "server" && s != "audit" => Err(CommandError::new(
+            codes::NO_SUCH_KEY,
+            format!("Unknown log type for rotate: {s}"),
+        )),
+        _ => Ok(Reply::Doc(Document::new())),
+    }
+}
+
+/// `dropConnections: 1, hostAndPort: [..]`: this server keeps no outgoing pools, so there is
+/// nothing to drop, but the argument is checked as the IDL does.
+pub fn drop_connections(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    admin_only(ctx)?;
+    ctx.check_fields(&["hostAndPort"])?;
+    match ctx.body.get("hostAndPort") {
+        Some(Bson::Array(hosts)) => {
+            for h in hosts {
+                if !matches!(h, Bson::String(_)) {
+                    return Err(CommandError::wrong_field_type(
+                        "dropConnections",
+                        "hostAndPort",
+                        type_name(h),
+                        &["string"],
+                    ));
+                }
+            }
+            Ok(Reply::Doc(Document::new()))
+        }
+        Some(other) => Err(CommandError::wrong_field_type(
+            "dropConnections",
+            "hostAndPort",
+            type_name(other),
+            &["array"],
+        )),
+        None => Err(CommandError::missing_field(
+            "dropConnections",
+            "hostAndPort",
+        )),
+    }
+}
+
+/// `autoCompact: <bool>`: accepted; the in-memory store has nothing to compact.
+pub fn auto_compact(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    admin_only(ctx)?;
+    ctx.check_fields(&["freeSpaceTargetMB", "runOnce"])?;
+    match ctx.arg() {
+        Bson::Boolean(_) => Ok(Reply::Doc(Document::new())),
+        other => Err(CommandError::wrong_field_type(
+            "autoCompact",
+            "autoCompact",
+            type_name(other),
+            &["bool"],
+        )),
+    }
+}
+
+/// `profile: <level>` on a database: answers the previous level (`was`), the slow-operation
+/// threshold and sample rate; level -1 reads without changing.
+pub fn profile(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(&["slowms", "sampleRate", "filter"])?;
+    let level = match ctx.arg() {
+        v if is_number(v) => as_f64(v).unwrap_or(f64::NAN),
+        other => {
+            return Err(CommandError::wrong_field_type(
+                "profile",
+                "profile",
+                type_name(other),
+                &["int"],
+            ));
+        }
+    };
+    if ![-1.0, 0.0, 1.0, 2.0].contains(&level) {
+        return Err(CommandError::bad_value(format!(
+            "Invalid profiling level: {level}"
+        )));
+    }
+    let slowms = match ctx.body.get("slowms") {
+        Some(v) if is_number(v) => Some(as_f64(v).unwrap_or(100.0) as i64),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type(
+                "profile",
+                "slowms",
+                type_name(other),
+                &["int"],
+            ));
+        }
+        None => None,
+    };
+    let mut st = ctx.server.admin.inner.lock();
+    let entry = st.profile.entry(ctx.db.clone()).or_insert((0, 100));
+    let (was, old_slow) = *entry;
+    if level >= 0.0 {
+        entry.0 = level as i32;
+    }
+    if let Some(s) = slowms {
+        entry.1 = s;
+    }
+    Ok(Reply::Doc(doc! {
+        "was": was,
+        "slowms": old_slow,
+        "sampleRate": 1.0,
+    }))
+}

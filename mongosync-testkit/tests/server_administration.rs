@@ -1,0 +1,579 @@
+//! Administration commands through the official Rust driver: fsync locks (writes held until
+//! the last unlock, visible in `currentOp`, killable with `killOp`), `getParameter` /
+//! `setParameter`, `getDefaultRWConcern` / `setDefaultRWConcern`,
+//! `setFeatureCompatibilityVersion`, `profile`, `logRotate`, `dropConnections`,
+//! `autoCompact`. Codes and messages are the server's (see `commands/admin.rs`).
+
+use std::time::Duration;
+
+use bson::{Bson, Document, doc};
+use mongodb::error::{Error, ErrorKind};
+use mongodb::{Client, Database};
+use mongosync_testkit::{ClusterOptions, MemoryCluster};
+
+async fn admin(cluster: &MemoryCluster) -> (Client, Database) {
+    let c = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let a = c.database("admin");
+    (c, a)
+}
+
+fn code(e: &Error) -> i32 {
+    match &*e.kind {
+        ErrorKind::Command(c) => c.code,
+        other => panic!("not a command error: {other:?}"),
+    }
+}
+
+fn message(e: &Error) -> String {
+    match &*e.kind {
+        ErrorKind::Command(c) => c.message.clone(),
+        other => panic!("not a command error: {other:?}"),
+    }
+}
+
+/// Waits until `currentOp` shows an insert waiting for the fsync lock; returns its opid.
+async fn blocked_insert_opid(admin: &Database) -> i64 {
+    loop {
+        let r = admin
+            .run_command(doc! {"currentOp": 1, "waitingForLock": true, "command.insert": "c"})
+            .await
+            .unwrap();
+        if let Some(Bson::Document(op)) = r.get_array("inprog").unwrap().first() {
+            assert_eq!(op.get_str("ns").unwrap(), "app.c");
+            return op.get_i64("opid").unwrap();
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn fsync_lock_holds_writes_until_the_last_unlock() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let (client, admin) = admin(&cluster).await;
+    let coll = client.database("app").collection::<Document>("c");
+    coll.insert_one(doc! {"_id": 0}).await.unwrap();
+
+    // Without lock: a flush, nothing held.
+    let r = admin.run_command(doc! {"fsync": 1}).await.unwrap();
+    assert_eq!(r.get_i32("numFiles").unwrap(), 1);
+
+    let e = admin
+        .run_command(doc! {"fsyncUnlock": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 20);
+    assert_eq!(message(&e), "fsyncUnlock called when not locked");
+
+    // Two locks: a lock count of 2, and writes held until both are released.
+    for n in 1..=2i64 {
+        let r = admin
+            .run_command(doc! {"fsync": 1, "lock": true})
+            .await
+            .unwrap();
+        assert_eq!(r.get_i64("lockCount").unwrap(), n);
+        assert_eq!(
+            r.get_str("info").unwrap(),
+            "now locked against writes, use db.fsyncUnlock() to unlock"
+        );
+    }
+    let op = admin.run_command(doc! {"currentOp": 1}).await.unwrap();
+    assert!(op.get_bool("fsyncLock").unwrap());
+
+    let writer = {
+        let coll = coll.clone();
+        tokio::spawn(async move { coll.insert_one(doc! {"_id": 1}).await })
+    };
+    blocked_insert_opid(&admin).await;
+    // Reads go on while writes wait.
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 1);
+
+    let r = admin.run_command(doc! {"fsyncUnlock": 1}).await.unwrap();
+    assert_eq!(r.get_i64("lockCount").unwrap(), 1);
+    // Still locked: the write still waits (it shows in currentOp again).
+    blocked_insert_opid(&admin).await;
+    assert!(!writer.is_finished());
+
+    let r = admin.run_command(doc! {"fsyncUnlock": 1}).await.unwrap();
+    assert_eq!(r.get_i64("lockCount").unwrap(), 0);
+    assert_eq!(r.get_str("info").unwrap(), "fsyncUnlock completed");
+    writer.await.unwrap().unwrap();
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn kill_op_interrupts_a_write_waiting_for_the_fsync_lock() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let (client, admin) = admin(&cluster).await;
+    let coll = client.database("app").collection::<Document>("c");
+    admin
+        .run_command(doc! {"fsync": 1, "lock": true})
+        .await
+        .unwrap();
+    let writer = {
+        let coll = coll.clone();
+        tokio::spawn(async move { coll.insert_one(doc! {"_id": 1}).await })
+    };
+    let opid = blocked_insert_opid(&admin).await;
+    let r = admin
+        .run_command(doc! {"killOp": 1, "op": opid})
+        .await
+        .unwrap();
+    assert_eq!(r.get_str("info").unwrap(), "attempting to kill op");
+    let e = writer.await.unwrap().unwrap_err();
+    assert_eq!(code(&e), 11601);
+    admin.run_command(doc! {"fsyncUnlock": 1}).await.unwrap();
+    // Nothing was written by the killed insert.
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 0);
+
+    let e = admin
+        .run_command(doc! {"killOp": 1, "op": "x"})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 14);
+}
+
+#[tokio::test]
+async fn current_op_shows_itself_and_filters() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let (_client, admin) = admin(&cluster).await;
+    let r = admin
+        .run_command(doc! {"currentOp": 1, "$ownOps": true})
+        .await
+        .unwrap();
+    let ops = r.get_array("inprog").unwrap();
+    let me = ops
+        .iter()
+        .filter_map(Bson::as_document)
+        .find(|o| {
+            o.get_document("command")
+                .is_ok_and(|c| c.contains_key("currentOp"))
+        })
+        .expect("currentOp lists itself");
+    assert_eq!(me.get_str("op").unwrap(), "command");
+    assert!(me.get_bool("active").unwrap());
+    assert!(me.get_i64("opid").is_ok());
+    let none = admin
+        .run_command(doc! {"currentOp": 1, "ns": "nowhere.at.all"})
+        .await
+        .unwrap();
+    assert!(none.get_array("inprog").unwrap().is_empty());
+    let e = client_db(&cluster, "app")
+        .await
+        .run_command(doc! {"currentOp": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 13);
+}
+
+async fn client_db(cluster: &MemoryCluster, db: &str) -> Database {
+    Client::with_uri_str(cluster.uri())
+        .await
+        .unwrap()
+        .database(db)
+}
+
+#[tokio::test]
+async fn parameters_round_trip_with_the_servers_errors() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let (_client, admin) = admin(&cluster).await;
+    let r = admin
+        .run_command(doc! {"getParameter": 1, "cursorTimeoutMillis": 1})
+        .await
+        .unwrap();
+    assert_eq!(r.get_i64("cursorTimeoutMillis").unwrap(), 600_000);
+
+    // `was` is the previous value; the new one is read back with its type.
+    let r = admin
+        .run_command(doc! {"setParameter": 1, "cursorTimeoutMillis": 1000})
+        .await
+        .unwrap();
+    assert_eq!(r.get_i64("was").unwrap(), 600_000);
+    let r = admin
+        .run_command(doc! {"getParameter": {"showDetails": true}, "cursorTimeoutMillis": 1})
+        .await
+        .unwrap();
+    let d = r.get_document("cursorTimeoutMillis").unwrap();
+    assert_eq!(d.get_i64("value").unwrap(), 1000);
+    assert!(d.get_bool("settableAtRuntime").unwrap());
+
+    let all = admin.run_command(doc! {"getParameter": "*"}).await.unwrap();
+    assert_eq!(
+        all.get_document("featureCompatibilityVersion")
+            .unwrap()
+            .get_str("version")
+            .unwrap(),
+        "8.0"
+    );
+
+    let e = admin
+        .run_command(doc! {"setParameter": 1, "noSuchParameter": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 72);
+    assert_eq!(
+        message(&e),
+        "attempted to set unrecognized parameter [noSuchParameter], use help:true to see options "
+    );
+    let e = admin
+        .run_command(doc! {"setParameter": 1, "enableTestCommands": false})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 20);
+    assert_eq!(
+        message(&e),
+        "not allowed to change [enableTestCommands] at runtime"
+    );
+    let e = admin
+        .run_command(doc! {"setParameter": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 72);
+    let e = admin
+        .run_command(doc! {"setParameter": 1, "notablescan": "yes"})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 2);
+    // A batch with one bad parameter changes nothing.
+    let e = admin
+        .run_command(doc! {"setParameter": 1, "logLevel": 2, "nope": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 72);
+    let r = admin
+        .run_command(doc! {"getParameter": 1, "logLevel": 1})
+        .await
+        .unwrap();
+    assert_eq!(r.get_i32("logLevel").unwrap(), 0);
+    let e = client_db(&cluster, "app")
+        .await
+        .run_command(doc! {"setParameter": 1, "logLevel": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 13);
+    assert_eq!(
+        message(&e),
+        "setParameter may only be run against the admin database."
+    );
+}
+
+/// The monitor's switch round-trips and expiry resumes once it is on again. (That a disabled
+/// monitor deletes nothing cannot be observed without waiting: the server counts no pass
+/// while it is disabled.)
+#[tokio::test]
+async fn ttl_monitor_enabled_round_trips_and_expiry_resumes() {
+    let cluster = MemoryCluster::start_with(
+        ClusterOptions::default().ttl_monitor_period(Duration::from_millis(20)),
+    )
+    .await
+    .unwrap();
+    let (client, admin) = admin(&cluster).await;
+    let r = admin
+        .run_command(doc! {"setParameter": 1, "ttlMonitorEnabled": false})
+        .await
+        .unwrap();
+    assert!(r.get_bool("was").unwrap());
+    let db = client.database("app");
+    db.run_command(doc! {"createIndexes": "t", "indexes": [
+        {"key": {"at": 1}, "name": "at_1", "expireAfterSeconds": 0}
+    ]})
+    .await
+    .unwrap();
+    let coll = db.collection::<Document>("t");
+    coll.insert_one(doc! {"_id": 1, "at": bson::DateTime::from_millis(0)})
+        .await
+        .unwrap();
+    let r = admin
+        .run_command(doc! {"getParameter": 1, "ttlMonitorEnabled": 1})
+        .await
+        .unwrap();
+    assert!(!r.get_bool("ttlMonitorEnabled").unwrap());
+    admin
+        .run_command(doc! {"setParameter": 1, "ttlMonitorEnabled": true})
+        .await
+        .unwrap();
+    while coll.count_documents(doc! {}).await.unwrap() != 0 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn default_read_write_concerns_round_trip() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let (_client, admin) = admin(&cluster).await;
+    let r = admin
+        .run_command(doc! {"getDefaultRWConcern": 1})
+        .await
+        .unwrap();
+    assert_eq!(r.get_str("defaultWriteConcernSource").unwrap(), "implicit");
+    assert_eq!(r.get_str("defaultReadConcernSource").unwrap(), "implicit");
+    assert!(!r.contains_key("updateOpTime"));
+
+    let r = admin
+        .run_command(doc! {
+            "setDefaultRWConcern": 1,
+            "defaultReadConcern": {"level": "majority"},
+            "defaultWriteConcern": {"w": 1},
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get_document("defaultWriteConcern").unwrap(),
+        &doc! {"w": 1, "wtimeout": 0}
+    );
+    assert!(r.get_timestamp("updateOpTime").is_ok());
+    assert!(r.get_datetime("localUpdateWallClockTime").is_ok());
+
+    // Setting only the read concern keeps the write concern.
+    admin
+        .run_command(doc! {"setDefaultRWConcern": 1, "defaultReadConcern": {"level": "local"}})
+        .await
+        .unwrap();
+    let r = admin
+        .run_command(doc! {"getDefaultRWConcern": 1})
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get_document("defaultReadConcern").unwrap(),
+        &doc! {"level": "local"}
+    );
+    assert_eq!(
+        r.get_document("defaultWriteConcern").unwrap(),
+        &doc! {"w": 1, "wtimeout": 0}
+    );
+    assert_eq!(r.get_str("defaultWriteConcernSource").unwrap(), "global");
+    assert_eq!(r.get_str("defaultReadConcernSource").unwrap(), "global");
+
+    for (cmd, want) in [
+        (doc! {"setDefaultRWConcern": 1}, 2),
+        (
+            doc! {"setDefaultRWConcern": 1, "defaultWriteConcern": {"w": 0}},
+            2,
+        ),
+        (
+            doc! {"setDefaultRWConcern": 1, "defaultReadConcern": {"level": "snapshot"}},
+            2,
+        ),
+        // Once set, the write concern cannot be unset.
+        (
+            doc! {"setDefaultRWConcern": 1, "defaultWriteConcern": {}},
+            20,
+        ),
+    ] {
+        let e = admin.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(code(&e), want, "{cmd}");
+    }
+    let e = admin
+        .run_command(doc! {"setDefaultRWConcern": 1, "defaultReadConcern": {"level": "snapshot"}})
+        .await
+        .unwrap_err();
+    assert_eq!(
+        message(&e),
+        "level: 'snapshot' is not suitable for the default read concern"
+    );
+}
+
+#[tokio::test]
+async fn feature_compatibility_version_and_smaller_commands() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let (client, admin) = admin(&cluster).await;
+    let e = admin
+        .run_command(doc! {"setFeatureCompatibilityVersion": "7.0"})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 7369100);
+    let e = admin
+        .run_command(doc! {"setFeatureCompatibilityVersion": "5.0", "confirm": true})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 2);
+    admin
+        .run_command(doc! {"setFeatureCompatibilityVersion": "7.0", "confirm": true})
+        .await
+        .unwrap();
+    let r = admin
+        .run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1})
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get_document("featureCompatibilityVersion").unwrap(),
+        &doc! {"version": "7.0"}
+    );
+
+    let app = client.database("app");
+    let r = app
+        .run_command(doc! {"profile": 1, "slowms": 5})
+        .await
+        .unwrap();
+    assert_eq!(r.get_i32("was").unwrap(), 0);
+    assert_eq!(r.get_i64("slowms").unwrap(), 100);
+    let r = app.run_command(doc! {"profile": -1}).await.unwrap();
+    assert_eq!(r.get_i32("was").unwrap(), 1);
+    assert_eq!(r.get_i64("slowms").unwrap(), 5);
+    let e = app.run_command(doc! {"profile": 7}).await.unwrap_err();
+    assert_eq!(code(&e), 2);
+
+    admin.run_command(doc! {"logRotate": 1}).await.unwrap();
+    let e = admin
+        .run_command(doc! {"logRotate": "nope"})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 4);
+    admin
+        .run_command(doc! {"dropConnections": 1, "hostAndPort": ["localhost:1"]})
+        .await
+        .unwrap();
+    let e = admin
+        .run_command(doc! {"dropConnections": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 40414);
+    admin.run_command(doc! {"autoCompact": true}).await.unwrap();
+    let e = admin
+        .run_command(doc! {"autoCompact": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 14);
+}
+
+/// The stage names from the winning plan down.
+fn stages(plan: &Document) -> Vec<String> {
+    let mut out = vec![plan.get_str("stage").unwrap().to_string()];
+    if let Ok(inner) = plan.get_document("inputStage") {
+        out.extend(stages(inner));
+    }
+    out
+}
+
+async fn explain(db: &Database, cmd: Document, verbosity: &str) -> Document {
+    db.run_command(doc! {"explain": cmd, "verbosity": verbosity})
+        .await
+        .unwrap()
+}
+
+fn winning(r: &Document) -> Vec<String> {
+    stages(
+        r.get_document("queryPlanner")
+            .unwrap()
+            .get_document("winningPlan")
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn explain_shows_the_index_a_query_uses_and_writes_nothing() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let db = client.database("app");
+    let coll = db.collection::<Document>("c");
+    coll.insert_many((0..10).map(|i| doc! {"_id": i, "a": i % 3, "b": i}))
+        .await
+        .unwrap();
+    db.run_command(doc! {"createIndexes": "c", "indexes": [{"key": {"a": 1}, "name": "a_1"}]})
+        .await
+        .unwrap();
+
+    let r = explain(
+        &db,
+        doc! {"find": "c", "filter": {"_id": 4}},
+        "queryPlanner",
+    )
+    .await;
+    assert_eq!(winning(&r), ["EXPRESS_IDHACK"]);
+    assert!(!r.contains_key("executionStats"));
+    assert_eq!(
+        r.get_document("queryPlanner")
+            .unwrap()
+            .get_str("namespace")
+            .unwrap(),
+        "app.c"
+    );
+
+    let r = explain(
+        &db,
+        doc! {"find": "c", "filter": {"a": 1, "b": {"$gt": 3}}},
+        "executionStats",
+    )
+    .await;
+    assert_eq!(winning(&r), ["FETCH", "IXSCAN"]);
+    let plan = r
+        .get_document("queryPlanner")
+        .unwrap()
+        .get_document("winningPlan")
+        .unwrap();
+    let ixscan = plan.get_document("inputStage").unwrap();
+    assert_eq!(ixscan.get_str("indexName").unwrap(), "a_1");
+    assert_eq!(
+        ixscan.get_document("indexBounds").unwrap(),
+        &doc! {"a": ["[1, 1]"]}
+    );
+    assert_eq!(
+        plan.get_document("filter").unwrap(),
+        &doc! {"b": {"$gt": 3}}
+    );
+    // a == 1 for 1, 4, 7; b > 3 leaves 4 and 7.
+    let stats = r.get_document("executionStats").unwrap();
+    assert_eq!(stats.get_i64("nReturned").unwrap(), 2);
+
+    let r = explain(
+        &db,
+        doc! {"find": "c", "filter": {"b": 3}, "sort": {"b": -1}, "limit": 1},
+        "executionStats",
+    )
+    .await;
+    assert_eq!(winning(&r), ["SORT", "COLLSCAN"]);
+    let stats = r.get_document("executionStats").unwrap();
+    assert_eq!(stats.get_i64("totalDocsExamined").unwrap(), 10);
+    assert_eq!(
+        r.get_document("queryPlanner")
+            .unwrap()
+            .get_document("parsedQuery")
+            .unwrap(),
+        &doc! {"b": {"$eq": 3}}
+    );
+
+    // A hidden index is not used.
+    db.run_command(doc! {"collMod": "c", "index": {"name": "a_1", "hidden": true}})
+        .await
+        .unwrap();
+    let r = explain(&db, doc! {"find": "c", "filter": {"a": 1}}, "queryPlanner").await;
+    assert_eq!(winning(&r), ["COLLSCAN"]);
+
+    let r = explain(&db, doc! {"count": "c"}, "queryPlanner").await;
+    assert_eq!(winning(&r), ["COUNT", "RECORD_STORE_FAST_COUNT"]);
+
+    // Explaining writes writes nothing.
+    let r = explain(
+        &db,
+        doc! {"delete": "c", "deletes": [{"q": {"b": {"$lt": 5}}, "limit": 0}]},
+        "executionStats",
+    )
+    .await;
+    assert_eq!(winning(&r), ["DELETE", "COLLSCAN"]);
+    let r = explain(
+        &db,
+        doc! {"update": "c", "updates": [{"q": {"_id": 1}, "u": {"$set": {"x": 1}}}]},
+        "executionStats",
+    )
+    .await;
+    assert_eq!(winning(&r)[0], "UPDATE");
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 10);
+    assert_eq!(coll.count_documents(doc! {"x": 1}).await.unwrap(), 0);
+
+    // A missing collection explains as EOF; bad input names what is allowed.
+    let r = explain(&db, doc! {"find": "nope"}, "queryPlanner").await;
+    assert_eq!(winning(&r), ["EOF"]);
+    let e = db
+        .run_command(doc! {"explain": {"find": "c"}, "verbosity": "loud"})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 2);
+    let e = db
+        .run_command(doc! {"explain": {"noSuchCommand": "c"}})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 59);
+    assert_eq!(
+        message(&e),
+        "Explain failed due to unknown command: noSuchCommand"
+    );
+}
