@@ -25,6 +25,7 @@ pub mod oplog;
 pub mod query;
 pub mod server;
 pub mod session;
+mod snapshot;
 pub mod storage;
 pub mod transaction;
 mod ttl;

@@ -43,6 +43,8 @@ pub struct TxnCollection {
 /// One transaction of one session.
 #[derive(Debug)]
 pub struct Txn {
+    /// For a snapshot read outside a transaction: the time its collections are read at.
+    snapshot_at: Option<bson::Timestamp>,
     /// Its `txnNumber`.
     pub number: i64,
     /// Where it stands.
@@ -99,6 +101,7 @@ impl Transactions {
             self.release(&mut old.lock());
         }
         let txn = Arc::new(Mutex::new(Txn {
+            snapshot_at: None,
             number,
             state: TxnState::InProgress,
             lsid: lsid.clone(),
@@ -281,6 +284,39 @@ impl Transactions {
 }
 
 impl Txn {
+    /// The read-only context of a snapshot read at `at` (see `snapshot.rs`): each collection
+    /// it touches is rebuilt as of `at`.
+    pub(crate) fn snapshot(at: bson::Timestamp) -> Txn {
+        Txn {
+            snapshot_at: Some(at),
+            number: -1,
+            state: TxnState::InProgress,
+            lsid: Document::new(),
+            key: Vec::new(),
+            copies: BTreeMap::new(),
+            written: BTreeSet::new(),
+        }
+    }
+
+    /// Rebuilds `db.coll` as of the snapshot's time now, so that its errors (SnapshotTooOld,
+    /// SnapshotUnavailable) reach the command.
+    pub(crate) fn preload(&mut self, server: &Server, db: &str, coll: &str) -> Result<()> {
+        let Some(at) = self.snapshot_at else {
+            return Ok(());
+        };
+        if let Some(data) = crate::snapshot::collection_at(server, db, coll, at)? {
+            self.copies.insert(
+                (db.to_string(), coll.to_string()),
+                TxnCollection {
+                    data: Arc::new(Mutex::new(data)),
+                    live: None,
+                    checked: 0,
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// The transaction's copy of `db.coll`, taken on first use; with `create`, an empty one
     /// when the collection does not exist (it is created at commit).
     pub fn collection(
@@ -293,6 +329,20 @@ impl Txn {
         let k = (db.to_string(), coll.to_string());
         if let Some(c) = self.copies.get(&k) {
             return Some(Arc::clone(&c.data));
+        }
+        if let Some(at) = self.snapshot_at {
+            // Another collection of a snapshot read (`$lookup`, `$unionWith`).
+            let data = crate::snapshot::collection_at(server, db, coll, at).ok()??;
+            let data = Arc::new(Mutex::new(data));
+            self.copies.insert(
+                k,
+                TxnCollection {
+                    data: Arc::clone(&data),
+                    live: None,
+                    checked: 0,
+                },
+            );
+            return Some(data);
         }
         let live = server.catalog.collection(db, coll);
         let data = match &live {

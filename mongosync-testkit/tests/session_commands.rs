@@ -79,3 +79,141 @@ async fn commit_and_abort_outside_a_transaction_fail_as_the_server() {
         );
     }
 }
+
+/// Snapshot reads outside a transaction read the collection as of `atClusterTime`: inserts,
+/// updates and deletes made after it are not seen, a `getMore` stays in the snapshot, and the
+/// reply carries `atClusterTime`. (A document deleted since is restored at the end of the
+/// natural order, not at its old place: the test reads in `_id` order.)
+#[tokio::test]
+async fn snapshot_reads_see_the_collection_as_of_their_time() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let db = client.database("app");
+    let coll = db.collection::<bson::Document>("c");
+    coll.insert_many((0..5).map(|i| doc! {"_id": i, "v": 0}))
+        .await
+        .unwrap();
+    let first = db
+        .run_command(doc! {"find": "c", "batchSize": 2, "readConcern": {"level": "snapshot"}})
+        .await
+        .unwrap();
+    let cursor = first.get_document("cursor").unwrap();
+    let at = cursor.get_timestamp("atClusterTime").unwrap();
+    let id = cursor.get_i64("id").unwrap();
+
+    coll.update_one(doc! {"_id": 1}, doc! {"$set": {"v": 1}})
+        .await
+        .unwrap();
+    coll.delete_one(doc! {"_id": 3}).await.unwrap();
+    coll.insert_one(doc! {"_id": 9, "v": 9}).await.unwrap();
+    coll.replace_one(doc! {"_id": 4}, doc! {"w": 4})
+        .await
+        .unwrap();
+
+    // The rest of the first cursor, then a new read at the same time.
+    let more = db
+        .run_command(doc! {"getMore": id, "collection": "c"})
+        .await
+        .unwrap();
+    let rest = more
+        .get_document("cursor")
+        .unwrap()
+        .get_array("nextBatch")
+        .unwrap()
+        .len();
+    assert_eq!(2 + rest, 5);
+    let again = db
+        .run_command(doc! {"find": "c", "sort": {"_id": 1}, "readConcern": {"level": "snapshot", "atClusterTime": at}})
+        .await
+        .unwrap();
+    let docs: Vec<_> = again
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap()
+        .iter()
+        .map(|d| d.as_document().unwrap().clone())
+        .collect();
+    assert_eq!(
+        docs,
+        (0..5).map(|i| doc! {"_id": i, "v": 0}).collect::<Vec<_>>()
+    );
+    let d = db
+        .run_command(doc! {"distinct": "c", "key": "v", "readConcern": {"level": "snapshot", "atClusterTime": at}})
+        .await
+        .unwrap();
+    assert_eq!(d.get_array("values").unwrap(), &vec![Bson::Int32(0)]);
+    assert_eq!(d.get_timestamp("atClusterTime").unwrap(), at);
+
+    // The present, read as a snapshot, sees every write.
+    let now = db.run_command(doc! {"count": "c"}).await.unwrap();
+    assert_eq!(now.get_i32("n").unwrap(), 5);
+
+    // A time in the future is refused; so is one older than the history kept.
+    let future = bson::Timestamp {
+        time: at.time + 3600,
+        increment: 0,
+    };
+    let e = db
+        .run_command(
+            doc! {"find": "c", "readConcern": {"level": "snapshot", "atClusterTime": future}},
+        )
+        .await
+        .unwrap_err();
+    let (code, message) = code_and_message(&e);
+    assert_eq!(code, 72);
+    assert!(
+        message.starts_with(
+            "readConcern atClusterTime value must not be greater than the current clusterTime."
+        ),
+        "{message}"
+    );
+    // A collection dropped since the snapshot cannot be rebuilt.
+    db.collection::<bson::Document>("gone")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    let t = db
+        .run_command(doc! {"find": "gone", "readConcern": {"level": "snapshot"}})
+        .await
+        .unwrap();
+    let t = t
+        .get_document("cursor")
+        .unwrap()
+        .get_timestamp("atClusterTime")
+        .unwrap();
+    db.collection::<bson::Document>("gone")
+        .drop()
+        .await
+        .unwrap();
+    let e = db
+        .run_command(
+            doc! {"find": "gone", "readConcern": {"level": "snapshot", "atClusterTime": t}},
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_message(&e).0, 246);
+}
+
+/// `$out` and `$merge` write another collection: a transaction refuses them (263).
+#[tokio::test]
+async fn out_and_merge_are_refused_in_a_transaction() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let coll = client.database("app").collection::<bson::Document>("c");
+    coll.insert_one(doc! {"_id": 1}).await.unwrap();
+    let mut session = client.start_session().await.unwrap();
+    for (stage, spec) in [("$out", Bson::from("o")), ("$merge", Bson::from("m"))] {
+        session.start_transaction().await.unwrap();
+        let e = coll
+            .aggregate(vec![doc! {stage: spec.clone()}])
+            .session(&mut session)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code_and_message(&e),
+            (263, format!("{stage} cannot be used in a transaction"))
+        );
+        session.abort_transaction().await.ok();
+    }
+}

@@ -479,6 +479,19 @@ async fn run_in_transaction(ctx: &mut Ctx<'_>) -> Result<Reply> {
             format!("Cannot run '{}' in a multi-document transaction.", ctx.name),
         ));
     }
+    // Stages that write another collection are refused in a transaction by the stage itself.
+    if ctx.name == "aggregate"
+        && let Ok(pipeline) = ctx.body.get_array("pipeline")
+        && let Some(stage) = pipeline
+            .iter()
+            .filter_map(Bson::as_document)
+            .find_map(|d| ["$out", "$merge"].into_iter().find(|s| d.contains_key(*s)))
+    {
+        return Err(CommandError::new(
+            263,
+            format!("{stage} cannot be used in a transaction"),
+        ));
+    }
     let txns = &ctx.server.transactions;
     match ctx.name.as_str() {
         "commitTransaction" | "abortTransaction" if ctx.db != "admin" => Err(CommandError::new(
@@ -790,6 +803,31 @@ async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
     // In progress for `currentOp`/`killOp` until it returns; a write waits out an fsync lock.
     let op = admin::begin(ctx);
     admin::wait_unless_locked(ctx, &op).await?;
+    if let Some(at) = crate::snapshot::requested(ctx)? {
+        return snapshot_read(ctx, at).await;
+    }
+    run_command(ctx).await
+}
+
+/// A snapshot read outside a transaction: the command runs over its collections as of `at`.
+async fn snapshot_read(ctx: &mut Ctx<'_>, at: bson::Timestamp) -> Result<Reply> {
+    let mut txn = crate::transaction::Txn::snapshot(at);
+    if let Bson::String(coll) = ctx.arg() {
+        txn.preload(ctx.server, &ctx.db, coll)?;
+    }
+    ctx.txn = Some(Arc::new(parking_lot::Mutex::new(txn)));
+    let reply = run_command(ctx).await;
+    ctx.txn = None;
+    let reply = match reply? {
+        Reply::Doc(d) => d,
+        Reply::Raw(r) => Document::try_from(r.as_ref())
+            .map_err(|e| CommandError::new(codes::INTERNAL_ERROR, e.to_string()))?,
+        other => return Ok(other),
+    };
+    Ok(Reply::Doc(crate::snapshot::stamp(&ctx.name, reply, at)))
+}
+
+async fn run_command(ctx: &mut Ctx<'_>) -> Result<Reply> {
     match ctx.name.as_str() {
         "hello" | "isMaster" | "ismaster" => hello::hello(ctx).await,
         "ping" => Ok(Reply::Doc(Document::new())),

@@ -175,6 +175,15 @@ impl Entities {
                                 let t = rw_opts(t);
                                 d.insert("defaultTransactionOptions", t);
                             }
+                            // `snapshotTime` names a value saved by an earlier operation.
+                            if let Ok(saved) = d.get_str("snapshotTime") {
+                                let Some(Entity::Value(t)) = self.map.get(saved) else {
+                                    return Err(Fail::Failed(format!(
+                                        "snapshotTime: no saved value {saved}"
+                                    )));
+                                };
+                                d.insert("snapshotTime", t.clone());
+                            }
                             opts(&d)?
                         }
                         Err(_) => SessionOptions::default(),
