@@ -85,10 +85,13 @@ impl CommandError {
     }
     /// TypeMismatch in the wording of the server's IDL parser.
     pub fn wrong_field_type(command: &str, field: &str, actual: &str, expected: &[&str]) -> Self {
+        // The server lists several types in brackets: `expected types '[bool, int]'`.
+        let expected = match expected {
+            [one] => format!("type '{one}'"),
+            many => format!("types '[{}]'", many.join(", ")),
+        };
         Self::type_mismatch(format!(
-            "BSON field '{command}.{field}' is the wrong type '{actual}', expected type{} '{}'",
-            if expected.len() > 1 { "s" } else { "" },
-            expected.join(", ")
+            "BSON field '{command}.{field}' is the wrong type '{actual}', expected {expected}"
         ))
     }
 

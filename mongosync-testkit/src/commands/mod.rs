@@ -5,6 +5,7 @@ pub(crate) mod admin;
 mod bulk;
 mod ddl;
 mod explain;
+mod generic;
 mod hello;
 mod read;
 pub(crate) mod security;
@@ -798,6 +799,7 @@ fn check_read_concern(ctx: &Ctx<'_>) -> Result<()> {
 }
 
 async fn dispatch(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    generic::check(ctx)?;
     check_read_concern(ctx)?;
     security::check_ddl_write_block(ctx)?;
     // In progress for `currentOp`/`killOp` until it returns; a write waits out an fsync lock.

@@ -1,0 +1,166 @@
+//! The generic command arguments, checked as the server's IDL parser checks them, through the
+//! official Rust driver: `writeConcern` (`w`, `j`, `fsync`, `wtimeout`, commands that do not
+//! take one), `readConcern` (unknown fields, typed times), `maxTimeMS`, and `null` for an
+//! optional argument meaning "omitted".
+
+use bson::{Document, doc};
+use mongodb::{Client, Database};
+use mongosync_testkit::MemoryCluster;
+
+async fn db() -> (MemoryCluster, Database) {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let db = client.database("app");
+    db.collection::<Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    (cluster, db)
+}
+
+fn code_and_message(e: &mongodb::error::Error) -> (i32, String) {
+    match &*e.kind {
+        mongodb::error::ErrorKind::Command(c) => (c.code, c.message.clone()),
+        other => panic!("not a command error: {other:?}"),
+    }
+}
+
+async fn refused(db: &Database, cmd: Document) -> (i32, String) {
+    let e = db
+        .run_command(cmd.clone())
+        .await
+        .expect_err(&cmd.to_string());
+    code_and_message(&e)
+}
+
+#[tokio::test]
+async fn write_concern_is_parsed_whole() {
+    let (_c, db) = db().await;
+    let insert = |wc: Document| doc! {"insert": "c", "documents": [{}], "writeConcern": wc};
+    assert_eq!(
+        refused(&db, insert(doc! {"w": 51})).await,
+        (
+            9,
+            "w has to be a non-negative number and not greater than 50; found: 51".into()
+        )
+    );
+    assert_eq!(refused(&db, insert(doc! {"w": -1})).await.0, 9);
+    assert_eq!(
+        refused(&db, insert(doc! {"w": true})).await,
+        (
+            9,
+            "w has to be a number, string, or object; found: bool".into()
+        )
+    );
+    assert_eq!(
+        refused(&db, insert(doc! {"w": {}})).await,
+        (9, "tagged write concern requires tags".into())
+    );
+    assert_eq!(
+        refused(&db, insert(doc! {"j": true, "fsync": true})).await,
+        (9, "fsync and j options cannot be used together".into())
+    );
+    assert_eq!(
+        refused(&db, insert(doc! {"j": "yes"})).await,
+        (
+            14,
+            "BSON field 'writeConcern.j' is the wrong type 'string', expected types '[bool, long, int, decimal, double]'".into()
+        )
+    );
+    assert_eq!(
+        refused(&db, insert(doc! {"wtimeout": 3_000_000_000i64})).await,
+        (9, "wtimeout must be a 32-bit integer".into())
+    );
+    assert_eq!(refused(&db, insert(doc! {"x": 1})).await.0, 40415);
+    assert_eq!(
+        refused(
+            &db,
+            doc! {"insert": "c", "documents": [{}], "writeConcern": 1}
+        )
+        .await
+        .0,
+        14
+    );
+    // Accepted: numbers for j, a wtimeout of another type (read as 0), an empty document,
+    // and null (omitted).
+    for wc in [
+        bson::Bson::Document(doc! {"w": 1, "j": 1, "wtimeout": "soon"}),
+        bson::Bson::Document(doc! {}),
+        bson::Bson::Null,
+    ] {
+        db.run_command(doc! {"insert": "c", "documents": [{}], "writeConcern": wc})
+            .await
+            .unwrap();
+    }
+    // A command that does not write refuses one.
+    assert_eq!(
+        refused(&db, doc! {"count": "c", "writeConcern": {"w": 1}}).await,
+        (72, "Command does not support writeConcern".into())
+    );
+}
+
+#[tokio::test]
+async fn read_concern_and_max_time_ms() {
+    let (_c, db) = db().await;
+    let find = |rc: bson::Bson| doc! {"find": "c", "readConcern": rc};
+    assert_eq!(
+        refused(&db, find(doc! {"level": "local", "x": 1}.into())).await,
+        (
+            40415,
+            "BSON field 'readConcern.x' is an unknown field.".into()
+        )
+    );
+    assert_eq!(
+        refused(&db, find(doc! {"afterClusterTime": 5}.into())).await,
+        (
+            14,
+            "BSON field 'readConcern.afterClusterTime' is the wrong type 'int', expected type 'timestamp'".into()
+        )
+    );
+    let ts = bson::Timestamp {
+        time: 1,
+        increment: 1,
+    };
+    assert_eq!(
+        refused(
+            &db,
+            find(doc! {"level": "majority", "atClusterTime": ts}.into())
+        )
+        .await
+        .0,
+        72
+    );
+    assert_eq!(refused(&db, find(bson::Bson::Int32(1))).await.0, 14);
+    db.run_command(find(bson::Bson::Null)).await.unwrap();
+
+    for (v, want) in [
+        (bson::Bson::String("x".into()), "maxTimeMS must be a number"),
+        (bson::Bson::Double(1.5), "maxTimeMS has non-integral value"),
+        (
+            bson::Bson::Int32(-1),
+            "-1 value for maxTimeMS is out of range [0, 2147483647]",
+        ),
+        (
+            bson::Bson::Int64(1 << 40),
+            "1099511627776 value for maxTimeMS is out of range [0, 2147483647]",
+        ),
+    ] {
+        assert_eq!(
+            refused(&db, doc! {"find": "c", "maxTimeMS": v}).await,
+            (2, want.to_string())
+        );
+    }
+    // Null options are omitted: the find runs as without them.
+    let r = db
+        .run_command(doc! {"find": "c", "filter": null, "sort": null, "batchSize": null, "collation": null, "maxTimeMS": null})
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap()
+            .len(),
+        1
+    );
+}
