@@ -133,6 +133,31 @@ async fn swapped_unique_values_in_a_reversed_sync() {
         committed.warnings()
     );
     assert_restored(&pair).await;
+
+    // And back: the original direction as a reverse of the reverse; now cluster1's unique
+    // indexes go non-unique, and are unique again after the commit.
+    let running = committed.reverse().await.unwrap().wait().await.unwrap();
+    let idx = common::indexes(&pair.dst, "app", "accounts").await;
+    assert_eq!(unique_flag(&idx, "no_1"), Some(false), "{idx:?}");
+    for round in 10..12 {
+        swap_round(&pair.src, round).await;
+    }
+    let committed = common::commit(running).await;
+    assert!(
+        committed.warnings().is_empty(),
+        "{:?}",
+        committed.warnings()
+    );
+    for (coll, name) in [("users", "email_1"), ("accounts", "no_1")] {
+        let idx = common::indexes(&pair.dst, "app", coll).await;
+        assert_eq!(
+            unique_flag(&idx, name),
+            Some(true),
+            "{coll}: {:?}",
+            idx[name]
+        );
+    }
+    common::assert_same(&pair.src, &pair.dst, None).await;
 }
 
 async fn fail_point(c: &Client, data: Document, times: i32) {
