@@ -3,7 +3,8 @@
 //! the new destination (the old source) passes through duplicates: its unique indexes must be
 //! non-unique while the reverse runs, and unique again after the reverse's commit. Also with
 //! the reverse killed (the syncer dropped) between the steps that make an index non-unique,
-//! and while it applies the swaps, then attached again.
+//! and again once swaps were applied (with more swaps made while no syncer runs), each time
+//! attached again.
 
 mod common;
 
@@ -236,7 +237,7 @@ async fn a_reverse_killed_midway_keeps_everything_and_restores_the_indexes() {
         .await
         .unwrap();
 
-    // Kill 2: while swaps are being applied.
+    // Kill 2: once swaps were applied; more come while no syncer runs.
     drop(syncer);
     swap_round(&pair.dst, 1).await;
     let syncer = attach(&pair).await;
