@@ -137,25 +137,31 @@ pub(crate) async fn finish(
         vec![]
     };
     let built = |idx: &Document| builds(build, idx);
-    // prepareUnique first: from here on, new duplicates are refused.
-    for s in &specs {
-        for idx in s
-            .indexes
+    // Unique indexes, and indexes the source itself had set to prepareUnique.
+    let unique_like = |i: &Document| {
+        i.get_bool("unique").unwrap_or(false) || i.get_bool("prepareUnique").unwrap_or(false)
+    };
+    let uniques: Vec<(Namespace, Document)> = if altered {
+        specs
             .iter()
-            // Unique indexes, and indexes the source itself had set to prepareUnique.
-            .filter(|i| {
-                built(i)
-                    && (i.get_bool("unique").unwrap_or(false)
-                        || i.get_bool("prepareUnique").unwrap_or(false))
+            .flat_map(|s| {
+                s.indexes
+                    .iter()
+                    .filter(|i| built(i) && unique_like(i))
+                    .map(|i| (s.ns.clone(), i.clone()))
             })
-        {
-            let mut change = name_or_key(idx);
-            change.insert("prepareUnique", true);
-            retry(engine, "restoring the destination's collections", || {
-                coll_mod(engine, &s.ns, doc! {"index": change.clone()})
-            })
-            .await?;
-        }
+            .collect()
+    } else {
+        reverse_uniques(engine, &resume, build).await?
+    };
+    // prepareUnique first: from here on, new duplicates are refused.
+    for (ns, idx) in &uniques {
+        let mut change = name_or_key(idx);
+        change.insert("prepareUnique", true);
+        retry(engine, "restoring the destination's collections", || {
+            coll_mod(engine, ns, doc! {"index": change.clone()})
+        })
+        .await?;
     }
     // Where a reverse sync will start: users may write to the destination from here on. A
     // resumed commit keeps the first one, which may precede users' writes.
@@ -175,16 +181,19 @@ pub(crate) async fn finish(
     engine.publish();
     meta.set_fields(&engine.opts.id, doc! {"canWrite": true})
         .await?;
+    for (ns, idx) in uniques
+        .iter()
+        .filter(|(_, i)| i.get_bool("unique").unwrap_or(false))
+    {
+        let mut change = name_or_key(idx);
+        change.insert("unique", true);
+        retry(engine, "restoring the destination's collections", || {
+            coll_mod(engine, ns, doc! {"index": change.clone()})
+        })
+        .await?;
+    }
     for s in &specs {
         for idx in s.indexes.iter().filter(|i| built(i)) {
-            if idx.get_bool("unique").unwrap_or(false) {
-                let mut change = name_or_key(idx);
-                change.insert("unique", true);
-                retry(engine, "restoring the destination's collections", || {
-                    coll_mod(engine, &s.ns, doc! {"index": change.clone()})
-                })
-                .await?;
-            }
             if let Some(ttl) = idx.get("expireAfterSeconds")
                 && ttl != &Bson::Int32(TTL_DISABLED)
             {
@@ -226,6 +235,164 @@ pub(crate) async fn finish(
     engine.set_phase(Phase::CommitCompleted);
     engine.set_state(SyncState::Committed);
     Ok(())
+}
+
+/// The unique indexes of a catalog (not `_id`, not clustered), as persisted for a reverse:
+/// `{db, coll, index}` with the index's original specification.
+pub(crate) fn unique_indexes(specs: &[CollSpec]) -> Vec<Document> {
+    specs
+        .iter()
+        .filter(|s| !s.is_view())
+        .flat_map(|s| {
+            s.indexes
+                .iter()
+                .filter(|i| {
+                    i.get_bool("unique").unwrap_or(false)
+                        && i.get_str("name").is_ok_and(|n| n != "_id_")
+                        && !i.get_bool("clustered").unwrap_or(false)
+                })
+                .map(|i| doc! {"db": &s.ns.db, "coll": &s.ns.coll, "index": i.clone()})
+        })
+        .collect()
+}
+
+fn recorded_uniques(resume: &Document) -> Vec<(Namespace, Document)> {
+    resume
+        .get_array("reverseUnique")
+        .map(|a| {
+            a.iter()
+                .filter_map(|b| {
+                    let d = b.as_document()?;
+                    Some((
+                        Namespace::new(d.get_str("db").ok()?, d.get_str("coll").ok()?),
+                        d.get_document("index").ok()?.clone(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Makes a reversed sync's recorded unique indexes non-unique on its destination. A real
+/// server's `collMod` only converts towards unique, so each index is dropped and built again
+/// without `unique` (same name, key and other options). Idempotent: an index already
+/// non-unique is kept, one dropped by a killed earlier run is built, a vanished collection is
+/// skipped.
+pub(crate) async fn relax_reverse_unique(
+    engine: &Arc<Engine>,
+    dest: &super::connect::Cluster,
+    resume: &Document,
+) -> Result<()> {
+    for (ns, spec) in recorded_uniques(resume) {
+        let Ok(name) = spec.get_str("name") else {
+            continue;
+        };
+        let current = super::initialise::list_indexes(dest, &ns).await?;
+        // No index at all (not even `_id_`): the collection is gone.
+        if current.is_empty() {
+            continue;
+        }
+        let existing = current
+            .iter()
+            .find(|i| i.get_str("name").ok() == Some(name));
+        if existing.is_some_and(|i| !i.get_bool("unique").unwrap_or(false)) {
+            continue;
+        }
+        let db = dest.client.database(&ns.db);
+        let ns = &ns;
+        if existing.is_some() {
+            retry(engine, "making a unique index non-unique for the reverse", || {
+                let db = db.clone();
+                let cmd = doc! {"dropIndexes": &ns.coll, "index": name};
+                async move {
+                    match db.run_command(cmd).await {
+                        Ok(_) => Ok(()),
+                        // Already dropped (a retry after a lost reply).
+                        Err(e) if server_code(&e) == Some(27) => Ok(()),
+                        Err(e) => Err(Error::step(
+                            format!("dropping the unique index `{name}` of `{ns}` to build it non-unique"),
+                            dest.name.as_str(),
+                            e,
+                        )),
+                    }
+                }
+            })
+            .await?;
+        }
+        let mut relaxed = spec.clone();
+        relaxed.remove("unique");
+        relaxed.remove("prepareUnique");
+        retry(
+            engine,
+            "making a unique index non-unique for the reverse",
+            || {
+                let db = db.clone();
+                let cmd = doc! {"createIndexes": &ns.coll, "indexes": [relaxed.clone()]};
+                async move {
+                    db.run_command(cmd).await.map(|_| ()).map_err(|e| {
+                        Error::step(
+                            format!("building the index `{name}` of `{ns}` non-unique"),
+                            dest.name.as_str(),
+                            e,
+                        )
+                    })
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a reversed sync's commit makes unique again: the indexes it made non-unique, and the
+/// unique indexes of the source's specifications (kept current by DDL events, whose indexes
+/// are built non-unique), each once, if the destination still has it.
+async fn reverse_uniques(
+    engine: &Arc<Engine>,
+    resume: &Document,
+    build: crate::options::BuildIndexes,
+) -> Result<Vec<(Namespace, Document)>> {
+    let mut wanted = recorded_uniques(resume);
+    for spec in engine
+        .metadata()
+        .collections()
+        .await?
+        .iter()
+        .filter_map(CollSpec::from_metadata)
+        .filter(|s| !s.is_view())
+    {
+        for idx in &spec.indexes {
+            if builds(build, idx) && idx.get_bool("unique").unwrap_or(false) {
+                wanted.push((spec.ns.clone(), idx.clone()));
+            }
+        }
+    }
+    let mut out: Vec<(Namespace, Document)> = vec![];
+    let mut present: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (ns, idx) in wanted {
+        let Ok(name) = idx.get_str("name") else {
+            continue;
+        };
+        if out
+            .iter()
+            .any(|(n, i)| n == &ns && i.get_str("name").ok() == Some(name))
+        {
+            continue;
+        }
+        let key = ns.to_string();
+        if !present.contains_key(&key) {
+            let names = super::initialise::list_indexes(engine.destination(), &ns)
+                .await?
+                .iter()
+                .filter_map(|i| i.get_str("name").ok().map(String::from))
+                .collect();
+            present.insert(key.clone(), names);
+        }
+        if present[&key].iter().any(|n| n == name) {
+            out.push((ns, idx));
+        }
+    }
+    Ok(out)
 }
 
 async fn reverse_start_point(engine: &Arc<Engine>) -> Result<Timestamp> {

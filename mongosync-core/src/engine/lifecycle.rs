@@ -348,9 +348,16 @@ impl Engine {
                 .save_collection(&spec.ns, spec.to_metadata())
                 .await?;
         }
-        // Indexes stay as they are on the new destination: nothing to restore at its commit.
+        // The new destination keeps its collections as they are, except its unique indexes:
+        // change application reorders writes across documents (lanes), so a swap of unique
+        // values passes through duplicates. They are recorded here, made non-unique when the
+        // reversed sync first runs (`reverseUniqueRelaxed`) and made unique again at its commit.
+        let unique = super::commit::unique_indexes(&catalog(new_destination, &scope).await?);
         new_meta
-            .set_fields(&self.opts.id, doc! {"indexesAltered": false})
+            .set_fields(
+                &self.opts.id,
+                doc! {"indexesAltered": false, "reverseUnique": unique, "reverseUniqueRelaxed": false},
+            )
             .await?;
         new_meta
             .set_state(&self.opts.id, "RUNNING", Phase::ChangeEventApplication)
@@ -361,6 +368,16 @@ impl Engine {
             .map_err(|e| Error::internal(format!("the options cannot be persisted: {e}")))?;
         new_meta
             .save_global(self.global_state(start_time, persisted))
+            .await?;
+        // The unique indexes go non-unique before the reverse is RUNNING (the running task
+        // does it again if a kill lands in between).
+        let resume = new_meta
+            .resume_data(&self.opts.id)
+            .await?
+            .unwrap_or_default();
+        super::commit::relax_reverse_unique(self, new_destination, &resume).await?;
+        new_meta
+            .set_fields(&self.opts.id, doc! {"reverseUniqueRelaxed": true})
             .await?;
         // From here on the reverse is in force; the old direction's state is only stale
         // (`attach` prefers the state that is not COMMITTED, and the next reverse drops it).

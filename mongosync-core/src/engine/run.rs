@@ -68,6 +68,13 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
         meta.set_state(&id, "RUNNING", phase).await?;
     }
 
+    // A reversed sync's new destination: its unique indexes go non-unique before any event
+    // is applied (idempotent, so a kill midway is redone).
+    if resume.get_bool("reverseUniqueRelaxed").ok() == Some(false) {
+        commit::relax_reverse_unique(engine, engine.destination(), &resume).await?;
+        meta.set_fields(&id, bson::doc! {"reverseUniqueRelaxed": true})
+            .await?;
+    }
     // The reader starts before the copy, so a long copy cannot outrun the source's history.
     let resume_info = resume.get_document("crudChangeStreamResumeInfo").ok();
     let from = match resume_info.and_then(|r| r.get_document("resumeToken").ok()) {
