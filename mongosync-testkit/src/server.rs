@@ -99,6 +99,8 @@ pub struct Server {
     pub(crate) write_block: parking_lot::Mutex<crate::commands::security::WriteBlock>,
     /// Cluster parameters (`getClusterParameter`), each `{_id, clusterParameterTime, ...}`.
     pub(crate) cluster_parameters: parking_lot::Mutex<Vec<Document>>,
+    /// Per command name, how many times it ran (`serverStatus.metrics.commands.NAME.total`).
+    pub(crate) command_counts: parking_lot::Mutex<std::collections::BTreeMap<String, i64>>,
 }
 
 /// What the server knows about one client connection.
@@ -164,7 +166,14 @@ impl Server {
             cluster_parameters: parking_lot::Mutex::new(
                 crate::commands::security::default_cluster_parameters(),
             ),
+            command_counts: parking_lot::Mutex::default(),
         })
+    }
+
+    /// How many times the command `name` ran since start (test hook; also in
+    /// `serverStatus.metrics.commands`).
+    pub fn command_count(&self, name: &str) -> i64 {
+        self.command_counts.lock().get(name).copied().unwrap_or(0)
     }
 
     /// Whether clients must authenticate (`ClusterOptions::auth`).
@@ -503,7 +512,7 @@ impl Server {
             "connectionId": conn.id,
             "topologyVersion": self.topology_version(),
             "minWireVersion": 0,
-            "maxWireVersion": 25,
+            "maxWireVersion": self.options.server_version.max_wire_version(),
             "readOnly": false,
         };
         if self.options.mongos {

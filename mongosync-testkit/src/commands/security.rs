@@ -277,6 +277,11 @@ pub fn may_bypass_write_blocking(ctx: &Ctx<'_>) -> bool {
 
 /// Checks that the connection may run this command: authenticated (unless the command needs
 /// no authentication) and holding every privilege it requires.
+/// Whether `dispatch` knows the command `name`.
+pub(crate) fn is_known_command(name: &str) -> bool {
+    KNOWN_COMMANDS.contains(&name)
+}
+
 pub fn authorize(ctx: &Ctx<'_>) -> Result<()> {
     if !ctx.server.auth_enabled()
         || NO_AUTH_COMMANDS.contains(&ctx.name.as_str())
