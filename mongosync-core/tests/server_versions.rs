@@ -1,11 +1,12 @@
 //! Destinations before 8.0 lack the client-level `bulkWrite` command: change application
 //! writes to them with ordered `insert`/`update`/`delete` commands per namespace, chosen from
 //! the destination's wire version. Each scenario runs a full sync against the testkit passing
-//! for a release (6.0, 7.0 destinations; a 7.0 source; 8.0 for the `bulkWrite` sender), with
-//! writes and DDL racing the copy (held by a fail point) and during change application,
-//! documents with top-level `$`-prefixed field names (which a replacement cannot hold), and
-//! `_id`s equal across numeric types; it ends with a document-by-document comparison, and
-//! the destination's command counters prove which sender ran.
+//! for a release (6.0 and 7.0 destinations, 7.0 and 6.0 sources, 8.0 for the `bulkWrite`
+//! sender), with writes and DDL racing the copy (held by a fail point) and during change
+//! application: documents with top-level `$`-prefixed field names (which a replacement cannot
+//! hold), `_id`s equal across numeric types, dotted update paths (a 6.0 source does not say
+//! which are ambiguous). It ends with a document-by-document comparison (byte for byte, so
+//! field order included), and the destination's command counters prove which sender ran.
 
 mod common;
 mod ddl_util;
@@ -85,6 +86,34 @@ async fn dollar_writes(c: &Client, base: i32) {
     .unwrap();
 }
 
+/// Updates naming dotted paths in `d.paths`: nested fields, a field whose name holds a dot,
+/// a digit field name in an object, a truncated array. Before 6.1 the change events do not
+/// say which paths are ambiguous.
+async fn path_writes(c: &Client, base: i32) {
+    let coll = c.database("d").collection::<Document>("paths");
+    coll.insert_one(doc! {"_id": base, "sub": {"x": 1}, "obj": {"1": "one"}, "arr": [1, 2, 3]})
+        .await
+        .unwrap();
+    coll.update_one(
+        doc! {"_id": base},
+        doc! {"$set": {"sub.x": 2, "obj.1": "uno"}},
+    )
+    .await
+    .unwrap();
+    coll.update_one(
+        doc! {"_id": base},
+        vec![doc! {"$replaceWith": {"$setField": {"field": "a.b", "input": "$$ROOT", "value": base}}}],
+    )
+    .await
+    .unwrap();
+    coll.update_one(
+        doc! {"_id": base},
+        vec![doc! {"$set": {"arr": {"$slice": ["$arr", 1]}, "sub.y": 1}}],
+    )
+    .await
+    .unwrap();
+}
+
 /// One server document, `_id` 7 of `d.ids`, deleted and inserted again under equal `_id`s of
 /// other numeric types, in one round.
 async fn equal_ids(c: &Client) {
@@ -112,6 +141,7 @@ async fn scenario(source: ServerVersion, destination: ServerVersion) -> (Pair, u
     let running = start(&pair, When::Copy).await;
     crud(&pair.src, "d", "c", 1000).await;
     dollar_writes(&pair.src, 100).await;
+    path_writes(&pair.src, 100).await;
     let db = pair.src.database("d");
     db.collection::<Document>("c")
         .create_index(mongodb::IndexModel::builder().keys(doc! {"k": 1}).build())
@@ -132,6 +162,7 @@ async fn scenario(source: ServerVersion, destination: ServerVersion) -> (Pair, u
     running.handle().wait_for(common::in_cea).await.unwrap();
     crud(&pair.src, "d", "c", 2000).await;
     dollar_writes(&pair.src, 200).await;
+    path_writes(&pair.src, 200).await;
     equal_ids(&pair.src).await;
     db.collection::<Document>("c")
         .replace_one(doc! {"_id": 20}, doc! {"_id": 20, "replaced": true})
@@ -180,6 +211,14 @@ async fn to_a_7_0_destination() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn from_a_7_0_source_to_a_7_0_destination() {
     let (pair, compared) = scenario(ServerVersion::V7_0, ServerVersion::V7_0).await;
+    assert_per_namespace(&pair);
+    assert!(compared > 3500, "{compared}");
+}
+
+/// A 6.0 source's update events carry no `disambiguatedPaths`: dotted paths are re-read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn from_a_6_0_source_to_a_6_0_destination() {
+    let (pair, compared) = scenario(ServerVersion::V6_0, ServerVersion::V6_0).await;
     assert_per_namespace(&pair);
     assert!(compared > 3500, "{compared}");
 }

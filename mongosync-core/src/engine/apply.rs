@@ -83,7 +83,9 @@ impl Op {
         !matches!(self, Op::Update { .. })
     }
 
-    fn from_event(ev: &Document) -> Op {
+    /// `ambiguous_paths`: the source's update descriptions carry no `disambiguatedPaths`
+    /// (before 6.1), so a dotted path may name a field whose name holds a dot or digits.
+    fn from_event(ev: &Document, ambiguous_paths: bool) -> Op {
         match ev.get_str("operationType").unwrap_or_default() {
             "insert" | "replace" => match ev.get_document("fullDocument") {
                 Ok(d) => Op::Upsert(d.clone()),
@@ -108,7 +110,7 @@ impl Op {
                 if set.keys().any(|k| k.starts_with('$') || k.contains(".$")) {
                     return Op::Refetch;
                 }
-                let unset = desc
+                let unset: Vec<String> = desc
                     .get_array("removedFields")
                     .map(|a| {
                         a.iter()
@@ -116,7 +118,7 @@ impl Op {
                             .collect()
                     })
                     .unwrap_or_default();
-                let truncate = desc
+                let truncate: Vec<(String, i32)> = desc
                     .get_array("truncatedArrays")
                     .map(|a| {
                         a.iter()
@@ -132,6 +134,13 @@ impl Op {
                             .collect()
                     })
                     .unwrap_or_default();
+                if ambiguous_paths
+                    && (set.keys().any(|k| k.contains('.'))
+                        || unset.iter().any(|k| k.contains('.'))
+                        || truncate.iter().any(|(k, _)| k.contains('.')))
+                {
+                    return Op::Refetch;
+                }
                 Op::Update {
                     set,
                     unset,
@@ -251,6 +260,9 @@ pub(crate) struct Known {
     pub capped: HashSet<Namespace>,
     /// Collections with a (non-simple) collation: their string `_id`s compare by it.
     pub collated: HashSet<Namespace>,
+    /// The source's update events carry no `disambiguatedPaths` (before 6.1): a delta with
+    /// a dotted path is re-read rather than guessed.
+    pub ambiguous_paths: bool,
 }
 
 /// Whether collection options carry a non-simple collation.
@@ -363,7 +375,7 @@ pub(crate) fn prepare(
                     .and_then(|k| k.get("_id"))
                     .cloned()
             {
-                let op = Op::from_event(&ev);
+                let op = Op::from_event(&ev, known.ambiguous_paths);
                 let group = group_key(&ns, &id, known.collated.contains(&ns));
                 // A capped collection keeps its insertion order: all its events share a lane.
                 let lane = if known.capped.contains(&ns) {

@@ -21,6 +21,10 @@ pub(crate) struct Cluster {
     pub wire_version: i32,
 }
 
+/// The wire version of MongoDB 6.1, the first whose update events carry
+/// `disambiguatedPaths`.
+pub(crate) const WIRE_VERSION_6_1: i32 = 18;
+
 /// The wire version of MongoDB 8.0, the first with the client-level `bulkWrite` command.
 pub(crate) const WIRE_VERSION_8_0: i32 = 25;
 
@@ -108,6 +112,11 @@ impl Cluster {
             });
         }
         Ok(hello.get_i32("maxWireVersion").unwrap_or(0))
+    }
+
+    /// Whether the server's update events say which paths are ambiguous (6.1 and later).
+    pub fn disambiguates_paths(&self) -> bool {
+        self.wire_version >= WIRE_VERSION_6_1
     }
 
     /// Whether the server has the client-level `bulkWrite` command (8.0 and later).
