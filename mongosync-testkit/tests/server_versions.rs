@@ -133,3 +133,33 @@ fn versions_parse_from_series_or_release() {
     let e = "5.0".parse::<ServerVersion>().unwrap_err();
     assert!(e.contains("5.0") && e.contains("6.0, 7.0 or 8.0"), "{e}");
 }
+
+/// `disambiguatedPaths` arrived in 6.1: a 6.0 server's update events never carry it.
+#[tokio::test]
+async fn update_events_of_6_0_carry_no_disambiguated_paths() {
+    use futures::StreamExt;
+    for (version, expected) in [(ServerVersion::V6_0, false), (ServerVersion::V7_0, true)] {
+        let (_cluster, client) = start(version).await;
+        let coll = client.database("d").collection::<Document>("c");
+        coll.insert_one(doc! {"_id": 1}).await.unwrap();
+        let mut stream = coll
+            .watch()
+            .show_expanded_events(true)
+            .await
+            .unwrap()
+            .with_type::<Document>();
+        coll.update_one(
+            doc! {"_id": 1},
+            vec![doc! {"$replaceWith": {"$setField": {"field": "a.b", "input": "$$ROOT", "value": 1}}}],
+        )
+        .await
+        .unwrap();
+        let event = stream.next().await.unwrap().unwrap();
+        let description = event.get_document("updateDescription").unwrap();
+        assert_eq!(
+            description.contains_key("disambiguatedPaths"),
+            expected,
+            "{version}: {description}"
+        );
+    }
+}
