@@ -28,6 +28,101 @@ pub struct ClusterOptions {
     /// Answer the handshake as a sharded cluster's router (`msg: "isdbgrid"`, no replica set
     /// fields), for tests of clients that refuse one. Everything else stays a replica set.
     pub mongos: bool,
+    /// The MongoDB release this server claims to be (the default 8.0): its `buildInfo`
+    /// version, `maxWireVersion` and feature compatibility version, and the commands it
+    /// lacks (see [`ServerVersion`]).
+    pub server_version: ServerVersion,
+}
+
+/// A MongoDB release the testkit can pass for. Everything the testkit implements still
+/// behaves as 8.0, except what a client can see of the version: `buildInfo`,
+/// `hello.maxWireVersion`, the feature compatibility version, and commands the release lacks
+/// (`bulkWrite` before 8.0 answers CommandNotFound, 59, as that server does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[non_exhaustive]
+pub enum ServerVersion {
+    /// MongoDB 6.0 (wire version 17).
+    V6_0,
+    /// MongoDB 7.0 (wire version 21).
+    V7_0,
+    /// MongoDB 8.0 (wire version 25), the default.
+    #[default]
+    V8_0,
+}
+
+impl ServerVersion {
+    /// Every release, oldest first.
+    pub const ALL: [ServerVersion; 3] = [Self::V6_0, Self::V7_0, Self::V8_0];
+
+    /// The full version string `buildInfo` reports (a late patch release of the series).
+    pub fn release(self) -> &'static str {
+        match self {
+            Self::V6_0 => "6.0.20",
+            Self::V7_0 => "7.0.16",
+            Self::V8_0 => "8.0.4",
+        }
+    }
+
+    /// `buildInfo.versionArray`.
+    pub fn version_array(self) -> [i32; 4] {
+        match self {
+            Self::V6_0 => [6, 0, 20, 0],
+            Self::V7_0 => [7, 0, 16, 0],
+            Self::V8_0 => [8, 0, 4, 0],
+        }
+    }
+
+    /// `hello.maxWireVersion` of the release (the server's `WireVersion` enum).
+    pub fn max_wire_version(self) -> i32 {
+        match self {
+            Self::V6_0 => 17,
+            Self::V7_0 => 21,
+            Self::V8_0 => 25,
+        }
+    }
+
+    /// The series, `"6.0"`, `"7.0"` or `"8.0"` (also the feature compatibility version).
+    pub fn series(self) -> &'static str {
+        match self {
+            Self::V6_0 => "6.0",
+            Self::V7_0 => "7.0",
+            Self::V8_0 => "8.0",
+        }
+    }
+
+    /// Whether the release has the command `name` (of those the testkit implements).
+    pub fn has_command(self, name: &str) -> bool {
+        match name {
+            // Client-level bulk writes arrived in 8.0.
+            "bulkWrite" => self >= Self::V8_0,
+            _ => true,
+        }
+    }
+}
+
+impl std::fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.series())
+    }
+}
+
+impl std::str::FromStr for ServerVersion {
+    type Err = String;
+
+    /// Parses a series (`"7.0"`) or a release of one (`"7.0.16"`, `"7"`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.trim().split('.');
+        let major = parts.next().unwrap_or_default();
+        let minor = parts.next().unwrap_or("0");
+        match (major, minor) {
+            ("6", "0") => Ok(Self::V6_0),
+            ("7", "0") => Ok(Self::V7_0),
+            ("8", "0") => Ok(Self::V8_0),
+            _ => Err(format!(
+                "unsupported server version `{s}`; the testkit can pass for 6.0, 7.0 or 8.0"
+            )),
+        }
+    }
 }
 
 /// The first user of a cluster started with authentication on.
@@ -59,6 +154,7 @@ impl Default for ClusterOptions {
             oplog_limits: crate::oplog::OplogLimits::default(),
             auth: None,
             mongos: false,
+            server_version: ServerVersion::default(),
         }
     }
 }
@@ -100,6 +196,11 @@ impl ClusterOptions {
     /// Answers the handshake as a `mongos` (see [`ClusterOptions::mongos`]).
     pub fn mongos(mut self) -> Self {
         self.mongos = true;
+        self
+    }
+    /// Passes for another MongoDB release (see [`ServerVersion`]).
+    pub fn server_version(mut self, version: ServerVersion) -> Self {
+        self.server_version = version;
         self
     }
     /// Sets the TTL monitor's period.

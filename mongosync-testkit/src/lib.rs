@@ -32,5 +32,5 @@ mod ttl;
 pub mod util;
 pub mod wire;
 
-pub use cluster::{AuthOptions, ClusterOptions, MemoryCluster};
+pub use cluster::{AuthOptions, ClusterOptions, MemoryCluster, ServerVersion};
 pub use error::CommandError;

@@ -101,6 +101,8 @@ pub struct Server {
     pub(crate) cluster_parameters: parking_lot::Mutex<Vec<Document>>,
     /// fsync locks, parameters, default read/write concerns, operations in progress.
     pub(crate) admin: crate::commands::admin::Admin,
+    /// Per command name, how many times it ran (`serverStatus.metrics.commands.NAME.total`).
+    pub(crate) command_counts: parking_lot::Mutex<std::collections::BTreeMap<String, i64>>,
 }
 
 /// What the server knows about one client connection.
@@ -122,6 +124,7 @@ pub struct Connection {
 
 impl Server {
     pub(crate) fn new(host: String, options: ClusterOptions) -> Arc<Server> {
+        let series = options.server_version.series();
         let oplog = Oplog::new(options.oplog_limits);
         let users = crate::auth::Users::default();
         if let Some(auth) = &options.auth {
@@ -163,11 +166,18 @@ impl Server {
             total_connections: AtomicI64::new(0),
             users,
             write_block: parking_lot::Mutex::default(),
-            admin: crate::commands::admin::Admin::new("8.0"),
+            admin: crate::commands::admin::Admin::new(series),
             cluster_parameters: parking_lot::Mutex::new(
                 crate::commands::security::default_cluster_parameters(),
             ),
+            command_counts: parking_lot::Mutex::default(),
         })
+    }
+
+    /// How many times the command `name` ran since start (test hook; also in
+    /// `serverStatus.metrics.commands`).
+    pub fn command_count(&self, name: &str) -> i64 {
+        self.command_counts.lock().get(name).copied().unwrap_or(0)
     }
 
     /// Whether clients must authenticate (`ClusterOptions::auth`).
@@ -506,7 +516,7 @@ impl Server {
             "connectionId": conn.id,
             "topologyVersion": self.topology_version(),
             "minWireVersion": 0,
-            "maxWireVersion": 25,
+            "maxWireVersion": self.options.server_version.max_wire_version(),
             "readOnly": false,
         };
         if self.options.mongos {

@@ -10,6 +10,14 @@
 //! - update: the delta of `updateDescription` (arrays truncated first, then `$set`/`$unset`);
 //! - delete: delete by `_id`.
 //!
+//! A document with top-level `$`-prefixed field names (storable since 5.0 through inserts and
+//! `$setField`) cannot be a replacement document (DollarPrefixedFieldName, 52): it is written
+//! whole by a pipeline update, `[{$replaceWith: {$literal: doc}}]` with upsert.
+//!
+//! A lane's writes are one batch of driver write models (`models_of`) with two senders,
+//! chosen from the destination's wire version: one client-level `bulkWrite` (8.0 and later),
+//! or ordered `insert`/`update`/`delete` commands per namespace (6.0 and 7.0).
+//!
 //! When a delta cannot apply (the document is missing, a path conflicts, a field name is
 //! ambiguous, the result is too large), the document is re-read from the source and
 //! replaced, or deleted if the source no longer has it. The source's current state is at
@@ -75,7 +83,9 @@ impl Op {
         !matches!(self, Op::Update { .. })
     }
 
-    fn from_event(ev: &Document) -> Op {
+    /// `ambiguous_paths`: the source's update descriptions carry no `disambiguatedPaths`
+    /// (before 6.1), so a dotted path may name a field whose name holds a dot or digits.
+    fn from_event(ev: &Document, ambiguous_paths: bool) -> Op {
         match ev.get_str("operationType").unwrap_or_default() {
             "insert" | "replace" => match ev.get_document("fullDocument") {
                 Ok(d) => Op::Upsert(d.clone()),
@@ -100,7 +110,7 @@ impl Op {
                 if set.keys().any(|k| k.starts_with('$') || k.contains(".$")) {
                     return Op::Refetch;
                 }
-                let unset = desc
+                let unset: Vec<String> = desc
                     .get_array("removedFields")
                     .map(|a| {
                         a.iter()
@@ -108,7 +118,7 @@ impl Op {
                             .collect()
                     })
                     .unwrap_or_default();
-                let truncate = desc
+                let truncate: Vec<(String, i32)> = desc
                     .get_array("truncatedArrays")
                     .map(|a| {
                         a.iter()
@@ -124,6 +134,13 @@ impl Op {
                             .collect()
                     })
                     .unwrap_or_default();
+                if ambiguous_paths
+                    && (set.keys().any(|k| k.contains('.'))
+                        || unset.iter().any(|k| k.contains('.'))
+                        || truncate.iter().any(|(k, _)| k.contains('.')))
+                {
+                    return Op::Refetch;
+                }
                 Op::Update {
                     set,
                     unset,
@@ -139,6 +156,8 @@ impl Op {
 struct DocOps {
     ns: Namespace,
     id: Bson,
+    /// The dispatch key (`group_key`): slots with one key must be written in lane order.
+    key: Vec<u8>,
     ops: Vec<Op>,
 }
 
@@ -241,6 +260,9 @@ pub(crate) struct Known {
     pub capped: HashSet<Namespace>,
     /// Collections with a (non-simple) collation: their string `_id`s compare by it.
     pub collated: HashSet<Namespace>,
+    /// The source's update events carry no `disambiguatedPaths` (before 6.1): a delta with
+    /// a dotted path is re-read rather than guessed.
+    pub ambiguous_paths: bool,
 }
 
 /// Whether collection options carry a non-simple collation.
@@ -353,7 +375,7 @@ pub(crate) fn prepare(
                     .and_then(|k| k.get("_id"))
                     .cloned()
             {
-                let op = Op::from_event(&ev);
+                let op = Op::from_event(&ev, known.ambiguous_paths);
                 let group = group_key(&ns, &id, known.collated.contains(&ns));
                 // A capped collection keeps its insertion order: all its events share a lane.
                 let lane = if known.capped.contains(&ns) {
@@ -370,6 +392,7 @@ pub(crate) fn prepare(
                         pending[lane].push(DocOps {
                             ns: ns.clone(),
                             id: id.clone(),
+                            key: group.clone(),
                             ops: vec![],
                         });
                         let s = pending[lane].len() - 1;
@@ -445,6 +468,9 @@ fn models_of(d: &DocOps) -> Vec<WriteModel> {
     let mut out = vec![];
     for op in &d.ops {
         match op {
+            Op::Upsert(doc) if has_top_level_dollar(doc.keys().map(String::as_str)) => {
+                out.push(replace_with_pipeline(&ns, &filter, doc.clone()))
+            }
             Op::Upsert(doc) => out.push(WriteModel::ReplaceOne(
                 ReplaceOneModel::builder()
                     .namespace(ns.clone())
@@ -493,6 +519,30 @@ fn models_of(d: &DocOps) -> Vec<WriteModel> {
     out
 }
 
+/// Whether a document has top-level `$`-prefixed field names, which a replacement document
+/// cannot hold.
+fn has_top_level_dollar<'a>(mut keys: impl Iterator<Item = &'a str>) -> bool {
+    keys.any(|k| k.starts_with('$'))
+}
+
+/// Writes `doc` whole by a pipeline update with upsert: the way a server stores top-level
+/// `$`-prefixed field names that a replacement refuses (52).
+fn replace_with_pipeline(ns: &DriverNs, filter: &Document, doc: Document) -> WriteModel {
+    WriteModel::UpdateOne(
+        UpdateOneModel::builder()
+            .namespace(ns.clone())
+            .filter(filter.clone())
+            .update(UpdateModifications::Pipeline(literal_pipeline(doc)))
+            .upsert(true)
+            .build(),
+    )
+}
+
+/// The pipeline that makes a document exactly `doc`.
+fn literal_pipeline(doc: Document) -> Vec<Document> {
+    vec![doc! {"$replaceWith": {"$literal": doc}}]
+}
+
 fn update_model(ns: &DriverNs, filter: &Document, update: Document) -> WriteModel {
     WriteModel::UpdateOne(
         UpdateOneModel::builder()
@@ -503,10 +553,9 @@ fn update_model(ns: &DriverNs, filter: &Document, update: Document) -> WriteMode
     )
 }
 
-/// Applies one lane's documents with one ordered bulk write (order matters only per
-/// document, and each document lives in one lane), falling back to a refetch per document.
+/// Applies one lane's documents (order matters only per document, and each document lives
+/// in one lane), falling back to a refetch per document.
 async fn apply_lane(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<()> {
-    let dest = engine.destination().clone();
     let mut models = vec![];
     let mut owner = vec![];
     let mut refetch: HashSet<usize> = HashSet::new();
@@ -519,16 +568,50 @@ async fn apply_lane(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<()> {
             owner.push(i);
         }
     }
+    let sent = if engine.destination().has_bulk_write() {
+        send_bulk_write(engine, &models).await?
+    } else {
+        send_per_namespace(engine, lane, &models, &owner).await?
+    };
+    for failed in &sent.failed {
+        refetch.insert(owner[*failed]);
+    }
+    if sent.unmatched || !sent.failed.is_empty() {
+        for i in missing_updated(engine, lane).await? {
+            refetch.insert(i);
+        }
+    }
+    let mut refetched: Vec<usize> = refetch.into_iter().collect();
+    refetched.sort_unstable();
+    for i in refetched {
+        refetch_one(engine, &lane[i].ns, &lane[i].id).await?;
+        engine.stats.refetches.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// What a sender found: the writes that failed (each one's document is re-read), and whether
+/// an update may have matched nothing.
+#[derive(Default)]
+struct Sent {
+    failed: Vec<usize>,
+    unmatched: bool,
+}
+
+/// Whether a write model counts in an update's matched (or upserted) figure.
+fn expects_match(m: &WriteModel) -> bool {
+    matches!(m, WriteModel::UpdateOne(_) | WriteModel::ReplaceOne(_))
+}
+
+/// The 8.0 sender: one ordered client-level `bulkWrite`, resumed after a failed write.
+async fn send_bulk_write(engine: &Arc<Engine>, models: &[WriteModel]) -> Result<Sent> {
+    let dest = engine.destination();
     // Summary results, not verbose ones: per-write results come back in a cursor, one more
     // round trip per batch of them. An update that matched nothing shows as a shortfall of
     // `matchedCount`; only then are the updated documents looked for.
-    let matches_expected = |from: usize| {
-        models[from..]
-            .iter()
-            .filter(|m| matches!(m, WriteModel::UpdateOne(_) | WriteModel::ReplaceOne(_)))
-            .count() as i64
-    };
-    let mut look_for_missing = false;
+    let matches_expected =
+        |from: usize| models[from..].iter().filter(|m| expects_match(m)).count() as i64;
+    let mut sent = Sent::default();
     let mut start = 0;
     while start < models.len() {
         let batch: Vec<WriteModel> = models[start..].to_vec();
@@ -541,7 +624,7 @@ async fn apply_lane(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<()> {
         match result {
             Ok(r) => {
                 if r.matched_count + r.upserted_count < matches_expected(start) {
-                    look_for_missing = true;
+                    sent.unmatched = true;
                 }
                 break;
             }
@@ -559,22 +642,261 @@ async fn apply_lane(engine: &Arc<Engine>, lane: &[DocOps]) -> Result<()> {
                     "a change could not apply as a delta ({}); re-reading the document",
                     bw.write_errors[&failed].message
                 );
-                look_for_missing = true;
-                refetch.insert(owner[start + failed]);
+                sent.failed.push(start + failed);
                 start += failed + 1;
             }
         }
     }
-    if look_for_missing {
-        for i in missing_updated(engine, lane).await? {
-            refetch.insert(i);
+    Ok(sent)
+}
+
+/// The command a write goes in, per namespace.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Kind {
+    fn command(self) -> &'static str {
+        match self {
+            Kind::Insert => "insert",
+            Kind::Update => "update",
+            Kind::Delete => "delete",
         }
     }
-    let mut refetched: Vec<usize> = refetch.into_iter().collect();
-    refetched.sort_unstable();
-    for i in refetched {
-        refetch_one(engine, &lane[i].ns, &lane[i].id).await?;
-        engine.stats.refetches.fetch_add(1, Ordering::Relaxed);
+    fn array(self) -> &'static str {
+        match self {
+            Kind::Insert => "documents",
+            Kind::Update => "updates",
+            Kind::Delete => "deletes",
+        }
+    }
+}
+
+/// A write model as a statement of an `insert`, `update` or `delete` command.
+fn statement(m: &WriteModel) -> Result<(&DriverNs, Kind, Document)> {
+    fn extras(
+        s: &mut Document,
+        collation: &Option<Document>,
+        hint: &Option<Bson>,
+        upsert: Option<bool>,
+    ) {
+        if let Some(c) = collation {
+            s.insert("collation", c.clone());
+        }
+        if let Some(h) = hint {
+            s.insert("hint", h.clone());
+        }
+        if upsert == Some(true) {
+            s.insert("upsert", true);
+        }
+    }
+    fn modifications(u: &UpdateModifications) -> Result<Bson> {
+        match u {
+            UpdateModifications::Document(d) => Ok(Bson::Document(d.clone())),
+            UpdateModifications::Pipeline(p) => {
+                Ok(Bson::Array(p.iter().cloned().map(Bson::Document).collect()))
+            }
+            other => Err(Error::internal(format!(
+                "an update of an unknown shape: {other:?}"
+            ))),
+        }
+    }
+    Ok(match m {
+        WriteModel::InsertOne(m) => (&m.namespace, Kind::Insert, m.document.clone()),
+        WriteModel::ReplaceOne(m) => {
+            let mut s = doc! {"q": m.filter.clone(), "u": m.replacement.clone(), "multi": false};
+            extras(&mut s, &m.collation, &m.hint, m.upsert);
+            (&m.namespace, Kind::Update, s)
+        }
+        WriteModel::UpdateOne(m) => {
+            let mut s =
+                doc! {"q": m.filter.clone(), "u": modifications(&m.update)?, "multi": false};
+            if let Some(f) = &m.array_filters {
+                s.insert("arrayFilters", f.clone());
+            }
+            extras(&mut s, &m.collation, &m.hint, m.upsert);
+            (&m.namespace, Kind::Update, s)
+        }
+        WriteModel::UpdateMany(m) => {
+            let mut s = doc! {"q": m.filter.clone(), "u": modifications(&m.update)?, "multi": true};
+            if let Some(f) = &m.array_filters {
+                s.insert("arrayFilters", f.clone());
+            }
+            extras(&mut s, &m.collation, &m.hint, m.upsert);
+            (&m.namespace, Kind::Update, s)
+        }
+        WriteModel::DeleteOne(m) => {
+            let mut s = doc! {"q": m.filter.clone(), "limit": 1};
+            extras(&mut s, &m.collation, &m.hint, None);
+            (&m.namespace, Kind::Delete, s)
+        }
+        WriteModel::DeleteMany(m) => {
+            let mut s = doc! {"q": m.filter.clone(), "limit": 0};
+            extras(&mut s, &m.collation, &m.hint, None);
+            (&m.namespace, Kind::Delete, s)
+        }
+        other => {
+            return Err(Error::internal(format!(
+                "a write of an unknown kind: {other:?}"
+            )));
+        }
+    })
+}
+
+/// Statements of one command, each with the index of its write model.
+type Statements = Vec<(usize, Document)>;
+
+/// The most statements in one command (the server's `maxWriteBatchSize`).
+const MAX_STATEMENTS: usize = 100_000;
+/// The most statement bytes in one command, well under the 16 MiB a command body may hold
+/// (a larger statement goes alone).
+const MAX_STATEMENT_BYTES: usize = 8 << 20;
+
+/// The order of the per-namespace sender: model indices by level (every document's first
+/// write, then every second one...). A slot whose dispatch key an earlier slot of the segment
+/// holds (the server's same document, `7` then `7.0`) starts a new segment after every level
+/// so far. `owner[m]` is the lane index of model `m`'s document, ascending.
+fn levels(lane: &[DocOps], owner: &[usize]) -> Vec<Vec<usize>> {
+    // Model indices per level; a document's models are contiguous in `models`.
+    let mut levels: Vec<Vec<usize>> = vec![];
+    let mut segment_start = 0;
+    let mut segment_keys: HashSet<&[u8]> = HashSet::new();
+    let mut i = 0;
+    while i < owner.len() {
+        let d = owner[i];
+        let end = i + owner[i..].iter().take_while(|o| **o == d).count();
+        if !segment_keys.insert(&lane[d].key) {
+            segment_keys.clear();
+            segment_keys.insert(&lane[d].key);
+            segment_start = levels.len();
+        }
+        for (level, m) in (i..end).enumerate() {
+            let at = segment_start + level;
+            if levels.len() <= at {
+                levels.push(vec![]);
+            }
+            levels[at].push(m);
+        }
+        i = end;
+    }
+    levels
+}
+
+/// The sender for destinations before 8.0, which lack `bulkWrite`: ordered `insert`,
+/// `update` and `delete` commands per namespace. Writes of different documents are
+/// independent, so a lane is sent by level (every document's first write, then every
+/// second one...), each level as one command per namespace and kind, statements in lane
+/// order (a capped collection's inserts keep their order). Slots the server holds as one
+/// document (a delete of `7`, then an insert of `7.0`) start a new segment of levels, so
+/// their writes keep stream order.
+async fn send_per_namespace(
+    engine: &Arc<Engine>,
+    lane: &[DocOps],
+    models: &[WriteModel],
+    owner: &[usize],
+) -> Result<Sent> {
+    let levels = levels(lane, owner);
+    let mut sent = Sent::default();
+    for level in levels {
+        let mut commands: Vec<(&DriverNs, Kind, Statements)> = vec![];
+        for m in level {
+            let (ns, kind, s) = statement(&models[m])?;
+            match commands.iter_mut().find(|(n, k, _)| *n == ns && *k == kind) {
+                Some((_, _, statements)) => statements.push((m, s)),
+                None => commands.push((ns, kind, vec![(m, s)])),
+            }
+        }
+        for (ns, kind, statements) in commands {
+            send_command(engine, ns, kind, &statements, &mut sent).await?;
+        }
+    }
+    Ok(sent)
+}
+
+/// Sends statements of one kind to one namespace, in order, in as many commands as their
+/// size needs; a failed statement is recorded and the rest is sent after it.
+async fn send_command(
+    engine: &Arc<Engine>,
+    ns: &DriverNs,
+    kind: Kind,
+    statements: &[(usize, Document)],
+    sent: &mut Sent,
+) -> Result<()> {
+    let dest = engine.destination();
+    let db = dest.client.database(&ns.db);
+    let fail =
+        |e: mongodb::error::Error| Error::step("applying change events", dest.name.as_str(), e);
+    let mut start = 0;
+    while start < statements.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < statements.len() && end - start < MAX_STATEMENTS {
+            let size = bson::serialize_to_vec(&statements[end].1)
+                .map(|b| b.len())
+                .unwrap_or(0);
+            if end > start && bytes + size > MAX_STATEMENT_BYTES {
+                break;
+            }
+            bytes += size;
+            end += 1;
+        }
+        let batch: Vec<Bson> = statements[start..end]
+            .iter()
+            .map(|(_, s)| Bson::Document(s.clone()))
+            .collect();
+        let mut command = doc! {
+            kind.command(): ns.coll.clone(),
+            kind.array(): batch,
+            "ordered": true,
+            "writeConcern": {"w": "majority"},
+        };
+        if kind != Kind::Delete {
+            command.insert("bypassDocumentValidation", true);
+        }
+        let reply = db.run_command(command).await.map_err(fail)?;
+        if let Ok(wce) = reply.get_document("writeConcernError") {
+            let wce: mongodb::error::WriteConcernError =
+                bson::deserialize_from_document(wce.clone())
+                    .map_err(|e| Error::decode("a write concern error", e))?;
+            return Err(fail(
+                ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(wce)).into(),
+            ));
+        }
+        let n = match reply.get("n") {
+            Some(Bson::Int32(n)) => *n as usize,
+            Some(Bson::Int64(n)) => *n as usize,
+            _ => 0,
+        };
+        let failed = reply
+            .get_array("writeErrors")
+            .ok()
+            .and_then(|w| w.iter().filter_map(Bson::as_document).next())
+            .map(|w| {
+                let index = match w.get("index") {
+                    Some(Bson::Int32(i)) => *i as usize,
+                    Some(Bson::Int64(i)) => *i as usize,
+                    _ => 0,
+                };
+                (index, w.get_str("errmsg").unwrap_or_default().to_string())
+            });
+        // Statements that ran without error, before the failed one if any.
+        let ran = failed.as_ref().map_or(end - start, |(i, _)| *i);
+        if kind == Kind::Update && n < ran {
+            sent.unmatched = true;
+        }
+        match failed {
+            Some((index, message)) if start + index < end => {
+                tracing::debug!(
+                    "a change could not apply as a delta ({message}); re-reading the document"
+                );
+                sent.failed.push(statements[start + index].0);
+                start += index + 1;
+            }
+            _ => start = end,
+        }
     }
     Ok(())
 }
@@ -655,6 +977,17 @@ pub(crate) async fn refetch_one(engine: &Arc<Engine>, ns: &Namespace, id: &Bson)
         .database(&ns.db)
         .collection::<RawDocumentBuf>(&ns.coll);
     let written = match current {
+        Some(doc)
+            if has_top_level_dollar(doc.iter().filter_map(|e| e.ok().map(|(k, _)| k.as_str()))) =>
+        {
+            let doc = Document::try_from(doc.as_ref())
+                .map_err(|e| Error::decode(format!("a re-read document of `{ns}`"), e))?;
+            coll.update_one(filter, literal_pipeline(doc))
+                .upsert(true)
+                .bypass_document_validation(true)
+                .await
+                .map(|_| ())
+        }
         Some(doc) => coll
             .replace_one(filter, doc)
             .upsert(true)
@@ -675,6 +1008,31 @@ pub(crate) async fn refetch_one(engine: &Arc<Engine>, ns: &Namespace, id: &Bson)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_namespace_levels_keep_each_server_document_in_order() {
+        let ns = Namespace::new("d", "c");
+        let slot = |id: Bson| DocOps {
+            key: group_key(&ns, &id, false),
+            ns: ns.clone(),
+            id,
+            ops: vec![],
+        };
+        // Documents 1 (two writes), 2 (one), then 7 deleted and 7.0 inserted (one server
+        // document in two slots), then 3.
+        let lane = vec![
+            slot(Bson::Int32(1)),
+            slot(Bson::Int32(2)),
+            slot(Bson::Int32(7)),
+            slot(Bson::Double(7.0)),
+            slot(Bson::Int32(3)),
+        ];
+        let owner = [0, 0, 1, 2, 3, 4];
+        assert_eq!(
+            levels(&lane, &owner),
+            vec![vec![0, 2, 3], vec![1], vec![4, 5]]
+        );
+    }
 
     #[test]
     fn ids_the_server_holds_equal_share_a_dispatch_key() {

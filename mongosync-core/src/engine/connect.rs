@@ -16,7 +16,17 @@ pub(crate) struct Cluster {
     pub client: Client,
     /// `host:port` of the first seed, for `directionMapping` and restart checks.
     pub address: String,
+    /// `hello.maxWireVersion`: what the server's commands can do (client-level `bulkWrite`
+    /// needs 25, MongoDB 8.0).
+    pub wire_version: i32,
 }
+
+/// The wire version of MongoDB 6.1, the first whose update events carry
+/// `disambiguatedPaths`.
+pub(crate) const WIRE_VERSION_6_1: i32 = 18;
+
+/// The wire version of MongoDB 8.0, the first with the client-level `bulkWrite` command.
+pub(crate) const WIRE_VERSION_8_0: i32 = 25;
 
 impl Cluster {
     /// Connects and checks the topology and server version.
@@ -52,16 +62,18 @@ impl Cluster {
             message: redact(&e.to_string(), uri),
             source: None,
         })?;
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             name,
             client,
             address,
+            wire_version: 0,
         };
-        cluster.check().await?;
+        cluster.wire_version = cluster.check().await?;
         Ok(cluster)
     }
 
-    async fn check(&self) -> Result<()> {
+    /// Checks the cluster, and returns its wire version.
+    async fn check(&self) -> Result<i32> {
         let admin = self.client.database("admin");
         let hello = admin
             .run_command(doc! {"hello": 1})
@@ -99,7 +111,17 @@ impl Cluster {
                 source: None,
             });
         }
-        Ok(())
+        Ok(hello.get_i32("maxWireVersion").unwrap_or(0))
+    }
+
+    /// Whether the server's update events say which paths are ambiguous (6.1 and later).
+    pub fn disambiguates_paths(&self) -> bool {
+        self.wire_version >= WIRE_VERSION_6_1
+    }
+
+    /// Whether the server has the client-level `bulkWrite` command (8.0 and later).
+    pub fn has_bulk_write(&self) -> bool {
+        self.wire_version >= WIRE_VERSION_8_0
     }
 
     /// The replica set's name and members as the cluster itself reports them (`hello`), so

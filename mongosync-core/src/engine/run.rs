@@ -142,7 +142,10 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
     // Change application counts as running once the stream has delivered (see below).
     stats.cea_running.store(false, Ordering::SeqCst);
 
-    let mut known = super::apply::Known::default();
+    let mut known = super::apply::Known {
+        ambiguous_paths: !engine.source().disambiguates_paths(),
+        ..Default::default()
+    };
     for spec in meta
         .collections()
         .await?

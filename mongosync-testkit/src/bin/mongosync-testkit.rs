@@ -7,7 +7,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::Parser;
-use mongosync_testkit::{ClusterOptions, MemoryCluster};
+use mongosync_testkit::{ClusterOptions, MemoryCluster, ServerVersion};
 
 /// An in-memory, wire-compatible MongoDB 8.0 replica set for tests and demos.
 ///
@@ -46,6 +46,10 @@ struct Args {
     /// The password of --auth-user (needs --auth-user).
     #[arg(long, requires = "auth_user")]
     auth_password: Option<String>,
+    /// The MongoDB release to pass for: 6.0, 7.0 or 8.0 (its `buildInfo` version,
+    /// `maxWireVersion`, and the commands it lacks, such as `bulkWrite` before 8.0).
+    #[arg(long, default_value = "8.0")]
+    server_version: ServerVersion,
 }
 
 #[tokio::main]
@@ -56,7 +60,8 @@ async fn main() -> std::process::ExitCode {
         .port(args.port)
         .replica_set(args.replica_set)
         .ttl_monitor_period(Duration::from_secs(args.ttl_monitor_secs.max(1)))
-        .oplog_limits(args.oplog_max_entries.max(1), args.oplog_max_bytes.max(1));
+        .oplog_limits(args.oplog_max_entries.max(1), args.oplog_max_bytes.max(1))
+        .server_version(args.server_version);
     if let (Some(user), Some(password)) = (args.auth_user, args.auth_password) {
         options = options.auth(user, password);
     }

@@ -39,6 +39,8 @@ pub struct EventOptions {
     pub full_document_before_change: String,
     /// `showExpandedEvents`.
     pub expanded: bool,
+    /// The server predates `disambiguatedPaths` (6.1): update descriptions never carry it.
+    pub no_disambiguated_paths: bool,
 }
 
 fn is_internal_db(db: &str) -> bool {
@@ -254,7 +256,10 @@ pub fn build(
     } = &entry.kind
     {
         let description = diff::describe(&decode(before)?, &decode(after)?);
-        ev.insert("updateDescription", description.to_document(opts.expanded));
+        ev.insert(
+            "updateDescription",
+            description.to_document(opts.expanded && !opts.no_disambiguated_paths),
+        );
     }
     if let EntryKind::Update { before, images, .. } | EntryKind::Delete { before, images } =
         &entry.kind

@@ -150,6 +150,7 @@ pub fn open(
             "off",
         )?,
         expanded: spec.get_bool("showExpandedEvents").unwrap_or(false),
+        no_disambiguated_paths: ctx.server.options.server_version < crate::ServerVersion::V7_0,
     };
     let all_cluster = spec.get_bool("allChangesForCluster").unwrap_or(false);
     let scope = match (coll, all_cluster) {

@@ -104,7 +104,7 @@ pub fn explain(ctx: &mut Ctx<'_>) -> Result<Reply> {
         doc! {
             "host": "localhost",
             "port": ctx.server.host.rsplit(':').next().and_then(|p| p.parse::<i32>().ok()).unwrap_or(27017),
-            "version": super::hello::VERSION,
+            "version": ctx.server.options.server_version.release(),
             "gitVersion": "0000000000000000000000000000000000000000",
         },
     );

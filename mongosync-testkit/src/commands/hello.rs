@@ -8,9 +8,6 @@ use bson::{Bson, Document, doc};
 use super::{Ctx, Reply};
 use crate::error::{CommandError, Result, codes};
 
-/// The version this server reports.
-pub const VERSION: &str = "8.0.4";
-
 /// `hello`; with the client's current `topologyVersion` and `maxAwaitTimeMS` it waits that long
 /// (the topology of this single member never changes) before answering, as the awaitable hello
 /// does.
@@ -50,15 +47,16 @@ pub async fn hello(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(Reply::Doc(reply))
 }
 
-pub fn build_info(_ctx: &mut Ctx<'_>) -> Result<Reply> {
+pub fn build_info(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let version = ctx.server.options.server_version;
     Ok(Reply::Doc(doc! {
-        "version": VERSION,
+        "version": version.release(),
         "gitVersion": "0000000000000000000000000000000000000000",
         "modules": [],
         "allocator": "system",
         "javascriptEngine": "none",
         "sysInfo": "deprecated",
-        "versionArray": [8, 0, 4, 0],
+        "versionArray": version.version_array().to_vec(),
         "bits": 64,
         "debug": false,
         "maxBsonObjectSize": crate::wire::MAX_BSON_SIZE as i32,
@@ -68,7 +66,7 @@ pub fn build_info(_ctx: &mut Ctx<'_>) -> Result<Reply> {
     }))
 }
 
-pub fn host_info(_ctx: &mut Ctx<'_>) -> Result<Reply> {
+pub fn host_info(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get() as i32)
         .unwrap_or(1);
@@ -82,7 +80,7 @@ pub fn host_info(_ctx: &mut Ctx<'_>) -> Result<Reply> {
             "cpuArch": std::env::consts::ARCH,
             "numaEnabled": false,
         },
-        "os": {"type": "Linux", "name": "mongosync-testkit", "version": VERSION},
+        "os": {"type": "Linux", "name": "mongosync-testkit", "version": ctx.server.options.server_version.release()},
         "extra": {},
     }))
 }
@@ -105,7 +103,7 @@ pub fn server_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
         .is_some_and(|v| !matches!(v, Bson::Boolean(false) | Bson::Int32(0) | Bson::Null));
     let mut reply = doc! {
         "host": s.host.clone(),
-        "version": VERSION,
+        "version": s.options.server_version.release(),
         "process": "mongod",
         "pid": std::process::id() as i64,
         "uptime": uptime.as_secs_f64().floor(),
@@ -118,7 +116,12 @@ pub fn server_status(ctx: &mut Ctx<'_>) -> Result<Reply> {
             "totalCreated": s.total_connections.load(Ordering::Relaxed) as i32,
             "active": 1,
         },
-        "metrics": {"cursor": {"open": {"total": s.cursors.len() as i64}}},
+        "metrics": {
+            "cursor": {"open": {"total": s.cursors.len() as i64}},
+            "commands": s.command_counts.lock().iter().map(|(name, n)| {
+                (name.clone(), Bson::Document(doc! {"total": *n}))
+            }).collect::<Document>(),
+        },
         "repl": {
             "hosts": [s.host.clone()],
             "setName": s.replica_set(),

@@ -298,6 +298,20 @@ pub async fn run(
     if let Some(lsid) = ctx.body.get("lsid") {
         ctx.server.sessions.touch(lsid);
     }
+    // The server looks the command up first: one this release lacks is unknown to it.
+    if !ctx.server.options.server_version.has_command(&ctx.name) {
+        return Err(CommandError::new(
+            codes::COMMAND_NOT_FOUND,
+            format!("no such command: '{}'", ctx.name),
+        ));
+    }
+    if security::is_known_command(&ctx.name) {
+        *ctx.server
+            .command_counts
+            .lock()
+            .entry(ctx.name.clone())
+            .or_default() += 1;
+    }
     if ctx.name == "configureFailPoint" {
         return configure_fail_point(&ctx);
     }
