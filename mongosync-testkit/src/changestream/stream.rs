@@ -248,10 +248,7 @@ fn split_event(
         );
         // The server counts the fragment with its sort key metadata (the token again).
         let mut size = bson_size(&fragment) + bson_size(&encoded) + 10;
-        loop {
-            let Some((field_size, key, value)) = it.next() else {
-                break;
-            };
+        while let Some((field_size, key, value)) = it.next() {
             fragment.insert(key.clone(), value.clone());
             size += field_size;
             match it.peek() {

@@ -585,6 +585,13 @@ impl Stage {
             | "$listClusterCatalog"
             | "$querySettings"
             | "$shardedDataDistribution" => Stage::Source(doc! {name: spec.clone()}),
+            // A change stream is opened by its first stage (`changestream::stream`).
+            "$changeStream" => {
+                return Err(CommandError::new(
+                    40602,
+                    "$changeStream is only valid as the first stage in a pipeline.",
+                ));
+            }
             // Run by the change stream itself (`changestream::stream`); nowhere else.
             "$changeStreamSplitLargeEvent" => {
                 return Err(CommandError::new(
