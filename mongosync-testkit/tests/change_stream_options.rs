@@ -139,6 +139,18 @@ async fn views_and_api_strict() {
         message(&e),
         "BSON field '$changeStream.showExpandedEvents' is not allowed with apiStrict:true."
     );
+    let e = db
+        .run_command(
+            doc! {"aggregate": "c", "cursor": {}, "apiVersion": "1", "apiStrict": true,
+            "pipeline": [{"$changeStream": {}}, {"$changeStreamSplitLargeEvent": {}}]},
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), Some(323), "{e}");
+    assert_eq!(
+        message(&e),
+        "$changeStreamSplitLargeEvent is not allowed with 'apiStrict: true' in API Version 1"
+    );
     // Without the unstable option the strict stream opens.
     db.run_command(strict(doc! {})).await.unwrap();
 }

@@ -112,11 +112,15 @@ impl Fragments {
 fn too_large(e: mongodb::error::Error) -> std::result::Result<Error, mongodb::error::Error> {
     match &*e.kind {
         mongodb::error::ErrorKind::Command(c) if c.code == 10334 || c.code == 7182500 => {
+            // The server's message quotes the event's resume token, which holds the `_id`.
+            let mut said: String = c.message.chars().take(200).collect();
+            if said.len() < c.message.len() {
+                said.push('…');
+            }
             Ok(Error::Unsupported {
                 what: "a change event over 16 MiB on the source".into(),
                 reason: format!(
-                    "the server cannot return it, even split into fragments (each top-level field of the event must fit in one fragment beside the event's resume token); this happens to a document near 16 MiB with a large _id: make the document or its _id smaller, then resume the sync (the server said: {})",
-                    c.message
+                    "the server cannot return it, even split into fragments (each top-level field of the event must fit in one fragment beside the event's resume token, which holds the _id); this happens to a document near 16 MiB with a large _id, and the sync cannot continue past it: keep such documents smaller (or their _id shorter) on the source and start a new sync (the server said: {said})"
                 ),
             })
         }

@@ -417,6 +417,15 @@ pub fn open(
                     "$changeStreamSplitLargeEvent must be the last stage in the pipeline",
                 ));
             }
+            if ctx.body.get_bool("apiStrict").unwrap_or(false) {
+                return Err(CommandError::new(
+                    323,
+                    format!(
+                        "{SPLIT_STAGE} is not allowed with 'apiStrict: true' in API Version {}",
+                        ctx.body.get_str("apiVersion").unwrap_or("1")
+                    ),
+                ));
+            }
             split = true;
         }
     }
