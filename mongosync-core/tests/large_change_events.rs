@@ -1,9 +1,10 @@
-//! Change events over 16 MiB. A document near the 16 MiB limit with a large `_id` makes an
-//! insert, replace or update event over the limit (the event holds the `_id` in its resume
-//! token, as hex, and in `documentKey`, beside the document or the update's fields); a real
-//! server then fails the stream with BSONObjectTooLarge (10334) unless the pipeline ends with
-//! `$changeStreamSplitLargeEvent`. The engine opens its stream with the stage, reassembles the
-//! fragments into one event, and never resumes inside an event.
+//! Change events near and over 16 MiB. Inserts, replaces and updates of documents near the
+//! 16 MiB limit (small `_id`s) make events just under the limit: they are applied. With a large
+//! `_id` the event is over the limit (it holds the `_id` in its resume token, as hex, and in
+//! `documentKey`, beside the document): a real server fails the stream with BSONObjectTooLarge
+//! (10334), and `$changeStreamSplitLargeEvent`, which splits by top-level fields and puts the
+//! token in every fragment, cannot split it either (7182500): the sync stops, saying why.
+//! The engine's reassembly of split events is unit-tested in `engine::capture`.
 
 mod common;
 

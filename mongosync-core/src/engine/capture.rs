@@ -36,8 +36,10 @@ pub(crate) fn token_time(token: &Document) -> Option<Timestamp> {
     })
 }
 
-/// Reassembles the fragments `$changeStreamSplitLargeEvent` makes of an event over 16 MiB
-/// (a document near the limit with a large `_id`, which the event carries three times).
+/// Reassembles the fragments `$changeStreamSplitLargeEvent` makes of an event over 16 MiB.
+/// A server splits an event by top-level fields, so only an event with several large fields
+/// (pre- or post-images, which this engine does not request today) comes split; an event
+/// whose one large field does not fit in a fragment cannot be returned at all (see [`too_large`]).
 #[derive(Default)]
 struct Fragments {
     /// The fields so far, without `_id` and `splitEvent`.
