@@ -18,6 +18,28 @@ use crate::server::Server;
 /// How many oplog entries one scan reads at a time.
 const SCAN_CHUNK: usize = 1024;
 
+/// The largest document a reply may carry (the server's `BSONObjMaxInternalSize`): an event
+/// above it fails the stream with BSONObjectTooLarge.
+const MAX_INTERNAL_SIZE: usize = 16 * 1024 * 1024 + 16 * 1024;
+
+/// Above this size `$changeStreamSplitLargeEvent` splits an event (the server's
+/// `kBSONObjMaxChangeEventSize`, leaving room for the reply's resume token).
+const MAX_CHANGE_EVENT_SIZE: usize = MAX_INTERNAL_SIZE - 8 * 1024;
+
+const SPLIT_STAGE: &str = "$changeStreamSplitLargeEvent";
+
+/// The IDL `bool` options of `$changeStream`.
+const BOOL_FIELDS: &[&str] = &[
+    "allChangesForCluster",
+    "showExpandedEvents",
+    "showSystemEvents",
+    "showRawUpdateDescription",
+    "allowToRunOnConfigDB",
+    "allowToRunOnSystemNS",
+    "showMigrationEvents",
+    "showCommitTimestamp",
+];
+
 /// The stages allowed after `$changeStream`.
 const ALLOWED_STAGES: &[&str] = &[
     "$match",
@@ -77,6 +99,16 @@ pub struct StreamState {
     pbrt: Document,
     /// An `invalidate` was returned: the cursor closes.
     finished: bool,
+    /// The pipeline ends with `$changeStreamSplitLargeEvent`.
+    split: bool,
+    /// Documents ready to return (the fragments of a split event not yet handed out).
+    ready: VecDeque<(RawDocumentBuf, Document)>,
+    /// Resumed from fragment `n` of the first pending event: its fragments up to `n` were
+    /// already returned.
+    resume_fragment: Option<i32>,
+    /// The resume token's event is not in this stream: the first event it sees fails it
+    /// (ChangeStreamFatalError), as the server's resume check does.
+    resume_missing: Option<Document>,
 }
 
 impl std::fmt::Debug for Built {
@@ -114,6 +146,143 @@ fn history_lost() -> CommandError {
     e
 }
 
+/// ChangeStreamFatalError (280), which drivers never resume from.
+fn fatal(message: impl Into<String>) -> CommandError {
+    let mut e = CommandError::new(280, message.into());
+    e.labels.push("NonResumableChangeStreamError".into());
+    e
+}
+
+/// The documents one event yields: itself, or its fragments when it is too large and the
+/// pipeline splits events; BSONObjectTooLarge when it is too large to return.
+fn finish(
+    state: &mut StreamState,
+    doc: Document,
+    token: &ResumeTokenData,
+) -> Result<Vec<(RawDocumentBuf, Document)>> {
+    let raw = RawDocumentBuf::try_from(&doc)
+        .map_err(|e| CommandError::new(codes::BSON_OBJECT_TOO_LARGE, e.to_string()))?;
+    let len = raw.as_bytes().len();
+    let resume_fragment = state.resume_fragment.take();
+    if !state.split {
+        if len > MAX_INTERNAL_SIZE {
+            let first = doc
+                .iter()
+                .next()
+                .map(|(k, v)| format!("{k}: {}", crate::util::shell_repr(v)))
+                .unwrap_or_default();
+            return Err(CommandError::new(
+                codes::BSON_OBJECT_TOO_LARGE,
+                format!(
+                    "BSONObj size: {len} (0x{len:X}) is invalid. Size must be between 0 and {MAX_INTERNAL_SIZE}(16MB) First element: {first}"
+                ),
+            ));
+        }
+        return Ok(vec![(raw, token.encode())]);
+    }
+    if resume_fragment.is_some() && len <= MAX_CHANGE_EVENT_SIZE {
+        return Err(fatal(
+            "Attempted to resume from a split event fragment, but the event in the resumed stream was not large enough to be split",
+        ));
+    }
+    if len <= MAX_CHANGE_EVENT_SIZE {
+        return Ok(vec![(raw, token.encode())]);
+    }
+    let token_size = bson_size(&token.encode());
+    let mut fragments = split_event(&doc, token, MAX_CHANGE_EVENT_SIZE - token_size)?;
+    if let Some(n) = resume_fragment {
+        // Fragments up to the resumed one were returned before.
+        let skip = usize::try_from(n).unwrap_or(usize::MAX).saturating_add(1);
+        if skip > fragments.len() {
+            return Err(fatal(
+                "Attempted to resume from a split event, but the resumed stream produced a different split. Ensure that the pipeline used to resume is the same as the original",
+            ));
+        }
+        fragments.drain(..skip);
+    }
+    Ok(fragments)
+}
+
+fn bson_size(doc: &Document) -> usize {
+    RawDocumentBuf::try_from(doc).map_or(0, |r| r.as_bytes().len())
+}
+
+/// Splits an event as the server's `splitChangeEvent` does: its top-level fields but `_id`,
+/// ordered by (encoded size, name), fill fragments greedily; each fragment carries its own
+/// resume token (the event's, with the fragment's index) and `splitEvent: {fragment, of}`.
+fn split_event(
+    event: &Document,
+    token: &ResumeTokenData,
+    max_fragment: usize,
+) -> Result<Vec<(RawDocumentBuf, Document)>> {
+    let mut fields: Vec<(usize, &String, &Bson)> = event
+        .iter()
+        .filter(|(k, _)| k.as_str() != "_id")
+        .map(|(k, v)| {
+            let mut one = Document::new();
+            one.insert(k.clone(), v.clone());
+            // The element alone: its document minus the 4-byte length and the end byte.
+            (bson_size(&one) - 5, k, v)
+        })
+        .collect();
+    if fields.is_empty() {
+        return Err(CommandError::new(
+            7182502,
+            "Cannot split an empty event or an event containing solely '_id' field",
+        ));
+    }
+    fields.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut docs: Vec<(Document, Document)> = Vec::new();
+    let mut it = fields.into_iter().peekable();
+    while it.peek().is_some() {
+        let fragment_token = ResumeTokenData {
+            fragment_num: Some(i32::try_from(docs.len()).unwrap_or(i32::MAX)),
+            ..token.clone()
+        };
+        let encoded = fragment_token.encode();
+        let mut fragment = Document::new();
+        fragment.insert("_id", encoded.clone());
+        fragment.insert(
+            "splitEvent",
+            doc_fragment(i32::try_from(docs.len() + 1).unwrap_or(i32::MAX), 0),
+        );
+        // The server counts the fragment with its sort key metadata (the token again).
+        let mut size = bson_size(&fragment) + bson_size(&encoded) + 10;
+        while let Some((field_size, key, value)) = it.next() {
+            fragment.insert(key.clone(), value.clone());
+            size += field_size;
+            match it.peek() {
+                Some((next, _, _)) if size + next <= max_fragment => {}
+                _ => break,
+            }
+        }
+        if size > max_fragment {
+            return Err(CommandError::new(
+                7182500,
+                format!(
+                    "Splitting change event failed: fragment size {size} is greater than maximum allowed fragment size {max_fragment}"
+                ),
+            ));
+        }
+        docs.push((fragment, encoded));
+    }
+    let total = i32::try_from(docs.len()).unwrap_or(i32::MAX);
+    docs.into_iter()
+        .map(|(mut fragment, token)| {
+            if let Ok(split) = fragment.get_document_mut("splitEvent") {
+                split.insert("of", total);
+            }
+            let raw = RawDocumentBuf::try_from(&fragment)
+                .map_err(|e| CommandError::new(codes::BSON_OBJECT_TOO_LARGE, e.to_string()))?;
+            Ok((raw, token))
+        })
+        .collect()
+}
+
+fn doc_fragment(fragment: i32, of: i32) -> Document {
+    bson::doc! {"fragment": fragment, "of": of}
+}
+
 /// Opens a change stream for `aggregate` (`coll` is `None` for `aggregate: 1`).
 pub fn open(
     ctx: &Ctx<'_>,
@@ -123,18 +292,48 @@ pub fn open(
 ) -> Result<Reply> {
     let spec = match pipeline[0].get("$changeStream") {
         Some(Bson::Document(d)) => d.clone(),
-        Some(_) => {
+        Some(other) => {
             return Err(CommandError::new(
-                50808,
-                "$changeStream stage expects a document as argument",
+                6188500,
+                format!(
+                    "$changeStream must take a nested object but found: $changeStream: {}",
+                    crate::util::shell_repr(other)
+                ),
             ));
         }
         None => unreachable!("caller checked the first stage"),
     };
+    // An explicit null means the option was omitted, as in the server's IDL parser.
+    let spec: Document = spec
+        .into_iter()
+        .filter(|(_, v)| !matches!(v, Bson::Null))
+        .collect();
     for key in spec.keys() {
         if !SPEC_FIELDS.contains(&key.as_str()) {
             return Err(CommandError::unknown_field("$changeStream", key));
         }
+    }
+    for field in BOOL_FIELDS {
+        if let Some(v) = spec.get(*field)
+            && !matches!(v, Bson::Boolean(_))
+        {
+            return Err(CommandError::wrong_field_type(
+                "$changeStream",
+                field,
+                crate::util::type_name(v),
+                &["bool"],
+            ));
+        }
+    }
+    // `showExpandedEvents` is outside the Stable API.
+    if spec.contains_key("showExpandedEvents") && ctx.body.get_bool("apiStrict").unwrap_or(false) {
+        return Err(CommandError::new(
+            323,
+            "BSON field '$changeStream.showExpandedEvents' is not allowed with apiStrict:true.",
+        ));
+    }
+    if let Some(c) = coll {
+        crate::commands::support::refuse_view(ctx, c)?;
     }
     let opts = EventOptions {
         full_document: enum_option(
@@ -201,8 +400,39 @@ pub fn open(
             ));
         }
     }
-    let parsed = Pipeline::parse(stages, &ctx.let_vars()?)?;
-    for stage in stages {
+    // `$changeStreamSplitLargeEvent` is run here, after the user's stages: it must be last.
+    let mut split = false;
+    for (i, stage) in stages.iter().enumerate() {
+        if let Some((name, arg)) = stage.iter().next()
+            && name == SPLIT_STAGE
+        {
+            if !matches!(arg, Bson::Document(d) if d.is_empty()) {
+                return Err(CommandError::new(
+                    7182800,
+                    "$changeStreamSplitLargeEvent spec should be an empty object",
+                ));
+            }
+            if i + 1 != stages.len() {
+                return Err(CommandError::new(
+                    7182802,
+                    "$changeStreamSplitLargeEvent must be the last stage in the pipeline",
+                ));
+            }
+            if ctx.body.get_bool("apiStrict").unwrap_or(false) {
+                return Err(CommandError::new(
+                    323,
+                    format!(
+                        "{SPLIT_STAGE} is not allowed with 'apiStrict: true' in API Version {}",
+                        ctx.body.get_str("apiVersion").unwrap_or("1")
+                    ),
+                ));
+            }
+            split = true;
+        }
+    }
+    let user_stages = &stages[..stages.len() - usize::from(split)];
+    let parsed = Pipeline::parse(user_stages, &ctx.let_vars()?)?;
+    for stage in user_stages {
         if let Some(name) = stage.keys().next()
             && !ALLOWED_STAGES.contains(&name.as_str())
         {
@@ -229,6 +459,8 @@ pub fn open(
     }
     let oplog = ctx.server.oplog.as_ref();
     let mut pending = VecDeque::new();
+    let mut resume_fragment = None;
+    let mut resume_missing = None;
     let position = if let Some(ts) = start_at {
         let Bson::Timestamp(ts) = ts else {
             return Err(CommandError::wrong_field_type(
@@ -253,6 +485,11 @@ pub fn open(
             ));
         };
         let data = ResumeTokenData::decode(token)?;
+        if data.fragment_num.is_some() && !split {
+            return Err(fatal(
+                "To resume from a split event, the $changeStream pipeline must include a $changeStreamSplitLargeEvent stage",
+            ));
+        }
         match data.token_type {
             TokenType::HighWaterMark => Position::After(data.cluster_time, None),
             TokenType::Event if data.from_invalidate => {
@@ -282,18 +519,19 @@ pub fn open(
                             && first.token.event_identifier == data.event_identifier
                         {
                             found = true;
+                            if let Some(n) = data.fragment_num {
+                                // Resumed from a fragment: the event's later fragments are owed.
+                                pending.push_back(first);
+                                resume_fragment = Some(n);
+                            }
                             // A drop or rename resumed from: its invalidate is still owed.
                             pending.extend(built);
                         }
                     }
                     if !found {
-                        return Err(CommandError::new(
-                            280,
-                            format!(
-                                "cannot resume stream; the resume token was not found. {}",
-                                crate::util::shell_repr(&Bson::Document(token.clone()))
-                            ),
-                        ));
+                        // The server opens the stream; its resume check fails on the first
+                        // event it sees after the token.
+                        resume_missing = Some(token.clone());
                     }
                 }
                 Position::After(data.cluster_time, Some(data.txn_op_index))
@@ -312,6 +550,10 @@ pub fn open(
         pending,
         pbrt,
         finished: false,
+        split,
+        ready: VecDeque::new(),
+        resume_fragment,
+        resume_missing,
     };
     let ns = match &scope {
         Scope::Collection { db, coll } => format!("{db}.{coll}"),
@@ -319,7 +561,12 @@ pub fn open(
         Scope::Cluster => "admin.$cmd.aggregate".to_string(),
     };
     let limit = batch.unwrap_or(101);
-    let docs = scan(&mut state, ctx.server, limit)?;
+    // A pending resume check answers on a getMore, as the server's does.
+    let docs = if state.resume_missing.is_some() {
+        Vec::new()
+    } else {
+        scan(&mut state, ctx.server, limit)?
+    };
     let pbrt = state.pbrt.clone();
     let id = if state.finished {
         0
@@ -362,7 +609,17 @@ fn scan(state: &mut StreamState, server: &Server, limit: usize) -> Result<Vec<Ra
         check_history(server, state.position)?;
     }
     'outer: while !state.finished {
-        while let Some(built) = state.pending.pop_front() {
+        while !state.ready.is_empty() {
+            if out.len() >= limit || bytes > MAX_BATCH_BYTES {
+                stopped_early = true;
+                break 'outer;
+            }
+            let (raw, token) = state.ready.pop_front().expect("not empty");
+            bytes += raw.as_bytes().len();
+            out.push(raw);
+            last_token = Some(token);
+        }
+        if let Some(built) = state.pending.pop_front() {
             if out.len() >= limit || bytes > MAX_BATCH_BYTES {
                 state.pending.push_front(built);
                 stopped_early = true;
@@ -370,16 +627,19 @@ fn scan(state: &mut StreamState, server: &Server, limit: usize) -> Result<Vec<Ra
             }
             let is_invalidate = built.event.get_str("operationType").ok() == Some("invalidate");
             if let Some(doc) = transform(state, built.event)? {
-                let raw = RawDocumentBuf::try_from(&doc)
-                    .map_err(|e| CommandError::new(10334, e.to_string()))?;
-                bytes += raw.as_bytes().len();
-                out.push(raw);
-                last_token = Some(built.token.encode());
+                let docs = finish(state, doc, &built.token)?;
+                state.ready.extend(docs);
             }
             if is_invalidate {
+                // The stream ends with its invalidate, whatever the batch's size.
+                for (raw, token) in state.ready.drain(..) {
+                    out.push(raw);
+                    last_token = Some(token);
+                }
                 state.finished = true;
                 break 'outer;
             }
+            continue 'outer;
         }
         let entries = match state.position {
             Position::From(ts) => server.oplog.from(ts, SCAN_CHUNK),
@@ -398,6 +658,12 @@ fn scan(state: &mut StreamState, server: &Server, limit: usize) -> Result<Vec<Ra
                 .pending
                 .extend(event::build(&entry, &state.scope, &state.opts, server)?);
             if !state.pending.is_empty() {
+                if let Some(token) = state.resume_missing.take() {
+                    return Err(fatal(format!(
+                        "cannot resume stream; the resume token was not found. {}",
+                        crate::util::shell_repr(&Bson::Document(token))
+                    )));
+                }
                 continue 'outer;
             }
         }

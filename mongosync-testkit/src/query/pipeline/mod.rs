@@ -585,13 +585,23 @@ impl Stage {
             | "$listClusterCatalog"
             | "$querySettings"
             | "$shardedDataDistribution" => Stage::Source(doc! {name: spec.clone()}),
+            // A change stream is opened by its first stage (`changestream::stream`).
+            "$changeStream" => {
+                return Err(CommandError::new(
+                    40602,
+                    "$changeStream is only valid as the first stage in a pipeline.",
+                ));
+            }
+            // Run by the change stream itself (`changestream::stream`); nowhere else.
+            "$changeStreamSplitLargeEvent" => {
+                return Err(CommandError::new(
+                    codes::ILLEGAL_OPERATION,
+                    "$changeStreamSplitLargeEvent can only be used in a $changeStream pipeline",
+                ));
+            }
             // Real stages the testkit does not implement: say so rather than pretend the
             // server does not know them.
-            "$setWindowFields"
-            | "$densify"
-            | "$fill"
-            | "$geoNear"
-            | "$changeStreamSplitLargeEvent" => {
+            "$setWindowFields" | "$densify" | "$fill" | "$geoNear" => {
                 return Err(CommandError::new(
                     codes::COMMAND_NOT_SUPPORTED,
                     format!("{name} is not supported by the testkit"),
