@@ -1,0 +1,482 @@
+//! Date expressions: date parts, `$dateAdd`/`$dateSubtract`, `$dateFromParts`, `$dateFromString`,
+//! `$dateToString`.
+
+use super::*;
+
+/// ISO-8601 with milliseconds and `Z`, as the server prints dates.
+pub(crate) fn format_date(ms: i64) -> String {
+    let p = DateParts::from_millis(ms);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        p.year, p.month, p.day, p.hour, p.minute, p.second, p.millis
+    )
+}
+
+/// Parses `YYYY-MM-DD[THH:MM[:SS[.mmm]]][Z|±HH:MM]` (the common ISO forms).
+pub(super) fn parse_date(s: &str) -> Option<bson::DateTime> {
+    let s = s.trim();
+    let (date, rest) = s.split_at(s.find(['T', ' ']).unwrap_or(s.len()));
+    let mut dp = date.split('-');
+    let year: i64 = dp.next()?.parse().ok()?;
+    let month: i64 = dp.next()?.parse().ok()?;
+    let day: i64 = dp.next()?.parse().ok()?;
+    if dp.next().is_some() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut ms = days_from_civil(year, month, day) * 86_400_000;
+    let rest = rest.get(1..).unwrap_or("");
+    if !rest.is_empty() {
+        let (time, offset) = match rest.find(['Z', '+', '-']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let mut tp = time.split(':');
+        let h: i64 = tp.next()?.parse().ok()?;
+        let m: i64 = tp.next()?.parse().ok()?;
+        let sec: f64 = tp.next().map(|x| x.parse().ok()).unwrap_or(Some(0.0))?;
+        ms += h * 3_600_000 + m * 60_000 + (sec * 1000.0).round() as i64;
+        if let Some(o) = offset.strip_prefix(['+', '-']) {
+            let sign = if offset.starts_with('-') { -1 } else { 1 };
+            let digits: String = o.chars().filter(|c| c.is_ascii_digit()).collect();
+            if digits.len() != 4 {
+                return None;
+            }
+            let oh: i64 = digits[..2].parse().ok()?;
+            let om: i64 = digits[2..].parse().ok()?;
+            ms -= sign * (oh * 3_600_000 + om * 60_000);
+        } else if !offset.is_empty() && offset != "Z" {
+            return None;
+        }
+    }
+    Some(bson::DateTime::from_millis(ms))
+}
+
+pub(super) struct DateParts {
+    year: i64,
+    month: i64,
+    day: i64,
+    hour: i64,
+    minute: i64,
+    second: i64,
+    millis: i64,
+    day_of_week: i64,
+    day_of_year: i64,
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub(super) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+impl DateParts {
+    fn from_millis(ms: i64) -> DateParts {
+        let days = ms.div_euclid(86_400_000);
+        let rem = ms.rem_euclid(86_400_000);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let mut year = yoe + era * 400;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        if month <= 2 {
+            year += 1;
+        }
+        DateParts {
+            year,
+            month,
+            day,
+            hour: rem / 3_600_000,
+            minute: rem / 60_000 % 60,
+            second: rem / 1000 % 60,
+            millis: rem % 1000,
+            // 1970-01-01 was a Thursday; the server numbers Sunday as 1.
+            day_of_week: (days + 4).rem_euclid(7) + 1,
+            day_of_year: days - days_from_civil(year, 1, 1) + 1,
+        }
+    }
+}
+
+impl DateParts {
+    /// Monday = 1 ... Sunday = 7.
+    fn iso_day_of_week(&self) -> i64 {
+        (self.day_of_week + 5) % 7 + 1
+    }
+
+    /// Week of the year 0-53, weeks starting on Sunday (`%U`).
+    fn week(&self) -> i64 {
+        (self.day_of_year - 1 + 7 - (self.day_of_week - 1)) / 7
+    }
+
+    /// The ISO 8601 week-numbering year and week (`%G`, `%V`).
+    fn iso_week(&self) -> (i64, i64) {
+        let weeks_in = |y: i64| {
+            // A year has 53 ISO weeks when it starts on a Thursday, or on a Wednesday in a
+            // leap year.
+            let jan1 = DateParts::from_millis(days_from_civil(y, 1, 1) * 86_400_000);
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let dow = jan1.iso_day_of_week();
+            if dow == 4 || (leap && dow == 3) {
+                53
+            } else {
+                52
+            }
+        };
+        let week = (self.day_of_year - self.iso_day_of_week() + 10) / 7;
+        if week < 1 {
+            (self.year - 1, weeks_in(self.year - 1))
+        } else if week > weeks_in(self.year) {
+            (self.year + 1, 1)
+        } else {
+            (self.year, week)
+        }
+    }
+}
+
+pub(super) fn date_millis(v: &Option<Bson>) -> Result<i64> {
+    match v {
+        Some(Bson::DateTime(d)) => Ok(d.timestamp_millis()),
+        Some(Bson::Timestamp(t)) => Ok(t.time as i64 * 1000),
+        Some(Bson::ObjectId(o)) => Ok(o.timestamp().timestamp_millis()),
+        other => Err(CommandError::new(
+            16006,
+            format!("can't convert from BSON type {} to Date", tn(other)),
+        )),
+    }
+}
+
+pub(super) fn check_utc(tz: Option<&Bson>, scope: &Scope) -> Result<()> {
+    if let Some(tz) = tz {
+        match eval(tz, scope)? {
+            Some(Bson::String(s))
+                if s == "UTC"
+                    || s == "GMT"
+                    || s == "Z"
+                    || s == "+00:00"
+                    || s == "+0000"
+                    || s == "Etc/UTC" => {}
+            v if nullish(&v) => {}
+            v => {
+                return Err(CommandError::new(
+                    40485,
+                    format!(
+                        "unrecognized time zone identifier: {}",
+                        v.unwrap_or(Bson::Null)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn op_date_part(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let date_expr = match arg {
+        Bson::Document(d) if d.keys().next().is_some_and(|k| !k.starts_with('$')) => {
+            let f = parse_object(name, arg, &["date", "timezone"], 40535)?;
+            check_utc(field(&f, "timezone"), scope)?;
+            field(&f, "date").ok_or_else(|| {
+                CommandError::new(
+                    40539,
+                    format!("missing 'date' argument to {name}, provided: {arg}"),
+                )
+            })?
+        }
+        other => {
+            let a = exact_args(name, other, 1)?;
+            a[0]
+        }
+    };
+    let v = eval(date_expr, scope)?;
+    if nullish(&v) {
+        return Ok(Some(Bson::Null));
+    }
+    let p = DateParts::from_millis(date_millis(&v)?);
+    let n = match name {
+        "$year" => p.year,
+        "$month" => p.month,
+        "$dayOfMonth" => p.day,
+        "$hour" => p.hour,
+        "$minute" => p.minute,
+        "$second" => p.second,
+        "$millisecond" => p.millis,
+        "$dayOfWeek" => p.day_of_week,
+        "$week" => p.week(),
+        "$isoWeek" => p.iso_week().1,
+        "$isoWeekYear" => p.iso_week().0,
+        "$isoDayOfWeek" => p.iso_day_of_week(),
+        _ => p.day_of_year,
+    };
+    Ok(Some(Bson::Int32(n as i32)))
+}
+
+pub(super) fn op_date_add(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object(
+        name,
+        arg,
+        &["startDate", "unit", "amount", "timezone"],
+        5166401,
+    )?;
+    check_utc(field(&f, "timezone"), scope)?;
+    let mut vals = Vec::new();
+    for key in ["startDate", "unit", "amount"] {
+        let e = field(&f, key).ok_or_else(|| {
+            CommandError::new(5166402, format!("{name} requires '{key}' to be present"))
+        })?;
+        vals.push(eval(e, scope)?);
+    }
+    if vals.iter().any(nullish) {
+        return Ok(Some(Bson::Null));
+    }
+    let start = match &vals[0] {
+        Some(Bson::DateTime(d)) => d.timestamp_millis(),
+        other => date_millis(other).map_err(|_| {
+            CommandError::new(
+                5166403,
+                format!("{name} requires startDate to be convertible to a date"),
+            )
+        })?,
+    };
+    let Some(Bson::String(unit)) = &vals[1] else {
+        return Err(CommandError::new(
+            5166404,
+            format!(
+                "{name} requires 'unit' to be a string, but got {}",
+                tn(&vals[1])
+            ),
+        ));
+    };
+    let Some(amount) = int_arg(&vals[2]) else {
+        return Err(CommandError::new(
+            5166405,
+            format!("{name} expects integer amount of time units"),
+        ));
+    };
+    let amount = if name == "$dateSubtract" {
+        -amount
+    } else {
+        amount
+    };
+    let fixed = |ms: i64| start.checked_add(amount.checked_mul(ms)?);
+    let result = match unit.as_str() {
+        "millisecond" => fixed(1),
+        "second" => fixed(1000),
+        "minute" => fixed(60_000),
+        "hour" => fixed(3_600_000),
+        "day" => fixed(86_400_000),
+        "week" => fixed(7 * 86_400_000),
+        "month" | "quarter" | "year" => {
+            let months = amount
+                * match unit.as_str() {
+                    "month" => 1,
+                    "quarter" => 3,
+                    _ => 12,
+                };
+            let p = DateParts::from_millis(start);
+            let total = p.year * 12 + (p.month - 1) + months;
+            let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+            // The day is clamped to the end of a shorter month.
+            let last = days_from_civil(
+                if m == 12 { y + 1 } else { y },
+                if m == 12 { 1 } else { m + 1 },
+                1,
+            ) - days_from_civil(y, m, 1);
+            let day = p.day.min(last);
+            let rem = start.rem_euclid(86_400_000);
+            Some(days_from_civil(y, m, day) * 86_400_000 + rem)
+        }
+        other => {
+            return Err(CommandError::failed_to_parse(format!(
+                "unknown time unit value: {other}"
+            )));
+        }
+    };
+    match result {
+        Some(ms) => Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms)))),
+        None => Err(CommandError::new(5166406, format!("{name} overflowed"))),
+    }
+}
+
+pub(super) fn op_date_from_parts(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let keys = [
+        "year",
+        "month",
+        "day",
+        "hour",
+        "minute",
+        "second",
+        "millisecond",
+    ];
+    let mut allowed: Vec<&str> = keys.to_vec();
+    allowed.push("timezone");
+    let f = parse_object("$dateFromParts", arg, &allowed, 40518)?;
+    check_utc(field(&f, "timezone"), scope)?;
+    if field(&f, "year").is_none() {
+        return Err(CommandError::new(
+            40516,
+            "$dateFromParts requires either 'year' or 'isoWeekYear' to be present",
+        ));
+    }
+    let mut parts = [1970i64, 1, 1, 0, 0, 0, 0];
+    for (i, key) in keys.iter().enumerate() {
+        let Some(e) = field(&f, key) else {
+            continue;
+        };
+        let v = eval(e, scope)?;
+        if nullish(&v) {
+            return Ok(Some(Bson::Null));
+        }
+        parts[i] = int_arg(&v).ok_or_else(|| {
+            CommandError::new(
+                40515,
+                format!(
+                    "'{key}' must evaluate to an integer, found {} with value {}",
+                    tn(&v),
+                    v.clone().unwrap_or(Bson::Null)
+                ),
+            )
+        })?;
+    }
+    if !(1..=9999).contains(&parts[0]) {
+        return Err(CommandError::new(
+            40523,
+            format!(
+                "'year' must evaluate to an integer in the range 1 to 9999, found {}",
+                parts[0]
+            ),
+        ));
+    }
+    // Out-of-range parts carry over, as on the server (month 13 is January next year).
+    let months = parts[0] * 12 + parts[1] - 1;
+    let days = days_from_civil(months.div_euclid(12), months.rem_euclid(12) + 1, 1) + parts[2] - 1;
+    let ms =
+        days * 86_400_000 + parts[3] * 3_600_000 + parts[4] * 60_000 + parts[5] * 1000 + parts[6];
+    Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms))))
+}
+
+pub(super) fn op_date_from_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object(
+        "$dateFromString",
+        arg,
+        &["dateString", "format", "timezone", "onError", "onNull"],
+        40541,
+    )?;
+    check_utc(field(&f, "timezone"), scope)?;
+    let e = field(&f, "dateString").ok_or_else(|| {
+        CommandError::new(40542, "Missing 'dateString' parameter to $dateFromString")
+    })?;
+    let v = eval(e, scope)?;
+    if nullish(&v) {
+        return match field(&f, "onNull") {
+            Some(e) => eval(e, scope),
+            None => Ok(Some(Bson::Null)),
+        };
+    }
+    let parsed = match &v {
+        Some(Bson::String(s)) => parse_date(s).ok_or_else(|| {
+            CommandError::new(
+                CONVERSION_FAILURE,
+                format!("Error parsing date string '{s}'"),
+            )
+        }),
+        other => Err(CommandError::new(
+            CONVERSION_FAILURE,
+            format!(
+                "$dateFromString requires that 'dateString' be a string, found: {} with value {}",
+                tn(other),
+                other.clone().unwrap_or(Bson::Null)
+            ),
+        )),
+    };
+    match parsed {
+        Ok(d) => Ok(Some(Bson::DateTime(d))),
+        Err(e) => match field(&f, "onError") {
+            Some(on_error) => eval(on_error, scope),
+            None => Err(e),
+        },
+    }
+}
+
+pub(super) fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object(
+        "$dateToString",
+        arg,
+        &["date", "format", "timezone", "onNull"],
+        18534,
+    )?;
+    let date = field(&f, "date")
+        .ok_or_else(|| CommandError::new(18628, "Missing 'date' parameter to $dateToString"))?;
+    check_utc(field(&f, "timezone"), scope)?;
+    let format = match field(&f, "format") {
+        None => "%Y-%m-%dT%H:%M:%S.%LZ".to_string(),
+        Some(e) => match eval(e, scope)? {
+            v if nullish(&v) => return Ok(Some(Bson::Null)),
+            Some(Bson::String(s)) => s,
+            v => {
+                return Err(CommandError::new(
+                    18533,
+                    format!(
+                        "$dateToString requires that 'format' be a string, found: {} with value {}",
+                        tn(&v),
+                        v.clone().unwrap_or(Bson::Null)
+                    ),
+                ));
+            }
+        },
+    };
+    let v = eval(date, scope)?;
+    if nullish(&v) {
+        return match field(&f, "onNull") {
+            Some(e) => eval(e, scope),
+            None => Ok(Some(Bson::Null)),
+        };
+    }
+    let p = DateParts::from_millis(date_millis(&v)?);
+    let mut out = String::new();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let Some(spec) = chars.next() else {
+            return Err(CommandError::new(
+                18535,
+                "Unmatched '%' at end of format string",
+            ));
+        };
+        match spec {
+            'Y' => out.push_str(&format!("{:04}", p.year)),
+            'm' => out.push_str(&format!("{:02}", p.month)),
+            'd' => out.push_str(&format!("{:02}", p.day)),
+            'H' => out.push_str(&format!("{:02}", p.hour)),
+            'M' => out.push_str(&format!("{:02}", p.minute)),
+            'S' => out.push_str(&format!("{:02}", p.second)),
+            'L' => out.push_str(&format!("{:03}", p.millis)),
+            'j' => out.push_str(&format!("{:03}", p.day_of_year)),
+            'w' => out.push_str(&p.day_of_week.to_string()),
+            'u' => out.push_str(&p.iso_day_of_week().to_string()),
+            'U' => out.push_str(&format!("{:02}", p.week())),
+            'V' => out.push_str(&format!("{:02}", p.iso_week().1)),
+            'G' => out.push_str(&format!("{:04}", p.iso_week().0)),
+            'z' => out.push_str("+0000"),
+            'Z' => out.push_str("+0"),
+            '%' => out.push('%'),
+            other => {
+                return Err(CommandError::new(
+                    18536,
+                    format!("Invalid format character '%{other}' in format string"),
+                ));
+            }
+        }
+    }
+    Ok(Some(Bson::String(out)))
+}

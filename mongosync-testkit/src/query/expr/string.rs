@@ -1,0 +1,364 @@
+//! String expressions: `$substrBytes`, `$substrCP`, `$split`, `$trim`, `$indexOfBytes`/`$indexOfCP`,
+//! `$regexMatch`.
+
+use super::*;
+
+pub(super) fn coerce_to_string(name: &str, v: &Option<Bson>) -> Result<String> {
+    match v {
+        x if nullish(x) => Ok(String::new()),
+        Some(Bson::String(s)) | Some(Bson::Symbol(s)) => Ok(s.clone()),
+        Some(Bson::Int32(i)) => Ok(i.to_string()),
+        Some(Bson::Int64(i)) => Ok(i.to_string()),
+        Some(Bson::Double(d)) => Ok(format_double(*d)),
+        Some(Bson::Decimal128(d)) => Ok(d.to_string()),
+        Some(Bson::DateTime(d)) => Ok(format_date(d.timestamp_millis())),
+        Some(Bson::Timestamp(t)) => Ok(format!("Timestamp({}, {})", t.time, t.increment)),
+        Some(Bson::Boolean(b)) => Ok(b.to_string()),
+        other => Err(CommandError::new(
+            16007,
+            format!(
+                "can't convert from BSON type {} to String ({name})",
+                tn(other)
+            ),
+        )),
+    }
+}
+
+pub(super) fn op_substr_bytes(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let v = eval_exact(name, arg, 3, scope)?;
+    let s = coerce_to_string(name, &v[0])?;
+    let start = match v[1].as_ref().and_then(Num::from_bson) {
+        Some(n) => n.f64(),
+        None => {
+            return Err(CommandError::new(
+                16034,
+                format!(
+                    "{name}:  starting index must be a numeric type (is BSON type {})",
+                    tn(&v[1])
+                ),
+            ));
+        }
+    };
+    let len = match v[2].as_ref().and_then(Num::from_bson) {
+        Some(n) => n.f64(),
+        None => {
+            return Err(CommandError::new(
+                16035,
+                format!(
+                    "{name}:  length must be a numeric type (is BSON type {})",
+                    tn(&v[2])
+                ),
+            ));
+        }
+    };
+    let bytes = s.as_bytes();
+    if start < 0.0 || start as usize >= bytes.len() {
+        return Ok(Some(Bson::String(String::new())));
+    }
+    let start = start as usize;
+    let end = if len < 0.0 {
+        bytes.len()
+    } else {
+        (start.saturating_add(len as usize)).min(bytes.len())
+    };
+    if !s.is_char_boundary(start) {
+        return Err(CommandError::new(
+            28656,
+            format!("{name}:  Invalid range, starting index is a UTF-8 continuation byte."),
+        ));
+    }
+    if !s.is_char_boundary(end) {
+        return Err(CommandError::new(
+            28657,
+            format!("{name}:  Invalid range, ending index is in the middle of a UTF-8 character."),
+        ));
+    }
+    Ok(Some(Bson::String(s[start..end].to_string())))
+}
+
+pub(super) fn op_substr_cp(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let v = eval_exact("$substrCP", arg, 3, scope)?;
+    let s = coerce_to_string("$substrCP", &v[0])?;
+    let start = match int_arg(&v[1]) {
+        Some(i) if i >= 0 => i as usize,
+        Some(_) => {
+            return Err(CommandError::new(
+                34455,
+                "$substrCP: the starting index must be nonnegative integer.",
+            ));
+        }
+        None => {
+            return Err(CommandError::new(
+                34450,
+                format!(
+                    "$substrCP: starting index must be a numeric type (is BSON type {})",
+                    tn(&v[1])
+                ),
+            ));
+        }
+    };
+    let len = match int_arg(&v[2]) {
+        Some(i) if i >= 0 => i as usize,
+        Some(_) => {
+            return Err(CommandError::new(
+                34454,
+                "$substrCP: length must be a nonnegative integer.",
+            ));
+        }
+        None => {
+            return Err(CommandError::new(
+                34452,
+                format!(
+                    "$substrCP: length must be a numeric type (is BSON type {})",
+                    tn(&v[2])
+                ),
+            ));
+        }
+    };
+    Ok(Some(Bson::String(
+        s.chars().skip(start).take(len).collect(),
+    )))
+}
+
+pub(super) fn op_split(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let v = eval_exact("$split", arg, 2, scope)?;
+    if nullish(&v[0]) || nullish(&v[1]) {
+        return Ok(Some(Bson::Null));
+    }
+    let Some(Bson::String(s)) = &v[0] else {
+        return Err(CommandError::new(
+            40085,
+            format!(
+                "$split requires an expression that evaluates to a string as a first argument, found: {}",
+                tn(&v[0])
+            ),
+        ));
+    };
+    let Some(Bson::String(sep)) = &v[1] else {
+        return Err(CommandError::new(
+            40086,
+            format!(
+                "$split requires an expression that evaluates to a string as a second argument, found: {}",
+                tn(&v[1])
+            ),
+        ));
+    };
+    if sep.is_empty() {
+        return Err(CommandError::new(
+            40087,
+            "$split requires a non-empty separator",
+        ));
+    }
+    Ok(Some(Bson::Array(
+        s.split(sep.as_str())
+            .map(|p| Bson::String(p.to_string()))
+            .collect(),
+    )))
+}
+
+pub(super) fn op_trim(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let d = object_arg(name, arg, 50696)?;
+    for k in d.keys() {
+        if k != "input" && k != "chars" {
+            return Err(CommandError::new(
+                50694,
+                format!("{name} found an unknown argument: {k}"),
+            ));
+        }
+    }
+    let input = d
+        .get("input")
+        .ok_or_else(|| CommandError::new(50695, format!("{name} requires an 'input' field")))?;
+    let input = eval(input, scope)?;
+    if nullish(&input) {
+        return Ok(Some(Bson::Null));
+    }
+    let Some(Bson::String(s)) = &input else {
+        return Err(CommandError::new(
+            50699,
+            format!(
+                "{name} requires its input to be a string, got {} (of type {}) instead.",
+                input.clone().unwrap_or(Bson::Null),
+                tn(&input)
+            ),
+        ));
+    };
+    let chars: Vec<char> = match d.get("chars") {
+        None => vec![
+            '\0', ' ', '\t', '\n', '\u{0B}', '\u{0C}', '\r', '\u{A0}', '\u{1680}', '\u{2000}',
+            '\u{2001}', '\u{2002}', '\u{2003}', '\u{2004}', '\u{2005}', '\u{2006}', '\u{2007}',
+            '\u{2008}', '\u{2009}', '\u{200A}',
+        ],
+        Some(c) => match eval(c, scope)? {
+            v if nullish(&v) => return Ok(Some(Bson::Null)),
+            Some(Bson::String(c)) => c.chars().collect(),
+            v => {
+                return Err(CommandError::new(
+                    50700,
+                    format!(
+                        "{name} requires 'chars' to be a string, got {} (of type {}) instead.",
+                        v.clone().unwrap_or(Bson::Null),
+                        tn(&v)
+                    ),
+                ));
+            }
+        },
+    };
+    let t = match name {
+        "$trim" => s.trim_matches(chars.as_slice()),
+        "$ltrim" => s.trim_start_matches(chars.as_slice()),
+        _ => s.trim_end_matches(chars.as_slice()),
+    };
+    Ok(Some(Bson::String(t.to_string())))
+}
+
+pub(super) fn op_index_of_str(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let args = range_args(name, arg, 2, 4)?;
+    let v = eval_all(&args, scope)?;
+    if nullish(&v[0]) {
+        return Ok(Some(Bson::Null));
+    }
+    let Some(Bson::String(s)) = &v[0] else {
+        return Err(CommandError::new(
+            40091,
+            format!(
+                "{name} requires a string as the first argument, found: {}",
+                tn(&v[0])
+            ),
+        ));
+    };
+    let Some(Bson::String(sub)) = &v[1] else {
+        return Err(CommandError::new(
+            40092,
+            format!(
+                "{name} requires a string as the second argument, found: {}",
+                tn(&v[1])
+            ),
+        ));
+    };
+    let bound = |i: usize| -> Result<Option<usize>> {
+        match v.get(i) {
+            None => Ok(None),
+            Some(x) => match int_arg(x) {
+                Some(n) if n >= 0 => Ok(Some(n as usize)),
+                Some(_) => Err(CommandError::new(
+                    40097,
+                    format!(
+                        "{name} requires a nonnegative start index, found: {}",
+                        x.clone().unwrap_or(Bson::Null)
+                    ),
+                )),
+                None => Err(CommandError::new(
+                    40096,
+                    format!(
+                        "{name} requires an integral starting index, found a value of type: {}",
+                        tn(x)
+                    ),
+                )),
+            },
+        }
+    };
+    let start = bound(2)?.unwrap_or(0);
+    if name == "$indexOfBytes" {
+        let end = bound(3)?.unwrap_or(s.len()).min(s.len());
+        if start > end {
+            return Ok(Some(Bson::Int32(-1)));
+        }
+        let hay = &s.as_bytes()[start..end];
+        let needle = sub.as_bytes();
+        let pos = if needle.is_empty() {
+            Some(0)
+        } else {
+            hay.windows(needle.len()).position(|w| w == needle)
+        };
+        Ok(Some(Bson::Int32(
+            pos.map(|p| (p + start) as i32).unwrap_or(-1),
+        )))
+    } else {
+        let chars: Vec<char> = s.chars().collect();
+        let needle: Vec<char> = sub.chars().collect();
+        let end = bound(3)?.unwrap_or(chars.len()).min(chars.len());
+        if start > end {
+            return Ok(Some(Bson::Int32(-1)));
+        }
+        let hay = &chars[start..end];
+        let pos = if needle.is_empty() {
+            Some(0)
+        } else {
+            hay.windows(needle.len())
+                .position(|w| w == needle.as_slice())
+        };
+        Ok(Some(Bson::Int32(
+            pos.map(|p| (p + start) as i32).unwrap_or(-1),
+        )))
+    }
+}
+
+pub(super) fn op_regex_match(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let f = parse_object("$regexMatch", arg, &["input", "regex", "options"], 31024)?;
+    let input = field(&f, "input")
+        .ok_or_else(|| CommandError::new(31022, "$regexMatch requires 'input' parameter"))?;
+    let regex = field(&f, "regex")
+        .ok_or_else(|| CommandError::new(31023, "$regexMatch requires 'regex' parameter"))?;
+    let input = eval(input, scope)?;
+    let regex = eval(regex, scope)?;
+    let options = match field(&f, "options") {
+        Some(o) => match eval(o, scope)? {
+            v if nullish(&v) => None,
+            Some(Bson::String(s)) => Some(s),
+            v => {
+                return Err(CommandError::new(
+                    51126,
+                    format!(
+                        "$regexMatch needs 'options' to be of type string, found: {}",
+                        tn(&v)
+                    ),
+                ));
+            }
+        },
+        None => None,
+    };
+    let (pattern, flags) = match &regex {
+        v if nullish(v) => return Ok(Some(Bson::Boolean(false))),
+        Some(Bson::String(p)) => (p.clone(), options.unwrap_or_default()),
+        Some(Bson::RegularExpression(r)) => {
+            if options.is_some() && !r.options.is_empty() {
+                return Err(CommandError::new(
+                    51075,
+                    "$regexMatch: found regex option(s) specified in both 'regex' and 'option' fields",
+                ));
+            }
+            (
+                r.pattern.to_string(),
+                options.unwrap_or_else(|| r.options.to_string()),
+            )
+        }
+        v => {
+            return Err(CommandError::new(
+                51105,
+                format!(
+                    "$regexMatch needs 'regex' to be of type string or regex, found: {}",
+                    tn(v)
+                ),
+            ));
+        }
+    };
+    let text = match &input {
+        v if nullish(v) => return Ok(Some(Bson::Boolean(false))),
+        Some(Bson::String(s)) => s.clone(),
+        v => {
+            return Err(CommandError::new(
+                51104,
+                format!(
+                    "$regexMatch needs 'input' to be of type string, found: {}",
+                    tn(v)
+                ),
+            ));
+        }
+    };
+    let re = crate::query::matcher::Re::new(&pattern, &flags)?;
+    Ok(Some(Bson::Boolean(re.is_match(&text))))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arrays

@@ -1,0 +1,799 @@
+use super::*;
+use bson::{bson, doc};
+
+fn ev_in(e: Bson, d: Document) -> Option<Bson> {
+    evaluate(&e, &d, &Document::new()).unwrap()
+}
+fn ev(e: Bson) -> Option<Bson> {
+    ev_in(e, Document::new())
+}
+fn err_in(e: Bson, d: Document) -> CommandError {
+    evaluate(&e, &d, &Document::new()).unwrap_err()
+}
+fn err(e: Bson) -> CommandError {
+    err_in(e, Document::new())
+}
+fn dec(s: &str) -> Bson {
+    Bson::Decimal128(s.parse().unwrap())
+}
+
+#[test]
+fn field_paths_traverse_arrays_of_documents() {
+    let d = doc! {"a": [{"b": 1}, {"b": 2}, {"c": 3}, 7, [{"b": 4}]], "x": {"y": {"z": 5}}};
+    // Missing elements and scalars are dropped; nested arrays are traversed.
+    assert_eq!(ev_in(bson!("$a.b"), d.clone()), Some(bson!([1, 2, [4]])));
+    assert_eq!(ev_in(bson!("$x.y.z"), d.clone()), Some(bson!(5)));
+    assert_eq!(ev_in(bson!("$x.q"), d.clone()), None);
+    assert_eq!(ev_in(bson!("$$ROOT.x.y"), d.clone()), Some(bson!({"z": 5})));
+    assert_eq!(ev_in(bson!("$$CURRENT.x.y.z"), d.clone()), Some(bson!(5)));
+    assert_eq!(ev_in(bson!("$$REMOVE"), d.clone()), None);
+    assert!(matches!(ev(bson!("$$NOW")), Some(Bson::DateTime(_))));
+    assert_eq!(err(bson!("$$nope")).code, 17276);
+    assert_eq!(err(bson!("$")).code, 16872);
+}
+
+#[test]
+fn literals_and_user_variables() {
+    let d = doc! {"a": 1};
+    assert_eq!(
+        ev_in(
+            bson!({"x": "$a", "y": "$missing", "z": ["$a", "$missing"]}),
+            d.clone()
+        ),
+        // A missing field is omitted from an object and null inside an array.
+        Some(bson!({"x": 1, "z": [1, null]}))
+    );
+    assert_eq!(ev(bson!({"$literal": "$a"})), Some(bson!("$a")));
+    let vars = doc! {"v": 10};
+    assert_eq!(
+        evaluate(&bson!({"$add": ["$$v", "$a"]}), &d, &vars).unwrap(),
+        Some(bson!(11))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$let": {"vars": {"x": {"$add": ["$a", 1]}}, "in": {"$multiply": ["$$x", 10]}}}),
+            d
+        ),
+        Some(bson!(20))
+    );
+    assert_eq!(
+        err(bson!({"$let": {"vars": {"X": 1}, "in": 1}})).code,
+        16867
+    );
+    assert_eq!(err(bson!({"$foo": 1})).code, 168);
+    assert_eq!(
+        err(bson!({"$foo": 1})).message,
+        "Unrecognized expression '$foo'"
+    );
+    assert_eq!(err(bson!({"$add": [1], "$sub": 2})).code, 15983);
+    assert!(validate(&bson!({"a": {"$bogus": 1}})).is_err());
+    assert!(validate(&bson!({"a": {"$literal": {"$bogus": 1}}})).is_ok());
+}
+
+#[test]
+fn let_documents_are_evaluated_once() {
+    let vars = evaluate_let(
+        &doc! {"id": 1, "y": {"$literal": "$bar"}, "r": {"$rand": {}}, "m": "$nothing"},
+        &Document::new(),
+    )
+    .unwrap();
+    assert_eq!(vars.get("y"), Some(&bson!("$bar")));
+    assert!(matches!(vars.get("r"), Some(Bson::Double(_))));
+    assert_eq!(
+        evaluate(&bson!("$$y"), &doc! {}, &vars).unwrap(),
+        Some(bson!("$bar"))
+    );
+    // A missing value stays missing.
+    assert_eq!(evaluate(&bson!("$$m"), &doc! {}, &vars).unwrap(), None);
+    assert_eq!(
+        evaluate(&bson!({"$eq": ["$$m", "$x"]}), &doc! {}, &vars).unwrap(),
+        Some(bson!(true))
+    );
+    assert_eq!(
+        evaluate_let(&doc! {"Bad": 1}, &Document::new())
+            .unwrap_err()
+            .code,
+        16867
+    );
+}
+
+#[test]
+fn add_promotes_numeric_types() {
+    assert_eq!(ev(bson!({"$add": [1, 2]})), Some(Bson::Int32(3)));
+    assert_eq!(
+        ev(bson!({"$add": [i32::MAX, 1]})),
+        Some(Bson::Int64(i32::MAX as i64 + 1))
+    );
+    assert_eq!(
+        ev(bson!({"$add": [i64::MAX, 1i64]})),
+        Some(Bson::Double(i64::MAX as f64 + 1.0))
+    );
+    assert_eq!(ev(bson!({"$add": [1, 2i64]})), Some(Bson::Int64(3)));
+    assert_eq!(ev(bson!({"$add": [1, 0.5]})), Some(Bson::Double(1.5)));
+    assert_eq!(ev(bson!({"$add": [1, dec("1.1")]})), Some(dec("2.1")));
+    assert_eq!(ev(bson!({"$add": []})), Some(Bson::Int32(0)));
+    // Missing and null make the result null.
+    assert_eq!(ev(bson!({"$add": [1, "$missing"]})), Some(Bson::Null));
+    assert_eq!(ev(bson!({"$add": [1, null]})), Some(Bson::Null));
+    let e = err(bson!({"$add": [1, "x"]}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (14, "$add only supports numeric or date types, not string")
+    );
+    let date = bson::DateTime::from_millis(1000);
+    assert_eq!(
+        ev(bson!({"$add": [date, 500, 0.4]})),
+        Some(Bson::DateTime(bson::DateTime::from_millis(1500)))
+    );
+    assert_eq!(err(bson!({"$add": [date, date]})).code, 16612);
+}
+
+#[test]
+fn decimal_arithmetic_is_exact() {
+    assert_eq!(
+        ev(bson!({"$add": [dec("0.1"), dec("0.2")]})),
+        Some(dec("0.3"))
+    );
+    assert_eq!(
+        ev(bson!({"$subtract": [dec("1.00"), dec("0.01")]})),
+        Some(dec("0.99"))
+    );
+    assert_eq!(ev(bson!({"$multiply": [dec("1.5"), 2]})), Some(dec("3.0")));
+    assert_eq!(ev(bson!({"$divide": [dec("6"), 3]})), Some(dec("2")));
+    assert_eq!(
+        ev(bson!({"$divide": [dec("10"), dec("4")]})),
+        Some(dec("2.5"))
+    );
+    assert_eq!(
+        ev(bson!({"$divide": [1, dec("3")]})),
+        Some(dec("0.3333333333333333333333333333333333"))
+    );
+    assert_eq!(
+        ev(bson!({"$divide": [2, dec("3")]})),
+        Some(dec("0.6666666666666666666666666666666667"))
+    );
+    // A double joins decimal arithmetic through its 15 significant digits.
+    assert_eq!(
+        ev(bson!({"$add": [dec("1"), 0.1]})),
+        Some(dec("1.100000000000000"))
+    );
+    assert_eq!(
+        ev(bson!({"$add": [dec("1"), i64::MAX]})),
+        Some(dec("9223372036854775808"))
+    );
+    assert_eq!(
+        ev(bson!({"$sum": [dec("0.1"), dec("0.2"), 1]})),
+        Some(dec("1.3"))
+    );
+    assert_eq!(ev(bson!({"$avg": [dec("1"), dec("2")]})), Some(dec("1.5")));
+    assert_eq!(ev(bson!({"$abs": dec("-2.5")})), Some(dec("2.5")));
+}
+
+#[test]
+fn subtract_multiply_divide_mod() {
+    let d1 = bson::DateTime::from_millis(5000);
+    let d2 = bson::DateTime::from_millis(2000);
+    assert_eq!(ev(bson!({"$subtract": [d1, d2]})), Some(Bson::Int64(3000)));
+    assert_eq!(
+        ev(bson!({"$subtract": [d1, 1000]})),
+        Some(Bson::DateTime(bson::DateTime::from_millis(4000)))
+    );
+    assert_eq!(
+        ev(bson!({"$subtract": [i32::MIN, 1]})),
+        Some(Bson::Int64(i32::MIN as i64 - 1))
+    );
+    assert_eq!(err(bson!({"$subtract": [1, d1]})).code, 14);
+    let e = err(bson!({"$subtract": [1]}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            16020,
+            "Expression $subtract takes exactly 2 arguments. 1 were passed in."
+        )
+    );
+    assert_eq!(
+        ev(bson!({"$multiply": [65536, 65536]})),
+        Some(Bson::Int64(4294967296))
+    );
+    assert_eq!(ev(bson!({"$multiply": [2, 1.5]})), Some(Bson::Double(3.0)));
+    // $divide always returns a double (or a decimal).
+    assert_eq!(ev(bson!({"$divide": [6, 3]})), Some(Bson::Double(2.0)));
+    assert_eq!(ev(bson!({"$divide": [dec("1"), 4]})), Some(dec("0.25")));
+    let e = err(bson!({"$divide": [1, 0]}));
+    assert_eq!((e.code, e.message.as_str()), (2, "can't $divide by zero"));
+    assert_eq!(ev(bson!({"$divide": [1, null]})), Some(Bson::Null));
+    assert_eq!(ev(bson!({"$mod": [7, 3]})), Some(Bson::Int32(1)));
+    assert_eq!(ev(bson!({"$mod": [-7, 3i64]})), Some(Bson::Int64(-1)));
+    assert_eq!(ev(bson!({"$mod": [7.5, 2]})), Some(Bson::Double(1.5)));
+    assert_eq!(err(bson!({"$mod": [7, 0]})).code, 16610);
+}
+
+#[test]
+fn unary_math() {
+    assert_eq!(ev(bson!({"$abs": -5})), Some(Bson::Int32(5)));
+    assert_eq!(ev(bson!({"$abs": i32::MIN})), Some(Bson::Int64(2147483648)));
+    assert_eq!(err(bson!({"$abs": i64::MIN})).code, 28680);
+    assert_eq!(ev(bson!({"$abs": null})), Some(Bson::Null));
+    assert_eq!(err(bson!({"$abs": "x"})).code, 28765);
+    assert_eq!(ev(bson!({"$ceil": 1.2})), Some(Bson::Double(2.0)));
+    assert_eq!(ev(bson!({"$floor": -1.2})), Some(Bson::Double(-2.0)));
+    assert_eq!(ev(bson!({"$floor": 3})), Some(Bson::Int32(3)));
+    assert_eq!(ev(bson!({"$sqrt": 16})), Some(Bson::Double(4.0)));
+    assert_eq!(err(bson!({"$sqrt": -1})).code, 28714);
+    assert_eq!(ev(bson!({"$ln": 1})), Some(Bson::Double(0.0)));
+    assert_eq!(ev(bson!({"$log10": 1000})), Some(Bson::Double(3.0)));
+    assert_eq!(err(bson!({"$log10": 0})).code, 28761);
+    assert_eq!(ev(bson!({"$log": [8, 2]})), Some(Bson::Double(3.0)));
+    assert_eq!(err(bson!({"$log": [8, 1]})).code, 28759);
+    assert_eq!(ev(bson!({"$exp": 0})), Some(Bson::Double(1.0)));
+    assert_eq!(ev(bson!({"$pow": [2, 10]})), Some(Bson::Int32(1024)));
+    assert_eq!(ev(bson!({"$pow": [2, 40]})), Some(Bson::Int64(1 << 40)));
+    assert_eq!(ev(bson!({"$pow": [2, -1]})), Some(Bson::Double(0.5)));
+    assert_eq!(ev(bson!({"$pow": [-1, -3]})), Some(Bson::Int32(-1)));
+    assert_eq!(err(bson!({"$pow": [0, -1]})).code, 28764);
+    // $round rounds half to even; integers with a negative place round to tens etc.
+    assert_eq!(ev(bson!({"$round": [2.5]})), Some(Bson::Double(2.0)));
+    assert_eq!(ev(bson!({"$round": [3.5]})), Some(Bson::Double(4.0)));
+    assert_eq!(ev(bson!({"$round": [1.2345, 2]})), Some(Bson::Double(1.23)));
+    assert_eq!(ev(bson!({"$round": [1234, -2]})), Some(Bson::Int32(1200)));
+    assert_eq!(ev(bson!({"$trunc": [-1.7]})), Some(Bson::Double(-1.0)));
+    assert_eq!(ev(bson!({"$trunc": [1.789, 1]})), Some(Bson::Double(1.7)));
+    assert_eq!(err(bson!({"$round": [1, 101]})).code, 51083);
+}
+
+#[test]
+fn comparisons_use_full_bson_order() {
+    assert_eq!(ev(bson!({"$eq": [1, 1.0]})), Some(bson!(true)));
+    assert_eq!(ev(bson!({"$lt": [5, "a"]})), Some(bson!(true)));
+    assert_eq!(ev(bson!({"$gt": [{"a": 1}, "zzz"]})), Some(bson!(true)));
+    assert_eq!(ev(bson!({"$cmp": ["b", "a"]})), Some(bson!(1)));
+    assert_eq!(ev(bson!({"$cmp": [2, 2i64]})), Some(bson!(0)));
+    // Missing sorts below null in aggregation comparisons.
+    assert_eq!(ev(bson!({"$eq": ["$missing", null]})), Some(bson!(false)));
+    assert_eq!(ev(bson!({"$lt": ["$missing", null]})), Some(bson!(true)));
+    assert_eq!(
+        ev(bson!({"$eq": ["$missing", "$alsoMissing"]})),
+        Some(bson!(true))
+    );
+    assert_eq!(err(bson!({"$eq": [1]})).code, 16020);
+    assert_eq!(ev(bson!({"$ne": [[1, 2], [1, 2]]})), Some(bson!(false)));
+}
+
+#[test]
+fn booleans_and_conditionals() {
+    assert!(!truthy(None));
+    assert!(!truthy(Some(&Bson::Int64(0))));
+    assert!(!truthy(Some(&dec("0"))));
+    assert!(truthy(Some(&bson!(""))));
+    assert!(truthy(Some(&bson!([]))));
+    assert_eq!(ev(bson!({"$and": [1, "x", true]})), Some(bson!(true)));
+    assert_eq!(ev(bson!({"$and": []})), Some(bson!(true)));
+    assert_eq!(
+        ev(bson!({"$or": [0, null, "$missing"]})),
+        Some(bson!(false))
+    );
+    assert_eq!(ev(bson!({"$not": [0]})), Some(bson!(true)));
+    assert_eq!(ev(bson!({"$cond": [true, 1, 2]})), Some(bson!(1)));
+    assert_eq!(
+        ev(bson!({"$cond": {"if": null, "then": 1, "else": 2}})),
+        Some(bson!(2))
+    );
+    assert_eq!(err(bson!({"$cond": {"then": 1, "else": 2}})).code, 17080);
+    assert_eq!(
+        err(bson!({"$cond": {"if": 1, "then": 1, "else": 2, "x": 1}})).code,
+        17083
+    );
+    assert_eq!(err(bson!({"$cond": [1, 2]})).code, 16020);
+    // $ifNull takes any number of arguments and replaces both null and missing.
+    assert_eq!(
+        ev(bson!({"$ifNull": ["$missing", null, 3, 4]})),
+        Some(bson!(3))
+    );
+    assert_eq!(ev(bson!({"$ifNull": ["$missing", "$alsoMissing"]})), None);
+    assert_eq!(err(bson!({"$ifNull": [1]})).code, 1257300);
+    let sw = bson!({"$switch": {"branches": [{"case": {"$gt": ["$a", 5]}, "then": "big"}, {"case": {"$gt": ["$a", 1]}, "then": "mid"}], "default": "small"}});
+    assert_eq!(ev_in(sw.clone(), doc! {"a": 3}), Some(bson!("mid")));
+    assert_eq!(ev_in(sw, doc! {"a": 0}), Some(bson!("small")));
+    let e = err(bson!({"$switch": {"branches": [{"case": false, "then": 1}]}}));
+    assert_eq!(e.code, 40066);
+    assert_eq!(err(bson!({"$switch": {"branches": []}})).code, 40068);
+}
+
+#[test]
+fn type_operators_and_conversions() {
+    assert_eq!(ev(bson!({"$type": "$missing"})), Some(bson!("missing")));
+    assert_eq!(ev(bson!({"$type": [[1]]})), Some(bson!("array")));
+    assert_eq!(ev(bson!({"$type": 1i64})), Some(bson!("long")));
+    assert_eq!(ev(bson!({"$isNumber": dec("1")})), Some(bson!(true)));
+    assert_eq!(ev(bson!({"$isNumber": "1"})), Some(bson!(false)));
+    assert_eq!(ev(bson!({"$toString": 1.5})), Some(bson!("1.5")));
+    assert_eq!(ev(bson!({"$toString": 2.0})), Some(bson!("2")));
+    assert_eq!(ev(bson!({"$toString": true})), Some(bson!("true")));
+    assert_eq!(
+        ev(bson!({"$toString": bson::DateTime::from_millis(86_400_000 * 365 + 1)})),
+        Some(bson!("1971-01-01T00:00:00.001Z"))
+    );
+    let oid = ObjectId::parse_str("5f0c3f1e9b1e8a3d4c2b1a09").unwrap();
+    assert_eq!(
+        ev(bson!({"$toString": oid})),
+        Some(bson!("5f0c3f1e9b1e8a3d4c2b1a09"))
+    );
+    assert_eq!(
+        ev(bson!({"$toObjectId": "5f0c3f1e9b1e8a3d4c2b1a09"})),
+        Some(Bson::ObjectId(oid))
+    );
+    assert_eq!(ev(bson!({"$toInt": "42"})), Some(Bson::Int32(42)));
+    assert_eq!(ev(bson!({"$toInt": 4.9})), Some(Bson::Int32(4)));
+    assert_eq!(ev(bson!({"$toInt": null})), Some(Bson::Null));
+    assert_eq!(err(bson!({"$toInt": "4x"})).code, 241);
+    assert_eq!(err(bson!({"$toInt": 1e12})).code, 241);
+    assert_eq!(
+        ev(bson!({"$toLong": bson::DateTime::from_millis(7)})),
+        Some(Bson::Int64(7))
+    );
+    assert_eq!(ev(bson!({"$toDouble": "2.5"})), Some(Bson::Double(2.5)));
+    assert_eq!(ev(bson!({"$toBool": 0})), Some(bson!(false)));
+    assert_eq!(ev(bson!({"$toBool": "false"})), Some(bson!(true)));
+    assert_eq!(
+        ev(bson!({"$toDate": "2021-03-04T05:06:07.089Z"})),
+        Some(Bson::DateTime(
+            bson::DateTime::parse_rfc3339_str("2021-03-04T05:06:07.089Z").unwrap()
+        ))
+    );
+    assert_eq!(
+        ev(bson!({"$toDate": 0i64})),
+        Some(Bson::DateTime(bson::DateTime::from_millis(0)))
+    );
+    // An int does not convert to a date, only a long or a double.
+    let e = err(bson!({"$toDate": 5}));
+    assert_eq!(e.code, 241);
+    assert!(
+        e.message
+            .starts_with("Unsupported conversion from int to date")
+    );
+    assert_eq!(
+        ev(bson!({"$convert": {"input": "x", "to": "int", "onError": -1}})),
+        Some(bson!(-1))
+    );
+    assert_eq!(
+        ev(bson!({"$convert": {"input": "$m", "to": "int", "onNull": 0}})),
+        Some(bson!(0))
+    );
+    assert_eq!(
+        ev(bson!({"$convert": {"input": "7", "to": 18}})),
+        Some(Bson::Int64(7))
+    );
+    assert_eq!(
+        err(bson!({"$convert": {"input": 1, "to": "bogus"}})).code,
+        2
+    );
+}
+
+#[test]
+fn strings() {
+    assert_eq!(ev(bson!({"$concat": ["a", "b", "c"]})), Some(bson!("abc")));
+    assert_eq!(ev(bson!({"$concat": ["a", "$missing"]})), Some(Bson::Null));
+    assert_eq!(err(bson!({"$concat": ["a", 1]})).code, 16702);
+    assert_eq!(ev(bson!({"$substr": ["hello", 1, 3]})), Some(bson!("ell")));
+    assert_eq!(
+        ev(bson!({"$substrBytes": ["hello", 2, -1]})),
+        Some(bson!("llo"))
+    );
+    assert_eq!(ev(bson!({"$substrBytes": [123, 0, 2]})), Some(bson!("12")));
+    assert_eq!(err(bson!({"$substrBytes": ["é", 1, 1]})).code, 28656);
+    assert_eq!(ev(bson!({"$substrCP": ["héllo", 1, 2]})), Some(bson!("él")));
+    assert_eq!(ev(bson!({"$toUpper": "abC"})), Some(bson!("ABC")));
+    assert_eq!(ev(bson!({"$toLower": null})), Some(bson!("")));
+    assert_eq!(ev(bson!({"$strLenBytes": "é"})), Some(bson!(2)));
+    assert_eq!(ev(bson!({"$strLenCP": "é"})), Some(bson!(1)));
+    assert_eq!(err(bson!({"$strLenCP": "$missing"})).code, 34471);
+    assert_eq!(
+        ev(bson!({"$split": ["a,b,,c", ","]})),
+        Some(bson!(["a", "b", "", "c"]))
+    );
+    assert_eq!(err(bson!({"$split": ["a", ""]})).code, 40087);
+    assert_eq!(ev(bson!({"$trim": {"input": "  x \n"}})), Some(bson!("x")));
+    assert_eq!(
+        ev(bson!({"$ltrim": {"input": "xxyx", "chars": "x"}})),
+        Some(bson!("yx"))
+    );
+    assert_eq!(
+        ev(bson!({"$rtrim": {"input": "xxyx", "chars": "x"}})),
+        Some(bson!("xxy"))
+    );
+    assert_eq!(err(bson!({"$trim": {"input": 1}})).code, 50699);
+    assert_eq!(
+        ev(bson!({"$indexOfBytes": ["abcabc", "c", 3]})),
+        Some(bson!(5))
+    );
+    assert_eq!(ev(bson!({"$indexOfBytes": ["abc", "z"]})), Some(bson!(-1)));
+    assert_eq!(ev(bson!({"$indexOfCP": ["héllo", "l"]})), Some(bson!(2)));
+    assert_eq!(
+        ev(bson!({"$regexMatch": {"input": "Hello", "regex": "^h", "options": "i"}})),
+        Some(bson!(true))
+    );
+    assert_eq!(
+        ev(bson!({"$regexMatch": {"input": "$missing", "regex": "x"}})),
+        Some(bson!(false))
+    );
+    assert_eq!(
+        err(bson!({"$regexMatch": {"input": 1, "regex": "x"}})).code,
+        51104
+    );
+    assert_eq!(ev(bson!({"$strcasecmp": ["ABC", "abc"]})), Some(bson!(0)));
+}
+
+#[test]
+fn arrays() {
+    let d = doc! {"a": [1, 2, 3, 4]};
+    assert_eq!(
+        ev_in(bson!({"$arrayElemAt": ["$a", -1]}), d.clone()),
+        Some(bson!(4))
+    );
+    assert_eq!(ev_in(bson!({"$arrayElemAt": ["$a", 10]}), d.clone()), None);
+    assert_eq!(err(bson!({"$arrayElemAt": ["x", 0]})).code, 28689);
+    assert_eq!(ev_in(bson!({"$first": "$a"}), d.clone()), Some(bson!(1)));
+    assert_eq!(ev_in(bson!({"$last": "$a"}), d.clone()), Some(bson!(4)));
+    assert_eq!(ev(bson!({"$first": [[]]})), None);
+    assert_eq!(ev_in(bson!({"$size": "$a"}), d.clone()), Some(bson!(4)));
+    let e = err(bson!({"$size": "$missing"}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            17124,
+            "The argument to $size must be an array. Type of argument is missing"
+        )
+    );
+    assert_eq!(
+        ev_in(bson!({"$slice": ["$a", 2]}), d.clone()),
+        Some(bson!([1, 2]))
+    );
+    assert_eq!(
+        ev_in(bson!({"$slice": ["$a", -2]}), d.clone()),
+        Some(bson!([3, 4]))
+    );
+    assert_eq!(
+        ev_in(bson!({"$slice": ["$a", 1, 2]}), d.clone()),
+        Some(bson!([2, 3]))
+    );
+    assert_eq!(
+        ev_in(bson!({"$slice": ["$a", -3, 2]}), d.clone()),
+        Some(bson!([2, 3]))
+    );
+    assert_eq!(
+        err_in(bson!({"$slice": ["$a", 0, 0]}), d.clone()).code,
+        28729
+    );
+    assert_eq!(
+        ev(bson!({"$concatArrays": [[1], [2, 3]]})),
+        Some(bson!([1, 2, 3]))
+    );
+    assert_eq!(
+        ev(bson!({"$concatArrays": [[1], "$missing"]})),
+        Some(Bson::Null)
+    );
+    assert_eq!(
+        ev_in(bson!({"$in": [2.0, "$a"]}), d.clone()),
+        Some(bson!(true))
+    );
+    assert_eq!(err(bson!({"$in": [1, "$missing"]})).code, 40081);
+    assert_eq!(
+        ev_in(bson!({"$isArray": "$a"}), d.clone()),
+        Some(bson!(true))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$filter": {"input": "$a", "as": "x", "cond": {"$gt": ["$$x", 2]}}}),
+            d.clone()
+        ),
+        Some(bson!([3, 4]))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$filter": {"input": "$a", "cond": {"$gt": ["$$this", 1]}, "limit": 2}}),
+            d.clone()
+        ),
+        Some(bson!([2, 3]))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$map": {"input": "$a", "in": {"$multiply": ["$$this", 2]}}}),
+            d.clone()
+        ),
+        Some(bson!([2, 4, 6, 8]))
+    );
+    assert_eq!(
+        ev(bson!({"$map": {"input": "$missing", "in": 1}})),
+        Some(Bson::Null)
+    );
+    assert_eq!(err(bson!({"$map": {"input": 1, "in": 1}})).code, 16883);
+    assert_eq!(
+        ev_in(
+            bson!({"$reduce": {"input": "$a", "initialValue": 0, "in": {"$add": ["$$value", "$$this"]}}}),
+            d.clone()
+        ),
+        Some(bson!(10))
+    );
+    assert_eq!(
+        ev_in(bson!({"$indexOfArray": ["$a", 3]}), d.clone()),
+        Some(bson!(2))
+    );
+    assert_eq!(
+        ev_in(bson!({"$indexOfArray": ["$a", 1, 1]}), d.clone()),
+        Some(bson!(-1))
+    );
+    assert_eq!(
+        ev_in(bson!({"$reverseArray": "$a"}), d.clone()),
+        Some(bson!([4, 3, 2, 1]))
+    );
+    assert_eq!(ev(bson!({"$range": [0, 10, 3]})), Some(bson!([0, 3, 6, 9])));
+    assert_eq!(ev(bson!({"$range": [5, 0, -2]})), Some(bson!([5, 3, 1])));
+    assert_eq!(err(bson!({"$range": [0, 5, 0]})).code, 34449);
+    assert_eq!(
+        ev(bson!({"$arrayToObject": [[["a", 1], ["b", 2]]]})),
+        Some(bson!({"a": 1, "b": 2}))
+    );
+    assert_eq!(
+        ev(bson!({"$arrayToObject": [[{"k": "a", "v": 1}]]})),
+        Some(bson!({"a": 1}))
+    );
+    assert_eq!(
+        ev(bson!({"$objectToArray": {"a": 1}})),
+        Some(bson!([{"k": "a", "v": 1}]))
+    );
+    assert_eq!(
+        ev(bson!({"$zip": {"inputs": [[1, 2], ["a"]]}})),
+        Some(bson!([[1, "a"]]))
+    );
+    assert_eq!(
+        ev(
+            bson!({"$zip": {"inputs": [[1, 2], ["a"]], "useLongestLength": true, "defaults": [0, "z"]}})
+        ),
+        Some(bson!([[1, "a"], [2, "z"]]))
+    );
+    assert_eq!(
+        ev(bson!({"$setUnion": [[1, 2], [2, 3]]})),
+        Some(bson!([1, 2, 3]))
+    );
+    assert_eq!(
+        ev(bson!({"$setIsSubset": [[1], [1, 2]]})),
+        Some(bson!(true))
+    );
+}
+
+#[test]
+fn expression_accumulators() {
+    let d = doc! {"a": [1, 2i64, 3.5, "x", null]};
+    // One array argument: over its elements; non-numbers are ignored.
+    assert_eq!(
+        ev_in(bson!({"$sum": "$a"}), d.clone()),
+        Some(Bson::Double(6.5))
+    );
+    assert_eq!(
+        ev_in(bson!({"$avg": "$a"}), d.clone()),
+        Some(Bson::Double(6.5 / 3.0))
+    );
+    assert_eq!(ev_in(bson!({"$max": "$a"}), d.clone()), Some(bson!("x")));
+    assert_eq!(ev_in(bson!({"$min": "$a"}), d.clone()), Some(bson!(1)));
+    assert_eq!(ev(bson!({"$sum": [1, 2, 3]})), Some(Bson::Int32(6)));
+    assert_eq!(ev(bson!({"$sum": "$missing"})), Some(Bson::Int32(0)));
+    assert_eq!(ev(bson!({"$avg": "$missing"})), Some(Bson::Null));
+    assert_eq!(ev(bson!({"$max": [null, "$missing"]})), Some(Bson::Null));
+}
+
+#[test]
+fn objects() {
+    let d = doc! {"a": {"b": 1, "c": 2}, "price.usd": 5};
+    assert_eq!(
+        ev_in(bson!({"$getField": "price.usd"}), d.clone()),
+        Some(bson!(5))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$getField": {"field": "b", "input": "$a"}}),
+            d.clone()
+        ),
+        Some(bson!(1))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$getField": {"field": "z", "input": "$a"}}),
+            d.clone()
+        ),
+        None
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$setField": {"field": "d", "input": "$a", "value": 3}}),
+            d.clone()
+        ),
+        Some(bson!({"b": 1, "c": 2, "d": 3}))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$setField": {"field": "b", "input": "$a", "value": "$$REMOVE"}}),
+            d.clone()
+        ),
+        Some(bson!({"c": 2}))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$unsetField": {"field": "c", "input": "$a"}}),
+            d.clone()
+        ),
+        Some(bson!({"b": 1}))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$mergeObjects": ["$a", {"c": 3, "e": 4}, null]}),
+            d.clone()
+        ),
+        Some(bson!({"b": 1, "c": 3, "e": 4}))
+    );
+    assert_eq!(err(bson!({"$mergeObjects": [1]})).code, 40400);
+}
+
+#[test]
+fn dates() {
+    // 2020-02-29T13:14:15.678Z, a Saturday.
+    let dt = bson::DateTime::parse_rfc3339_str("2020-02-29T13:14:15.678Z").unwrap();
+    let d = doc! {"d": dt};
+    let get = |op: &str| ev_in(bson!({op: "$d"}), d.clone());
+    assert_eq!(get("$year"), Some(bson!(2020)));
+    assert_eq!(get("$month"), Some(bson!(2)));
+    assert_eq!(get("$dayOfMonth"), Some(bson!(29)));
+    assert_eq!(get("$hour"), Some(bson!(13)));
+    assert_eq!(get("$minute"), Some(bson!(14)));
+    assert_eq!(get("$second"), Some(bson!(15)));
+    assert_eq!(get("$millisecond"), Some(bson!(678)));
+    assert_eq!(get("$dayOfWeek"), Some(bson!(7)));
+    assert_eq!(get("$dayOfYear"), Some(bson!(60)));
+    assert_eq!(get("$isoDayOfWeek"), Some(bson!(6)));
+    assert_eq!(get("$week"), Some(bson!(8)));
+    assert_eq!(get("$isoWeek"), Some(bson!(9)));
+    // 2021-01-01 (a Friday) is in ISO week 53 of 2020; 2024-12-30 in week 1 of 2025.
+    let d2 = doc! {"d": bson::DateTime::parse_rfc3339_str("2021-01-01T00:00:00Z").unwrap()};
+    assert_eq!(
+        ev_in(bson!({"$isoWeek": "$d"}), d2.clone()),
+        Some(bson!(53))
+    );
+    assert_eq!(
+        ev_in(bson!({"$isoWeekYear": "$d"}), d2.clone()),
+        Some(bson!(2020))
+    );
+    assert_eq!(ev_in(bson!({"$week": "$d"}), d2), Some(bson!(0)));
+    let d3 = doc! {"d": bson::DateTime::parse_rfc3339_str("2024-12-30T00:00:00Z").unwrap()};
+    assert_eq!(
+        ev_in(
+            bson!({"$dateToString": {"date": "$d", "format": "%G-W%V-%u"}}),
+            d3
+        ),
+        Some(bson!("2025-W01-1"))
+    );
+    assert_eq!(ev(bson!({"$year": "$missing"})), Some(Bson::Null));
+    assert_eq!(err(bson!({"$year": "2020"})).code, 16006);
+    assert_eq!(
+        ev_in(
+            bson!({"$year": {"date": "$d", "timezone": "UTC"}}),
+            d.clone()
+        ),
+        Some(bson!(2020))
+    );
+    assert_eq!(
+        ev_in(bson!({"$dateToString": {"date": "$d"}}), d.clone()),
+        Some(bson!("2020-02-29T13:14:15.678Z"))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$dateToString": {"date": "$d", "format": "%Y/%m/%d %j %%"}}),
+            d.clone()
+        ),
+        Some(bson!("2020/02/29 060 %"))
+    );
+    assert_eq!(
+        ev(bson!({"$dateToString": {"date": "$missing", "onNull": "none"}})),
+        Some(bson!("none"))
+    );
+    // Before the epoch.
+    let old = bson::DateTime::from_millis(-1);
+    assert_eq!(
+        ev(bson!({"$toString": old})),
+        Some(bson!("1969-12-31T23:59:59.999Z"))
+    );
+}
+
+#[test]
+fn more_operators() {
+    let d = doc! {"a": [3, 1, null, 2], "t": bson::Timestamp { time: 5, increment: 7 }};
+    assert_eq!(
+        ev_in(bson!({"$firstN": {"input": "$a", "n": 2}}), d.clone()),
+        Some(bson!([3, 1]))
+    );
+    assert_eq!(
+        ev_in(bson!({"$lastN": {"input": "$a", "n": 2}}), d.clone()),
+        Some(bson!([null, 2]))
+    );
+    assert_eq!(
+        ev_in(bson!({"$maxN": {"input": "$a", "n": 2}}), d.clone()),
+        Some(bson!([3, 2]))
+    );
+    assert_eq!(
+        ev_in(bson!({"$minN": {"input": "$a", "n": 9}}), d.clone()),
+        Some(bson!([1, 2, 3]))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$sortArray": {"input": "$a", "sortBy": -1}}),
+            d.clone()
+        ),
+        Some(bson!([3, 2, 1, null]))
+    );
+    assert_eq!(
+        ev(bson!({"$sortArray": {"input": [{"x": 2}, {"x": 1}], "sortBy": {"x": 1}}})),
+        Some(bson!([{"x": 1}, {"x": 2}]))
+    );
+    assert_eq!(
+        ev_in(bson!({"$tsSecond": "$t"}), d.clone()),
+        Some(Bson::Int64(5))
+    );
+    assert_eq!(
+        ev_in(bson!({"$tsIncrement": "$t"}), d.clone()),
+        Some(Bson::Int64(7))
+    );
+    // {a: 1} is 12 bytes: length, one int32 element, terminator.
+    assert_eq!(
+        ev(bson!({"$bsonSize": {"$literal": {"a": 1}}})),
+        Some(bson!(12))
+    );
+    assert_eq!(ev(bson!({"$bsonSize": "$missing"})), Some(Bson::Null));
+    assert_eq!(ev(bson!({"$binarySize": "héllo"})), Some(bson!(6)));
+    assert_eq!(
+        ev(bson!({"$replaceOne": {"input": "a.b.c", "find": ".", "replacement": "-"}})),
+        Some(bson!("a-b.c"))
+    );
+    assert_eq!(
+        ev(bson!({"$replaceAll": {"input": "a.b.c", "find": ".", "replacement": "-"}})),
+        Some(bson!("a-b-c"))
+    );
+    assert_eq!(
+        ev(bson!({"$replaceAll": {"input": null, "find": ".", "replacement": "-"}})),
+        Some(Bson::Null)
+    );
+    let jan31 = bson::DateTime::parse_rfc3339_str("2021-01-31T10:00:00Z").unwrap();
+    assert_eq!(
+        ev(bson!({"$dateAdd": {"startDate": jan31, "unit": "month", "amount": 1}})),
+        Some(Bson::DateTime(
+            bson::DateTime::parse_rfc3339_str("2021-02-28T10:00:00Z").unwrap()
+        ))
+    );
+    assert_eq!(
+        ev(bson!({"$dateSubtract": {"startDate": jan31, "unit": "hour", "amount": 10}})),
+        Some(Bson::DateTime(
+            bson::DateTime::parse_rfc3339_str("2021-01-31T00:00:00Z").unwrap()
+        ))
+    );
+    assert_eq!(
+        ev(bson!({"$dateFromParts": {"year": 2020, "month": 13, "day": 1}})),
+        Some(Bson::DateTime(
+            bson::DateTime::parse_rfc3339_str("2021-01-01T00:00:00Z").unwrap()
+        ))
+    );
+    assert_eq!(
+        ev(bson!({"$dateFromString": {"dateString": "2021-01-31T10:00:00Z"}})),
+        Some(Bson::DateTime(jan31))
+    );
+    assert_eq!(
+        ev(bson!({"$dateFromString": {"dateString": "garbage", "onError": "bad"}})),
+        Some(bson!("bad"))
+    );
+}
+
+#[test]
+fn rand_is_in_unit_interval() {
+    for _ in 0..20 {
+        let Some(Bson::Double(x)) = ev(bson!({"$rand": {}})) else {
+            panic!("not a double");
+        };
+        assert!((0.0..1.0).contains(&x));
+    }
+}
