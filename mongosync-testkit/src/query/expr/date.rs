@@ -1,5 +1,5 @@
 //! Date expressions: date parts, `$dateAdd`/`$dateSubtract`, `$dateFromParts`, `$dateFromString`,
-//! `$dateToString`.
+//! `$dateToString`, `$dateToParts`, and the time zones they all take.
 
 use super::*;
 
@@ -14,6 +14,24 @@ pub(crate) fn format_date(ms: i64) -> String {
 
 /// Parses `YYYY-MM-DD[THH:MM[:SS[.mmm]]][Z|±HH:MM]` (the common ISO forms).
 pub(super) fn parse_date(s: &str) -> Option<bson::DateTime> {
+    parse_date_zoned(s).map(|(ms, _)| bson::DateTime::from_millis(ms))
+}
+
+/// Time zone information found in a date string: the server refuses it together with a
+/// `timezone` argument.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum StringZone {
+    None,
+    /// `±HH:MM`/`±HHMM` (timelib's zone type 1).
+    Offset,
+    /// `Z` (an abbreviation, timelib's zone type 2).
+    Letter,
+}
+
+/// [`parse_date`] that also says which zone the string carried; without one, the result is
+/// the wall-clock time read as UTC.
+pub(super) fn parse_date_zoned(s: &str) -> Option<(i64, StringZone)> {
+    let mut zone = StringZone::None;
     let s = s.trim();
     let (date, rest) = s.split_at(s.find(['T', ' ']).unwrap_or(s.len()));
     let mut dp = date.split('-');
@@ -44,11 +62,14 @@ pub(super) fn parse_date(s: &str) -> Option<bson::DateTime> {
             let oh: i64 = digits[..2].parse().ok()?;
             let om: i64 = digits[2..].parse().ok()?;
             ms -= sign * (oh * 3_600_000 + om * 60_000);
-        } else if !offset.is_empty() && offset != "Z" {
+            zone = StringZone::Offset;
+        } else if offset == "Z" {
+            zone = StringZone::Letter;
+        } else if !offset.is_empty() {
             return None;
         }
     }
-    Some(bson::DateTime::from_millis(ms))
+    Some((ms, zone))
 }
 
 pub(super) struct DateParts {
@@ -153,36 +174,128 @@ pub(super) fn date_millis(v: &Option<Bson>) -> Result<i64> {
     }
 }
 
-pub(super) fn check_utc(tz: Option<&Bson>, scope: &Scope) -> Result<()> {
-    if let Some(tz) = tz {
-        match eval(tz, scope)? {
-            Some(Bson::String(s))
-                if s == "UTC"
-                    || s == "GMT"
-                    || s == "Z"
-                    || s == "+00:00"
-                    || s == "+0000"
-                    || s == "Etc/UTC" => {}
-            v if nullish(&v) => {}
-            v => {
-                return Err(CommandError::new(
-                    40485,
-                    format!(
-                        "unrecognized time zone identifier: {}",
-                        v.unwrap_or(Bson::Null)
-                    ),
-                ));
+/// A resolved `timezone` argument, as the server's `TimeZoneDatabase::getTimeZone`: an Olson
+/// identifier of the bundled tz database, matched exactly (case-sensitive, as the server's
+/// map), else a UTC offset `±HH`, `±HHMM` or `±HH:MM`.
+#[derive(Debug, Clone)]
+pub(super) enum Tz {
+    /// Seconds east of UTC.
+    Offset(i64),
+    Named(jiff::tz::TimeZone),
+}
+
+impl Tz {
+    pub(super) const UTC: Tz = Tz::Offset(0);
+
+    pub(super) fn parse(s: &str) -> Result<Tz> {
+        if let Ok(tz) = jiff::tz::db().get(s) {
+            // The database matches names case-insensitively; the server does not.
+            if tz.iana_name() == Some(s) {
+                return Ok(Tz::Named(tz));
+            }
+        }
+        utc_offset(s).map(Tz::Offset).ok_or_else(|| {
+            CommandError::new(40485, format!("unrecognized time zone identifier: \"{s}\""))
+        })
+    }
+
+    /// Whether this is the server's "UTC zone" (no identifier, offset 0): only then may a date
+    /// string carry its own zone.
+    pub(super) fn is_utc_zone(&self) -> bool {
+        matches!(self, Tz::Offset(0))
+    }
+
+    /// Seconds east of UTC at the instant `ms`.
+    pub(super) fn offset_secs(&self, ms: i64) -> i64 {
+        match self {
+            Tz::Offset(secs) => *secs,
+            Tz::Named(tz) => jiff::Timestamp::from_millisecond(ms)
+                .map(|ts| i64::from(tz.to_offset(ts).seconds()))
+                .unwrap_or(0),
+        }
+    }
+
+    /// The wall-clock time at the instant `ms`, as milliseconds read as UTC.
+    pub(super) fn local(&self, ms: i64) -> i64 {
+        ms + self.offset_secs(ms) * 1000
+    }
+
+    /// The instant whose wall-clock time is `local` (milliseconds read as UTC). In a gap or an
+    /// overlap of a named zone, the offset before the transition is used.
+    pub(super) fn to_utc(&self, local: i64) -> i64 {
+        match self {
+            Tz::Offset(secs) => local - secs * 1000,
+            Tz::Named(tz) => {
+                let civil = jiff::Timestamp::from_millisecond(local)
+                    .map(|ts| jiff::tz::TimeZone::UTC.to_datetime(ts));
+                match civil.and_then(|dt| tz.to_ambiguous_timestamp(dt).compatible()) {
+                    Ok(ts) => ts.as_millisecond(),
+                    Err(_) => local - self.offset_secs(local) * 1000,
+                }
             }
         }
     }
-    Ok(())
+}
+
+/// The server's `parseUtcOffset`: `±HH`, `±HHMM` or `±HH:MM`, digits only.
+fn utc_offset(s: &str) -> Option<i64> {
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = |r: &str| -> Option<i64> {
+        r.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| r.parse().ok())?
+    };
+    let rest = &s[1..];
+    let (h, m) = match rest.len() {
+        2 => (digits(rest)?, 0),
+        4 => (digits(&rest[..2])?, digits(&rest[2..])?),
+        5 if rest.as_bytes()[2] == b':' => (digits(&rest[..2])?, digits(&rest[3..])?),
+        _ => return None,
+    };
+    Some(sign * (h * 3600 + m * 60))
+}
+
+/// Evaluates a `timezone` argument; `Ok(None)` when it is null or missing (the operator then
+/// returns null). A non-string is 40533 for the date-part operators (`part_op`) and 40517
+/// for the others (the server's `makeTimeZone`).
+pub(super) fn timezone(
+    tz: Option<&Bson>,
+    scope: &Scope,
+    part_op: Option<&str>,
+) -> Result<Option<Tz>> {
+    let Some(tz) = tz else {
+        return Ok(Some(Tz::UTC));
+    };
+    match eval(tz, scope)? {
+        v if nullish(&v) => Ok(None),
+        Some(Bson::String(s)) => Tz::parse(&s).map(Some),
+        v => Err(match part_op {
+            Some(op) => CommandError::new(
+                40533,
+                format!(
+                    "{op} requires a string for the timezone argument, but was given a {} ({})",
+                    tn(&v),
+                    v.clone().unwrap_or(Bson::Null)
+                ),
+            ),
+            None => CommandError::new(
+                40517,
+                format!("timezone must evaluate to a string, found {}", tn(&v)),
+            ),
+        }),
+    }
 }
 
 pub(super) fn op_date_part(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let mut tz_expr = None;
     let date_expr = match arg {
         Bson::Document(d) if d.keys().next().is_some_and(|k| !k.starts_with('$')) => {
             let f = parse_object(name, arg, &["date", "timezone"], 40535)?;
-            check_utc(field(&f, "timezone"), scope)?;
+            tz_expr = field(&f, "timezone");
             field(&f, "date").ok_or_else(|| {
                 CommandError::new(
                     40539,
@@ -199,7 +312,15 @@ pub(super) fn op_date_part(name: &str, arg: &Bson, scope: &Scope) -> Result<Opti
     if nullish(&v) {
         return Ok(Some(Bson::Null));
     }
-    let p = DateParts::from_millis(date_millis(&v)?);
+    let ms = date_millis(&v)?;
+    let Some(tz) = timezone(tz_expr, scope, Some(name))? else {
+        return Ok(Some(Bson::Null));
+    };
+    let p = DateParts::from_millis(tz.local(ms));
+    if name == "$isoWeekYear" {
+        // The server's `TimeZone::isoYear` is a long long.
+        return Ok(Some(Bson::Int64(p.iso_week().0)));
+    }
     let n = match name {
         "$year" => p.year,
         "$month" => p.month,
@@ -225,7 +346,9 @@ pub(super) fn op_date_add(name: &str, arg: &Bson, scope: &Scope) -> Result<Optio
         &["startDate", "unit", "amount", "timezone"],
         5166401,
     )?;
-    check_utc(field(&f, "timezone"), scope)?;
+    let Some(tz) = timezone(field(&f, "timezone"), scope, None)? else {
+        return Ok(Some(Bson::Null));
+    };
     let mut vals = Vec::new();
     for key in ["startDate", "unit", "amount"] {
         let e = field(&f, key).ok_or_else(|| {
@@ -266,13 +389,16 @@ pub(super) fn op_date_add(name: &str, arg: &Bson, scope: &Scope) -> Result<Optio
         amount
     };
     let fixed = |ms: i64| start.checked_add(amount.checked_mul(ms)?);
+    // Days and longer units move the wall clock of the time zone, not the instant.
+    let local = tz.local(start);
+    let calendar = |ms: i64| Some(tz.to_utc(local.checked_add(amount.checked_mul(ms)?)?));
     let result = match unit.as_str() {
         "millisecond" => fixed(1),
         "second" => fixed(1000),
         "minute" => fixed(60_000),
         "hour" => fixed(3_600_000),
-        "day" => fixed(86_400_000),
-        "week" => fixed(7 * 86_400_000),
+        "day" => calendar(86_400_000),
+        "week" => calendar(7 * 86_400_000),
         "month" | "quarter" | "year" => {
             let months = amount
                 * match unit.as_str() {
@@ -280,7 +406,7 @@ pub(super) fn op_date_add(name: &str, arg: &Bson, scope: &Scope) -> Result<Optio
                     "quarter" => 3,
                     _ => 12,
                 };
-            let p = DateParts::from_millis(start);
+            let p = DateParts::from_millis(local);
             let total = p.year * 12 + (p.month - 1) + months;
             let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
             // The day is clamped to the end of a shorter month.
@@ -290,8 +416,8 @@ pub(super) fn op_date_add(name: &str, arg: &Bson, scope: &Scope) -> Result<Optio
                 1,
             ) - days_from_civil(y, m, 1);
             let day = p.day.min(last);
-            let rem = start.rem_euclid(86_400_000);
-            Some(days_from_civil(y, m, day) * 86_400_000 + rem)
+            let rem = local.rem_euclid(86_400_000);
+            Some(tz.to_utc(days_from_civil(y, m, day) * 86_400_000 + rem))
         }
         other => {
             return Err(CommandError::failed_to_parse(format!(
@@ -318,7 +444,6 @@ pub(super) fn op_date_from_parts(arg: &Bson, scope: &Scope) -> Result<Option<Bso
     let mut allowed: Vec<&str> = keys.to_vec();
     allowed.push("timezone");
     let f = parse_object("$dateFromParts", arg, &allowed, 40518)?;
-    check_utc(field(&f, "timezone"), scope)?;
     if field(&f, "year").is_none() {
         return Err(CommandError::new(
             40516,
@@ -359,7 +484,12 @@ pub(super) fn op_date_from_parts(arg: &Bson, scope: &Scope) -> Result<Option<Bso
     let days = days_from_civil(months.div_euclid(12), months.rem_euclid(12) + 1, 1) + parts[2] - 1;
     let ms =
         days * 86_400_000 + parts[3] * 3_600_000 + parts[4] * 60_000 + parts[5] * 1000 + parts[6];
-    Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms))))
+    let Some(tz) = timezone(field(&f, "timezone"), scope, None)? else {
+        return Ok(Some(Bson::Null));
+    };
+    Ok(Some(Bson::DateTime(bson::DateTime::from_millis(
+        tz.to_utc(ms),
+    ))))
 }
 
 pub(super) fn op_date_from_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
@@ -369,7 +499,9 @@ pub(super) fn op_date_from_string(arg: &Bson, scope: &Scope) -> Result<Option<Bs
         &["dateString", "format", "timezone", "onError", "onNull"],
         40541,
     )?;
-    check_utc(field(&f, "timezone"), scope)?;
+    let Some(tz) = timezone(field(&f, "timezone"), scope, None)? else {
+        return Ok(Some(Bson::Null));
+    };
     let e = field(&f, "dateString").ok_or_else(|| {
         CommandError::new(40542, "Missing 'dateString' parameter to $dateFromString")
     })?;
@@ -381,12 +513,22 @@ pub(super) fn op_date_from_string(arg: &Bson, scope: &Scope) -> Result<Option<Bs
         };
     }
     let parsed = match &v {
-        Some(Bson::String(s)) => parse_date(s).ok_or_else(|| {
-            CommandError::new(
+        Some(Bson::String(s)) => match parse_date_zoned(s) {
+            None => Err(CommandError::new(
                 CONVERSION_FAILURE,
                 format!("Error parsing date string '{s}'"),
-            )
-        }),
+            )),
+            Some((ms, StringZone::None)) => Ok(bson::DateTime::from_millis(tz.to_utc(ms))),
+            Some((ms, _)) if tz.is_utc_zone() => Ok(bson::DateTime::from_millis(ms)),
+            Some((_, StringZone::Offset)) => Err(CommandError::new(
+                CONVERSION_FAILURE,
+                "you cannot pass in a date/time string with GMT offset together with a timezone argument",
+            )),
+            Some((_, _)) => Err(CommandError::new(
+                CONVERSION_FAILURE,
+                "you cannot pass in a date/time string with time zone information ('Z') together with a timezone argument",
+            )),
+        },
         other => Err(CommandError::new(
             CONVERSION_FAILURE,
             format!(
@@ -414,7 +556,6 @@ pub(super) fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson
     )?;
     let date = field(&f, "date")
         .ok_or_else(|| CommandError::new(18628, "Missing 'date' parameter to $dateToString"))?;
-    check_utc(field(&f, "timezone"), scope)?;
     let format = match field(&f, "format") {
         None => "%Y-%m-%dT%H:%M:%S.%LZ".to_string(),
         Some(e) => match eval(e, scope)? {
@@ -433,13 +574,21 @@ pub(super) fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson
         },
     };
     let v = eval(date, scope)?;
+    // As the server: the timezone may fail even for a null date, whose onNull comes before a
+    // null timezone.
+    let tz = timezone(field(&f, "timezone"), scope, None)?;
     if nullish(&v) {
         return match field(&f, "onNull") {
             Some(e) => eval(e, scope),
             None => Ok(Some(Bson::Null)),
         };
     }
-    let p = DateParts::from_millis(date_millis(&v)?);
+    let Some(tz) = tz else {
+        return Ok(Some(Bson::Null));
+    };
+    let ms = date_millis(&v)?;
+    let offset_minutes = tz.offset_secs(ms).div_euclid(60);
+    let p = DateParts::from_millis(tz.local(ms));
     let mut out = String::new();
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
@@ -467,8 +616,14 @@ pub(super) fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson
             'U' => out.push_str(&format!("{:02}", p.week())),
             'V' => out.push_str(&format!("{:02}", p.iso_week().1)),
             'G' => out.push_str(&format!("{:04}", p.iso_week().0)),
-            'z' => out.push_str("+0000"),
-            'Z' => out.push_str("+0"),
+            'z' => out.push_str(&format!(
+                "{}{:02}{:02}",
+                if offset_minutes < 0 { '-' } else { '+' },
+                offset_minutes.abs() / 60,
+                offset_minutes.abs() % 60
+            )),
+            // The server streams the minutes as a plain integer.
+            'Z' => out.push_str(&offset_minutes.to_string()),
             '%' => out.push('%'),
             other => {
                 return Err(CommandError::new(
@@ -479,4 +634,65 @@ pub(super) fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson
         }
     }
     Ok(Some(Bson::String(out)))
+}
+
+/// `$dateToParts`: the calendar (or, with `iso8601`, ISO week) parts of a date in a time zone.
+/// The server evaluates the timezone, then `iso8601`, then the date; any null gives null.
+pub(super) fn op_date_to_parts(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let Bson::Document(d) = arg else {
+        return Err(CommandError::new(
+            40524,
+            "$dateToParts only supports an object as its argument",
+        ));
+    };
+    let mut f = Vec::new();
+    for (k, v) in d {
+        if !["date", "timezone", "iso8601"].contains(&k.as_str()) {
+            return Err(CommandError::new(
+                40520,
+                format!("Unrecognized argument to $dateToParts: {k}"),
+            ));
+        }
+        f.push((k.as_str(), v));
+    }
+    let date = field(&f, "date")
+        .ok_or_else(|| CommandError::new(40522, "Missing 'date' parameter to $dateToParts"))?;
+    let v = eval(date, scope)?;
+    let Some(tz) = timezone(field(&f, "timezone"), scope, None)? else {
+        return Ok(Some(Bson::Null));
+    };
+    let iso = match field(&f, "iso8601") {
+        None => false,
+        Some(e) => match eval(e, scope)? {
+            v if nullish(&v) => return Ok(Some(Bson::Null)),
+            Some(Bson::Boolean(b)) => b,
+            v => {
+                return Err(CommandError::new(
+                    40521,
+                    format!("iso8601 must evaluate to a bool, found {}", tn(&v)),
+                ));
+            }
+        },
+    };
+    if nullish(&v) {
+        return Ok(Some(Bson::Null));
+    }
+    let p = DateParts::from_millis(tz.local(date_millis(&v)?));
+    let n = |x: i64| Bson::Int32(x as i32);
+    let mut out = Document::new();
+    if iso {
+        let (year, week) = p.iso_week();
+        out.insert("isoWeekYear", n(year));
+        out.insert("isoWeek", n(week));
+        out.insert("isoDayOfWeek", n(p.iso_day_of_week()));
+    } else {
+        out.insert("year", n(p.year));
+        out.insert("month", n(p.month));
+        out.insert("day", n(p.day));
+    }
+    out.insert("hour", n(p.hour));
+    out.insert("minute", n(p.minute));
+    out.insert("second", n(p.second));
+    out.insert("millisecond", n(p.millis));
+    Ok(Some(Bson::Document(out)))
 }

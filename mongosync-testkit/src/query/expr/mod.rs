@@ -169,6 +169,7 @@ const KNOWN_OPERATORS: &[&str] = &[
     "$bsonSize",
     "$dateAdd",
     "$dateFromParts",
+    "$dateToParts",
     "$dateFromString",
     "$dateSubtract",
     "$firstN",
@@ -914,6 +915,7 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         }
         "$dateAdd" | "$dateSubtract" => op_date_add(name, arg, scope),
         "$dateFromParts" => op_date_from_parts(arg, scope),
+        "$dateToParts" => op_date_to_parts(arg, scope),
         "$dateFromString" => op_date_from_string(arg, scope),
         "$allElementsTrue" | "$anyElementTrue" => {
             let v = eval_exact(name, arg, 1, scope)?;

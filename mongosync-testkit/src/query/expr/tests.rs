@@ -659,7 +659,7 @@ fn dates() {
     );
     assert_eq!(
         ev_in(bson!({"$isoWeekYear": "$d"}), d2.clone()),
-        Some(bson!(2020))
+        Some(Bson::Int64(2020))
     );
     assert_eq!(ev_in(bson!({"$week": "$d"}), d2), Some(bson!(0)));
     let d3 = doc! {"d": bson::DateTime::parse_rfc3339_str("2024-12-30T00:00:00Z").unwrap()};
@@ -700,6 +700,232 @@ fn dates() {
         ev(bson!({"$toString": old})),
         Some(bson!("1969-12-31T23:59:59.999Z"))
     );
+}
+
+fn date(s: &str) -> Bson {
+    Bson::DateTime(bson::DateTime::parse_rfc3339_str(s).unwrap())
+}
+
+#[test]
+fn time_zones() {
+    // New York is at -05:00 in January and -04:00 (DST) in July; Kolkata at +05:30 all year.
+    let jan = doc! {"d": date("2020-01-15T12:00:00Z")};
+    let jul = doc! {"d": date("2020-07-15T12:00:00Z")};
+    let hour =
+        |tz: &str, d: &Document| ev_in(bson!({"$hour": {"date": "$d", "timezone": tz}}), d.clone());
+    assert_eq!(hour("America/New_York", &jan), Some(bson!(7)));
+    assert_eq!(hour("America/New_York", &jul), Some(bson!(8)));
+    // Links of the tz database are identifiers too.
+    assert_eq!(hour("US/Eastern", &jul), Some(bson!(8)));
+    assert_eq!(hour("Asia/Kolkata", &jan), Some(bson!(17)));
+    // The server's three offset forms.
+    assert_eq!(hour("+05:30", &jan), Some(bson!(17)));
+    assert_eq!(hour("+0530", &jan), Some(bson!(17)));
+    assert_eq!(hour("-03", &jan), Some(bson!(9)));
+    assert_eq!(
+        ev_in(
+            bson!({"$minute": {"date": "$d", "timezone": "+05:30"}}),
+            jan.clone()
+        ),
+        Some(bson!(30))
+    );
+    // The day changes with the zone.
+    assert_eq!(
+        ev_in(
+            bson!({"$dayOfMonth": {"date": "$d", "timezone": "Pacific/Kiritimati"}}),
+            doc! {"d": date("2020-01-15T12:00:00Z")}
+        ),
+        Some(bson!(16))
+    );
+
+    // %z is ±hhmm, %Z the offset in minutes as a plain integer.
+    let fmt = |tz: &str, d: &Document| {
+        ev_in(
+            bson!({"$dateToString": {"date": "$d", "format": "%Y-%m-%dT%H:%M %z %Z", "timezone": tz}}),
+            d.clone(),
+        )
+    };
+    assert_eq!(
+        fmt("America/New_York", &jan),
+        Some(bson!("2020-01-15T07:00 -0500 -300"))
+    );
+    assert_eq!(
+        fmt("Asia/Kolkata", &jul),
+        Some(bson!("2020-07-15T17:30 +0530 330"))
+    );
+    assert_eq!(fmt("UTC", &jul), Some(bson!("2020-07-15T12:00 +0000 0")));
+
+    // Wall-clock parts in a zone give the instant.
+    assert_eq!(
+        ev(
+            bson!({"$dateFromParts": {"year": 2020, "month": 7, "day": 15, "hour": 8, "timezone": "America/New_York"}})
+        ),
+        Some(date("2020-07-15T12:00:00Z"))
+    );
+    assert_eq!(
+        ev(bson!({"$dateFromParts": {"year": 2020, "month": 1, "day": 1, "timezone": "+01:00"}})),
+        Some(date("2019-12-31T23:00:00Z"))
+    );
+    assert_eq!(
+        ev(
+            bson!({"$dateFromString": {"dateString": "2020-07-15T08:00:00", "timezone": "America/New_York"}})
+        ),
+        Some(date("2020-07-15T12:00:00Z"))
+    );
+    // A string with its own zone and a timezone argument: ConversionFailure, unless the
+    // argument is the UTC zone.
+    let e = err(
+        bson!({"$dateFromString": {"dateString": "2020-07-15T08:00:00+02:00", "timezone": "Europe/Paris"}}),
+    );
+    assert_eq!(e.code, 241);
+    assert_eq!(
+        e.message,
+        "you cannot pass in a date/time string with GMT offset together with a timezone argument"
+    );
+    assert_eq!(
+        err(bson!({"$dateFromString": {"dateString": "2020-07-15T08:00:00Z", "timezone": "Europe/Paris"}})).code,
+        241
+    );
+    assert_eq!(
+        ev(
+            bson!({"$dateFromString": {"dateString": "2020-07-15T08:00:00Z", "timezone": "+00:00"}})
+        ),
+        Some(date("2020-07-15T08:00:00Z"))
+    );
+
+    // A day added across the start of DST keeps the wall clock in the zone (07:00 EST is
+    // 12:00Z; 07:00 EDT the next day is 11:00Z), and the instant without a zone.
+    let before_dst = doc! {"d": date("2020-03-07T12:00:00Z")};
+    assert_eq!(
+        ev_in(
+            bson!({"$dateAdd": {"startDate": "$d", "unit": "day", "amount": 1, "timezone": "America/New_York"}}),
+            before_dst.clone()
+        ),
+        Some(date("2020-03-08T11:00:00Z"))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$dateAdd": {"startDate": "$d", "unit": "day", "amount": 1}}),
+            before_dst.clone()
+        ),
+        Some(date("2020-03-08T12:00:00Z"))
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$dateAdd": {"startDate": "$d", "unit": "hour", "amount": 24, "timezone": "America/New_York"}}),
+            before_dst
+        ),
+        Some(date("2020-03-08T12:00:00Z"))
+    );
+
+    // Identifiers are matched exactly; anything else is 40485 with the name quoted.
+    for bad in [
+        "america/new_york",
+        "Mars/Olympus_Mons",
+        "+5",
+        "+05:3",
+        "05:00",
+        "",
+    ] {
+        let e = err_in(
+            bson!({"$hour": {"date": "$d", "timezone": bad}}),
+            jan.clone(),
+        );
+        assert_eq!(e.code, 40485, "{bad}");
+        assert_eq!(
+            e.message,
+            format!("unrecognized time zone identifier: \"{bad}\"")
+        );
+    }
+    // A non-string: 40533 for the date-part operators, 40517 for the others.
+    let e = err_in(bson!({"$year": {"date": "$d", "timezone": 5}}), jan.clone());
+    assert_eq!(e.code, 40533);
+    assert_eq!(
+        e.message,
+        "$year requires a string for the timezone argument, but was given a int (5)"
+    );
+    let e = err_in(
+        bson!({"$dateToString": {"date": "$d", "timezone": 5}}),
+        jan.clone(),
+    );
+    assert_eq!(e.code, 40517);
+    assert_eq!(e.message, "timezone must evaluate to a string, found int");
+    // A null timezone makes the result null.
+    assert_eq!(
+        ev_in(
+            bson!({"$year": {"date": "$d", "timezone": null}}),
+            jan.clone()
+        ),
+        Some(Bson::Null)
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$dateToString": {"date": "$d", "timezone": "$nothing"}}),
+            jan
+        ),
+        Some(Bson::Null)
+    );
+}
+
+#[test]
+fn date_to_parts() {
+    let d = doc! {"d": date("2017-01-01T23:15:30.052Z")};
+    assert_eq!(
+        ev_in(bson!({"$dateToParts": {"date": "$d"}}), d.clone()),
+        Some(
+            bson!({"year": 2017, "month": 1, "day": 1, "hour": 23, "minute": 15, "second": 30, "millisecond": 52})
+        )
+    );
+    // In New York it is still New Year's Day at 18:15; ISO week 52 of 2016, a Sunday.
+    assert_eq!(
+        ev_in(
+            bson!({"$dateToParts": {"date": "$d", "timezone": "America/New_York", "iso8601": true}}),
+            d.clone()
+        ),
+        Some(
+            bson!({"isoWeekYear": 2016, "isoWeek": 52, "isoDayOfWeek": 7, "hour": 18, "minute": 15, "second": 30, "millisecond": 52})
+        )
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$dateToParts": {"date": "$d", "timezone": "+01:00"}}),
+            d.clone()
+        ),
+        Some(
+            bson!({"year": 2017, "month": 1, "day": 2, "hour": 0, "minute": 15, "second": 30, "millisecond": 52})
+        )
+    );
+    assert_eq!(
+        ev(bson!({"$dateToParts": {"date": null}})),
+        Some(Bson::Null)
+    );
+    assert_eq!(
+        ev_in(
+            bson!({"$dateToParts": {"date": "$d", "iso8601": null}}),
+            d.clone()
+        ),
+        Some(Bson::Null)
+    );
+    let e = err_in(
+        bson!({"$dateToParts": {"date": "$d", "iso8601": 1}}),
+        d.clone(),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (40521, "iso8601 must evaluate to a bool, found int")
+    );
+    // The timezone is checked before a null date.
+    assert_eq!(
+        err(bson!({"$dateToParts": {"date": null, "timezone": "Nowhere"}})).code,
+        40485
+    );
+    let e = err(bson!({"$dateToParts": {"date": 1, "foo": 1}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (40520, "Unrecognized argument to $dateToParts: foo")
+    );
+    assert_eq!(err(bson!({"$dateToParts": {}})).code, 40522);
+    assert_eq!(err(bson!({"$dateToParts": 1})).code, 40524);
 }
 
 #[test]
