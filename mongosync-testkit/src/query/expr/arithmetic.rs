@@ -698,3 +698,153 @@ impl Dec {
 
 // ---------------------------------------------------------------------------------------------
 // Accumulation shared by the expression forms of $sum/$avg/$min/$max and by $group.
+
+/// The trigonometric operators (the server's `expression_trigonometric.cpp`): `$sin`, `$cos`,
+/// `$tan` refuse ±infinity, `$asin`/`$acos`/`$atanh` values outside [-1,1], `$acosh` values
+/// below 1 (50989); NaN passes through them; integers compute in double, decimals give a
+/// decimal.
+pub(super) fn op_trig(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let v = eval_exact(name, arg, 1, scope)?;
+    if nullish(&v[0]) {
+        return Ok(Some(Bson::Null));
+    }
+    let Some(n) = v[0].as_ref().and_then(Num::from_bson) else {
+        return Err(CommandError::new(
+            28765,
+            format!("{name} only supports numeric types, not {}", tn(&v[0])),
+        ));
+    };
+    let x = n.f64();
+    let inf = f64::INFINITY;
+    // (lower, upper, inclusive)
+    let bounds = match name {
+        "$asin" | "$acos" | "$atanh" => Some((-1.0, 1.0, true)),
+        "$acosh" => Some((1.0, inf, true)),
+        "$sin" | "$cos" | "$tan" => Some((-inf, inf, false)),
+        _ => None,
+    };
+    if let Some((lo, hi, inclusive)) = bounds {
+        if x.is_nan() {
+            return Ok(v[0].clone());
+        }
+        let inside = if inclusive {
+            lo <= x && x <= hi
+        } else {
+            lo < x && x < hi
+        };
+        if !inside {
+            let shown = match n {
+                Num::Decimal(d) => d.to_string(),
+                _ => stream_double(x),
+            };
+            let (l, r) = if inclusive { ('[', ']') } else { ('(', ')') };
+            return Err(CommandError::new(
+                50989,
+                format!(
+                    "cannot apply {name} to {shown}, value must in {l}{},{}{r}",
+                    stream_double(lo),
+                    stream_double(hi)
+                ),
+            ));
+        }
+    }
+    let pi = std::f64::consts::PI;
+    let out = match name {
+        "$sin" => x.sin(),
+        "$cos" => x.cos(),
+        "$tan" => x.tan(),
+        "$asin" => x.asin(),
+        "$acos" => x.acos(),
+        "$atan" => x.atan(),
+        "$sinh" => x.sinh(),
+        "$cosh" => x.cosh(),
+        "$tanh" => x.tanh(),
+        "$asinh" => x.asinh(),
+        "$acosh" => x.acosh(),
+        "$atanh" => x.atanh(),
+        "$degreesToRadians" => x * (pi / 180.0),
+        _ => x * (180.0 / pi),
+    };
+    Ok(Some(match n {
+        Num::Decimal(_) => Bson::Decimal128(f64_to_dec(out)),
+        _ => Bson::Double(out),
+    }))
+}
+
+/// `$atan2`: null if either argument is, 51044/51045 for a non-number.
+pub(super) fn op_atan2(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let v = eval_exact("$atan2", arg, 2, scope)?;
+    let mut nums = Vec::new();
+    for (i, x) in v.iter().enumerate() {
+        if nullish(x) {
+            return Ok(Some(Bson::Null));
+        }
+        match x.as_ref().and_then(Num::from_bson) {
+            Some(n) => nums.push(n),
+            None => {
+                return Err(CommandError::new(
+                    51044 + i as i32,
+                    format!("$atan2 only supports numeric types, not {}", tn(x)),
+                ));
+            }
+        }
+    }
+    let out = nums[0].f64().atan2(nums[1].f64());
+    Ok(Some(if nums.iter().any(|n| matches!(n, Num::Decimal(_))) {
+        Bson::Decimal128(f64_to_dec(out))
+    } else {
+        Bson::Double(out)
+    }))
+}
+
+/// `$bitAnd`, `$bitOr`, `$bitXor`: any number of int/long operands (a single one needs no
+/// array); an int result unless a long took part; null at the first null operand.
+pub(super) fn op_bitwise(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let mut acc: i64 = if name == "$bitAnd" { -1 } else { 0 };
+    let mut long = false;
+    for a in arg_list(arg) {
+        let v = eval(a, scope)?;
+        let x = match &v {
+            _ if nullish(&v) => return Ok(Some(Bson::Null)),
+            Some(Bson::Int32(i)) => i64::from(*i),
+            Some(Bson::Int64(l)) => {
+                long = true;
+                *l
+            }
+            _ => {
+                return Err(CommandError::new(
+                    codes::TYPE_MISMATCH,
+                    format!("{name} only supports int and long operands."),
+                ));
+            }
+        };
+        acc = match name {
+            "$bitAnd" => acc & x,
+            "$bitOr" => acc | x,
+            _ => acc ^ x,
+        };
+    }
+    Ok(Some(if long {
+        Bson::Int64(acc)
+    } else {
+        Bson::Int32(acc as i32)
+    }))
+}
+
+/// `$bitNot`: one int or long; a non-number is 28765, another number 14.
+pub(super) fn op_bit_not(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let v = eval_exact("$bitNot", arg, 1, scope)?;
+    match &v[0] {
+        x if nullish(x) => Ok(Some(Bson::Null)),
+        Some(Bson::Int32(i)) => Ok(Some(Bson::Int32(!i))),
+        Some(Bson::Int64(l)) => Ok(Some(Bson::Int64(!l))),
+        x if x.as_ref().and_then(Num::from_bson).is_some() => Err(CommandError::new(
+            codes::TYPE_MISMATCH,
+            format!("$bitNot only supports int and long, not: {}.", tn(x)),
+        )),
+        x => Err(CommandError::new(
+            28765,
+            format!("$bitNot only supports numeric types, not {}", tn(x)),
+        )),
+    }
+}

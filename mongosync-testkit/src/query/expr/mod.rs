@@ -99,7 +99,7 @@ pub fn validate(expr: &Bson) -> Result<()> {
                 if !KNOWN_OPERATORS.contains(&first.as_str()) {
                     return Err(unknown_operator(first));
                 }
-                if first == "$literal" {
+                if first == "$literal" || first == "$const" {
                     return Ok(());
                 }
                 validate_args(arg)
@@ -221,6 +221,26 @@ const KNOWN_OPERATORS: &[&str] = &[
     "$literal",
     "$ln",
     "$log",
+    "$const",
+    "$sin",
+    "$cos",
+    "$tan",
+    "$asin",
+    "$acos",
+    "$atan",
+    "$atan2",
+    "$sinh",
+    "$cosh",
+    "$tanh",
+    "$asinh",
+    "$acosh",
+    "$atanh",
+    "$degreesToRadians",
+    "$radiansToDegrees",
+    "$bitAnd",
+    "$bitOr",
+    "$bitXor",
+    "$bitNot",
     "$log10",
     "$lt",
     "$lte",
@@ -551,7 +571,7 @@ pub fn compare_values(a: Option<&Bson>, b: Option<&Bson>) -> Ordering {
 
 fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     match name {
-        "$literal" => Ok(Some(arg.clone())),
+        "$literal" | "$const" => Ok(Some(arg.clone())),
         // Arithmetic
         "$add" => op_add(arg, scope),
         "$subtract" => op_subtract(arg, scope),
@@ -562,6 +582,13 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             op_unary_math(name, arg, scope)
         }
         "$log" => op_log(arg, scope),
+        "$sin" | "$cos" | "$tan" | "$asin" | "$acos" | "$atan" | "$sinh" | "$cosh" | "$tanh"
+        | "$asinh" | "$acosh" | "$atanh" | "$degreesToRadians" | "$radiansToDegrees" => {
+            op_trig(name, arg, scope)
+        }
+        "$atan2" => op_atan2(arg, scope),
+        "$bitAnd" | "$bitOr" | "$bitXor" => op_bitwise(name, arg, scope),
+        "$bitNot" => op_bit_not(arg, scope),
         "$pow" => op_pow(arg, scope),
         "$round" | "$trunc" => op_round(name, arg, scope),
         // Comparison

@@ -929,6 +929,114 @@ fn date_to_parts() {
 }
 
 #[test]
+fn trigonometry() {
+    let close = |e: Bson, want: f64| match ev(e.clone()) {
+        Some(Bson::Double(d)) => assert!((d - want).abs() < 1e-12, "{e}: {d} != {want}"),
+        other => panic!("{e}: {other:?}"),
+    };
+    close(bson!({"$sin": 0}), 0.0);
+    close(bson!({"$cos": 0}), 1.0);
+    close(bson!({"$tan": {"$literal": 1.0}}), 1.0f64.tan());
+    close(bson!({"$asin": 1}), std::f64::consts::FRAC_PI_2);
+    close(bson!({"$acos": 1}), 0.0);
+    close(bson!({"$atan": 1}), std::f64::consts::FRAC_PI_4);
+    close(bson!({"$atan2": [1, 1]}), std::f64::consts::FRAC_PI_4);
+    close(bson!({"$sinh": 0}), 0.0);
+    close(bson!({"$cosh": 0}), 1.0);
+    close(bson!({"$tanh": 0}), 0.0);
+    close(bson!({"$asinh": 0}), 0.0);
+    close(bson!({"$acosh": 1}), 0.0);
+    close(bson!({"$atanh": 0}), 0.0);
+    close(bson!({"$degreesToRadians": 180}), std::f64::consts::PI);
+    close(bson!({"$radiansToDegrees": std::f64::consts::PI}), 180.0);
+    assert_eq!(ev(bson!({"$sin": null})), Some(Bson::Null));
+    assert_eq!(ev(bson!({"$atan2": [1, null]})), Some(Bson::Null));
+    assert!(matches!(ev(bson!({"$acos": f64::NAN})), Some(Bson::Double(d)) if d.is_nan()));
+    // The server's wording, with its %g doubles and bounds.
+    let e = err(bson!({"$asin": 2}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (50989, "cannot apply $asin to 2, value must in [-1,1]")
+    );
+    let e = err(bson!({"$acosh": 0.5}));
+    assert_eq!(
+        e.message,
+        "cannot apply $acosh to 0.5, value must in [1,inf]"
+    );
+    let e = err(bson!({"$cos": f64::INFINITY}));
+    assert_eq!(
+        e.message,
+        "cannot apply $cos to inf, value must in (-inf,inf)"
+    );
+    let e = err(bson!({"$sin": "x"}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (28765, "$sin only supports numeric types, not string")
+    );
+    assert_eq!(err(bson!({"$atan2": ["x", 1]})).code, 51044);
+    assert_eq!(err(bson!({"$atan2": [1, "x"]})).code, 51045);
+    assert_eq!(err(bson!({"$sin": [1, 2]})).code, 16020);
+}
+
+#[test]
+fn bitwise_and_const() {
+    assert_eq!(ev(bson!({"$bitAnd": [12, 10]})), Some(bson!(8)));
+    assert_eq!(ev(bson!({"$bitOr": [12, 10]})), Some(bson!(14)));
+    assert_eq!(ev(bson!({"$bitXor": [12, 10]})), Some(bson!(6)));
+    // A long operand makes a long; no operand gives the identity.
+    assert_eq!(
+        ev(bson!({"$bitOr": [1, Bson::Int64(2)]})),
+        Some(Bson::Int64(3))
+    );
+    assert_eq!(ev(bson!({"$bitAnd": []})), Some(bson!(-1)));
+    assert_eq!(ev(bson!({"$bitAnd": 5})), Some(bson!(5)));
+    assert_eq!(ev(bson!({"$bitAnd": [1, null, "x"]})), Some(Bson::Null));
+    let e = err(bson!({"$bitAnd": 1.5}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (14, "$bitAnd only supports int and long operands.")
+    );
+    assert_eq!(ev(bson!({"$bitNot": 5})), Some(bson!(-6)));
+    assert_eq!(
+        ev(bson!({"$bitNot": Bson::Int64(0)})),
+        Some(Bson::Int64(-1))
+    );
+    let e = err(bson!({"$bitNot": 1.5}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (14, "$bitNot only supports int and long, not: double.")
+    );
+    let e = err(bson!({"$bitNot": "abc"}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (28765, "$bitNot only supports numeric types, not string")
+    );
+    // $const is $literal: its argument is not evaluated.
+    assert_eq!(
+        ev(bson!({"$const": {"$add": [1, 2]}})),
+        Some(bson!({"$add": [1, 2]}))
+    );
+    assert!(validate(&bson!({"$const": {"$nope": 1}})).is_ok());
+}
+
+#[test]
+fn doubles_as_cpp_streams_print_them() {
+    for (d, s) in [
+        (2.0, "2"),
+        (1.5, "1.5"),
+        (0.1, "0.1"),
+        (1234567.0, "1.23457e+06"),
+        (123456.0, "123456"),
+        (0.0001, "0.0001"),
+        (0.00001234, "1.234e-05"),
+        (-3.25, "-3.25"),
+        (f64::NEG_INFINITY, "-inf"),
+    ] {
+        assert_eq!(stream_double(d), s);
+    }
+}
+
+#[test]
 fn more_operators() {
     let d = doc! {"a": [3, 1, null, 2], "t": bson::Timestamp { time: 5, increment: 7 }};
     assert_eq!(

@@ -305,3 +305,37 @@ pub(super) fn op_convert(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
 
 // ---------------------------------------------------------------------------------------------
 // Strings
+
+/// A double as C++'s `ostream << double` prints it (`%g`, 6 significant digits), which the
+/// server uses in many messages: `2`, `1.5`, `1.23457e+06`, `inf`, `nan`.
+pub(crate) fn stream_double(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let trim = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    let sci = format!("{d:.5e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
+        trim(format!("{:.*}", (5 - exp) as usize, d))
+    } else {
+        format!(
+            "{}e{}{:02}",
+            trim(mantissa.to_string()),
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    }
+}
