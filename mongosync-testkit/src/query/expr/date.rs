@@ -259,34 +259,19 @@ fn utc_offset(s: &str) -> Option<i64> {
     Some(sign * (h * 3600 + m * 60))
 }
 
-/// Evaluates a `timezone` argument; `Ok(None)` when it is null or missing (the operator then
-/// returns null). A non-string is 40533 for the date-part operators (`part_op`) and 40517
-/// for the others (the server's `makeTimeZone`).
-pub(super) fn timezone(
-    tz: Option<&Bson>,
-    scope: &Scope,
-    part_op: Option<&str>,
-) -> Result<Option<Tz>> {
+/// Evaluates a `timezone` argument as the server's `makeTimeZone`: absent is UTC; `Ok(None)`
+/// when it is null or missing (the operator then returns null); a non-string is 40517.
+pub(super) fn timezone(tz: Option<&Bson>, scope: &Scope) -> Result<Option<Tz>> {
     let Some(tz) = tz else {
         return Ok(Some(Tz::UTC));
     };
     match eval(tz, scope)? {
         v if nullish(&v) => Ok(None),
         Some(Bson::String(s)) => Tz::parse(&s).map(Some),
-        v => Err(match part_op {
-            Some(op) => CommandError::new(
-                40533,
-                format!(
-                    "{op} requires a string for the timezone argument, but was given a {} ({})",
-                    tn(&v),
-                    v.clone().unwrap_or(Bson::Null)
-                ),
-            ),
-            None => CommandError::new(
-                40517,
-                format!("timezone must evaluate to a string, found {}", tn(&v)),
-            ),
-        }),
+        v => Err(CommandError::new(
+            40517,
+            format!("timezone must evaluate to a string, found {}", tn(&v)),
+        )),
     }
 }
 
@@ -313,7 +298,7 @@ pub(super) fn op_date_part(name: &str, arg: &Bson, scope: &Scope) -> Result<Opti
         return Ok(Some(Bson::Null));
     }
     let ms = date_millis(&v)?;
-    let Some(tz) = timezone(tz_expr, scope, Some(name))? else {
+    let Some(tz) = timezone(tz_expr, scope)? else {
         return Ok(Some(Bson::Null));
     };
     let p = DateParts::from_millis(tz.local(ms));
@@ -346,7 +331,7 @@ pub(super) fn op_date_add(name: &str, arg: &Bson, scope: &Scope) -> Result<Optio
         &["startDate", "unit", "amount", "timezone"],
         5166401,
     )?;
-    let Some(tz) = timezone(field(&f, "timezone"), scope, None)? else {
+    let Some(tz) = timezone(field(&f, "timezone"), scope)? else {
         return Ok(Some(Bson::Null));
     };
     let mut vals = Vec::new();
@@ -484,7 +469,7 @@ pub(super) fn op_date_from_parts(arg: &Bson, scope: &Scope) -> Result<Option<Bso
     let days = days_from_civil(months.div_euclid(12), months.rem_euclid(12) + 1, 1) + parts[2] - 1;
     let ms =
         days * 86_400_000 + parts[3] * 3_600_000 + parts[4] * 60_000 + parts[5] * 1000 + parts[6];
-    let Some(tz) = timezone(field(&f, "timezone"), scope, None)? else {
+    let Some(tz) = timezone(field(&f, "timezone"), scope)? else {
         return Ok(Some(Bson::Null));
     };
     Ok(Some(Bson::DateTime(bson::DateTime::from_millis(
@@ -499,7 +484,7 @@ pub(super) fn op_date_from_string(arg: &Bson, scope: &Scope) -> Result<Option<Bs
         &["dateString", "format", "timezone", "onError", "onNull"],
         40541,
     )?;
-    let Some(tz) = timezone(field(&f, "timezone"), scope, None)? else {
+    let Some(tz) = timezone(field(&f, "timezone"), scope)? else {
         return Ok(Some(Bson::Null));
     };
     let e = field(&f, "dateString").ok_or_else(|| {
@@ -576,7 +561,7 @@ pub(super) fn op_date_to_string(arg: &Bson, scope: &Scope) -> Result<Option<Bson
     let v = eval(date, scope)?;
     // As the server: the timezone may fail even for a null date, whose onNull comes before a
     // null timezone.
-    let tz = timezone(field(&f, "timezone"), scope, None)?;
+    let tz = timezone(field(&f, "timezone"), scope)?;
     if nullish(&v) {
         return match field(&f, "onNull") {
             Some(e) => eval(e, scope),
@@ -658,7 +643,7 @@ pub(super) fn op_date_to_parts(arg: &Bson, scope: &Scope) -> Result<Option<Bson>
     let date = field(&f, "date")
         .ok_or_else(|| CommandError::new(40522, "Missing 'date' parameter to $dateToParts"))?;
     let v = eval(date, scope)?;
-    let Some(tz) = timezone(field(&f, "timezone"), scope, None)? else {
+    let Some(tz) = timezone(field(&f, "timezone"), scope)? else {
         return Ok(Some(Bson::Null));
     };
     let iso = match field(&f, "iso8601") {
@@ -695,4 +680,404 @@ pub(super) fn op_date_to_parts(arg: &Bson, scope: &Scope) -> Result<Option<Bson>
     out.insert("second", n(p.second));
     out.insert("millisecond", n(p.millis));
     Ok(Some(Bson::Document(out)))
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The server's `TimeUnit`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Unit {
+    Year,
+    Quarter,
+    Month,
+    Week,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    Millisecond,
+}
+
+impl Unit {
+    /// Milliseconds in one unit of a fixed length (hour and shorter).
+    fn fixed_ms(self) -> Option<i64> {
+        match self {
+            Unit::Hour => Some(3_600_000),
+            Unit::Minute => Some(60_000),
+            Unit::Second => Some(1000),
+            Unit::Millisecond => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// The server's `parseTimeUnit(value, expressionName)`.
+pub(super) fn parse_unit(v: &Option<Bson>, op: &str) -> Result<Unit> {
+    let Some(Bson::String(s)) = v else {
+        return Err(CommandError::new(
+            5439013,
+            format!("{op} requires 'unit' to be a string, but got {}", tn(v)),
+        ));
+    };
+    Ok(match s.as_str() {
+        "year" => Unit::Year,
+        "quarter" => Unit::Quarter,
+        "month" => Unit::Month,
+        "week" => Unit::Week,
+        "day" => Unit::Day,
+        "hour" => Unit::Hour,
+        "minute" => Unit::Minute,
+        "second" => Unit::Second,
+        "millisecond" => Unit::Millisecond,
+        other => {
+            return Err(CommandError::failed_to_parse(format!(
+                "{op} parameter 'unit' value parsing failed :: caused by :: unknown time unit value: {other}"
+            )));
+        }
+    })
+}
+
+/// The server's `parseDayOfWeek`: a full or three-letter English name, any case; Monday is 1.
+fn parse_day_of_week(v: &Option<Bson>, op: &str, param: &str) -> Result<i64> {
+    let Some(Bson::String(s)) = v else {
+        return Err(CommandError::new(
+            5439015,
+            format!("{op} requires '{param}' to be a string, but got {}", tn(v)),
+        ));
+    };
+    let days = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let lower = s.to_lowercase();
+    days.iter()
+        .position(|d| *d == lower || d[..3] == lower)
+        .map(|i| i as i64 + 1)
+        .ok_or_else(|| {
+            CommandError::new(
+                5439016,
+                format!(
+                    "{op} parameter '{param}' value cannot be recognized as a day of a week: {s}"
+                ),
+            )
+        })
+}
+
+/// The server's `convertDate` for `$dateDiff`/`$dateTrunc` (5166307).
+fn convert_date(v: &Option<Bson>, op: &str, param: &str) -> Result<i64> {
+    date_millis(v).map_err(|_| {
+        CommandError::new(
+            5166307,
+            format!("{op} requires '{param}' to be a date, but got {}", tn(v)),
+        )
+    })
+}
+
+/// Prefixes a timezone error as the server's `addContextToAssertionException` does.
+fn timezone_in_context(tz: Option<&Bson>, scope: &Scope, op: &str) -> Result<Option<Tz>> {
+    timezone(tz, scope).map_err(|mut e| {
+        e.message = format!(
+            "{op} parameter 'timezone' value parsing failed :: caused by :: {}",
+            e.message
+        );
+        e
+    })
+}
+
+/// An operator's object argument with its allowed fields (unknown ones: `unknown_code`).
+fn object_fields<'a>(
+    op: &str,
+    arg: &'a Bson,
+    allowed: &[&str],
+    object_code: i32,
+    unknown_code: i32,
+) -> Result<Vec<(&'a str, &'a Bson)>> {
+    let Bson::Document(d) = arg else {
+        return Err(CommandError::new(
+            object_code,
+            format!("{op} only supports an object as its argument"),
+        ));
+    };
+    let mut out = Vec::new();
+    for (k, v) in d {
+        if !allowed.contains(&k.as_str()) {
+            return Err(CommandError::new(
+                unknown_code,
+                format!("Unrecognized argument to {op}: {k}"),
+            ));
+        }
+        out.push((k.as_str(), v));
+    }
+    Ok(out)
+}
+
+/// A date's wall clock in a zone, with the zone's offset at that instant (timelib's `z`).
+struct LocalTime {
+    p: DateParts,
+    offset_secs: i64,
+}
+
+impl LocalTime {
+    fn at(ms: i64, tz: &Tz) -> LocalTime {
+        LocalTime {
+            p: DateParts::from_millis(tz.local(ms)),
+            offset_secs: tz.offset_secs(ms),
+        }
+    }
+}
+
+/// Days from the calendar date `(y, m, d)` to the one of `end`.
+fn days_between(y: i64, m: i64, d: i64, end: &DateParts) -> i64 {
+    days_from_civil(end.year, end.month, end.day) - days_from_civil(y, m, d)
+}
+
+/// 0 for the first day of a week starting on `start_of_week` (Monday is 1), 6 for the last.
+fn day_in_week(iso_day_of_week: i64, start_of_week: i64) -> i64 {
+    (iso_day_of_week - start_of_week + 7) % 7
+}
+
+/// The server's calendar differences (`date_time_support.cpp`): units of a day and longer
+/// count boundaries crossed between the two wall-clock dates; week division truncates.
+fn calendar_diff(start: (i64, i64, i64, i64), end: &DateParts, unit: Unit, sow: i64) -> i64 {
+    let (y, m, d, start_iso_dow) = start;
+    let years = end.year - y;
+    match unit {
+        Unit::Year => years,
+        Unit::Quarter => (end.month - 1) / 3 - (m - 1) / 3 + years * 4,
+        Unit::Month => end.month - m + years * 12,
+        Unit::Week => {
+            (days_between(y, m, d, end) + day_in_week(start_iso_dow, sow)
+                - day_in_week(end.iso_day_of_week(), sow))
+                / 7
+        }
+        _ => days_between(y, m, d, end),
+    }
+}
+
+/// The server's `dateAdd`: units of a day and longer move the wall clock of the zone (a month
+/// clamps the day to the month's last), shorter ones the instant.
+fn add_units(ms: i64, unit: Unit, amount: i64, tz: &Tz) -> Option<i64> {
+    if let Some(unit_ms) = unit.fixed_ms() {
+        return ms.checked_add(amount.checked_mul(unit_ms)?);
+    }
+    let local = tz.local(ms);
+    let new_local = match unit {
+        Unit::Day | Unit::Week => {
+            let days = if unit == Unit::Week {
+                amount.checked_mul(7)?
+            } else {
+                amount
+            };
+            local.checked_add(days.checked_mul(DAY_MS)?)?
+        }
+        _ => {
+            let per = match unit {
+                Unit::Year => 12,
+                Unit::Quarter => 3,
+                _ => 1,
+            };
+            let p = DateParts::from_millis(local);
+            let total = (p.year * 12 + p.month - 1).checked_add(amount.checked_mul(per)?)?;
+            let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+            let last = days_from_civil(y + m / 12, m % 12 + 1, 1) - days_from_civil(y, m, 1);
+            days_from_civil(y, m, p.day.min(last))
+                .checked_mul(DAY_MS)?
+                .checked_add(local.rem_euclid(DAY_MS))?
+        }
+    };
+    Some(tz.to_utc(new_local))
+}
+
+/// `$dateDiff`: whole units between two dates, in a time zone.
+pub(super) fn op_date_diff(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    const OP: &str = "$dateDiff";
+    let f = object_fields(
+        OP,
+        arg,
+        &["startDate", "endDate", "unit", "timezone", "startOfWeek"],
+        5166301,
+        5166302,
+    )?;
+    let start_e = field(&f, "startDate")
+        .ok_or_else(|| CommandError::new(5166303, "Missing 'startDate' parameter to $dateDiff"))?;
+    let end_e = field(&f, "endDate")
+        .ok_or_else(|| CommandError::new(5166304, "Missing 'endDate' parameter to $dateDiff"))?;
+    let unit_e = field(&f, "unit")
+        .ok_or_else(|| CommandError::new(5166305, "Missing 'unit' parameter to $dateDiff"))?;
+    // The server's order: start, end, unit, startOfWeek, timezone; a null one gives null.
+    let start = eval(start_e, scope)?;
+    if nullish(&start) {
+        return Ok(Some(Bson::Null));
+    }
+    let end = eval(end_e, scope)?;
+    if nullish(&end) {
+        return Ok(Some(Bson::Null));
+    }
+    let unit_v = eval(unit_e, scope)?;
+    if nullish(&unit_v) {
+        return Ok(Some(Bson::Null));
+    }
+    let unit = parse_unit(&unit_v, OP)?;
+    let mut sow = 7;
+    if unit == Unit::Week
+        && let Some(e) = field(&f, "startOfWeek")
+    {
+        let v = eval(e, scope)?;
+        if nullish(&v) {
+            return Ok(Some(Bson::Null));
+        }
+        sow = parse_day_of_week(&v, OP, "startOfWeek")?;
+    }
+    let Some(tz) = timezone_in_context(field(&f, "timezone"), scope, OP)? else {
+        return Ok(Some(Bson::Null));
+    };
+    let start = convert_date(&start, OP, "startDate")?;
+    let end = convert_date(&end, OP, "endDate")?;
+    if unit == Unit::Millisecond {
+        return end
+            .checked_sub(start)
+            .map(|d| Some(Bson::Int64(d)))
+            .ok_or_else(|| CommandError::new(5166308, "dateDiff overflowed"));
+    }
+    let (s, e) = (LocalTime::at(start, &tz), LocalTime::at(end, &tz));
+    let days = || days_between(s.p.year, s.p.month, s.p.day, &e.p);
+    let offset_change = s.offset_secs - e.offset_secs;
+    let hours = || e.p.hour - s.p.hour + days() * 24;
+    let minutes = || e.p.minute - s.p.minute + hours() * 60;
+    let diff = match unit {
+        Unit::Hour => hours() + offset_change / 3600,
+        Unit::Minute => minutes() + offset_change / 60,
+        Unit::Second => e.p.second - s.p.second + minutes() * 60 + offset_change,
+        _ => calendar_diff(
+            (s.p.year, s.p.month, s.p.day, s.p.iso_day_of_week()),
+            &e.p,
+            unit,
+            sow,
+        ),
+    };
+    Ok(Some(Bson::Int64(diff)))
+}
+
+/// `$dateTrunc`: the start of the bin of `binSize` units holding a date, bins counted from
+/// 2000-01-01 in the time zone (the first `startOfWeek` on or after it for weeks).
+pub(super) fn op_date_trunc(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    const OP: &str = "$dateTrunc";
+    let f = object_fields(
+        OP,
+        arg,
+        &["date", "unit", "binSize", "timezone", "startOfWeek"],
+        5439007,
+        5439008,
+    )?;
+    let date_e = field(&f, "date")
+        .ok_or_else(|| CommandError::new(5439009, "Missing 'date' parameter to $dateTrunc"))?;
+    let unit_e = field(&f, "unit")
+        .ok_or_else(|| CommandError::new(5439010, "Missing 'unit' parameter to $dateTrunc"))?;
+    // The server's order: date, binSize, unit, startOfWeek, timezone.
+    let date = eval(date_e, scope)?;
+    if nullish(&date) {
+        return Ok(Some(Bson::Null));
+    }
+    let mut bin: i64 = 1;
+    if let Some(e) = field(&f, "binSize") {
+        let v = eval(e, scope)?;
+        if nullish(&v) {
+            return Ok(Some(Bson::Null));
+        }
+        bin = integral_64(&v).ok_or_else(|| {
+            CommandError::new(
+                5439017,
+                format!(
+                    "$dateTrunc requires 'binSize' to be a 64-bit integer, but got value '{}' of type {}",
+                    v.clone().unwrap_or(Bson::Null),
+                    tn(&v)
+                ),
+            )
+        })?;
+        if bin <= 0 {
+            return Err(CommandError::new(
+                5439018,
+                format!("$dateTrunc requires 'binSize' to be greater than 0, but got value {bin}"),
+            ));
+        }
+    }
+    let unit_v = eval(unit_e, scope)?;
+    if nullish(&unit_v) {
+        return Ok(Some(Bson::Null));
+    }
+    let unit = parse_unit(&unit_v, OP)?;
+    let mut sow = 7;
+    if unit == Unit::Week
+        && let Some(e) = field(&f, "startOfWeek")
+    {
+        let v = eval(e, scope)?;
+        if nullish(&v) {
+            return Ok(Some(Bson::Null));
+        }
+        sow = parse_day_of_week(&v, OP, "startOfWeek")?;
+    }
+    let Some(tz) = timezone_in_context(field(&f, "timezone"), scope, OP)? else {
+        return Ok(Some(Bson::Null));
+    };
+    let ms = convert_date(&date, OP, "date")?;
+    let overflow = |code: i32| CommandError::new(code, "dateTrunc overflowed");
+
+    // The reference point: 2000-01-01T00:00 in the zone, moved on to the week's first day.
+    const Y2K_MS: i64 = 946_684_800_000;
+    let mut ref_ms = Y2K_MS - tz.offset_secs(Y2K_MS) * 1000;
+    let mut ref_day = 1;
+    if unit == Unit::Week {
+        // 2000-01-01 was a Saturday (6).
+        let adjust = (7 - day_in_week(6, sow)) % 7;
+        ref_ms += adjust * DAY_MS;
+        ref_day += adjust;
+    }
+    let out = if let Some(unit_ms) = unit.fixed_ms() {
+        let bin_ms = bin.checked_mul(unit_ms).ok_or_else(|| overflow(5439002))?;
+        let shifted = ms.checked_sub(ref_ms).ok_or_else(|| overflow(5439000))?;
+        ms.checked_sub(shifted.rem_euclid(bin_ms))
+            .ok_or_else(|| overflow(5439001))?
+    } else {
+        if bin > 100_000_000_000 {
+            return Err(CommandError::new(
+                5439006,
+                "dateTrunc unsupported binSize value",
+            ));
+        }
+        let local = LocalTime::at(ms, &tz);
+        // 2000-01-01 is ISO day 6; the week's reference day is a start of week.
+        let ref_iso_dow = if unit == Unit::Week { sow } else { 6 };
+        let distance = calendar_diff((2000, 1, ref_day, ref_iso_dow), &local.p, unit, sow);
+        let lower = distance
+            .checked_sub(distance.rem_euclid(bin))
+            .ok_or_else(|| overflow(5439004))?;
+        add_units(ref_ms, unit, lower, &tz).ok_or_else(|| overflow(5166406))?
+    };
+    Ok(Some(Bson::DateTime(bson::DateTime::from_millis(out))))
+}
+
+/// The server's `Value::integral64Bit`: an int, a long, or a double/decimal holding an integer
+/// that fits a long.
+fn integral_64(v: &Option<Bson>) -> Option<i64> {
+    match v.as_ref()? {
+        Bson::Int32(i) => Some(i64::from(*i)),
+        Bson::Int64(l) => Some(*l),
+        Bson::Double(d)
+            if d.fract() == 0.0
+                && *d >= -9.223_372_036_854_776e18
+                && *d < 9.223_372_036_854_776e18 =>
+        {
+            Some(*d as i64)
+        }
+        Bson::Decimal128(d) => {
+            let x = dec_to_f64(d);
+            (x.fract() == 0.0 && x.abs() < 9.2e18).then_some(x as i64)
+        }
+        _ => None,
+    }
 }

@@ -170,6 +170,8 @@ const KNOWN_OPERATORS: &[&str] = &[
     "$dateAdd",
     "$dateFromParts",
     "$dateToParts",
+    "$dateDiff",
+    "$dateTrunc",
     "$dateFromString",
     "$dateSubtract",
     "$firstN",
@@ -943,6 +945,8 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         "$dateAdd" | "$dateSubtract" => op_date_add(name, arg, scope),
         "$dateFromParts" => op_date_from_parts(arg, scope),
         "$dateToParts" => op_date_to_parts(arg, scope),
+        "$dateDiff" => op_date_diff(arg, scope),
+        "$dateTrunc" => op_date_trunc(arg, scope),
         "$dateFromString" => op_date_from_string(arg, scope),
         "$allElementsTrue" | "$anyElementTrue" => {
             let v = eval_exact(name, arg, 1, scope)?;

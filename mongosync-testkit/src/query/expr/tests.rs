@@ -837,12 +837,11 @@ fn time_zones() {
             format!("unrecognized time zone identifier: \"{bad}\"")
         );
     }
-    // A non-string: 40533 for the date-part operators, 40517 for the others.
+    // A non-string: 40517 (8.x's makeTimeZone, for every operator).
     let e = err_in(bson!({"$year": {"date": "$d", "timezone": 5}}), jan.clone());
-    assert_eq!(e.code, 40533);
     assert_eq!(
-        e.message,
-        "$year requires a string for the timezone argument, but was given a int (5)"
+        (e.code, e.message.as_str()),
+        (40517, "timezone must evaluate to a string, found int")
     );
     let e = err_in(
         bson!({"$dateToString": {"date": "$d", "timezone": 5}}),
@@ -1034,6 +1033,295 @@ fn doubles_as_cpp_streams_print_them() {
     ] {
         assert_eq!(stream_double(d), s);
     }
+}
+
+#[test]
+fn date_diff() {
+    let diff = |start: &str, end: &str, unit: &str, extra: Document| {
+        let mut spec = doc! {"startDate": date(start), "endDate": date(end), "unit": unit};
+        spec.extend(extra);
+        ev(bson!({"$dateDiff": spec}))
+    };
+    let long = |n: i64| Some(Bson::Int64(n));
+    // Boundaries crossed, not elapsed time: one millisecond over a new year is a year.
+    assert_eq!(
+        diff(
+            "2020-12-31T23:59:59.999Z",
+            "2021-01-01T00:00:00Z",
+            "year",
+            doc! {}
+        ),
+        long(1)
+    );
+    assert_eq!(
+        diff(
+            "2020-01-01T00:00:00Z",
+            "2020-12-31T23:59:59Z",
+            "year",
+            doc! {}
+        ),
+        long(0)
+    );
+    assert_eq!(
+        diff(
+            "2020-02-15T00:00:00Z",
+            "2021-05-01T00:00:00Z",
+            "month",
+            doc! {}
+        ),
+        long(15)
+    );
+    assert_eq!(
+        diff(
+            "2020-03-31T00:00:00Z",
+            "2020-04-01T00:00:00Z",
+            "quarter",
+            doc! {}
+        ),
+        long(1)
+    );
+    assert_eq!(
+        diff(
+            "2020-03-01T00:00:00Z",
+            "2021-03-01T00:00:00Z",
+            "day",
+            doc! {}
+        ),
+        long(365)
+    );
+    assert_eq!(
+        diff(
+            "2020-01-01T10:59:00Z",
+            "2020-01-01T11:00:00Z",
+            "hour",
+            doc! {}
+        ),
+        long(1)
+    );
+    assert_eq!(
+        diff(
+            "2020-01-01T00:00:00Z",
+            "2020-01-01T00:00:01.5Z",
+            "millisecond",
+            doc! {}
+        ),
+        long(1500)
+    );
+    assert_eq!(
+        diff(
+            "2020-01-01T00:00:10Z",
+            "2020-01-01T00:00:00Z",
+            "second",
+            doc! {}
+        ),
+        long(-10)
+    );
+    // 2020-01-04 is a Saturday, 2020-01-05 a Sunday: a new week by default (Sunday), not
+    // when weeks start on Monday.
+    assert_eq!(
+        diff(
+            "2020-01-04T00:00:00Z",
+            "2020-01-05T00:00:00Z",
+            "week",
+            doc! {}
+        ),
+        long(1)
+    );
+    assert_eq!(
+        diff(
+            "2020-01-04T00:00:00Z",
+            "2020-01-05T00:00:00Z",
+            "week",
+            doc! {"startOfWeek": "MON"}
+        ),
+        long(0)
+    );
+    // In a zone, days are counted between its wall-clock dates: 03:00Z and 05:00Z on the
+    // same UTC day are on two New York days.
+    assert_eq!(
+        diff(
+            "2020-01-02T03:00:00Z",
+            "2020-01-02T05:00:00Z",
+            "day",
+            doc! {"timezone": "America/New_York"}
+        ),
+        long(1)
+    );
+    // Across the start of DST, New York's wall clock moves 3 hours in 2 elapsed.
+    assert_eq!(
+        diff(
+            "2020-03-08T05:00:00Z",
+            "2020-03-08T07:00:00Z",
+            "hour",
+            doc! {"timezone": "America/New_York"}
+        ),
+        long(2)
+    );
+    assert_eq!(
+        diff(
+            "2020-01-01T00:00:00Z",
+            "2020-01-02T00:00:00Z",
+            "day",
+            doc! {"timezone": null}
+        ),
+        Some(Bson::Null)
+    );
+    let e = err(
+        bson!({"$dateDiff": {"startDate": date("2020-01-01T00:00:00Z"), "endDate": date("2020-01-01T00:00:00Z"), "unit": "fortnight"}}),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            9,
+            "$dateDiff parameter 'unit' value parsing failed :: caused by :: unknown time unit value: fortnight"
+        )
+    );
+    let e = err(
+        bson!({"$dateDiff": {"startDate": date("2020-01-01T00:00:00Z"), "endDate": date("2020-01-01T00:00:00Z"), "unit": 1}}),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            5439013,
+            "$dateDiff requires 'unit' to be a string, but got int"
+        )
+    );
+    let e = err(
+        bson!({"$dateDiff": {"startDate": "x", "endDate": date("2020-01-01T00:00:00Z"), "unit": "day"}}),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            5166307,
+            "$dateDiff requires 'startDate' to be a date, but got string"
+        )
+    );
+    let e = err(
+        bson!({"$dateDiff": {"startDate": date("2020-01-01T00:00:00Z"), "endDate": date("2020-01-01T00:00:00Z"), "unit": "day", "timezone": "Nowhere"}}),
+    );
+    assert_eq!(e.code, 40485);
+    assert_eq!(
+        e.message,
+        "$dateDiff parameter 'timezone' value parsing failed :: caused by :: unrecognized time zone identifier: \"Nowhere\""
+    );
+    let e = err(
+        bson!({"$dateDiff": {"startDate": 1, "endDate": 1, "unit": "week", "startOfWeek": "someday"}}),
+    );
+    assert_eq!(e.code, 5439016);
+    assert_eq!(err(bson!({"$dateDiff": 1})).code, 5166301);
+    assert_eq!(err(bson!({"$dateDiff": {"foo": 1}})).code, 5166302);
+    assert_eq!(err(bson!({"$dateDiff": {}})).code, 5166303);
+    assert_eq!(err(bson!({"$dateDiff": {"startDate": 1}})).code, 5166304);
+    assert_eq!(
+        err(bson!({"$dateDiff": {"startDate": 1, "endDate": 1}})).code,
+        5166305
+    );
+}
+
+#[test]
+fn date_trunc() {
+    let trunc = |d: &str, unit: &str, extra: Document| {
+        let mut spec = doc! {"date": date(d), "unit": unit};
+        spec.extend(extra);
+        ev(bson!({"$dateTrunc": spec}))
+    };
+    let at = |s: &str| Some(date(s));
+    assert_eq!(
+        trunc("2021-03-20T11:30:05.123Z", "hour", doc! {}),
+        at("2021-03-20T11:00:00Z")
+    );
+    assert_eq!(
+        trunc("2021-03-20T11:30:05.123Z", "second", doc! {}),
+        at("2021-03-20T11:30:05Z")
+    );
+    assert_eq!(
+        trunc("2021-03-20T11:30:05Z", "minute", doc! {"binSize": 15}),
+        at("2021-03-20T11:30:00Z")
+    );
+    assert_eq!(
+        trunc("2021-03-20T11:30:05Z", "day", doc! {}),
+        at("2021-03-20T00:00:00Z")
+    );
+    assert_eq!(
+        trunc("2021-03-20T11:30:05Z", "month", doc! {}),
+        at("2021-03-01T00:00:00Z")
+    );
+    assert_eq!(
+        trunc("2021-08-20T11:30:05Z", "quarter", doc! {}),
+        at("2021-07-01T00:00:00Z")
+    );
+    assert_eq!(
+        trunc("2021-08-20T11:30:05Z", "year", doc! {}),
+        at("2021-01-01T00:00:00Z")
+    );
+    // Bins count from 2000: two-year bins start in even years, 7-day bins on 2000-01-01 + 7k.
+    assert_eq!(
+        trunc("2021-08-20T11:30:05Z", "year", doc! {"binSize": 2}),
+        at("2020-01-01T00:00:00Z")
+    );
+    assert_eq!(
+        trunc("2000-01-07T10:00:00Z", "day", doc! {"binSize": 7}),
+        at("2000-01-01T00:00:00Z")
+    );
+    // 2021-03-20 is a Saturday: its week starts on Sunday the 14th, or Monday the 15th.
+    assert_eq!(
+        trunc("2021-03-20T11:30:05Z", "week", doc! {}),
+        at("2021-03-14T00:00:00Z")
+    );
+    assert_eq!(
+        trunc(
+            "2021-03-20T11:30:05Z",
+            "week",
+            doc! {"startOfWeek": "monday"}
+        ),
+        at("2021-03-15T00:00:00Z")
+    );
+    // In a zone, the day starts at its midnight: New York's 2021-03-20 began at 04:00Z (EDT).
+    assert_eq!(
+        trunc(
+            "2021-03-20T11:30:05Z",
+            "day",
+            doc! {"timezone": "America/New_York"}
+        ),
+        at("2021-03-20T04:00:00Z")
+    );
+    assert_eq!(
+        trunc("2021-03-20T11:30:05Z", "hour", doc! {"timezone": "+05:30"}),
+        at("2021-03-20T11:30:00Z")
+    );
+    assert_eq!(
+        ev(bson!({"$dateTrunc": {"date": null, "unit": "nope"}})),
+        Some(Bson::Null)
+    );
+    let e = err(
+        bson!({"$dateTrunc": {"date": date("2021-01-01T00:00:00Z"), "unit": "day", "binSize": 0}}),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            5439018,
+            "$dateTrunc requires 'binSize' to be greater than 0, but got value 0"
+        )
+    );
+    let e = err(
+        bson!({"$dateTrunc": {"date": date("2021-01-01T00:00:00Z"), "unit": "day", "binSize": 1.5}}),
+    );
+    assert_eq!(e.code, 5439017);
+    let e = err(bson!({"$dateTrunc": {"date": "x", "unit": "day"}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            5166307,
+            "$dateTrunc requires 'date' to be a date, but got string"
+        )
+    );
+    assert_eq!(err(bson!({"$dateTrunc": 1})).code, 5439007);
+    assert_eq!(
+        err(bson!({"$dateTrunc": {"date": 1, "x": 1}})).code,
+        5439008
+    );
+    assert_eq!(err(bson!({"$dateTrunc": {}})).code, 5439009);
+    assert_eq!(err(bson!({"$dateTrunc": {"date": 1}})).code, 5439010);
 }
 
 #[test]
