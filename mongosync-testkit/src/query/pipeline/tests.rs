@@ -102,9 +102,46 @@ fn parse_errors() {
         40601
     );
     assert_eq!(parse_err(bson!([{"$limit": 0}])).code, 15958);
-    assert_eq!(parse_err(bson!([{"$limit": -1}])).code, 15958);
-    assert_eq!(parse_err(bson!([{"$limit": "a"}])).code, 15957);
-    assert_eq!(parse_err(bson!([{"$skip": -1}])).code, 15956);
+    // 8.x's codes and wording for $limit and $skip arguments.
+    let e = parse_err(bson!([{"$limit": -1}]));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            5107201,
+            "invalid argument to $limit stage: Expected a non-negative number in: $limit: -1"
+        )
+    );
+    let e = parse_err(bson!([{"$limit": "a"}]));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            5107201,
+            "invalid argument to $limit stage: Expected a number in: $limit: \"a\""
+        )
+    );
+    let e = parse_err(bson!([{"$skip": -1}]));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            5107200,
+            "invalid argument to $skip stage: Expected a non-negative number in: $skip: -1"
+        )
+    );
+    let e = parse_err(bson!([{"$skip": 1.5}]));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            5107200,
+            "invalid argument to $skip stage: Expected an integer: $skip: 1.5"
+        )
+    );
+    assert!(
+        Pipeline::parse(
+            &stages(bson!([{"$skip": 2.0}, {"$limit": 3.0}])),
+            &Document::new()
+        )
+        .is_ok()
+    );
     assert_eq!(
         parse_err(bson!([{"$match": {}}, {"$collStats": {}}])).code,
         40602
