@@ -1325,6 +1325,30 @@ fn date_trunc() {
 }
 
 #[test]
+fn let_variable_names() {
+    let e = err(bson!({"$let": {"vars": {"aB-c": 1}, "in": 1}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            16868,
+            "'aB-c' contains an invalid character for a variable name: '-'"
+        )
+    );
+    let e = err(bson!({"$let": {"vars": {"Ab": 1}, "in": 1}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            16867,
+            "'Ab' starts with an invalid character for a user variable name"
+        )
+    );
+    assert_eq!(
+        ev(bson!({"$let": {"vars": {"a_B9": 2}, "in": "$$a_B9"}})),
+        Some(bson!(2))
+    );
+}
+
+#[test]
 fn more_operators() {
     let d = doc! {"a": [3, 1, null, 2], "t": bson::Timestamp { time: 5, increment: 7 }};
     assert_eq!(

@@ -11,13 +11,15 @@ pub(super) fn check_var_name(name: &str) -> Result<()> {
             format!("'{name}' starts with an invalid character for a user variable name"),
         ));
     }
-    if !name
+    // The server's variable_validation.cpp names the first offending character.
+    if let Some(bad) = name
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii())
+        .skip(1)
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || !c.is_ascii()))
     {
         return Err(CommandError::new(
             16868,
-            format!("'{name}' contains an invalid character for a variable name"),
+            format!("'{name}' contains an invalid character for a variable name: '{bad}'"),
         ));
     }
     Ok(())
