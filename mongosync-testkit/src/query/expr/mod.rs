@@ -265,6 +265,8 @@ const KNOWN_OPERATORS: &[&str] = &[
     "$range",
     "$reduce",
     "$regexMatch",
+    "$regexFind",
+    "$regexFindAll",
     "$reverseArray",
     "$round",
     "$rtrim",
@@ -741,6 +743,8 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         "$trim" | "$ltrim" | "$rtrim" => op_trim(name, arg, scope),
         "$indexOfBytes" | "$indexOfCP" => op_index_of_str(name, arg, scope),
         "$regexMatch" => op_regex_match(arg, scope),
+        "$regexFind" => op_regex_find(arg, scope),
+        "$regexFindAll" => op_regex_find_all(arg, scope),
         // Arrays
         "$arrayElemAt" => {
             let v = eval_exact(name, arg, 2, scope)?;

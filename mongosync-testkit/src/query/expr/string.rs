@@ -294,12 +294,19 @@ pub(super) fn op_index_of_str(name: &str, arg: &Bson, scope: &Scope) -> Result<O
     }
 }
 
-pub(super) fn op_regex_match(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
-    let f = parse_object("$regexMatch", arg, &["input", "regex", "options"], 31024)?;
+/// The arguments of `$regexMatch`, `$regexFind` and `$regexFindAll` (their shared
+/// `RegexExecutionState` on the server): the compiled regex and the input, or `None` when
+/// either is null or missing.
+fn regex_arguments(
+    op: &str,
+    arg: &Bson,
+    scope: &Scope,
+) -> Result<Option<(crate::query::matcher::Re, String)>> {
+    let f = parse_object(op, arg, &["input", "regex", "options"], 31024)?;
     let input = field(&f, "input")
-        .ok_or_else(|| CommandError::new(31022, "$regexMatch requires 'input' parameter"))?;
+        .ok_or_else(|| CommandError::new(31022, format!("{op} requires 'input' parameter")))?;
     let regex = field(&f, "regex")
-        .ok_or_else(|| CommandError::new(31023, "$regexMatch requires 'regex' parameter"))?;
+        .ok_or_else(|| CommandError::new(31023, format!("{op} requires 'regex' parameter")))?;
     let input = eval(input, scope)?;
     let regex = eval(regex, scope)?;
     let options = match field(&f, "options") {
@@ -310,7 +317,7 @@ pub(super) fn op_regex_match(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> 
                 return Err(CommandError::new(
                     51126,
                     format!(
-                        "$regexMatch needs 'options' to be of type string, found: {}",
+                        "{op} needs 'options' to be of type string, found: {}",
                         tn(&v)
                     ),
                 ));
@@ -319,13 +326,15 @@ pub(super) fn op_regex_match(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> 
         None => None,
     };
     let (pattern, flags) = match &regex {
-        v if nullish(v) => return Ok(Some(Bson::Boolean(false))),
+        v if nullish(v) => return Ok(None),
         Some(Bson::String(p)) => (p.clone(), options.unwrap_or_default()),
         Some(Bson::RegularExpression(r)) => {
             if options.is_some() && !r.options.is_empty() {
                 return Err(CommandError::new(
                     51075,
-                    "$regexMatch: found regex option(s) specified in both 'regex' and 'option' fields",
+                    format!(
+                        "{op}: found regex option(s) specified in both 'regex' and 'option' fields"
+                    ),
                 ));
             }
             (
@@ -337,27 +346,84 @@ pub(super) fn op_regex_match(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> 
             return Err(CommandError::new(
                 51105,
                 format!(
-                    "$regexMatch needs 'regex' to be of type string or regex, found: {}",
+                    "{op} needs 'regex' to be of type string or regex, found: {}",
                     tn(v)
                 ),
             ));
         }
     };
     let text = match &input {
-        v if nullish(v) => return Ok(Some(Bson::Boolean(false))),
+        v if nullish(v) => return Ok(None),
         Some(Bson::String(s)) => s.clone(),
         v => {
             return Err(CommandError::new(
                 51104,
-                format!(
-                    "$regexMatch needs 'input' to be of type string, found: {}",
-                    tn(v)
-                ),
+                format!("{op} needs 'input' to be of type string, found: {}", tn(v)),
             ));
         }
     };
     let re = crate::query::matcher::Re::new(&pattern, &flags)?;
-    Ok(Some(Bson::Boolean(re.is_match(&text))))
+    Ok(Some((re, text)))
+}
+
+pub(super) fn op_regex_match(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    Ok(Some(Bson::Boolean(
+        match regex_arguments("$regexMatch", arg, scope)? {
+            Some((re, text)) => re.is_match(&text),
+            None => false,
+        },
+    )))
+}
+
+/// One `$regexFind` result: the match, its index in code points, and the captures (null for
+/// a group that took no part).
+fn regex_match_doc(caps: &regex::Captures, text: &str) -> Bson {
+    let m = caps.get(0).expect("group 0 always matches");
+    let captures: Vec<Bson> = caps
+        .iter()
+        .skip(1)
+        .map(|c| c.map_or(Bson::Null, |c| Bson::String(c.as_str().to_string())))
+        .collect();
+    Bson::Document(bson::doc! {
+        "match": m.as_str(),
+        "idx": text[..m.start()].chars().count() as i32,
+        "captures": captures,
+    })
+}
+
+/// `$regexFind`: the first match, or null.
+pub(super) fn op_regex_find(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let Some((re, text)) = regex_arguments("$regexFind", arg, scope)? else {
+        return Ok(Some(Bson::Null));
+    };
+    Ok(Some(
+        re.captures_at(&text, 0)
+            .map_or(Bson::Null, |c| regex_match_doc(&c, &text)),
+    ))
+}
+
+/// `$regexFindAll`: every non-overlapping match; after an empty match the search moves on by
+/// one character, as the server does.
+pub(super) fn op_regex_find_all(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let Some((re, text)) = regex_arguments("$regexFindAll", arg, scope)? else {
+        return Ok(Some(Bson::Array(Vec::new())));
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let Some(caps) = re.captures_at(&text, start) else {
+            break;
+        };
+        let m = caps.get(0).expect("group 0 always matches");
+        out.push(regex_match_doc(&caps, &text));
+        start = if m.as_str().is_empty() {
+            // Step over the character at the match (not the match's end, which is the same).
+            m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8)
+        } else {
+            m.end()
+        };
+    }
+    Ok(Some(Bson::Array(out)))
 }
 
 // ---------------------------------------------------------------------------------------------

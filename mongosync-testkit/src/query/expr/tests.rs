@@ -1349,6 +1349,58 @@ fn let_variable_names() {
 }
 
 #[test]
+fn regex_find() {
+    let find =
+        |op: &str, input: &str, regex: &str| ev(bson!({op: {"input": input, "regex": regex}}));
+    assert_eq!(
+        find("$regexFind", "héllo wörld", "(w)(x)?ö"),
+        Some(bson!({"match": "wö", "idx": 6, "captures": ["w", null]}))
+    );
+    assert_eq!(find("$regexFind", "abc", "z"), Some(Bson::Null));
+    assert_eq!(
+        ev(bson!({"$regexFind": {"input": null, "regex": "a"}})),
+        Some(Bson::Null)
+    );
+    assert_eq!(
+        find("$regexFindAll", "a1b22c333", "[0-9]+"),
+        Some(bson!([
+            {"match": "1", "idx": 1, "captures": []},
+            {"match": "22", "idx": 3, "captures": []},
+            {"match": "333", "idx": 6, "captures": []}
+        ]))
+    );
+    // An empty match moves the search on by one character.
+    assert_eq!(
+        find("$regexFindAll", "ab", "x*"),
+        Some(bson!([
+            {"match": "", "idx": 0, "captures": []},
+            {"match": "", "idx": 1, "captures": []}
+        ]))
+    );
+    // Options, and the regexMatch family's errors under each operator's name.
+    assert_eq!(
+        ev(bson!({"$regexFindAll": {"input": "Aa", "regex": "a", "options": "i"}})),
+        Some(bson!([
+            {"match": "A", "idx": 0, "captures": []},
+            {"match": "a", "idx": 1, "captures": []}
+        ]))
+    );
+    assert_eq!(
+        ev(bson!({"$regexFindAll": {"input": null, "regex": "a"}})),
+        Some(bson!([]))
+    );
+    let e = err(bson!({"$regexFind": {"input": 1, "regex": "a"}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            51104,
+            "$regexFind needs 'input' to be of type string, found: int"
+        )
+    );
+    assert_eq!(err(bson!({"$regexFindAll": {"regex": "a"}})).code, 31022);
+}
+
+#[test]
 fn more_operators() {
     let d = doc! {"a": [3, 1, null, 2], "t": bson::Timestamp { time: 5, increment: 7 }};
     assert_eq!(

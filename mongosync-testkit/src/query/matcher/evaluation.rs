@@ -73,6 +73,12 @@ impl Re {
     pub(crate) fn is_match(&self, s: &str) -> bool {
         self.re.is_match(s)
     }
+
+    /// The first match at or after byte `start`, the text before it still in view (for
+    /// anchors and word boundaries), with its groups.
+    pub(crate) fn captures_at<'t>(&self, s: &'t str, start: usize) -> Option<regex::Captures<'t>> {
+        self.re.captures_at(s, start)
+    }
 }
 
 /// Translates the PCRE constructs whose meaning differs in the `regex` crate: without the `m`
