@@ -74,3 +74,124 @@ impl Accumulator {
         }
     }
 }
+
+/// The expression forms of `$median` and `$percentile` (the server's
+/// `evaluateAccumulatorQuantile`): a number gives itself for every `p`; an array's numeric
+/// elements (NaN skipped) give discrete percentiles; anything else gives null(s).
+pub(super) fn op_quantile(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let median = name == "$median";
+    let Bson::Document(d) = arg else {
+        return Err(CommandError::new(
+            if median { 7436201 } else { 7436200 },
+            format!(
+                "specification must be an object; found {name}: {}",
+                crate::query::matcher::server_display(arg)
+            ),
+        ));
+    };
+    // The IDL spec: unknown fields first, then required ones in declaration order.
+    let allowed: &[&str] = if median {
+        &["input", "method"]
+    } else {
+        &["input", "p", "method"]
+    };
+    if let Some(k) = d.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(CommandError::new(
+            40415,
+            format!("BSON field '{name}.{k}' is an unknown field."),
+        ));
+    }
+    if let Some(k) = allowed.iter().find(|k| !d.contains_key(**k)) {
+        return Err(CommandError::new(
+            40414,
+            format!("BSON field '{name}.{k}' is missing but a required field"),
+        ));
+    }
+    match d.get("method") {
+        Some(Bson::String(m)) if m == "approximate" => {}
+        Some(Bson::String(_)) => {
+            return Err(CommandError::bad_value(
+                "Currently only 'approximate' can be used as percentile 'method'.",
+            ));
+        }
+        other => {
+            return Err(CommandError::new(
+                codes::TYPE_MISMATCH,
+                format!(
+                    "BSON field '{name}.method' is the wrong type '{}', expected type 'string'",
+                    type_name(other)
+                ),
+            ));
+        }
+    }
+    let ps = if median {
+        vec![0.5]
+    } else {
+        percentiles(d.get("p").unwrap_or(&Bson::Null), scope)?
+    };
+    let input = eval(d.get("input").unwrap_or(&Bson::Null), scope)?;
+    let mut samples: Vec<f64> = match &input {
+        Some(v) if Num::from_bson(v).is_some() => vec![Num::from_bson(v).map_or(0.0, Num::f64)],
+        Some(Bson::Array(a)) => a
+            .iter()
+            .filter_map(Num::from_bson)
+            .map(Num::f64)
+            .filter(|x| !x.is_nan())
+            .collect(),
+        _ => Vec::new(),
+    };
+    samples.sort_by(f64::total_cmp);
+    let n = samples.len();
+    let at = |p: f64| -> Bson {
+        if n == 0 {
+            return Bson::Null;
+        }
+        // DiscretePercentile::computeTrueRank, ties towards the lower rank.
+        let rank = if p >= 1.0 {
+            n - 1
+        } else {
+            ((n as f64 * p).ceil() as usize).max(1) - 1
+        };
+        Bson::Double(samples[rank])
+    };
+    Ok(Some(if median {
+        at(0.5)
+    } else {
+        Bson::Array(ps.into_iter().map(at).collect())
+    }))
+}
+
+/// `$percentile.p`: a non-empty array of numbers in [0, 1] (7750301-7750303).
+fn percentiles(p: &Bson, scope: &Scope) -> Result<Vec<f64>> {
+    const MSG: &str =
+        "The $percentile 'p' field must be an array of numbers from [0.0, 1.0], but found: ";
+    let v = eval(p, scope)?.unwrap_or(Bson::Null);
+    let Bson::Array(items) = &v else {
+        return Err(CommandError::new(
+            7750301,
+            format!("{MSG}{}", crate::query::matcher::server_display(&v)),
+        ));
+    };
+    if items.is_empty() {
+        return Err(CommandError::new(7750301, format!("{MSG}[]")));
+    }
+    items
+        .iter()
+        .map(|x| {
+            let Some(n) = Num::from_bson(x) else {
+                return Err(CommandError::new(
+                    7750302,
+                    format!("{MSG}{}", crate::query::matcher::server_display(x)),
+                ));
+            };
+            let f = n.f64();
+            if !(0.0..=1.0).contains(&f) {
+                return Err(CommandError::new(
+                    7750303,
+                    format!("{MSG}{}", stream_double(f)),
+                ));
+            }
+            Ok(f)
+        })
+        .collect()
+}

@@ -25,6 +25,7 @@ mod type_conversion;
 mod variables;
 
 pub(crate) use accumulator::Accumulator;
+use accumulator::*;
 use arithmetic::*;
 pub(crate) use arithmetic::{Num, dec_to_f64, f64_to_dec};
 use array::*;
@@ -266,6 +267,8 @@ const KNOWN_OPERATORS: &[&str] = &[
     "$reduce",
     "$regexMatch",
     "$regexFind",
+    "$median",
+    "$percentile",
     "$regexFindAll",
     "$reverseArray",
     "$round",
@@ -744,6 +747,7 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         "$indexOfBytes" | "$indexOfCP" => op_index_of_str(name, arg, scope),
         "$regexMatch" => op_regex_match(arg, scope),
         "$regexFind" => op_regex_find(arg, scope),
+        "$median" | "$percentile" => op_quantile(name, arg, scope),
         "$regexFindAll" => op_regex_find_all(arg, scope),
         // Arrays
         "$arrayElemAt" => {

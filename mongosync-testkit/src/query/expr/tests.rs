@@ -1401,6 +1401,73 @@ fn regex_find() {
 }
 
 #[test]
+fn median_and_percentile() {
+    let d = doc! {"a": [10, 1, "x", 3, null, 2.5, f64::NAN], "n": 7};
+    assert_eq!(
+        ev_in(
+            bson!({"$median": {"input": "$a", "method": "approximate"}}),
+            d.clone()
+        ),
+        Some(bson!(2.5))
+    );
+    // Discrete ranks: ceil(n·p) - 1 of the sorted numbers [1, 2.5, 3, 10].
+    assert_eq!(
+        ev_in(
+            bson!({"$percentile": {"input": "$a", "p": [0, 0.25, 0.5, 0.9, 1], "method": "approximate"}}),
+            d.clone()
+        ),
+        Some(bson!([1.0, 1.0, 2.5, 10.0, 10.0]))
+    );
+    // A number is every percentile of itself; nothing numeric gives nulls.
+    assert_eq!(
+        ev_in(
+            bson!({"$percentile": {"input": "$n", "p": [0.1, 0.9], "method": "approximate"}}),
+            d.clone()
+        ),
+        Some(bson!([7.0, 7.0]))
+    );
+    assert_eq!(
+        ev(bson!({"$percentile": {"input": [], "p": [0.5], "method": "approximate"}})),
+        Some(bson!([null]))
+    );
+    assert_eq!(
+        ev(bson!({"$median": {"input": "abc", "method": "approximate"}})),
+        Some(Bson::Null)
+    );
+    assert_eq!(
+        err(bson!({"$median": {"input": [1], "method": "discrete"}})).code,
+        2
+    );
+    let e = err(bson!({"$median": {"input": [1]}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            40414,
+            "BSON field '$median.method' is missing but a required field"
+        )
+    );
+    let e = err(bson!({"$median": {"input": [1], "method": "approximate", "p": [0.5]}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (40415, "BSON field '$median.p' is an unknown field.")
+    );
+    assert_eq!(err(bson!({"$median": 1})).code, 7436201);
+    assert_eq!(err(bson!({"$percentile": 1})).code, 7436200);
+    assert_eq!(
+        err(bson!({"$percentile": {"input": [1], "p": [], "method": "approximate"}})).code,
+        7750301
+    );
+    assert_eq!(
+        err(bson!({"$percentile": {"input": [1], "p": ["a"], "method": "approximate"}})).code,
+        7750302
+    );
+    assert_eq!(
+        err(bson!({"$percentile": {"input": [1], "p": [1.5], "method": "approximate"}})).code,
+        7750303
+    );
+}
+
+#[test]
 fn more_operators() {
     let d = doc! {"a": [3, 1, null, 2], "t": bson::Timestamp { time: 5, increment: 7 }};
     assert_eq!(
