@@ -2,11 +2,12 @@
 
 use super::*;
 
-/// A running `$sum`, `$avg`, `$min` or `$max`.
+/// A running `$sum`, `$avg`, `$min` or `$max`. Sums of doubles carry the rounding error of
+/// each addition (TwoSum), as the server's `DoubleDoubleSummation`: ten 0.1s sum to 1.
 #[derive(Debug, Clone)]
 pub(crate) enum Accumulator {
-    Sum(Num),
-    Avg(Num, u64),
+    Sum(Num, f64),
+    Avg(Num, f64, u64),
     Min(Option<Bson>),
     Max(Option<Bson>),
 }
@@ -14,8 +15,8 @@ pub(crate) enum Accumulator {
 impl Accumulator {
     pub(crate) fn new(op: &str) -> Result<Accumulator> {
         Ok(match op {
-            "$sum" => Accumulator::Sum(Num::Int(0)),
-            "$avg" => Accumulator::Avg(Num::Int(0), 0),
+            "$sum" => Accumulator::Sum(Num::Int(0), 0.0),
+            "$avg" => Accumulator::Avg(Num::Int(0), 0.0, 0),
             "$min" => Accumulator::Min(None),
             "$max" => Accumulator::Max(None),
             other => return Err(unknown_operator(other)),
@@ -25,14 +26,14 @@ impl Accumulator {
     /// Adds a value: sums and averages ignore non-numbers; min and max ignore null and missing.
     pub(crate) fn add(&mut self, v: Option<Bson>) -> Result<()> {
         match self {
-            Accumulator::Sum(total) => {
+            Accumulator::Sum(total, error) => {
                 if let Some(n) = v.as_ref().and_then(Num::from_bson) {
-                    *total = total.add(n);
+                    *total = compensated_add(*total, n, error);
                 }
             }
-            Accumulator::Avg(total, count) => {
+            Accumulator::Avg(total, error, count) => {
                 if let Some(n) = v.as_ref().and_then(Num::from_bson) {
-                    *total = total.add(n);
+                    *total = compensated_add(*total, n, error);
                     *count += 1;
                 }
             }
@@ -60,12 +61,18 @@ impl Accumulator {
 
     pub(crate) fn finish(&self) -> Bson {
         match self {
-            Accumulator::Sum(total) => total.to_bson(),
-            Accumulator::Avg(total, count) => {
+            // Adding a zero error would turn -0.0 into 0.0.
+            Accumulator::Sum(Num::Double(d), error) if *error != 0.0 => Bson::Double(d + error),
+            Accumulator::Sum(total, _) => total.to_bson(),
+            Accumulator::Avg(total, error, count) => {
                 if *count == 0 {
                     Bson::Null
                 } else if let Num::Decimal(_) = total {
                     total.div(Num::Long(*count as i64)).to_bson()
+                } else if let Num::Double(d) = total
+                    && *error != 0.0
+                {
+                    Bson::Double((d + error) / *count as f64)
                 } else {
                     Bson::Double(total.f64() / *count as f64)
                 }
@@ -73,6 +80,21 @@ impl Accumulator {
             Accumulator::Min(v) | Accumulator::Max(v) => v.clone().unwrap_or(Bson::Null),
         }
     }
+}
+
+/// `total + n` in the numeric tower; when the result is a double, the addition's rounding
+/// error (Knuth's TwoSum) goes into `error`, so the final `total + error` is the sum rounded
+/// once.
+fn compensated_add(total: Num, n: Num, error: &mut f64) -> Num {
+    let sum = total.add(n);
+    if let Num::Double(s) = sum
+        && s.is_finite()
+    {
+        let (a, b) = (total.f64(), n.f64());
+        let b_virtual = s - a;
+        *error += (a - (s - b_virtual)) + (b - b_virtual);
+    }
+    sum
 }
 
 /// The expression forms of `$median` and `$percentile` (the server's

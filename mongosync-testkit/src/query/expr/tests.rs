@@ -1468,6 +1468,23 @@ fn median_and_percentile() {
 }
 
 #[test]
+fn sums_are_compensated() {
+    let tenths: Vec<Bson> = (0..10).map(|_| Bson::Double(0.1)).collect();
+    assert_eq!(
+        ev(bson!({"$sum": {"$literal": tenths.clone()}})),
+        Some(bson!(1.0))
+    );
+    assert_eq!(ev(bson!({"$avg": {"$literal": tenths}})), Some(bson!(0.1)));
+    // Integers stay exact and integral; a double makes the result a double.
+    assert_eq!(ev(bson!({"$sum": [1, 2, 3]})), Some(bson!(6)));
+    assert_eq!(ev(bson!({"$sum": [1, 0.5]})), Some(bson!(1.5)));
+    assert_eq!(
+        ev(bson!({"$sum": [1e308, 1e308]})),
+        Some(bson!(f64::INFINITY))
+    );
+}
+
+#[test]
 fn more_operators() {
     let d = doc! {"a": [3, 1, null, 2], "t": bson::Timestamp { time: 5, increment: 7 }};
     assert_eq!(
