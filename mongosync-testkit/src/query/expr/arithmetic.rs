@@ -522,13 +522,8 @@ pub(super) fn op_round(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<B
         if name == "$trunc" {
             x.trunc()
         } else {
-            // The server rounds half to even.
-            let r = x.round();
-            if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
-                r - x.signum()
-            } else {
-                r
-            }
+            // The server rounds half to even; -0.5 rounds to -0.0.
+            x.round_ties_even()
         }
     };
     let out = match n {

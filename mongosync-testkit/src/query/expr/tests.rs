@@ -1485,6 +1485,19 @@ fn sums_are_compensated() {
 }
 
 #[test]
+fn round_keeps_negative_zero() {
+    let is_neg_zero =
+        |v: Option<Bson>| matches!(v, Some(Bson::Double(d)) if d == 0.0 && d.is_sign_negative());
+    assert!(is_neg_zero(ev(bson!({"$round": [-0.5]}))));
+    assert!(is_neg_zero(ev(bson!({"$round": [-0.0]}))));
+    assert!(is_neg_zero(ev(bson!({"$trunc": [-0.7]}))));
+    assert_eq!(ev(bson!({"$round": [2.5]})), Some(bson!(2.0)));
+    assert_eq!(ev(bson!({"$round": [-2.5]})), Some(bson!(-2.0)));
+    assert_eq!(ev(bson!({"$round": [3.5]})), Some(bson!(4.0)));
+    assert_eq!(ev(bson!({"$round": [1.25, 1]})), Some(bson!(1.2)));
+}
+
+#[test]
 fn more_operators() {
     let d = doc! {"a": [3, 1, null, 2], "t": bson::Timestamp { time: 5, increment: 7 }};
     assert_eq!(

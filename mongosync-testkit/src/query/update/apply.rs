@@ -411,8 +411,11 @@ impl Applier<'_> {
             Leaf::Set(v) | Leaf::SetOnInsert(v) | Leaf::Min(v) | Leaf::Max(v) | Leaf::Inc(v) => {
                 Out::Set(v.clone())
             }
-            // `$mul` of a missing field creates 0 of the multiplier's type.
-            Leaf::Mul(v) => Out::Set(zero_like(v)),
+            // `$mul` of a missing field sets the multiplier times int32 0, as the server's
+            // ArithmeticNode::setValueForNewElement: 0 of its type, -0.0 for a negative double.
+            Leaf::Mul(v) => {
+                Out::Set(arithmetic(v, &Bson::Int32(0), false).unwrap_or_else(|| v.clone()))
+            }
             Leaf::CurrentDate { timestamp } => Out::Set(self.current_date(*timestamp)),
             Leaf::Push(spec) => Out::Set(Bson::Array(push(Vec::new(), spec))),
             Leaf::AddToSet(values) => {

@@ -100,18 +100,6 @@ pub(super) fn as_f64(v: &Bson) -> Option<f64> {
     }
 }
 
-pub(super) fn zero_like(v: &Bson) -> Bson {
-    match v {
-        Bson::Int32(_) => Bson::Int32(0),
-        Bson::Int64(_) => Bson::Int64(0),
-        Bson::Decimal128(_) => "0"
-            .parse()
-            .map(Bson::Decimal128)
-            .unwrap_or(Bson::Double(0.0)),
-        _ => Bson::Double(0.0),
-    }
-}
-
 /// `$inc`/`$mul` with the server's type promotion: int32 overflow widens to int64, int64
 /// overflow fails (`None`), doubles and decimals win.
 pub(super) fn arithmetic(a: &Bson, b: &Bson, add: bool) -> Option<Bson> {

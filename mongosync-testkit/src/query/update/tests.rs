@@ -425,6 +425,21 @@ fn inc_errors() {
 }
 
 #[test]
+fn negative_zero_is_kept_by_mul_and_inc_of_a_missing_field() {
+    let out = apply(
+        doc! {"$mul": {"m": -1.5}, "$inc": {"i": -0.0}},
+        doc! {"_id": 1},
+    );
+    for f in ["m", "i"] {
+        let v = out.get_f64(f).unwrap();
+        assert!(v == 0.0 && v.is_sign_negative(), "{f}: {v}");
+    }
+    // An existing field multiplied by a negative number keeps IEEE's sign too.
+    let out = apply(doc! {"$mul": {"a": -2.0}}, doc! {"_id": 1, "a": 0.0});
+    assert!(out.get_f64("a").unwrap().is_sign_negative());
+}
+
+#[test]
 fn mul_creates_zero_of_the_argument_type() {
     assert_eq!(
         apply(
