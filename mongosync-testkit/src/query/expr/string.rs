@@ -9,7 +9,8 @@ pub(super) fn coerce_to_string(name: &str, v: &Option<Bson>) -> Result<String> {
         Some(Bson::String(s)) | Some(Bson::Symbol(s)) => Ok(s.clone()),
         Some(Bson::Int32(i)) => Ok(i.to_string()),
         Some(Bson::Int64(i)) => Ok(i.to_string()),
-        Some(Bson::Double(d)) => Ok(format_double(*d)),
+        // The server's coerceToString streams doubles with %g: 6 significant digits.
+        Some(Bson::Double(d)) => Ok(stream_double(*d)),
         Some(Bson::Decimal128(d)) => Ok(d.to_string()),
         Some(Bson::DateTime(d)) => Ok(format_date(d.timestamp_millis())),
         Some(Bson::Timestamp(t)) => Ok(format!("Timestamp({}, {})", t.time, t.increment)),

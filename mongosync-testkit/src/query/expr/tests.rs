@@ -1498,6 +1498,34 @@ fn round_keeps_negative_zero() {
 }
 
 #[test]
+fn doubles_as_strings() {
+    // $toString: fmt's shortest form, exponent below 1e-4 and from 1e16.
+    for (d, s) in [
+        (9999999999999998.0, "9999999999999998"),
+        (1e16, "1e+16"),
+        (1e15, "1000000000000000"),
+        (0.1, "0.1"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (1.5e300, "1.5e+300"),
+        (-2.5e-7, "-2.5e-07"),
+        (1.23456789, "1.23456789"),
+    ] {
+        assert_eq!(ev(bson!({"$toString": d})), Some(bson!(s)), "{d}");
+    }
+    assert_eq!(ev(bson!({"$toString": f64::NAN})), Some(bson!("NaN")));
+    assert_eq!(ev(bson!({"$toString": -0.0})), Some(bson!("-0")));
+    // $toLower and $substr coerce with %g: six significant digits, `nan`.
+    assert_eq!(ev(bson!({"$toLower": 1.23456789})), Some(bson!("1.23457")));
+    assert_eq!(ev(bson!({"$toUpper": f64::NAN})), Some(bson!("NAN")));
+    assert_eq!(ev(bson!({"$toLower": 1e16})), Some(bson!("1e+16")));
+    assert_eq!(
+        ev(bson!({"$substrBytes": [1234567.0, 0, 20]})),
+        Some(bson!("1.23457e+06"))
+    );
+}
+
+#[test]
 fn more_operators() {
     let d = doc! {"a": [3, 1, null, 2], "t": bson::Timestamp { time: 5, increment: 7 }};
     assert_eq!(

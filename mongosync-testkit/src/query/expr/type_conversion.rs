@@ -6,7 +6,9 @@ use super::*;
 /// 241 ConversionFailure (`$convert` and the `$toX` shorthands).
 pub(super) const CONVERSION_FAILURE: i32 = 241;
 
-/// Formats a double as the server prints it in `$toString`/`$concat` contexts.
+/// A double as 8.x's `$toString`/`$convert` prints it (`fmt::format("{}")`): the shortest
+/// digits that read back the same, in exponent form (`1e+16`, `1e-05`) when the decimal
+/// exponent is below -4 or at least 16; `NaN`, `Infinity`, `-0` spelled out.
 pub(crate) fn format_double(d: f64) -> String {
     if d.is_nan() {
         return "NaN".into();
@@ -25,16 +27,18 @@ pub(crate) fn format_double(d: f64) -> String {
             "0".into()
         };
     }
-    let abs = d.abs();
-    if !(1e-5..1e15).contains(&abs) {
-        let s = format!("{d:e}");
-        // Rust prints "1e20"; the server "1e+20".
-        match s.split_once('e') {
-            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
-            _ => s,
-        }
-    } else {
+    // Rust's `{:e}` gives the same shortest digits, as `1.5e16`.
+    let sci = format!("{d:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..16).contains(&exp) {
         format!("{d}")
+    } else {
+        format!(
+            "{mantissa}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
     }
 }
 
@@ -226,8 +230,9 @@ pub(crate) fn convert(v: Bson, to: &str) -> Result<Bson> {
         "string" => match &v {
             Bson::ObjectId(o) => Bson::String(o.to_hex()),
             Bson::String(_) => v.clone(),
-            Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_)
-            | Bson::Boolean(_) | Bson::DateTime(_) => {
+            Bson::Double(d) => Bson::String(format_double(*d)),
+            Bson::Int32(_) | Bson::Int64(_) | Bson::Decimal128(_) | Bson::Boolean(_)
+            | Bson::DateTime(_) => {
                 Bson::String(coerce_to_string("$convert", &Some(v.clone()))?)
             }
             _ => return Err(err()),
