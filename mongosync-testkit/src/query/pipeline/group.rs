@@ -17,6 +17,10 @@ pub(super) enum AccSpec {
     Last(Bson),
     Push(Bson),
     AddToSet(Bson),
+    /// `$concatArrays` and `$setUnion` (8.1): arrays of the group concatenated, or their
+    /// distinct elements.
+    ConcatArrays(Bson),
+    SetUnion(Bson),
     Count,
     MergeObjects(Bson),
     StdDev {
@@ -99,6 +103,8 @@ impl AccSpec {
             "$last" => AccSpec::Last(arg.clone()),
             "$push" => AccSpec::Push(arg.clone()),
             "$addToSet" => AccSpec::AddToSet(arg.clone()),
+            "$concatArrays" => AccSpec::ConcatArrays(arg.clone()),
+            "$setUnion" => AccSpec::SetUnion(arg.clone()),
             "$mergeObjects" => AccSpec::MergeObjects(arg.clone()),
             "$stdDevPop" => AccSpec::StdDev {
                 sample: false,
@@ -201,7 +207,10 @@ impl AccSpec {
             AccSpec::Count => AccState::Basic(Accumulator::new("$sum")?),
             AccSpec::First(_) => AccState::First(None),
             AccSpec::Last(_) => AccState::Last(None),
-            AccSpec::Push(_) | AccSpec::AddToSet(_) => AccState::Values(Vec::new()),
+            AccSpec::Push(_)
+            | AccSpec::AddToSet(_)
+            | AccSpec::ConcatArrays(_)
+            | AccSpec::SetUnion(_) => AccState::Values(Vec::new()),
             AccSpec::MergeObjects(_) => AccState::Merge(Document::new()),
             AccSpec::StdDev { .. } => AccState::Floats(Vec::new()),
             AccSpec::N { .. } => AccState::Values(Vec::new()),
@@ -233,6 +242,34 @@ impl AccSpec {
                         .any(|x| compare_values(Some(x), Some(&v)) == Ordering::Equal)
                 {
                     values.push(v);
+                }
+            }
+            (AccSpec::ConcatArrays(e), AccState::Values(values))
+            | (AccSpec::SetUnion(e), AccState::Values(values)) => {
+                let union = matches!(self, AccSpec::SetUnion(_));
+                // A missing value adds nothing; anything but an array is refused
+                // (accumulator_concat_arrays.cpp).
+                match expr::evaluate(e, doc, vars)? {
+                    None => {}
+                    Some(Bson::Array(items)) => {
+                        for v in items {
+                            if !union
+                                || !values
+                                    .iter()
+                                    .any(|x| compare_values(Some(x), Some(&v)) == Ordering::Equal)
+                            {
+                                values.push(v);
+                            }
+                        }
+                    }
+                    Some(other) => {
+                        return Err(CommandError::type_mismatch(format!(
+                            "{} requires array inputs, but input {} is of type {}",
+                            if union { "$setUnion" } else { "$concatArrays" },
+                            crate::query::matcher::server_display(&other),
+                            expr::type_name(Some(&other))
+                        )));
+                    }
                 }
             }
             (AccSpec::MergeObjects(e), AccState::Merge(out)) => match expr::evaluate(e, doc, vars)?

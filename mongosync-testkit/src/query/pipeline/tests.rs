@@ -398,6 +398,49 @@ fn group_with_mixed_types_and_accumulators() {
 }
 
 #[test]
+fn group_concat_arrays_and_set_union() {
+    let input = docs(bson!([
+        {"k": 1, "a": [1, 2]},
+        {"k": 1, "a": [2, 3]},
+        {"k": 1},
+        {"k": 2, "a": []}
+    ]));
+    let out = run(
+        bson!([
+            {"$group": {"_id": "$k", "all": {"$concatArrays": "$a"}, "set": {"$setUnion": "$a"}}},
+            {"$sort": {"_id": 1}}
+        ]),
+        input,
+    );
+    assert_eq!(
+        out,
+        docs(bson!([
+            {"_id": 1, "all": [1, 2, 2, 3], "set": [1, 2, 3]},
+            {"_id": 2, "all": [], "set": []}
+        ]))
+    );
+    let e = err(
+        bson!([{"$group": {"_id": null, "all": {"$concatArrays": "$a"}}}]),
+        docs(bson!([{"a": 5}])),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            14,
+            "$concatArrays requires array inputs, but input 5 is of type int"
+        )
+    );
+    assert_eq!(
+        err(
+            bson!([{"$group": {"_id": null, "s": {"$setUnion": "$a"}}}]),
+            docs(bson!([{"a": null}]))
+        )
+        .code,
+        14
+    );
+}
+
+#[test]
 fn group_top_bottom_and_n_accumulators() {
     let input = docs(
         bson!([{"g": 1, "x": 3, "n": "c"}, {"g": 1, "x": 1, "n": "a"}, {"g": 1, "x": 2, "n": "b"}, {"g": 1, "n": "z"}]),
