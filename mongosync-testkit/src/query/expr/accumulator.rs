@@ -97,14 +97,19 @@ fn compensated_add(total: Num, n: Num, error: &mut f64) -> Num {
     sum
 }
 
-/// The expression forms of `$median` and `$percentile` (the server's
-/// `evaluateAccumulatorQuantile`): a number gives itself for every `p`; an array's numeric
-/// elements (NaN skipped) give discrete percentiles; anything else gives null(s).
-pub(super) fn op_quantile(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+/// A parsed `$median`/`$percentile` specification (the server's IDL spec): the percentiles
+/// asked for. Only `method: "approximate"` is accepted, as 8.x without its accurate-percentile
+/// feature flag.
+pub(crate) fn quantile_spec(
+    name: &str,
+    arg: &Bson,
+    object_code: i32,
+    scope_doc: &Document,
+) -> Result<(Bson, Vec<f64>)> {
     let median = name == "$median";
     let Bson::Document(d) = arg else {
         return Err(CommandError::new(
-            if median { 7436201 } else { 7436200 },
+            object_code,
             format!(
                 "specification must be an object; found {name}: {}",
                 crate::query::matcher::server_display(arg)
@@ -149,26 +154,37 @@ pub(super) fn op_quantile(name: &str, arg: &Bson, scope: &Scope) -> Result<Optio
     let ps = if median {
         vec![0.5]
     } else {
-        percentiles(d.get("p").unwrap_or(&Bson::Null), scope)?
+        // `p` must be constant: it is evaluated once, against the given document.
+        let p = evaluate(
+            d.get("p").unwrap_or(&Bson::Null),
+            scope_doc,
+            &Document::new(),
+        )?;
+        percentiles(p.unwrap_or(Bson::Null))?
     };
-    let input = eval(d.get("input").unwrap_or(&Bson::Null), scope)?;
-    let mut samples: Vec<f64> = match &input {
-        Some(v) if Num::from_bson(v).is_some() => vec![Num::from_bson(v).map_or(0.0, Num::f64)],
-        Some(Bson::Array(a)) => a
-            .iter()
-            .filter_map(Num::from_bson)
-            .map(Num::f64)
-            .filter(|x| !x.is_nan())
-            .collect(),
-        _ => Vec::new(),
-    };
+    Ok((d.get("input").cloned().unwrap_or(Bson::Null), ps))
+}
+
+/// The numbers a quantile takes from a value (NaN skipped, as DiscretePercentile does).
+pub(crate) fn quantile_samples(v: &Bson, out: &mut Vec<f64>) {
+    if let Some(n) = Num::from_bson(v) {
+        let x = n.f64();
+        if !x.is_nan() {
+            out.push(x);
+        }
+    }
+}
+
+/// The result of `$median` (one value or null) or `$percentile` (an array, nulls without
+/// samples) over `samples`, with the discrete ranks of the server's `DiscretePercentile`
+/// (which its t-digest matches on small inputs): `ceil(n·p) - 1`, ties to the lower rank.
+pub(crate) fn quantile_result(median: bool, ps: &[f64], mut samples: Vec<f64>) -> Bson {
     samples.sort_by(f64::total_cmp);
     let n = samples.len();
     let at = |p: f64| -> Bson {
         if n == 0 {
             return Bson::Null;
         }
-        // DiscretePercentile::computeTrueRank, ties towards the lower rank.
         let rank = if p >= 1.0 {
             n - 1
         } else {
@@ -176,18 +192,40 @@ pub(super) fn op_quantile(name: &str, arg: &Bson, scope: &Scope) -> Result<Optio
         };
         Bson::Double(samples[rank])
     };
-    Ok(Some(if median {
+    if median {
         at(0.5)
     } else {
-        Bson::Array(ps.into_iter().map(at).collect())
-    }))
+        Bson::Array(ps.iter().map(|p| at(*p)).collect())
+    }
+}
+
+/// The expression forms of `$median` and `$percentile` (the server's
+/// `evaluateAccumulatorQuantile`): a number gives itself for every `p`; an array's numeric
+/// elements give discrete percentiles; anything else gives null(s).
+pub(super) fn op_quantile(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let median = name == "$median";
+    let (input, ps) = quantile_spec(
+        name,
+        arg,
+        if median { 7436201 } else { 7436200 },
+        scope.root,
+    )?;
+    let mut samples = Vec::new();
+    match eval(&input, scope)? {
+        Some(Bson::Array(items)) => items.iter().for_each(|v| quantile_samples(v, &mut samples)),
+        Some(v) if Num::from_bson(&v).is_some() => {
+            // A number is every percentile of itself, NaN included.
+            samples.push(Num::from_bson(&v).map_or(0.0, Num::f64));
+        }
+        _ => {}
+    }
+    Ok(Some(quantile_result(median, &ps, samples)))
 }
 
 /// `$percentile.p`: a non-empty array of numbers in [0, 1] (7750301-7750303).
-fn percentiles(p: &Bson, scope: &Scope) -> Result<Vec<f64>> {
+fn percentiles(v: Bson) -> Result<Vec<f64>> {
     const MSG: &str =
         "The $percentile 'p' field must be an array of numbers from [0.0, 1.0], but found: ";
-    let v = eval(p, scope)?.unwrap_or(Bson::Null);
     let Bson::Array(items) = &v else {
         return Err(CommandError::new(
             7750301,

@@ -24,8 +24,8 @@ mod string;
 mod type_conversion;
 mod variables;
 
-pub(crate) use accumulator::Accumulator;
 use accumulator::*;
+pub(crate) use accumulator::{Accumulator, quantile_result, quantile_samples, quantile_spec};
 use arithmetic::*;
 pub(crate) use arithmetic::{Num, dec_to_f64, f64_to_dec};
 use array::*;

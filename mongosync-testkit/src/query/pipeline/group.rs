@@ -21,6 +21,12 @@ pub(super) enum AccSpec {
     /// distinct elements.
     ConcatArrays(Bson),
     SetUnion(Bson),
+    /// `$median` and `$percentile` (the percentiles asked for).
+    Quantile {
+        median: bool,
+        input: Bson,
+        ps: Vec<f64>,
+    },
     Count,
     MergeObjects(Bson),
     StdDev {
@@ -104,6 +110,16 @@ impl AccSpec {
             "$push" => AccSpec::Push(arg.clone()),
             "$addToSet" => AccSpec::AddToSet(arg.clone()),
             "$concatArrays" => AccSpec::ConcatArrays(arg.clone()),
+            "$median" | "$percentile" => {
+                let median = op == "$median";
+                let (input, ps) = expr::quantile_spec(
+                    op,
+                    arg,
+                    if median { 7436100 } else { 7429703 },
+                    &Document::new(),
+                )?;
+                AccSpec::Quantile { median, input, ps }
+            }
             "$setUnion" => AccSpec::SetUnion(arg.clone()),
             "$mergeObjects" => AccSpec::MergeObjects(arg.clone()),
             "$stdDevPop" => AccSpec::StdDev {
@@ -212,7 +228,7 @@ impl AccSpec {
             | AccSpec::ConcatArrays(_)
             | AccSpec::SetUnion(_) => AccState::Values(Vec::new()),
             AccSpec::MergeObjects(_) => AccState::Merge(Document::new()),
-            AccSpec::StdDev { .. } => AccState::Floats(Vec::new()),
+            AccSpec::StdDev { .. } | AccSpec::Quantile { .. } => AccState::Floats(Vec::new()),
             AccSpec::N { .. } => AccState::Values(Vec::new()),
             AccSpec::Top { .. } => AccState::Sorted(Vec::new()),
         })
@@ -290,6 +306,11 @@ impl AccSpec {
                     ));
                 }
             },
+            (AccSpec::Quantile { input, .. }, AccState::Floats(values)) => {
+                if let Some(v) = expr::evaluate(input, doc, vars)? {
+                    expr::quantile_samples(&v, values);
+                }
+            }
             (AccSpec::StdDev { expr: e, .. }, AccState::Floats(values)) => {
                 if let Some(n) = expr::evaluate(e, doc, vars)?
                     .as_ref()
@@ -366,6 +387,9 @@ impl AccSpec {
             }
             (_, AccState::Values(values)) => Bson::Array(values),
             (_, AccState::Merge(d)) => Bson::Document(d),
+            (AccSpec::Quantile { median, ps, .. }, AccState::Floats(values)) => {
+                expr::quantile_result(*median, ps, values)
+            }
             (AccSpec::StdDev { sample, .. }, AccState::Floats(values)) => {
                 let count = values.len();
                 if count == 0 || (*sample && count == 1) {

@@ -441,6 +441,40 @@ fn group_concat_arrays_and_set_union() {
 }
 
 #[test]
+fn group_median_and_percentile() {
+    let input = docs(bson!([
+        {"k": 1, "v": 10}, {"k": 1, "v": 1}, {"k": 1, "v": "x"}, {"k": 1, "v": 3.0},
+        {"k": 1, "v": 2.5}, {"k": 2, "v": null}
+    ]));
+    let out = run(
+        bson!([
+            {"$group": {
+                "_id": "$k",
+                "m": {"$median": {"input": "$v", "method": "approximate"}},
+                "p": {"$percentile": {"input": "$v", "p": [0.25, 0.9], "method": "approximate"}}
+            }},
+            {"$sort": {"_id": 1}}
+        ]),
+        input,
+    );
+    assert_eq!(
+        out,
+        docs(bson!([
+            {"_id": 1, "m": 2.5, "p": [1.0, 10.0]},
+            {"_id": 2, "m": null, "p": [null, null]}
+        ]))
+    );
+    assert_eq!(
+        parse_err(bson!([{"$group": {"_id": null, "m": {"$median": 1}}}])).code,
+        7436100
+    );
+    assert_eq!(
+        parse_err(bson!([{"$group": {"_id": null, "m": {"$percentile": {"input": "$v", "p": [2], "method": "approximate"}}}}])).code,
+        7750303
+    );
+}
+
+#[test]
 fn group_top_bottom_and_n_accumulators() {
     let input = docs(
         bson!([{"g": 1, "x": 3, "n": "c"}, {"g": 1, "x": 1, "n": "a"}, {"g": 1, "x": 2, "n": "b"}, {"g": 1, "n": "z"}]),
