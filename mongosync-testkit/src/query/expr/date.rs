@@ -417,26 +417,56 @@ pub(super) fn op_date_add(name: &str, arg: &Bson, scope: &Scope) -> Result<Optio
 }
 
 pub(super) fn op_date_from_parts(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
-    let keys = [
-        "year",
-        "month",
-        "day",
-        "hour",
-        "minute",
-        "second",
-        "millisecond",
-    ];
-    let mut allowed: Vec<&str> = keys.to_vec();
-    allowed.push("timezone");
-    let f = parse_object("$dateFromParts", arg, &allowed, 40518)?;
-    if field(&f, "year").is_none() {
+    const OP: &str = "$dateFromParts";
+    let f = object_fields(
+        OP,
+        arg,
+        &[
+            "year",
+            "month",
+            "day",
+            "isoWeekYear",
+            "isoWeek",
+            "isoDayOfWeek",
+            "hour",
+            "minute",
+            "second",
+            "millisecond",
+            "timezone",
+        ],
+        40519,
+        40518,
+    )?;
+    let has = |k: &str| field(&f, k).is_some();
+    let iso = has("isoWeekYear");
+    if !has("year") && !iso {
         return Err(CommandError::new(
             40516,
             "$dateFromParts requires either 'year' or 'isoWeekYear' to be present",
         ));
     }
+    if has("year") && (iso || has("isoWeek") || has("isoDayOfWeek")) {
+        return Err(CommandError::new(
+            40489,
+            "$dateFromParts does not allow mixing natural dates with ISO dates",
+        ));
+    }
+    if iso && (has("month") || has("day")) {
+        return Err(CommandError::new(
+            40525,
+            "$dateFromParts does not allow mixing ISO dates with natural dates",
+        ));
+    }
+    let keys = if iso {
+        ["isoWeekYear", "isoWeek", "isoDayOfWeek"]
+    } else {
+        ["year", "month", "day"]
+    };
+    let keys = keys
+        .into_iter()
+        .chain(["hour", "minute", "second", "millisecond"]);
     let mut parts = [1970i64, 1, 1, 0, 0, 0, 0];
-    for (i, key) in keys.iter().enumerate() {
+    for (i, key) in keys.enumerate() {
         let Some(e) = field(&f, key) else {
             continue;
         };
@@ -456,17 +486,29 @@ pub(super) fn op_date_from_parts(arg: &Bson, scope: &Scope) -> Result<Option<Bso
         })?;
     }
     if !(1..=9999).contains(&parts[0]) {
+        let (code, key) = if iso {
+            (31095, "isoWeekYear")
+        } else {
+            (40523, "year")
+        };
         return Err(CommandError::new(
-            40523,
+            code,
             format!(
-                "'year' must evaluate to an integer in the range 1 to 9999, found {}",
+                "'{key}' must evaluate to an integer in the range 1 to 9999, found {}",
                 parts[0]
             ),
         ));
     }
-    // Out-of-range parts carry over, as on the server (month 13 is January next year).
-    let months = parts[0] * 12 + parts[1] - 1;
-    let days = days_from_civil(months.div_euclid(12), months.rem_euclid(12) + 1, 1) + parts[2] - 1;
+    let days = if iso {
+        // ISO week 1 holds January 4th; weeks start on Monday (timelib_date_from_isodate).
+        let jan4 = days_from_civil(parts[0], 1, 4);
+        let monday = jan4 - (jan4 + 3).rem_euclid(7);
+        monday + (parts[1] - 1) * 7 + (parts[2] - 1)
+    } else {
+        // Out-of-range parts carry over, as on the server (month 13 is January next year).
+        let months = parts[0] * 12 + parts[1] - 1;
+        days_from_civil(months.div_euclid(12), months.rem_euclid(12) + 1, 1) + parts[2] - 1
+    };
     let ms =
         days * 86_400_000 + parts[3] * 3_600_000 + parts[4] * 60_000 + parts[5] * 1000 + parts[6];
     let Some(tz) = timezone(field(&f, "timezone"), scope)? else {

@@ -1526,6 +1526,56 @@ fn doubles_as_strings() {
 }
 
 #[test]
+fn date_from_iso_parts() {
+    // ISO week 1 of 2017 starts on Monday 2017-01-02; week 52 of 2016 ends on Sunday the 1st.
+    assert_eq!(
+        ev(bson!({"$dateFromParts": {"isoWeekYear": 2017, "isoWeek": 1, "isoDayOfWeek": 1}})),
+        Some(date("2017-01-02T00:00:00Z"))
+    );
+    assert_eq!(
+        ev(
+            bson!({"$dateFromParts": {"isoWeekYear": 2016, "isoWeek": 52, "isoDayOfWeek": 7, "hour": 5}})
+        ),
+        Some(date("2017-01-01T05:00:00Z"))
+    );
+    // 2020-W53-5 is 2021-01-01; the defaults are week 1, Monday.
+    assert_eq!(
+        ev(bson!({"$dateFromParts": {"isoWeekYear": 2020, "isoWeek": 53, "isoDayOfWeek": 5}})),
+        Some(date("2021-01-01T00:00:00Z"))
+    );
+    assert_eq!(
+        ev(bson!({"$dateFromParts": {"isoWeekYear": 2021}})),
+        Some(date("2021-01-04T00:00:00Z"))
+    );
+    let e = err(bson!({"$dateFromParts": {"year": 2017, "isoWeek": 1}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            40489,
+            "$dateFromParts does not allow mixing natural dates with ISO dates"
+        )
+    );
+    let e = err(bson!({"$dateFromParts": {"isoWeekYear": 2017, "month": 1}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            40525,
+            "$dateFromParts does not allow mixing ISO dates with natural dates"
+        )
+    );
+    assert_eq!(
+        err(bson!({"$dateFromParts": {"isoWeekYear": 0}})).code,
+        31095
+    );
+    let e = err(bson!({"$dateFromParts": {"year": 2017, "foo": 1}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (40518, "Unrecognized argument to $dateFromParts: foo")
+    );
+    assert_eq!(err(bson!({"$dateFromParts": 1})).code, 40519);
+}
+
+#[test]
 fn more_operators() {
     let d = doc! {"a": [3, 1, null, 2], "t": bson::Timestamp { time: 5, increment: 7 }};
     assert_eq!(
