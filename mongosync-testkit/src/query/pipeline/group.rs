@@ -17,6 +17,16 @@ pub(super) enum AccSpec {
     Last(Bson),
     Push(Bson),
     AddToSet(Bson),
+    /// `$concatArrays` and `$setUnion` (8.1): arrays of the group concatenated, or their
+    /// distinct elements.
+    ConcatArrays(Bson),
+    SetUnion(Bson),
+    /// `$median` and `$percentile` (the percentiles asked for).
+    Quantile {
+        median: bool,
+        input: Bson,
+        ps: Vec<f64>,
+    },
     Count,
     MergeObjects(Bson),
     StdDev {
@@ -99,6 +109,18 @@ impl AccSpec {
             "$last" => AccSpec::Last(arg.clone()),
             "$push" => AccSpec::Push(arg.clone()),
             "$addToSet" => AccSpec::AddToSet(arg.clone()),
+            "$concatArrays" => AccSpec::ConcatArrays(arg.clone()),
+            "$median" | "$percentile" => {
+                let median = op == "$median";
+                let (input, ps) = expr::quantile_spec(
+                    op,
+                    arg,
+                    if median { 7436100 } else { 7429703 },
+                    &Document::new(),
+                )?;
+                AccSpec::Quantile { median, input, ps }
+            }
+            "$setUnion" => AccSpec::SetUnion(arg.clone()),
             "$mergeObjects" => AccSpec::MergeObjects(arg.clone()),
             "$stdDevPop" => AccSpec::StdDev {
                 sample: false,
@@ -201,9 +223,12 @@ impl AccSpec {
             AccSpec::Count => AccState::Basic(Accumulator::new("$sum")?),
             AccSpec::First(_) => AccState::First(None),
             AccSpec::Last(_) => AccState::Last(None),
-            AccSpec::Push(_) | AccSpec::AddToSet(_) => AccState::Values(Vec::new()),
+            AccSpec::Push(_)
+            | AccSpec::AddToSet(_)
+            | AccSpec::ConcatArrays(_)
+            | AccSpec::SetUnion(_) => AccState::Values(Vec::new()),
             AccSpec::MergeObjects(_) => AccState::Merge(Document::new()),
-            AccSpec::StdDev { .. } => AccState::Floats(Vec::new()),
+            AccSpec::StdDev { .. } | AccSpec::Quantile { .. } => AccState::Floats(Vec::new()),
             AccSpec::N { .. } => AccState::Values(Vec::new()),
             AccSpec::Top { .. } => AccState::Sorted(Vec::new()),
         })
@@ -235,6 +260,34 @@ impl AccSpec {
                     values.push(v);
                 }
             }
+            (AccSpec::ConcatArrays(e), AccState::Values(values))
+            | (AccSpec::SetUnion(e), AccState::Values(values)) => {
+                let union = matches!(self, AccSpec::SetUnion(_));
+                // A missing value adds nothing; anything but an array is refused
+                // (accumulator_concat_arrays.cpp).
+                match expr::evaluate(e, doc, vars)? {
+                    None => {}
+                    Some(Bson::Array(items)) => {
+                        for v in items {
+                            if !union
+                                || !values
+                                    .iter()
+                                    .any(|x| compare_values(Some(x), Some(&v)) == Ordering::Equal)
+                            {
+                                values.push(v);
+                            }
+                        }
+                    }
+                    Some(other) => {
+                        return Err(CommandError::type_mismatch(format!(
+                            "{} requires array inputs, but input {} is of type {}",
+                            if union { "$setUnion" } else { "$concatArrays" },
+                            crate::query::matcher::server_display(&other),
+                            expr::type_name(Some(&other))
+                        )));
+                    }
+                }
+            }
             (AccSpec::MergeObjects(e), AccState::Merge(out)) => match expr::evaluate(e, doc, vars)?
             {
                 None | Some(Bson::Null) | Some(Bson::Undefined) => {}
@@ -253,6 +306,11 @@ impl AccSpec {
                     ));
                 }
             },
+            (AccSpec::Quantile { input, .. }, AccState::Floats(values)) => {
+                if let Some(v) = expr::evaluate(input, doc, vars)? {
+                    expr::quantile_samples(&v, values);
+                }
+            }
             (AccSpec::StdDev { expr: e, .. }, AccState::Floats(values)) => {
                 if let Some(n) = expr::evaluate(e, doc, vars)?
                     .as_ref()
@@ -329,6 +387,9 @@ impl AccSpec {
             }
             (_, AccState::Values(values)) => Bson::Array(values),
             (_, AccState::Merge(d)) => Bson::Document(d),
+            (AccSpec::Quantile { median, ps, .. }, AccState::Floats(values)) => {
+                expr::quantile_result(*median, ps, values)
+            }
             (AccSpec::StdDev { sample, .. }, AccState::Floats(values)) => {
                 let count = values.len();
                 if count == 0 || (*sample && count == 1) {

@@ -154,6 +154,23 @@ fn integral(v: &Bson) -> Option<i64> {
     }
 }
 
+/// The server's `parseIntegerElementToNonNegativeLong` for `$limit`/`$skip`, its reason
+/// prefixed as the stage does: "invalid argument to $skip stage: Expected an integer: …".
+fn count_argument(stage: &str, v: &Bson, code: i32) -> Result<i64> {
+    let reason = match crate::query::matcher::parse_integer_element(stage, v) {
+        Ok(n) if n >= 0 => return Ok(n),
+        Ok(_) => format!(
+            "Expected a non-negative number in: {stage}: {}",
+            crate::query::matcher::server_display(v)
+        ),
+        Err(e) => e.message,
+    };
+    Err(CommandError::new(
+        code,
+        format!("invalid argument to {stage} stage: {reason}"),
+    ))
+}
+
 /// The collection named by `$lookup.from`, `$unionWith.coll`, `$out`: a string or
 /// `{db, coll}`.
 fn namespace(stage: &str, v: &Bson) -> Result<(Option<String>, String)> {
@@ -305,41 +322,12 @@ impl Stage {
                 }
                 Stage::Sort(SortSpec::new(d)?)
             }
-            "$limit" => match integral(spec) {
-                Some(n) if n > 0 => Stage::Limit(n as u64),
-                Some(_) => {
-                    return Err(CommandError::new(15958, "the limit must be positive"));
-                }
-                None if expr::Num::from_bson(spec).is_some() => {
-                    return Err(CommandError::new(
-                        15958,
-                        format!(
-                            "invalid argument to $limit stage: Expected an integer: $limit: {spec}"
-                        ),
-                    ));
-                }
-                None => {
-                    return Err(CommandError::new(
-                        15957,
-                        "the limit must be specified as a number",
-                    ));
-                }
+            // 8.x: parseIntegerElementToNonNegativeLong, its reason prefixed (5107201/5107200).
+            "$limit" => match count_argument("$limit", spec, 5107201)? {
+                0 => return Err(CommandError::new(15958, "the limit must be positive")),
+                n => Stage::Limit(n as u64),
             },
-            "$skip" => match integral(spec) {
-                Some(n) if n >= 0 => Stage::Skip(n as u64),
-                Some(_) => {
-                    return Err(CommandError::new(
-                        15956,
-                        "the number to skip cannot be negative",
-                    ));
-                }
-                None => {
-                    return Err(CommandError::new(
-                        15972,
-                        "Argument to $skip must be a number",
-                    ));
-                }
-            },
+            "$skip" => Stage::Skip(count_argument("$skip", spec, 5107200)? as u64),
             "$count" => {
                 let Bson::String(s) = spec else {
                     return Err(CommandError::new(

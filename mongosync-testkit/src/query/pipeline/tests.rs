@@ -102,9 +102,46 @@ fn parse_errors() {
         40601
     );
     assert_eq!(parse_err(bson!([{"$limit": 0}])).code, 15958);
-    assert_eq!(parse_err(bson!([{"$limit": -1}])).code, 15958);
-    assert_eq!(parse_err(bson!([{"$limit": "a"}])).code, 15957);
-    assert_eq!(parse_err(bson!([{"$skip": -1}])).code, 15956);
+    // 8.x's codes and wording for $limit and $skip arguments.
+    let e = parse_err(bson!([{"$limit": -1}]));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            5107201,
+            "invalid argument to $limit stage: Expected a non-negative number in: $limit: -1"
+        )
+    );
+    let e = parse_err(bson!([{"$limit": "a"}]));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            5107201,
+            "invalid argument to $limit stage: Expected a number in: $limit: \"a\""
+        )
+    );
+    let e = parse_err(bson!([{"$skip": -1}]));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            5107200,
+            "invalid argument to $skip stage: Expected a non-negative number in: $skip: -1"
+        )
+    );
+    let e = parse_err(bson!([{"$skip": 1.5}]));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            5107200,
+            "invalid argument to $skip stage: Expected an integer: $skip: 1.5"
+        )
+    );
+    assert!(
+        Pipeline::parse(
+            &stages(bson!([{"$skip": 2.0}, {"$limit": 3.0}])),
+            &Document::new()
+        )
+        .is_ok()
+    );
     assert_eq!(
         parse_err(bson!([{"$match": {}}, {"$collStats": {}}])).code,
         40602
@@ -357,6 +394,83 @@ fn group_with_mixed_types_and_accumulators() {
     assert_eq!(
         parse_err(bson!([{"$group": {"_id": null, "t": {"$sum": [1, 2]}}}])).code,
         40237
+    );
+}
+
+#[test]
+fn group_concat_arrays_and_set_union() {
+    let input = docs(bson!([
+        {"k": 1, "a": [1, 2]},
+        {"k": 1, "a": [2, 3]},
+        {"k": 1},
+        {"k": 2, "a": []}
+    ]));
+    let out = run(
+        bson!([
+            {"$group": {"_id": "$k", "all": {"$concatArrays": "$a"}, "set": {"$setUnion": "$a"}}},
+            {"$sort": {"_id": 1}}
+        ]),
+        input,
+    );
+    assert_eq!(
+        out,
+        docs(bson!([
+            {"_id": 1, "all": [1, 2, 2, 3], "set": [1, 2, 3]},
+            {"_id": 2, "all": [], "set": []}
+        ]))
+    );
+    let e = err(
+        bson!([{"$group": {"_id": null, "all": {"$concatArrays": "$a"}}}]),
+        docs(bson!([{"a": 5}])),
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            14,
+            "$concatArrays requires array inputs, but input 5 is of type int"
+        )
+    );
+    assert_eq!(
+        err(
+            bson!([{"$group": {"_id": null, "s": {"$setUnion": "$a"}}}]),
+            docs(bson!([{"a": null}]))
+        )
+        .code,
+        14
+    );
+}
+
+#[test]
+fn group_median_and_percentile() {
+    let input = docs(bson!([
+        {"k": 1, "v": 10}, {"k": 1, "v": 1}, {"k": 1, "v": "x"}, {"k": 1, "v": 3.0},
+        {"k": 1, "v": 2.5}, {"k": 2, "v": null}
+    ]));
+    let out = run(
+        bson!([
+            {"$group": {
+                "_id": "$k",
+                "m": {"$median": {"input": "$v", "method": "approximate"}},
+                "p": {"$percentile": {"input": "$v", "p": [0.25, 0.9], "method": "approximate"}}
+            }},
+            {"$sort": {"_id": 1}}
+        ]),
+        input,
+    );
+    assert_eq!(
+        out,
+        docs(bson!([
+            {"_id": 1, "m": 2.5, "p": [1.0, 10.0]},
+            {"_id": 2, "m": null, "p": [null, null]}
+        ]))
+    );
+    assert_eq!(
+        parse_err(bson!([{"$group": {"_id": null, "m": {"$median": 1}}}])).code,
+        7436100
+    );
+    assert_eq!(
+        parse_err(bson!([{"$group": {"_id": null, "m": {"$percentile": {"input": "$v", "p": [2], "method": "approximate"}}}}])).code,
+        7750303
     );
 }
 

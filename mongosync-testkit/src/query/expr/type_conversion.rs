@@ -1,0 +1,346 @@
+//! Type expressions and conversions: `$convert` and its `$toX` shorthands, and the server's
+//! string forms of numbers.
+
+use super::*;
+
+/// 241 ConversionFailure (`$convert` and the `$toX` shorthands).
+pub(super) const CONVERSION_FAILURE: i32 = 241;
+
+/// A double as 8.x's `$toString`/`$convert` prints it (`fmt::format("{}")`): the shortest
+/// digits that read back the same, in exponent form (`1e+16`, `1e-05`) when the decimal
+/// exponent is below -4 or at least 16; `NaN`, `Infinity`, `-0` spelled out.
+pub(crate) fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        return "NaN".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    // Rust's `{:e}` gives the same shortest digits, as `1.5e16`.
+    let sci = format!("{d:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..16).contains(&exp) {
+        format!("{d}")
+    } else {
+        format!(
+            "{mantissa}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    }
+}
+
+pub(super) fn target_name(to: &Bson) -> Result<&'static str> {
+    let by_number = |n: i64| -> Option<&'static str> {
+        Some(match n {
+            1 => "double",
+            2 => "string",
+            7 => "objectId",
+            8 => "bool",
+            9 => "date",
+            16 => "int",
+            18 => "long",
+            19 => "decimal",
+            _ => return None,
+        })
+    };
+    let name = match to {
+        Bson::String(s) => match s.as_str() {
+            "double" => Some("double"),
+            "string" => Some("string"),
+            "objectId" => Some("objectId"),
+            "bool" => Some("bool"),
+            "date" => Some("date"),
+            "int" => Some("int"),
+            "long" => Some("long"),
+            "decimal" => Some("decimal"),
+            "null" | "object" | "array" | "binData" | "regex" | "timestamp" | "minKey"
+            | "maxKey" | "undefined" | "javascript" | "symbol" => {
+                return Err(CommandError::bad_value(format!(
+                    "Unsupported conversion to {s} in $convert"
+                )));
+            }
+            _ => None,
+        },
+        other => Num::from_bson(other).and_then(|n| match n {
+            Num::Int(i) => by_number(i as i64),
+            Num::Long(l) => by_number(l),
+            n @ (Num::Double(_) | Num::Decimal(_)) if n.f64().fract() == 0.0 => {
+                by_number(n.f64() as i64)
+            }
+            _ => None,
+        }),
+    };
+    name.ok_or_else(|| CommandError::bad_value(format!("Unknown type name: {}", to)))
+}
+
+pub(super) fn conversion_error(from: &Bson, to: &str) -> CommandError {
+    CommandError::new(
+        CONVERSION_FAILURE,
+        format!(
+            "Unsupported conversion from {} to {to} in $convert with no onError value",
+            type_name(Some(from))
+        ),
+    )
+}
+
+pub(super) fn parse_failure(s: &str, why: &str) -> CommandError {
+    CommandError::new(
+        CONVERSION_FAILURE,
+        format!("Failed to parse number '{s}' in $convert with no onError value: {why}"),
+    )
+}
+
+pub(super) fn parse_int_str(s: &str) -> Result<i64> {
+    if s.is_empty() {
+        return Err(parse_failure(s, "No digits"));
+    }
+    s.parse::<i64>().map_err(|_| {
+        if s.chars()
+            .all(|c| c.is_ascii_digit() || c == '-' || c == '+')
+        {
+            parse_failure(s, "Overflow")
+        } else {
+            parse_failure(s, "Did not consume whole string.")
+        }
+    })
+}
+
+pub(super) fn double_to_integer(d: f64, from: &Bson, min: f64, max: f64) -> Result<i64> {
+    if d.is_nan() {
+        return Err(CommandError::new(
+            CONVERSION_FAILURE,
+            "Attempt to convert NaN value to integer type in $convert with no onError value",
+        ));
+    }
+    let t = d.trunc();
+    if t < min || t > max {
+        return Err(CommandError::new(
+            CONVERSION_FAILURE,
+            format!(
+                "Conversion would overflow target type in $convert with no onError value: {}",
+                from
+            ),
+        ));
+    }
+    Ok(t as i64)
+}
+
+/// `$convert` of a non-null value to the target type name.
+pub(crate) fn convert(v: Bson, to: &str) -> Result<Bson> {
+    let err = || conversion_error(&v, to);
+    Ok(match to {
+        "bool" => match &v {
+            Bson::Boolean(_) => v.clone(),
+            Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
+                Bson::Boolean(truthy(Some(&v)))
+            }
+            Bson::String(_) | Bson::ObjectId(_) | Bson::DateTime(_) | Bson::Timestamp(_)
+            | Bson::Document(_) | Bson::Array(_) | Bson::Binary(_) | Bson::RegularExpression(_)
+            | Bson::JavaScriptCode(_) | Bson::MinKey | Bson::MaxKey => Bson::Boolean(true),
+            _ => return Err(err()),
+        },
+        "int" | "long" => {
+            let (min, max) = if to == "int" {
+                (i32::MIN as f64, i32::MAX as f64)
+            } else {
+                (i64::MIN as f64, 9.223372036854775e18)
+            };
+            let i: i64 = match &v {
+                Bson::Boolean(b) => *b as i64,
+                Bson::Int32(i) => *i as i64,
+                Bson::Int64(i) => {
+                    if to == "int" && i32::try_from(*i).is_err() {
+                        return Err(CommandError::new(
+                            CONVERSION_FAILURE,
+                            format!("Conversion would overflow target type in $convert with no onError value: {i}"),
+                        ));
+                    }
+                    *i
+                }
+                Bson::Double(d) => double_to_integer(*d, &v, min, max)?,
+                Bson::Decimal128(d) => double_to_integer(dec_to_f64(d), &v, min, max)?,
+                Bson::DateTime(d) if to == "long" => d.timestamp_millis(),
+                Bson::String(s) => {
+                    let i = parse_int_str(s)?;
+                    if to == "int" && i32::try_from(i).is_err() {
+                        return Err(parse_failure(s, "Overflow"));
+                    }
+                    i
+                }
+                _ => return Err(err()),
+            };
+            if to == "int" { Bson::Int32(i as i32) } else { Bson::Int64(i) }
+        }
+        "double" | "decimal" => {
+            let d = match &v {
+                Bson::Boolean(b) => *b as i64 as f64,
+                Bson::Int32(i) => *i as f64,
+                Bson::Int64(i) => *i as f64,
+                Bson::Double(d) => *d,
+                Bson::Decimal128(d) => {
+                    if to == "decimal" {
+                        return Ok(v.clone());
+                    }
+                    dec_to_f64(d)
+                }
+                Bson::DateTime(d) => d.timestamp_millis() as f64,
+                Bson::String(s) => {
+                    if to == "decimal" {
+                        return s
+                            .parse::<Decimal128>()
+                            .map(Bson::Decimal128)
+                            .map_err(|_| parse_failure(s, "Failed to parse string to decimal"));
+                    }
+                    let t = s.trim();
+                    if t.len() != s.len() || s.is_empty() {
+                        return Err(parse_failure(s, "Did not consume whole string."));
+                    }
+                    s.parse::<f64>()
+                        .map_err(|_| parse_failure(s, "Did not consume whole string."))?
+                }
+                _ => return Err(err()),
+            };
+            if to == "double" {
+                Bson::Double(d)
+            } else {
+                match &v {
+                    Bson::Int32(i) => Bson::Decimal128(
+                        i.to_string().parse().unwrap_or_else(|_| f64_to_dec(d)),
+                    ),
+                    Bson::Int64(i) => Bson::Decimal128(
+                        i.to_string().parse().unwrap_or_else(|_| f64_to_dec(d)),
+                    ),
+                    _ => Bson::Decimal128(f64_to_dec(d)),
+                }
+            }
+        }
+        "string" => match &v {
+            Bson::ObjectId(o) => Bson::String(o.to_hex()),
+            Bson::String(_) => v.clone(),
+            Bson::Double(d) => Bson::String(format_double(*d)),
+            Bson::Int32(_) | Bson::Int64(_) | Bson::Decimal128(_) | Bson::Boolean(_)
+            | Bson::DateTime(_) => {
+                Bson::String(coerce_to_string("$convert", &Some(v.clone()))?)
+            }
+            _ => return Err(err()),
+        },
+        "objectId" => match &v {
+            Bson::ObjectId(_) => v.clone(),
+            Bson::String(s) => Bson::ObjectId(ObjectId::parse_str(s).map_err(|_| {
+                CommandError::new(
+                    CONVERSION_FAILURE,
+                    format!("Failed to parse objectId '{s}' in $convert with no onError value: Invalid string length for parsing to OID, expected 24 but found {}", s.len()),
+                )
+            })?),
+            _ => return Err(err()),
+        },
+        "date" => match &v {
+            Bson::DateTime(_) => v.clone(),
+            Bson::Int64(i) => Bson::DateTime(bson::DateTime::from_millis(*i)),
+            Bson::Double(d) => Bson::DateTime(bson::DateTime::from_millis(*d as i64)),
+            Bson::Decimal128(d) => {
+                Bson::DateTime(bson::DateTime::from_millis(dec_to_f64(d) as i64))
+            }
+            Bson::ObjectId(o) => Bson::DateTime(o.timestamp()),
+            Bson::Timestamp(t) => Bson::DateTime(bson::DateTime::from_millis(t.time as i64 * 1000)),
+            Bson::String(s) => Bson::DateTime(parse_date(s).ok_or_else(|| {
+                CommandError::new(
+                    CONVERSION_FAILURE,
+                    format!("Error parsing date string '{s}'; in $convert with no onError value"),
+                )
+            })?),
+            _ => return Err(err()),
+        },
+        _ => return Err(err()),
+    })
+}
+
+pub(super) fn op_convert(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let d = object_arg("$convert", arg, 9)?;
+    for k in d.keys() {
+        if !matches!(
+            k.as_str(),
+            "input" | "to" | "onError" | "onNull" | "format" | "base"
+        ) {
+            return Err(CommandError::failed_to_parse(format!(
+                "$convert found an unknown argument: {k}"
+            )));
+        }
+    }
+    let input_expr = d
+        .get("input")
+        .ok_or_else(|| CommandError::failed_to_parse("Missing 'input' parameter to $convert"))?;
+    let to_expr = d
+        .get("to")
+        .ok_or_else(|| CommandError::failed_to_parse("Missing 'to' parameter to $convert"))?;
+    let input = eval(input_expr, scope)?;
+    let to = eval(to_expr, scope)?;
+    if nullish(&input) {
+        return match d.get("onNull") {
+            Some(e) => eval(e, scope),
+            None => Ok(Some(Bson::Null)),
+        };
+    }
+    if nullish(&to) {
+        return Ok(Some(Bson::Null));
+    }
+    let target = target_name(to.as_ref().unwrap_or(&Bson::Null))?;
+    match convert(input.unwrap_or(Bson::Null), target) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.code == CONVERSION_FAILURE => match d.get("onError") {
+            Some(on_error) => eval(on_error, scope),
+            None => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strings
+
+/// A double as C++'s `ostream << double` prints it (`%g`, 6 significant digits), which the
+/// server uses in many messages: `2`, `1.5`, `1.23457e+06`, `inf`, `nan`.
+pub(crate) fn stream_double(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let trim = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    let sci = format!("{d:.5e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
+        trim(format!("{:.*}", (5 - exp) as usize, d))
+    } else {
+        format!(
+            "{}e{}{:02}",
+            trim(mantissa.to_string()),
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    }
+}

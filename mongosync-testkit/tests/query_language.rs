@@ -1,0 +1,122 @@
+//! The aggregation language through the official Rust driver: time zones, the date, regex,
+//! bitwise and quantile operators, and 8.x's error codes, as a client sees them.
+
+use bson::{Bson, DateTime, Document, doc};
+use futures::TryStreamExt;
+use mongodb::{Client, Collection, error::ErrorKind};
+use mongosync_testkit::MemoryCluster;
+
+async fn collection(cluster: &MemoryCluster) -> Collection<Document> {
+    let client = Client::with_uri_str(cluster.uri())
+        .await
+        .expect("valid uri");
+    client.database("db").collection("c")
+}
+
+fn date(s: &str) -> DateTime {
+    DateTime::parse_rfc3339_str(s).unwrap()
+}
+
+/// The server error code of a failed command.
+fn code(e: mongodb::error::Error) -> i32 {
+    match *e.kind {
+        ErrorKind::Command(c) => c.code,
+        other => panic!("not a command error: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn date_operators_in_time_zones() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let coll = collection(&cluster).await;
+    coll.insert_many(vec![
+        doc! {"_id": 1, "t": date("2021-03-20T11:30:05Z"), "s": "a1b22", "v": [10, 1, 3]},
+        doc! {"_id": 2, "t": date("2021-11-07T05:30:00Z"), "s": "", "v": []},
+    ])
+    .await
+    .unwrap();
+    let out: Vec<Document> = coll
+        .aggregate(vec![
+            doc! {"$sort": {"_id": 1}},
+            doc! {"$project": {
+                "day": {"$dateTrunc": {"date": "$t", "unit": "day", "timezone": "America/New_York"}},
+                "hour": {"$hour": {"date": "$t", "timezone": "Europe/Paris"}},
+                "local": {"$dateToString": {"date": "$t", "format": "%H:%M %z", "timezone": "+05:30"}},
+                "days": {"$dateDiff": {"startDate": date("2021-01-01T00:00:00Z"), "endDate": "$t", "unit": "day"}},
+                "parts": {"$dateToParts": {"date": "$t", "timezone": "Asia/Tokyo"}},
+                "digits": {"$regexFindAll": {"input": "$s", "regex": "[0-9]+"}},
+                "median": {"$median": {"input": "$v", "method": "approximate"}},
+                "bits": {"$bitAnd": [12, 10]},
+            }},
+        ])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    // 2021-03-20: New York on EDT (-4), Paris on CET (+1).
+    assert_eq!(
+        out[0].get_datetime("day").unwrap(),
+        &date("2021-03-20T04:00:00Z")
+    );
+    assert_eq!(out[0].get_i32("hour").unwrap(), 12);
+    assert_eq!(out[0].get_str("local").unwrap(), "17:00 +0530");
+    assert_eq!(out[0].get_i64("days").unwrap(), 78);
+    let parts = out[0].get_document("parts").unwrap();
+    assert_eq!(
+        (
+            parts.get_i32("day").unwrap(),
+            parts.get_i32("hour").unwrap()
+        ),
+        (20, 20)
+    );
+    let digits: Vec<&str> = out[0]
+        .get_array("digits")
+        .unwrap()
+        .iter()
+        .map(|m| m.as_document().unwrap().get_str("match").unwrap())
+        .collect();
+    assert_eq!(digits, ["1", "22"]);
+    assert_eq!(out[0].get_f64("median").unwrap(), 3.0);
+    assert_eq!(out[0].get_i32("bits").unwrap(), 8);
+    // 2021-11-07T05:30Z is 01:30 EDT, the hour before New York falls back: still the 7th.
+    assert_eq!(
+        out[1].get_datetime("day").unwrap(),
+        &date("2021-11-07T04:00:00Z")
+    );
+    assert_eq!(out[1].get("median"), Some(&Bson::Null));
+    assert_eq!(out[1].get_array("digits").unwrap().len(), 0);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn argument_errors_carry_the_servers_codes() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let coll = collection(&cluster).await;
+    coll.insert_one(doc! {"_id": 1, "t": date("2021-03-20T11:30:05Z")})
+        .await
+        .unwrap();
+    let failing = |stage: Document| {
+        let coll = coll.clone();
+        async move { code(coll.aggregate(vec![stage]).await.unwrap_err()) }
+    };
+    assert_eq!(
+        failing(doc! {"$project": {"h": {"$hour": {"date": "$t", "timezone": "Mars/Base"}}}}).await,
+        40485
+    );
+    assert_eq!(
+        failing(doc! {"$project": {"h": {"$hour": {"date": "$t", "timezone": 1}}}}).await,
+        40517
+    );
+    assert_eq!(failing(doc! {"$skip": -1}).await, 5107200);
+    assert_eq!(failing(doc! {"$limit": 1.5}).await, 5107201);
+    assert_eq!(failing(doc! {"$project": {"x": {"$asin": 2}}}).await, 50989);
+    assert_eq!(
+        failing(
+            doc! {"$project": {"x": {"$dateTrunc": {"date": "$t", "unit": "day", "binSize": 0}}}}
+        )
+        .await,
+        5439018
+    );
+    cluster.shutdown().await;
+}
