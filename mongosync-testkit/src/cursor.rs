@@ -48,6 +48,8 @@ pub struct Cursor {
 }
 
 /// Where a lazy scan goes on from.
+// One per open cursor, inside the boxed `Scan`: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Position {
     /// Natural order: the record ids still to read (a WiredTiger record cursor).
