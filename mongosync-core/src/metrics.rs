@@ -136,6 +136,7 @@ pub(crate) fn retry_reason(code: Option<i32>) -> &'static str {
         Some(189) => "PrimarySteppedDown",
         Some(262) => "ExceededTimeLimit",
         Some(9001) => "SocketException",
+        Some(10058) => "LegacyNotPrimary",
         Some(10107) => "NotWritablePrimary",
         Some(11600) => "InterruptedAtShutdown",
         Some(11602) => "InterruptedDueToReplStateChange",

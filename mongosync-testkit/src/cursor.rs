@@ -1,15 +1,24 @@
 //! Server-side cursors: results waiting to be fetched with `getMore`, reaped after ten idle
-//! minutes as on a real server.
+//! minutes as on a real server. A collection or `_id` range scan reads lazily between
+//! `getMore`s (a [`Scan`]), as a plan executor that yields; blocking plans (sorts, most
+//! pipelines) hand out a materialised result.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Weak;
+use std::ops::Bound;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bson::raw::cstr;
-use bson::{RawArrayBuf, RawDocumentBuf};
+use bson::{Document, RawArrayBuf, RawDocumentBuf};
 use parking_lot::Mutex;
 
+use crate::error::{CommandError, Result, codes};
+use crate::query::compare::OrdBson;
+use crate::query::matcher::Matcher;
+use crate::query::projection::Projection;
 use crate::server::Server;
+use crate::storage::collection::{decode, raw_id};
+use crate::storage::{Catalog, Collection, CollectionData, RecordId};
 
 /// How long an idle cursor lives (the server's `cursorTimeoutMillis`).
 pub const CURSOR_TIMEOUT: Duration = Duration::from_secs(600);
@@ -34,6 +43,251 @@ pub struct Cursor {
     pub no_timeout: bool,
     /// A change stream's state (its batches come from the oplog, not `pending`).
     pub stream: Option<Box<crate::changestream::stream::StreamState>>,
+    /// A lazy scan (its batches come from the collection, not `pending`).
+    pub scan: Option<Box<Scan>>,
+}
+
+/// Where a lazy scan goes on from.
+// One per open cursor, inside the boxed `Scan`: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Position {
+    /// Natural order: the record ids still to read (a WiredTiger record cursor).
+    Natural {
+        /// The lowest record id still to read.
+        lower: Bound<RecordId>,
+        /// The highest record id still to read.
+        upper: Bound<RecordId>,
+        /// Newest first (`$natural: -1`).
+        reverse: bool,
+    },
+    /// `_id` order: the `_id` range still to read (an `_id` index scan).
+    Id {
+        /// The lowest `_id` still to read.
+        lower: Bound<OrdBson>,
+        /// The highest `_id` still to read.
+        upper: Bound<OrdBson>,
+        /// Descending `_id` order.
+        reverse: bool,
+    },
+}
+
+/// A find that reads its collection batch by batch. Between batches it holds no lock: like a
+/// yielding plan it sees what was committed meanwhile after its position (records inserted
+/// later may appear; one that existed throughout is returned exactly once, since a record
+/// keeps its id and its `_id` across updates).
+#[derive(Debug)]
+pub struct Scan {
+    /// The collection scanned (its identity: a drop or rename kills the scan).
+    pub collection: Arc<Collection>,
+    /// `db.coll` when the scan opened.
+    pub ns: String,
+    /// What is left to read.
+    pub position: Position,
+    /// The filter (also used by positional projections).
+    pub matcher: Matcher,
+    /// The filter is empty: every record matches.
+    pub match_all: bool,
+    /// The filter reads only `_id`: match without decoding the document.
+    pub id_only: bool,
+    /// The projection, if any.
+    pub projection: Option<Projection>,
+    /// Matching documents still to skip.
+    pub skip: usize,
+    /// Documents still to return (`None`: no limit).
+    pub limit: Option<usize>,
+    /// A tailable cursor: stays open at the end of a capped collection.
+    pub tailable: bool,
+    /// The last record the scan looked at (a capped collection can delete it).
+    pub last_seen: Option<RecordId>,
+}
+
+impl Scan {
+    /// Checks that the scan may go on, as a plan restored after a yield: its collection still
+    /// exists under the name it had (QueryPlanKilled otherwise, with the server's messages).
+    pub fn restore(&self, catalog: &Catalog) -> Result<()> {
+        let current = self.collection.data.read().ns.clone();
+        let (db, coll) = current.split_once('.').unwrap_or((&current, ""));
+        let alive = catalog
+            .collection(db, coll)
+            .is_some_and(|c| Arc::ptr_eq(&c, &self.collection));
+        let same_db = self.ns.split_once('.').map(|(d, _)| d) == Some(db);
+        let uuid = self.collection.uuid;
+        // A rename across databases copies into a new collection and drops this one.
+        if !alive || !same_db {
+            return Err(CommandError::new(
+                codes::QUERY_PLAN_KILLED,
+                format!("collection dropped. UUID {uuid}"),
+            ));
+        }
+        if current != self.ns {
+            return Err(CommandError::new(
+                codes::QUERY_PLAN_KILLED,
+                format!(
+                    "collection renamed from '{}' to '{current}'. UUID {uuid}",
+                    self.ns
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that a natural-order scan of a capped collection still has its position (the
+    /// record it saw last): CappedPositionLost once capping (or a delete) removed it.
+    fn check_position(&self, data: &CollectionData) -> Result<()> {
+        if let (Position::Natural { .. }, Some(rid)) = (&self.position, self.last_seen)
+            && data.is_capped()
+            && data.get(rid).is_none()
+        {
+            return Err(CommandError::new(
+                codes::CAPPED_POSITION_LOST,
+                format!(
+                    "CollectionScan died due to position in capped collection being deleted. \
+                     Last seen record id: RecordId({rid})"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the next batch: at most `max` documents (all when `None`) and at most
+    /// [`MAX_BATCH_BYTES`]. Returns it and whether the cursor stays open.
+    pub fn next_batch(
+        &mut self,
+        data: &CollectionData,
+        max: Option<usize>,
+    ) -> Result<(Vec<RawDocumentBuf>, bool)> {
+        self.check_position(data)?;
+        let mut out: Vec<RawDocumentBuf> = Vec::new();
+        if max == Some(0) {
+            return Ok((out, true));
+        }
+        if self.limit == Some(0) {
+            return Ok((out, false));
+        }
+        let mut bytes = 0usize;
+        let candidates: Box<dyn Iterator<Item = (RecordId, &RawDocumentBuf)>> = match &self.position
+        {
+            Position::Natural {
+                lower,
+                upper,
+                reverse,
+            } => {
+                let it = data.iter_records((*lower, *upper));
+                if *reverse {
+                    Box::new(it.rev())
+                } else {
+                    Box::new(it)
+                }
+            }
+            Position::Id {
+                lower,
+                upper,
+                reverse,
+            } => data.iter_id_range(lower.as_ref(), upper.as_ref(), *reverse),
+        };
+        // The last record looked at, and whether the scan must look at it again (it matched
+        // but did not fit in this batch).
+        let mut stop: Option<(RecordId, &RawDocumentBuf, bool)> = None;
+        let mut open = false;
+        for (rid, raw) in candidates {
+            self.last_seen = Some(rid);
+            stop = Some((rid, raw, false));
+            let decoded = if self.match_all {
+                None
+            } else if self.id_only {
+                let mut probe = Document::new();
+                if let Some(id) = raw_id(raw) {
+                    probe.insert("_id", id);
+                }
+                if !self.matcher.try_matches(&probe)? {
+                    continue;
+                }
+                None
+            } else {
+                let d = decode(raw)?;
+                if !self.matcher.try_matches(&d)? {
+                    continue;
+                }
+                Some(d)
+            };
+            if self.skip > 0 {
+                self.skip -= 1;
+                continue;
+            }
+            if max.is_some_and(|m| out.len() >= m) {
+                stop = Some((rid, raw, true));
+                open = true;
+                break;
+            }
+            let doc = match &self.projection {
+                None => raw.clone(),
+                Some(p) => {
+                    let d = match decoded {
+                        Some(d) => d,
+                        None => decode(raw)?,
+                    };
+                    crate::commands::support::encode_result(&p.apply(&d, Some(&self.matcher))?)?
+                }
+            };
+            let len = doc.as_bytes().len();
+            if !out.is_empty() && bytes + len > MAX_BATCH_BYTES {
+                stop = Some((rid, raw, true));
+                open = true;
+                break;
+            }
+            bytes += len;
+            out.push(doc);
+            if let Some(l) = &mut self.limit {
+                *l -= 1;
+                if *l == 0 {
+                    return Ok((out, false));
+                }
+            }
+        }
+        if let Some((rid, raw, again)) = stop {
+            self.advance(rid, raw, again);
+        }
+        // At the end, only a tailable cursor that has a position stays open.
+        let open = open || (self.tailable && self.last_seen.is_some());
+        Ok((out, open))
+    }
+
+    /// Moves the position past record `rid` (or onto it, when it is to be read again).
+    fn advance(&mut self, rid: RecordId, raw: &RawDocumentBuf, again: bool) {
+        fn bound<T>(v: T, again: bool) -> Bound<T> {
+            if again {
+                Bound::Included(v)
+            } else {
+                Bound::Excluded(v)
+            }
+        }
+        match &mut self.position {
+            Position::Natural {
+                lower,
+                upper,
+                reverse,
+            } => {
+                if *reverse {
+                    *upper = bound(rid, again);
+                } else {
+                    *lower = bound(rid, again);
+                }
+            }
+            Position::Id {
+                lower,
+                upper,
+                reverse,
+            } => {
+                let Some(id) = raw_id(raw) else { return };
+                if *reverse {
+                    *upper = bound(OrdBson(id), again);
+                } else {
+                    *lower = bound(OrdBson(id), again);
+                }
+            }
+        }
+    }
 }
 
 /// Every open cursor, by id.

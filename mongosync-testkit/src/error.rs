@@ -170,6 +170,8 @@ pub mod codes {
     pub const IDL_UNKNOWN_FIELD: i32 = 40415;
     pub const UNRECOGNIZED_PIPELINE_STAGE: i32 = 40324;
     pub const INVALID_LENGTH: i32 = 16;
+    pub const CAPPED_POSITION_LOST: i32 = 136;
+    pub const QUERY_PLAN_KILLED: i32 = 175;
 }
 
 /// The `codeName` of a server error code; `"Location<code>"` for codes without a name, as the
@@ -232,6 +234,7 @@ pub fn code_name(code: i32) -> String {
         133 => "FailedToSatisfyReadPreference",
         134 => "ReadConcernMajorityNotAvailableYet",
         136 => "CappedPositionLost",
+        175 => "QueryPlanKilled",
         150 => "StaleEpoch",
         166 => "CommandNotSupportedOnView",
         168 => "InvalidPipelineOperator",

@@ -21,7 +21,14 @@ use tokio::sync::mpsc;
 use super::initialise::create_collection;
 use super::metadata::Partition;
 use super::{Control, Engine};
-use crate::error::{Error, Result, only_duplicate_keys};
+use crate::error::{Error, Result, only_duplicate_keys, server_code};
+
+/// QueryPlanKilled: the collection of a cursor was dropped or renamed.
+pub(crate) const QUERY_PLAN_KILLED: i32 = 175;
+/// CappedPositionLost: capping deleted the record a capped collection's cursor stood on.
+const CAPPED_POSITION_LOST: i32 = 136;
+/// How many times a capped collection's copy starts again after losing its position.
+const CAPPED_RESTARTS: u32 = 20;
 
 /// How often a partition's progress is persisted while it is copied.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -51,12 +58,29 @@ pub(crate) async fn copy_all(engine: &Arc<Engine>, pending: Vec<Partition>) -> R
                 };
                 let what = format!("copying partition `{}`", part.id);
                 // A retry continues from the attempt's last checkpoint.
-                let progress = std::sync::Mutex::new(part);
-                let outcome = super::retry::retry(&engine, &what, || {
-                    let part = progress.lock().expect("partition lock").clone();
-                    copy_partition(&engine, part, &progress)
-                })
-                .await?;
+                let progress = std::sync::Mutex::new(part.clone());
+                let mut restarts = 0;
+                let outcome = loop {
+                    let attempt = super::retry::retry(&engine, &what, || {
+                        let part = progress.lock().expect("partition lock").clone();
+                        copy_partition(&engine, part, &progress)
+                    })
+                    .await;
+                    match attempt {
+                        // Inserts capped away the position of a capped collection's cursor
+                        // (copied whole, in natural order): copy it again from the start.
+                        Err(e)
+                            if part.natural
+                                && restarts < CAPPED_RESTARTS
+                                && code_of(&e) == Some(CAPPED_POSITION_LOST) =>
+                        {
+                            restarts += 1;
+                            tracing::warn!("{what}: {e}; copying it again");
+                            *progress.lock().expect("partition lock") = part.clone();
+                        }
+                        other => break other?,
+                    }
+                };
                 if outcome == Outcome::Paused {
                     return Ok(Outcome::Paused);
                 }
@@ -147,11 +171,19 @@ async fn copy_attempt(
         async move {
             let mut batch = Vec::new();
             let mut bytes = 0usize;
-            while let Some(doc) = cursor
-                .try_next()
-                .await
-                .map_err(|e| Error::step(step.clone(), source.name.as_str(), e))?
-            {
+            loop {
+                let doc = match cursor.try_next().await {
+                    Ok(Some(doc)) => doc,
+                    Ok(None) => break,
+                    // The collection was dropped or renamed under the cursor: what was read is
+                    // copied, and the change stream replays the drop or rename (a rename's
+                    // target is copied again whole).
+                    Err(e) if server_code(&e) == Some(QUERY_PLAN_KILLED) => {
+                        tracing::info!("copy of `{}` stopped: {e}", part.ns);
+                        break;
+                    }
+                    Err(e) => return Err(Error::step(step.clone(), source.name.as_str(), e)),
+                };
                 if let Some(bound) = skip_first.take()
                     && doc
                         .get("_id")
@@ -242,6 +274,16 @@ async fn copy_attempt(
     }
     meta.partition_phase(&part.id, "done", copied).await?;
     Ok(Outcome::Done)
+}
+
+/// The server's code behind an engine error, if a server answered with one.
+pub(crate) fn code_of(e: &Error) -> Option<i32> {
+    match e {
+        Error::Step {
+            source: Some(s), ..
+        } => server_code(&s.0),
+        _ => None,
+    }
 }
 
 async fn recreate(engine: &Engine, part: &Partition) -> Result<()> {

@@ -381,10 +381,15 @@ async fn resync(engine: &Engine, ns: &Namespace) -> Result<()> {
     let mut batch = vec![];
     let mut bytes = 0usize;
     loop {
-        let next = cursor
-            .try_next()
-            .await
-            .map_err(|e| Error::step(step.clone(), source.name.as_str(), e))?;
+        let next = match cursor.try_next().await {
+            Ok(next) => next,
+            // Dropped or renamed again while read: the change stream replays that too.
+            Err(e) if server_code(&e) == Some(super::copy::QUERY_PLAN_KILLED) => {
+                tracing::info!("copy of `{ns}` stopped: {e}");
+                None
+            }
+            Err(e) => return Err(Error::step(step.clone(), source.name.as_str(), e)),
+        };
         let end = next.is_none();
         if let Some(d) = next {
             bytes += d.as_bytes().len();

@@ -8,9 +8,14 @@ use std::time::{Duration, Instant};
 use super::Engine;
 use crate::error::{Error, Result, is_network, server_code};
 
-/// Server codes that say "try again": elections, shutdowns, network, write conflicts.
+/// Server codes that say "try again". Exactly: the codes of the drivers' retryable-reads
+/// specification (the server's `NetworkError` and `NotPrimaryError` codes, shutdowns,
+/// ReadConcernMajorityNotAvailableYet 134, ExceededTimeLimit 262), LegacyNotPrimary (10058,
+/// which the SDAM specification reads as "not writable primary" during an election), and
+/// WriteConflict (112). The server's other `RetriableError` codes are internal-only or not
+/// about failovers (overload, resharding, backup cursors).
 const TRANSIENT_CODES: &[i32] = &[
-    6, 7, 89, 91, 112, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
+    6, 7, 89, 91, 112, 134, 189, 262, 9001, 10058, 10107, 11600, 11602, 13435, 13436,
 ];
 
 fn transient_driver(e: &mongodb::error::Error) -> bool {

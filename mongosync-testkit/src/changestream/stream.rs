@@ -579,6 +579,7 @@ pub fn open(
             last_used: Instant::now(),
             no_timeout: false,
             stream: Some(Box::new(state)),
+            scan: None,
         })
     };
     Ok(Reply::Raw(stream_reply(id, &ns, docs, &pbrt, true)?))

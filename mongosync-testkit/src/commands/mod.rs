@@ -323,8 +323,10 @@ pub async fn run(
     let blocked = (ctx.server.write_block.lock().enabled
         && !security::may_bypass_write_blocking(&ctx))
     .then(|| Arc::clone(ctx.server));
-    let ns = match ctx.arg() {
-        Bson::String(c) => format!("{}.{c}", ctx.db),
+    let ns = match (ctx.arg(), ctx.body.get("collection")) {
+        (Bson::String(c), _) => format!("{}.{c}", ctx.db),
+        // A getMore's namespace is its `collection`, as the server's fail points see it.
+        (_, Some(Bson::String(c))) if ctx.name == "getMore" => format!("{}.{c}", ctx.db),
         _ => format!("{}.$cmd", ctx.db),
     };
     let action = ctx

@@ -3,19 +3,21 @@
 
 use std::collections::VecDeque;
 use std::ops::Bound;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bson::{Bson, Document, RawDocumentBuf, doc};
 
-use super::support::{self, Target};
+use super::support::{self, CollHandle, Target};
 use super::{Ctx, Reply};
-use crate::cursor::{Cursor, cursor_reply, next_batch};
+use crate::cursor::{Cursor, Position, Scan, cursor_reply, next_batch};
 use crate::error::{CommandError, Result, codes};
 use crate::query::compare::OrdBson;
 use crate::query::matcher::Matcher;
 use crate::query::pipeline::{Pipeline, PipelineEnv};
 use crate::query::projection::Projection;
 use crate::query::sort::{Direction, SortSpec};
+use crate::storage::CollectionData;
 use crate::storage::collection::decode;
 
 const FIND_FIELDS: &[&str] = &[
@@ -107,6 +109,7 @@ fn open_cursor(
             last_used: Instant::now(),
             no_timeout,
             stream: None,
+            scan: None,
         })
     };
     Reply::Raw(cursor_reply(id, &ns, batch, true))
@@ -141,7 +144,8 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
     };
     let batch = batch_size(ctx, ctx.body.get("batchSize"), "batchSize")?;
     let no_timeout = ctx.opt_bool("noCursorTimeout")?.unwrap_or(false);
-    if ctx.opt_bool("tailable")?.unwrap_or(false)
+    let tailable = ctx.opt_bool("tailable")?.unwrap_or(false);
+    if tailable
         && let Some(c) = ctx.server.catalog.collection(&ctx.db, &coll)
         && !c.data.read().is_capped()
     {
@@ -194,7 +198,7 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             }
             run_pipeline(ctx, &base, &pipeline, &vars)?
                 .iter()
-                .map(support::encode)
+                .map(support::encode_result)
                 .collect::<Result<Vec<_>>>()?
         }
         Target::Collection(c) => {
@@ -211,35 +215,48 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 (_, _, Some(Bson::Document(k))) => Some(k.clone()),
                 _ => None,
             };
-            // A copy tool's partition scan: `_id` bounds and nothing else walk the `_id` index
-            // range directly, O(log n + k), without decoding a document.
-            let id_key = doc! {"_id": 1};
-            if bounds_key.as_ref() == Some(&id_key)
-                && filter.is_empty()
-                && proj.is_none()
-                && skip == 0
-                && data.has_id_index()
-                && sort.as_ref().is_none_or(|s| {
-                    s.keys()
-                        .iter()
-                        .all(|(f, d)| f == "_id" && matches!(d, Direction::Ascending))
-                })
+            // A plan that needs no blocking stage reads lazily between `getMore`s.
+            if let CollHandle::Live(live) = &c
+                && let Some(position) = scan_position(
+                    &data,
+                    &matcher,
+                    sort.as_ref(),
+                    hint.as_ref(),
+                    &bounds_key,
+                    (&min, &max),
+                )
             {
-                let bound = |d: &Option<Document>| {
-                    d.as_ref()
-                        .and_then(|d| d.get("_id"))
-                        .map(|v| OrdBson(v.clone()))
+                let mut scan = Scan {
+                    collection: Arc::clone(live),
+                    ns: ns.clone(),
+                    position,
+                    match_all: filter.is_empty(),
+                    id_only: support::filter_only_on_id(&filter),
+                    matcher,
+                    projection: proj,
+                    skip: skip as usize,
+                    limit,
+                    tailable,
+                    last_seen: None,
                 };
-                let (lo, hi) = (bound(&min), bound(&max));
-                let lower = lo.as_ref().map_or(Bound::Unbounded, Bound::Included);
-                let upper = hi.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
-                let docs: Vec<RawDocumentBuf> = data
-                    .iter_id_range(lower, upper, false)
-                    .take(limit.unwrap_or(usize::MAX))
-                    .map(|(_, raw)| raw.clone())
-                    .collect();
+                let (batch_docs, open) =
+                    scan.next_batch(&data, Some(batch.unwrap_or(DEFAULT_BATCH)))?;
                 drop(data);
-                return Ok(open_cursor(ctx, ns, docs, batch, single_batch, no_timeout));
+                let id = if open && !single_batch {
+                    ctx.server.cursors.register(Cursor {
+                        ns: ns.clone(),
+                        pending: VecDeque::new(),
+                        lsid: ctx.body.get("lsid").cloned(),
+                        origin: ctx.name.clone(),
+                        last_used: Instant::now(),
+                        no_timeout,
+                        stream: None,
+                        scan: Some(Box::new(scan)),
+                    })
+                } else {
+                    0
+                };
+                return Ok(Reply::Raw(cursor_reply(id, &ns, batch_docs, true)));
             }
             let selected = support::select(
                 &data,
@@ -265,10 +282,12 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 }
                 match (&proj, decoded) {
                     (None, _) => out.push(data.get(rid).expect("selected").clone()),
-                    (Some(p), Some(d)) => out.push(support::encode(&p.apply(&d, Some(&matcher))?)?),
+                    (Some(p), Some(d)) => {
+                        out.push(support::encode_result(&p.apply(&d, Some(&matcher))?)?)
+                    }
                     (Some(p), None) => {
                         let d = decode(data.get(rid).expect("selected"))?;
-                        out.push(support::encode(&p.apply(&d, Some(&matcher))?)?);
+                        out.push(support::encode_result(&p.apply(&d, Some(&matcher))?)?);
                     }
                 }
             }
@@ -276,6 +295,82 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
     };
     Ok(open_cursor(ctx, ns, docs, batch, single_batch, no_timeout))
+}
+
+/// Where a lazy scan starts, for the plans that need no blocking stage: a collection scan in
+/// natural order (either way), or an `_id` index scan (in `_id` order, within the filter's
+/// `_id` range or a hinted `min`/`max`). `None`: the result is materialised.
+fn scan_position(
+    data: &CollectionData,
+    matcher: &Matcher,
+    sort: Option<&SortSpec>,
+    hint: Option<&Bson>,
+    bounds_key: &Option<Document>,
+    (min, max): (&Option<Document>, &Option<Document>),
+) -> Option<Position> {
+    // Only the `_id` index and the collection itself can be walked lazily.
+    let id_hint = match hint {
+        None => false,
+        Some(Bson::String(name)) if name == "_id_" => true,
+        Some(Bson::Document(k)) if *k == doc! {"_id": 1} => true,
+        Some(Bson::Document(k)) if k.keys().eq(["$natural"]) => false,
+        Some(_) => return None,
+    };
+    let by_id = match sort.map(|s| (s.keys(), s.collation().is_some())) {
+        None => None,
+        Some(([], _)) => None,
+        Some(([(field, dir)], false)) if field == "_id" => {
+            Some(matches!(dir, Direction::Descending))
+        }
+        Some(_) => return None,
+    };
+    let natural_reverse = sort.and_then(|s| s.natural()).is_some_and(|d| d < 0);
+    if !data.has_id_index() && (by_id.is_some() || bounds_key.is_some()) {
+        return None;
+    }
+    // A single `_id` is one lookup: nothing to stream.
+    if matcher.id_equality().is_some() && data.has_id_index() {
+        return None;
+    }
+    if let Some(key) = bounds_key {
+        // `min`/`max` on the `_id` index only, walked forward.
+        if *key != doc! {"_id": 1} || by_id == Some(true) || natural_reverse {
+            return None;
+        }
+        let bound = |d: &Option<Document>| d.as_ref().and_then(|d| d.get("_id")).cloned();
+        return Some(Position::Id {
+            lower: bound(min).map_or(Bound::Unbounded, |v| Bound::Included(OrdBson(v))),
+            upper: bound(max).map_or(Bound::Unbounded, |v| Bound::Excluded(OrdBson(v))),
+            reverse: false,
+        });
+    }
+    let range = matcher.id_range().filter(|_| data.has_id_index());
+    match (by_id, range) {
+        (Some(reverse), range) => {
+            let (lower, upper) = range.unwrap_or((Bound::Unbounded, Bound::Unbounded));
+            Some(Position::Id {
+                lower: lower.map(OrdBson),
+                upper: upper.map(OrdBson),
+                reverse,
+            })
+        }
+        // An `_id` range without a sort is an `_id` index scan, as the planner picks.
+        (None, Some((lower, upper))) if sort.is_none() => Some(Position::Id {
+            lower: lower.map(OrdBson),
+            upper: upper.map(OrdBson),
+            reverse: false,
+        }),
+        (None, None) if id_hint && sort.is_none() => Some(Position::Id {
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+            reverse: false,
+        }),
+        _ => Some(Position::Natural {
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+            reverse: natural_reverse,
+        }),
+    }
 }
 
 /// `min` (inclusive) and `max` (exclusive) on the hinted index's key.
@@ -377,9 +472,20 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
     if cursor.stream.is_some() {
         return crate::changestream::stream::get_more(ctx, id, cursor, batch).await;
     }
-    let docs = next_batch(&mut cursor.pending, batch.filter(|b| *b > 0));
+    let (docs, remaining) = match &mut cursor.scan {
+        // A failed restore kills the cursor (it is not put back).
+        Some(scan) => {
+            scan.restore(&ctx.server.catalog)?;
+            let collection = Arc::clone(&scan.collection);
+            let data = collection.data.read();
+            scan.next_batch(&data, batch.filter(|b| *b > 0))?
+        }
+        None => {
+            let docs = next_batch(&mut cursor.pending, batch.filter(|b| *b > 0));
+            (docs, !cursor.pending.is_empty())
+        }
+    };
     let reply_ns = cursor.ns.clone();
-    let remaining = !cursor.pending.is_empty();
     let reply_id = if remaining {
         ctx.server.cursors.restore(id, cursor);
         id
@@ -512,6 +618,11 @@ pub fn distinct(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
     };
     let mut values: Vec<Bson> = Vec::new();
+    // As distinct.cpp: the values' approximate size (their elements as stored) stays under
+    // 16 MiB less 4 KiB.
+    const MAX_RESPONSE_SIZE: usize = crate::wire::MAX_BSON_SIZE - 4096;
+    let leaf = key.rsplit('.').next().unwrap_or(&key).to_string();
+    let mut approx_bytes = 0usize;
     for d in &docs {
         for v in crate::query::path::lookup_all(d, &key) {
             let items: Vec<&Bson> = match v {
@@ -522,6 +633,17 @@ pub fn distinct(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 if !values.iter().any(|x| {
                     crate::query::collation::values_equal_with(x, item, collation.as_ref())
                 }) {
+                    approx_bytes += RawDocumentBuf::try_from(&doc! {leaf.as_str(): item.clone()})
+                        .map_or(0, |b| b.as_bytes().len() - 5);
+                    if approx_bytes >= MAX_RESPONSE_SIZE {
+                        return Err(CommandError::new(
+                            17217,
+                            format!(
+                                "Executor error during distinct command on namespace: {} :: caused by :: distinct too big, 16mb cap",
+                                ctx.ns(&coll)
+                            ),
+                        ));
+                    }
                     values.push(item.clone());
                 }
             }
@@ -817,7 +939,7 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let docs = if writes { Vec::new() } else { docs };
     let raws = docs
         .iter()
-        .map(support::encode)
+        .map(support::encode_result)
         .collect::<Result<Vec<_>>>()?;
     Ok(open_cursor(ctx, ns, raws, batch, false, false))
 }

@@ -121,7 +121,7 @@ pub fn refuse_view(ctx: &Ctx<'_>, coll: &str) -> Result<()> {
 
 /// Whether a filter only looks at `_id` (then matching `{_id: value}` is exact and documents
 /// need not be decoded).
-fn filter_only_on_id(filter: &Document) -> bool {
+pub fn filter_only_on_id(filter: &Document) -> bool {
     !filter.is_empty() && filter.keys().all(|k| k == "_id")
 }
 
@@ -328,6 +328,35 @@ pub fn check_size(raw: &RawDocumentBuf) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The largest BSON object the server builds (`BSONObjMaxInternalSize`): 16 MiB plus 16 KiB of
+/// slack for command replies.
+pub const MAX_INTERNAL_BSON_SIZE: usize = crate::wire::MAX_BSON_SIZE + 16 * 1024;
+
+/// Encodes a result document (a projection's or a pipeline's output). As on a real server a
+/// result may exceed the 16 MiB user limit (a `$group` of large strings): only the internal
+/// limit of a BSON object applies, with the message of `BSONObj`'s own check.
+pub fn encode_result(doc: &Document) -> Result<RawDocumentBuf> {
+    let raw = RawDocumentBuf::try_from(doc).map_err(|e| CommandError::new(22, e.to_string()))?;
+    let len = raw.as_bytes().len();
+    if len > MAX_INTERNAL_BSON_SIZE {
+        let first = doc
+            .iter()
+            .next()
+            .map(|(k, v)| {
+                let v: String = crate::util::shell_repr(v).chars().take(80).collect();
+                format!("{k}: {v}")
+            })
+            .unwrap_or_default();
+        return Err(CommandError::new(
+            codes::BSON_OBJECT_TOO_LARGE,
+            format!(
+                "BSONObj size: {len} (0x{len:X}) is invalid. Size must be between 0 and {MAX_INTERNAL_BSON_SIZE}(16MB) First element: {first}"
+            ),
+        ));
+    }
+    Ok(raw)
 }
 
 /// Encodes a document for storage.

@@ -164,6 +164,14 @@ impl CollectionData {
             .map(|(r, d)| (*r, d))
     }
 
+    /// Documents in natural order within record ids `range`.
+    pub fn iter_records(
+        &self,
+        range: (Bound<RecordId>, Bound<RecordId>),
+    ) -> impl DoubleEndedIterator<Item = (RecordId, &RawDocumentBuf)> {
+        self.records.range(range).map(|(r, d)| (*r, d))
+    }
+
     /// Documents in `_id` order within `range`: O(log n) to find the start, then O(1) a step.
     pub fn iter_id_range<'a>(
         &'a self,
@@ -171,6 +179,18 @@ impl CollectionData {
         upper: Bound<&OrdBson>,
         reverse: bool,
     ) -> Box<dyn Iterator<Item = (RecordId, &'a RawDocumentBuf)> + 'a> {
+        // An empty range (`min` past `max`, `$gt: 5, $lt: 3`) reads nothing; BTreeMap would
+        // panic on it.
+        let empty = match (lower, upper) {
+            (Bound::Included(l), Bound::Included(u)) => l > u,
+            (Bound::Included(l) | Bound::Excluded(l), Bound::Included(u) | Bound::Excluded(u)) => {
+                l >= u
+            }
+            _ => false,
+        };
+        if empty {
+            return Box::new(std::iter::empty());
+        }
         let range = self.ids.range::<OrdBson, _>((lower, upper));
         let lookup = move |(_, rid): (&OrdBson, &RecordId)| (*rid, &self.records[rid]);
         if reverse {

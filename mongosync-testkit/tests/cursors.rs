@@ -1,0 +1,354 @@
+//! Cursors as a real server keeps them: a scan reads lazily between `getMore`s, is killed with
+//! QueryPlanKilled (175) when its collection is dropped or renamed, loses its position in a
+//! capped collection with CappedPositionLost (136); result documents may exceed 16 MiB up to
+//! the server's internal BSON limit.
+
+use std::collections::BTreeSet;
+
+use bson::{Bson, Document, doc};
+use mongodb::{Client, Database};
+use mongosync_testkit::MemoryCluster;
+
+async fn client(cluster: &MemoryCluster) -> Client {
+    Client::with_uri_str(cluster.uri())
+        .await
+        .expect("valid uri")
+}
+
+/// Opens a cursor with a raw `find`; returns its id and first batch.
+async fn find(db: &Database, cmd: Document) -> (i64, Vec<Document>) {
+    let reply = db.run_command(cmd).await.unwrap();
+    let cursor = reply.get_document("cursor").unwrap();
+    (
+        cursor.get_i64("id").unwrap(),
+        batch(cursor.get_array("firstBatch").unwrap()),
+    )
+}
+
+fn batch(docs: &[Bson]) -> Vec<Document> {
+    docs.iter()
+        .map(|d| d.as_document().unwrap().clone())
+        .collect()
+}
+
+/// A raw `getMore`: the next batch and the cursor id, or the server's error.
+async fn get_more(
+    db: &Database,
+    coll: &str,
+    id: i64,
+    size: i32,
+) -> Result<(i64, Vec<Document>), (i32, String)> {
+    match db
+        .run_command(doc! {"getMore": id, "collection": coll, "batchSize": size})
+        .await
+    {
+        Ok(reply) => {
+            let cursor = reply.get_document("cursor").unwrap();
+            Ok((
+                cursor.get_i64("id").unwrap(),
+                batch(cursor.get_array("nextBatch").unwrap()),
+            ))
+        }
+        Err(e) => match *e.kind {
+            mongodb::error::ErrorKind::Command(c) => Err((c.code, c.message)),
+            other => panic!("unexpected error {other:?}"),
+        },
+    }
+}
+
+fn size_of(d: &Document) -> usize {
+    bson::RawDocumentBuf::try_from(d).unwrap().as_bytes().len()
+}
+
+fn ids(docs: &[Document]) -> Vec<i32> {
+    docs.iter().map(|d| d.get_i32("_id").unwrap()).collect()
+}
+
+async fn uuid_of(db: &Database, coll: &str) -> String {
+    let reply = db
+        .run_command(doc! {"listCollections": 1, "filter": {"name": coll}})
+        .await
+        .unwrap();
+    let first = reply
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap()[0]
+        .as_document()
+        .unwrap()
+        .clone();
+    match first.get_document("info").unwrap().get("uuid").unwrap() {
+        Bson::Binary(b) => bson::Uuid::from_bytes(b.bytes.clone().try_into().unwrap()).to_string(),
+        other => panic!("uuid {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_scan_reads_lazily_with_yield_visibility() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    let coll = db.collection::<Document>("c");
+    coll.insert_many((0..100).map(|i| doc! {"_id": i, "v": i}))
+        .await
+        .unwrap();
+    for (label, cmd) in [
+        (
+            "natural",
+            doc! {"find": "c", "filter": {"v": {"$gte": 0}}, "batchSize": 10},
+        ),
+        (
+            "_id order",
+            doc! {"find": "c", "sort": {"_id": 1}, "batchSize": 10},
+        ),
+        (
+            "_id range",
+            doc! {"find": "c", "filter": {"_id": {"$gte": 0}}, "batchSize": 10},
+        ),
+    ] {
+        let (id, first) = find(&db, cmd).await;
+        assert_eq!(ids(&first), (0..10).collect::<Vec<_>>(), "{label}");
+        // Meanwhile: a document ahead is deleted, one behind and one ahead are updated, and
+        // new documents arrive after the end.
+        coll.delete_one(doc! {"_id": 50}).await.unwrap();
+        coll.update_one(doc! {"_id": 5}, doc! {"$set": {"v": -1}})
+            .await
+            .unwrap();
+        coll.update_one(doc! {"_id": 60}, doc! {"$set": {"w": "grown".repeat(100)}})
+            .await
+            .unwrap();
+        coll.insert_one(doc! {"_id": 1000, "v": 1000})
+            .await
+            .unwrap();
+        let mut seen: Vec<i32> = ids(&first);
+        let mut cursor = id;
+        while cursor != 0 {
+            let (next, docs) = get_more(&db, "c", cursor, 7).await.unwrap();
+            assert!(docs.len() <= 7);
+            seen.extend(ids(&docs));
+            cursor = next;
+        }
+        // Never twice; never the deleted one; everything that existed throughout; the later
+        // insert is after the position, so this server shows it.
+        let unique: BTreeSet<i32> = seen.iter().copied().collect();
+        assert_eq!(unique.len(), seen.len(), "{label}: a document came twice");
+        let expected: BTreeSet<i32> = (0..100).filter(|i| *i != 50).chain([1000]).collect();
+        assert_eq!(unique, expected, "{label}");
+        // Undo for the next round.
+        coll.insert_one(doc! {"_id": 50, "v": 50}).await.unwrap();
+        coll.delete_one(doc! {"_id": 1000}).await.unwrap();
+        coll.update_one(doc! {"_id": 5}, doc! {"$set": {"v": 5}})
+            .await
+            .unwrap();
+    }
+    // skip, limit and projection hold across batches; the cursor closes with the limit.
+    let (id, first) = find(
+        &db,
+        doc! {"find": "c", "filter": {"v": {"$lt": 200}}, "skip": 3, "limit": 12, "projection": {"v": 0}, "batchSize": 5, "sort": {"_id": 1}},
+    )
+    .await;
+    assert_eq!(ids(&first), vec![3, 4, 5, 6, 7]);
+    assert!(!first[0].contains_key("v"));
+    let (id, docs) = get_more(&db, "c", id, 5).await.unwrap();
+    assert_eq!(ids(&docs), vec![8, 9, 10, 11, 12]);
+    let (id, docs) = get_more(&db, "c", id, 5).await.unwrap();
+    assert_eq!(ids(&docs), vec![13, 14]);
+    assert_eq!(id, 0);
+    // An exact final batch closes the cursor at once (the scan looked one record ahead).
+    let (id, docs) = find(&db, doc! {"find": "c", "batchSize": 100}).await;
+    assert_eq!(docs.len(), 100);
+    assert_eq!(id, 0);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn drop_rename_and_drop_database_kill_the_cursor_with_query_plan_killed() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    for name in ["dropped", "renamed", "in_dropped_db", "_id_scan"] {
+        db.collection::<Document>(name)
+            .insert_many((0..10).map(|i| doc! {"_id": i}))
+            .await
+            .unwrap();
+    }
+
+    let uuid = uuid_of(&db, "dropped").await;
+    let (id, _) = find(&db, doc! {"find": "dropped", "batchSize": 2}).await;
+    db.collection::<Document>("dropped").drop().await.unwrap();
+    let (code, message) = get_more(&db, "dropped", id, 2).await.unwrap_err();
+    assert_eq!(code, 175);
+    assert_eq!(message, format!("collection dropped. UUID {uuid}"));
+    // The killed cursor is gone.
+    let (code, _) = get_more(&db, "dropped", id, 2).await.unwrap_err();
+    assert_eq!(code, 43);
+
+    let uuid = uuid_of(&db, "renamed").await;
+    let (id, _) = find(&db, doc! {"find": "renamed", "batchSize": 2}).await;
+    client
+        .database("admin")
+        .run_command(doc! {"renameCollection": "db.renamed", "to": "db.target"})
+        .await
+        .unwrap();
+    let (code, message) = get_more(&db, "renamed", id, 2).await.unwrap_err();
+    assert_eq!(code, 175);
+    assert_eq!(
+        message,
+        format!("collection renamed from 'db.renamed' to 'db.target'. UUID {uuid}")
+    );
+
+    // An `_id` index scan is killed the same way.
+    let uuid = uuid_of(&db, "_id_scan").await;
+    let (id, _) = find(
+        &db,
+        doc! {"find": "_id_scan", "hint": {"_id": 1}, "min": {"_id": 2}, "max": {"_id": 8}, "batchSize": 2},
+    )
+    .await;
+    db.collection::<Document>("_id_scan").drop().await.unwrap();
+    let (code, message) = get_more(&db, "_id_scan", id, 2).await.unwrap_err();
+    assert_eq!(
+        (code, message),
+        (175, format!("collection dropped. UUID {uuid}"))
+    );
+
+    let other = client.database("other");
+    other
+        .collection::<Document>("c")
+        .insert_many((0..10).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+    let uuid = uuid_of(&other, "c").await;
+    let (id, _) = find(&other, doc! {"find": "c", "batchSize": 2}).await;
+    other.drop().await.unwrap();
+    let (code, message) = get_more(&other, "c", id, 2).await.unwrap_err();
+    assert_eq!(
+        (code, message),
+        (175, format!("collection dropped. UUID {uuid}"))
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn capping_past_a_cursors_position_loses_it() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    db.run_command(doc! {"create": "capped", "capped": true, "size": 1 << 20, "max": 10})
+        .await
+        .unwrap();
+    let coll = db.collection::<Document>("capped");
+    coll.insert_many((0..10).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+
+    // A non-tailable scan whose last record is capped away.
+    let (id, first) = find(&db, doc! {"find": "capped", "batchSize": 3}).await;
+    assert_eq!(ids(&first), vec![0, 1, 2]);
+    coll.insert_many((10..15).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+    let (code, message) = get_more(&db, "capped", id, 3).await.unwrap_err();
+    assert_eq!(code, 136);
+    assert!(
+        message.starts_with(
+            "CollectionScan died due to position in capped collection being deleted. Last seen record id: RecordId("
+        ),
+        "{message}"
+    );
+
+    // A tailable cursor follows new documents while its position lives, then loses it.
+    let (id, first) = find(&db, doc! {"find": "capped", "tailable": true}).await;
+    assert_eq!(ids(&first), (5..15).collect::<Vec<_>>());
+    assert_ne!(id, 0, "a tailable cursor stays open at the end");
+    let (id, docs) = get_more(&db, "capped", id, 10).await.unwrap();
+    assert!(docs.is_empty());
+    coll.insert_one(doc! {"_id": 15}).await.unwrap();
+    let (id, docs) = get_more(&db, "capped", id, 10).await.unwrap();
+    assert_eq!(ids(&docs), vec![15]);
+    coll.insert_many((16..30).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+    let (code, _) = get_more(&db, "capped", id, 10).await.unwrap_err();
+    assert_eq!(code, 136);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn result_documents_may_exceed_16_mib_up_to_the_internal_limit() {
+    const MIB16: usize = 16 * 1024 * 1024;
+    const INTERNAL: usize = MIB16 + 16 * 1024;
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    let coll = db.collection::<Document>("big");
+    // A stored document of exactly 16 MiB (as the server's bson_size_limit.js, with an int `_id`).
+    let max = doc! {"_id": 1, "x": "a".repeat(MIB16 - 22)};
+    assert_eq!(size_of(&max), MIB16);
+    coll.insert_one(max).await.unwrap();
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 1);
+
+    // A result just over 16 MiB is returned: 16,777,233 bytes.
+    let reply = db
+        .run_command(doc! {"aggregate": "big", "pipeline": [{"$project": {"x": 1, "y": "abcdefghi"}}], "cursor": {}})
+        .await
+        .unwrap();
+    let first = reply
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap()[0]
+        .as_document()
+        .unwrap()
+        .clone();
+    let size = size_of(&first);
+    assert_eq!(size, 16_777_233);
+
+    // Over the internal limit it is refused with BSONObj's own message.
+    let over = INTERNAL - MIB16 + 1;
+    let err = db
+        .run_command(doc! {"aggregate": "big", "pipeline": [{"$project": {"x": 1, "y": {"$literal": "b".repeat(over)}}}], "cursor": {}})
+        .await
+        .unwrap_err();
+    let mongodb::error::ErrorKind::Command(c) = *err.kind else {
+        panic!("{err}")
+    };
+    assert_eq!(c.code, 10334);
+    assert!(
+        c.message.starts_with(&format!(
+            "BSONObj size: {} (0x{:X}) is invalid. Size must be between 0 and 16793600(16MB) First element: _id: 1",
+            INTERNAL + 9,
+            INTERNAL + 9
+        )),
+        "{}",
+        c.message
+    );
+
+    // distinct caps its values below 16 MiB (17217).
+    coll.insert_one(doc! {"_id": 2, "x": "b".repeat(1023)})
+        .await
+        .unwrap();
+    let err = db
+        .run_command(doc! {"distinct": "big", "key": "x"})
+        .await
+        .unwrap_err();
+    let mongodb::error::ErrorKind::Command(c) = *err.kind else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (c.code, c.message.as_str()),
+        (
+            17217,
+            "Executor error during distinct command on namespace: db.big :: caused by :: distinct too big, 16mb cap"
+        )
+    );
+    coll.drop().await.unwrap();
+    coll.insert_one(doc! {"_id": 1, "x": "a".repeat(MIB16 - 4096 - 101)})
+        .await
+        .unwrap();
+    let reply = db
+        .run_command(doc! {"distinct": "big", "key": "x"})
+        .await
+        .unwrap();
+    assert_eq!(reply.get_array("values").unwrap().len(), 1);
+    cluster.shutdown().await;
+}
