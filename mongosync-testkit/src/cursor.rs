@@ -337,6 +337,11 @@ impl CursorTable {
             .retain(|_, c| c.lsid.as_ref() != Some(lsid));
     }
 
+    /// Kills every cursor opened in a session (`killAllSessions`).
+    pub fn kill_all_sessions(&self) {
+        self.cursors.lock().retain(|_, c| c.lsid.is_none());
+    }
+
     /// The number of open cursors.
     pub fn len(&self) -> usize {
         self.cursors.lock().len()

@@ -217,3 +217,50 @@ async fn out_and_merge_are_refused_in_a_transaction() {
         session.abort_transaction().await.ok();
     }
 }
+
+/// `killSessions` and `killAllSessions` kill the sessions' cursors (a later `getMore` gets
+/// CursorNotFound); their arguments are checked as the server's IDL does.
+#[tokio::test]
+async fn kill_sessions_kills_their_cursors_and_checks_arguments() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let db = client.database("app");
+    db.collection::<bson::Document>("c")
+        .insert_many((0..10).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+    let admin = client.database("admin");
+    for kill in ["killSessions", "killAllSessions"] {
+        let mut session = client.start_session().await.unwrap();
+        let lsid = session.id().clone();
+        let first = db
+            .run_command(doc! {"find": "c", "batchSize": 2})
+            .session(&mut session)
+            .await
+            .unwrap();
+        let id = first.get_document("cursor").unwrap().get_i64("id").unwrap();
+        let arg = if kill == "killSessions" {
+            bson::Bson::Array(vec![lsid.clone().into()])
+        } else {
+            bson::Bson::Array(vec![])
+        };
+        admin.run_command(doc! {kill: arg}).await.unwrap();
+        let e = db
+            .run_command(doc! {"getMore": id, "collection": "c"})
+            .session(&mut session)
+            .await
+            .unwrap_err();
+        assert_eq!(code_and_message(&e).0, 43, "{kill}");
+    }
+    for (cmd, code) in [
+        (doc! {"killSessions": 1}, 14),
+        (doc! {"killSessions": [{"x": 1}]}, 40415),
+        (doc! {"killSessions": [{}]}, 40414),
+        (doc! {"killSessions": [{"id": "not a uuid"}]}, 14),
+        (doc! {"killAllSessions": [{"user": "u"}]}, 40414),
+        (doc! {"endSessions": "x"}, 14),
+    ] {
+        let e = admin.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(code_and_message(&e).0, code, "{cmd}");
+    }
+}

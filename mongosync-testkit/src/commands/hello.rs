@@ -220,21 +220,115 @@ pub fn start_session(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(Reply::Doc(doc! {"id": {"id": id}, "timeoutMinutes": 30}))
 }
 
+/// The sessions an `endSessions`/`killSessions`/`refreshSessions` names, checked as the
+/// server's IDL does: an array of `{id: UUID}` documents.
+fn session_list(ctx: &Ctx<'_>) -> Result<Vec<Bson>> {
+    let Bson::Array(sessions) = ctx.arg() else {
+        return Err(CommandError::wrong_field_type(
+            &ctx.name,
+            &ctx.name,
+            crate::util::type_name(ctx.arg()),
+            &["array"],
+        ));
+    };
+    let mut out = Vec::new();
+    for s in sessions {
+        let Bson::Document(d) = s else {
+            return Err(CommandError::wrong_field_type(
+                &ctx.name,
+                &ctx.name,
+                crate::util::type_name(s),
+                &["object"],
+            ));
+        };
+        for k in d.keys() {
+            if k != "id" && k != "uid" {
+                return Err(CommandError::unknown_field("LogicalSessionFromClient", k));
+            }
+        }
+        match d.get("id") {
+            Some(Bson::Binary(b)) if b.subtype == bson::spec::BinarySubtype::Uuid => {
+                out.push(Bson::Document(doc! {"id": Bson::Binary(b.clone())}));
+            }
+            Some(other) => {
+                return Err(CommandError::wrong_field_type(
+                    "LogicalSessionFromClient",
+                    "id",
+                    crate::util::type_name(other),
+                    &["uuid"],
+                ));
+            }
+            None => {
+                return Err(CommandError::missing_field(
+                    "LogicalSessionFromClient",
+                    "id",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `endSessions`, `killSessions` (which also kill the sessions' cursors and transactions) and
+/// `refreshSessions` (which only checks its argument: sessions here never expire).
 pub fn end_sessions(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    if let Bson::Array(sessions) = ctx.arg() {
-        for s in sessions {
-            if let Bson::Document(d) = s
-                && let Some(id) = d.get("id")
-            {
-                let lsid = Bson::Document(doc! {"id": id.clone()});
-                ctx.server.cursors.kill_session(&lsid);
-                if let Some(key) = crate::session::session_key(&lsid) {
-                    ctx.server.sessions.end(&key);
-                    ctx.server.transactions.end_session(&key);
+    let sessions = session_list(ctx)?;
+    if ctx.name == "refreshSessions" {
+        return Ok(Reply::Doc(Document::new()));
+    }
+    for lsid in sessions {
+        ctx.server.cursors.kill_session(&lsid);
+        if let Some(key) = crate::session::session_key(&lsid) {
+            ctx.server.sessions.end(&key);
+            ctx.server.transactions.end_session(&key);
+        }
+    }
+    Ok(Reply::Doc(Document::new()))
+}
+
+/// `killAllSessions: [{user, db}]` / `killAllSessionsByPattern: [{...}]`: with an empty list,
+/// every session: their transactions are aborted and their cursors killed (a later `getMore`
+/// gets CursorNotFound).
+pub fn kill_all_sessions(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let Bson::Array(list) = ctx.arg() else {
+        return Err(CommandError::wrong_field_type(
+            &ctx.name,
+            &ctx.name,
+            crate::util::type_name(ctx.arg()),
+            &["array"],
+        ));
+    };
+    for entry in list {
+        let Bson::Document(d) = entry else {
+            return Err(CommandError::wrong_field_type(
+                &ctx.name,
+                &ctx.name,
+                crate::util::type_name(entry),
+                &["object"],
+            ));
+        };
+        if ctx.name == "killAllSessions" {
+            for field in ["user", "db"] {
+                match d.get(field) {
+                    Some(Bson::String(_)) => {}
+                    Some(other) => {
+                        return Err(CommandError::wrong_field_type(
+                            "KillAllSessionsUser",
+                            field,
+                            crate::util::type_name(other),
+                            &["string"],
+                        ));
+                    }
+                    None => {
+                        return Err(CommandError::missing_field("KillAllSessionsUser", field));
+                    }
                 }
             }
         }
     }
+    // Users' sessions are not told apart here: any list kills every session.
+    ctx.server.transactions.abort_all();
+    ctx.server.cursors.kill_all_sessions();
     Ok(Reply::Doc(Document::new()))
 }
 

@@ -867,10 +867,7 @@ async fn run_command(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "listDatabases" => hello::list_databases(ctx),
         "endSessions" | "killSessions" | "refreshSessions" => hello::end_sessions(ctx),
         "startSession" => hello::start_session(ctx),
-        "killAllSessions" | "killAllSessionsByPattern" => {
-            ctx.server.transactions.abort_all();
-            Ok(Reply::Doc(Document::new()))
-        }
+        "killAllSessions" | "killAllSessionsByPattern" => hello::kill_all_sessions(ctx),
         "whatsmyuri" => Ok(Reply::Doc(bson::doc! {"you": ctx.conn.peer.clone()})),
         "getCmdLineOpts" => hello::get_cmd_line_opts(ctx),
         "getLog" => hello::get_log(ctx),
