@@ -73,24 +73,14 @@ async fn late_source_writes_are_applied_or_reported() {
     let committing = running.commit().await.unwrap();
     // The commit point is taken once it is persisted (the "waiting for commit to complete"
     // phase is published before it is taken: writes seen after that phase may precede it).
-    let resume = pair
-        .dst
-        .database("__mdb_internal_mongosync")
-        .collection::<Document>("resumeData");
-    let mut cp = None;
-    while cp.is_none() {
-        let mut changes = resume.watch().await.unwrap();
-        cp = resume
-            .find_one(doc! {})
-            .await
-            .unwrap()
-            .and_then(|d| d.get_timestamp("commitPoint").ok());
-        if cp.is_none() {
-            // Wakes on the next write to the resume data (no polling interval).
-            changes.next_if_any().await.unwrap();
-        }
-    }
-    let cp = cp.unwrap();
+    let cp = common::wait_persisted(
+        &pair.dst,
+        "resumeData",
+        doc! {"commitPoint": {"$exists": true}},
+    )
+    .await
+    .get_timestamp("commitPoint")
+    .unwrap();
     // Late writes the drain will read: each acknowledged after the commit point.
     let mut session = pair.src.start_session().await.unwrap();
     for i in 0..50 {
