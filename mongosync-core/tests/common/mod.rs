@@ -201,7 +201,8 @@ pub async fn assert_same(src: &Client, dst: &Client, only: Option<&[(String, Str
     compared
 }
 
-/// Polls `progress` until `f` holds (panics after 60 s with the last progress).
+/// Polls `progress` until `f` holds (panics after 60 s with the last progress). A wait on a
+/// condition: the 50 ms between looks only spaces the polls.
 pub async fn wait_for(
     mut progress: impl FnMut() -> Progress,
     f: impl Fn(&Progress) -> bool,
