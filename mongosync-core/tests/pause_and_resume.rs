@@ -84,10 +84,11 @@ async fn pause_and_resume_in_the_copy_and_in_change_application() {
     );
     // Nothing moves while paused: once the source holds no cursor of the syncer (its copy's
     // and its change stream's are killed after the pause), the writes below are neither read
-    // from the source nor written to the destination.
+    // from the source (no `find`, no `getMore`: the monitor's oplog check, an aggregate, goes
+    // on while paused) nor written to the destination.
     let copied_at_pause = copy.estimated_copied_bytes;
     while metric(&pair.src, "cursor", "open").await != 0 {}
-    let reads = ["find", "getMore", "aggregate"];
+    let reads = ["find", "getMore"];
     let writes = ["insert", "update", "delete", "bulkWrite"];
     let source_reads = commands(&pair.src, &reads).await;
     let destination_writes = commands(&pair.dst, &writes).await;
@@ -104,7 +105,6 @@ async fn pause_and_resume_in_the_copy_and_in_change_application() {
     coll.delete_many(doc! {"_id": {"$gte": 9500}})
         .await
         .unwrap();
-    assert_eq!(metric(&pair.src, "cursor", "open").await, 0);
     assert_eq!(commands(&pair.src, &reads).await, source_reads);
     assert_eq!(commands(&pair.dst, &writes).await, destination_writes);
     assert_eq!(
