@@ -332,6 +332,29 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_hang_lasts_until_the_fail_point_is_configured_again() {
+        let fp = std::sync::Arc::new(FailPoints::default());
+        let name = "hangTTLMonitorBetweenPasses";
+        fp.pause_while_set(name).await; // never configured: no hang
+        fp.configure(name, &Bson::String("alwaysOn".into()), doc! {})
+            .unwrap();
+        let hung = tokio::spawn({
+            let fp = fp.clone();
+            async move { fp.pause_while_set(name).await }
+        });
+        fp.wait_entered(name, 1, std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(!hung.is_finished());
+        let entered = fp
+            .configure(name, &Bson::String("off".into()), doc! {})
+            .unwrap();
+        assert_eq!(entered, 1);
+        hung.await.unwrap();
+        fp.pause_while_set(name).await; // off: no hang
+    }
+
     #[test]
     fn app_name_filters() {
         let fp = FailPoints::default();
