@@ -124,6 +124,7 @@ async fn a_short_history_is_forecast_with_a_warning() {
                     .await
                     .unwrap();
                 i += 1;
+                // Paces the load (not a synchronisation): a steady write rate to forecast from.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })

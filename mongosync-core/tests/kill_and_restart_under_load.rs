@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bson::doc;
 use mongodb::Client;
-use mongosync_core::{AnySyncer, ClusterName, StartOptions, SyncState};
+use mongosync_core::{AnySyncer, ClusterName, Progress, StartOptions, SyncState};
 use rand::Rng;
 
 async fn load(src: Client, stop: Arc<AtomicBool>) -> u64 {
@@ -57,9 +57,18 @@ async fn load(src: Client, stop: Arc<AtomicBool>) -> u64 {
             }
         }
         n += 1;
+        // Paces the load (not a synchronisation), so that the syncer keeps up.
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     n
+}
+
+const CEA: &str = "change event application";
+
+fn copied(p: &Progress) -> i64 {
+    p.collection_copy
+        .as_ref()
+        .map_or(0, |c| c.estimated_copied_bytes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -107,10 +116,33 @@ async fn many_kills_and_restarts_lose_nothing() {
                 .await
                 .unwrap()
         };
-        // Windows grow, so that the sync gets through every phase on a slow machine too.
-        let wait = rand::rng().random_range(20..400) + 40 * phases.len() as u64;
-        tokio::time::sleep(Duration::from_millis(wait)).await;
-        let p = any.progress();
+        // Killed at a random point given by the sync's own progress (never by a clock): at
+        // once (often while initialising), after a random amount of copying, or after a
+        // random number of events applied by this syncer.
+        let (now, copied_bytes, events) = {
+            let mut rng = rand::rng();
+            (
+                rng.random_ratio(1, 6),
+                rng.random_range(1..=512i64 << 10),
+                rng.random_range(1..=300u64),
+            )
+        };
+        let handle = any.handle();
+        let at_attach = handle.progress();
+        let p = if now {
+            at_attach
+        } else if at_attach.info.as_deref() == Some(CEA) {
+            handle
+                .wait_for(|p| p.total_events_applied.unwrap_or(0) >= events)
+                .await
+                .unwrap()
+        } else {
+            let from = copied(&at_attach);
+            handle
+                .wait_for(|p| p.info.as_deref() == Some(CEA) || copied(p) >= from + copied_bytes)
+                .await
+                .unwrap()
+        };
         phases.push(p.info.unwrap_or_default());
         drop(any); // killed: no pause, no goodbye
     }

@@ -3,10 +3,36 @@
 
 mod common;
 
-use std::time::Duration;
-
 use bson::doc;
+use mongodb::Client;
 use mongosync_core::{ClusterName, StartOptions, SyncState, Syncer};
+
+/// `serverStatus().metrics.<section>.<name>.total`.
+async fn metric(client: &Client, section: &str, name: &str) -> i64 {
+    let status = client
+        .database("admin")
+        .run_command(doc! {"serverStatus": 1})
+        .await
+        .unwrap();
+    let total = status
+        .get_document("metrics")
+        .and_then(|m| m.get_document(section))
+        .and_then(|s| s.get_document(name))
+        .ok()
+        .and_then(|c| c.get("total"));
+    total
+        .and_then(|t| t.as_i64().or(t.as_i32().map(i64::from)))
+        .unwrap_or(0)
+}
+
+/// How many times each of `names` ran on `client`'s server.
+async fn commands(client: &Client, names: &[&str]) -> Vec<i64> {
+    let mut out = vec![];
+    for n in names {
+        out.push(metric(client, "commands", n).await);
+    }
+    out
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pause_and_resume_in_the_copy_and_in_change_application() {
@@ -56,15 +82,40 @@ async fn pause_and_resume_in_the_copy_and_in_change_application() {
         copy.estimated_copied_bytes < copy.estimated_total_bytes,
         "{copy:?}"
     );
-    // Nothing moves while paused.
+    // Nothing moves while paused: once the source holds no cursor of the syncer (its copy's
+    // and its change stream's are killed after the pause), the writes below are neither read
+    // from the source (no `find`, no `getMore`: the monitor's oplog check, an aggregate, goes
+    // on while paused) nor written to the destination.
     let copied_at_pause = copy.estimated_copied_bytes;
+    while metric(&pair.src, "cursor", "open").await != 0 {}
+    let reads = ["find", "getMore"];
+    let writes = ["insert", "update", "delete", "bulkWrite"];
+    let source_reads = commands(&pair.src, &reads).await;
+    let destination_writes = commands(&pair.dst, &writes).await;
+    let on_destination = pair
+        .dst
+        .database("big")
+        .collection::<bson::Document>("docs")
+        .estimated_document_count()
+        .await
+        .unwrap();
     coll.update_many(doc! {"_id": {"$lt": 500}}, doc! {"$set": {"v": 1}})
         .await
         .unwrap();
     coll.delete_many(doc! {"_id": {"$gte": 9500}})
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(commands(&pair.src, &reads).await, source_reads);
+    assert_eq!(commands(&pair.dst, &writes).await, destination_writes);
+    assert_eq!(
+        pair.dst
+            .database("big")
+            .collection::<bson::Document>("docs")
+            .estimated_document_count()
+            .await
+            .unwrap(),
+        on_destination
+    );
     assert_eq!(
         paused
             .progress()

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use bson::doc;
 use futures::StreamExt;
 use mongosync_core::{AnySyncer, ClusterName, NamespaceFilter, StartOptions, SyncState, Syncer};
@@ -141,18 +139,12 @@ async fn a_partition_killed_midway_continues_from_its_checkpoint() {
     )
     .await;
     // Past a checkpoint (one a second): the partition's persisted `resumeAfter`.
-    let partitions = pair
-        .dst
-        .database("__mdb_internal_mongosync")
-        .collection::<bson::Document>("partitions");
-    while partitions
-        .count_documents(doc! {"resumeAfter": {"$exists": true}})
-        .await
-        .unwrap()
-        == 0
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_persisted(
+        &pair.dst,
+        "partitions",
+        doc! {"resumeAfter": {"$exists": true}},
+    )
+    .await;
     drop(running);
     coll.update_many(doc! {"_id": {"$lt": 500}}, doc! {"$set": {"after": "kill"}})
         .await

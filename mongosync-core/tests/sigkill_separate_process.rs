@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bson::doc;
+use futures::StreamExt;
 use mongodb::Client;
 use mongosync_core::{AnySyncer, ClusterName, StartOptions, SyncState};
 use serde_json::Value;
@@ -48,8 +49,9 @@ async fn syncer_process() {
             .await
             .unwrap();
     }
-    loop {
-        let p = syncer.progress();
+    // The current progress, then each change of it.
+    let mut changes = std::pin::pin!(syncer.handle().changes());
+    while let Some(p) = changes.next().await {
         println!("{}", serde_json::to_string(&p).unwrap());
         if commit && p.state == SyncState::Running && p.can_commit {
             syncer = syncer.commit().await.unwrap();
@@ -57,8 +59,8 @@ async fn syncer_process() {
         if p.state == SyncState::Committed {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    panic!("the syncer is gone: {:?}", syncer.progress());
 }
 
 struct Process {
@@ -146,6 +148,7 @@ async fn load(src: Client, stop: Arc<AtomicBool>) -> u64 {
         }
         .unwrap();
         n += 1;
+        // Paces the load (not a synchronisation): the syncer keeps up between kills.
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     n
@@ -184,34 +187,34 @@ async fn sigkill_in_every_phase() {
     .await;
     p.sigkill().await;
 
-    // 3. Killed in the commit, whose restoration is slowed on the destination.
+    // 3. Killed in the commit: its restoration step (the reverse start point, a no-op written
+    // to the destination) fails with a transient error, retried until the fail point is off.
     stop.store(true, Ordering::Relaxed);
     let writes = writer.await.unwrap();
-    pair.dst
-        .database("admin")
+    let admin = pair.dst.database("admin");
+    admin
         .run_command(doc! {
-            "configureFailPoint": "failCommand", "mode": {"times": 6},
-            "data": {"failCommands": ["collMod", "update"], "blockConnection": true,
-                     "blockTimeMS": 300, "appName": "mongosync"},
+            "configureFailPoint": "failCommand", "mode": "alwaysOn",
+            "data": {"failCommands": ["appendOplogNote"], "errorCode": 6, "appName": "mongosync"},
         })
         .await
         .unwrap();
     let mut p = spawn(&pair, true);
     p.until(|p| state(p) == "COMMITTING").await;
-    // Killed once the commit is persisted (and so has begun on the clusters).
-    let resume_data = pair
-        .dst
-        .database("__mdb_internal_mongosync")
-        .collection::<bson::Document>("resumeData");
-    loop {
-        let persisted = resume_data.find_one(doc! {}).await.unwrap().unwrap();
-        if persisted.get_str("state").ok() == Some("COMMITTING") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Killed once the commit is in its restoration (COMMITTING is persisted before).
+    admin
+        .run_command(
+            doc! {"waitForFailPoint": "failCommand", "timesEntered": 1, "maxTimeMS": 120_000},
+        )
+        .await
+        .unwrap();
     p.sigkill().await;
+    let persisted = common::wait_persisted(&pair.dst, "resumeData", doc! {}).await;
+    assert_eq!(persisted.get_str("state").ok(), Some("COMMITTING"));
+    admin
+        .run_command(doc! {"configureFailPoint": "failCommand", "mode": "off"})
+        .await
+        .unwrap();
 
     // 4. The last process finishes the commit and exits.
     let mut p = spawn(&pair, true);

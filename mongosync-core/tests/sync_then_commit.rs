@@ -170,6 +170,7 @@ async fn write_load(src: Client, stop: Arc<AtomicBool>) -> usize {
         }
         n += 1;
         i += 1;
+        // Paces the load (not a synchronisation): the syncer keeps up while it runs.
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     n

@@ -72,7 +72,8 @@ async fn ttl_is_disabled_until_commit_and_restored_after() {
     .await
     .unwrap();
     common::wait_for(|| running.progress(), common::in_cea).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // A whole pass of the destination's TTL monitor while syncing.
+    ttl_pass(&dst).await;
     let dst_sessions = dst.database("web").collection::<bson::Document>("sessions");
     assert_eq!(
         dst_sessions.count_documents(doc! {}).await.unwrap(),
@@ -101,10 +102,28 @@ async fn ttl_is_disabled_until_commit_and_restored_after() {
     );
     assert_eq!(idx["user_1"].get_bool("hidden").ok(), Some(true));
     assert_eq!(idx, common::indexes(&src, "web", "sessions").await);
-    // With TTL restored, the destination expires the old sessions itself.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while dst_sessions.count_documents(doc! {}).await.unwrap() > 0 {
-        assert!(std::time::Instant::now() < deadline, "TTL was not restored");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // With TTL restored, the destination expires the old sessions itself, in its next pass.
+    ttl_pass(&dst).await;
+    assert_eq!(dst_sessions.count_documents(doc! {}).await.unwrap(), 0);
+}
+
+/// Waits until the TTL monitor of `client`'s server made a whole pass that began after the
+/// call, with the server's `hangTTLMonitorBetweenPasses` fail point (as the server's own
+/// tests do): entered once (between two passes), released, entered again (the pass is over).
+async fn ttl_pass(client: &Client) {
+    let admin = client.database("admin");
+    let hang = |mode: &str| {
+        doc! {"configureFailPoint": "hangTTLMonitorBetweenPasses", "mode": mode}
+    };
+    let entered = |n: i64| {
+        doc! {"waitForFailPoint": "hangTTLMonitorBetweenPasses", "timesEntered": n,
+        "maxTimeMS": 60_000}
+    };
+    let before = admin.run_command(hang("alwaysOn")).await.unwrap();
+    let before = before.get_i64("count").unwrap();
+    admin.run_command(entered(before + 1)).await.unwrap();
+    admin.run_command(hang("off")).await.unwrap();
+    admin.run_command(hang("alwaysOn")).await.unwrap();
+    admin.run_command(entered(before + 2)).await.unwrap();
+    admin.run_command(hang("off")).await.unwrap();
 }

@@ -1,6 +1,7 @@
 //! Fail points, as a real server exposes them under `enableTestCommands`:
 //! `configureFailPoint` with `failCommand` (errors, labels, closed connections, blocked
-//! connections, write concern errors) and `failGetMoreAfterCursorCheckout`.
+//! connections, write concern errors), `failGetMoreAfterCursorCheckout` and
+//! `hangTTLMonitorBetweenPasses`.
 
 use std::collections::HashMap;
 
@@ -47,6 +48,10 @@ pub struct FailPoints {
     points: Mutex<HashMap<String, FailPoint>>,
     /// Woken whenever a fail point fires (`waitForFailPoint`).
     fired: tokio::sync::Notify,
+    /// Woken whenever a fail point is configured (the end of a hang).
+    configured: tokio::sync::Notify,
+    /// How many times fail points were configured.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 fn parse_mode(mode: &Bson) -> Result<Mode> {
@@ -81,6 +86,7 @@ impl FailPoints {
             "failCommand",
             "failGetMoreAfterCursorCheckout",
             "onPrimaryTransactionalWrite",
+            "hangTTLMonitorBetweenPasses",
         ]
         .contains(&name)
         {
@@ -106,17 +112,40 @@ impl FailPoints {
                 ));
             }
         }
-        let mut points = self.points.lock();
-        let entered = points.get(name).map_or(0, |p| p.entered);
-        points.insert(
-            name.to_string(),
-            FailPoint {
-                mode,
-                data,
-                entered,
-            },
-        );
+        let entered = {
+            let mut points = self.points.lock();
+            let entered = points.get(name).map_or(0, |p| p.entered);
+            points.insert(
+                name.to_string(),
+                FailPoint {
+                    mode,
+                    data,
+                    entered,
+                },
+            );
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            entered
+        };
+        self.configured.notify_waiters();
         Ok(entered)
+    }
+
+    /// A server's `pauseWhileSet`: when fail point `name` fires, waits until it is configured
+    /// again (turned off, or set anew: the next check fires again). Each hang counts one
+    /// entry for `waitForFailPoint`.
+    pub async fn pause_while_set(&self, name: &str) {
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        if self.fire(name, |_| true).is_none() {
+            return;
+        }
+        loop {
+            let configured = self.configured.notified();
+            if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+                return;
+            }
+            configured.await;
+        }
     }
 
     /// `waitForFailPoint`: waits until fail point `name` has fired `times` times in all, at
@@ -301,6 +330,29 @@ mod tests {
                 .unwrap()
                 .close_connection
         );
+    }
+
+    #[tokio::test]
+    async fn a_hang_lasts_until_the_fail_point_is_configured_again() {
+        let fp = std::sync::Arc::new(FailPoints::default());
+        let name = "hangTTLMonitorBetweenPasses";
+        fp.pause_while_set(name).await; // never configured: no hang
+        fp.configure(name, &Bson::String("alwaysOn".into()), doc! {})
+            .unwrap();
+        let hung = tokio::spawn({
+            let fp = fp.clone();
+            async move { fp.pause_while_set(name).await }
+        });
+        fp.wait_entered(name, 1, std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(!hung.is_finished());
+        let entered = fp
+            .configure(name, &Bson::String("off".into()), doc! {})
+            .unwrap();
+        assert_eq!(entered, 1);
+        hung.await.unwrap();
+        fp.pause_while_set(name).await; // off: no hang
     }
 
     #[test]

@@ -17,6 +17,12 @@ pub(crate) async fn run(server: Weak<Server>, period: Duration) {
         let Some(server) = server.upgrade() else {
             return;
         };
+        // Between passes, as the server's monitor: a test waits for a whole pass by waiting
+        // for the fail point's next entry.
+        server
+            .failpoints
+            .pause_while_set("hangTTLMonitorBetweenPasses")
+            .await;
         // `setParameter: {ttlMonitorEnabled: false}` stops the passes; an fsync lock holds
         // back the monitor's deletes as it holds every write.
         let enabled = server.admin.parameter("ttlMonitorEnabled") != Some(Bson::Boolean(false));

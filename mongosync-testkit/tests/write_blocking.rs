@@ -339,16 +339,31 @@ async fn ttl_deletes_wait_while_writes_are_blocked() {
     c.insert_one(doc! {"at": bson::DateTime::from_millis(0)})
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    ttl_pass(&admin).await;
     assert_eq!(c.count_documents(doc! {}).await.unwrap(), 1, "TTL blocked");
     block(&admin, false, None).await.unwrap();
-    let mut left = 1;
-    for _ in 0..50 {
-        left = c.count_documents(doc! {}).await.unwrap();
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(left, 0, "TTL resumes once unblocked");
+    ttl_pass(&admin).await;
+    assert_eq!(
+        c.count_documents(doc! {}).await.unwrap(),
+        0,
+        "TTL resumes once unblocked"
+    );
+}
+
+/// Waits for a whole TTL pass begun after the call: `hangTTLMonitorBetweenPasses` holds the
+/// monitor between two passes; entered once, set anew (which releases the hang), entered
+/// again once the next pass is over.
+async fn ttl_pass(client: &Client) {
+    let admin = client.database("admin");
+    let hang =
+        |mode: &str| doc! {"configureFailPoint": "hangTTLMonitorBetweenPasses", "mode": mode};
+    let entered = |n: i64| {
+        doc! {"waitForFailPoint": "hangTTLMonitorBetweenPasses", "timesEntered": n, "maxTimeMS": 60_000}
+    };
+    let before = admin.run_command(hang("alwaysOn")).await.unwrap();
+    let before = before.get_i64("count").unwrap();
+    admin.run_command(entered(before + 1)).await.unwrap();
+    admin.run_command(hang("alwaysOn")).await.unwrap();
+    admin.run_command(entered(before + 2)).await.unwrap();
+    admin.run_command(hang("off")).await.unwrap();
 }

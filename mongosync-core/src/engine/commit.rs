@@ -48,10 +48,9 @@ pub(crate) async fn begin(engine: &Arc<Engine>) -> Result<Timestamp> {
     Ok(cp)
 }
 
-/// Counts in-scope writes later than the commit point (they are still applied while the
-/// destination is blocked, and reported).
-pub(crate) fn note_late_writes(engine: &Engine, scope: &Scope, cp: Timestamp, items: &[Item]) {
-    let late = late_writes(scope, cp, items);
+/// Reports the in-scope writes later than the commit point that were applied (while the
+/// destination was still blocked), summed over the drain's rounds: one warning per namespace.
+pub(crate) fn warn_late_applied(engine: &Engine, late: &BTreeMap<String, usize>) {
     for (ns, n) in late {
         engine.warn(format!(
             "{n} write(s) to `{ns}` reached the source after the commit point; they were applied before the destination was unblocked, but the source was still being written to during the commit"
@@ -59,7 +58,7 @@ pub(crate) fn note_late_writes(engine: &Engine, scope: &Scope, cp: Timestamp, it
     }
 }
 
-fn late_writes(scope: &Scope, cp: Timestamp, items: &[Item]) -> BTreeMap<String, usize> {
+pub(crate) fn late_writes(scope: &Scope, cp: Timestamp, items: &[Item]) -> BTreeMap<String, usize> {
     let mut late = BTreeMap::new();
     for item in items {
         let Item::Event(raw) = item else { continue };

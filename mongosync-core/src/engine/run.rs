@@ -2,6 +2,7 @@
 //! change stream read into the buffer meanwhile), then apply change events until paused or
 //! until a commit has drained to its commit point.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -160,6 +161,10 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
         }
     }
     let mut commit_point: Option<Timestamp> = resume.get_timestamp("commitPoint").ok();
+    // In-scope writes after the commit point that were applied, per namespace: summed over
+    // the rounds and reported once, so that equal per-round figures cannot merge into one
+    // warning.
+    let mut late_applied: BTreeMap<String, usize> = BTreeMap::new();
     let mut last_saved = Instant::now();
     let mut unsaved: Option<(Document, Timestamp)> = None;
     let round_events = engine.opts.apply_round_events;
@@ -188,7 +193,14 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
             Some(round) => Some(round),
             None => {
                 let items = buffer.pop(round_events, Duration::from_millis(100)).await?;
-                take_round(engine, &scope, &mut known, commit_point, items)?
+                take_round(
+                    engine,
+                    &scope,
+                    &mut known,
+                    commit_point,
+                    items,
+                    &mut late_applied,
+                )?
             }
         };
         let Some((round, had_events)) = current else {
@@ -209,7 +221,14 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
                     return Ok(None);
                 }
                 let items = buffer.pop(round_events, Duration::from_millis(0)).await?;
-                take_round(engine, &scope, &mut known, commit_point, items)
+                take_round(
+                    engine,
+                    &scope,
+                    &mut known,
+                    commit_point,
+                    items,
+                    &mut late_applied,
+                )
             }
         );
         written?;
@@ -252,6 +271,7 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
             if let Some((token, ts)) = unsaved.take() {
                 meta.save_resume_point(&id, &token, ts).await?;
             }
+            commit::warn_late_applied(engine, &late_applied);
             let late = commit::finish(engine, &scope, cp, &buffer).await;
             reader.abort_all();
             return late;
@@ -259,19 +279,23 @@ pub(crate) async fn run(engine: &Arc<Engine>) -> Result<()> {
     }
 }
 
-/// Prepares popped items as a round (noting writes after the commit point, if any).
+/// Prepares popped items as a round, adding its writes after the commit point (if one is
+/// taken) to `late`.
 fn take_round(
     engine: &Engine,
     scope: &crate::namespace::Scope,
     known: &mut super::apply::Known,
     commit_point: Option<Timestamp>,
     items: Vec<Item>,
+    late: &mut BTreeMap<String, usize>,
 ) -> Result<Option<(Prepared, bool)>> {
     if items.is_empty() {
         return Ok(None);
     }
     if let Some(cp) = commit_point {
-        commit::note_late_writes(engine, scope, cp, &items);
+        for (ns, n) in commit::late_writes(scope, cp, &items) {
+            *late.entry(ns).or_insert(0) += n;
+        }
     }
     let had_events = items.iter().any(|i| matches!(i, Item::Event(_)));
     let round = super::apply::prepare(engine.opts.appliers, scope, known, items)?;

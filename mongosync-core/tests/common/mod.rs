@@ -201,7 +201,8 @@ pub async fn assert_same(src: &Client, dst: &Client, only: Option<&[(String, Str
     compared
 }
 
-/// Polls `progress` until `f` holds (panics after 60 s with the last progress).
+/// Polls `progress` until `f` holds (panics after 60 s with the last progress). A wait on a
+/// condition: the 50 ms between looks only spaces the polls.
 pub async fn wait_for(
     mut progress: impl FnMut() -> Progress,
     f: impl Fn(&Progress) -> bool,
@@ -276,4 +277,20 @@ pub async fn unique_index(coll: &mongodb::Collection<Document>, key: &str) {
     )
     .await
     .unwrap();
+}
+
+/// Waits until a document matching `filter` is persisted in the engine's metadata collection
+/// `coll` on `dst`, and returns it: a change stream opened before each look wakes the wait on
+/// the next write (no polling interval).
+pub async fn wait_persisted(dst: &Client, coll: &str, filter: Document) -> Document {
+    let coll = dst
+        .database("__mdb_internal_mongosync")
+        .collection::<Document>(coll);
+    loop {
+        let mut changes = coll.watch().await.unwrap();
+        if let Some(found) = coll.find_one(filter.clone()).await.unwrap() {
+            return found;
+        }
+        changes.next_if_any().await.unwrap();
+    }
 }
