@@ -154,6 +154,7 @@ pub mod codes {
     pub const DOCUMENT_VALIDATION_FAILURE: i32 = 121;
     pub const NOT_A_REPLICA_SET: i32 = 123;
     pub const COMMAND_NOT_SUPPORTED_ON_VIEW: i32 = 166;
+    pub const OPTION_NOT_SUPPORTED_ON_VIEW: i32 = 157;
     pub const INVALID_PIPELINE_OPERATOR: i32 = 168;
     pub const VIEW_DEPTH_LIMIT_EXCEEDED: i32 = 165;
     pub const COMMAND_NOT_SUPPORTED: i32 = 115;
@@ -233,6 +234,7 @@ pub fn code_name(code: i32) -> String {
         134 => "ReadConcernMajorityNotAvailableYet",
         136 => "CappedPositionLost",
         150 => "StaleEpoch",
+        157 => "OptionNotSupportedOnView",
         166 => "CommandNotSupportedOnView",
         168 => "InvalidPipelineOperator",
         189 => "PrimarySteppedDown",

@@ -107,10 +107,300 @@ fn validate_collection_options(opts: &Document, command: &str) -> Result<()> {
     Ok(())
 }
 
+/// `BSONObjBuilder::appendNumber(long long)`: an int32 up to 2^30 in magnitude, else an int64.
+fn append_number(n: i64) -> Bson {
+    if (-(1 << 30)..=(1 << 30)).contains(&n) {
+        Bson::Int32(n as i32)
+    } else {
+        Bson::Int64(n)
+    }
+}
+
+fn wrong_type(field: &str, v: &Bson, expected: &[&str]) -> CommandError {
+    CommandError::wrong_field_type("create", field, crate::util::type_name(v), expected)
+}
+
+/// The `create` fields' types and values, as the server's IDL parser and
+/// `CollectionOptions::parse` check them, before anything is created.
+fn check_create_arguments(body: &Document) -> Result<()> {
+    const NUMBER: &[&str] = &["int", "long", "double", "decimal"];
+    for field in ["size", "max", "expireAfterSeconds"] {
+        if let Some(v) = body.get(field)
+            && !crate::util::is_number(v)
+        {
+            return Err(wrong_type(field, v, NUMBER));
+        }
+    }
+    for field in [
+        "storageEngine",
+        "indexOptionDefaults",
+        "idIndex",
+        "encryptedFields",
+        "collation",
+    ] {
+        if let Some(v) = body.get(field)
+            && !matches!(v, Bson::Document(_))
+        {
+            return Err(wrong_type(field, v, &["object"]));
+        }
+    }
+    if let Some(Bson::Document(engines)) = body.get("storageEngine") {
+        for (name, v) in engines {
+            if !matches!(v, Bson::Document(_)) {
+                return Err(CommandError::bad_value(format!(
+                    "'storageEngine.{name}' has to be an embedded document."
+                )));
+            }
+        }
+    }
+    if let Some(max) = body.get("max").and_then(crate::util::as_f64)
+        && max >= 2_147_483_648.0
+        && max as i64 != i64::MAX
+    {
+        return Err(CommandError::bad_value(
+            "max in a capped collection has to be < 2^31 or not set",
+        ));
+    }
+    if let Some(size) = body.get("size").and_then(crate::util::as_f64)
+        && size > (1u64 << 50) as f64
+    {
+        return Err(CommandError::bad_value("size cannot exceed 1 PB"));
+    }
+    if let Some(e) = body.get("expireAfterSeconds").and_then(crate::util::as_f64) {
+        check_expire_after_seconds(e)?;
+    }
+    if let Some(Bson::Document(id_index)) = body.get("idIndex") {
+        if body.contains_key("clusteredIndex") {
+            return Err(CommandError::invalid_options(
+                "The 'clusteredIndex' option is not supported with the 'idIndex' option",
+            ));
+        }
+        check_id_index(id_index)?;
+    }
+    if let Some(ts) = body.get("timeseries") {
+        check_timeseries(ts)?;
+    }
+    if let Some(Bson::Document(ef)) = body.get("encryptedFields") {
+        check_encrypted_fields(ef, body)?;
+    }
+    Ok(())
+}
+
+/// `index_key_validate::validateExpireAfterSeconds`.
+fn check_expire_after_seconds(e: f64) -> Result<()> {
+    if e < 0.0 {
+        return Err(CommandError::invalid_options(
+            "TTL index 'expireAfterSeconds' option cannot be less than 0",
+        ));
+    }
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as f64;
+    if e.is_nan() || e > now_secs {
+        return Err(CommandError::invalid_options(
+            "TTL index 'expireAfterSeconds' option must be within an acceptable range, try a lower number",
+        ));
+    }
+    Ok(())
+}
+
+/// `index_key_validate::validateIdIndexSpec`: `key` is `{_id: 1}`, `name` is `_id_`, and
+/// nothing else but `v`, `collation` and `ns` appear.
+fn check_id_index(spec: &Document) -> Result<()> {
+    for (k, v) in spec {
+        match k.as_str() {
+            "key" => {
+                if v != &Bson::Document(doc! {"_id": 1}) && v != &Bson::Document(doc! {"_id": 1.0})
+                {
+                    return Err(CommandError::bad_value(format!(
+                        "The field 'key' for an _id index must be {{_id: 1}}, but got {}",
+                        crate::util::shell_repr(v)
+                    )));
+                }
+            }
+            "name" => {
+                if v.as_str() != Some("_id_") {
+                    return Err(CommandError::bad_value(format!(
+                        "The field 'name' for an _id index must be '_id_', but got {}",
+                        crate::util::shell_repr(v)
+                    )));
+                }
+            }
+            "v" | "collation" | "ns" => {}
+            other => {
+                return Err(CommandError::new(
+                    codes::INVALID_INDEX_SPECIFICATION_OPTION,
+                    format!(
+                        "The field '{other}' is not valid for an _id index specification. Specifications for _id indexes may only contain fields 'key', 'name', 'v', 'collation' and 'ns'"
+                    ),
+                ));
+            }
+        }
+    }
+    if !spec.contains_key("key") {
+        return Err(CommandError::missing_field("create.idIndex", "key"));
+    }
+    Ok(())
+}
+
+/// A time or meta field name: no dot, no NUL (`timeseries::validateTimeAndMetaField`).
+fn check_timeseries_field(field: &str, value: &str) -> Result<()> {
+    if value.contains('.') || value.contains('\0') {
+        return Err(CommandError::bad_value(format!(
+            "Time-series time and metadata field names cannot contain '.' or embedded null bytes: '{field}' is {}",
+            crate::util::shell_repr(&Bson::String(value.to_string()))
+        )));
+    }
+    Ok(())
+}
+
+/// The `timeseries` option (the server's `TimeseriesOptions` IDL and its bucketing rules).
+fn check_timeseries(ts: &Bson) -> Result<()> {
+    let Bson::Document(ts) = ts else {
+        return Err(wrong_type("timeseries", ts, &["object"]));
+    };
+    for (k, v) in ts {
+        let field = format!("timeseries.{k}");
+        match k.as_str() {
+            "timeField" | "metaField" => {
+                let Bson::String(name) = v else {
+                    return Err(wrong_type(&field, v, &["string"]));
+                };
+                check_timeseries_field(k, name)?;
+            }
+            "granularity" => {
+                let Bson::String(g) = v else {
+                    return Err(wrong_type(&field, v, &["string"]));
+                };
+                if !["seconds", "minutes", "hours"].contains(&g.as_str()) {
+                    return Err(CommandError::bad_value(format!(
+                        "Enumeration value '{g}' for field 'create.timeseries.granularity' is not a valid value."
+                    )));
+                }
+            }
+            "bucketMaxSpanSeconds" | "bucketRoundingSeconds" => {
+                if !crate::util::is_number(v) {
+                    return Err(wrong_type(&field, v, &["int", "long", "double", "decimal"]));
+                }
+                let n = crate::util::as_f64(v).unwrap_or(0.0);
+                if !(1.0..=31_536_000.0).contains(&n) {
+                    return Err(CommandError::bad_value(format!(
+                        "BSON field 'create.timeseries.{k}' value must be >= 1 and <= 31536000, actual value '{n}'"
+                    )));
+                }
+            }
+            _ => return Err(CommandError::unknown_field("create.timeseries", k)),
+        }
+    }
+    let Some(time) = ts.get_str("timeField").ok() else {
+        return Err(CommandError::missing_field(
+            "create.timeseries",
+            "timeField",
+        ));
+    };
+    if ts.get_str("metaField").ok() == Some(time) {
+        return Err(CommandError::invalid_options(
+            "The 'metaField' field cannot be the same as the 'timeField' field",
+        ));
+    }
+    let span = ts.get("bucketMaxSpanSeconds");
+    let rounding = ts.get("bucketRoundingSeconds");
+    if ts.contains_key("granularity") && (span.is_some() || rounding.is_some()) {
+        return Err(CommandError::invalid_options(
+            "Time-series 'bucketMaxSpanSeconds' and 'bucketRoundingSeconds' cannot be set with 'granularity'",
+        ));
+    }
+    if span.is_some() != rounding.is_some()
+        || span.and_then(crate::util::as_f64) != rounding.and_then(crate::util::as_f64)
+    {
+        return Err(CommandError::invalid_options(
+            "Time-series 'bucketMaxSpanSeconds' and 'bucketRoundingSeconds' fields must be set and equal",
+        ));
+    }
+    Ok(())
+}
+
+/// `encryptedFields`: a `fields` array of `{path, keyId, bsonType?, queries?}`; not on a
+/// capped, time-series or view namespace.
+fn check_encrypted_fields(ef: &Document, body: &Document) -> Result<()> {
+    for other in ["capped", "timeseries", "viewOn"] {
+        if body.contains_key(other) {
+            return Err(CommandError::invalid_options(format!(
+                "Encrypted fields cannot be used with the '{other}' option"
+            )));
+        }
+    }
+    let fields = match ef.get("fields") {
+        None => {
+            return Err(CommandError::missing_field(
+                "create.encryptedFields",
+                "fields",
+            ));
+        }
+        Some(Bson::Array(a)) => a,
+        Some(v) => return Err(wrong_type("encryptedFields.fields", v, &["array"])),
+    };
+    for f in fields {
+        let Bson::Document(f) = f else {
+            return Err(wrong_type("encryptedFields.fields", f, &["object"]));
+        };
+        for required in ["path", "keyId"] {
+            if !f.contains_key(required) {
+                return Err(CommandError::missing_field(
+                    "create.encryptedFields.fields",
+                    required,
+                ));
+            }
+        }
+        if !matches!(f.get("path"), Some(Bson::String(_))) {
+            return Err(wrong_type(
+                "encryptedFields.fields.path",
+                f.get("path").unwrap_or(&Bson::Null),
+                &["string"],
+            ));
+        }
+        if !matches!(f.get("keyId"), Some(Bson::Binary(b)) if b.subtype == bson::spec::BinarySubtype::Uuid)
+        {
+            return Err(CommandError::bad_value(
+                "BSON field 'create.encryptedFields.fields.keyId' must be a UUID",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A view's pipeline may not write (`$out`, `$merge`) nor open a change stream.
+fn check_view_pipeline(pipeline: &[Document], view: &str) -> Result<()> {
+    for (i, stage) in pipeline.iter().enumerate() {
+        let Some(name) = stage.keys().next() else {
+            continue;
+        };
+        match name.as_str() {
+            "$out" | "$merge" => {
+                return Err(CommandError::new(
+                    codes::OPTION_NOT_SUPPORTED_ON_VIEW,
+                    format!(
+                        "The aggregation stage {name} in location {i} of the pipeline cannot be used in the view definition of {view} because it writes to disk"
+                    ),
+                ));
+            }
+            "$changeStream" => {
+                return Err(CommandError::new(
+                    codes::OPTION_NOT_SUPPORTED_ON_VIEW,
+                    "$changeStream cannot be used in a view definition",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(CREATE_FIELDS)?;
     let coll = ctx.collection_arg()?;
     let body = ctx.body.clone();
+    check_create_arguments(&body)?;
     if let Some(view_on) = body.get("viewOn") {
         let Bson::String(view_on) = view_on else {
             return Err(CommandError::type_mismatch("'viewOn' must be a string"));
@@ -147,6 +437,7 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 .collect::<Result<_>>()?,
             Some(_) => return Err(CommandError::type_mismatch("'pipeline' must be an array")),
         };
+        check_view_pipeline(&pipeline, &ctx.ns(&coll))?;
         crate::query::pipeline::Pipeline::parse(&pipeline, &Document::new())?;
         let view = View {
             view_on: view_on.clone(),
@@ -184,12 +475,26 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
     if capped == Some(true) {
         options.insert("capped", true);
         match options.get("size").and_then(crate::util::as_f64) {
-            Some(s) if s > 0.0 => {}
+            Some(s) if s > 0.0 => {
+                // The server rounds a capped size up to a multiple of 256 and writes it with
+                // `appendNumber` (int32 up to 2^30, int64 above).
+                let size = ((s as i64).saturating_add(0xff)) & !0xff;
+                options.insert("size", append_number(size));
+            }
             Some(_) => return Err(CommandError::bad_value("size must be greater than 0")),
             None => {
                 return Err(CommandError::invalid_options(
                     "the 'size' field is required when 'capped' is true",
                 ));
+            }
+        }
+        if let Some(max) = options.get("max").and_then(crate::util::as_f64) {
+            let max = max as i64;
+            if max <= 0 || max == i64::MAX {
+                // No limit: the server does not list it.
+                options.remove("max");
+            } else {
+                options.insert("max", append_number(max));
             }
         }
         if options.contains_key("clusteredIndex") {
@@ -259,6 +564,13 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
     if options.contains_key("timeseries") {
         options.remove("clusteredIndex");
+    }
+    if let Some(e) = options
+        .get("expireAfterSeconds")
+        .and_then(crate::util::as_f64)
+    {
+        // `safeInt64` in the IDL: listed as a long whatever number type was given.
+        options.insert("expireAfterSeconds", e as i64);
     }
     support::refuse_view(ctx, &coll).map_err(|_| {
         CommandError::new(
@@ -384,11 +696,53 @@ pub fn coll_mod(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     )));
                 }
             }
-            if let Ok(v) = body.get_str("viewOn") {
-                view.view_on = v.to_string();
+            // Both or neither, as `collMod` on a view replaces the whole definition.
+            if ctx.server.auth_enabled()
+                && body.contains_key("viewOn") != body.contains_key("pipeline")
+            {
+                return Err(CommandError::invalid_options(
+                    "Must specify both 'viewOn' and 'pipeline' when modifying a view and auth is enabled",
+                ));
             }
-            if let Ok(p) = body.get_array("pipeline") {
-                view.pipeline = p.iter().filter_map(|s| s.as_document().cloned()).collect();
+            match body.get("viewOn") {
+                None => {}
+                Some(Bson::String(v)) if !v.is_empty() => view.view_on = v.clone(),
+                Some(Bson::String(_)) => {
+                    return Err(CommandError::bad_value("'viewOn' cannot be empty"));
+                }
+                Some(v) => {
+                    return Err(CommandError::wrong_field_type(
+                        "collMod",
+                        "viewOn",
+                        crate::util::type_name(v),
+                        &["string"],
+                    ));
+                }
+            }
+            match body.get("pipeline") {
+                None => {}
+                Some(Bson::Array(p)) => {
+                    let mut stages = Vec::with_capacity(p.len());
+                    for s in p {
+                        let Bson::Document(d) = s else {
+                            return Err(CommandError::type_mismatch(
+                                "'pipeline' must be an array of objects",
+                            ));
+                        };
+                        stages.push(d.clone());
+                    }
+                    check_view_pipeline(&stages, &ctx.ns(&coll))?;
+                    crate::query::pipeline::Pipeline::parse(&stages, &Document::new())?;
+                    view.pipeline = stages;
+                }
+                Some(v) => {
+                    return Err(CommandError::wrong_field_type(
+                        "collMod",
+                        "pipeline",
+                        crate::util::type_name(v),
+                        &["array"],
+                    ));
+                }
             }
             ctx.server.catalog.modify_view(&ctx.db, &coll, view)?;
             Ok(Reply::Doc(Document::new()))
@@ -411,38 +765,118 @@ pub fn coll_mod(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 }
             }
             validate_collection_options(&changes, "collMod")?;
+            let dry_run = match body.get("dryRun") {
+                None | Some(Bson::Null) => false,
+                Some(v) => safe_bool("dryRun", v)?,
+            };
+            let index = match body.get("index") {
+                None => None,
+                Some(Bson::Document(index)) => Some(index),
+                Some(v) => {
+                    return Err(CommandError::wrong_field_type(
+                        "collMod",
+                        "index",
+                        crate::util::type_name(v),
+                        &["object"],
+                    ));
+                }
+            };
+            if dry_run {
+                let unique_only = index
+                    .is_some_and(|i| i.get("unique").is_some_and(|u| u == &Bson::Boolean(true)))
+                    && body.keys().skip(1).all(|k| {
+                        ["index", "dryRun"].contains(&k.as_str())
+                            || super::GENERIC_FIELDS.contains(&k.as_str())
+                    });
+                if !unique_only {
+                    return Err(CommandError::invalid_options(
+                        "collMod.dryRun can only be specified with collMod.index.unique",
+                    ));
+                }
+            }
             let mut data = c.data.write();
+            // Every option is checked before anything changes.
+            let mut capped = Document::new();
+            for (field, stored) in [("cappedSize", "size"), ("cappedMax", "max")] {
+                let Some(v) = body.get(field) else { continue };
+                if !crate::util::is_number(v) {
+                    return Err(CommandError::wrong_field_type(
+                        "collMod",
+                        field,
+                        crate::util::type_name(v),
+                        &["int", "long", "double", "decimal"],
+                    ));
+                }
+                if !data.is_capped() {
+                    return Err(CommandError::invalid_options(format!(
+                        "Collection is not capped: {field}"
+                    )));
+                }
+                let n = crate::util::as_f64(v).unwrap_or(0.0) as i64;
+                if field == "cappedSize" {
+                    if !(1..=1i64 << 50).contains(&n) {
+                        return Err(CommandError::invalid_options(
+                            "Capped size must be greater than 0 and less than 1 PB",
+                        ));
+                    }
+                    capped.insert(stored, append_number((n + 0xff) & !0xff));
+                } else if n >= 1i64 << 31 {
+                    return Err(CommandError::invalid_options(
+                        "Capped max must be less than 2^31",
+                    ));
+                } else {
+                    capped.insert(stored, append_number(n));
+                }
+            }
+            let expire = match body.get("expireAfterSeconds") {
+                None => None,
+                Some(v) => {
+                    if !data.options.contains_key("clusteredIndex")
+                        && !data.options.contains_key("timeseries")
+                    {
+                        return Err(CommandError::invalid_options(
+                            "collMod.expireAfterSeconds is only supported on clustered collections and time-series collections",
+                        ));
+                    }
+                    match v {
+                        Bson::String(s) if s == "off" => Some(None),
+                        v if crate::util::is_number(v) => {
+                            let e = crate::util::as_f64(v).unwrap_or(0.0);
+                            check_expire_after_seconds(e)?;
+                            Some(Some(e as i64))
+                        }
+                        _ => {
+                            return Err(CommandError::bad_value(
+                                "When passing a string to 'expireAfterSeconds' it must be 'off'",
+                            ));
+                        }
+                    }
+                }
+            };
             let mut state_before = doc! {"collectionOptions": data.options.clone()};
             let mut reply = Document::new();
-            if let Some(index) = body.get("index") {
-                let Bson::Document(index) = index else {
-                    return Err(CommandError::type_mismatch("'index' must be an object"));
-                };
-                let (r, old) = modify_index(&mut data, index)?;
+            if let Some(index) = index {
+                let (r, old) = modify_index(&mut data, index, dry_run)?;
+                if dry_run {
+                    return Ok(Reply::Doc(Document::new()));
+                }
                 reply = r;
                 state_before.insert("indexOptions", old);
             }
             for (k, v) in changes {
                 data.options.insert(k, v);
             }
-            if let Some(size) = body.get("cappedSize") {
-                if !data.is_capped() {
-                    return Err(CommandError::invalid_options(
-                        "Collection is not capped: cappedSize",
-                    ));
-                }
-                data.options.insert("size", size.clone());
+            for (k, v) in capped {
+                data.options.insert(k, v);
             }
-            if let Some(max) = body.get("cappedMax") {
-                if !data.is_capped() {
-                    return Err(CommandError::invalid_options(
-                        "Collection is not capped: cappedMax",
-                    ));
+            match expire {
+                Some(Some(e)) => {
+                    data.options.insert("expireAfterSeconds", e);
                 }
-                data.options.insert("max", max.clone());
-            }
-            if let Some(e) = body.get("expireAfterSeconds") {
-                data.options.insert("expireAfterSeconds", e.clone());
+                Some(None) => {
+                    data.options.remove("expireAfterSeconds");
+                }
+                None => {}
             }
             let mut description = Document::new();
             for (k, v) in body.iter().skip(1) {
@@ -459,11 +893,34 @@ pub fn coll_mod(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
 }
 
+/// The IDL's `safeBool`: a bool or a number (non-zero is true).
+fn safe_bool(field: &str, v: &Bson) -> Result<bool> {
+    match v {
+        Bson::Boolean(b) => Ok(*b),
+        v if crate::util::is_number(v) => Ok(crate::util::as_f64(v) != Some(0.0)),
+        other => Err(CommandError::wrong_field_type(
+            "collMod",
+            field,
+            crate::util::type_name(other),
+            &["bool", "int", "long", "double", "decimal"],
+        )),
+    }
+}
+
 /// Changes an index's options; returns the reply fields and the options it had.
 fn modify_index(
     data: &mut crate::storage::CollectionData,
     index: &Document,
+    dry_run: bool,
 ) -> Result<(Document, Document)> {
+    // The `_id` index is implicit here; the server refuses to hide it before anything else.
+    let is_id = index.get_str("name").ok() == Some("_id_")
+        || index
+            .get_document("keyPattern")
+            .is_ok_and(|k| k.len() == 1 && k.get("_id").and_then(crate::util::as_f64) == Some(1.0));
+    if is_id && index.contains_key("hidden") {
+        return Err(CommandError::bad_value("can't hide _id index"));
+    }
     let position = if let Ok(name) = index.get_str("name") {
         data.indexes
             .iter()
@@ -497,12 +954,13 @@ fn modify_index(
     let old_options = options_of(&spec);
     let mut reply = Document::new();
     if let Some(hidden) = index.get("hidden") {
-        let Bson::Boolean(hidden) = hidden else {
-            return Err(CommandError::type_mismatch("'hidden' must be a boolean"));
-        };
+        let hidden = &safe_bool("index.hidden", hidden)?;
         let old = spec.get_bool("hidden").unwrap_or(false);
-        reply.insert("hidden_old", old);
-        reply.insert("hidden_new", *hidden);
+        // Hiding a hidden index (or unhiding a visible one) is a no-op the reply omits.
+        if old != *hidden {
+            reply.insert("hidden_old", old);
+            reply.insert("hidden_new", *hidden);
+        }
         if *hidden {
             spec.insert("hidden", true);
         } else {
@@ -520,21 +978,25 @@ fn modify_index(
                 "no expireAfterSeconds field to update",
             ));
         }
-        reply.insert(
-            "expireAfterSeconds_old",
-            spec.get("expireAfterSeconds")
-                .cloned()
-                .unwrap_or(Bson::Null),
+        let new = crate::util::as_f64(expire).unwrap_or(0.0);
+        check_expire_after_seconds(new)?;
+        let new = new as i64;
+        let old = spec.get("expireAfterSeconds").and_then(crate::util::as_f64);
+        // `safeInt64` in the reply; an unchanged value is a no-op the reply omits.
+        if old.map(|o| o as i64) != Some(new) {
+            if let Some(old) = old {
+                reply.insert("expireAfterSeconds_old", old as i64);
+            }
+            reply.insert("expireAfterSeconds_new", new);
+        }
+        // The index keeps an int32 when it fits, as `createIndexes` stores it.
+        spec.insert(
+            "expireAfterSeconds",
+            i32::try_from(new).map_or(Bson::Int64(new), Bson::Int32),
         );
-        reply.insert("expireAfterSeconds_new", expire.clone());
-        spec.insert("expireAfterSeconds", expire.clone());
     }
     if let Some(prepare) = index.get("prepareUnique") {
-        let Bson::Boolean(prepare) = prepare else {
-            return Err(CommandError::type_mismatch(
-                "'prepareUnique' must be a boolean",
-            ));
-        };
+        let prepare = &safe_bool("index.prepareUnique", prepare)?;
         let old = spec.get_bool("prepareUnique").unwrap_or(false);
         // As the server: the same value, or any value on a unique index, is a no-op.
         if old != *prepare && !spec.get_bool("unique").unwrap_or(false) {
@@ -555,7 +1017,7 @@ fn modify_index(
             ));
         }
         if !spec.get_bool("unique").unwrap_or(false) {
-            if !spec.get_bool("prepareUnique").unwrap_or(false) {
+            if !dry_run && !spec.get_bool("prepareUnique").unwrap_or(false) {
                 return Err(CommandError::invalid_options(
                     "Cannot make index unique with 'prepareUnique=false'. Run collMod to set it first.",
                 ));
@@ -581,6 +1043,9 @@ fn modify_index(
                 "Cannot convert the index to unique. Please resolve conflicting documents before running collMod again.",
             )
             .with_extra("violations", violations));
+        }
+        if dry_run {
+            return Ok((Document::new(), old_options));
         }
         spec.insert("unique", true);
         spec.remove("prepareUnique");
@@ -639,6 +1104,9 @@ pub fn list_collections(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut entries: Vec<Document> = Vec::new();
     for (name, c) in &db.collections {
         entries.push(collection_entry(name, c));
+    }
+    if ctx.db == "local" && !db.collections.contains_key("oplog.rs") {
+        entries.push(super::local::oplog_collection_entry(ctx));
     }
     for (name, v) in &db.views {
         let pipeline: Vec<Bson> = v.pipeline.iter().cloned().map(Bson::Document).collect();

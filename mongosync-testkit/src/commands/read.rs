@@ -141,6 +141,18 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
     };
     let batch = batch_size(ctx, ctx.body.get("batchSize"), "batchSize")?;
     let no_timeout = ctx.opt_bool("noCursorTimeout")?.unwrap_or(false);
+    if super::local::is_oplog(&ctx.db, &coll) {
+        let args = super::local::OplogFind {
+            filter: &filter,
+            projection: &projection,
+            sort: &sort_doc,
+            skip: skip as usize,
+            limit,
+            vars: &vars,
+        };
+        let docs = super::local::find(ctx, &args)?;
+        return Ok(open_cursor(ctx, ns, docs, batch, single_batch, no_timeout));
+    }
     if ctx.opt_bool("tailable")?.unwrap_or(false)
         && let Some(c) = ctx.server.catalog.collection(&ctx.db, &coll)
         && !c.data.read().is_capped()

@@ -142,10 +142,18 @@ impl Catalog {
         let mut dbs = self.dbs.write();
         let d = dbs.entry(db.to_string()).or_default();
         if let Some(existing) = d.collections.get(coll) {
-            if existing.data.read().options == options {
+            let existing = existing.data.read();
+            if existing.options == options {
                 return Ok(None);
             }
-            return Err(namespace_exists(db, coll));
+            // As `checkCollectionOptions` of the server's `create`.
+            return Err(CommandError::new(
+                codes::NAMESPACE_EXISTS,
+                format!(
+                    "namespace {db}.{coll} already exists, but with different options: {}",
+                    crate::util::shell_repr(&bson::Bson::Document(existing.options.clone()))
+                ),
+            ));
         }
         if d.views.contains_key(coll) {
             return Err(namespace_exists(db, coll));
