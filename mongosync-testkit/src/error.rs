@@ -163,6 +163,7 @@ pub mod codes {
     pub const QUERY_FEATURE_NOT_ALLOWED: i32 = 224;
     pub const INVALID_RESUME_TOKEN: i32 = 260;
     pub const CANNOT_CONVERT_INDEX_TO_UNIQUE: i32 = 359;
+    pub const COLLECTION_UUID_MISMATCH: i32 = 361;
     pub const UNSUPPORTED_OP_QUERY_COMMAND: i32 = 352;
     pub const BSON_OBJECT_TOO_LARGE: i32 = 10334;
     pub const DUPLICATE_KEY: i32 = 11000;

@@ -438,3 +438,130 @@ async fn local_oplog_rs_is_listed_and_readable_in_the_servers_shape() {
     assert_eq!(create[0].get_str("ns").ok(), Some("app.$cmd"));
     assert_eq!(create[0].get_str("op").ok(), Some("c"));
 }
+
+#[tokio::test]
+async fn rename_and_collection_uuid_arguments_are_checked_as_the_server() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("app");
+    let admin = client.database("admin");
+    db.collection::<Document>("a")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    db.collection::<Document>("b")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    let rename = |from: &str, to: &str| doc! {"renameCollection": from, "to": to};
+    let cases: Vec<(Document, i32, &str)> = vec![
+        (rename("app", "app.x"), 73, "Invalid source namespace: app"),
+        (
+            rename("app.a", "app."),
+            73,
+            "Invalid target namespace: app.",
+        ),
+        (
+            rename("app.a", "a$b.c"),
+            73,
+            "Invalid target namespace: a$b.c",
+        ),
+        (
+            rename("app.a", "app.a"),
+            20,
+            "Can't rename a collection to itself",
+        ),
+        (
+            rename("app.none", "app.x"),
+            26,
+            "Source collection app.none does not exist",
+        ),
+        (rename("app.a", "app.b"), 48, "target namespace exists"),
+    ];
+    for (cmd, code, message) in cases {
+        let (c, m) = failure(admin.run_command(cmd.clone()).await.unwrap_err());
+        assert_eq!((c, m.as_str()), (code, message), "{cmd}");
+    }
+    // collectionUUID: the namespace must be the collection of that UUID.
+    let uuid_of = |name: &'static str| {
+        let db = db.clone();
+        async move {
+            let reply = db
+                .run_command(doc! {"listCollections": 1, "filter": {"name": name}})
+                .await
+                .unwrap();
+            let entry = reply
+                .get_document("cursor")
+                .unwrap()
+                .get_array("firstBatch")
+                .unwrap()[0]
+                .as_document()
+                .unwrap()
+                .clone();
+            entry
+                .get_document("info")
+                .unwrap()
+                .get("uuid")
+                .unwrap()
+                .clone()
+        }
+    };
+    let (ua, ub) = (uuid_of("a").await, uuid_of("b").await);
+    db.run_command(doc! {"listIndexes": "a", "collectionUUID": ua.clone()})
+        .await
+        .unwrap();
+    for cmd in [
+        doc! {"listIndexes": "a", "collectionUUID": ub.clone()},
+        doc! {"collMod": "a", "collectionUUID": ub.clone()},
+        doc! {"createIndexes": "a", "indexes": [{"key": {"x": 1}, "name": "x_1"}], "collectionUUID": ub.clone()},
+        doc! {"dropIndexes": "a", "index": "*", "collectionUUID": ub.clone()},
+        doc! {"drop": "a", "collectionUUID": ub.clone()},
+    ] {
+        let e = db.run_command(cmd.clone()).await.unwrap_err();
+        let ErrorKind::Command(c) = *e.kind else {
+            panic!("{cmd}")
+        };
+        assert_eq!(c.code, 361, "{cmd}");
+        assert_eq!(c.message, "Collection UUID does not match that specified");
+    }
+    // A missing namespace with a UUID is a mismatch too.
+    let raw = db
+        .run_command(doc! {"listIndexes": "none", "collectionUUID": ub.clone()})
+        .await
+        .unwrap_err();
+    let ErrorKind::Command(c) = *raw.kind else {
+        panic!()
+    };
+    assert_eq!(c.code, 361);
+    let rename_mismatch = admin
+        .run_command(
+            doc! {"renameCollection": "app.a", "to": "app.c", "collectionUUID": ub.clone()},
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(failure(rename_mismatch).0, 361);
+    admin
+        .run_command(
+            doc! {"renameCollection": "app.a", "to": "app.c", "collectionUUID": ua.clone()},
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        code_of(&db, doc! {"drop": "b", "collectionUUID": "not a uuid"}).await,
+        14
+    );
+    // The oplog has no index.
+    let reply = client
+        .database("local")
+        .run_command(doc! {"listIndexes": "oplog.rs"})
+        .await
+        .unwrap();
+    assert!(
+        reply
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -587,6 +587,7 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
 pub fn drop(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(&["collectionUUID"])?;
     let coll = ctx.collection_arg()?;
+    check_collection_uuid(ctx, &ctx.db, &coll)?;
     let ns = ctx.ns(&coll);
     match ctx.server.catalog.drop_namespace(&ctx.db, &coll) {
         Some(Namespace::Collection(c)) => {
@@ -605,12 +606,58 @@ pub fn drop_database(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(Reply::Doc(Document::new()))
 }
 
-fn split_ns(ns: &str) -> Result<(&str, &str)> {
+/// `db.coll` of `renameCollection`'s source or target (`NamespaceString::isValid`).
+fn split_ns<'a>(ns: &'a str, which: &str) -> Result<(&'a str, &'a str)> {
     ns.split_once('.')
-        .filter(|(d, c)| !d.is_empty() && !c.is_empty())
-        .ok_or_else(|| {
-            CommandError::invalid_namespace(format!("Invalid namespace specified '{ns}'"))
-        })
+        .filter(|(d, c)| crate::storage::catalog::validate_collection_name(d, c).is_ok())
+        .ok_or_else(|| CommandError::invalid_namespace(format!("Invalid {which} namespace: {ns}")))
+}
+
+/// The generic `collectionUUID` argument: the namespace must be the collection with that
+/// UUID, or the command fails with CollectionUUIDMismatch (361) naming the collection that
+/// has it, as `checkCollectionUUIDMismatch`.
+fn check_collection_uuid(ctx: &Ctx<'_>, db: &str, coll: &str) -> Result<()> {
+    let expected = match ctx.body.get("collectionUUID") {
+        None => return Ok(()),
+        Some(Bson::Binary(b)) if b.subtype == bson::spec::BinarySubtype::Uuid => {
+            bson::Uuid::from_bytes(b.bytes.as_slice().try_into().map_err(|_| {
+                CommandError::new(codes::INVALID_UUID, "uuid must be a 16-byte binary field")
+            })?)
+        }
+        Some(other) => {
+            return Err(CommandError::wrong_field_type(
+                &ctx.name,
+                "collectionUUID",
+                crate::util::type_name(other),
+                &["binData"],
+            ));
+        }
+    };
+    if ctx
+        .server
+        .catalog
+        .collection(db, coll)
+        .is_some_and(|c| c.uuid == expected)
+    {
+        return Ok(());
+    }
+    let actual = ctx.server.catalog.database(db).and_then(|d| {
+        d.collections
+            .iter()
+            .find(|(_, c)| c.uuid == expected)
+            .map(|(name, _)| name.clone())
+    });
+    Err(CommandError::new(
+        codes::COLLECTION_UUID_MISMATCH,
+        "Collection UUID does not match that specified",
+    )
+    .with_extra("db", db)
+    .with_extra(
+        "collectionUUID",
+        Bson::Binary(bson::Binary::from_uuid(expected)),
+    )
+    .with_extra("expectedCollection", coll)
+    .with_extra("actualCollection", actual.map_or(Bson::Null, Bson::String)))
 }
 
 pub fn rename_collection(ctx: &mut Ctx<'_>) -> Result<Reply> {
@@ -655,8 +702,9 @@ pub fn rename_collection(ctx: &mut Ctx<'_>) -> Result<Reply> {
         Some(Bson::Binary(_)) => true,
         _ => false,
     };
-    let from = split_ns(&from)?;
-    let to = split_ns(&to)?;
+    let from = split_ns(&from, "source")?;
+    let to = split_ns(&to, "target")?;
+    check_collection_uuid(ctx, from.0, from.1)?;
     ctx.server.catalog.rename(from, to, drop_target)?;
     Ok(Reply::Doc(Document::new()))
 }
@@ -680,6 +728,7 @@ pub fn coll_mod(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "timeseriesBucketsMayHaveMixedSchemaData",
     ])?;
     let coll = ctx.collection_arg()?;
+    check_collection_uuid(ctx, &ctx.db, &coll)?;
     let body = ctx.body.clone();
     match ctx.server.catalog.lookup(&ctx.db, &coll) {
         None => Err(CommandError::namespace_not_found(format!(
@@ -1319,6 +1368,7 @@ pub fn create_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "collectionUUID",
     ])?;
     let coll = ctx.collection_arg()?;
+    check_collection_uuid(ctx, &ctx.db, &coll)?;
     let specs = match ctx.body.get("indexes") {
         Some(Bson::Array(a)) if !a.is_empty() => a.clone(),
         Some(Bson::Array(_)) => {
@@ -1425,6 +1475,7 @@ pub fn create_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
 pub fn drop_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(&["index", "collectionUUID", "isTimeseriesNamespace"])?;
     let coll = ctx.collection_arg()?;
+    check_collection_uuid(ctx, &ctx.db, &coll)?;
     support::refuse_view(ctx, &coll)?;
     let Some(collection) = ctx.server.catalog.collection(&ctx.db, &coll) else {
         return Err(CommandError::namespace_not_found(format!(
@@ -1515,6 +1566,7 @@ pub fn list_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "rawData",
     ])?;
     let coll = ctx.collection_arg()?;
+    check_collection_uuid(ctx, &ctx.db, &coll)?;
     let ns = ctx.ns(&coll);
     let batch = match ctx.opt_doc("cursor")? {
         Some(c) => c
@@ -1523,6 +1575,10 @@ pub fn list_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
             .map(|b| b as usize),
         None => None,
     };
+    if super::local::is_oplog(&ctx.db, &coll) {
+        // The oplog has no index, not even on `_id`.
+        return Ok(super::read::cursor_over(ctx, ns, Vec::new(), batch));
+    }
     let collection = match ctx.server.catalog.lookup(&ctx.db, &coll) {
         Some(Namespace::Collection(c)) => c,
         Some(Namespace::View(_)) => {
@@ -1647,7 +1703,12 @@ pub fn data_size(ctx: &mut Ctx<'_>) -> Result<Reply> {
             ));
         }
     };
-    let (db, coll) = split_ns(&ns)?;
+    let (db, coll) = ns
+        .split_once('.')
+        .filter(|(d, c)| !d.is_empty() && !c.is_empty())
+        .ok_or_else(|| {
+            CommandError::invalid_namespace(format!("Invalid namespace specified '{ns}'"))
+        })?;
     let Some(c) = ctx.server.catalog.collection(db, coll) else {
         return Ok(Reply::Doc(
             doc! {"size": 0i64, "numObjects": 0i64, "millis": 0i64},

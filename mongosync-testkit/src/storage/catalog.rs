@@ -295,19 +295,21 @@ impl Catalog {
                 format!("cannot rename view: {}.{}", from.0, from.1),
             ));
         }
-        if !dbs
-            .get(from.0)
-            .is_some_and(|d| d.collections.contains_key(from.1))
-        {
-            return Err(CommandError::namespace_not_found(
-                "Source collection does not exist",
-            ));
-        }
+        // As the command: renaming to itself is refused before the source is looked up.
         if from == to {
             return Err(CommandError::new(
                 codes::ILLEGAL_OPERATION,
                 "Can't rename a collection to itself",
             ));
+        }
+        if !dbs
+            .get(from.0)
+            .is_some_and(|d| d.collections.contains_key(from.1))
+        {
+            return Err(CommandError::namespace_not_found(format!(
+                "Source collection {}.{} does not exist",
+                from.0, from.1
+            )));
         }
         let target_exists = dbs
             .get(to.0)
