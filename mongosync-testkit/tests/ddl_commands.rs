@@ -565,3 +565,40 @@ async fn rename_and_collection_uuid_arguments_are_checked_as_the_server() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn drop_database_replies_ok_alone_and_keeps_local_and_admin() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("app");
+    db.collection::<Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    // `ok` and the replica set's gossip fields, nothing else (no `dropped`).
+    for _ in 0..2 {
+        let reply = db.run_command(doc! {"dropDatabase": 1}).await.unwrap();
+        assert_eq!(
+            reply.keys().collect::<Vec<_>>(),
+            ["ok", "$clusterTime", "operationTime"]
+        );
+    }
+    for (name, message) in [
+        (
+            "local",
+            "Cannot drop 'local' database while replication is active",
+        ),
+        ("admin", "Dropping the 'admin' database is prohibited."),
+    ] {
+        let e = client
+            .database(name)
+            .run_command(doc! {"dropDatabase": 1})
+            .await
+            .unwrap_err();
+        assert_eq!(failure(e), (20, message.to_string()));
+    }
+    assert_eq!(
+        code_of(&db, doc! {"dropDatabase": 1, "other": 1}).await,
+        40415
+    );
+}

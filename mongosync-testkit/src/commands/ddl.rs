@@ -602,6 +602,23 @@ pub fn drop(ctx: &mut Ctx<'_>) -> Result<Reply> {
 
 /// `dropDatabase`: 8.x replies `{ok: 1}` alone, whether the database existed or not.
 pub fn drop_database(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(&[])?;
+    // A replica-set member keeps its oplog and its users.
+    match ctx.db.as_str() {
+        "local" => {
+            return Err(CommandError::new(
+                codes::ILLEGAL_OPERATION,
+                "Cannot drop 'local' database while replication is active",
+            ));
+        }
+        "admin" => {
+            return Err(CommandError::new(
+                codes::ILLEGAL_OPERATION,
+                "Dropping the 'admin' database is prohibited.",
+            ));
+        }
+        _ => {}
+    }
     ctx.server.catalog.drop_database(&ctx.db);
     Ok(Reply::Doc(Document::new()))
 }
