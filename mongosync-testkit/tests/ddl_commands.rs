@@ -423,6 +423,20 @@ async fn local_oplog_rs_is_listed_and_readable_in_the_servers_shape() {
     // A projection and a descending `ts` sort.
     let projected = oplog(&client, doc! {"find": "oplog.rs", "filter": {"ns": "app.c"}, "sort": {"ts": -1}, "projection": {"op": 1, "_id": 0}}).await;
     assert_eq!(projected[0], doc! {"op": "d"});
+    // `count` agrees with `find`.
+    let counted = client
+        .database("local")
+        .run_command(doc! {"count": "oplog.rs", "query": {"ns": "app.c"}})
+        .await
+        .unwrap();
+    assert_eq!(counted.get("n"), Some(&Bson::Int32(3)));
+    let all = client
+        .database("local")
+        .run_command(doc! {"count": "oplog.rs"})
+        .await
+        .unwrap();
+    let everything = oplog(&client, doc! {"find": "oplog.rs", "batchSize": 100_000}).await;
+    assert_eq!(all.get("n"), Some(&Bson::Int32(everything.len() as i32)));
     // DDL entries are commands on `<db>.$cmd`.
     client
         .database("app")

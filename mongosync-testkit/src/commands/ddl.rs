@@ -1635,7 +1635,8 @@ pub fn storage_stats(ctx: &Ctx<'_>, coll: &str) -> Result<Document> {
         // The oplog is no catalog collection here; its figures are what tools read to size
         // the oplog window (`size`, `maxSize`, `count`).
         let (size, max) = ctx.server.oplog.usage();
-        let count = ctx.server.oplog.len() as i64;
+        // Documents as `find` shows them (a transaction's operations are one `applyOps`).
+        let count = super::local::count(ctx, &Document::new(), 0, None)? as i64;
         let size = size as i64;
         return Ok(doc! {
             "size": size,

@@ -131,6 +131,22 @@ pub fn find(ctx: &Ctx<'_>, args: &OplogFind<'_>) -> Result<Vec<RawDocumentBuf>> 
     Ok(out)
 }
 
+/// `count` on `local.oplog.rs`: the documents `find` would return for `filter`.
+pub fn count(ctx: &Ctx<'_>, filter: &Document, skip: usize, limit: Option<usize>) -> Result<usize> {
+    let matcher = Matcher::new(filter, &Document::new())?;
+    let start = lower_ts_bound(filter).unwrap_or(bson::Timestamp {
+        time: 0,
+        increment: 0,
+    });
+    let entries = ctx.server.oplog.from(start, usize::MAX);
+    let n = entries
+        .chunk_by(|a, b| a.ts == b.ts)
+        .filter(|g| filter.is_empty() || matcher.matches(&group_document(g)))
+        .count();
+    let n = n.saturating_sub(skip);
+    Ok(limit.map_or(n, |l| n.min(l)))
+}
+
 /// The `$gt`/`$gte` bound of a top-level `ts` condition, if there is one.
 fn lower_ts_bound(filter: &Document) -> Option<bson::Timestamp> {
     match filter.get("ts")? {

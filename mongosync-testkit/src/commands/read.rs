@@ -464,6 +464,10 @@ pub fn count(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let matcher =
         Matcher::with_collation(&filter, &Document::new(), support::collation_of(&ctx.body)?)?;
     let hint = ctx.body.get("hint").cloned();
+    if super::local::is_oplog(&ctx.db, &coll) {
+        let n = super::local::count(ctx, &filter, skip as usize, limit)?;
+        return Ok(Reply::Doc(doc! {"n": n as i32}));
+    }
     let n = match support::resolve(ctx, &coll)? {
         Target::Missing => 0,
         Target::View { base, mut pipeline } => {
