@@ -437,6 +437,29 @@ async fn local_oplog_rs_is_listed_and_readable_in_the_servers_shape() {
         .unwrap();
     let everything = oplog(&client, doc! {"find": "oplog.rs", "batchSize": 100_000}).await;
     assert_eq!(all.get("n"), Some(&Bson::Int32(everything.len() as i32)));
+    // An aggregation reads the same documents.
+    let mut cursor = client
+        .database("local")
+        .collection::<Document>("oplog.rs")
+        .aggregate([
+            doc! {"$match": {"ns": "app.c"}},
+            doc! {"$group": {"_id": "$op", "n": {"$sum": 1}}},
+            doc! {"$sort": {"_id": 1}},
+        ])
+        .await
+        .unwrap();
+    let mut groups = Vec::new();
+    while let Some(d) = cursor.try_next().await.unwrap() {
+        groups.push(d);
+    }
+    assert_eq!(
+        groups,
+        [
+            doc! {"_id": "d", "n": 1},
+            doc! {"_id": "i", "n": 1},
+            doc! {"_id": "u", "n": 1}
+        ]
+    );
     // DDL entries are commands on `<db>.$cmd`.
     client
         .database("app")

@@ -131,6 +131,21 @@ pub fn find(ctx: &Ctx<'_>, args: &OplogFind<'_>) -> Result<Vec<RawDocumentBuf>> 
     Ok(out)
 }
 
+/// Every oplog document in natural order: the input of an `aggregate` or `$lookup` on it.
+pub fn documents(ctx: &Ctx<'_>) -> Vec<Document> {
+    let entries = ctx.server.oplog.from(
+        bson::Timestamp {
+            time: 0,
+            increment: 0,
+        },
+        usize::MAX,
+    );
+    entries
+        .chunk_by(|a, b| a.ts == b.ts)
+        .map(group_document)
+        .collect()
+}
+
 /// `count` on `local.oplog.rs`: the documents `find` would return for `filter`.
 pub fn count(ctx: &Ctx<'_>, filter: &Document, skip: usize, limit: Option<usize>) -> Result<usize> {
     let matcher = Matcher::new(filter, &Document::new())?;

@@ -555,6 +555,9 @@ pub struct CatalogEnv<'a, 'b> {
 
 impl PipelineEnv for CatalogEnv<'_, '_> {
     fn collection_documents(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        if super::local::is_oplog(db, coll) {
+            return Ok(super::local::documents(self.ctx));
+        }
         // Inside a transaction, its own copy of a collection of this database.
         if db == self.ctx.db
             && let Some(c) = self.ctx.collection(coll)
