@@ -263,6 +263,14 @@ async fn coll_mod_replies_as_the_server_and_checks_its_options() {
             doc! {"collMod": "c", "index": {"name": "t_1", "expireAfterSeconds": -5}},
             72,
         ),
+        (
+            doc! {"collMod": "c", "index": {"name": "t_1", "expireAfterSeconds": Bson::Int64(1 << 31)}},
+            72,
+        ),
+        (
+            doc! {"createIndexes": "c", "indexes": [{"key": {"u": 1}, "name": "u_1", "unique": 1, "prepareUnique": 1}]},
+            72,
+        ),
         (doc! {"collMod": "c", "index": 1}, 14),
         (doc! {"collMod": "c", "cappedSize": 4096}, 72),
         (doc! {"collMod": "c", "expireAfterSeconds": 10}, 72),

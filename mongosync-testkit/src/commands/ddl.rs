@@ -167,7 +167,7 @@ fn check_create_arguments(body: &Document) -> Result<()> {
         return Err(CommandError::bad_value("size cannot exceed 1 PB"));
     }
     if let Some(e) = body.get("expireAfterSeconds").and_then(crate::util::as_f64) {
-        check_expire_after_seconds(e)?;
+        check_expire_after_seconds(e, false)?;
     }
     if let Some(Bson::Document(id_index)) = body.get("idIndex") {
         if body.contains_key("clusteredIndex") {
@@ -186,8 +186,9 @@ fn check_create_arguments(body: &Document) -> Result<()> {
     Ok(())
 }
 
-/// `index_key_validate::validateExpireAfterSeconds`.
-fn check_expire_after_seconds(e: f64) -> Result<()> {
+/// `index_key_validate::validateExpireAfterSeconds`: a secondary TTL index (`index`) takes
+/// up to 2^31-1 seconds, a clustered collection up to the seconds since the epoch.
+fn check_expire_after_seconds(e: f64, index: bool) -> Result<()> {
     if e < 0.0 {
         return Err(CommandError::invalid_options(
             "TTL index 'expireAfterSeconds' option cannot be less than 0",
@@ -196,7 +197,8 @@ fn check_expire_after_seconds(e: f64) -> Result<()> {
     let now_secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs()) as f64;
-    if e.is_nan() || e > now_secs {
+    let max = if index { f64::from(i32::MAX) } else { now_secs };
+    if e.is_nan() || e > max {
         return Err(CommandError::invalid_options(
             "TTL index 'expireAfterSeconds' option must be within an acceptable range, try a lower number",
         ));
@@ -908,7 +910,7 @@ pub fn coll_mod(ctx: &mut Ctx<'_>) -> Result<Reply> {
                         Bson::String(s) if s == "off" => Some(None),
                         v if crate::util::is_number(v) => {
                             let e = crate::util::as_f64(v).unwrap_or(0.0);
-                            check_expire_after_seconds(e)?;
+                            check_expire_after_seconds(e, false)?;
                             Some(Some(e as i64))
                         }
                         _ => {
@@ -1045,7 +1047,7 @@ fn modify_index(
             ));
         }
         let new = crate::util::as_f64(expire).unwrap_or(0.0);
-        check_expire_after_seconds(new)?;
+        check_expire_after_seconds(new, true)?;
         let new = new as i64;
         let old = spec.get("expireAfterSeconds").and_then(crate::util::as_f64);
         // `safeInt64` in the reply; an unchanged value is a no-op the reply omits.
@@ -1309,7 +1311,13 @@ fn validate_index_spec(spec: &Document) -> Result<Document> {
             ));
         }
     }
-    if spec.get_bool("unique").unwrap_or(false) && spec.get_bool("prepareUnique").unwrap_or(false) {
+    let truthy = |f: &str| {
+        spec.get(f).is_some_and(|v| {
+            v.as_bool()
+                .unwrap_or(crate::util::as_f64(v).is_some_and(|n| n != 0.0))
+        })
+    };
+    if truthy("unique") && truthy("prepareUnique") {
         return Err(CommandError::invalid_options(
             "Index specification cannot have both 'unique' and 'prepareUnique' set to true",
         ));
