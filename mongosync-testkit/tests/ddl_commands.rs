@@ -187,6 +187,16 @@ async fn create_checks_each_option_with_the_servers_codes() {
         options_of(&db, "ttl").await.get("expireAfterSeconds"),
         Some(&Bson::Int64(60))
     );
+    // A listed spec replays: a granularity with its default bucketing.
+    db.run_command(doc! {"create": "tm", "timeseries": {"timeField": "t", "granularity": "minutes", "bucketMaxSpanSeconds": 86_400}})
+        .await
+        .unwrap();
+    let listed = options_of(&db, "tm").await;
+    db.run_command(
+        doc! {"create": "tm", "timeseries": listed.get_document("timeseries").unwrap().clone()},
+    )
+    .await
+    .unwrap();
     db.run_command(doc! {"create": "e", "storageEngine": {"wiredTiger": {}}, "idIndex": {"key": {"_id": 1}, "name": "_id_", "v": 2}})
         .await
         .unwrap();

@@ -305,18 +305,31 @@ fn check_timeseries(ts: &Bson) -> Result<()> {
             "The 'metaField' field cannot be the same as the 'timeField' field",
         ));
     }
-    let span = ts.get("bucketMaxSpanSeconds");
-    let rounding = ts.get("bucketRoundingSeconds");
-    if ts.contains_key("granularity") && (span.is_some() || rounding.is_some()) {
+    let span = ts.get("bucketMaxSpanSeconds").and_then(crate::util::as_f64);
+    let rounding = ts
+        .get("bucketRoundingSeconds")
+        .and_then(crate::util::as_f64);
+    if let Ok(granularity) = ts.get_str("granularity") {
+        // With a granularity, the bucketing fields may only repeat its defaults (what
+        // `listCollections` shows, so that a listed spec can be replayed).
+        let (default_span, default_rounding) = match granularity {
+            "minutes" => (86_400.0, 3_600.0),
+            "hours" => (2_592_000.0, 86_400.0),
+            _ => (3_600.0, 60.0),
+        };
+        for (field, value, default) in [
+            ("bucketMaxSpanSeconds", span, default_span),
+            ("bucketRoundingSeconds", rounding, default_rounding),
+        ] {
+            if value.is_some_and(|v| v != default) {
+                return Err(CommandError::invalid_options(format!(
+                    "Timeseries '{field}' is not configurable to a value other than the default of {default} for the provided granularity"
+                )));
+            }
+        }
+    } else if (span.is_some() || rounding.is_some()) && span != rounding {
         return Err(CommandError::invalid_options(
-            "Time-series 'bucketMaxSpanSeconds' and 'bucketRoundingSeconds' cannot be set with 'granularity'",
-        ));
-    }
-    if span.is_some() != rounding.is_some()
-        || span.and_then(crate::util::as_f64) != rounding.and_then(crate::util::as_f64)
-    {
-        return Err(CommandError::invalid_options(
-            "Time-series 'bucketMaxSpanSeconds' and 'bucketRoundingSeconds' fields must be set and equal",
+            "Timeseries 'bucketMaxSpanSeconds' and 'bucketRoundingSeconds' fields must be set and equal",
         ));
     }
     Ok(())
