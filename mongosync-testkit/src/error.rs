@@ -154,6 +154,7 @@ pub mod codes {
     pub const DOCUMENT_VALIDATION_FAILURE: i32 = 121;
     pub const NOT_A_REPLICA_SET: i32 = 123;
     pub const COMMAND_NOT_SUPPORTED_ON_VIEW: i32 = 166;
+    pub const OPTION_NOT_SUPPORTED_ON_VIEW: i32 = 157;
     pub const INVALID_PIPELINE_OPERATOR: i32 = 168;
     pub const VIEW_DEPTH_LIMIT_EXCEEDED: i32 = 165;
     pub const COMMAND_NOT_SUPPORTED: i32 = 115;
@@ -162,6 +163,7 @@ pub mod codes {
     pub const QUERY_FEATURE_NOT_ALLOWED: i32 = 224;
     pub const INVALID_RESUME_TOKEN: i32 = 260;
     pub const CANNOT_CONVERT_INDEX_TO_UNIQUE: i32 = 359;
+    pub const COLLECTION_UUID_MISMATCH: i32 = 361;
     pub const UNSUPPORTED_OP_QUERY_COMMAND: i32 = 352;
     pub const BSON_OBJECT_TOO_LARGE: i32 = 10334;
     pub const DUPLICATE_KEY: i32 = 11000;
@@ -236,6 +238,7 @@ pub fn code_name(code: i32) -> String {
         136 => "CappedPositionLost",
         175 => "QueryPlanKilled",
         150 => "StaleEpoch",
+        157 => "OptionNotSupportedOnView",
         166 => "CommandNotSupportedOnView",
         168 => "InvalidPipelineOperator",
         189 => "PrimarySteppedDown",

@@ -107,10 +107,315 @@ fn validate_collection_options(opts: &Document, command: &str) -> Result<()> {
     Ok(())
 }
 
+/// `BSONObjBuilder::appendNumber(long long)`: an int32 up to 2^30 in magnitude, else an int64.
+fn append_number(n: i64) -> Bson {
+    if (-(1 << 30)..=(1 << 30)).contains(&n) {
+        Bson::Int32(n as i32)
+    } else {
+        Bson::Int64(n)
+    }
+}
+
+fn wrong_type(field: &str, v: &Bson, expected: &[&str]) -> CommandError {
+    CommandError::wrong_field_type("create", field, crate::util::type_name(v), expected)
+}
+
+/// The `create` fields' types and values, as the server's IDL parser and
+/// `CollectionOptions::parse` check them, before anything is created.
+fn check_create_arguments(body: &Document) -> Result<()> {
+    const NUMBER: &[&str] = &["int", "long", "double", "decimal"];
+    for field in ["size", "max", "expireAfterSeconds"] {
+        if let Some(v) = body.get(field)
+            && !crate::util::is_number(v)
+        {
+            return Err(wrong_type(field, v, NUMBER));
+        }
+    }
+    for field in [
+        "storageEngine",
+        "indexOptionDefaults",
+        "idIndex",
+        "encryptedFields",
+        "collation",
+    ] {
+        if let Some(v) = body.get(field)
+            && !matches!(v, Bson::Document(_))
+        {
+            return Err(wrong_type(field, v, &["object"]));
+        }
+    }
+    if let Some(Bson::Document(engines)) = body.get("storageEngine") {
+        for (name, v) in engines {
+            if !matches!(v, Bson::Document(_)) {
+                return Err(CommandError::bad_value(format!(
+                    "'storageEngine.{name}' has to be an embedded document."
+                )));
+            }
+        }
+    }
+    if let Some(max) = body.get("max").and_then(crate::util::as_f64)
+        && max >= 2_147_483_648.0
+        && max as i64 != i64::MAX
+    {
+        return Err(CommandError::bad_value(
+            "max in a capped collection has to be < 2^31 or not set",
+        ));
+    }
+    if let Some(size) = body.get("size").and_then(crate::util::as_f64)
+        && size > (1u64 << 50) as f64
+    {
+        return Err(CommandError::bad_value("size cannot exceed 1 PB"));
+    }
+    if let Some(e) = body.get("expireAfterSeconds").and_then(crate::util::as_f64) {
+        check_expire_after_seconds(e, false)?;
+    }
+    if let Some(Bson::Document(id_index)) = body.get("idIndex") {
+        if body.contains_key("clusteredIndex") {
+            return Err(CommandError::invalid_options(
+                "The 'clusteredIndex' option is not supported with the 'idIndex' option",
+            ));
+        }
+        check_id_index(id_index)?;
+    }
+    if let Some(ts) = body.get("timeseries") {
+        check_timeseries(ts)?;
+    }
+    if let Some(Bson::Document(ef)) = body.get("encryptedFields") {
+        check_encrypted_fields(ef, body)?;
+    }
+    Ok(())
+}
+
+/// `index_key_validate::validateExpireAfterSeconds`: a secondary TTL index (`index`) takes
+/// up to 2^31-1 seconds, a clustered collection up to the seconds since the epoch.
+fn check_expire_after_seconds(e: f64, index: bool) -> Result<()> {
+    if e < 0.0 {
+        return Err(CommandError::invalid_options(
+            "TTL index 'expireAfterSeconds' option cannot be less than 0",
+        ));
+    }
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as f64;
+    let max = if index { f64::from(i32::MAX) } else { now_secs };
+    if e.is_nan() || e > max {
+        return Err(CommandError::invalid_options(
+            "TTL index 'expireAfterSeconds' option must be within an acceptable range, try a lower number",
+        ));
+    }
+    Ok(())
+}
+
+/// `index_key_validate::validateIdIndexSpec`: `key` is `{_id: 1}`, `name` is `_id_`, and
+/// nothing else but `v`, `collation` and `ns` appear.
+fn check_id_index(spec: &Document) -> Result<()> {
+    for (k, v) in spec {
+        match k.as_str() {
+            "key" => {
+                if v != &Bson::Document(doc! {"_id": 1}) && v != &Bson::Document(doc! {"_id": 1.0})
+                {
+                    return Err(CommandError::bad_value(format!(
+                        "The field 'key' for an _id index must be {{_id: 1}}, but got {}",
+                        crate::util::shell_repr(v)
+                    )));
+                }
+            }
+            "name" => {
+                if v.as_str() != Some("_id_") {
+                    return Err(CommandError::bad_value(format!(
+                        "The field 'name' for an _id index must be '_id_', but got {}",
+                        crate::util::shell_repr(v)
+                    )));
+                }
+            }
+            "v" | "collation" | "ns" => {}
+            other => {
+                return Err(CommandError::new(
+                    codes::INVALID_INDEX_SPECIFICATION_OPTION,
+                    format!(
+                        "The field '{other}' is not valid for an _id index specification. Specifications for _id indexes may only contain fields 'key', 'name', 'v', 'collation' and 'ns'"
+                    ),
+                ));
+            }
+        }
+    }
+    if !spec.contains_key("key") {
+        return Err(CommandError::missing_field("create.idIndex", "key"));
+    }
+    Ok(())
+}
+
+/// A time or meta field name: no dot, no NUL (`timeseries::validateTimeAndMetaField`).
+fn check_timeseries_field(field: &str, value: &str) -> Result<()> {
+    if value.contains('.') || value.contains('\0') {
+        return Err(CommandError::bad_value(format!(
+            "Time-series time and metadata field names cannot contain '.' or embedded null bytes: '{field}' is {}",
+            crate::util::shell_repr(&Bson::String(value.to_string()))
+        )));
+    }
+    Ok(())
+}
+
+/// The `timeseries` option (the server's `TimeseriesOptions` IDL and its bucketing rules).
+fn check_timeseries(ts: &Bson) -> Result<()> {
+    let Bson::Document(ts) = ts else {
+        return Err(wrong_type("timeseries", ts, &["object"]));
+    };
+    for (k, v) in ts {
+        let field = format!("timeseries.{k}");
+        match k.as_str() {
+            "timeField" | "metaField" => {
+                let Bson::String(name) = v else {
+                    return Err(wrong_type(&field, v, &["string"]));
+                };
+                check_timeseries_field(k, name)?;
+            }
+            "granularity" => {
+                let Bson::String(g) = v else {
+                    return Err(wrong_type(&field, v, &["string"]));
+                };
+                if !["seconds", "minutes", "hours"].contains(&g.as_str()) {
+                    return Err(CommandError::bad_value(format!(
+                        "Enumeration value '{g}' for field 'create.timeseries.granularity' is not a valid value."
+                    )));
+                }
+            }
+            "bucketMaxSpanSeconds" | "bucketRoundingSeconds" => {
+                if !crate::util::is_number(v) {
+                    return Err(wrong_type(&field, v, &["int", "long", "double", "decimal"]));
+                }
+                let n = crate::util::as_f64(v).unwrap_or(0.0);
+                if !(1.0..=31_536_000.0).contains(&n) {
+                    return Err(CommandError::bad_value(format!(
+                        "BSON field 'create.timeseries.{k}' value must be >= 1 and <= 31536000, actual value '{n}'"
+                    )));
+                }
+            }
+            _ => return Err(CommandError::unknown_field("create.timeseries", k)),
+        }
+    }
+    let Some(time) = ts.get_str("timeField").ok() else {
+        return Err(CommandError::missing_field(
+            "create.timeseries",
+            "timeField",
+        ));
+    };
+    if ts.get_str("metaField").ok() == Some(time) {
+        return Err(CommandError::invalid_options(
+            "The 'metaField' field cannot be the same as the 'timeField' field",
+        ));
+    }
+    let span = ts.get("bucketMaxSpanSeconds").and_then(crate::util::as_f64);
+    let rounding = ts
+        .get("bucketRoundingSeconds")
+        .and_then(crate::util::as_f64);
+    if let Ok(granularity) = ts.get_str("granularity") {
+        // With a granularity, the bucketing fields may only repeat its defaults (what
+        // `listCollections` shows, so that a listed spec can be replayed).
+        let (default_span, default_rounding) = match granularity {
+            "minutes" => (86_400.0, 3_600.0),
+            "hours" => (2_592_000.0, 86_400.0),
+            _ => (3_600.0, 60.0),
+        };
+        for (field, value, default) in [
+            ("bucketMaxSpanSeconds", span, default_span),
+            ("bucketRoundingSeconds", rounding, default_rounding),
+        ] {
+            if value.is_some_and(|v| v != default) {
+                return Err(CommandError::invalid_options(format!(
+                    "Timeseries '{field}' is not configurable to a value other than the default of {default} for the provided granularity"
+                )));
+            }
+        }
+    } else if (span.is_some() || rounding.is_some()) && span != rounding {
+        return Err(CommandError::invalid_options(
+            "Timeseries 'bucketMaxSpanSeconds' and 'bucketRoundingSeconds' fields must be set and equal",
+        ));
+    }
+    Ok(())
+}
+
+/// `encryptedFields`: a `fields` array of `{path, keyId, bsonType?, queries?}`; not on a
+/// capped, time-series or view namespace.
+fn check_encrypted_fields(ef: &Document, body: &Document) -> Result<()> {
+    for other in ["capped", "timeseries", "viewOn"] {
+        if body.contains_key(other) {
+            return Err(CommandError::invalid_options(format!(
+                "Encrypted fields cannot be used with the '{other}' option"
+            )));
+        }
+    }
+    let fields = match ef.get("fields") {
+        None => {
+            return Err(CommandError::missing_field(
+                "create.encryptedFields",
+                "fields",
+            ));
+        }
+        Some(Bson::Array(a)) => a,
+        Some(v) => return Err(wrong_type("encryptedFields.fields", v, &["array"])),
+    };
+    for f in fields {
+        let Bson::Document(f) = f else {
+            return Err(wrong_type("encryptedFields.fields", f, &["object"]));
+        };
+        for required in ["path", "keyId"] {
+            if !f.contains_key(required) {
+                return Err(CommandError::missing_field(
+                    "create.encryptedFields.fields",
+                    required,
+                ));
+            }
+        }
+        if !matches!(f.get("path"), Some(Bson::String(_))) {
+            return Err(wrong_type(
+                "encryptedFields.fields.path",
+                f.get("path").unwrap_or(&Bson::Null),
+                &["string"],
+            ));
+        }
+        if !matches!(f.get("keyId"), Some(Bson::Binary(b)) if b.subtype == bson::spec::BinarySubtype::Uuid)
+        {
+            return Err(CommandError::bad_value(
+                "BSON field 'create.encryptedFields.fields.keyId' must be a UUID",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A view's pipeline may not write (`$out`, `$merge`) nor open a change stream.
+fn check_view_pipeline(pipeline: &[Document], view: &str) -> Result<()> {
+    for (i, stage) in pipeline.iter().enumerate() {
+        let Some(name) = stage.keys().next() else {
+            continue;
+        };
+        match name.as_str() {
+            "$out" | "$merge" => {
+                return Err(CommandError::new(
+                    codes::OPTION_NOT_SUPPORTED_ON_VIEW,
+                    format!(
+                        "The aggregation stage {name} in location {i} of the pipeline cannot be used in the view definition of {view} because it writes to disk"
+                    ),
+                ));
+            }
+            "$changeStream" => {
+                return Err(CommandError::new(
+                    codes::OPTION_NOT_SUPPORTED_ON_VIEW,
+                    "$changeStream cannot be used in a view definition",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(CREATE_FIELDS)?;
     let coll = ctx.collection_arg()?;
     let body = ctx.body.clone();
+    check_create_arguments(&body)?;
     if let Some(view_on) = body.get("viewOn") {
         let Bson::String(view_on) = view_on else {
             return Err(CommandError::type_mismatch("'viewOn' must be a string"));
@@ -147,6 +452,7 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 .collect::<Result<_>>()?,
             Some(_) => return Err(CommandError::type_mismatch("'pipeline' must be an array")),
         };
+        check_view_pipeline(&pipeline, &ctx.ns(&coll))?;
         crate::query::pipeline::Pipeline::parse(&pipeline, &Document::new())?;
         let view = View {
             view_on: view_on.clone(),
@@ -184,12 +490,26 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
     if capped == Some(true) {
         options.insert("capped", true);
         match options.get("size").and_then(crate::util::as_f64) {
-            Some(s) if s > 0.0 => {}
+            Some(s) if s > 0.0 => {
+                // The server rounds a capped size up to a multiple of 256 and writes it with
+                // `appendNumber` (int32 up to 2^30, int64 above).
+                let size = ((s as i64).saturating_add(0xff)) & !0xff;
+                options.insert("size", append_number(size));
+            }
             Some(_) => return Err(CommandError::bad_value("size must be greater than 0")),
             None => {
                 return Err(CommandError::invalid_options(
                     "the 'size' field is required when 'capped' is true",
                 ));
+            }
+        }
+        if let Some(max) = options.get("max").and_then(crate::util::as_f64) {
+            let max = max as i64;
+            if max <= 0 || max == i64::MAX {
+                // No limit: the server does not list it.
+                options.remove("max");
+            } else {
+                options.insert("max", append_number(max));
             }
         }
         if options.contains_key("clusteredIndex") {
@@ -260,6 +580,13 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
     if options.contains_key("timeseries") {
         options.remove("clusteredIndex");
     }
+    if let Some(e) = options
+        .get("expireAfterSeconds")
+        .and_then(crate::util::as_f64)
+    {
+        // `safeInt64` in the IDL: listed as a long whatever number type was given.
+        options.insert("expireAfterSeconds", e as i64);
+    }
     support::refuse_view(ctx, &coll).map_err(|_| {
         CommandError::new(
             codes::NAMESPACE_EXISTS,
@@ -275,6 +602,7 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
 pub fn drop(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(&["collectionUUID"])?;
     let coll = ctx.collection_arg()?;
+    check_collection_uuid(ctx, &ctx.db, &coll)?;
     let ns = ctx.ns(&coll);
     match ctx.server.catalog.drop_namespace(&ctx.db, &coll) {
         Some(Namespace::Collection(c)) => {
@@ -289,16 +617,79 @@ pub fn drop(ctx: &mut Ctx<'_>) -> Result<Reply> {
 
 /// `dropDatabase`: 8.x replies `{ok: 1}` alone, whether the database existed or not.
 pub fn drop_database(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    ctx.check_fields(&[])?;
+    // A replica-set member keeps its oplog and its users.
+    match ctx.db.as_str() {
+        "local" => {
+            return Err(CommandError::new(
+                codes::ILLEGAL_OPERATION,
+                "Cannot drop 'local' database while replication is active",
+            ));
+        }
+        "admin" => {
+            return Err(CommandError::new(
+                codes::ILLEGAL_OPERATION,
+                "Dropping the 'admin' database is prohibited.",
+            ));
+        }
+        _ => {}
+    }
     ctx.server.catalog.drop_database(&ctx.db);
     Ok(Reply::Doc(Document::new()))
 }
 
-fn split_ns(ns: &str) -> Result<(&str, &str)> {
+/// `db.coll` of `renameCollection`'s source or target (`NamespaceString::isValid`).
+fn split_ns<'a>(ns: &'a str, which: &str) -> Result<(&'a str, &'a str)> {
     ns.split_once('.')
-        .filter(|(d, c)| !d.is_empty() && !c.is_empty())
-        .ok_or_else(|| {
-            CommandError::invalid_namespace(format!("Invalid namespace specified '{ns}'"))
-        })
+        .filter(|(d, c)| crate::storage::catalog::validate_collection_name(d, c).is_ok())
+        .ok_or_else(|| CommandError::invalid_namespace(format!("Invalid {which} namespace: {ns}")))
+}
+
+/// The generic `collectionUUID` argument: the namespace must be the collection with that
+/// UUID, or the command fails with CollectionUUIDMismatch (361) naming the collection that
+/// has it, as `checkCollectionUUIDMismatch`.
+fn check_collection_uuid(ctx: &Ctx<'_>, db: &str, coll: &str) -> Result<()> {
+    let expected = match ctx.body.get("collectionUUID") {
+        None => return Ok(()),
+        Some(Bson::Binary(b)) if b.subtype == bson::spec::BinarySubtype::Uuid => {
+            bson::Uuid::from_bytes(b.bytes.as_slice().try_into().map_err(|_| {
+                CommandError::new(codes::INVALID_UUID, "uuid must be a 16-byte binary field")
+            })?)
+        }
+        Some(other) => {
+            return Err(CommandError::wrong_field_type(
+                &ctx.name,
+                "collectionUUID",
+                crate::util::type_name(other),
+                &["binData"],
+            ));
+        }
+    };
+    if ctx
+        .server
+        .catalog
+        .collection(db, coll)
+        .is_some_and(|c| c.uuid == expected)
+    {
+        return Ok(());
+    }
+    let actual = ctx.server.catalog.database(db).and_then(|d| {
+        d.collections
+            .iter()
+            .find(|(_, c)| c.uuid == expected)
+            .map(|(name, _)| name.clone())
+    });
+    Err(CommandError::new(
+        codes::COLLECTION_UUID_MISMATCH,
+        "Collection UUID does not match that specified",
+    )
+    .with_extra("db", db)
+    .with_extra(
+        "collectionUUID",
+        Bson::Binary(bson::Binary::from_uuid(expected)),
+    )
+    .with_extra("expectedCollection", coll)
+    .with_extra("actualCollection", actual.map_or(Bson::Null, Bson::String)))
 }
 
 pub fn rename_collection(ctx: &mut Ctx<'_>) -> Result<Reply> {
@@ -343,8 +734,9 @@ pub fn rename_collection(ctx: &mut Ctx<'_>) -> Result<Reply> {
         Some(Bson::Binary(_)) => true,
         _ => false,
     };
-    let from = split_ns(&from)?;
-    let to = split_ns(&to)?;
+    let from = split_ns(&from, "source")?;
+    let to = split_ns(&to, "target")?;
+    check_collection_uuid(ctx, from.0, from.1)?;
     ctx.server.catalog.rename(from, to, drop_target)?;
     Ok(Reply::Doc(Document::new()))
 }
@@ -368,6 +760,7 @@ pub fn coll_mod(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "timeseriesBucketsMayHaveMixedSchemaData",
     ])?;
     let coll = ctx.collection_arg()?;
+    check_collection_uuid(ctx, &ctx.db, &coll)?;
     let body = ctx.body.clone();
     match ctx.server.catalog.lookup(&ctx.db, &coll) {
         None => Err(CommandError::namespace_not_found(format!(
@@ -384,11 +777,53 @@ pub fn coll_mod(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     )));
                 }
             }
-            if let Ok(v) = body.get_str("viewOn") {
-                view.view_on = v.to_string();
+            // Both or neither, as `collMod` on a view replaces the whole definition.
+            if ctx.server.auth_enabled()
+                && body.contains_key("viewOn") != body.contains_key("pipeline")
+            {
+                return Err(CommandError::invalid_options(
+                    "Must specify both 'viewOn' and 'pipeline' when modifying a view and auth is enabled",
+                ));
             }
-            if let Ok(p) = body.get_array("pipeline") {
-                view.pipeline = p.iter().filter_map(|s| s.as_document().cloned()).collect();
+            match body.get("viewOn") {
+                None => {}
+                Some(Bson::String(v)) if !v.is_empty() => view.view_on = v.clone(),
+                Some(Bson::String(_)) => {
+                    return Err(CommandError::bad_value("'viewOn' cannot be empty"));
+                }
+                Some(v) => {
+                    return Err(CommandError::wrong_field_type(
+                        "collMod",
+                        "viewOn",
+                        crate::util::type_name(v),
+                        &["string"],
+                    ));
+                }
+            }
+            match body.get("pipeline") {
+                None => {}
+                Some(Bson::Array(p)) => {
+                    let mut stages = Vec::with_capacity(p.len());
+                    for s in p {
+                        let Bson::Document(d) = s else {
+                            return Err(CommandError::type_mismatch(
+                                "'pipeline' must be an array of objects",
+                            ));
+                        };
+                        stages.push(d.clone());
+                    }
+                    check_view_pipeline(&stages, &ctx.ns(&coll))?;
+                    crate::query::pipeline::Pipeline::parse(&stages, &Document::new())?;
+                    view.pipeline = stages;
+                }
+                Some(v) => {
+                    return Err(CommandError::wrong_field_type(
+                        "collMod",
+                        "pipeline",
+                        crate::util::type_name(v),
+                        &["array"],
+                    ));
+                }
             }
             ctx.server.catalog.modify_view(&ctx.db, &coll, view)?;
             Ok(Reply::Doc(Document::new()))
@@ -411,38 +846,118 @@ pub fn coll_mod(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 }
             }
             validate_collection_options(&changes, "collMod")?;
+            let dry_run = match body.get("dryRun") {
+                None | Some(Bson::Null) => false,
+                Some(v) => safe_bool("dryRun", v)?,
+            };
+            let index = match body.get("index") {
+                None => None,
+                Some(Bson::Document(index)) => Some(index),
+                Some(v) => {
+                    return Err(CommandError::wrong_field_type(
+                        "collMod",
+                        "index",
+                        crate::util::type_name(v),
+                        &["object"],
+                    ));
+                }
+            };
+            if dry_run {
+                let unique_only = index
+                    .is_some_and(|i| i.get("unique").is_some_and(|u| u == &Bson::Boolean(true)))
+                    && body.keys().skip(1).all(|k| {
+                        ["index", "dryRun"].contains(&k.as_str())
+                            || super::GENERIC_FIELDS.contains(&k.as_str())
+                    });
+                if !unique_only {
+                    return Err(CommandError::invalid_options(
+                        "collMod.dryRun can only be specified with collMod.index.unique",
+                    ));
+                }
+            }
             let mut data = c.data.write();
+            // Every option is checked before anything changes.
+            let mut capped = Document::new();
+            for (field, stored) in [("cappedSize", "size"), ("cappedMax", "max")] {
+                let Some(v) = body.get(field) else { continue };
+                if !crate::util::is_number(v) {
+                    return Err(CommandError::wrong_field_type(
+                        "collMod",
+                        field,
+                        crate::util::type_name(v),
+                        &["int", "long", "double", "decimal"],
+                    ));
+                }
+                if !data.is_capped() {
+                    return Err(CommandError::invalid_options(format!(
+                        "Collection is not capped: {field}"
+                    )));
+                }
+                let n = crate::util::as_f64(v).unwrap_or(0.0) as i64;
+                if field == "cappedSize" {
+                    if !(1..=1i64 << 50).contains(&n) {
+                        return Err(CommandError::invalid_options(
+                            "Capped size must be greater than 0 and less than 1 PB",
+                        ));
+                    }
+                    capped.insert(stored, append_number((n + 0xff) & !0xff));
+                } else if n >= 1i64 << 31 {
+                    return Err(CommandError::invalid_options(
+                        "Capped max must be less than 2^31",
+                    ));
+                } else {
+                    capped.insert(stored, append_number(n));
+                }
+            }
+            let expire = match body.get("expireAfterSeconds") {
+                None => None,
+                Some(v) => {
+                    if !data.options.contains_key("clusteredIndex")
+                        && !data.options.contains_key("timeseries")
+                    {
+                        return Err(CommandError::invalid_options(
+                            "collMod.expireAfterSeconds is only supported on clustered collections and time-series collections",
+                        ));
+                    }
+                    match v {
+                        Bson::String(s) if s == "off" => Some(None),
+                        v if crate::util::is_number(v) => {
+                            let e = crate::util::as_f64(v).unwrap_or(0.0);
+                            check_expire_after_seconds(e, false)?;
+                            Some(Some(e as i64))
+                        }
+                        _ => {
+                            return Err(CommandError::bad_value(
+                                "When passing a string to 'expireAfterSeconds' it must be 'off'",
+                            ));
+                        }
+                    }
+                }
+            };
             let mut state_before = doc! {"collectionOptions": data.options.clone()};
             let mut reply = Document::new();
-            if let Some(index) = body.get("index") {
-                let Bson::Document(index) = index else {
-                    return Err(CommandError::type_mismatch("'index' must be an object"));
-                };
-                let (r, old) = modify_index(&mut data, index)?;
+            if let Some(index) = index {
+                let (r, old) = modify_index(&mut data, index, dry_run)?;
+                if dry_run {
+                    return Ok(Reply::Doc(Document::new()));
+                }
                 reply = r;
                 state_before.insert("indexOptions", old);
             }
             for (k, v) in changes {
                 data.options.insert(k, v);
             }
-            if let Some(size) = body.get("cappedSize") {
-                if !data.is_capped() {
-                    return Err(CommandError::invalid_options(
-                        "Collection is not capped: cappedSize",
-                    ));
-                }
-                data.options.insert("size", size.clone());
+            for (k, v) in capped {
+                data.options.insert(k, v);
             }
-            if let Some(max) = body.get("cappedMax") {
-                if !data.is_capped() {
-                    return Err(CommandError::invalid_options(
-                        "Collection is not capped: cappedMax",
-                    ));
+            match expire {
+                Some(Some(e)) => {
+                    data.options.insert("expireAfterSeconds", e);
                 }
-                data.options.insert("max", max.clone());
-            }
-            if let Some(e) = body.get("expireAfterSeconds") {
-                data.options.insert("expireAfterSeconds", e.clone());
+                Some(None) => {
+                    data.options.remove("expireAfterSeconds");
+                }
+                None => {}
             }
             let mut description = Document::new();
             for (k, v) in body.iter().skip(1) {
@@ -459,11 +974,34 @@ pub fn coll_mod(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
 }
 
+/// The IDL's `safeBool`: a bool or a number (non-zero is true).
+fn safe_bool(field: &str, v: &Bson) -> Result<bool> {
+    match v {
+        Bson::Boolean(b) => Ok(*b),
+        v if crate::util::is_number(v) => Ok(crate::util::as_f64(v) != Some(0.0)),
+        other => Err(CommandError::wrong_field_type(
+            "collMod",
+            field,
+            crate::util::type_name(other),
+            &["bool", "int", "long", "double", "decimal"],
+        )),
+    }
+}
+
 /// Changes an index's options; returns the reply fields and the options it had.
 fn modify_index(
     data: &mut crate::storage::CollectionData,
     index: &Document,
+    dry_run: bool,
 ) -> Result<(Document, Document)> {
+    // The `_id` index is implicit here; the server refuses to hide it before anything else.
+    let is_id = index.get_str("name").ok() == Some("_id_")
+        || index
+            .get_document("keyPattern")
+            .is_ok_and(|k| k.len() == 1 && k.get("_id").and_then(crate::util::as_f64) == Some(1.0));
+    if is_id && index.contains_key("hidden") {
+        return Err(CommandError::bad_value("can't hide _id index"));
+    }
     let position = if let Ok(name) = index.get_str("name") {
         data.indexes
             .iter()
@@ -497,12 +1035,13 @@ fn modify_index(
     let old_options = options_of(&spec);
     let mut reply = Document::new();
     if let Some(hidden) = index.get("hidden") {
-        let Bson::Boolean(hidden) = hidden else {
-            return Err(CommandError::type_mismatch("'hidden' must be a boolean"));
-        };
+        let hidden = &safe_bool("index.hidden", hidden)?;
         let old = spec.get_bool("hidden").unwrap_or(false);
-        reply.insert("hidden_old", old);
-        reply.insert("hidden_new", *hidden);
+        // Hiding a hidden index (or unhiding a visible one) is a no-op the reply omits.
+        if old != *hidden {
+            reply.insert("hidden_old", old);
+            reply.insert("hidden_new", *hidden);
+        }
         if *hidden {
             spec.insert("hidden", true);
         } else {
@@ -520,21 +1059,25 @@ fn modify_index(
                 "no expireAfterSeconds field to update",
             ));
         }
-        reply.insert(
-            "expireAfterSeconds_old",
-            spec.get("expireAfterSeconds")
-                .cloned()
-                .unwrap_or(Bson::Null),
+        let new = crate::util::as_f64(expire).unwrap_or(0.0);
+        check_expire_after_seconds(new, true)?;
+        let new = new as i64;
+        let old = spec.get("expireAfterSeconds").and_then(crate::util::as_f64);
+        // `safeInt64` in the reply; an unchanged value is a no-op the reply omits.
+        if old.map(|o| o as i64) != Some(new) {
+            if let Some(old) = old {
+                reply.insert("expireAfterSeconds_old", old as i64);
+            }
+            reply.insert("expireAfterSeconds_new", new);
+        }
+        // The index keeps an int32 when it fits, as `createIndexes` stores it.
+        spec.insert(
+            "expireAfterSeconds",
+            i32::try_from(new).map_or(Bson::Int64(new), Bson::Int32),
         );
-        reply.insert("expireAfterSeconds_new", expire.clone());
-        spec.insert("expireAfterSeconds", expire.clone());
     }
     if let Some(prepare) = index.get("prepareUnique") {
-        let Bson::Boolean(prepare) = prepare else {
-            return Err(CommandError::type_mismatch(
-                "'prepareUnique' must be a boolean",
-            ));
-        };
+        let prepare = &safe_bool("index.prepareUnique", prepare)?;
         let old = spec.get_bool("prepareUnique").unwrap_or(false);
         // As the server: the same value, or any value on a unique index, is a no-op.
         if old != *prepare && !spec.get_bool("unique").unwrap_or(false) {
@@ -555,7 +1098,7 @@ fn modify_index(
             ));
         }
         if !spec.get_bool("unique").unwrap_or(false) {
-            if !spec.get_bool("prepareUnique").unwrap_or(false) {
+            if !dry_run && !spec.get_bool("prepareUnique").unwrap_or(false) {
                 return Err(CommandError::invalid_options(
                     "Cannot make index unique with 'prepareUnique=false'. Run collMod to set it first.",
                 ));
@@ -581,6 +1124,9 @@ fn modify_index(
                 "Cannot convert the index to unique. Please resolve conflicting documents before running collMod again.",
             )
             .with_extra("violations", violations));
+        }
+        if dry_run {
+            return Ok((Document::new(), old_options));
         }
         spec.insert("unique", true);
         spec.remove("prepareUnique");
@@ -639,6 +1185,9 @@ pub fn list_collections(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut entries: Vec<Document> = Vec::new();
     for (name, c) in &db.collections {
         entries.push(collection_entry(name, c));
+    }
+    if ctx.db == "local" && !db.collections.contains_key("oplog.rs") {
+        entries.push(super::local::oplog_collection_entry(ctx));
     }
     for (name, v) in &db.views {
         let pipeline: Vec<Bson> = v.pipeline.iter().cloned().map(Bson::Document).collect();
@@ -775,7 +1324,13 @@ fn validate_index_spec(spec: &Document) -> Result<Document> {
             ));
         }
     }
-    if spec.get_bool("unique").unwrap_or(false) && spec.get_bool("prepareUnique").unwrap_or(false) {
+    let truthy = |f: &str| {
+        spec.get(f).is_some_and(|v| {
+            v.as_bool()
+                .unwrap_or(crate::util::as_f64(v).is_some_and(|n| n != 0.0))
+        })
+    };
+    if truthy("unique") && truthy("prepareUnique") {
         return Err(CommandError::invalid_options(
             "Index specification cannot have both 'unique' and 'prepareUnique' set to true",
         ));
@@ -851,6 +1406,7 @@ pub fn create_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "collectionUUID",
     ])?;
     let coll = ctx.collection_arg()?;
+    check_collection_uuid(ctx, &ctx.db, &coll)?;
     let specs = match ctx.body.get("indexes") {
         Some(Bson::Array(a)) if !a.is_empty() => a.clone(),
         Some(Bson::Array(_)) => {
@@ -957,6 +1513,7 @@ pub fn create_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
 pub fn drop_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(&["index", "collectionUUID", "isTimeseriesNamespace"])?;
     let coll = ctx.collection_arg()?;
+    check_collection_uuid(ctx, &ctx.db, &coll)?;
     support::refuse_view(ctx, &coll)?;
     let Some(collection) = ctx.server.catalog.collection(&ctx.db, &coll) else {
         return Err(CommandError::namespace_not_found(format!(
@@ -1047,6 +1604,7 @@ pub fn list_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "rawData",
     ])?;
     let coll = ctx.collection_arg()?;
+    check_collection_uuid(ctx, &ctx.db, &coll)?;
     let ns = ctx.ns(&coll);
     let batch = match ctx.opt_doc("cursor")? {
         Some(c) => c
@@ -1055,6 +1613,10 @@ pub fn list_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
             .map(|b| b as usize),
         None => None,
     };
+    if super::local::is_oplog(&ctx.db, &coll) {
+        // The oplog has no index, not even on `_id`.
+        return Ok(super::read::cursor_over(ctx, ns, Vec::new(), batch));
+    }
     let collection = match ctx.server.catalog.lookup(&ctx.db, &coll) {
         Some(Namespace::Collection(c)) => c,
         Some(Namespace::View(_)) => {
@@ -1094,7 +1656,8 @@ pub fn storage_stats(ctx: &Ctx<'_>, coll: &str) -> Result<Document> {
         // The oplog is no catalog collection here; its figures are what tools read to size
         // the oplog window (`size`, `maxSize`, `count`).
         let (size, max) = ctx.server.oplog.usage();
-        let count = ctx.server.oplog.len() as i64;
+        // Documents as `find` shows them (a transaction's operations are one `applyOps`).
+        let count = super::local::count(ctx, &Document::new(), 0, None)? as i64;
         let size = size as i64;
         return Ok(doc! {
             "size": size,
@@ -1179,7 +1742,12 @@ pub fn data_size(ctx: &mut Ctx<'_>) -> Result<Reply> {
             ));
         }
     };
-    let (db, coll) = split_ns(&ns)?;
+    let (db, coll) = ns
+        .split_once('.')
+        .filter(|(d, c)| !d.is_empty() && !c.is_empty())
+        .ok_or_else(|| {
+            CommandError::invalid_namespace(format!("Invalid namespace specified '{ns}'"))
+        })?;
     let Some(c) = ctx.server.catalog.collection(db, coll) else {
         return Ok(Reply::Doc(
             doc! {"size": 0i64, "numObjects": 0i64, "millis": 0i64},

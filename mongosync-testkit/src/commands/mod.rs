@@ -7,6 +7,7 @@ mod ddl;
 mod explain;
 mod generic;
 mod hello;
+mod local;
 mod read;
 pub(crate) mod security;
 pub(crate) mod support;

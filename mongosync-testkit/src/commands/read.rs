@@ -144,6 +144,18 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
     };
     let batch = batch_size(ctx, ctx.body.get("batchSize"), "batchSize")?;
     let no_timeout = ctx.opt_bool("noCursorTimeout")?.unwrap_or(false);
+    if super::local::is_oplog(&ctx.db, &coll) {
+        let args = super::local::OplogFind {
+            filter: &filter,
+            projection: &projection,
+            sort: &sort_doc,
+            skip: skip as usize,
+            limit,
+            vars: &vars,
+        };
+        let docs = super::local::find(ctx, &args)?;
+        return Ok(open_cursor(ctx, ns, docs, batch, single_batch, no_timeout));
+    }
     let tailable = ctx.opt_bool("tailable")?.unwrap_or(false);
     if tailable
         && let Some(c) = ctx.server.catalog.collection(&ctx.db, &coll)
@@ -558,6 +570,10 @@ pub fn count(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let matcher =
         Matcher::with_collation(&filter, &Document::new(), support::collation_of(&ctx.body)?)?;
     let hint = ctx.body.get("hint").cloned();
+    if super::local::is_oplog(&ctx.db, &coll) {
+        let n = super::local::count(ctx, &filter, skip as usize, limit)?;
+        return Ok(Reply::Doc(doc! {"n": n as i32}));
+    }
     let n = match support::resolve(ctx, &coll)? {
         Target::Missing => 0,
         Target::View { base, mut pipeline } => {
@@ -661,6 +677,9 @@ pub struct CatalogEnv<'a, 'b> {
 
 impl PipelineEnv for CatalogEnv<'_, '_> {
     fn collection_documents(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        if super::local::is_oplog(db, coll) {
+            return Ok(super::local::documents(self.ctx));
+        }
         // Inside a transaction, its own copy of a collection of this database.
         if db == self.ctx.db
             && let Some(c) = self.ctx.collection(coll)

@@ -142,10 +142,18 @@ impl Catalog {
         let mut dbs = self.dbs.write();
         let d = dbs.entry(db.to_string()).or_default();
         if let Some(existing) = d.collections.get(coll) {
-            if existing.data.read().options == options {
+            let existing = existing.data.read();
+            if existing.options == options {
                 return Ok(None);
             }
-            return Err(namespace_exists(db, coll));
+            // As `checkCollectionOptions` of the server's `create`.
+            return Err(CommandError::new(
+                codes::NAMESPACE_EXISTS,
+                format!(
+                    "namespace {db}.{coll} already exists, but with different options: {}",
+                    crate::util::shell_repr(&bson::Bson::Document(existing.options.clone()))
+                ),
+            ));
         }
         if d.views.contains_key(coll) {
             return Err(namespace_exists(db, coll));
@@ -287,19 +295,21 @@ impl Catalog {
                 format!("cannot rename view: {}.{}", from.0, from.1),
             ));
         }
-        if !dbs
-            .get(from.0)
-            .is_some_and(|d| d.collections.contains_key(from.1))
-        {
-            return Err(CommandError::namespace_not_found(
-                "Source collection does not exist",
-            ));
-        }
+        // As the command: renaming to itself is refused before the source is looked up.
         if from == to {
             return Err(CommandError::new(
                 codes::ILLEGAL_OPERATION,
                 "Can't rename a collection to itself",
             ));
+        }
+        if !dbs
+            .get(from.0)
+            .is_some_and(|d| d.collections.contains_key(from.1))
+        {
+            return Err(CommandError::namespace_not_found(format!(
+                "Source collection {}.{} does not exist",
+                from.0, from.1
+            )));
         }
         let target_exists = dbs
             .get(to.0)
