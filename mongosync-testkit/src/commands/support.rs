@@ -223,7 +223,10 @@ pub fn select(
             by_distance.push((dist, rid, d));
         }
         by_distance.sort_by(|a, b| a.0.total_cmp(&b.0));
-        matched = by_distance.into_iter().map(|(_, r, d)| (r, Some(d))).collect();
+        matched = by_distance
+            .into_iter()
+            .map(|(_, r, d)| (r, Some(d)))
+            .collect();
     }
     let iter = matched.into_iter().skip(skip);
     Ok(match limit {

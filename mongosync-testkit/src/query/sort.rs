@@ -153,9 +153,7 @@ impl SortSpec {
         let c = self.collation.as_ref();
         for (path, dir) in &self.keys {
             let o = match dir {
-                Direction::Meta => score(b)
-                    .partial_cmp(&score(a))
-                    .unwrap_or(Ordering::Equal),
+                Direction::Meta => score(b).partial_cmp(&score(a)).unwrap_or(Ordering::Equal),
                 Direction::Ascending => compare_with(
                     &sort_key_with(a, path, false, c),
                     &sort_key_with(b, path, false, c),

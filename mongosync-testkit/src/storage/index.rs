@@ -152,15 +152,10 @@ impl Index {
                 Bson::String(k) if k == "2dsphere" || k == "2d" => k.as_str(),
                 _ => continue,
             };
-            for v in path::lookup_all(doc, field) {
+            for v in geo::geo_values(doc, field) {
                 if kind == "2dsphere" {
-                    // An array of points (not a pair itself) indexes each one.
-                    let items: Vec<&Bson> = match v {
-                        Bson::Array(a) if geo::legacy_point(v).is_none() => a.iter().collect(),
-                        _ => vec![v],
-                    };
-                    for item in items {
-                        if let Err(e) = geo::check_indexable(item) {
+                    {
+                        if let Err(e) = geo::check_indexable(v) {
                             return Err(CommandError::new(
                                 16755,
                                 format!(
@@ -172,8 +167,16 @@ impl Index {
                         }
                     }
                 } else if let Some(p) = geo::legacy_point(v) {
-                    let min = self.spec.get("min").and_then(crate::util::as_f64).unwrap_or(-180.0);
-                    let max = self.spec.get("max").and_then(crate::util::as_f64).unwrap_or(180.0);
+                    let min = self
+                        .spec
+                        .get("min")
+                        .and_then(crate::util::as_f64)
+                        .unwrap_or(-180.0);
+                    let max = self
+                        .spec
+                        .get("max")
+                        .and_then(crate::util::as_f64)
+                        .unwrap_or(180.0);
                     if p.x < min || p.x >= max || p.y < min || p.y >= max {
                         return Err(CommandError::new(
                             13027,
@@ -336,7 +339,11 @@ pub fn complete_special(spec: Document) -> Result<Document> {
                     weights.insert(f.clone(), v.clone());
                 }
             }
-            Some(_) => return Err(cannot("text index option 'weights' must be an object".into())),
+            Some(_) => {
+                return Err(cannot(
+                    "text index option 'weights' must be an object".into(),
+                ));
+            }
         }
         let language = match spec.get("default_language") {
             None => "english".to_string(),
@@ -352,7 +359,9 @@ pub fn complete_special(spec: Document) -> Result<Document> {
             None => "language".to_string(),
             Some(Bson::String(l)) if !l.is_empty() => l.clone(),
             Some(_) => {
-                return Err(cannot("language_override must be a non-empty string".into()));
+                return Err(cannot(
+                    "language_override must be a non-empty string".into(),
+                ));
             }
         };
         // Weights are listed in field order, as the server keeps them in a map.
@@ -364,7 +373,9 @@ pub fn complete_special(spec: Document) -> Result<Document> {
         out.insert("language_override", over);
         out.insert("textIndexVersion", 3);
     } else if spec.contains_key("weights") || spec.contains_key("default_language") {
-        return Err(cannot("text index options given for a non-text index".into()));
+        return Err(cannot(
+            "text index options given for a non-text index".into(),
+        ));
     }
     if kinds.contains(&"2dsphere") {
         match num("2dsphereIndexVersion") {
@@ -395,7 +406,9 @@ pub fn complete_special(spec: Document) -> Result<Document> {
         let min = num("min").and_then(|m| m.1).unwrap_or(-180.0);
         let max = num("max").and_then(|m| m.1).unwrap_or(180.0);
         if min >= max {
-            return Err(cannot("region for hash must be valid and have positive area".into()));
+            return Err(cannot(
+                "region for hash must be valid and have positive area".into(),
+            ));
         }
     }
     Ok(out)

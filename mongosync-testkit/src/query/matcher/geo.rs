@@ -242,6 +242,23 @@ pub fn check_indexable(v: &Bson) -> Result<()> {
     }
 }
 
+/// The values at `path` that may be geometries: an array that is not a legacy pair itself
+/// stands for its elements (a multikey geo field).
+pub fn geo_values<'a>(doc: &'a Document, path: &str) -> Vec<&'a Bson> {
+    let mut out = Vec::new();
+    crate::query::path::traverse(doc, path, LeafArrays::NoTraversal, &mut |r| {
+        match r.value {
+            Some(Bson::Array(a)) if legacy_point(r.value.unwrap_or(&Bson::Null)).is_none() => {
+                out.extend(a.iter())
+            }
+            Some(v) => out.push(v),
+            None => {}
+        }
+        false
+    });
+    out
+}
+
 // ---- parsing the operators ----
 
 pub(super) fn parse_geo_within(v: &Bson) -> Result<Pred> {
@@ -251,9 +268,8 @@ pub(super) fn parse_geo_within(v: &Bson) -> Result<Pred> {
     let Some((k, arg)) = d.iter().next() else {
         return Err(bad("$geoWithin requires a shape"));
     };
-    let pair = |v: &Bson| {
-        legacy_point(v).ok_or_else(|| bad(format!("Point must only contain numeric elements")))
-    };
+    let pair =
+        |v: &Bson| legacy_point(v).ok_or_else(|| bad("Point must only contain numeric elements"));
     let shape = match k.as_str() {
         "$geometry" => {
             let Bson::Document(g) = arg else {
@@ -295,7 +311,12 @@ pub(super) fn parse_geo_within(v: &Bson) -> Result<Pred> {
                 Within::CenterSphere(c, r)
             }
         }
-        _ => return Err(bad(format!("unknown geo specifier: {k}: {}", server_display(arg)))),
+        _ => {
+            return Err(bad(format!(
+                "unknown geo specifier: {k}: {}",
+                server_display(arg)
+            )));
+        }
     };
     Ok(Pred::Geo(Box::new(GeoPred::Within(shape))))
 }
@@ -350,7 +371,9 @@ pub(super) fn parse_near(op: &str, v: &Bson, ops: &Document) -> Result<Pred> {
         match m {
             None => Ok(None),
             Some(None) => Err(bad(format!("{name} must be a number"))),
-            Some(Some(x)) if x < 0.0 || x.is_nan() => Err(bad(format!("{name} must be non-negative"))),
+            Some(Some(x)) if x < 0.0 || x.is_nan() => {
+                Err(bad(format!("{name} must be non-negative")))
+            }
             Some(Some(x)) => Ok(Some(x)),
         }
     };
@@ -418,12 +441,7 @@ impl Near {
                 }
             }
         };
-        for v in crate::query::path::lookup_all(doc, path) {
-            consider(v);
-            if let Bson::Array(a) = v {
-                a.iter().for_each(&mut consider);
-            }
-        }
+        geo_values(doc, path).into_iter().for_each(&mut consider);
         best.filter(|(d, _)| self.accepts(*d))
     }
 }
@@ -459,7 +477,11 @@ fn cross(a: V3, b: V3) -> V3 {
 
 fn norm(a: V3) -> V3 {
     let n = dot(a, a).sqrt();
-    if n == 0.0 { a } else { [a[0] / n, a[1] / n, a[2] / n] }
+    if n == 0.0 {
+        a
+    } else {
+        [a[0] / n, a[1] / n, a[2] / n]
+    }
 }
 
 /// The angle between two unit vectors (radians), stable for small angles.
@@ -510,11 +532,17 @@ fn sphere_distance(from: Pt, g: &Geometry) -> f64 {
     match g {
         Geometry::Point(q) => angle(p, to_v3(*q)),
         Geometry::LineString(l) => lines(l),
-        Geometry::MultiPoint(ps) => ps.iter().map(|q| angle(p, to_v3(*q))).fold(f64::INFINITY, f64::min),
+        Geometry::MultiPoint(ps) => ps
+            .iter()
+            .map(|q| angle(p, to_v3(*q)))
+            .fold(f64::INFINITY, f64::min),
         Geometry::MultiLineString(ls) => ls.iter().map(|l| lines(l)).fold(f64::INFINITY, f64::min),
         Geometry::Polygon(r) => poly(r),
         Geometry::MultiPolygon(ps) => ps.iter().map(|r| poly(r)).fold(f64::INFINITY, f64::min),
-        Geometry::Collection(gs) => gs.iter().map(|g| sphere_distance(from, g)).fold(f64::INFINITY, f64::min),
+        Geometry::Collection(gs) => gs
+            .iter()
+            .map(|g| sphere_distance(from, g))
+            .fold(f64::INFINITY, f64::min),
     }
 }
 
@@ -534,7 +562,11 @@ impl Gnomonic {
             s = [s[0] + v[0], s[1] + v[1], s[2] + v[2]];
         }
         let c = norm(s);
-        let helper = if c[2].abs() < 0.9 { [0.0, 0.0, 1.0] } else { [1.0, 0.0, 0.0] };
+        let helper = if c[2].abs() < 0.9 {
+            [0.0, 0.0, 1.0]
+        } else {
+            [1.0, 0.0, 0.0]
+        };
         let e1 = norm(cross(helper, c));
         let e2 = cross(c, e1);
         Gnomonic { c, e1, e2 }
@@ -582,7 +614,12 @@ fn on_segment(a: Pt, b: Pt, p: Pt) -> bool {
 }
 
 fn segments_cross(a: Pt, b: Pt, c: Pt, d: Pt) -> bool {
-    let (o1, o2, o3, o4) = (orient(a, b, c), orient(a, b, d), orient(c, d, a), orient(c, d, b));
+    let (o1, o2, o3, o4) = (
+        orient(a, b, c),
+        orient(a, b, d),
+        orient(c, d, a),
+        orient(c, d, b),
+    );
     ((o1 > 0.0) != (o2 > 0.0) && (o3 > 0.0) != (o4 > 0.0))
         || on_segment(a, b, c)
         || on_segment(a, b, d)
@@ -623,7 +660,9 @@ fn edges(g: &Geometry) -> Vec<(Pt, Pt)> {
         Geometry::Point(p) => vec![(*p, *p)],
         Geometry::MultiPoint(ps) => ps.iter().map(|p| (*p, *p)).collect(),
         Geometry::LineString(l) => line(l),
-        Geometry::MultiLineString(ls) | Geometry::Polygon(ls) => ls.iter().flat_map(|l| line(l)).collect(),
+        Geometry::MultiLineString(ls) | Geometry::Polygon(ls) => {
+            ls.iter().flat_map(|l| line(l)).collect()
+        }
         Geometry::MultiPolygon(ps) => ps.iter().flatten().flat_map(|l| line(l)).collect(),
         Geometry::Collection(gs) => gs.iter().flat_map(edges).collect(),
     }
@@ -642,9 +681,11 @@ fn polygons(g: &Geometry) -> Vec<&Vec<Vec<Pt>>> {
 fn intersects(a: &Geometry, b: &Geometry) -> bool {
     // A vertex of one inside a polygon of the other.
     let inside = |x: &Geometry, y: &Geometry| {
-        polygons(y)
-            .iter()
-            .any(|poly| all_points(x).iter().any(|p| sphere_polygon_contains(poly, *p)))
+        polygons(y).iter().any(|poly| {
+            all_points(x)
+                .iter()
+                .any(|p| sphere_polygon_contains(poly, *p))
+        })
     };
     if inside(a, b) || inside(b, a) {
         return true;
@@ -655,12 +696,12 @@ fn intersects(a: &Geometry, b: &Geometry) -> bool {
     pts.extend(all_points(b));
     let g = Gnomonic::around(&pts);
     ea.iter().any(|(p, q)| {
-        eb.iter().any(|(r, s)| {
-            match (g.project(*p), g.project(*q), g.project(*r), g.project(*s)) {
+        eb.iter().any(
+            |(r, s)| match (g.project(*p), g.project(*q), g.project(*r), g.project(*s)) {
                 (Some(p), Some(q), Some(r), Some(s)) => segments_cross(p, q, r, s),
                 _ => false,
-            }
-        })
+            },
+        )
     })
 }
 
@@ -681,7 +722,12 @@ fn within(w: &Within, g: &Geometry) -> bool {
             edges(g).iter().all(|(p, r)| {
                 p == r
                     || !boundary.iter().any(|(b1, b2)| {
-                        match (gp.project(*p), gp.project(*r), gp.project(*b1), gp.project(*b2)) {
+                        match (
+                            gp.project(*p),
+                            gp.project(*r),
+                            gp.project(*b1),
+                            gp.project(*b2),
+                        ) {
                             (Some(p), Some(r), Some(b1), Some(b2)) => {
                                 let (o1, o2) = (orient(p, r, b1), orient(p, r, b2));
                                 let (o3, o4) = (orient(b1, b2, p), orient(b1, b2, r));

@@ -211,16 +211,25 @@ impl Matcher {
 
     /// Binds `$text` to the collection's text index and checks that `$near` has a
     /// geospatial index, with the server's errors (27, 291), given the index specifications.
-    pub fn bind_indexes<'a>(&self, specs: impl Iterator<Item = &'a Document> + Clone) -> Result<()> {
+    pub fn bind_indexes<'a>(
+        &self,
+        specs: impl Iterator<Item = &'a Document> + Clone,
+    ) -> Result<()> {
         fn walk<'a>(n: &Node, specs: &(impl Iterator<Item = &'a Document> + Clone)) -> Result<()> {
             match n {
                 Node::And(c) | Node::Or(c) | Node::Nor(c) => {
                     c.iter().try_for_each(|x| walk(x, specs))
                 }
                 Node::Text(q) => {
-                    let idx = specs.clone().find_map(text::TextIndex::from_spec).ok_or_else(|| {
-                        CommandError::new(codes::INDEX_NOT_FOUND, "text index required for $text query")
-                    })?;
+                    let idx = specs
+                        .clone()
+                        .find_map(text::TextIndex::from_spec)
+                        .ok_or_else(|| {
+                            CommandError::new(
+                                codes::INDEX_NOT_FOUND,
+                                "text index required for $text query",
+                            )
+                        })?;
                     let _ = q.index.set(idx);
                     Ok(())
                 }
@@ -236,7 +245,10 @@ impl Matcher {
                     if indexed {
                         Ok(())
                     } else {
-                        Err(CommandError::new(291, "unable to find index for $geoNear query"))
+                        Err(CommandError::new(
+                            291,
+                            "unable to find index for $geoNear query",
+                        ))
                     }
                 }
                 _ => Ok(()),

@@ -66,9 +66,37 @@ pub struct TextQuery {
 
 /// The languages the server's text search knows (and `none`).
 const LANGUAGES: &[&str] = &[
-    "none", "danish", "dutch", "english", "finnish", "french", "german", "hungarian", "italian",
-    "norwegian", "portuguese", "romanian", "russian", "spanish", "swedish", "turkish", "da", "nl",
-    "en", "fi", "fr", "de", "hu", "it", "nb", "pt", "ro", "ru", "es", "sv", "tr",
+    "none",
+    "danish",
+    "dutch",
+    "english",
+    "finnish",
+    "french",
+    "german",
+    "hungarian",
+    "italian",
+    "norwegian",
+    "portuguese",
+    "romanian",
+    "russian",
+    "spanish",
+    "swedish",
+    "turkish",
+    "da",
+    "nl",
+    "en",
+    "fi",
+    "fr",
+    "de",
+    "hu",
+    "it",
+    "nb",
+    "pt",
+    "ro",
+    "ru",
+    "es",
+    "sv",
+    "tr",
 ];
 
 /// Whether the server's text search supports `lang`.
@@ -127,7 +155,9 @@ impl TextQuery {
             }
         }
         let Some(search) = search else {
-            return Err(CommandError::failed_to_parse("$text requires a $search field"));
+            return Err(CommandError::failed_to_parse(
+                "$text requires a $search field",
+            ));
         };
         q.parse_search(&search);
         Ok(q)
@@ -184,7 +214,10 @@ impl TextQuery {
 
     fn index(&self) -> Result<&TextIndex> {
         self.index.get().ok_or_else(|| {
-            CommandError::new(codes::INDEX_NOT_FOUND, "text index required for $text query")
+            CommandError::new(
+                codes::INDEX_NOT_FOUND,
+                "text index required for $text query",
+            )
         })
     }
 
@@ -199,10 +232,7 @@ impl TextQuery {
     /// The stemmed query terms (positive, negated) for `lang`.
     fn terms(&self, lang: &str) -> (Vec<String>, Vec<String>) {
         let f = |ws: &Vec<String>| {
-            let mut out: Vec<String> = ws
-                .iter()
-                .filter_map(|w| self.term(w, lang))
-                .collect();
+            let mut out: Vec<String> = ws.iter().filter_map(|w| self.term(w, lang)).collect();
             out.sort();
             out.dedup();
             out
@@ -217,7 +247,11 @@ impl TextQuery {
         if english && STOP_WORDS.contains(&fold(&lower).as_str()) {
             return None;
         }
-        let mut t = if self.case_sensitive { w.to_string() } else { lower };
+        let mut t = if self.case_sensitive {
+            w.to_string()
+        } else {
+            lower
+        };
         if !self.diacritic_sensitive {
             t = fold(&t);
         }
@@ -251,11 +285,12 @@ impl TextQuery {
             }
             for (t, (count, freq, _)) in counts {
                 let coeff = 0.5 * count as f64 / tokens as f64 + 0.5;
-                let bonus = if raw.chars().count() == t.chars().count() && raw.eq_ignore_ascii_case(&t) {
-                    1.1
-                } else {
-                    1.0
-                };
+                let bonus =
+                    if raw.chars().count() == t.chars().count() && raw.eq_ignore_ascii_case(&t) {
+                        1.1
+                    } else {
+                        1.0
+                    };
                 *scores.entry(t).or_default() += weight * freq * coeff * bonus;
             }
         }
@@ -267,8 +302,16 @@ impl TextQuery {
             return Ok(None);
         }
         let norm = |s: &str| {
-            let s = if self.case_sensitive { s.to_string() } else { s.to_lowercase() };
-            if self.diacritic_sensitive { s } else { fold(&s) }
+            let s = if self.case_sensitive {
+                s.to_string()
+            } else {
+                s.to_lowercase()
+            };
+            if self.diacritic_sensitive {
+                s
+            } else {
+                fold(&s)
+            }
         };
         let has = |p: &String| fields.iter().any(|(raw, _)| norm(raw).contains(&norm(p)));
         if !self.phrases.iter().all(has) || self.negated_phrases.iter().any(has) {
@@ -352,17 +395,132 @@ fn fold(s: &str) -> String {
 
 /// The server's English stop words (`stop_words_english.txt`, the common ones).
 const STOP_WORDS: &[&str] = &[
-    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are",
-    "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but",
-    "by", "can", "did", "do", "does", "doing", "don", "down", "during", "each", "few", "for",
-    "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself",
-    "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just",
-    "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once",
-    "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "s", "same", "she",
-    "should", "so", "some", "such", "t", "than", "that", "the", "their", "theirs", "them",
-    "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too",
-    "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which",
-    "while", "who", "whom", "why", "will", "with", "you", "your", "yours", "yourself",
+    "a",
+    "about",
+    "above",
+    "after",
+    "again",
+    "against",
+    "all",
+    "am",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "but",
+    "by",
+    "can",
+    "did",
+    "do",
+    "does",
+    "doing",
+    "don",
+    "down",
+    "during",
+    "each",
+    "few",
+    "for",
+    "from",
+    "further",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "her",
+    "here",
+    "hers",
+    "herself",
+    "him",
+    "himself",
+    "his",
+    "how",
+    "i",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "itself",
+    "just",
+    "me",
+    "more",
+    "most",
+    "my",
+    "myself",
+    "no",
+    "nor",
+    "not",
+    "now",
+    "of",
+    "off",
+    "on",
+    "once",
+    "only",
+    "or",
+    "other",
+    "our",
+    "ours",
+    "ourselves",
+    "out",
+    "over",
+    "own",
+    "s",
+    "same",
+    "she",
+    "should",
+    "so",
+    "some",
+    "such",
+    "t",
+    "than",
+    "that",
+    "the",
+    "their",
+    "theirs",
+    "them",
+    "themselves",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "through",
+    "to",
+    "too",
+    "under",
+    "until",
+    "up",
+    "very",
+    "was",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "you",
+    "your",
+    "yours",
+    "yourself",
     "yourselves",
 ];
 
