@@ -2,7 +2,7 @@
 //! indexes as `listIndexes` shows them, `$geoWithin`, `$geoIntersects`, `$near`,
 //! `$nearSphere`, the `$geoNear` stage, `$text` with its score, and the server's codes.
 
-use bson::{Bson, Document, doc};
+use bson::{Document, doc};
 use futures::TryStreamExt;
 use mongodb::{Client, Collection, error::ErrorKind};
 use mongosync_testkit::MemoryCluster;
@@ -289,6 +289,24 @@ async fn near_and_near_sphere_sort_by_distance_and_need_an_index() {
         ids(&coll, doc! {"p": {"$near": [0, 0], "$maxDistance": 5}}).await,
         vec![3, 1]
     );
+    // No geospatial sort in a count or a $match stage (5626500).
+    let e = coll
+        .count_documents(doc! {"p": {"$near": [0, 0]}})
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), 5626500);
+    let e = coll
+        .aggregate(vec![doc! {"$match": {"loc": {"$nearSphere": [0, 0]}}}])
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), 5626500);
+    // $geoWithin counts.
+    assert_eq!(
+        coll.count_documents(doc! {"p": {"$geoWithin": {"$center": [[0, 0], 5]}}})
+            .await
+            .unwrap(),
+        2
+    );
     // Legacy $nearSphere: radians.
     assert_eq!(
         ids(
@@ -514,5 +532,25 @@ async fn text_search_with_scores() {
         .await
         .unwrap_err();
     assert_eq!(code(e), 17313);
-    let _ = Bson::Null;
+    // Counts, updates and deletes use the index too.
+    assert_eq!(
+        coll.count_documents(doc! {"$text": {"$search": "coffee"}})
+            .await
+            .unwrap(),
+        3
+    );
+    let r = coll
+        .update_many(
+            doc! {"$text": {"$search": "cake"}},
+            doc! {"$set": {"sweet": true}},
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.modified_count, 2);
+    let r = coll
+        .delete_many(doc! {"$text": {"$search": "leche"}})
+        .await
+        .unwrap();
+    assert_eq!(r.deleted_count, 2);
+    assert_eq!(ids(&coll, doc! {"sweet": true}).await, vec![3, 6]);
 }

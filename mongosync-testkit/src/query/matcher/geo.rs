@@ -259,6 +259,18 @@ pub fn geo_values<'a>(doc: &'a Document, path: &str) -> Vec<&'a Bson> {
     out
 }
 
+/// The error for `$near`-like operators where no geospatial sort can happen (a `$match`
+/// stage, `countDocuments`, a `$geoNear` query).
+pub fn near_not_allowed() -> CommandError {
+    CommandError::new(
+        5626500,
+        "$geoNear, $near, and $nearSphere are not allowed in this context, as these operators \
+         require sorting geospatial data. If you do not need sort, consider using $geoWithin \
+         instead. Check out https://dochub.mongodb.org/core/near-sort-operation and \
+         https://dochub.mongodb.org/core/nearSphere-sort-operationfor more details.",
+    )
+}
+
 // ---- parsing the operators ----
 
 pub(super) fn parse_geo_within(v: &Bson) -> Result<Pred> {

@@ -591,9 +591,11 @@ fn parse_ops(path: &str, ops: &Document) -> Result<Vec<Pred>> {
             }
             "$geoWithin" | "$within" => geo::parse_geo_within(v)?,
             "$geoIntersects" => geo::parse_geo_intersects(v)?,
-            "$near" | "$nearSphere" => geo::parse_near(k, v, ops)?,
+            "$near" | "$nearSphere" | "$geoNear" => geo::parse_near(k, v, ops)?,
             "$maxDistance" | "$minDistance"
-                if ops.contains_key("$near") || ops.contains_key("$nearSphere") =>
+                if ["$near", "$nearSphere", "$geoNear"]
+                    .iter()
+                    .any(|n| ops.contains_key(*n)) =>
             {
                 continue;
             }

@@ -128,10 +128,7 @@ impl GeoNear {
             Some(Bson::Document(q)) => {
                 let m = Matcher::new(q, vars)?;
                 if m.near().is_some() {
-                    return Err(bad(
-                        codes::BAD_VALUE,
-                        "$geoNear, $near, and $nearSphere are not allowed in this context",
-                    ));
+                    return Err(crate::query::matcher::geo::near_not_allowed());
                 }
                 Some(m)
             }

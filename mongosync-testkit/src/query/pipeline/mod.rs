@@ -300,7 +300,11 @@ impl Stage {
                         "the match filter must be an expression in an object",
                     ));
                 };
-                Stage::Match(filter.clone(), Matcher::new(filter, vars)?)
+                let m = Matcher::new(filter, vars)?;
+                if m.near().is_some() {
+                    return Err(crate::query::matcher::geo::near_not_allowed());
+                }
+                Stage::Match(filter.clone(), m)
             }
             "$project" => {
                 let d = object(15969, "$project specification must be an object")?;
