@@ -532,6 +532,29 @@ async fn text_search_with_scores() {
         .await
         .unwrap_err();
     assert_eq!(code(e), 17313);
+    // Weights multiply a field's score; repeats count 1 + 1/2 + ...:
+    // title 10 x 1 x 1.0, body 1 x 1.5 x (0.5 x 2/3 + 0.5) = 1.25.
+    let weighted = collection(&cluster, "weighted").await;
+    weighted
+        .insert_one(doc! {"_id": 1, "title": "coffee", "body": "coffee coffee tea"})
+        .await
+        .unwrap();
+    create_index(
+        &weighted,
+        doc! {"key": {"title": "text", "body": "text"}, "name": "tb", "weights": {"title": 10}},
+    )
+    .await
+    .unwrap();
+    let got: Vec<Document> = weighted
+        .find(doc! {"$text": {"$search": "coffee"}})
+        .projection(doc! {"s": {"$meta": "textScore"}, "title": 1, "_id": 0})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(got, vec![doc! {"title": "coffee", "s": 11.25}]);
+
     // Counts, updates and deletes use the index too.
     assert_eq!(
         coll.count_documents(doc! {"$text": {"$search": "coffee"}})

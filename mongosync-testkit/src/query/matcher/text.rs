@@ -240,22 +240,45 @@ impl TextQuery {
         (f(&self.positive), f(&self.negated))
     }
 
-    /// A word as an index term: folded, stop words dropped, stemmed.
+    /// A word as an index term: lowercased and without diacritics (text index version 3
+    /// folds both), stop words dropped, stemmed.
     fn term(&self, w: &str, lang: &str) -> Option<String> {
-        let lower = w.to_lowercase();
+        let t = fold(&w.to_lowercase());
         let english = matches!(lang, "english" | "en");
-        if english && STOP_WORDS.contains(&fold(&lower).as_str()) {
+        if english && STOP_WORDS.contains(&t.as_str()) {
             return None;
         }
-        let mut t = if self.case_sensitive {
-            w.to_string()
-        } else {
-            lower
-        };
-        if !self.diacritic_sensitive {
-            t = fold(&t);
-        }
         Some(if english { stem(&t) } else { t })
+    }
+
+    /// With `$caseSensitive`/`$diacriticSensitive`, whether the document word `d` is the query
+    /// word `w` under those flags (beyond sharing its index term): the characters they
+    /// share, up to the shorter's length, must agree in case and accents.
+    fn sensitive_eq(&self, d: &str, w: &str) -> bool {
+        d.chars().zip(w.chars()).all(|(a, b)| {
+            let (a, b) = if self.diacritic_sensitive {
+                (a, b)
+            } else {
+                (fold_char(a), fold_char(b))
+            };
+            if self.case_sensitive {
+                a == b
+            } else {
+                a.to_lowercase().eq(b.to_lowercase())
+            }
+        })
+    }
+
+    /// Whether a query word is in `fields` (checked only when sensitivity flags are set).
+    fn word_present(&self, w: &str, fields: &[(String, f64)], lang: &str) -> bool {
+        let Some(t) = self.term(w, lang) else {
+            return false;
+        };
+        fields.iter().any(|(raw, _)| {
+            words(raw)
+                .iter()
+                .any(|d| self.term(d, lang).as_ref() == Some(&t) && self.sensitive_eq(d, w))
+        })
     }
 
     /// The text score of `doc` if it matches, else `None`.
@@ -285,12 +308,11 @@ impl TextQuery {
             }
             for (t, (count, freq, _)) in counts {
                 let coeff = 0.5 * count as f64 / tokens as f64 + 0.5;
-                let bonus =
-                    if raw.chars().count() == t.chars().count() && raw.eq_ignore_ascii_case(&t) {
-                        1.1
-                    } else {
-                        1.0
-                    };
+                let bonus = if raw.len() == t.len() && raw.eq_ignore_ascii_case(&t) {
+                    1.1
+                } else {
+                    1.0
+                };
                 *scores.entry(t).or_default() += weight * freq * coeff * bonus;
             }
         }
@@ -299,6 +321,12 @@ impl TextQuery {
         }
         let score: f64 = positive.iter().filter_map(|t| scores.get(t)).sum();
         if !positive.iter().any(|t| scores.contains_key(t)) {
+            return Ok(None);
+        }
+        let present = |w: &String| self.word_present(w, &fields, &lang);
+        if (self.case_sensitive || self.diacritic_sensitive)
+            && (!self.positive.iter().any(present) || self.negated.iter().any(present))
+        {
             return Ok(None);
         }
         let norm = |s: &str| {
@@ -370,27 +398,29 @@ fn words(s: &str) -> Vec<String> {
 
 /// Removes the common Latin diacritics (the server's diacritic-insensitive folding).
 fn fold(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
-            'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => 'A',
-            'ç' => 'c',
-            'Ç' => 'C',
-            'è' | 'é' | 'ê' | 'ë' => 'e',
-            'È' | 'É' | 'Ê' | 'Ë' => 'E',
-            'ì' | 'í' | 'î' | 'ï' => 'i',
-            'Ì' | 'Í' | 'Î' | 'Ï' => 'I',
-            'ñ' => 'n',
-            'Ñ' => 'N',
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
-            'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => 'O',
-            'ù' | 'ú' | 'û' | 'ü' => 'u',
-            'Ù' | 'Ú' | 'Û' | 'Ü' => 'U',
-            'ý' | 'ÿ' => 'y',
-            'Ý' => 'Y',
-            other => other,
-        })
-        .collect()
+    s.chars().map(fold_char).collect()
+}
+
+fn fold_char(c: char) -> char {
+    match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+        'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => 'A',
+        'ç' => 'c',
+        'Ç' => 'C',
+        'è' | 'é' | 'ê' | 'ë' => 'e',
+        'È' | 'É' | 'Ê' | 'Ë' => 'E',
+        'ì' | 'í' | 'î' | 'ï' => 'i',
+        'Ì' | 'Í' | 'Î' | 'Ï' => 'I',
+        'ñ' => 'n',
+        'Ñ' => 'N',
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
+        'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => 'O',
+        'ù' | 'ú' | 'û' | 'ü' => 'u',
+        'Ù' | 'Ú' | 'Û' | 'Ü' => 'U',
+        'ý' | 'ÿ' => 'y',
+        'Ý' => 'Y',
+        other => other,
+    }
 }
 
 /// The server's English stop words (`stop_words_english.txt`, the common ones).
