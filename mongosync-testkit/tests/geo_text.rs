@@ -150,6 +150,19 @@ async fn geo_and_text_indexes_are_listed_as_the_server_stores_them() {
     coll.insert_one(doc! {"loc": point(10.0, 10.0), "xy": [400, -400]})
         .await
         .unwrap();
+    // Null and missing values are not indexed.
+    coll.insert_one(doc! {"loc": null, "title": "x"})
+        .await
+        .unwrap();
+    // A language override the text index does not know: 17262.
+    let e = coll
+        .insert_one(doc! {"title": "hola", "language": "klingon"})
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), 17262);
+    coll.insert_one(doc! {"title": "hola", "language": "spanish"})
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -554,6 +567,23 @@ async fn text_search_with_scores() {
         .await
         .unwrap();
     assert_eq!(got, vec![doc! {"title": "coffee", "s": 11.25}]);
+
+    // A wildcard text index covers every string.
+    let any = collection(&cluster, "wildcard").await;
+    any.insert_many(vec![
+        doc! {"_id": 1, "a": "red apple"},
+        doc! {"_id": 2, "b": {"c": ["green apples", 3]}},
+        doc! {"_id": 3, "a": "pear"},
+    ])
+    .await
+    .unwrap();
+    create_index(&any, doc! {"key": {"$**": "text"}, "name": "all"})
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&any, doc! {"$text": {"$search": "apple"}}).await.len(),
+        2
+    );
 
     // Counts, updates and deletes use the index too.
     assert_eq!(

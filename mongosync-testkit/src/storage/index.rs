@@ -145,14 +145,37 @@ impl Index {
     }
 
     /// A `2dsphere` index refuses documents whose indexed value is not a valid geometry
-    /// (16755), and a `2d` index legacy pairs out of its bounds (13027).
+    /// (16755; null is not indexed), a `2d` index legacy pairs out of its bounds (13027), and
+    /// a text index a language override it does not know (17262).
     fn check_geo(&self, doc: &Document) -> Result<()> {
+        if let Some(over) = self.spec.get_str("language_override").ok()
+            && let Some(lang) = doc.get(over)
+        {
+            match lang {
+                Bson::String(l) if crate::query::matcher::text::is_language(l) => {}
+                Bson::String(l) => {
+                    return Err(CommandError::new(
+                        17262,
+                        format!("language override unsupported: {l}"),
+                    ));
+                }
+                _ => {
+                    return Err(CommandError::new(
+                        17261,
+                        "found language override field in document with non-string type",
+                    ));
+                }
+            }
+        }
         for (field, kind) in self.key() {
             let kind = match kind {
                 Bson::String(k) if k == "2dsphere" || k == "2d" => k.as_str(),
                 _ => continue,
             };
             for v in geo::geo_values(doc, field) {
+                if matches!(v, Bson::Null | Bson::Undefined) {
+                    continue;
+                }
                 if kind == "2dsphere" {
                     {
                         if let Err(e) = geo::check_indexable(v) {
