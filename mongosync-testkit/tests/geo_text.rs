@@ -537,6 +537,28 @@ async fn text_search_with_scores() {
         .await
         .unwrap();
     assert_eq!(out, vec![doc! {"_id": 5}, doc! {"_id": 8}]);
+    // A $sort on the score after the $text match orders by it.
+    let out: Vec<Document> = coll
+        .aggregate(vec![
+            doc! {"$match": {"$text": {"$search": "coffee cake"}}},
+            doc! {"$sort": {"score": {"$meta": "textScore"}, "_id": -1}},
+            doc! {"$project": {"_id": 1}},
+        ])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            doc! {"_id": 6},
+            doc! {"_id": 1},
+            doc! {"_id": 7},
+            doc! {"_id": 3},
+            doc! {"_id": 2}
+        ]
+    );
     let e = coll
         .aggregate(vec![
             doc! {"$sort": {"_id": 1}},

@@ -1058,8 +1058,22 @@ impl Pipeline {
         vars: &Document,
     ) -> Result<Vec<Document>> {
         let mut docs = input;
+        // A first-stage `$text` match scores documents; a later `$sort` on
+        // `{$meta: "textScore"}` re-scores them with it (the fields it reads must still be
+        // there: stages that drop them lose the order).
+        let text = match self.stages.first() {
+            Some(Stage::Match(_, m)) if m.has_text() => Some(m),
+            _ => None,
+        };
         for stage in &self.stages {
-            docs = run_stage(stage, docs, db, env, vars, &self.vars)?;
+            docs = match (stage, text) {
+                (Stage::Sort(spec), Some(m)) => {
+                    let mut docs = docs;
+                    docs.sort_by(|a, b| spec.compare_scored(a, b, &|d| m.text_score(d)));
+                    docs
+                }
+                _ => run_stage(stage, docs, db, env, vars, &self.vars)?,
+            };
         }
         Ok(docs)
     }
