@@ -119,6 +119,27 @@ async fn geo_and_text_indexes_are_listed_as_the_server_stores_them() {
     assert_eq!(text.get_str("language_override").ok(), Some("language"));
     assert_eq!(text.get_i32("textIndexVersion").ok(), Some(3));
 
+    // The listed specification creates the same index (as copy tools send it back).
+    let copy = collection(&cluster, "copy").await;
+    let mut listed = text.clone();
+    listed.remove("v");
+    create_index(&copy, listed).await.unwrap();
+    let reply = coll
+        .client()
+        .database("db")
+        .run_command(doc! {"listIndexes": "copy"})
+        .await
+        .unwrap();
+    let copied = reply
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap()[1]
+        .as_document()
+        .unwrap()
+        .clone();
+    assert_eq!(copied, text);
+
     // One text index per collection: another one conflicts (85).
     assert_eq!(
         create_index(&coll, doc! {"key": {"other": "text"}, "name": "other_text"}).await,

@@ -337,7 +337,11 @@ pub fn complete_special(spec: Document) -> Result<Document> {
         let mut weights = Document::new();
         let mut new_key = Document::new();
         for (f, v) in &key {
-            if v == &Bson::String("text".into()) {
+            // A specification as listed (`{_fts: "text", _ftsx: 1}`, weights given), as tools
+            // that copy indexes send it back.
+            if f == "_fts" || f == "_ftsx" {
+                new_key.insert(f.clone(), v.clone());
+            } else if v == &Bson::String("text".into()) {
                 if !new_key.contains_key("_fts") {
                     new_key.insert("_fts", "text");
                     new_key.insert("_ftsx", 1);
