@@ -308,6 +308,15 @@ async fn near_and_near_sphere_sort_by_distance_and_need_an_index() {
         .await
         .unwrap();
     assert_eq!(ids(&coll, near).await, vec![2, 3, 1]);
+    // A GeoJSON point without `$geometry`, and `$geoNear` as an alias.
+    assert_eq!(
+        ids(&coll, doc! {"loc": {"$near": point(2.1, 0.0)}}).await,
+        vec![3, 1, 2]
+    );
+    assert_eq!(
+        ids(&coll, doc! {"loc": {"$geoNear": point(2.9, 0.0)}}).await,
+        vec![1, 3, 2]
+    );
     // $maxDistance in meters for GeoJSON: 2.5 degrees of arc.
     let max = haversine((0.0, 0.0), (2.5, 0.0));
     assert_eq!(

@@ -369,6 +369,16 @@ pub(super) fn parse_near(op: &str, v: &Bson, ops: &Document) -> Result<Pred> {
             }
             (p, true)
         }
+        // A GeoJSON point without `$geometry`.
+        Bson::Document(d) if d.contains_key("type") => match parse_geojson(d)? {
+            Geometry::Point(p) => (p, true),
+            _ => {
+                return Err(bad(format!(
+                    "invalid point in geo near query: {}",
+                    server_display(v)
+                )));
+            }
+        },
         _ => match legacy_point(v) {
             Some(p) => (p, false),
             None => {
