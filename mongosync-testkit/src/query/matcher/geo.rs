@@ -782,3 +782,94 @@ fn within(w: &Within, g: &Geometry) -> bool {
         Within::CenterSphere(c, r) => pts.iter().all(|p| great_circle(*c, *p) <= *r),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pt(x: f64, y: f64) -> Pt {
+        Pt { x, y }
+    }
+
+    fn ring(v: &[(f64, f64)]) -> Vec<Pt> {
+        v.iter().map(|(x, y)| pt(*x, *y)).collect()
+    }
+
+    #[test]
+    fn great_circle_distances() {
+        assert!(
+            (great_circle(pt(0.0, 0.0), pt(90.0, 0.0)) - std::f64::consts::FRAC_PI_2).abs() < 1e-12
+        );
+        assert!(
+            (great_circle(pt(0.0, 90.0), pt(123.0, -90.0)) - std::f64::consts::PI).abs() < 1e-12
+        );
+        // Across the antimeridian: 2 degrees, not 358.
+        assert!((great_circle(pt(179.0, 0.0), pt(-179.0, 0.0)) - 2f64.to_radians()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn polygons_on_the_sphere() {
+        // Across the antimeridian.
+        let across = vec![ring(&[
+            (170.0, -10.0),
+            (-170.0, -10.0),
+            (-170.0, 10.0),
+            (170.0, 10.0),
+            (170.0, -10.0),
+        ])];
+        assert!(sphere_polygon_contains(&across, pt(180.0, 0.0)));
+        assert!(sphere_polygon_contains(&across, pt(-175.0, 5.0)));
+        assert!(!sphere_polygon_contains(&across, pt(0.0, 0.0)));
+        assert!(!sphere_polygon_contains(&across, pt(160.0, 0.0)));
+        // Around the pole.
+        let polar = vec![ring(&[
+            (0.0, 80.0),
+            (90.0, 80.0),
+            (180.0, 80.0),
+            (-90.0, 80.0),
+            (0.0, 80.0),
+        ])];
+        assert!(sphere_polygon_contains(&polar, pt(0.0, 90.0)));
+        assert!(sphere_polygon_contains(&polar, pt(45.0, 85.0)));
+        assert!(!sphere_polygon_contains(&polar, pt(45.0, 70.0)));
+        // A hole.
+        let holed = vec![
+            ring(&[
+                (0.0, 0.0),
+                (10.0, 0.0),
+                (10.0, 10.0),
+                (0.0, 10.0),
+                (0.0, 0.0),
+            ]),
+            ring(&[(4.0, 4.0), (6.0, 4.0), (6.0, 6.0), (4.0, 6.0), (4.0, 4.0)]),
+        ];
+        assert!(!sphere_polygon_contains(&holed, pt(5.0, 5.0)));
+        assert!(sphere_polygon_contains(&holed, pt(1.0, 1.0)));
+        // Edges are great circles: a point just north of the parallel at 10 degrees but
+        // under the bulging edge (10.037 degrees at its middle) is inside.
+        assert!(sphere_polygon_contains(&holed[..1], pt(5.0, 10.03)));
+        assert!(!sphere_polygon_contains(&holed[..1], pt(5.0, 10.05)));
+    }
+
+    #[test]
+    fn distance_to_lines_and_polygons() {
+        let near = Near {
+            point: pt(0.0, 1.0),
+            spherical: true,
+            geojson: false,
+            min: None,
+            max: None,
+        };
+        // The closest point of the equator segment is below the query point.
+        let line = Geometry::LineString(ring(&[(-5.0, 0.0), (5.0, 0.0)]));
+        assert!((near.distance(&line) - 1f64.to_radians()).abs() < 1e-12);
+        let square = Geometry::Polygon(vec![ring(&[
+            (-1.0, -1.0),
+            (1.0, -1.0),
+            (1.0, 2.0),
+            (-1.0, 2.0),
+            (-1.0, -1.0),
+        ])]);
+        assert_eq!(near.distance(&square), 0.0);
+    }
+}
