@@ -1379,6 +1379,7 @@ fn validate_index_spec(spec: &Document) -> Result<Document> {
             out.insert(k.clone(), v);
         }
     }
+    let out = crate::storage::index::complete_special(out)?;
     if out.get_str("name").ok() == Some("_id_")
         && out.get_document("key").ok() != Some(&doc! {"_id": 1})
     {

@@ -710,6 +710,14 @@ impl PipelineEnv for CatalogEnv<'_, '_> {
         }
     }
 
+    fn index_specs(&self) -> Result<Vec<Document>> {
+        let Some(c) = self.coll.as_deref().and_then(|c| self.ctx.collection(c)) else {
+            return Ok(Vec::new());
+        };
+        let data = c.read();
+        Ok(data.indexes.iter().map(|i| i.spec.clone()).collect())
+    }
+
     fn coll_stats(&self, options: &Document) -> Result<Document> {
         let coll = self.coll.clone().unwrap_or_default();
         let mut out = doc! {"ns": self.ctx.ns(&coll), "host": self.ctx.server.host.clone(), "localTime": bson::DateTime::now()};

@@ -135,6 +135,8 @@ pub fn select(
     skip: usize,
     limit: Option<usize>,
 ) -> Result<Vec<(RecordId, Option<Document>)>> {
+    matcher.bind_indexes(data.indexes.iter().map(|i| &i.spec))?;
+    let near = matcher.near();
     // Fast path: `_id` equality.
     if let Some(id) = matcher.id_equality().filter(|_| data.has_id_index()) {
         let mut out = Vec::new();
@@ -171,7 +173,7 @@ pub fn select(
         _ => Box::new(data.iter()),
     };
     let mut matched: Vec<(RecordId, Option<Document>)> = Vec::new();
-    let early_stop = if sorted.is_none() {
+    let early_stop = if sorted.is_none() && near.is_none() {
         limit.map(|l| l + skip)
     } else {
         None
@@ -207,8 +209,24 @@ pub fn select(
                 None => Ok((rid, decode(data.get(rid).expect("selected record exists"))?)),
             })
             .collect::<Result<_>>()?;
-        decoded.sort_by(|a, b| spec.compare(&a.1, &b.1));
+        decoded.sort_by(|a, b| spec.compare_scored(&a.1, &b.1, &|d| matcher.text_score(d)));
         matched = decoded.into_iter().map(|(r, d)| (r, Some(d))).collect();
+    } else if let Some((path, near)) = near {
+        // `$near`/`$nearSphere` return the nearest first (stable among equal distances).
+        let mut by_distance = Vec::with_capacity(matched.len());
+        for (rid, d) in matched {
+            let d = match d {
+                Some(d) => d,
+                None => decode(data.get(rid).expect("selected record exists"))?,
+            };
+            let dist = near.nearest(&d, path).map_or(f64::INFINITY, |(x, _)| x);
+            by_distance.push((dist, rid, d));
+        }
+        by_distance.sort_by(|a, b| a.0.total_cmp(&b.0));
+        matched = by_distance
+            .into_iter()
+            .map(|(_, r, d)| (r, Some(d)))
+            .collect();
     }
     let iter = matched.into_iter().skip(skip);
     Ok(match limit {

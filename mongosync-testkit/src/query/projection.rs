@@ -189,6 +189,7 @@ impl Projection {
             root: doc,
             vars: &self.vars,
             position,
+            text_score: filter.and_then(|m| m.text_score(doc)),
         };
         match self.mode {
             None => Ok(doc.clone()),
@@ -476,6 +477,7 @@ fn eval_computed(e: &Bson, env: &Env) -> Result<Option<Bson>> {
         && let Some(Bson::String(name)) = d.get("$meta")
     {
         return match name.as_str() {
+            "textScore" if env.text_score.is_some() => Ok(env.text_score.map(Bson::Double)),
             "textScore" => Err(CommandError::new(
                 40218,
                 "query requires text score metadata, but it is not available",
@@ -561,6 +563,8 @@ struct Env<'a> {
     root: &'a Document,
     vars: &'a Document,
     position: Option<usize>,
+    /// The `$text` score of the document, when the filter has `$text`.
+    text_score: Option<f64>,
 }
 
 fn slice(v: &Bson, skip: Option<i64>, limit: i64) -> Bson {

@@ -139,10 +139,21 @@ impl SortSpec {
     /// Compares two documents under this sort (arrays sort by their smallest element ascending
     /// and largest descending, as the server does; missing sorts as null).
     pub fn compare(&self, a: &Document, b: &Document) -> Ordering {
+        self.compare_scored(a, b, &|_| None)
+    }
+
+    /// Like [`SortSpec::compare`], `{$meta: "textScore"}` keys sorting by `score`, highest
+    /// first.
+    pub fn compare_scored(
+        &self,
+        a: &Document,
+        b: &Document,
+        score: &dyn Fn(&Document) -> Option<f64>,
+    ) -> Ordering {
         let c = self.collation.as_ref();
         for (path, dir) in &self.keys {
             let o = match dir {
-                Direction::Meta => Ordering::Equal,
+                Direction::Meta => score(b).partial_cmp(&score(a)).unwrap_or(Ordering::Equal),
                 Direction::Ascending => compare_with(
                     &sort_key_with(a, path, false, c),
                     &sort_key_with(b, path, false, c),

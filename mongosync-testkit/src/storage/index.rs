@@ -8,6 +8,7 @@ use bson::{Bson, Document};
 use crate::error::{CommandError, Result, codes};
 use crate::query::compare::OrdBson;
 use crate::query::matcher::Matcher;
+use crate::query::matcher::geo;
 use crate::query::path;
 
 use super::collection::RecordId;
@@ -129,6 +130,7 @@ impl Index {
     /// Checks that `doc` (to be stored as `rid`) violates no uniqueness; `ns` names the
     /// collection in the error.
     pub fn check_unique(&self, ns: &str, doc: &Document, rid: RecordId) -> Result<()> {
+        self.check_geo(doc)?;
         if !self.refuses_duplicates() {
             return Ok(());
         }
@@ -137,6 +139,77 @@ impl Index {
                 && holders.iter().any(|r| *r != rid)
             {
                 return Err(self.duplicate_error(ns, &key));
+            }
+        }
+        Ok(())
+    }
+
+    /// A `2dsphere` index refuses documents whose indexed value is not a valid geometry
+    /// (16755; null is not indexed), a `2d` index legacy pairs out of its bounds (13027), and
+    /// a text index a language override it does not know (17262).
+    fn check_geo(&self, doc: &Document) -> Result<()> {
+        if let Some(over) = self.spec.get_str("language_override").ok()
+            && let Some(lang) = doc.get(over)
+        {
+            match lang {
+                Bson::String(l) if crate::query::matcher::text::is_language(l) => {}
+                Bson::String(l) => {
+                    return Err(CommandError::new(
+                        17262,
+                        format!("language override unsupported: {l}"),
+                    ));
+                }
+                _ => {
+                    return Err(CommandError::new(
+                        17261,
+                        "found language override field in document with non-string type",
+                    ));
+                }
+            }
+        }
+        for (field, kind) in self.key() {
+            let kind = match kind {
+                Bson::String(k) if k == "2dsphere" || k == "2d" => k.as_str(),
+                _ => continue,
+            };
+            for v in geo::geo_values(doc, field) {
+                if matches!(v, Bson::Null | Bson::Undefined) {
+                    continue;
+                }
+                if kind == "2dsphere" {
+                    {
+                        if let Err(e) = geo::check_indexable(v) {
+                            return Err(CommandError::new(
+                                16755,
+                                format!(
+                                    "Can't extract geo keys: {}  {}",
+                                    crate::util::shell_repr(&Bson::Document(doc.clone())),
+                                    e.message
+                                ),
+                            ));
+                        }
+                    }
+                } else if let Some(p) = geo::legacy_point(v) {
+                    let min = self
+                        .spec
+                        .get("min")
+                        .and_then(crate::util::as_f64)
+                        .unwrap_or(-180.0);
+                    let max = self
+                        .spec
+                        .get("max")
+                        .and_then(crate::util::as_f64)
+                        .unwrap_or(180.0);
+                    if p.x < min || p.x >= max || p.y < min || p.y >= max {
+                        return Err(CommandError::new(
+                            13027,
+                            format!(
+                                "point not in interval of [ {min}, {max} ) :: caused by :: {}",
+                                crate::util::shell_repr(v)
+                            ),
+                        ));
+                    }
+                }
             }
         }
         Ok(())
@@ -242,4 +315,128 @@ pub fn duplicate_key_error<'a>(
     )
     .with_extra("keyPattern", key_pattern.clone())
     .with_extra("keyValue", key_value)
+}
+
+/// Completes a validated `text`, `2dsphere` or `2d` index specification as the server
+/// stores it: text keys become `{_fts: "text", _ftsx: 1}` with `weights`,
+/// `default_language`, `language_override` and `textIndexVersion: 3`; `2dsphere` gets
+/// `2dsphereIndexVersion: 3`; `2d` options are checked. Bad options fail with 67.
+pub fn complete_special(spec: Document) -> Result<Document> {
+    let key = spec.get_document("key").cloned().unwrap_or_default();
+    let kinds: Vec<&str> = key
+        .values()
+        .filter_map(|v| match v {
+            Bson::String(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+    let cannot = |m: String| CommandError::new(codes::CANNOT_CREATE_INDEX, m);
+    let num = |k: &str| spec.get(k).map(|v| (v, crate::util::as_f64(v)));
+    let mut out = spec.clone();
+    if kinds.contains(&"text") {
+        let mut weights = Document::new();
+        let mut new_key = Document::new();
+        for (f, v) in &key {
+            // A specification as listed (`{_fts: "text", _ftsx: 1}`, weights given), as tools
+            // that copy indexes send it back.
+            if f == "_fts" || f == "_ftsx" {
+                new_key.insert(f.clone(), v.clone());
+            } else if v == &Bson::String("text".into()) {
+                if !new_key.contains_key("_fts") {
+                    new_key.insert("_fts", "text");
+                    new_key.insert("_ftsx", 1);
+                }
+                weights.insert(f.clone(), 1);
+            } else {
+                new_key.insert(f.clone(), v.clone());
+            }
+        }
+        match spec.get("weights") {
+            None => {}
+            Some(Bson::Document(w)) => {
+                for (f, v) in w {
+                    let Some(x) = crate::util::as_f64(v) else {
+                        return Err(cannot("weight for text index needs numeric type".into()));
+                    };
+                    if !(x > 0.0 && x < 100_000.0) {
+                        return Err(cannot(format!(
+                            "text index weight must be in the exclusive interval (0,100000) but found: {x}"
+                        )));
+                    }
+                    weights.insert(f.clone(), v.clone());
+                }
+            }
+            Some(_) => {
+                return Err(cannot(
+                    "text index option 'weights' must be an object".into(),
+                ));
+            }
+        }
+        let language = match spec.get("default_language") {
+            None => "english".to_string(),
+            Some(Bson::String(l)) if crate::query::matcher::text::is_language(l) => l.clone(),
+            Some(v) => {
+                return Err(cannot(format!(
+                    "default_language: unsupported language: {} for text index version 3",
+                    crate::util::shell_repr(v)
+                )));
+            }
+        };
+        let over = match spec.get("language_override") {
+            None => "language".to_string(),
+            Some(Bson::String(l)) if !l.is_empty() => l.clone(),
+            Some(_) => {
+                return Err(cannot(
+                    "language_override must be a non-empty string".into(),
+                ));
+            }
+        };
+        // Weights are listed in field order, as the server keeps them in a map.
+        let mut sorted: Vec<(String, Bson)> = weights.into_iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        out.insert("key", new_key);
+        out.insert("weights", sorted.into_iter().collect::<Document>());
+        out.insert("default_language", language);
+        out.insert("language_override", over);
+        out.insert("textIndexVersion", 3);
+    } else if spec.contains_key("weights") || spec.contains_key("default_language") {
+        return Err(cannot(
+            "text index options given for a non-text index".into(),
+        ));
+    }
+    if kinds.contains(&"2dsphere") {
+        match num("2dsphereIndexVersion") {
+            None => {
+                out.insert("2dsphereIndexVersion", 3);
+            }
+            Some((_, Some(v))) if [1.0, 2.0, 3.0].contains(&v) => {}
+            Some((v, _)) => {
+                return Err(cannot(format!(
+                    "unsupported geo index version {{ 2dsphereIndexVersion : {} }}, only support versions: [1,2,3]",
+                    crate::util::shell_repr(v)
+                )));
+            }
+        }
+    }
+    if kinds.contains(&"2d") {
+        if key.values().position(|v| v == &Bson::String("2d".into())) != Some(0) {
+            return Err(cannot("2d has to be first in index".into()));
+        }
+        if kinds.iter().filter(|k| **k == "2d").count() > 1 {
+            return Err(cannot("can't have 2 geo fields".into()));
+        }
+        if let Some((_, b)) = num("bits")
+            && !b.is_some_and(|b| b > 0.0 && b <= 32.0)
+        {
+            return Err(cannot("bits in geo index must be between 1 and 32".into()));
+        }
+        let min = num("min").and_then(|m| m.1).unwrap_or(-180.0);
+        let max = num("max").and_then(|m| m.1).unwrap_or(180.0);
+        if min >= max {
+            return Err(cannot(
+                "region for hash must be valid and have positive area".into(),
+            ));
+        }
+    }
+    Ok(out)
 }

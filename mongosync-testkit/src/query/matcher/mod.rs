@@ -19,7 +19,9 @@ mod bitwise;
 mod comparison;
 mod element;
 mod evaluation;
+pub(crate) mod geo;
 mod json_schema;
+pub(crate) mod text;
 
 use array::*;
 use bitwise::*;
@@ -28,6 +30,7 @@ pub(crate) use element::type_code;
 use element::*;
 pub(crate) use evaluation::Re;
 use evaluation::*;
+use geo::GeoPred;
 use json_schema::*;
 
 /// A parsed query filter.
@@ -68,6 +71,8 @@ enum Node {
     Schema(Box<Schema>),
     /// `$sampleRate`: matches each document with this probability.
     SampleRate(f64),
+    /// `$text`.
+    Text(Box<text::TextQuery>),
 }
 
 /// A predicate on one value (`None` = missing).
@@ -87,6 +92,8 @@ enum Pred {
     Bits(BitsOp, u64, Vec<u32>),
     ElemMatchValue(Vec<Pred>),
     ElemMatchObject(Box<Node>),
+    /// `$geoWithin`, `$geoIntersects`, `$near`, `$nearSphere`.
+    Geo(Box<GeoPred>),
     /// The negation of the conjunction (`$not`, `$ne`, `$nin`, `$exists: false`).
     Not(Vec<Pred>),
     Const(bool),
@@ -164,6 +171,90 @@ impl Matcher {
             }
         }
         walk(&self.root, first)
+    }
+
+    /// The `$near`/`$nearSphere` condition and its path, if the filter has one (results are
+    /// then sorted by distance).
+    pub fn near(&self) -> Option<(&str, &geo::Near)> {
+        let mut conj = Vec::new();
+        self.root.conjuncts(&mut conj);
+        conj.into_iter().find_map(|n| match n {
+            Node::Path {
+                path,
+                pred: Pred::Geo(g),
+            } => g.near().map(|near| (path.as_str(), near)),
+            _ => None,
+        })
+    }
+
+    /// The `$text` score of `doc` (`None` without `$text` or when it does not match).
+    pub fn text_score(&self, doc: &Document) -> Option<f64> {
+        let mut conj = Vec::new();
+        self.root.conjuncts(&mut conj);
+        conj.into_iter().find_map(|n| match n {
+            Node::Text(q) => q.score(doc).ok().flatten(),
+            _ => None,
+        })
+    }
+
+    /// Whether the filter has a `$text` condition.
+    pub fn has_text(&self) -> bool {
+        fn walk(n: &Node) -> bool {
+            match n {
+                Node::And(c) | Node::Or(c) | Node::Nor(c) => c.iter().any(walk),
+                Node::Text(_) => true,
+                _ => false,
+            }
+        }
+        walk(&self.root)
+    }
+
+    /// Binds `$text` to the collection's text index and checks that `$near` has a
+    /// geospatial index, with the server's errors (27, 291), given the index specifications.
+    pub fn bind_indexes<'a>(
+        &self,
+        specs: impl Iterator<Item = &'a Document> + Clone,
+    ) -> Result<()> {
+        fn walk<'a>(n: &Node, specs: &(impl Iterator<Item = &'a Document> + Clone)) -> Result<()> {
+            match n {
+                Node::And(c) | Node::Or(c) | Node::Nor(c) => {
+                    c.iter().try_for_each(|x| walk(x, specs))
+                }
+                Node::Text(q) => {
+                    let idx = specs
+                        .clone()
+                        .find_map(text::TextIndex::from_spec)
+                        .ok_or_else(|| {
+                            CommandError::new(
+                                codes::INDEX_NOT_FOUND,
+                                "text index required for $text query",
+                            )
+                        })?;
+                    let _ = q.index.set(idx);
+                    Ok(())
+                }
+                Node::Path {
+                    path,
+                    pred: Pred::Geo(g),
+                } if g.near().is_some() => {
+                    let indexed = specs.clone().any(|s| {
+                        s.get_document("key").is_ok_and(|k| {
+                            matches!(k.get(path), Some(Bson::String(t)) if t == "2d" || t == "2dsphere")
+                        })
+                    });
+                    if indexed {
+                        Ok(())
+                    } else {
+                        Err(CommandError::new(
+                            291,
+                            "unable to find index for $geoNear query",
+                        ))
+                    }
+                }
+                _ => Ok(()),
+            }
+        }
+        walk(&self.root, &specs)
     }
 
     /// Whether `doc` matches, reporting `$expr` evaluation errors.
@@ -340,10 +431,12 @@ fn parse_filter(filter: &Document, ctx: Ctx) -> Result<Node> {
                     nodes.push(Node::Const(op == "alwaysTrue"));
                 }
                 "text" => {
-                    return Err(CommandError::new(
-                        codes::INDEX_NOT_FOUND,
-                        "text index required for $text query",
-                    ));
+                    if ctx != Ctx::Top {
+                        return Err(CommandError::bad_value(
+                            "$text can only be applied to the top-level document",
+                        ));
+                    }
+                    nodes.push(Node::Text(Box::new(text::TextQuery::parse(v)?)));
                 }
                 // DBRef fields are matched as plain equalities.
                 "id" | "ref" | "db" => nodes.push(Node::Path {
@@ -496,10 +589,15 @@ fn parse_ops(path: &str, ops: &Document) -> Result<Vec<Pred>> {
                     "$where cannot be applied to a field",
                 ));
             }
-            "$geoWithin" | "$geoIntersects" | "$near" | "$nearSphere" | "$within" => {
-                return Err(CommandError::bad_value(format!(
-                    "{k} is not supported by the testkit"
-                )));
+            "$geoWithin" | "$within" => geo::parse_geo_within(v)?,
+            "$geoIntersects" => geo::parse_geo_intersects(v)?,
+            "$near" | "$nearSphere" | "$geoNear" => geo::parse_near(k, v, ops)?,
+            "$maxDistance" | "$minDistance"
+                if ["$near", "$nearSphere", "$geoNear"]
+                    .iter()
+                    .any(|n| ops.contains_key(*n)) =>
+            {
+                continue;
             }
             _ => {
                 return Err(CommandError::bad_value(format!("unknown operator: {k}")));
@@ -703,6 +801,7 @@ impl Node {
             Node::Const(b) => Ok(*b),
             Node::Schema(s) => Ok(s.validate_doc(doc)),
             Node::SampleRate(x) => Ok(rand::random::<f64>() < *x),
+            Node::Text(q) => Ok(q.score(doc)?.is_some()),
         }
     }
 }
@@ -826,6 +925,7 @@ impl Pred {
             Pred::Not(preds) => !preds
                 .iter()
                 .all(|p| p.matches_single(v, vars, coll, &mut None)),
+            Pred::Geo(g) => v.is_some_and(|x| g.matches(x)),
             Pred::Const(b) => *b,
         }
     }

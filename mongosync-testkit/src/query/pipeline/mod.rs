@@ -3,6 +3,7 @@
 
 #![allow(clippy::result_large_err)]
 
+mod geo_near;
 mod group;
 mod project;
 
@@ -28,6 +29,10 @@ pub trait PipelineEnv {
     fn write_out(&self, db: &str, coll: &str, docs: Vec<Document>) -> Result<()>;
     /// Merges `docs` into `db.coll` (`$merge` with its `on`, `whenMatched`, `whenNotMatched`).
     fn merge_into(&self, db: &str, coll: &str, docs: Vec<Document>, spec: &Document) -> Result<()>;
+    /// The index specifications of the pipeline's own collection (`$geoNear`, `$text`).
+    fn index_specs(&self) -> Result<Vec<Document>> {
+        Ok(Vec::new())
+    }
     /// The sessions for `$listLocalSessions` (its specification given), as the server reports
     /// them (`{_id: {id, uid}, lastUse, ...}`). None by default.
     fn local_sessions(&self, spec: &Document) -> Result<Vec<Document>> {
@@ -137,6 +142,7 @@ enum Stage {
         spec: Document,
     },
     Redact(Bson),
+    GeoNear(Box<geo_near::GeoNear>),
 }
 
 fn type_name(v: &Bson) -> &'static str {
@@ -272,6 +278,7 @@ impl Stage {
             Stage::Out { .. } => "$out",
             Stage::Merge { .. } => "$merge",
             Stage::Redact(_) => "$redact",
+            Stage::GeoNear(_) => "$geoNear",
         }
     }
 
@@ -293,7 +300,11 @@ impl Stage {
                         "the match filter must be an expression in an object",
                     ));
                 };
-                Stage::Match(filter.clone(), Matcher::new(filter, vars)?)
+                let m = Matcher::new(filter, vars)?;
+                if m.near().is_some() {
+                    return Err(crate::query::matcher::geo::near_not_allowed());
+                }
+                Stage::Match(filter.clone(), m)
             }
             "$project" => {
                 let d = object(15969, "$project specification must be an object")?;
@@ -574,6 +585,7 @@ impl Stage {
             | "$querySettings"
             | "$shardedDataDistribution" => Stage::Source(doc! {name: spec.clone()}),
             // A change stream is opened by its first stage (`changestream::stream`).
+            "$geoNear" => Stage::GeoNear(Box::new(geo_near::GeoNear::parse(spec, vars)?)),
             "$changeStream" => {
                 return Err(CommandError::new(
                     40602,
@@ -589,7 +601,7 @@ impl Stage {
             }
             // Real stages the testkit does not implement: say so rather than pretend the
             // server does not know them.
-            "$setWindowFields" | "$densify" | "$fill" | "$geoNear" => {
+            "$setWindowFields" | "$densify" | "$fill" => {
                 return Err(CommandError::new(
                     codes::COMMAND_NOT_SUPPORTED,
                     format!("{name} is not supported by the testkit"),
@@ -929,6 +941,18 @@ impl Pipeline {
                         format!("{name} can only be the final stage in the pipeline"),
                     ));
                 }
+                Stage::GeoNear(_) if i != 0 => {
+                    return Err(CommandError::new(
+                        40603,
+                        "$geoNear was not the first stage in the pipeline.",
+                    ));
+                }
+                Stage::Match(_, m) if i != 0 && m.has_text() => {
+                    return Err(CommandError::new(
+                        17313,
+                        "$match with $text is only allowed as the first pipeline stage",
+                    ));
+                }
                 Stage::CollStats(_)
                 | Stage::Documents(_)
                 | Stage::ListLocalSessions(_)
@@ -1034,8 +1058,22 @@ impl Pipeline {
         vars: &Document,
     ) -> Result<Vec<Document>> {
         let mut docs = input;
+        // A first-stage `$text` match scores documents; a later `$sort` on
+        // `{$meta: "textScore"}` re-scores them with it (the fields it reads must still be
+        // there: stages that drop them lose the order).
+        let text = match self.stages.first() {
+            Some(Stage::Match(_, m)) if m.has_text() => Some(m),
+            _ => None,
+        };
         for stage in &self.stages {
-            docs = run_stage(stage, docs, db, env, vars, &self.vars)?;
+            docs = match (stage, text) {
+                (Stage::Sort(spec), Some(m)) => {
+                    let mut docs = docs;
+                    docs.sort_by(|a, b| spec.compare_scored(a, b, &|d| m.text_score(d)));
+                    docs
+                }
+                _ => run_stage(stage, docs, db, env, vars, &self.vars)?,
+            };
         }
         Ok(docs)
     }
@@ -1058,6 +1096,9 @@ fn run_stage(
                 rebuilt = Matcher::new(filter, vars)?;
                 &rebuilt
             };
+            if m.has_text() {
+                m.bind_indexes(env.index_specs()?.iter())?;
+            }
             let mut out = Vec::with_capacity(docs.len());
             for d in docs {
                 // `$expr` errors fail the aggregation, as on the server.
@@ -1253,6 +1294,7 @@ fn run_stage(
             env.merge_into(out_db.as_deref().unwrap_or(db), coll, docs, spec)?;
             Vec::new()
         }
+        Stage::GeoNear(g) => g.run(docs, &env.index_specs()?)?,
         Stage::Redact(e) => {
             let mut out = Vec::new();
             for d in &docs {
