@@ -171,7 +171,12 @@ pub(crate) fn convert(v: Bson, to: &str) -> Result<Bson> {
                     *i
                 }
                 Bson::Double(d) => double_to_integer(*d, &v, min, max)?,
-                Bson::Decimal128(d) => double_to_integer(dec_to_f64(d), &v, min, max)?,
+                // Truncated at decimal precision: a long's full range converts exactly.
+                Bson::Decimal128(d) => match D128::from_decimal128(d).trunc_i64() {
+                    Some(i) if to == "long" || i32::try_from(i).is_ok() => i,
+                    Some(_) => double_to_integer(f64::INFINITY, &v, min, max)?,
+                    None => double_to_integer(dec_to_f64(d).signum() * f64::INFINITY, &v, min, max)?,
+                },
                 Bson::DateTime(d) if to == "long" => d.timestamp_millis(),
                 Bson::String(s) => {
                     let i = parse_int_str(s)?;
@@ -223,7 +228,8 @@ pub(crate) fn convert(v: Bson, to: &str) -> Result<Bson> {
                     Bson::Int64(i) => Bson::Decimal128(
                         i.to_string().parse().unwrap_or_else(|_| f64_to_dec(d)),
                     ),
-                    _ => Bson::Decimal128(f64_to_dec(d)),
+                    // The server's `Decimal128(double)`: 15 significant digits.
+                    _ => Bson::Decimal128(D128::from_f64(d).into_decimal128()),
                 }
             }
         }
