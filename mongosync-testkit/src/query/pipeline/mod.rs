@@ -5,6 +5,7 @@
 
 mod group;
 mod project;
+mod window;
 
 use bson::{Bson, Document, doc};
 
@@ -15,6 +16,7 @@ use crate::query::sort::SortSpec;
 
 use group::{Bucket, BucketAuto, Group};
 use project::Projection;
+use window::SetWindowFields;
 
 /// What a pipeline may ask of the server beyond its input documents: other collections
 /// (`$lookup`, `$unionWith`), collection statistics (`$collStats`), and writes (`$out`,
@@ -137,6 +139,7 @@ enum Stage {
         spec: Document,
     },
     Redact(Bson),
+    SetWindowFields(Box<SetWindowFields>),
 }
 
 fn type_name(v: &Bson) -> &'static str {
@@ -258,6 +261,7 @@ impl Stage {
             Stage::SortByCount(_) => "$sortByCount",
             Stage::Sample(_) => "$sample",
             Stage::BucketAuto(_) => "$bucketAuto",
+            Stage::SetWindowFields(_) => "$setWindowFields",
             Stage::Bucket(_) => "$bucket",
             Stage::ReplaceRoot(_) => "$replaceRoot",
             Stage::Unwind { .. } => "$unwind",
@@ -407,6 +411,7 @@ impl Stage {
                 )
             }
             "$bucketAuto" => Stage::BucketAuto(BucketAuto::parse(spec)?),
+            "$setWindowFields" => Stage::SetWindowFields(Box::new(SetWindowFields::parse(spec)?)),
             "$bucket" => Stage::Bucket(Bucket::parse(spec)?),
             "$replaceRoot" => {
                 let d = object(
@@ -589,7 +594,7 @@ impl Stage {
             }
             // Real stages the testkit does not implement: say so rather than pretend the
             // server does not know them.
-            "$setWindowFields" | "$densify" | "$fill" | "$geoNear" => {
+            "$densify" | "$fill" | "$geoNear" => {
                 return Err(CommandError::new(
                     codes::COMMAND_NOT_SUPPORTED,
                     format!("{name} is not supported by the testkit"),
@@ -1105,6 +1110,7 @@ fn run_stage(
             docs
         }
         Stage::BucketAuto(b) => b.run(docs, vars)?,
+        Stage::SetWindowFields(w) => w.run(docs, vars)?,
         Stage::Bucket(b) => b.run(docs, vars)?,
         Stage::ReplaceRoot(e) => {
             let mut out = Vec::with_capacity(docs.len());
