@@ -51,6 +51,20 @@ enum Func {
         default: Bson,
     },
     Locf,
+    LinearFill,
+    /// `$derivative`/`$integral` over the sort field, per `unit` milliseconds for dates.
+    Derivative {
+        unit: Option<i64>,
+    },
+    Integral {
+        unit: Option<i64>,
+    },
+    ExpMovingAvg {
+        alpha: f64,
+    },
+    Covariance {
+        sample: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -485,6 +499,53 @@ impl SetWindowFields {
                     })
                     .collect());
             }
+            Func::ExpMovingAvg { alpha } => {
+                let mut avg: Option<f64> = None;
+                return Ok(values
+                    .iter()
+                    .map(|v| {
+                        if let Some(x) = v.as_ref().and_then(Num::from_bson) {
+                            let x = x.f64();
+                            avg = Some(avg.map_or(x, |a| x * alpha + a * (1.0 - alpha)));
+                        }
+                        avg.map_or(Bson::Null, Bson::Double)
+                    })
+                    .collect());
+            }
+            Func::LinearFill => {
+                let xs: Vec<Option<f64>> = part
+                    .iter()
+                    .map(|d| sort_number(&self.sort_value(d)))
+                    .collect();
+                let known: Vec<usize> = (0..n)
+                    .filter(|&i| values[i].as_ref().is_some_and(|v| *v != Bson::Null))
+                    .collect();
+                let mut out = Vec::with_capacity(n);
+                for i in 0..n {
+                    if let Some(v) = values[i].as_ref().filter(|v| **v != Bson::Null) {
+                        out.push(v.clone());
+                        continue;
+                    }
+                    let before = known.iter().rev().find(|&&k| k < i);
+                    let after = known.iter().find(|&&k| k > i);
+                    let filled = match (before, after) {
+                        (Some(&a), Some(&b)) => {
+                            let ya = values[a].as_ref().and_then(Num::from_bson);
+                            let yb = values[b].as_ref().and_then(Num::from_bson);
+                            match (ya, yb, xs[a], xs[b], xs[i]) {
+                                (Some(ya), Some(yb), Some(xa), Some(xb), Some(x)) if xb != xa => {
+                                    let (ya, yb) = (ya.f64(), yb.f64());
+                                    Bson::Double(ya + (yb - ya) * (x - xa) / (xb - xa))
+                                }
+                                _ => Bson::Null,
+                            }
+                        }
+                        _ => Bson::Null,
+                    };
+                    out.push(filled);
+                }
+                return Ok(out);
+            }
             Func::Locf => {
                 let mut last = Bson::Null;
                 return Ok(values
@@ -500,10 +561,7 @@ impl SetWindowFields {
             }
             _ => {}
         }
-        let keys: Vec<Bson> = match o.bounds {
-            Bounds::Range(..) => part.iter().map(|d| self.sort_value(d)).collect(),
-            Bounds::Documents(..) => Vec::new(),
-        };
+        let keys: Vec<Bson> = part.iter().map(|d| self.sort_value(d)).collect();
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let win = self.window(&o.bounds, part, &keys, i)?;
@@ -511,15 +569,78 @@ impl SetWindowFields {
                 Some((l, h)) => &values[l..=h],
                 None => &[],
             };
-            out.push(apply(&o.func, slice)?);
+            let xs = match win {
+                Some((l, h)) => &keys[l..=h],
+                None => &[],
+            };
+            out.push(apply(&o.func, slice, xs)?);
         }
         Ok(out)
     }
 }
 
 /// A window function over the values of its window's documents (`None`: missing).
-fn apply(func: &Func, values: &[Option<Bson>]) -> Result<Bson> {
+fn apply(func: &Func, values: &[Option<Bson>], xs: &[Bson]) -> Result<Bson> {
     Ok(match func {
+        Func::Derivative { unit } | Func::Integral { unit } => {
+            // Points (sort key, value); dates count in `unit` milliseconds.
+            let mut pts = Vec::with_capacity(values.len());
+            for (x, v) in xs.iter().zip(values) {
+                let x = match (x, unit) {
+                    (Bson::DateTime(t), Some(u)) => t.timestamp_millis() as f64 / *u as f64,
+                    (Bson::DateTime(_), None) => {
+                        return Err(CommandError::new(
+                            5624901,
+                            "$derivative and $integral need a 'unit' when the sortBy field is a date",
+                        ));
+                    }
+                    (x, _) => match Num::from_bson(x) {
+                        Some(n) => n.f64(),
+                        None => continue,
+                    },
+                };
+                if let Some(y) = v.as_ref().and_then(Num::from_bson) {
+                    pts.push((x, y.f64()));
+                }
+            }
+            if let Func::Derivative { .. } = func {
+                match (pts.first(), pts.last()) {
+                    (Some(a), Some(b)) if pts.len() >= 2 && b.0 != a.0 => {
+                        Bson::Double((b.1 - a.1) / (b.0 - a.0))
+                    }
+                    _ => Bson::Null,
+                }
+            } else if pts.is_empty() {
+                Bson::Null
+            } else {
+                let area: f64 = pts
+                    .windows(2)
+                    .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
+                    .sum();
+                Bson::Double(area)
+            }
+        }
+        Func::Covariance { sample } => {
+            let pairs: Vec<(f64, f64)> = values
+                .iter()
+                .flatten()
+                .filter_map(|v| match v {
+                    Bson::Array(a) if a.len() == 2 => {
+                        Some((Num::from_bson(&a[0])?.f64(), Num::from_bson(&a[1])?.f64()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let n = pairs.len() as f64;
+            if pairs.is_empty() || (*sample && pairs.len() < 2) {
+                Bson::Null
+            } else {
+                let mx = pairs.iter().map(|p| p.0).sum::<f64>() / n;
+                let my = pairs.iter().map(|p| p.1).sum::<f64>() / n;
+                let c: f64 = pairs.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+                Bson::Double(c / if *sample { n - 1.0 } else { n })
+            }
+        }
         Func::Acc(name) => {
             let mut acc = Accumulator::new(name)?;
             for v in values {
@@ -556,10 +677,22 @@ fn apply(func: &Func, values: &[Option<Bson>]) -> Result<Bson> {
                 Bson::Double((ss / if *sample { count - 1.0 } else { count }).sqrt())
             }
         }
-        Func::Rank | Func::DenseRank | Func::DocumentNumber | Func::Shift { .. } | Func::Locf => {
-            Bson::Null
-        }
+        Func::Rank
+        | Func::DenseRank
+        | Func::DocumentNumber
+        | Func::Shift { .. }
+        | Func::Locf
+        | Func::LinearFill
+        | Func::ExpMovingAvg { .. } => Bson::Null,
     })
+}
+
+/// A sort key as a number for interpolation (dates as milliseconds).
+fn sort_number(v: &Bson) -> Option<f64> {
+    match v {
+        Bson::DateTime(t) => Some(t.timestamp_millis() as f64),
+        v => Num::from_bson(v).map(Num::f64),
+    }
 }
 
 fn parse_output(
@@ -597,6 +730,12 @@ fn parse_output(
             default: Bson::Null,
         },
         "$locf" => Func::Locf,
+        "$linearFill" => Func::LinearFill,
+        "$derivative" => Func::Derivative { unit: None },
+        "$integral" => Func::Integral { unit: None },
+        "$expMovingAvg" => Func::ExpMovingAvg { alpha: 0.0 },
+        "$covariancePop" => Func::Covariance { sample: false },
+        "$covarianceSamp" => Func::Covariance { sample: true },
         other => {
             return Err(parse_error(format!(
                 "Unrecognized window function, {other}"
@@ -615,7 +754,13 @@ fn parse_output(
         }
         if matches!(
             func,
-            Func::Rank | Func::DenseRank | Func::DocumentNumber | Func::Shift { .. } | Func::Locf
+            Func::Rank
+                | Func::DenseRank
+                | Func::DocumentNumber
+                | Func::Shift { .. }
+                | Func::Locf
+                | Func::LinearFill
+                | Func::ExpMovingAvg { .. }
         ) {
             return Err(parse_error(format!(
                 "{name} does not accept a 'window' field"
@@ -683,8 +828,113 @@ fn parse_output(
             arg = output;
             Func::Shift { by, default }
         }
-        Func::Locf if !has_sort => {
-            return Err(parse_error("$locf requires a sortBy"));
+        Func::ExpMovingAvg { .. } => {
+            // The server's ExpressionExpMovingAvg::parse, message for message.
+            let sub = match &arg {
+                Bson::Document(d) => d.clone(),
+                _ => {
+                    return Err(parse_error(
+                        "$expMovingAvg must have exactly one argument that is an object",
+                    ));
+                }
+            };
+            if sub.len() != 2 || !sub.contains_key("input") {
+                return Err(parse_error(
+                    "$expMovingAvg sub object must have exactly two fields: An 'input' field, and either an 'N' field or an 'alpha' field",
+                ));
+            }
+            if !has_sort {
+                return Err(parse_error("$expMovingAvg requires an explicit 'sortBy'"));
+            }
+            let alpha = if let Some(nv) = sub.get("N") {
+                let Some(n) = Num::from_bson(nv) else {
+                    return Err(parse_error(format!(
+                        "'N' field must be an integer, but found type {}",
+                        super::type_name(nv)
+                    )));
+                };
+                if n.f64().fract() != 0.0 {
+                    return Err(parse_error(format!(
+                        "'N' field must be an integer, but found  {}. To use a non-integer, use the 'alpha' argument instead",
+                        crate::query::matcher::server_display(nv)
+                    )));
+                }
+                if n.f64() <= 0.0 {
+                    return Err(parse_error(format!(
+                        "'N' must be greater than zero. Got {}",
+                        n.f64() as i64
+                    )));
+                }
+                2.0 / (n.f64() + 1.0)
+            } else if let Some(av) = sub.get("alpha") {
+                let Some(a) = Num::from_bson(av) else {
+                    return Err(parse_error("'alpha' must be a number"));
+                };
+                if !(a.f64() > 0.0 && a.f64() < 1.0) {
+                    return Err(parse_error(format!(
+                        "'alpha' must be between 0 and 1 (exclusive), found alpha: {}",
+                        crate::query::matcher::server_display(av)
+                    )));
+                }
+                a.f64()
+            } else {
+                return Err(parse_error(
+                    "Got unrecognized field in $expMovingAvg$expMovingAvg sub object must have exactly two fields: An 'input' field, and either an 'N' field or an 'alpha' field",
+                ));
+            };
+            arg = sub.get("input").cloned().unwrap_or(Bson::Null);
+            Func::ExpMovingAvg { alpha }
+        }
+        Func::Derivative { .. } | Func::Integral { .. } => {
+            let Bson::Document(d) = &arg else {
+                return Err(parse_error(format!(
+                    "{name} expects an object with 'input' and an optional 'unit'"
+                )));
+            };
+            let mut unit = None;
+            let mut input = None;
+            for (k, v) in d {
+                match (k.as_str(), v) {
+                    ("input", v) => input = Some(v.clone()),
+                    ("unit", Bson::String(u)) if u != "month" && u != "quarter" && u != "year" => {
+                        unit =
+                            Some(unit_millis(u).ok_or_else(|| {
+                                parse_error(format!("unknown time unit value: {u}"))
+                            })?);
+                    }
+                    ("unit", _) => {
+                        return Err(parse_error(format!(
+                            "{name} 'unit' must be a fixed-length time unit"
+                        )));
+                    }
+                    (other, _) => {
+                        return Err(parse_error(format!(
+                            "{name} got unexpected argument: {other}"
+                        )));
+                    }
+                }
+            }
+            let Some(input) = input else {
+                return Err(parse_error(format!(
+                    "{name} requires an 'input' expression"
+                )));
+            };
+            if !has_sort || sorted.len() != 1 {
+                return Err(parse_error(format!(
+                    "{name} requires a sortBy that consists of exactly one field"
+                )));
+            }
+            arg = input;
+            if matches!(func, Func::Derivative { .. }) {
+                Func::Derivative { unit }
+            } else {
+                Func::Integral { unit }
+            }
+        }
+        Func::LinearFill if !has_sort || sorted.len() != 1 => {
+            return Err(parse_error(
+                "$linearFill requires a sortBy that consists of exactly one field",
+            ));
         }
         other => other,
     };
@@ -870,6 +1120,76 @@ mod tests {
         assert_eq!(
             field(&out, "w"),
             bson!([1, 3, 4]).as_array().unwrap().clone()
+        );
+    }
+
+    #[test]
+    fn derivative_integral_moving_average_covariance_linear_fill() {
+        let pts = vec![
+            doc! {"x": 0, "y": 0},
+            doc! {"x": 1, "y": 2},
+            doc! {"x": 2, "y": 6},
+            doc! {"x": 4, "y": null},
+            doc! {"x": 5, "y": 10},
+        ];
+        let out = run(
+            doc! {"$setWindowFields": {
+                "sortBy": {"x": 1},
+                "output": {
+                    "d": {"$derivative": {"input": "$y"}, "window": {"documents": [-1, 0]}},
+                    "i": {"$integral": {"input": "$y"}, "window": {"documents": ["unbounded", "current"]}},
+                    "e": {"$expMovingAvg": {"input": "$y", "alpha": 0.5}},
+                    "c": {"$covariancePop": ["$x", "$y"]},
+                    "f": {"$linearFill": "$y"},
+                }
+            }},
+            pts,
+        );
+        assert_eq!(
+            field(&out, "d"),
+            bson!([null, 2.0, 4.0, null, null])
+                .as_array()
+                .unwrap()
+                .clone()
+        );
+        // Trapezoids over (0,0) (1,2) (2,6), then (5,10) after the null at x=4: 1 + 4 + 24.
+        assert_eq!(
+            field(&out, "i"),
+            bson!([0.0, 1.0, 5.0, 5.0, 29.0])
+                .as_array()
+                .unwrap()
+                .clone()
+        );
+        assert_eq!(
+            field(&out, "e"),
+            bson!([0.0, 1.0, 3.5, 3.5, 6.75])
+                .as_array()
+                .unwrap()
+                .clone()
+        );
+        // Pairs (0,0) (1,2) (2,6) (5,10): mean x 2, mean y 4.5.
+        let c = (2.0 * 4.5 + 1.0 * 2.5 + 0.0 + 3.0 * 5.5) / 4.0;
+        assert_eq!(out[0].get("c"), Some(&Bson::Double(c)));
+        assert_eq!(
+            field(&out, "f"),
+            bson!([0, 2, 6, 8.666666666666666, 10])
+                .as_array()
+                .unwrap()
+                .clone()
+        );
+        let (code, msg) = parse_err(
+            doc! {"$setWindowFields": {"sortBy": {"x": 1}, "output": {"e": {"$expMovingAvg": {"input": "$y", "N": 0}}}}},
+        );
+        assert_eq!(
+            (code, msg.as_str()),
+            (9, "'N' must be greater than zero. Got 0")
+        );
+        let (code, msg) = parse_err(
+            doc! {"$setWindowFields": {"output": {"e": {"$expMovingAvg": {"input": "$y", "N": 2}}}}},
+        );
+        assert_eq!(
+            (code, msg.as_str()),
+            (9, "$expMovingAvg requires an explicit 'sortBy'")
         );
     }
 
