@@ -711,3 +711,43 @@ pub(super) fn op_bit_not(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         )),
     }
 }
+
+/// `$sigmoid` (8.2): `x` or `{input, onNull}`; the server rewrites it to
+/// `1 / (1 + exp(-x))`, so a non-number fails as `$multiply` does and a decimal stays decimal.
+pub(super) fn op_sigmoid(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let (input, on_null) = match arg {
+        Bson::Document(d) if d.keys().next().is_some_and(|k| !k.starts_with('$')) => {
+            for k in d.keys() {
+                if k != "input" && k != "onNull" {
+                    return Err(CommandError::new(
+                        codes::FAILED_TO_PARSE,
+                        format!("$sigmoid found an unknown argument: {k}"),
+                    ));
+                }
+            }
+            let Some(input) = d.get("input") else {
+                return Err(CommandError::new(
+                    codes::FAILED_TO_PARSE,
+                    "$sigmoid requires an 'input' field",
+                ));
+            };
+            (input, d.get("onNull"))
+        }
+        other => (other, None),
+    };
+    let v = eval(input, scope)?;
+    if nullish(&v) {
+        return match on_null {
+            Some(e) => Ok(Some(eval(e, scope)?.unwrap_or(Bson::Null))),
+            None => Ok(Some(Bson::Null)),
+        };
+    }
+    let Some(x) = v.as_ref().and_then(Num::from_bson) else {
+        return Err(CommandError::type_mismatch(format!(
+            "$multiply only supports numeric types, not {}",
+            tn(&v)
+        )));
+    };
+    let e = Num::float(x.rank().max(2), (-x.f64()).exp());
+    Ok(Some(Num::Int(1).div(Num::Int(1).add(e)).to_bson()))
+}

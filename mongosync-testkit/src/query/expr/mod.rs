@@ -168,6 +168,8 @@ fn unknown_operator(name: &str) -> CommandError {
 }
 
 const KNOWN_OPERATORS: &[&str] = &[
+    "$sigmoid",
+    "$toUUID",
     "$binarySize",
     "$bsonSize",
     "$dateAdd",
@@ -692,6 +694,8 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             convert(input.unwrap_or(Bson::Null), target).map(Some)
         }
         "$convert" => op_convert(arg, scope),
+        "$toUUID" => op_to_uuid(arg, scope),
+        "$sigmoid" => op_sigmoid(arg, scope),
         // Strings
         "$concat" => {
             let mut out = String::new();

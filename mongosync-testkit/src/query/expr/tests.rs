@@ -1780,3 +1780,32 @@ fn decimal_conversions_are_exact() {
     assert_eq!(e.code, 241);
     assert!(e.message.contains("NaN"), "{}", e.message);
 }
+
+#[test]
+fn sigmoid_and_to_uuid() {
+    let Some(Bson::Double(s)) = ev(bson!({"$sigmoid": 1})) else {
+        panic!("$sigmoid of an int is a double")
+    };
+    assert!((s - 0.7310585786300049).abs() < 1e-15);
+    assert_eq!(ev(bson!({"$sigmoid": 0.0})), Some(Bson::Double(0.5)));
+    assert_eq!(ev(bson!({"$sigmoid": "$missing"})), Some(Bson::Null));
+    assert_eq!(
+        ev(bson!({"$sigmoid": {"input": null, "onNull": 7}})),
+        Some(bson!(7))
+    );
+    assert!(matches!(
+        ev(bson!({"$sigmoid": dec("0")})),
+        Some(Bson::Decimal128(_))
+    ));
+    assert_eq!(err(bson!({"$sigmoid": "x"})).code, 14);
+
+    let Some(Bson::Binary(b)) = ev(bson!({"$toUUID": "123e4567-e89b-12d3-a456-426614174000"}))
+    else {
+        panic!("$toUUID gives binData")
+    };
+    assert_eq!(b.subtype, bson::spec::BinarySubtype::Uuid);
+    assert_eq!(b.bytes[0], 0x12);
+    assert_eq!(ev(bson!({"$toUUID": null})), Some(Bson::Null));
+    assert_eq!(err(bson!({"$toUUID": "not-a-uuid"})).code, 241);
+    assert_eq!(err(bson!({"$toUUID": 5})).code, 241);
+}

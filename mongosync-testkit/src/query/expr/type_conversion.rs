@@ -350,3 +350,35 @@ pub(crate) fn stream_double(d: f64) -> String {
         )
     }
 }
+
+/// `$toUUID` (8.x): a UUID string to binData subtype 4, as `$convert` with `format: "uuid"`.
+pub(super) fn op_to_uuid(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let v = eval_exact("$toUUID", arg, 1, scope)?;
+    let input = v.into_iter().next().flatten();
+    if nullish(&input) {
+        return Ok(Some(Bson::Null));
+    }
+    match &input {
+        Some(Bson::Binary(b)) if b.subtype == bson::spec::BinarySubtype::Uuid => Ok(input),
+        Some(Bson::String(s)) => match uuid::Uuid::try_parse(s) {
+            // The server takes only the hyphenated 36-character form.
+            Ok(u) if s.len() == 36 => Ok(Some(Bson::Binary(bson::Binary {
+                subtype: bson::spec::BinarySubtype::Uuid,
+                bytes: u.as_bytes().to_vec(),
+            }))),
+            _ => Err(CommandError::new(
+                CONVERSION_FAILURE,
+                format!(
+                    "Failed to parse BinData '{s}' in $convert with no onError value: Invalid UUID string: {s}"
+                ),
+            )),
+        },
+        other => Err(CommandError::new(
+            CONVERSION_FAILURE,
+            format!(
+                "Unsupported conversion from {} to binData in $convert with no onError value",
+                tn(other)
+            ),
+        )),
+    }
+}
