@@ -16,7 +16,7 @@ use crate::query::sort::SortSpec;
 
 use group::{Bucket, BucketAuto, Group};
 use project::Projection;
-use window::SetWindowFields;
+use window::{Fill, SetWindowFields};
 
 /// What a pipeline may ask of the server beyond its input documents: other collections
 /// (`$lookup`, `$unionWith`), collection statistics (`$collStats`), and writes (`$out`,
@@ -140,6 +140,7 @@ enum Stage {
     },
     Redact(Bson),
     SetWindowFields(Box<SetWindowFields>),
+    Fill(Box<Fill>),
 }
 
 fn type_name(v: &Bson) -> &'static str {
@@ -262,6 +263,7 @@ impl Stage {
             Stage::Sample(_) => "$sample",
             Stage::BucketAuto(_) => "$bucketAuto",
             Stage::SetWindowFields(_) => "$setWindowFields",
+            Stage::Fill(_) => "$fill",
             Stage::Bucket(_) => "$bucket",
             Stage::ReplaceRoot(_) => "$replaceRoot",
             Stage::Unwind { .. } => "$unwind",
@@ -412,6 +414,7 @@ impl Stage {
             }
             "$bucketAuto" => Stage::BucketAuto(BucketAuto::parse(spec)?),
             "$setWindowFields" => Stage::SetWindowFields(Box::new(SetWindowFields::parse(spec)?)),
+            "$fill" => Stage::Fill(Box::new(Fill::parse(spec)?)),
             "$bucket" => Stage::Bucket(Bucket::parse(spec)?),
             "$replaceRoot" => {
                 let d = object(
@@ -594,7 +597,7 @@ impl Stage {
             }
             // Real stages the testkit does not implement: say so rather than pretend the
             // server does not know them.
-            "$densify" | "$fill" | "$geoNear" => {
+            "$densify" | "$geoNear" => {
                 return Err(CommandError::new(
                     codes::COMMAND_NOT_SUPPORTED,
                     format!("{name} is not supported by the testkit"),
@@ -1111,6 +1114,7 @@ fn run_stage(
         }
         Stage::BucketAuto(b) => b.run(docs, vars)?,
         Stage::SetWindowFields(w) => w.run(docs, vars)?,
+        Stage::Fill(f) => f.run(docs, vars)?,
         Stage::Bucket(b) => b.run(docs, vars)?,
         Stage::ReplaceRoot(e) => {
             let mut out = Vec::with_capacity(docs.len());

@@ -1278,3 +1278,214 @@ mod tests {
         }
     }
 }
+
+/// `$fill`: the server rewrites it to `$setWindowFields` (`$locf`/`$linearFill` for `method`)
+/// followed by `$addFields` with `$ifNull` for `value`.
+#[derive(Debug, Clone)]
+pub(super) struct Fill {
+    window: Option<SetWindowFields>,
+    sort_by: Option<SortSpec>,
+    values: Vec<(Vec<String>, Bson)>,
+}
+
+impl Fill {
+    pub(super) fn parse(spec: &Bson) -> Result<Fill> {
+        let Bson::Document(spec) = spec else {
+            return Err(parse_error(format!(
+                "$fill specification must be an object, found {}",
+                super::type_name(spec)
+            )));
+        };
+        for k in spec.keys() {
+            if !matches!(
+                k.as_str(),
+                "partitionBy" | "partitionByFields" | "sortBy" | "output"
+            ) {
+                return Err(CommandError::new(
+                    40415,
+                    format!("BSON field '$fill.{k}' is an unknown field."),
+                ));
+            }
+        }
+        let Some(Bson::Document(output)) = spec.get("output") else {
+            return Err(CommandError::new(
+                40414,
+                "BSON field '$fill.output' is missing but a required field",
+            ));
+        };
+        let partition_by = match (spec.get("partitionBy"), spec.get("partitionByFields")) {
+            (Some(_), Some(_)) => {
+                return Err(parse_error(
+                    "Only one of 'partitionBy' and 'partitionByFields' can be specified in $fill",
+                ));
+            }
+            (Some(p), None) => Some(p.clone()),
+            (None, Some(Bson::Array(fields))) => {
+                let mut d = Document::new();
+                for f in fields {
+                    let Bson::String(f) = f else {
+                        return Err(CommandError::type_mismatch(
+                            "BSON field '$fill.partitionByFields' is the wrong type, expected type 'array' of strings",
+                        ));
+                    };
+                    d.insert(f.clone(), Bson::String(format!("${f}")));
+                }
+                Some(Bson::Document(d))
+            }
+            (None, Some(other)) => {
+                return Err(CommandError::type_mismatch(format!(
+                    "BSON field '$fill.partitionByFields' is the wrong type '{}', expected type 'array'",
+                    super::type_name(other)
+                )));
+            }
+            (None, None) => None,
+        };
+        let mut window_output = Document::new();
+        let mut values = Vec::new();
+        for (field, how) in output {
+            let Bson::Document(how) = how else {
+                return Err(parse_error(format!(
+                    "Each fill output specification must be an object, but '{field}' is not"
+                )));
+            };
+            if how.len() != 1 {
+                return Err(parse_error(
+                    "Exactly one of 'value' or 'method' must be specified in a $fill output",
+                ));
+            }
+            match (how.get("value"), how.get("method")) {
+                (Some(v), None) => {
+                    values.push((field.split('.').map(str::to_string).collect(), v.clone()))
+                }
+                (None, Some(Bson::String(m))) if m == "locf" || m == "linear" => {
+                    let op = if m == "locf" { "$locf" } else { "$linearFill" };
+                    let mut f = Document::new();
+                    f.insert(op, Bson::String(format!("${field}")));
+                    window_output.insert(field.clone(), f);
+                }
+                (None, Some(m)) => {
+                    return Err(parse_error(format!(
+                        "Method must be either locf or linear, found {}",
+                        crate::query::matcher::server_display(m)
+                    )));
+                }
+                _ => {
+                    return Err(parse_error(
+                        "Exactly one of 'value' or 'method' must be specified in a $fill output",
+                    ));
+                }
+            }
+        }
+        let sort_doc = match spec.get("sortBy") {
+            None => None,
+            Some(Bson::Document(d)) => Some(d.clone()),
+            Some(other) => {
+                return Err(CommandError::type_mismatch(format!(
+                    "BSON field '$fill.sortBy' is the wrong type '{}', expected type 'object'",
+                    super::type_name(other)
+                )));
+            }
+        };
+        let window = if window_output.is_empty() {
+            None
+        } else {
+            let Some(sort) = &sort_doc else {
+                return Err(parse_error(
+                    "$fill requires a 'sortBy' when any output uses a 'method'",
+                ));
+            };
+            let mut w = Document::new();
+            if let Some(p) = partition_by {
+                w.insert("partitionBy", p);
+            }
+            w.insert("sortBy", sort.clone());
+            w.insert("output", window_output);
+            Some(SetWindowFields::parse(&Bson::Document(w))?)
+        };
+        Ok(Fill {
+            window,
+            sort_by: sort_doc.as_ref().map(SortSpec::new).transpose()?,
+            values,
+        })
+    }
+
+    pub(super) fn run(&self, docs: Vec<Document>, vars: &Document) -> Result<Vec<Document>> {
+        let mut docs = match (&self.window, &self.sort_by) {
+            (Some(w), _) => w.run(docs, vars)?,
+            (None, Some(s)) => {
+                let mut docs = docs;
+                docs.sort_by(|a, b| s.compare(a, b));
+                docs
+            }
+            (None, None) => docs,
+        };
+        for d in &mut docs {
+            for (path, e) in &self.values {
+                if matches!(super::get_path(d, path), None | Some(Bson::Null)) {
+                    let v = expr::evaluate(e, d, vars)?.unwrap_or(Bson::Null);
+                    super::set_path(d, path, v);
+                }
+            }
+        }
+        Ok(docs)
+    }
+}
+
+#[cfg(test)]
+mod fill_tests {
+    use bson::{Bson, Document, bson, doc};
+
+    use super::super::Pipeline;
+
+    #[test]
+    fn fill_by_value_locf_and_linear() {
+        let out = Pipeline::parse(
+            &[doc! {"$fill": {
+                "partitionByFields": ["g"],
+                "sortBy": {"t": 1},
+                "output": {
+                    "a": {"method": "locf"},
+                    "b": {"method": "linear"},
+                    "c": {"value": "none"},
+                }
+            }}],
+            &Document::new(),
+        )
+        .unwrap()
+        .run_local(vec![
+            doc! {"g": 1, "t": 3, "a": null, "b": 30, "c": 1},
+            doc! {"g": 1, "t": 1, "a": "x", "b": 10},
+            doc! {"g": 1, "t": 2, "b": null, "c": null},
+            doc! {"g": 2, "t": 1, "a": null},
+        ])
+        .unwrap();
+        let get = |f: &str| -> Vec<Bson> {
+            out.iter()
+                .map(|d| d.get(f).cloned().unwrap_or(Bson::Null))
+                .collect()
+        };
+        assert_eq!(get("t"), bson!([1, 2, 3, 1]).as_array().unwrap().clone());
+        assert_eq!(
+            get("a"),
+            bson!(["x", "x", "x", null]).as_array().unwrap().clone()
+        );
+        assert_eq!(
+            get("b"),
+            bson!([10, 20.0, 30, null]).as_array().unwrap().clone()
+        );
+        assert_eq!(
+            get("c"),
+            bson!(["none", "none", 1, "none"])
+                .as_array()
+                .unwrap()
+                .clone()
+        );
+
+        let e = Pipeline::parse(
+            &[doc! {"$fill": {"output": {"a": {"method": "locf"}}}}],
+            &Document::new(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 9);
+    }
+}
