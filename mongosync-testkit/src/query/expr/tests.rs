@@ -1809,3 +1809,56 @@ fn sigmoid_and_to_uuid() {
     assert_eq!(err(bson!({"$toUUID": "not-a-uuid"})).code, 241);
     assert_eq!(err(bson!({"$toUUID": 5})).code, 241);
 }
+
+#[test]
+fn eight_x_argument_codes() {
+    // $replaceOne/$replaceAll: parse codes, then one type code per argument.
+    assert_eq!(err(bson!({"$replaceAll": "x"})).code, 51751);
+    assert_eq!(
+        err(bson!({"$replaceAll": {"input": "a", "find": "a", "replacement": "b", "x": 1}})).code,
+        51750
+    );
+    assert_eq!(
+        err(bson!({"$replaceAll": {"find": "a", "replacement": "b"}})).code,
+        51749
+    );
+    assert_eq!(
+        err(bson!({"$replaceAll": {"input": "a", "replacement": "b"}})).code,
+        51748
+    );
+    assert_eq!(
+        err(bson!({"$replaceOne": {"input": "a", "find": "a"}})).code,
+        51747
+    );
+    assert_eq!(
+        err(bson!({"$replaceAll": {"input": 1, "find": "a", "replacement": "b"}})).code,
+        10503904
+    );
+    assert_eq!(
+        err(bson!({"$replaceAll": {"input": "a", "find": 1, "replacement": "b"}})).code,
+        10503901
+    );
+    assert_eq!(
+        err(bson!({"$replaceAll": {"input": "a", "find": "a", "replacement": 1}})).code,
+        10503902
+    );
+    // $indexOfCP has its own codes; $indexOfBytes keeps 40091/40092.
+    assert_eq!(err(bson!({"$indexOfCP": [1, "a"]})).code, 40093);
+    assert_eq!(err(bson!({"$indexOfCP": ["a", 1]})).code, 40094);
+    assert_eq!(err(bson!({"$indexOfBytes": [1, "a"]})).code, 40091);
+    assert_eq!(err(bson!({"$indexOfBytes": ["a", 1]})).code, 40092);
+    assert_eq!(err(bson!({"$split": ["a", 1]})).code, 10503900);
+    // n of $firstN & co.: fractional or non-positive is 7548606, a non-number 5787902.
+    for n in [bson!(0), bson!(-1), bson!(2.5), dec("1.5")] {
+        assert_eq!(
+            err(bson!({"$firstN": {"input": [1, 2], "n": n.clone()}})).code,
+            7548606,
+            "{n}"
+        );
+    }
+    assert_eq!(
+        err(bson!({"$lastN": {"input": [1, 2], "n": "x"}})).code,
+        5787902
+    );
+    assert_eq!(err(bson!({"$maxN": {"input": [1, 2]}})).code, 5787906);
+}

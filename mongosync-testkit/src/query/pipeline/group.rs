@@ -343,9 +343,19 @@ impl AccSpec {
     fn finish(&self, state: AccState, id: &Bson, vars: &Document) -> Result<Bson> {
         let n_value = |n: &Bson, op: &str| -> Result<usize> {
             let v = expr::evaluate(n, &doc! {"_id": id.clone()}, vars)?;
+            // 8.x: a non-number is 5787902; a fractional or non-positive number 7548606.
             let n = match v.as_ref().and_then(expr::Num::from_bson) {
                 Some(num) if num.f64().fract() == 0.0 => num.f64(),
-                _ => {
+                Some(_) => {
+                    return Err(acc_error(
+                        7548606,
+                        format!(
+                            "Value for 'n' must be of integral type, but found {}",
+                            v.unwrap_or(Bson::Null)
+                        ),
+                    ));
+                }
+                None => {
                     return Err(acc_error(
                         5787902,
                         format!(
@@ -357,7 +367,7 @@ impl AccSpec {
             };
             if n < 1.0 {
                 return Err(acc_error(
-                    5787908,
+                    7548606,
                     format!("'n' must be greater than 0, found {n} ({op})"),
                 ));
             }

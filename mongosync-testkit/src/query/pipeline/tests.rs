@@ -1063,3 +1063,16 @@ fn lookup_local_values_as_the_server_builds_them() {
         vec![bson!(1), bson!(5)]
     );
 }
+
+#[test]
+fn group_n_accumulators_refuse_a_bad_n_with_7548606() {
+    for n in [bson!(0), bson!(-1), bson!(2.5)] {
+        let e = Pipeline::parse(
+            &[doc! {"$group": {"_id": null, "r": {"$lastN": {"n": n.clone(), "input": "$v"}}}}],
+            &Document::new(),
+        )
+        .and_then(|p| p.run_local(vec![doc! {"v": 1}]))
+        .unwrap_err();
+        assert_eq!(e.code, 7548606, "{n}");
+    }
+}
