@@ -1076,3 +1076,44 @@ fn group_n_accumulators_refuse_a_bad_n_with_7548606() {
         assert_eq!(e.code, 7548606, "{n}");
     }
 }
+
+#[test]
+fn bucket_auto_granularity_rounds_boundaries_to_the_series() {
+    let docs: Vec<Document> = (1..=10).map(|v| doc! {"v": v}).collect();
+    let out = Pipeline::parse(
+        &[doc! {"$bucketAuto": {"groupBy": "$v", "buckets": 3, "granularity": "R5"}}],
+        &Document::new(),
+    )
+    .unwrap()
+    .run_local(docs)
+    .unwrap();
+    // Boundaries are series numbers times powers of ten, in the server's double arithmetic;
+    // each max is exclusive and the next bucket's min.
+    let r = |x: f64| Bson::Double(x);
+    assert_eq!(
+        out,
+        vec![
+            doc! {"_id": {"min": r(63.0 * 0.01), "max": r(4.0)}, "count": 3},
+            doc! {"_id": {"min": r(4.0), "max": r(63.0 * 0.1)}, "count": 3},
+            doc! {"_id": {"min": r(63.0 * 0.1), "max": r(16.0)}, "count": 4},
+        ]
+    );
+    let parse = |g: Bson| {
+        Pipeline::parse(
+            &[doc! {"$bucketAuto": {"groupBy": "$v", "buckets": 2, "granularity": g}}],
+            &Document::new(),
+        )
+    };
+    assert_eq!(parse(bson!("R7")).unwrap_err().code, 40257);
+    assert_eq!(parse(bson!(5)).unwrap_err().code, 40261);
+    let run = |d: Document| {
+        parse(bson!("E6"))
+            .unwrap()
+            .run_local(vec![d])
+            .unwrap_err()
+            .code
+    };
+    assert_eq!(run(doc! {"v": "x"}), 40258);
+    assert_eq!(run(doc! {"v": -1}), 40268);
+    assert_eq!(run(doc! {"v": f64::NAN}), 40263);
+}
