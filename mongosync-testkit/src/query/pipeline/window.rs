@@ -736,6 +736,14 @@ fn parse_output(
         "$expMovingAvg" => Func::ExpMovingAvg { alpha: 0.0 },
         "$covariancePop" => Func::Covariance { sample: false },
         "$covarianceSamp" => Func::Covariance { sample: true },
+        // Real window functions the testkit does not compute yet: say so, not "unknown".
+        "$firstN" | "$lastN" | "$minN" | "$maxN" | "$top" | "$bottom" | "$topN" | "$bottomN"
+        | "$median" | "$percentile" | "$concatArrays" | "$setUnion" => {
+            return Err(CommandError::new(
+                crate::error::codes::COMMAND_NOT_SUPPORTED,
+                format!("{name} in $setWindowFields is not supported by the testkit"),
+            ));
+        }
         other => {
             return Err(parse_error(format!(
                 "Unrecognized window function, {other}"
