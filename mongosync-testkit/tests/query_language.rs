@@ -120,3 +120,72 @@ async fn argument_errors_carry_the_servers_codes() {
     );
     cluster.shutdown().await;
 }
+
+fn dec(s: &str) -> Bson {
+    Bson::Decimal128(s.parse().unwrap())
+}
+
+#[tokio::test]
+async fn decimal_precision_and_window_fields() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let coll = collection(&cluster).await;
+    coll.insert_many(vec![
+        doc! {"_id": 1, "g": "a", "t": 1, "price": dec("0.1")},
+        doc! {"_id": 2, "g": "a", "t": 2, "price": dec("0.2")},
+        doc! {"_id": 3, "g": "b", "t": 1, "price": dec("2")},
+        doc! {"_id": 4, "g": "a", "t": 3, "price": dec("0.3")},
+    ])
+    .await
+    .unwrap();
+    let out: Vec<Document> = coll
+        .aggregate(vec![
+            doc! {"$setWindowFields": {
+                "partitionBy": "$g",
+                "sortBy": {"t": 1},
+                "output": {
+                    "running": {"$sum": "$price", "window": {"documents": ["unbounded", "current"]}},
+                    "rank": {"$rank": {}},
+                    "prev": {"$shift": {"output": "$price", "by": -1}},
+                }
+            }},
+            doc! {"$set": {
+                "root": {"$sqrt": "$price"},
+                "third": {"$divide": ["$price", 3]},
+                "cents": {"$round": ["$price", 2]},
+            }},
+        ])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<i32> = out.iter().map(|d| d.get_i32("_id").unwrap()).collect();
+    assert_eq!(ids, vec![1, 2, 4, 3]);
+    // Decimal sums are exact: 0.1 + 0.2 + 0.3 is 0.6, not 0.6000000000000001.
+    let running: Vec<&Bson> = out.iter().map(|d| d.get("running").unwrap()).collect();
+    assert_eq!(
+        running,
+        vec![&dec("0.1"), &dec("0.3"), &dec("0.6"), &dec("2")]
+    );
+    assert_eq!(
+        out[3].get("root"),
+        Some(&dec("1.414213562373095048801688724209698"))
+    );
+    assert_eq!(
+        out[0].get("third"),
+        Some(&dec("0.03333333333333333333333333333333333"))
+    );
+    assert_eq!(out[1].get("cents"), Some(&dec("0.20")));
+    assert_eq!(out[2].get("rank"), Some(&Bson::Int64(3)));
+    assert_eq!(out[0].get("prev"), Some(&Bson::Null));
+    assert_eq!(out[2].get("prev"), Some(&dec("0.2")));
+
+    // A misspelt window function fails as on the server.
+    let e = coll
+        .aggregate(vec![
+            doc! {"$setWindowFields": {"output": {"x": {"$summ": 1}}}},
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), 9);
+}

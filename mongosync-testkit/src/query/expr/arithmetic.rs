@@ -4,7 +4,8 @@
 use super::*;
 
 /// A numeric value with the server's type ladder int → long → double → decimal. Decimal
-/// `+ - * /` are exact (see [`Dec`]); other decimal operations go through `f64`.
+/// `+ - * /`, `$sqrt`, `$abs`, `$ceil`/`$floor`, `$round`/`$trunc` compute at decimal precision
+/// (see [`D128`]); logarithms, exponentials and powers of decimals go through `f64`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Num {
     Int(i32),
@@ -82,7 +83,7 @@ impl Num {
         let rank = self.rank().max(other.rank());
         match (self.i64(), other.i64()) {
             (Some(a), Some(b)) => Num::integer(rank, a.checked_add(b), a as f64 + b as f64),
-            _ if rank == 3 => Num::decimal_op(self, other, Dec::add, |a, b| a + b),
+            _ if rank == 3 => Num::decimal_op(self, other, D128::add),
             _ => Num::float(rank, self.f64() + other.f64()),
         }
     }
@@ -91,7 +92,7 @@ impl Num {
         let rank = self.rank().max(other.rank());
         match (self.i64(), other.i64()) {
             (Some(a), Some(b)) => Num::integer(rank, a.checked_sub(b), a as f64 - b as f64),
-            _ if rank == 3 => Num::decimal_op(self, other, |a, b| a.add(b.neg()), |a, b| a - b),
+            _ if rank == 3 => Num::decimal_op(self, other, D128::sub),
             _ => Num::float(rank, self.f64() - other.f64()),
         }
     }
@@ -100,7 +101,7 @@ impl Num {
         let rank = self.rank().max(other.rank());
         match (self.i64(), other.i64()) {
             (Some(a), Some(b)) => Num::integer(rank, a.checked_mul(b), a as f64 * b as f64),
-            _ if rank == 3 => Num::decimal_op(self, other, Dec::mul, |a, b| a * b),
+            _ if rank == 3 => Num::decimal_op(self, other, D128::mul),
             _ => Num::float(rank, self.f64() * other.f64()),
         }
     }
@@ -108,37 +109,25 @@ impl Num {
     /// Division: always a double, or a decimal if either operand is one.
     pub(super) fn div(self, other: Num) -> Num {
         if self.rank().max(other.rank()) == 3 {
-            Num::decimal_op(self, other, Dec::div, |a, b| a / b)
+            Num::decimal_op(self, other, D128::div)
         } else {
             Num::Double(self.f64() / other.f64())
         }
     }
 
-    /// The operand as an exact decimal (a double through its 15 significant digits, as the
-    /// server converts it).
-    fn to_dec(self) -> Option<Dec> {
+    /// The operand as a decimal (a double through its 15 significant digits, as the server's
+    /// `Decimal128(double)` converts it).
+    pub(crate) fn to_d128(self) -> D128 {
         match self {
-            Num::Int(i) => Some(Dec::from_i64(i as i64)),
-            Num::Long(l) => Some(Dec::from_i64(l)),
-            Num::Double(d) => Dec::parse(&format!("{d:.14e}")),
-            Num::Decimal(d) => Dec::parse(&d.to_string()),
+            Num::Int(i) => D128::from_i64(i as i64),
+            Num::Long(l) => D128::from_i64(l),
+            Num::Double(d) => D128::from_f64(d),
+            Num::Decimal(d) => D128::from_decimal128(&d),
         }
     }
 
-    fn decimal_op(
-        a: Num,
-        b: Num,
-        exact: impl Fn(Dec, Dec) -> Option<Dec>,
-        approx: impl Fn(f64, f64) -> f64,
-    ) -> Num {
-        match (a.to_dec(), b.to_dec()) {
-            (Some(x), Some(y)) => match exact(x, y).and_then(|r| r.to_decimal128()) {
-                Some(d) => Num::Decimal(d),
-                None => Num::Decimal(f64_to_dec(approx(a.f64(), b.f64()))),
-            },
-            // NaN or an infinity.
-            _ => Num::Decimal(f64_to_dec(approx(a.f64(), b.f64()))),
-        }
+    fn decimal_op(a: Num, b: Num, op: impl Fn(D128, D128) -> Decimal128) -> Num {
+        Num::Decimal(op(a.to_d128(), b.to_d128()))
     }
 
     fn is_zero(self) -> bool {
@@ -357,20 +346,31 @@ pub(super) fn op_unary_math(name: &str, arg: &Bson, scope: &Scope) -> Result<Opt
                 }
             },
             Num::Double(d) => Num::Double(d.abs()),
-            Num::Decimal(_) => Num::float(3, x.abs()),
+            Num::Decimal(d) => Num::Decimal(D128::from_decimal128(&d).abs()),
         },
         "$ceil" | "$floor" => match n {
             Num::Int(_) | Num::Long(_) => n,
+            Num::Decimal(d) => Num::Decimal(D128::from_decimal128(&d).round_integral(
+                if name == "$ceil" {
+                    Rounding::Ceiling
+                } else {
+                    Rounding::Floor
+                },
+            )),
             _ => Num::float(rank, if name == "$ceil" { x.ceil() } else { x.floor() }),
         },
         "$sqrt" => {
-            if x < 0.0 {
+            let root = match n {
+                Num::Decimal(d) => D128::from_decimal128(&d).sqrt().map(Num::Decimal),
+                _ => (x.is_nan() || x >= 0.0).then(|| Num::float(rank, x.sqrt())),
+            };
+            let Some(root) = root else {
                 return Err(CommandError::new(
                     28714,
                     "$sqrt's argument must be greater than or equal to 0",
                 ));
-            }
-            Num::float(rank, x.sqrt())
+            };
+            root
         }
         "$exp" => Num::float(rank, x.exp()),
         "$ln" | "$log10" => {
@@ -538,7 +538,16 @@ pub(super) fn op_round(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<B
                 _ => Num::Long(r as i64),
             }
         }
-        Num::Double(_) | Num::Decimal(_) => {
+        // The server quantizes a decimal to exponent -place (`1.298` to 4 places is `1.2980`).
+        Num::Decimal(d) => Num::Decimal(D128::from_decimal128(&d).quantize(
+            -place,
+            if name == "$trunc" {
+                Rounding::TowardZero
+            } else {
+                Rounding::HalfEven
+            },
+        )),
+        Num::Double(_) => {
             let x = n.f64();
             let p = 10f64.powi(place as i32);
             Num::float(n.rank(), round(x * p) / p)
@@ -549,147 +558,6 @@ pub(super) fn op_round(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<B
 
 // ---------------------------------------------------------------------------------------------
 // Conditionals and variables
-
-/// An exact finite decimal: `(-1)^neg × coeff × 10^exp`, for decimal `+ - * /` with the
-/// server's results (34 significant digits, rounded half to even by the BSON decimal parser).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Dec {
-    neg: bool,
-    coeff: u128,
-    exp: i32,
-}
-
-impl Dec {
-    fn from_i64(i: i64) -> Dec {
-        Dec {
-            neg: i < 0,
-            coeff: i.unsigned_abs() as u128,
-            exp: 0,
-        }
-    }
-
-    /// Parses `[-]digits[.digits][E[+-]exp]`; `None` for NaN and infinities.
-    fn parse(s: &str) -> Option<Dec> {
-        let (neg, body) = match s.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, s.strip_prefix('+').unwrap_or(s)),
-        };
-        let (mantissa, exp) = match body.split_once(['e', 'E']) {
-            Some((m, e)) => (m, e.parse::<i32>().ok()?),
-            None => (body, 0),
-        };
-        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-        let digits = format!("{int}{frac}");
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let trimmed = digits.trim_start_matches('0');
-        if trimmed.len() > 38 {
-            return None;
-        }
-        Some(Dec {
-            neg,
-            coeff: if trimmed.is_empty() {
-                0
-            } else {
-                trimmed.parse().ok()?
-            },
-            exp: exp - frac.len() as i32,
-        })
-    }
-
-    fn neg(self) -> Dec {
-        Dec {
-            neg: !self.neg,
-            ..self
-        }
-    }
-
-    fn scaled(self, to_exp: i32) -> Option<u128> {
-        let shift = u32::try_from(self.exp - to_exp).ok()?;
-        10u128.checked_pow(shift)?.checked_mul(self.coeff)
-    }
-
-    fn add(self, other: Dec) -> Option<Dec> {
-        let exp = self.exp.min(other.exp);
-        let (a, b) = (self.scaled(exp)?, other.scaled(exp)?);
-        let (neg, coeff) = match (self.neg, other.neg) {
-            (x, y) if x == y => (x, a.checked_add(b)?),
-            _ if a >= b => (self.neg, a - b),
-            _ => (other.neg, b - a),
-        };
-        // x + (-x) is +0, as in IEEE 754 round-to-nearest.
-        let neg = neg && coeff != 0;
-        Some(Dec { neg, coeff, exp })
-    }
-
-    fn mul(self, other: Dec) -> Option<Dec> {
-        Some(Dec {
-            neg: self.neg != other.neg,
-            coeff: self.coeff.checked_mul(other.coeff)?,
-            exp: self.exp.checked_add(other.exp)?,
-        })
-    }
-
-    /// Long division to 36 significant digits; an exact quotient takes the ideal exponent
-    /// (`e1 - e2`) when its trailing zeros allow, as IEEE 754 decimal division does.
-    fn div(self, other: Dec) -> Option<Dec> {
-        if other.coeff == 0 {
-            return None;
-        }
-        let mut q = self.coeff / other.coeff;
-        let mut r = self.coeff % other.coeff;
-        let mut exp = self.exp - other.exp;
-        let ideal = exp;
-        let digits = |v: u128| if v == 0 { 0 } else { v.ilog10() + 1 };
-        while r != 0 && digits(q) < 36 {
-            r *= 10;
-            q = q.checked_mul(10)? + r / other.coeff;
-            r %= other.coeff;
-            exp -= 1;
-        }
-        if r == 0 {
-            while exp < ideal && q.is_multiple_of(10) && q != 0 {
-                q /= 10;
-                exp += 1;
-            }
-            if q == 0 {
-                exp = ideal;
-            }
-        } else if q.is_multiple_of(10) {
-            // A nonzero remainder must not look like an exact tie when rounding.
-            q += 1;
-        }
-        Some(Dec {
-            neg: self.neg != other.neg,
-            coeff: q,
-            exp,
-        })
-    }
-
-    /// Rounds to 34 significant digits, half to even, and packs.
-    fn to_decimal128(self) -> Option<Decimal128> {
-        let (mut coeff, mut exp) = (self.coeff, self.exp);
-        let digits = if coeff == 0 { 0 } else { coeff.ilog10() + 1 };
-        if digits > 34 {
-            let divisor = 10u128.pow(digits - 34);
-            let (q, rem) = (coeff / divisor, coeff % divisor);
-            let half = divisor / 2;
-            coeff = if rem > half || (rem == half && q % 2 == 1) {
-                q + 1
-            } else {
-                q
-            };
-            exp += (digits - 34) as i32;
-            if coeff == 10u128.pow(34) {
-                coeff /= 10;
-                exp += 1;
-            }
-        }
-        let sign = if self.neg { "-" } else { "" };
-        format!("{sign}{coeff}E{exp}").parse().ok()
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Accumulation shared by the expression forms of $sum/$avg/$min/$max and by $group.
@@ -842,4 +710,44 @@ pub(super) fn op_bit_not(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             format!("$bitNot only supports numeric types, not {}", tn(x)),
         )),
     }
+}
+
+/// `$sigmoid` (8.2): `x` or `{input, onNull}`; the server rewrites it to
+/// `1 / (1 + exp(-x))`, so a non-number fails as `$multiply` does and a decimal stays decimal.
+pub(super) fn op_sigmoid(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let (input, on_null) = match arg {
+        Bson::Document(d) if d.keys().next().is_some_and(|k| !k.starts_with('$')) => {
+            for k in d.keys() {
+                if k != "input" && k != "onNull" {
+                    return Err(CommandError::new(
+                        codes::FAILED_TO_PARSE,
+                        format!("$sigmoid found an unknown argument: {k}"),
+                    ));
+                }
+            }
+            let Some(input) = d.get("input") else {
+                return Err(CommandError::new(
+                    codes::FAILED_TO_PARSE,
+                    "$sigmoid requires an 'input' field",
+                ));
+            };
+            (input, d.get("onNull"))
+        }
+        other => (other, None),
+    };
+    let v = eval(input, scope)?;
+    if nullish(&v) {
+        return match on_null {
+            Some(e) => Ok(Some(eval(e, scope)?.unwrap_or(Bson::Null))),
+            None => Ok(Some(Bson::Null)),
+        };
+    }
+    let Some(x) = v.as_ref().and_then(Num::from_bson) else {
+        return Err(CommandError::type_mismatch(format!(
+            "$multiply only supports numeric types, not {}",
+            tn(&v)
+        )));
+    };
+    let e = Num::float(x.rank().max(2), (-x.f64()).exp());
+    Ok(Some(Num::Int(1).div(Num::Int(1).add(e)).to_bson()))
 }

@@ -504,11 +504,25 @@ pub(super) fn op_array_n(name: &str, arg: &Bson, scope: &Scope) -> Result<Option
     let n = field(&f, "n")
         .ok_or_else(|| CommandError::new(5787906, format!("Missing value for 'n' in {name}")))?;
     let n = eval(n, scope)?;
+    // 8.x: a fractional or non-positive n is 7548606; a non-number 5787902.
+    let fractional = n
+        .as_ref()
+        .and_then(Num::from_bson)
+        .is_some_and(|x| x.f64().fract() != 0.0);
     let n = match int_arg(&n) {
         Some(k) if k > 0 => k as usize,
+        _ if fractional => {
+            return Err(CommandError::new(
+                7548606,
+                format!(
+                    "Value for 'n' must be of integral type, but found {}",
+                    n.unwrap_or(Bson::Null)
+                ),
+            ));
+        }
         Some(_) => {
             return Err(CommandError::new(
-                5787908,
+                7548606,
                 format!(
                     "'n' must be greater than 0, found {}",
                     n.unwrap_or(Bson::Null)

@@ -1123,3 +1123,10 @@ fn integral_64(v: &Option<Bson>) -> Option<i64> {
         _ => None,
     }
 }
+
+/// `ms` plus `amount` of a named unit in UTC (calendar months and years), as `$dateAdd`
+/// computes it; for `$setWindowFields` time ranges. `None` for an unknown unit or overflow.
+pub(crate) fn add_named_units(ms: i64, unit: &str, amount: i64) -> Option<i64> {
+    let unit = parse_unit(&Some(Bson::String(unit.to_string())), "$setWindowFields").ok()?;
+    add_units(ms, unit, amount, &Tz::UTC)
+}

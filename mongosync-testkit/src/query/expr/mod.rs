@@ -18,6 +18,7 @@ mod arithmetic;
 mod array;
 mod conditional;
 mod date;
+mod decimal;
 mod object;
 mod set;
 mod string;
@@ -30,8 +31,9 @@ use arithmetic::*;
 pub(crate) use arithmetic::{Num, dec_to_f64, f64_to_dec};
 use array::*;
 use conditional::*;
-pub(crate) use date::format_date;
 use date::*;
+pub(crate) use date::{add_named_units, format_date};
+use decimal::*;
 use object::*;
 use set::*;
 use string::*;
@@ -166,6 +168,8 @@ fn unknown_operator(name: &str) -> CommandError {
 }
 
 const KNOWN_OPERATORS: &[&str] = &[
+    "$sigmoid",
+    "$toUUID",
     "$binarySize",
     "$bsonSize",
     "$dateAdd",
@@ -690,6 +694,8 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             convert(input.unwrap_or(Bson::Null), target).map(Some)
         }
         "$convert" => op_convert(arg, scope),
+        "$toUUID" => op_to_uuid(arg, scope),
+        "$sigmoid" => op_sigmoid(arg, scope),
         // Strings
         "$concat" => {
             let mut out = String::new();
@@ -911,25 +917,48 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             }
         }
         "$replaceOne" | "$replaceAll" => {
-            let f = parse_object(name, arg, &["input", "find", "replacement"], 51240)?;
+            // 8.x codes: 51751 not an object, 51750 unknown argument, 51749/51748/51747 a
+            // missing input/find/replacement, 10503904/10503901/10503902 their wrong types.
+            let Bson::Document(d) = arg else {
+                return Err(CommandError::new(
+                    51751,
+                    format!(
+                        "{name} requires an object as an argument, found: {}",
+                        type_name(Some(arg))
+                    ),
+                ));
+            };
+            if let Some(k) = d
+                .keys()
+                .find(|k| !matches!(k.as_str(), "input" | "find" | "replacement"))
+            {
+                return Err(CommandError::new(
+                    51750,
+                    format!("{name} found an unknown argument: {k}"),
+                ));
+            }
             let mut vals = Vec::new();
-            for key in ["input", "find", "replacement"] {
-                let e = field(&f, key).ok_or_else(|| {
-                    CommandError::new(
-                        51241 + vals.len() as i32,
-                        format!("{name} requires '{key}' to be specified"),
-                    )
+            for (key, code) in [("input", 51749), ("find", 51748), ("replacement", 51747)] {
+                let e = d.get(key).ok_or_else(|| {
+                    CommandError::new(code, format!("{name} requires '{key}' to be specified"))
                 })?;
                 vals.push(eval(e, scope)?);
             }
             let mut strs = Vec::new();
-            for (key, v) in ["input", "find", "replacement"].iter().zip(&vals) {
+            for ((key, code), v) in [
+                ("input", 10503904),
+                ("find", 10503901),
+                ("replacement", 10503902),
+            ]
+            .iter()
+            .zip(&vals)
+            {
                 match v {
                     Some(Bson::String(s)) => strs.push(s.clone()),
                     x if nullish(x) => {}
                     other => {
                         return Err(CommandError::new(
-                            51746,
+                            *code,
                             format!(
                                 "{name} requires that '{key}' be a string, found: {}",
                                 other.clone().unwrap_or(Bson::Null)

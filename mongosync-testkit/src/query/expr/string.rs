@@ -137,9 +137,10 @@ pub(super) fn op_split(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     };
     let Some(Bson::String(sep)) = &v[1] else {
         return Err(CommandError::new(
-            40086,
+            // 8.x (which also splits on a regex) numbers the delimiter's type error 10503900.
+            10503900,
             format!(
-                "$split requires an expression that evaluates to a string as a second argument, found: {}",
+                "$split requires an expression that evaluates to a string or a regular expression as a second argument, found: {}",
                 tn(&v[1])
             ),
         ));
@@ -219,9 +220,11 @@ pub(super) fn op_index_of_str(name: &str, arg: &Bson, scope: &Scope) -> Result<O
     if nullish(&v[0]) {
         return Ok(Some(Bson::Null));
     }
+    // $indexOfBytes: 40091/40092; $indexOfCP: 40093/40094.
+    let cp = name == "$indexOfCP";
     let Some(Bson::String(s)) = &v[0] else {
         return Err(CommandError::new(
-            40091,
+            if cp { 40093 } else { 40091 },
             format!(
                 "{name} requires a string as the first argument, found: {}",
                 tn(&v[0])
@@ -230,7 +233,7 @@ pub(super) fn op_index_of_str(name: &str, arg: &Bson, scope: &Scope) -> Result<O
     };
     let Some(Bson::String(sub)) = &v[1] else {
         return Err(CommandError::new(
-            40092,
+            if cp { 40094 } else { 40092 },
             format!(
                 "{name} requires a string as the second argument, found: {}",
                 tn(&v[1])

@@ -1670,3 +1670,195 @@ fn rand_is_in_unit_interval() {
         assert!((0.0..1.0).contains(&x));
     }
 }
+
+#[test]
+fn decimal_operators_at_decimal_precision() {
+    // Beyond 128-bit intermediate coefficients: still one rounding, half to even.
+    assert_eq!(
+        ev(
+            bson!({"$multiply": [dec("9999999999999999999999999999999999"), dec("9999999999999999999999999999999999")]})
+        ),
+        Some(dec("9.999999999999999999999999999999998E+67"))
+    );
+    assert_eq!(
+        ev(bson!({"$add": [dec("1E+40"), dec("1E-40")]})),
+        Some(dec("1.000000000000000000000000000000000E+40"))
+    );
+    // -0 - 0 is -0; $add starts from the integer 0, as the server's, so its sums of -0 are +0.
+    assert_eq!(
+        ev(bson!({"$subtract": [dec("-0"), dec("0")]})),
+        Some(dec("-0"))
+    );
+    assert_eq!(ev(bson!({"$add": [dec("-0"), dec("-0")]})), Some(dec("0")));
+    assert_eq!(
+        ev(bson!({"$subtract": [dec("1.5"), dec("1.5")]})),
+        Some(dec("0.0"))
+    );
+    assert_eq!(
+        ev(bson!({"$add": [dec("Infinity"), dec("-Infinity")]})),
+        Some(dec("NaN"))
+    );
+    assert_eq!(ev(bson!({"$multiply": [dec("NaN"), 2]})), Some(dec("NaN")));
+    // $sqrt: IEEE square root at 34 digits; exact roots at the ideal exponent; -0 stays -0.
+    assert_eq!(
+        ev(bson!({"$sqrt": dec("2")})),
+        Some(dec("1.414213562373095048801688724209698"))
+    );
+    assert_eq!(ev(bson!({"$sqrt": dec("0.25")})), Some(dec("0.5")));
+    assert_eq!(ev(bson!({"$sqrt": dec("-0")})), Some(dec("-0")));
+    assert_eq!(err(bson!({"$sqrt": dec("-1E-6176")})).code, 28714);
+    // $abs, $ceil, $floor keep decimal digits.
+    assert_eq!(
+        ev(bson!({"$abs": dec("-12345678901234567890.123456789")})),
+        Some(dec("12345678901234567890.123456789"))
+    );
+    assert_eq!(ev(bson!({"$ceil": dec("-1.5")})), Some(dec("-1")));
+    assert_eq!(ev(bson!({"$floor": dec("-1.5")})), Some(dec("-2")));
+    assert_eq!(ev(bson!({"$floor": dec("1E+3")})), Some(dec("1E+3")));
+    // $round / $trunc quantize to exponent -place (the server pads: 1.298 to 4 places).
+    assert_eq!(ev(bson!({"$round": [dec("1.298"), 2]})), Some(dec("1.30")));
+    assert_eq!(
+        ev(bson!({"$round": [dec("1.298"), 4]})),
+        Some(dec("1.2980"))
+    );
+    assert_eq!(ev(bson!({"$round": [dec("2.5"), 0]})), Some(dec("2")));
+    assert_eq!(ev(bson!({"$round": [dec("-0.4"), 0]})), Some(dec("-0")));
+    assert_eq!(
+        ev(bson!({"$round": [dec("1234.5678"), -2]})),
+        Some(dec("1.2E+3"))
+    );
+    assert_eq!(ev(bson!({"$trunc": [dec("1.298"), 2]})), Some(dec("1.29")));
+    assert_eq!(
+        ev(bson!({"$trunc": [dec("-1.99999999999999999999999999999999"), 0]})),
+        Some(dec("-1"))
+    );
+    // $sum / $avg of decimals add exactly.
+    assert_eq!(
+        ev(bson!({"$sum": [dec("0.1"), dec("0.2"), dec("0.3")]})),
+        Some(dec("0.6"))
+    );
+    assert_eq!(
+        ev(bson!({"$avg": [dec("1"), dec("2"), 4]})),
+        Some(dec("2.333333333333333333333333333333333"))
+    );
+}
+
+#[test]
+fn decimal_conversions_are_exact() {
+    // Double to decimal: the server's 15 significant digits, trailing zeros kept.
+    assert_eq!(
+        ev(bson!({"$toDecimal": 2.5})),
+        Some(dec("2.50000000000000"))
+    );
+    assert_eq!(
+        ev(bson!({"$toDecimal": 1e20})),
+        Some(dec("1.00000000000000E+20"))
+    );
+    assert_eq!(ev(bson!({"$toDecimal": -0.0})), Some(dec("-0")));
+    // Decimal to long truncates at decimal precision over the whole range.
+    assert_eq!(
+        ev(bson!({"$toLong": dec("9223372036854775807.9")})),
+        Some(Bson::Int64(i64::MAX))
+    );
+    assert_eq!(
+        ev(bson!({"$toLong": dec("-9223372036854775808")})),
+        Some(Bson::Int64(i64::MIN))
+    );
+    let e = err(bson!({"$toLong": dec("9223372036854775808")}));
+    assert_eq!(e.code, 241);
+    assert!(
+        e.message.contains("Conversion would overflow target type"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        ev(bson!({"$toInt": dec("-2147483648.7")})),
+        Some(Bson::Int32(i32::MIN))
+    );
+    assert_eq!(err(bson!({"$toInt": dec("2147483648")})).code, 241);
+    let e = err(bson!({"$toInt": dec("NaN")}));
+    assert_eq!(e.code, 241);
+    assert!(e.message.contains("NaN"), "{}", e.message);
+}
+
+#[test]
+fn sigmoid_and_to_uuid() {
+    let Some(Bson::Double(s)) = ev(bson!({"$sigmoid": 1})) else {
+        panic!("$sigmoid of an int is a double")
+    };
+    assert!((s - 0.7310585786300049).abs() < 1e-15);
+    assert_eq!(ev(bson!({"$sigmoid": 0.0})), Some(Bson::Double(0.5)));
+    assert_eq!(ev(bson!({"$sigmoid": "$missing"})), Some(Bson::Null));
+    assert_eq!(
+        ev(bson!({"$sigmoid": {"input": null, "onNull": 7}})),
+        Some(bson!(7))
+    );
+    assert!(matches!(
+        ev(bson!({"$sigmoid": dec("0")})),
+        Some(Bson::Decimal128(_))
+    ));
+    assert_eq!(err(bson!({"$sigmoid": "x"})).code, 14);
+
+    let Some(Bson::Binary(b)) = ev(bson!({"$toUUID": "123e4567-e89b-12d3-a456-426614174000"}))
+    else {
+        panic!("$toUUID gives binData")
+    };
+    assert_eq!(b.subtype, bson::spec::BinarySubtype::Uuid);
+    assert_eq!(b.bytes[0], 0x12);
+    assert_eq!(ev(bson!({"$toUUID": null})), Some(Bson::Null));
+    assert_eq!(err(bson!({"$toUUID": "not-a-uuid"})).code, 241);
+    assert_eq!(err(bson!({"$toUUID": 5})).code, 241);
+}
+
+#[test]
+fn eight_x_argument_codes() {
+    // $replaceOne/$replaceAll: parse codes, then one type code per argument.
+    assert_eq!(err(bson!({"$replaceAll": "x"})).code, 51751);
+    assert_eq!(
+        err(bson!({"$replaceAll": {"input": "a", "find": "a", "replacement": "b", "x": 1}})).code,
+        51750
+    );
+    assert_eq!(
+        err(bson!({"$replaceAll": {"find": "a", "replacement": "b"}})).code,
+        51749
+    );
+    assert_eq!(
+        err(bson!({"$replaceAll": {"input": "a", "replacement": "b"}})).code,
+        51748
+    );
+    assert_eq!(
+        err(bson!({"$replaceOne": {"input": "a", "find": "a"}})).code,
+        51747
+    );
+    assert_eq!(
+        err(bson!({"$replaceAll": {"input": 1, "find": "a", "replacement": "b"}})).code,
+        10503904
+    );
+    assert_eq!(
+        err(bson!({"$replaceAll": {"input": "a", "find": 1, "replacement": "b"}})).code,
+        10503901
+    );
+    assert_eq!(
+        err(bson!({"$replaceAll": {"input": "a", "find": "a", "replacement": 1}})).code,
+        10503902
+    );
+    // $indexOfCP has its own codes; $indexOfBytes keeps 40091/40092.
+    assert_eq!(err(bson!({"$indexOfCP": [1, "a"]})).code, 40093);
+    assert_eq!(err(bson!({"$indexOfCP": ["a", 1]})).code, 40094);
+    assert_eq!(err(bson!({"$indexOfBytes": [1, "a"]})).code, 40091);
+    assert_eq!(err(bson!({"$indexOfBytes": ["a", 1]})).code, 40092);
+    assert_eq!(err(bson!({"$split": ["a", 1]})).code, 10503900);
+    // n of $firstN & co.: fractional or non-positive is 7548606, a non-number 5787902.
+    for n in [bson!(0), bson!(-1), bson!(2.5), dec("1.5")] {
+        assert_eq!(
+            err(bson!({"$firstN": {"input": [1, 2], "n": n.clone()}})).code,
+            7548606,
+            "{n}"
+        );
+    }
+    assert_eq!(
+        err(bson!({"$lastN": {"input": [1, 2], "n": "x"}})).code,
+        5787902
+    );
+    assert_eq!(err(bson!({"$maxN": {"input": [1, 2]}})).code, 5787906);
+}

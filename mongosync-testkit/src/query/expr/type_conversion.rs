@@ -171,7 +171,12 @@ pub(crate) fn convert(v: Bson, to: &str) -> Result<Bson> {
                     *i
                 }
                 Bson::Double(d) => double_to_integer(*d, &v, min, max)?,
-                Bson::Decimal128(d) => double_to_integer(dec_to_f64(d), &v, min, max)?,
+                // Truncated at decimal precision: a long's full range converts exactly.
+                Bson::Decimal128(d) => match D128::from_decimal128(d).trunc_i64() {
+                    Some(i) if to == "long" || i32::try_from(i).is_ok() => i,
+                    Some(_) => double_to_integer(f64::INFINITY, &v, min, max)?,
+                    None => double_to_integer(dec_to_f64(d).signum() * f64::INFINITY, &v, min, max)?,
+                },
                 Bson::DateTime(d) if to == "long" => d.timestamp_millis(),
                 Bson::String(s) => {
                     let i = parse_int_str(s)?;
@@ -223,7 +228,8 @@ pub(crate) fn convert(v: Bson, to: &str) -> Result<Bson> {
                     Bson::Int64(i) => Bson::Decimal128(
                         i.to_string().parse().unwrap_or_else(|_| f64_to_dec(d)),
                     ),
-                    _ => Bson::Decimal128(f64_to_dec(d)),
+                    // The server's `Decimal128(double)`: 15 significant digits.
+                    _ => Bson::Decimal128(D128::from_f64(d).into_decimal128()),
                 }
             }
         }
@@ -342,5 +348,37 @@ pub(crate) fn stream_double(d: f64) -> String {
             if exp < 0 { '-' } else { '+' },
             exp.abs()
         )
+    }
+}
+
+/// `$toUUID` (8.x): a UUID string to binData subtype 4, as `$convert` with `format: "uuid"`.
+pub(super) fn op_to_uuid(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
+    let v = eval_exact("$toUUID", arg, 1, scope)?;
+    let input = v.into_iter().next().flatten();
+    if nullish(&input) {
+        return Ok(Some(Bson::Null));
+    }
+    match &input {
+        Some(Bson::Binary(b)) if b.subtype == bson::spec::BinarySubtype::Uuid => Ok(input),
+        Some(Bson::String(s)) => match uuid::Uuid::try_parse(s) {
+            // The server takes only the hyphenated 36-character form.
+            Ok(u) if s.len() == 36 => Ok(Some(Bson::Binary(bson::Binary {
+                subtype: bson::spec::BinarySubtype::Uuid,
+                bytes: u.as_bytes().to_vec(),
+            }))),
+            _ => Err(CommandError::new(
+                CONVERSION_FAILURE,
+                format!(
+                    "Failed to parse BinData '{s}' in $convert with no onError value: Invalid UUID string: {s}"
+                ),
+            )),
+        },
+        other => Err(CommandError::new(
+            CONVERSION_FAILURE,
+            format!(
+                "Unsupported conversion from {} to binData in $convert with no onError value",
+                tn(other)
+            ),
+        )),
     }
 }

@@ -18,6 +18,13 @@ pub(super) struct Schema {
     pattern: Option<Re>,
     enum_values: Option<Vec<Bson>>,
     items: Option<Box<Schema>>,
+    /// `items` as an array: a schema per position, and `additionalItems` for the rest.
+    tuple_items: Option<Vec<Schema>>,
+    additional_items: Option<bool>,
+    additional_items_schema: Option<Box<Schema>>,
+    pattern_properties: Vec<(Re, Schema)>,
+    /// `dependencies`: a present property requires other properties, or a schema.
+    dependencies: Vec<(String, Dependency)>,
     min_items: Option<i64>,
     max_items: Option<i64>,
     unique_items: bool,
@@ -27,6 +34,12 @@ pub(super) struct Schema {
     all_of: Vec<Schema>,
     one_of: Vec<Schema>,
     not: Option<Box<Schema>>,
+}
+
+#[derive(Debug, Clone)]
+enum Dependency {
+    Properties(Vec<String>),
+    Schema(Box<Schema>),
 }
 
 pub(super) fn schema_err(msg: impl Into<String>) -> CommandError {
@@ -229,12 +242,89 @@ impl Schema {
                 },
                 "items" => match v {
                     Bson::Document(sd) => s.items = Some(Box::new(Schema::parse(sd)?)),
+                    Bson::Array(a) => {
+                        let mut list = Vec::with_capacity(a.len());
+                        for x in a {
+                            let Bson::Document(sd) = x else {
+                                return Err(CommandError::type_mismatch(format!(
+                                    "$jsonSchema keyword 'items' requires that each element of the array is an object, but found a {}",
+                                    type_name(x)
+                                )));
+                            };
+                            list.push(Schema::parse(sd)?);
+                        }
+                        s.tuple_items = Some(list);
+                    }
                     _ => {
-                        return Err(schema_err(
-                            "$jsonSchema keyword 'items' is only supported as an object by the testkit",
-                        ));
+                        return Err(CommandError::type_mismatch(format!(
+                            "$jsonSchema keyword 'items' must be an array or an object, not {}",
+                            type_name(v)
+                        )));
                     }
                 },
+                "additionalItems" => match v {
+                    Bson::Boolean(b) => s.additional_items = Some(*b),
+                    Bson::Document(sd) => {
+                        s.additional_items_schema = Some(Box::new(Schema::parse(sd)?))
+                    }
+                    _ => {
+                        return Err(CommandError::type_mismatch(format!(
+                            "$jsonSchema keyword 'additionalItems' must be either an object or a boolean, but got a {}",
+                            type_name(v)
+                        )));
+                    }
+                },
+                "patternProperties" => {
+                    let Bson::Document(pats) = v else {
+                        return Err(CommandError::type_mismatch(
+                            "$jsonSchema keyword 'patternProperties' must be an object",
+                        ));
+                    };
+                    for (pat, sub) in pats {
+                        let Bson::Document(sd) = sub else {
+                            return Err(CommandError::type_mismatch(format!(
+                                "$jsonSchema keyword 'patternProperties' has property '{pat}' which is not an object"
+                            )));
+                        };
+                        s.pattern_properties
+                            .push((Re::new(pat, "")?, Schema::parse(sd)?));
+                    }
+                }
+                "dependencies" => {
+                    let Bson::Document(deps) = v else {
+                        return Err(CommandError::type_mismatch(
+                            "$jsonSchema keyword 'dependencies' must be an object",
+                        ));
+                    };
+                    for (name, dep) in deps {
+                        let parsed = match dep {
+                            Bson::Document(sd) => Dependency::Schema(Box::new(Schema::parse(sd)?)),
+                            Bson::Array(a) if !a.is_empty() => {
+                                let mut names = Vec::with_capacity(a.len());
+                                for x in a {
+                                    let Bson::String(f) = x else {
+                                        return Err(CommandError::type_mismatch(format!(
+                                            "property '{name}' in $jsonSchema keyword 'dependencies' must be an array of strings"
+                                        )));
+                                    };
+                                    names.push(f.clone());
+                                }
+                                Dependency::Properties(names)
+                            }
+                            Bson::Array(_) => {
+                                return Err(schema_err(format!(
+                                    "property '{name}' in $jsonSchema keyword 'dependencies' must be a nonempty array"
+                                )));
+                            }
+                            _ => {
+                                return Err(CommandError::type_mismatch(format!(
+                                    "property '{name}' in $jsonSchema keyword 'dependencies' must be either an object or an array"
+                                )));
+                            }
+                        };
+                        s.dependencies.push((name.clone(), parsed));
+                    }
+                }
                 "anyOf" => s.any_of = sub_list(k, v)?,
                 "allOf" => s.all_of = sub_list(k, v)?,
                 "oneOf" => s.one_of = sub_list(k, v)?,
@@ -335,6 +425,20 @@ impl Schema {
             {
                 return false;
             }
+            if let Some(tuple) = &self.tuple_items {
+                if !a.iter().zip(tuple).all(|(x, sub)| sub.validate(x)) {
+                    return false;
+                }
+                let rest = a.get(tuple.len()..).unwrap_or(&[]);
+                if self.additional_items == Some(false) && !rest.is_empty() {
+                    return false;
+                }
+                if let Some(sub) = &self.additional_items_schema
+                    && !rest.iter().all(|x| sub.validate(x))
+                {
+                    return false;
+                }
+            }
             if self.unique_items {
                 for (i, x) in a.iter().enumerate() {
                     if a[..i]
@@ -363,9 +467,28 @@ impl Schema {
                     return false;
                 }
             }
-            let mut additional = d
-                .iter()
-                .filter(|(k, _)| !self.properties.iter().any(|(name, _)| name == *k));
+            for (re, sub) in &self.pattern_properties {
+                if d.iter().any(|(k, x)| re.is_match(k) && !sub.validate(x)) {
+                    return false;
+                }
+            }
+            for (name, dep) in &self.dependencies {
+                if !d.contains_key(name) {
+                    continue;
+                }
+                let ok = match dep {
+                    Dependency::Properties(names) => names.iter().all(|n| d.contains_key(n)),
+                    Dependency::Schema(sub) => sub.validate(v),
+                };
+                if !ok {
+                    return false;
+                }
+            }
+            // Properties named or matched by a pattern are not "additional".
+            let mut additional = d.iter().filter(|(k, _)| {
+                !self.properties.iter().any(|(name, _)| name == *k)
+                    && !self.pattern_properties.iter().any(|(re, _)| re.is_match(k))
+            });
             if self.additional_properties == Some(false) && additional.next().is_some() {
                 return false;
             }
@@ -390,5 +513,88 @@ impl Schema {
             return false;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Matcher;
+    use bson::{Document, doc};
+
+    fn matches(schema: Document, d: Document) -> bool {
+        Matcher::new(&doc! {"$jsonSchema": schema}, &doc! {})
+            .unwrap()
+            .matches(&d)
+    }
+
+    fn err(schema: Document) -> (i32, String) {
+        let e = Matcher::new(&doc! {"$jsonSchema": schema}, &doc! {}).unwrap_err();
+        (e.code, e.message)
+    }
+
+    #[test]
+    fn tuple_items_and_additional_items() {
+        let s = doc! {"properties": {"p": {
+            "items": [{"bsonType": "int"}, {"bsonType": "string"}],
+            "additionalItems": false,
+        }}};
+        assert!(matches(s.clone(), doc! {"p": [1, "a"]}));
+        assert!(matches(s.clone(), doc! {"p": [1]}));
+        assert!(!matches(s.clone(), doc! {"p": ["a", 1]}));
+        assert!(!matches(s, doc! {"p": [1, "a", 2]}));
+        let s = doc! {"properties": {"p": {
+            "items": [{"bsonType": "int"}],
+            "additionalItems": {"bsonType": "bool"},
+        }}};
+        assert!(matches(s.clone(), doc! {"p": [1, true, false]}));
+        assert!(!matches(s, doc! {"p": [1, true, 3]}));
+        // additionalItems alone (items an object or absent) constrains nothing.
+        assert!(matches(
+            doc! {"properties": {"p": {"additionalItems": false}}},
+            doc! {"p": [1, 2]}
+        ));
+        assert_eq!(
+            err(doc! {"items": 1}),
+            (
+                14,
+                "$jsonSchema keyword 'items' must be an array or an object, not int".into()
+            )
+        );
+        assert_eq!(
+            err(doc! {"items": [1]}),
+            (14, "$jsonSchema keyword 'items' requires that each element of the array is an object, but found a int".into())
+        );
+        assert_eq!(
+            err(doc! {"additionalItems": "x"}),
+            (14, "$jsonSchema keyword 'additionalItems' must be either an object or a boolean, but got a string".into())
+        );
+    }
+
+    #[test]
+    fn pattern_properties_and_dependencies() {
+        let s = doc! {
+            "properties": {"name": {"bsonType": "string"}},
+            "patternProperties": {"^n_": {"bsonType": "int"}},
+            "additionalProperties": false,
+        };
+        assert!(matches(s.clone(), doc! {"name": "x", "n_a": 1, "n_b": 2}));
+        assert!(!matches(s.clone(), doc! {"n_a": "one"}));
+        assert!(!matches(s, doc! {"other": 1}));
+
+        let s = doc! {"dependencies": {
+            "card": ["billing"],
+            "vip": {"required": ["since"]},
+        }};
+        assert!(matches(s.clone(), doc! {"card": 1, "billing": 2}));
+        assert!(!matches(s.clone(), doc! {"card": 1}));
+        assert!(matches(s.clone(), doc! {"billing": 2}));
+        assert!(matches(s.clone(), doc! {"vip": true, "since": 2020}));
+        assert!(!matches(s, doc! {"vip": true}));
+
+        assert_eq!(err(doc! {"patternProperties": 1}).0, 14);
+        assert_eq!(err(doc! {"patternProperties": {"a": 1}}).0, 14);
+        assert_eq!(err(doc! {"dependencies": 1}).0, 14);
+        assert_eq!(err(doc! {"dependencies": {"a": 1}}).0, 14);
+        assert_eq!(err(doc! {"dependencies": {"a": [1]}}).0, 14);
     }
 }

@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Document, doc};
 
-use crate::error::{CommandError, Result};
+use crate::error::{CommandError, Result, codes};
 use crate::query::expr::{self, Accumulator, compare_values};
 use crate::query::sort::SortSpec;
 
@@ -343,9 +343,19 @@ impl AccSpec {
     fn finish(&self, state: AccState, id: &Bson, vars: &Document) -> Result<Bson> {
         let n_value = |n: &Bson, op: &str| -> Result<usize> {
             let v = expr::evaluate(n, &doc! {"_id": id.clone()}, vars)?;
+            // 8.x: a non-number is 5787902; a fractional or non-positive number 7548606.
             let n = match v.as_ref().and_then(expr::Num::from_bson) {
                 Some(num) if num.f64().fract() == 0.0 => num.f64(),
-                _ => {
+                Some(_) => {
+                    return Err(acc_error(
+                        7548606,
+                        format!(
+                            "Value for 'n' must be of integral type, but found {}",
+                            v.unwrap_or(Bson::Null)
+                        ),
+                    ));
+                }
+                None => {
                     return Err(acc_error(
                         5787902,
                         format!(
@@ -357,7 +367,7 @@ impl AccSpec {
             };
             if n < 1.0 {
                 return Err(acc_error(
-                    5787908,
+                    7548606,
                     format!("'n' must be greater than 0, found {n} ({op})"),
                 ));
             }
@@ -588,6 +598,126 @@ pub(super) struct BucketAuto {
     group_by: Bson,
     buckets: usize,
     output: Vec<(String, AccSpec)>,
+    /// A preferred-number series (`granularity`): bucket boundaries are rounded to it.
+    series: Option<&'static [f64]>,
+}
+
+/// The server's preferred-number series (`granularity_rounder_preferred_numbers.cpp`), in its
+/// base scale: boundaries are these times a power of ten, computed in doubles as it does.
+fn preferred_series(name: &str) -> Option<&'static [f64]> {
+    const R5: &[f64] = &[10.0, 16.0, 25.0, 40.0, 63.0];
+    const R10: &[f64] = &[
+        100.0, 125.0, 160.0, 200.0, 250.0, 315.0, 400.0, 500.0, 630.0, 800.0,
+    ];
+    const R20: &[f64] = &[
+        100.0, 112.0, 125.0, 140.0, 160.0, 180.0, 200.0, 224.0, 250.0, 280.0, 315.0, 355.0, 400.0,
+        450.0, 500.0, 560.0, 630.0, 710.0, 800.0, 900.0,
+    ];
+    const R40: &[f64] = &[
+        100.0, 106.0, 112.0, 118.0, 125.0, 132.0, 140.0, 150.0, 160.0, 170.0, 180.0, 190.0, 200.0,
+        212.0, 224.0, 236.0, 250.0, 265.0, 280.0, 300.0, 315.0, 355.0, 375.0, 400.0, 425.0, 450.0,
+        475.0, 500.0, 530.0, 560.0, 600.0, 630.0, 670.0, 710.0, 750.0, 800.0, 850.0, 900.0, 950.0,
+    ];
+    const R80: &[f64] = &[
+        103.0, 109.0, 115.0, 122.0, 128.0, 136.0, 145.0, 155.0, 165.0, 175.0, 185.0, 195.0, 206.0,
+        218.0, 230.0, 243.0, 258.0, 272.0, 290.0, 307.0, 325.0, 345.0, 365.0, 387.0, 412.0, 437.0,
+        462.0, 487.0, 515.0, 545.0, 575.0, 615.0, 650.0, 690.0, 730.0, 775.0, 825.0, 875.0, 925.0,
+        975.0,
+    ];
+    const S125: &[f64] = &[10.0, 20.0, 50.0];
+    const E6: &[f64] = &[10.0, 15.0, 22.0, 33.0, 47.0, 68.0];
+    const E12: &[f64] = &[
+        10.0, 12.0, 15.0, 18.0, 22.0, 27.0, 33.0, 39.0, 47.0, 56.0, 68.0, 82.0,
+    ];
+    const E24: &[f64] = &[
+        10.0, 11.0, 12.0, 13.0, 15.0, 16.0, 18.0, 20.0, 22.0, 24.0, 27.0, 30.0, 33.0, 36.0, 39.0,
+        43.0, 47.0, 51.0, 56.0, 62.0, 68.0, 75.0, 82.0, 91.0,
+    ];
+    Some(match name {
+        "R5" => R5,
+        "R10" => R10,
+        "R20" => R20,
+        "R40" => R40,
+        "R80" => R80,
+        "1-2-5" => S125,
+        "E6" => E6,
+        "E12" => E12,
+        "E24" => E24,
+        _ => return None,
+    })
+}
+
+fn check_roundable(v: &Bson) -> Result<f64> {
+    let Some(n) = expr::Num::from_bson(v) else {
+        return Err(CommandError::new(
+            40262,
+            format!(
+                "A granularity rounder can only round numeric values, but found type: {}",
+                expr::type_name(Some(v))
+            ),
+        ));
+    };
+    let x = n.f64();
+    if x.is_nan() {
+        return Err(CommandError::new(
+            40263,
+            "A granularity rounder cannot round NaN",
+        ));
+    }
+    if x < 0.0 {
+        return Err(CommandError::new(
+            40268,
+            "A granularity rounder can only round non-negative numbers",
+        ));
+    }
+    Ok(x)
+}
+
+/// The server's `roundUp` (double path): the smallest series number strictly above.
+fn round_up(v: &Bson, series: &[f64]) -> Result<Bson> {
+    let x = check_roundable(v)?;
+    if x == 0.0 {
+        return Ok(v.clone());
+    }
+    let (first, last) = (series[0], series[series.len() - 1]);
+    let mut m = 1.0;
+    while x >= last * m {
+        m *= 10.0;
+    }
+    while x < first * m {
+        let previous_min = first * m;
+        m /= 10.0;
+        if x >= last * m {
+            return Ok(Bson::Double(previous_min));
+        }
+    }
+    let s = series.iter().find(|&&s| x < s * m).unwrap_or(&last);
+    Ok(Bson::Double(s * m))
+}
+
+/// The server's `roundDown` (double path): the largest series number strictly below.
+fn round_down(v: &Bson, series: &[f64]) -> Result<Bson> {
+    let x = check_roundable(v)?;
+    if x == 0.0 {
+        return Ok(v.clone());
+    }
+    let (first, last) = (series[0], series[series.len() - 1]);
+    let mut m = 1.0;
+    while x <= first * m {
+        m /= 10.0;
+    }
+    while x > last * m {
+        let previous_max = last * m;
+        m *= 10.0;
+        if x <= first * m {
+            return Ok(Bson::Double(previous_max));
+        }
+    }
+    let i = series
+        .iter()
+        .position(|&s| s * m >= x)
+        .unwrap_or(series.len());
+    Ok(Bson::Double(series[i.max(1) - 1] * m))
 }
 
 impl BucketAuto {
@@ -603,6 +733,7 @@ impl BucketAuto {
         };
         let mut group_by = None;
         let mut buckets = None;
+        let mut series = None;
         for (k, v) in d {
             match k.as_str() {
                 "groupBy" => {
@@ -644,10 +775,33 @@ impl BucketAuto {
                 }
                 "output" => {}
                 "granularity" => {
-                    return Err(CommandError::new(
-                        40257,
-                        "$bucketAuto 'granularity' is not supported by the testkit",
-                    ));
+                    let Bson::String(g) = v else {
+                        return Err(CommandError::new(
+                            40261,
+                            format!(
+                                "The $bucketAuto 'granularity' field must be a string, but found type: {}",
+                                expr::type_name(Some(v))
+                            ),
+                        ));
+                    };
+                    series = match preferred_series(g) {
+                        Some(s) => Some(s),
+                        // Real series the testkit does not round with (yet): say so.
+                        None if matches!(g.as_str(), "E48" | "E96" | "E192" | "POWERSOF2") => {
+                            return Err(CommandError::new(
+                                codes::COMMAND_NOT_SUPPORTED,
+                                format!(
+                                    "$bucketAuto granularity '{g}' is not supported by the testkit"
+                                ),
+                            ));
+                        }
+                        None => {
+                            return Err(CommandError::new(
+                                40257,
+                                format!("Unknown rounding granularity '{g}'"),
+                            ));
+                        }
+                    };
                 }
                 other => {
                     return Err(CommandError::new(
@@ -668,6 +822,7 @@ impl BucketAuto {
             group_by,
             buckets,
             output,
+            series,
         })
     }
 
@@ -675,9 +830,27 @@ impl BucketAuto {
         let mut keyed = Vec::with_capacity(docs.len());
         for d in docs {
             let k = expr::evaluate(&self.group_by, &d, vars)?.unwrap_or(Bson::Null);
+            if self.series.is_some() && expr::Num::from_bson(&k).is_none() {
+                return Err(CommandError::new(
+                    40258,
+                    format!(
+                        "$bucketAuto can specify a 'granularity' with numeric boundaries only, but found a value with type: {}",
+                        expr::type_name(Some(&k))
+                    ),
+                ));
+            }
+            if matches!(k, Bson::Decimal128(_)) && self.series.is_some() {
+                return Err(CommandError::new(
+                    codes::COMMAND_NOT_SUPPORTED,
+                    "$bucketAuto granularity over decimal values is not supported by the testkit",
+                ));
+            }
             keyed.push((k, d));
         }
         keyed.sort_by(|a, b| compare_values(Some(&a.0), Some(&b.0)));
+        if let Some(series) = self.series {
+            return self.run_rounded(keyed, series, vars);
+        }
         // The server fills each bucket with round(n / buckets) documents, then keeps adding
         // documents equal to the bucket's last value; the last bucket takes the rest.
         let approx = ((keyed.len() as f64 / self.buckets as f64).round() as usize).max(1);
@@ -705,6 +878,71 @@ impl BucketAuto {
                 Some(&(next, _)) => keyed[next].0.clone(),
                 None => keyed[end - 1].0.clone(),
             };
+            let id = Bson::Document(doc! {"min": min, "max": max});
+            let members: Vec<&Document> = keyed[start..end].iter().map(|(_, d)| d).collect();
+            let mut d = doc! {"_id": id.clone()};
+            for (k, v) in Group::accumulate(&self.output, &members, &id, vars)? {
+                d.insert(k, v);
+            }
+            out.push(d);
+        }
+        Ok(out)
+    }
+}
+
+impl BucketAuto {
+    /// `$bucketAuto` with a granularity, as the server's `populateBuckets`: each bucket takes
+    /// about n/buckets documents, its max is rounded up and absorbs the values below it; the
+    /// next bucket starts at that max; the first min is rounded down, the last max up.
+    fn run_rounded(
+        &self,
+        keyed: Vec<(Bson, Document)>,
+        series: &[f64],
+        vars: &Document,
+    ) -> Result<Vec<Document>> {
+        let approx = ((keyed.len() as f64 / self.buckets as f64).round() as usize).max(1);
+        // (min, max, start, end) per bucket.
+        let mut buckets: Vec<(Bson, Bson, usize, usize)> = Vec::new();
+        let mut i = 0;
+        while i < keyed.len() && buckets.len() < self.buckets {
+            let start = i;
+            let min = keyed[start].0.clone();
+            let is_last = buckets.len() == self.buckets - 1;
+            let max;
+            if is_last {
+                i = keyed.len();
+                max = keyed[i - 1].0.clone();
+            } else {
+                i = (start + approx).min(keyed.len());
+                let boundary = round_up(&keyed[i - 1].0, series)?;
+                while i < keyed.len()
+                    && compare_values(Some(&boundary), Some(&keyed[i].0)) == Ordering::Greater
+                {
+                    i += 1;
+                }
+                max = if expr::Num::from_bson(&boundary).is_some_and(|n| n.f64() == 0.0)
+                    && i < keyed.len()
+                {
+                    round_down(&keyed[i].0, series)?
+                } else {
+                    boundary
+                };
+            }
+            // Each bucket after the first starts at the previous (rounded) max.
+            let min = match buckets.last() {
+                Some(prev) => prev.1.clone(),
+                None => min,
+            };
+            buckets.push((min, max, start, i));
+        }
+        if let Some(first) = buckets.first_mut() {
+            first.0 = round_down(&first.0, series)?;
+        }
+        if let Some(last) = buckets.last_mut() {
+            last.1 = round_up(&last.1, series)?;
+        }
+        let mut out = Vec::with_capacity(buckets.len());
+        for (min, max, start, end) in buckets {
             let id = Bson::Document(doc! {"min": min, "max": max});
             let members: Vec<&Document> = keyed[start..end].iter().map(|(_, d)| d).collect();
             let mut d = doc! {"_id": id.clone()};

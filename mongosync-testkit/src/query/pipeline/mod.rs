@@ -6,6 +6,7 @@
 mod geo_near;
 mod group;
 mod project;
+mod window;
 
 use bson::{Bson, Document, doc};
 
@@ -16,6 +17,7 @@ use crate::query::sort::SortSpec;
 
 use group::{Bucket, BucketAuto, Group};
 use project::Projection;
+use window::{Fill, SetWindowFields};
 
 /// What a pipeline may ask of the server beyond its input documents: other collections
 /// (`$lookup`, `$unionWith`), collection statistics (`$collStats`), and writes (`$out`,
@@ -143,6 +145,8 @@ enum Stage {
     },
     Redact(Bson),
     GeoNear(Box<geo_near::GeoNear>),
+    SetWindowFields(Box<SetWindowFields>),
+    Fill(Box<Fill>),
 }
 
 fn type_name(v: &Bson) -> &'static str {
@@ -264,6 +268,8 @@ impl Stage {
             Stage::SortByCount(_) => "$sortByCount",
             Stage::Sample(_) => "$sample",
             Stage::BucketAuto(_) => "$bucketAuto",
+            Stage::SetWindowFields(_) => "$setWindowFields",
+            Stage::Fill(_) => "$fill",
             Stage::Bucket(_) => "$bucket",
             Stage::ReplaceRoot(_) => "$replaceRoot",
             Stage::Unwind { .. } => "$unwind",
@@ -418,6 +424,8 @@ impl Stage {
                 )
             }
             "$bucketAuto" => Stage::BucketAuto(BucketAuto::parse(spec)?),
+            "$setWindowFields" => Stage::SetWindowFields(Box::new(SetWindowFields::parse(spec)?)),
+            "$fill" => Stage::Fill(Box::new(Fill::parse(spec)?)),
             "$bucket" => Stage::Bucket(Bucket::parse(spec)?),
             "$replaceRoot" => {
                 let d = object(
@@ -601,7 +609,7 @@ impl Stage {
             }
             // Real stages the testkit does not implement: say so rather than pretend the
             // server does not know them.
-            "$setWindowFields" | "$densify" | "$fill" => {
+            "$densify" => {
                 return Err(CommandError::new(
                     codes::COMMAND_NOT_SUPPORTED,
                     format!("{name} is not supported by the testkit"),
@@ -1146,6 +1154,8 @@ fn run_stage(
             docs
         }
         Stage::BucketAuto(b) => b.run(docs, vars)?,
+        Stage::SetWindowFields(w) => w.run(docs, vars)?,
+        Stage::Fill(f) => f.run(docs, vars)?,
         Stage::Bucket(b) => b.run(docs, vars)?,
         Stage::ReplaceRoot(e) => {
             let mut out = Vec::with_capacity(docs.len());

@@ -916,7 +916,8 @@ fn list_local_sessions_and_search_stages() {
         parse_err(bson!([{"$match": {}}, {"$indexStats": {}}])).code,
         40602
     );
-    assert_eq!(parse_err(bson!([{"$setWindowFields": {}}])).code, 115);
+    assert_eq!(parse_err(bson!([{"$densify": {}}])).code, 115);
+    assert_eq!(parse_err(bson!([{"$setWindowFields": {}}])).code, 40414);
     let e = parse_err(bson!([{"$listSearchIndexes": {}}]));
     assert!(e.message.contains("Atlas"));
 }
@@ -1061,4 +1062,58 @@ fn lookup_local_values_as_the_server_builds_them() {
         ids(bson!([{"l": {"v": [re, 1]}}])),
         vec![bson!(1), bson!(5)]
     );
+}
+
+#[test]
+fn group_n_accumulators_refuse_a_bad_n_with_7548606() {
+    for n in [bson!(0), bson!(-1), bson!(2.5)] {
+        let e = Pipeline::parse(
+            &[doc! {"$group": {"_id": null, "r": {"$lastN": {"n": n.clone(), "input": "$v"}}}}],
+            &Document::new(),
+        )
+        .and_then(|p| p.run_local(vec![doc! {"v": 1}]))
+        .unwrap_err();
+        assert_eq!(e.code, 7548606, "{n}");
+    }
+}
+
+#[test]
+fn bucket_auto_granularity_rounds_boundaries_to_the_series() {
+    let docs: Vec<Document> = (1..=10).map(|v| doc! {"v": v}).collect();
+    let out = Pipeline::parse(
+        &[doc! {"$bucketAuto": {"groupBy": "$v", "buckets": 3, "granularity": "R5"}}],
+        &Document::new(),
+    )
+    .unwrap()
+    .run_local(docs)
+    .unwrap();
+    // Boundaries are series numbers times powers of ten, in the server's double arithmetic;
+    // each max is exclusive and the next bucket's min.
+    let r = |x: f64| Bson::Double(x);
+    assert_eq!(
+        out,
+        vec![
+            doc! {"_id": {"min": r(63.0 * 0.01), "max": r(4.0)}, "count": 3},
+            doc! {"_id": {"min": r(4.0), "max": r(63.0 * 0.1)}, "count": 3},
+            doc! {"_id": {"min": r(63.0 * 0.1), "max": r(16.0)}, "count": 4},
+        ]
+    );
+    let parse = |g: Bson| {
+        Pipeline::parse(
+            &[doc! {"$bucketAuto": {"groupBy": "$v", "buckets": 2, "granularity": g}}],
+            &Document::new(),
+        )
+    };
+    assert_eq!(parse(bson!("R7")).unwrap_err().code, 40257);
+    assert_eq!(parse(bson!(5)).unwrap_err().code, 40261);
+    let run = |d: Document| {
+        parse(bson!("E6"))
+            .unwrap()
+            .run_local(vec![d])
+            .unwrap_err()
+            .code
+    };
+    assert_eq!(run(doc! {"v": "x"}), 40258);
+    assert_eq!(run(doc! {"v": -1}), 40268);
+    assert_eq!(run(doc! {"v": f64::NAN}), 40263);
 }
