@@ -320,6 +320,11 @@ fn scan_position(
     bounds_key: &Option<Document>,
     (min, max): (&Option<Document>, &Option<Document>),
 ) -> Option<Position> {
+    // `$near` sorts by distance and `$text` needs its index and scores: both go through the
+    // materialising plan (`support::select`).
+    if matcher.near().is_some() || matcher.has_text() {
+        return None;
+    }
     // Only the `_id` index and the collection itself can be walked lazily.
     let id_hint = match hint {
         None => false,
