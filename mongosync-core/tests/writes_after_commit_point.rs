@@ -67,9 +67,15 @@ async fn late_source_writes_are_applied_or_reported() {
     let running = common::start(&pair).await;
     running.wait_can_commit().await.unwrap();
 
-    // Hold the source's change stream (its getMore and the reopening aggregate, on `admin`):
+    // Hold the source's change stream (its getMore and the reopening aggregate, both on the
+    // collectionless aggregate's namespace `admin.$cmd.aggregate`, as a real server sees them):
     // from here on the drain cannot read past the commit point until released.
-    hold(&pair.src, &["getMore", "aggregate"], Some("admin.$cmd")).await;
+    hold(
+        &pair.src,
+        &["getMore", "aggregate"],
+        Some("admin.$cmd.aggregate"),
+    )
+    .await;
     let committing = running.commit().await.unwrap();
     // The commit point is taken once it is persisted (the "waiting for commit to complete"
     // phase is published before it is taken: writes seen after that phase may precede it).

@@ -328,6 +328,8 @@ pub async fn run(
         (Bson::String(c), _) => format!("{}.{c}", ctx.db),
         // A getMore's namespace is its `collection`, as the server's fail points see it.
         (_, Some(Bson::String(c))) if ctx.name == "getMore" => format!("{}.{c}", ctx.db),
+        // A collectionless `aggregate: 1` runs on `<db>.$cmd.aggregate`, its cursor's namespace.
+        _ if ctx.name == "aggregate" => format!("{}.$cmd.aggregate", ctx.db),
         _ => format!("{}.$cmd", ctx.db),
     };
     let action = ctx
