@@ -234,28 +234,7 @@ pub(super) fn op_index_of_array(arg: &Bson, scope: &Scope) -> Result<Option<Bson
             ),
         ));
     };
-    let bound = |i: usize| -> Result<Option<usize>> {
-        match v.get(i) {
-            None => Ok(None),
-            Some(x) => match int_arg(x) {
-                Some(n) if n >= 0 => Ok(Some(n as usize)),
-                Some(_) => Err(CommandError::new(
-                    40097,
-                    format!(
-                        "$indexOfArray requires a nonnegative starting index, found: {}",
-                        x.clone().unwrap_or(Bson::Null)
-                    ),
-                )),
-                None => Err(CommandError::new(
-                    40096,
-                    format!(
-                        "$indexOfArray requires an integral starting index, found a value of type: {}",
-                        tn(x)
-                    ),
-                )),
-            },
-        }
-    };
+    let bound = |i: usize| index_bound(&v, i, "$indexOfArray", "starting");
     let start = bound(2)?.unwrap_or(0);
     let end = bound(3)?.unwrap_or(a.len()).min(a.len());
     for (i, item) in a.iter().enumerate().take(end).skip(start) {

@@ -1087,6 +1087,32 @@ fn object_arg<'a>(name: &str, arg: &'a Bson, code: i32) -> Result<&'a Document> 
     }
 }
 
+/// The optional start (`i` = 2) or end (`i` = 3) index of `$indexOfArray`, `$indexOfBytes` and
+/// `$indexOfCP`: a non-negative integral number (40097, 40096); `start` is how the operator's
+/// message names it ("starting" or "start").
+fn index_bound(v: &[Option<Bson>], i: usize, name: &str, start: &str) -> Result<Option<usize>> {
+    match v.get(i) {
+        None => Ok(None),
+        Some(x) => match int_arg(x) {
+            Some(n) if n >= 0 => Ok(Some(n as usize)),
+            Some(_) => Err(CommandError::new(
+                40097,
+                format!(
+                    "{name} requires a nonnegative {start} index, found: {}",
+                    x.clone().unwrap_or(Bson::Null)
+                ),
+            )),
+            None => Err(CommandError::new(
+                40096,
+                format!(
+                    "{name} requires an integral starting index, found a value of type: {}",
+                    tn(x)
+                ),
+            )),
+        },
+    }
+}
+
 fn int_arg(v: &Option<Bson>) -> Option<i64> {
     match v.as_ref().and_then(Num::from_bson)? {
         Num::Int(i) => Some(i as i64),

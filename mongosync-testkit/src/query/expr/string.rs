@@ -240,28 +240,7 @@ pub(super) fn op_index_of_str(name: &str, arg: &Bson, scope: &Scope) -> Result<O
             ),
         ));
     };
-    let bound = |i: usize| -> Result<Option<usize>> {
-        match v.get(i) {
-            None => Ok(None),
-            Some(x) => match int_arg(x) {
-                Some(n) if n >= 0 => Ok(Some(n as usize)),
-                Some(_) => Err(CommandError::new(
-                    40097,
-                    format!(
-                        "{name} requires a nonnegative start index, found: {}",
-                        x.clone().unwrap_or(Bson::Null)
-                    ),
-                )),
-                None => Err(CommandError::new(
-                    40096,
-                    format!(
-                        "{name} requires an integral starting index, found a value of type: {}",
-                        tn(x)
-                    ),
-                )),
-            },
-        }
-    };
+    let bound = |i: usize| index_bound(&v, i, name, "start");
     let start = bound(2)?.unwrap_or(0);
     if name == "$indexOfBytes" {
         let end = bound(3)?.unwrap_or(s.len()).min(s.len());
