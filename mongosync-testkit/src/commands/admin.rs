@@ -47,7 +47,8 @@ struct Op {
     client: String,
     app_name: Option<String>,
     ns: String,
-    command: Document,
+    /// The command as `currentOp` shows it: whole up to 1,000 bytes, else truncated.
+    command: Bson,
     started: Instant,
     waiting_for_lock: bool,
     killed: bool,
@@ -113,7 +114,7 @@ pub(crate) fn begin(ctx: &Ctx<'_>) -> OpGuard {
             client: ctx.conn.peer.clone(),
             app_name: ctx.conn.app_name.clone(),
             ns: format!("{}.{coll}", ctx.db),
-            command: ctx.body.clone(),
+            command: summary(&ctx.body),
             started: Instant::now(),
             waiting_for_lock: false,
             killed: false,
@@ -123,6 +124,99 @@ pub(crate) fn begin(ctx: &Ctx<'_>) -> OpGuard {
         server: Arc::clone(ctx.server),
         id,
     }
+}
+
+/// The largest command `currentOp` shows whole (the server's `maxQuerySize` in
+/// `CurOp::reportState`, used because the `currentOp` command sets `truncateOps`).
+const MAX_SHOWN: usize = 1000;
+
+/// The command as the server's `appendAsObjOrString` records it: the document if it encodes in
+/// at most [`MAX_SHOWN`] bytes, else `{$truncated: <its text cut to MAX_SHOWN bytes, ending in
+/// "...">, comment}`. Every command passes here, so neither branch copies or formats more
+/// than the limit (an `insert` of a thousand documents is cloned as a kilobyte, not a megabyte).
+fn summary(body: &Document) -> Bson {
+    if encoded_len_within(body, MAX_SHOWN).is_some() {
+        return Bson::Document(body.clone());
+    }
+    let mut text = Bounded(String::new());
+    // The writer refuses past the limit; the error only means "cut here".
+    let _ = std::fmt::write(&mut text, format_args!("{body}"));
+    let mut text = text.0;
+    if text.len() >= MAX_SHOWN {
+        let mut cut = MAX_SHOWN - 3;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    let mut d = doc! {"$truncated": text};
+    if let Some(c) = body.get("comment") {
+        d.insert("comment", c.clone());
+    }
+    Bson::Document(d)
+}
+
+/// A string writer that refuses to grow past [`MAX_SHOWN`] bytes.
+struct Bounded(String);
+
+impl std::fmt::Write for Bounded {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = MAX_SHOWN.saturating_sub(self.0.len());
+        if s.len() <= room {
+            self.0.push_str(s);
+            return Ok(());
+        }
+        let mut cut = room;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.0.push_str(&s[..cut]);
+        Err(std::fmt::Error)
+    }
+}
+
+/// The document's BSON size if it is at most `limit` bytes, else `None`; stops counting as soon
+/// as the limit is passed.
+fn encoded_len_within(d: &Document, limit: usize) -> Option<usize> {
+    let mut n = 5; // length prefix and terminator
+    for (k, v) in d {
+        n += 1 + k.len() + 1 + value_len_within(v, limit.checked_sub(n)?)?;
+        if n > limit {
+            return None;
+        }
+    }
+    Some(n)
+}
+
+fn value_len_within(v: &Bson, limit: usize) -> Option<usize> {
+    let n = match v {
+        Bson::Document(d) => return encoded_len_within(d, limit),
+        Bson::Array(a) => {
+            let mut n = 5;
+            for (i, e) in a.iter().enumerate() {
+                n += 1 + i.to_string().len() + 1 + value_len_within(e, limit.checked_sub(n)?)?;
+                if n > limit {
+                    return None;
+                }
+            }
+            n
+        }
+        Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s) => 4 + s.len() + 1,
+        Bson::Binary(b) => 4 + 1 + b.bytes.len(),
+        Bson::RegularExpression(r) => r.pattern.len() + 1 + r.options.len() + 1,
+        Bson::JavaScriptCodeWithScope(c) => {
+            4 + 4 + c.code.len() + 1 + encoded_len_within(&c.scope, limit)?
+        }
+        Bson::DbPointer(_) => 4 + 12 + 12,
+        Bson::Boolean(_) => 1,
+        Bson::Null | Bson::Undefined | Bson::MinKey | Bson::MaxKey => 0,
+        Bson::Int32(_) => 4,
+        Bson::ObjectId(_) => 12,
+        Bson::Decimal128(_) => 16,
+        Bson::Double(_) | Bson::Int64(_) | Bson::DateTime(_) | Bson::Timestamp(_) => 8,
+    };
+    (n <= limit).then_some(n)
 }
 
 pub(crate) struct OpGuard {
@@ -865,4 +959,35 @@ pub fn profile(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "slowms": old_slow,
         "sampleRate": 1.0,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_commands_are_shown_whole_and_sized_exactly() {
+        let d = doc! {"find": "c", "filter": {"x": [1, "two", 3.5]}, "comment": "hi"};
+        let mut buf = Vec::new();
+        d.to_writer(&mut buf).unwrap();
+        let exact = buf.len();
+        assert_eq!(encoded_len_within(&d, MAX_SHOWN), Some(exact));
+        assert_eq!(summary(&d), Bson::Document(d));
+    }
+
+    #[test]
+    fn large_commands_are_truncated_with_their_comment() {
+        let docs: Vec<Bson> = (0..1000)
+            .map(|i| Bson::Document(doc! {"_id": i, "pad": "x".repeat(100)}))
+            .collect();
+        let d = doc! {"insert": "c", "documents": docs, "comment": {"why": "load"}};
+        assert_eq!(encoded_len_within(&d, MAX_SHOWN), None);
+        let Bson::Document(s) = summary(&d) else {
+            panic!("not a document")
+        };
+        let text = s.get_str("$truncated").unwrap();
+        assert_eq!(text.len(), MAX_SHOWN);
+        assert!(text.ends_with("...") && text.contains("insert"), "{text}");
+        assert_eq!(s.get_document("comment").unwrap(), &doc! {"why": "load"});
+    }
 }
