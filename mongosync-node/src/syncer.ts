@@ -13,7 +13,17 @@ import type { Metrics, Progress, SyncState } from './progress.js'
 abstract class SyncerBase<S extends SyncState> {
   /** The state this object stands for. */
   abstract readonly state: S
-  protected abstract native(): native.NativeSyncer
+  // The engine's syncer; each transition hands it to the next state's object.
+  readonly #native: native.NativeSyncer
+
+  /** @internal */
+  constructor(n: native.NativeSyncer) {
+    this.#native = n
+  }
+
+  protected native(): native.NativeSyncer {
+    return this.#native
+  }
 
   /** Whether this object still owns the sync (no transition or shutdown took it). */
   get usable(): boolean {
@@ -56,15 +66,6 @@ abstract class SyncerBase<S extends SyncState> {
 /** Connected to both clusters, not started. */
 export class IdleSyncer extends SyncerBase<'IDLE'> {
   readonly state = 'IDLE' as const
-  readonly #native: native.NativeSyncer
-  /** @internal */
-  constructor(n: native.NativeSyncer) {
-    super()
-    this.#native = n
-  }
-  protected native(): native.NativeSyncer {
-    return this.#native
-  }
 
   /**
    * IDLE → RUNNING with mongosync's `/start` body. Bad options reject with
@@ -78,15 +79,6 @@ export class IdleSyncer extends SyncerBase<'IDLE'> {
 /** Copying collections, then applying change events. */
 export class RunningSyncer extends SyncerBase<'RUNNING'> {
   readonly state = 'RUNNING' as const
-  readonly #native: native.NativeSyncer
-  /** @internal */
-  constructor(n: native.NativeSyncer) {
-    super()
-    this.#native = n
-  }
-  protected native(): native.NativeSyncer {
-    return this.#native
-  }
 
   /** Waits until `canCommit` is true (on the engine's watch channel). */
   async waitCanCommit(): Promise<Progress> {
@@ -107,15 +99,6 @@ export class RunningSyncer extends SyncerBase<'RUNNING'> {
 /** Stopped with every position persisted. */
 export class PausedSyncer extends SyncerBase<'PAUSED'> {
   readonly state = 'PAUSED' as const
-  readonly #native: native.NativeSyncer
-  /** @internal */
-  constructor(n: native.NativeSyncer) {
-    super()
-    this.#native = n
-  }
-  protected native(): native.NativeSyncer {
-    return this.#native
-  }
 
   /** PAUSED → RUNNING from the persisted positions. */
   async resume(): Promise<RunningSyncer> {
@@ -126,15 +109,6 @@ export class PausedSyncer extends SyncerBase<'PAUSED'> {
 /** Cutting over. */
 export class CommittingSyncer extends SyncerBase<'COMMITTING'> {
   readonly state = 'COMMITTING' as const
-  readonly #native: native.NativeSyncer
-  /** @internal */
-  constructor(n: native.NativeSyncer) {
-    super()
-    this.#native = n
-  }
-  protected native(): native.NativeSyncer {
-    return this.#native
-  }
 
   /** COMMITTING → COMMITTED: the drain to the commit point and the destination's restoration. */
   async wait(): Promise<CommittedSyncer> {
@@ -145,15 +119,6 @@ export class CommittingSyncer extends SyncerBase<'COMMITTING'> {
 /** Cut over: the destination is complete and writable. */
 export class CommittedSyncer extends SyncerBase<'COMMITTED'> {
   readonly state = 'COMMITTED' as const
-  readonly #native: native.NativeSyncer
-  /** @internal */
-  constructor(n: native.NativeSyncer) {
-    super()
-    this.#native = n
-  }
-  protected native(): native.NativeSyncer {
-    return this.#native
-  }
 
   /**
    * COMMITTED → REVERSING (needs `reversible: true` and
@@ -167,15 +132,6 @@ export class CommittedSyncer extends SyncerBase<'COMMITTED'> {
 /** Swapping the direction after a commit. */
 export class ReversingSyncer extends SyncerBase<'REVERSING'> {
   readonly state = 'REVERSING' as const
-  readonly #native: native.NativeSyncer
-  /** @internal */
-  constructor(n: native.NativeSyncer) {
-    super()
-    this.#native = n
-  }
-  protected native(): native.NativeSyncer {
-    return this.#native
-  }
 
   /** REVERSING → RUNNING in the new direction. */
   async wait(): Promise<RunningSyncer> {
