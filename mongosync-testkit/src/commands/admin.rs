@@ -114,7 +114,9 @@ pub(crate) fn begin(ctx: &Ctx<'_>) -> OpGuard {
             client: ctx.conn.peer.clone(),
             app_name: ctx.conn.app_name.clone(),
             ns: format!("{}.{coll}", ctx.db),
-            command: summary(&ctx.body),
+            command: summary(&ctx.body, |k| {
+                ctx.sequences.iter().any(|(name, _)| name == k)
+            }),
             started: Instant::now(),
             waiting_for_lock: false,
             killed: false,
@@ -130,17 +132,38 @@ pub(crate) fn begin(ctx: &Ctx<'_>) -> OpGuard {
 /// `CurOp::reportState`, used because the `currentOp` command sets `truncateOps`).
 const MAX_SHOWN: usize = 1000;
 
-/// The command as the server's `appendAsObjOrString` records it: the document if it encodes in
-/// at most [`MAX_SHOWN`] bytes, else `{$truncated: <its text cut to MAX_SHOWN bytes, ending in
+/// The command as the server's `CurOp` records it for `currentOp`. The command object is the
+/// OP_MSG body without its document sequences (an `insert`'s documents sent as a sequence are
+/// not part of it); `appendAsObjOrString` keeps it whole if it encodes in at most
+/// [`MAX_SHOWN`] bytes, else writes `{$truncated: <its text cut to MAX_SHOWN bytes, ending in
 /// "...">, comment}`. Every command passes here, so neither branch copies or formats more
-/// than the limit (an `insert` of a thousand documents is cloned as a kilobyte, not a megabyte).
-fn summary(body: &Document) -> Bson {
-    if encoded_len_within(body, MAX_SHOWN).is_some() {
-        return Bson::Document(body.clone());
+/// than the limit.
+fn summary(body: &Document, is_sequence: impl Fn(&str) -> bool) -> Bson {
+    let fields = || body.iter().filter(|(k, _)| !is_sequence(k));
+    let mut size = 5;
+    let small = fields().all(|(k, v)| {
+        let room = MAX_SHOWN.saturating_sub(size + k.len() + 2);
+        match value_len_within(v, room) {
+            Some(n) => {
+                size += k.len() + 2 + n;
+                true
+            }
+            None => false,
+        }
+    });
+    if small {
+        return Bson::Document(fields().map(|(k, v)| (k.clone(), v.clone())).collect());
     }
     let mut text = Bounded(String::new());
     // The writer refuses past the limit; the error only means "cut here".
-    let _ = std::fmt::write(&mut text, format_args!("{body}"));
+    let _ = (|| {
+        use std::fmt::Write;
+        text.write_str("{")?;
+        for (i, (k, v)) in fields().enumerate() {
+            write!(text, "{} {k}: {v}", if i == 0 { "" } else { "," })?;
+        }
+        text.write_str(" }")
+    })();
     let mut text = text.0;
     if text.len() >= MAX_SHOWN {
         let mut cut = MAX_SHOWN - 3;
@@ -972,7 +995,7 @@ mod tests {
         d.to_writer(&mut buf).unwrap();
         let exact = buf.len();
         assert_eq!(encoded_len_within(&d, MAX_SHOWN), Some(exact));
-        assert_eq!(summary(&d), Bson::Document(d));
+        assert_eq!(summary(&d, |_| false), Bson::Document(d));
     }
 
     #[test]
@@ -982,7 +1005,13 @@ mod tests {
             .collect();
         let d = doc! {"insert": "c", "documents": docs, "comment": {"why": "load"}};
         assert_eq!(encoded_len_within(&d, MAX_SHOWN), None);
-        let Bson::Document(s) = summary(&d) else {
+        // Sent as a document sequence, the documents are not part of the command object.
+        let shown = summary(&d, |k| k == "documents");
+        assert_eq!(
+            shown,
+            Bson::Document(doc! {"insert": "c", "comment": {"why": "load"}})
+        );
+        let Bson::Document(s) = summary(&d, |_| false) else {
             panic!("not a document")
         };
         let text = s.get_str("$truncated").unwrap();
