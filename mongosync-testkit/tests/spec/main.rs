@@ -8,6 +8,7 @@
 //! external server instead, e.g. a real mongod, to tell runner bugs from server bugs).
 
 mod bulk;
+mod crud_emulated;
 mod entities;
 mod events;
 mod load;
@@ -698,7 +699,7 @@ async fn run_body(
                 }
                 return Err(ctxm(format!(
                     "unexpected error: {}",
-                    one_line(&e.kind.to_string())
+                    one_line(&crud_emulated::describe(&e))
                 )));
             }
             Ok(v) => v,
