@@ -134,6 +134,11 @@ async fn run() -> i32 {
     }
     let selftest = std::env::var("MONGOSYNC_SPEC_SELFTEST").is_ok_and(|v| v == "1");
     let filter = std::env::var("MONGOSYNC_SPEC_FILTER").ok();
+    // Always: the emulated bulk write's batching is pure and no spec test reaches its limits.
+    if let Err(e) = crud_emulated::selftest() {
+        println!("emulated bulk write self-test FAILED: {e}");
+        return 1;
+    }
     if selftest {
         match matching::selftest() {
             Ok(()) => println!("matcher self-test: ok"),
