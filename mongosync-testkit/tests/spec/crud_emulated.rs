@@ -549,10 +549,11 @@ async fn run_writes(
     let coll = c.name().to_string();
     let wc = write_concern(c);
     let batches = batches(stmts, o.ordered, max_count, max_bytes);
-    // Unacknowledged: the driver sends each command with `writeConcern: {w: 0}` and the
-    // OP_MSG `moreToCome` flag (no reply, no session, no txnNumber). `run_command` cannot set
-    // that flag and waits for the reply, which a real server gives exactly as it would have
-    // applied the write; the result is the unacknowledged one.
+    // Unacknowledged (`w: 0`): a driver sends each command with `writeConcern: {w: 0}`, with
+    // the OP_MSG `moreToCome` flag set (the server sends no reply) and without a session or
+    // txnNumber. `run_command` cannot set that flag, waits for the reply and attaches its
+    // implicit `lsid`; a real server applies the write the same way either way (the reply is
+    // all that differs), and the result is the unacknowledged one.
     if unacknowledged(wc.as_ref()) && in_txn_of(c, s.as_deref()).await != Some(true) {
         if s.is_some() {
             return Err(client_error(
