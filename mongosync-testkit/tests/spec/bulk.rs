@@ -170,6 +170,25 @@ pub async fn client_bulk_write(
         .collect::<Result<_, _>>()?;
     a.remove("models");
     let verbose_results = a.get_bool("verboseResults").unwrap_or(false);
+    // The client bulk write spec's own checks, which this driver makes with another message
+    // (it refuses every unacknowledged write concern).
+    let w0 = a
+        .get_document("writeConcern")
+        .is_ok_and(|w| matches!(w.get("w"), Some(Bson::Int32(0) | Bson::Int64(0))));
+    if w0 && verbose_results {
+        return Err(E::Driver(DErr::custom(
+            crate::crud_emulated::ClientSideError(
+                "Cannot request unacknowledged write concern and verbose results".into(),
+            ),
+        )));
+    }
+    if w0 && a.get_bool("ordered").unwrap_or(true) {
+        return Err(E::Driver(DErr::custom(
+            crate::crud_emulated::ClientSideError(
+                "Cannot request unacknowledged write concern and ordered writes".into(),
+            ),
+        )));
+    }
     a.remove("verboseResults");
     let o: BulkWriteOptions = opts(&rw_opts(&a))?;
     let act = c.bulk_write(models).with_options(o);

@@ -8,6 +8,7 @@
 //! external server instead, e.g. a real mongod, to tell runner bugs from server bugs).
 
 mod bulk;
+mod crud_emulated;
 mod entities;
 mod events;
 mod load;
@@ -133,6 +134,11 @@ async fn run() -> i32 {
     }
     let selftest = std::env::var("MONGOSYNC_SPEC_SELFTEST").is_ok_and(|v| v == "1");
     let filter = std::env::var("MONGOSYNC_SPEC_FILTER").ok();
+    // Always: the emulated bulk write's batching is pure and no spec test reaches its limits.
+    if let Err(e) = crud_emulated::selftest() {
+        println!("emulated bulk write self-test FAILED: {e}");
+        return 1;
+    }
     if selftest {
         match matching::selftest() {
             Ok(()) => println!("matcher self-test: ok"),
@@ -698,7 +704,7 @@ async fn run_body(
                 }
                 return Err(ctxm(format!(
                     "unexpected error: {}",
-                    one_line(&e.kind.to_string())
+                    one_line(&crud_emulated::describe(&e))
                 )));
             }
             Ok(v) => v,
