@@ -1862,3 +1862,155 @@ fn eight_x_argument_codes() {
     );
     assert_eq!(err(bson!({"$maxN": {"input": [1, 2]}})).code, 5787906);
 }
+
+/// The server's own test vectors for `BSONElementHasher::hash64` (`db/hasher_test.cpp`) and
+/// the manual's `$toHashedIndexKey` example.
+#[test]
+fn to_hashed_index_key_matches_the_servers_hash64() {
+    use bson::{Binary, JavaScriptCodeWithScope, Regex, spec::BinarySubtype};
+    let h = |v: Bson| match ev(bson!({"$toHashedIndexKey": {"$literal": v}})) {
+        Some(Bson::Int64(i)) => i,
+        other => panic!("not a long: {other:?}"),
+    };
+    assert_eq!(h(bson!("string to hash")), 763543691661428748);
+    for v in [bson!(42), bson!(42.123), bson!(42i64), dec("42.4")] {
+        assert_eq!(h(v), -944302157085130861);
+    }
+    for v in [bson!(0), bson!(0.456), Bson::Double(f64::NAN), dec("NaN")] {
+        assert_eq!(h(v), 4854801880128277513);
+    }
+    assert_eq!(h(bson!(1.987)), 5902408780260971510);
+    assert_eq!(h(bson!(-1.789)), 1140205862565771219);
+    assert_eq!(h(bson!(i32::MIN)), 6165898260261354870);
+    assert_eq!(h(bson!(i32::MAX as f64)), 1143184177162245883);
+    for v in [
+        bson!(f64::MAX),
+        bson!(i64::MAX),
+        dec("Infinity"),
+        dec("1E+30"),
+    ] {
+        assert_eq!(h(v), 921523596458303250);
+    }
+    for v in [
+        bson!(-f64::MAX),
+        bson!(i64::MIN),
+        bson!(9223372036854775808.0),
+    ] {
+        assert_eq!(h(v), 4532067210535695462);
+    }
+    // Decimals round half to even before hashing (1.5 and 2.5 are both 2).
+    assert_eq!(h(dec("1.5")), h(bson!(2)));
+    assert_eq!(h(dec("2.5")), h(bson!(2)));
+    assert_eq!(h(Bson::MinKey), 7961148599568647290);
+    assert_eq!(h(Bson::MaxKey), 5504842513779440750);
+    assert_eq!(h(Bson::Undefined), 40158834000849533);
+    assert_eq!(h(bson!("abc")), 8478485326885698097);
+    assert_eq!(h(Bson::Symbol("abc".into())), 8478485326885698097);
+    assert_eq!(h(bson!("")), 2049396243249673340);
+    assert_eq!(h(bson!({"a": "abc", "b": 123i64})), 4771603801758380216);
+    assert_eq!(h(bson!({})), 7980500913326740417);
+    assert_eq!(h(bson!(["bar", "baz", "qux"])), -2938911267422831539);
+    assert_eq!(h(bson!([])), 8849948234993459283);
+    let bin = |subtype, bytes: &[u8]| {
+        Bson::Binary(Binary {
+            subtype,
+            bytes: bytes.to_vec(),
+        })
+    };
+    assert_eq!(
+        h(bin(BinarySubtype::Generic, &[0, 1, 2, 3, 4, 6])),
+        7252465090394235301
+    );
+    assert_eq!(
+        h(bin(BinarySubtype::UserDefined(128), &[0, 1, 2, 3, 4, 6])),
+        5736670452907618262
+    );
+    let uuid: Vec<u8> = (0..16).collect();
+    assert_eq!(h(bin(BinarySubtype::Uuid, &uuid)), 6084661258071355978);
+    let oid = |s: &str| Bson::ObjectId(s.parse().unwrap());
+    assert_eq!(h(oid("010203040506070809101112")), -5588663249627035708);
+    assert_eq!(h(oid("000000000000000000000000")), -4293118519463489418);
+    assert_eq!(h(bson!(true)), 6405873908747105701);
+    assert_eq!(h(bson!(false)), 6289544573401934092);
+    let date = |ms| Bson::DateTime(bson::DateTime::from_millis(ms));
+    assert_eq!(h(date(0x5566778811223344)), 4476222765095560467);
+    assert_eq!(h(date(0)), -1178696894582842035);
+    let re = |p: &str, o: &str| {
+        Bson::RegularExpression(Regex {
+            pattern: p.try_into().unwrap(),
+            options: o.try_into().unwrap(),
+        })
+    };
+    assert_eq!(h(re("mongodb", "")), -7275792090268217043);
+    assert_eq!(h(re(".*", "i")), 7095855029187981886);
+    assert_eq!(
+        h(Bson::JavaScriptCode("func f() { return 1; }".into())),
+        6861638109178014270
+    );
+    assert_eq!(
+        h(Bson::JavaScriptCodeWithScope(JavaScriptCodeWithScope {
+            code: "func f() { return 1; }".into(),
+            scope: doc! {"c": true},
+        })),
+        501342939894575968
+    );
+    // A missing input hashes as null; the argument is an expression.
+    assert_eq!(
+        ev(bson!({"$toHashedIndexKey": "$nope"})),
+        ev(bson!({"$toHashedIndexKey": null}))
+    );
+    assert_eq!(
+        ev_in(bson!({"$toHashedIndexKey": "$a"}), doc! {"a": 42}),
+        Some(Bson::Int64(-944302157085130861))
+    );
+}
+
+#[test]
+fn meta_names_and_unavailable_metadata() {
+    // Parse-time checks, as ExpressionMeta::parse.
+    assert_eq!(validate(&bson!({"$meta": 1})).unwrap_err().code, 17307);
+    let e = validate(&bson!({"$meta": "nope"})).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (17308, "Unsupported argument to $meta: nope")
+    );
+    assert!(validate(&bson!({"$meta": "searchHighlights"})).is_ok());
+    // Metadata only a stage produces is refused when absent (DepsTracker, 40218).
+    let e = err(bson!({"$meta": "textScore"}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            40218,
+            "query requires text score metadata, but it is not available"
+        )
+    );
+    assert_eq!(
+        err(bson!({"$meta": "geoNearDistance"})).message,
+        "query requires $geoNear distance metadata, but it is not available"
+    );
+    assert_eq!(
+        err(bson!({"$meta": "searchScore"})).message,
+        "query requires $search score metadata, but it is not available"
+    );
+    // Other metadata is missing without Atlas Search or an index scan.
+    for name in [
+        "searchHighlights",
+        "recordId",
+        "indexKey",
+        "sortKey",
+        "randVal",
+    ] {
+        assert_eq!(ev(bson!({"$meta": name})), None, "{name}");
+    }
+    // Available metadata is read from the reserved variable.
+    let vars = doc! {"$meta": {"textScore": 2.5}};
+    assert_eq!(
+        evaluate(
+            &bson!({"$multiply": [{"$meta": "textScore"}, 2]}),
+            &Document::new(),
+            &vars
+        )
+        .unwrap(),
+        Some(bson!(5.0))
+    );
+}
