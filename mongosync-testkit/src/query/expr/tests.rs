@@ -2014,3 +2014,163 @@ fn meta_names_and_unavailable_metadata() {
         Some(bson!(5.0))
     );
 }
+
+/// 8.0's BinData `$convert` (jstests/aggregation/expressions/convert_bindata.js): `to` as
+/// `{type, subtype}`, `format` both ways, the conversions it refuses (241, which `onError`
+/// catches) and the targets it cannot parse (4341107, 9).
+#[test]
+fn convert_bindata_formats_and_targets() {
+    let bin = |subtype: u8, b64: &str| {
+        use base64::Engine;
+        Bson::Binary(bson::Binary {
+            subtype: subtype.into(),
+            bytes: base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        })
+    };
+    let conv = |input: Bson, to: Bson, format: Option<&str>| {
+        let mut spec = doc! {"input": {"$literal": input}, "to": to};
+        if let Some(f) = format {
+            spec.insert("format", f);
+        }
+        evaluate(
+            &bson!({"$convert": spec}),
+            &Document::new(),
+            &Document::new(),
+        )
+    };
+    let uuid_bin = bin(4, "hn3uUsMxSE6S0cVkebjmfg==");
+    let gen_bin = bin(0, "hn3uUsMxSE6S0cVkebjmfg==");
+    let ok =
+        |input: Bson, to: Bson, format: Option<&str>| conv(input, to, format).unwrap().unwrap();
+    let to_bin = |subtype: i32| bson!({"type": "binData", "subtype": subtype});
+    assert_eq!(ok(bson!(1.9), bson!({"type": "double"}), None), bson!(1.9));
+    assert_eq!(
+        ok(bson!(1.9), bson!({"type": "string"}), None),
+        bson!("1.9")
+    );
+    assert_eq!(
+        ok(bson!(1.9), bson!({"type": "long"}), None),
+        Bson::Int64(1)
+    );
+    assert_eq!(
+        ok(
+            bson!("867dee52-c331-484e-92d1-c56479b8e67e"),
+            to_bin(4),
+            Some("uuid")
+        ),
+        uuid_bin
+    );
+    assert_eq!(
+        ok(bson!("hn3uUsMxSE6S0cVkebjmfg=="), to_bin(0), Some("base64")),
+        gen_bin
+    );
+    assert_eq!(
+        ok(
+            bson!("hn3uUsMxSE6S0cVkebjmfg"),
+            to_bin(0),
+            Some("base64url")
+        ),
+        gen_bin
+    );
+    assert_eq!(
+        ok(
+            bson!("867DEE52C331484E92D1C56479B8E67E"),
+            to_bin(0),
+            Some("hex")
+        ),
+        gen_bin
+    );
+    assert_eq!(
+        ok(bson!("🙂😎"), to_bin(0), Some("utf8")),
+        bin(0, "8J+ZgvCfmI4=")
+    );
+    let s = |v: &str| Bson::String(v.to_string());
+    assert_eq!(
+        ok(uuid_bin.clone(), s("string"), Some("uuid")),
+        s("867dee52-c331-484e-92d1-c56479b8e67e")
+    );
+    assert_eq!(
+        ok(uuid_bin.clone(), s("string"), Some("auto")),
+        s("867dee52-c331-484e-92d1-c56479b8e67e")
+    );
+    assert_eq!(
+        ok(gen_bin.clone(), s("string"), Some("auto")),
+        s("hn3uUsMxSE6S0cVkebjmfg==")
+    );
+    assert_eq!(
+        ok(uuid_bin.clone(), s("string"), Some("base64")),
+        s("hn3uUsMxSE6S0cVkebjmfg==")
+    );
+    assert_eq!(
+        ok(gen_bin.clone(), s("string"), Some("base64url")),
+        s("hn3uUsMxSE6S0cVkebjmfg")
+    );
+    assert_eq!(
+        ok(gen_bin.clone(), s("string"), Some("hex")),
+        s("867DEE52C331484E92D1C56479B8E67E")
+    );
+    assert_eq!(
+        ok(bin(0, "8J+ZgvCfmI4="), s("string"), Some("utf8")),
+        s("🙂😎")
+    );
+    assert_eq!(ok(uuid_bin.clone(), to_bin(4), None), uuid_bin);
+    assert_eq!(ok(gen_bin.clone(), s("binData"), None), gen_bin);
+    // $toString uses the 'auto' format.
+    assert_eq!(
+        ev(bson!({"$toString": {"$literal": uuid_bin.clone()}})),
+        Some(s("867dee52-c331-484e-92d1-c56479b8e67e"))
+    );
+    // Illegal conversions: ConversionFailure, caught by onError.
+    let oid = Bson::ObjectId("0123456789abcdef01234567".parse().unwrap());
+    let illegal: Vec<(Bson, Bson, Option<&str>)> = vec![
+        (oid.clone(), to_bin(4), None),
+        (oid, to_bin(0), None),
+        (
+            s("867dee52-c331-484e-92d1-c56479b8e67e"),
+            to_bin(0),
+            Some("uuid"),
+        ),
+        (s("867dee--52-c331-484e-"), to_bin(4), Some("uuid")),
+        (s("867dee--52-c331-484e-"), to_bin(0), Some("base64")),
+        (s("867dee--52-c331-484e-"), to_bin(0), Some("base64url")),
+        (s("867dee--52-c331-484e-zx"), to_bin(0), Some("hex")),
+        (
+            s("867dee52-c331-484e-92d1-c56479b8e67e"),
+            to_bin(0),
+            Some("auto"),
+        ),
+        (s("hn3uUsMxSE6S0cVkebjmfg=="), to_bin(4), Some("base64")),
+        (s("hn3uUsMxSE6S0cVkebjmfg=="), to_bin(4), Some("auto")),
+        (uuid_bin.clone(), to_bin(0), None),
+        (gen_bin.clone(), to_bin(4), None),
+        (uuid_bin, to_bin(255), None),
+        (bin(255, "hn3uUsMxSE6S0cVkebjmfg=="), to_bin(0), None),
+        (bson!(1), s("object"), None),
+    ];
+    for (input, to, format) in illegal {
+        let e = conv(input.clone(), to.clone(), format).unwrap_err();
+        assert_eq!(e.code, 241, "{input} -> {to}: {}", e.message);
+        let mut spec = doc! {"input": {"$literal": input}, "to": to, "onError": "ERROR"};
+        if let Some(f) = format {
+            spec.insert("format", f);
+        }
+        assert_eq!(ev(bson!({"$convert": spec})), Some(s("ERROR")));
+    }
+    // Invalid targets fail even with onError.
+    for (to, code) in [
+        (to_bin(-1), 4341107),
+        (to_bin(1000), 4341107),
+        (to_bin(256), 4341107),
+        (to_bin(127), 4341107),
+        (bson!({"type": -2}), 9),
+        (bson!(-2), 9),
+        (bson!(true), 9),
+        (bson!("bogus"), 2),
+    ] {
+        let spec = doc! {"input": "hn3uUsMxSE6S0cVkebjmfg==", "to": to.clone(),
+        "format": "base64", "onError": "NULL"};
+        assert_eq!(err(bson!({"$convert": spec})).code, code, "{to}");
+    }
+}

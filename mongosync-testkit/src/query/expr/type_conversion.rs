@@ -42,48 +42,234 @@ pub(crate) fn format_double(d: f64) -> String {
     }
 }
 
-pub(super) fn target_name(to: &Bson) -> Result<&'static str> {
-    let by_number = |n: i64| -> Option<&'static str> {
-        Some(match n {
-            1 => "double",
-            2 => "string",
-            7 => "objectId",
-            8 => "bool",
-            9 => "date",
-            16 => "int",
-            18 => "long",
-            19 => "decimal",
-            _ => return None,
-        })
+/// The type a BSON type number names (`isValidBSONType`), as `$type` spells it.
+fn type_by_number(n: i64) -> Option<&'static str> {
+    Some(match n {
+        -1 => "minKey",
+        1 => "double",
+        2 => "string",
+        3 => "object",
+        4 => "array",
+        5 => "binData",
+        6 => "undefined",
+        7 => "objectId",
+        8 => "bool",
+        9 => "date",
+        10 => "null",
+        11 => "regex",
+        12 => "dbPointer",
+        13 => "javascript",
+        14 => "symbol",
+        15 => "javascriptWithScope",
+        16 => "int",
+        17 => "timestamp",
+        18 => "long",
+        19 => "decimal",
+        127 => "maxKey",
+        _ => return None,
+    })
+}
+
+/// A `$convert` target: the type's name and, for `binData`, the subtype (8.0's
+/// `to: {type, subtype}`; 0 by default).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Target {
+    pub(super) name: &'static str,
+    subtype: u8,
+}
+
+/// `ExpressionConvert`'s target type: a type name (BadValue when unknown), a BSON type number
+/// (FailedToParse when not one) or `{type, subtype}`; conversions the table lacks fail later
+/// with ConversionFailure, which `onError` catches.
+pub(super) fn parse_target(to: &Bson) -> Result<Target> {
+    let name = |v: &Bson| -> Result<&'static str> {
+        match v {
+            Bson::String(s) => {
+                const NAMES: &[&str] = &[
+                    "double",
+                    "string",
+                    "object",
+                    "array",
+                    "binData",
+                    "undefined",
+                    "objectId",
+                    "bool",
+                    "date",
+                    "null",
+                    "regex",
+                    "dbPointer",
+                    "javascript",
+                    "symbol",
+                    "javascriptWithScope",
+                    "int",
+                    "timestamp",
+                    "long",
+                    "decimal",
+                    "minKey",
+                    "maxKey",
+                    "missing",
+                ];
+                NAMES
+                    .iter()
+                    .find(|n| **n == s.as_str())
+                    .copied()
+                    .ok_or_else(|| CommandError::bad_value(format!("Unknown type name: {s}")))
+            }
+            v => match Num::from_bson(v) {
+                Some(n) => {
+                    let f = n.f64();
+                    if f.fract() != 0.0 || !f.is_finite() {
+                        return Err(CommandError::failed_to_parse(
+                            "In $convert, numeric 'to' argument is not an integer",
+                        ));
+                    }
+                    type_by_number(f as i64).ok_or_else(|| {
+                        CommandError::failed_to_parse(format!(
+                            "In $convert, numeric value for 'to' does not correspond to a BSON type: {}",
+                            f as i64
+                        ))
+                    })
+                }
+                None => Err(CommandError::failed_to_parse(format!(
+                    "$convert's 'to' argument must be a string or number, but is {}",
+                    type_name(Some(v))
+                ))),
+            },
+        }
     };
-    let name = match to {
-        Bson::String(s) => match s.as_str() {
-            "double" => Some("double"),
-            "string" => Some("string"),
-            "objectId" => Some("objectId"),
-            "bool" => Some("bool"),
-            "date" => Some("date"),
-            "int" => Some("int"),
-            "long" => Some("long"),
-            "decimal" => Some("decimal"),
-            "null" | "object" | "array" | "binData" | "regex" | "timestamp" | "minKey"
-            | "maxKey" | "undefined" | "javascript" | "symbol" => {
-                return Err(CommandError::bad_value(format!(
-                    "Unsupported conversion to {s} in $convert"
+    let Bson::Document(d) = to else {
+        return Ok(Target {
+            name: name(to)?,
+            subtype: 0,
+        });
+    };
+    let mut target = None;
+    let mut subtype = 0u8;
+    for (k, v) in d {
+        match k.as_str() {
+            "type" => target = Some(name(v)?),
+            "subtype" => {
+                // Valid BinData subtypes: the defined ones and the user-defined 128-255.
+                let n = Num::from_bson(v).map(Num::f64).filter(|f| {
+                    f.fract() == 0.0 && ((0.0..=9.0).contains(f) || (128.0..=255.0).contains(f))
+                });
+                subtype = n.ok_or_else(|| {
+                    CommandError::new(
+                        4341107,
+                        format!(
+                            "In $convert, numeric value for 'subtype' does not correspond to a BinData type: {}",
+                            crate::query::matcher::server_display(v)
+                        ),
+                    )
+                })? as u8;
+            }
+            other => {
+                return Err(CommandError::failed_to_parse(format!(
+                    "$convert's 'to' argument found an unknown field: {other}; only 'type' and 'subtype' are allowed"
                 )));
             }
-            _ => None,
-        },
-        other => Num::from_bson(other).and_then(|n| match n {
-            Num::Int(i) => by_number(i as i64),
-            Num::Long(l) => by_number(l),
-            n @ (Num::Double(_) | Num::Decimal(_)) if n.f64().fract() == 0.0 => {
-                by_number(n.f64() as i64)
-            }
-            _ => None,
-        }),
+        }
+    }
+    Ok(Target {
+        name: target.ok_or_else(|| {
+            CommandError::failed_to_parse("$convert's 'to' argument is missing its 'type' field")
+        })?,
+        subtype,
+    })
+}
+
+/// 8.0's `format` of BinData <-> string conversions.
+const FORMATS: &[&str] = &["auto", "base64", "base64url", "hex", "utf8", "uuid"];
+
+fn bin_failure(input: &str, why: &str) -> CommandError {
+    CommandError::new(
+        CONVERSION_FAILURE,
+        format!("Failed to parse BinData '{input}' in $convert with no onError value: {why}"),
+    )
+}
+
+/// A string to BinData of `subtype` in `format` ('auto' is refused; 'uuid' goes with subtype 4
+/// and only with it).
+fn string_to_bindata(s: &str, subtype: u8, format: Option<&str>) -> Result<Bson> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let Some(format) = format else {
+        return Err(CommandError::failed_to_parse(
+            "A format must be specified when converting from 'string' to 'binData'",
+        ));
     };
-    name.ok_or_else(|| CommandError::bad_value(format!("Unknown type name: {}", to)))
+    if format == "auto" {
+        return Err(bin_failure(
+            s,
+            "Format 'auto' is not supported for string to 'binData' conversion",
+        ));
+    }
+    if (subtype == 4) != (format == "uuid") {
+        return Err(bin_failure(
+            s,
+            "Only the UUID subtype (4) is allowed with the 'uuid' format",
+        ));
+    }
+    let bytes = match format {
+        "base64" => STANDARD
+            .decode(s)
+            .map_err(|_| bin_failure(s, "Input is not a valid base64 string."))?,
+        "base64url" => URL_SAFE_NO_PAD
+            .decode(s.trim_end_matches('='))
+            .map_err(|_| bin_failure(s, "Input is not a valid base64url string."))?,
+        "hex" => {
+            let valid = s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit());
+            if !valid {
+                return Err(bin_failure(s, "Input is not a valid hexadecimal string."));
+            }
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0))
+                .collect()
+        }
+        "uuid" => match uuid::Uuid::try_parse(s) {
+            Ok(u) if s.len() == 36 => u.as_bytes().to_vec(),
+            _ => return Err(bin_failure(s, "Input is not a valid UUID string.")),
+        },
+        _ => s.as_bytes().to_vec(),
+    };
+    Ok(Bson::Binary(bson::Binary {
+        subtype: subtype.into(),
+        bytes,
+    }))
+}
+
+/// BinData to a string in `format`; 'auto' (the `$toString` form) is a UUID string for a
+/// 16-byte UUID and base64 otherwise.
+fn bindata_to_string(b: &bson::Binary, format: Option<&str>) -> Result<Bson> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let Some(format) = format else {
+        return Err(CommandError::failed_to_parse(
+            "A format must be specified when converting from 'binData' to 'string'",
+        ));
+    };
+    let is_uuid = u8::from(b.subtype) == 4 && b.bytes.len() == 16;
+    let shown = || STANDARD.encode(&b.bytes);
+    Ok(Bson::String(match format {
+        "auto" if is_uuid => uuid::Uuid::from_slice(&b.bytes)
+            .map(|u| u.hyphenated().to_string())
+            .unwrap_or_else(|_| shown()),
+        "uuid" if is_uuid => uuid::Uuid::from_slice(&b.bytes)
+            .map(|u| u.hyphenated().to_string())
+            .unwrap_or_else(|_| shown()),
+        "uuid" => {
+            return Err(bin_failure(
+                &shown(),
+                "Only the UUID subtype (4) is allowed with the 'uuid' format",
+            ));
+        }
+        "auto" | "base64" => shown(),
+        "base64url" => URL_SAFE_NO_PAD.encode(&b.bytes),
+        "hex" => b.bytes.iter().map(|x| format!("{x:02X}")).collect(),
+        _ => String::from_utf8(b.bytes.clone())
+            .map_err(|_| bin_failure(&shown(), "Input is not a valid UTF-8 string."))?,
+    }))
 }
 
 pub(super) fn conversion_error(from: &Bson, to: &str) -> CommandError {
@@ -138,9 +324,27 @@ pub(super) fn double_to_integer(d: f64, from: &Bson, min: f64, max: f64) -> Resu
     Ok(t as i64)
 }
 
-/// `$convert` of a non-null value to the target type name.
+/// `$convert` of a non-null value to the target type name (`$toString` and the other
+/// shorthands: BinData prints in the 'auto' format).
 pub(crate) fn convert(v: Bson, to: &str) -> Result<Bson> {
+    convert_to(v, to, 0, Some("auto"))
+}
+
+/// `$convert` of a non-null value to `to` (BinData of `subtype`), with 8.0's `format` for
+/// BinData <-> string.
+fn convert_to(v: Bson, to: &str, subtype: u8, format: Option<&str>) -> Result<Bson> {
     let err = || conversion_error(&v, to);
+    if to == "binData" {
+        return match &v {
+            Bson::String(s) => string_to_bindata(s, subtype, format),
+            // 8.0 converts BinData only to its own subtype.
+            Bson::Binary(b) if u8::from(b.subtype) == subtype => Ok(v.clone()),
+            _ => Err(err()),
+        };
+    }
+    if let (Bson::Binary(b), "string") = (&v, to) {
+        return bindata_to_string(b, format);
+    }
     Ok(match to {
         "bool" => match &v {
             Bson::Boolean(_) => v.clone(),
@@ -303,8 +507,34 @@ pub(super) fn op_convert(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     if nullish(&to) {
         return Ok(Some(Bson::Null));
     }
-    let target = target_name(to.as_ref().unwrap_or(&Bson::Null))?;
-    match convert(input.unwrap_or(Bson::Null), target) {
+    let target = parse_target(to.as_ref().unwrap_or(&Bson::Null))?;
+    let format = match d
+        .get("format")
+        .map(|f| eval(f, scope))
+        .transpose()?
+        .flatten()
+    {
+        None | Some(Bson::Null) | Some(Bson::Undefined) => None,
+        Some(Bson::String(f)) if FORMATS.contains(&f.as_str()) => Some(f),
+        Some(Bson::String(f)) => {
+            return Err(CommandError::failed_to_parse(format!(
+                "Invalid format value for $convert: {f}; expected one of {}",
+                FORMATS.join(", ")
+            )));
+        }
+        Some(other) => {
+            return Err(CommandError::failed_to_parse(format!(
+                "$convert's 'format' argument must be a string, but is {}",
+                type_name(Some(&other))
+            )));
+        }
+    };
+    match convert_to(
+        input.unwrap_or(Bson::Null),
+        target.name,
+        target.subtype,
+        format.as_deref(),
+    ) {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.code == CONVERSION_FAILURE => match d.get("onError") {
             Some(on_error) => eval(on_error, scope),
