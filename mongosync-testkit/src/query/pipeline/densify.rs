@@ -652,4 +652,86 @@ mod tests {
             5897900
         );
     }
+
+    /// jstests/aggregation/sources/fill/fill_and_densify.js: `$densify` then `$fill` (8.x
+    /// requires `sortBy` with a fill method; the jstest predates that).
+    #[test]
+    fn densify_then_fill() {
+        use super::super::Pipeline;
+        let run = |densify: Document, partitioned: bool| -> Vec<(i32, i32, Option<i32>)> {
+            let mut fill = doc! {"sortBy": {"val": 1}, "output": {"toFill": {"method": "locf"}}};
+            let mut docs = vec![
+                doc! {"_id": 1, "val": 0, "toFill": 1, "part": 1},
+                doc! {"_id": 2, "val": 5, "toFill": 3, "part": 1},
+                doc! {"_id": 3, "val": 10, "toFill": 5, "part": 1},
+                doc! {"_id": 4, "val": 3, "toFill": 10, "part": 2},
+                doc! {"_id": 5, "val": 6, "toFill": 13, "part": 2},
+                doc! {"_id": 6, "val": 9, "toFill": 16, "part": 2},
+            ];
+            if partitioned {
+                fill.insert("partitionByFields", vec!["part"]);
+            } else {
+                docs.truncate(3);
+            }
+            let stages = [
+                doc! {"$project": {"_id": 0}},
+                doc! {"$densify": densify},
+                doc! {"$fill": fill},
+            ];
+            let out = Pipeline::parse(&stages, &Document::new())
+                .unwrap()
+                .run_local(docs)
+                .unwrap();
+            let mut got: Vec<(i32, i32, Option<i32>)> = out
+                .iter()
+                .map(|d| {
+                    (
+                        d.get_i32("part").unwrap_or(1),
+                        d.get_i32("val").unwrap(),
+                        d.get_i32("toFill").ok(),
+                    )
+                })
+                .collect();
+            got.sort();
+            got
+        };
+        // The filled value of `v` in a partition whose documents hold `known` (value, toFill).
+        let expect = |part: i32, range: std::ops::RangeInclusive<i32>, known: &[(i32, i32)]| {
+            range
+                .map(|v| {
+                    let fill = known.iter().rev().find(|(at, _)| *at <= v).map(|k| k.1);
+                    (part, v, fill)
+                })
+                .collect::<Vec<_>>()
+        };
+        let part1 = [(0, 1), (5, 3), (10, 5)];
+        let part2 = [(3, 10), (6, 13), (9, 16)];
+        assert_eq!(
+            run(
+                doc! {"field": "val", "range": {"step": 1, "bounds": "full"}},
+                false
+            ),
+            expect(1, 0..=10, &part1)
+        );
+        let mut want = expect(1, 0..=10, &part1);
+        want.extend(expect(2, 3..=9, &part2));
+        assert_eq!(
+            run(
+                doc! {"field": "val", "range": {"step": 1, "bounds": "partition"}, "partitionByFields": ["part"]},
+                true
+            ),
+            want
+        );
+        // "full" with partitions: each partition spans the global range; before a
+        // partition's first document there is nothing to carry forward.
+        let mut want = expect(1, 0..=10, &part1);
+        want.extend(expect(2, 0..=10, &part2));
+        assert_eq!(
+            run(
+                doc! {"field": "val", "range": {"step": 1, "bounds": "full"}, "partitionByFields": ["part"]},
+                true
+            ),
+            want
+        );
+    }
 }
