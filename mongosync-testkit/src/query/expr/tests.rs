@@ -2174,3 +2174,61 @@ fn convert_bindata_formats_and_targets() {
         assert_eq!(err(bson!({"$convert": spec})).code, code, "{to}");
     }
 }
+
+/// 8.1's numbers to and from BinData, little-endian unless `byteOrder: "big"`.
+#[test]
+fn convert_numbers_and_bindata_bytes() {
+    let bin = |bytes: &[u8]| {
+        Bson::Binary(bson::Binary {
+            subtype: bson::spec::BinarySubtype::Generic,
+            bytes: bytes.to_vec(),
+        })
+    };
+    let conv = |input: Bson, to: &str, order: Option<&str>| {
+        let mut spec = doc! {"input": {"$literal": input}, "to": to};
+        if let Some(o) = order {
+            spec.insert("byteOrder", o);
+        }
+        evaluate(
+            &bson!({"$convert": spec}),
+            &Document::new(),
+            &Document::new(),
+        )
+    };
+    assert_eq!(
+        conv(bson!(1), "binData", None).unwrap(),
+        Some(bin(&[1, 0, 0, 0]))
+    );
+    assert_eq!(
+        conv(bson!(1i64), "binData", Some("big")).unwrap(),
+        Some(bin(&[0, 0, 0, 0, 0, 0, 0, 1]))
+    );
+    assert_eq!(
+        conv(bson!(1.0), "binData", Some("big")).unwrap(),
+        Some(bin(&1.0f64.to_be_bytes()))
+    );
+    assert_eq!(conv(bin(&[0xff]), "int", None).unwrap(), Some(bson!(-1)));
+    assert_eq!(
+        conv(bin(&[0, 1]), "int", Some("big")).unwrap(),
+        Some(bson!(1))
+    );
+    assert_eq!(
+        conv(bin(&[1, 0, 0, 0, 0, 0, 0, 0]), "long", None).unwrap(),
+        Some(Bson::Int64(1))
+    );
+    assert_eq!(
+        conv(bin(&1.5f32.to_le_bytes()), "double", None).unwrap(),
+        Some(bson!(1.5))
+    );
+    assert_eq!(conv(bin(&[1, 2, 3]), "int", None).unwrap_err().code, 241);
+    assert_eq!(
+        conv(bin(&[1, 0, 0, 0, 0, 0, 0, 0]), "int", None)
+            .unwrap_err()
+            .code,
+        241
+    );
+    assert_eq!(
+        conv(bson!(1), "binData", Some("middle")).unwrap_err().code,
+        9
+    );
+}

@@ -327,23 +327,91 @@ pub(super) fn double_to_integer(d: f64, from: &Bson, min: f64, max: f64) -> Resu
 /// `$convert` of a non-null value to the target type name (`$toString` and the other
 /// shorthands: BinData prints in the 'auto' format).
 pub(crate) fn convert(v: Bson, to: &str) -> Result<Bson> {
-    convert_to(v, to, 0, Some("auto"))
+    convert_to(v, to, 0, Some("auto"), false)
 }
 
 /// `$convert` of a non-null value to `to` (BinData of `subtype`), with 8.0's `format` for
 /// BinData <-> string.
-fn convert_to(v: Bson, to: &str, subtype: u8, format: Option<&str>) -> Result<Bson> {
+fn convert_to(
+    v: Bson,
+    to: &str,
+    subtype: u8,
+    format: Option<&str>,
+    big_endian: bool,
+) -> Result<Bson> {
     let err = || conversion_error(&v, to);
+    // 8.1: numbers to and from their bytes, in `byteOrder` (little-endian by default).
+    let ordered = |mut bytes: Vec<u8>| {
+        if big_endian {
+            bytes.reverse();
+        }
+        bytes
+    };
     if to == "binData" {
-        return match &v {
-            Bson::String(s) => string_to_bindata(s, subtype, format),
+        let bytes = match &v {
+            Bson::String(s) => return string_to_bindata(s, subtype, format),
             // 8.0 converts BinData only to its own subtype.
-            Bson::Binary(b) if u8::from(b.subtype) == subtype => Ok(v.clone()),
-            _ => Err(err()),
+            Bson::Binary(b) if u8::from(b.subtype) == subtype => return Ok(v.clone()),
+            Bson::Int32(i) => i.to_le_bytes().to_vec(),
+            Bson::Int64(i) => i.to_le_bytes().to_vec(),
+            Bson::Double(d) => d.to_le_bytes().to_vec(),
+            _ => return Err(err()),
         };
+        return Ok(Bson::Binary(bson::Binary {
+            subtype: subtype.into(),
+            bytes: ordered(bytes),
+        }));
     }
-    if let (Bson::Binary(b), "string") = (&v, to) {
-        return bindata_to_string(b, format);
+    if let Bson::Binary(b) = &v {
+        let le = ordered(b.bytes.clone());
+        let int = |widths: &[usize]| -> Result<i64> {
+            if !widths.contains(&le.len()) {
+                return Err(CommandError::new(
+                    CONVERSION_FAILURE,
+                    format!(
+                        "Failed to convert binData of {} bytes to {to} in $convert with no onError value: expected a length of {}",
+                        le.len(),
+                        widths
+                            .iter()
+                            .map(|w| w.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            // Sign-extended from the value's own width.
+            let mut buf = [if le.last().is_some_and(|b| b & 0x80 != 0) {
+                0xff
+            } else {
+                0
+            }; 8];
+            buf[..le.len()].copy_from_slice(&le);
+            Ok(i64::from_le_bytes(buf))
+        };
+        match to {
+            "string" => return bindata_to_string(b, format),
+            "int" => return Ok(Bson::Int32(int(&[1, 2, 4])? as i32)),
+            "long" => return Ok(Bson::Int64(int(&[1, 2, 4, 8])?)),
+            "double" => {
+                return match le.len() {
+                    4 => Ok(Bson::Double(
+                        f32::from_le_bytes([le[0], le[1], le[2], le[3]]) as f64,
+                    )),
+                    8 => {
+                        let mut buf = [0u8; 8];
+                        buf.copy_from_slice(&le);
+                        Ok(Bson::Double(f64::from_le_bytes(buf)))
+                    }
+                    n => Err(CommandError::new(
+                        CONVERSION_FAILURE,
+                        format!(
+                            "Failed to convert binData of {n} bytes to double in $convert with no onError value: expected a length of 4, 8"
+                        ),
+                    )),
+                };
+            }
+            _ => {}
+        }
     }
     Ok(match to {
         "bool" => match &v {
@@ -483,7 +551,7 @@ pub(super) fn op_convert(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     for k in d.keys() {
         if !matches!(
             k.as_str(),
-            "input" | "to" | "onError" | "onNull" | "format" | "base"
+            "input" | "to" | "onError" | "onNull" | "format" | "base" | "byteOrder"
         ) {
             return Err(CommandError::failed_to_parse(format!(
                 "$convert found an unknown argument: {k}"
@@ -529,11 +597,28 @@ pub(super) fn op_convert(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
             )));
         }
     };
+    let big_endian = match d
+        .get("byteOrder")
+        .map(|b| eval(b, scope))
+        .transpose()?
+        .flatten()
+    {
+        None | Some(Bson::Null) | Some(Bson::Undefined) => false,
+        Some(Bson::String(b)) if b == "little" => false,
+        Some(Bson::String(b)) if b == "big" => true,
+        Some(other) => {
+            return Err(CommandError::failed_to_parse(format!(
+                "$convert's 'byteOrder' must be \"little\" or \"big\", found {}",
+                crate::query::matcher::server_display(&other)
+            )));
+        }
+    };
     match convert_to(
         input.unwrap_or(Bson::Null),
         target.name,
         target.subtype,
         format.as_deref(),
+        big_endian,
     ) {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.code == CONVERSION_FAILURE => match d.get("onError") {
