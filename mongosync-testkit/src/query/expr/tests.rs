@@ -2227,8 +2227,41 @@ fn convert_numbers_and_bindata_bytes() {
             .code,
         241
     );
+    // byteOrder and format argument errors are not conversion failures.
+    let e = conv(bson!(1), "binData", Some("middle")).unwrap_err();
     assert_eq!(
-        conv(bson!(1), "binData", Some("middle")).unwrap_err().code,
+        (e.code, e.message.as_str()),
+        (9130002, "Invalid 'byteOrder' argument for $convert: middle")
+    );
+    let e = conv(bin(&[1, 2, 3]), "long", None).unwrap_err();
+    assert_eq!(
+        e.message,
+        "Failed to convert 'BinData(0, 010203)' to number in $convert because of invalid length: 3"
+    );
+    let e = err(bson!({"$convert": {"input": 1, "to": "binData", "format": 1, "onError": 0}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            4341114,
+            "$convert requires that 'format' be a string, found: int with value 1"
+        )
+    );
+    assert_eq!(
+        err(bson!({"$convert": {"input": 1, "to": "binData", "format": "b64", "onError": 0}})).code,
+        4341125
+    );
+    // BinData <-> string without a format (4341115, the server's spelling).
+    let e = err(bson!({"$convert": {"input": "abc", "to": "binData", "onError": 0}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            4341115,
+            "Format must be speficied when converting from 'string' to 'binData'"
+        )
+    );
+    // The target is parsed before a null input takes onNull.
+    assert_eq!(
+        err(bson!({"$convert": {"input": null, "to": -2, "onNull": 0}})).code,
         9
     );
 }

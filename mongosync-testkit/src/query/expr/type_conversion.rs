@@ -70,12 +70,45 @@ fn type_by_number(n: i64) -> Option<&'static str> {
     })
 }
 
-/// A `$convert` target: the type's name and, for `binData`, the subtype (8.0's
-/// `to: {type, subtype}`; 0 by default).
-#[derive(Debug, Clone, Copy)]
+/// A `$convert` target: the type's name and, for `binData`, the raw `subtype` (8.0's
+/// `to: {type, subtype}`), checked only by the conversions that use it.
+#[derive(Debug, Clone)]
 pub(super) struct Target {
     pub(super) name: &'static str,
-    subtype: u8,
+    subtype: Option<Bson>,
+}
+
+/// `computeBinDataType`: an integral number naming a BinData subtype, 0-8 or the
+/// user-defined 128-255 (0 when not given).
+fn bindata_subtype(subtype: &Option<Bson>) -> Result<u8> {
+    let Some(v) = subtype else {
+        return Ok(0);
+    };
+    let Some(n) = Num::from_bson(v).map(Num::f64) else {
+        return Err(CommandError::new(
+            4341108,
+            format!(
+                "For BinData, $convert's 'subtype' argument must be a number, but is {}",
+                type_name(Some(v))
+            ),
+        ));
+    };
+    if n.fract() != 0.0 {
+        return Err(CommandError::new(
+            4341106,
+            "In $convert, numeric 'subtype' argument is not an integer",
+        ));
+    }
+    let code = n.clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+    if !((0..=8).contains(&code) || (128..=255).contains(&code)) {
+        return Err(CommandError::new(
+            4341107,
+            format!(
+                "In $convert, numeric value for 'subtype' does not correspond to a BinData type: {code}"
+            ),
+        ));
+    }
+    Ok(code as u8)
 }
 
 /// `ExpressionConvert`'s target type: a type name (BadValue when unknown), a BSON type number
@@ -140,29 +173,15 @@ pub(super) fn parse_target(to: &Bson) -> Result<Target> {
     let Bson::Document(d) = to else {
         return Ok(Target {
             name: name(to)?,
-            subtype: 0,
+            subtype: None,
         });
     };
     let mut target = None;
-    let mut subtype = 0u8;
+    let mut subtype = None;
     for (k, v) in d {
         match k.as_str() {
             "type" => target = Some(name(v)?),
-            "subtype" => {
-                // Valid BinData subtypes: the defined ones and the user-defined 128-255.
-                let n = Num::from_bson(v).map(Num::f64).filter(|f| {
-                    f.fract() == 0.0 && ((0.0..=9.0).contains(f) || (128.0..=255.0).contains(f))
-                });
-                subtype = n.ok_or_else(|| {
-                    CommandError::new(
-                        4341107,
-                        format!(
-                            "In $convert, numeric value for 'subtype' does not correspond to a BinData type: {}",
-                            crate::query::matcher::server_display(v)
-                        ),
-                    )
-                })? as u8;
-            }
+            "subtype" => subtype = Some(v.clone()),
             other => {
                 return Err(CommandError::failed_to_parse(format!(
                     "$convert's 'to' argument found an unknown field: {other}; only 'type' and 'subtype' are allowed"
@@ -181,46 +200,49 @@ pub(super) fn parse_target(to: &Bson) -> Result<Target> {
 /// 8.0's `format` of BinData <-> string conversions.
 const FORMATS: &[&str] = &["auto", "base64", "base64url", "hex", "utf8", "uuid"];
 
-fn bin_failure(input: &str, why: &str) -> CommandError {
-    CommandError::new(
-        CONVERSION_FAILURE,
-        format!("Failed to parse BinData '{input}' in $convert with no onError value: {why}"),
-    )
+/// How the server prints a BinData value in messages (`Value::toString`).
+fn show_bindata(b: &bson::Binary) -> String {
+    let hex: String = b.bytes.iter().map(|x| format!("{x:02X}")).collect();
+    format!("BinData({}, {hex})", u8::from(b.subtype))
 }
 
-/// A string to BinData of `subtype` in `format` ('auto' is refused; 'uuid' goes with subtype 4
-/// and only with it).
-fn string_to_bindata(s: &str, subtype: u8, format: Option<&str>) -> Result<Bson> {
+/// `checkFormat`: the BinData <-> string conversions need a `format` (4341115, sic).
+fn need_format<'a>(format: Option<&'a str>, from: &str, to: &str) -> Result<&'a str> {
+    format.ok_or_else(|| {
+        CommandError::new(
+            4341115,
+            format!("Format must be speficied when converting from '{from}' to '{to}'"),
+        )
+    })
+}
+
+/// `parseStringToBinData`: a string to BinData of `subtype` in `format`; any failure is a
+/// ConversionFailure naming the input.
+fn string_to_bindata(s: &str, subtype: u8, format: &str) -> Result<Bson> {
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-    let Some(format) = format else {
-        return Err(CommandError::failed_to_parse(
-            "A format must be specified when converting from 'string' to 'binData'",
-        ));
+    let fail = |why: &str| {
+        CommandError::new(
+            CONVERSION_FAILURE,
+            format!("Failed to parse BinData '{s}' in $convert with no onError value: {why}"),
+        )
     };
-    if format == "auto" {
-        return Err(bin_failure(
-            s,
-            "Format 'auto' is not supported for string to 'binData' conversion",
-        ));
-    }
-    if (subtype == 4) != (format == "uuid") {
-        return Err(bin_failure(
-            s,
-            "Only the UUID subtype (4) is allowed with the 'uuid' format",
+    if (format == "uuid") != (subtype == 4) {
+        return Err(fail(
+            "Only the 'uuid' format is allowed with the UUID subtype",
         ));
     }
     let bytes = match format {
         "base64" => STANDARD
             .decode(s)
-            .map_err(|_| bin_failure(s, "Input is not a valid base64 string."))?,
+            .map_err(|_| fail("Input is not a valid base64 string"))?,
         "base64url" => URL_SAFE_NO_PAD
             .decode(s.trim_end_matches('='))
-            .map_err(|_| bin_failure(s, "Input is not a valid base64url string."))?,
+            .map_err(|_| fail("Input is not a valid base64url string"))?,
         "hex" => {
             let valid = s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit());
             if !valid {
-                return Err(bin_failure(s, "Input is not a valid hexadecimal string."));
+                return Err(fail("Input is not a valid hexadecimal string"));
             }
             (0..s.len())
                 .step_by(2)
@@ -229,9 +251,10 @@ fn string_to_bindata(s: &str, subtype: u8, format: Option<&str>) -> Result<Bson>
         }
         "uuid" => match uuid::Uuid::try_parse(s) {
             Ok(u) if s.len() == 36 => u.as_bytes().to_vec(),
-            _ => return Err(bin_failure(s, "Input is not a valid UUID string.")),
+            _ => return Err(fail(&format!("Invalid UUID string: {s}"))),
         },
-        _ => s.as_bytes().to_vec(),
+        "utf8" => s.as_bytes().to_vec(),
+        other => return Err(fail(&format!("Invalid format '{other}'"))),
     };
     Ok(Bson::Binary(bson::Binary {
         subtype: subtype.into(),
@@ -239,36 +262,31 @@ fn string_to_bindata(s: &str, subtype: u8, format: Option<&str>) -> Result<Bson>
     }))
 }
 
-/// BinData to a string in `format`; 'auto' (the `$toString` form) is a UUID string for a
-/// 16-byte UUID and base64 otherwise.
-fn bindata_to_string(b: &bson::Binary, format: Option<&str>) -> Result<Bson> {
+/// `performConvertBinDataToString`: 'auto' is the UUID string of a 16-byte UUID and base64
+/// otherwise; hex is upper case, base64url unpadded.
+fn bindata_to_string(b: &bson::Binary, format: &str) -> Result<Bson> {
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-    let Some(format) = format else {
-        return Err(CommandError::failed_to_parse(
-            "A format must be specified when converting from 'binData' to 'string'",
-        ));
+    let fail = |why: &str| {
+        CommandError::new(
+            CONVERSION_FAILURE,
+            format!(
+                "Failed to convert '{}' to string in $convert with no onError value: {why}",
+                show_bindata(b)
+            ),
+        )
     };
-    let is_uuid = u8::from(b.subtype) == 4 && b.bytes.len() == 16;
-    let shown = || STANDARD.encode(&b.bytes);
-    Ok(Bson::String(match format {
-        "auto" if is_uuid => uuid::Uuid::from_slice(&b.bytes)
-            .map(|u| u.hyphenated().to_string())
-            .unwrap_or_else(|_| shown()),
-        "uuid" if is_uuid => uuid::Uuid::from_slice(&b.bytes)
-            .map(|u| u.hyphenated().to_string())
-            .unwrap_or_else(|_| shown()),
-        "uuid" => {
-            return Err(bin_failure(
-                &shown(),
-                "Only the UUID subtype (4) is allowed with the 'uuid' format",
-            ));
-        }
-        "auto" | "base64" => shown(),
-        "base64url" => URL_SAFE_NO_PAD.encode(&b.bytes),
-        "hex" => b.bytes.iter().map(|x| format!("{x:02X}")).collect(),
+    let uuid = (u8::from(b.subtype) == 4)
+        .then(|| uuid::Uuid::from_slice(&b.bytes).ok())
+        .flatten();
+    Ok(Bson::String(match (format, uuid) {
+        ("auto" | "uuid", Some(u)) => u.hyphenated().to_string(),
+        ("uuid", None) => return Err(fail("BinData does not represent a valid UUID")),
+        ("auto" | "base64", _) => STANDARD.encode(&b.bytes),
+        ("base64url", _) => URL_SAFE_NO_PAD.encode(&b.bytes),
+        ("hex", _) => b.bytes.iter().map(|x| format!("{x:02X}")).collect(),
         _ => String::from_utf8(b.bytes.clone())
-            .map_err(|_| bin_failure(&shown(), "Input is not a valid UTF-8 string."))?,
+            .map_err(|_| fail("BinData does not represent a valid UTF-8 string"))?,
     }))
 }
 
@@ -327,7 +345,7 @@ pub(super) fn double_to_integer(d: f64, from: &Bson, min: f64, max: f64) -> Resu
 /// `$convert` of a non-null value to the target type name (`$toString` and the other
 /// shorthands: BinData prints in the 'auto' format).
 pub(crate) fn convert(v: Bson, to: &str) -> Result<Bson> {
-    convert_to(v, to, 0, Some("auto"), false)
+    convert_to(v, to, &None, Some("auto"), false)
 }
 
 /// `$convert` of a non-null value to `to` (BinData of `subtype`), with 8.0's `format` for
@@ -335,7 +353,7 @@ pub(crate) fn convert(v: Bson, to: &str) -> Result<Bson> {
 fn convert_to(
     v: Bson,
     to: &str,
-    subtype: u8,
+    subtype: &Option<Bson>,
     format: Option<&str>,
     big_endian: bool,
 ) -> Result<Bson> {
@@ -349,66 +367,70 @@ fn convert_to(
     };
     if to == "binData" {
         let bytes = match &v {
-            Bson::String(s) => return string_to_bindata(s, subtype, format),
-            // 8.0 converts BinData only to its own subtype.
-            Bson::Binary(b) if u8::from(b.subtype) == subtype => return Ok(v.clone()),
+            Bson::String(s) => {
+                let format = need_format(format, "string", "binData")?;
+                return string_to_bindata(s, bindata_subtype(subtype)?, format);
+            }
+            Bson::Binary(b) => {
+                if u8::from(b.subtype) != bindata_subtype(subtype)? {
+                    return Err(CommandError::new(
+                        CONVERSION_FAILURE,
+                        "Conversions between different BinData subtypes are not supported",
+                    ));
+                }
+                return Ok(v.clone());
+            }
             Bson::Int32(i) => i.to_le_bytes().to_vec(),
             Bson::Int64(i) => i.to_le_bytes().to_vec(),
             Bson::Double(d) => d.to_le_bytes().to_vec(),
             _ => return Err(err()),
         };
         return Ok(Bson::Binary(bson::Binary {
-            subtype: subtype.into(),
+            subtype: bindata_subtype(subtype)?.into(),
             bytes: ordered(bytes),
         }));
     }
     if let Bson::Binary(b) = &v {
         let le = ordered(b.bytes.clone());
-        let int = |widths: &[usize]| -> Result<i64> {
-            if !widths.contains(&le.len()) {
-                return Err(CommandError::new(
+        // readSizedNumberFromBinData: the value's own width, sign-extended.
+        let sized = |widths: &[usize]| -> Result<()> {
+            if widths.contains(&le.len()) {
+                Ok(())
+            } else {
+                Err(CommandError::new(
                     CONVERSION_FAILURE,
                     format!(
-                        "Failed to convert binData of {} bytes to {to} in $convert with no onError value: expected a length of {}",
-                        le.len(),
-                        widths
-                            .iter()
-                            .map(|w| w.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "Failed to convert '{}' to number in $convert because of invalid length: {}",
+                        show_bindata(b),
+                        le.len()
                     ),
-                ));
+                ))
             }
-            // Sign-extended from the value's own width.
-            let mut buf = [if le.last().is_some_and(|b| b & 0x80 != 0) {
+        };
+        let int = |widths: &[usize]| -> Result<i64> {
+            sized(widths)?;
+            let fill = if le.last().is_some_and(|b| b & 0x80 != 0) {
                 0xff
             } else {
                 0
-            }; 8];
+            };
+            let mut buf = [fill; 8];
             buf[..le.len()].copy_from_slice(&le);
             Ok(i64::from_le_bytes(buf))
         };
         match to {
-            "string" => return bindata_to_string(b, format),
+            "string" => return bindata_to_string(b, need_format(format, "binData", "string")?),
             "int" => return Ok(Bson::Int32(int(&[1, 2, 4])? as i32)),
             "long" => return Ok(Bson::Int64(int(&[1, 2, 4, 8])?)),
             "double" => {
-                return match le.len() {
-                    4 => Ok(Bson::Double(
-                        f32::from_le_bytes([le[0], le[1], le[2], le[3]]) as f64,
-                    )),
-                    8 => {
-                        let mut buf = [0u8; 8];
-                        buf.copy_from_slice(&le);
-                        Ok(Bson::Double(f64::from_le_bytes(buf)))
-                    }
-                    n => Err(CommandError::new(
-                        CONVERSION_FAILURE,
-                        format!(
-                            "Failed to convert binData of {n} bytes to double in $convert with no onError value: expected a length of 4, 8"
-                        ),
-                    )),
-                };
+                sized(&[4, 8])?;
+                return Ok(Bson::Double(if le.len() == 4 {
+                    f32::from_le_bytes([le[0], le[1], le[2], le[3]]) as f64
+                } else {
+                    let mut buf = [0u8; 8];
+                    buf.copy_from_slice(&le);
+                    f64::from_le_bytes(buf)
+                }));
             }
             _ => {}
         }
@@ -564,59 +586,82 @@ pub(super) fn op_convert(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     let to_expr = d
         .get("to")
         .ok_or_else(|| CommandError::failed_to_parse("Missing 'to' parameter to $convert"))?;
-    let input = eval(input_expr, scope)?;
     let to = eval(to_expr, scope)?;
+    let input = eval(input_expr, scope)?;
+    let format = d
+        .get("format")
+        .map(|f| eval(f, scope))
+        .transpose()?
+        .flatten();
+    let byte_order = d
+        .get("byteOrder")
+        .map(|b| eval(b, scope))
+        .transpose()?
+        .flatten();
+    // As the server: the target is parsed first, then a nullish input gives onNull and a
+    // nullish target null; 'format' and 'byteOrder' errors are not conversion failures.
+    let target = (!nullish(&to))
+        .then(|| parse_target(to.as_ref().unwrap_or(&Bson::Null)))
+        .transpose()?;
     if nullish(&input) {
         return match d.get("onNull") {
             Some(e) => eval(e, scope),
             None => Ok(Some(Bson::Null)),
         };
     }
-    if nullish(&to) {
+    let Some(target) = target else {
         return Ok(Some(Bson::Null));
-    }
-    let target = parse_target(to.as_ref().unwrap_or(&Bson::Null))?;
-    let format = match d
-        .get("format")
-        .map(|f| eval(f, scope))
-        .transpose()?
-        .flatten()
-    {
+    };
+    let shown = |v: &Bson| {
+        format!(
+            "{} with value {}",
+            type_name(Some(v)),
+            crate::query::matcher::server_display(v)
+        )
+    };
+    let format = match format {
         None | Some(Bson::Null) | Some(Bson::Undefined) => None,
         Some(Bson::String(f)) if FORMATS.contains(&f.as_str()) => Some(f),
         Some(Bson::String(f)) => {
-            return Err(CommandError::failed_to_parse(format!(
-                "Invalid format value for $convert: {f}; expected one of {}",
-                FORMATS.join(", ")
-            )));
+            return Err(CommandError::new(
+                4341125,
+                format!("Invalid 'format' argument for $convert: {f}"),
+            ));
         }
         Some(other) => {
-            return Err(CommandError::failed_to_parse(format!(
-                "$convert's 'format' argument must be a string, but is {}",
-                type_name(Some(&other))
-            )));
+            return Err(CommandError::new(
+                4341114,
+                format!(
+                    "$convert requires that 'format' be a string, found: {}",
+                    shown(&other)
+                ),
+            ));
         }
     };
-    let big_endian = match d
-        .get("byteOrder")
-        .map(|b| eval(b, scope))
-        .transpose()?
-        .flatten()
-    {
+    let big_endian = match byte_order {
         None | Some(Bson::Null) | Some(Bson::Undefined) => false,
         Some(Bson::String(b)) if b == "little" => false,
         Some(Bson::String(b)) if b == "big" => true,
+        Some(Bson::String(b)) => {
+            return Err(CommandError::new(
+                9130002,
+                format!("Invalid 'byteOrder' argument for $convert: {b}"),
+            ));
+        }
         Some(other) => {
-            return Err(CommandError::failed_to_parse(format!(
-                "$convert's 'byteOrder' must be \"little\" or \"big\", found {}",
-                crate::query::matcher::server_display(&other)
-            )));
+            return Err(CommandError::new(
+                9130001,
+                format!(
+                    "$convert requires that 'byteOrder' be a string, found: {}",
+                    shown(&other)
+                ),
+            ));
         }
     };
     match convert_to(
         input.unwrap_or(Bson::Null),
         target.name,
-        target.subtype,
+        &target.subtype,
         format.as_deref(),
         big_endian,
     ) {
