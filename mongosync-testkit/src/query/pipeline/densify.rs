@@ -90,7 +90,7 @@ impl Densify {
                                 &["string"],
                             ));
                         };
-                        partitions.push(field_path(s)?);
+                        partitions.push(s.clone());
                     }
                 }
                 ("range", Bson::Document(d)) => range = Some(d),
@@ -177,6 +177,14 @@ impl Densify {
                                 "A bounding array must contain either both dates or both numeric types",
                             ));
                         }
+                        // Mixed widths would make the generated values' type surprising.
+                        let kind = std::mem::discriminant;
+                        if kind(lo) != kind(hi) || kind(lo) != kind(&step.to_bson()) {
+                            return Err(CommandError::new(
+                                5876900,
+                                "Upper bound, lower bound, and step must all have the same type",
+                            ));
+                        }
                     }
                     Bson::DateTime(_) => {
                         if !matches!(hi, Bson::DateTime(_)) {
@@ -216,6 +224,29 @@ impl Densify {
                 ));
             }
         };
+        // The densified field and the partition fields may not contain each other (compared
+        // as strings, as the server does).
+        let mut partition_paths = Vec::with_capacity(partitions.len());
+        for p in &partitions {
+            if p.starts_with(field.as_str()) {
+                return Err(CommandError::new(
+                    8993000,
+                    format!(
+                        "partitionByFields '{p}' cannot include field '{field}' that is being densified."
+                    ),
+                ));
+            }
+            if field.starts_with(p.as_str()) {
+                return Err(CommandError::new(
+                    9554500,
+                    format!(
+                        "field '{field}' that is being densified cannot include partitionByFields '{p}'."
+                    ),
+                ));
+            }
+            partition_paths.push(field_path(p)?);
+        }
+        let partitions = partition_paths;
         let field_parts = field_path(&field)?;
         if matches!(bounds, Bounds::Partition) && partitions.is_empty() {
             return Err(CommandError::new(
@@ -615,6 +646,8 @@ mod tests {
             9
         );
         assert_eq!(range(doc! {"step": 1, "bounds": [1]}), 5733403);
+        assert_eq!(range(doc! {"step": 1.0, "bounds": [1, 2]}), 5876900);
+        assert_eq!(range(doc! {"step": 1, "bounds": [1, 2i64]}), 5876900);
         assert_eq!(range(doc! {"step": 1, "bounds": [2, 1]}), 5733402);
         assert_eq!(
             range(doc! {"step": 1, "unit": "day", "bounds": [1, 2]}),
@@ -624,6 +657,20 @@ mod tests {
         assert_eq!(range(doc! {"step": 1, "bounds": "most"}), 5946802);
         assert_eq!(range(doc! {"step": 1, "bounds": 3}), 5733404);
         assert_eq!(range(doc! {"step": 1, "bounds": "partition"}), 5733408);
+        let parted = |p: &str| {
+            err(Bson::Document(
+                doc! {"field": "a", "partitionByFields": [p], "range": {"step": 1, "bounds": "full"}},
+            ))
+        };
+        assert_eq!(
+            parted("a.b"),
+            (
+                8993000,
+                "partitionByFields 'a.b' cannot include field 'a' that is being densified."
+                    .to_string()
+            )
+        );
+        assert_eq!(parted("").0, 9554500);
         assert_eq!(
             err(Bson::Document(
                 doc! {"field": "$a", "range": {"step": 1, "bounds": "full"}}
