@@ -1328,6 +1328,8 @@ mod tests {
                 "min2": {"$minN": {"n": 2, "input": "$v"}, "window": {"range": [-1, 1]}},
                 "max1": {"$maxN": {"n": 1, "input": "$v"}},
                 "all": {"$concatArrays": {"$concatArrays": [["$v"]]}},
+                "med": {"$median": {"input": "$v", "method": "approximate"},
+                        "window": {"documents": [-1, 1]}},
             }}},
             docs(),
         );
@@ -1354,6 +1356,11 @@ mod tests {
         );
         assert_eq!(field(&out, "max1"), vec![bson!([9]); 4]);
         assert_eq!(field(&out, "all"), vec![bson!([5, 3, 9, 1]); 4]);
+        // Discrete medians of {5,3}, {5,3,9}, {3,9,1}, {9,1}.
+        assert_eq!(
+            field(&out, "med"),
+            vec![bson!(3.0), bson!(5.0), bson!(3.0), bson!(1.0)]
+        );
         // The accumulators' argument codes.
         let n_err = |spec: Document| -> i32 {
             Pipeline::parse(
