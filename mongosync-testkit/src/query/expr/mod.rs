@@ -19,6 +19,8 @@ mod array;
 mod conditional;
 mod date;
 mod decimal;
+mod hash;
+mod meta;
 mod object;
 mod set;
 mod string;
@@ -34,6 +36,8 @@ use conditional::*;
 use date::*;
 pub(crate) use date::{add_named_units, format_date};
 use decimal::*;
+use hash::*;
+use meta::*;
 use object::*;
 use set::*;
 use string::*;
@@ -105,6 +109,9 @@ pub fn validate(expr: &Bson) -> Result<()> {
                 if first == "$literal" || first == "$const" {
                     return Ok(());
                 }
+                if first == "$meta" {
+                    return check_meta(arg);
+                }
                 validate_args(arg)
             } else {
                 for (k, v) in d {
@@ -170,6 +177,8 @@ fn unknown_operator(name: &str) -> CommandError {
 const KNOWN_OPERATORS: &[&str] = &[
     "$sigmoid",
     "$toUUID",
+    "$toHashedIndexKey",
+    "$meta",
     "$binarySize",
     "$bsonSize",
     "$dateAdd",
@@ -695,6 +704,8 @@ fn operator(name: &str, arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
         }
         "$convert" => op_convert(arg, scope),
         "$toUUID" => op_to_uuid(arg, scope),
+        "$toHashedIndexKey" => op_to_hashed_index_key(arg, scope),
+        "$meta" => op_meta(arg, scope),
         "$sigmoid" => op_sigmoid(arg, scope),
         // Strings
         "$concat" => {

@@ -1862,3 +1862,406 @@ fn eight_x_argument_codes() {
     );
     assert_eq!(err(bson!({"$maxN": {"input": [1, 2]}})).code, 5787906);
 }
+
+/// The server's own test vectors for `BSONElementHasher::hash64` (`db/hasher_test.cpp`) and
+/// the manual's `$toHashedIndexKey` example.
+#[test]
+fn to_hashed_index_key_matches_the_servers_hash64() {
+    use bson::{Binary, JavaScriptCodeWithScope, Regex, spec::BinarySubtype};
+    let h = |v: Bson| match ev(bson!({"$toHashedIndexKey": {"$literal": v}})) {
+        Some(Bson::Int64(i)) => i,
+        other => panic!("not a long: {other:?}"),
+    };
+    assert_eq!(h(bson!("string to hash")), 763543691661428748);
+    for v in [bson!(42), bson!(42.123), bson!(42i64), dec("42.4")] {
+        assert_eq!(h(v), -944302157085130861);
+    }
+    for v in [bson!(0), bson!(0.456), Bson::Double(f64::NAN), dec("NaN")] {
+        assert_eq!(h(v), 4854801880128277513);
+    }
+    assert_eq!(h(bson!(1.987)), 5902408780260971510);
+    assert_eq!(h(bson!(-1.789)), 1140205862565771219);
+    assert_eq!(h(bson!(i32::MIN)), 6165898260261354870);
+    assert_eq!(h(bson!(i32::MAX as f64)), 1143184177162245883);
+    for v in [
+        bson!(f64::MAX),
+        bson!(i64::MAX),
+        dec("Infinity"),
+        dec("1E+30"),
+    ] {
+        assert_eq!(h(v), 921523596458303250);
+    }
+    for v in [
+        bson!(-f64::MAX),
+        bson!(i64::MIN),
+        bson!(9223372036854775808.0),
+    ] {
+        assert_eq!(h(v), 4532067210535695462);
+    }
+    // Decimals round half to even before hashing (1.5 and 2.5 are both 2).
+    assert_eq!(h(dec("1.5")), h(bson!(2)));
+    assert_eq!(h(dec("2.5")), h(bson!(2)));
+    assert_eq!(h(Bson::MinKey), 7961148599568647290);
+    assert_eq!(h(Bson::MaxKey), 5504842513779440750);
+    assert_eq!(h(Bson::Undefined), 40158834000849533);
+    assert_eq!(h(bson!("abc")), 8478485326885698097);
+    assert_eq!(h(Bson::Symbol("abc".into())), 8478485326885698097);
+    assert_eq!(h(bson!("")), 2049396243249673340);
+    assert_eq!(h(bson!({"a": "abc", "b": 123i64})), 4771603801758380216);
+    assert_eq!(h(bson!({})), 7980500913326740417);
+    assert_eq!(h(bson!(["bar", "baz", "qux"])), -2938911267422831539);
+    assert_eq!(h(bson!([])), 8849948234993459283);
+    let bin = |subtype, bytes: &[u8]| {
+        Bson::Binary(Binary {
+            subtype,
+            bytes: bytes.to_vec(),
+        })
+    };
+    assert_eq!(
+        h(bin(BinarySubtype::Generic, &[0, 1, 2, 3, 4, 6])),
+        7252465090394235301
+    );
+    assert_eq!(
+        h(bin(BinarySubtype::UserDefined(128), &[0, 1, 2, 3, 4, 6])),
+        5736670452907618262
+    );
+    let uuid: Vec<u8> = (0..16).collect();
+    assert_eq!(h(bin(BinarySubtype::Uuid, &uuid)), 6084661258071355978);
+    let oid = |s: &str| Bson::ObjectId(s.parse().unwrap());
+    assert_eq!(h(oid("010203040506070809101112")), -5588663249627035708);
+    assert_eq!(h(oid("000000000000000000000000")), -4293118519463489418);
+    assert_eq!(h(bson!(true)), 6405873908747105701);
+    assert_eq!(h(bson!(false)), 6289544573401934092);
+    let date = |ms| Bson::DateTime(bson::DateTime::from_millis(ms));
+    assert_eq!(h(date(0x5566778811223344)), 4476222765095560467);
+    assert_eq!(h(date(0)), -1178696894582842035);
+    let re = |p: &str, o: &str| {
+        Bson::RegularExpression(Regex {
+            pattern: p.try_into().unwrap(),
+            options: o.try_into().unwrap(),
+        })
+    };
+    assert_eq!(h(re("mongodb", "")), -7275792090268217043);
+    assert_eq!(h(re(".*", "i")), 7095855029187981886);
+    assert_eq!(
+        h(Bson::JavaScriptCode("func f() { return 1; }".into())),
+        6861638109178014270
+    );
+    assert_eq!(
+        h(Bson::JavaScriptCodeWithScope(JavaScriptCodeWithScope {
+            code: "func f() { return 1; }".into(),
+            scope: doc! {"c": true},
+        })),
+        501342939894575968
+    );
+    // A missing input hashes as null; the argument is an expression.
+    assert_eq!(
+        ev(bson!({"$toHashedIndexKey": "$nope"})),
+        ev(bson!({"$toHashedIndexKey": null}))
+    );
+    assert_eq!(
+        ev_in(bson!({"$toHashedIndexKey": "$a"}), doc! {"a": 42}),
+        Some(Bson::Int64(-944302157085130861))
+    );
+}
+
+#[test]
+fn meta_names_and_unavailable_metadata() {
+    // Parse-time checks, as ExpressionMeta::parse.
+    assert_eq!(validate(&bson!({"$meta": 1})).unwrap_err().code, 17307);
+    let e = validate(&bson!({"$meta": "nope"})).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (17308, "Unsupported argument to $meta: nope")
+    );
+    assert!(validate(&bson!({"$meta": "searchHighlights"})).is_ok());
+    // Metadata only a stage produces is refused when absent (DepsTracker, 40218).
+    let e = err(bson!({"$meta": "textScore"}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            40218,
+            "query requires text score metadata, but it is not available"
+        )
+    );
+    assert_eq!(
+        err(bson!({"$meta": "geoNearDistance"})).message,
+        "query requires $geoNear distance metadata, but it is not available"
+    );
+    assert_eq!(
+        err(bson!({"$meta": "searchScore"})).message,
+        "query requires $search score metadata, but it is not available"
+    );
+    // Other metadata is missing without Atlas Search or an index scan.
+    for name in [
+        "searchHighlights",
+        "recordId",
+        "indexKey",
+        "sortKey",
+        "randVal",
+    ] {
+        assert_eq!(ev(bson!({"$meta": name})), None, "{name}");
+    }
+    // Available metadata is read from the reserved variable.
+    let vars = doc! {"$meta": {"textScore": 2.5}};
+    assert_eq!(
+        evaluate(
+            &bson!({"$multiply": [{"$meta": "textScore"}, 2]}),
+            &Document::new(),
+            &vars
+        )
+        .unwrap(),
+        Some(bson!(5.0))
+    );
+}
+
+/// 8.0's BinData `$convert` (jstests/aggregation/expressions/convert_bindata.js): `to` as
+/// `{type, subtype}`, `format` both ways, the conversions it refuses (241, which `onError`
+/// catches) and the targets it cannot parse (4341107, 9).
+#[test]
+fn convert_bindata_formats_and_targets() {
+    let bin = |subtype: u8, b64: &str| {
+        use base64::Engine;
+        Bson::Binary(bson::Binary {
+            subtype: subtype.into(),
+            bytes: base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        })
+    };
+    let conv = |input: Bson, to: Bson, format: Option<&str>| {
+        let mut spec = doc! {"input": {"$literal": input}, "to": to};
+        if let Some(f) = format {
+            spec.insert("format", f);
+        }
+        evaluate(
+            &bson!({"$convert": spec}),
+            &Document::new(),
+            &Document::new(),
+        )
+    };
+    let uuid_bin = bin(4, "hn3uUsMxSE6S0cVkebjmfg==");
+    let gen_bin = bin(0, "hn3uUsMxSE6S0cVkebjmfg==");
+    let ok =
+        |input: Bson, to: Bson, format: Option<&str>| conv(input, to, format).unwrap().unwrap();
+    let to_bin = |subtype: i32| bson!({"type": "binData", "subtype": subtype});
+    assert_eq!(ok(bson!(1.9), bson!({"type": "double"}), None), bson!(1.9));
+    assert_eq!(
+        ok(bson!(1.9), bson!({"type": "string"}), None),
+        bson!("1.9")
+    );
+    assert_eq!(
+        ok(bson!(1.9), bson!({"type": "long"}), None),
+        Bson::Int64(1)
+    );
+    assert_eq!(
+        ok(
+            bson!("867dee52-c331-484e-92d1-c56479b8e67e"),
+            to_bin(4),
+            Some("uuid")
+        ),
+        uuid_bin
+    );
+    assert_eq!(
+        ok(bson!("hn3uUsMxSE6S0cVkebjmfg=="), to_bin(0), Some("base64")),
+        gen_bin
+    );
+    assert_eq!(
+        ok(
+            bson!("hn3uUsMxSE6S0cVkebjmfg"),
+            to_bin(0),
+            Some("base64url")
+        ),
+        gen_bin
+    );
+    assert_eq!(
+        ok(
+            bson!("867DEE52C331484E92D1C56479B8E67E"),
+            to_bin(0),
+            Some("hex")
+        ),
+        gen_bin
+    );
+    assert_eq!(
+        ok(bson!("🙂😎"), to_bin(0), Some("utf8")),
+        bin(0, "8J+ZgvCfmI4=")
+    );
+    let s = |v: &str| Bson::String(v.to_string());
+    assert_eq!(
+        ok(uuid_bin.clone(), s("string"), Some("uuid")),
+        s("867dee52-c331-484e-92d1-c56479b8e67e")
+    );
+    assert_eq!(
+        ok(uuid_bin.clone(), s("string"), Some("auto")),
+        s("867dee52-c331-484e-92d1-c56479b8e67e")
+    );
+    assert_eq!(
+        ok(gen_bin.clone(), s("string"), Some("auto")),
+        s("hn3uUsMxSE6S0cVkebjmfg==")
+    );
+    assert_eq!(
+        ok(uuid_bin.clone(), s("string"), Some("base64")),
+        s("hn3uUsMxSE6S0cVkebjmfg==")
+    );
+    assert_eq!(
+        ok(gen_bin.clone(), s("string"), Some("base64url")),
+        s("hn3uUsMxSE6S0cVkebjmfg")
+    );
+    assert_eq!(
+        ok(gen_bin.clone(), s("string"), Some("hex")),
+        s("867DEE52C331484E92D1C56479B8E67E")
+    );
+    assert_eq!(
+        ok(bin(0, "8J+ZgvCfmI4="), s("string"), Some("utf8")),
+        s("🙂😎")
+    );
+    assert_eq!(ok(uuid_bin.clone(), to_bin(4), None), uuid_bin);
+    assert_eq!(ok(gen_bin.clone(), s("binData"), None), gen_bin);
+    // $toString uses the 'auto' format.
+    assert_eq!(
+        ev(bson!({"$toString": {"$literal": uuid_bin.clone()}})),
+        Some(s("867dee52-c331-484e-92d1-c56479b8e67e"))
+    );
+    // Illegal conversions: ConversionFailure, caught by onError.
+    let oid = Bson::ObjectId("0123456789abcdef01234567".parse().unwrap());
+    let illegal: Vec<(Bson, Bson, Option<&str>)> = vec![
+        (oid.clone(), to_bin(4), None),
+        (oid, to_bin(0), None),
+        (
+            s("867dee52-c331-484e-92d1-c56479b8e67e"),
+            to_bin(0),
+            Some("uuid"),
+        ),
+        (s("867dee--52-c331-484e-"), to_bin(4), Some("uuid")),
+        (s("867dee--52-c331-484e-"), to_bin(0), Some("base64")),
+        (s("867dee--52-c331-484e-"), to_bin(0), Some("base64url")),
+        (s("867dee--52-c331-484e-zx"), to_bin(0), Some("hex")),
+        (
+            s("867dee52-c331-484e-92d1-c56479b8e67e"),
+            to_bin(0),
+            Some("auto"),
+        ),
+        (s("hn3uUsMxSE6S0cVkebjmfg=="), to_bin(4), Some("base64")),
+        (s("hn3uUsMxSE6S0cVkebjmfg=="), to_bin(4), Some("auto")),
+        (uuid_bin.clone(), to_bin(0), None),
+        (gen_bin.clone(), to_bin(4), None),
+        (uuid_bin, to_bin(255), None),
+        (bin(255, "hn3uUsMxSE6S0cVkebjmfg=="), to_bin(0), None),
+        (bson!(1), s("object"), None),
+    ];
+    for (input, to, format) in illegal {
+        let e = conv(input.clone(), to.clone(), format).unwrap_err();
+        assert_eq!(e.code, 241, "{input} -> {to}: {}", e.message);
+        let mut spec = doc! {"input": {"$literal": input}, "to": to, "onError": "ERROR"};
+        if let Some(f) = format {
+            spec.insert("format", f);
+        }
+        assert_eq!(ev(bson!({"$convert": spec})), Some(s("ERROR")));
+    }
+    // Invalid targets fail even with onError.
+    for (to, code) in [
+        (to_bin(-1), 4341107),
+        (to_bin(1000), 4341107),
+        (to_bin(256), 4341107),
+        (to_bin(127), 4341107),
+        (bson!({"type": -2}), 9),
+        (bson!(-2), 9),
+        (bson!(true), 9),
+        (bson!("bogus"), 2),
+    ] {
+        let spec = doc! {"input": "hn3uUsMxSE6S0cVkebjmfg==", "to": to.clone(),
+        "format": "base64", "onError": "NULL"};
+        assert_eq!(err(bson!({"$convert": spec})).code, code, "{to}");
+    }
+}
+
+/// 8.1's numbers to and from BinData, little-endian unless `byteOrder: "big"`.
+#[test]
+fn convert_numbers_and_bindata_bytes() {
+    let bin = |bytes: &[u8]| {
+        Bson::Binary(bson::Binary {
+            subtype: bson::spec::BinarySubtype::Generic,
+            bytes: bytes.to_vec(),
+        })
+    };
+    let conv = |input: Bson, to: &str, order: Option<&str>| {
+        let mut spec = doc! {"input": {"$literal": input}, "to": to};
+        if let Some(o) = order {
+            spec.insert("byteOrder", o);
+        }
+        evaluate(
+            &bson!({"$convert": spec}),
+            &Document::new(),
+            &Document::new(),
+        )
+    };
+    assert_eq!(
+        conv(bson!(1), "binData", None).unwrap(),
+        Some(bin(&[1, 0, 0, 0]))
+    );
+    assert_eq!(
+        conv(bson!(1i64), "binData", Some("big")).unwrap(),
+        Some(bin(&[0, 0, 0, 0, 0, 0, 0, 1]))
+    );
+    assert_eq!(
+        conv(bson!(1.0), "binData", Some("big")).unwrap(),
+        Some(bin(&1.0f64.to_be_bytes()))
+    );
+    assert_eq!(conv(bin(&[0xff]), "int", None).unwrap(), Some(bson!(-1)));
+    assert_eq!(
+        conv(bin(&[0, 1]), "int", Some("big")).unwrap(),
+        Some(bson!(1))
+    );
+    assert_eq!(
+        conv(bin(&[1, 0, 0, 0, 0, 0, 0, 0]), "long", None).unwrap(),
+        Some(Bson::Int64(1))
+    );
+    assert_eq!(
+        conv(bin(&1.5f32.to_le_bytes()), "double", None).unwrap(),
+        Some(bson!(1.5))
+    );
+    assert_eq!(conv(bin(&[1, 2, 3]), "int", None).unwrap_err().code, 241);
+    assert_eq!(
+        conv(bin(&[1, 0, 0, 0, 0, 0, 0, 0]), "int", None)
+            .unwrap_err()
+            .code,
+        241
+    );
+    // byteOrder and format argument errors are not conversion failures.
+    let e = conv(bson!(1), "binData", Some("middle")).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (9130002, "Invalid 'byteOrder' argument for $convert: middle")
+    );
+    let e = conv(bin(&[1, 2, 3]), "long", None).unwrap_err();
+    assert_eq!(
+        e.message,
+        "Failed to convert 'BinData(0, 010203)' to number in $convert because of invalid length: 3"
+    );
+    let e = err(bson!({"$convert": {"input": 1, "to": "binData", "format": 1, "onError": 0}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            4341114,
+            "$convert requires that 'format' be a string, found: int with value 1"
+        )
+    );
+    assert_eq!(
+        err(bson!({"$convert": {"input": 1, "to": "binData", "format": "b64", "onError": 0}})).code,
+        4341125
+    );
+    // BinData <-> string without a format (4341115, the server's spelling).
+    let e = err(bson!({"$convert": {"input": "abc", "to": "binData", "onError": 0}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            4341115,
+            "Format must be speficied when converting from 'string' to 'binData'"
+        )
+    );
+    // The target is parsed before a null input takes onNull.
+    assert_eq!(
+        err(bson!({"$convert": {"input": null, "to": -2, "onNull": 0}})).code,
+        9
+    );
+}

@@ -42,48 +42,252 @@ pub(crate) fn format_double(d: f64) -> String {
     }
 }
 
-pub(super) fn target_name(to: &Bson) -> Result<&'static str> {
-    let by_number = |n: i64| -> Option<&'static str> {
-        Some(match n {
-            1 => "double",
-            2 => "string",
-            7 => "objectId",
-            8 => "bool",
-            9 => "date",
-            16 => "int",
-            18 => "long",
-            19 => "decimal",
-            _ => return None,
-        })
+/// The type a BSON type number names (`isValidBSONType`), as `$type` spells it.
+fn type_by_number(n: i64) -> Option<&'static str> {
+    Some(match n {
+        -1 => "minKey",
+        1 => "double",
+        2 => "string",
+        3 => "object",
+        4 => "array",
+        5 => "binData",
+        6 => "undefined",
+        7 => "objectId",
+        8 => "bool",
+        9 => "date",
+        10 => "null",
+        11 => "regex",
+        12 => "dbPointer",
+        13 => "javascript",
+        14 => "symbol",
+        15 => "javascriptWithScope",
+        16 => "int",
+        17 => "timestamp",
+        18 => "long",
+        19 => "decimal",
+        127 => "maxKey",
+        _ => return None,
+    })
+}
+
+/// A `$convert` target: the type's name and, for `binData`, the raw `subtype` (8.0's
+/// `to: {type, subtype}`), checked only by the conversions that use it.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    pub(super) name: &'static str,
+    subtype: Option<Bson>,
+}
+
+/// `computeBinDataType`: an integral number naming a BinData subtype, 0-8 or the
+/// user-defined 128-255 (0 when not given).
+fn bindata_subtype(subtype: &Option<Bson>) -> Result<u8> {
+    let Some(v) = subtype else {
+        return Ok(0);
     };
-    let name = match to {
-        Bson::String(s) => match s.as_str() {
-            "double" => Some("double"),
-            "string" => Some("string"),
-            "objectId" => Some("objectId"),
-            "bool" => Some("bool"),
-            "date" => Some("date"),
-            "int" => Some("int"),
-            "long" => Some("long"),
-            "decimal" => Some("decimal"),
-            "null" | "object" | "array" | "binData" | "regex" | "timestamp" | "minKey"
-            | "maxKey" | "undefined" | "javascript" | "symbol" => {
-                return Err(CommandError::bad_value(format!(
-                    "Unsupported conversion to {s} in $convert"
+    let Some(n) = Num::from_bson(v).map(Num::f64) else {
+        return Err(CommandError::new(
+            4341108,
+            format!(
+                "For BinData, $convert's 'subtype' argument must be a number, but is {}",
+                type_name(Some(v))
+            ),
+        ));
+    };
+    if n.fract() != 0.0 {
+        return Err(CommandError::new(
+            4341106,
+            "In $convert, numeric 'subtype' argument is not an integer",
+        ));
+    }
+    let code = n.clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+    if !((0..=8).contains(&code) || (128..=255).contains(&code)) {
+        return Err(CommandError::new(
+            4341107,
+            format!(
+                "In $convert, numeric value for 'subtype' does not correspond to a BinData type: {code}"
+            ),
+        ));
+    }
+    Ok(code as u8)
+}
+
+/// `ExpressionConvert`'s target type: a type name (BadValue when unknown), a BSON type number
+/// (FailedToParse when not one) or `{type, subtype}`; conversions the table lacks fail later
+/// with ConversionFailure, which `onError` catches.
+pub(super) fn parse_target(to: &Bson) -> Result<Target> {
+    let name = |v: &Bson| -> Result<&'static str> {
+        match v {
+            Bson::String(s) => {
+                const NAMES: &[&str] = &[
+                    "double",
+                    "string",
+                    "object",
+                    "array",
+                    "binData",
+                    "undefined",
+                    "objectId",
+                    "bool",
+                    "date",
+                    "null",
+                    "regex",
+                    "dbPointer",
+                    "javascript",
+                    "symbol",
+                    "javascriptWithScope",
+                    "int",
+                    "timestamp",
+                    "long",
+                    "decimal",
+                    "minKey",
+                    "maxKey",
+                    "missing",
+                ];
+                NAMES
+                    .iter()
+                    .find(|n| **n == s.as_str())
+                    .copied()
+                    .ok_or_else(|| CommandError::bad_value(format!("Unknown type name: {s}")))
+            }
+            v => match Num::from_bson(v) {
+                Some(n) => {
+                    let f = n.f64();
+                    if f.fract() != 0.0 || !f.is_finite() {
+                        return Err(CommandError::failed_to_parse(
+                            "In $convert, numeric 'to' argument is not an integer",
+                        ));
+                    }
+                    type_by_number(f as i64).ok_or_else(|| {
+                        CommandError::failed_to_parse(format!(
+                            "In $convert, numeric value for 'to' does not correspond to a BSON type: {}",
+                            f as i64
+                        ))
+                    })
+                }
+                None => Err(CommandError::failed_to_parse(format!(
+                    "$convert's 'to' argument must be a string or number, but is {}",
+                    type_name(Some(v))
+                ))),
+            },
+        }
+    };
+    let Bson::Document(d) = to else {
+        return Ok(Target {
+            name: name(to)?,
+            subtype: None,
+        });
+    };
+    let mut target = None;
+    let mut subtype = None;
+    for (k, v) in d {
+        match k.as_str() {
+            "type" => target = Some(name(v)?),
+            "subtype" => subtype = Some(v.clone()),
+            other => {
+                return Err(CommandError::failed_to_parse(format!(
+                    "$convert's 'to' argument found an unknown field: {other}; only 'type' and 'subtype' are allowed"
                 )));
             }
-            _ => None,
-        },
-        other => Num::from_bson(other).and_then(|n| match n {
-            Num::Int(i) => by_number(i as i64),
-            Num::Long(l) => by_number(l),
-            n @ (Num::Double(_) | Num::Decimal(_)) if n.f64().fract() == 0.0 => {
-                by_number(n.f64() as i64)
-            }
-            _ => None,
-        }),
+        }
+    }
+    Ok(Target {
+        name: target.ok_or_else(|| {
+            CommandError::failed_to_parse("$convert's 'to' argument is missing its 'type' field")
+        })?,
+        subtype,
+    })
+}
+
+/// 8.0's `format` of BinData <-> string conversions.
+const FORMATS: &[&str] = &["auto", "base64", "base64url", "hex", "utf8", "uuid"];
+
+/// How the server prints a BinData value in messages (`Value::toString`).
+fn show_bindata(b: &bson::Binary) -> String {
+    let hex: String = b.bytes.iter().map(|x| format!("{x:02X}")).collect();
+    format!("BinData({}, {hex})", u8::from(b.subtype))
+}
+
+/// `checkFormat`: the BinData <-> string conversions need a `format` (4341115, sic).
+fn need_format<'a>(format: Option<&'a str>, from: &str, to: &str) -> Result<&'a str> {
+    format.ok_or_else(|| {
+        CommandError::new(
+            4341115,
+            format!("Format must be speficied when converting from '{from}' to '{to}'"),
+        )
+    })
+}
+
+/// `parseStringToBinData`: a string to BinData of `subtype` in `format`; any failure is a
+/// ConversionFailure naming the input.
+fn string_to_bindata(s: &str, subtype: u8, format: &str) -> Result<Bson> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let fail = |why: &str| {
+        CommandError::new(
+            CONVERSION_FAILURE,
+            format!("Failed to parse BinData '{s}' in $convert with no onError value: {why}"),
+        )
     };
-    name.ok_or_else(|| CommandError::bad_value(format!("Unknown type name: {}", to)))
+    if (format == "uuid") != (subtype == 4) {
+        return Err(fail(
+            "Only the 'uuid' format is allowed with the UUID subtype",
+        ));
+    }
+    let bytes = match format {
+        "base64" => STANDARD
+            .decode(s)
+            .map_err(|_| fail("Input is not a valid base64 string"))?,
+        "base64url" => URL_SAFE_NO_PAD
+            .decode(s.trim_end_matches('='))
+            .map_err(|_| fail("Input is not a valid base64url string"))?,
+        "hex" => {
+            let valid = s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit());
+            if !valid {
+                return Err(fail("Input is not a valid hexadecimal string"));
+            }
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0))
+                .collect()
+        }
+        "uuid" => match uuid::Uuid::try_parse(s) {
+            Ok(u) if s.len() == 36 => u.as_bytes().to_vec(),
+            _ => return Err(fail(&format!("Invalid UUID string: {s}"))),
+        },
+        "utf8" => s.as_bytes().to_vec(),
+        other => return Err(fail(&format!("Invalid format '{other}'"))),
+    };
+    Ok(Bson::Binary(bson::Binary {
+        subtype: subtype.into(),
+        bytes,
+    }))
+}
+
+/// `performConvertBinDataToString`: 'auto' is the UUID string of a 16-byte UUID and base64
+/// otherwise; hex is upper case, base64url unpadded.
+fn bindata_to_string(b: &bson::Binary, format: &str) -> Result<Bson> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let fail = |why: &str| {
+        CommandError::new(
+            CONVERSION_FAILURE,
+            format!(
+                "Failed to convert '{}' to string in $convert with no onError value: {why}",
+                show_bindata(b)
+            ),
+        )
+    };
+    let uuid = (u8::from(b.subtype) == 4)
+        .then(|| uuid::Uuid::from_slice(&b.bytes).ok())
+        .flatten();
+    Ok(Bson::String(match (format, uuid) {
+        ("auto" | "uuid", Some(u)) => u.hyphenated().to_string(),
+        ("uuid", None) => return Err(fail("BinData does not represent a valid UUID")),
+        ("auto" | "base64", _) => STANDARD.encode(&b.bytes),
+        ("base64url", _) => URL_SAFE_NO_PAD.encode(&b.bytes),
+        ("hex", _) => b.bytes.iter().map(|x| format!("{x:02X}")).collect(),
+        _ => String::from_utf8(b.bytes.clone())
+            .map_err(|_| fail("BinData does not represent a valid UTF-8 string"))?,
+    }))
 }
 
 pub(super) fn conversion_error(from: &Bson, to: &str) -> CommandError {
@@ -138,9 +342,99 @@ pub(super) fn double_to_integer(d: f64, from: &Bson, min: f64, max: f64) -> Resu
     Ok(t as i64)
 }
 
-/// `$convert` of a non-null value to the target type name.
+/// `$convert` of a non-null value to the target type name (`$toString` and the other
+/// shorthands: BinData prints in the 'auto' format).
 pub(crate) fn convert(v: Bson, to: &str) -> Result<Bson> {
+    convert_to(v, to, &None, Some("auto"), false)
+}
+
+/// `$convert` of a non-null value to `to` (BinData of `subtype`), with 8.0's `format` for
+/// BinData <-> string.
+fn convert_to(
+    v: Bson,
+    to: &str,
+    subtype: &Option<Bson>,
+    format: Option<&str>,
+    big_endian: bool,
+) -> Result<Bson> {
     let err = || conversion_error(&v, to);
+    // 8.1: numbers to and from their bytes, in `byteOrder` (little-endian by default).
+    let ordered = |mut bytes: Vec<u8>| {
+        if big_endian {
+            bytes.reverse();
+        }
+        bytes
+    };
+    if to == "binData" {
+        let bytes = match &v {
+            Bson::String(s) => {
+                let format = need_format(format, "string", "binData")?;
+                return string_to_bindata(s, bindata_subtype(subtype)?, format);
+            }
+            Bson::Binary(b) => {
+                if u8::from(b.subtype) != bindata_subtype(subtype)? {
+                    return Err(CommandError::new(
+                        CONVERSION_FAILURE,
+                        "Conversions between different BinData subtypes are not supported",
+                    ));
+                }
+                return Ok(v.clone());
+            }
+            Bson::Int32(i) => i.to_le_bytes().to_vec(),
+            Bson::Int64(i) => i.to_le_bytes().to_vec(),
+            Bson::Double(d) => d.to_le_bytes().to_vec(),
+            _ => return Err(err()),
+        };
+        return Ok(Bson::Binary(bson::Binary {
+            subtype: bindata_subtype(subtype)?.into(),
+            bytes: ordered(bytes),
+        }));
+    }
+    if let Bson::Binary(b) = &v {
+        let le = ordered(b.bytes.clone());
+        // readSizedNumberFromBinData: the value's own width, sign-extended.
+        let sized = |widths: &[usize]| -> Result<()> {
+            if widths.contains(&le.len()) {
+                Ok(())
+            } else {
+                Err(CommandError::new(
+                    CONVERSION_FAILURE,
+                    format!(
+                        "Failed to convert '{}' to number in $convert because of invalid length: {}",
+                        show_bindata(b),
+                        le.len()
+                    ),
+                ))
+            }
+        };
+        let int = |widths: &[usize]| -> Result<i64> {
+            sized(widths)?;
+            let fill = if le.last().is_some_and(|b| b & 0x80 != 0) {
+                0xff
+            } else {
+                0
+            };
+            let mut buf = [fill; 8];
+            buf[..le.len()].copy_from_slice(&le);
+            Ok(i64::from_le_bytes(buf))
+        };
+        match to {
+            "string" => return bindata_to_string(b, need_format(format, "binData", "string")?),
+            "int" => return Ok(Bson::Int32(int(&[1, 2, 4])? as i32)),
+            "long" => return Ok(Bson::Int64(int(&[1, 2, 4, 8])?)),
+            "double" => {
+                sized(&[4, 8])?;
+                return Ok(Bson::Double(if le.len() == 4 {
+                    f32::from_le_bytes([le[0], le[1], le[2], le[3]]) as f64
+                } else {
+                    let mut buf = [0u8; 8];
+                    buf.copy_from_slice(&le);
+                    f64::from_le_bytes(buf)
+                }));
+            }
+            _ => {}
+        }
+    }
     Ok(match to {
         "bool" => match &v {
             Bson::Boolean(_) => v.clone(),
@@ -279,7 +573,7 @@ pub(super) fn op_convert(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     for k in d.keys() {
         if !matches!(
             k.as_str(),
-            "input" | "to" | "onError" | "onNull" | "format" | "base"
+            "input" | "to" | "onError" | "onNull" | "format" | "base" | "byteOrder"
         ) {
             return Err(CommandError::failed_to_parse(format!(
                 "$convert found an unknown argument: {k}"
@@ -292,19 +586,85 @@ pub(super) fn op_convert(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     let to_expr = d
         .get("to")
         .ok_or_else(|| CommandError::failed_to_parse("Missing 'to' parameter to $convert"))?;
-    let input = eval(input_expr, scope)?;
     let to = eval(to_expr, scope)?;
+    let input = eval(input_expr, scope)?;
+    let format = d
+        .get("format")
+        .map(|f| eval(f, scope))
+        .transpose()?
+        .flatten();
+    let byte_order = d
+        .get("byteOrder")
+        .map(|b| eval(b, scope))
+        .transpose()?
+        .flatten();
+    // As the server: the target is parsed first, then a nullish input gives onNull and a
+    // nullish target null; 'format' and 'byteOrder' errors are not conversion failures.
+    let target = (!nullish(&to))
+        .then(|| parse_target(to.as_ref().unwrap_or(&Bson::Null)))
+        .transpose()?;
     if nullish(&input) {
         return match d.get("onNull") {
             Some(e) => eval(e, scope),
             None => Ok(Some(Bson::Null)),
         };
     }
-    if nullish(&to) {
+    let Some(target) = target else {
         return Ok(Some(Bson::Null));
-    }
-    let target = target_name(to.as_ref().unwrap_or(&Bson::Null))?;
-    match convert(input.unwrap_or(Bson::Null), target) {
+    };
+    let shown = |v: &Bson| {
+        format!(
+            "{} with value {}",
+            type_name(Some(v)),
+            crate::query::matcher::server_display(v)
+        )
+    };
+    let format = match format {
+        None | Some(Bson::Null) | Some(Bson::Undefined) => None,
+        Some(Bson::String(f)) if FORMATS.contains(&f.as_str()) => Some(f),
+        Some(Bson::String(f)) => {
+            return Err(CommandError::new(
+                4341125,
+                format!("Invalid 'format' argument for $convert: {f}"),
+            ));
+        }
+        Some(other) => {
+            return Err(CommandError::new(
+                4341114,
+                format!(
+                    "$convert requires that 'format' be a string, found: {}",
+                    shown(&other)
+                ),
+            ));
+        }
+    };
+    let big_endian = match byte_order {
+        None | Some(Bson::Null) | Some(Bson::Undefined) => false,
+        Some(Bson::String(b)) if b == "little" => false,
+        Some(Bson::String(b)) if b == "big" => true,
+        Some(Bson::String(b)) => {
+            return Err(CommandError::new(
+                9130002,
+                format!("Invalid 'byteOrder' argument for $convert: {b}"),
+            ));
+        }
+        Some(other) => {
+            return Err(CommandError::new(
+                9130001,
+                format!(
+                    "$convert requires that 'byteOrder' be a string, found: {}",
+                    shown(&other)
+                ),
+            ));
+        }
+    };
+    match convert_to(
+        input.unwrap_or(Bson::Null),
+        target.name,
+        &target.subtype,
+        format.as_deref(),
+        big_endian,
+    ) {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.code == CONVERSION_FAILURE => match d.get("onError") {
             Some(on_error) => eval(on_error, scope),

@@ -217,7 +217,7 @@ impl AccSpec {
         })
     }
 
-    fn init(&self) -> Result<AccState> {
+    pub(super) fn init(&self) -> Result<AccState> {
         Ok(match self {
             AccSpec::Basic(op, _) => AccState::Basic(Accumulator::new(op)?),
             AccSpec::Count => AccState::Basic(Accumulator::new("$sum")?),
@@ -234,7 +234,7 @@ impl AccSpec {
         })
     }
 
-    fn add(&self, state: &mut AccState, doc: &Document, vars: &Document) -> Result<()> {
+    pub(super) fn add(&self, state: &mut AccState, doc: &Document, vars: &Document) -> Result<()> {
         match (self, state) {
             (AccSpec::Basic(_, e), AccState::Basic(acc)) => {
                 acc.add(expr::evaluate(e, doc, vars)?)?
@@ -340,7 +340,7 @@ impl AccSpec {
         Ok(())
     }
 
-    fn finish(&self, state: AccState, id: &Bson, vars: &Document) -> Result<Bson> {
+    pub(super) fn finish(&self, state: AccState, id: &Bson, vars: &Document) -> Result<Bson> {
         let n_value = |n: &Bson, op: &str| -> Result<usize> {
             let v = expr::evaluate(n, &doc! {"_id": id.clone()}, vars)?;
             // 8.x: a non-number is 5787902; a fractional or non-positive number 7548606.
@@ -440,7 +440,7 @@ impl AccSpec {
 }
 
 #[derive(Debug)]
-enum AccState {
+pub(super) enum AccState {
     Basic(Accumulator),
     First(Option<Bson>),
     Last(Option<Bson>),

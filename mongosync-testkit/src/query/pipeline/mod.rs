@@ -3,6 +3,7 @@
 
 #![allow(clippy::result_large_err)]
 
+mod densify;
 mod geo_near;
 mod group;
 mod project;
@@ -147,6 +148,7 @@ enum Stage {
     GeoNear(Box<geo_near::GeoNear>),
     SetWindowFields(Box<SetWindowFields>),
     Fill(Box<Fill>),
+    Densify(Box<densify::Densify>),
 }
 
 fn type_name(v: &Bson) -> &'static str {
@@ -270,6 +272,7 @@ impl Stage {
             Stage::BucketAuto(_) => "$bucketAuto",
             Stage::SetWindowFields(_) => "$setWindowFields",
             Stage::Fill(_) => "$fill",
+            Stage::Densify(_) => "$densify",
             Stage::Bucket(_) => "$bucket",
             Stage::ReplaceRoot(_) => "$replaceRoot",
             Stage::Unwind { .. } => "$unwind",
@@ -426,6 +429,7 @@ impl Stage {
             "$bucketAuto" => Stage::BucketAuto(BucketAuto::parse(spec)?),
             "$setWindowFields" => Stage::SetWindowFields(Box::new(SetWindowFields::parse(spec)?)),
             "$fill" => Stage::Fill(Box::new(Fill::parse(spec)?)),
+            "$densify" => Stage::Densify(Box::new(densify::Densify::parse(spec)?)),
             "$bucket" => Stage::Bucket(Bucket::parse(spec)?),
             "$replaceRoot" => {
                 let d = object(
@@ -605,14 +609,6 @@ impl Stage {
                 return Err(CommandError::new(
                     codes::ILLEGAL_OPERATION,
                     "$changeStreamSplitLargeEvent can only be used in a $changeStream pipeline",
-                ));
-            }
-            // Real stages the testkit does not implement: say so rather than pretend the
-            // server does not know them.
-            "$densify" => {
-                return Err(CommandError::new(
-                    codes::COMMAND_NOT_SUPPORTED,
-                    format!("{name} is not supported by the testkit"),
                 ));
             }
             // Atlas Search stages exist only on Atlas; a plain server refuses them.
@@ -1156,6 +1152,7 @@ fn run_stage(
         Stage::BucketAuto(b) => b.run(docs, vars)?,
         Stage::SetWindowFields(w) => w.run(docs, vars)?,
         Stage::Fill(f) => f.run(docs, vars)?,
+        Stage::Densify(d) => d.run(docs)?,
         Stage::Bucket(b) => b.run(docs, vars)?,
         Stage::ReplaceRoot(e) => {
             let mut out = Vec::with_capacity(docs.len());

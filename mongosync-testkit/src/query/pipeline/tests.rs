@@ -916,7 +916,7 @@ fn list_local_sessions_and_search_stages() {
         parse_err(bson!([{"$match": {}}, {"$indexStats": {}}])).code,
         40602
     );
-    assert_eq!(parse_err(bson!([{"$densify": {}}])).code, 115);
+    assert_eq!(parse_err(bson!([{"$densify": {}}])).code, 40414);
     assert_eq!(parse_err(bson!([{"$setWindowFields": {}}])).code, 40414);
     let e = parse_err(bson!([{"$listSearchIndexes": {}}]));
     assert!(e.message.contains("Atlas"));

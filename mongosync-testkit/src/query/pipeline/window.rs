@@ -11,6 +11,8 @@ use crate::query::compare::compare;
 use crate::query::expr::{self, Accumulator, Num};
 use crate::query::sort::{SortSpec, sort_key};
 
+use super::group::AccSpec;
+
 const FAILED_TO_PARSE: i32 = 9;
 
 fn parse_error(msg: impl Into<String>) -> CommandError {
@@ -65,6 +67,9 @@ enum Func {
     Covariance {
         sample: bool,
     },
+    /// The `$group` accumulators that are also window functions (`$topN`, `$firstN`,
+    /// `$minN`, `$median`, `$concatArrays`...), accumulated over each window's documents.
+    Group(Box<AccSpec>),
 }
 
 #[derive(Debug, Clone)]
@@ -480,6 +485,20 @@ impl SetWindowFields {
                 }
                 return Ok(out);
             }
+            Func::Group(acc) => {
+                let keys: Vec<Bson> = part.iter().map(|d| self.sort_value(d)).collect();
+                let mut out = Vec::with_capacity(n);
+                for i in 0..n {
+                    let mut state = acc.init()?;
+                    if let Some((l, h)) = self.window(&o.bounds, part, &keys, i)? {
+                        for d in &part[l..=h] {
+                            acc.add(&mut state, d, vars)?;
+                        }
+                    }
+                    out.push(acc.finish(state, &Bson::Null, vars)?);
+                }
+                return Ok(out);
+            }
             _ => {}
         }
         let values = part
@@ -683,7 +702,8 @@ fn apply(func: &Func, values: &[Option<Bson>], xs: &[Bson]) -> Result<Bson> {
         | Func::Shift { .. }
         | Func::Locf
         | Func::LinearFill
-        | Func::ExpMovingAvg { .. } => Bson::Null,
+        | Func::ExpMovingAvg { .. }
+        | Func::Group(_) => Bson::Null,
     })
 }
 
@@ -736,13 +756,12 @@ fn parse_output(
         "$expMovingAvg" => Func::ExpMovingAvg { alpha: 0.0 },
         "$covariancePop" => Func::Covariance { sample: false },
         "$covarianceSamp" => Func::Covariance { sample: true },
-        // Real window functions the testkit does not compute yet: say so, not "unknown".
+        // The server parses these with the accumulators' own argument checks.
         "$firstN" | "$lastN" | "$minN" | "$maxN" | "$top" | "$bottom" | "$topN" | "$bottomN"
         | "$median" | "$percentile" | "$concatArrays" | "$setUnion" => {
-            return Err(CommandError::new(
-                crate::error::codes::COMMAND_NOT_SUPPORTED,
-                format!("{name} in $setWindowFields is not supported by the testkit"),
-            ));
+            let mut one = Document::new();
+            one.insert(name.clone(), arg.clone());
+            Func::Group(Box::new(AccSpec::parse(field, &Bson::Document(one))?))
         }
         other => {
             return Err(parse_error(format!(
@@ -1284,6 +1303,91 @@ mod tests {
             let (c, m) = parse_err(stage.clone());
             assert_eq!((c, m.as_str()), (code, msg), "{stage}");
         }
+    }
+
+    /// The accumulators that are also window functions: `$topN`, `$firstN`, `$minN`... over
+    /// document and range windows, with the accumulators' own argument checks.
+    #[test]
+    fn n_accumulators_over_windows() {
+        let docs = || {
+            vec![
+                doc! {"_id": 1, "t": 1, "v": 5},
+                doc! {"_id": 2, "t": 2, "v": 3},
+                doc! {"_id": 3, "t": 3, "v": 9},
+                doc! {"_id": 4, "t": 5, "v": 1},
+            ]
+        };
+        let out = run(
+            doc! {"$setWindowFields": {"sortBy": {"t": 1}, "output": {
+                "top2": {"$topN": {"n": 2, "sortBy": {"v": -1}, "output": "$v"},
+                         "window": {"documents": [-1, 1]}},
+                "bottom": {"$bottom": {"sortBy": {"v": -1}, "output": "$_id"},
+                           "window": {"documents": ["unbounded", "current"]}},
+                "first2": {"$firstN": {"n": 2, "input": "$v"}, "window": {"documents": [0, "unbounded"]}},
+                "last1": {"$lastN": {"n": 1, "input": "$v"}, "window": {"documents": ["unbounded", 0]}},
+                "min2": {"$minN": {"n": 2, "input": "$v"}, "window": {"range": [-1, 1]}},
+                "max1": {"$maxN": {"n": 1, "input": "$v"}},
+                "all": {"$concatArrays": {"$concatArrays": [["$v"]]}},
+                "med": {"$median": {"input": "$v", "method": "approximate"},
+                        "window": {"documents": [-1, 1]}},
+            }}},
+            docs(),
+        );
+        assert_eq!(
+            field(&out, "top2"),
+            vec![bson!([5, 3]), bson!([9, 5]), bson!([9, 3]), bson!([9, 1])]
+        );
+        assert_eq!(
+            field(&out, "bottom"),
+            vec![bson!(1), bson!(2), bson!(2), bson!(4)]
+        );
+        assert_eq!(
+            field(&out, "first2"),
+            vec![bson!([5, 3]), bson!([3, 9]), bson!([9, 1]), bson!([1])]
+        );
+        assert_eq!(
+            field(&out, "last1"),
+            vec![bson!([5]), bson!([3]), bson!([9]), bson!([1])]
+        );
+        // t in [t-1, t+1]: {1,2}, {1,2,3}, {2,3}, {5}.
+        assert_eq!(
+            field(&out, "min2"),
+            vec![bson!([3, 5]), bson!([3, 5]), bson!([3, 9]), bson!([1])]
+        );
+        assert_eq!(field(&out, "max1"), vec![bson!([9]); 4]);
+        assert_eq!(field(&out, "all"), vec![bson!([5, 3, 9, 1]); 4]);
+        // Discrete medians of {5,3}, {5,3,9}, {3,9,1}, {9,1}.
+        assert_eq!(
+            field(&out, "med"),
+            vec![bson!(3.0), bson!(5.0), bson!(3.0), bson!(1.0)]
+        );
+        // The accumulators' argument codes.
+        let n_err = |spec: Document| -> i32 {
+            Pipeline::parse(
+                &[doc! {"$setWindowFields": {"sortBy": {"t": 1}, "output": {"x": spec}}}],
+                &Document::new(),
+            )
+            .and_then(|p| p.run_local(docs()))
+            .unwrap_err()
+            .code
+        };
+        assert_eq!(n_err(doc! {"$firstN": {"input": "$v"}}), 5787906);
+        assert_eq!(n_err(doc! {"$firstN": {"n": 1}}), 5787907);
+        assert_eq!(
+            n_err(doc! {"$firstN": {"n": 1, "input": "$v", "x": 1}}),
+            5787901
+        );
+        assert_eq!(n_err(doc! {"$topN": {"n": 1, "output": "$v"}}), 5788005);
+        assert_eq!(
+            n_err(doc! {"$top": {"n": 1, "sortBy": {"v": 1}, "output": "$v"}}),
+            5788002
+        );
+        assert_eq!(
+            n_err(doc! {"$topN": {"n": 0, "sortBy": {"v": 1}, "output": "$v"}}),
+            7548606
+        );
+        assert_eq!(n_err(doc! {"$lastN": {"n": 1.5, "input": "$v"}}), 7548606);
+        assert_eq!(n_err(doc! {"$maxN": {"n": "a", "input": "$v"}}), 5787902);
     }
 }
 
