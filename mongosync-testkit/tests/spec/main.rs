@@ -732,6 +732,13 @@ pub async fn run_op(
             if op.get_bool("ignoreResultAndError").unwrap_or(false) {
                 return Ok(Some(e));
             }
+            // Refused by the driver before anything was sent (such as any unacknowledged
+            // write in mongodb 3.9.1): the server was never asked.
+            if let mongodb::error::ErrorKind::InvalidArgument { message, .. } = &*e.kind {
+                return Err(Fail::DriverGap(format!(
+                    "the Rust driver refuses the operation before sending it: {message} (op {i} {name})"
+                )));
+            }
             return Err(ctxm(format!(
                 "unexpected error: {}",
                 one_line(&e.kind.to_string())
