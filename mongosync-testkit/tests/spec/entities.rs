@@ -365,49 +365,57 @@ async fn make_client(spec: &Document, uri: &str) -> Result<ClientEntity, Fail> {
                         done: false,
                     })
                 });
-            } else {
+            }
+            let finished = !matches!(ev, CommandEvent::Started(_));
+            sensitive |= sensitive_ids.lock().expect("lock").contains(&rid);
+            let observed = 'ev: {
+                if ignore.contains(&name)
+                    || name == "configureFailPoint"
+                    || (sensitive && !sensitive_ok)
+                {
+                    break 'ev None;
+                }
+                let db = dbs
+                    .lock()
+                    .expect("lock")
+                    .get(&rid)
+                    .cloned()
+                    .unwrap_or_default();
+                match ev {
+                    CommandEvent::Started(e) if observe.contains("commandStartedEvent") => {
+                        Some(Ev::Started {
+                            name,
+                            db,
+                            command: e.command,
+                            service_id: e.service_id.is_some(),
+                            conn_id: e.connection.server_id.is_some(),
+                        })
+                    }
+                    CommandEvent::Succeeded(e) if observe.contains("commandSucceededEvent") => {
+                        Some(Ev::Succeeded {
+                            name,
+                            db,
+                            reply: e.reply,
+                        })
+                    }
+                    CommandEvent::Failed(_) if observe.contains("commandFailedEvent") => {
+                        Some(Ev::Failed { name, db })
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(ev) = observed {
+                events.lock().expect("lock").push(ev);
+            }
+            // Marked done only once its event is recorded: a runner waiting on it then sees
+            // the event too.
+            if finished {
                 sent.send_modify(|v| {
                     if let Some(s) = v.iter_mut().rev().find(|s| s.request_id == rid) {
                         s.done = true;
                     }
                 });
             }
-            sensitive |= sensitive_ids.lock().expect("lock").contains(&rid);
-            if ignore.contains(&name)
-                || name == "configureFailPoint"
-                || (sensitive && !sensitive_ok)
-            {
-                return;
-            }
-            let db = dbs
-                .lock()
-                .expect("lock")
-                .get(&rid)
-                .cloned()
-                .unwrap_or_default();
-            let ev = match ev {
-                CommandEvent::Started(e) if observe.contains("commandStartedEvent") => {
-                    Ev::Started {
-                        name,
-                        db,
-                        command: e.command,
-                        service_id: e.service_id.is_some(),
-                        conn_id: e.connection.server_id.is_some(),
-                    }
-                }
-                CommandEvent::Succeeded(e) if observe.contains("commandSucceededEvent") => {
-                    Ev::Succeeded {
-                        name,
-                        db,
-                        reply: e.reply,
-                    }
-                }
-                CommandEvent::Failed(_) if observe.contains("commandFailedEvent") => {
-                    Ev::Failed { name, db }
-                }
-                _ => return,
-            };
-            events.lock().expect("lock").push(ev);
         }));
     }
     let client =

@@ -17,7 +17,7 @@ use mongodb::options::{
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 
 use crate::Fail;
-use crate::entities::{Entities, Entity, SessionEntity, opts, rw_opts};
+use crate::entities::{ClientEntity, Entities, Entity, SessionEntity, opts, rw_opts};
 use crate::matching::{Lookup, match_doc, matches};
 
 /// What an operation produced.
@@ -287,6 +287,22 @@ async fn execute_on(
             let mut g = se.get().await;
             session_op(&mut g, name, a).await
         }
+        Entity::Cursor(cur) if name == "close" => {
+            let cur = Arc::clone(cur);
+            // The driver kills a cursor that the server has not exhausted; its `has_next` is
+            // the one public view of that (also true when the server is done but documents of
+            // the last batch are left, hence a wait that may end without a killCursors).
+            let open = cur.lock().await.has_next();
+            let marks = sent_marks(ctx.ents);
+            ctx.ents.map.remove(object);
+            // The last reference: dropping it makes the driver kill the cursor from a task of
+            // its own, which the test's events must see.
+            drop(cur);
+            if open {
+                wait_sent(&marks, "killCursors", |_| true).await;
+            }
+            Ok(Res::Nothing)
+        }
         Entity::Cursor(cur) => {
             let cur = Arc::clone(cur);
             let mut cur = cur.lock().await;
@@ -300,11 +316,6 @@ async fn execute_on(
                     } else {
                         Err(fail("cursor exhausted"))
                     }
-                }
-                "close" => {
-                    drop(cur);
-                    ctx.ents.map.remove(object);
-                    Ok(Res::Nothing)
                 }
                 _ => Err(unsupported(format!("cursor op {name}"))),
             }
@@ -826,29 +837,56 @@ async fn end_session(ctx: &mut Ctx<'_>, object: &str) -> Result<Res, E> {
         Entity::Value(Bson::Document(se.lsid.clone())),
     );
     let lsid = Bson::Document(se.lsid.clone());
+    let marks = vec![(Arc::clone(&client), client.sent.borrow().len())];
     let Ok(se) = Arc::try_unwrap(se) else {
         return Err(fail(format!("session {object} is still in use")));
     };
     drop(se);
-    if state == "in_progress" {
-        let mut rx = client.sent.subscribe();
-        let aborted = rx.wait_for(|v| {
-            v.iter().any(|s| {
-                s.done
-                    && s.command.contains_key("abortTransaction")
-                    && s.command.get("lsid") == Some(&lsid)
-            })
-        });
-        if tokio::time::timeout(Duration::from_secs(10), aborted)
-            .await
-            .is_err()
-        {
-            return Err(fail(
-                "endSession: the driver did not abort the transaction within 10 s",
-            ));
-        }
+    if state == "in_progress"
+        && !wait_sent(&marks, "abortTransaction", |c| c.get("lsid") == Some(&lsid)).await
+    {
+        return Err(fail(
+            "endSession: the driver sent no abortTransaction within 10 s",
+        ));
     }
     Ok(Res::Nothing)
+}
+
+/// How many commands each client entity has sent so far.
+fn sent_marks(ents: &Entities) -> Vec<(Arc<ClientEntity>, usize)> {
+    ents.map
+        .values()
+        .filter_map(|e| match e {
+            Entity::Client(c) => Some((Arc::clone(c), c.sent.borrow().len())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits (bounded) until one of the clients has sent, after its mark, a command `what` that
+/// `pred` accepts, and has its reply: a command the driver sends from a task of its own when
+/// a handle is dropped. False when none came within 10 s.
+async fn wait_sent(
+    marks: &[(Arc<ClientEntity>, usize)],
+    what: &str,
+    pred: impl Fn(&Document) -> bool + Copy,
+) -> bool {
+    let waits = marks.iter().map(|(c, from)| {
+        let mut rx = c.sent.subscribe();
+        Box::pin(async move {
+            rx.wait_for(|v| {
+                v.iter()
+                    .skip(*from)
+                    .any(|s| s.done && s.command.contains_key(what) && pred(&s.command))
+            })
+            .await
+            .map(|_| ())
+        })
+    });
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), futures::future::select_ok(waits)).await,
+        Ok(Ok(_))
+    )
 }
 
 /// The session's transaction state as the unified format names it. The driver keeps it
