@@ -17,7 +17,7 @@ use mongodb::options::{
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 
 use crate::Fail;
-use crate::entities::{ClientEntity, Entities, Entity, SessionEntity, opts, rw_opts};
+use crate::entities::{ClientEntity, Entities, Entity, Sent, SessionEntity, opts, rw_opts};
 use crate::matching::{Lookup, match_doc, matches};
 
 /// What an operation produced.
@@ -307,12 +307,37 @@ async fn execute_on(
             let cur = Arc::clone(cur);
             let mut cur = cur.lock().await;
             match name {
-                "iterateUntilDocumentOrError" | "iterateOnce" => {
+                "iterateOnce" => {
+                    // The unified format's iterateOnce sends at most one getMore. The driver's
+                    // public `advance` repeats getMore until a document comes (its one-step
+                    // `try_advance` is crate-private), so a second getMore started by this one
+                    // call is the driver's gap, not the server's answer.
+                    let marks = sent_marks(ctx.ents);
+                    let second = wait_log(&marks, |v| {
+                        v.iter()
+                            .filter(|s| s.command.contains_key("getMore"))
+                            .count()
+                            >= 2
+                    });
+                    tokio::select! {
+                        biased;
+                        () = second => Err(driver_gap(
+                            "the Rust driver's Cursor::advance sent a second getMore for one iterateOnce: its one-getMore step (try_advance) is not public",
+                        )),
+                        more = cur.advance() => {
+                            if more? {
+                                let d: Document = cur.deserialize_current()?;
+                                Ok(Res::Value(Bson::Document(d)))
+                            } else {
+                                Ok(Res::Nothing)
+                            }
+                        }
+                    }
+                }
+                "iterateUntilDocumentOrError" => {
                     if cur.advance().await? {
                         let d: Document = cur.deserialize_current()?;
                         Ok(Res::Value(Bson::Document(d)))
-                    } else if name == "iterateOnce" {
-                        Ok(Res::Nothing)
                     } else {
                         Err(fail("cursor exhausted"))
                     }
@@ -863,6 +888,22 @@ fn sent_marks(ents: &Entities) -> Vec<(Arc<ClientEntity>, usize)> {
         .collect()
 }
 
+/// Waits until the commands one of the clients sent after its mark pass `test`.
+async fn wait_log(marks: &[(Arc<ClientEntity>, usize)], test: impl Fn(&[Sent]) -> bool + Copy) {
+    let waits = marks.iter().map(|(c, from)| {
+        let mut rx = c.sent.subscribe();
+        Box::pin(async move {
+            rx.wait_for(|v| test(v.get(*from..).unwrap_or_default()))
+                .await
+                .map(|_| ())
+        })
+    });
+    if futures::future::select_ok(waits).await.is_err() {
+        // Every client is gone: nothing more will come.
+        futures::future::pending::<()>().await;
+    }
+}
+
 /// Waits (bounded) until one of the clients has sent, after its mark, a command `what` that
 /// `pred` accepts, and has its reply: a command the driver sends from a task of its own when
 /// a handle is dropped. False when none came within 10 s.
@@ -871,22 +912,13 @@ async fn wait_sent(
     what: &str,
     pred: impl Fn(&Document) -> bool + Copy,
 ) -> bool {
-    let waits = marks.iter().map(|(c, from)| {
-        let mut rx = c.sent.subscribe();
-        Box::pin(async move {
-            rx.wait_for(|v| {
-                v.iter()
-                    .skip(*from)
-                    .any(|s| s.done && s.command.contains_key(what) && pred(&s.command))
-            })
-            .await
-            .map(|_| ())
-        })
+    let came = wait_log(marks, |v| {
+        v.iter()
+            .any(|s| s.done && s.command.contains_key(what) && pred(&s.command))
     });
-    matches!(
-        tokio::time::timeout(Duration::from_secs(10), futures::future::select_ok(waits)).await,
-        Ok(Ok(_))
-    )
+    tokio::time::timeout(Duration::from_secs(10), came)
+        .await
+        .is_ok()
 }
 
 /// The session's transaction state as the unified format names it. The driver keeps it
