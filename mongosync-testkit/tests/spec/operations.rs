@@ -503,14 +503,12 @@ async fn collection_op(
         "listIndexes" => match &mut s {
             Some(se) => {
                 let mut g = se.get().await;
-                let mut cur = c.list_indexes().session(&mut *g).await?;
-                let v: Vec<IndexModel> = cur.stream(&mut g).try_collect().await?;
-                docs(
-                    v.iter()
-                        .map(bson::serialize_to_document)
-                        .collect::<Result<_, _>>()
-                        .map_err(|e| fail(format!("index: {e}")))?,
-                )
+                let mut cur = c
+                    .list_indexes()
+                    .session(&mut *g)
+                    .await?
+                    .with_type::<Document>();
+                docs(cur.stream(&mut g).try_collect().await?)
             }
             None => {
                 let cur = c.list_indexes().await?.with_type::<Document>();
