@@ -48,14 +48,25 @@ impl Ev {
 pub struct ClientEntity {
     pub client: Client,
     pub events: Arc<Mutex<Vec<Ev>>>,
-    /// Every started command (observed or not), for `assert*LsidOnLastTwoCommands`.
-    pub all_started: Arc<Mutex<Vec<Document>>>,
+    /// Every command sent (observed or not), for `assert*LsidOnLastTwoCommands` and for
+    /// waiting on a command the driver sends from a task of its own.
+    pub sent: tokio::sync::watch::Sender<Vec<Sent>>,
     pub listening: Arc<AtomicBool>,
+}
+
+/// A command the client sent, and whether its reply (or failure) has come.
+#[derive(Clone)]
+pub struct Sent {
+    pub request_id: i32,
+    pub command: Document,
+    pub done: bool,
 }
 
 pub struct SessionEntity {
     pub session: tokio::sync::Mutex<ClientSession>,
     pub lsid: Document,
+    /// The id of the client entity the session was started from.
+    pub client: String,
 }
 
 pub enum Entity {
@@ -146,8 +157,8 @@ impl Entities {
                 "database" => {
                     let c = self.client(spec.get_str("client").unwrap_or_default())?;
                     let name = spec.get_str("databaseName").unwrap_or_default();
-                    let o: DatabaseOptions = match spec.get_document("databaseOptions") {
-                        Ok(d) => opts(&rw_opts(d))?,
+                    let o = match spec.get_document("databaseOptions") {
+                        Ok(d) => database_options(d)?,
                         Err(_) => DatabaseOptions::default(),
                     };
                     Entity::Database(c.client.database_with_options(name, o))
@@ -198,6 +209,7 @@ impl Entities {
                     Entity::Session(Arc::new(SessionEntity {
                         session: tokio::sync::Mutex::new(s),
                         lsid,
+                        client: cid.to_string(),
                     }))
                 }
                 other => return Err(Fail::Unsupported(format!("entity {other}"))),
@@ -232,6 +244,30 @@ pub fn rw_opts(d: &Document) -> Document {
     d
 }
 
+/// `DatabaseOptions` deserialises snake_case field names (unlike the other option structs),
+/// so the spec's camelCase `databaseOptions` are read one by one.
+fn database_options(d: &Document) -> Result<DatabaseOptions, Fail> {
+    let d = rw_opts(d);
+    let mut o = DatabaseOptions::default();
+    for (k, v) in &d {
+        let bad = |e: bson::error::Error| Fail::Failed(format!("databaseOptions.{k} {v}: {e}"));
+        match k.as_str() {
+            "readPreference" => {
+                o.selection_criteria = Some(bson::deserialize_from_bson(v.clone()).map_err(bad)?)
+            }
+            "readConcern" => {
+                o.read_concern = Some(bson::deserialize_from_bson(v.clone()).map_err(bad)?)
+            }
+            "writeConcern" => {
+                o.write_concern = Some(bson::deserialize_from_bson(v.clone()).map_err(bad)?)
+            }
+            "selectionCriteria" => {}
+            _ => return Err(Fail::Unsupported(format!("databaseOptions.{k}"))),
+        }
+    }
+    Ok(o)
+}
+
 async fn make_client(spec: &Document, uri: &str) -> Result<ClientEntity, Fail> {
     if spec.contains_key("observeLogMessages") {
         return Err(Fail::Unsupported("observeLogMessages".into()));
@@ -248,9 +284,17 @@ async fn make_client(spec: &Document, uri: &str) -> Result<ClientEntity, Fail> {
             u.push_str(&format!("&{k}={}", uri_value(v)));
         }
     }
-    let mut o = ClientOptions::parse(&u)
-        .await
-        .map_err(|e| Fail::Failed(format!("client options {u}: {}", e.kind)))?;
+    let mut o = ClientOptions::parse(&u).await.map_err(|e| {
+        // The testkit's own URI parses: an argument refused here is a spec URI option the
+        // driver does not take (such as socketTimeoutMS).
+        if let mongodb::error::ErrorKind::InvalidArgument { message, .. } = &*e.kind {
+            Fail::DriverGap(format!(
+                "the Rust driver refuses the client options: {message}"
+            ))
+        } else {
+            Fail::Failed(format!("client options {u}: {}", e.kind))
+        }
+    })?;
     // After a state-change error (e.g. ShutdownInProgress from a fail point) the driver waits
     // for its monitor before it selects the server again; as drivers' own test runners do,
     // check often (the smallest frequency allowed) so such tests take milliseconds, not the
@@ -286,13 +330,13 @@ async fn make_client(spec: &Document, uri: &str) -> Result<ClientEntity, Fail> {
         .unwrap_or_default();
     let sensitive_ok = spec.get_bool("observeSensitiveCommands").unwrap_or(false);
     let events = Arc::new(Mutex::new(Vec::new()));
-    let all_started = Arc::new(Mutex::new(Vec::new()));
+    let (sent, _) = tokio::sync::watch::channel(Vec::<Sent>::new());
     let listening = Arc::new(AtomicBool::new(true));
     let dbs: Arc<Mutex<HashMap<i32, String>>> = Arc::default();
     let sensitive_ids: Arc<Mutex<HashSet<i32>>> = Arc::default();
     {
         let events = Arc::clone(&events);
-        let all_started = Arc::clone(&all_started);
+        let sent = sent.clone();
         let listening = Arc::clone(&listening);
         o.command_event_handler = Some(EventHandler::callback(move |ev: CommandEvent| {
             if !listening.load(Ordering::SeqCst) {
@@ -314,44 +358,64 @@ async fn make_client(spec: &Document, uri: &str) -> Result<ClientEntity, Fail> {
                     sensitive_ids.lock().expect("lock").insert(rid);
                 }
                 dbs.lock().expect("lock").insert(rid, e.db.clone());
-                all_started.lock().expect("lock").push(e.command.clone());
+                sent.send_modify(|v| {
+                    v.push(Sent {
+                        request_id: rid,
+                        command: e.command.clone(),
+                        done: false,
+                    })
+                });
             }
+            let finished = !matches!(ev, CommandEvent::Started(_));
             sensitive |= sensitive_ids.lock().expect("lock").contains(&rid);
-            if ignore.contains(&name)
-                || name == "configureFailPoint"
-                || (sensitive && !sensitive_ok)
-            {
-                return;
-            }
-            let db = dbs
-                .lock()
-                .expect("lock")
-                .get(&rid)
-                .cloned()
-                .unwrap_or_default();
-            let ev = match ev {
-                CommandEvent::Started(e) if observe.contains("commandStartedEvent") => {
-                    Ev::Started {
-                        name,
-                        db,
-                        command: e.command,
-                        service_id: e.service_id.is_some(),
-                        conn_id: e.connection.server_id.is_some(),
+            let observed = 'ev: {
+                if ignore.contains(&name)
+                    || name == "configureFailPoint"
+                    || (sensitive && !sensitive_ok)
+                {
+                    break 'ev None;
+                }
+                let db = dbs
+                    .lock()
+                    .expect("lock")
+                    .get(&rid)
+                    .cloned()
+                    .unwrap_or_default();
+                match ev {
+                    CommandEvent::Started(e) if observe.contains("commandStartedEvent") => {
+                        Some(Ev::Started {
+                            name,
+                            db,
+                            command: e.command,
+                            service_id: e.service_id.is_some(),
+                            conn_id: e.connection.server_id.is_some(),
+                        })
                     }
-                }
-                CommandEvent::Succeeded(e) if observe.contains("commandSucceededEvent") => {
-                    Ev::Succeeded {
-                        name,
-                        db,
-                        reply: e.reply,
+                    CommandEvent::Succeeded(e) if observe.contains("commandSucceededEvent") => {
+                        Some(Ev::Succeeded {
+                            name,
+                            db,
+                            reply: e.reply,
+                        })
                     }
+                    CommandEvent::Failed(_) if observe.contains("commandFailedEvent") => {
+                        Some(Ev::Failed { name, db })
+                    }
+                    _ => None,
                 }
-                CommandEvent::Failed(_) if observe.contains("commandFailedEvent") => {
-                    Ev::Failed { name, db }
-                }
-                _ => return,
             };
-            events.lock().expect("lock").push(ev);
+            if let Some(ev) = observed {
+                events.lock().expect("lock").push(ev);
+            }
+            // Marked done only once its event is recorded: a runner waiting on it then sees
+            // the event too.
+            if finished {
+                sent.send_modify(|v| {
+                    if let Some(s) = v.iter_mut().rev().find(|s| s.request_id == rid) {
+                        s.done = true;
+                    }
+                });
+            }
         }));
     }
     let client =
@@ -359,7 +423,7 @@ async fn make_client(spec: &Document, uri: &str) -> Result<ClientEntity, Fail> {
     Ok(ClientEntity {
         client,
         events,
-        all_started,
+        sent,
         listening,
     })
 }

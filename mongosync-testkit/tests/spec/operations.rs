@@ -14,10 +14,10 @@ use mongodb::options::{
     InsertManyOptions, InsertOneOptions, ListCollectionsOptions, ReplaceOptions, SelectionCriteria,
     TransactionOptions, UpdateModifications, UpdateOptions,
 };
-use mongodb::{Client, Collection, Database, IndexModel};
+use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 
 use crate::Fail;
-use crate::entities::{Entities, Entity, SessionEntity, opts, rw_opts};
+use crate::entities::{ClientEntity, Entities, Entity, Sent, SessionEntity, opts, rw_opts};
 use crate::matching::{Lookup, match_doc, matches};
 
 /// What an operation produced.
@@ -50,6 +50,9 @@ fn fail(m: impl Into<String>) -> E {
 fn unsupported(m: impl Into<String>) -> E {
     E::Fail(Fail::Unsupported(m.into()))
 }
+fn driver_gap(m: impl Into<String>) -> E {
+    E::Fail(Fail::DriverGap(m.into()))
+}
 
 pub struct Ctx<'a> {
     pub ents: &'a mut Entities,
@@ -57,6 +60,55 @@ pub struct Ctx<'a> {
     pub internal: &'a Client,
     /// Fail points to switch off after the test: (client, name).
     pub failpoints: &'a mut Vec<(Client, String)>,
+    /// Inside a `withTransaction` callback: the session entity's id and the session the
+    /// driver handed the callback (the entity's lock is held by `withTransaction`).
+    pub callback: Option<(&'a str, &'a mut ClientSession)>,
+}
+
+/// The session an operation names: an entity's, locked for the operation, or the one a
+/// `withTransaction` callback was handed.
+pub enum Sess<'a> {
+    Entity(Arc<SessionEntity>),
+    Callback(&'a mut ClientSession),
+}
+
+pub enum SessGuard<'a> {
+    Locked(tokio::sync::MutexGuard<'a, ClientSession>),
+    Borrowed(&'a mut ClientSession),
+}
+
+impl std::ops::Deref for SessGuard<'_> {
+    type Target = ClientSession;
+    fn deref(&self) -> &ClientSession {
+        match self {
+            SessGuard::Locked(g) => g,
+            SessGuard::Borrowed(b) => b,
+        }
+    }
+}
+impl std::ops::DerefMut for SessGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ClientSession {
+        match self {
+            SessGuard::Locked(g) => g,
+            SessGuard::Borrowed(b) => b,
+        }
+    }
+}
+
+impl Sess<'_> {
+    pub async fn get(&mut self) -> SessGuard<'_> {
+        match self {
+            Sess::Entity(e) => SessGuard::Locked(e.session.lock().await),
+            Sess::Callback(b) => SessGuard::Borrowed(b),
+        }
+    }
+    /// The entity, for code that locks it itself (`clientBulkWrite`).
+    fn entity(self) -> Result<Arc<SessionEntity>, E> {
+        match self {
+            Sess::Entity(e) => Ok(e),
+            Sess::Callback(_) => Err(unsupported("this operation inside withTransaction")),
+        }
+    }
 }
 
 fn take_doc(a: &mut Document, k: &str) -> Result<Document, E> {
@@ -104,19 +156,29 @@ fn take_str(a: &mut Document, k: &str) -> Result<String, E> {
     }
 }
 
-fn take_session(ents: &Entities, a: &mut Document) -> Result<Option<Arc<SessionEntity>>, E> {
-    match a.remove("session") {
-        Some(Bson::String(id)) => Ok(Some(ents.session(&id)?)),
-        _ => Ok(None),
+/// The session entity `id`, or the callback's session when `id` names it.
+fn session_of<'s>(
+    ents: &Entities,
+    callback: &'s mut Option<(&str, &mut ClientSession)>,
+    id: &str,
+) -> Result<Sess<'s>, E> {
+    match callback {
+        Some((cid, s)) if *cid == id => Ok(Sess::Callback(s)),
+        _ => match ents.map.get(id) {
+            Some(Entity::Session(s)) => Ok(Sess::Entity(Arc::clone(s))),
+            // An ended session leaves its lsid behind as a value.
+            Some(Entity::Value(_)) => Err(fail(format!("session {id} was ended"))),
+            _ => Err(fail(format!("no session entity {id}"))),
+        },
     }
 }
 
 /// Runs an action with or without the session argument.
 macro_rules! sess {
     ($s:expr, $act:expr) => {
-        match &$s {
+        match &mut $s {
             Some(s) => {
-                let mut g = s.session.lock().await;
+                let mut g = s.get().await;
                 $act.session(&mut *g).await
             }
             None => $act.await,
@@ -127,9 +189,9 @@ macro_rules! sess {
 /// Runs a cursor-returning action and collects every document.
 macro_rules! collect {
     ($s:expr, $act:expr) => {
-        match &$s {
+        match &mut $s {
             Some(s) => {
-                let mut g = s.session.lock().await;
+                let mut g = s.get().await;
                 let mut c = $act.session(&mut *g).await?;
                 let v: Vec<Document> = c.stream(&mut *g).try_collect().await?;
                 v
@@ -171,14 +233,37 @@ pub async fn execute(ctx: &mut Ctx<'_>, op: &Document) -> Result<Res, E> {
     let object = op
         .get_str("object")
         .map_err(|_| fail("operation without object"))?;
-    let mut a = op.get_document("arguments").cloned().unwrap_or_default();
+    let a = op.get_document("arguments").cloned().unwrap_or_default();
     if object == "testRunner" {
         return test_runner(ctx, name, a).await;
     }
     if a.contains_key("timeoutMS") {
         return Err(unsupported("timeoutMS"));
     }
-    let s = take_session(ctx.ents, &mut a)?;
+    if name == "withTransaction" {
+        return with_transaction(ctx, object, a).await;
+    }
+    if name == "endSession" {
+        return end_session(ctx, object).await;
+    }
+    // The callback's session is lent to this one operation and taken back after it.
+    let mut callback = ctx.callback.take();
+    let r = execute_on(ctx, &mut callback, name, object, a).await;
+    ctx.callback = callback;
+    r
+}
+
+async fn execute_on(
+    ctx: &mut Ctx<'_>,
+    callback: &mut Option<(&str, &mut ClientSession)>,
+    name: &str,
+    object: &str,
+    mut a: Document,
+) -> Result<Res, E> {
+    let s = match a.remove("session") {
+        Some(Bson::String(id)) => Some(session_of(ctx.ents, callback, &id)?),
+        _ => None,
+    };
     let target = ctx
         .ents
         .map
@@ -197,28 +282,65 @@ pub async fn execute(ctx: &mut Ctx<'_>, op: &Document) -> Result<Res, E> {
             let c = c.client.clone();
             client_op(&c, name, a, s).await
         }
-        Entity::Session(se) => {
-            let se = Arc::clone(se);
-            session_op(&se, name, a).await
+        Entity::Session(_) => {
+            let mut se = session_of(ctx.ents, callback, object)?;
+            let mut g = se.get().await;
+            session_op(&mut g, name, a).await
+        }
+        Entity::Cursor(cur) if name == "close" => {
+            let cur = Arc::clone(cur);
+            // The driver kills a cursor that the server has not exhausted; its `has_next` is
+            // the one public view of that (also true when the server is done but documents of
+            // the last batch are left, hence a wait that may end without a killCursors).
+            let open = cur.lock().await.has_next();
+            let marks = sent_marks(ctx.ents);
+            ctx.ents.map.remove(object);
+            // The last reference: dropping it makes the driver kill the cursor from a task of
+            // its own, which the test's events must see.
+            drop(cur);
+            if open {
+                wait_sent(&marks, "killCursors", |_| true).await;
+            }
+            Ok(Res::Nothing)
         }
         Entity::Cursor(cur) => {
             let cur = Arc::clone(cur);
             let mut cur = cur.lock().await;
             match name {
-                "iterateUntilDocumentOrError" | "iterateOnce" => {
+                "iterateOnce" => {
+                    // The unified format's iterateOnce sends at most one getMore. The driver's
+                    // public `advance` repeats getMore until a document comes (its one-step
+                    // `try_advance` is crate-private), so a second getMore started by this one
+                    // call is the driver's gap, not the server's answer.
+                    let marks = sent_marks(ctx.ents);
+                    let second = wait_log(&marks, |v| {
+                        v.iter()
+                            .filter(|s| s.command.contains_key("getMore"))
+                            .count()
+                            >= 2
+                    });
+                    tokio::select! {
+                        biased;
+                        () = second => Err(driver_gap(
+                            "the Rust driver's Cursor::advance sent a second getMore for one iterateOnce: its one-getMore step (try_advance) is not public",
+                        )),
+                        more = cur.advance() => {
+                            if more? {
+                                let d: Document = cur.deserialize_current()?;
+                                Ok(Res::Value(Bson::Document(d)))
+                            } else {
+                                Ok(Res::Nothing)
+                            }
+                        }
+                    }
+                }
+                "iterateUntilDocumentOrError" => {
                     if cur.advance().await? {
                         let d: Document = cur.deserialize_current()?;
                         Ok(Res::Value(Bson::Document(d)))
-                    } else if name == "iterateOnce" {
-                        Ok(Res::Nothing)
                     } else {
                         Err(fail("cursor exhausted"))
                     }
-                }
-                "close" => {
-                    drop(cur);
-                    ctx.ents.map.remove(object);
-                    Ok(Res::Nothing)
                 }
                 _ => Err(unsupported(format!("cursor op {name}"))),
             }
@@ -262,11 +384,18 @@ async fn collection_op(
     c: &Collection<Document>,
     name: &str,
     mut a: Document,
-    s: Option<Arc<SessionEntity>>,
+    mut s: Option<Sess<'_>>,
 ) -> Result<Res, E> {
     let a = &mut a;
-    if let Some(r) = crate::crud_emulated::single_write(ctx, c, name, a, &s).await {
-        return r;
+    // Inside withTransaction's callback the driver runs every operation (no w: 0 there).
+    if let None | Some(Sess::Entity(_)) = &s {
+        let entity = match &s {
+            Some(Sess::Entity(e)) => Some(Arc::clone(e)),
+            _ => None,
+        };
+        if let Some(r) = crate::crud_emulated::single_write(ctx, c, name, a, &entity).await {
+            return r;
+        }
     }
     Ok(match name {
         "insertOne" => {
@@ -280,8 +409,14 @@ async fn collection_op(
             let o: InsertManyOptions = opts(&rw_opts(a))?;
             return crate::crud_emulated::insert_many(c, d, o, s).await;
         }
-        "bulkWrite" => return crate::crud_emulated::bulk_write(ctx, c, a.clone(), s).await,
-        "count" => return crate::crud_emulated::count(c, a.clone(), s).await,
+        "bulkWrite" => {
+            let s = s.map(Sess::entity).transpose()?;
+            return crate::crud_emulated::bulk_write(ctx, c, a.clone(), s).await;
+        }
+        "count" => {
+            let s = s.map(Sess::entity).transpose()?;
+            return crate::crud_emulated::count(c, a.clone(), s).await;
+        }
         "updateOne" | "updateMany" => {
             let f = take_doc(a, "filter")?;
             let up = take_update(a)?;
@@ -379,13 +514,21 @@ async fn collection_op(
             let r = sess!(s, c.create_index(m))?;
             Res::Value(Bson::String(r.index_name))
         }
-        "listIndexes" => {
-            if s.is_some() {
-                return Err(unsupported("listIndexes with a session"));
+        "listIndexes" => match &mut s {
+            Some(se) => {
+                let mut g = se.get().await;
+                let mut cur = c
+                    .list_indexes()
+                    .session(&mut *g)
+                    .await?
+                    .with_type::<Document>();
+                docs(cur.stream(&mut g).try_collect().await?)
             }
-            let cur = c.list_indexes().await?.with_type::<Document>();
-            docs(cur.try_collect().await?)
-        }
+            None => {
+                let cur = c.list_indexes().await?.with_type::<Document>();
+                docs(cur.try_collect().await?)
+            }
+        },
         "listIndexNames" => {
             let v = sess!(s, c.list_index_names())?;
             Res::Value(Bson::Array(v.into_iter().map(Bson::String).collect()))
@@ -427,11 +570,13 @@ async fn collection_op(
                 vec![]
             };
             let o: ChangeStreamOptions = opts(a)?;
+            let comment = o.comment.is_some();
             let cs = c
                 .watch()
                 .pipeline(p)
                 .with_options(o)
-                .await?
+                .await
+                .map_err(|e| comment_gap(e, comment))?
                 .with_type::<Document>();
             Res::Entity(Entity::ChangeStream(Arc::new(tokio::sync::Mutex::new(cs))))
         }
@@ -479,7 +624,7 @@ async fn database_op(
     d: &Database,
     name: &str,
     mut a: Document,
-    s: Option<Arc<SessionEntity>>,
+    mut s: Option<Sess<'_>>,
 ) -> Result<Res, E> {
     let a = &mut a;
     Ok(match name {
@@ -493,12 +638,22 @@ async fn database_op(
             Res::Value(Bson::Document(r))
         }
         "runCursorCommand" | "createCommandCursor" => {
-            if s.is_some() {
-                return Err(unsupported("cursor command with a session"));
-            }
             let cmd = take_doc(a, "command")?;
             a.remove("commandName");
             let o: mongodb::options::RunCursorCommandOptions = opts(&rw_opts(a))?;
+            if let Some(se) = &mut s {
+                if name == "createCommandCursor" {
+                    return Err(unsupported("createCommandCursor with a session"));
+                }
+                let mut g = se.get().await;
+                let mut cur = d
+                    .run_cursor_command(cmd)
+                    .with_options(o)
+                    .session(&mut *g)
+                    .await?;
+                let v: Vec<Document> = cur.stream(&mut g).try_collect().await?;
+                return Ok(docs(v));
+            }
             let cur = d.run_cursor_command(cmd).with_options(o).await?;
             if name == "runCursorCommand" {
                 docs(cur.try_collect().await?)
@@ -527,9 +682,9 @@ async fn database_op(
         "listCollections" => {
             let f = take_doc_or_empty(a, "filter")?;
             let o: ListCollectionsOptions = opts(a)?;
-            let v: Vec<Document> = match &s {
+            let v: Vec<Document> = match &mut s {
                 Some(se) => {
-                    let mut g = se.session.lock().await;
+                    let mut g = se.get().await;
                     let mut c = d
                         .list_collections()
                         .with_options(o)
@@ -564,11 +719,13 @@ async fn database_op(
                 vec![]
             };
             let o: ChangeStreamOptions = opts(a)?;
+            let comment = o.comment.is_some();
             let cs = d
                 .watch()
                 .pipeline(p)
                 .with_options(o)
-                .await?
+                .await
+                .map_err(|e| comment_gap(e, comment))?
                 .with_type::<Document>();
             Res::Entity(Entity::ChangeStream(Arc::new(tokio::sync::Mutex::new(cs))))
         }
@@ -591,7 +748,7 @@ async fn client_op(
     c: &Client,
     name: &str,
     mut a: Document,
-    s: Option<Arc<SessionEntity>>,
+    mut s: Option<Sess<'_>>,
 ) -> Result<Res, E> {
     let a = &mut a;
     Ok(match name {
@@ -619,21 +776,213 @@ async fn client_op(
                 vec![]
             };
             let o: ChangeStreamOptions = opts(a)?;
+            let comment = o.comment.is_some();
             let cs = c
                 .watch()
                 .pipeline(p)
                 .with_options(o)
-                .await?
+                .await
+                .map_err(|e| comment_gap(e, comment))?
                 .with_type::<Document>();
             Res::Entity(Entity::ChangeStream(Arc::new(tokio::sync::Mutex::new(cs))))
         }
-        "clientBulkWrite" => return crate::bulk::client_bulk_write(c, a.clone(), s).await,
+        "clientBulkWrite" => {
+            let s = s.map(Sess::entity).transpose()?;
+            return crate::bulk::client_bulk_write(c, a.clone(), s).await;
+        }
         _ => return Err(unsupported(format!("client op {name}"))),
     })
 }
 
-async fn session_op(se: &SessionEntity, name: &str, a: Document) -> Result<Res, E> {
+/// The Rust driver copies a change stream's `comment` into the `$changeStream` stage as well
+/// as the aggregate command; a server refuses it there (40415, as 8.x does: its
+/// `$changeStream` spec has no `comment` field).
+fn comment_gap(e: DErr, comment: bool) -> E {
+    match &*e.kind {
+        ErrorKind::Command(c) if comment && c.code == 40415 && c.message.contains("comment") => {
+            driver_gap(format!(
+                "the Rust driver puts `comment` inside the $changeStream stage, which a server refuses: {}",
+                c.message
+            ))
+        }
+        _ => E::Driver(e),
+    }
+}
+
+/// `withTransaction`: the driver's convenient transaction API (`and_run2`) runs the callback's
+/// operations, retrying and committing as the driver decides. Operations naming the session
+/// use the one the driver hands the callback; an error of the callback's operations goes back
+/// to the driver even when the test expected it (the unified format's rule).
+async fn with_transaction(ctx: &mut Ctx<'_>, object: &str, mut a: Document) -> Result<Res, E> {
+    if ctx.callback.is_some() {
+        return Err(unsupported("withTransaction inside withTransaction"));
+    }
+    let ops: Vec<Document> = take_docs(&mut a, "callback")?;
+    let o: TransactionOptions = opts(&rw_opts(&a))?;
+    let se = ctx.ents.session(object)?;
     let mut g = se.session.lock().await;
+    let mut failed: Option<Fail> = None;
+    let (ents, uri, internal, failpoints) =
+        (&mut *ctx.ents, ctx.uri, ctx.internal, &mut *ctx.failpoints);
+    let r = g
+        .start_transaction()
+        .with_options(o)
+        .and_run2(async |session: &mut ClientSession| {
+            let mut inner = Ctx {
+                ents: &mut *ents,
+                uri,
+                internal,
+                failpoints: &mut *failpoints,
+                callback: Some((object, session)),
+            };
+            for (i, op) in ops.iter().enumerate() {
+                // Boxed: an operation may itself be a withTransaction (refused above).
+                let r: std::pin::Pin<Box<dyn std::future::Future<Output = _> + '_>> =
+                    Box::pin(crate::run_op(&mut inner, i, op));
+                match r.await {
+                    Ok(None) => {}
+                    Ok(Some(e)) => return Err(e),
+                    Err(f) => {
+                        failed = Some(f);
+                        return Err(DErr::custom("the runner failed inside the callback"));
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await;
+    if let Some(f) = failed {
+        return Err(E::Fail(f));
+    }
+    r?;
+    Ok(Res::Nothing)
+}
+
+/// `endSession`: the session is dropped, which is how the Rust driver ends one (the entity
+/// keeps its lsid for `$$sessionLsid`). A transaction in progress is then aborted by the
+/// driver from a task of its own: wait (bounded) for that abortTransaction to finish, so that
+/// the test's events and outcome see it.
+async fn end_session(ctx: &mut Ctx<'_>, object: &str) -> Result<Res, E> {
+    if ctx.callback.as_ref().is_some_and(|(id, _)| *id == object) {
+        return Err(unsupported("endSession inside withTransaction"));
+    }
+    let se = ctx.ents.session(object)?;
+    let client = ctx.ents.client(&se.client)?;
+    let state = transaction_state(&*se.session.lock().await)?;
+    ctx.ents.map.insert(
+        object.to_string(),
+        Entity::Value(Bson::Document(se.lsid.clone())),
+    );
+    let lsid = Bson::Document(se.lsid.clone());
+    let marks = vec![(Arc::clone(&client), client.sent.borrow().len())];
+    let Ok(se) = Arc::try_unwrap(se) else {
+        return Err(fail(format!("session {object} is still in use")));
+    };
+    drop(se);
+    if state == "in_progress"
+        && !wait_sent(&marks, "abortTransaction", |c| c.get("lsid") == Some(&lsid)).await
+    {
+        return Err(fail(
+            "endSession: the driver sent no abortTransaction within 10 s",
+        ));
+    }
+    Ok(Res::Nothing)
+}
+
+/// How many commands each client entity has sent so far.
+fn sent_marks(ents: &Entities) -> Vec<(Arc<ClientEntity>, usize)> {
+    ents.map
+        .values()
+        .filter_map(|e| match e {
+            Entity::Client(c) => Some((Arc::clone(c), c.sent.borrow().len())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until the commands one of the clients sent after its mark pass `test`.
+async fn wait_log(marks: &[(Arc<ClientEntity>, usize)], test: impl Fn(&[Sent]) -> bool + Copy) {
+    let waits = marks.iter().map(|(c, from)| {
+        let mut rx = c.sent.subscribe();
+        Box::pin(async move {
+            rx.wait_for(|v| test(v.get(*from..).unwrap_or_default()))
+                .await
+                .map(|_| ())
+        })
+    });
+    if futures::future::select_ok(waits).await.is_err() {
+        // Every client is gone: nothing more will come.
+        futures::future::pending::<()>().await;
+    }
+}
+
+/// Waits (bounded) until one of the clients has sent, after its mark, a command `what` that
+/// `pred` accepts, and has its reply: a command the driver sends from a task of its own when
+/// a handle is dropped. False when none came within 10 s.
+async fn wait_sent(
+    marks: &[(Arc<ClientEntity>, usize)],
+    what: &str,
+    pred: impl Fn(&Document) -> bool + Copy,
+) -> bool {
+    let came = wait_log(marks, |v| {
+        v.iter()
+            .any(|s| s.done && s.command.contains_key(what) && pred(&s.command))
+    });
+    tokio::time::timeout(Duration::from_secs(10), came)
+        .await
+        .is_ok()
+}
+
+/// The session's transaction state as the unified format names it. The driver keeps it
+/// `pub(crate)`; its `Debug` output is the one public view of it (mongodb 3.9.1 prints
+/// `transaction: Transaction { state: InProgress, .. }`).
+pub fn transaction_state(s: &ClientSession) -> Result<&'static str, E> {
+    let dbg = format!("{s:?}");
+    let v = debug_value(&dbg, "transaction: Transaction { state: ")?;
+    Ok(match v {
+        "None" => "none",
+        "Starting" => "starting",
+        "InProgress" => "in_progress",
+        "Committed" => "committed",
+        "Aborted" => "aborted",
+        other => {
+            return Err(driver_gap(format!(
+                "the Rust driver shows an unknown transaction state {other}"
+            )));
+        }
+    })
+}
+
+/// Whether the driver marked the session dirty (a network error while in use), read from the
+/// `Debug` output as `transaction_state` is: `ServerSession::dirty` is `pub(crate)`.
+fn is_dirty(s: &ClientSession) -> Result<bool, E> {
+    let dbg = format!("{s:?}");
+    let start = dbg.find("server_session: ServerSession {").ok_or_else(|| {
+        driver_gap("the Rust driver's session Debug output no longer shows server_session")
+    })?;
+    match debug_value(&dbg[start..], "dirty: ")? {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(driver_gap(format!("the Rust driver shows dirty: {other}"))),
+    }
+}
+
+/// The identifier after `anchor` in a `Debug` string (never printed: it holds the client's
+/// options).
+fn debug_value<'d>(dbg: &'d str, anchor: &str) -> Result<&'d str, E> {
+    let at = dbg.find(anchor).ok_or_else(|| {
+        driver_gap(format!(
+            "the Rust driver's session Debug output no longer shows {anchor:?}"
+        ))
+    })? + anchor.len();
+    let rest = &dbg[at..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .unwrap_or(rest.len());
+    Ok(&rest[..end])
+}
+
+async fn session_op(g: &mut ClientSession, name: &str, a: Document) -> Result<Res, E> {
     match name {
         "startTransaction" => {
             let o: TransactionOptions = opts(&rw_opts(&a))?;
@@ -646,9 +995,6 @@ async fn session_op(se: &SessionEntity, name: &str, a: Document) -> Result<Res, 
                 Some(t) => Res::Value(Bson::Timestamp(t)),
                 None => Res::Value(Bson::Null),
             });
-        }
-        "endSession" => {
-            // Dropping the handle ends it; keep the entity for `$$sessionLsid`.
         }
         _ => return Err(unsupported(format!("session op {name}"))),
     }
@@ -704,6 +1050,29 @@ async fn test_runner(ctx: &mut Ctx<'_>, name: &str, a: Document) -> Result<Res, 
                 .clone();
             ctx.ents.create(&list, ctx.uri).await?;
         }
+        "assertSessionTransactionState" | "assertSessionDirty" | "assertSessionNotDirty" => {
+            let id = a
+                .get_str("session")
+                .map_err(|_| fail(format!("{name} without session")))?;
+            let mut callback = ctx.callback.take();
+            let r = async {
+                let mut se = session_of(ctx.ents, &mut callback, id)?;
+                let g = se.get().await;
+                if name == "assertSessionTransactionState" {
+                    let want = a.get_str("state").unwrap_or_default();
+                    let got = transaction_state(&g)?;
+                    if got != want {
+                        return Err(fail(format!("{name}: state {got}, expected {want}")));
+                    }
+                } else if is_dirty(&g)? != (name == "assertSessionDirty") {
+                    return Err(fail(format!("{name}: the session is not so")));
+                }
+                Ok(())
+            }
+            .await;
+            ctx.callback = callback;
+            r?;
+        }
         "assertSessionUnpinned" => {}
         "assertSessionPinned" => return Err(fail("a replica set session is never pinned")),
         "wait" => {
@@ -716,12 +1085,12 @@ async fn test_runner(ctx: &mut Ctx<'_>, name: &str, a: Document) -> Result<Res, 
         "assertSameLsidOnLastTwoCommands" | "assertDifferentLsidOnLastTwoCommands" => {
             let cid = a.get_str("client").unwrap_or_default();
             let c = ctx.ents.client(cid)?;
-            let ev = c.all_started.lock().expect("lock").clone();
+            let ev = c.sent.borrow().clone();
             if ev.len() < 2 {
                 return Err(fail("fewer than two commands"));
             }
-            let l1 = ev[ev.len() - 2].get("lsid").cloned();
-            let l2 = ev[ev.len() - 1].get("lsid").cloned();
+            let l1 = ev[ev.len() - 2].command.get("lsid").cloned();
+            let l2 = ev[ev.len() - 1].command.get("lsid").cloned();
             let same = l1.is_some() && l1 == l2;
             if same != (name == "assertSameLsidOnLastTwoCommands") {
                 return Err(fail(format!("{name}: {l1:?} vs {l2:?}")));
