@@ -406,10 +406,7 @@ pub(super) fn op_regex_find_all(arg: &Bson, scope: &Scope) -> Result<Option<Bson
     };
     let mut out = Vec::new();
     let mut start = 0;
-    loop {
-        let Some(caps) = re.captures_at(&text, start) else {
-            break;
-        };
+    while let Some(caps) = re.captures_at(&text, start) {
         let (s, e) = caps.whole();
         out.push(regex_match_doc(&caps, &text));
         start = if s == e {
