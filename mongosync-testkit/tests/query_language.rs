@@ -287,4 +287,13 @@ async fn regexes_are_pcre2() {
         .await
         .unwrap_err();
     assert_eq!(code(e), 51111);
+    // A constant regex is compiled when the pipeline is parsed: over no documents too.
+    let empty = coll.client().database("db").collection::<Document>("empty");
+    let e = empty
+        .aggregate(vec![
+            doc! {"$project": {"m": {"$regexFind": {"input": "$s", "regex": "a", "options": "z"}}}},
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), 51108);
 }

@@ -105,6 +105,9 @@ pub fn validate(expr: &Bson) -> Result<()> {
                 if first == "$literal" || first == "$const" {
                     return Ok(());
                 }
+                if let Bson::Document(a) = arg {
+                    precompile_regex(first, a)?;
+                }
                 validate_args(arg)
             } else {
                 for (k, v) in d {

@@ -362,6 +362,30 @@ fn regex_arguments(
     Ok(re.zip(text))
 }
 
+/// The server compiles a constant regex (and its options) of `$regexMatch`, `$regexFind` or
+/// `$regexFindAll` when it parses the expression (`precompileRegex`), so their errors, and a
+/// missing or unknown argument, come even over no documents.
+pub(super) fn precompile_regex(op: &str, arg: &Document) -> Result<()> {
+    if !matches!(op, "$regexMatch" | "$regexFind" | "$regexFindAll") {
+        return Ok(());
+    }
+    let constant = |v: Option<&Bson>| match v {
+        Some(Bson::String(s)) => !s.starts_with('$'),
+        Some(Bson::Document(_) | Bson::Array(_)) => false,
+        _ => true,
+    };
+    if !constant(arg.get("regex")) || !constant(arg.get("options")) {
+        return Ok(());
+    }
+    let mut probe = arg.clone();
+    if probe.contains_key("input") {
+        probe.insert("input", Bson::Null);
+    }
+    let mut expr = Document::new();
+    expr.insert(op, probe);
+    evaluate(&Bson::Document(expr), &Document::new(), &Document::new()).map(|_| ())
+}
+
 pub(super) fn op_regex_match(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     Ok(Some(Bson::Boolean(
         match regex_arguments("$regexMatch", arg, scope)? {

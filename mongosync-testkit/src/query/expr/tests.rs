@@ -1475,6 +1475,25 @@ fn regex_find() {
         ev(bson!({"$regexMatch": {"input": "a", "regex": null, "options": "g"}})),
         Some(bson!(false))
     );
+    // A constant regex compiles when the expression is parsed: its errors need no document.
+    let parse = |e: Bson| validate(&bson!({"m": e})).map_err(|e| e.code);
+    assert_eq!(
+        parse(bson!({"$regexMatch": {"input": "$s", "regex": "(a"}})),
+        Err(51111)
+    );
+    assert_eq!(
+        parse(bson!({"$regexFindAll": {"input": "$s", "regex": "a", "options": "q"}})),
+        Err(51108)
+    );
+    assert_eq!(parse(bson!({"$regexFind": {"regex": "a"}})), Err(31022));
+    assert_eq!(
+        parse(bson!({"$regexFind": {"input": "$s", "regex": "$r"}})),
+        Ok(())
+    );
+    assert_eq!(
+        parse(bson!({"$regexFind": {"input": "$s", "regex": "a", "options": "$o"}})),
+        Ok(())
+    );
 }
 
 #[test]
