@@ -506,21 +506,51 @@ fn words(s: &str, lang: &str) -> Vec<String> {
         .collect()
 }
 
-/// Removes the common Latin diacritics (the server's diacritic-insensitive folding).
+/// Removes diacritics as the server's text index version 3 does (its generated tables): a
+/// combining mark is dropped, and a character becomes the single character left once its
+/// canonical decomposition loses its marks (`é` is `e`, `й` is `и`, `ά` is `α`); a letter
+/// without a decomposition (`ø`, `ł`, dotless `ı`) is kept.
 fn fold(s: &str) -> String {
-    s.chars().map(fold_char).collect()
+    s.chars()
+        .filter(|c| !is_diacritic_mark(*c))
+        .map(fold_char)
+        .collect()
 }
 
 fn fold_char(c: char) -> char {
-    // Letters whose canonical decomposition is a base letter and combining marks (the
-    // server's generated map strips those marks); letters without one, such as `ø`, `ł` or
-    // dotless `ı`, are kept as the server keeps them.
-    const FROM: &str = "àáâãäåāăąÀÁÂÃÄÅĀĂĄçćĉċčÇĆĈĊČďĎèéêëēĕėęěÈÉÊËĒĔĖĘĚĝğġģĜĞĠĢĥĤìíîïĩīĭįÌÍÎÏĨĪĬĮİĵĴķĶĺļľĹĻĽñńņňÑŃŅŇòóôõöōŏőÒÓÔÕÖŌŎŐŕŗřŔŖŘśŝşšŚŜŞŠţťŢŤùúûüũūŭůűųÙÚÛÜŨŪŬŮŰŲŵŴýÿŷÝŸŶźżžŹŻŽ";
-    const TO: &str = "aaaaaaaaaAAAAAAAAAcccccCCCCCdDeeeeeeeeeEEEEEEEEEggggGGGGhHiiiiiiiiIIIIIIIIIjJkKlllLLLnnnnNNNNooooooooOOOOOOOOrrrRRRssssSSSSttTTuuuuuuuuuuUUUUUUUUUUwWyyyYYYzzzZZZ";
-    match FROM.chars().position(|f| f == c) {
-        Some(i) => TO.chars().nth(i).unwrap_or(c),
-        None => c,
+    use unicode_normalization::UnicodeNormalization;
+    if c.is_ascii() {
+        return c;
     }
+    let base: String = std::iter::once(c)
+        .nfd()
+        .filter(|m| !is_diacritic_mark(*m))
+        .collect();
+    let mut composed = base.nfc();
+    match (composed.next(), composed.next()) {
+        (Some(x), None) => x,
+        _ => c,
+    }
+}
+
+/// The combining marks with Unicode's Diacritic property (Latin, Greek, Cyrillic, Hebrew and
+/// Arabic points, and the supplements), which the server strips.
+fn is_diacritic_mark(c: char) -> bool {
+    matches!(c,
+        '\u{300}'..='\u{34E}'
+        | '\u{350}'..='\u{357}'
+        | '\u{35D}'..='\u{362}'
+        | '\u{483}'..='\u{487}'
+        | '\u{591}'..='\u{5A1}'
+        | '\u{5A3}'..='\u{5BD}'
+        | '\u{5BF}'
+        | '\u{5C1}'..='\u{5C2}'
+        | '\u{5C4}'
+        | '\u{64B}'..='\u{652}'
+        | '\u{1AB0}'..='\u{1ABD}'
+        | '\u{1DC4}'..='\u{1DCF}'
+        | '\u{1DF5}'..='\u{1DFF}'
+        | '\u{FE20}'..='\u{FE2F}')
 }
 
 #[cfg(test)]
@@ -564,6 +594,14 @@ mod tests {
         // `none`: no stemming, no stop words.
         assert_eq!(index_term("Running", "none").as_deref(), Some("running"));
         assert_eq!(index_term("the", "none").as_deref(), Some("the"));
+        // Diacritics of any script go after stemming; letters without a decomposition stay.
+        assert_eq!(index_term("йогурт", "none").as_deref(), Some("иогурт"));
+        assert_eq!(index_term("ἄνθρωπος", "none").as_deref(), Some("ανθρωπος"));
+        assert_eq!(
+            index_term("smørrebrød", "none").as_deref(),
+            Some("smørrebrød")
+        );
+        assert_eq!(index_term("cafe\u{301}", "none").as_deref(), Some("cafe"));
         // Turkish lowercasing (I is dotless ı), no Turkish stemmer here.
         assert_eq!(index_term("IŞIK", "turkish").as_deref(), Some("ısık"));
     }
