@@ -486,7 +486,28 @@ fn is_word_char(c: char) -> bool {
 /// Whether `c` belongs to a token: the server's delimiters are white space and punctuation
 /// (all ASCII punctuation but `_`), except that English keeps the apostrophe in a word.
 fn is_token_char(c: char, lang: &str) -> bool {
-    (c.is_alphanumeric() || c == '_') || (c == '\'' && lang == "english")
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric() || c == '_' || (c == '\'' && lang == "english");
+    }
+    !c.is_whitespace() && !is_unicode_delimiter(c)
+}
+
+/// The server's delimiters beyond ASCII (`codepointIsDelimiter`: the White_Space, Dash,
+/// Hyphen, Quotation_Mark, Terminal_Punctuation, Pattern_Syntax and STerm properties), by
+/// their blocks; other symbols (`€`) and combining marks belong to words.
+fn is_unicode_delimiter(c: char) -> bool {
+    matches!(c,
+        '\u{A1}'..='\u{A7}' | '\u{A9}' | '\u{AB}' | '\u{AC}' | '\u{AE}' | '\u{B0}' | '\u{B1}'
+        | '\u{B6}' | '\u{B7}' | '\u{BB}' | '\u{BF}' | '\u{D7}' | '\u{F7}'
+        | '\u{37E}' | '\u{387}' | '\u{589}' | '\u{58A}' | '\u{5BE}' | '\u{5C0}' | '\u{5C3}'
+        | '\u{5C6}' | '\u{5F3}' | '\u{5F4}' | '\u{60C}' | '\u{61B}' | '\u{61F}' | '\u{6D4}'
+        | '\u{964}' | '\u{965}' | '\u{E5A}' | '\u{E5B}' | '\u{1806}' | '\u{1361}'..='\u{1368}'
+        | '\u{2010}'..='\u{2027}' | '\u{2030}'..='\u{205E}' | '\u{2190}'..='\u{245F}'
+        | '\u{2500}'..='\u{2775}' | '\u{2794}'..='\u{2BFF}' | '\u{2E00}'..='\u{2E7F}'
+        | '\u{3001}'..='\u{3003}' | '\u{3008}'..='\u{3020}' | '\u{3030}'
+        | '\u{FD3E}' | '\u{FD3F}' | '\u{FE10}'..='\u{FE19}' | '\u{FE30}'..='\u{FE52}'
+        | '\u{FE54}'..='\u{FE63}' | '\u{FF01}'..='\u{FF0F}' | '\u{FF1A}'..='\u{FF20}'
+        | '\u{FF3B}'..='\u{FF3D}' | '\u{FF3F}' | '\u{FF5B}'..='\u{FF65}')
 }
 
 /// The words of a search string, apostrophes kept.
@@ -626,6 +647,12 @@ mod tests {
         // English keeps apostrophes in words; other languages split on them.
         assert_eq!(words("l'été don't", "french"), vec!["l", "été", "don", "t"]);
         assert_eq!(words("l'été don't", "english"), vec!["l'été", "don't"]);
+        // Unicode punctuation splits (the typographic apostrophe too); symbols and combining
+        // marks stay in the word.
+        assert_eq!(
+            words("«prix» 5€ — it’s cafe\u{301}", "english"),
+            vec!["prix", "5€", "it", "s", "cafe\u{301}"]
+        );
         assert!(stop_words("romanian").is_empty());
     }
 
