@@ -129,8 +129,10 @@ impl Re {
 /// The one compile helper: MongoDB's flags (`pcre_util::flagsToOptions`: `i` caseless, `m`
 /// multiline, `s` dotall, `x` extended, `u` accepted, UTF always on) and PCRE2's error text.
 fn compile(pattern: &str, options: &str) -> std::result::Result<pcre2::bytes::Regex, CompileError> {
+    // No JIT, as the server: the interpreter has no JIT stack limit to fail a deep match on,
+    // and a regex compiled per document (from a field) stays cheap.
     let mut b = pcre2::bytes::RegexBuilder::new();
-    b.utf(true).jit_if_available(true);
+    b.utf(true);
     for c in options.chars() {
         match c {
             'i' => b.caseless(true),
@@ -140,6 +142,12 @@ fn compile(pattern: &str, options: &str) -> std::result::Result<pcre2::bytes::Re
             'u' => &mut b,
             _ => return Err(CompileError::Flag(c)),
         };
+    }
+    // The server sets PCRE2's maximum pattern length to 16384 bytes (`kMaxPatternLength`).
+    if pattern.len() > 16384 {
+        return Err(CompileError::Pattern(
+            "pattern string is longer than the limit set by the application".to_string(),
+        ));
     }
     b.build(pattern)
         .map_err(|e| CompileError::Pattern(pcre2_message(&e)))

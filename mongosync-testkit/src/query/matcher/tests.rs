@@ -687,6 +687,11 @@ fn pcre2_semantics() {
         (51108, " invalid flag in regex options: g")
     );
     assert_eq!(Re::new("a\0b", "").unwrap_err().code, 2);
+    assert!(Re::new(&"a".repeat(16384), "").is_ok());
+    assert_eq!(
+        Re::new(&"a".repeat(16385), "").unwrap_err().message,
+        "Regular expression is invalid: pattern string is longer than the limit set by the application"
+    );
 }
 
 fn mc(filter: Document, spec: Document) -> Matcher {
