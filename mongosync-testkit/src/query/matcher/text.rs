@@ -306,15 +306,6 @@ impl TextQuery {
         canonical_language(l).unwrap_or("none")
     }
 
-    /// The language `doc` was indexed in: its override field, else the index's default
-    /// (`$language` does not change how documents are indexed).
-    fn document_language(idx: &TextIndex, doc: &Document) -> &'static str {
-        let l = doc
-            .get_str(&idx.language_override)
-            .unwrap_or(&idx.default_language);
-        canonical_language(l).unwrap_or("none")
-    }
-
     /// The stemmed query terms (positive, negated) for `lang`: a raw word keeps its
     /// apostrophes, which split it in every language but English.
     fn terms(&self, lang: &str) -> (Vec<String>, Vec<String>) {
@@ -355,17 +346,11 @@ impl TextQuery {
     }
 
     /// Whether a query word is in `fields` (checked only when sensitivity flags are set).
-    fn word_present(
-        &self,
-        w: &str,
-        fields: &[(String, f64)],
-        query_lang: &str,
-        lang: &str,
-    ) -> bool {
+    fn word_present(&self, w: &str, fields: &[(String, f64, &str)], query_lang: &str) -> bool {
         let Some(t) = self.term(w, query_lang) else {
             return false;
         };
-        fields.iter().any(|(raw, _)| {
+        fields.iter().any(|(raw, _, lang)| {
             words(raw, lang)
                 .iter()
                 .any(|d| self.term(d, lang).as_ref() == Some(&t) && self.sensitive_eq(d, w))
@@ -376,7 +361,6 @@ impl TextQuery {
     pub fn score(&self, doc: &Document) -> Result<Option<f64>> {
         let idx = self.index()?;
         let query_lang = self.query_language(idx);
-        let lang = Self::document_language(idx, doc);
         let (positive, negated) = self.terms(query_lang);
         if positive.is_empty() {
             return Ok(None);
@@ -384,7 +368,7 @@ impl TextQuery {
         let fields = indexed_strings(idx, doc);
         // Term -> score, as the server's scoring of each field's string.
         let mut scores: BTreeMap<String, f64> = BTreeMap::new();
-        for (raw, weight) in &fields {
+        for (raw, weight, lang) in &fields {
             let mut counts: BTreeMap<String, (u32, f64, f64)> = BTreeMap::new();
             let mut tokens = 0u32;
             for w in words(raw, lang) {
@@ -415,7 +399,7 @@ impl TextQuery {
         if !positive.iter().any(|t| scores.contains_key(t)) {
             return Ok(None);
         }
-        let present = |w: &String| self.word_present(w, &fields, query_lang, lang);
+        let present = |w: &String| self.word_present(w, &fields, query_lang);
         if (self.case_sensitive || self.diacritic_sensitive)
             && (!self.positive.iter().any(present) || self.negated.iter().any(present))
         {
@@ -433,7 +417,11 @@ impl TextQuery {
                 fold(&s)
             }
         };
-        let has = |p: &String| fields.iter().any(|(raw, _)| norm(raw).contains(&norm(p)));
+        let has = |p: &String| {
+            fields
+                .iter()
+                .any(|(raw, _, _)| norm(raw).contains(&norm(p)))
+        };
         if !self.phrases.iter().all(has) || self.negated_phrases.iter().any(has) {
             return Ok(None);
         }
@@ -441,16 +429,65 @@ impl TextQuery {
     }
 }
 
-/// The strings of `doc` the index covers, with their weights.
-fn indexed_strings(idx: &TextIndex, doc: &Document) -> Vec<(String, f64)> {
-    fn all(v: &Bson, w: f64, out: &mut Vec<(String, f64)>) {
+/// The strings of `doc` the index covers, with their weights and languages: the language of
+/// a string is its (sub)document's override field, else its parent's, down from the index's
+/// default (the server's `FTSElementIterator`).
+fn indexed_strings(idx: &TextIndex, doc: &Document) -> Vec<(String, f64, &'static str)> {
+    type Out = Vec<(String, f64, &'static str)>;
+    let language = |d: &Document, parent: &'static str| match d.get(&idx.language_override) {
+        Some(Bson::String(l)) => canonical_language(l).unwrap_or(parent),
+        _ => parent,
+    };
+    // `$**`: every string, at any depth.
+    fn all(
+        v: &Bson,
+        w: f64,
+        lang: &'static str,
+        lang_of: &dyn Fn(&Document, &'static str) -> &'static str,
+        out: &mut Out,
+    ) {
         match v {
-            Bson::String(s) => out.push((s.clone(), w)),
-            Bson::Array(a) => a.iter().for_each(|x| all(x, w, out)),
-            Bson::Document(d) => d.values().for_each(|x| all(x, w, out)),
+            Bson::String(s) => out.push((s.clone(), w, lang)),
+            Bson::Array(a) => a.iter().for_each(|x| all(x, w, lang, lang_of, out)),
+            Bson::Document(d) => {
+                let lang = lang_of(d, lang);
+                d.values().for_each(|x| all(x, w, lang, lang_of, out))
+            }
             _ => {}
         }
     }
+    // A dotted path through subdocuments and arrays of them; the strings at its end (or in
+    // an array there).
+    fn along(
+        v: &Bson,
+        parts: &[&str],
+        w: f64,
+        lang: &'static str,
+        lang_of: &dyn Fn(&Document, &'static str) -> &'static str,
+        out: &mut Out,
+    ) {
+        match (v, parts.split_first()) {
+            (Bson::String(s), None) => out.push((s.clone(), w, lang)),
+            (Bson::Array(a), None) => a.iter().for_each(|x| {
+                if let Bson::String(s) = x {
+                    out.push((s.clone(), w, lang))
+                }
+            }),
+            (Bson::Document(d), Some((first, rest))) => {
+                let lang = lang_of(d, lang);
+                if let Some(x) = d.get(*first) {
+                    along(x, rest, w, lang, lang_of, out);
+                }
+            }
+            (Bson::Array(a), Some(_)) => a
+                .iter()
+                .filter(|x| matches!(x, Bson::Document(_)))
+                .for_each(|x| along(x, parts, w, lang, lang_of, out)),
+            _ => {}
+        }
+    }
+    let default = canonical_language(&idx.default_language).unwrap_or("none");
+    let top = language(doc, default);
     let mut out = Vec::new();
     for (path, w) in &idx.weights {
         if path == "$**" {
@@ -458,21 +495,13 @@ fn indexed_strings(idx: &TextIndex, doc: &Document) -> Vec<(String, f64)> {
                 if idx.weights.iter().any(|(p, _)| p == k) {
                     continue;
                 }
-                all(v, *w, &mut out);
+                all(v, *w, top, &language, &mut out);
             }
             continue;
         }
-        for v in crate::query::path::lookup_all(doc, path) {
-            match v {
-                Bson::String(s) => out.push((s.clone(), *w)),
-                Bson::Array(a) => a.iter().for_each(|x| {
-                    if let Bson::String(s) = x {
-                        out.push((s.clone(), *w))
-                    }
-                }),
-                _ => {}
-            }
-        }
+        let parts: Vec<&str> = path.split('.').collect();
+        let root = Bson::Document(doc.clone());
+        along(&root, &parts, *w, default, &language, &mut out);
     }
     out
 }
@@ -680,6 +709,24 @@ mod tests {
             (e.code, e.message.as_str()),
             (2, "unsupported language: \"xx\" for text index version 3")
         );
+        // A subdocument's own override field sets the language of its strings.
+        let nested = bson::doc! {"body": "x", "lang": "english", "quotes": [
+            {"body": "Die Häuser", "lang": "german"}
+        ]};
+        let idx = TextIndex::from_spec(&bson::doc! {
+            "key": {"_fts": "text", "_ftsx": 1},
+            "weights": {"quotes.body": 1},
+            "language_override": "lang",
+        })
+        .unwrap();
+        let q = TextQuery::parse(&Bson::Document(
+            bson::doc! {"$search": "haus", "$language": "de"},
+        ))
+        .unwrap();
+        q.index.set(idx.clone()).unwrap();
+        assert!(q.score(&nested).unwrap().is_some());
+        let fields = indexed_strings(&idx, &nested);
+        assert_eq!(fields, vec![("Die Häuser".to_string(), 1.0, "german")]);
         // Diacritics: insensitive by default, exact with `$diacriticSensitive`.
         let q = bound(bson::doc! {"$search": "elephants", "$language": "FR"});
         assert!(q.score(&fr).unwrap().is_some());
