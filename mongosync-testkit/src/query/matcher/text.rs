@@ -439,19 +439,23 @@ fn indexed_strings(idx: &TextIndex, doc: &Document) -> Vec<(String, f64, &'stati
         _ => parent,
     };
     // `$**`: every string, at any depth.
+    // `$**` skips the language override fields themselves.
     fn all(
         v: &Bson,
         w: f64,
         lang: &'static str,
+        over: &str,
         lang_of: &dyn Fn(&Document, &'static str) -> &'static str,
         out: &mut Out,
     ) {
         match v {
             Bson::String(s) => out.push((s.clone(), w, lang)),
-            Bson::Array(a) => a.iter().for_each(|x| all(x, w, lang, lang_of, out)),
+            Bson::Array(a) => a.iter().for_each(|x| all(x, w, lang, over, lang_of, out)),
             Bson::Document(d) => {
                 let lang = lang_of(d, lang);
-                d.values().for_each(|x| all(x, w, lang, lang_of, out))
+                d.iter()
+                    .filter(|(k, _)| k.as_str() != over)
+                    .for_each(|(_, x)| all(x, w, lang, over, lang_of, out))
             }
             _ => {}
         }
@@ -492,10 +496,10 @@ fn indexed_strings(idx: &TextIndex, doc: &Document) -> Vec<(String, f64, &'stati
     for (path, w) in &idx.weights {
         if path == "$**" {
             for (k, v) in doc {
-                if idx.weights.iter().any(|(p, _)| p == k) {
+                if *k == idx.language_override || idx.weights.iter().any(|(p, _)| p == k) {
                     continue;
                 }
-                all(v, *w, top, &language, &mut out);
+                all(v, *w, top, &idx.language_override, &language, &mut out);
             }
             continue;
         }
@@ -727,6 +731,20 @@ mod tests {
         assert!(q.score(&nested).unwrap().is_some());
         let fields = indexed_strings(&idx, &nested);
         assert_eq!(fields, vec![("Die Häuser".to_string(), 1.0, "german")]);
+        // A wildcard index does not index the override fields themselves.
+        let wild = TextIndex::from_spec(&bson::doc! {
+            "key": {"_fts": "text", "_ftsx": 1},
+            "weights": {"$**": 1},
+            "language_override": "lang",
+        })
+        .unwrap();
+        assert_eq!(
+            indexed_strings(&wild, &nested),
+            vec![
+                ("x".to_string(), 1.0, "english"),
+                ("Die Häuser".to_string(), 1.0, "german")
+            ]
+        );
         // Diacritics: insensitive by default, exact with `$diacriticSensitive`.
         let q = bound(bson::doc! {"$search": "elephants", "$language": "FR"});
         assert!(q.score(&fr).unwrap().is_some());
