@@ -659,3 +659,135 @@ async fn text_search_with_scores() {
     assert_eq!(r.deleted_count, 2);
     assert_eq!(ids(&coll, doc! {"sweet": true}).await, vec![3, 6]);
 }
+
+#[tokio::test]
+async fn text_search_in_each_language() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let coll = collection(&cluster, "multilingual").await;
+    coll.insert_many(vec![
+        doc! {"_id": 1, "body": "Les éléphants mangent des pommes", "idioma": "french"},
+        doc! {"_id": 2, "body": "The quick dogs are running"},
+        doc! {"_id": 3, "body": "Los elefantes comen manzanas", "idioma": "es"},
+        doc! {"_id": 4, "body": "Die Häuser sind alt", "idioma": "German"},
+        doc! {"_id": 5, "body": "running dogs", "idioma": "none"},
+    ])
+    .await
+    .unwrap();
+    create_index(
+        &coll,
+        doc! {"key": {"body": "text"}, "name": "body_text", "language_override": "idioma"},
+    )
+    .await
+    .unwrap();
+    let search = |s: &str, lang: Option<&str>| {
+        let mut text = doc! {"$search": s};
+        if let Some(l) = lang {
+            text.insert("$language", l);
+        }
+        let coll = coll.clone();
+        async move {
+            let mut out = ids(&coll, doc! {"$text": text}).await;
+            out.sort();
+            out
+        }
+    };
+    // German: Snowball stems "Häuser" and "haus" alike; "die" is a German stop word.
+    assert_eq!(search("häuser", Some("german")).await, vec![4]);
+    assert_eq!(search("HAUS", Some("de")).await, vec![4]);
+    assert_eq!(search("die", Some("german")).await, Vec::<i32>::new());
+    // Each document was indexed in its own language: the German stop word "die" is not in
+    // document 4's index, whatever the query's language.
+    assert_eq!(search("die", None).await, Vec::<i32>::new());
+    // Spanish: "manzana" and "manzanas" share the stem "manzan".
+    assert_eq!(search("manzana", Some("Spanish")).await, vec![3]);
+    // English stems "running" to "run" (document 2); "none" keeps words whole (document 5).
+    assert_eq!(search("run", None).await, vec![2]);
+    assert_eq!(search("running", Some("none")).await, vec![5]);
+    // French: "les" and "des" are stop words, so the French document has no such terms.
+    assert_eq!(search("les des", Some("none")).await, Vec::<i32>::new());
+    assert_eq!(search("pomme", Some("fr")).await, vec![1]);
+    // An unsupported $language is BadValue.
+    let e = coll
+        .find(doc! {"$text": {"$search": "x", "$language": "latin"}})
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), 2);
+}
+
+#[tokio::test]
+async fn big_polygons_with_strict_winding() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let coll = collection(&cluster, "places").await;
+    coll.insert_many(vec![
+        doc! {"_id": 1, "loc": point(0.0, 0.0)},
+        doc! {"_id": 2, "loc": point(100.0, 0.0)},
+        doc! {"_id": 3, "loc": point(0.0, 80.0)},
+        doc! {"_id": 4, "loc": point(-170.0, -45.0)},
+        doc! {"_id": 5, "loc": {"type": "LineString", "coordinates": [[-20.0, 1.0], [20.0, 1.0]]}},
+    ])
+    .await
+    .unwrap();
+    create_index(
+        &coll,
+        doc! {"key": {"loc": "2dsphere"}, "name": "loc_2dsphere"},
+    )
+    .await
+    .unwrap();
+    let crs =
+        doc! {"type": "name", "properties": {"name": "urn:x-mongodb:crs:strictwinding:EPSG:4326"}};
+    let square = |clockwise: bool| {
+        let mut ring = vec![
+            bson::bson!([-10.0, -10.0]),
+            bson::bson!([10.0, -10.0]),
+            bson::bson!([10.0, 10.0]),
+            bson::bson!([-10.0, 10.0]),
+        ];
+        if clockwise {
+            ring.reverse();
+        }
+        ring.push(ring[0].clone());
+        doc! {"type": "Polygon", "coordinates": [ring], "crs": crs.clone()}
+    };
+    let sorted = |filter: Document| {
+        let coll = coll.clone();
+        async move {
+            let mut out = ids(&coll, filter).await;
+            out.sort();
+            out
+        }
+    };
+    // Counter-clockwise: the square itself. Clockwise: the rest of the globe.
+    assert_eq!(
+        sorted(doc! {"loc": {"$geoWithin": {"$geometry": square(false)}}}).await,
+        vec![1]
+    );
+    assert_eq!(
+        sorted(doc! {"loc": {"$geoWithin": {"$geometry": square(true)}}}).await,
+        vec![2, 3, 4]
+    );
+    // The line crosses the square's edge: it intersects both, is within neither.
+    assert_eq!(
+        sorted(doc! {"loc": {"$geoIntersects": {"$geometry": square(true)}}}).await,
+        vec![2, 3, 4, 5]
+    );
+    assert_eq!(
+        sorted(doc! {"loc": {"$geoIntersects": {"$geometry": square(false)}}}).await,
+        vec![1, 5]
+    );
+    // The server's rules: a polygon only, one loop, a known CRS (BadValue).
+    for geometry in [
+        doc! {"type": "Point", "coordinates": [0.0, 0.0], "crs": crs.clone()},
+        doc! {"type": "Polygon", "crs": crs.clone(), "coordinates": [
+            [[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 0.0]],
+            [[1.0, 1.0], [2.0, 1.0], [2.0, 2.0], [1.0, 1.0]]
+        ]},
+        doc! {"type": "Polygon", "crs": {"type": "name", "properties": {"name": "EPSG:3857"}},
+        "coordinates": [[[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 0.0]]]},
+    ] {
+        let e = coll
+            .find(doc! {"loc": {"$geoIntersects": {"$geometry": geometry}}})
+            .await
+            .unwrap_err();
+        assert_eq!(code(e), 2);
+    }
+}

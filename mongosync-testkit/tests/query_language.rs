@@ -189,3 +189,111 @@ async fn decimal_precision_and_window_fields() {
         .unwrap_err();
     assert_eq!(code(e), 9);
 }
+
+#[tokio::test]
+async fn regexes_are_pcre2() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let coll = collection(&cluster).await;
+    coll.insert_many(vec![
+        doc! {"_id": 1, "s": "price: €42"},
+        doc! {"_id": 2, "s": "abab"},
+        doc! {"_id": 3, "s": "Ünïcode wörds"},
+        doc! {"_id": 4, "s": "line one\nline two\n"},
+    ])
+    .await
+    .unwrap();
+    let ids = |filter: Document| {
+        let coll = coll.clone();
+        async move {
+            let docs: Vec<Document> = coll
+                .find(filter)
+                .sort(doc! {"_id": 1})
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            docs.iter()
+                .map(|d| d.get_i32("_id").unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Lookbehind, backreferences, Unicode properties, possessive quantifiers, `$` before a
+    // final newline, multiline and extended options: PCRE2's dialect.
+    assert_eq!(ids(doc! {"s": {"$regex": r"(?<=€)\d+"}}).await, vec![1]);
+    assert_eq!(ids(doc! {"s": {"$regex": r"^(\w\w)\1$"}}).await, vec![2]);
+    assert_eq!(
+        ids(doc! {"s": {"$regex": r"^\p{Lu}\p{L}+ "}}).await,
+        vec![3]
+    );
+    assert_eq!(
+        ids(doc! {"s": {"$regex": "^(ab)++ab$"}}).await,
+        Vec::<i32>::new()
+    );
+    assert_eq!(ids(doc! {"s": {"$regex": "two$"}}).await, vec![4]);
+    assert_eq!(
+        ids(doc! {"s": {"$regex": "^line two", "$options": "m"}}).await,
+        vec![4]
+    );
+    assert_eq!(
+        ids(doc! {"s": {"$regex": "^ a b a b # comment", "$options": "x"}}).await,
+        vec![2]
+    );
+    assert_eq!(
+        ids(doc! {"s": {"$in": [bson::Regex { pattern: "^ÜNÏ".try_into().unwrap(), options: "i".try_into().unwrap() }]}})
+            .await,
+        vec![3]
+    );
+    // The server's codes: a bad pattern 51091, a bad flag 51108, a null byte BadValue.
+    let err = |filter: Document| {
+        let coll = coll.clone();
+        async move { code(coll.find(filter).await.unwrap_err()) }
+    };
+    assert_eq!(err(doc! {"s": {"$regex": "(a"}}).await, 51091);
+    assert_eq!(
+        err(doc! {"s": {"$regex": "a", "$options": "g"}}).await,
+        51108
+    );
+    assert_eq!(err(doc! {"s": {"$regex": "a\u{0}b"}}).await, 2);
+    // The expressions: code-point offsets, null for a group that took no part, (*UCP).
+    let out: Vec<Document> = coll
+        .aggregate(vec![
+            doc! {"$match": {"_id": 3}},
+            doc! {"$project": {
+                "_id": 0,
+                "find": {"$regexFind": {"input": "$s", "regex": r"(w)(x)?ö(\w+)"}},
+                "ucp": {"$regexFindAll": {"input": "$s", "regex": r"(*UCP)\b\w+\b"}},
+            }},
+        ])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![doc! {
+            "find": {"match": "wörds", "idx": 8, "captures": ["w", null, "rds"]},
+            "ucp": [
+                {"match": "Ünïcode", "idx": 0, "captures": []},
+                {"match": "wörds", "idx": 8, "captures": []}
+            ],
+        }]
+    );
+    let e = coll
+        .aggregate(vec![
+            doc! {"$project": {"m": {"$regexMatch": {"input": "$s", "regex": "[a"}}}},
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), 51111);
+    // A constant regex is compiled when the pipeline is parsed: over no documents too.
+    let empty = coll.client().database("db").collection::<Document>("empty");
+    let e = empty
+        .aggregate(vec![
+            doc! {"$project": {"m": {"$regexFind": {"input": "$s", "regex": "a", "options": "z"}}}},
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), 51108);
+}

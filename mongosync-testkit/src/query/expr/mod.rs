@@ -112,6 +112,9 @@ pub fn validate(expr: &Bson) -> Result<()> {
                 if first == "$meta" {
                     return check_meta(arg);
                 }
+                if let Bson::Document(a) = arg {
+                    precompile_regex(first, a)?;
+                }
                 validate_args(arg)
             } else {
                 for (k, v) in d {

@@ -279,7 +279,8 @@ pub(super) fn op_index_of_str(name: &str, arg: &Bson, scope: &Scope) -> Result<O
 
 /// The arguments of `$regexMatch`, `$regexFind` and `$regexFindAll` (their shared
 /// `RegexExecutionState` on the server): the compiled regex and the input, or `None` when
-/// either is null or missing.
+/// either is null or missing. The checks run in the server's order: the regex and its options
+/// (`extractRegexAndOptions`), the compilation, then the input.
 fn regex_arguments(
     op: &str,
     arg: &Bson,
@@ -293,60 +294,96 @@ fn regex_arguments(
     let input = eval(input, scope)?;
     let regex = eval(regex, scope)?;
     let options = match field(&f, "options") {
-        Some(o) => match eval(o, scope)? {
-            v if nullish(&v) => None,
-            Some(Bson::String(s)) => Some(s),
-            v => {
-                return Err(CommandError::new(
-                    51126,
-                    format!(
-                        "{op} needs 'options' to be of type string, found: {}",
-                        tn(&v)
-                    ),
-                ));
-            }
-        },
+        Some(o) => eval(o, scope)?,
         None => None,
     };
-    let (pattern, flags) = match &regex {
-        v if nullish(v) => return Ok(None),
-        Some(Bson::String(p)) => (p.clone(), options.unwrap_or_default()),
+    let options = match options {
+        v if nullish(&v) => None,
+        Some(Bson::String(s)) => Some(s),
+        _ => {
+            return Err(CommandError::new(
+                51106,
+                format!("{op} needs 'options' to be of type string"),
+            ));
+        }
+    };
+    let (pattern, flags) = match regex {
+        v if nullish(&v) => (None, options),
+        Some(Bson::String(p)) => (Some(p), options),
         Some(Bson::RegularExpression(r)) => {
             if options.is_some() && !r.options.is_empty() {
                 return Err(CommandError::new(
-                    51075,
+                    51107,
                     format!(
                         "{op}: found regex option(s) specified in both 'regex' and 'option' fields"
                     ),
                 ));
             }
-            (
-                r.pattern.to_string(),
-                options.unwrap_or_else(|| r.options.to_string()),
-            )
+            let flags = options.or_else(|| Some(r.options.to_string()));
+            (Some(r.pattern.to_string()), flags)
         }
-        v => {
+        _ => {
             return Err(CommandError::new(
                 51105,
-                format!(
-                    "{op} needs 'regex' to be of type string or regex, found: {}",
-                    tn(v)
-                ),
+                format!("{op} needs 'regex' to be of type string or regex"),
             ));
         }
     };
-    let text = match &input {
-        v if nullish(v) => return Ok(None),
-        Some(Bson::String(s)) => s.clone(),
-        v => {
+    if pattern.as_ref().is_some_and(|p| p.contains('\0')) {
+        return Err(CommandError::new(
+            51109,
+            format!("{op}: regular expression cannot contain an embedded null byte"),
+        ));
+    }
+    if flags.as_ref().is_some_and(|o| o.contains('\0')) {
+        return Err(CommandError::new(
+            51110,
+            format!("{op}: regular expression options cannot contain an embedded null byte"),
+        ));
+    }
+    let re = match &pattern {
+        Some(p) => Some(crate::query::matcher::Re::for_expression(
+            op,
+            p,
+            flags.as_deref().unwrap_or(""),
+        )?),
+        None => None,
+    };
+    let text = match input {
+        v if nullish(&v) => None,
+        Some(Bson::String(s)) => Some(s),
+        _ => {
             return Err(CommandError::new(
                 51104,
-                format!("{op} needs 'input' to be of type string, found: {}", tn(v)),
+                format!("{op} needs 'input' to be of type string"),
             ));
         }
     };
-    let re = crate::query::matcher::Re::new(&pattern, &flags)?;
-    Ok(Some((re, text)))
+    Ok(re.zip(text))
+}
+
+/// The server compiles a constant regex (and its options) of `$regexMatch`, `$regexFind` or
+/// `$regexFindAll` when it parses the expression (`precompileRegex`), so their errors, and a
+/// missing or unknown argument, come even over no documents.
+pub(super) fn precompile_regex(op: &str, arg: &Document) -> Result<()> {
+    if !matches!(op, "$regexMatch" | "$regexFind" | "$regexFindAll") {
+        return Ok(());
+    }
+    let constant = |v: Option<&Bson>| match v {
+        Some(Bson::String(s)) => !s.starts_with('$'),
+        Some(Bson::Document(_) | Bson::Array(_)) => false,
+        _ => true,
+    };
+    if !constant(arg.get("regex")) || !constant(arg.get("options")) {
+        return Ok(());
+    }
+    let mut probe = arg.clone();
+    if probe.contains_key("input") {
+        probe.insert("input", Bson::Null);
+    }
+    let mut expr = Document::new();
+    expr.insert(op, probe);
+    evaluate(&Bson::Document(expr), &Document::new(), &Document::new()).map(|_| ())
 }
 
 pub(super) fn op_regex_match(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
@@ -360,16 +397,16 @@ pub(super) fn op_regex_match(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> 
 
 /// One `$regexFind` result: the match, its index in code points, and the captures (null for
 /// a group that took no part).
-fn regex_match_doc(caps: &regex::Captures, text: &str) -> Bson {
-    let m = caps.get(0).expect("group 0 always matches");
+fn regex_match_doc(caps: &crate::query::matcher::Captures, text: &str) -> Bson {
+    let (start, end) = caps.whole();
     let captures: Vec<Bson> = caps
+        .groups()
         .iter()
-        .skip(1)
-        .map(|c| c.map_or(Bson::Null, |c| Bson::String(c.as_str().to_string())))
+        .map(|g| g.map_or(Bson::Null, |(s, e)| Bson::String(text[s..e].to_string())))
         .collect();
     Bson::Document(bson::doc! {
-        "match": m.as_str(),
-        "idx": text[..m.start()].chars().count() as i32,
+        "match": &text[start..end],
+        "idx": text[..start].chars().count() as i32,
         "captures": captures,
     })
 }
@@ -385,26 +422,26 @@ pub(super) fn op_regex_find(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     ))
 }
 
-/// `$regexFindAll`: every non-overlapping match; after an empty match the search moves on by
-/// one character, as the server does.
+/// `$regexFindAll`: every non-overlapping match, an empty input tried once; after an empty
+/// match the search moves on by one character, as the server does.
 pub(super) fn op_regex_find_all(arg: &Bson, scope: &Scope) -> Result<Option<Bson>> {
     let Some((re, text)) = regex_arguments("$regexFindAll", arg, scope)? else {
         return Ok(Some(Bson::Array(Vec::new())));
     };
     let mut out = Vec::new();
     let mut start = 0;
-    while start < text.len() {
-        let Some(caps) = re.captures_at(&text, start) else {
-            break;
-        };
-        let m = caps.get(0).expect("group 0 always matches");
+    while let Some(caps) = re.captures_at(&text, start) {
+        let (s, e) = caps.whole();
         out.push(regex_match_doc(&caps, &text));
-        start = if m.as_str().is_empty() {
+        start = if s == e {
             // Step over the character at the match (not the match's end, which is the same).
-            m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8)
+            s + text[s..].chars().next().map_or(1, char::len_utf8)
         } else {
-            m.end()
+            e
         };
+        if start >= text.len() {
+            break;
+        }
     }
     Ok(Some(Bson::Array(out)))
 }

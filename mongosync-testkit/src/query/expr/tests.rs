@@ -1392,12 +1392,108 @@ fn regex_find() {
     let e = err(bson!({"$regexFind": {"input": 1, "regex": "a"}}));
     assert_eq!(
         (e.code, e.message.as_str()),
-        (
-            51104,
-            "$regexFind needs 'input' to be of type string, found: int"
-        )
+        (51104, "$regexFind needs 'input' to be of type string")
     );
     assert_eq!(err(bson!({"$regexFindAll": {"regex": "a"}})).code, 31022);
+    // PCRE2 (the server's library): lookaround, backreferences, possessive quantifiers,
+    // Unicode properties, and capture offsets in code points.
+    assert_eq!(
+        find("$regexFind", "price: €42, tax 7", r"(?<=€)(\d+)"),
+        Some(bson!({"match": "42", "idx": 8, "captures": ["42"]}))
+    );
+    assert_eq!(
+        find("$regexFindAll", "abab cdcd xyxz", r"\b(\w\w)\1\b"),
+        Some(bson!([
+            {"match": "abab", "idx": 0, "captures": ["ab"]},
+            {"match": "cdcd", "idx": 5, "captures": ["cd"]}
+        ]))
+    );
+    assert_eq!(
+        find("$regexFind", "ÉTÉ été", r"\p{Lu}+"),
+        Some(bson!({"match": "ÉTÉ", "idx": 0, "captures": []}))
+    );
+    assert_eq!(find("$regexFind", "aaa", "a++a"), Some(Bson::Null));
+    assert_eq!(
+        find("$regexFind", "x1 y2", r"(?!x)\w(\d)"),
+        Some(bson!({"match": "y2", "idx": 3, "captures": ["2"]}))
+    );
+    // Without (*UCP) \w is ASCII only, as on the server; with it, Unicode letters count.
+    assert_eq!(find("$regexFind", "é", r"\w"), Some(Bson::Null));
+    assert_eq!(
+        find("$regexFind", "é", r"(*UCP)\w"),
+        Some(bson!({"match": "é", "idx": 0, "captures": []}))
+    );
+    // The server's codes and messages (`extractRegexAndOptions`, `compile`, `flagsToOptions`).
+    let e = err(bson!({"$regexMatch": {"input": "a", "regex": "(a"}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            51111,
+            "Invalid Regex in $regexMatch: missing closing parenthesis"
+        )
+    );
+    let e = err(bson!({"$regexFind": {"input": "a", "regex": "a", "options": "g"}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (51108, "$regexFind invalid flag in regex options: g")
+    );
+    let e = err(bson!({"$regexMatch": {"input": "a", "regex": "a", "options": 1}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (51106, "$regexMatch needs 'options' to be of type string")
+    );
+    let e = err(bson!({"$regexMatch": {"input": "a", "regex": 1}}));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            51105,
+            "$regexMatch needs 'regex' to be of type string or regex"
+        )
+    );
+    let re_i = Bson::RegularExpression(bson::Regex {
+        pattern: "a".try_into().unwrap(),
+        options: "i".try_into().unwrap(),
+    });
+    assert_eq!(
+        err(bson!({"$regexMatch": {"input": "a", "regex": re_i.clone(), "options": "m"}})).code,
+        51107
+    );
+    assert_eq!(
+        ev(bson!({"$regexMatch": {"input": "A", "regex": re_i}})),
+        Some(bson!(true))
+    );
+    assert_eq!(
+        err(bson!({"$regexMatch": {"input": "a", "regex": "a\u{0}b"}})).code,
+        51109
+    );
+    // The input is checked after the regex, even when the regex is null.
+    assert_eq!(
+        err(bson!({"$regexMatch": {"input": 1, "regex": null}})).code,
+        51104
+    );
+    assert_eq!(
+        ev(bson!({"$regexMatch": {"input": "a", "regex": null, "options": "g"}})),
+        Some(bson!(false))
+    );
+    // A constant regex compiles when the expression is parsed: its errors need no document.
+    let parse = |e: Bson| validate(&bson!({"m": e})).map_err(|e| e.code);
+    assert_eq!(
+        parse(bson!({"$regexMatch": {"input": "$s", "regex": "(a"}})),
+        Err(51111)
+    );
+    assert_eq!(
+        parse(bson!({"$regexFindAll": {"input": "$s", "regex": "a", "options": "q"}})),
+        Err(51108)
+    );
+    assert_eq!(parse(bson!({"$regexFind": {"regex": "a"}})), Err(31022));
+    assert_eq!(
+        parse(bson!({"$regexFind": {"input": "$s", "regex": "$r"}})),
+        Ok(())
+    );
+    assert_eq!(
+        parse(bson!({"$regexFind": {"input": "$s", "regex": "a", "options": "$o"}})),
+        Ok(())
+    );
 }
 
 #[test]

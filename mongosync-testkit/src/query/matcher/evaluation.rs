@@ -1,67 +1,105 @@
-//! Evaluation query operators: `$regex` (with the server's PCRE dialect translated) and `$mod`.
+//! Evaluation query operators: `$regex` (PCRE2, as the server) and `$mod`.
 
 use super::*;
 
-/// 51091: an invalid regular expression.
+/// 51091: an invalid regular expression in a query.
 pub(super) const REGEX_INVALID: i32 = 51091;
 /// 51108: an invalid regex flag.
 pub(super) const REGEX_BAD_FLAG: i32 = 51108;
+/// 51111: an invalid regular expression in `$regexMatch`, `$regexFind` or `$regexFindAll`.
+const EXPR_REGEX_INVALID: i32 = 51111;
 
-/// A compiled query regex, with its source for regex-value equality.
+/// A compiled regex, with its source for regex-value equality. The server compiles every regex
+/// (query `$regex`, `$in` members, `$jsonSchema` `pattern`, the `$regex*` expressions) with
+/// PCRE2 in UTF mode (`pcre_util::flagsToOptions`): so does this, through the same library.
 #[derive(Debug, Clone)]
 pub(crate) struct Re {
     pattern: String,
     options: String,
-    re: regex::Regex,
+    re: pcre2::bytes::Regex,
+}
+
+/// Why a pattern did not compile: a flag outside `imsux`, or PCRE2's own message.
+enum CompileError {
+    Flag(char),
+    Pattern(String),
+}
+
+/// The byte ranges of one match: group 0 (the whole match), then each group, `None` for a
+/// group that took no part.
+pub(crate) struct Captures {
+    groups: Vec<Option<(usize, usize)>>,
+}
+
+impl Captures {
+    /// The whole match's byte range.
+    pub(crate) fn whole(&self) -> (usize, usize) {
+        self.groups[0].expect("group 0 always matches")
+    }
+
+    /// Each capture group's byte range (`None` when unmatched), without group 0.
+    pub(crate) fn groups(&self) -> &[Option<(usize, usize)>] {
+        &self.groups[1..]
+    }
 }
 
 impl Re {
-    /// Compiles a PCRE-style pattern with MongoDB's options (`i`, `m`, `s`, `x`, `u`).
+    /// Compiles a query regex (`$regex`, a regex value in a filter or `$in`): the codes and
+    /// messages of the server's `RegexMatchExpression` (flags first, then the null byte, then
+    /// the pattern).
     pub(crate) fn new(pattern: &str, options: &str) -> Result<Re> {
-        let mut flags = String::new();
-        for c in options.chars() {
-            match c {
-                'i' | 'm' | 's' | 'x' => {
-                    if !flags.contains(c) {
-                        flags.push(c);
-                    }
-                }
-                // PCRE's UTF mode: the `regex` crate is always Unicode-aware.
-                'u' => {}
-                _ => {
-                    return Err(CommandError::new(
-                        REGEX_BAD_FLAG,
-                        format!("invalid flag in regex options: {c}"),
-                    ));
-                }
-            }
+        let built = compile(pattern, options);
+        if let Err(CompileError::Flag(c)) = built {
+            // `flagsToOptions` with no operator name: the message starts with a space.
+            return Err(CommandError::new(
+                REGEX_BAD_FLAG,
+                format!(" invalid flag in regex options: {c}"),
+            ));
         }
         if pattern.contains('\0') {
             return Err(CommandError::bad_value(
                 "Regular expression cannot contain an embedded null byte",
             ));
         }
-        let translated = translate_pcre(pattern, flags.contains('m'));
-        let source = if flags.is_empty() {
-            translated
-        } else {
-            format!("(?{flags}){translated}")
-        };
-        let re = regex::Regex::new(&source).map_err(|e| {
-            CommandError::new(REGEX_INVALID, format!("Regular expression is invalid: {e}"))
-        })?;
-        Ok(Re {
-            pattern: pattern.to_string(),
-            options: options.to_string(),
-            re,
-        })
+        match built {
+            Ok(re) => Ok(Re {
+                pattern: pattern.to_string(),
+                options: options.to_string(),
+                re,
+            }),
+            Err(CompileError::Pattern(m)) => Err(CommandError::new(
+                REGEX_INVALID,
+                format!("Regular expression is invalid: {m}"),
+            )),
+            Err(CompileError::Flag(_)) => unreachable!("handled above"),
+        }
+    }
+
+    /// Compiles the regex of `$regexMatch`, `$regexFind` or `$regexFindAll` (`op`), with the
+    /// codes of the server's expression `compile` helper.
+    pub(crate) fn for_expression(op: &str, pattern: &str, options: &str) -> Result<Re> {
+        match compile(pattern, options) {
+            Ok(re) => Ok(Re {
+                pattern: pattern.to_string(),
+                options: options.to_string(),
+                re,
+            }),
+            Err(CompileError::Flag(c)) => Err(CommandError::new(
+                REGEX_BAD_FLAG,
+                format!("{op} invalid flag in regex options: {c}"),
+            )),
+            Err(CompileError::Pattern(m)) => Err(CommandError::new(
+                EXPR_REGEX_INVALID,
+                format!("Invalid Regex in {op}: {m}"),
+            )),
+        }
     }
 
     /// Whether the regex matches a value: strings and symbols by pattern, regex values by
     /// identical pattern and options (as the server does).
     pub(super) fn matches_value(&self, v: &Bson) -> bool {
         match v {
-            Bson::String(s) | Bson::Symbol(s) => self.re.is_match(s),
+            Bson::String(s) | Bson::Symbol(s) => self.is_match(s),
             Bson::RegularExpression(r) => {
                 r.pattern.as_str() == self.pattern && r.options.as_str() == self.options
             }
@@ -69,122 +107,63 @@ impl Re {
         }
     }
 
-    /// Whether a string matches.
+    /// Whether a string matches (a matching error, such as PCRE2's match limit, is no match).
     pub(crate) fn is_match(&self, s: &str) -> bool {
-        self.re.is_match(s)
+        self.re.is_match(s.as_bytes()).unwrap_or(false)
     }
 
-    /// The first match at or after byte `start`, the text before it still in view (for
-    /// anchors and word boundaries), with its groups.
-    pub(crate) fn captures_at<'t>(&self, s: &'t str, start: usize) -> Option<regex::Captures<'t>> {
-        self.re.captures_at(s, start)
+    /// The first match at or after byte `start` (a character boundary), the text before it
+    /// still in view (for lookbehind, anchors and word boundaries), with its groups.
+    pub(crate) fn captures_at(&self, s: &str, start: usize) -> Option<Captures> {
+        let mut locs = self.re.capture_locations();
+        self.re
+            .captures_read_at(&mut locs, s.as_bytes(), start)
+            .ok()
+            .flatten()?;
+        Some(Captures {
+            groups: (0..locs.len()).map(|i| locs.get(i)).collect(),
+        })
     }
 }
 
-/// Translates the PCRE constructs whose meaning differs in the `regex` crate: without the `m`
-/// flag PCRE's `$` (and `\Z`) also match before a final newline; `\Q...\E` quotes; inside a
-/// class `[`, `&&`, `--` and `~~` are literals; a `{` that does not start a quantifier is a
-/// literal.
-pub(super) fn translate_pcre(pattern: &str, multiline: bool) -> String {
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut out = String::with_capacity(pattern.len() + 8);
-    let mut in_class = false;
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        i += 1;
+/// The one compile helper: MongoDB's flags (`pcre_util::flagsToOptions`: `i` caseless, `m`
+/// multiline, `s` dotall, `x` extended, `u` accepted, UTF always on) and PCRE2's error text.
+fn compile(pattern: &str, options: &str) -> std::result::Result<pcre2::bytes::Regex, CompileError> {
+    // No JIT, as the server: the interpreter has no JIT stack limit to fail a deep match on,
+    // and a regex compiled per document (from a field) stays cheap.
+    let mut b = pcre2::bytes::RegexBuilder::new();
+    b.utf(true);
+    for c in options.chars() {
         match c {
-            '\\' => match chars.get(i) {
-                Some('Q') => {
-                    // Quote everything up to `\E` (or the end).
-                    i += 1;
-                    while i < chars.len() && !(chars[i] == '\\' && chars.get(i + 1) == Some(&'E')) {
-                        let q = chars[i];
-                        if q.is_ascii_alphanumeric() || q == ' ' || !q.is_ascii() {
-                            out.push(q);
-                        } else {
-                            out.push('\\');
-                            out.push(q);
-                        }
-                        i += 1;
-                    }
-                    i += 2;
-                }
-                Some('E') => i += 1,
-                Some('Z') if !in_class => {
-                    out.push_str(r"(?:\n?\z)");
-                    i += 1;
-                }
-                Some(&n) => {
-                    out.push('\\');
-                    out.push(n);
-                    i += 1;
-                }
-                None => out.push('\\'),
-            },
-            '[' if !in_class => {
-                in_class = true;
-                out.push('[');
-                // A `]` right after `[` or `[^` is a literal in PCRE.
-                if chars.get(i) == Some(&'^') {
-                    out.push('^');
-                    i += 1;
-                }
-                if chars.get(i) == Some(&']') {
-                    out.push_str(r"\]");
-                    i += 1;
-                }
-            }
-            '[' if in_class => {
-                if chars.get(i) == Some(&':') {
-                    // A POSIX class `[:alpha:]`, which both dialects support.
-                    while i <= chars.len() {
-                        let p = chars[i - 1];
-                        out.push(p);
-                        if p == ']' && i >= 2 && chars[i - 2] == ':' {
-                            break;
-                        }
-                        i += 1;
-                    }
-                } else {
-                    out.push_str(r"\[");
-                }
-            }
-            '&' | '~' if in_class => {
-                out.push('\\');
-                out.push(c);
-            }
-            '-' if in_class && chars.get(i) == Some(&'-') => out.push_str(r"\-"),
-            ']' if in_class => {
-                in_class = false;
-                out.push(']');
-            }
-            '$' if !in_class && !multiline => out.push_str(r"(?:\n?\z)"),
-            '{' if !in_class && !starts_quantifier(&chars[i..]) => out.push_str(r"\{"),
-            _ => out.push(c),
-        }
+            'i' => b.caseless(true),
+            'm' => b.multi_line(true),
+            's' => b.dotall(true),
+            'x' => b.extended(true),
+            'u' => &mut b,
+            _ => return Err(CompileError::Flag(c)),
+        };
     }
-    out
+    // The server sets PCRE2's maximum pattern length to 16384 bytes (`kMaxPatternLength`).
+    if pattern.len() > 16384 {
+        return Err(CompileError::Pattern(
+            "pattern string is longer than the limit set by the application".to_string(),
+        ));
+    }
+    b.build(pattern)
+        .map_err(|e| CompileError::Pattern(pcre2_message(&e)))
 }
 
-/// Whether the text after a `{` makes it a quantifier (`{n}`, `{n,}`, `{n,m}`).
-pub(super) fn starts_quantifier(rest: &[char]) -> bool {
-    let mut j = 0;
-    let digits = |j: &mut usize| {
-        let start = *j;
-        while rest.get(*j).is_some_and(|c| c.is_ascii_digit()) {
-            *j += 1;
-        }
-        *j > start
-    };
-    if !digits(&mut j) {
-        return false;
+/// PCRE2's own message (what the server appends), without the crate's "PCRE2: error compiling
+/// pattern at offset N: " prefix.
+fn pcre2_message(e: &pcre2::Error) -> String {
+    let full = e.to_string();
+    match full.split_once("pattern at offset ") {
+        Some((_, rest)) => rest.split_once(": ").map_or(rest, |(_, m)| m).to_string(),
+        None => full
+            .split_once("pattern: ")
+            .map_or(full.as_str(), |(_, m)| m)
+            .to_string(),
     }
-    if rest.get(j) == Some(&',') {
-        j += 1;
-        digits(&mut j);
-    }
-    rest.get(j) == Some(&'}')
 }
 
 pub(super) fn parse_mod(v: &Bson) -> Result<Pred> {

@@ -24,7 +24,15 @@ pub enum Geometry {
     MultiLineString(Vec<Vec<Pt>>),
     MultiPolygon(Vec<Vec<Vec<Pt>>>),
     Collection(Vec<Geometry>),
+    /// A polygon with the strict-winding CRS (`urn:x-mongodb:crs:strictwinding:EPSG:4326`):
+    /// one loop (its vertices, not closed) whose interior is on its left, counter-clockwise,
+    /// and which may cover more than a hemisphere.
+    BigPolygon(Vec<Pt>),
 }
+
+/// The CRS names the server accepts (`geoparser.cpp`); the strict-winding one makes a
+/// polygon a big polygon.
+const CRS_STRICT_WINDING: &str = "urn:x-mongodb:crs:strictwinding:EPSG:4326";
 
 /// The shape of a `$geoWithin`.
 #[derive(Debug, Clone)]
@@ -154,6 +162,97 @@ fn polygon(v: &Bson) -> Result<Vec<Vec<Pt>>> {
     rings.iter().map(ring).collect()
 }
 
+/// The `crs` field of a GeoJSON object (`parseGeoJSONCRS`): `true` for the strict-winding
+/// CRS, which only a polygon may name.
+fn parse_crs(d: &Document, polygon: bool) -> Result<bool> {
+    let Some(crs) = d.get("crs") else {
+        return Ok(false);
+    };
+    let Bson::Document(crs) = crs else {
+        return Err(bad("GeoJSON CRS must be an object"));
+    };
+    if crs.get_str("type").ok() != Some("name") {
+        return Err(bad("GeoJSON CRS must have field \"type\": \"name\""));
+    }
+    let Some(Bson::Document(props)) = crs.get("properties") else {
+        return Err(bad("CRS must have field \"properties\" which is an object"));
+    };
+    let Some(Bson::String(name)) = props.get("name") else {
+        return Err(bad("In CRS, \"properties.name\" must be a string"));
+    };
+    match name.as_str() {
+        "urn:ogc:def:crs:OGC:1.3:CRS84" | "EPSG:4326" => Ok(false),
+        CRS_STRICT_WINDING if polygon => Ok(true),
+        CRS_STRICT_WINDING => Err(bad("Strict winding order is only supported by polygon")),
+        _ => Err(bad(format!("Unknown CRS name: {name}"))),
+    }
+}
+
+/// A big polygon's coordinates (`parseBigSimplePolygonCoordinates`): exactly one closed
+/// loop of at least 3 different vertices whose edges do not cross, kept in its winding.
+fn big_polygon(coords: &Bson) -> Result<Vec<Pt>> {
+    let Bson::Array(rings) = coords else {
+        return Err(bad("Coordinates of polygon must be an array"));
+    };
+    if rings.len() != 1 {
+        return Err(bad(format!(
+            "Only one simple loop is allowed in a big polygon: {}",
+            server_display(coords)
+        )));
+    }
+    let Bson::Array(items) = &rings[0] else {
+        return Err(bad("GeoJSON coordinates must be an array of coordinates"));
+    };
+    let mut pts = items.iter().map(position).collect::<Result<Vec<Pt>>>()?;
+    if pts.is_empty() {
+        return Err(bad(format!(
+            "Loop has no vertices: {}",
+            server_display(&rings[0])
+        )));
+    }
+    if pts.first() != pts.last() {
+        return Err(bad(format!(
+            "Loop is not closed: {}",
+            server_display(&rings[0])
+        )));
+    }
+    pts.dedup();
+    pts.pop();
+    if pts.len() < 3 {
+        return Err(bad(format!(
+            "Loop must have at least 3 different vertices: {}",
+            server_display(coords)
+        )));
+    }
+    let invalid = |why: String| {
+        bad(format!(
+            "Loop is not valid: {} {why}",
+            server_display(coords)
+        ))
+    };
+    let n = pts.len();
+    for i in 0..n {
+        for j in i + 1..n {
+            if pts[i] == pts[j] {
+                return Err(invalid(format!("Duplicate vertices: {i} and {j}")));
+            }
+        }
+    }
+    let v: Vec<V3> = pts.iter().map(|p| to_v3(*p)).collect();
+    for i in 0..n {
+        // Edges that share no vertex with edge i.
+        for j in i + 2..n {
+            if i == 0 && j == n - 1 {
+                continue;
+            }
+            if arcs_cross(v[i], v[(i + 1) % n], v[j], v[(j + 1) % n], false) {
+                return Err(invalid(format!("Edges {i} and {j} cross")));
+            }
+        }
+    }
+    Ok(pts)
+}
+
 /// Parses a GeoJSON object (`{type, coordinates}` or a `GeometryCollection`), with the
 /// server's BadValue messages.
 pub fn parse_geojson(d: &Document) -> Result<Geometry> {
@@ -174,6 +273,7 @@ pub fn parse_geojson(d: &Document) -> Result<Geometry> {
         }
         return Ok(Geometry::Collection(out));
     }
+    let strict = parse_crs(d, ty == "Polygon")?;
     let Some(coords) = d.get("coordinates") else {
         return Err(bad(format!(
             "unknown GeoJSON type: {}",
@@ -198,6 +298,7 @@ pub fn parse_geojson(d: &Document) -> Result<Geometry> {
             }
             Geometry::LineString(pts)
         }
+        "Polygon" if strict => Geometry::BigPolygon(big_polygon(coords)?),
         "Polygon" => Geometry::Polygon(polygon(coords)?),
         "MultiPoint" => Geometry::MultiPoint(positions(coords, "MultiPoint")?),
         "MultiLineString" => Geometry::MultiLineString(
@@ -288,7 +389,10 @@ pub(super) fn parse_geo_within(v: &Bson) -> Result<Pred> {
                 return Err(bad("$geometry must be an object"));
             };
             let g = parse_geojson(g)?;
-            if !matches!(g, Geometry::Polygon(_) | Geometry::MultiPolygon(_)) {
+            if !matches!(
+                g,
+                Geometry::Polygon(_) | Geometry::MultiPolygon(_) | Geometry::BigPolygon(_)
+            ) {
                 return Err(bad(format!(
                     "$geoWithin not supported with provided geometry: {}",
                     server_display(v)
@@ -473,6 +577,7 @@ fn all_points(g: &Geometry) -> Vec<Pt> {
         Geometry::Point(p) => vec![*p],
         Geometry::LineString(l) | Geometry::MultiPoint(l) => l.clone(),
         Geometry::Polygon(r) | Geometry::MultiLineString(r) => r.concat(),
+        Geometry::BigPolygon(r) => r.clone(),
         Geometry::MultiPolygon(p) => p.iter().flat_map(|r| r.concat()).collect(),
         Geometry::Collection(gs) => gs.iter().flat_map(all_points).collect(),
     }
@@ -565,6 +670,16 @@ fn sphere_distance(from: Pt, g: &Geometry) -> f64 {
             .iter()
             .map(|g| sphere_distance(from, g))
             .fold(f64::INFINITY, f64::min),
+        Geometry::BigPolygon(r) => {
+            if big_contains(r, from) {
+                0.0
+            } else {
+                let v = loop_v3(r);
+                (0..v.len())
+                    .map(|i| arc_distance(p, v[i], v[(i + 1) % v.len()]))
+                    .fold(f64::INFINITY, f64::min)
+            }
+        }
     }
 }
 
@@ -687,6 +802,7 @@ fn edges(g: &Geometry) -> Vec<(Pt, Pt)> {
         }
         Geometry::MultiPolygon(ps) => ps.iter().flatten().flat_map(|l| line(l)).collect(),
         Geometry::Collection(gs) => gs.iter().flat_map(edges).collect(),
+        Geometry::BigPolygon(r) => (0..r.len()).map(|i| (r[i], r[(i + 1) % r.len()])).collect(),
     }
 }
 
@@ -701,6 +817,12 @@ fn polygons(g: &Geometry) -> Vec<&Vec<Vec<Pt>>> {
 
 /// Whether the spherical geometries `a` and `b` share a point.
 fn intersects(a: &Geometry, b: &Geometry) -> bool {
+    match (a, b) {
+        (Geometry::BigPolygon(r), other) | (other, Geometry::BigPolygon(r)) => {
+            return big_intersects(r, other);
+        }
+        _ => {}
+    }
     // A vertex of one inside a polygon of the other.
     let inside = |x: &Geometry, y: &Geometry| {
         polygons(y).iter().any(|poly| {
@@ -727,9 +849,122 @@ fn intersects(a: &Geometry, b: &Geometry) -> bool {
     })
 }
 
+// ---- big polygons: exact spherical tests, with no projection (they may cover more than a
+// hemisphere) ----
+
+fn loop_v3(r: &[Pt]) -> Vec<V3> {
+    r.iter().map(|p| to_v3(*p)).collect()
+}
+
+/// The direction from `from` towards `to`, in the tangent plane at `from`.
+fn bearing(from: V3, to: V3) -> V3 {
+    let k = dot(to, from);
+    [
+        to[0] - k * from[0],
+        to[1] - k * from[1],
+        to[2] - k * from[2],
+    ]
+}
+
+/// The signed angle from `a` to `b` (tangent vectors at `at`), counter-clockwise seen from
+/// outside the sphere.
+fn turn(at: V3, a: V3, b: V3) -> f64 {
+    dot(at, cross(a, b)).atan2(dot(a, b))
+}
+
+/// Whether the minor arcs `a`-`b` and `c`-`d` meet (`touching`: a shared point counts).
+fn arcs_cross(a: V3, b: V3, c: V3, d: V3, touching: bool) -> bool {
+    let (n1, n2) = (cross(a, b), cross(c, d));
+    let (s1, s2, s3, s4) = (dot(n1, c), dot(n1, d), dot(n2, a), dot(n2, b));
+    let apart = |x: f64, y: f64| if touching { x * y > 0.0 } else { x * y >= 0.0 };
+    if apart(s1, s2) || apart(s3, s4) {
+        return false;
+    }
+    let mut x = cross(n1, n2);
+    if dot(x, x) < 1e-30 {
+        // One great circle: the arcs meet if one's endpoint lies on the other.
+        return touching
+            && [(a, c, d), (b, c, d), (c, a, b), (d, a, b)]
+                .iter()
+                .any(|(p, q, r)| arc_distance(*p, *q, *r) < 1e-12);
+    }
+    // The crossing of the two great circles that lies on a-b must also lie on c-d.
+    if dot(x, [a[0] + b[0], a[1] + b[1], a[2] + b[2]]) < 0.0 {
+        x = [-x[0], -x[1], -x[2]];
+    }
+    dot(x, [c[0] + d[0], c[1] + d[1], c[2] + d[2]]) > 0.0
+}
+
+/// Whether the region on the left of the loop `r` (its interior under strict winding)
+/// contains `p`; a point on the loop counts as inside. The loop's winding number around `p`
+/// (the bearings from `p` to its vertices) is +1 when `p` is inside, -1 when outside, and 0
+/// when `p` and its antipode are on the same side, decided by the interior's area (Girard:
+/// 2π minus the loop's total turning).
+fn big_contains(r: &[Pt], p: Pt) -> bool {
+    let v = loop_v3(r);
+    let n = v.len();
+    let pv = to_v3(p);
+    if (0..n).any(|i| arc_distance(pv, v[i], v[(i + 1) % n]) < 1e-12) {
+        return true;
+    }
+    let winding: f64 = (0..n)
+        .map(|i| turn(pv, bearing(pv, v[i]), bearing(pv, v[(i + 1) % n])))
+        .sum::<f64>()
+        / std::f64::consts::TAU;
+    if winding > 0.5 {
+        return true;
+    }
+    if winding < -0.5 {
+        return false;
+    }
+    let turning: f64 = (0..n)
+        .map(|i| {
+            let (prev, at, next) = (v[(i + n - 1) % n], v[i], v[(i + 1) % n]);
+            let incoming = bearing(at, prev);
+            turn(
+                at,
+                [-incoming[0], -incoming[1], -incoming[2]],
+                bearing(at, next),
+            )
+        })
+        .sum();
+    // The interior's area, 2π minus the turning, exceeds a hemisphere.
+    turning < 0.0
+}
+
+/// Whether a big polygon and another geometry share a point.
+fn big_intersects(r: &[Pt], other: &Geometry) -> bool {
+    if all_points(other).iter().any(|p| big_contains(r, *p)) {
+        return true;
+    }
+    if polygons(other)
+        .iter()
+        .any(|poly| r.iter().any(|p| sphere_polygon_contains(poly, *p)))
+    {
+        return true;
+    }
+    let v = loop_v3(r);
+    edges(other).iter().any(|(p, q)| {
+        (0..v.len()).any(|i| arcs_cross(to_v3(*p), to_v3(*q), v[i], v[(i + 1) % v.len()], true))
+    })
+}
+
 fn within(w: &Within, g: &Geometry) -> bool {
     let pts = all_points(g);
     match w {
+        Within::Sphere(Geometry::BigPolygon(r)) => {
+            // Every vertex inside, no edge crossing the loop; a stored polygon may not hold a vertex of the loop (it would reach outside).
+            let v = loop_v3(r);
+            pts.iter().all(|p| big_contains(r, *p))
+                && polygons(g)
+                    .iter()
+                    .all(|poly| !r.iter().any(|p| sphere_polygon_contains(poly, *p)))
+                && edges(g).iter().all(|(p, q)| {
+                    (0..v.len()).all(|i| {
+                        !arcs_cross(to_v3(*p), to_v3(*q), v[i], v[(i + 1) % v.len()], false)
+                    })
+                })
+        }
         Within::Sphere(q) => {
             let polys = polygons(q);
             // Every vertex inside, and no edge leaving the region through its boundary.
@@ -871,5 +1106,119 @@ mod tests {
             (-1.0, -1.0),
         ])]);
         assert_eq!(near.distance(&square), 0.0);
+    }
+
+    fn geojson(d: Document) -> Result<Geometry> {
+        parse_geojson(&d)
+    }
+
+    fn strict(coords: Bson) -> Document {
+        bson::doc! {
+            "type": "Polygon",
+            "coordinates": coords,
+            "crs": {"type": "name", "properties": {"name": CRS_STRICT_WINDING}},
+        }
+    }
+
+    #[test]
+    fn big_polygon_parsing_and_its_codes() {
+        let msg = |d: Document| geojson(d).unwrap_err().message;
+        let mut p = bson::doc! {"type": "Point", "coordinates": [0, 0]};
+        p.insert("crs", strict(bson::bson!([])).get("crs").unwrap().clone());
+        assert_eq!(msg(p), "Strict winding order is only supported by polygon");
+        let mut bad_name = strict(bson::bson!([[[0, 0], [1, 0], [1, 1], [0, 0]]]));
+        bad_name.insert(
+            "crs",
+            bson::doc! {"type": "name", "properties": {"name": "EPSG:3857"}},
+        );
+        assert_eq!(msg(bad_name), "Unknown CRS name: EPSG:3857");
+        let mut no_props = strict(bson::bson!([]));
+        no_props.insert("crs", bson::doc! {"type": "name"});
+        assert_eq!(
+            msg(no_props),
+            "CRS must have field \"properties\" which is an object"
+        );
+        // Plain EPSG:4326 is the default CRS.
+        let mut plain = strict(bson::bson!([[[0, 0], [1, 0], [1, 1], [0, 0]]]));
+        plain.insert(
+            "crs",
+            bson::doc! {"type": "name", "properties": {"name": "EPSG:4326"}},
+        );
+        assert!(matches!(geojson(plain).unwrap(), Geometry::Polygon(_)));
+        let holes = strict(bson::bson!([
+            [[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]],
+            [[4, 4], [6, 4], [6, 6], [4, 6], [4, 4]]
+        ]));
+        assert!(msg(holes).starts_with("Only one simple loop is allowed in a big polygon: "));
+        let bow_tie = strict(bson::bson!([[[0, 0], [10, 10], [10, 0], [0, 10], [0, 0]]]));
+        assert!(msg(bow_tie).starts_with("Loop is not valid: "));
+        let open = strict(bson::bson!([[[0, 0], [10, 0], [10, 10], [0, 10]]]));
+        assert!(msg(open).starts_with("Loop is not closed: "));
+        let flat = strict(bson::bson!([[[0, 0], [10, 0], [0, 0], [0, 0]]]));
+        assert!(msg(flat).starts_with("Loop must have at least 3 different vertices: "));
+        // The loop keeps its vertices (not closed) in their order.
+        let Geometry::BigPolygon(r) =
+            geojson(strict(bson::bson!([[[0, 0], [1, 0], [1, 1], [0, 0]]]))).unwrap()
+        else {
+            panic!("a big polygon")
+        };
+        assert_eq!(r.len(), 3);
+    }
+
+    #[test]
+    fn big_polygon_winding_decides_the_interior() {
+        let ccw = ring(&[(-10.0, -10.0), (10.0, -10.0), (10.0, 10.0), (-10.0, 10.0)]);
+        let mut cw = ccw.clone();
+        cw.reverse();
+        assert!(big_contains(&ccw, pt(0.0, 0.0)));
+        assert!(!big_contains(&ccw, pt(50.0, 50.0)));
+        assert!(big_contains(&ccw, pt(10.0, 0.0)), "on an edge");
+        // Clockwise: everything but the square.
+        assert!(!big_contains(&cw, pt(0.0, 0.0)));
+        for (x, y) in [(50.0, 50.0), (180.0, 0.0), (0.0, -90.0), (-170.0, 45.0)] {
+            assert!(big_contains(&cw, pt(x, y)), "({x}, {y})");
+        }
+        // Eastward around the south at 10°S: the north of it, more than a hemisphere (the
+        // great-circle edges dip to about 14°S between vertices).
+        let north = ring(&[(0.0, -10.0), (90.0, -10.0), (180.0, -10.0), (-90.0, -10.0)]);
+        for (x, y) in [(0.0, 90.0), (0.0, 0.0), (180.0, 0.0), (45.0, -12.0)] {
+            assert!(big_contains(&north, pt(x, y)), "({x}, {y})");
+        }
+        for (x, y) in [(45.0, -16.0), (0.0, -90.0), (100.0, -60.0)] {
+            assert!(!big_contains(&north, pt(x, y)), "({x}, {y})");
+        }
+    }
+
+    #[test]
+    fn big_polygon_within_and_intersects() {
+        let cw = Geometry::BigPolygon(ring(&[
+            (-10.0, 10.0),
+            (10.0, 10.0),
+            (10.0, -10.0),
+            (-10.0, -10.0),
+        ]));
+        let w = Within::Sphere(cw.clone());
+        assert!(within(&w, &Geometry::Point(pt(100.0, 0.0))));
+        assert!(!within(&w, &Geometry::Point(pt(0.0, 0.0))));
+        // A line across the excluded square is not within; one beside it is.
+        let across = Geometry::LineString(ring(&[(-20.0, 0.0), (20.0, 0.0)]));
+        let beside = Geometry::LineString(ring(&[(20.0, 0.0), (40.0, 0.0)]));
+        assert!(!within(&w, &across));
+        assert!(within(&w, &beside));
+        // A polygon around the square holds points outside the big polygon.
+        let around = Geometry::Polygon(vec![ring(&[
+            (-20.0, -20.0),
+            (20.0, -20.0),
+            (20.0, 20.0),
+            (-20.0, 20.0),
+            (-20.0, -20.0),
+        ])]);
+        assert!(!within(&w, &around));
+        assert!(intersects(&around, &cw));
+        // Intersects: a point in the square does not, a line crossing into it does.
+        assert!(!intersects(&Geometry::Point(pt(0.0, 0.0)), &cw));
+        let inner = Geometry::LineString(ring(&[(-5.0, 0.0), (5.0, 0.0)]));
+        assert!(!intersects(&inner, &cw));
+        assert!(intersects(&across, &cw));
     }
 }

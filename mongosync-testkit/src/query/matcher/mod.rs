@@ -28,8 +28,8 @@ use bitwise::*;
 use comparison::*;
 pub(crate) use element::type_code;
 use element::*;
-pub(crate) use evaluation::Re;
 use evaluation::*;
+pub(crate) use evaluation::{Captures, Re};
 use geo::GeoPred;
 use json_schema::*;
 

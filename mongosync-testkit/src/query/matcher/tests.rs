@@ -632,26 +632,66 @@ fn always_true_false_and_json_schema() {
 }
 
 #[test]
-fn pcre_translation() {
-    assert_eq!(translate_pcre("a$", false), r"a(?:\n?\z)");
-    assert_eq!(translate_pcre("a$", true), "a$");
-    assert_eq!(translate_pcre(r"[$]\$", false), r"[$]\$");
-    assert_eq!(translate_pcre(r"[]a]", false), r"[\]a]");
-    assert_eq!(translate_pcre(r"a\Q.*\Eb", true), r"a\.\*b");
-    assert_eq!(translate_pcre(r"[[&&]", true), r"[\[\&\&]");
-    assert_eq!(translate_pcre(r"[[:alpha:]]x", true), r"[[:alpha:]]x");
-    assert_eq!(translate_pcre(r"a{2}{x}b{1,}", true), r"a{2}\{x}b{1,}");
-    for (pattern, subject) in [
-        (r"^\Q1+1\E$", "1+1"),
-        (r"[[]", "["),
-        (r"{a}", "{a}"),
-        (r"x{1,2}y", "xxy"),
-        (r"(?<n>a)b", "ab"),
-        (r"[a-c--]", "-"),
+fn pcre2_semantics() {
+    // The server compiles with PCRE2 in UTF mode: its dialect, natively.
+    for (pattern, options, subject) in [
+        ("c$", "", "abc\n"),
+        (r"^\Q1+1\E$", "", "1+1"),
+        (r"[[]", "", "["),
+        (r"[]a]", "", "]"),
+        (r"{a}", "", "{a}"),
+        (r"x{1,2}y", "", "xxy"),
+        (r"(?<n>a)b\k<n>", "", "aba"),
+        (r"(\w)\1", "", "xx"),
+        (r"(?<=\$)\d+", "", "$42"),
+        (r"foo(?!bar)", "", "foobaz"),
+        (r"\p{L}+\d", "", "日本1"),
+        (r"(*UCP)^\w+$", "", "héllo"),
+        (r"^ a b c # comment", "x", "abc"),
+        ("^b", "m", "a\nb"),
+        ("a.b", "s", "a\nb"),
+        ("ÉTÉ", "iu", "été"),
+        (r"(?i)straße", "", "STRASSE"),
     ] {
-        let re = Re::new(pattern, "").unwrap();
-        assert!(re.is_match(subject), "{pattern} should match {subject}");
+        let re = Re::new(pattern, options).unwrap();
+        let ok = re.is_match(subject);
+        // Caseless matching folds single characters only: ß is not SS.
+        assert_eq!(
+            ok,
+            !pattern.contains("straße"),
+            "/{pattern}/{options} on {subject:?}"
+        );
     }
+    for (pattern, subject) in [("a++a", "aaa"), (r"^\w$", "é"), ("c$", "abc\n\n")] {
+        assert!(
+            !Re::new(pattern, "").unwrap().is_match(subject),
+            "{pattern}"
+        );
+    }
+    let e = Re::new("(a", "").unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            51091,
+            "Regular expression is invalid: missing closing parenthesis"
+        )
+    );
+    let e = Re::new("a{2,1}", "").unwrap_err();
+    assert_eq!(
+        e.message,
+        "Regular expression is invalid: numbers out of order in {} quantifier"
+    );
+    let e = Re::new("a", "ig").unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (51108, " invalid flag in regex options: g")
+    );
+    assert_eq!(Re::new("a\0b", "").unwrap_err().code, 2);
+    assert!(Re::new(&"a".repeat(16384), "").is_ok());
+    assert_eq!(
+        Re::new(&"a".repeat(16385), "").unwrap_err().message,
+        "Regular expression is invalid: pattern string is longer than the limit set by the application"
+    );
 }
 
 fn mc(filter: Document, spec: Document) -> Matcher {

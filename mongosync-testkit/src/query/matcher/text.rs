@@ -1,8 +1,9 @@
 //! `$text`: the search string's terms, phrases and negations, the text index's fields and
 //! weights, and the server's score (term frequency, field weight, a bonus for a whole-field
-//! match), with English stemming (Porter) and stop words.
+//! match), tokenised as the server's text index version 3 does for each of its languages:
+//! lowercased, stop words dropped, Snowball-stemmed, then diacritics stripped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use super::*;
@@ -64,44 +65,121 @@ pub struct TextQuery {
     pub(super) index: Arc<OnceLock<TextIndex>>,
 }
 
-/// The languages the server's text search knows (and `none`).
-const LANGUAGES: &[&str] = &[
-    "none",
-    "danish",
-    "dutch",
-    "english",
-    "finnish",
-    "french",
-    "german",
-    "hungarian",
-    "italian",
-    "norwegian",
-    "portuguese",
-    "romanian",
-    "russian",
-    "spanish",
-    "swedish",
-    "turkish",
-    "da",
-    "nl",
-    "en",
-    "fi",
-    "fr",
-    "de",
-    "hu",
-    "it",
-    "nb",
-    "pt",
-    "ro",
-    "ru",
-    "es",
-    "sv",
-    "tr",
+/// The languages of text index version 3 (`kLanguagesV2V3` in the server's `fts_language.cpp`):
+/// each name with its alias, matched without regard to ASCII case.
+const LANGUAGES: &[(&str, &str)] = &[
+    ("none", ""),
+    ("danish", "da"),
+    ("dutch", "nl"),
+    ("english", "en"),
+    ("finnish", "fi"),
+    ("french", "fr"),
+    ("german", "de"),
+    ("hungarian", "hu"),
+    ("italian", "it"),
+    ("norwegian", "nb"),
+    ("portuguese", "pt"),
+    ("romanian", "ro"),
+    ("russian", "ru"),
+    ("spanish", "es"),
+    ("swedish", "sv"),
+    ("turkish", "tr"),
 ];
+
+/// The language's full name (`"fr"` and `"French"` are `"french"`), or `None` when the server
+/// does not support it.
+pub fn canonical_language(lang: &str) -> Option<&'static str> {
+    LANGUAGES
+        .iter()
+        .find(|(name, alias)| {
+            lang.eq_ignore_ascii_case(name)
+                || (!alias.is_empty() && lang.eq_ignore_ascii_case(alias))
+        })
+        .map(|(name, _)| *name)
+}
 
 /// Whether the server's text search supports `lang`.
 pub fn is_language(lang: &str) -> bool {
-    LANGUAGES.contains(&lang.to_lowercase().as_str())
+    canonical_language(lang).is_some()
+}
+
+/// The server's stop words of a language (none for `none` and `romanian`), from the data file
+/// copied from its source.
+fn stop_words(lang: &str) -> &'static HashSet<&'static str> {
+    static LISTS: OnceLock<HashMap<&'static str, HashSet<&'static str>>> = OnceLock::new();
+    static EMPTY: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let lists = LISTS.get_or_init(|| {
+        let mut lists: HashMap<&str, HashSet<&str>> = HashMap::new();
+        let mut current = None;
+        for line in include_str!("data/stop_words.txt").lines() {
+            if let Some(lang) = line.strip_prefix("= ") {
+                current = Some(lang);
+            } else if let Some(lang) =
+                current.filter(|_| !line.starts_with('#') && !line.is_empty())
+            {
+                lists.entry(lang).or_default().insert(line);
+            }
+        }
+        lists
+    });
+    lists
+        .get(lang)
+        .unwrap_or_else(|| EMPTY.get_or_init(Default::default))
+}
+
+/// The Snowball stemmer the server's libstemmer uses for a language (none for `none`; the
+/// `rust-stemmers` crate has no Turkish, so Turkish words are not stemmed here).
+fn stemmer(lang: &str) -> Option<rust_stemmers::Stemmer> {
+    use rust_stemmers::Algorithm as A;
+    let alg = match lang {
+        "danish" => A::Danish,
+        "dutch" => A::Dutch,
+        "english" => A::English,
+        "finnish" => A::Finnish,
+        "french" => A::French,
+        "german" => A::German,
+        "hungarian" => A::Hungarian,
+        "italian" => A::Italian,
+        "norwegian" => A::Norwegian,
+        "portuguese" => A::Portuguese,
+        "romanian" => A::Romanian,
+        "russian" => A::Russian,
+        "spanish" => A::Spanish,
+        "swedish" => A::Swedish,
+        _ => return None,
+    };
+    Some(rust_stemmers::Stemmer::create(alg))
+}
+
+/// Lowercases as the server's tokenizer: Turkish maps `I` to dotless `ı` and `İ` to `i`.
+fn lower(w: &str, lang: &str) -> String {
+    if lang == "turkish" {
+        w.chars()
+            .map(|c| match c {
+                'I' => "ı".to_string(),
+                'İ' => "i".to_string(),
+                c => c.to_lowercase().collect(),
+            })
+            .collect()
+    } else {
+        w.to_lowercase()
+    }
+}
+
+/// A word as a text index version 3 term, in the server's order (`UnicodeFTSTokenizer`):
+/// lowercased, dropped if a stop word (checked with its diacritics), stemmed (the stemmer
+/// sees the diacritics), then diacritics stripped.
+pub fn index_term(w: &str, lang: &str) -> Option<String> {
+    let lang = canonical_language(lang).unwrap_or("none");
+    let t = lower(w, lang);
+    if stop_words(lang).contains(t.as_str()) {
+        return None;
+    }
+    let stemmed = match stemmer(lang) {
+        Some(s) => s.stem(&t).into_owned(),
+        None => t,
+    };
+    Some(fold(&stemmed))
 }
 
 impl TextQuery {
@@ -177,7 +255,7 @@ impl TextQuery {
                     .position(|c| *c == '"')
                     .map_or(chars.len(), |p| start + 1 + p);
                 let phrase: String = chars[start + 1..end].iter().collect();
-                for w in words(&phrase) {
+                for w in search_words(&phrase) {
                     if negate {
                         // The words of a negated phrase are not search terms.
                     } else {
@@ -221,18 +299,22 @@ impl TextQuery {
         })
     }
 
-    fn language<'a>(&'a self, idx: &'a TextIndex, doc: &'a Document) -> &'a str {
-        if let Some(l) = &self.language {
-            return l;
-        }
-        doc.get_str(&idx.language_override)
-            .unwrap_or(&idx.default_language)
+    /// The query's language: its `$language`, else the index's default (the server
+    /// tokenises the search string once, in this language).
+    fn query_language(&self, idx: &TextIndex) -> &'static str {
+        let l = self.language.as_deref().unwrap_or(&idx.default_language);
+        canonical_language(l).unwrap_or("none")
     }
 
-    /// The stemmed query terms (positive, negated) for `lang`.
+    /// The stemmed query terms (positive, negated) for `lang`: a raw word keeps its
+    /// apostrophes, which split it in every language but English.
     fn terms(&self, lang: &str) -> (Vec<String>, Vec<String>) {
         let f = |ws: &Vec<String>| {
-            let mut out: Vec<String> = ws.iter().filter_map(|w| self.term(w, lang)).collect();
+            let mut out: Vec<String> = ws
+                .iter()
+                .flat_map(|w| words(w, lang))
+                .filter_map(|w| self.term(&w, lang))
+                .collect();
             out.sort();
             out.dedup();
             out
@@ -240,15 +322,9 @@ impl TextQuery {
         (f(&self.positive), f(&self.negated))
     }
 
-    /// A word as an index term: lowercased and without diacritics (text index version 3
-    /// folds both), stop words dropped, stemmed.
+    /// A word as an index term (see `index_term`).
     fn term(&self, w: &str, lang: &str) -> Option<String> {
-        let t = fold(&w.to_lowercase());
-        let english = matches!(lang, "english" | "en");
-        if english && STOP_WORDS.contains(&t.as_str()) {
-            return None;
-        }
-        Some(if english { stem(&t) } else { t })
+        index_term(w, lang)
     }
 
     /// With `$caseSensitive`/`$diacriticSensitive`, whether the document word `d` is the query
@@ -270,12 +346,12 @@ impl TextQuery {
     }
 
     /// Whether a query word is in `fields` (checked only when sensitivity flags are set).
-    fn word_present(&self, w: &str, fields: &[(String, f64)], lang: &str) -> bool {
-        let Some(t) = self.term(w, lang) else {
+    fn word_present(&self, w: &str, fields: &[(String, f64, &str)], query_lang: &str) -> bool {
+        let Some(t) = self.term(w, query_lang) else {
             return false;
         };
-        fields.iter().any(|(raw, _)| {
-            words(raw)
+        fields.iter().any(|(raw, _, lang)| {
+            words(raw, lang)
                 .iter()
                 .any(|d| self.term(d, lang).as_ref() == Some(&t) && self.sensitive_eq(d, w))
         })
@@ -284,19 +360,19 @@ impl TextQuery {
     /// The text score of `doc` if it matches, else `None`.
     pub fn score(&self, doc: &Document) -> Result<Option<f64>> {
         let idx = self.index()?;
-        let lang = self.language(idx, doc).to_lowercase();
-        let (positive, negated) = self.terms(&lang);
+        let query_lang = self.query_language(idx);
+        let (positive, negated) = self.terms(query_lang);
         if positive.is_empty() {
             return Ok(None);
         }
         let fields = indexed_strings(idx, doc);
         // Term -> score, as the server's scoring of each field's string.
         let mut scores: BTreeMap<String, f64> = BTreeMap::new();
-        for (raw, weight) in &fields {
+        for (raw, weight, lang) in &fields {
             let mut counts: BTreeMap<String, (u32, f64, f64)> = BTreeMap::new();
             let mut tokens = 0u32;
-            for w in words(raw) {
-                let Some(t) = self.term(&w, &lang) else {
+            for w in words(raw, lang) {
+                let Some(t) = self.term(&w, lang) else {
                     continue;
                 };
                 let e = counts.entry(t).or_insert((0, 0.0, 0.0));
@@ -323,7 +399,7 @@ impl TextQuery {
         if !positive.iter().any(|t| scores.contains_key(t)) {
             return Ok(None);
         }
-        let present = |w: &String| self.word_present(w, &fields, &lang);
+        let present = |w: &String| self.word_present(w, &fields, query_lang);
         if (self.case_sensitive || self.diacritic_sensitive)
             && (!self.positive.iter().any(present) || self.negated.iter().any(present))
         {
@@ -341,7 +417,11 @@ impl TextQuery {
                 fold(&s)
             }
         };
-        let has = |p: &String| fields.iter().any(|(raw, _)| norm(raw).contains(&norm(p)));
+        let has = |p: &String| {
+            fields
+                .iter()
+                .any(|(raw, _, _)| norm(raw).contains(&norm(p)))
+        };
         if !self.phrases.iter().all(has) || self.negated_phrases.iter().any(has) {
             return Ok(None);
         }
@@ -349,425 +429,328 @@ impl TextQuery {
     }
 }
 
-/// The strings of `doc` the index covers, with their weights.
-fn indexed_strings(idx: &TextIndex, doc: &Document) -> Vec<(String, f64)> {
-    fn all(v: &Bson, w: f64, out: &mut Vec<(String, f64)>) {
+/// The strings of `doc` the index covers, with their weights and languages: the language of
+/// a string is its (sub)document's override field, else its parent's, down from the index's
+/// default (the server's `FTSElementIterator`).
+fn indexed_strings(idx: &TextIndex, doc: &Document) -> Vec<(String, f64, &'static str)> {
+    type Out = Vec<(String, f64, &'static str)>;
+    let language = |d: &Document, parent: &'static str| match d.get(&idx.language_override) {
+        Some(Bson::String(l)) => canonical_language(l).unwrap_or(parent),
+        _ => parent,
+    };
+    // `$**`: every string, at any depth.
+    // `$**` skips the language override fields themselves.
+    fn all(
+        v: &Bson,
+        w: f64,
+        lang: &'static str,
+        over: &str,
+        lang_of: &dyn Fn(&Document, &'static str) -> &'static str,
+        out: &mut Out,
+    ) {
         match v {
-            Bson::String(s) => out.push((s.clone(), w)),
-            Bson::Array(a) => a.iter().for_each(|x| all(x, w, out)),
-            Bson::Document(d) => d.values().for_each(|x| all(x, w, out)),
+            Bson::String(s) => out.push((s.clone(), w, lang)),
+            Bson::Array(a) => a.iter().for_each(|x| all(x, w, lang, over, lang_of, out)),
+            Bson::Document(d) => {
+                let lang = lang_of(d, lang);
+                d.iter()
+                    .filter(|(k, _)| k.as_str() != over)
+                    .for_each(|(_, x)| all(x, w, lang, over, lang_of, out))
+            }
             _ => {}
         }
     }
+    // A dotted path through subdocuments and arrays of them; the strings at its end (or in
+    // an array there).
+    fn along(
+        v: &Bson,
+        parts: &[&str],
+        w: f64,
+        lang: &'static str,
+        lang_of: &dyn Fn(&Document, &'static str) -> &'static str,
+        out: &mut Out,
+    ) {
+        match (v, parts.split_first()) {
+            (Bson::String(s), None) => out.push((s.clone(), w, lang)),
+            (Bson::Array(a), None) => a.iter().for_each(|x| {
+                if let Bson::String(s) = x {
+                    out.push((s.clone(), w, lang))
+                }
+            }),
+            (Bson::Document(d), Some((first, rest))) => {
+                let lang = lang_of(d, lang);
+                if let Some(x) = d.get(*first) {
+                    along(x, rest, w, lang, lang_of, out);
+                }
+            }
+            (Bson::Array(a), Some(_)) => a
+                .iter()
+                .filter(|x| matches!(x, Bson::Document(_)))
+                .for_each(|x| along(x, parts, w, lang, lang_of, out)),
+            _ => {}
+        }
+    }
+    let default = canonical_language(&idx.default_language).unwrap_or("none");
+    let top = language(doc, default);
     let mut out = Vec::new();
     for (path, w) in &idx.weights {
         if path == "$**" {
             for (k, v) in doc {
-                if idx.weights.iter().any(|(p, _)| p == k) {
+                if *k == idx.language_override || idx.weights.iter().any(|(p, _)| p == k) {
                     continue;
                 }
-                all(v, *w, &mut out);
+                all(v, *w, top, &idx.language_override, &language, &mut out);
             }
             continue;
         }
-        for v in crate::query::path::lookup_all(doc, path) {
-            match v {
-                Bson::String(s) => out.push((s.clone(), *w)),
-                Bson::Array(a) => a.iter().for_each(|x| {
-                    if let Bson::String(s) = x {
-                        out.push((s.clone(), *w))
-                    }
-                }),
-                _ => {}
-            }
-        }
+        let parts: Vec<&str> = path.split('.').collect();
+        let root = Bson::Document(doc.clone());
+        along(&root, &parts, *w, default, &language, &mut out);
     }
     out
 }
 
+/// Whether `c` belongs to a word in the search string (apostrophes kept: `words` splits on
+/// them by language).
 fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
+    c == '\'' || is_token_char(c, "english")
 }
 
-fn words(s: &str) -> Vec<String> {
+/// Whether `c` belongs to a token: the server's delimiters are white space and punctuation
+/// (all ASCII punctuation but `_`), except that English keeps the apostrophe in a word.
+fn is_token_char(c: char, lang: &str) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric() || c == '_' || (c == '\'' && lang == "english");
+    }
+    !c.is_whitespace() && !is_unicode_delimiter(c)
+}
+
+/// The server's delimiters beyond ASCII (`codepointIsDelimiter`: the White_Space, Dash,
+/// Hyphen, Quotation_Mark, Terminal_Punctuation, Pattern_Syntax and STerm properties), by
+/// their blocks; other symbols (`€`) and combining marks belong to words.
+fn is_unicode_delimiter(c: char) -> bool {
+    matches!(c,
+        '\u{A1}'..='\u{A7}' | '\u{A9}' | '\u{AB}' | '\u{AC}' | '\u{AE}' | '\u{B0}' | '\u{B1}'
+        | '\u{B6}' | '\u{B7}' | '\u{BB}' | '\u{BF}' | '\u{D7}' | '\u{F7}'
+        | '\u{37E}' | '\u{387}' | '\u{589}' | '\u{58A}' | '\u{5BE}' | '\u{5C0}' | '\u{5C3}'
+        | '\u{5C6}' | '\u{5F3}' | '\u{5F4}' | '\u{60C}' | '\u{61B}' | '\u{61F}' | '\u{6D4}'
+        | '\u{964}' | '\u{965}' | '\u{E5A}' | '\u{E5B}' | '\u{1806}' | '\u{1361}'..='\u{1368}'
+        | '\u{2010}'..='\u{2027}' | '\u{2030}'..='\u{205E}' | '\u{2190}'..='\u{245F}'
+        | '\u{2500}'..='\u{2775}' | '\u{2794}'..='\u{2BFF}' | '\u{2E00}'..='\u{2E7F}'
+        | '\u{3001}'..='\u{3003}' | '\u{3008}'..='\u{3020}' | '\u{3030}'
+        | '\u{FD3E}' | '\u{FD3F}' | '\u{FE10}'..='\u{FE19}' | '\u{FE30}'..='\u{FE52}'
+        | '\u{FE54}'..='\u{FE63}' | '\u{FF01}'..='\u{FF0F}' | '\u{FF1A}'..='\u{FF20}'
+        | '\u{FF3B}'..='\u{FF3D}' | '\u{FF3F}' | '\u{FF5B}'..='\u{FF65}')
+}
+
+/// The words of a search string, apostrophes kept.
+fn search_words(s: &str) -> Vec<String> {
     s.split(|c: char| !is_word_char(c))
         .filter(|w| !w.is_empty())
         .map(str::to_string)
         .collect()
 }
 
-/// Removes the common Latin diacritics (the server's diacritic-insensitive folding).
+/// The tokens of `s` in `lang`.
+fn words(s: &str, lang: &str) -> Vec<String> {
+    let lang = canonical_language(lang).unwrap_or("none");
+    s.split(|c: char| !is_token_char(c, lang))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes diacritics as the server's text index version 3 does (its generated tables): a
+/// combining mark is dropped, and a character becomes the single character left once its
+/// canonical decomposition loses its marks (`é` is `e`, `й` is `и`, `ά` is `α`); a letter
+/// without a decomposition (`ø`, `ł`, dotless `ı`) is kept.
 fn fold(s: &str) -> String {
-    s.chars().map(fold_char).collect()
+    s.chars()
+        .filter(|c| !is_diacritic_mark(*c))
+        .map(fold_char)
+        .collect()
 }
 
 fn fold_char(c: char) -> char {
-    match c {
-        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
-        'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => 'A',
-        'ç' => 'c',
-        'Ç' => 'C',
-        'è' | 'é' | 'ê' | 'ë' => 'e',
-        'È' | 'É' | 'Ê' | 'Ë' => 'E',
-        'ì' | 'í' | 'î' | 'ï' => 'i',
-        'Ì' | 'Í' | 'Î' | 'Ï' => 'I',
-        'ñ' => 'n',
-        'Ñ' => 'N',
-        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
-        'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => 'O',
-        'ù' | 'ú' | 'û' | 'ü' => 'u',
-        'Ù' | 'Ú' | 'Û' | 'Ü' => 'U',
-        'ý' | 'ÿ' => 'y',
-        'Ý' => 'Y',
-        other => other,
+    use unicode_normalization::UnicodeNormalization;
+    if c.is_ascii() {
+        return c;
+    }
+    let base: String = std::iter::once(c)
+        .nfd()
+        .filter(|m| !is_diacritic_mark(*m))
+        .collect();
+    let mut composed = base.nfc();
+    match (composed.next(), composed.next()) {
+        (Some(x), None) => x,
+        _ => c,
     }
 }
 
-/// The server's English stop words (`stop_words_english.txt`, the common ones).
-const STOP_WORDS: &[&str] = &[
-    "a",
-    "about",
-    "above",
-    "after",
-    "again",
-    "against",
-    "all",
-    "am",
-    "an",
-    "and",
-    "any",
-    "are",
-    "as",
-    "at",
-    "be",
-    "because",
-    "been",
-    "before",
-    "being",
-    "below",
-    "between",
-    "both",
-    "but",
-    "by",
-    "can",
-    "did",
-    "do",
-    "does",
-    "doing",
-    "don",
-    "down",
-    "during",
-    "each",
-    "few",
-    "for",
-    "from",
-    "further",
-    "had",
-    "has",
-    "have",
-    "having",
-    "he",
-    "her",
-    "here",
-    "hers",
-    "herself",
-    "him",
-    "himself",
-    "his",
-    "how",
-    "i",
-    "if",
-    "in",
-    "into",
-    "is",
-    "it",
-    "its",
-    "itself",
-    "just",
-    "me",
-    "more",
-    "most",
-    "my",
-    "myself",
-    "no",
-    "nor",
-    "not",
-    "now",
-    "of",
-    "off",
-    "on",
-    "once",
-    "only",
-    "or",
-    "other",
-    "our",
-    "ours",
-    "ourselves",
-    "out",
-    "over",
-    "own",
-    "s",
-    "same",
-    "she",
-    "should",
-    "so",
-    "some",
-    "such",
-    "t",
-    "than",
-    "that",
-    "the",
-    "their",
-    "theirs",
-    "them",
-    "themselves",
-    "then",
-    "there",
-    "these",
-    "they",
-    "this",
-    "those",
-    "through",
-    "to",
-    "too",
-    "under",
-    "until",
-    "up",
-    "very",
-    "was",
-    "we",
-    "were",
-    "what",
-    "when",
-    "where",
-    "which",
-    "while",
-    "who",
-    "whom",
-    "why",
-    "will",
-    "with",
-    "you",
-    "your",
-    "yours",
-    "yourself",
-    "yourselves",
-];
-
-/// The Porter stemmer (M.F. Porter, 1980), on lowercase ASCII words; other words are kept.
-pub fn stem(w: &str) -> String {
-    if w.len() <= 2 || !w.bytes().all(|b| b.is_ascii_lowercase()) {
-        return w.to_string();
-    }
-    let mut s: Vec<u8> = w.bytes().collect();
-    step1ab(&mut s);
-    step1c(&mut s);
-    step2(&mut s);
-    step3(&mut s);
-    step4(&mut s);
-    step5(&mut s);
-    String::from_utf8(s).unwrap_or_else(|_| w.to_string())
-}
-
-fn is_cons(s: &[u8], i: usize) -> bool {
-    match s[i] {
-        b'a' | b'e' | b'i' | b'o' | b'u' => false,
-        b'y' => i == 0 || !is_cons(s, i - 1),
-        _ => true,
-    }
-}
-
-/// The measure m of `s[..len]`: the number of VC sequences.
-fn measure(s: &[u8], len: usize) -> usize {
-    let mut m = 0;
-    let mut i = 0;
-    while i < len && is_cons(s, i) {
-        i += 1;
-    }
-    loop {
-        while i < len && !is_cons(s, i) {
-            i += 1;
-        }
-        if i >= len {
-            return m;
-        }
-        while i < len && is_cons(s, i) {
-            i += 1;
-        }
-        m += 1;
-    }
-}
-
-fn has_vowel(s: &[u8], len: usize) -> bool {
-    (0..len).any(|i| !is_cons(s, i))
-}
-
-fn double_cons(s: &[u8], len: usize) -> bool {
-    len >= 2 && s[len - 1] == s[len - 2] && is_cons(s, len - 1)
-}
-
-/// cvc, the last c not w, x or y.
-fn cvc(s: &[u8], len: usize) -> bool {
-    len >= 3
-        && is_cons(s, len - 3)
-        && !is_cons(s, len - 2)
-        && is_cons(s, len - 1)
-        && !matches!(s[len - 1], b'w' | b'x' | b'y')
-}
-
-/// Replaces the suffix `from` by `to` when the stem before it has a measure above `m`.
-fn replace(s: &mut Vec<u8>, from: &str, to: &str, m: usize) -> bool {
-    if !s.ends_with(from.as_bytes()) {
-        return false;
-    }
-    let stem = s.len() - from.len();
-    if measure(s, stem) > m {
-        s.truncate(stem);
-        s.extend_from_slice(to.as_bytes());
-    }
-    true
-}
-
-fn step1ab(s: &mut Vec<u8>) {
-    if s.ends_with(b"sses") || s.ends_with(b"ies") {
-        s.truncate(s.len() - 2);
-    } else if s.ends_with(b"ss") {
-    } else if s.ends_with(b"s") {
-        s.pop();
-    }
-    if s.ends_with(b"eed") {
-        if measure(s, s.len() - 3) > 0 {
-            s.pop();
-        }
-        return;
-    }
-    let cut = if s.ends_with(b"ed") && has_vowel(s, s.len() - 2) {
-        2
-    } else if s.ends_with(b"ing") && has_vowel(s, s.len() - 3) {
-        3
-    } else {
-        return;
-    };
-    s.truncate(s.len() - cut);
-    if s.ends_with(b"at") || s.ends_with(b"bl") || s.ends_with(b"iz") {
-        s.push(b'e');
-    } else if double_cons(s, s.len()) && !matches!(s[s.len() - 1], b'l' | b's' | b'z') {
-        s.pop();
-    } else if measure(s, s.len()) == 1 && cvc(s, s.len()) {
-        s.push(b'e');
-    }
-}
-
-fn step1c(s: &mut [u8]) {
-    let n = s.len();
-    if s[n - 1] == b'y' && has_vowel(s, n - 1) {
-        s[n - 1] = b'i';
-    }
-}
-
-fn step2(s: &mut Vec<u8>) {
-    const RULES: &[(&str, &str)] = &[
-        ("ational", "ate"),
-        ("tional", "tion"),
-        ("enci", "ence"),
-        ("anci", "ance"),
-        ("izer", "ize"),
-        ("bli", "ble"),
-        ("alli", "al"),
-        ("entli", "ent"),
-        ("eli", "e"),
-        ("ousli", "ous"),
-        ("ization", "ize"),
-        ("ation", "ate"),
-        ("ator", "ate"),
-        ("alism", "al"),
-        ("iveness", "ive"),
-        ("fulness", "ful"),
-        ("ousness", "ous"),
-        ("aliti", "al"),
-        ("iviti", "ive"),
-        ("biliti", "ble"),
-        ("logi", "log"),
-    ];
-    for (from, to) in RULES {
-        if replace(s, from, to, 0) {
-            return;
-        }
-    }
-}
-
-fn step3(s: &mut Vec<u8>) {
-    const RULES: &[(&str, &str)] = &[
-        ("icate", "ic"),
-        ("ative", ""),
-        ("alize", "al"),
-        ("iciti", "ic"),
-        ("ical", "ic"),
-        ("ful", ""),
-        ("ness", ""),
-    ];
-    for (from, to) in RULES {
-        if replace(s, from, to, 0) {
-            return;
-        }
-    }
-}
-
-fn step4(s: &mut Vec<u8>) {
-    const SUFFIXES: &[&str] = &[
-        "al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent", "ion",
-        "ou", "ism", "ate", "iti", "ous", "ive", "ize",
-    ];
-    // The longest matching suffix decides.
-    let Some(suf) = SUFFIXES
-        .iter()
-        .filter(|x| s.ends_with(x.as_bytes()))
-        .max_by_key(|x| x.len())
-    else {
-        return;
-    };
-    let stem = s.len() - suf.len();
-    if *suf == "ion" && !(stem > 0 && matches!(s[stem - 1], b's' | b't')) {
-        return;
-    }
-    if measure(s, stem) > 1 {
-        s.truncate(stem);
-    }
-}
-
-fn step5(s: &mut Vec<u8>) {
-    let n = s.len();
-    if s[n - 1] == b'e' {
-        let m = measure(s, n - 1);
-        if m > 1 || (m == 1 && !cvc(s, n - 1)) {
-            s.pop();
-        }
-    }
-    let n = s.len();
-    if s[n - 1] == b'l' && double_cons(s, n) && measure(s, n) > 1 {
-        s.pop();
-    }
+/// The combining marks with Unicode's Diacritic property (Latin, Greek, Cyrillic, Hebrew and
+/// Arabic points, and the supplements), which the server strips.
+fn is_diacritic_mark(c: char) -> bool {
+    matches!(c,
+        '\u{300}'..='\u{34E}'
+        | '\u{350}'..='\u{357}'
+        | '\u{35D}'..='\u{362}'
+        | '\u{483}'..='\u{487}'
+        | '\u{591}'..='\u{5A1}'
+        | '\u{5A3}'..='\u{5BD}'
+        | '\u{5BF}'
+        | '\u{5C1}'..='\u{5C2}'
+        | '\u{5C4}'
+        | '\u{64B}'..='\u{652}'
+        | '\u{1AB0}'..='\u{1ABD}'
+        | '\u{1DC4}'..='\u{1DCF}'
+        | '\u{1DF5}'..='\u{1DFF}'
+        | '\u{FE20}'..='\u{FE2F}')
 }
 
 #[cfg(test)]
-mod stem_tests {
-    use super::stem;
+mod tests {
+    use super::*;
+
+    fn bound(search: Document) -> TextQuery {
+        let q = TextQuery::parse(&Bson::Document(search)).unwrap();
+        let idx = TextIndex::from_spec(&bson::doc! {
+            "key": {"_fts": "text", "_ftsx": 1},
+            "weights": {"body": 1},
+            "default_language": "english",
+            "language_override": "lang",
+        })
+        .unwrap();
+        q.index.set(idx).unwrap();
+        q
+    }
 
     #[test]
-    fn porter_examples() {
-        for (w, s) in [
-            ("caresses", "caress"),
-            ("ponies", "poni"),
-            ("running", "run"),
-            ("hopping", "hop"),
-            ("relational", "relat"),
-            ("coffees", "coffe"),
-            ("generalizations", "gener"),
-            ("happy", "happi"),
+    fn snowball_stems_as_libstemmer() {
+        // Snowball English (Porter2, as the server's libstemmer), not the 1980 Porter.
+        for (w, t) in [
+            ("Running", "run"),
+            ("dying", "die"),
+            ("generously", "generous"),
             ("cats", "cat"),
-            ("motoring", "motor"),
+            ("dog's", "dog"),
         ] {
-            assert_eq!(stem(w), s, "{w}");
+            assert_eq!(index_term(w, "english").as_deref(), Some(t), "{w}");
         }
+        // Stemmed before the diacritics go, so the French stemmer sees them.
+        assert_eq!(
+            index_term("continuellement", "fr").as_deref(),
+            Some("continuel")
+        );
+        // French deletes the verb-like ending "-ants" in RV ("éléph"), then the accents go.
+        assert_eq!(index_term("Éléphants", "french").as_deref(), Some("eleph"));
+        assert_eq!(index_term("Häuser", "German").as_deref(), Some("haus"));
+        assert_eq!(index_term("chicas", "es").as_deref(), Some("chic"));
+        // `none`: no stemming, no stop words.
+        assert_eq!(index_term("Running", "none").as_deref(), Some("running"));
+        assert_eq!(index_term("the", "none").as_deref(), Some("the"));
+        // Diacritics of any script go after stemming; letters without a decomposition stay.
+        assert_eq!(index_term("йогурт", "none").as_deref(), Some("иогурт"));
+        assert_eq!(index_term("ἄνθρωπος", "none").as_deref(), Some("ανθρωπος"));
+        assert_eq!(
+            index_term("smørrebrød", "none").as_deref(),
+            Some("smørrebrød")
+        );
+        assert_eq!(index_term("cafe\u{301}", "none").as_deref(), Some("cafe"));
+        // Turkish lowercasing (I is dotless ı), no Turkish stemmer here.
+        assert_eq!(index_term("IŞIK", "turkish").as_deref(), Some("ısık"));
+    }
+
+    #[test]
+    fn stop_words_per_language() {
+        // Each language's list from the server's source, checked before diacritics go.
+        for (w, lang) in [
+            ("the", "english"),
+            ("don't", "en"),
+            ("été", "french"),
+            ("und", "german"),
+            ("estaría", "spanish"),
+            ("perché", "italian"),
+            ("не", "russian"),
+            ("için", "turkish"),
+        ] {
+            assert_eq!(index_term(w, lang), None, "{w} in {lang}");
+        }
+        assert_eq!(index_term("ete", "french").as_deref(), Some("ete"));
+        assert_eq!(index_term("the", "french").as_deref(), Some("the"));
+        // English keeps apostrophes in words; other languages split on them.
+        assert_eq!(words("l'été don't", "french"), vec!["l", "été", "don", "t"]);
+        assert_eq!(words("l'été don't", "english"), vec!["l'été", "don't"]);
+        // Unicode punctuation splits (the typographic apostrophe too); symbols and combining
+        // marks stay in the word.
+        assert_eq!(
+            words("«prix» 5€ — it’s cafe\u{301}", "english"),
+            vec!["prix", "5€", "it", "s", "cafe\u{301}"]
+        );
+        assert!(stop_words("romanian").is_empty());
+    }
+
+    #[test]
+    fn document_language_and_query_language() {
+        let fr = bson::doc! {"body": "Les éléphants mangent", "lang": "fr"};
+        let en = bson::doc! {"body": "The elephants eat"};
+        // The search string is stemmed in the query's language, each document in its own.
+        let q = bound(bson::doc! {"$search": "éléphant", "$language": "french"});
+        assert!(q.score(&fr).unwrap().is_some());
+        assert!(
+            bound(bson::doc! {"$search": "elephant"})
+                .score(&en)
+                .unwrap()
+                .is_some()
+        );
+        // A French stop word is no search term: nothing matches.
+        let q = bound(bson::doc! {"$search": "les", "$language": "fr"});
+        assert!(q.score(&fr).unwrap().is_none());
+        let e = TextQuery::parse(&Bson::Document(
+            bson::doc! {"$search": "a", "$language": "xx"},
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (2, "unsupported language: \"xx\" for text index version 3")
+        );
+        // A subdocument's own override field sets the language of its strings.
+        let nested = bson::doc! {"body": "x", "lang": "english", "quotes": [
+            {"body": "Die Häuser", "lang": "german"}
+        ]};
+        let idx = TextIndex::from_spec(&bson::doc! {
+            "key": {"_fts": "text", "_ftsx": 1},
+            "weights": {"quotes.body": 1},
+            "language_override": "lang",
+        })
+        .unwrap();
+        let q = TextQuery::parse(&Bson::Document(
+            bson::doc! {"$search": "haus", "$language": "de"},
+        ))
+        .unwrap();
+        q.index.set(idx.clone()).unwrap();
+        assert!(q.score(&nested).unwrap().is_some());
+        let fields = indexed_strings(&idx, &nested);
+        assert_eq!(fields, vec![("Die Häuser".to_string(), 1.0, "german")]);
+        // A wildcard index does not index the override fields themselves.
+        let wild = TextIndex::from_spec(&bson::doc! {
+            "key": {"_fts": "text", "_ftsx": 1},
+            "weights": {"$**": 1},
+            "language_override": "lang",
+        })
+        .unwrap();
+        assert_eq!(
+            indexed_strings(&wild, &nested),
+            vec![
+                ("x".to_string(), 1.0, "english"),
+                ("Die Häuser".to_string(), 1.0, "german")
+            ]
+        );
+        // Diacritics: insensitive by default, exact with `$diacriticSensitive`.
+        let q = bound(bson::doc! {"$search": "elephants", "$language": "FR"});
+        assert!(q.score(&fr).unwrap().is_some());
+        let q = bound(bson::doc! {
+            "$search": "elephants", "$language": "french", "$diacriticSensitive": true
+        });
+        assert!(q.score(&fr).unwrap().is_none());
     }
 }
