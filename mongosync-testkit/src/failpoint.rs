@@ -4,11 +4,39 @@
 //! `hangTTLMonitorBetweenPasses`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{Bson, Document};
 use parking_lot::Mutex;
 
 use crate::error::{CommandError, Result};
+
+/// The retryable write a command runs as, while it runs (see
+/// [`FailPoints::transactional_write`]).
+#[derive(Clone, Default)]
+pub struct RetryableWrite {
+    /// The server whose fail points the writes pass.
+    pub server: Option<Arc<crate::server::Server>>,
+    /// The session as the server prints a `LogicalSessionId`: `<id> - <uid> -  - `.
+    pub session: String,
+    /// Its `txnNumber`.
+    pub txn_number: i64,
+    /// Set when the connection is to be closed instead of replying.
+    pub close: Arc<AtomicBool>,
+    /// Set when a write failed by the fail point: the reply must not be recorded for retry.
+    pub failed: Arc<AtomicBool>,
+}
+
+tokio::task_local! {
+    /// Set while a retryable write (`lsid` and `txnNumber`, no `autocommit`) executes.
+    pub static RETRYABLE_WRITE: RetryableWrite;
+}
+
+fn truthy(v: &Bson) -> bool {
+    v.as_bool()
+        .unwrap_or_else(|| crate::util::as_f64(v).is_some_and(|f| f != 0.0))
+}
 
 /// When a fail point fires.
 #[derive(Debug, Clone, PartialEq)]
@@ -240,21 +268,40 @@ impl FailPoints {
         Some(action)
     }
 
-    /// `onPrimaryTransactionalWrite`, for a write carrying `lsid` and `txnNumber`: `Err` with
-    /// `failBeforeCommitExceptionCode` (the write is not done), or `Ok(true)` to run the write
-    /// and then close the connection before the reply (`closeConnection`, true by default).
-    pub fn transactional_write(&self) -> Option<std::result::Result<bool, CommandError>> {
-        let data = self.fire("onPrimaryTransactionalWrite", |_| true)?;
+    /// `onPrimaryTransactionalWrite`, checked as each write of a retryable write is recorded
+    /// for retry, before it commits (the server's `TransactionParticipant`): unless
+    /// `closeConnection: false`, the connection is closed (here: after the command, whose
+    /// reply is lost); with `failBeforeCommitExceptionCode` the write fails with that code and
+    /// is not applied, nor recorded, so that the driver's retry writes it. Outside a retryable
+    /// write it does nothing.
+    pub fn transactional_write() -> Result<()> {
+        let Ok(write) = RETRYABLE_WRITE.try_with(Clone::clone) else {
+            return Ok(());
+        };
+        let Some(data) = write
+            .server
+            .as_ref()
+            .and_then(|s| s.failpoints.fire("onPrimaryTransactionalWrite", |_| true))
+        else {
+            return Ok(());
+        };
+        if data.get("closeConnection").is_none_or(truthy) {
+            write.close.store(true, Ordering::SeqCst);
+        }
         if let Some(code) = data
             .get("failBeforeCommitExceptionCode")
             .and_then(crate::util::as_f64)
         {
-            return Some(Err(CommandError::new(
+            write.failed.store(true, Ordering::SeqCst);
+            return Err(CommandError::new(
                 code as i32,
-                "Failing write via 'onPrimaryTransactionalWrite' failpoint",
-            )));
+                format!(
+                    "Failing write for {}:{} due to failpoint. The write must not be reflected.",
+                    write.session, write.txn_number
+                ),
+            ));
         }
-        Some(Ok(data.get_bool("closeConnection").unwrap_or(true)))
+        Ok(())
     }
 
     /// The error of `failGetMoreAfterCursorCheckout`, if it fires.

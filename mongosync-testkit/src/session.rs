@@ -51,6 +51,25 @@ pub fn session_key(lsid: &Bson) -> Option<Vec<u8>> {
     }
 }
 
+/// A session as the server prints a `LogicalSessionId` in messages: `<id> - <uid> -  - `
+/// (its uid in base64; the empty user's without authentication).
+pub fn display_lsid(lsid: &Bson) -> String {
+    let bytes = |field: &str| match lsid.as_document().and_then(|d| d.get(field)) {
+        Some(Bson::Binary(b)) => Some(b.bytes.clone()),
+        _ => None,
+    };
+    let id = bytes("id")
+        .and_then(|b| uuid::Uuid::from_slice(&b).ok())
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let uid = bytes("uid").unwrap_or_else(|| EMPTY_USER_SHA256.to_vec());
+    use base64::Engine;
+    format!(
+        "{id} - {} -  - ",
+        base64::engine::general_purpose::STANDARD.encode(uid)
+    )
+}
+
 impl Sessions {
     /// Notes that a command used the session `lsid`.
     pub fn touch(&self, lsid: &Bson) {

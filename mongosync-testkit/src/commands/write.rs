@@ -165,6 +165,7 @@ pub(super) fn insert_statement(
     if !bypass && data.options.contains_key("validator") {
         validate_document(data, &decode(&stored)?, &id, false)?;
     }
+    crate::failpoint::FailPoints::transactional_write()?;
     data.insert(stored, id.clone())?;
     Ok(id)
 }
@@ -364,6 +365,7 @@ fn apply_update(
         }
         let raw = support::encode(&new)?;
         support::check_user_write(&data.ns)?;
+        crate::failpoint::FailPoints::transactional_write()?;
         data.insert(raw, id.clone())?;
         out.upserted = Some(id);
         out.after = Some(new);
@@ -407,6 +409,7 @@ fn store_update(
             e
         }
     })?;
+    crate::failpoint::FailPoints::transactional_write()?;
     data.replace(rid, raw, replacement)
 }
 
@@ -538,6 +541,7 @@ pub(super) fn delete_statement(
     let selected = support::select(&data, &stmt.filter, &stmt.matcher, None, 0, stmt.limit)?;
     if !selected.is_empty() {
         support::check_user_write(&data.ns)?;
+        crate::failpoint::FailPoints::transactional_write()?;
     }
     let mut removed = 0;
     for (rid, _) in selected {
@@ -730,6 +734,7 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     None => decode(data.get(rid).expect("selected"))?,
                 };
                 support::check_user_write(&data.ns)?;
+                crate::failpoint::FailPoints::transactional_write()?;
                 data.remove(rid);
                 Some(doc)
             }
