@@ -2,6 +2,8 @@
 //! `collMod`, `listCollections`, `createIndexes`, `dropIndexes`, `listIndexes`, and the size
 //! figures (`collStats`, `dataSize`).
 
+use std::sync::Arc;
+
 use bson::{Bson, Document, doc};
 
 use super::support;
@@ -10,6 +12,7 @@ use crate::error::{CommandError, Result, codes};
 use crate::oplog::EntryKind;
 use crate::query::matcher::Matcher;
 use crate::storage::catalog::Namespace;
+use crate::storage::collection::CollectionData;
 use crate::storage::{Index, View};
 
 const CREATE_FIELDS: &[&str] = &[
@@ -454,6 +457,11 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
         };
         check_view_pipeline(&pipeline, &ctx.ns(&coll))?;
         crate::query::pipeline::Pipeline::parse(&pipeline, &Document::new())?;
+        if ctx.txn.is_some() {
+            return Err(not_in_transaction(
+                "Cannot create a view in a multi-document transaction.".into(),
+            ));
+        }
         let view = View {
             view_on: view_on.clone(),
             pipeline,
@@ -587,16 +595,46 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
         // `safeInt64` in the IDL: listed as a long whatever number type was given.
         options.insert("expireAfterSeconds", e as i64);
     }
-    support::refuse_view(ctx, &coll).map_err(|_| {
+    let exists = || {
         CommandError::new(
             codes::NAMESPACE_EXISTS,
             format!("Collection {}.{coll} already exists.", ctx.db),
         )
-    })?;
+    };
+    support::refuse_view(ctx, &coll).map_err(|_| exists())?;
+    if let Some(txn) = &ctx.txn {
+        // As `createCollection` in the server: inside a transaction only a plain collection,
+        // created in the transaction (an existing one is NamespaceExists, whatever its options).
+        if options.contains_key("timeseries") {
+            return Err(not_in_transaction(
+                "Cannot create a time-series collection in a multi-document transaction.".into(),
+            ));
+        }
+        if coll.starts_with("system.") {
+            return Err(not_in_transaction(format!(
+                "Cannot create system collection {} within a transaction.",
+                ctx.ns(&coll)
+            )));
+        }
+        crate::storage::catalog::validate_collection_name(&ctx.db, &coll)?;
+        let mut txn = txn.lock();
+        if txn.has_collection(&ctx.db, &coll)
+            || ctx.server.catalog.collection(&ctx.db, &coll).is_some()
+        {
+            return Err(exists());
+        }
+        txn.create_collection(&ctx.db, &coll, options);
+        return Ok(Reply::Doc(Document::new()));
+    }
     ctx.server
         .catalog
         .create_collection(&ctx.db, &coll, options)?;
     Ok(Reply::Doc(Document::new()))
+}
+
+/// OperationNotSupportedInTransaction (263).
+fn not_in_transaction(message: String) -> CommandError {
+    CommandError::new(263, message)
 }
 
 pub fn drop(ctx: &mut Ctx<'_>) -> Result<Reply> {
@@ -1428,8 +1466,71 @@ pub fn create_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
         })
         .collect::<Result<Vec<_>>>()?;
     support::refuse_view(ctx, &coll)?;
+    if let Some(txn) = &ctx.txn {
+        return create_indexes_in_transaction(ctx, txn, &coll, specs);
+    }
     let (collection, created) = ctx.server.catalog.collection_for_write(&ctx.db, &coll)?;
     let mut data = collection.data.write();
+    add_indexes(&mut data, specs, created)
+}
+
+/// `createIndexes` inside a transaction, as the server's `runCreateIndexesWithCoordinator`:
+/// only on a collection the transaction creates (implicitly here if missing) while it is
+/// still empty; on an existing collection only when every index exists already.
+fn create_indexes_in_transaction(
+    ctx: &Ctx<'_>,
+    txn: &Arc<parking_lot::Mutex<crate::transaction::Txn>>,
+    coll: &str,
+    specs: Vec<Document>,
+) -> Result<Reply> {
+    let ns = ctx.ns(coll);
+    if coll.starts_with("system.") {
+        return Err(not_in_transaction(format!(
+            "Cannot write to system collection {ns} within a transaction."
+        )));
+    }
+    let mut txn = txn.lock();
+    if !txn.created(&ctx.db, coll) {
+        if let Some(live) = ctx.server.catalog.collection(&ctx.db, coll) {
+            // Tried on a copy that records nothing: only the "all exist" answer is kept.
+            let mut data = live.data.read().transaction_copy();
+            let reply = add_indexes(&mut data, specs, false)?;
+            if matches!(&reply, Reply::Doc(d) if d.contains_key("note")) {
+                return Ok(reply);
+            }
+            return Err(not_in_transaction(format!(
+                "Cannot create new indexes on existing collection {ns} in a multi-document transaction."
+            )));
+        }
+        crate::storage::catalog::validate_collection_name(&ctx.db, coll)?;
+        if specs.iter().any(|s| s.contains_key("clustered")) {
+            return Err(CommandError::new(
+                6100900,
+                "Cannot implicitly create a new collection with createIndex 'clustered' option",
+            ));
+        }
+        txn.create_collection(&ctx.db, coll, Document::new());
+        let data = txn
+            .collection(ctx.server, &ctx.db, coll, true)
+            .expect("just created");
+        return add_indexes(&mut data.lock(), specs, true);
+    }
+    let data = txn
+        .collection(ctx.server, &ctx.db, coll, true)
+        .expect("created in the transaction");
+    let mut data = data.lock();
+    if data.count() > 0 {
+        return Err(not_in_transaction(format!(
+            "Cannot create new indexes on non-empty collection {ns} in a multi-document transaction."
+        )));
+    }
+    // The server answers `createdCollectionAutomatically: true` here too.
+    add_indexes(&mut data, specs, true)
+}
+
+/// Builds the indexes of `specs` that `data` lacks (conflicts refused as the server refuses
+/// them); the reply of `createIndexes`.
+fn add_indexes(data: &mut CollectionData, specs: Vec<Document>, created: bool) -> Result<Reply> {
     let before = 1 + data.indexes.len() as i32;
     let mut to_build = Vec::new();
     for spec in specs {
