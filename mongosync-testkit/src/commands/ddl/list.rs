@@ -42,6 +42,10 @@ pub fn list_collections(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let filter = ctx.opt_doc("filter")?.cloned().unwrap_or_default();
     let matcher = Matcher::new(&filter, &Document::new())?;
     let name_only = ctx.opt_bool("nameOnly")?.unwrap_or(false);
+    // As the server: with it, only the collections and views the user may act on (the
+    // privilege check lets `nameOnly: true` run without `listCollections`; the filter applies
+    // whenever it is set).
+    let authorized_only = ctx.opt_bool("authorizedCollections")?.unwrap_or(false);
     let batch = match ctx.opt_doc("cursor")? {
         Some(c) => c
             .get("batchSize")
@@ -72,7 +76,14 @@ pub fn list_collections(ctx: &mut Ctx<'_>) -> Result<Reply> {
     });
     let mut out = Vec::new();
     for e in entries {
-        if !matcher.matches(&e) {
+        if !matcher.matches(&e)
+            || (authorized_only
+                && !super::super::security::any_action_on_collection(
+                    ctx,
+                    &ctx.db,
+                    e.get_str("name").unwrap_or(""),
+                ))
+        {
             continue;
         }
         let e = if name_only {
