@@ -18,6 +18,11 @@ use crate::error::{CommandError, Result};
 pub struct RetryableWrite {
     /// The server whose fail points the writes pass.
     pub server: Option<Arc<crate::server::Server>>,
+    /// The session's key (`lsid.id`).
+    pub key: Vec<u8>,
+    /// Whether its executed statements are recorded one by one (only while the fail point
+    /// that can leave a reply unrecorded is set: a retry then skips them).
+    pub per_statement: bool,
     /// The session as the server prints a `LogicalSessionId`: `<id> - <uid> -  - `.
     pub session: String,
     /// Its `txnNumber`.
@@ -108,6 +113,14 @@ fn parse_mode(mode: &Bson) -> Result<Mode> {
 }
 
 impl FailPoints {
+    /// Whether fail point `name` is set (not off).
+    pub fn is_set(&self, name: &str) -> bool {
+        self.points
+            .lock()
+            .get(name)
+            .is_some_and(|p| p.mode != Mode::Off)
+    }
+
     /// `configureFailPoint`: sets a fail point; returns how often it had been entered.
     pub fn configure(&self, name: &str, mode: &Bson, data: Document) -> Result<i64> {
         if ![

@@ -32,6 +32,10 @@ struct SessionState {
     txn_number: i64,
     /// The reply of the retryable write `txn_number`, once it completed.
     result: Option<Document>,
+    /// The statements of `txn_number` executed so far, by index, with their outcome: an
+    /// attempt whose reply was not recorded (a statement failed by `onPrimaryTransactionalWrite`)
+    /// is retried without executing them again, as the server keeps executed statement ids.
+    statements: std::collections::BTreeMap<usize, Document>,
 }
 
 /// Every session the server has seen a retryable write on.
@@ -68,6 +72,31 @@ pub fn display_lsid(lsid: &Bson) -> String {
         "{id} - {} -  - ",
         base64::engine::general_purpose::STANDARD.encode(uid)
     )
+}
+
+/// For statement `index` of the retryable write running now: its outcome if an earlier
+/// attempt of the same `(lsid, txnNumber)` executed it (the statement is then not executed
+/// again); `None` outside a retryable write.
+pub fn executed_statement(index: usize) -> Option<Document> {
+    crate::failpoint::RETRYABLE_WRITE
+        .try_with(|w| {
+            let server = w.server.as_ref()?;
+            server.sessions.statement(&w.key, w.txn_number, index)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Records that statement `index` of the retryable write running now was executed, with its
+/// outcome (what its command adds to the reply).
+pub fn record_statement(index: usize, outcome: Document) {
+    let _ = crate::failpoint::RETRYABLE_WRITE.try_with(|w| {
+        if let Some(server) = w.server.as_ref().filter(|_| w.per_statement) {
+            server
+                .sessions
+                .record_statement(&w.key, w.txn_number, index, outcome);
+        }
+    });
 }
 
 impl Sessions {
@@ -117,6 +146,7 @@ impl Sessions {
         }
         state.txn_number = txn_number;
         state.result = None;
+        state.statements.clear();
         Ok(None)
     }
 
@@ -126,6 +156,23 @@ impl Sessions {
         let state = sessions.entry(key.to_vec()).or_default();
         if state.txn_number == txn_number {
             state.result = Some(reply);
+        }
+    }
+
+    fn statement(&self, key: &[u8], txn_number: i64, index: usize) -> Option<Document> {
+        let sessions = self.sessions.lock();
+        let state = sessions.get(key)?;
+        (state.txn_number == txn_number)
+            .then(|| state.statements.get(&index).cloned())
+            .flatten()
+    }
+
+    fn record_statement(&self, key: &[u8], txn_number: i64, index: usize, outcome: Document) {
+        let mut sessions = self.sessions.lock();
+        if let Some(state) = sessions.get_mut(key)
+            && state.txn_number == txn_number
+        {
+            state.statements.insert(index, outcome);
         }
     }
 

@@ -191,4 +191,54 @@ async fn a_statement_failed_before_commit_without_closing_is_a_write_error() {
         .await
         .unwrap();
     assert_eq!(ids, vec![doc! {"_id": 1}]);
+
+    // The retry (same txnNumber) skips the statement done and runs the failed one: n counts
+    // both, as the server's retry of executed statement ids.
+    let retry = db
+        .run_command(doc! {"insert": "c", "documents": [{"_id": 1}, {"_id": 2}], "ordered": true, "txnNumber": 1i64})
+        .session(&mut session)
+        .await
+        .unwrap();
+    assert_eq!(retry.get_i32("n").unwrap(), 2, "{retry}");
+    assert!(!retry.contains_key("writeErrors"), "{retry}");
+
+    // Updates, as the server's jstest: the first is not applied twice.
+    transactional_write_fail_point(
+        &client,
+        bson::Bson::Document(doc! {"skip": 1}),
+        doc! {"closeConnection": false, "failBeforeCommitExceptionCode": 1},
+    )
+    .await;
+    let update = doc! {
+        "update": "c",
+        "updates": [{"q": {"_id": 1}, "u": {"$inc": {"y": 1}}}, {"q": {"_id": 2}, "u": {"$inc": {"y": 1}}}],
+        "ordered": true,
+        "txnNumber": 2i64,
+    };
+    let first = db
+        .run_command(update.clone())
+        .session(&mut session)
+        .await
+        .unwrap();
+    assert_eq!(first.get_i32("nModified").unwrap(), 1, "{first}");
+    assert_eq!(first.get_array("writeErrors").unwrap().len(), 1, "{first}");
+    transactional_write_fail_point(&client, "off".into(), doc! {}).await;
+    let retry = db.run_command(update).session(&mut session).await.unwrap();
+    assert_eq!(
+        (
+            retry.get_i32("n").unwrap(),
+            retry.get_i32("nModified").unwrap()
+        ),
+        (2, 2),
+        "{retry}"
+    );
+    let docs: Vec<Document> = db
+        .collection::<Document>("c")
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(docs, vec![doc! {"_id": 1, "y": 1}, doc! {"_id": 2, "y": 1}]);
 }

@@ -408,6 +408,11 @@ async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
     // Its writes pass the `onPrimaryTransactionalWrite` fail point (see `failpoint.rs`).
     let write = crate::failpoint::RetryableWrite {
         server: Some(Arc::clone(ctx.server)),
+        key: retry_key
+            .as_ref()
+            .map(|(k, _)| k.clone())
+            .unwrap_or_default(),
+        per_statement: ctx.server.failpoints.is_set("onPrimaryTransactionalWrite"),
         session: ctx
             .body
             .get("lsid")

@@ -140,8 +140,16 @@ pub fn insert(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut n = 0;
     let mut errors = Vec::new();
     for (i, raw) in docs.iter().enumerate() {
+        // Executed by an earlier attempt of this retryable write: counted, not redone.
+        if crate::session::executed_statement(i).is_some() {
+            n += 1;
+            continue;
+        }
         match insert_statement(&mut data, raw, bypass) {
-            Ok(_) => n += 1,
+            Ok(_) => {
+                n += 1;
+                crate::session::record_statement(i, Document::new());
+            }
             Err(e) => {
                 errors.push(write_error(i, &e));
                 if ordered {
@@ -578,6 +586,14 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut errors = Vec::new();
     let mut target = StatementTarget::new(ctx, &ctx.db, &coll);
     for (i, stmt) in statements.iter().enumerate() {
+        if let Some(done) = crate::session::executed_statement(i) {
+            n += done.get_i64("n").unwrap_or(0);
+            modified += done.get_i64("nModified").unwrap_or(0);
+            if let Some(id) = done.get("upserted") {
+                upserted.push(Bson::Document(doc! {"index": i as i32, "_id": id.clone()}));
+            }
+            continue;
+        }
         let result = (|| {
             let Bson::Document(stmt) = stmt else {
                 return Err(CommandError::type_mismatch(
@@ -589,6 +605,14 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Reply> {
         })();
         match result {
             Ok(out) => {
+                let mut done = doc! {
+                    "n": out.matched + i64::from(out.upserted.is_some()),
+                    "nModified": out.modified,
+                };
+                if let Some(id) = &out.upserted {
+                    done.insert("upserted", id.clone());
+                }
+                crate::session::record_statement(i, done);
                 n += out.matched;
                 modified += out.modified;
                 if let Some(id) = out.upserted {
@@ -634,6 +658,10 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut n = 0i64;
     let mut errors = Vec::new();
     for (i, stmt) in statements.iter().enumerate() {
+        if let Some(done) = crate::session::executed_statement(i) {
+            n += done.get_i64("n").unwrap_or(0);
+            continue;
+        }
         let result = (|| {
             let Bson::Document(stmt) = stmt else {
                 return Err(CommandError::type_mismatch(
@@ -644,7 +672,10 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
             delete_statement(&target, &stmt)
         })();
         match result {
-            Ok(removed) => n += removed,
+            Ok(removed) => {
+                n += removed;
+                crate::session::record_statement(i, doc! {"n": removed});
+            }
             Err(e) => {
                 errors.push(write_error(i, &e));
                 if ordered {
