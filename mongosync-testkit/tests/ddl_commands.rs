@@ -809,3 +809,37 @@ async fn ddl_a_transaction_may_not_run_fails_with_the_servers_codes() {
     );
     assert_eq!(collection_names(&db).await, vec!["t"]);
 }
+
+#[tokio::test]
+async fn an_id_index_spec_is_checked_field_names_first_with_the_servers_messages() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let db = client(&cluster).await.database("app");
+    // validateIdIndexSpec checks the field names before the key, and prints the spec with
+    // the `v` that validateIndexSpec filled in.
+    let (code, message) = failure(
+        db.run_command(
+            doc! {"create": "a", "idIndex": {"key": {"a": 1}, "name": "_id_", "unique": true}},
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            197,
+            "The field 'unique' is not valid for an _id index specification. Specification: { key: { a: 1 }, name: \"_id_\", unique: true, v: 2 }"
+        )
+    );
+    let (code, message) = failure(
+        db.run_command(doc! {"create": "a", "idIndex": {"key": {"a": 1}, "name": "_id_"}})
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            2,
+            "The field 'key' for an _id index must be {_id: 1}, but got { a: 1 }"
+        )
+    );
+}

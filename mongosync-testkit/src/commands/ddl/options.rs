@@ -203,34 +203,41 @@ pub(super) fn check_expire_after_seconds(e: f64, index: bool) -> Result<()> {
 /// `index_key_validate::validateIdIndexSpec`: `key` is `{_id: 1}`, `name` is `_id_`, and
 /// nothing else but `v`, `collation` and `ns` appear.
 fn check_id_index(spec: &Document) -> Result<()> {
+    // Field names first, then the key (the server's order); the spec it prints is the one
+    // `validateIndexSpec` returned, with `v` filled in.
+    for (k, _) in spec {
+        if !["key", "name", "v", "collation", "ns"].contains(&k.as_str()) {
+            let mut shown = spec.clone();
+            if !shown.contains_key("v") {
+                shown.insert("v", 2);
+            }
+            return Err(CommandError::new(
+                codes::INVALID_INDEX_SPECIFICATION_OPTION,
+                format!(
+                    "The field '{k}' is not valid for an _id index specification. Specification: {}",
+                    crate::util::shell_repr(&Bson::Document(shown))
+                ),
+            ));
+        }
+    }
     for (k, v) in spec {
         match k.as_str() {
-            "key" => {
-                if v != &Bson::Document(doc! {"_id": 1}) && v != &Bson::Document(doc! {"_id": 1.0})
-                {
-                    return Err(CommandError::bad_value(format!(
-                        "The field 'key' for an _id index must be {{_id: 1}}, but got {}",
-                        crate::util::shell_repr(v)
-                    )));
-                }
+            "key"
+                if v != &Bson::Document(doc! {"_id": 1})
+                    && v != &Bson::Document(doc! {"_id": 1.0}) =>
+            {
+                return Err(CommandError::bad_value(format!(
+                    "The field 'key' for an _id index must be {{_id: 1}}, but got {}",
+                    crate::util::shell_repr(v)
+                )));
             }
-            "name" => {
-                if v.as_str() != Some("_id_") {
-                    return Err(CommandError::bad_value(format!(
-                        "The field 'name' for an _id index must be '_id_', but got {}",
-                        crate::util::shell_repr(v)
-                    )));
-                }
+            "name" if v.as_str() != Some("_id_") => {
+                return Err(CommandError::bad_value(format!(
+                    "The field 'name' for an _id index must be '_id_', but got {}",
+                    crate::util::shell_repr(v)
+                )));
             }
-            "v" | "collation" | "ns" => {}
-            other => {
-                return Err(CommandError::new(
-                    codes::INVALID_INDEX_SPECIFICATION_OPTION,
-                    format!(
-                        "The field '{other}' is not valid for an _id index specification. Specifications for _id indexes may only contain fields 'key', 'name', 'v', 'collation' and 'ns'"
-                    ),
-                ));
-            }
+            _ => {}
         }
     }
     if !spec.contains_key("key") {
