@@ -1,7 +1,7 @@
 //! Fail points, as a real server exposes them under `enableTestCommands`:
 //! `configureFailPoint` with `failCommand` (errors, labels, closed connections, blocked
-//! connections, write concern errors), `failGetMoreAfterCursorCheckout` and
-//! `hangTTLMonitorBetweenPasses`.
+//! connections, write concern errors), `onPrimaryTransactionalWrite` (in the write path of
+//! retryable writes), `failGetMoreAfterCursorCheckout` and `hangTTLMonitorBetweenPasses`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

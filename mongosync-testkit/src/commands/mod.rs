@@ -452,8 +452,8 @@ async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(reply)
 }
 
-/// Commands a transaction may run (DDL on new collections aside, which this server runs
-/// outside the transaction).
+/// Commands a transaction may run (`create` and `createIndexes` only on collections the
+/// transaction creates, see `ddl/`).
 const TRANSACTION_COMMANDS: &[&str] = &[
     "find",
     "getMore",
