@@ -70,6 +70,48 @@ fn no_such_transaction(message: String) -> CommandError {
     CommandError::new(251, message)
 }
 
+/// The server's `doTransactionValidationForWrites`, for a write command inside a transaction:
+/// no system collection (but the privilege and time-series bucket collections), no
+/// unreplicated (`local`) collection.
+pub fn check_write_namespaces(ctx: &crate::commands::Ctx<'_>) -> Result<()> {
+    let namespaces: Vec<(String, String)> = match ctx.name.as_str() {
+        "insert" | "update" | "delete" | "findAndModify" | "findandmodify" => match ctx.arg() {
+            Bson::String(c) => vec![(ctx.db.clone(), c.clone())],
+            _ => Vec::new(),
+        },
+        "bulkWrite" => ctx
+            .body
+            .get_array("nsInfo")
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter_map(|e| e.as_document()?.get_str("ns").ok()?.split_once('.'))
+                    .map(|(d, c)| (d.to_string(), c.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    for (db, coll) in namespaces {
+        let privilege = db == "admin" && matches!(coll.as_str(), "system.users" | "system.roles");
+        if coll.starts_with("system.") && !privilege && !coll.starts_with("system.buckets.") {
+            return Err(CommandError::new(
+                50791,
+                format!("Cannot write to system collection {db}.{coll} within a transaction."),
+            ));
+        }
+        if db == "local" {
+            return Err(CommandError::new(
+                50790,
+                format!(
+                    "Cannot write to unreplicated collection {db}.{coll} within a transaction."
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// WriteConflict as a real server words it inside a transaction.
 pub fn write_conflict() -> CommandError {
     CommandError::new(

@@ -843,3 +843,39 @@ async fn an_id_index_spec_is_checked_field_names_first_with_the_servers_messages
         )
     );
 }
+
+#[tokio::test]
+async fn a_transaction_may_not_write_system_or_unreplicated_collections() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let mut session = client.start_session().await.unwrap();
+    for (db, coll, code, message) in [
+        (
+            "app",
+            "system.js",
+            50791,
+            "Cannot write to system collection app.system.js within a transaction.",
+        ),
+        (
+            "local",
+            "scratch",
+            50790,
+            "Cannot write to unreplicated collection local.scratch within a transaction.",
+        ),
+    ] {
+        session.start_transaction().await.unwrap();
+        let e = client
+            .database(db)
+            .collection::<Document>(coll)
+            .insert_one(doc! {"_id": 1})
+            .session(&mut session)
+            .await
+            .unwrap_err();
+        assert_eq!(failure(e), (code, message.to_string()));
+        // The error aborted the transaction, as on the server.
+        assert_eq!(
+            failure(session.commit_transaction().await.unwrap_err()).0,
+            251
+        );
+    }
+}

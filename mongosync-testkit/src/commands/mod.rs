@@ -550,7 +550,10 @@ async fn run_in_transaction(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 txns.continuing(&key, number)?
             };
             ctx.txn = Some(Arc::clone(&txn));
-            let result = dispatch(ctx).await;
+            let result = match crate::transaction::check_write_namespaces(ctx) {
+                Ok(()) => dispatch(ctx).await,
+                Err(e) => Err(e),
+            };
             ctx.txn = None;
             let mut t = txn.lock();
             let failed_writes =
