@@ -20,8 +20,9 @@ pub struct RetryableWrite {
     pub server: Option<Arc<crate::server::Server>>,
     /// The session's key (`lsid.id`).
     pub key: Vec<u8>,
-    /// Whether its executed statements are recorded one by one (only while the fail point
-    /// that can leave a reply unrecorded is set: a retry then skips them).
+    /// Whether its executed statements are recorded and looked up one by one: while the fail
+    /// point that can leave a reply unrecorded is set, or when an earlier attempt recorded some
+    /// (the retry skips them).
     pub per_statement: bool,
     /// The session as the server prints a `LogicalSessionId`: `<id> - <uid> -  - `.
     pub session: String,

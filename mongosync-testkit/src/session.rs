@@ -80,7 +80,7 @@ pub fn display_lsid(lsid: &Bson) -> String {
 pub fn executed_statement(index: usize) -> Option<Document> {
     crate::failpoint::RETRYABLE_WRITE
         .try_with(|w| {
-            let server = w.server.as_ref()?;
+            let server = w.server.as_ref().filter(|_| w.per_statement)?;
             server.sessions.statement(&w.key, w.txn_number, index)
         })
         .ok()
@@ -157,6 +157,14 @@ impl Sessions {
         if state.txn_number == txn_number {
             state.result = Some(reply);
         }
+    }
+
+    /// Whether an attempt of `(key, txn_number)` recorded executed statements.
+    pub fn has_statements(&self, key: &[u8], txn_number: i64) -> bool {
+        self.sessions
+            .lock()
+            .get(key)
+            .is_some_and(|s| s.txn_number == txn_number && !s.statements.is_empty())
     }
 
     fn statement(&self, key: &[u8], txn_number: i64, index: usize) -> Option<Document> {

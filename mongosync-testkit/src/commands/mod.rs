@@ -412,7 +412,10 @@ async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
             .as_ref()
             .map(|(k, _)| k.clone())
             .unwrap_or_default(),
-        per_statement: ctx.server.failpoints.is_set("onPrimaryTransactionalWrite"),
+        per_statement: ctx.server.failpoints.is_set("onPrimaryTransactionalWrite")
+            || retry_key
+                .as_ref()
+                .is_some_and(|(k, n)| ctx.server.sessions.has_statements(k, *n)),
         session: ctx
             .body
             .get("lsid")
