@@ -1,14 +1,48 @@
 //! Fail points, as a real server exposes them under `enableTestCommands`:
 //! `configureFailPoint` with `failCommand` (errors, labels, closed connections, blocked
-//! connections, write concern errors), `failGetMoreAfterCursorCheckout` and
-//! `hangTTLMonitorBetweenPasses`.
+//! connections, write concern errors), `onPrimaryTransactionalWrite` (in the write path of
+//! retryable writes), `failGetMoreAfterCursorCheckout` and `hangTTLMonitorBetweenPasses`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{Bson, Document};
 use parking_lot::Mutex;
 
 use crate::error::{CommandError, Result};
+
+/// The retryable write a command runs as, while it runs (see
+/// [`FailPoints::transactional_write`]).
+#[derive(Clone, Default)]
+pub struct RetryableWrite {
+    /// The server whose fail points the writes pass.
+    pub server: Option<Arc<crate::server::Server>>,
+    /// The session's key (`lsid.id`).
+    pub key: Vec<u8>,
+    /// Whether its executed statements are recorded and looked up one by one: while the fail
+    /// point that can leave a reply unrecorded is set, or when an earlier attempt recorded some
+    /// (the retry skips them).
+    pub per_statement: bool,
+    /// The session as the server prints a `LogicalSessionId`: `<id> - <uid> -  - `.
+    pub session: String,
+    /// Its `txnNumber`.
+    pub txn_number: i64,
+    /// Set when the connection is to be closed instead of replying.
+    pub close: Arc<AtomicBool>,
+    /// Set when a write failed by the fail point: the reply must not be recorded for retry.
+    pub failed: Arc<AtomicBool>,
+}
+
+tokio::task_local! {
+    /// Set while a retryable write (`lsid` and `txnNumber`, no `autocommit`) executes.
+    pub static RETRYABLE_WRITE: RetryableWrite;
+}
+
+fn truthy(v: &Bson) -> bool {
+    v.as_bool()
+        .unwrap_or_else(|| crate::util::as_f64(v).is_some_and(|f| f != 0.0))
+}
 
 /// When a fail point fires.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +114,14 @@ fn parse_mode(mode: &Bson) -> Result<Mode> {
 }
 
 impl FailPoints {
+    /// Whether fail point `name` is set (not off).
+    pub fn is_set(&self, name: &str) -> bool {
+        self.points
+            .lock()
+            .get(name)
+            .is_some_and(|p| p.mode != Mode::Off)
+    }
+
     /// `configureFailPoint`: sets a fail point; returns how often it had been entered.
     pub fn configure(&self, name: &str, mode: &Bson, data: Document) -> Result<i64> {
         if ![
@@ -240,21 +282,40 @@ impl FailPoints {
         Some(action)
     }
 
-    /// `onPrimaryTransactionalWrite`, for a write carrying `lsid` and `txnNumber`: `Err` with
-    /// `failBeforeCommitExceptionCode` (the write is not done), or `Ok(true)` to run the write
-    /// and then close the connection before the reply (`closeConnection`, true by default).
-    pub fn transactional_write(&self) -> Option<std::result::Result<bool, CommandError>> {
-        let data = self.fire("onPrimaryTransactionalWrite", |_| true)?;
+    /// `onPrimaryTransactionalWrite`, checked as each write of a retryable write is recorded
+    /// for retry, before it commits (the server's `TransactionParticipant`): unless
+    /// `closeConnection: false`, the connection is closed (here: after the command, whose
+    /// reply is lost); with `failBeforeCommitExceptionCode` the write fails with that code and
+    /// is not applied, nor recorded, so that the driver's retry writes it. Outside a retryable
+    /// write it does nothing.
+    pub fn transactional_write() -> Result<()> {
+        let Ok(write) = RETRYABLE_WRITE.try_with(Clone::clone) else {
+            return Ok(());
+        };
+        let Some(data) = write
+            .server
+            .as_ref()
+            .and_then(|s| s.failpoints.fire("onPrimaryTransactionalWrite", |_| true))
+        else {
+            return Ok(());
+        };
+        if data.get("closeConnection").is_none_or(truthy) {
+            write.close.store(true, Ordering::SeqCst);
+        }
         if let Some(code) = data
             .get("failBeforeCommitExceptionCode")
             .and_then(crate::util::as_f64)
         {
-            return Some(Err(CommandError::new(
+            write.failed.store(true, Ordering::SeqCst);
+            return Err(CommandError::new(
                 code as i32,
-                "Failing write via 'onPrimaryTransactionalWrite' failpoint",
-            )));
+                format!(
+                    "Failing write for {}:{} due to failpoint. The write must not be reflected.",
+                    write.session, write.txn_number
+                ),
+            ));
         }
-        Some(Ok(data.get_bool("closeConnection").unwrap_or(true)))
+        Ok(())
     }
 
     /// The error of `failGetMoreAfterCursorCheckout`, if it fires.

@@ -32,6 +32,10 @@ struct SessionState {
     txn_number: i64,
     /// The reply of the retryable write `txn_number`, once it completed.
     result: Option<Document>,
+    /// The statements of `txn_number` executed so far, by index, with their outcome: an
+    /// attempt whose reply was not recorded (a statement failed by `onPrimaryTransactionalWrite`)
+    /// is retried without executing them again, as the server keeps executed statement ids.
+    statements: std::collections::BTreeMap<usize, Document>,
 }
 
 /// Every session the server has seen a retryable write on.
@@ -49,6 +53,50 @@ pub fn session_key(lsid: &Bson) -> Option<Vec<u8>> {
         },
         _ => None,
     }
+}
+
+/// A session as the server prints a `LogicalSessionId` in messages: `<id> - <uid> -  - `
+/// (its uid in base64; the empty user's without authentication).
+pub fn display_lsid(lsid: &Bson) -> String {
+    let bytes = |field: &str| match lsid.as_document().and_then(|d| d.get(field)) {
+        Some(Bson::Binary(b)) => Some(b.bytes.clone()),
+        _ => None,
+    };
+    let id = bytes("id")
+        .and_then(|b| uuid::Uuid::from_slice(&b).ok())
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let uid = bytes("uid").unwrap_or_else(|| EMPTY_USER_SHA256.to_vec());
+    use base64::Engine;
+    format!(
+        "{id} - {} -  - ",
+        base64::engine::general_purpose::STANDARD.encode(uid)
+    )
+}
+
+/// For statement `index` of the retryable write running now: its outcome if an earlier
+/// attempt of the same `(lsid, txnNumber)` executed it (the statement is then not executed
+/// again); `None` outside a retryable write.
+pub fn executed_statement(index: usize) -> Option<Document> {
+    crate::failpoint::RETRYABLE_WRITE
+        .try_with(|w| {
+            let server = w.server.as_ref().filter(|_| w.per_statement)?;
+            server.sessions.statement(&w.key, w.txn_number, index)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Records that statement `index` of the retryable write running now was executed, with its
+/// outcome (what its command adds to the reply).
+pub fn record_statement(index: usize, outcome: Document) {
+    let _ = crate::failpoint::RETRYABLE_WRITE.try_with(|w| {
+        if let Some(server) = w.server.as_ref().filter(|_| w.per_statement) {
+            server
+                .sessions
+                .record_statement(&w.key, w.txn_number, index, outcome);
+        }
+    });
 }
 
 impl Sessions {
@@ -98,6 +146,7 @@ impl Sessions {
         }
         state.txn_number = txn_number;
         state.result = None;
+        state.statements.clear();
         Ok(None)
     }
 
@@ -107,6 +156,31 @@ impl Sessions {
         let state = sessions.entry(key.to_vec()).or_default();
         if state.txn_number == txn_number {
             state.result = Some(reply);
+        }
+    }
+
+    /// Whether an attempt of `(key, txn_number)` recorded executed statements.
+    pub fn has_statements(&self, key: &[u8], txn_number: i64) -> bool {
+        self.sessions
+            .lock()
+            .get(key)
+            .is_some_and(|s| s.txn_number == txn_number && !s.statements.is_empty())
+    }
+
+    fn statement(&self, key: &[u8], txn_number: i64, index: usize) -> Option<Document> {
+        let sessions = self.sessions.lock();
+        let state = sessions.get(key)?;
+        (state.txn_number == txn_number)
+            .then(|| state.statements.get(&index).cloned())
+            .flatten()
+    }
+
+    fn record_statement(&self, key: &[u8], txn_number: i64, index: usize, outcome: Document) {
+        let mut sessions = self.sessions.lock();
+        if let Some(state) = sessions.get_mut(key)
+            && state.txn_number == txn_number
+        {
+            state.statements.insert(index, outcome);
         }
     }
 

@@ -38,6 +38,9 @@ pub struct TxnCollection {
     live: Option<Arc<Collection>>,
     /// How many captured writes have been checked for conflicts.
     checked: usize,
+    /// Created by the transaction (explicitly, or implicitly by a write or `createIndexes`):
+    /// invisible outside it, created with its options and indexes at commit.
+    created: bool,
 }
 
 /// One transaction of one session.
@@ -65,6 +68,48 @@ pub struct Transactions {
 
 fn no_such_transaction(message: String) -> CommandError {
     CommandError::new(251, message)
+}
+
+/// The server's `doTransactionValidationForWrites`, for a write command inside a transaction:
+/// no system collection (but the privilege and time-series bucket collections), no
+/// unreplicated (`local`) collection.
+pub fn check_write_namespaces(ctx: &crate::commands::Ctx<'_>) -> Result<()> {
+    let namespaces: Vec<(String, String)> = match ctx.name.as_str() {
+        "insert" | "update" | "delete" | "findAndModify" | "findandmodify" => match ctx.arg() {
+            Bson::String(c) => vec![(ctx.db.clone(), c.clone())],
+            _ => Vec::new(),
+        },
+        "bulkWrite" => ctx
+            .body
+            .get_array("nsInfo")
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter_map(|e| e.as_document()?.get_str("ns").ok()?.split_once('.'))
+                    .map(|(d, c)| (d.to_string(), c.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    for (db, coll) in namespaces {
+        let privilege = db == "admin" && matches!(coll.as_str(), "system.users" | "system.roles");
+        if coll.starts_with("system.") && !privilege && !coll.starts_with("system.buckets.") {
+            return Err(CommandError::new(
+                50791,
+                format!("Cannot write to system collection {db}.{coll} within a transaction."),
+            ));
+        }
+        if db == "local" {
+            return Err(CommandError::new(
+                50790,
+                format!(
+                    "Cannot write to unreplicated collection {db}.{coll} within a transaction."
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// WriteConflict as a real server words it inside a transaction.
@@ -311,6 +356,7 @@ impl Txn {
                     data: Arc::new(Mutex::new(data)),
                     live: None,
                     checked: 0,
+                    created: false,
                 },
             );
         }
@@ -340,6 +386,7 @@ impl Txn {
                     data: Arc::clone(&data),
                     live: None,
                     checked: 0,
+                    created: false,
                 },
             );
             return Some(data);
@@ -347,13 +394,7 @@ impl Txn {
         let live = server.catalog.collection(db, coll);
         let data = match &live {
             Some(l) => l.data.read().transaction_copy(),
-            None if create => {
-                let mut d = Collection::new(format!("{db}.{coll}"), Document::new(), None)
-                    .data
-                    .into_inner();
-                d.begin_capture();
-                d
-            }
+            None if create => return Some(self.create_collection(db, coll, Document::new())),
             None => return None,
         };
         let data = Arc::new(Mutex::new(data));
@@ -363,9 +404,48 @@ impl Txn {
                 data: Arc::clone(&data),
                 live,
                 checked: 0,
+                created: false,
             },
         );
         Some(data)
+    }
+
+    /// Creates `db.coll` with `options` inside the transaction (the caller checked that the
+    /// name is free): only the transaction sees it until it commits.
+    pub fn create_collection(
+        &mut self,
+        db: &str,
+        coll: &str,
+        options: Document,
+    ) -> Arc<Mutex<CollectionData>> {
+        let mut d = Collection::new(format!("{db}.{coll}"), options, None)
+            .data
+            .into_inner();
+        d.begin_capture();
+        let data = Arc::new(Mutex::new(d));
+        self.copies.insert(
+            (db.to_string(), coll.to_string()),
+            TxnCollection {
+                data: Arc::clone(&data),
+                live: None,
+                checked: 0,
+                created: true,
+            },
+        );
+        data
+    }
+
+    /// Whether the transaction created `db.coll`.
+    pub fn created(&self, db: &str, coll: &str) -> bool {
+        self.copies
+            .get(&(db.to_string(), coll.to_string()))
+            .is_some_and(|c| c.created)
+    }
+
+    /// Whether the transaction has `db.coll` (a copy, or a collection it created).
+    pub fn has_collection(&self, db: &str, coll: &str) -> bool {
+        self.copies
+            .contains_key(&(db.to_string(), coll.to_string()))
     }
 
     /// The session of the transaction.
@@ -379,12 +459,12 @@ fn apply(server: &Server, txn: &mut Txn) -> Result<()> {
     let mut targets = Vec::new();
     for ((db, coll), copy) in &txn.copies {
         let captured: Vec<EntryKind> = copy.data.lock().captured_since(0).to_vec();
-        if captured.is_empty() {
+        if captured.is_empty() && !copy.created {
             continue;
         }
         let live = match &copy.live {
             Some(l) => Arc::clone(l),
-            None => server.catalog.collection_for_write(db, coll)?.0,
+            None => create_at_commit(server, db, coll, &copy.data.lock())?,
         };
         targets.push((format!("{db}.{coll}"), live, captured));
     }
@@ -421,6 +501,36 @@ fn apply(server: &Server, txn: &mut Txn) -> Result<()> {
     server.oplog.append_group(ops, Some(info));
     drop(guards);
     Ok(())
+}
+
+/// A collection the transaction created, created live at its commit with the options and
+/// indexes it was given inside the transaction (one that appeared meanwhile is reused).
+fn create_at_commit(
+    server: &Server,
+    db: &str,
+    coll: &str,
+    copy: &CollectionData,
+) -> Result<Arc<Collection>> {
+    if let Some(existing) = server.catalog.collection(db, coll) {
+        return Ok(existing);
+    }
+    let live = match server
+        .catalog
+        .create_collection(db, coll, copy.options.clone())?
+    {
+        Some(c) => c,
+        None => server.catalog.collection_for_write(db, coll)?.0,
+    };
+    let mut data = live.data.write();
+    for index in &copy.indexes {
+        data.indexes
+            .push(crate::storage::index::Index::new(index.spec.clone())?);
+        data.record_ddl(EntryKind::CreateIndexes {
+            indexes: vec![index.spec.clone()],
+        });
+    }
+    drop(data);
+    Ok(live)
 }
 
 fn replay(data: &mut CollectionData, entry: &EntryKind) -> Result<()> {

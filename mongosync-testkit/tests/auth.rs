@@ -472,3 +472,68 @@ async fn without_auth_everything_is_allowed() {
     assert!(info.get_array("authenticatedUsers").unwrap().is_empty());
     assert!(!cluster.uri().contains('@'));
 }
+
+#[tokio::test]
+async fn list_collections_with_authorized_collections_lists_what_the_user_may_act_on() {
+    let cluster = start().await;
+    let admin = root(&cluster).await;
+    for db in ["app", "reports"] {
+        for c in ["a", "b"] {
+            admin.database(db).create_collection(c).await.unwrap();
+        }
+    }
+    // bob reads "reports" only.
+    create_user(
+        &cluster,
+        "admin",
+        "bob",
+        Bson::Array(vec![Bson::Document(doc! {"role": "read", "db": "reports"})]),
+    )
+    .await;
+    let bob = client_as(&cluster, "bob", "pw", None).await;
+    let names = |reply: Document| -> Vec<String> {
+        reply
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e.as_document()
+                    .unwrap()
+                    .get_str("name")
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let authorized = doc! {"listCollections": 1, "nameOnly": true, "authorizedCollections": true};
+    // With nameOnly, no listCollections privilege is needed: the list holds what he may use.
+    let reply = bob
+        .database("app")
+        .run_command(authorized.clone())
+        .await
+        .unwrap();
+    assert_eq!(names(reply), Vec::<String>::new());
+    let reply = bob
+        .database("reports")
+        .run_command(authorized)
+        .await
+        .unwrap();
+    assert_eq!(names(reply), vec!["a", "b"]);
+    // Without nameOnly the privilege is required, as without authorizedCollections.
+    for cmd in [
+        doc! {"listCollections": 1, "authorizedCollections": true},
+        doc! {"listCollections": 1, "nameOnly": true},
+    ] {
+        let e = bob.database("app").run_command(cmd).await.unwrap_err();
+        assert_eq!(code(&e), Some(13), "{}", message(&e));
+    }
+    // root may act on everything: all of them, with or without the flag.
+    let reply = admin
+        .database("app")
+        .run_command(doc! {"listCollections": 1, "authorizedCollections": true})
+        .await
+        .unwrap();
+    assert_eq!(names(reply), vec!["a", "b"]);
+}

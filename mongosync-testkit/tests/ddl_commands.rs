@@ -657,3 +657,225 @@ async fn drop_database_replies_ok_alone_and_keeps_local_and_admin() {
         40415
     );
 }
+
+async fn collection_names(db: &Database) -> Vec<String> {
+    let mut names = db.list_collection_names().await.unwrap();
+    names.sort();
+    names
+}
+
+async fn index_names(db: &Database, coll: &str) -> Vec<String> {
+    db.collection::<Document>(coll)
+        .list_index_names()
+        .await
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn collections_and_indexes_created_in_a_transaction_appear_only_at_its_commit() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("app");
+    let mut session = client.start_session().await.unwrap();
+
+    // Explicit create, an index on it, a document: none visible outside until the commit.
+    session.start_transaction().await.unwrap();
+    db.create_collection("t")
+        .session(&mut session)
+        .await
+        .unwrap();
+    let index = mongodb::IndexModel::builder()
+        .keys(doc! {"x": 1})
+        .options(
+            mongodb::options::IndexOptions::builder()
+                .name("x_1".to_string())
+                .build(),
+        )
+        .build();
+    let t = db.collection::<Document>("t");
+    t.create_index(index.clone())
+        .session(&mut session)
+        .await
+        .unwrap();
+    t.insert_one(doc! {"_id": 1, "x": 1})
+        .session(&mut session)
+        .await
+        .unwrap();
+    // An index on a missing collection creates it inside the transaction too.
+    db.collection::<Document>("u")
+        .create_index(index.clone())
+        .session(&mut session)
+        .await
+        .unwrap();
+    assert_eq!(collection_names(&db).await, Vec::<String>::new());
+    assert_eq!(index_names(&db, "t").await, Vec::<String>::new());
+    session.commit_transaction().await.unwrap();
+    assert_eq!(collection_names(&db).await, vec!["t", "u"]);
+    assert_eq!(index_names(&db, "t").await, vec!["_id_", "x_1"]);
+    assert_eq!(index_names(&db, "u").await, vec!["_id_", "x_1"]);
+    let docs: Vec<Document> = t.find(doc! {}).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(docs, vec![doc! {"_id": 1, "x": 1}]);
+
+    // Aborted: nothing remains.
+    session.start_transaction().await.unwrap();
+    db.create_collection("v")
+        .session(&mut session)
+        .await
+        .unwrap();
+    db.collection::<Document>("w")
+        .create_index(index.clone())
+        .session(&mut session)
+        .await
+        .unwrap();
+    session.abort_transaction().await.unwrap();
+    assert_eq!(collection_names(&db).await, vec!["t", "u"]);
+}
+
+#[tokio::test]
+async fn ddl_a_transaction_may_not_run_fails_with_the_servers_codes() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("app");
+    db.create_collection("t").await.unwrap();
+    let mut session = client.start_session().await.unwrap();
+    let mut in_txn = async |cmd: Document| {
+        session.start_transaction().await.unwrap();
+        let result = db.run_command(cmd).session(&mut session).await;
+        // An error aborts the transaction, as on the server.
+        let _ = session.abort_transaction().await;
+        result
+    };
+    // An existing collection is NamespaceExists inside a transaction, even with the same
+    // options (outside, that is a no-op).
+    let (code, message) = failure(in_txn(doc! {"create": "t"}).await.unwrap_err());
+    assert_eq!(
+        (code, message.as_str()),
+        (48, "Collection app.t already exists.")
+    );
+    let (code, message) = failure(
+        in_txn(doc! {"create": "view", "viewOn": "t", "pipeline": []})
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (263, "Cannot create a view in a multi-document transaction.")
+    );
+    let (code, message) = failure(
+        in_txn(doc! {"createIndexes": "t", "indexes": [{"key": {"x": 1}, "name": "x_1"}]})
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            263,
+            "Cannot create new indexes on existing collection app.t in a multi-document transaction."
+        )
+    );
+    // Indexes that all exist already: a no-op, allowed.
+    let reply =
+        in_txn(doc! {"createIndexes": "t", "indexes": [{"key": {"_id": 1}, "name": "_id_"}]})
+            .await
+            .unwrap();
+    assert_eq!(
+        reply.get_str("note").ok(),
+        Some("all indexes already exist")
+    );
+    // A collection created in the transaction takes indexes only while empty.
+    session.start_transaction().await.unwrap();
+    db.collection::<Document>("n")
+        .insert_one(doc! {"_id": 1})
+        .session(&mut session)
+        .await
+        .unwrap();
+    let (code, message) = failure(
+        db.run_command(doc! {"createIndexes": "n", "indexes": [{"key": {"x": 1}, "name": "x_1"}]})
+            .session(&mut session)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            263,
+            "Cannot create new indexes on non-empty collection app.n in a multi-document transaction."
+        )
+    );
+    // The error aborted the transaction: its collection is gone with it.
+    assert_eq!(
+        failure(session.commit_transaction().await.unwrap_err()).0,
+        251
+    );
+    assert_eq!(collection_names(&db).await, vec!["t"]);
+}
+
+#[tokio::test]
+async fn an_id_index_spec_is_checked_field_names_first_with_the_servers_messages() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let db = client(&cluster).await.database("app");
+    // validateIdIndexSpec checks the field names before the key, and prints the spec with
+    // the `v` that validateIndexSpec filled in.
+    let (code, message) = failure(
+        db.run_command(
+            doc! {"create": "a", "idIndex": {"key": {"a": 1}, "name": "_id_", "unique": true}},
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            197,
+            "The field 'unique' is not valid for an _id index specification. Specification: { key: { a: 1 }, name: \"_id_\", unique: true, v: 2 }"
+        )
+    );
+    let (code, message) = failure(
+        db.run_command(doc! {"create": "a", "idIndex": {"key": {"a": 1}, "name": "_id_"}})
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            2,
+            "The field 'key' for an _id index must be {_id: 1}, but got { a: 1 }"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_may_not_write_system_or_unreplicated_collections() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let mut session = client.start_session().await.unwrap();
+    for (db, coll, code, message) in [
+        (
+            "app",
+            "system.js",
+            50791,
+            "Cannot write to system collection app.system.js within a transaction.",
+        ),
+        (
+            "local",
+            "scratch",
+            50790,
+            "Cannot write to unreplicated collection local.scratch within a transaction.",
+        ),
+    ] {
+        session.start_transaction().await.unwrap();
+        let e = client
+            .database(db)
+            .collection::<Document>(coll)
+            .insert_one(doc! {"_id": 1})
+            .session(&mut session)
+            .await
+            .unwrap_err();
+        assert_eq!(failure(e), (code, message.to_string()));
+        // The error aborted the transaction, as on the server.
+        assert_eq!(
+            failure(session.commit_transaction().await.unwrap_err()).0,
+            251
+        );
+    }
+}

@@ -178,3 +178,53 @@ async fn drop_database_replies_ok_alone_as_8x() {
             .contains(&"gone".to_string())
     );
 }
+
+#[tokio::test]
+async fn an_aggregates_collation_reaches_its_match_and_sort_stages() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let coll = client.database("app").collection::<Document>("c");
+    coll.insert_many([
+        doc! {"_id": 1, "x": "ping"},
+        doc! {"_id": 2, "x": "Pong"},
+        doc! {"_id": 3, "x": "pang"},
+    ])
+    .await
+    .unwrap();
+    let collation = mongodb::options::Collation::builder()
+        .locale("en_US")
+        .strength(mongodb::options::CollationStrength::Secondary)
+        .build();
+    // Strength 2 ignores case: "PING" matches "ping", as in the CRUD spec's aggregate test.
+    let found: Vec<Document> = coll
+        .aggregate([doc! {"$match": {"x": "PING"}}])
+        .collation(collation.clone())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(found, vec![doc! {"_id": 1, "x": "ping"}]);
+    // Without it, binary comparison: no match.
+    let none: Vec<Document> = coll
+        .aggregate([doc! {"$match": {"x": "PING"}}])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    // Sorted by the collation: "Pong" after "ping" (binary order puts capitals first).
+    let sorted: Vec<Document> = coll
+        .aggregate([doc! {"$sort": {"x": 1}}, doc! {"$project": {"_id": 1}}])
+        .collation(collation)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted,
+        vec![doc! {"_id": 3}, doc! {"_id": 1}, doc! {"_id": 2}]
+    );
+}

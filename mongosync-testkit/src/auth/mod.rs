@@ -390,6 +390,14 @@ impl Privileges {
             .any(|p| p.actions.contains(&action) && p.pattern.matches(resource))
     }
 
+    /// Whether some action is allowed on `resource` (the server's
+    /// `isAuthorizedForAnyActionOnResource`).
+    pub fn any_action_on(&self, resource: &Resource) -> bool {
+        self.list
+            .iter()
+            .any(|p| !p.actions.is_empty() && p.pattern.matches(resource))
+    }
+
     /// Whether any action is allowed on `db` or one of its collections (`listDatabases`
     /// without the `listDatabases` privilege shows those databases).
     pub fn touches_db(&self, db: &str) -> bool {

@@ -91,6 +91,25 @@ struct Summary {
     deleted: i32,
 }
 
+impl Summary {
+    /// Counts the result `item` of `op` (as `run_op` returned it) again.
+    fn count(&mut self, op: &Op, item: &Document) {
+        let n = item.get_i32("n").unwrap_or(0);
+        match op {
+            Op::Insert { .. } => self.inserted += 1,
+            Op::Update { .. } => {
+                self.modified += item.get_i32("nModified").unwrap_or(0);
+                if item.contains_key("upserted") {
+                    self.upserted += 1;
+                } else {
+                    self.matched += n;
+                }
+            }
+            Op::Delete { .. } => self.deleted += n,
+        }
+    }
+}
+
 pub fn bulk_write(ctx: &mut Ctx<'_>) -> Result<Reply> {
     // `adminOnly()` commands are refused elsewhere by the command dispatcher with Unauthorized.
     if ctx.db != "admin" {
@@ -125,7 +144,17 @@ pub fn bulk_write(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut items: Vec<Document> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let (db, coll) = &namespaces[op.ns()];
-        match run_op(ctx, db, coll, op, &vars, bypass, &mut summary) {
+        // Executed by an earlier attempt of this retryable write: its result, not redone.
+        let result = match crate::session::executed_statement(i) {
+            Some(item) => {
+                summary.count(op, &item);
+                Ok(item)
+            }
+            None => run_op(ctx, db, coll, op, &vars, bypass, &mut summary).inspect(|item| {
+                crate::session::record_statement(i, item.clone());
+            }),
+        };
+        match result {
             Ok(item) => {
                 if !errors_only {
                     let mut full = doc! {"ok": 1.0, "idx": i as i32};

@@ -405,19 +405,41 @@ async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
     {
         return Ok(Reply::Doc(reply));
     }
-    // A retryable write may be made to fail before it commits, or to commit and then lose its
-    // connection: the retry must then get the first result.
-    let mut close_after = false;
-    if retry_key.is_some() {
-        match ctx.server.failpoints.transactional_write() {
-            Some(Err(e)) => return Err(e),
-            Some(Ok(close)) => close_after = close,
-            None => {}
-        }
+    // Its writes pass the `onPrimaryTransactionalWrite` fail point (see `failpoint.rs`).
+    let write = crate::failpoint::RetryableWrite {
+        server: Some(Arc::clone(ctx.server)),
+        key: retry_key
+            .as_ref()
+            .map(|(k, _)| k.clone())
+            .unwrap_or_default(),
+        per_statement: ctx.server.failpoints.is_set("onPrimaryTransactionalWrite")
+            || retry_key
+                .as_ref()
+                .is_some_and(|(k, n)| ctx.server.sessions.has_statements(k, *n)),
+        session: ctx
+            .body
+            .get("lsid")
+            .map(crate::session::display_lsid)
+            .unwrap_or_default(),
+        txn_number: retry_key.as_ref().map_or(0, |(_, n)| *n),
+        ..Default::default()
+    };
+    let result = if retry_key.is_some() {
+        crate::failpoint::RETRYABLE_WRITE
+            .scope(write.clone(), dispatch(ctx))
+            .await
+    } else {
+        dispatch(ctx).await
+    };
+    let close_after = write.close.load(std::sync::atomic::Ordering::SeqCst);
+    if close_after && result.is_err() {
+        return Ok(Reply::CloseConnection);
     }
-    let reply = dispatch(ctx).await?;
-    let reply = apply_write_concern(&ctx.body, reply);
-    if let Some((key, n)) = retry_key {
+    let reply = apply_write_concern(&ctx.body, result?);
+    // A write failed by the fail point was not recorded: the retry runs the command again.
+    if let Some((key, n)) = retry_key
+        && !write.failed.load(std::sync::atomic::Ordering::SeqCst)
+    {
         let stored = match &reply {
             Reply::Doc(d) => Some(d.clone()),
             Reply::Raw(r) => Document::try_from(r.as_ref()).ok(),
@@ -433,8 +455,8 @@ async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(reply)
 }
 
-/// Commands a transaction may run (DDL on new collections aside, which this server runs
-/// outside the transaction).
+/// Commands a transaction may run (`create` and `createIndexes` only on collections the
+/// transaction creates, see `ddl/`).
 const TRANSACTION_COMMANDS: &[&str] = &[
     "find",
     "getMore",
@@ -531,7 +553,10 @@ async fn run_in_transaction(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 txns.continuing(&key, number)?
             };
             ctx.txn = Some(Arc::clone(&txn));
-            let result = dispatch(ctx).await;
+            let result = match crate::transaction::check_write_namespaces(ctx) {
+                Ok(()) => dispatch(ctx).await,
+                Err(e) => Err(e),
+            };
             ctx.txn = None;
             let mut t = txn.lock();
             let failed_writes =

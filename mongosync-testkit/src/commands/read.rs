@@ -864,7 +864,8 @@ fn run_pipeline(
     pipeline: &[Document],
     vars: &Document,
 ) -> Result<Vec<Document>> {
-    let parsed = Pipeline::parse(pipeline, vars)?;
+    let parsed =
+        Pipeline::parse(pipeline, vars)?.with_collation(support::collation_of(&ctx.body)?)?;
     let env = CatalogEnv {
         ctx,
         coll: Some(coll.to_string()),
@@ -934,7 +935,8 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
     let docs = match &coll {
         None => {
-            let parsed = Pipeline::parse(&pipeline, &vars)?;
+            let parsed = Pipeline::parse(&pipeline, &vars)?
+                .with_collation(support::collation_of(&ctx.body)?)?;
             if parsed.reads_input() {
                 return Err(CommandError::invalid_namespace(format!(
                     "{{aggregate: 1}} is not valid for '{}'; a collection is required.",

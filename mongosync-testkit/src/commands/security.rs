@@ -595,6 +595,13 @@ fn required_privileges(ctx: &Ctx<'_>) -> Vec<(Resource, &'static str)> {
     out
 }
 
+/// Whether the connection may act on `db.coll` at all: `listCollections` with
+/// `authorizedCollections: true` lists only those (everything without authentication).
+pub fn any_action_on_collection(ctx: &Ctx<'_>, db: &str, coll: &str) -> bool {
+    !ctx.server.auth_enabled()
+        || privileges(ctx).is_some_and(|(_, p)| p.any_action_on(&Resource::ns(db, coll)))
+}
+
 /// `listDatabases` without the `listDatabases` privilege lists the databases the user has
 /// privileges on (`authorizedDatabases` defaults to that).
 pub fn visible_database(ctx: &Ctx<'_>, name: &str) -> bool {

@@ -140,8 +140,16 @@ pub fn insert(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut n = 0;
     let mut errors = Vec::new();
     for (i, raw) in docs.iter().enumerate() {
+        // Executed by an earlier attempt of this retryable write: counted, not redone.
+        if crate::session::executed_statement(i).is_some() {
+            n += 1;
+            continue;
+        }
         match insert_statement(&mut data, raw, bypass) {
-            Ok(_) => n += 1,
+            Ok(_) => {
+                n += 1;
+                crate::session::record_statement(i, Document::new());
+            }
             Err(e) => {
                 errors.push(write_error(i, &e));
                 if ordered {
@@ -165,6 +173,7 @@ pub(super) fn insert_statement(
     if !bypass && data.options.contains_key("validator") {
         validate_document(data, &decode(&stored)?, &id, false)?;
     }
+    crate::failpoint::FailPoints::transactional_write()?;
     data.insert(stored, id.clone())?;
     Ok(id)
 }
@@ -364,6 +373,7 @@ fn apply_update(
         }
         let raw = support::encode(&new)?;
         support::check_user_write(&data.ns)?;
+        crate::failpoint::FailPoints::transactional_write()?;
         data.insert(raw, id.clone())?;
         out.upserted = Some(id);
         out.after = Some(new);
@@ -407,6 +417,7 @@ fn store_update(
             e
         }
     })?;
+    crate::failpoint::FailPoints::transactional_write()?;
     data.replace(rid, raw, replacement)
 }
 
@@ -538,6 +549,7 @@ pub(super) fn delete_statement(
     let selected = support::select(&data, &stmt.filter, &stmt.matcher, None, 0, stmt.limit)?;
     if !selected.is_empty() {
         support::check_user_write(&data.ns)?;
+        crate::failpoint::FailPoints::transactional_write()?;
     }
     let mut removed = 0;
     for (rid, _) in selected {
@@ -574,6 +586,14 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut errors = Vec::new();
     let mut target = StatementTarget::new(ctx, &ctx.db, &coll);
     for (i, stmt) in statements.iter().enumerate() {
+        if let Some(done) = crate::session::executed_statement(i) {
+            n += done.get_i64("n").unwrap_or(0);
+            modified += done.get_i64("nModified").unwrap_or(0);
+            if let Some(id) = done.get("upserted") {
+                upserted.push(Bson::Document(doc! {"index": i as i32, "_id": id.clone()}));
+            }
+            continue;
+        }
         let result = (|| {
             let Bson::Document(stmt) = stmt else {
                 return Err(CommandError::type_mismatch(
@@ -585,6 +605,14 @@ pub fn update(ctx: &mut Ctx<'_>) -> Result<Reply> {
         })();
         match result {
             Ok(out) => {
+                let mut done = doc! {
+                    "n": out.matched + i64::from(out.upserted.is_some()),
+                    "nModified": out.modified,
+                };
+                if let Some(id) = &out.upserted {
+                    done.insert("upserted", id.clone());
+                }
+                crate::session::record_statement(i, done);
                 n += out.matched;
                 modified += out.modified;
                 if let Some(id) = out.upserted {
@@ -630,6 +658,10 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let mut n = 0i64;
     let mut errors = Vec::new();
     for (i, stmt) in statements.iter().enumerate() {
+        if let Some(done) = crate::session::executed_statement(i) {
+            n += done.get_i64("n").unwrap_or(0);
+            continue;
+        }
         let result = (|| {
             let Bson::Document(stmt) = stmt else {
                 return Err(CommandError::type_mismatch(
@@ -640,7 +672,10 @@ pub fn delete(ctx: &mut Ctx<'_>) -> Result<Reply> {
             delete_statement(&target, &stmt)
         })();
         match result {
-            Ok(removed) => n += removed,
+            Ok(removed) => {
+                n += removed;
+                crate::session::record_statement(i, doc! {"n": removed});
+            }
             Err(e) => {
                 errors.push(write_error(i, &e));
                 if ordered {
@@ -730,6 +765,7 @@ pub fn find_and_modify(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     None => decode(data.get(rid).expect("selected"))?,
                 };
                 support::check_user_write(&data.ns)?;
+                crate::failpoint::FailPoints::transactional_write()?;
                 data.remove(rid);
                 Some(doc)
             }

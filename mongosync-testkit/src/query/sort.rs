@@ -131,6 +131,12 @@ impl SortSpec {
         Ok(s)
     }
 
+    /// This sort with strings compared by `collation` (an aggregate's).
+    pub fn collated(mut self, collation: Option<Collation>) -> SortSpec {
+        self.collation = collation;
+        self
+    }
+
     /// The collation strings sort by (`None`: binary).
     pub fn collation(&self) -> Option<&Collation> {
         self.collation.as_ref()

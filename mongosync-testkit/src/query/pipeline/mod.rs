@@ -1044,6 +1044,28 @@ impl Pipeline {
         )
     }
 
+    /// The pipeline with the command's `collation` applied to the string comparisons of its
+    /// `$match` and `$sort` stages, as the server's expression context applies it to the
+    /// whole pipeline.
+    pub fn with_collation(
+        mut self,
+        collation: Option<crate::query::collation::Collation>,
+    ) -> Result<Pipeline> {
+        let Some(collation) = collation else {
+            return Ok(self);
+        };
+        for stage in &mut self.stages {
+            match stage {
+                Stage::Match(filter, m) => {
+                    *m = Matcher::with_collation(filter, &self.vars, Some(collation.clone()))?;
+                }
+                Stage::Sort(spec) => *spec = spec.clone().collated(Some(collation.clone())),
+                _ => {}
+            }
+        }
+        Ok(self)
+    }
+
     /// Runs the pipeline over `input` (the collection's documents in natural order).
     pub fn run(
         &self,
