@@ -98,6 +98,8 @@ pub struct Scan {
     pub limit: Option<usize>,
     /// A tailable cursor: stays open at the end of a capped collection.
     pub tailable: bool,
+    /// `awaitData`: an empty `getMore` waits for an insert (up to its `maxTimeMS`).
+    pub await_data: bool,
     /// The last record the scan looked at (a capped collection can delete it).
     pub last_seen: Option<RecordId>,
 }

@@ -352,3 +352,140 @@ async fn result_documents_may_exceed_16_mib_up_to_the_internal_limit() {
     assert_eq!(reply.get_array("values").unwrap().len(), 1);
     cluster.shutdown().await;
 }
+
+/// A raw `getMore` with `maxTimeMS` (the driver's `maxAwaitTimeMS`).
+async fn get_more_await(
+    db: &Database,
+    coll: &str,
+    id: i64,
+    max_time_ms: i32,
+) -> Result<(i64, Vec<Document>), (i32, String)> {
+    let cmd = doc! {"getMore": id, "collection": coll, "maxTimeMS": max_time_ms};
+    match db.run_command(cmd).await {
+        Ok(reply) => {
+            let cursor = reply.get_document("cursor").unwrap();
+            Ok((
+                cursor.get_i64("id").unwrap(),
+                batch(cursor.get_array("nextBatch").unwrap()),
+            ))
+        }
+        Err(e) => match *e.kind {
+            mongodb::error::ErrorKind::Command(c) => Err((c.code, c.message)),
+            other => panic!("unexpected error {other:?}"),
+        },
+    }
+}
+
+#[tokio::test]
+async fn await_data_get_more_waits_for_an_insert_and_keeps_the_cursor_when_none_comes() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    db.run_command(doc! {"create": "capped", "capped": true, "size": 4096, "max": 100})
+        .await
+        .unwrap();
+    let coll = db.collection::<Document>("capped");
+    coll.insert_many((0..2).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+
+    // The server's argument errors.
+    let err = db
+        .run_command(doc! {"find": "capped", "awaitData": true})
+        .await
+        .unwrap_err();
+    match *err.kind {
+        mongodb::error::ErrorKind::Command(c) => assert_eq!(
+            (c.code, c.message.as_str()),
+            (9, "Cannot set 'awaitData' without also setting 'tailable'")
+        ),
+        other => panic!("unexpected error {other:?}"),
+    }
+    let (plain, _) = find(
+        &db,
+        doc! {"find": "capped", "tailable": true, "batchSize": 1},
+    )
+    .await;
+    assert_eq!(
+        get_more_await(&db, "capped", plain, 10).await.unwrap_err(),
+        (
+            2,
+            "cannot set maxTimeMS on getMore command for a non-awaitData cursor".to_string()
+        )
+    );
+
+    let (id, first) = find(
+        &db,
+        doc! {"find": "capped", "tailable": true, "awaitData": true},
+    )
+    .await;
+    assert_eq!(ids(&first), vec![0, 1]);
+    assert_ne!(id, 0);
+
+    // Nothing arrives: an empty batch, and the cursor stays open.
+    let (same, docs) = get_more_await(&db, "capped", id, 20).await.unwrap();
+    assert_eq!((same, docs.len()), (id, 0));
+
+    // A getMore that waits (for up to ten minutes) is woken by an insert, whose document is
+    // in its batch.
+    let before = cluster.server().command_count("getMore");
+    let waiting = {
+        let db = db.clone();
+        tokio::spawn(async move { get_more_await(&db, "capped", id, 600_000).await })
+    };
+    while cluster.server().command_count("getMore") == before {
+        tokio::task::yield_now().await;
+    }
+    coll.insert_one(doc! {"_id": 2}).await.unwrap();
+    let (same, docs) = waiting.await.unwrap().unwrap();
+    assert_eq!((same, ids(&docs)), (id, vec![2]));
+
+    // Documents already there are returned at once.
+    coll.insert_many((3..5).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+    let (same, docs) = get_more_await(&db, "capped", id, 600_000).await.unwrap();
+    assert_eq!((same, ids(&docs)), (id, vec![3, 4]));
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_driver_tailable_await_cursor_follows_inserts() {
+    use futures::TryStreamExt;
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    db.run_command(doc! {"create": "log", "capped": true, "size": 1 << 20})
+        .await
+        .unwrap();
+    let coll = db.collection::<Document>("log");
+    coll.insert_one(doc! {"_id": 0}).await.unwrap();
+    let mut cursor = coll
+        .find(doc! {})
+        .cursor_type(mongodb::options::CursorType::TailableAwait)
+        .max_await_time(std::time::Duration::from_millis(600_000))
+        .await
+        .unwrap();
+    assert_eq!(cursor.try_next().await.unwrap(), Some(doc! {"_id": 0}));
+    let writer = {
+        let coll = coll.clone();
+        tokio::spawn(async move {
+            for i in 1..4 {
+                coll.insert_one(doc! {"_id": i}).await.unwrap();
+            }
+        })
+    };
+    for i in 1..4 {
+        assert_eq!(cursor.try_next().await.unwrap(), Some(doc! {"_id": i}));
+    }
+    writer.await.unwrap();
+    let stored: Vec<Document> = coll
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(stored, (0..4).map(|i| doc! {"_id": i}).collect::<Vec<_>>());
+    cluster.shutdown().await;
+}

@@ -157,6 +157,12 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
         return Ok(open_cursor(ctx, ns, docs, batch, single_batch, no_timeout));
     }
     let tailable = ctx.opt_bool("tailable")?.unwrap_or(false);
+    let await_data = ctx.opt_bool("awaitData")?.unwrap_or(false);
+    if await_data && !tailable {
+        return Err(CommandError::failed_to_parse(
+            "Cannot set 'awaitData' without also setting 'tailable'",
+        ));
+    }
     if tailable
         && let Some(c) = ctx.server.catalog.collection(&ctx.db, &coll)
         && !c.data.read().is_capped()
@@ -249,6 +255,7 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     skip: skip as usize,
                     limit,
                     tailable,
+                    await_data,
                     last_seen: None,
                 };
                 let (batch_docs, open) =
@@ -489,13 +496,41 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
     if cursor.stream.is_some() {
         return crate::changestream::stream::get_more(ctx, id, cursor, batch).await;
     }
+    let await_ms = ctx.body.get("maxTimeMS").and_then(crate::util::as_f64);
+    let awaits = cursor.scan.as_ref().is_some_and(|s| s.await_data);
+    if await_ms.is_some() && !awaits {
+        ctx.server.cursors.restore(id, cursor);
+        return Err(CommandError::bad_value(
+            "cannot set maxTimeMS on getMore command for a non-awaitData cursor",
+        ));
+    }
     let (docs, remaining) = match &mut cursor.scan {
         // A failed restore kills the cursor (it is not put back).
         Some(scan) => {
-            scan.restore(&ctx.server.catalog)?;
+            // An awaitData getMore that finds nothing waits for an insert, up to its maxTimeMS
+            // (one second by default, as on the server), and then answers an empty batch
+            // without closing the cursor.
+            let deadline = tokio::time::Instant::now()
+                + std::time::Duration::from_millis(await_ms.unwrap_or(1000.0) as u64);
             let collection = Arc::clone(&scan.collection);
-            let data = collection.data.read();
-            scan.next_batch(&data, batch.filter(|b| *b > 0))?
+            let notify = collection.data.read().insert_notify();
+            loop {
+                scan.restore(&ctx.server.catalog)?;
+                // Registered before reading, so an insert right after the read still wakes it.
+                let notified = notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let (docs, open) = {
+                    let data = collection.data.read();
+                    scan.next_batch(&data, batch.filter(|b| *b > 0))?
+                };
+                if !docs.is_empty() || !open || !scan.await_data {
+                    break (docs, open);
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    break (docs, open);
+                }
+            }
         }
         None => {
             let docs = next_batch(&mut cursor.pending, batch.filter(|b| *b > 0));
