@@ -489,3 +489,94 @@ async fn a_driver_tailable_await_cursor_follows_inserts() {
     assert_eq!(stored, (0..4).map(|i| doc! {"_id": i}).collect::<Vec<_>>());
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_blocking_sort_over_100_mib_needs_allow_disk_use_while_a_top_k_sort_does_not() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    let coll = db.collection::<Document>("big");
+    // 101 documents of 1 MiB: more than the 100 MiB a blocking sort may hold.
+    let payload = "x".repeat(1 << 20);
+    for chunk in (0..101).collect::<Vec<i32>>().chunks(20) {
+        coll.insert_many(
+            chunk
+                .iter()
+                .map(|i| doc! {"_id": i, "k": 1000 - i, "payload": payload.clone()}),
+        )
+        .await
+        .unwrap();
+    }
+    let expect_292 = |err: mongodb::error::Error, prefix: &str| match *err.kind {
+        mongodb::error::ErrorKind::Command(c) => assert_eq!(
+            (c.code, c.code_name.as_str(), c.message.as_str()),
+            (
+                292,
+                "QueryExceededMemoryLimitNoDiskUseAllowed",
+                format!(
+                    "{prefix} :: caused by :: Sort exceeded memory limit of 104857600 bytes, \
+                     but did not opt in to external sorting."
+                )
+                .as_str()
+            )
+        ),
+        other => panic!("unexpected error {other:?}"),
+    };
+    let err = db
+        .run_command(doc! {"aggregate": "big", "pipeline": [{"$sort": {"k": 1}}], "cursor": {}, "allowDiskUse": false})
+        .await
+        .unwrap_err();
+    expect_292(err, "PlanExecutor error during aggregation");
+    let err = db
+        .run_command(doc! {"find": "big", "sort": {"k": 1}, "allowDiskUse": false})
+        .await
+        .unwrap_err();
+    expect_292(err, "Executor error during find command");
+
+    // A sort followed by a limit keeps only the top k: no memory limit is reached.
+    let reply = db
+        .run_command(doc! {"aggregate": "big", "pipeline": [{"$sort": {"k": 1}}, {"$limit": 3}, {"$project": {"payload": 0}}], "cursor": {}, "allowDiskUse": false})
+        .await
+        .unwrap();
+    let first = batch(
+        reply
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap(),
+    );
+    assert_eq!(ids(&first), vec![100, 99, 98]);
+    // Without allowDiskUse: false the server spills (allowDiskUseByDefault).
+    let reply = db
+        .run_command(doc! {"aggregate": "big", "pipeline": [{"$sort": {"k": 1}}, {"$project": {"payload": 0}}], "cursor": {"batchSize": 200}})
+        .await
+        .unwrap();
+    let all = batch(
+        reply
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap(),
+    );
+    assert_eq!(ids(&all), (0..101).rev().collect::<Vec<_>>());
+
+    // Top k keeps ties in their input order, as a stable sort would.
+    let small = db.collection::<Document>("small");
+    small
+        .insert_many((0..20).map(|i| doc! {"_id": i, "g": i % 3}))
+        .await
+        .unwrap();
+    let reply = db
+        .run_command(doc! {"aggregate": "small", "pipeline": [{"$sort": {"g": -1}}, {"$limit": 8}], "cursor": {}})
+        .await
+        .unwrap();
+    let top = batch(
+        reply
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap(),
+    );
+    assert_eq!(ids(&top), vec![2, 5, 8, 11, 14, 17, 1, 4]);
+    cluster.shutdown().await;
+}

@@ -14,7 +14,7 @@ use crate::cursor::{Cursor, Position, Scan, cursor_reply, next_batch};
 use crate::error::{CommandError, Result, codes};
 use crate::query::compare::OrdBson;
 use crate::query::matcher::Matcher;
-use crate::query::pipeline::{Pipeline, PipelineEnv};
+use crate::query::pipeline::{Pipeline, PipelineEnv, SORT_MEMORY_LIMIT, sort_memory_error};
 use crate::query::projection::Projection;
 use crate::query::sort::{Direction, SortSpec};
 use crate::storage::CollectionData;
@@ -285,6 +285,17 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 skip as usize,
                 if bounds_key.is_some() { None } else { limit },
             )?;
+            // A blocking sort (no index gives the order, no limit makes it top-k) holds every
+            // document: over the limit it needs allowDiskUse (true by default since 6.0).
+            if sort.is_some() && limit.is_none() && ctx.opt_bool("allowDiskUse")? == Some(false) {
+                let held: usize = selected
+                    .iter()
+                    .map(|(rid, _)| data.get(*rid).map_or(0, |r| r.as_bytes().len()))
+                    .sum();
+                if held > SORT_MEMORY_LIMIT {
+                    return Err(sort_memory_error("Executor error during find command"));
+                }
+            }
             let mut out = Vec::with_capacity(selected.len());
             for (rid, decoded) in selected {
                 if let Some(key) = &bounds_key {
@@ -899,7 +910,8 @@ fn run_pipeline(
     pipeline: &[Document],
     vars: &Document,
 ) -> Result<Vec<Document>> {
-    let parsed = Pipeline::parse(pipeline, vars)?;
+    let parsed = Pipeline::parse(pipeline, vars)?
+        .allow_disk_use(ctx.opt_bool("allowDiskUse")?.unwrap_or(true));
     let env = CatalogEnv {
         ctx,
         coll: Some(coll.to_string()),

@@ -86,6 +86,46 @@ impl PipelineEnv for NoEnv {
 pub struct Pipeline {
     stages: Vec<Stage>,
     vars: Document,
+    /// `allowDiskUse` (true by default since 6.0, `allowDiskUseByDefault`): with `false`, a
+    /// blocking `$sort` over [`SORT_MEMORY_LIMIT`] fails as on the server.
+    allow_disk_use: bool,
+}
+
+/// `internalQueryMaxBlockingSortMemoryUsageBytes`: what a blocking sort may hold in memory.
+pub const SORT_MEMORY_LIMIT: usize = 100 * 1024 * 1024;
+
+/// The error of a blocking sort over [`SORT_MEMORY_LIMIT`] without `allowDiskUse`, as the
+/// server's sorter raises it (the command adds its own "caused by" prefix).
+pub fn sort_memory_error(prefix: &str) -> CommandError {
+    CommandError::new(
+        codes::QUERY_EXCEEDED_MEMORY_LIMIT_NO_DISK_USE_ALLOWED,
+        format!(
+            "{prefix} :: caused by :: Sort exceeded memory limit of {SORT_MEMORY_LIMIT} bytes, \
+             but did not opt in to external sorting."
+        ),
+    )
+}
+
+/// The first `k` documents of `docs` in `spec` order, holding no more than `k` at a time (the
+/// server's top-k sort for a `$sort` followed by a `$limit`); ties keep their input order.
+pub fn top_k(docs: impl IntoIterator<Item = Document>, spec: &SortSpec, k: usize) -> Vec<Document> {
+    let mut top: Vec<Document> = Vec::with_capacity(k.min(1024));
+    if k == 0 {
+        return top;
+    }
+    for d in docs {
+        if top.len() == k
+            && top
+                .last()
+                .is_some_and(|last| spec.compare(&d, last) != std::cmp::Ordering::Less)
+        {
+            continue;
+        }
+        let at = top.partition_point(|x| spec.compare(x, &d) != std::cmp::Ordering::Greater);
+        top.insert(at, d);
+        top.truncate(k);
+    }
+    top
 }
 
 /// A `$lookup` stage.
@@ -979,6 +1019,7 @@ impl Pipeline {
         Ok(Pipeline {
             stages: parsed,
             vars: vars.clone(),
+            allow_disk_use: true,
         })
     }
 
@@ -1040,6 +1081,12 @@ impl Pipeline {
         )
     }
 
+    /// Sets `allowDiskUse` (true unless the command says `false`).
+    pub fn allow_disk_use(mut self, allow: bool) -> Pipeline {
+        self.allow_disk_use = allow;
+        self
+    }
+
     /// Whether the pipeline ends with `$out` or `$merge` (it then returns no documents).
     pub fn writes_output(&self) -> bool {
         matches!(
@@ -1073,12 +1120,30 @@ impl Pipeline {
             Some(Stage::Match(_, m)) if m.has_text() => Some(m),
             _ => None,
         };
-        for stage in &self.stages {
+        let mut stages = self.stages.iter().peekable();
+        while let Some(stage) = stages.next() {
             docs = match (stage, text) {
                 (Stage::Sort(spec), Some(m)) => {
                     let mut docs = docs;
                     docs.sort_by(|a, b| spec.compare_scored(a, b, &|d| m.text_score(d)));
                     docs
+                }
+                // A `$sort` then `$limit` keeps only the top k (bounded memory).
+                (Stage::Sort(spec), None) if matches!(stages.peek(), Some(Stage::Limit(_))) => {
+                    let Some(Stage::Limit(k)) = stages.next() else {
+                        unreachable!("peeked")
+                    };
+                    top_k(docs, spec, usize::try_from(*k).unwrap_or(usize::MAX))
+                }
+                (Stage::Sort(_), None) if !self.allow_disk_use => {
+                    let mut held = 0usize;
+                    for d in &docs {
+                        held += bson::RawDocumentBuf::try_from(d).map_or(0, |r| r.as_bytes().len());
+                        if held > SORT_MEMORY_LIMIT {
+                            return Err(sort_memory_error("PlanExecutor error during aggregation"));
+                        }
+                    }
+                    run_stage(stage, docs, db, env, vars, &self.vars)?
                 }
                 _ => run_stage(stage, docs, db, env, vars, &self.vars)?,
             };
