@@ -580,3 +580,113 @@ async fn a_blocking_sort_over_100_mib_needs_allow_disk_use_while_a_top_k_sort_do
     assert_eq!(ids(&top), vec![2, 5, 8, 11, 14, 17, 1, 4]);
     cluster.shutdown().await;
 }
+
+/// An aggregate cursor: its id and first batch.
+async fn aggregate(
+    db: &Database,
+    coll: &str,
+    pipeline: Vec<Document>,
+    size: i32,
+) -> (i64, Vec<Document>) {
+    let reply = db
+        .run_command(doc! {"aggregate": coll, "pipeline": pipeline, "cursor": {"batchSize": size}})
+        .await
+        .unwrap();
+    let cursor = reply.get_document("cursor").unwrap();
+    (
+        cursor.get_i64("id").unwrap(),
+        batch(cursor.get_array("firstBatch").unwrap()),
+    )
+}
+
+#[tokio::test]
+async fn a_per_document_pipeline_streams_between_get_mores() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    let coll = db.collection::<Document>("c");
+    coll.insert_many((0..50).map(|i| doc! {"_id": i, "v": i}))
+        .await
+        .unwrap();
+    let pipeline = vec![
+        doc! {"$match": {"v": {"$mod": [2, 0]}}},
+        doc! {"$set": {"half": {"$divide": ["$v", 2]}}},
+        doc! {"$unset": "v"},
+        doc! {"$skip": 1},
+        doc! {"$replaceWith": {"_id": "$_id", "h": "$half"}},
+        doc! {"$project": {"h": 1}},
+        doc! {"$limit": 30},
+    ];
+    let (id, first) = aggregate(&db, "c", pipeline.clone(), 4).await;
+    assert_eq!(first[0], doc! {"_id": 2, "h": 1.0});
+    assert_eq!(ids(&first), vec![2, 4, 6, 8]);
+    assert_ne!(id, 0);
+    // Documents inserted after the cursor opened are read when the scan reaches them: the
+    // result was not computed when the cursor opened.
+    coll.insert_many((50..100).map(|i| doc! {"_id": i, "v": i}))
+        .await
+        .unwrap();
+    let mut seen = ids(&first);
+    let mut cursor = id;
+    while cursor != 0 {
+        let (next, docs) = get_more(&db, "c", cursor, 7).await.unwrap();
+        assert!(docs.len() <= 7);
+        seen.extend(ids(&docs));
+        cursor = next;
+    }
+    // The limit closes the cursor after 30 results, past the first 50 documents.
+    assert_eq!(seen, (1..31).map(|i| 2 * i).collect::<Vec<_>>());
+
+    // The same pipeline materialised (a $sort makes it blocking) gives the same documents.
+    let mut blocking = vec![doc! {"$sort": {"_id": 1}}];
+    blocking.extend(pipeline);
+    let (id, all) = aggregate(&db, "c", blocking, 100).await;
+    assert_eq!(id, 0);
+    let streamed: Vec<Document> = {
+        let (mut cursor, mut docs) = aggregate(
+            &db,
+            "c",
+            vec![
+                doc! {"$match": {"v": {"$mod": [2, 0]}}},
+                doc! {"$set": {"half": {"$divide": ["$v", 2]}}},
+                doc! {"$unset": "v"},
+                doc! {"$skip": 1},
+                doc! {"$replaceWith": {"_id": "$_id", "h": "$half"}},
+                doc! {"$project": {"h": 1}},
+                doc! {"$limit": 30},
+            ],
+            3,
+        )
+        .await;
+        while cursor != 0 {
+            let (next, more) = get_more(&db, "c", cursor, 3).await.unwrap();
+            docs.extend(more);
+            cursor = next;
+        }
+        docs
+    };
+    assert_eq!(streamed, all);
+    // An error in a later document surfaces at the getMore that reaches it, as on the server.
+    coll.insert_one(doc! {"_id": 1000, "v": "text"})
+        .await
+        .unwrap();
+    let (id, _) = aggregate(
+        &db,
+        "c",
+        vec![doc! {"$replaceWith": {"$cond": [{"$eq": ["$_id", 1000]}, "$v", "$$ROOT"]}}],
+        10,
+    )
+    .await;
+    let mut cursor = id;
+    let code = loop {
+        match get_more(&db, "c", cursor, 50).await {
+            Ok((next, _)) => {
+                assert_ne!(next, 0, "the failing document was not reached");
+                cursor = next;
+            }
+            Err((code, _)) => break code,
+        }
+    };
+    assert_eq!(code, 40228);
+    cluster.shutdown().await;
+}

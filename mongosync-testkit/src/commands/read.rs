@@ -257,6 +257,8 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     tailable,
                     await_data,
                     last_seen: None,
+                    stages: None,
+                    carry: None,
                 };
                 let (batch_docs, open) =
                     scan.next_batch(&data, Some(batch.unwrap_or(DEFAULT_BATCH)))?;
@@ -1001,6 +1003,13 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
             }
             Target::Collection(col) => {
                 support::check_hint(Some(&col.read()), hint.as_ref())?;
+                // A pipeline of per-document stages reads its collection lazily.
+                if let CollHandle::Live(live) = &col
+                    && !explain
+                    && let Some(stages) = Pipeline::parse(&pipeline, &vars)?.streaming()
+                {
+                    return stream_aggregate(ctx, live, ns, stages, batch);
+                }
                 run_pipeline(ctx, c, &pipeline, &vars)?
             }
             Target::View {
@@ -1021,6 +1030,56 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
         .map(support::encode_result)
         .collect::<Result<Vec<_>>>()?;
     Ok(open_cursor(ctx, ns, raws, batch, false, false))
+}
+
+/// Opens an aggregate cursor that runs a streaming pipeline over a natural-order scan of
+/// `live`, batch by batch.
+fn stream_aggregate(
+    ctx: &Ctx<'_>,
+    live: &Arc<crate::storage::Collection>,
+    ns: String,
+    stages: crate::query::pipeline::Streaming,
+    batch: Option<usize>,
+) -> Result<Reply> {
+    let mut scan = Scan {
+        collection: Arc::clone(live),
+        ns: ns.clone(),
+        position: Position::Natural {
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+            reverse: false,
+        },
+        matcher: Matcher::new(&Document::new(), &Document::new())?,
+        match_all: true,
+        id_only: false,
+        projection: None,
+        skip: 0,
+        limit: None,
+        tailable: false,
+        await_data: false,
+        last_seen: None,
+        stages: Some(Box::new(stages)),
+        carry: None,
+    };
+    let (docs, open) = {
+        let data = live.data.read();
+        scan.next_batch(&data, Some(batch.unwrap_or(DEFAULT_BATCH)))?
+    };
+    let id = if open {
+        ctx.server.cursors.register(Cursor {
+            ns: ns.clone(),
+            pending: VecDeque::new(),
+            lsid: ctx.body.get("lsid").cloned(),
+            origin: ctx.name.clone(),
+            last_used: Instant::now(),
+            no_timeout: false,
+            stream: None,
+            scan: Some(Box::new(scan)),
+        })
+    } else {
+        0
+    };
+    Ok(Reply::Raw(cursor_reply(id, &ns, docs, true)))
 }
 
 /// A cursor over precomputed documents (`listCollections`, `listIndexes`).

@@ -91,6 +91,69 @@ pub struct Pipeline {
     allow_disk_use: bool,
 }
 
+/// What a streaming pipeline did with one input document.
+#[derive(Debug)]
+pub enum Step {
+    /// This output document.
+    Emit(Document),
+    /// Nothing for this input (filtered or skipped).
+    Skip,
+    /// Nothing, and nothing ever again (a `$limit` is used up).
+    Done,
+}
+
+/// A pipeline whose every stage works one document at a time (`$match`, `$project`,
+/// `$addFields`/`$set`, `$unset`, `$replaceRoot`/`$replaceWith`, `$skip`, `$limit`), run
+/// document by document as its input is read: a cursor over it reads its collection lazily
+/// between `getMore`s instead of materialising the result.
+#[derive(Debug, Clone)]
+pub struct Streaming {
+    stages: Vec<Stage>,
+    vars: Document,
+    /// Per stage: the documents a `$skip` still drops or a `$limit` still lets through.
+    left: Vec<u64>,
+}
+
+impl Streaming {
+    /// Runs one input document through every stage.
+    pub fn push(&mut self, doc: Document) -> Result<Step> {
+        let mut doc = doc;
+        for (i, stage) in self.stages.iter().enumerate() {
+            match stage {
+                Stage::Skip(_) => {
+                    if self.left[i] > 0 {
+                        self.left[i] -= 1;
+                        return Ok(Step::Skip);
+                    }
+                }
+                Stage::Limit(_) => {
+                    if self.left[i] == 0 {
+                        return Ok(Step::Done);
+                    }
+                    self.left[i] -= 1;
+                }
+                _ => {
+                    // The same code as the materialising executor, over one document.
+                    let out = run_stage(stage, vec![doc], "", &NoEnv, &self.vars, &self.vars)?;
+                    match out.into_iter().next() {
+                        Some(d) => doc = d,
+                        None => return Ok(Step::Skip),
+                    }
+                }
+            }
+        }
+        Ok(Step::Emit(doc))
+    }
+
+    /// Whether a `$limit` is used up: no input can give an output any more.
+    pub fn finished(&self) -> bool {
+        self.stages
+            .iter()
+            .zip(&self.left)
+            .any(|(s, left)| matches!(s, Stage::Limit(_)) && *left == 0)
+    }
+}
+
 /// `internalQueryMaxBlockingSortMemoryUsageBytes`: what a blocking sort may hold in memory.
 pub const SORT_MEMORY_LIMIT: usize = 100 * 1024 * 1024;
 
@@ -1079,6 +1142,32 @@ impl Pipeline {
                     | Stage::Source(_)
             )
         )
+    }
+
+    /// The pipeline as a [`Streaming`] executor, when every stage works one document at a
+    /// time and needs nothing from the server.
+    pub fn streaming(&self) -> Option<Streaming> {
+        let per_document = self.stages.iter().all(|s| match s {
+            Stage::Match(_, m) => !m.has_text() && m.near().is_none(),
+            Stage::Project(_) | Stage::ReplaceRoot(_) | Stage::Skip(_) | Stage::Limit(_) => true,
+            _ => false,
+        });
+        if !per_document || self.stages.is_empty() {
+            return None;
+        }
+        let left = self
+            .stages
+            .iter()
+            .map(|s| match s {
+                Stage::Skip(n) | Stage::Limit(n) => *n,
+                _ => 0,
+            })
+            .collect();
+        Some(Streaming {
+            stages: self.stages.clone(),
+            vars: self.vars.clone(),
+            left,
+        })
     }
 
     /// Sets `allowDiskUse` (true unless the command says `false`).
