@@ -546,6 +546,12 @@ async fn a_blocking_sort_over_100_mib_needs_allow_disk_use_while_a_top_k_sort_do
             .unwrap(),
     );
     assert_eq!(ids(&first), vec![100, 99, 98]);
+    let (id, first) = find(
+        &db,
+        doc! {"find": "big", "sort": {"k": 1}, "limit": 3, "projection": {"payload": 0}, "allowDiskUse": false},
+    )
+    .await;
+    assert_eq!((id, ids(&first)), (0, vec![100, 99, 98]));
     // Without allowDiskUse: false the server spills (allowDiskUseByDefault).
     let reply = db
         .run_command(doc! {"aggregate": "big", "pipeline": [{"$sort": {"k": 1}}, {"$project": {"payload": 0}}], "cursor": {"batchSize": 200}})
@@ -578,6 +584,14 @@ async fn a_blocking_sort_over_100_mib_needs_allow_disk_use_while_a_top_k_sort_do
             .unwrap(),
     );
     assert_eq!(ids(&top), vec![2, 5, 8, 11, 14, 17, 1, 4]);
+    for filter in [doc! {}, doc! {"_id": {"$gte": 0}}, doc! {"g": {"$gte": 0}}] {
+        let (_, top) = find(
+            &db,
+            doc! {"find": "small", "filter": filter, "sort": {"g": -1}, "skip": 1, "limit": 7},
+        )
+        .await;
+        assert_eq!(ids(&top), vec![5, 8, 11, 14, 17, 1, 4]);
+    }
     cluster.shutdown().await;
 }
 

@@ -251,8 +251,11 @@ impl CollectionData {
             self.record(EntryKind::Insert { doc: raw.clone() });
         }
         self.records.insert(rid, raw);
-        self.enforce_cap();
-        self.inserted.notify_waiters();
+        // Only capped collections have tailable cursors to wake.
+        if self.is_capped() {
+            self.enforce_cap();
+            self.inserted.notify_waiters();
+        }
         Ok(rid)
     }
 
