@@ -120,6 +120,11 @@ impl Server {
     }
 
     /// A field of the server's `/proc/PID/status` in KiB (`VmHWM:` is the peak RSS).
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn status_kib(&self, field: &str) -> Option<u64> {
         status_kib(&format!("/proc/{}/status", self.child.id()), field)
     }

@@ -8,13 +8,13 @@ use std::ops::Bound;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use bson::raw::cstr;
-use bson::{Document, RawArrayBuf, RawDocumentBuf};
+use bson::{Document, RawDocumentBuf};
 use parking_lot::Mutex;
 
 use crate::error::{CommandError, Result, codes};
 use crate::query::compare::OrdBson;
 use crate::query::matcher::Matcher;
+use crate::query::pipeline::{Step, Streaming};
 use crate::query::projection::Projection;
 use crate::server::Server;
 use crate::storage::collection::{decode, raw_id};
@@ -25,6 +25,73 @@ pub const CURSOR_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The largest batch in bytes: a reply must stay under the 16 MiB document limit.
 pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024 - 16 * 1024;
+
+/// A batch of result documents, kept as the bytes of a BSON array's elements (`"0": {...}`,
+/// `"1": {...}`, ...): documents are copied once, from storage (or a materialised result)
+/// straight into the reply, with no per-document allocation.
+#[derive(Debug, Default)]
+pub struct Batch {
+    elements: Vec<u8>,
+    len: usize,
+    doc_bytes: usize,
+}
+
+impl Batch {
+    /// Appends a document as the array's next element.
+    pub fn push(&mut self, doc: &bson::RawDocument) {
+        self.elements.push(0x03);
+        push_index(&mut self.elements, self.len);
+        self.elements.extend_from_slice(doc.as_bytes());
+        self.len += 1;
+        self.doc_bytes += doc.as_bytes().len();
+    }
+
+    /// The number of documents.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the batch holds no document.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The documents' total size (what [`MAX_BATCH_BYTES`] bounds).
+    pub fn doc_bytes(&self) -> usize {
+        self.doc_bytes
+    }
+
+    /// The documents, decoded (for tests and callers that need values).
+    pub fn documents(&self) -> Vec<RawDocumentBuf> {
+        let mut bytes = Vec::with_capacity(self.elements.len() + 5);
+        bytes.extend_from_slice(&((self.elements.len() + 5) as i32).to_le_bytes());
+        bytes.extend_from_slice(&self.elements);
+        bytes.push(0);
+        let Ok(arr) = bson::RawDocumentBuf::from_bytes(bytes) else {
+            return Vec::new();
+        };
+        arr.iter()
+            .filter_map(|e| e.ok())
+            .filter_map(|(_, v)| v.as_document().map(|d| d.to_owned()))
+            .collect()
+    }
+}
+
+/// Writes `n` as a decimal array key with its NUL terminator.
+fn push_index(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.push(0);
+}
 
 /// An open cursor.
 #[derive(Debug)]
@@ -98,8 +165,15 @@ pub struct Scan {
     pub limit: Option<usize>,
     /// A tailable cursor: stays open at the end of a capped collection.
     pub tailable: bool,
+    /// `awaitData`: an empty `getMore` waits for an insert (up to its `maxTimeMS`).
+    pub await_data: bool,
     /// The last record the scan looked at (a capped collection can delete it).
     pub last_seen: Option<RecordId>,
+    /// A streaming pipeline run over each document read (a lazy `aggregate`).
+    pub stages: Option<Box<Streaming>>,
+    /// A pipeline output that did not fit in the last batch (its input was consumed: the
+    /// pipeline's `$skip`/`$limit` counted it).
+    pub carry: Option<RawDocumentBuf>,
 }
 
 impl Scan {
@@ -156,9 +230,9 @@ impl Scan {
         &mut self,
         data: &CollectionData,
         max: Option<usize>,
-    ) -> Result<(Vec<RawDocumentBuf>, bool)> {
+    ) -> Result<(Batch, bool)> {
         self.check_position(data)?;
-        let mut out: Vec<RawDocumentBuf> = Vec::new();
+        let mut out = Batch::default();
         if max == Some(0) {
             return Ok((out, true));
         }
@@ -166,6 +240,10 @@ impl Scan {
             return Ok((out, false));
         }
         let mut bytes = 0usize;
+        if let Some(doc) = self.carry.take() {
+            bytes += doc.as_bytes().len();
+            out.push(&doc);
+        }
         let candidates: Box<dyn Iterator<Item = (RecordId, &RawDocumentBuf)>> = match &self.position
         {
             Position::Natural {
@@ -220,24 +298,56 @@ impl Scan {
                 open = true;
                 break;
             }
-            let doc = match &self.projection {
-                None => raw.clone(),
-                Some(p) => {
+            let projected = match (&self.projection, &mut self.stages) {
+                (_, Some(stages)) => {
                     let d = match decoded {
                         Some(d) => d,
                         None => decode(raw)?,
                     };
-                    crate::commands::support::encode_result(&p.apply(&d, Some(&self.matcher))?)?
+                    match stages.push(d)? {
+                        Step::Emit(d) => Some(crate::commands::support::encode_result(&d)?),
+                        Step::Skip => continue,
+                        Step::Done => {
+                            self.advance(rid, raw, false);
+                            return Ok((out, false));
+                        }
+                    }
+                }
+                (None, None) => None,
+                (Some(p), None) => {
+                    let d = match decoded {
+                        Some(d) => d,
+                        None => decode(raw)?,
+                    };
+                    Some(crate::commands::support::encode_result(
+                        &p.apply(&d, Some(&self.matcher))?,
+                    )?)
                 }
             };
+            let doc: &bson::RawDocument = projected.as_deref().unwrap_or(raw);
             let len = doc.as_bytes().len();
             if !out.is_empty() && bytes + len > MAX_BATCH_BYTES {
-                stop = Some((rid, raw, true));
+                // A pipeline's output is kept for the next batch (its input was counted);
+                // otherwise the record is read again.
+                let again = self.stages.is_none();
+                if !again {
+                    self.carry = projected;
+                }
+                stop = Some((rid, raw, again));
                 open = true;
                 break;
             }
+            if out.is_empty() {
+                // One allocation for the batch: the first document's size times the count.
+                let expected = max.unwrap_or(1024).min(MAX_BATCH_BYTES / len.max(1) + 1);
+                out.elements.reserve(expected.saturating_mul(len + 8));
+            }
             bytes += len;
             out.push(doc);
+            if self.stages.as_ref().is_some_and(|s| s.finished()) {
+                self.advance(rid, raw, false);
+                return Ok((out, false));
+            }
             if let Some(l) = &mut self.limit {
                 *l -= 1;
                 if *l == 0 {
@@ -361,46 +471,58 @@ impl CursorTable {
 }
 
 /// Takes the next batch: at most `limit` documents (all when `None`) and at most 16 MiB.
-pub fn next_batch(
-    pending: &mut VecDeque<RawDocumentBuf>,
-    limit: Option<usize>,
-) -> Vec<RawDocumentBuf> {
-    let mut out = Vec::new();
-    let mut bytes = 0;
+pub fn next_batch(pending: &mut VecDeque<RawDocumentBuf>, limit: Option<usize>) -> Batch {
+    let mut out = Batch::default();
     while let Some(doc) = pending.front() {
         if limit.is_some_and(|l| out.len() >= l) {
             break;
         }
         let len = doc.as_bytes().len();
-        if !out.is_empty() && bytes + len > MAX_BATCH_BYTES {
+        if !out.is_empty() && out.doc_bytes() + len > MAX_BATCH_BYTES {
             break;
         }
-        bytes += len;
-        out.push(pending.pop_front().expect("front exists"));
+        out.push(doc);
+        pending.pop_front();
     }
     out
 }
 
-/// The `{cursor: {firstBatch|nextBatch, id, ns}}` reply body.
-pub fn cursor_reply(id: i64, ns: &str, batch: Vec<RawDocumentBuf>, first: bool) -> RawDocumentBuf {
-    let mut arr = RawArrayBuf::new();
-    for d in batch {
-        arr.push(d);
-    }
-    let mut cursor = RawDocumentBuf::new();
-    cursor.append(
-        if first {
-            cstr!("firstBatch")
-        } else {
-            cstr!("nextBatch")
-        },
-        arr,
-    );
-    cursor.append(cstr!("id"), id);
-    cursor.append(cstr!("ns"), ns);
-    let mut reply = RawDocumentBuf::new();
-    reply.append(cstr!("cursor"), cursor);
-    reply
+/// Room left at the end of a cursor reply for the envelope the server appends (`ok`,
+/// `$clusterTime`, `operationTime`), so that appending it does not move the batch.
+const ENVELOPE_ROOM: usize = 256;
+
+/// The `{cursor: {firstBatch|nextBatch, id, ns}}` reply body, written in one buffer.
+pub fn cursor_reply(id: i64, ns: &str, batch: Batch, first: bool) -> RawDocumentBuf {
+    let key: &[u8] = if first {
+        b"firstBatch\0"
+    } else {
+        b"nextBatch\0"
+    };
+    let array_len = 4 + batch.elements.len() + 1;
+    let cursor_len = 4 + 1 + key.len() + array_len + (1 + 3 + 8) + (1 + 3 + 4 + ns.len() + 1) + 1;
+    let total = 4 + 1 + 7 + cursor_len + 1;
+    let mut out = Vec::with_capacity(total + ENVELOPE_ROOM);
+    out.extend_from_slice(&(total as i32).to_le_bytes());
+    out.push(0x03);
+    out.extend_from_slice(b"cursor\0");
+    out.extend_from_slice(&(cursor_len as i32).to_le_bytes());
+    out.push(0x04);
+    out.extend_from_slice(key);
+    out.extend_from_slice(&(array_len as i32).to_le_bytes());
+    out.extend_from_slice(&batch.elements);
+    out.push(0);
+    out.push(0x12);
+    out.extend_from_slice(b"id\0");
+    out.extend_from_slice(&id.to_le_bytes());
+    out.push(0x02);
+    out.extend_from_slice(b"ns\0");
+    out.extend_from_slice(&((ns.len() + 1) as i32).to_le_bytes());
+    out.extend_from_slice(ns.as_bytes());
+    out.push(0);
+    out.push(0);
+    out.push(0);
+    debug_assert_eq!(out.len(), total);
+    RawDocumentBuf::from_bytes(out).expect("a well-formed cursor reply")
 }
 
 /// Reaps idle cursors every few seconds until the server is gone.

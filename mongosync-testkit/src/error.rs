@@ -174,6 +174,7 @@ pub mod codes {
     pub const INVALID_LENGTH: i32 = 16;
     pub const CAPPED_POSITION_LOST: i32 = 136;
     pub const QUERY_PLAN_KILLED: i32 = 175;
+    pub const QUERY_EXCEEDED_MEMORY_LIMIT_NO_DISK_USE_ALLOWED: i32 = 292;
 }
 
 /// The `codeName` of a server error code; `"Location<code>"` for codes without a name, as the
@@ -237,6 +238,7 @@ pub fn code_name(code: i32) -> String {
         134 => "ReadConcernMajorityNotAvailableYet",
         136 => "CappedPositionLost",
         175 => "QueryPlanKilled",
+        292 => "QueryExceededMemoryLimitNoDiskUseAllowed",
         150 => "StaleEpoch",
         157 => "OptionNotSupportedOnView",
         166 => "CommandNotSupportedOnView",

@@ -69,6 +69,14 @@ const OP_QUERY_COMMANDS: &[&str] = &[
     "saslContinue",
 ];
 
+/// A reply ready to be written.
+enum Outgoing {
+    /// Encoded whole.
+    Bytes(Vec<u8>),
+    /// An OP_MSG's header and its body.
+    Msg([u8; 21], RawDocumentBuf),
+}
+
 /// The state of one emulated replica set member.
 #[derive(Debug)]
 pub struct Server {
@@ -294,10 +302,12 @@ impl Server {
                         None
                     } else {
                         Some(reply.map(|(r, c)| {
-                            (
-                                wire::encode_msg_reply(self.request_id(), header.request_id, &r),
-                                c,
-                            )
+                            let head = wire::encode_msg_head(
+                                self.request_id(),
+                                header.request_id,
+                                r.as_bytes().len(),
+                            );
+                            (Outgoing::Msg(head, r), c)
                         }))
                     }
                 }
@@ -310,7 +320,11 @@ impl Server {
                         .await;
                     Some(reply.map(|(r, c)| {
                         (
-                            wire::encode_op_reply(self.request_id(), header.request_id, &r),
+                            Outgoing::Bytes(wire::encode_op_reply(
+                                self.request_id(),
+                                header.request_id,
+                                &r,
+                            )),
                             c,
                         )
                     }))
@@ -319,9 +333,25 @@ impl Server {
             match outcome {
                 None => {}
                 Some(None) => break, // the command asked for the connection to be closed
-                Some(Some((bytes, new_conn))) => {
+                Some(Some((out, new_conn))) => {
                     conn = new_conn;
-                    if write.write_all(&bytes).await.is_err() {
+                    let written = match out {
+                        Outgoing::Bytes(bytes) => write.write_all(&bytes).await,
+                        // A large reply (a batch) goes out as built, after its header.
+                        Outgoing::Msg(head, body) if body.as_bytes().len() > 64 * 1024 => {
+                            match write.write_all(&head).await {
+                                Ok(()) => write.write_all(body.as_bytes()).await,
+                                Err(e) => Err(e),
+                            }
+                        }
+                        Outgoing::Msg(head, body) => {
+                            let mut bytes = Vec::with_capacity(head.len() + body.as_bytes().len());
+                            bytes.extend_from_slice(&head);
+                            bytes.extend_from_slice(body.as_bytes());
+                            write.write_all(&bytes).await
+                        }
+                    };
+                    if written.is_err() {
                         break;
                     }
                 }

@@ -309,6 +309,19 @@ pub fn encode_msg_reply_flags(
     out
 }
 
+/// The header, flags and section kind of an OP_MSG reply whose body (`body_len` bytes) is
+/// written after it: a large reply (a batch) is sent as is rather than copied behind them.
+pub fn encode_msg_head(request_id: i32, response_to: i32, body_len: usize) -> [u8; 21] {
+    let mut out = [0u8; 21];
+    let len = (16 + 4 + 1 + body_len) as i32;
+    out[0..4].copy_from_slice(&len.to_le_bytes());
+    out[4..8].copy_from_slice(&request_id.to_le_bytes());
+    out[8..12].copy_from_slice(&response_to.to_le_bytes());
+    out[12..16].copy_from_slice(&OP_MSG.to_le_bytes());
+    // flags 0 (bytes 16..20), section kind 0 (byte 20)
+    out
+}
+
 /// Encodes an OP_REPLY holding one document, with the AwaitCapable flag as real servers send.
 pub fn encode_op_reply(request_id: i32, response_to: i32, body: &bson::RawDocument) -> Vec<u8> {
     let bytes = body.as_bytes();
@@ -403,6 +416,14 @@ mod tests {
             read_message(&mut huge.as_slice()).await,
             Err(WireError::Fatal(_))
         ));
+    }
+
+    #[test]
+    fn a_head_then_its_body_is_the_whole_reply() {
+        let body = rawdoc! {"ok": 1.0, "n": 3};
+        let mut split = encode_msg_head(9, 4, body.as_bytes().len()).to_vec();
+        split.extend_from_slice(body.as_bytes());
+        assert_eq!(split, encode_msg_reply(9, 4, &body));
     }
 
     #[tokio::test]

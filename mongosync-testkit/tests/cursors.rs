@@ -352,3 +352,355 @@ async fn result_documents_may_exceed_16_mib_up_to_the_internal_limit() {
     assert_eq!(reply.get_array("values").unwrap().len(), 1);
     cluster.shutdown().await;
 }
+
+/// A raw `getMore` with `maxTimeMS` (the driver's `maxAwaitTimeMS`).
+async fn get_more_await(
+    db: &Database,
+    coll: &str,
+    id: i64,
+    max_time_ms: i32,
+) -> Result<(i64, Vec<Document>), (i32, String)> {
+    let cmd = doc! {"getMore": id, "collection": coll, "maxTimeMS": max_time_ms};
+    match db.run_command(cmd).await {
+        Ok(reply) => {
+            let cursor = reply.get_document("cursor").unwrap();
+            Ok((
+                cursor.get_i64("id").unwrap(),
+                batch(cursor.get_array("nextBatch").unwrap()),
+            ))
+        }
+        Err(e) => match *e.kind {
+            mongodb::error::ErrorKind::Command(c) => Err((c.code, c.message)),
+            other => panic!("unexpected error {other:?}"),
+        },
+    }
+}
+
+#[tokio::test]
+async fn await_data_get_more_waits_for_an_insert_and_keeps_the_cursor_when_none_comes() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    db.run_command(doc! {"create": "capped", "capped": true, "size": 4096, "max": 100})
+        .await
+        .unwrap();
+    let coll = db.collection::<Document>("capped");
+    coll.insert_many((0..2).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+
+    // The server's argument errors.
+    let err = db
+        .run_command(doc! {"find": "capped", "awaitData": true})
+        .await
+        .unwrap_err();
+    match *err.kind {
+        mongodb::error::ErrorKind::Command(c) => assert_eq!(
+            (c.code, c.message.as_str()),
+            (9, "Cannot set 'awaitData' without also setting 'tailable'")
+        ),
+        other => panic!("unexpected error {other:?}"),
+    }
+    let (plain, _) = find(
+        &db,
+        doc! {"find": "capped", "tailable": true, "batchSize": 1},
+    )
+    .await;
+    assert_eq!(
+        get_more_await(&db, "capped", plain, 10).await.unwrap_err(),
+        (
+            2,
+            "cannot set maxTimeMS on getMore command for a non-awaitData cursor".to_string()
+        )
+    );
+
+    let (id, first) = find(
+        &db,
+        doc! {"find": "capped", "tailable": true, "awaitData": true},
+    )
+    .await;
+    assert_eq!(ids(&first), vec![0, 1]);
+    assert_ne!(id, 0);
+
+    // Nothing arrives: an empty batch, and the cursor stays open.
+    let (same, docs) = get_more_await(&db, "capped", id, 20).await.unwrap();
+    assert_eq!((same, docs.len()), (id, 0));
+
+    // A getMore that waits (for up to ten minutes) is woken by an insert, whose document is
+    // in its batch.
+    let before = cluster.server().command_count("getMore");
+    let waiting = {
+        let db = db.clone();
+        tokio::spawn(async move { get_more_await(&db, "capped", id, 600_000).await })
+    };
+    while cluster.server().command_count("getMore") == before {
+        tokio::task::yield_now().await;
+    }
+    coll.insert_one(doc! {"_id": 2}).await.unwrap();
+    let (same, docs) = waiting.await.unwrap().unwrap();
+    assert_eq!((same, ids(&docs)), (id, vec![2]));
+
+    // Documents already there are returned at once.
+    coll.insert_many((3..5).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+    let (same, docs) = get_more_await(&db, "capped", id, 600_000).await.unwrap();
+    assert_eq!((same, ids(&docs)), (id, vec![3, 4]));
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_driver_tailable_await_cursor_follows_inserts() {
+    use futures::TryStreamExt;
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    db.run_command(doc! {"create": "log", "capped": true, "size": 1 << 20})
+        .await
+        .unwrap();
+    let coll = db.collection::<Document>("log");
+    coll.insert_one(doc! {"_id": 0}).await.unwrap();
+    let mut cursor = coll
+        .find(doc! {})
+        .cursor_type(mongodb::options::CursorType::TailableAwait)
+        .max_await_time(std::time::Duration::from_millis(600_000))
+        .await
+        .unwrap();
+    assert_eq!(cursor.try_next().await.unwrap(), Some(doc! {"_id": 0}));
+    let writer = {
+        let coll = coll.clone();
+        tokio::spawn(async move {
+            for i in 1..4 {
+                coll.insert_one(doc! {"_id": i}).await.unwrap();
+            }
+        })
+    };
+    for i in 1..4 {
+        assert_eq!(cursor.try_next().await.unwrap(), Some(doc! {"_id": i}));
+    }
+    writer.await.unwrap();
+    let stored: Vec<Document> = coll
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(stored, (0..4).map(|i| doc! {"_id": i}).collect::<Vec<_>>());
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_blocking_sort_over_100_mib_needs_allow_disk_use_while_a_top_k_sort_does_not() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    let coll = db.collection::<Document>("big");
+    // 101 documents of 1 MiB: more than the 100 MiB a blocking sort may hold.
+    let payload = "x".repeat(1 << 20);
+    for chunk in (0..101).collect::<Vec<i32>>().chunks(20) {
+        coll.insert_many(
+            chunk
+                .iter()
+                .map(|i| doc! {"_id": i, "k": 1000 - i, "payload": payload.clone()}),
+        )
+        .await
+        .unwrap();
+    }
+    let expect_292 = |err: mongodb::error::Error, prefix: &str| match *err.kind {
+        mongodb::error::ErrorKind::Command(c) => assert_eq!(
+            (c.code, c.code_name.as_str(), c.message.as_str()),
+            (
+                292,
+                "QueryExceededMemoryLimitNoDiskUseAllowed",
+                format!(
+                    "{prefix} :: caused by :: Sort exceeded memory limit of 104857600 bytes, \
+                     but did not opt in to external sorting."
+                )
+                .as_str()
+            )
+        ),
+        other => panic!("unexpected error {other:?}"),
+    };
+    let err = db
+        .run_command(doc! {"aggregate": "big", "pipeline": [{"$sort": {"k": 1}}], "cursor": {}, "allowDiskUse": false})
+        .await
+        .unwrap_err();
+    expect_292(err, "PlanExecutor error during aggregation");
+    let err = db
+        .run_command(doc! {"find": "big", "sort": {"k": 1}, "allowDiskUse": false})
+        .await
+        .unwrap_err();
+    expect_292(err, "Executor error during find command");
+
+    // A sort followed by a limit keeps only the top k: no memory limit is reached.
+    let reply = db
+        .run_command(doc! {"aggregate": "big", "pipeline": [{"$sort": {"k": 1}}, {"$limit": 3}, {"$project": {"payload": 0}}], "cursor": {}, "allowDiskUse": false})
+        .await
+        .unwrap();
+    let first = batch(
+        reply
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap(),
+    );
+    assert_eq!(ids(&first), vec![100, 99, 98]);
+    let (id, first) = find(
+        &db,
+        doc! {"find": "big", "sort": {"k": 1}, "limit": 3, "projection": {"payload": 0}, "allowDiskUse": false},
+    )
+    .await;
+    assert_eq!((id, ids(&first)), (0, vec![100, 99, 98]));
+    // Without allowDiskUse: false the server spills (allowDiskUseByDefault).
+    let reply = db
+        .run_command(doc! {"aggregate": "big", "pipeline": [{"$sort": {"k": 1}}, {"$project": {"payload": 0}}], "cursor": {"batchSize": 200}})
+        .await
+        .unwrap();
+    let all = batch(
+        reply
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap(),
+    );
+    assert_eq!(ids(&all), (0..101).rev().collect::<Vec<_>>());
+
+    // Top k keeps ties in their input order, as a stable sort would.
+    let small = db.collection::<Document>("small");
+    small
+        .insert_many((0..20).map(|i| doc! {"_id": i, "g": i % 3}))
+        .await
+        .unwrap();
+    let reply = db
+        .run_command(doc! {"aggregate": "small", "pipeline": [{"$sort": {"g": -1}}, {"$limit": 8}], "cursor": {}})
+        .await
+        .unwrap();
+    let top = batch(
+        reply
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap(),
+    );
+    assert_eq!(ids(&top), vec![2, 5, 8, 11, 14, 17, 1, 4]);
+    for filter in [doc! {}, doc! {"_id": {"$gte": 0}}, doc! {"g": {"$gte": 0}}] {
+        let (_, top) = find(
+            &db,
+            doc! {"find": "small", "filter": filter, "sort": {"g": -1}, "skip": 1, "limit": 7},
+        )
+        .await;
+        assert_eq!(ids(&top), vec![5, 8, 11, 14, 17, 1, 4]);
+    }
+    cluster.shutdown().await;
+}
+
+/// An aggregate cursor: its id and first batch.
+async fn aggregate(
+    db: &Database,
+    coll: &str,
+    pipeline: Vec<Document>,
+    size: i32,
+) -> (i64, Vec<Document>) {
+    let reply = db
+        .run_command(doc! {"aggregate": coll, "pipeline": pipeline, "cursor": {"batchSize": size}})
+        .await
+        .unwrap();
+    let cursor = reply.get_document("cursor").unwrap();
+    (
+        cursor.get_i64("id").unwrap(),
+        batch(cursor.get_array("firstBatch").unwrap()),
+    )
+}
+
+#[tokio::test]
+async fn a_per_document_pipeline_streams_between_get_mores() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    let coll = db.collection::<Document>("c");
+    coll.insert_many((0..50).map(|i| doc! {"_id": i, "v": i}))
+        .await
+        .unwrap();
+    let pipeline = vec![
+        doc! {"$match": {"v": {"$mod": [2, 0]}}},
+        doc! {"$set": {"half": {"$divide": ["$v", 2]}}},
+        doc! {"$unset": "v"},
+        doc! {"$skip": 1},
+        doc! {"$replaceWith": {"_id": "$_id", "h": "$half"}},
+        doc! {"$project": {"h": 1}},
+        doc! {"$limit": 30},
+    ];
+    let (id, first) = aggregate(&db, "c", pipeline.clone(), 4).await;
+    assert_eq!(first[0], doc! {"_id": 2, "h": 1.0});
+    assert_eq!(ids(&first), vec![2, 4, 6, 8]);
+    assert_ne!(id, 0);
+    // Documents inserted after the cursor opened are read when the scan reaches them: the
+    // result was not computed when the cursor opened.
+    coll.insert_many((50..100).map(|i| doc! {"_id": i, "v": i}))
+        .await
+        .unwrap();
+    let mut seen = ids(&first);
+    let mut cursor = id;
+    while cursor != 0 {
+        let (next, docs) = get_more(&db, "c", cursor, 7).await.unwrap();
+        assert!(docs.len() <= 7);
+        seen.extend(ids(&docs));
+        cursor = next;
+    }
+    // The limit closes the cursor after 30 results, past the first 50 documents.
+    assert_eq!(seen, (1..31).map(|i| 2 * i).collect::<Vec<_>>());
+
+    // The same pipeline materialised (a $sort makes it blocking) gives the same documents.
+    let mut blocking = vec![doc! {"$sort": {"_id": 1}}];
+    blocking.extend(pipeline);
+    let (id, all) = aggregate(&db, "c", blocking, 100).await;
+    assert_eq!(id, 0);
+    let streamed: Vec<Document> = {
+        let (mut cursor, mut docs) = aggregate(
+            &db,
+            "c",
+            vec![
+                doc! {"$match": {"v": {"$mod": [2, 0]}}},
+                doc! {"$set": {"half": {"$divide": ["$v", 2]}}},
+                doc! {"$unset": "v"},
+                doc! {"$skip": 1},
+                doc! {"$replaceWith": {"_id": "$_id", "h": "$half"}},
+                doc! {"$project": {"h": 1}},
+                doc! {"$limit": 30},
+            ],
+            3,
+        )
+        .await;
+        while cursor != 0 {
+            let (next, more) = get_more(&db, "c", cursor, 3).await.unwrap();
+            docs.extend(more);
+            cursor = next;
+        }
+        docs
+    };
+    assert_eq!(streamed, all);
+    // An error in a later document surfaces at the getMore that reaches it, as on the server.
+    coll.insert_one(doc! {"_id": 1000, "v": "text"})
+        .await
+        .unwrap();
+    let (id, _) = aggregate(
+        &db,
+        "c",
+        vec![doc! {"$replaceWith": {"$cond": [{"$eq": ["$_id", 1000]}, "$v", "$$ROOT"]}}],
+        10,
+    )
+    .await;
+    let mut cursor = id;
+    let code = loop {
+        match get_more(&db, "c", cursor, 50).await {
+            Ok((next, _)) => {
+                assert_ne!(next, 0, "the failing document was not reached");
+                cursor = next;
+            }
+            Err((code, _)) => break code,
+        }
+    };
+    assert_eq!(code, 40228);
+    cluster.shutdown().await;
+}

@@ -4,7 +4,9 @@
 //! `insert_many` of N 1 KiB documents in batches, a full `_id`-ordered scan, and an `_id`-range
 //! scan of a 10% slice. Beside each figure it prints a baseline measured in the same run: the
 //! same driver's BSON encoding (insert) or decoding (scan) of the same documents in-process with
-//! no server, i.e. the client-side ceiling. Last, the server's peak RSS (`VmHWM`).
+//! no server, i.e. the client-side ceiling, and the server's own CPU time per document (user +
+//! system, from `/proc`: steadier than wall-clock rates on a shared machine). Last, the server's
+//! peak RSS (`VmHWM`).
 //!
 //! Build the server in release mode first, then run the harness:
 //!
@@ -72,6 +74,20 @@ fn payload_len() -> Result<usize, BoxError> {
 struct Rate {
     docs: u64,
     secs: f64,
+    /// The server's CPU seconds during the phase, when known.
+    cpu: Option<f64>,
+}
+
+/// A process's CPU time (user + system) in seconds, from `/proc/<pid>/stat`.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
 }
 
 impl Rate {
@@ -82,6 +98,12 @@ impl Rate {
             "{what:<34} {:>9} docs {:>8.3} s {:>11.0} docs/s {:>8.1} MB/s",
             self.docs, self.secs, dps, mbps
         );
+        if let Some(cpu) = self.cpu {
+            s.push_str(&format!(
+                "   server CPU {:.2} us/doc",
+                cpu * 1e6 / self.docs as f64
+            ));
+        }
         if let Some(b) = baseline {
             let bdps = b.docs as f64 / b.secs;
             s.push_str(&format!(
@@ -123,7 +145,18 @@ fn baselines(docs: u64, plen: usize) -> Result<(Rate, Rate), BoxError> {
     if decoded != docs {
         return Err("baseline decode lost documents".into());
     }
-    Ok((Rate { docs, secs: enc }, Rate { docs, secs: dec }))
+    Ok((
+        Rate {
+            docs,
+            secs: enc,
+            cpu: None,
+        },
+        Rate {
+            docs,
+            secs: dec,
+            cpu: None,
+        },
+    ))
 }
 
 async fn scan(coll: &Collection<Document>, filter: Document, batch: u32) -> Result<u64, BoxError> {
@@ -184,8 +217,11 @@ async fn main() -> Result<(), BoxError> {
     coll.drop().await?;
 
     // Insert: documents are built outside the timed section; encoding is inside (the driver's).
+    let pid = server.pid();
+    let cpu_at = || cpu_secs(pid);
     let mut inserted = 0u64;
     let mut secs = 0.0f64;
+    let cpu_start = cpu_at();
     let mut next = 0u64;
     while next < cfg.docs {
         let end = (next + cfg.insert_batch as u64).min(cfg.docs);
@@ -199,27 +235,33 @@ async fn main() -> Result<(), BoxError> {
     if inserted != cfg.docs {
         return Err(format!("inserted {inserted} of {} documents", cfg.docs).into());
     }
+    let since = |start: Option<f64>| Some(cpu_at()? - start?);
     let insert = Rate {
         docs: inserted,
         secs,
+        cpu: since(cpu_start),
     };
     let after_insert_rss = server.status_kib("VmRSS:").unwrap_or(0);
 
+    let cpu_start = cpu_at();
     let start = Instant::now();
     let full = scan(&coll, doc! {}, cfg.scan_batch).await?;
     let full_rate = Rate {
         docs: full,
         secs: start.elapsed().as_secs_f64(),
+        cpu: since(cpu_start),
     };
     if full != cfg.docs {
         return Err(format!("full scan returned {full} of {} documents", cfg.docs).into());
     }
 
+    let cpu_start = cpu_at();
     let start = Instant::now();
     let (raw_n, _) = scan_raw(&coll.clone_with_type::<RawDocumentBuf>(), cfg.scan_batch).await?;
     let raw_rate = Rate {
         docs: raw_n,
         secs: start.elapsed().as_secs_f64(),
+        cpu: since(cpu_start),
     };
     if raw_n != cfg.docs {
         return Err(format!("raw scan returned {raw_n} of {} documents", cfg.docs).into());
@@ -227,6 +269,7 @@ async fn main() -> Result<(), BoxError> {
 
     let lo = (cfg.docs * 45 / 100) as i64;
     let hi = (cfg.docs * 55 / 100) as i64;
+    let cpu_start = cpu_at();
     let start = Instant::now();
     let slice = scan(
         &coll,
@@ -237,6 +280,7 @@ async fn main() -> Result<(), BoxError> {
     let slice_rate = Rate {
         docs: slice,
         secs: start.elapsed().as_secs_f64(),
+        cpu: since(cpu_start),
     };
     if slice != (hi - lo) as u64 {
         return Err(format!("range scan returned {slice} of {} documents", hi - lo).into());

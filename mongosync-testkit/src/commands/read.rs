@@ -14,7 +14,7 @@ use crate::cursor::{Cursor, Position, Scan, cursor_reply, next_batch};
 use crate::error::{CommandError, Result, codes};
 use crate::query::compare::OrdBson;
 use crate::query::matcher::Matcher;
-use crate::query::pipeline::{Pipeline, PipelineEnv};
+use crate::query::pipeline::{Pipeline, PipelineEnv, SORT_MEMORY_LIMIT, sort_memory_error};
 use crate::query::projection::Projection;
 use crate::query::sort::{Direction, SortSpec};
 use crate::storage::CollectionData;
@@ -157,6 +157,12 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
         return Ok(open_cursor(ctx, ns, docs, batch, single_batch, no_timeout));
     }
     let tailable = ctx.opt_bool("tailable")?.unwrap_or(false);
+    let await_data = ctx.opt_bool("awaitData")?.unwrap_or(false);
+    if await_data && !tailable {
+        return Err(CommandError::failed_to_parse(
+            "Cannot set 'awaitData' without also setting 'tailable'",
+        ));
+    }
     if tailable
         && let Some(c) = ctx.server.catalog.collection(&ctx.db, &coll)
         && !c.data.read().is_capped()
@@ -249,7 +255,10 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     skip: skip as usize,
                     limit,
                     tailable,
+                    await_data,
                     last_seen: None,
+                    stages: None,
+                    carry: None,
                 };
                 let (batch_docs, open) =
                     scan.next_batch(&data, Some(batch.unwrap_or(DEFAULT_BATCH)))?;
@@ -278,6 +287,17 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 skip as usize,
                 if bounds_key.is_some() { None } else { limit },
             )?;
+            // A blocking sort (no index gives the order, no limit makes it top-k) holds every
+            // document: over the limit it needs allowDiskUse (true by default since 6.0).
+            if sort.is_some() && limit.is_none() && ctx.opt_bool("allowDiskUse")? == Some(false) {
+                let held: usize = selected
+                    .iter()
+                    .map(|(rid, _)| data.get(*rid).map_or(0, |r| r.as_bytes().len()))
+                    .sum();
+                if held > SORT_MEMORY_LIMIT {
+                    return Err(sort_memory_error("Executor error during find command"));
+                }
+            }
             let mut out = Vec::with_capacity(selected.len());
             for (rid, decoded) in selected {
                 if let Some(key) = &bounds_key {
@@ -489,13 +509,41 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
     if cursor.stream.is_some() {
         return crate::changestream::stream::get_more(ctx, id, cursor, batch).await;
     }
+    let await_ms = ctx.body.get("maxTimeMS").and_then(crate::util::as_f64);
+    let awaits = cursor.scan.as_ref().is_some_and(|s| s.await_data);
+    if await_ms.is_some() && !awaits {
+        ctx.server.cursors.restore(id, cursor);
+        return Err(CommandError::bad_value(
+            "cannot set maxTimeMS on getMore command for a non-awaitData cursor",
+        ));
+    }
     let (docs, remaining) = match &mut cursor.scan {
         // A failed restore kills the cursor (it is not put back).
         Some(scan) => {
-            scan.restore(&ctx.server.catalog)?;
+            // An awaitData getMore that finds nothing waits for an insert, up to its maxTimeMS
+            // (one second by default, as on the server), and then answers an empty batch
+            // without closing the cursor.
+            let deadline = tokio::time::Instant::now()
+                + std::time::Duration::from_millis(await_ms.unwrap_or(1000.0) as u64);
             let collection = Arc::clone(&scan.collection);
-            let data = collection.data.read();
-            scan.next_batch(&data, batch.filter(|b| *b > 0))?
+            let notify = collection.data.read().insert_notify();
+            loop {
+                scan.restore(&ctx.server.catalog)?;
+                // Registered before reading, so an insert right after the read still wakes it.
+                let notified = notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let (docs, open) = {
+                    let data = collection.data.read();
+                    scan.next_batch(&data, batch.filter(|b| *b > 0))?
+                };
+                if !docs.is_empty() || !open || !scan.await_data {
+                    break (docs, open);
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    break (docs, open);
+                }
+            }
         }
         None => {
             let docs = next_batch(&mut cursor.pending, batch.filter(|b| *b > 0));
@@ -864,8 +912,9 @@ fn run_pipeline(
     pipeline: &[Document],
     vars: &Document,
 ) -> Result<Vec<Document>> {
-    let parsed =
-        Pipeline::parse(pipeline, vars)?.with_collation(support::collation_of(&ctx.body)?)?;
+    let parsed = Pipeline::parse(pipeline, vars)?
+        .with_collation(support::collation_of(&ctx.body)?)?
+        .allow_disk_use(ctx.opt_bool("allowDiskUse")?.unwrap_or(true));
     let env = CatalogEnv {
         ctx,
         coll: Some(coll.to_string()),
@@ -956,6 +1005,13 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
             }
             Target::Collection(col) => {
                 support::check_hint(Some(&col.read()), hint.as_ref())?;
+                // A pipeline of per-document stages reads its collection lazily.
+                if let CollHandle::Live(live) = &col
+                    && !explain
+                    && let Some(stages) = Pipeline::parse(&pipeline, &vars)?.streaming()
+                {
+                    return stream_aggregate(ctx, live, ns, stages, batch);
+                }
                 run_pipeline(ctx, c, &pipeline, &vars)?
             }
             Target::View {
@@ -976,6 +1032,56 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
         .map(support::encode_result)
         .collect::<Result<Vec<_>>>()?;
     Ok(open_cursor(ctx, ns, raws, batch, false, false))
+}
+
+/// Opens an aggregate cursor that runs a streaming pipeline over a natural-order scan of
+/// `live`, batch by batch.
+fn stream_aggregate(
+    ctx: &Ctx<'_>,
+    live: &Arc<crate::storage::Collection>,
+    ns: String,
+    stages: crate::query::pipeline::Streaming,
+    batch: Option<usize>,
+) -> Result<Reply> {
+    let mut scan = Scan {
+        collection: Arc::clone(live),
+        ns: ns.clone(),
+        position: Position::Natural {
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+            reverse: false,
+        },
+        matcher: Matcher::new(&Document::new(), &Document::new())?,
+        match_all: true,
+        id_only: false,
+        projection: None,
+        skip: 0,
+        limit: None,
+        tailable: false,
+        await_data: false,
+        last_seen: None,
+        stages: Some(Box::new(stages)),
+        carry: None,
+    };
+    let (docs, open) = {
+        let data = live.data.read();
+        scan.next_batch(&data, Some(batch.unwrap_or(DEFAULT_BATCH)))?
+    };
+    let id = if open {
+        ctx.server.cursors.register(Cursor {
+            ns: ns.clone(),
+            pending: VecDeque::new(),
+            lsid: ctx.body.get("lsid").cloned(),
+            origin: ctx.name.clone(),
+            last_used: Instant::now(),
+            no_timeout: false,
+            stream: None,
+            scan: Some(Box::new(scan)),
+        })
+    } else {
+        0
+    };
+    Ok(Reply::Raw(cursor_reply(id, &ns, docs, true)))
 }
 
 /// A cursor over precomputed documents (`listCollections`, `listIndexes`).

@@ -173,6 +173,8 @@ pub fn select(
         _ => Box::new(data.iter()),
     };
     let mut matched: Vec<(RecordId, Option<Document>)> = Vec::new();
+    // Top-k applies to a plain sort over decoded documents (text scores sort apart).
+    let top_k = sorted.filter(|_| limit.is_some() && !matcher.has_text());
     let early_stop = if sorted.is_none() && near.is_none() {
         limit.map(|l| l + skip)
     } else {
@@ -182,11 +184,11 @@ pub fn select(
         if early_stop.is_some_and(|n| matched.len() >= n) {
             break;
         }
-        if filter.is_empty() {
+        if filter.is_empty() && top_k.is_none() {
             matched.push((rid, None));
             continue;
         }
-        if id_only {
+        if id_only && top_k.is_none() {
             let mut probe = Document::new();
             if let Some(id) = crate::storage::collection::raw_id(raw) {
                 probe.insert("_id", id);
@@ -198,6 +200,25 @@ pub fn select(
         }
         let doc = decode(raw)?;
         if matcher.try_matches(&doc)? {
+            // A sort with a limit keeps only the first skip + limit (the server's top-k
+            // sort): memory bounded by the limit, not the collection; ties stay in order.
+            if let (Some(spec), Some(k)) = (top_k, limit.map(|l| l.saturating_add(skip))) {
+                if matched.len() == k
+                    && matched
+                        .last()
+                        .and_then(|(_, d)| d.as_ref())
+                        .is_some_and(|last| spec.compare(&doc, last) != std::cmp::Ordering::Less)
+                {
+                    continue;
+                }
+                let at = matched.partition_point(|(_, d)| {
+                    d.as_ref()
+                        .is_some_and(|x| spec.compare(x, &doc) != std::cmp::Ordering::Greater)
+                });
+                matched.insert(at, (rid, Some(doc)));
+                matched.truncate(k);
+                continue;
+            }
             matched.push((rid, Some(doc)));
         }
     }

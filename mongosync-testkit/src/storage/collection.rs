@@ -50,6 +50,8 @@ pub struct CollectionData {
     /// While set, writes are recorded here instead of the oplog: a transaction's private copy,
     /// or a commit gathering its entries to write them under one cluster time.
     captured: Option<Vec<EntryKind>>,
+    /// Woken at each insert: tailable `awaitData` cursors wait on it for new documents.
+    inserted: Arc<tokio::sync::Notify>,
 }
 
 impl Collection {
@@ -62,6 +64,7 @@ impl Collection {
                 uuid,
                 oplog,
                 captured: None,
+                inserted: Arc::default(),
                 ns,
                 options,
                 records: BTreeMap::new(),
@@ -150,6 +153,11 @@ impl CollectionData {
     /// Whether the collection is capped.
     pub fn is_capped(&self) -> bool {
         self.options.get_bool("capped").unwrap_or(false)
+    }
+
+    /// Notified at every insert (a tailable `awaitData` cursor's `getMore` waits on it).
+    pub fn insert_notify(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inserted)
     }
 
     /// Documents in natural order.
@@ -243,7 +251,11 @@ impl CollectionData {
             self.record(EntryKind::Insert { doc: raw.clone() });
         }
         self.records.insert(rid, raw);
-        self.enforce_cap();
+        // Only capped collections have tailable cursors to wake.
+        if self.is_capped() {
+            self.enforce_cap();
+            self.inserted.notify_waiters();
+        }
         Ok(rid)
     }
 

@@ -75,8 +75,22 @@ pub enum Entity {
     Collection(Collection<Document>),
     Session(Arc<SessionEntity>),
     Cursor(Arc<tokio::sync::Mutex<Cursor<Document>>>),
+    TailCursor(Arc<tokio::sync::Mutex<TailCursor>>),
     ChangeStream(Arc<tokio::sync::Mutex<ChangeStream<Document>>>),
     Value(Bson),
+}
+
+/// A tailable command cursor stepped one `getMore` at a time. The driver's `Cursor::advance`
+/// sends `getMore`s until a batch is not empty (its one-step `try_advance` is crate-private),
+/// while the spec's `iterateOnce` is one step: an empty batch returns nothing.
+pub struct TailCursor {
+    pub db: Database,
+    pub session: ClientSession,
+    pub coll: String,
+    pub id: i64,
+    pub batch: std::collections::VecDeque<Document>,
+    /// `batchSize` and `maxTimeMS` for each `getMore`.
+    pub get_more_options: Document,
 }
 
 /// The commands whose events are never reported (spec: "Security-sensitive commands").

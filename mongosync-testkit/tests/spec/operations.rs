@@ -17,7 +17,9 @@ use mongodb::options::{
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 
 use crate::Fail;
-use crate::entities::{ClientEntity, Entities, Entity, Sent, SessionEntity, opts, rw_opts};
+use crate::entities::{
+    ClientEntity, Entities, Entity, Sent, SessionEntity, TailCursor, opts, rw_opts,
+};
 use crate::matching::{Lookup, match_doc, matches};
 
 /// What an operation produced.
@@ -345,6 +347,39 @@ async fn execute_on(
                 _ => Err(unsupported(format!("cursor op {name}"))),
             }
         }
+        Entity::TailCursor(cur) => {
+            let cur = Arc::clone(cur);
+            let mut cur = cur.lock().await;
+            match name {
+                "iterateUntilDocumentOrError" | "iterateOnce" => loop {
+                    if let Some(d) = cur.batch.pop_front() {
+                        return Ok(Res::Value(Bson::Document(d)));
+                    }
+                    if cur.id == 0 {
+                        return if name == "iterateOnce" {
+                            Ok(Res::Nothing)
+                        } else {
+                            Err(fail("cursor exhausted"))
+                        };
+                    }
+                    tail_get_more(&mut cur).await?;
+                    if name == "iterateOnce" && cur.batch.is_empty() {
+                        return Ok(Res::Nothing);
+                    }
+                },
+                "close" => {
+                    if cur.id != 0 {
+                        // The driver refuses killCursors in a session (so does it send it).
+                        let cmd = doc! {"killCursors": cur.coll.clone(), "cursors": [cur.id]};
+                        cur.db.run_command(cmd).await?;
+                    }
+                    drop(cur);
+                    ctx.ents.map.remove(object);
+                    Ok(Res::Nothing)
+                }
+                _ => Err(unsupported(format!("cursor op {name}"))),
+            }
+        }
         Entity::ChangeStream(cs) => {
             let cs = Arc::clone(cs);
             let mut cs = cs.lock().await;
@@ -640,6 +675,11 @@ async fn database_op(
         "runCursorCommand" | "createCommandCursor" => {
             let cmd = take_doc(a, "command")?;
             a.remove("commandName");
+            if name == "createCommandCursor"
+                && matches!(a.get_str("cursorType"), Ok("tailable" | "tailableAwait"))
+            {
+                return open_tail_cursor(d, cmd, a).await;
+            }
             let o: mongodb::options::RunCursorCommandOptions = opts(&rw_opts(a))?;
             if let Some(se) = &mut s {
                 if name == "createCommandCursor" {
@@ -1226,4 +1266,68 @@ pub fn check_result(actual: Option<&Bson>, x: &Bson, ents: Lookup) -> Result<(),
         }
         _ => matches(actual, x, true, ents).map_err(|m| format!("result: {m}")),
     }
+}
+
+/// Opens a tailable command cursor in its own session (as the driver's implicit one).
+async fn open_tail_cursor(d: &Database, cmd: Document, a: &mut Document) -> Result<Res, E> {
+    let mut get_more_options = Document::new();
+    if let Some(n) = a.get("batchSize") {
+        get_more_options.insert("batchSize", n.clone());
+    }
+    if let Some(n) = a.get("maxAwaitTimeMS") {
+        get_more_options.insert("maxTimeMS", n.clone());
+    }
+    let mut session = d.client().start_session().await?;
+    let reply = d.run_command(cmd).session(&mut session).await?;
+    let cursor = reply
+        .get_document("cursor")
+        .map_err(|_| fail("cursor command reply without a cursor"))?;
+    let id = cursor
+        .get_i64("id")
+        .map_err(|_| fail("cursor without id"))?;
+    let ns = cursor
+        .get_str("ns")
+        .map_err(|_| fail("cursor without ns"))?;
+    let coll = ns.split_once('.').map_or(ns, |(_, c)| c).to_string();
+    let batch = batch_of(cursor, "firstBatch")?;
+    Ok(Res::Entity(Entity::TailCursor(Arc::new(
+        tokio::sync::Mutex::new(TailCursor {
+            db: d.clone(),
+            session,
+            coll,
+            id,
+            batch,
+            get_more_options,
+        }),
+    ))))
+}
+
+fn batch_of(cursor: &Document, field: &str) -> Result<std::collections::VecDeque<Document>, E> {
+    let items = cursor
+        .get_array(field)
+        .map_err(|_| fail(format!("cursor without {field}")))?;
+    items
+        .iter()
+        .map(|v| {
+            v.as_document()
+                .cloned()
+                .ok_or_else(|| fail("a batch item is not a document"))
+        })
+        .collect()
+}
+
+/// One `getMore`: refills the batch (possibly with nothing) and updates the cursor id.
+async fn tail_get_more(cur: &mut TailCursor) -> Result<(), E> {
+    let mut cmd = doc! {"getMore": cur.id, "collection": cur.coll.clone()};
+    cmd.extend(cur.get_more_options.clone());
+    let TailCursor { db, session, .. } = cur;
+    let reply = db.run_command(cmd).session(session).await?;
+    let cursor = reply
+        .get_document("cursor")
+        .map_err(|_| fail("getMore reply without a cursor"))?;
+    cur.id = cursor
+        .get_i64("id")
+        .map_err(|_| fail("cursor without id"))?;
+    cur.batch = batch_of(cursor, "nextBatch")?;
+    Ok(())
 }

@@ -87,6 +87,109 @@ impl PipelineEnv for NoEnv {
 pub struct Pipeline {
     stages: Vec<Stage>,
     vars: Document,
+    /// `allowDiskUse` (true by default since 6.0, `allowDiskUseByDefault`): with `false`, a
+    /// blocking `$sort` over [`SORT_MEMORY_LIMIT`] fails as on the server.
+    allow_disk_use: bool,
+}
+
+/// What a streaming pipeline did with one input document.
+#[derive(Debug)]
+pub enum Step {
+    /// This output document.
+    Emit(Document),
+    /// Nothing for this input (filtered or skipped).
+    Skip,
+    /// Nothing, and nothing ever again (a `$limit` is used up).
+    Done,
+}
+
+/// A pipeline whose every stage works one document at a time (`$match`, `$project`,
+/// `$addFields`/`$set`, `$unset`, `$replaceRoot`/`$replaceWith`, `$skip`, `$limit`), run
+/// document by document as its input is read: a cursor over it reads its collection lazily
+/// between `getMore`s instead of materialising the result.
+#[derive(Debug, Clone)]
+pub struct Streaming {
+    stages: Vec<Stage>,
+    vars: Document,
+    /// Per stage: the documents a `$skip` still drops or a `$limit` still lets through.
+    left: Vec<u64>,
+}
+
+impl Streaming {
+    /// Runs one input document through every stage.
+    pub fn push(&mut self, doc: Document) -> Result<Step> {
+        let mut doc = doc;
+        for (i, stage) in self.stages.iter().enumerate() {
+            match stage {
+                Stage::Skip(_) => {
+                    if self.left[i] > 0 {
+                        self.left[i] -= 1;
+                        return Ok(Step::Skip);
+                    }
+                }
+                Stage::Limit(_) => {
+                    if self.left[i] == 0 {
+                        return Ok(Step::Done);
+                    }
+                    self.left[i] -= 1;
+                }
+                _ => {
+                    // The same code as the materialising executor, over one document.
+                    let out = run_stage(stage, vec![doc], "", &NoEnv, &self.vars, &self.vars)?;
+                    match out.into_iter().next() {
+                        Some(d) => doc = d,
+                        None => return Ok(Step::Skip),
+                    }
+                }
+            }
+        }
+        Ok(Step::Emit(doc))
+    }
+
+    /// Whether a `$limit` is used up: no input can give an output any more.
+    pub fn finished(&self) -> bool {
+        self.stages
+            .iter()
+            .zip(&self.left)
+            .any(|(s, left)| matches!(s, Stage::Limit(_)) && *left == 0)
+    }
+}
+
+/// `internalQueryMaxBlockingSortMemoryUsageBytes`: what a blocking sort may hold in memory.
+pub const SORT_MEMORY_LIMIT: usize = 100 * 1024 * 1024;
+
+/// The error of a blocking sort over [`SORT_MEMORY_LIMIT`] without `allowDiskUse`, as the
+/// server's sorter raises it (the command adds its own "caused by" prefix).
+pub fn sort_memory_error(prefix: &str) -> CommandError {
+    CommandError::new(
+        codes::QUERY_EXCEEDED_MEMORY_LIMIT_NO_DISK_USE_ALLOWED,
+        format!(
+            "{prefix} :: caused by :: Sort exceeded memory limit of {SORT_MEMORY_LIMIT} bytes, \
+             but did not opt in to external sorting."
+        ),
+    )
+}
+
+/// The first `k` documents of `docs` in `spec` order, holding no more than `k` at a time (the
+/// server's top-k sort for a `$sort` followed by a `$limit`); ties keep their input order.
+pub fn top_k(docs: impl IntoIterator<Item = Document>, spec: &SortSpec, k: usize) -> Vec<Document> {
+    let mut top: Vec<Document> = Vec::with_capacity(k.min(1024));
+    if k == 0 {
+        return top;
+    }
+    for d in docs {
+        if top.len() == k
+            && top
+                .last()
+                .is_some_and(|last| spec.compare(&d, last) != std::cmp::Ordering::Less)
+        {
+            continue;
+        }
+        let at = top.partition_point(|x| spec.compare(x, &d) != std::cmp::Ordering::Greater);
+        top.insert(at, d);
+        top.truncate(k);
+    }
+    top
 }
 
 /// A `$lookup` stage.
@@ -975,6 +1078,7 @@ impl Pipeline {
         Ok(Pipeline {
             stages: parsed,
             vars: vars.clone(),
+            allow_disk_use: true,
         })
     }
 
@@ -1036,6 +1140,38 @@ impl Pipeline {
         )
     }
 
+    /// The pipeline as a [`Streaming`] executor, when every stage works one document at a
+    /// time and needs nothing from the server.
+    pub fn streaming(&self) -> Option<Streaming> {
+        let per_document = self.stages.iter().all(|s| match s {
+            Stage::Match(_, m) => !m.has_text() && m.near().is_none(),
+            Stage::Project(_) | Stage::ReplaceRoot(_) | Stage::Skip(_) | Stage::Limit(_) => true,
+            _ => false,
+        });
+        if !per_document || self.stages.is_empty() {
+            return None;
+        }
+        let left = self
+            .stages
+            .iter()
+            .map(|s| match s {
+                Stage::Skip(n) | Stage::Limit(n) => *n,
+                _ => 0,
+            })
+            .collect();
+        Some(Streaming {
+            stages: self.stages.clone(),
+            vars: self.vars.clone(),
+            left,
+        })
+    }
+
+    /// Sets `allowDiskUse` (true unless the command says `false`).
+    pub fn allow_disk_use(mut self, allow: bool) -> Pipeline {
+        self.allow_disk_use = allow;
+        self
+    }
+
     /// Whether the pipeline ends with `$out` or `$merge` (it then returns no documents).
     pub fn writes_output(&self) -> bool {
         matches!(
@@ -1091,12 +1227,30 @@ impl Pipeline {
             Some(Stage::Match(_, m)) if m.has_text() => Some(m),
             _ => None,
         };
-        for stage in &self.stages {
+        let mut stages = self.stages.iter().peekable();
+        while let Some(stage) = stages.next() {
             docs = match (stage, text) {
                 (Stage::Sort(spec), Some(m)) => {
                     let mut docs = docs;
                     docs.sort_by(|a, b| spec.compare_scored(a, b, &|d| m.text_score(d)));
                     docs
+                }
+                // A `$sort` then `$limit` keeps only the top k (bounded memory).
+                (Stage::Sort(spec), None) if matches!(stages.peek(), Some(Stage::Limit(_))) => {
+                    let Some(Stage::Limit(k)) = stages.next() else {
+                        unreachable!("peeked")
+                    };
+                    top_k(docs, spec, usize::try_from(*k).unwrap_or(usize::MAX))
+                }
+                (Stage::Sort(_), None) if !self.allow_disk_use => {
+                    let mut held = 0usize;
+                    for d in &docs {
+                        held += bson::RawDocumentBuf::try_from(d).map_or(0, |r| r.as_bytes().len());
+                        if held > SORT_MEMORY_LIMIT {
+                            return Err(sort_memory_error("PlanExecutor error during aggregation"));
+                        }
+                    }
+                    run_stage(stage, docs, db, env, vars, &self.vars)?
                 }
                 _ => run_stage(stage, docs, db, env, vars, &self.vars)?,
             };
