@@ -111,6 +111,9 @@ pub struct Server {
     pub(crate) admin: crate::commands::admin::Admin,
     /// Per command name, how many times it ran (`serverStatus.metrics.commands.NAME.total`).
     pub(crate) command_counts: parking_lot::Mutex<std::collections::BTreeMap<String, i64>>,
+    /// Result documents computed in full before a cursor handed them out (blocking plans);
+    /// a streaming scan adds none.
+    pub(crate) materialised: std::sync::atomic::AtomicU64,
 }
 
 /// What the server knows about one client connection.
@@ -179,6 +182,7 @@ impl Server {
                 crate::commands::security::default_cluster_parameters(),
             ),
             command_counts: parking_lot::Mutex::default(),
+            materialised: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -186,6 +190,12 @@ impl Server {
     /// `serverStatus.metrics.commands`).
     pub fn command_count(&self, name: &str) -> i64 {
         self.command_counts.lock().get(name).copied().unwrap_or(0)
+    }
+
+    /// How many result documents were materialised (computed in full before a cursor's first
+    /// batch) since start: a test hook showing that a streaming scan holds none of them.
+    pub fn materialised_documents(&self) -> u64 {
+        self.materialised.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether clients must authenticate (`ClusterOptions::auth`).

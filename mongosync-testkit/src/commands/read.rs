@@ -96,6 +96,9 @@ fn open_cursor(
     single_batch: bool,
     no_timeout: bool,
 ) -> Reply {
+    ctx.server
+        .materialised
+        .fetch_add(docs.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let mut pending: VecDeque<RawDocumentBuf> = docs.into();
     let batch = next_batch(&mut pending, Some(first_batch.unwrap_or(DEFAULT_BATCH)));
     let id = if pending.is_empty() || single_batch {
