@@ -10,7 +10,7 @@ use bson::{Bson, Document, RawDocumentBuf, doc};
 
 use super::support::{self, CollHandle, Target};
 use super::{Ctx, Reply};
-use crate::cursor::{Cursor, Position, Scan, cursor_reply, next_batch};
+use crate::cursor::{Batch, Cursor, Position, Scan, cursor_reply, next_batch};
 use crate::error::{CommandError, Result, codes};
 use crate::query::compare::OrdBson;
 use crate::query::matcher::Matcher;
@@ -100,7 +100,11 @@ fn open_cursor(
         .materialised
         .fetch_add(docs.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let mut pending: VecDeque<RawDocumentBuf> = docs.into();
-    let batch = next_batch(&mut pending, Some(first_batch.unwrap_or(DEFAULT_BATCH)));
+    let batch = next_batch(
+        &mut pending,
+        Some(first_batch.unwrap_or(DEFAULT_BATCH)),
+        Batch::new(ctx.server.reply_buffer(), true),
+    );
     let id = if pending.is_empty() || single_batch {
         0
     } else {
@@ -115,7 +119,7 @@ fn open_cursor(
             scan: None,
         })
     };
-    Reply::Raw(cursor_reply(id, &ns, batch, true))
+    Reply::Raw(cursor_reply(id, &ns, batch))
 }
 
 pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
@@ -263,8 +267,11 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     stages: None,
                     carry: None,
                 };
-                let (batch_docs, open) =
-                    scan.next_batch(&data, Some(batch.unwrap_or(DEFAULT_BATCH)))?;
+                let (batch_docs, open) = scan.next_batch(
+                    &data,
+                    Some(batch.unwrap_or(DEFAULT_BATCH)),
+                    Batch::new(ctx.server.reply_buffer(), true),
+                )?;
                 drop(data);
                 let id = if open && !single_batch {
                     ctx.server.cursors.register(Cursor {
@@ -280,7 +287,7 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 } else {
                     0
                 };
-                return Ok(Reply::Raw(cursor_reply(id, &ns, batch_docs, true)));
+                return Ok(Reply::Raw(cursor_reply(id, &ns, batch_docs)));
             }
             let selected = support::select(
                 &data,
@@ -530,6 +537,7 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 + std::time::Duration::from_millis(await_ms.unwrap_or(1000.0) as u64);
             let collection = Arc::clone(&scan.collection);
             let notify = collection.data.read().insert_notify();
+            let mut out = Batch::new(ctx.server.reply_buffer(), false);
             loop {
                 scan.restore(&ctx.server.catalog)?;
                 // Registered before reading, so an insert right after the read still wakes it.
@@ -538,18 +546,24 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 notified.as_mut().enable();
                 let (docs, open) = {
                     let data = collection.data.read();
-                    scan.next_batch(&data, batch.filter(|b| *b > 0))?
+                    scan.next_batch(&data, batch.filter(|b| *b > 0), out)?
                 };
                 if !docs.is_empty() || !open || !scan.await_data {
                     break (docs, open);
                 }
+                // Empty: the next read fills it.
+                out = docs;
                 if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                    break (docs, open);
+                    break (out, open);
                 }
             }
         }
         None => {
-            let docs = next_batch(&mut cursor.pending, batch.filter(|b| *b > 0));
+            let docs = next_batch(
+                &mut cursor.pending,
+                batch.filter(|b| *b > 0),
+                Batch::new(ctx.server.reply_buffer(), false),
+            );
             (docs, !cursor.pending.is_empty())
         }
     };
@@ -560,7 +574,7 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
     } else {
         0
     };
-    Ok(Reply::Raw(cursor_reply(reply_id, &reply_ns, docs, false)))
+    Ok(Reply::Raw(cursor_reply(reply_id, &reply_ns, docs)))
 }
 
 pub fn kill_cursors(ctx: &mut Ctx<'_>) -> Result<Reply> {
@@ -1068,7 +1082,11 @@ fn stream_aggregate(
     };
     let (docs, open) = {
         let data = live.data.read();
-        scan.next_batch(&data, Some(batch.unwrap_or(DEFAULT_BATCH)))?
+        scan.next_batch(
+            &data,
+            Some(batch.unwrap_or(DEFAULT_BATCH)),
+            Batch::new(ctx.server.reply_buffer(), true),
+        )?
     };
     let id = if open {
         ctx.server.cursors.register(Cursor {
@@ -1084,7 +1102,7 @@ fn stream_aggregate(
     } else {
         0
     };
-    Ok(Reply::Raw(cursor_reply(id, &ns, docs, true)))
+    Ok(Reply::Raw(cursor_reply(id, &ns, docs)))
 }
 
 /// A cursor over precomputed documents (`listCollections`, `listIndexes`).
