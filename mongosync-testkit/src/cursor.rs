@@ -145,6 +145,10 @@ pub struct Cursor {
     pub stream: Option<Box<crate::changestream::stream::StreamState>>,
     /// A lazy scan (its batches come from the collection, not `pending`).
     pub scan: Option<Box<Scan>>,
+    /// The collection a `find`'s materialised result (a blocking sort) came from: its plan
+    /// still restores the collection at each `getMore`, so a drop or rename kills it as it
+    /// kills a scan.
+    pub collection: Option<Arc<Collection>>,
 }
 
 /// Where a lazy scan goes on from.
@@ -210,33 +214,10 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// Checks that the scan may go on, as a plan restored after a yield: its collection still
-    /// exists under the name it had (QueryPlanKilled otherwise, with the server's messages).
+    /// Checks that the scan may go on, as a plan restored after a yield: see
+    /// [`restore_collection`].
     pub fn restore(&self, catalog: &Catalog) -> Result<()> {
-        let current = self.collection.data.read().ns.clone();
-        let (db, coll) = current.split_once('.').unwrap_or((&current, ""));
-        let alive = catalog
-            .collection(db, coll)
-            .is_some_and(|c| Arc::ptr_eq(&c, &self.collection));
-        let same_db = self.ns.split_once('.').map(|(d, _)| d) == Some(db);
-        let uuid = self.collection.uuid;
-        // A rename across databases copies into a new collection and drops this one.
-        if !alive || !same_db {
-            return Err(CommandError::new(
-                codes::QUERY_PLAN_KILLED,
-                format!("collection dropped. UUID {uuid}"),
-            ));
-        }
-        if current != self.ns {
-            return Err(CommandError::new(
-                codes::QUERY_PLAN_KILLED,
-                format!(
-                    "collection renamed from '{}' to '{current}'. UUID {uuid}",
-                    self.ns
-                ),
-            ));
-        }
-        Ok(())
+        restore_collection(&self.collection, &self.ns, catalog)
     }
 
     /// Checks that a natural-order scan of a capped collection still has its position (the
@@ -433,6 +414,32 @@ impl Scan {
             }
         }
     }
+}
+
+/// Checks that a find's plan may go on after a yield: its collection (opened as `ns`) still
+/// exists under the name it had. QueryPlanKilled otherwise, with the server's messages.
+pub fn restore_collection(collection: &Arc<Collection>, ns: &str, catalog: &Catalog) -> Result<()> {
+    let current = collection.data.read().ns.clone();
+    let (db, coll) = current.split_once('.').unwrap_or((&current, ""));
+    let alive = catalog
+        .collection(db, coll)
+        .is_some_and(|c| Arc::ptr_eq(&c, collection));
+    let same_db = ns.split_once('.').map(|(d, _)| d) == Some(db);
+    let uuid = collection.uuid;
+    // A rename across databases copies into a new collection and drops this one.
+    if !alive || !same_db {
+        return Err(CommandError::new(
+            codes::QUERY_PLAN_KILLED,
+            format!("collection dropped. UUID {uuid}"),
+        ));
+    }
+    if current != ns {
+        return Err(CommandError::new(
+            codes::QUERY_PLAN_KILLED,
+            format!("collection renamed from '{ns}' to '{current}'. UUID {uuid}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Every open cursor, by id.

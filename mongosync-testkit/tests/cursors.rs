@@ -1,5 +1,7 @@
-//! Cursors as a real server keeps them: a scan reads lazily between `getMore`s, is killed with
-//! QueryPlanKilled (175) when its collection is dropped or renamed, loses its position in a
+//! Cursors as a real server keeps them: a scan reads lazily between `getMore`s (no result is
+//! materialised), a find's cursor (a scan or a blocking sort) or a streaming aggregate's is
+//! killed with QueryPlanKilled (175) when its collection is dropped or renamed, a scan loses
+//! its position in a
 //! capped collection with CappedPositionLost (136); result documents may exceed 16 MiB up to
 //! the server's internal BSON limit.
 
@@ -825,5 +827,61 @@ async fn drop_and_rename_kill_a_streaming_aggregate_cursor_with_query_plan_kille
             format!("collection renamed from 'db.renamed' to 'db.target'. UUID {uuid}")
         )
     );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn drop_and_rename_kill_a_find_cursor_over_a_blocking_sort_with_query_plan_killed() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    for name in ["dropped", "renamed", "kept"] {
+        db.collection::<Document>(name)
+            .insert_many((0..10).map(|i| doc! {"_id": i, "v": 10 - i}))
+            .await
+            .unwrap();
+    }
+    // A sort on a field no index orders: the result is computed in full, yet the plan still
+    // restores its collection at each getMore.
+    let sorted = |coll: &str| doc! {"find": coll, "sort": {"v": 1}, "batchSize": 2};
+    let uuid = uuid_of(&db, "dropped").await;
+    let before = cluster.server().materialised_documents();
+    let (id, first) = find(&db, sorted("dropped")).await;
+    assert_eq!(ids(&first), vec![9, 8]);
+    assert_eq!(cluster.server().materialised_documents(), before + 10);
+    db.collection::<Document>("dropped").drop().await.unwrap();
+    let (code, message) = get_more(&db, "dropped", id, 2).await.unwrap_err();
+    assert_eq!(
+        (code, message),
+        (175, format!("collection dropped. UUID {uuid}"))
+    );
+    let (code, _) = get_more(&db, "dropped", id, 2).await.unwrap_err();
+    assert_eq!(code, 43);
+
+    let uuid = uuid_of(&db, "renamed").await;
+    let (id, _) = find(&db, sorted("renamed")).await;
+    client
+        .database("admin")
+        .run_command(doc! {"renameCollection": "db.renamed", "to": "db.target"})
+        .await
+        .unwrap();
+    let (code, message) = get_more(&db, "renamed", id, 2).await.unwrap_err();
+    assert_eq!(
+        (code, message),
+        (
+            175,
+            format!("collection renamed from 'db.renamed' to 'db.target'. UUID {uuid}")
+        )
+    );
+
+    // A write to the collection does not kill it: the result stays as computed.
+    let (id, _) = find(&db, sorted("kept")).await;
+    db.collection::<Document>("kept")
+        .insert_one(doc! {"_id": 100, "v": -1})
+        .await
+        .unwrap();
+    let (id, docs) = get_more(&db, "kept", id, 2).await.unwrap();
+    assert_eq!(ids(&docs), vec![7, 6]);
+    assert_ne!(id, 0);
     cluster.shutdown().await;
 }

@@ -87,7 +87,8 @@ fn batch_size(ctx: &Ctx<'_>, v: Option<&Bson>, field: &str) -> Result<Option<usi
     }
 }
 
-/// Opens a cursor over `docs` and returns the first batch.
+/// Opens a cursor over `docs` and returns the first batch. `collection`: the collection a
+/// find's result came from (a drop or rename kills the cursor).
 fn open_cursor(
     ctx: &Ctx<'_>,
     ns: String,
@@ -95,6 +96,7 @@ fn open_cursor(
     first_batch: Option<usize>,
     single_batch: bool,
     no_timeout: bool,
+    collection: Option<Arc<crate::storage::Collection>>,
 ) -> Reply {
     ctx.server
         .materialised
@@ -117,6 +119,7 @@ fn open_cursor(
             no_timeout,
             stream: None,
             scan: None,
+            collection,
         })
     };
     Reply::Raw(cursor_reply(id, &ns, batch))
@@ -161,7 +164,15 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             vars: &vars,
         };
         let docs = super::local::find(ctx, &args)?;
-        return Ok(open_cursor(ctx, ns, docs, batch, single_batch, no_timeout));
+        return Ok(open_cursor(
+            ctx,
+            ns,
+            docs,
+            batch,
+            single_batch,
+            no_timeout,
+            None,
+        ));
     }
     let tailable = ctx.opt_bool("tailable")?.unwrap_or(false);
     let await_data = ctx.opt_bool("awaitData")?.unwrap_or(false);
@@ -199,6 +210,8 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             "When using min()/max() a hint of which index to use must be specified",
         ));
     }
+    // The live collection a blocking plan's result comes from.
+    let mut source = None;
     let docs = match support::resolve(ctx, &coll)? {
         Target::Missing => {
             support::check_hint(None, hint.as_ref())?;
@@ -283,11 +296,15 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                         no_timeout,
                         stream: None,
                         scan: Some(Box::new(scan)),
+                        collection: None,
                     })
                 } else {
                     0
                 };
                 return Ok(Reply::Raw(cursor_reply(id, &ns, batch_docs)));
+            }
+            if let CollHandle::Live(live) = &c {
+                source = Some(Arc::clone(live));
             }
             let selected = support::select(
                 &data,
@@ -336,7 +353,15 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             out
         }
     };
-    Ok(open_cursor(ctx, ns, docs, batch, single_batch, no_timeout))
+    Ok(open_cursor(
+        ctx,
+        ns,
+        docs,
+        batch,
+        single_batch,
+        no_timeout,
+        source,
+    ))
 }
 
 /// Where a lazy scan starts, for the plans that need no blocking stage: a collection scan in
@@ -559,6 +584,10 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
             }
         }
         None => {
+            // A find's blocking plan restores its collection too (a failure kills the cursor).
+            if let Some(collection) = &cursor.collection {
+                crate::cursor::restore_collection(collection, &cursor.ns, &ctx.server.catalog)?;
+            }
             let docs = next_batch(
                 &mut cursor.pending,
                 batch.filter(|b| *b > 0),
@@ -1050,7 +1079,7 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
         .iter()
         .map(support::encode_result)
         .collect::<Result<Vec<_>>>()?;
-    Ok(open_cursor(ctx, ns, raws, batch, false, false))
+    Ok(open_cursor(ctx, ns, raws, batch, false, false, None))
 }
 
 /// Opens an aggregate cursor that runs a streaming pipeline over a natural-order scan of
@@ -1100,6 +1129,7 @@ fn stream_aggregate(
             no_timeout: false,
             stream: None,
             scan: Some(Box::new(scan)),
+            collection: None,
         })
     } else {
         0
@@ -1115,5 +1145,5 @@ pub fn cursor_over(
     batch: Option<usize>,
 ) -> Reply {
     let first = batch.unwrap_or(usize::MAX);
-    open_cursor(ctx, ns, docs, Some(first), false, false)
+    open_cursor(ctx, ns, docs, Some(first), false, false, None)
 }
