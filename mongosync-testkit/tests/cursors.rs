@@ -1,9 +1,8 @@
 //! Cursors as a real server keeps them: a scan reads lazily between `getMore`s (no result is
 //! materialised), a find's cursor (a scan or a blocking sort) or a streaming aggregate's is
 //! killed with QueryPlanKilled (175) when its collection is dropped or renamed, a scan loses
-//! its position in a
-//! capped collection with CappedPositionLost (136); result documents may exceed 16 MiB up to
-//! the server's internal BSON limit.
+//! its position in a capped collection with CappedPositionLost (136); result documents may
+//! exceed 16 MiB up to the server's internal BSON limit.
 
 use std::collections::BTreeSet;
 
