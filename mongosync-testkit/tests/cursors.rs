@@ -269,8 +269,17 @@ async fn capping_past_a_cursors_position_loses_it() {
     coll.insert_many((16..30).map(|i| doc! {"_id": i}))
         .await
         .unwrap();
-    let (code, _) = get_more(&db, "capped", id, 10).await.unwrap_err();
+    let (code, message) = get_more(&db, "capped", id, 10).await.unwrap_err();
     assert_eq!(code, 136);
+    assert!(
+        message.starts_with(
+            "CollectionScan died due to position in capped collection being deleted. Last seen record id: RecordId("
+        ),
+        "{message}"
+    );
+    // The lost cursor is gone.
+    let (code, _) = get_more(&db, "capped", id, 10).await.unwrap_err();
+    assert_eq!(code, 43);
     cluster.shutdown().await;
 }
 
