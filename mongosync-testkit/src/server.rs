@@ -120,7 +120,7 @@ pub struct Server {
 }
 
 /// How many spare reply buffers the server keeps, and the sizes it keeps: the idle memory they
-/// hold is bounded (at most two batches), whatever the results.
+/// hold is bounded (two buffers of at most 32 MiB), whatever the results.
 const SPARE_REPLY_BUFFERS: usize = 2;
 const SPARE_REPLY_MIN: usize = 256 * 1024;
 const SPARE_REPLY_MAX: usize = 2 * crate::cursor::MAX_BATCH_BYTES;
