@@ -119,12 +119,18 @@ impl Server {
         self.uri.replace(BENCH_PASSWORD, "****")
     }
 
-    /// A field of the server's `/proc/PID/status` in KiB (`VmHWM:` is the peak RSS).
     /// The server process's id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// Resets the server's peak RSS (`VmHWM`) to its current RSS, so a later reading is the
+    /// peak of what ran in between (Linux: `clear_refs` 5).
+    pub fn reset_peak_rss(&self) -> bool {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").is_ok()
+    }
+
+    /// A field of the server's `/proc/PID/status` in KiB (`VmHWM:` is the peak RSS).
     pub fn status_kib(&self, field: &str) -> Option<u64> {
         status_kib(&format!("/proc/{}/status", self.child.id()), field)
     }

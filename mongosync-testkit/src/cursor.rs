@@ -27,16 +27,48 @@ pub const CURSOR_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024 - 16 * 1024;
 
 /// A batch of result documents, kept as the bytes of a BSON array's elements (`"0": {...}`,
-/// `"1": {...}`, ...): documents are copied once, from storage (or a materialised result)
-/// straight into the reply, with no per-document allocation.
-#[derive(Debug, Default)]
+/// `"1": {...}`, ...) behind room for the reply's head: documents are copied once, from storage
+/// (or a materialised result) straight into the reply, with no per-document allocation, and
+/// [`cursor_reply`] finishes the reply in the same buffer.
+#[derive(Debug)]
 pub struct Batch {
+    /// Room for the reply's head ([`reply_head`] bytes), then the elements.
     elements: Vec<u8>,
+    /// The batch of a `find`/`aggregate` (`firstBatch`), else of a `getMore` (`nextBatch`).
+    first: bool,
     len: usize,
     doc_bytes: usize,
 }
 
+/// The reply's bytes before the first element: `{cursor: {firstBatch: [` or
+/// `{cursor: {nextBatch: [`.
+const fn reply_head(first: bool) -> usize {
+    4 + 1 + 7 + 4 + 1 + batch_key(first).len() + 4
+}
+
+/// The array's key with its NUL.
+const fn batch_key(first: bool) -> &'static [u8] {
+    if first {
+        b"firstBatch\0"
+    } else {
+        b"nextBatch\0"
+    }
+}
+
 impl Batch {
+    /// An empty `firstBatch` (`first`) or `nextBatch`, written into `buffer` (a spare reply
+    /// buffer the server keeps: its pages are reused).
+    pub fn new(mut buffer: Vec<u8>, first: bool) -> Batch {
+        buffer.clear();
+        buffer.resize(reply_head(first), 0);
+        Batch {
+            elements: buffer,
+            first,
+            len: 0,
+            doc_bytes: 0,
+        }
+    }
+
     /// Appends a document as the array's next element.
     pub fn push(&mut self, doc: &bson::RawDocument) {
         self.elements.push(0x03);
@@ -63,9 +95,10 @@ impl Batch {
 
     /// The documents, decoded (for tests and callers that need values).
     pub fn documents(&self) -> Vec<RawDocumentBuf> {
-        let mut bytes = Vec::with_capacity(self.elements.len() + 5);
-        bytes.extend_from_slice(&((self.elements.len() + 5) as i32).to_le_bytes());
-        bytes.extend_from_slice(&self.elements);
+        let elements = &self.elements[reply_head(self.first)..];
+        let mut bytes = Vec::with_capacity(elements.len() + 5);
+        bytes.extend_from_slice(&((elements.len() + 5) as i32).to_le_bytes());
+        bytes.extend_from_slice(elements);
         bytes.push(0);
         let Ok(arr) = bson::RawDocumentBuf::from_bytes(bytes) else {
             return Vec::new();
@@ -112,6 +145,10 @@ pub struct Cursor {
     pub stream: Option<Box<crate::changestream::stream::StreamState>>,
     /// A lazy scan (its batches come from the collection, not `pending`).
     pub scan: Option<Box<Scan>>,
+    /// The collection a `find`'s materialised result (a blocking sort) came from: its plan
+    /// still restores the collection at each `getMore`, so a drop or rename kills it as it
+    /// kills a scan.
+    pub collection: Option<Arc<Collection>>,
 }
 
 /// Where a lazy scan goes on from.
@@ -177,33 +214,10 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// Checks that the scan may go on, as a plan restored after a yield: its collection still
-    /// exists under the name it had (QueryPlanKilled otherwise, with the server's messages).
+    /// Checks that the scan may go on, as a plan restored after a yield: see
+    /// [`restore_collection`].
     pub fn restore(&self, catalog: &Catalog) -> Result<()> {
-        let current = self.collection.data.read().ns.clone();
-        let (db, coll) = current.split_once('.').unwrap_or((&current, ""));
-        let alive = catalog
-            .collection(db, coll)
-            .is_some_and(|c| Arc::ptr_eq(&c, &self.collection));
-        let same_db = self.ns.split_once('.').map(|(d, _)| d) == Some(db);
-        let uuid = self.collection.uuid;
-        // A rename across databases copies into a new collection and drops this one.
-        if !alive || !same_db {
-            return Err(CommandError::new(
-                codes::QUERY_PLAN_KILLED,
-                format!("collection dropped. UUID {uuid}"),
-            ));
-        }
-        if current != self.ns {
-            return Err(CommandError::new(
-                codes::QUERY_PLAN_KILLED,
-                format!(
-                    "collection renamed from '{}' to '{current}'. UUID {uuid}",
-                    self.ns
-                ),
-            ));
-        }
-        Ok(())
+        restore_collection(&self.collection, &self.ns, catalog)
     }
 
     /// Checks that a natural-order scan of a capped collection still has its position (the
@@ -224,15 +238,15 @@ impl Scan {
         Ok(())
     }
 
-    /// Reads the next batch: at most `max` documents (all when `None`) and at most
-    /// [`MAX_BATCH_BYTES`]. Returns it and whether the cursor stays open.
+    /// Reads the next batch into `out` (empty): at most `max` documents (all when `None`) and
+    /// at most [`MAX_BATCH_BYTES`]. Returns it and whether the cursor stays open.
     pub fn next_batch(
         &mut self,
         data: &CollectionData,
         max: Option<usize>,
+        mut out: Batch,
     ) -> Result<(Batch, bool)> {
         self.check_position(data)?;
-        let mut out = Batch::default();
         if max == Some(0) {
             return Ok((out, true));
         }
@@ -340,7 +354,9 @@ impl Scan {
             if out.is_empty() {
                 // One allocation for the batch: the first document's size times the count.
                 let expected = max.unwrap_or(1024).min(MAX_BATCH_BYTES / len.max(1) + 1);
-                out.elements.reserve(expected.saturating_mul(len + 8));
+                // Plus the reply's end, so finishing it does not move the batch.
+                out.elements
+                    .reserve(expected.saturating_mul(len + 8) + 1024 + ENVELOPE_ROOM);
             }
             bytes += len;
             out.push(doc);
@@ -398,6 +414,32 @@ impl Scan {
             }
         }
     }
+}
+
+/// Checks that a find's plan may go on after a yield: its collection (opened as `ns`) still
+/// exists under the name it had. QueryPlanKilled otherwise, with the server's messages.
+pub fn restore_collection(collection: &Arc<Collection>, ns: &str, catalog: &Catalog) -> Result<()> {
+    let current = collection.data.read().ns.clone();
+    let (db, coll) = current.split_once('.').unwrap_or((&current, ""));
+    let alive = catalog
+        .collection(db, coll)
+        .is_some_and(|c| Arc::ptr_eq(&c, collection));
+    let same_db = ns.split_once('.').map(|(d, _)| d) == Some(db);
+    let uuid = collection.uuid;
+    // A rename across databases copies into a new collection and drops this one.
+    if !alive || !same_db {
+        return Err(CommandError::new(
+            codes::QUERY_PLAN_KILLED,
+            format!("collection dropped. UUID {uuid}"),
+        ));
+    }
+    if current != ns {
+        return Err(CommandError::new(
+            codes::QUERY_PLAN_KILLED,
+            format!("collection renamed from '{ns}' to '{current}'. UUID {uuid}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Every open cursor, by id.
@@ -470,9 +512,13 @@ impl CursorTable {
     }
 }
 
-/// Takes the next batch: at most `limit` documents (all when `None`) and at most 16 MiB.
-pub fn next_batch(pending: &mut VecDeque<RawDocumentBuf>, limit: Option<usize>) -> Batch {
-    let mut out = Batch::default();
+/// Takes the next batch into `out` (empty): at most `limit` documents (all when `None`) and at
+/// most 16 MiB.
+pub fn next_batch(
+    pending: &mut VecDeque<RawDocumentBuf>,
+    limit: Option<usize>,
+    mut out: Batch,
+) -> Batch {
     while let Some(doc) = pending.front() {
         if limit.is_some_and(|l| out.len() >= l) {
             break;
@@ -491,25 +537,28 @@ pub fn next_batch(pending: &mut VecDeque<RawDocumentBuf>, limit: Option<usize>) 
 /// `$clusterTime`, `operationTime`), so that appending it does not move the batch.
 const ENVELOPE_ROOM: usize = 256;
 
-/// The `{cursor: {firstBatch|nextBatch, id, ns}}` reply body, written in one buffer.
-pub fn cursor_reply(id: i64, ns: &str, batch: Batch, first: bool) -> RawDocumentBuf {
-    let key: &[u8] = if first {
-        b"firstBatch\0"
-    } else {
-        b"nextBatch\0"
-    };
-    let array_len = 4 + batch.elements.len() + 1;
-    let cursor_len = 4 + 1 + key.len() + array_len + (1 + 3 + 8) + (1 + 3 + 4 + ns.len() + 1) + 1;
+/// The `{cursor: {firstBatch|nextBatch, id, ns}}` reply body, finished in the batch's own
+/// buffer (its head written in the room left for it), so the documents are not copied again.
+pub fn cursor_reply(id: i64, ns: &str, batch: Batch) -> RawDocumentBuf {
+    let key = batch_key(batch.first);
+    let head_len = reply_head(batch.first);
+    let mut out = batch.elements;
+    let array_len = 4 + (out.len() - head_len) + 1;
+    // `id` and `ns`, after the array.
+    let fields = (1 + 3 + 8) + (1 + 3 + 4 + ns.len() + 1);
+    let cursor_len = 4 + 1 + key.len() + array_len + fields + 1;
     let total = 4 + 1 + 7 + cursor_len + 1;
-    let mut out = Vec::with_capacity(total + ENVELOPE_ROOM);
-    out.extend_from_slice(&(total as i32).to_le_bytes());
-    out.push(0x03);
-    out.extend_from_slice(b"cursor\0");
-    out.extend_from_slice(&(cursor_len as i32).to_le_bytes());
-    out.push(0x04);
-    out.extend_from_slice(key);
-    out.extend_from_slice(&(array_len as i32).to_le_bytes());
-    out.extend_from_slice(&batch.elements);
+    let mut head = Vec::with_capacity(head_len);
+    head.extend_from_slice(&(total as i32).to_le_bytes());
+    head.push(0x03);
+    head.extend_from_slice(b"cursor\0");
+    head.extend_from_slice(&(cursor_len as i32).to_le_bytes());
+    head.push(0x04);
+    head.extend_from_slice(key);
+    head.extend_from_slice(&(array_len as i32).to_le_bytes());
+    out[..head_len].copy_from_slice(&head);
+    // The array's NUL, the fields, the two documents' NULs.
+    out.reserve(1 + fields + 2 + ENVELOPE_ROOM);
     out.push(0);
     out.push(0x12);
     out.extend_from_slice(b"id\0");

@@ -111,7 +111,19 @@ pub struct Server {
     pub(crate) admin: crate::commands::admin::Admin,
     /// Per command name, how many times it ran (`serverStatus.metrics.commands.NAME.total`).
     pub(crate) command_counts: parking_lot::Mutex<std::collections::BTreeMap<String, i64>>,
+    /// Result documents computed in full before a cursor handed them out (blocking plans);
+    /// a streaming scan adds none.
+    pub(crate) materialised: std::sync::atomic::AtomicU64,
+    /// Buffers of cursor replies already sent, for the next batches: a scan's 16 MiB batches
+    /// then reuse memory already mapped instead of faulting fresh pages in for each one.
+    reply_buffers: parking_lot::Mutex<Vec<Vec<u8>>>,
 }
+
+/// How many spare reply buffers the server keeps, and the sizes it keeps: the idle memory they
+/// hold is bounded (two buffers of at most 32 MiB), whatever the results.
+const SPARE_REPLY_BUFFERS: usize = 2;
+const SPARE_REPLY_MIN: usize = 256 * 1024;
+const SPARE_REPLY_MAX: usize = 2 * crate::cursor::MAX_BATCH_BYTES;
 
 /// What the server knows about one client connection.
 #[derive(Debug, Clone, Default)]
@@ -179,6 +191,8 @@ impl Server {
                 crate::commands::security::default_cluster_parameters(),
             ),
             command_counts: parking_lot::Mutex::default(),
+            materialised: std::sync::atomic::AtomicU64::new(0),
+            reply_buffers: parking_lot::Mutex::default(),
         })
     }
 
@@ -186,6 +200,28 @@ impl Server {
     /// `serverStatus.metrics.commands`).
     pub fn command_count(&self, name: &str) -> i64 {
         self.command_counts.lock().get(name).copied().unwrap_or(0)
+    }
+
+    /// How many result documents were materialised (computed in full before a cursor's first
+    /// batch) since start: a test hook showing that a streaming scan holds none of them.
+    pub fn materialised_documents(&self) -> u64 {
+        self.materialised.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// An empty buffer for a cursor reply's batch: a spare one when there is one.
+    pub(crate) fn reply_buffer(&self) -> Vec<u8> {
+        self.reply_buffers.lock().pop().unwrap_or_default()
+    }
+
+    /// Keeps a sent reply's buffer for a later batch, when it is large enough to be worth it.
+    fn recycle(&self, mut buffer: Vec<u8>) {
+        if (SPARE_REPLY_MIN..=SPARE_REPLY_MAX).contains(&buffer.capacity()) {
+            let mut spare = self.reply_buffers.lock();
+            if spare.len() < SPARE_REPLY_BUFFERS {
+                buffer.clear();
+                spare.push(buffer);
+            }
+        }
     }
 
     /// Whether clients must authenticate (`ClusterOptions::auth`).
@@ -339,15 +375,19 @@ impl Server {
                         Outgoing::Bytes(bytes) => write.write_all(&bytes).await,
                         // A large reply (a batch) goes out as built, after its header.
                         Outgoing::Msg(head, body) if body.as_bytes().len() > 64 * 1024 => {
-                            match write.write_all(&head).await {
+                            let written = match write.write_all(&head).await {
                                 Ok(()) => write.write_all(body.as_bytes()).await,
                                 Err(e) => Err(e),
-                            }
+                            };
+                            self.recycle(body.into_bytes());
+                            written
                         }
                         Outgoing::Msg(head, body) => {
                             let mut bytes = Vec::with_capacity(head.len() + body.as_bytes().len());
                             bytes.extend_from_slice(&head);
                             bytes.extend_from_slice(body.as_bytes());
+                            // A small batch may have been written into a spare buffer.
+                            self.recycle(body.into_bytes());
                             write.write_all(&bytes).await
                         }
                     };

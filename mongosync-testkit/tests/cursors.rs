@@ -1,7 +1,8 @@
-//! Cursors as a real server keeps them: a scan reads lazily between `getMore`s, is killed with
-//! QueryPlanKilled (175) when its collection is dropped or renamed, loses its position in a
-//! capped collection with CappedPositionLost (136); result documents may exceed 16 MiB up to
-//! the server's internal BSON limit.
+//! Cursors as a real server keeps them: a scan reads lazily between `getMore`s (no result is
+//! materialised), a find's cursor (a scan or a blocking sort) or a streaming aggregate's is
+//! killed with QueryPlanKilled (175) when its collection is dropped or renamed, a scan loses
+//! its position in a capped collection with CappedPositionLost (136); result documents may
+//! exceed 16 MiB up to the server's internal BSON limit.
 
 use std::collections::BTreeSet;
 
@@ -268,8 +269,17 @@ async fn capping_past_a_cursors_position_loses_it() {
     coll.insert_many((16..30).map(|i| doc! {"_id": i}))
         .await
         .unwrap();
-    let (code, _) = get_more(&db, "capped", id, 10).await.unwrap_err();
+    let (code, message) = get_more(&db, "capped", id, 10).await.unwrap_err();
     assert_eq!(code, 136);
+    assert!(
+        message.starts_with(
+            "CollectionScan died due to position in capped collection being deleted. Last seen record id: RecordId("
+        ),
+        "{message}"
+    );
+    // The lost cursor is gone.
+    let (code, _) = get_more(&db, "capped", id, 10).await.unwrap_err();
+    assert_eq!(code, 43);
     cluster.shutdown().await;
 }
 
@@ -702,5 +712,184 @@ async fn a_per_document_pipeline_streams_between_get_mores() {
         }
     };
     assert_eq!(code, 40228);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_scan_much_larger_than_a_batch_materialises_no_document() {
+    use futures::TryStreamExt;
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    let coll = db.collection::<Document>("big");
+    // 4,000 documents of about 1 KiB: 40 batches of 100.
+    const N: i32 = 4000;
+    coll.insert_many((0..N).map(|i| doc! {"_id": i, "v": N - i, "pad": "x".repeat(1000)}))
+        .await
+        .unwrap();
+    let server = cluster.server();
+    let before = server.materialised_documents();
+
+    // Raw commands: the first batch and one getMore.
+    let (id, first) = find(&db, doc! {"find": "big", "batchSize": 100}).await;
+    assert_eq!(ids(&first), (0..100).collect::<Vec<_>>());
+    let (_, next) = get_more(&db, "big", id, 100).await.unwrap();
+    assert_eq!(ids(&next), (100..200).collect::<Vec<_>>());
+    // The driver's cursors, to the end: natural order, `_id` order (an `_id` index scan, also
+    // over a range), newest first, with a projection, and a per-document aggregate.
+    let count = |filter: Document, sort: Option<Document>, projection: Option<Document>| {
+        let coll = coll.clone();
+        async move {
+            let mut find = coll.find(filter).batch_size(100);
+            if let Some(s) = sort {
+                find = find.sort(s);
+            }
+            if let Some(p) = projection {
+                find = find.projection(p);
+            }
+            let docs: Vec<Document> = find.await.unwrap().try_collect().await.unwrap();
+            docs.len()
+        }
+    };
+    assert_eq!(count(doc! {}, None, None).await, N as usize);
+    assert_eq!(
+        count(doc! {}, Some(doc! {"_id": 1}), None).await,
+        N as usize
+    );
+    assert_eq!(
+        count(doc! {"_id": {"$gte": 1000}}, Some(doc! {"_id": -1}), None).await,
+        3000
+    );
+    assert_eq!(
+        count(doc! {}, Some(doc! {"$natural": -1}), None).await,
+        N as usize
+    );
+    assert_eq!(
+        count(doc! {"v": {"$gt": 2000}}, None, Some(doc! {"pad": 0})).await,
+        2000
+    );
+    let docs: Vec<Document> = coll
+        .aggregate(vec![
+            doc! {"$match": {"v": {"$gt": 1000}}},
+            doc! {"$unset": "pad"},
+        ])
+        .batch_size(100)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(docs.len(), 3000);
+    assert_eq!(
+        server.materialised_documents(),
+        before,
+        "a streaming scan held its result"
+    );
+
+    // The counter does see a blocking plan: a sort on a field no index orders holds every
+    // document before its first batch.
+    assert_eq!(count(doc! {}, Some(doc! {"v": 1}), None).await, N as usize);
+    assert_eq!(server.materialised_documents(), before + N as u64);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn drop_and_rename_kill_a_streaming_aggregate_cursor_with_query_plan_killed() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    for name in ["dropped", "renamed"] {
+        db.collection::<Document>(name)
+            .insert_many((0..10).map(|i| doc! {"_id": i, "v": i}))
+            .await
+            .unwrap();
+    }
+    let pipeline = || vec![doc! {"$match": {"v": {"$gte": 0}}}, doc! {"$set": {"w": 1}}];
+
+    let uuid = uuid_of(&db, "dropped").await;
+    let (id, first) = aggregate(&db, "dropped", pipeline(), 2).await;
+    assert_eq!(ids(&first), vec![0, 1]);
+    assert_ne!(id, 0);
+    db.collection::<Document>("dropped").drop().await.unwrap();
+    let (code, message) = get_more(&db, "dropped", id, 2).await.unwrap_err();
+    assert_eq!(
+        (code, message),
+        (175, format!("collection dropped. UUID {uuid}"))
+    );
+    // The killed cursor is gone.
+    let (code, _) = get_more(&db, "dropped", id, 2).await.unwrap_err();
+    assert_eq!(code, 43);
+
+    let uuid = uuid_of(&db, "renamed").await;
+    let (id, _) = aggregate(&db, "renamed", pipeline(), 2).await;
+    client
+        .database("admin")
+        .run_command(doc! {"renameCollection": "db.renamed", "to": "db.target"})
+        .await
+        .unwrap();
+    let (code, message) = get_more(&db, "renamed", id, 2).await.unwrap_err();
+    assert_eq!(
+        (code, message),
+        (
+            175,
+            format!("collection renamed from 'db.renamed' to 'db.target'. UUID {uuid}")
+        )
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn drop_and_rename_kill_a_find_cursor_over_a_blocking_sort_with_query_plan_killed() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = client(&cluster).await;
+    let db = client.database("db");
+    for name in ["dropped", "renamed", "kept"] {
+        db.collection::<Document>(name)
+            .insert_many((0..10).map(|i| doc! {"_id": i, "v": 10 - i}))
+            .await
+            .unwrap();
+    }
+    // A sort on a field no index orders: the result is computed in full, yet the plan still
+    // restores its collection at each getMore.
+    let sorted = |coll: &str| doc! {"find": coll, "sort": {"v": 1}, "batchSize": 2};
+    let uuid = uuid_of(&db, "dropped").await;
+    let before = cluster.server().materialised_documents();
+    let (id, first) = find(&db, sorted("dropped")).await;
+    assert_eq!(ids(&first), vec![9, 8]);
+    assert_eq!(cluster.server().materialised_documents(), before + 10);
+    db.collection::<Document>("dropped").drop().await.unwrap();
+    let (code, message) = get_more(&db, "dropped", id, 2).await.unwrap_err();
+    assert_eq!(
+        (code, message),
+        (175, format!("collection dropped. UUID {uuid}"))
+    );
+    let (code, _) = get_more(&db, "dropped", id, 2).await.unwrap_err();
+    assert_eq!(code, 43);
+
+    let uuid = uuid_of(&db, "renamed").await;
+    let (id, _) = find(&db, sorted("renamed")).await;
+    client
+        .database("admin")
+        .run_command(doc! {"renameCollection": "db.renamed", "to": "db.target"})
+        .await
+        .unwrap();
+    let (code, message) = get_more(&db, "renamed", id, 2).await.unwrap_err();
+    assert_eq!(
+        (code, message),
+        (
+            175,
+            format!("collection renamed from 'db.renamed' to 'db.target'. UUID {uuid}")
+        )
+    );
+
+    // A write to the collection does not kill it: the result stays as computed.
+    let (id, _) = find(&db, sorted("kept")).await;
+    db.collection::<Document>("kept")
+        .insert_one(doc! {"_id": 100, "v": -1})
+        .await
+        .unwrap();
+    let (id, docs) = get_more(&db, "kept", id, 2).await.unwrap();
+    assert_eq!(ids(&docs), vec![7, 6]);
+    assert_ne!(id, 0);
     cluster.shutdown().await;
 }

@@ -6,7 +6,9 @@
 //! same driver's BSON encoding (insert) or decoding (scan) of the same documents in-process with
 //! no server, i.e. the client-side ceiling, and the server's own CPU time per document (user +
 //! system, from `/proc`: steadier than wall-clock rates on a shared machine). Last, the server's
-//! peak RSS (`VmHWM`).
+//! peak RSS (`VmHWM`) overall and during each scan alone (the peak is reset before each scan):
+//! a scan that streams holds about two batches whatever the size of its result, so the full
+//! scan and the 10% slice should rise by about the same amount above the RSS they start from.
 //!
 //! Build the server in release mode first, then run the harness:
 //!
@@ -76,6 +78,8 @@ struct Rate {
     secs: f64,
     /// The server's CPU seconds during the phase, when known.
     cpu: Option<f64>,
+    /// The server's RSS when the phase started and its peak during the phase (KiB), when known.
+    rss: Option<(u64, u64)>,
 }
 
 /// A process's CPU time (user + system) in seconds, from `/proc/<pid>/stat`.
@@ -102,6 +106,13 @@ impl Rate {
             s.push_str(&format!(
                 "   server CPU {:.2} us/doc",
                 cpu * 1e6 / self.docs as f64
+            ));
+        }
+        if let Some((start, peak)) = self.rss {
+            s.push_str(&format!(
+                "   peak RSS {:.1} MiB (+{:.1} MiB over the scan)",
+                start.max(peak) as f64 / 1024.0,
+                peak.saturating_sub(start) as f64 / 1024.0
             ));
         }
         if let Some(b) = baseline {
@@ -150,11 +161,13 @@ fn baselines(docs: u64, plen: usize) -> Result<(Rate, Rate), BoxError> {
             docs,
             secs: enc,
             cpu: None,
+            rss: None,
         },
         Rate {
             docs,
             secs: dec,
             cpu: None,
+            rss: None,
         },
     ))
 }
@@ -240,9 +253,24 @@ async fn main() -> Result<(), BoxError> {
         docs: inserted,
         secs,
         cpu: since(cpu_start),
+        rss: None,
     };
     let after_insert_rss = server.status_kib("VmRSS:").unwrap_or(0);
+    // The peak so far (the insert's); the scans' peaks are read one by one below.
+    let insert_peak = server.status_kib("VmHWM:");
 
+    // Each scan's peak RSS: the peak is reset to the current RSS before it starts (no figure
+    // when it cannot be reset: the peak would be the insert's).
+    let rss_start = || {
+        if server.reset_peak_rss() {
+            server.status_kib("VmRSS:")
+        } else {
+            None
+        }
+    };
+    let rss_during = |start: Option<u64>| Some((start?, server.status_kib("VmHWM:")?));
+
+    let rss0 = rss_start();
     let cpu_start = cpu_at();
     let start = Instant::now();
     let full = scan(&coll, doc! {}, cfg.scan_batch).await?;
@@ -250,11 +278,13 @@ async fn main() -> Result<(), BoxError> {
         docs: full,
         secs: start.elapsed().as_secs_f64(),
         cpu: since(cpu_start),
+        rss: rss_during(rss0),
     };
     if full != cfg.docs {
         return Err(format!("full scan returned {full} of {} documents", cfg.docs).into());
     }
 
+    let rss0 = rss_start();
     let cpu_start = cpu_at();
     let start = Instant::now();
     let (raw_n, _) = scan_raw(&coll.clone_with_type::<RawDocumentBuf>(), cfg.scan_batch).await?;
@@ -262,6 +292,7 @@ async fn main() -> Result<(), BoxError> {
         docs: raw_n,
         secs: start.elapsed().as_secs_f64(),
         cpu: since(cpu_start),
+        rss: rss_during(rss0),
     };
     if raw_n != cfg.docs {
         return Err(format!("raw scan returned {raw_n} of {} documents", cfg.docs).into());
@@ -269,6 +300,7 @@ async fn main() -> Result<(), BoxError> {
 
     let lo = (cfg.docs * 45 / 100) as i64;
     let hi = (cfg.docs * 55 / 100) as i64;
+    let rss0 = rss_start();
     let cpu_start = cpu_at();
     let start = Instant::now();
     let slice = scan(
@@ -281,12 +313,12 @@ async fn main() -> Result<(), BoxError> {
         docs: slice,
         secs: start.elapsed().as_secs_f64(),
         cpu: since(cpu_start),
+        rss: rss_during(rss0),
     };
     if slice != (hi - lo) as u64 {
         return Err(format!("range scan returned {slice} of {} documents", hi - lo).into());
     }
 
-    let peak = server.status_kib("VmHWM:");
     client.shutdown().await;
     drop(server);
 
@@ -310,12 +342,20 @@ async fn main() -> Result<(), BoxError> {
     );
     println!();
     let mib = |kib: u64| kib as f64 / 1024.0;
+    let scans_peak = [&full_rate, &raw_rate, &slice_rate]
+        .iter()
+        .filter_map(|r| r.rss.map(|(_, p)| p))
+        .max();
+    let peak = insert_peak.max(scans_peak);
     println!(
-        "server RSS: idle {:.1} MiB, after insert {:.1} MiB, peak (VmHWM) {} (data: {:.1} MiB)",
+        "server RSS: idle {:.1} MiB, after insert {:.1} MiB, peak (VmHWM) {} (data: {:.1} MiB; \
+         scan batches of {} docs: {:.1} MiB)",
         mib(idle_rss),
         mib(after_insert_rss),
         peak.map_or_else(|| "n/a".to_string(), |k| format!("{:.1} MiB", mib(k))),
         cfg.docs as f64 * DOC_BYTES as f64 / (1024.0 * 1024.0),
+        cfg.scan_batch,
+        f64::from(cfg.scan_batch) * DOC_BYTES as f64 / (1024.0 * 1024.0),
     );
     Ok(())
 }

@@ -580,6 +580,7 @@ pub fn open(
             no_timeout: false,
             stream: Some(Box::new(state)),
             scan: None,
+            collection: None,
         })
     };
     Ok(Reply::Raw(stream_reply(id, &ns, docs, &pbrt, true)?))

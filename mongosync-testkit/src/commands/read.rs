@@ -10,7 +10,7 @@ use bson::{Bson, Document, RawDocumentBuf, doc};
 
 use super::support::{self, CollHandle, Target};
 use super::{Ctx, Reply};
-use crate::cursor::{Cursor, Position, Scan, cursor_reply, next_batch};
+use crate::cursor::{Batch, Cursor, Position, Scan, cursor_reply, next_batch};
 use crate::error::{CommandError, Result, codes};
 use crate::query::compare::OrdBson;
 use crate::query::matcher::Matcher;
@@ -87,7 +87,8 @@ fn batch_size(ctx: &Ctx<'_>, v: Option<&Bson>, field: &str) -> Result<Option<usi
     }
 }
 
-/// Opens a cursor over `docs` and returns the first batch.
+/// Opens a cursor over `docs` and returns the first batch. `collection`: the collection a
+/// find's result came from (a drop or rename kills the cursor).
 fn open_cursor(
     ctx: &Ctx<'_>,
     ns: String,
@@ -95,9 +96,17 @@ fn open_cursor(
     first_batch: Option<usize>,
     single_batch: bool,
     no_timeout: bool,
+    collection: Option<Arc<crate::storage::Collection>>,
 ) -> Reply {
+    ctx.server
+        .materialised
+        .fetch_add(docs.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let mut pending: VecDeque<RawDocumentBuf> = docs.into();
-    let batch = next_batch(&mut pending, Some(first_batch.unwrap_or(DEFAULT_BATCH)));
+    let batch = next_batch(
+        &mut pending,
+        Some(first_batch.unwrap_or(DEFAULT_BATCH)),
+        Batch::new(ctx.server.reply_buffer(), true),
+    );
     let id = if pending.is_empty() || single_batch {
         0
     } else {
@@ -110,9 +119,10 @@ fn open_cursor(
             no_timeout,
             stream: None,
             scan: None,
+            collection,
         })
     };
-    Reply::Raw(cursor_reply(id, &ns, batch, true))
+    Reply::Raw(cursor_reply(id, &ns, batch))
 }
 
 pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
@@ -154,7 +164,15 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             vars: &vars,
         };
         let docs = super::local::find(ctx, &args)?;
-        return Ok(open_cursor(ctx, ns, docs, batch, single_batch, no_timeout));
+        return Ok(open_cursor(
+            ctx,
+            ns,
+            docs,
+            batch,
+            single_batch,
+            no_timeout,
+            None,
+        ));
     }
     let tailable = ctx.opt_bool("tailable")?.unwrap_or(false);
     let await_data = ctx.opt_bool("awaitData")?.unwrap_or(false);
@@ -192,6 +210,8 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             "When using min()/max() a hint of which index to use must be specified",
         ));
     }
+    // The live collection a blocking plan's result comes from.
+    let mut source = None;
     let docs = match support::resolve(ctx, &coll)? {
         Target::Missing => {
             support::check_hint(None, hint.as_ref())?;
@@ -260,8 +280,11 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                     stages: None,
                     carry: None,
                 };
-                let (batch_docs, open) =
-                    scan.next_batch(&data, Some(batch.unwrap_or(DEFAULT_BATCH)))?;
+                let (batch_docs, open) = scan.next_batch(
+                    &data,
+                    Some(batch.unwrap_or(DEFAULT_BATCH)),
+                    Batch::new(ctx.server.reply_buffer(), true),
+                )?;
                 drop(data);
                 let id = if open && !single_batch {
                     ctx.server.cursors.register(Cursor {
@@ -273,11 +296,15 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                         no_timeout,
                         stream: None,
                         scan: Some(Box::new(scan)),
+                        collection: None,
                     })
                 } else {
                     0
                 };
-                return Ok(Reply::Raw(cursor_reply(id, &ns, batch_docs, true)));
+                return Ok(Reply::Raw(cursor_reply(id, &ns, batch_docs)));
+            }
+            if let CollHandle::Live(live) = &c {
+                source = Some(Arc::clone(live));
             }
             let selected = support::select(
                 &data,
@@ -326,7 +353,15 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             out
         }
     };
-    Ok(open_cursor(ctx, ns, docs, batch, single_batch, no_timeout))
+    Ok(open_cursor(
+        ctx,
+        ns,
+        docs,
+        batch,
+        single_batch,
+        no_timeout,
+        source,
+    ))
 }
 
 /// Where a lazy scan starts, for the plans that need no blocking stage: a collection scan in
@@ -527,6 +562,7 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 + std::time::Duration::from_millis(await_ms.unwrap_or(1000.0) as u64);
             let collection = Arc::clone(&scan.collection);
             let notify = collection.data.read().insert_notify();
+            let mut out = Batch::new(ctx.server.reply_buffer(), false);
             loop {
                 scan.restore(&ctx.server.catalog)?;
                 // Registered before reading, so an insert right after the read still wakes it.
@@ -535,18 +571,28 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 notified.as_mut().enable();
                 let (docs, open) = {
                     let data = collection.data.read();
-                    scan.next_batch(&data, batch.filter(|b| *b > 0))?
+                    scan.next_batch(&data, batch.filter(|b| *b > 0), out)?
                 };
                 if !docs.is_empty() || !open || !scan.await_data {
                     break (docs, open);
                 }
+                // Empty: the next read fills it.
+                out = docs;
                 if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                    break (docs, open);
+                    break (out, open);
                 }
             }
         }
         None => {
-            let docs = next_batch(&mut cursor.pending, batch.filter(|b| *b > 0));
+            // A find's blocking plan restores its collection too (a failure kills the cursor).
+            if let Some(collection) = &cursor.collection {
+                crate::cursor::restore_collection(collection, &cursor.ns, &ctx.server.catalog)?;
+            }
+            let docs = next_batch(
+                &mut cursor.pending,
+                batch.filter(|b| *b > 0),
+                Batch::new(ctx.server.reply_buffer(), false),
+            );
             (docs, !cursor.pending.is_empty())
         }
     };
@@ -557,7 +603,7 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
     } else {
         0
     };
-    Ok(Reply::Raw(cursor_reply(reply_id, &reply_ns, docs, false)))
+    Ok(Reply::Raw(cursor_reply(reply_id, &reply_ns, docs)))
 }
 
 pub fn kill_cursors(ctx: &mut Ctx<'_>) -> Result<Reply> {
@@ -1033,7 +1079,7 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
         .iter()
         .map(support::encode_result)
         .collect::<Result<Vec<_>>>()?;
-    Ok(open_cursor(ctx, ns, raws, batch, false, false))
+    Ok(open_cursor(ctx, ns, raws, batch, false, false, None))
 }
 
 /// Opens an aggregate cursor that runs a streaming pipeline over a natural-order scan of
@@ -1067,7 +1113,11 @@ fn stream_aggregate(
     };
     let (docs, open) = {
         let data = live.data.read();
-        scan.next_batch(&data, Some(batch.unwrap_or(DEFAULT_BATCH)))?
+        scan.next_batch(
+            &data,
+            Some(batch.unwrap_or(DEFAULT_BATCH)),
+            Batch::new(ctx.server.reply_buffer(), true),
+        )?
     };
     let id = if open {
         ctx.server.cursors.register(Cursor {
@@ -1079,11 +1129,12 @@ fn stream_aggregate(
             no_timeout: false,
             stream: None,
             scan: Some(Box::new(scan)),
+            collection: None,
         })
     } else {
         0
     };
-    Ok(Reply::Raw(cursor_reply(id, &ns, docs, true)))
+    Ok(Reply::Raw(cursor_reply(id, &ns, docs)))
 }
 
 /// A cursor over precomputed documents (`listCollections`, `listIndexes`).
@@ -1094,5 +1145,5 @@ pub fn cursor_over(
     batch: Option<usize>,
 ) -> Reply {
     let first = batch.unwrap_or(usize::MAX);
-    open_cursor(ctx, ns, docs, Some(first), false, false)
+    open_cursor(ctx, ns, docs, Some(first), false, false, None)
 }
