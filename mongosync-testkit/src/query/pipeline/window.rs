@@ -8,7 +8,7 @@ use bson::{Bson, Document};
 
 use crate::error::{CommandError, Result};
 use crate::query::compare::compare;
-use crate::query::expr::{self, Accumulator, Num};
+use crate::query::expr::{self, Accumulator, DocMeta, Num};
 use crate::query::sort::{SortSpec, sort_key};
 
 use super::group::AccSpec;
@@ -492,7 +492,7 @@ impl SetWindowFields {
                     let mut state = acc.init()?;
                     if let Some((l, h)) = self.window(&o.bounds, part, &keys, i)? {
                         for d in &part[l..=h] {
-                            acc.add(&mut state, d, vars)?;
+                            acc.add(&mut state, d, vars, Some(&DocMeta::EMPTY))?;
                         }
                     }
                     out.push(acc.finish(state, &Bson::Null, vars)?);
