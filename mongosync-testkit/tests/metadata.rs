@@ -410,3 +410,36 @@ async fn find_and_aggregate_share_the_text_score() {
         )
     );
 }
+
+#[tokio::test]
+async fn lookup_and_union_with_pipelines_search_their_own_collection() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let words = three(&cluster, "words").await;
+    let outer = collection(&cluster, "outer").await;
+    outer.insert_one(doc! {"_id": "x"}).await.unwrap();
+    // The outer collection has no text index; the foreign one's serves the $text match (the
+    // server's text_search_requires_index test).
+    let sub = vec![
+        text("stooges"),
+        doc! {"$project": {"s": {"$meta": "textScore"}}},
+    ];
+    let got = run(
+        &outer,
+        vec![doc! {"$lookup": {"from": "words", "pipeline": sub.clone(), "as": "j"}}],
+    )
+    .await;
+    assert_eq!(got, vec![doc! {"_id": "x", "j": [{"_id": 1, "s": 0.75}]}]);
+    let got = run(
+        &outer,
+        vec![doc! {"$unionWith": {"coll": "words", "pipeline": sub.clone()}}],
+    )
+    .await;
+    assert_eq!(got, vec![doc! {"_id": "x"}, doc! {"_id": 1, "s": 0.75}]);
+    // Without a text index on the foreign collection: IndexNotFound.
+    let (code, _) = fails(
+        &words,
+        vec![doc! {"$lookup": {"from": "outer", "pipeline": sub, "as": "j"}}],
+    )
+    .await;
+    assert_eq!(code, 27);
+}

@@ -771,6 +771,25 @@ impl PipelineEnv for CatalogEnv<'_, '_> {
         Ok(data.indexes.iter().map(|i| i.spec.clone()).collect())
     }
 
+    fn index_specs_of(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        // Inside a transaction, its own copy of a collection of this database.
+        if db == self.ctx.db
+            && let Some(c) = self.ctx.collection(coll)
+        {
+            return Ok(c.read().indexes.iter().map(|i| i.spec.clone()).collect());
+        }
+        Ok(match self.ctx.server.catalog.lookup(db, coll) {
+            Some(crate::storage::catalog::Namespace::Collection(c)) => c
+                .data
+                .read()
+                .indexes
+                .iter()
+                .map(|i| i.spec.clone())
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
     fn coll_stats(&self, options: &Document) -> Result<Document> {
         let coll = self.coll.clone().unwrap_or_default();
         let mut out = doc! {"ns": self.ctx.ns(&coll), "host": self.ctx.server.host.clone(), "localTime": bson::DateTime::now()};

@@ -36,6 +36,12 @@ pub trait PipelineEnv {
     fn index_specs(&self) -> Result<Vec<Document>> {
         Ok(Vec::new())
     }
+    /// The index specifications of `db.coll` (a `$lookup` or `$unionWith` pipeline's own
+    /// collection).
+    fn index_specs_of(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        let _ = (db, coll);
+        Ok(Vec::new())
+    }
     /// The sessions for `$listLocalSessions` (its specification given), as the server reports
     /// them (`{_id: {id, uid}, lastUse, ...}`). None by default.
     fn local_sessions(&self, spec: &Document) -> Result<Vec<Document>> {
@@ -52,6 +58,41 @@ pub trait PipelineEnv {
             codes::UNRECOGNIZED_PIPELINE_STAGE,
             format!("Unrecognized pipeline stage name: '{name}'"),
         ))
+    }
+}
+
+/// The environment of a `$lookup` or `$unionWith` pipeline: the outer one's, but its own
+/// collection is the foreign one (whose indexes `$text` and `$geoNear` use).
+struct Foreign<'a> {
+    outer: &'a dyn PipelineEnv,
+    db: &'a str,
+    coll: &'a str,
+}
+
+impl PipelineEnv for Foreign<'_> {
+    fn collection_documents(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        self.outer.collection_documents(db, coll)
+    }
+    fn coll_stats(&self, options: &Document) -> Result<Document> {
+        self.outer.coll_stats(options)
+    }
+    fn write_out(&self, db: &str, coll: &str, docs: Vec<Document>) -> Result<()> {
+        self.outer.write_out(db, coll, docs)
+    }
+    fn merge_into(&self, db: &str, coll: &str, docs: Vec<Document>, spec: &Document) -> Result<()> {
+        self.outer.merge_into(db, coll, docs, spec)
+    }
+    fn index_specs(&self) -> Result<Vec<Document>> {
+        self.outer.index_specs_of(self.db, self.coll)
+    }
+    fn index_specs_of(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        self.outer.index_specs_of(db, coll)
+    }
+    fn local_sessions(&self, spec: &Document) -> Result<Vec<Document>> {
+        self.outer.local_sessions(spec)
+    }
+    fn source_stage(&self, stage: &Document) -> Result<Vec<Document>> {
+        self.outer.source_stage(stage)
     }
 }
 
@@ -1624,13 +1665,19 @@ fn run_stage(
             pipeline,
         } => {
             let mut rows = rows;
+            let fdb = other_db.as_deref().unwrap_or(db);
             let foreign = match coll {
-                Some(c) => env.collection_documents(other_db.as_deref().unwrap_or(db), c)?,
+                Some(c) => env.collection_documents(fdb, c)?,
                 None => Vec::new(),
+            };
+            let own = Foreign {
+                outer: env,
+                db: fdb,
+                coll: coll.as_deref().unwrap_or(""),
             };
             // The other collection's documents come with what its own pipeline gave them.
             let extra = match pipeline {
-                Some(p) => p.run_rows(self::rows(foreign), db, env, vars)?,
+                Some(p) => p.run_rows(self::rows(foreign), db, &own, vars)?,
                 None => self::rows(foreign),
             };
             rows.extend(extra);
@@ -1715,6 +1762,15 @@ fn run_lookup(
         Some((fdb, coll)) => env.collection_documents(fdb.as_deref().unwrap_or(db), coll)?,
         None => Vec::new(),
     };
+    let own = Foreign {
+        outer: env,
+        db: l
+            .from
+            .as_ref()
+            .and_then(|(fdb, _)| fdb.as_deref())
+            .unwrap_or(db),
+        coll: l.from.as_ref().map_or("", |(_, c)| c.as_str()),
+    };
     let as_path: Vec<String> = l.as_field.split('.').map(str::to_string).collect();
     let mut out = Vec::with_capacity(rows.len());
     for Row { doc: d, meta } in rows {
@@ -1756,7 +1812,7 @@ fn run_lookup(
                         .unwrap_or(Bson::Undefined);
                     sub_vars.insert(k.clone(), v);
                 }
-                p.run_with(candidates, db, env, &sub_vars)?
+                p.run_with(candidates, db, &own, &sub_vars)?
             }
             None => candidates,
         };
