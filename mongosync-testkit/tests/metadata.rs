@@ -443,3 +443,72 @@ async fn lookup_and_union_with_pipelines_search_their_own_collection() {
     .await;
     assert_eq!(code, 27);
 }
+
+#[tokio::test]
+async fn sort_keys_and_bucket_accumulators() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let coll = three(&cluster, "k").await;
+    // A $sort records each document's key when a later stage reads it: one value per key (an
+    // array sorts by its smallest element ascending), a $meta key's metadata.
+    let got = run(
+        &coll,
+        vec![
+            text("three"),
+            doc! {"$addFields": {"tags": [{"$multiply": ["$_id", 10]}, 5]}},
+            doc! {"$sort": {"tags": 1, "s": {"$meta": "textScore"}}},
+            doc! {"$project": {"k": {"$meta": "sortKey"}}},
+        ],
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![
+            doc! {"_id": 0, "k": [0, TWO_THIRDS]},
+            doc! {"_id": 1, "k": [5, 0.75]},
+            doc! {"_id": 2, "k": [5, 0.75]},
+        ]
+    );
+    let got = run(
+        &coll,
+        vec![
+            doc! {"$sort": {"nothing": -1, "_id": -1}},
+            doc! {"$limit": 1},
+            doc! {"$project": {"k": {"$meta": "sortKey"}}},
+        ],
+    )
+    .await;
+    assert_eq!(got, vec![doc! {"_id": 3, "k": [Bson::Null, 3]}]);
+    // $bucket and $bucketAuto are groups: their accumulators read the scores.
+    let got = run(
+        &coll,
+        vec![
+            text("three"),
+            doc! {"$bucket": {
+                "groupBy": "$_id",
+                "boundaries": [0, 1, 3],
+                "output": {"s": {"$sum": {"$meta": "textScore"}}},
+            }},
+        ],
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![doc! {"_id": 0, "s": TWO_THIRDS}, doc! {"_id": 1, "s": 1.5}]
+    );
+    let got = run(
+        &coll,
+        vec![
+            text("three"),
+            doc! {"$bucketAuto": {
+                "groupBy": {"$meta": "textScore"},
+                "buckets": 1,
+                "output": {"n": {"$sum": 1}},
+            }},
+        ],
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![doc! {"_id": {"min": TWO_THIRDS, "max": 0.75}, "n": 3}]
+    );
+}

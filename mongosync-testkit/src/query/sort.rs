@@ -208,6 +208,27 @@ impl SortSpec {
         Ordering::Equal
     }
 
+    /// The document's sort key as `{$meta: "sortKey"}` shows it (the server's
+    /// `serializeSortKey`): one value per key, the element an array sorts by, a `$meta` key's
+    /// metadata, missing as null.
+    pub fn key_values(&self, doc: &Document, meta: Option<&DocMeta>) -> Bson {
+        let c = self.collation.as_ref();
+        let values = self.keys.iter().map(|(path, dir)| match dir {
+            Direction::Meta(which) => {
+                let v = match which {
+                    MetaSort::TextScore => meta.and_then(|m| m.text_score),
+                    MetaSort::RandVal => meta.and_then(|m| m.rand_val),
+                    MetaSort::GeoNearDistance => meta.and_then(|m| m.geo_near_distance),
+                    MetaSort::Search => None,
+                };
+                v.map_or(Bson::Null, Bson::Double)
+            }
+            Direction::Ascending => sort_key_with(doc, path, false, c),
+            Direction::Descending => sort_key_with(doc, path, true, c),
+        });
+        Bson::Array(values.collect())
+    }
+
     /// `Some(direction)` when the sort is `{$natural: ±1}` alone.
     pub fn natural(&self) -> Option<i32> {
         if self.keys.is_empty() {

@@ -536,10 +536,10 @@ impl Group {
         Ok(out)
     }
 
-    /// Accumulates `docs` as one group and returns the accumulated fields (for buckets).
+    /// Accumulates `rows` as one group and returns the accumulated fields (for buckets).
     fn accumulate(
         accs: &[(String, AccSpec)],
-        docs: &[&Document],
+        rows: &[&Row],
         key: &Bson,
         vars: &Document,
     ) -> Result<Document> {
@@ -547,9 +547,9 @@ impl Group {
             .iter()
             .map(|(_, a)| a.init())
             .collect::<Result<Vec<_>>>()?;
-        for d in docs {
+        for r in rows {
             for ((_, spec), state) in accs.iter().zip(states.iter_mut()) {
-                spec.add(state, d, vars, Some(&DocMeta::EMPTY))?;
+                spec.add(state, &r.doc, vars, r.meta())?;
             }
         }
         let mut out = Document::new();
@@ -838,10 +838,12 @@ impl BucketAuto {
         })
     }
 
-    pub(super) fn run(&self, docs: Vec<Document>, vars: &Document) -> Result<Vec<Document>> {
-        let mut keyed = Vec::with_capacity(docs.len());
-        for d in docs {
-            let k = expr::evaluate(&self.group_by, &d, vars)?.unwrap_or(Bson::Null);
+    /// Its output documents have no metadata; the accumulators read their inputs'.
+    pub(super) fn run(&self, rows: Vec<Row>, vars: &Document) -> Result<Vec<Document>> {
+        let mut keyed = Vec::with_capacity(rows.len());
+        for d in rows {
+            let k = expr::evaluate_with_meta(&self.group_by, &d.doc, vars, d.meta())?
+                .unwrap_or(Bson::Null);
             if self.series.is_some() && expr::Num::from_bson(&k).is_none() {
                 return Err(CommandError::new(
                     40258,
@@ -891,7 +893,7 @@ impl BucketAuto {
                 None => keyed[end - 1].0.clone(),
             };
             let id = Bson::Document(doc! {"min": min, "max": max});
-            let members: Vec<&Document> = keyed[start..end].iter().map(|(_, d)| d).collect();
+            let members: Vec<&Row> = keyed[start..end].iter().map(|(_, d)| d).collect();
             let mut d = doc! {"_id": id.clone()};
             for (k, v) in Group::accumulate(&self.output, &members, &id, vars)? {
                 d.insert(k, v);
@@ -908,7 +910,7 @@ impl BucketAuto {
     /// next bucket starts at that max; the first min is rounded down, the last max up.
     fn run_rounded(
         &self,
-        keyed: Vec<(Bson, Document)>,
+        keyed: Vec<(Bson, Row)>,
         series: &[f64],
         vars: &Document,
     ) -> Result<Vec<Document>> {
@@ -956,7 +958,7 @@ impl BucketAuto {
         let mut out = Vec::with_capacity(buckets.len());
         for (min, max, start, end) in buckets {
             let id = Bson::Document(doc! {"min": min, "max": max});
-            let members: Vec<&Document> = keyed[start..end].iter().map(|(_, d)| d).collect();
+            let members: Vec<&Row> = keyed[start..end].iter().map(|(_, d)| d).collect();
             let mut d = doc! {"_id": id.clone()};
             for (k, v) in Group::accumulate(&self.output, &members, &id, vars)? {
                 d.insert(k, v);
@@ -1083,11 +1085,12 @@ impl Bucket {
         })
     }
 
-    pub(super) fn run(&self, docs: Vec<Document>, vars: &Document) -> Result<Vec<Document>> {
+    /// Its output documents have no metadata; the accumulators read their inputs'.
+    pub(super) fn run(&self, rows: Vec<Row>, vars: &Document) -> Result<Vec<Document>> {
         // One slot per boundary interval, plus the default bucket.
-        let mut members: Vec<Vec<Document>> = vec![Vec::new(); self.boundaries.len()];
-        for d in docs {
-            let v = expr::evaluate(&self.group_by, &d, vars)?;
+        let mut members: Vec<Vec<Row>> = vec![Vec::new(); self.boundaries.len()];
+        for d in rows {
+            let v = expr::evaluate_with_meta(&self.group_by, &d.doc, vars, d.meta())?;
             let slot = (0..self.boundaries.len() - 1).find(|&i| {
                 compare_values(v.as_ref(), Some(&self.boundaries[i])) != Ordering::Less
                     && compare_values(v.as_ref(), Some(&self.boundaries[i + 1])) == Ordering::Less
@@ -1113,7 +1116,7 @@ impl Bucket {
             } else {
                 self.boundaries[i].clone()
             };
-            let refs: Vec<&Document> = m.iter().collect();
+            let refs: Vec<&Row> = m.iter().collect();
             let mut d = doc! {"_id": id.clone()};
             for (k, v) in Group::accumulate(&self.output, &refs, &id, vars)? {
                 d.insert(k, v);

@@ -129,6 +129,9 @@ pub struct Pipeline {
     stages: Vec<Stage>,
     /// The stages as given, for the metadata check ([`Pipeline::check_metadata`]).
     specs: Vec<Document>,
+    /// Whether a stage reads `{$meta: "sortKey"}`: only then does a `$sort` record each
+    /// document's key, as the server's sort produces it only when asked.
+    sort_key: bool,
     vars: Document,
     /// `allowDiskUse` (true by default since 6.0, `allowDiskUseByDefault`): with `false`, a
     /// blocking `$sort` over [`SORT_MEMORY_LIMIT`] fails as on the server.
@@ -1235,6 +1238,9 @@ impl Pipeline {
         Ok(Pipeline {
             stages: parsed,
             specs: stages.to_vec(),
+            sort_key: stages
+                .iter()
+                .any(|s| s.values().any(|v| reads_meta(v, "sortKey"))),
             vars: vars.clone(),
             allow_disk_use: true,
         })
@@ -1414,8 +1420,21 @@ impl Pipeline {
                 }
                 _ => run_stage(stage, rows, db, env, vars, &self.vars)?,
             };
+            if let Stage::Sort(spec) = stage {
+                self.record_sort_keys(spec, &mut rows);
+            }
         }
         Ok(rows)
+    }
+
+    /// Gives each row its sort key, when a later stage reads it.
+    fn record_sort_keys(&self, spec: &SortSpec, rows: &mut [Row]) {
+        if self.sort_key {
+            for r in rows {
+                let key = spec.key_values(&r.doc, r.meta.as_deref());
+                r.meta_mut().sort_key = Some(key);
+            }
+        }
     }
 }
 
@@ -1449,6 +1468,18 @@ impl Available {
             "geoNearDistance" | "geoNearPoint" => self.geo_near,
             _ => false,
         }
+    }
+}
+
+/// Whether `v` holds `{$meta: name}`.
+fn reads_meta(v: &Bson, name: &str) -> bool {
+    match v {
+        Bson::Document(d) => {
+            (d.len() == 1 && d.get("$meta") == Some(&Bson::String(name.to_string())))
+                || d.values().any(|x| reads_meta(x, name))
+        }
+        Bson::Array(items) => items.iter().any(|x| reads_meta(x, name)),
+        _ => false,
     }
 }
 
@@ -1556,11 +1587,11 @@ fn run_stage(
             rows
         }
         // Stages that rebuild their documents or need whole partitions: no metadata out.
-        Stage::BucketAuto(b) => self::rows(b.run(docs(rows), vars)?),
+        Stage::BucketAuto(b) => self::rows(b.run(rows, vars)?),
         Stage::SetWindowFields(w) => self::rows(w.run(docs(rows), vars)?),
         Stage::Fill(f) => self::rows(f.run(docs(rows), vars)?),
         Stage::Densify(d) => self::rows(d.run(docs(rows))?),
-        Stage::Bucket(b) => self::rows(b.run(docs(rows), vars)?),
+        Stage::Bucket(b) => self::rows(b.run(rows, vars)?),
         // The new root keeps the document's metadata, as the server's `$replaceRoot` does.
         Stage::ReplaceRoot(e) => {
             let mut out = Vec::with_capacity(rows.len());
