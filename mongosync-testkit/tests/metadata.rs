@@ -397,16 +397,54 @@ async fn find_and_aggregate_share_the_text_score() {
             doc! {"_id": 0, "s": 1.0 + TWO_THIRDS},
         ]
     );
-    let e = coll
-        .find(doc! {"_id": 1})
-        .projection(doc! {"s": {"$meta": "textScore"}})
+    // Checked before any document is read: a filter that matches nothing fails too.
+    for sort in [doc! {}, doc! {"s": {"$meta": "textScore"}}] {
+        let e = coll
+            .find(doc! {"_id": 99})
+            .projection(doc! {"s": {"$meta": "textScore"}})
+            .sort(sort)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code_and_message(e),
+            (
+                40218,
+                "query requires text score metadata, but it is not available".to_string()
+            )
+        );
+    }
+    // A $near filter gives each document its distance and point, in the query's units.
+    let got: Vec<Document> = coll
+        .find(doc! {"geoField": {"$near": [20, 40]}, "_id": {"$lt": 3}})
+        .projection(doc! {"d": {"$meta": "geoNearDistance"}, "p": {"$meta": "geoNearPoint"}})
         .await
-        .unwrap_err();
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let got: Vec<(i32, f64, Bson)> = got
+        .iter()
+        .map(|d| {
+            let dist = d.get_f64("d").unwrap();
+            (d.get_i32("_id").unwrap(), dist, d.get("p").unwrap().clone())
+        })
+        .collect();
+    assert_eq!(got.len(), 3);
     assert_eq!(
-        code_and_message(e),
+        (got[0].0, &got[0].2),
+        (1, &Bson::Array(vec![25.into(), 49.into()]))
+    );
+    assert!((got[0].1 - 106f64.sqrt()).abs() < 1e-9, "{got:?}");
+    assert_eq!(
+        code_and_message(
+            coll.find(doc! {})
+                .projection(doc! {"d": {"$meta": "geoNearDistance"}})
+                .await
+                .unwrap_err()
+        ),
         (
             40218,
-            "query requires text score metadata, but it is not available".to_string()
+            "query requires $geoNear distance metadata, but it is not available".to_string()
         )
     );
 }

@@ -183,6 +183,15 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
     } else {
         Some(Projection::new(&projection, &vars)?)
     };
+    // Metadata the projection or sort reads must come from the filter, as the server's
+    // planner checks before it reads a document (40218).
+    let available = crate::query::pipeline::Available {
+        text: matcher.has_text(),
+        geo_near: matcher.near().is_some(),
+    };
+    for spec in [&projection, &sort_doc] {
+        crate::query::pipeline::reads_available(&Bson::Document(spec.clone()), available)?;
+    }
     let min = ctx.opt_doc("min")?.cloned();
     let max = ctx.opt_doc("max")?.cloned();
     let hint = ctx.body.get("hint").cloned();

@@ -190,10 +190,7 @@ impl Projection {
             root: doc,
             vars: &self.vars,
             position,
-            // With `$text`, the score is metadata `$meta` reads; without, none is available.
-            meta: filter
-                .filter(|m| m.has_text())
-                .map(|m| DocMeta::text(m.text_score(doc))),
+            meta: filter.and_then(|m| find_metadata(m, doc)),
         };
         match self.mode {
             None => Ok(doc.clone()),
@@ -213,6 +210,21 @@ impl Projection {
     pub fn is_inclusion(&self) -> bool {
         self.mode == Some(Mode::Inclusion)
     }
+}
+
+/// The metadata a find's filter gives a document: its `$text` score, or its `$near` distance
+/// and point (in the query's units). `None` when the filter produces none.
+pub fn find_metadata(m: &Matcher, doc: &Document) -> Option<DocMeta> {
+    if m.has_text() {
+        return Some(DocMeta::text(m.text_score(doc)));
+    }
+    let (path, near) = m.near()?;
+    let hit = near.nearest(doc, path);
+    Some(DocMeta {
+        geo_near_distance: hit.as_ref().map(|h| h.0),
+        geo_near_point: hit.map(|h| h.1),
+        ..DocMeta::EMPTY
+    })
 }
 
 /// Validates a projection path as the server's `FieldPath` does.

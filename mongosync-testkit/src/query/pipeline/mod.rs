@@ -1438,11 +1438,13 @@ impl Pipeline {
     }
 }
 
-/// The metadata a pipeline's stages can read.
+/// The metadata a pipeline's stages (or a find's projection and sort) can read.
 #[derive(Debug, Clone, Copy, Default)]
-struct Available {
-    text: bool,
-    geo_near: bool,
+pub(crate) struct Available {
+    /// Text scores (`$text`).
+    pub text: bool,
+    /// Distances and points (`$geoNear`, a find's `$near`).
+    pub geo_near: bool,
 }
 
 impl Available {
@@ -1485,7 +1487,7 @@ fn reads_meta(v: &Bson, name: &str) -> bool {
 
 /// Fails with 40218 when `v` holds a `{$meta: name}` (in an expression, or a `$sort` key) for
 /// metadata the server checks and that is not available.
-fn reads_available(v: &Bson, available: Available) -> Result<()> {
+pub(crate) fn reads_available(v: &Bson, available: Available) -> Result<()> {
     match v {
         Bson::Document(d) => {
             if d.len() == 1 {
