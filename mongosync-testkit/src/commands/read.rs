@@ -1036,7 +1036,9 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 // A pipeline of per-document stages reads its collection lazily.
                 if let CollHandle::Live(live) = &col
                     && !explain
-                    && let Some(stages) = Pipeline::parse(&pipeline, &vars)?.streaming()
+                    && let Some(stages) = Pipeline::parse(&pipeline, &vars)?
+                        .with_collation(support::collation_of(&ctx.body)?)?
+                        .streaming()
                 {
                     return stream_aggregate(ctx, live, ns, stages, batch);
                 }
