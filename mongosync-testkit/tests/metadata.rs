@@ -516,6 +516,29 @@ async fn sort_keys_and_bucket_accumulators() {
     )
     .await;
     assert_eq!(got, vec![doc! {"_id": 3, "k": [Bson::Null, 3]}]);
+    // $setWindowFields adds fields to its documents, which keep their metadata; it may
+    // partition and sort by it.
+    let got = run(
+        &coll,
+        vec![
+            text("three"),
+            doc! {"$setWindowFields": {
+                "partitionBy": {"$gt": [{"$meta": "textScore"}, 0.7]},
+                "sortBy": {"s": {"$meta": "textScore"}, "_id": -1},
+                "output": {"n": {"$documentNumber": {}}},
+            }},
+            doc! {"$project": {"n": 1, "s": {"$meta": "textScore"}}},
+        ],
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![
+            doc! {"_id": 0, "n": 1i64, "s": TWO_THIRDS},
+            doc! {"_id": 2, "n": 1i64, "s": 0.75},
+            doc! {"_id": 1, "n": 2i64, "s": 0.75},
+        ]
+    );
     // $bucket and $bucketAuto are groups: their accumulators read the scores.
     let got = run(
         &coll,
