@@ -3,7 +3,8 @@
 
 use bson::{Bson, Document};
 
-use super::{Row, set_path, type_name};
+use super::metadata::Row;
+use super::{set_path, type_name};
 use crate::error::{CommandError, Result, codes};
 use crate::query::expr::DocMeta;
 use crate::query::matcher::Matcher;

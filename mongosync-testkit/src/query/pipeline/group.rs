@@ -7,7 +7,7 @@ use bson::{Bson, Document, doc};
 use crate::error::{CommandError, Result, codes};
 use crate::query::expr::{self, Accumulator, DocMeta, compare_values};
 
-use super::Row;
+use super::metadata::Row;
 use crate::query::sort::SortSpec;
 
 /// One accumulator of a `$group` (`field: {$op: argument}`).

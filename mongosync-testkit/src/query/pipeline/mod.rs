@@ -6,6 +6,7 @@
 mod densify;
 mod geo_near;
 mod group;
+mod metadata;
 mod project;
 mod window;
 
@@ -17,6 +18,8 @@ use crate::query::matcher::Matcher;
 use crate::query::sort::SortSpec;
 
 use group::{Bucket, BucketAuto, Group};
+pub(crate) use metadata::{Available, reads_available};
+use metadata::{Row, compare_rand, compare_rows, docs, meta_or_empty, reads_meta, rows};
 use project::Projection;
 use window::{Fill, SetWindowFields};
 
@@ -149,39 +152,6 @@ pub enum Step {
     Done,
 }
 
-/// A document on its way through a pipeline, with its metadata (the server's
-/// `DocumentMetadataFields`): `None` until a stage produces some (`$text`, `$geoNear`,
-/// `$sample`), so documents without metadata carry one empty pointer.
-#[derive(Debug, Clone)]
-pub(crate) struct Row {
-    doc: Document,
-    meta: Option<Box<DocMeta>>,
-}
-
-impl Row {
-    fn plain(doc: Document) -> Row {
-        Row { doc, meta: None }
-    }
-
-    /// The metadata `$meta` reads. Always some inside a pipeline: what is available was checked
-    /// when the pipeline was parsed, so an absent value is missing, not an error.
-    fn meta(&self) -> Option<&DocMeta> {
-        Some(meta_or_empty(&self.meta))
-    }
-
-    fn meta_mut(&mut self) -> &mut DocMeta {
-        self.meta.get_or_insert_with(Box::default)
-    }
-}
-
-fn rows(docs: Vec<Document>) -> Vec<Row> {
-    docs.into_iter().map(Row::plain).collect()
-}
-
-fn docs(rows: Vec<Row>) -> Vec<Document> {
-    rows.into_iter().map(|r| r.doc).collect()
-}
-
 /// A pipeline whose every stage works one document at a time (`$match`, `$project`,
 /// `$addFields`/`$set`, `$unset`, `$replaceRoot`/`$replaceWith`, `$skip`, `$limit`), run
 /// document by document as its input is read: a cursor over it reads its collection lazily
@@ -279,17 +249,6 @@ fn top_k_by<T>(
         top.truncate(k);
     }
     top
-}
-
-/// Orders rows by their `randVal`.
-fn compare_rand(a: &Row, b: &Row) -> std::cmp::Ordering {
-    let v = |r: &Row| r.meta.as_ref().and_then(|m| m.rand_val);
-    v(a).partial_cmp(&v(b)).unwrap_or(std::cmp::Ordering::Equal)
-}
-
-/// Sorts rows by `spec`, `{$meta: ...}` keys reading each row's metadata.
-fn compare_rows(spec: &SortSpec, a: &Row, b: &Row) -> std::cmp::Ordering {
-    spec.compare_meta(&a.doc, a.meta.as_deref(), &b.doc, b.meta.as_deref())
 }
 
 /// A `$lookup` stage.
@@ -1131,58 +1090,6 @@ impl Pipeline {
         Ok(p)
     }
 
-    /// Checks, as the server's dependency analysis does when it plans a pipeline, that every
-    /// `$meta` reads metadata some stage before it produces (40218): `$text` as the first
-    /// stage gives text scores, `$geoNear` distances and points; nothing gives `$search`
-    /// metadata. A stage that rebuilds its documents (`$group`...) ends the check: after it,
-    /// metadata is simply missing. `$facet` pipelines see what their input has; `$lookup` and
-    /// `$unionWith` pipelines start afresh on their own collection.
-    fn check_metadata(&self, available: Available) -> Result<()> {
-        let mut rebuilt = false;
-        for (spec, stage) in self.specs.iter().zip(&self.stages) {
-            match stage {
-                Stage::Facet(facets) if !rebuilt => {
-                    for (_, p) in facets {
-                        p.check_metadata(available)?;
-                    }
-                }
-                Stage::Facet(facets) => {
-                    for (_, p) in facets {
-                        p.check_metadata(Available::default())?;
-                    }
-                }
-                Stage::Lookup(l) => {
-                    if !rebuilt {
-                        l.let_vars
-                            .values()
-                            .try_for_each(|e| reads_available(e, available))?;
-                    }
-                    if let Some(p) = &l.pipeline {
-                        p.check_metadata(Available::at_start(&p.stages))?;
-                    }
-                }
-                Stage::UnionWith {
-                    pipeline: Some(p), ..
-                } => p.check_metadata(Available::at_start(&p.stages))?,
-                Stage::UnionWith { .. } => {}
-                _ if !rebuilt => spec
-                    .values()
-                    .try_for_each(|v| reads_available(v, available))?,
-                _ => {}
-            }
-            rebuilt |= matches!(
-                stage,
-                Stage::Group(_)
-                    | Stage::Bucket(_)
-                    | Stage::BucketAuto(_)
-                    | Stage::SortByCount(_)
-                    | Stage::Count(_)
-                    | Stage::Facet(_)
-            );
-        }
-        Ok(())
-    }
-
     /// Parses `stages` without the metadata check (a sub-pipeline, checked with its parent).
     fn parse_unchecked(stages: &[Document], vars: &Document) -> Result<Pipeline> {
         let mut parsed = Vec::with_capacity(stages.len());
@@ -1435,76 +1342,6 @@ impl Pipeline {
                 r.meta_mut().sort_key = Some(key);
             }
         }
-    }
-}
-
-/// The metadata a pipeline's stages (or a find's projection and sort) can read.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Available {
-    /// Text scores (`$text`).
-    pub text: bool,
-    /// Distances and points (`$geoNear`, a find's `$near`).
-    pub geo_near: bool,
-}
-
-impl Available {
-    /// What the first stage produces: text scores after `$text`, distances and points after
-    /// `$geoNear`.
-    fn at_start(stages: &[Stage]) -> Available {
-        match stages.first() {
-            Some(Stage::Match(_, m)) if m.has_text() => Available {
-                text: true,
-                geo_near: false,
-            },
-            Some(Stage::GeoNear(_)) => Available {
-                text: false,
-                geo_near: true,
-            },
-            _ => Available::default(),
-        }
-    }
-
-    fn has(self, name: &str) -> bool {
-        match name {
-            "textScore" => self.text,
-            "geoNearDistance" | "geoNearPoint" => self.geo_near,
-            _ => false,
-        }
-    }
-}
-
-/// Whether `v` holds `{$meta: name}`.
-fn reads_meta(v: &Bson, name: &str) -> bool {
-    match v {
-        Bson::Document(d) => {
-            (d.len() == 1 && d.get("$meta") == Some(&Bson::String(name.to_string())))
-                || d.values().any(|x| reads_meta(x, name))
-        }
-        Bson::Array(items) => items.iter().any(|x| reads_meta(x, name)),
-        _ => false,
-    }
-}
-
-/// Fails with 40218 when `v` holds a `{$meta: name}` (in an expression, or a `$sort` key) for
-/// metadata the server checks and that is not available.
-pub(crate) fn reads_available(v: &Bson, available: Available) -> Result<()> {
-    match v {
-        Bson::Document(d) => {
-            if d.len() == 1 {
-                if let Some(Bson::String(name)) = d.get("$meta") {
-                    return match expr::validated_meta(name) {
-                        Some(what) if !available.has(name) => Err(expr::unavailable(what)),
-                        _ => Ok(()),
-                    };
-                }
-                if d.contains_key("$literal") {
-                    return Ok(());
-                }
-            }
-            d.values().try_for_each(|x| reads_available(x, available))
-        }
-        Bson::Array(items) => items.iter().try_for_each(|x| reads_available(x, available)),
-        _ => Ok(()),
     }
 }
 
@@ -1859,10 +1696,6 @@ fn run_lookup(
         out.push(Row { doc: nd, meta });
     }
     Ok(out)
-}
-
-fn meta_or_empty(meta: &Option<Box<DocMeta>>) -> &DocMeta {
-    meta.as_deref().unwrap_or(&DocMeta::EMPTY)
 }
 
 /// A `$graphLookup` stage.

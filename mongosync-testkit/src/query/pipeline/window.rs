@@ -12,7 +12,7 @@ use crate::query::expr::{self, Accumulator, DocMeta, Num};
 use crate::query::sort::{SortSpec, sort_key};
 
 use super::group::AccSpec;
-use super::{Row, meta_or_empty};
+use super::metadata::{Row, meta_or_empty};
 
 const FAILED_TO_PARSE: i32 = 9;
 
