@@ -336,6 +336,15 @@ async fn unavailable_metadata_and_misplaced_text_fail_as_on_the_server() {
             )
         );
     }
+    // A view's definition is checked when it is read, with the reader's stages.
+    let db = coll.client().database("db");
+    db.run_command(doc! {"create": "scored", "viewOn": "e", "pipeline": [{"$addFields": {"s": {"$meta": "textScore"}}}]})
+        .await
+        .unwrap();
+    assert_eq!(
+        fails(&db.collection::<Document>("scored"), vec![]).await,
+        text_score
+    );
     // Metadata a stage may give is just missing without it; after a $group it is missing too.
     let got = run(
         &coll,

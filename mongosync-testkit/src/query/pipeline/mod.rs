@@ -1090,6 +1090,12 @@ impl Pipeline {
         Ok(p)
     }
 
+    /// Parses a view's definition: the metadata check waits until the view is read, with the
+    /// reader's stages after it (as the server's planner checks a query, not a view).
+    pub fn parse_view(stages: &[Document]) -> Result<Pipeline> {
+        Pipeline::parse_unchecked(stages, &Document::new())
+    }
+
     /// Parses `stages` without the metadata check (a sub-pipeline, checked with its parent).
     fn parse_unchecked(stages: &[Document], vars: &Document) -> Result<Pipeline> {
         let mut parsed = Vec::with_capacity(stages.len());
