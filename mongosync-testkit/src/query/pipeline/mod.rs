@@ -1431,13 +1431,13 @@ fn run_stage(
             rows.sort_by(|a, b| compare_rand(b, a));
             rows
         }
-        // Stages that rebuild their documents: no metadata out.
+        // Groups: their accumulators read metadata, their outputs have none.
         Stage::BucketAuto(b) => self::rows(b.run(rows, vars)?),
+        Stage::Bucket(b) => self::rows(b.run(rows, vars)?),
         Stage::SetWindowFields(w) => w.run_rows(rows, vars)?,
         // Metadata is not carried through these (a testkit limit; the server's keep it).
         Stage::Fill(f) => self::rows(f.run(docs(rows), vars)?),
         Stage::Densify(d) => self::rows(d.run(docs(rows))?),
-        Stage::Bucket(b) => self::rows(b.run(rows, vars)?),
         // The new root keeps the document's metadata, as the server's `$replaceRoot` does.
         Stage::ReplaceRoot(e) => {
             let mut out = Vec::with_capacity(rows.len());
