@@ -548,6 +548,24 @@ async fn sort_keys_and_bucket_accumulators() {
             doc! {"_id": 1, "n": 2i64, "s": 0.75},
         ]
     );
+    // So does $fill, whose values may read it.
+    let got = run(
+        &coll,
+        vec![
+            text("three"),
+            doc! {"$fill": {"sortBy": {"_id": 1}, "output": {"x": {"value": {"$meta": "textScore"}}}}},
+            doc! {"$project": {"x": 1, "s": {"$meta": "textScore"}}},
+        ],
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![
+            doc! {"_id": 0, "x": TWO_THIRDS, "s": TWO_THIRDS},
+            doc! {"_id": 1, "x": 0.75, "s": 0.75},
+            doc! {"_id": 2, "x": 0.75, "s": 0.75},
+        ]
+    );
     // $bucket and $bucketAuto are groups: their accumulators read the scores.
     let got = run(
         &coll,

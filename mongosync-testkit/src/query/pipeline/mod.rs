@@ -1435,8 +1435,8 @@ fn run_stage(
         Stage::BucketAuto(b) => self::rows(b.run(rows, vars)?),
         Stage::Bucket(b) => self::rows(b.run(rows, vars)?),
         Stage::SetWindowFields(w) => w.run_rows(rows, vars)?,
-        // Metadata is not carried through these (a testkit limit; the server's keep it).
-        Stage::Fill(f) => self::rows(f.run(docs(rows), vars)?),
+        Stage::Fill(f) => f.run(rows, vars)?,
+        // Metadata is not carried through `$densify` (a testkit limit).
         Stage::Densify(d) => self::rows(d.run(docs(rows))?),
         // The new root keeps the document's metadata, as the server's `$replaceRoot` does.
         Stage::ReplaceRoot(e) => {

@@ -12,7 +12,7 @@ use crate::query::expr::{self, Accumulator, DocMeta, Num};
 use crate::query::sort::{SortSpec, sort_key};
 
 use super::group::AccSpec;
-use super::metadata::{Row, meta_or_empty};
+use super::metadata::{Row, compare_rows, meta_or_empty};
 
 const FAILED_TO_PARSE: i32 = 9;
 
@@ -324,12 +324,8 @@ impl SetWindowFields {
         })
     }
 
-    pub(super) fn run(&self, docs: Vec<Document>, vars: &Document) -> Result<Vec<Document>> {
-        Ok(super::docs(self.run_rows(super::rows(docs), vars)?))
-    }
-
-    /// Like [`SetWindowFields::run`], each document keeping its metadata (the stage adds
-    /// fields to its input documents, as the server's does).
+    /// Computes the window fields; each document keeps its metadata (the stage adds fields
+    /// to its input documents, as the server's does).
     pub(super) fn run_rows(&self, rows: Vec<Row>, vars: &Document) -> Result<Vec<Row>> {
         let mut keyed = Vec::with_capacity(rows.len());
         for Row { doc: d, meta } in rows {
@@ -1536,25 +1532,28 @@ impl Fill {
         })
     }
 
-    pub(super) fn run(&self, docs: Vec<Document>, vars: &Document) -> Result<Vec<Document>> {
-        let mut docs = match (&self.window, &self.sort_by) {
-            (Some(w), _) => w.run(docs, vars)?,
+    /// Fills the documents' missing and null values; they keep their metadata.
+    pub(super) fn run(&self, rows: Vec<Row>, vars: &Document) -> Result<Vec<Row>> {
+        let mut rows = match (&self.window, &self.sort_by) {
+            (Some(w), _) => w.run_rows(rows, vars)?,
             (None, Some(s)) => {
-                let mut docs = docs;
-                docs.sort_by(|a, b| s.compare(a, b));
-                docs
+                let mut rows = rows;
+                rows.sort_by(|a, b| compare_rows(s, a, b));
+                rows
             }
-            (None, None) => docs,
+            (None, None) => rows,
         };
-        for d in &mut docs {
+        for r in &mut rows {
+            let meta = Some(meta_or_empty(&r.meta));
+            let d = &mut r.doc;
             for (path, e) in &self.values {
                 if matches!(super::get_path(d, path), None | Some(Bson::Null)) {
-                    let v = expr::evaluate(e, d, vars)?.unwrap_or(Bson::Null);
+                    let v = expr::evaluate_with_meta(e, d, vars, meta)?.unwrap_or(Bson::Null);
                     super::set_path(d, path, v);
                 }
             }
         }
-        Ok(docs)
+        Ok(rows)
     }
 }
 
