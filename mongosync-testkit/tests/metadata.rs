@@ -141,6 +141,21 @@ async fn text_score_reaches_every_stage_that_reads_it() {
     )
     .await;
     assert_eq!(got, vec![doc! {"_id": 1}, doc! {"_id": 2}]);
+    // $redact decides with it, and its output keeps it.
+    let got = run(
+        &coll,
+        vec![
+            text("three"),
+            doc! {"$redact": {"$cond": [{"$gt": [{"$meta": "textScore"}, 0.7]}, "$$KEEP", "$$PRUNE"]}},
+            doc! {"$project": {"s": {"$meta": "textScore"}}},
+            doc! {"$sort": {"_id": 1}},
+        ],
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![doc! {"_id": 1, "s": 0.75}, doc! {"_id": 2, "s": 0.75}]
+    );
     // $replaceRoot keeps the metadata for later stages; $unwind copies it to every output.
     let got = run(
         &coll,
