@@ -73,6 +73,75 @@ def test_text_search_needs_a_text_index(db):
     assert e.value.code == 27  # IndexNotFound: "text index required for $text query"
 
 
+def test_text_score_flows_through_an_aggregation(db):
+    db.posts.create_index([("body", TEXT)])
+    db.posts.insert_many(
+        [
+            {"_id": 1, "body": "coffee"},
+            {"_id": 2, "body": "Coffee Shopping"},
+            {"_id": 3, "body": "tea"},
+        ]
+    )
+    match = {"$match": {"$text": {"$search": "coffee"}}}
+    got = list(
+        db.posts.aggregate(
+            [
+                match,
+                {"$addFields": {"score": {"$meta": "textScore"}}},
+                {"$sort": {"s": {"$meta": "textScore"}}},
+                {"$project": {"score": 1, "double": {"$multiply": [{"$meta": "textScore"}, 2]}}},
+            ]
+        )
+    )
+    # 1 term in 1 token scores 1.0; in 2 tokens ("shopping" counts), 0.5 * 1/2 + 0.5.
+    assert got == [{"_id": 1, "score": 1.0, "double": 2.0}, {"_id": 2, "score": 0.75, "double": 1.5}]
+    total = list(db.posts.aggregate([match, {"$group": {"_id": None, "t": {"$sum": {"$meta": "textScore"}}}}]))
+    assert total == [{"_id": None, "t": 1.75}]
+
+
+def test_geo_near_distance_is_metadata_too(db):
+    db.places.create_index([("loc", "2d")])
+    db.places.insert_many([{"_id": "a", "loc": [3, 4]}, {"_id": "b", "loc": [6, 8]}])
+    got = list(
+        db.places.aggregate(
+            [
+                {"$geoNear": {"near": [0, 0], "distanceField": "d", "distanceMultiplier": 10}},
+                {"$project": {"d": 1, "m": {"$meta": "geoNearDistance"}, "p": {"$meta": "geoNearPoint"}}},
+            ]
+        )
+    )
+    # The field is scaled by distanceMultiplier, the metadata is not.
+    assert got == [{"_id": "a", "d": 50.0, "m": 5.0, "p": [3, 4]}, {"_id": "b", "d": 100.0, "m": 10.0, "p": [6, 8]}]
+
+
+@pytest.mark.parametrize(
+    "pipeline, code, message",
+    [
+        (
+            [{"$project": {"s": {"$meta": "textScore"}}}],
+            40218,
+            "query requires text score metadata, but it is not available",
+        ),
+        (
+            [{"$match": {"$text": {"$search": "x"}}}, {"$sort": {"d": {"$meta": "geoNearDistance"}}}],
+            40218,
+            "query requires $geoNear distance metadata, but it is not available",
+        ),
+        (
+            [{"$match": {"a": 1}}, {"$match": {"$text": {"$search": "x"}}}],
+            17313,
+            "$match with $text is only allowed as the first pipeline stage",
+        ),
+        ([{"$addFields": {"s": {"$meta": "bogus"}}}], 17308, "Unsupported argument to $meta: bogus"),
+    ],
+)
+def test_metadata_errors(db, pipeline, code, message):
+    db.posts.create_index([("body", TEXT)])
+    with pytest.raises(OperationFailure) as e:
+        list(db.posts.aggregate(pipeline))
+    assert (e.value.code, e.value.details["errmsg"]) == (code, message)
+
+
 def test_named_time_zones_follow_daylight_saving(db):
     db.t.insert_many(
         [

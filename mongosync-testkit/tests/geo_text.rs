@@ -670,6 +670,7 @@ async fn text_search_in_each_language() {
         doc! {"_id": 3, "body": "Los elefantes comen manzanas", "idioma": "es"},
         doc! {"_id": 4, "body": "Die Häuser sind alt", "idioma": "German"},
         doc! {"_id": 5, "body": "running dogs", "idioma": "none"},
+        doc! {"_id": 6, "body": "Çocuklar kitapları okuyor", "idioma": "turkish"},
     ])
     .await
     .unwrap();
@@ -706,6 +707,13 @@ async fn text_search_in_each_language() {
     // French: "les" and "des" are stop words, so the French document has no such terms.
     assert_eq!(search("les des", Some("none")).await, Vec::<i32>::new());
     assert_eq!(search("pomme", Some("fr")).await, vec![1]);
+    // Turkish: Snowball's Turkish stemmer removes the plural and case suffixes
+    // ("kitapları" -> "kitap", "çocuklar" -> "çocuk"), then the diacritics go.
+    assert_eq!(search("kitap", Some("tr")).await, vec![6]);
+    assert_eq!(search("KİTAPLAR", Some("turkish")).await, vec![6]);
+    assert_eq!(search("çocuk", Some("turkish")).await, vec![6]);
+    // Unstemmed, the word is not among the document's terms.
+    assert_eq!(search("kitapları", Some("none")).await, Vec::<i32>::new());
     // An unsupported $language is BadValue.
     let e = coll
         .find(doc! {"$text": {"$search": "x", "$language": "latin"}})

@@ -201,6 +201,15 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
     } else {
         Some(Projection::new(&projection, &vars)?)
     };
+    // Metadata the projection or sort reads must come from the filter, as the server's
+    // planner checks before it reads a document (40218).
+    let available = crate::query::pipeline::Available {
+        text: matcher.has_text(),
+        geo_near: matcher.near().is_some(),
+    };
+    for spec in [&projection, &sort_doc] {
+        crate::query::pipeline::reads_available(&Bson::Document(spec.clone()), available)?;
+    }
     let min = ctx.opt_doc("min")?.cloned();
     let max = ctx.opt_doc("max")?.cloned();
     let hint = ctx.body.get("hint").cloned();
@@ -815,6 +824,25 @@ impl PipelineEnv for CatalogEnv<'_, '_> {
         };
         let data = c.read();
         Ok(data.indexes.iter().map(|i| i.spec.clone()).collect())
+    }
+
+    fn index_specs_of(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        // Inside a transaction, its own copy of a collection of this database.
+        if db == self.ctx.db
+            && let Some(c) = self.ctx.collection(coll)
+        {
+            return Ok(c.read().indexes.iter().map(|i| i.spec.clone()).collect());
+        }
+        Ok(match self.ctx.server.catalog.lookup(db, coll) {
+            Some(crate::storage::catalog::Namespace::Collection(c)) => c
+                .data
+                .read()
+                .indexes
+                .iter()
+                .map(|i| i.spec.clone())
+                .collect(),
+            _ => Vec::new(),
+        })
     }
 
     fn coll_stats(&self, options: &Document) -> Result<Document> {

@@ -1,6 +1,7 @@
 //! Pieces shared by the read and write commands: resolving a namespace, finding the records a
 //! filter selects, and preparing documents for storage.
 
+use crate::query::expr::DocMeta;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -230,8 +231,21 @@ pub fn select(
                 None => Ok((rid, decode(data.get(rid).expect("selected record exists"))?)),
             })
             .collect::<Result<_>>()?;
-        decoded.sort_by(|a, b| spec.compare_scored(&a.1, &b.1, &|d| matcher.text_score(d)));
-        matched = decoded.into_iter().map(|(r, d)| (r, Some(d))).collect();
+        if matcher.has_text() {
+            // Each document's score once, as the metadata a `{$meta: "textScore"}` key reads.
+            let mut scored: Vec<(RecordId, Document, DocMeta)> = decoded
+                .into_iter()
+                .map(|(r, d)| {
+                    let meta = DocMeta::text(matcher.text_score(&d));
+                    (r, d, meta)
+                })
+                .collect();
+            scored.sort_by(|a, b| spec.compare_meta(&a.1, Some(&a.2), &b.1, Some(&b.2)));
+            matched = scored.into_iter().map(|(r, d, _)| (r, Some(d))).collect();
+        } else {
+            decoded.sort_by(|a, b| spec.compare(&a.1, &b.1));
+            matched = decoded.into_iter().map(|(r, d)| (r, Some(d))).collect();
+        }
     } else if let Some((path, near)) = near {
         // `$near`/`$nearSphere` return the nearest first (stable among equal distances).
         let mut by_distance = Vec::with_capacity(matched.len());

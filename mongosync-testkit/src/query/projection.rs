@@ -3,6 +3,7 @@
 // `CommandError` is the crate-wide error type; its size is a crate design decision.
 #![allow(clippy::result_large_err)]
 
+use crate::query::expr::DocMeta;
 use bson::{Bson, Document, doc};
 
 use crate::error::{CommandError, Result, codes};
@@ -189,7 +190,7 @@ impl Projection {
             root: doc,
             vars: &self.vars,
             position,
-            text_score: filter.and_then(|m| m.text_score(doc)),
+            meta: filter.and_then(|m| find_metadata(m, doc)),
         };
         match self.mode {
             None => Ok(doc.clone()),
@@ -209,6 +210,21 @@ impl Projection {
     pub fn is_inclusion(&self) -> bool {
         self.mode == Some(Mode::Inclusion)
     }
+}
+
+/// The metadata a find's filter gives a document: its `$text` score, or its `$near` distance
+/// and point (in the query's units). `None` when the filter produces none.
+pub fn find_metadata(m: &Matcher, doc: &Document) -> Option<DocMeta> {
+    if m.has_text() {
+        return Some(DocMeta::text(m.text_score(doc)));
+    }
+    let (path, near) = m.near()?;
+    let hit = near.nearest(doc, path);
+    Some(DocMeta {
+        geo_near_distance: hit.as_ref().map(|h| h.0),
+        geo_near_point: hit.map(|h| h.1),
+        ..DocMeta::EMPTY
+    })
 }
 
 /// Validates a projection path as the server's `FieldPath` does.
@@ -421,7 +437,7 @@ fn parse_operator(full: &str, d: &Document, ctx: &mut ParseCtx) -> Result<PNode>
     let is_meta = op == "$meta";
     ctx.want_computed(full, is_meta)?;
     if is_meta {
-        check_meta(arg)?;
+        crate::query::expr::check_meta(arg)?;
     } else if let Err(e) =
         crate::query::expr::evaluate(&Bson::Document(d.clone()), &Document::new(), &ctx.vars)
         && e.code == codes::INVALID_PIPELINE_OPERATOR
@@ -436,57 +452,16 @@ fn parse_operator(full: &str, d: &Document, ctx: &mut ParseCtx) -> Result<PNode>
     Ok(PNode::Computed(Bson::Document(d.clone())))
 }
 
-/// The `$meta` names the server knows.
-fn check_meta(arg: &Bson) -> Result<()> {
-    const NAMES: &[&str] = &[
-        "textScore",
-        "randVal",
-        "searchScore",
-        "searchHighlights",
-        "searchScoreDetails",
-        "searchSequenceToken",
-        "vectorSearchScore",
-        "score",
-        "scoreDetails",
-        "geoNearDistance",
-        "geoNearPoint",
-        "recordId",
-        "indexKey",
-        "sortKey",
-        "timeseriesBucketMinTime",
-        "timeseriesBucketMaxTime",
-        "changeStreamControlEvent",
-    ];
-    match arg {
-        Bson::String(name) if NAMES.contains(&name.as_str()) => Ok(()),
-        Bson::String(name) => Err(CommandError::new(
-            17308,
-            format!("Unsupported argument to $meta: {name}"),
-        )),
-        _ => Err(CommandError::new(
-            17307,
-            "$meta only supports string arguments",
-        )),
-    }
-}
-
-/// Evaluates a computed field; `$meta` has no metadata in the testkit except `randVal`.
+/// Evaluates a computed field, `$meta` reading the document's metadata (its `$text` score).
+/// `randVal` is a fresh random number per document, as a find's projection asks for one.
 fn eval_computed(e: &Bson, env: &Env) -> Result<Option<Bson>> {
     if let Bson::Document(d) = e
         && d.len() == 1
-        && let Some(Bson::String(name)) = d.get("$meta")
+        && d.get("$meta") == Some(&Bson::String("randVal".into()))
     {
-        return match name.as_str() {
-            "textScore" if env.text_score.is_some() => Ok(env.text_score.map(Bson::Double)),
-            "textScore" => Err(CommandError::new(
-                40218,
-                "query requires text score metadata, but it is not available",
-            )),
-            "randVal" => Ok(Some(Bson::Double(rand::random::<f64>()))),
-            _ => Ok(None),
-        };
+        return Ok(Some(Bson::Double(rand::random::<f64>())));
     }
-    crate::query::expr::evaluate(e, env.root, env.vars)
+    crate::query::expr::evaluate_with_meta(e, env.root, env.vars, env.meta.as_ref())
 }
 
 /// The find `$slice` forms (`n`, `[skip, limit]`); `None` when the argument is an aggregation
@@ -563,8 +538,8 @@ struct Env<'a> {
     root: &'a Document,
     vars: &'a Document,
     position: Option<usize>,
-    /// The `$text` score of the document, when the filter has `$text`.
-    text_score: Option<f64>,
+    /// The document's metadata, when the filter has `$text`.
+    meta: Option<DocMeta>,
 }
 
 fn slice(v: &Bson, skip: Option<i64>, limit: i64) -> Bson {

@@ -8,6 +8,7 @@ use bson::{Bson, Document};
 
 use crate::error::{CommandError, Result};
 use crate::query::collation::{Collation, compare_with};
+use crate::query::expr::DocMeta;
 use crate::query::path::is_index;
 
 /// A parsed sort specification.
@@ -26,8 +27,22 @@ pub enum Direction {
     Ascending,
     /// `-1`.
     Descending,
-    /// `{$meta: ...}`: the testkit has no scores, so these keys compare equal.
-    Meta,
+    /// `{$meta: ...}`: by the document's metadata, highest first, as the server's `$meta`
+    /// sorts always are.
+    Meta(MetaSort),
+}
+
+/// The metadata a `{$meta: ...}` sort key reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaSort {
+    /// `textScore`.
+    TextScore,
+    /// `randVal`.
+    RandVal,
+    /// `geoNearDistance`.
+    GeoNearDistance,
+    /// `searchScore`, `vectorSearchScore`: never produced here (no Atlas Search).
+    Search,
 }
 
 impl SortSpec {
@@ -50,12 +65,15 @@ impl SortSpec {
                             "Cannot have additional keys in a $meta sort specification",
                         ));
                     }
-                    match meta.get("$meta") {
-                        Some(Bson::String(s))
-                            if matches!(
-                                s.as_str(),
-                                "textScore" | "randVal" | "searchScore" | "vectorSearchScore"
-                            ) => {}
+                    let which = match meta.get("$meta") {
+                        Some(Bson::String(s)) if s == "textScore" => MetaSort::TextScore,
+                        Some(Bson::String(s)) if s == "randVal" => MetaSort::RandVal,
+                        Some(Bson::String(s)) if s == "geoNearDistance" => {
+                            MetaSort::GeoNearDistance
+                        }
+                        Some(Bson::String(s)) if s == "searchScore" || s == "vectorSearchScore" => {
+                            MetaSort::Search
+                        }
                         Some(other) => {
                             return Err(CommandError::new(
                                 31138,
@@ -65,9 +83,9 @@ impl SortSpec {
                                 ),
                             ));
                         }
-                        None => {}
-                    }
-                    Direction::Meta
+                        None => MetaSort::Search,
+                    };
+                    Direction::Meta(which)
                 }
                 _ => {
                     let Some(n) = crate::query::compare::number_as_f64(v) else {
@@ -145,21 +163,32 @@ impl SortSpec {
     /// Compares two documents under this sort (arrays sort by their smallest element ascending
     /// and largest descending, as the server does; missing sorts as null).
     pub fn compare(&self, a: &Document, b: &Document) -> Ordering {
-        self.compare_scored(a, b, &|_| None)
+        self.compare_meta(a, None, b, None)
     }
 
-    /// Like [`SortSpec::compare`], `{$meta: "textScore"}` keys sorting by `score`, highest
-    /// first.
-    pub fn compare_scored(
+    /// Like [`SortSpec::compare`], `{$meta: ...}` keys sorting by each document's metadata,
+    /// highest first (absent metadata last).
+    pub fn compare_meta(
         &self,
         a: &Document,
+        meta_a: Option<&DocMeta>,
         b: &Document,
-        score: &dyn Fn(&Document) -> Option<f64>,
+        meta_b: Option<&DocMeta>,
     ) -> Ordering {
         let c = self.collation.as_ref();
+        let value = |m: Option<&DocMeta>, which: MetaSort| -> Option<f64> {
+            match which {
+                MetaSort::TextScore => m.and_then(|m| m.text_score),
+                MetaSort::RandVal => m.and_then(|m| m.rand_val),
+                MetaSort::GeoNearDistance => m.and_then(|m| m.geo_near_distance),
+                MetaSort::Search => None,
+            }
+        };
         for (path, dir) in &self.keys {
             let o = match dir {
-                Direction::Meta => score(b).partial_cmp(&score(a)).unwrap_or(Ordering::Equal),
+                Direction::Meta(which) => value(meta_b, *which)
+                    .partial_cmp(&value(meta_a, *which))
+                    .unwrap_or(Ordering::Equal),
                 Direction::Ascending => compare_with(
                     &sort_key_with(a, path, false, c),
                     &sort_key_with(b, path, false, c),
@@ -177,6 +206,27 @@ impl SortSpec {
             }
         }
         Ordering::Equal
+    }
+
+    /// The document's sort key as `{$meta: "sortKey"}` shows it (the server's
+    /// `serializeSortKey`): one value per key, the element an array sorts by, a `$meta` key's
+    /// metadata, missing as null.
+    pub fn key_values(&self, doc: &Document, meta: Option<&DocMeta>) -> Bson {
+        let c = self.collation.as_ref();
+        let values = self.keys.iter().map(|(path, dir)| match dir {
+            Direction::Meta(which) => {
+                let v = match which {
+                    MetaSort::TextScore => meta.and_then(|m| m.text_score),
+                    MetaSort::RandVal => meta.and_then(|m| m.rand_val),
+                    MetaSort::GeoNearDistance => meta.and_then(|m| m.geo_near_distance),
+                    MetaSort::Search => None,
+                };
+                v.map_or(Bson::Null, Bson::Double)
+            }
+            Direction::Ascending => sort_key_with(doc, path, false, c),
+            Direction::Descending => sort_key_with(doc, path, true, c),
+        });
+        Bson::Array(values.collect())
     }
 
     /// `Some(direction)` when the sort is `{$natural: ±1}` alone.

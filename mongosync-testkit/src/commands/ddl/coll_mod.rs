@@ -85,7 +85,7 @@ pub fn coll_mod(ctx: &mut Ctx<'_>) -> Result<Reply> {
                         stages.push(d.clone());
                     }
                     check_view_pipeline(&stages, &ctx.ns(&coll))?;
-                    crate::query::pipeline::Pipeline::parse(&stages, &Document::new())?;
+                    crate::query::pipeline::Pipeline::parse_view(&stages)?;
                     view.pipeline = stages;
                 }
                 Some(v) => {

@@ -54,7 +54,7 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
             Some(_) => return Err(CommandError::type_mismatch("'pipeline' must be an array")),
         };
         check_view_pipeline(&pipeline, &ctx.ns(&coll))?;
-        crate::query::pipeline::Pipeline::parse(&pipeline, &Document::new())?;
+        crate::query::pipeline::Pipeline::parse_view(&pipeline)?;
         if ctx.txn.is_some() {
             return Err(not_in_transaction(
                 "Cannot create a view in a multi-document transaction.".into(),

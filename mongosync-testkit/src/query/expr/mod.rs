@@ -37,7 +37,9 @@ use date::*;
 pub(crate) use date::{add_named_units, format_date};
 use decimal::*;
 use hash::*;
+pub use meta::DocMeta;
 use meta::*;
+pub(crate) use meta::{check_meta, unavailable, validated as validated_meta};
 use object::*;
 use set::*;
 use string::*;
@@ -51,9 +53,21 @@ use variables::*;
 /// `Ok(None)` is a missing value (a missing field path, `$$REMOVE`); it differs from
 /// `Bson::Null` where the server distinguishes them (e.g. `$project` omits missing fields).
 pub fn evaluate(expr: &Bson, root: &Document, vars: &Document) -> Result<Option<Bson>> {
+    evaluate_with_meta(expr, root, vars, None)
+}
+
+/// Like [`evaluate`], with the current document's metadata for `$meta` (`None` outside a
+/// pipeline or a `find` that produces some).
+pub fn evaluate_with_meta(
+    expr: &Bson,
+    root: &Document,
+    vars: &Document,
+    meta: Option<&DocMeta>,
+) -> Result<Option<Bson>> {
     let scope = Scope {
         root,
         user: vars,
+        meta,
         parent: None,
         names: Vec::new(),
     };
@@ -337,6 +351,8 @@ const KNOWN_OPERATORS: &[&str] = &[
 struct Scope<'a> {
     root: &'a Document,
     user: &'a Document,
+    /// The current document's metadata, for `$meta`.
+    meta: Option<&'a DocMeta>,
     parent: Option<&'a Scope<'a>>,
     names: Vec<(String, Option<Bson>)>,
 }
@@ -346,6 +362,7 @@ impl<'a> Scope<'a> {
         Scope {
             root: self.root,
             user: self.user,
+            meta: self.meta,
             parent: Some(self),
             names,
         }

@@ -2098,17 +2098,23 @@ fn meta_names_and_unavailable_metadata() {
     ] {
         assert_eq!(ev(bson!({"$meta": name})), None, "{name}");
     }
-    // Available metadata is read from the reserved variable.
-    let vars = doc! {"$meta": {"textScore": 2.5}};
+    // Available metadata is read from the document's metadata, in nested expressions too;
+    // with metadata given, what is absent is missing (a pipeline checked it when parsed).
+    let meta = DocMeta::text(Some(2.5));
+    let with = |e: Bson| evaluate_with_meta(&e, &Document::new(), &Document::new(), Some(&meta));
     assert_eq!(
-        evaluate(
-            &bson!({"$multiply": [{"$meta": "textScore"}, 2]}),
-            &Document::new(),
-            &vars
-        )
-        .unwrap(),
+        with(bson!({"$multiply": [{"$meta": "textScore"}, 2]})).unwrap(),
         Some(bson!(5.0))
     );
+    assert_eq!(with(bson!({"$meta": "geoNearDistance"})).unwrap(), None);
+    // A user variable named like the metadata is not metadata.
+    let e = evaluate(
+        &bson!({"$meta": "textScore"}),
+        &Document::new(),
+        &doc! {"$meta": {"textScore": 2.5}},
+    )
+    .unwrap_err();
+    assert_eq!(e.code, 40218);
 }
 
 /// 8.0's BinData `$convert` (jstests/aggregation/expressions/convert_bindata.js): `to` as

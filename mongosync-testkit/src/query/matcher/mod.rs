@@ -150,10 +150,31 @@ impl Matcher {
     /// Like [`Matcher::match_details`], but reports `$expr` evaluation errors (the server
     /// fails the operation with them).
     pub fn try_match_details(&self, doc: &Document) -> Result<MatchDetails> {
+        self.try_match_details_meta(doc, None)
+    }
+
+    /// Like [`Matcher::try_matches`], `$expr` reading `meta` (a pipeline document's metadata).
+    pub fn try_matches_meta(
+        &self,
+        doc: &Document,
+        meta: Option<&crate::query::expr::DocMeta>,
+    ) -> Result<bool> {
+        Ok(self.try_match_details_meta(doc, meta)?.matched)
+    }
+
+    fn try_match_details_meta(
+        &self,
+        doc: &Document,
+        meta: Option<&crate::query::expr::DocMeta>,
+    ) -> Result<MatchDetails> {
         let mut idx = None;
+        let ctx = EvalCtx {
+            vars: &self.vars,
+            meta,
+        };
         let matched = self
             .root
-            .matches(doc, &self.vars, self.collation.as_ref(), &mut idx)?;
+            .matches(doc, &ctx, self.collation.as_ref(), &mut idx)?;
         Ok(MatchDetails {
             matched,
             array_index: if matched { idx } else { None },
@@ -760,14 +781,15 @@ impl Node {
     fn matches(
         &self,
         doc: &Document,
-        vars: &Document,
+        ctx: &EvalCtx,
         coll: Option<&Collation>,
         idx: &mut Option<usize>,
     ) -> Result<bool> {
+        let vars = ctx.vars;
         match self {
             Node::And(children) => {
                 for c in children {
-                    if !c.matches(doc, vars, coll, idx)? {
+                    if !c.matches(doc, ctx, coll, idx)? {
                         return Ok(false);
                     }
                 }
@@ -776,7 +798,7 @@ impl Node {
             Node::Or(children) => {
                 for c in children {
                     let mut i = None;
-                    if c.matches(doc, vars, coll, &mut i)? {
+                    if c.matches(doc, ctx, coll, &mut i)? {
                         if i.is_some() {
                             *idx = i;
                         }
@@ -787,7 +809,7 @@ impl Node {
             }
             Node::Nor(children) => {
                 for c in children {
-                    if c.matches(doc, vars, coll, &mut None)? {
+                    if c.matches(doc, ctx, coll, &mut None)? {
                         return Ok(false);
                     }
                 }
@@ -795,7 +817,7 @@ impl Node {
             }
             Node::Path { path, pred } => Ok(path_matches(doc, path, pred, vars, coll, idx)),
             Node::Expr(e) => {
-                let v = crate::query::expr::evaluate(e, doc, vars)?;
+                let v = crate::query::expr::evaluate_with_meta(e, doc, vars, ctx.meta)?;
                 Ok(crate::query::expr::truthy(v.as_ref()))
             }
             Node::Const(b) => Ok(*b),
@@ -803,6 +825,18 @@ impl Node {
             Node::SampleRate(x) => Ok(rand::random::<f64>() < *x),
             Node::Text(q) => Ok(q.score(doc)?.is_some()),
         }
+    }
+}
+
+/// What `$expr` evaluates with: the filter's variables and the document's metadata.
+struct EvalCtx<'a> {
+    vars: &'a Document,
+    meta: Option<&'a crate::query::expr::DocMeta>,
+}
+
+impl<'a> EvalCtx<'a> {
+    fn plain(vars: &'a Document) -> EvalCtx<'a> {
+        EvalCtx { vars, meta: None }
     }
 }
 
@@ -903,7 +937,9 @@ impl Pred {
                 };
                 for (i, e) in arr.iter().enumerate() {
                     let matched = match e {
-                        Bson::Document(d) => node.matches(d, vars, coll, &mut None),
+                        Bson::Document(d) => {
+                            node.matches(d, &EvalCtx::plain(vars), coll, &mut None)
+                        }
                         // Arrays are matched as objects keyed "0", "1", ...
                         Bson::Array(a) => {
                             let sub: Document = a
@@ -911,7 +947,7 @@ impl Pred {
                                 .enumerate()
                                 .map(|(k, x)| (k.to_string(), x.clone()))
                                 .collect();
-                            node.matches(&sub, vars, coll, &mut None)
+                            node.matches(&sub, &EvalCtx::plain(vars), coll, &mut None)
                         }
                         _ => continue,
                     };

@@ -127,8 +127,7 @@ fn stop_words(lang: &str) -> &'static HashSet<&'static str> {
         .unwrap_or_else(|| EMPTY.get_or_init(Default::default))
 }
 
-/// The Snowball stemmer the server's libstemmer uses for a language (none for `none`; the
-/// `rust-stemmers` crate has no Turkish, so Turkish words are not stemmed here).
+/// The Snowball stemmer the server's libstemmer uses for a language (none for `none`).
 fn stemmer(lang: &str) -> Option<rust_stemmers::Stemmer> {
     use rust_stemmers::Algorithm as A;
     let alg = match lang {
@@ -146,6 +145,7 @@ fn stemmer(lang: &str) -> Option<rust_stemmers::Stemmer> {
         "russian" => A::Russian,
         "spanish" => A::Spanish,
         "swedish" => A::Swedish,
+        "turkish" => A::Turkish,
         _ => return None,
     };
     Some(rust_stemmers::Stemmer::create(alg))
@@ -656,8 +656,18 @@ mod tests {
             Some("smørrebrød")
         );
         assert_eq!(index_term("cafe\u{301}", "none").as_deref(), Some("cafe"));
-        // Turkish lowercasing (I is dotless ı), no Turkish stemmer here.
+        // Turkish lowercasing (I is dotless ı), then the Snowball Turkish stemmer, which
+        // removes noun suffixes (plural -lAr, cases) from words of more than one syllable.
         assert_eq!(index_term("IŞIK", "turkish").as_deref(), Some("ısık"));
+        for (word, stem) in [
+            ("kitaplar", "kitap"),
+            ("kitapları", "kitap"),
+            ("evlerden", "ev"),
+            ("çocuklar", "cocuk"),
+            ("arabalar", "araba"),
+        ] {
+            assert_eq!(index_term(word, "tr").as_deref(), Some(stem), "{word}");
+        }
     }
 
     #[test]

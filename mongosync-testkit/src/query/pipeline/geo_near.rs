@@ -3,8 +3,10 @@
 
 use bson::{Bson, Document};
 
+use super::metadata::Row;
 use super::{set_path, type_name};
 use crate::error::{CommandError, Result, codes};
+use crate::query::expr::DocMeta;
 use crate::query::matcher::Matcher;
 use crate::query::matcher::geo::{Geometry, Near, legacy_point, parse_geojson};
 
@@ -218,8 +220,10 @@ impl GeoNear {
         })
     }
 
-    /// Runs the stage over the collection's documents, given its index specifications.
-    pub fn run(&self, docs: Vec<Document>, specs: &[Document]) -> Result<Vec<Document>> {
+    /// Runs the stage over the collection's documents, given its index specifications. Each
+    /// output carries its distance (unscaled by `distanceMultiplier`, as the server keeps it)
+    /// and matched point as metadata.
+    pub fn run(&self, docs: Vec<Document>, specs: &[Document]) -> Result<Vec<Row>> {
         let field = self.field(specs)?;
         if let Some(q) = &self.query {
             q.bind_indexes(specs.iter())?;
@@ -245,9 +249,17 @@ impl GeoNear {
                     Bson::Double(d * self.multiplier),
                 );
                 if let Some(p) = &self.include_locs {
-                    set_path(&mut doc, p, loc);
+                    set_path(&mut doc, p, loc.clone());
                 }
-                doc
+                let meta = DocMeta {
+                    geo_near_distance: Some(d),
+                    geo_near_point: Some(loc),
+                    ..DocMeta::EMPTY
+                };
+                Row {
+                    doc,
+                    meta: Some(Box::new(meta)),
+                }
             })
             .collect())
     }

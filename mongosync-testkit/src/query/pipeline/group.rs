@@ -5,7 +5,9 @@ use std::cmp::Ordering;
 use bson::{Bson, Document, doc};
 
 use crate::error::{CommandError, Result, codes};
-use crate::query::expr::{self, Accumulator, compare_values};
+use crate::query::expr::{self, Accumulator, DocMeta, compare_values};
+
+use super::metadata::Row;
 use crate::query::sort::SortSpec;
 
 /// One accumulator of a `$group` (`field: {$op: argument}`).
@@ -234,25 +236,32 @@ impl AccSpec {
         })
     }
 
-    pub(super) fn add(&self, state: &mut AccState, doc: &Document, vars: &Document) -> Result<()> {
+    /// Adds one document; `meta` is its metadata (for `$meta` in the argument).
+    pub(super) fn add(
+        &self,
+        state: &mut AccState,
+        doc: &Document,
+        vars: &Document,
+        meta: Option<&DocMeta>,
+    ) -> Result<()> {
         match (self, state) {
             (AccSpec::Basic(_, e), AccState::Basic(acc)) => {
-                acc.add(expr::evaluate(e, doc, vars)?)?
+                acc.add(expr::evaluate_with_meta(e, doc, vars, meta)?)?
             }
             (AccSpec::Count, AccState::Basic(acc)) => acc.add(Some(Bson::Int32(1)))?,
             (AccSpec::First(e), AccState::First(slot @ None)) => {
-                *slot = Some(expr::evaluate(e, doc, vars)?.unwrap_or(Bson::Null));
+                *slot = Some(expr::evaluate_with_meta(e, doc, vars, meta)?.unwrap_or(Bson::Null));
             }
             (AccSpec::Last(e), AccState::Last(slot)) => {
-                *slot = Some(expr::evaluate(e, doc, vars)?.unwrap_or(Bson::Null));
+                *slot = Some(expr::evaluate_with_meta(e, doc, vars, meta)?.unwrap_or(Bson::Null));
             }
             (AccSpec::Push(e), AccState::Values(values)) => {
-                if let Some(v) = expr::evaluate(e, doc, vars)? {
+                if let Some(v) = expr::evaluate_with_meta(e, doc, vars, meta)? {
                     values.push(v);
                 }
             }
             (AccSpec::AddToSet(e), AccState::Values(values)) => {
-                if let Some(v) = expr::evaluate(e, doc, vars)?
+                if let Some(v) = expr::evaluate_with_meta(e, doc, vars, meta)?
                     && !values
                         .iter()
                         .any(|x| compare_values(Some(x), Some(&v)) == Ordering::Equal)
@@ -265,7 +274,7 @@ impl AccSpec {
                 let union = matches!(self, AccSpec::SetUnion(_));
                 // A missing value adds nothing; anything but an array is refused
                 // (accumulator_concat_arrays.cpp).
-                match expr::evaluate(e, doc, vars)? {
+                match expr::evaluate_with_meta(e, doc, vars, meta)? {
                     None => {}
                     Some(Bson::Array(items)) => {
                         for v in items {
@@ -288,31 +297,32 @@ impl AccSpec {
                     }
                 }
             }
-            (AccSpec::MergeObjects(e), AccState::Merge(out)) => match expr::evaluate(e, doc, vars)?
-            {
-                None | Some(Bson::Null) | Some(Bson::Undefined) => {}
-                Some(Bson::Document(d)) => {
-                    for (k, v) in d {
-                        out.insert(k, v);
+            (AccSpec::MergeObjects(e), AccState::Merge(out)) => {
+                match expr::evaluate_with_meta(e, doc, vars, meta)? {
+                    None | Some(Bson::Null) | Some(Bson::Undefined) => {}
+                    Some(Bson::Document(d)) => {
+                        for (k, v) in d {
+                            out.insert(k, v);
+                        }
+                    }
+                    Some(other) => {
+                        return Err(CommandError::new(
+                            40400,
+                            format!(
+                                "$mergeObjects requires object inputs, but input {other} is of type {}",
+                                expr::type_name(Some(&other))
+                            ),
+                        ));
                     }
                 }
-                Some(other) => {
-                    return Err(CommandError::new(
-                        40400,
-                        format!(
-                            "$mergeObjects requires object inputs, but input {other} is of type {}",
-                            expr::type_name(Some(&other))
-                        ),
-                    ));
-                }
-            },
+            }
             (AccSpec::Quantile { input, .. }, AccState::Floats(values)) => {
-                if let Some(v) = expr::evaluate(input, doc, vars)? {
+                if let Some(v) = expr::evaluate_with_meta(input, doc, vars, meta)? {
                     expr::quantile_samples(&v, values);
                 }
             }
             (AccSpec::StdDev { expr: e, .. }, AccState::Floats(values)) => {
-                if let Some(n) = expr::evaluate(e, doc, vars)?
+                if let Some(n) = expr::evaluate_with_meta(e, doc, vars, meta)?
                     .as_ref()
                     .and_then(expr::Num::from_bson)
                 {
@@ -320,7 +330,7 @@ impl AccSpec {
                 }
             }
             (AccSpec::N { op, input, .. }, AccState::Values(values)) => {
-                let v = expr::evaluate(input, doc, vars)?;
+                let v = expr::evaluate_with_meta(input, doc, vars, meta)?;
                 match op.as_str() {
                     // $maxN/$minN ignore null and missing; $firstN/$lastN keep them as null.
                     "$maxN" | "$minN" => {
@@ -332,7 +342,7 @@ impl AccSpec {
                 }
             }
             (AccSpec::Top { output, .. }, AccState::Sorted(items)) => {
-                let out = expr::evaluate(output, doc, vars)?.unwrap_or(Bson::Null);
+                let out = expr::evaluate_with_meta(output, doc, vars, meta)?.unwrap_or(Bson::Null);
                 items.push((doc.clone(), out));
             }
             _ => {}
@@ -487,12 +497,14 @@ impl Group {
     }
 
     /// Groups `docs` by `_id`; groups come out in order of first appearance.
-    pub(super) fn run(&self, docs: Vec<Document>, vars: &Document) -> Result<Vec<Document>> {
+    /// Its output documents have no metadata, as the server's.
+    pub(super) fn run(&self, rows: Vec<Row>, vars: &Document) -> Result<Vec<Document>> {
         let mut groups: Vec<(Bson, Vec<AccState>)> = Vec::new();
         // Indexes into `groups`, sorted by key, for a binary search with BSON equality.
         let mut index: Vec<usize> = Vec::new();
-        for d in &docs {
-            let key = expr::evaluate(&self.id, d, vars)?.unwrap_or(Bson::Null);
+        for row in &rows {
+            let (d, meta) = (&row.doc, row.meta());
+            let key = expr::evaluate_with_meta(&self.id, d, vars, meta)?.unwrap_or(Bson::Null);
             let slot =
                 match index.binary_search_by(|&i| compare_values(Some(&groups[i].0), Some(&key))) {
                     Ok(pos) => index[pos],
@@ -509,7 +521,7 @@ impl Group {
                 };
             let states = &mut groups[slot].1;
             for ((_, spec), state) in self.accs.iter().zip(states.iter_mut()) {
-                spec.add(state, d, vars)?;
+                spec.add(state, d, vars, meta)?;
             }
         }
         let mut out = Vec::with_capacity(groups.len());
@@ -524,10 +536,10 @@ impl Group {
         Ok(out)
     }
 
-    /// Accumulates `docs` as one group and returns the accumulated fields (for buckets).
+    /// Accumulates `rows` as one group and returns the accumulated fields (for buckets).
     fn accumulate(
         accs: &[(String, AccSpec)],
-        docs: &[&Document],
+        rows: &[&Row],
         key: &Bson,
         vars: &Document,
     ) -> Result<Document> {
@@ -535,9 +547,9 @@ impl Group {
             .iter()
             .map(|(_, a)| a.init())
             .collect::<Result<Vec<_>>>()?;
-        for d in docs {
+        for r in rows {
             for ((_, spec), state) in accs.iter().zip(states.iter_mut()) {
-                spec.add(state, d, vars)?;
+                spec.add(state, &r.doc, vars, r.meta())?;
             }
         }
         let mut out = Document::new();
@@ -826,10 +838,12 @@ impl BucketAuto {
         })
     }
 
-    pub(super) fn run(&self, docs: Vec<Document>, vars: &Document) -> Result<Vec<Document>> {
-        let mut keyed = Vec::with_capacity(docs.len());
-        for d in docs {
-            let k = expr::evaluate(&self.group_by, &d, vars)?.unwrap_or(Bson::Null);
+    /// Its output documents have no metadata; the accumulators read their inputs'.
+    pub(super) fn run(&self, rows: Vec<Row>, vars: &Document) -> Result<Vec<Document>> {
+        let mut keyed = Vec::with_capacity(rows.len());
+        for d in rows {
+            let k = expr::evaluate_with_meta(&self.group_by, &d.doc, vars, d.meta())?
+                .unwrap_or(Bson::Null);
             if self.series.is_some() && expr::Num::from_bson(&k).is_none() {
                 return Err(CommandError::new(
                     40258,
@@ -879,7 +893,7 @@ impl BucketAuto {
                 None => keyed[end - 1].0.clone(),
             };
             let id = Bson::Document(doc! {"min": min, "max": max});
-            let members: Vec<&Document> = keyed[start..end].iter().map(|(_, d)| d).collect();
+            let members: Vec<&Row> = keyed[start..end].iter().map(|(_, d)| d).collect();
             let mut d = doc! {"_id": id.clone()};
             for (k, v) in Group::accumulate(&self.output, &members, &id, vars)? {
                 d.insert(k, v);
@@ -896,7 +910,7 @@ impl BucketAuto {
     /// next bucket starts at that max; the first min is rounded down, the last max up.
     fn run_rounded(
         &self,
-        keyed: Vec<(Bson, Document)>,
+        keyed: Vec<(Bson, Row)>,
         series: &[f64],
         vars: &Document,
     ) -> Result<Vec<Document>> {
@@ -944,7 +958,7 @@ impl BucketAuto {
         let mut out = Vec::with_capacity(buckets.len());
         for (min, max, start, end) in buckets {
             let id = Bson::Document(doc! {"min": min, "max": max});
-            let members: Vec<&Document> = keyed[start..end].iter().map(|(_, d)| d).collect();
+            let members: Vec<&Row> = keyed[start..end].iter().map(|(_, d)| d).collect();
             let mut d = doc! {"_id": id.clone()};
             for (k, v) in Group::accumulate(&self.output, &members, &id, vars)? {
                 d.insert(k, v);
@@ -1071,11 +1085,12 @@ impl Bucket {
         })
     }
 
-    pub(super) fn run(&self, docs: Vec<Document>, vars: &Document) -> Result<Vec<Document>> {
+    /// Its output documents have no metadata; the accumulators read their inputs'.
+    pub(super) fn run(&self, rows: Vec<Row>, vars: &Document) -> Result<Vec<Document>> {
         // One slot per boundary interval, plus the default bucket.
-        let mut members: Vec<Vec<Document>> = vec![Vec::new(); self.boundaries.len()];
-        for d in docs {
-            let v = expr::evaluate(&self.group_by, &d, vars)?;
+        let mut members: Vec<Vec<Row>> = vec![Vec::new(); self.boundaries.len()];
+        for d in rows {
+            let v = expr::evaluate_with_meta(&self.group_by, &d.doc, vars, d.meta())?;
             let slot = (0..self.boundaries.len() - 1).find(|&i| {
                 compare_values(v.as_ref(), Some(&self.boundaries[i])) != Ordering::Less
                     && compare_values(v.as_ref(), Some(&self.boundaries[i + 1])) == Ordering::Less
@@ -1101,7 +1116,7 @@ impl Bucket {
             } else {
                 self.boundaries[i].clone()
             };
-            let refs: Vec<&Document> = m.iter().collect();
+            let refs: Vec<&Row> = m.iter().collect();
             let mut d = doc! {"_id": id.clone()};
             for (k, v) in Group::accumulate(&self.output, &refs, &id, vars)? {
                 d.insert(k, v);

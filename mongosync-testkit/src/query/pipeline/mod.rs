@@ -6,17 +6,20 @@
 mod densify;
 mod geo_near;
 mod group;
+mod metadata;
 mod project;
 mod window;
 
 use bson::{Bson, Document, doc};
 
 use crate::error::{CommandError, Result, codes};
-use crate::query::expr;
+use crate::query::expr::{self, DocMeta};
 use crate::query::matcher::Matcher;
 use crate::query::sort::SortSpec;
 
 use group::{Bucket, BucketAuto, Group};
+pub(crate) use metadata::{Available, reads_available};
+use metadata::{Row, compare_rand, compare_rows, docs, meta_or_empty, reads_meta, rows};
 use project::Projection;
 use window::{Fill, SetWindowFields};
 
@@ -36,6 +39,12 @@ pub trait PipelineEnv {
     fn index_specs(&self) -> Result<Vec<Document>> {
         Ok(Vec::new())
     }
+    /// The index specifications of `db.coll` (a `$lookup` or `$unionWith` pipeline's own
+    /// collection).
+    fn index_specs_of(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        let _ = (db, coll);
+        Ok(Vec::new())
+    }
     /// The sessions for `$listLocalSessions` (its specification given), as the server reports
     /// them (`{_id: {id, uid}, lastUse, ...}`). None by default.
     fn local_sessions(&self, spec: &Document) -> Result<Vec<Document>> {
@@ -52,6 +61,41 @@ pub trait PipelineEnv {
             codes::UNRECOGNIZED_PIPELINE_STAGE,
             format!("Unrecognized pipeline stage name: '{name}'"),
         ))
+    }
+}
+
+/// The environment of a `$lookup` or `$unionWith` pipeline: the outer one's, but its own
+/// collection is the foreign one (whose indexes `$text` and `$geoNear` use).
+struct Foreign<'a> {
+    outer: &'a dyn PipelineEnv,
+    db: &'a str,
+    coll: &'a str,
+}
+
+impl PipelineEnv for Foreign<'_> {
+    fn collection_documents(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        self.outer.collection_documents(db, coll)
+    }
+    fn coll_stats(&self, options: &Document) -> Result<Document> {
+        self.outer.coll_stats(options)
+    }
+    fn write_out(&self, db: &str, coll: &str, docs: Vec<Document>) -> Result<()> {
+        self.outer.write_out(db, coll, docs)
+    }
+    fn merge_into(&self, db: &str, coll: &str, docs: Vec<Document>, spec: &Document) -> Result<()> {
+        self.outer.merge_into(db, coll, docs, spec)
+    }
+    fn index_specs(&self) -> Result<Vec<Document>> {
+        self.outer.index_specs_of(self.db, self.coll)
+    }
+    fn index_specs_of(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        self.outer.index_specs_of(db, coll)
+    }
+    fn local_sessions(&self, spec: &Document) -> Result<Vec<Document>> {
+        self.outer.local_sessions(spec)
+    }
+    fn source_stage(&self, stage: &Document) -> Result<Vec<Document>> {
+        self.outer.source_stage(stage)
     }
 }
 
@@ -86,6 +130,11 @@ impl PipelineEnv for NoEnv {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     stages: Vec<Stage>,
+    /// The stages as given, for the metadata check ([`Pipeline::check_metadata`]).
+    specs: Vec<Document>,
+    /// Whether a stage reads `{$meta: "sortKey"}`: only then does a `$sort` record each
+    /// document's key, as the server's sort produces it only when asked.
+    sort_key: bool,
     vars: Document,
     /// `allowDiskUse` (true by default since 6.0, `allowDiskUseByDefault`): with `false`, a
     /// blocking `$sort` over [`SORT_MEMORY_LIMIT`] fails as on the server.
@@ -118,7 +167,8 @@ pub struct Streaming {
 impl Streaming {
     /// Runs one input document through every stage.
     pub fn push(&mut self, doc: Document) -> Result<Step> {
-        let mut doc = doc;
+        // No stage here produces metadata (`$text` and `$geoNear` do not stream).
+        let mut row = Row::plain(doc);
         for (i, stage) in self.stages.iter().enumerate() {
             match stage {
                 Stage::Skip(_) => {
@@ -135,15 +185,15 @@ impl Streaming {
                 }
                 _ => {
                     // The same code as the materialising executor, over one document.
-                    let out = run_stage(stage, vec![doc], "", &NoEnv, &self.vars, &self.vars)?;
+                    let out = run_stage(stage, vec![row], "", &NoEnv, &self.vars, &self.vars)?;
                     match out.into_iter().next() {
-                        Some(d) => doc = d,
+                        Some(r) => row = r,
                         None => return Ok(Step::Skip),
                     }
                 }
             }
         }
-        Ok(Step::Emit(doc))
+        Ok(Step::Emit(row.doc))
     }
 
     /// Whether a `$limit` is used up: no input can give an output any more.
@@ -173,19 +223,28 @@ pub fn sort_memory_error(prefix: &str) -> CommandError {
 /// The first `k` documents of `docs` in `spec` order, holding no more than `k` at a time (the
 /// server's top-k sort for a `$sort` followed by a `$limit`); ties keep their input order.
 pub fn top_k(docs: impl IntoIterator<Item = Document>, spec: &SortSpec, k: usize) -> Vec<Document> {
-    let mut top: Vec<Document> = Vec::with_capacity(k.min(1024));
+    top_k_by(docs, k, |a, b| spec.compare(a, b))
+}
+
+/// [`top_k`] under any order.
+fn top_k_by<T>(
+    items: impl IntoIterator<Item = T>,
+    k: usize,
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Vec<T> {
+    let mut top: Vec<T> = Vec::with_capacity(k.min(1024));
     if k == 0 {
         return top;
     }
-    for d in docs {
+    for d in items {
         if top.len() == k
             && top
                 .last()
-                .is_some_and(|last| spec.compare(&d, last) != std::cmp::Ordering::Less)
+                .is_some_and(|last| cmp(&d, last) != std::cmp::Ordering::Less)
         {
             continue;
         }
-        let at = top.partition_point(|x| spec.compare(x, &d) != std::cmp::Ordering::Greater);
+        let at = top.partition_point(|x| cmp(x, &d) != std::cmp::Ordering::Greater);
         top.insert(at, d);
         top.truncate(k);
     }
@@ -348,7 +407,8 @@ fn sub_pipeline(stage: &str, v: &Bson, vars: &Document) -> Result<Pipeline> {
             }
         }
     }
-    let p = Pipeline::parse(&stages, vars)?;
+    // Checked for metadata with the pipeline it belongs to.
+    let p = Pipeline::parse_unchecked(&stages, vars)?;
     for s in &p.stages {
         if matches!(s, Stage::Out { .. } | Stage::Merge { .. }) {
             return Err(CommandError::new(
@@ -1025,6 +1085,19 @@ impl Pipeline {
     /// '$foo'"); a stage that is not a one-key document with 40323; `$out`/`$merge` not last
     /// with 40601; and so on as on the server.
     pub fn parse(stages: &[Document], vars: &Document) -> Result<Pipeline> {
+        let p = Pipeline::parse_unchecked(stages, vars)?;
+        p.check_metadata(Available::at_start(&p.stages))?;
+        Ok(p)
+    }
+
+    /// Parses a view's definition: the metadata check waits until the view is read, with the
+    /// reader's stages after it (as the server's planner checks a query, not a view).
+    pub fn parse_view(stages: &[Document]) -> Result<Pipeline> {
+        Pipeline::parse_unchecked(stages, &Document::new())
+    }
+
+    /// Parses `stages` without the metadata check (a sub-pipeline, checked with its parent).
+    fn parse_unchecked(stages: &[Document], vars: &Document) -> Result<Pipeline> {
         let mut parsed = Vec::with_capacity(stages.len());
         for (i, s) in stages.iter().enumerate() {
             if s.len() != 1 {
@@ -1077,6 +1150,10 @@ impl Pipeline {
         }
         Ok(Pipeline {
             stages: parsed,
+            specs: stages.to_vec(),
+            sort_key: stages
+                .iter()
+                .any(|s| s.values().any(|v| reads_meta(v, "sortKey"))),
             vars: vars.clone(),
             allow_disk_use: true,
         })
@@ -1219,54 +1296,69 @@ impl Pipeline {
         env: &dyn PipelineEnv,
         vars: &Document,
     ) -> Result<Vec<Document>> {
-        let mut docs = input;
-        // A first-stage `$text` match scores documents; a later `$sort` on
-        // `{$meta: "textScore"}` re-scores them with it (the fields it reads must still be
-        // there: stages that drop them lose the order).
-        let text = match self.stages.first() {
-            Some(Stage::Match(_, m)) if m.has_text() => Some(m),
-            _ => None,
-        };
+        Ok(docs(self.run_rows(rows(input), db, env, vars)?))
+    }
+
+    /// Runs the stages over rows: metadata travels with each document from the stage that
+    /// produces it to the stages that read it.
+    fn run_rows(
+        &self,
+        input: Vec<Row>,
+        db: &str,
+        env: &dyn PipelineEnv,
+        vars: &Document,
+    ) -> Result<Vec<Row>> {
+        let mut rows = input;
         let mut stages = self.stages.iter().peekable();
         while let Some(stage) = stages.next() {
-            docs = match (stage, text) {
-                (Stage::Sort(spec), Some(m)) => {
-                    let mut docs = docs;
-                    docs.sort_by(|a, b| spec.compare_scored(a, b, &|d| m.text_score(d)));
-                    docs
-                }
+            rows = match stage {
                 // A `$sort` then `$limit` keeps only the top k (bounded memory).
-                (Stage::Sort(spec), None) if matches!(stages.peek(), Some(Stage::Limit(_))) => {
+                Stage::Sort(spec) if matches!(stages.peek(), Some(Stage::Limit(_))) => {
                     let Some(Stage::Limit(k)) = stages.next() else {
                         unreachable!("peeked")
                     };
-                    top_k(docs, spec, usize::try_from(*k).unwrap_or(usize::MAX))
+                    let k = usize::try_from(*k).unwrap_or(usize::MAX);
+                    top_k_by(rows, k, |a, b| compare_rows(spec, a, b))
                 }
-                (Stage::Sort(_), None) if !self.allow_disk_use => {
+                Stage::Sort(_) if !self.allow_disk_use => {
                     let mut held = 0usize;
-                    for d in &docs {
-                        held += bson::RawDocumentBuf::try_from(d).map_or(0, |r| r.as_bytes().len());
+                    for r in &rows {
+                        held += bson::RawDocumentBuf::try_from(&r.doc)
+                            .map_or(0, |raw| raw.as_bytes().len());
                         if held > SORT_MEMORY_LIMIT {
                             return Err(sort_memory_error("PlanExecutor error during aggregation"));
                         }
                     }
-                    run_stage(stage, docs, db, env, vars, &self.vars)?
+                    run_stage(stage, rows, db, env, vars, &self.vars)?
                 }
-                _ => run_stage(stage, docs, db, env, vars, &self.vars)?,
+                _ => run_stage(stage, rows, db, env, vars, &self.vars)?,
             };
+            if let Stage::Sort(spec) = stage {
+                self.record_sort_keys(spec, &mut rows);
+            }
         }
-        Ok(docs)
+        Ok(rows)
+    }
+
+    /// Gives each row its sort key, when a later stage reads it.
+    fn record_sort_keys(&self, spec: &SortSpec, rows: &mut [Row]) {
+        if self.sort_key {
+            for r in rows {
+                let key = spec.key_values(&r.doc, r.meta.as_deref());
+                r.meta_mut().sort_key = Some(key);
+            }
+        }
     }
 }
 
 fn run_stage(
     stage: &Stage,
-    docs: Vec<Document>,
+    rows: Vec<Row>,
     db: &str,
     env: &dyn PipelineEnv,
     vars: &Document,
     parse_vars: &Document,
-) -> Result<Vec<Document>> {
+) -> Result<Vec<Row>> {
     Ok(match stage {
         Stage::Match(filter, matcher) => {
             let rebuilt;
@@ -1276,65 +1368,86 @@ fn run_stage(
                 rebuilt = Matcher::new(filter, vars)?;
                 &rebuilt
             };
-            if m.has_text() {
+            let text = m.has_text();
+            if text {
                 m.bind_indexes(env.index_specs()?.iter())?;
             }
-            let mut out = Vec::with_capacity(docs.len());
-            for d in docs {
+            let mut out = Vec::with_capacity(rows.len());
+            for mut r in rows {
                 // `$expr` errors fail the aggregation, as on the server.
-                if m.try_matches(&d)? {
-                    out.push(d);
+                if m.try_matches_meta(&r.doc, r.meta())? {
+                    if text {
+                        r.meta_mut().text_score = m.text_score(&r.doc);
+                    }
+                    out.push(r);
                 }
             }
             out
         }
-        Stage::Project(p) => docs
-            .iter()
-            .map(|d| p.apply(d, vars))
-            .collect::<Result<Vec<_>>>()?,
-        Stage::Sort(spec) => {
-            let mut docs = docs;
-            docs.sort_by(|a, b| spec.compare(a, b));
-            docs
+        Stage::Project(p) => {
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let doc = p.apply(&r.doc, vars, r.meta())?;
+                out.push(Row { doc, meta: r.meta });
+            }
+            out
         }
-        Stage::Limit(n) => docs.into_iter().take(*n as usize).collect(),
-        Stage::Skip(n) => docs.into_iter().skip(*n as usize).collect(),
+        Stage::Sort(spec) => {
+            let mut rows = rows;
+            rows.sort_by(|a, b| compare_rows(spec, a, b));
+            rows
+        }
+        Stage::Limit(n) => rows.into_iter().take(*n as usize).collect(),
+        Stage::Skip(n) => rows.into_iter().skip(*n as usize).collect(),
         Stage::Count(field) => {
-            if docs.is_empty() {
+            if rows.is_empty() {
                 Vec::new()
             } else {
-                let n = docs.len();
+                let n = rows.len();
                 let v = i32::try_from(n)
                     .map(Bson::Int32)
                     .unwrap_or(Bson::Int64(n as i64));
-                vec![doc! {field.clone(): v}]
+                vec![Row::plain(doc! {field.clone(): v})]
             }
         }
-        Stage::Group(g) => g.run(docs, vars)?,
+        Stage::Group(g) => self::rows(g.run(rows, vars)?),
         Stage::SortByCount(e) => {
             let g = Group::parse(&doc! {"_id": e.clone(), "count": {"$sum": 1}})?;
-            let mut out = g.run(docs, vars)?;
+            let mut out = g.run(rows, vars)?;
             // Stable: ties keep their first-appearance order.
             out.sort_by(|a, b| expr::compare_values(b.get("count"), a.get("count")));
-            out
+            self::rows(out)
         }
         Stage::Sample(n) => {
+            // As the server's: each document gets a random value (`randVal`) and the stage
+            // keeps the first `n` in that order.
             use rand::seq::SliceRandom;
-            let mut docs = docs;
-            docs.shuffle(&mut rand::rng());
-            docs.truncate(*n as usize);
-            docs
+            let mut rows = rows;
+            rows.shuffle(&mut rand::rng());
+            rows.truncate(*n as usize);
+            for r in &mut rows {
+                r.meta_mut().rand_val = Some(rand::random::<f64>());
+            }
+            rows.sort_by(|a, b| compare_rand(b, a));
+            rows
         }
-        Stage::BucketAuto(b) => b.run(docs, vars)?,
-        Stage::SetWindowFields(w) => w.run(docs, vars)?,
-        Stage::Fill(f) => f.run(docs, vars)?,
-        Stage::Densify(d) => d.run(docs)?,
-        Stage::Bucket(b) => b.run(docs, vars)?,
+        // Groups: their accumulators read metadata, their outputs have none.
+        Stage::BucketAuto(b) => self::rows(b.run(rows, vars)?),
+        Stage::Bucket(b) => self::rows(b.run(rows, vars)?),
+        Stage::SetWindowFields(w) => w.run_rows(rows, vars)?,
+        Stage::Fill(f) => f.run(rows, vars)?,
+        // Metadata is not carried through `$densify` (a testkit limit).
+        Stage::Densify(d) => self::rows(d.run(docs(rows))?),
+        // The new root keeps the document's metadata, as the server's `$replaceRoot` does.
         Stage::ReplaceRoot(e) => {
-            let mut out = Vec::with_capacity(docs.len());
-            for d in &docs {
-                match expr::evaluate(e, d, vars)? {
-                    Some(Bson::Document(nd)) => out.push(nd),
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let d = &r.doc;
+                match expr::evaluate_with_meta(e, d, vars, r.meta())? {
+                    Some(Bson::Document(nd)) => out.push(Row {
+                        doc: nd,
+                        meta: r.meta,
+                    }),
                     other => {
                         let shown = match &other {
                             Some(v) => v.to_string(),
@@ -1362,7 +1475,12 @@ fn run_stage(
             let index_path: Option<Vec<String>> = index_field
                 .as_ref()
                 .map(|f| f.split('.').map(str::to_string).collect());
-            for d in docs {
+            // Every output of a document keeps its metadata.
+            for Row { doc: d, meta } in rows {
+                let row = |doc: Document| Row {
+                    doc,
+                    meta: meta.clone(),
+                };
                 match get_path(&d, path).cloned() {
                     Some(Bson::Array(items)) if !items.is_empty() => {
                         for (i, item) in items.into_iter().enumerate() {
@@ -1371,7 +1489,7 @@ fn run_stage(
                             if let Some(ip) = &index_path {
                                 set_path(&mut nd, ip, Bson::Int64(i as i64));
                             }
-                            out.push(nd);
+                            out.push(row(nd));
                         }
                     }
                     Some(Bson::Array(_)) => {
@@ -1383,7 +1501,7 @@ fn run_stage(
                             if let Some(ip) = &index_path {
                                 set_path(&mut nd, ip, Bson::Null);
                             }
-                            out.push(nd);
+                            out.push(row(nd));
                         }
                     }
                     None | Some(Bson::Null) | Some(Bson::Undefined) => {
@@ -1392,7 +1510,7 @@ fn run_stage(
                             if let Some(ip) = &index_path {
                                 set_path(&mut nd, ip, Bson::Null);
                             }
-                            out.push(nd);
+                            out.push(row(nd));
                         }
                     }
                     Some(_) => {
@@ -1401,41 +1519,58 @@ fn run_stage(
                         if let Some(ip) = &index_path {
                             set_path(&mut nd, ip, Bson::Null);
                         }
-                        out.push(nd);
+                        out.push(row(nd));
                     }
                 }
             }
             out
         }
-        Stage::Lookup(l) => run_lookup(l, docs, db, env, vars)?,
-        Stage::GraphLookup(g) => run_graph_lookup(g, docs, db, env, vars)?,
+        Stage::Lookup(l) => run_lookup(l, rows, db, env, vars)?,
+        Stage::GraphLookup(g) => {
+            // One output per input, in order: each keeps its metadata.
+            let (ds, metas): (Vec<Document>, Vec<_>) =
+                rows.into_iter().map(|r| (r.doc, r.meta)).unzip();
+            run_graph_lookup(g, ds, db, env, vars)?
+                .into_iter()
+                .zip(metas)
+                .map(|(doc, meta)| Row { doc, meta })
+                .collect()
+        }
         Stage::UnionWith {
             db: other_db,
             coll,
             pipeline,
         } => {
-            let mut docs = docs;
+            let mut rows = rows;
+            let fdb = other_db.as_deref().unwrap_or(db);
             let foreign = match coll {
-                Some(c) => env.collection_documents(other_db.as_deref().unwrap_or(db), c)?,
+                Some(c) => env.collection_documents(fdb, c)?,
                 None => Vec::new(),
             };
-            let extra = match pipeline {
-                Some(p) => p.run_with(foreign, db, env, vars)?,
-                None => foreign,
+            let own = Foreign {
+                outer: env,
+                db: fdb,
+                coll: coll.as_deref().unwrap_or(""),
             };
-            docs.extend(extra);
-            docs
+            // The other collection's documents come with what its own pipeline gave them.
+            let extra = match pipeline {
+                Some(p) => p.run_rows(self::rows(foreign), db, &own, vars)?,
+                None => self::rows(foreign),
+            };
+            rows.extend(extra);
+            rows
         }
+        // Each facet sees the documents with their metadata; the one output has none.
         Stage::Facet(facets) => {
             let mut out = Document::new();
             for (name, p) in facets {
-                let results = p.run_with(docs.clone(), db, env, vars)?;
+                let results = p.run_rows(rows.clone(), db, env, vars)?;
                 out.insert(
                     name.clone(),
-                    Bson::Array(results.into_iter().map(Bson::Document).collect()),
+                    Bson::Array(results.into_iter().map(|r| Bson::Document(r.doc)).collect()),
                 );
             }
-            vec![out]
+            vec![Row::plain(out)]
         }
         Stage::Documents(e) => {
             let v = expr::evaluate(e, &Document::new(), vars)?;
@@ -1448,7 +1583,7 @@ fn run_stage(
             let mut out = Vec::with_capacity(items.len());
             for i in items {
                 match i {
-                    Bson::Document(d) => out.push(d),
+                    Bson::Document(d) => out.push(Row::plain(d)),
                     other => {
                         return Err(CommandError::new(
                             40228,
@@ -1462,11 +1597,11 @@ fn run_stage(
             }
             out
         }
-        Stage::CollStats(options) => vec![env.coll_stats(options)?],
-        Stage::ListLocalSessions(spec) => env.local_sessions(spec)?,
-        Stage::Source(stage) => env.source_stage(stage)?,
+        Stage::CollStats(options) => vec![Row::plain(env.coll_stats(options)?)],
+        Stage::ListLocalSessions(spec) => self::rows(env.local_sessions(spec)?),
+        Stage::Source(stage) => self::rows(env.source_stage(stage)?),
         Stage::Out { db: out_db, coll } => {
-            env.write_out(out_db.as_deref().unwrap_or(db), coll, docs)?;
+            env.write_out(out_db.as_deref().unwrap_or(db), coll, docs(rows))?;
             Vec::new()
         }
         Stage::Merge {
@@ -1474,15 +1609,18 @@ fn run_stage(
             coll,
             spec,
         } => {
-            env.merge_into(out_db.as_deref().unwrap_or(db), coll, docs, spec)?;
+            env.merge_into(out_db.as_deref().unwrap_or(db), coll, docs(rows), spec)?;
             Vec::new()
         }
-        Stage::GeoNear(g) => g.run(docs, &env.index_specs()?)?,
+        Stage::GeoNear(g) => g.run(docs(rows), &env.index_specs()?)?,
         Stage::Redact(e) => {
             let mut out = Vec::new();
-            for d in &docs {
-                if let Some(nd) = redact(e, d, d, vars)? {
-                    out.push(nd);
+            for r in rows {
+                if let Some(nd) = redact(e, &r.doc, &r.doc, vars, r.meta())? {
+                    out.push(Row {
+                        doc: nd,
+                        meta: r.meta,
+                    });
                 }
             }
             out
@@ -1492,18 +1630,27 @@ fn run_stage(
 
 fn run_lookup(
     l: &Lookup,
-    docs: Vec<Document>,
+    rows: Vec<Row>,
     db: &str,
     env: &dyn PipelineEnv,
     vars: &Document,
-) -> Result<Vec<Document>> {
+) -> Result<Vec<Row>> {
     let foreign = match &l.from {
         Some((fdb, coll)) => env.collection_documents(fdb.as_deref().unwrap_or(db), coll)?,
         None => Vec::new(),
     };
+    let own = Foreign {
+        outer: env,
+        db: l
+            .from
+            .as_ref()
+            .and_then(|(fdb, _)| fdb.as_deref())
+            .unwrap_or(db),
+        coll: l.from.as_ref().map_or("", |(_, c)| c.as_str()),
+    };
     let as_path: Vec<String> = l.as_field.split('.').map(str::to_string).collect();
-    let mut out = Vec::with_capacity(docs.len());
-    for d in docs {
+    let mut out = Vec::with_capacity(rows.len());
+    for Row { doc: d, meta } in rows {
         let mut candidates = foreign.clone();
         if let (Some(local), Some(foreign_field)) = (&l.local_field, &l.foreign_field) {
             // As the server builds it: the local values (arrays expanded; none means null),
@@ -1538,10 +1685,11 @@ fn run_lookup(
                 let mut sub_vars = vars.clone();
                 for (k, e) in &l.let_vars {
                     // Missing stays missing (stored as undefined, read back as missing).
-                    let v = expr::evaluate(e, &d, vars)?.unwrap_or(Bson::Undefined);
+                    let v = expr::evaluate_with_meta(e, &d, vars, Some(meta_or_empty(&meta)))?
+                        .unwrap_or(Bson::Undefined);
                     sub_vars.insert(k.clone(), v);
                 }
-                p.run_with(candidates, db, env, &sub_vars)?
+                p.run_with(candidates, db, &own, &sub_vars)?
             }
             None => candidates,
         };
@@ -1551,7 +1699,7 @@ fn run_lookup(
             &as_path,
             Bson::Array(matched.into_iter().map(Bson::Document).collect()),
         );
-        out.push(nd);
+        out.push(Row { doc: nd, meta });
     }
     Ok(out)
 }
@@ -1744,10 +1892,11 @@ fn redact(
     current: &Document,
     root: &Document,
     vars: &Document,
+    meta: Option<&DocMeta>,
 ) -> Result<Option<Document>> {
     let mut v = vars.clone();
     v.insert("CURRENT", current.clone());
-    let decision = expr::evaluate(e, root, &v)?;
+    let decision = expr::evaluate_with_meta(e, root, &v, meta)?;
     match decision {
         Some(Bson::String(s)) if s == "keep" => Ok(Some(current.clone())),
         Some(Bson::String(s)) if s == "prune" => Ok(None),
@@ -1756,7 +1905,7 @@ fn redact(
             for (k, val) in current {
                 match val {
                     Bson::Document(sub) => {
-                        if let Some(r) = redact(e, sub, root, vars)? {
+                        if let Some(r) = redact(e, sub, root, vars, meta)? {
                             out.insert(k.clone(), r);
                         }
                     }
@@ -1765,7 +1914,7 @@ fn redact(
                         for i in items {
                             match i {
                                 Bson::Document(sub) => {
-                                    if let Some(r) = redact(e, sub, root, vars)? {
+                                    if let Some(r) = redact(e, sub, root, vars, meta)? {
                                         kept.push(Bson::Document(r));
                                     }
                                 }

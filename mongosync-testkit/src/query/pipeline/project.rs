@@ -4,7 +4,7 @@
 use bson::{Bson, Document};
 
 use crate::error::{CommandError, Result};
-use crate::query::expr;
+use crate::query::expr::{self, DocMeta};
 
 #[derive(Debug, Clone)]
 pub(super) enum Node {
@@ -312,18 +312,24 @@ impl Projection {
         })
     }
 
-    /// Applies the projection to `doc`; `vars` are the pipeline's variables.
-    pub(super) fn apply(&self, doc: &Document, vars: &Document) -> Result<Document> {
+    /// Applies the projection to `doc`; `vars` are the pipeline's variables, `meta` the
+    /// document's metadata (which the output keeps, as the server's projections do).
+    pub(super) fn apply(
+        &self,
+        doc: &Document,
+        vars: &Document,
+        meta: Option<&DocMeta>,
+    ) -> Result<Document> {
         match self.mode {
             Mode::Exclusion => Ok(exclude(doc, &self.fields)),
             Mode::Inclusion => {
                 let mut out = include(doc, &self.fields);
-                compute(&mut out, &self.fields, doc, vars)?;
+                compute(&mut out, &self.fields, doc, vars, meta)?;
                 Ok(out)
             }
             Mode::AddFields => {
                 let mut out = doc.clone();
-                compute(&mut out, &self.fields, doc, vars)?;
+                compute(&mut out, &self.fields, doc, vars, meta)?;
                 Ok(out)
             }
         }
@@ -407,10 +413,11 @@ fn compute(
     fields: &[(String, Node)],
     root: &Document,
     vars: &Document,
+    meta: Option<&DocMeta>,
 ) -> Result<()> {
     for (k, node) in fields {
         match node {
-            Node::Expr(e) => match expr::evaluate(e, root, vars)? {
+            Node::Expr(e) => match expr::evaluate_with_meta(e, root, vars, meta)? {
                 Some(v) => {
                     out.insert(k.clone(), v);
                 }
@@ -419,7 +426,7 @@ fn compute(
                 }
             },
             Node::Sub(children) if has_computed(children) => {
-                let value = compute_value(out.get(k), children, root, vars)?;
+                let value = compute_value(out.get(k), children, root, vars, meta)?;
                 out.insert(k.clone(), value);
             }
             _ => {}
@@ -433,24 +440,25 @@ fn compute_value(
     children: &[(String, Node)],
     root: &Document,
     vars: &Document,
+    meta: Option<&DocMeta>,
 ) -> Result<Bson> {
     match v {
         Some(Bson::Document(d)) => {
             let mut d = d.clone();
-            compute(&mut d, children, root, vars)?;
+            compute(&mut d, children, root, vars, meta)?;
             Ok(Bson::Document(d))
         }
         Some(Bson::Array(items)) => {
             let mut out = Vec::with_capacity(items.len());
             for i in items {
-                out.push(compute_value(Some(i), children, root, vars)?);
+                out.push(compute_value(Some(i), children, root, vars, meta)?);
             }
             Ok(Bson::Array(out))
         }
         // A scalar or missing value is replaced by a document of the computed fields.
         _ => {
             let mut d = Document::new();
-            compute(&mut d, children, root, vars)?;
+            compute(&mut d, children, root, vars, meta)?;
             Ok(Bson::Document(d))
         }
     }

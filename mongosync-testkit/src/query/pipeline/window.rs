@@ -8,10 +8,11 @@ use bson::{Bson, Document};
 
 use crate::error::{CommandError, Result};
 use crate::query::compare::compare;
-use crate::query::expr::{self, Accumulator, Num};
+use crate::query::expr::{self, Accumulator, DocMeta, Num};
 use crate::query::sort::{SortSpec, sort_key};
 
 use super::group::AccSpec;
+use super::metadata::{Row, compare_rows, meta_or_empty};
 
 const FAILED_TO_PARSE: i32 = 9;
 
@@ -323,11 +324,14 @@ impl SetWindowFields {
         })
     }
 
-    pub(super) fn run(&self, docs: Vec<Document>, vars: &Document) -> Result<Vec<Document>> {
-        let mut keyed = Vec::with_capacity(docs.len());
-        for d in docs {
+    /// Computes the window fields; each document keeps its metadata (the stage adds fields
+    /// to its input documents, as the server's does).
+    pub(super) fn run_rows(&self, rows: Vec<Row>, vars: &Document) -> Result<Vec<Row>> {
+        let mut keyed = Vec::with_capacity(rows.len());
+        for Row { doc: d, meta } in rows {
             let key = match &self.partition_by {
-                Some(e) => expr::evaluate(e, &d, vars)?.unwrap_or(Bson::Null),
+                Some(e) => expr::evaluate_with_meta(e, &d, vars, Some(meta_or_empty(&meta)))?
+                    .unwrap_or(Bson::Null),
                 None => Bson::Null,
             };
             if matches!(key, Bson::Array(_)) {
@@ -336,13 +340,13 @@ impl SetWindowFields {
                     "An expression used to partition cannot evaluate to value of type array",
                 ));
             }
-            keyed.push((key, d));
+            keyed.push((key, d, meta));
         }
-        keyed.sort_by(|(ka, a), (kb, b)| {
+        keyed.sort_by(|(ka, a, ma), (kb, b, mb)| {
             compare(ka, kb).then_with(|| {
-                self.sort_by
-                    .as_ref()
-                    .map_or(Ordering::Equal, |s| s.compare(a, b))
+                self.sort_by.as_ref().map_or(Ordering::Equal, |s| {
+                    s.compare_meta(a, ma.as_deref(), b, mb.as_deref())
+                })
             })
         });
         let mut out = Vec::with_capacity(keyed.len());
@@ -352,8 +356,10 @@ impl SetWindowFields {
             while end < keyed.len() && compare(&keyed[start].0, &keyed[end].0) == Ordering::Equal {
                 end += 1;
             }
-            let mut part: Vec<Document> =
-                keyed[start..end].iter().map(|(_, d)| d.clone()).collect();
+            let mut part: Vec<Document> = keyed[start..end]
+                .iter()
+                .map(|(_, d, _)| d.clone())
+                .collect();
             let mut results = Vec::with_capacity(self.outputs.len());
             for o in &self.outputs {
                 results.push(self.compute(o, &part, vars)?);
@@ -363,7 +369,12 @@ impl SetWindowFields {
                     super::set_path(d, &o.path, v);
                 }
             }
-            out.extend(part);
+            let metas = keyed[start..end].iter_mut().map(|(_, _, m)| m.take());
+            out.extend(
+                part.into_iter()
+                    .zip(metas)
+                    .map(|(doc, meta)| Row { doc, meta }),
+            );
             start = end;
         }
         Ok(out)
@@ -492,7 +503,7 @@ impl SetWindowFields {
                     let mut state = acc.init()?;
                     if let Some((l, h)) = self.window(&o.bounds, part, &keys, i)? {
                         for d in &part[l..=h] {
-                            acc.add(&mut state, d, vars)?;
+                            acc.add(&mut state, d, vars, Some(&DocMeta::EMPTY))?;
                         }
                     }
                     out.push(acc.finish(state, &Bson::Null, vars)?);
@@ -1521,25 +1532,28 @@ impl Fill {
         })
     }
 
-    pub(super) fn run(&self, docs: Vec<Document>, vars: &Document) -> Result<Vec<Document>> {
-        let mut docs = match (&self.window, &self.sort_by) {
-            (Some(w), _) => w.run(docs, vars)?,
+    /// Fills the documents' missing and null values; they keep their metadata.
+    pub(super) fn run(&self, rows: Vec<Row>, vars: &Document) -> Result<Vec<Row>> {
+        let mut rows = match (&self.window, &self.sort_by) {
+            (Some(w), _) => w.run_rows(rows, vars)?,
             (None, Some(s)) => {
-                let mut docs = docs;
-                docs.sort_by(|a, b| s.compare(a, b));
-                docs
+                let mut rows = rows;
+                rows.sort_by(|a, b| compare_rows(s, a, b));
+                rows
             }
-            (None, None) => docs,
+            (None, None) => rows,
         };
-        for d in &mut docs {
+        for r in &mut rows {
+            let meta = Some(meta_or_empty(&r.meta));
+            let d = &mut r.doc;
             for (path, e) in &self.values {
                 if matches!(super::get_path(d, path), None | Some(Bson::Null)) {
-                    let v = expr::evaluate(e, d, vars)?.unwrap_or(Bson::Null);
+                    let v = expr::evaluate_with_meta(e, d, vars, meta)?.unwrap_or(Bson::Null);
                     super::set_path(d, path, v);
                 }
             }
         }
-        Ok(docs)
+        Ok(rows)
     }
 }
 
