@@ -257,6 +257,12 @@ impl Scan {
         if let Some(doc) = self.carry.take() {
             bytes += doc.as_bytes().len();
             out.push(&doc);
+            if max.is_some_and(|m| out.len() >= m) {
+                return Ok((out, true));
+            }
+        }
+        if self.stages.as_ref().is_some_and(|s| s.finished()) {
+            return Ok((out, false));
         }
         let candidates: Box<dyn Iterator<Item = (RecordId, &RawDocumentBuf)>> = match &self.position
         {
@@ -307,11 +313,6 @@ impl Scan {
                 self.skip -= 1;
                 continue;
             }
-            if max.is_some_and(|m| out.len() >= m) {
-                stop = Some((rid, raw, true));
-                open = true;
-                break;
-            }
             let projected = match (&self.projection, &mut self.stages) {
                 (_, Some(stages)) => {
                     let d = match decoded {
@@ -360,15 +361,28 @@ impl Scan {
             }
             bytes += len;
             out.push(doc);
+            let full = max.is_some_and(|m| out.len() >= m);
             if self.stages.as_ref().is_some_and(|s| s.finished()) {
+                // A pipeline learns it is exhausted only at its next read (the server's
+                // aggregate cursor closes on EOF, not on a `$limit` reached): a full batch
+                // leaves the cursor open.
                 self.advance(rid, raw, false);
-                return Ok((out, false));
+                return Ok((out, full));
             }
             if let Some(l) = &mut self.limit {
                 *l -= 1;
                 if *l == 0 {
                     return Ok((out, false));
                 }
+            }
+            // A full batch ends the read without looking further, so the cursor stays open
+            // even when nothing is left: the server stops at `batchSize` results and keeps
+            // the cursor unless its plan already reached EOF (`shouldSaveCursor`), and a
+            // scan only knows that after one more read; the next getMore answers the empty
+            // last batch.
+            if full {
+                open = true;
+                break;
             }
         }
         if let Some((rid, raw, again)) = stop {

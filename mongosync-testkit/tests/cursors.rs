@@ -155,10 +155,41 @@ async fn a_scan_reads_lazily_with_yield_visibility() {
     let (id, docs) = get_more(&db, "c", id, 5).await.unwrap();
     assert_eq!(ids(&docs), vec![13, 14]);
     assert_eq!(id, 0);
-    // An exact final batch closes the cursor at once (the scan looked one record ahead).
+    // An exact final batch leaves the cursor open, as the server's does: it stops at
+    // `batchSize` results without reading further, so only the next getMore finds the end
+    // (an empty batch, cursor id 0). Drivers rely on that getMore to close the cursor.
     let (id, docs) = find(&db, doc! {"find": "c", "batchSize": 100}).await;
     assert_eq!(docs.len(), 100);
+    assert_ne!(id, 0, "find: an exactly full last batch");
+    let (id, docs) = get_more(&db, "c", id, 100).await.unwrap();
+    assert!(docs.is_empty());
     assert_eq!(id, 0);
+    // The same for an aggregate, even when its `$limit` is reached with the batch full (its
+    // pipeline finds EOF at the next read); one that ends inside a batch closes at once.
+    for (limit, batch, batches) in [
+        (100, 100, vec![100, 0]),
+        (10, 5, vec![5, 5, 0]),
+        (7, 5, vec![5, 2]),
+        (150, 101, vec![100]),
+    ] {
+        let reply = db
+            .run_command(doc! {
+                "aggregate": "c",
+                "pipeline": [{"$match": {"v": {"$gte": 0}}}, {"$limit": limit}],
+                "cursor": {"batchSize": batch},
+            })
+            .await
+            .unwrap();
+        let cursor = reply.get_document("cursor").unwrap();
+        let mut id = cursor.get_i64("id").unwrap();
+        let mut seen = vec![cursor.get_array("firstBatch").unwrap().len()];
+        while id != 0 {
+            let (next, docs) = get_more(&db, "c", id, batch).await.unwrap();
+            seen.push(docs.len());
+            id = next;
+        }
+        assert_eq!(seen, batches, "$limit {limit}, batchSize {batch}");
+    }
     cluster.shutdown().await;
 }
 
