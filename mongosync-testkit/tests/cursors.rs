@@ -84,6 +84,42 @@ async fn uuid_of(db: &Database, coll: &str) -> String {
     }
 }
 
+/// Opens a cursor with `open` over `db.dropped`, drops that collection, then one over
+/// `db.renamed` and renames it to `db.target`: each next getMore fails with QueryPlanKilled
+/// (175) and the server's message, and the killed cursor is gone (43).
+async fn assert_drop_and_rename_kill(client: &Client, open: impl AsyncFn(&Database, &str) -> i64) {
+    let db = client.database("db");
+    let uuid = uuid_of(&db, "dropped").await;
+    let id = open(&db, "dropped").await;
+    assert_ne!(id, 0);
+    db.collection::<Document>("dropped").drop().await.unwrap();
+    let (code, message) = get_more(&db, "dropped", id, 2).await.unwrap_err();
+    assert_eq!(
+        (code, message),
+        (175, format!("collection dropped. UUID {uuid}"))
+    );
+    let (code, _) = get_more(&db, "dropped", id, 2).await.unwrap_err();
+    assert_eq!(code, 43, "the killed cursor is gone");
+
+    let uuid = uuid_of(&db, "renamed").await;
+    let id = open(&db, "renamed").await;
+    client
+        .database("admin")
+        .run_command(doc! {"renameCollection": "db.renamed", "to": "db.target"})
+        .await
+        .unwrap();
+    let (code, message) = get_more(&db, "renamed", id, 2).await.unwrap_err();
+    assert_eq!(
+        (code, message),
+        (
+            175,
+            format!("collection renamed from 'db.renamed' to 'db.target'. UUID {uuid}")
+        )
+    );
+    let (code, _) = get_more(&db, "renamed", id, 2).await.unwrap_err();
+    assert_eq!(code, 43, "the killed cursor is gone");
+}
+
 #[tokio::test]
 async fn a_scan_reads_lazily_with_yield_visibility() {
     let cluster = MemoryCluster::start().await.unwrap();
@@ -205,29 +241,10 @@ async fn drop_rename_and_drop_database_kill_the_cursor_with_query_plan_killed() 
             .unwrap();
     }
 
-    let uuid = uuid_of(&db, "dropped").await;
-    let (id, _) = find(&db, doc! {"find": "dropped", "batchSize": 2}).await;
-    db.collection::<Document>("dropped").drop().await.unwrap();
-    let (code, message) = get_more(&db, "dropped", id, 2).await.unwrap_err();
-    assert_eq!(code, 175);
-    assert_eq!(message, format!("collection dropped. UUID {uuid}"));
-    // The killed cursor is gone.
-    let (code, _) = get_more(&db, "dropped", id, 2).await.unwrap_err();
-    assert_eq!(code, 43);
-
-    let uuid = uuid_of(&db, "renamed").await;
-    let (id, _) = find(&db, doc! {"find": "renamed", "batchSize": 2}).await;
-    client
-        .database("admin")
-        .run_command(doc! {"renameCollection": "db.renamed", "to": "db.target"})
-        .await
-        .unwrap();
-    let (code, message) = get_more(&db, "renamed", id, 2).await.unwrap_err();
-    assert_eq!(code, 175);
-    assert_eq!(
-        message,
-        format!("collection renamed from 'db.renamed' to 'db.target'. UUID {uuid}")
-    );
+    assert_drop_and_rename_kill(&client, async |db: &Database, coll: &str| {
+        find(db, doc! {"find": coll, "batchSize": 2}).await.0
+    })
+    .await;
 
     // An `_id` index scan is killed the same way.
     let uuid = uuid_of(&db, "_id_scan").await;
@@ -837,35 +854,12 @@ async fn drop_and_rename_kill_a_streaming_aggregate_cursor_with_query_plan_kille
     }
     let pipeline = || vec![doc! {"$match": {"v": {"$gte": 0}}}, doc! {"$set": {"w": 1}}];
 
-    let uuid = uuid_of(&db, "dropped").await;
-    let (id, first) = aggregate(&db, "dropped", pipeline(), 2).await;
-    assert_eq!(ids(&first), vec![0, 1]);
-    assert_ne!(id, 0);
-    db.collection::<Document>("dropped").drop().await.unwrap();
-    let (code, message) = get_more(&db, "dropped", id, 2).await.unwrap_err();
-    assert_eq!(
-        (code, message),
-        (175, format!("collection dropped. UUID {uuid}"))
-    );
-    // The killed cursor is gone.
-    let (code, _) = get_more(&db, "dropped", id, 2).await.unwrap_err();
-    assert_eq!(code, 43);
-
-    let uuid = uuid_of(&db, "renamed").await;
-    let (id, _) = aggregate(&db, "renamed", pipeline(), 2).await;
-    client
-        .database("admin")
-        .run_command(doc! {"renameCollection": "db.renamed", "to": "db.target"})
-        .await
-        .unwrap();
-    let (code, message) = get_more(&db, "renamed", id, 2).await.unwrap_err();
-    assert_eq!(
-        (code, message),
-        (
-            175,
-            format!("collection renamed from 'db.renamed' to 'db.target'. UUID {uuid}")
-        )
-    );
+    assert_drop_and_rename_kill(&client, async |db: &Database, coll: &str| {
+        let (id, first) = aggregate(db, coll, pipeline(), 2).await;
+        assert_eq!(ids(&first), vec![0, 1]);
+        id
+    })
+    .await;
     cluster.shutdown().await;
 }
 
@@ -883,35 +877,15 @@ async fn drop_and_rename_kill_a_find_cursor_over_a_blocking_sort_with_query_plan
     // A sort on a field no index orders: the result is computed in full, yet the plan still
     // restores its collection at each getMore.
     let sorted = |coll: &str| doc! {"find": coll, "sort": {"v": 1}, "batchSize": 2};
-    let uuid = uuid_of(&db, "dropped").await;
-    let before = cluster.server().materialised_documents();
-    let (id, first) = find(&db, sorted("dropped")).await;
-    assert_eq!(ids(&first), vec![9, 8]);
-    assert_eq!(cluster.server().materialised_documents(), before + 10);
-    db.collection::<Document>("dropped").drop().await.unwrap();
-    let (code, message) = get_more(&db, "dropped", id, 2).await.unwrap_err();
-    assert_eq!(
-        (code, message),
-        (175, format!("collection dropped. UUID {uuid}"))
-    );
-    let (code, _) = get_more(&db, "dropped", id, 2).await.unwrap_err();
-    assert_eq!(code, 43);
-
-    let uuid = uuid_of(&db, "renamed").await;
-    let (id, _) = find(&db, sorted("renamed")).await;
-    client
-        .database("admin")
-        .run_command(doc! {"renameCollection": "db.renamed", "to": "db.target"})
-        .await
-        .unwrap();
-    let (code, message) = get_more(&db, "renamed", id, 2).await.unwrap_err();
-    assert_eq!(
-        (code, message),
-        (
-            175,
-            format!("collection renamed from 'db.renamed' to 'db.target'. UUID {uuid}")
-        )
-    );
+    let server = cluster.server();
+    assert_drop_and_rename_kill(&client, async |db: &Database, coll: &str| {
+        let before = server.materialised_documents();
+        let (id, first) = find(db, sorted(coll)).await;
+        assert_eq!(ids(&first), vec![9, 8]);
+        assert_eq!(server.materialised_documents(), before + 10);
+        id
+    })
+    .await;
 
     // A write to the collection does not kill it: the result stays as computed.
     let (id, _) = find(&db, sorted("kept")).await;
