@@ -145,6 +145,10 @@ pub struct Cursor {
     pub stream: Option<Box<crate::changestream::stream::StreamState>>,
     /// A lazy scan (its batches come from the collection, not `pending`).
     pub scan: Option<Box<Scan>>,
+    /// The plan learns its end only by reading past it (an aggregate pipeline, which the
+    /// server closes at EOF): a batch that fills exactly leaves the cursor open, and the next
+    /// `getMore` answers the empty last batch.
+    pub eof_on_read: bool,
     /// The collection a `find`'s materialised result (a blocking sort) came from: its plan
     /// still restores the collection at each `getMore`, so a drop or rename kills it as it
     /// kills a scan.
@@ -545,6 +549,17 @@ pub fn next_batch(
         pending.pop_front();
     }
     out
+}
+
+/// Whether a cursor over `pending` stays open after a batch of `returned` documents asked
+/// for at most `limit`: while documents are left, or (`eof_on_read`) when the batch is full.
+pub fn stays_open(
+    pending: &VecDeque<RawDocumentBuf>,
+    eof_on_read: bool,
+    limit: Option<usize>,
+    returned: usize,
+) -> bool {
+    !pending.is_empty() || (eof_on_read && limit == Some(returned))
 }
 
 /// Room left at the end of a cursor reply for the envelope the server appends (`ok`,

@@ -202,29 +202,28 @@ async fn a_scan_reads_lazily_with_yield_visibility() {
     assert_eq!(id, 0);
     // The same for an aggregate, even when its `$limit` is reached with the batch full (its
     // pipeline finds EOF at the next read); one that ends inside a batch closes at once.
-    for (limit, batch, batches) in [
-        (100, 100, vec![100, 0]),
-        (10, 5, vec![5, 5, 0]),
-        (7, 5, vec![5, 2]),
-        (150, 101, vec![100]),
+    let limited = |n: i32| vec![doc! {"$match": {"v": {"$gte": 0}}}, doc! {"$limit": n}];
+    let grouped = || vec![doc! {"$group": {"_id": {"$mod": ["$v", 4]}}}];
+    let nothing = || vec![doc! {"$match": {"v": -5}}, doc! {"$sort": {"v": 1}}];
+    for (label, pipeline, batch, batches) in [
+        ("$limit 100", limited(100), 100, vec![100, 0]),
+        ("$limit 10", limited(10), 5, vec![5, 5, 0]),
+        ("$limit 7", limited(7), 5, vec![5, 2]),
+        ("$limit 150", limited(150), 101, vec![100]),
+        // A blocking pipeline's result is computed whole, and still ends the same way.
+        ("4 groups", grouped(), 4, vec![4, 0]),
+        ("4 groups", grouped(), 3, vec![3, 1]),
+        // batchSize 0 reads nothing, so even an empty result leaves the cursor open.
+        ("no result", nothing(), 0, vec![0, 0]),
     ] {
-        let reply = db
-            .run_command(doc! {
-                "aggregate": "c",
-                "pipeline": [{"$match": {"v": {"$gte": 0}}}, {"$limit": limit}],
-                "cursor": {"batchSize": batch},
-            })
-            .await
-            .unwrap();
-        let cursor = reply.get_document("cursor").unwrap();
-        let mut id = cursor.get_i64("id").unwrap();
-        let mut seen = vec![cursor.get_array("firstBatch").unwrap().len()];
+        let (mut id, first) = aggregate(&db, "c", pipeline, batch).await;
+        let mut seen = vec![first.len()];
         while id != 0 {
             let (next, docs) = get_more(&db, "c", id, batch).await.unwrap();
             seen.push(docs.len());
             id = next;
         }
-        assert_eq!(seen, batches, "$limit {limit}, batchSize {batch}");
+        assert_eq!(seen, batches, "{label}, batchSize {batch}");
     }
     cluster.shutdown().await;
 }

@@ -580,6 +580,7 @@ pub fn open(
             no_timeout: false,
             stream: Some(Box::new(state)),
             scan: None,
+            eof_on_read: false,
             collection: None,
         })
     };

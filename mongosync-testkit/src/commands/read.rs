@@ -87,6 +87,17 @@ fn batch_size(ctx: &Ctx<'_>, v: Option<&Bson>, field: &str) -> Result<Option<usi
     }
 }
 
+/// How a cursor over a materialised result behaves.
+#[derive(Debug, Clone, Copy, Default)]
+struct CursorOptions {
+    /// `singleBatch`: closed after the first batch.
+    single_batch: bool,
+    /// `noCursorTimeout`: never reaped.
+    no_timeout: bool,
+    /// See [`Cursor::eof_on_read`].
+    eof_on_read: bool,
+}
+
 /// Opens a cursor over `docs` and returns the first batch. `collection`: the collection a
 /// find's result came from (a drop or rename kills the cursor).
 fn open_cursor(
@@ -94,20 +105,21 @@ fn open_cursor(
     ns: String,
     docs: Vec<RawDocumentBuf>,
     first_batch: Option<usize>,
-    single_batch: bool,
-    no_timeout: bool,
+    options: CursorOptions,
     collection: Option<Arc<crate::storage::Collection>>,
 ) -> Reply {
     ctx.server
         .materialised
         .fetch_add(docs.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let mut pending: VecDeque<RawDocumentBuf> = docs.into();
+    let limit = Some(first_batch.unwrap_or(DEFAULT_BATCH));
     let batch = next_batch(
         &mut pending,
-        Some(first_batch.unwrap_or(DEFAULT_BATCH)),
+        limit,
         Batch::new(ctx.server.reply_buffer(), true),
     );
-    let id = if pending.is_empty() || single_batch {
+    let open = crate::cursor::stays_open(&pending, options.eof_on_read, limit, batch.len());
+    let id = if !open || options.single_batch {
         0
     } else {
         ctx.server.cursors.register(Cursor {
@@ -116,9 +128,10 @@ fn open_cursor(
             lsid: ctx.body.get("lsid").cloned(),
             origin: ctx.name.clone(),
             last_used: Instant::now(),
-            no_timeout,
+            no_timeout: options.no_timeout,
             stream: None,
             scan: None,
+            eof_on_read: options.eof_on_read,
             collection,
         })
     };
@@ -164,15 +177,12 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             vars: &vars,
         };
         let docs = super::local::find(ctx, &args)?;
-        return Ok(open_cursor(
-            ctx,
-            ns,
-            docs,
-            batch,
+        let options = CursorOptions {
             single_batch,
             no_timeout,
-            None,
-        ));
+            ..Default::default()
+        };
+        return Ok(open_cursor(ctx, ns, docs, batch, options, None));
     }
     let tailable = ctx.opt_bool("tailable")?.unwrap_or(false);
     let await_data = ctx.opt_bool("awaitData")?.unwrap_or(false);
@@ -305,6 +315,7 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
                         no_timeout,
                         stream: None,
                         scan: Some(Box::new(scan)),
+                        eof_on_read: false,
                         collection: None,
                     })
                 } else {
@@ -362,15 +373,12 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             out
         }
     };
-    Ok(open_cursor(
-        ctx,
-        ns,
-        docs,
-        batch,
+    let options = CursorOptions {
         single_batch,
         no_timeout,
-        source,
-    ))
+        ..Default::default()
+    };
+    Ok(open_cursor(ctx, ns, docs, batch, options, source))
 }
 
 /// Where a lazy scan starts, for the plans that need no blocking stage: a collection scan in
@@ -597,12 +605,15 @@ pub async fn get_more(ctx: &mut Ctx<'_>) -> Result<Reply> {
             if let Some(collection) = &cursor.collection {
                 crate::cursor::restore_collection(collection, &cursor.ns, &ctx.server.catalog)?;
             }
+            let limit = batch.filter(|b| *b > 0);
             let docs = next_batch(
                 &mut cursor.pending,
-                batch.filter(|b| *b > 0),
+                limit,
                 Batch::new(ctx.server.reply_buffer(), false),
             );
-            (docs, !cursor.pending.is_empty())
+            let open =
+                crate::cursor::stays_open(&cursor.pending, cursor.eof_on_read, limit, docs.len());
+            (docs, open)
         }
     };
     let reply_ns = cursor.ns.clone();
@@ -1107,7 +1118,12 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
         .iter()
         .map(support::encode_result)
         .collect::<Result<Vec<_>>>()?;
-    Ok(open_cursor(ctx, ns, raws, batch, false, false, None))
+    // A pipeline finds its end only by reading past it, as the server's aggregate cursor.
+    let options = CursorOptions {
+        eof_on_read: true,
+        ..Default::default()
+    };
+    Ok(open_cursor(ctx, ns, raws, batch, options, None))
 }
 
 /// Opens an aggregate cursor that runs a streaming pipeline over a natural-order scan of
@@ -1157,6 +1173,7 @@ fn stream_aggregate(
             no_timeout: false,
             stream: None,
             scan: Some(Box::new(scan)),
+            eof_on_read: false,
             collection: None,
         })
     } else {
@@ -1173,5 +1190,5 @@ pub fn cursor_over(
     batch: Option<usize>,
 ) -> Reply {
     let first = batch.unwrap_or(usize::MAX);
-    open_cursor(ctx, ns, docs, Some(first), false, false, None)
+    open_cursor(ctx, ns, docs, Some(first), CursorOptions::default(), None)
 }
