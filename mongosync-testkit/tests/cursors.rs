@@ -200,6 +200,15 @@ async fn a_scan_reads_lazily_with_yield_visibility() {
     let (id, docs) = get_more(&db, "c", id, 100).await.unwrap();
     assert!(docs.is_empty());
     assert_eq!(id, 0);
+    // So does a blocking sort's (on a field no index orders).
+    let (id, docs) = find(&db, doc! {"find": "c", "sort": {"v": -1}, "batchSize": 100}).await;
+    assert_eq!(docs.len(), 100);
+    assert_ne!(
+        id, 0,
+        "find with a blocking sort: an exactly full last batch"
+    );
+    let (id, docs) = get_more(&db, "c", id, 100).await.unwrap();
+    assert_eq!((id, docs.len()), (0, 0));
     // The same for an aggregate, even when its `$limit` is reached with the batch full (its
     // pipeline finds EOF at the next read); one that ends inside a batch closes at once.
     let limited = |n: i32| vec![doc! {"$match": {"v": {"$gte": 0}}}, doc! {"$limit": n}];

@@ -231,6 +231,8 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
     // The live collection a blocking plan's result comes from.
     let mut source = None;
+    // Whether the plan finds its end only by reading past it (see `Cursor::eof_on_read`).
+    let mut eof_on_read = false;
     let docs = match support::resolve(ctx, &coll)? {
         Target::Missing => {
             support::check_hint(None, hint.as_ref())?;
@@ -253,6 +255,7 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             if !projection.is_empty() {
                 pipeline.push(doc! {"$project": projection.clone()});
             }
+            eof_on_read = true;
             run_pipeline(ctx, &base, &pipeline, &vars)?
                 .iter()
                 .map(support::encode_result)
@@ -326,6 +329,9 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
             if let CollHandle::Live(live) = &c {
                 source = Some(Arc::clone(live));
             }
+            // A blocking SORT stage learns its end at its next read (SortExecutor); a LIMIT
+            // stage knows it at once.
+            eof_on_read = sort.is_some() && limit.is_none();
             let selected = support::select(
                 &data,
                 &filter,
@@ -376,7 +382,7 @@ pub fn find(ctx: &mut Ctx<'_>) -> Result<Reply> {
     let options = CursorOptions {
         single_batch,
         no_timeout,
-        ..Default::default()
+        eof_on_read,
     };
     Ok(open_cursor(ctx, ns, docs, batch, options, source))
 }
