@@ -164,3 +164,112 @@ async fn read_concern_and_max_time_ms() {
         1
     );
 }
+
+/// `validateAPIParameters` (`initialize_api_parameters.cpp`): the version must be "1",
+/// `apiStrict`/`apiDeprecationErrors` need it, and `apiStrict: true` refuses commands outside
+/// API Version 1 under the name the command reports (`isMaster`, not `hello`).
+#[tokio::test]
+async fn api_parameters_are_validated() {
+    let (_c, db) = db().await;
+    let admin = db.client().database("admin");
+    assert_eq!(
+        refused(&admin, doc! {"ping": 1, "apiVersion": "3"}).await,
+        (322, "API version must be \"1\"".into())
+    );
+    assert_eq!(
+        refused(&admin, doc! {"ping": 1, "apiVersion": "2"}).await,
+        (322, "Cannot accept API version 2".into())
+    );
+    assert_eq!(
+        refused(&admin, doc! {"ping": 1, "apiVersion": 1}).await,
+        (
+            14,
+            "BSON field 'ping.apiVersion' is the wrong type 'int', expected type 'string'".into()
+        )
+    );
+    // Present, whatever its value, the flag needs a version.
+    for flag in ["apiStrict", "apiDeprecationErrors"] {
+        assert_eq!(
+            refused(&admin, doc! {"ping": 1, flag: false}).await,
+            (
+                4886600,
+                "Provided apiStrict and/or apiDeprecationErrors without passing apiVersion".into()
+            )
+        );
+    }
+    let strict = |mut cmd: Document| {
+        cmd.insert("apiVersion", "1");
+        cmd.insert("apiStrict", true);
+        cmd
+    };
+    let not_in_v1 = |name: &str| {
+        format!(
+            "Provided apiStrict:true, but the command {name} is not in API Version 1. Information on supported commands and migrations in API Version 1 can be found at https://dochub.mongodb.org/core/manual-versioned-api."
+        )
+    };
+    assert_eq!(
+        refused(&db, strict(doc! {"distinct": "c", "key": "a"})).await,
+        (323, not_in_v1("distinct"))
+    );
+    assert_eq!(
+        refused(&admin, strict(doc! {"isMaster": 1})).await,
+        (323, not_in_v1("isMaster"))
+    );
+    assert_eq!(
+        refused(&db, strict(doc! {"insert": "system.js", "documents": [{}]})).await,
+        (
+            323,
+            "Provided apiStrict:true, but the command insert attempts to write to system.js."
+                .into()
+        )
+    );
+    // Commands in Version 1 run; so does one outside it without apiStrict.
+    let n = db.run_command(strict(doc! {"count": "c"})).await.unwrap();
+    assert_eq!(n.get_i32("n").unwrap(), 1);
+    admin.run_command(strict(doc! {"hello": 1})).await.unwrap();
+    db.run_command(doc! {"distinct": "c", "key": "a", "apiVersion": "1", "apiStrict": false, "apiDeprecationErrors": true})
+        .await
+        .unwrap();
+}
+
+/// Typed options the IDL parser checks before the collection is looked up: `collation` is an
+/// `object` (`count_command.idl`, `distinct_command.idl`, `find_command.idl`, ...), `hint` an
+/// `indexHint` (`IndexHint::parse`).
+#[tokio::test]
+async fn collation_and_hint_types_are_checked_even_without_the_collection() {
+    let (_c, db) = db().await;
+    for coll in ["c", "missing"] {
+        assert_eq!(
+            refused(&db, doc! {"count": coll, "collation": "fr"}).await,
+            (
+                14,
+                "BSON field 'count.collation' is the wrong type 'string', expected type 'object'"
+                    .into()
+            )
+        );
+        assert_eq!(
+            refused(&db, doc! {"distinct": coll, "key": "a", "hint": 5}).await,
+            (9, "Hint must be a string or an object".into())
+        );
+        assert_eq!(
+            refused(
+                &db,
+                doc! {"findAndModify": coll, "query": {}, "remove": true, "hint": 5}
+            )
+            .await,
+            (9, "Hint must be a string or an object".into())
+        );
+    }
+    assert_eq!(
+        refused(
+            &db,
+            doc! {"aggregate": "c", "pipeline": [], "cursor": {}, "collation": 1}
+        )
+        .await,
+        (
+            14,
+            "BSON field 'aggregate.collation' is the wrong type 'int', expected type 'object'"
+                .into()
+        )
+    );
+}
