@@ -100,6 +100,126 @@ async fn fsync_lock_holds_writes_until_the_last_unlock() {
     assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 2);
 }
 
+/// `profile` (`profile_common.cpp`, `profile.idl`): the level and filter are the database's,
+/// `slowms` and `sampleRate` the server's; each reply shows the settings before the command,
+/// the filter as its parsed match expression, with a note while a filter is involved.
+#[tokio::test]
+async fn profile_settings_per_database_and_global_thresholds() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let (client, _admin) = admin(&cluster).await;
+    let (app, other) = (client.database("app"), client.database("other"));
+    let note = "When a filter expression is set, slowms and sampleRate are not used for profiling and slow-query log lines.";
+    // The reply without its cluster-time fields.
+    let bare = |mut r: Document| {
+        r.remove("$clusterTime");
+        r.remove("operationTime");
+        r
+    };
+    let r = bare(
+        app.run_command(
+            doc! {"profile": 1, "slowms": 50, "sampleRate": 0.5, "filter": {"op": "query"}},
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        r,
+        doc! {"was": 0, "slowms": 100, "sampleRate": 1.0, "note": note, "ok": 1.0},
+        "{r}"
+    );
+    let r = app.run_command(doc! {"profile": -1}).await.unwrap();
+    assert_eq!(r.get_i32("was").unwrap(), 1);
+    assert_eq!(
+        r.get_document("filter").unwrap(),
+        &doc! {"op": {"$eq": "query"}}
+    );
+    assert_eq!(r.get_str("note").unwrap(), note);
+    // The thresholds are global; another database has its own level and no filter.
+    let r = bare(other.run_command(doc! {"profile": -1}).await.unwrap());
+    assert_eq!(
+        r,
+        doc! {"was": 0, "slowms": 50, "sampleRate": 0.5, "ok": 1.0},
+        "{r}"
+    );
+    app.run_command(doc! {"profile": 0, "filter": "unset"})
+        .await
+        .unwrap();
+    let r = app.run_command(doc! {"profile": -1}).await.unwrap();
+    assert_eq!(r.get_i32("was").unwrap(), 0);
+    assert!(!r.contains_key("filter") && !r.contains_key("note"), "{r}");
+
+    for (cmd, want) in [
+        (
+            doc! {"profile": 0, "sampleRate": 2},
+            (2, "'sampleRate' must be between 0.0 and 1.0 inclusive"),
+        ),
+        (
+            doc! {"profile": 0, "filter": 3},
+            (2, "Expected an object, or the string 'unset'."),
+        ),
+        (
+            doc! {"profile": "all"},
+            (
+                14,
+                "BSON field 'profile.profile' is the wrong type 'string', expected types '[long, int, decimal, double]'",
+            ),
+        ),
+    ] {
+        let e = app.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(
+            (code(&e), message(&e)),
+            (want.0, want.1.to_string()),
+            "{cmd}"
+        );
+    }
+}
+
+/// `fsync.idl` is strict: unknown fields (the legacy `async` among them) are refused, `lock`
+/// is a `safeBool`, `fsyncLockAcquisitionTimeoutMillis` an `int`; null reads as omitted.
+#[tokio::test]
+async fn fsync_arguments_are_parsed_as_its_idl() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let (_client, admin) = admin(&cluster).await;
+    for (cmd, want) in [
+        (
+            doc! {"fsync": 1, "async": true},
+            (40415, "BSON field 'fsync.async' is an unknown field."),
+        ),
+        (
+            doc! {"fsync": 1, "lock": "yes"},
+            (
+                14,
+                "BSON field 'fsync.lock' is the wrong type 'string', expected types '[bool, long, int, decimal, double]'",
+            ),
+        ),
+        (
+            doc! {"fsync": 1, "lock": true, "fsyncLockAcquisitionTimeoutMillis": 1.5},
+            (
+                14,
+                "BSON field 'fsync.fsyncLockAcquisitionTimeoutMillis' is the wrong type 'double', expected type 'int'",
+            ),
+        ),
+    ] {
+        let e = admin.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(
+            (code(&e), message(&e)),
+            (want.0, want.1.to_string()),
+            "{cmd}"
+        );
+    }
+    // Nothing was locked by the refused commands; a null lock is no lock.
+    let r = admin
+        .run_command(doc! {"fsync": 1, "lock": null})
+        .await
+        .unwrap();
+    assert_eq!(r.get_i32("numFiles").unwrap(), 1);
+    let e = admin
+        .run_command(doc! {"fsyncUnlock": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 20);
+}
+
 #[tokio::test]
 async fn kill_op_interrupts_a_write_waiting_for_the_fsync_lock() {
     let cluster = MemoryCluster::start().await.unwrap();
@@ -125,11 +245,43 @@ async fn kill_op_interrupts_a_write_waiting_for_the_fsync_lock() {
     // Nothing was written by the killed insert.
     assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 0);
 
-    let e = admin
-        .run_command(doc! {"killOp": 1, "op": "x"})
+    // `op` is read by `bsonExtractIntegerField` and must fit 32 bits (`parseOpId`); killOp is
+    // not an IDL command, so other fields are ignored.
+    for (cmd, want) in [
+        (
+            doc! {"killOp": 1, "op": "x"},
+            (
+                14,
+                "Expected field \"op\" to have numeric type, but found string",
+            ),
+        ),
+        (doc! {"killOp": 1}, (4, "Missing expected field \"op\"")),
+        (
+            doc! {"killOp": 1, "op": 1.5},
+            (
+                2,
+                "Expected field \"op\" to have a value exactly representable as a 64-bit integer, but found op: 1.5",
+            ),
+        ),
+        (
+            doc! {"killOp": 1, "op": 1i64 << 40},
+            (
+                26823,
+                "invalid op : 1099511627776. Op ID cannot be represented with 32 bits",
+            ),
+        ),
+    ] {
+        let e = admin.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(
+            (code(&e), message(&e)),
+            (want.0, want.1.to_string()),
+            "{cmd}"
+        );
+    }
+    admin
+        .run_command(doc! {"killOp": 1, "op": 123456, "comment": "x", "extra": true})
         .await
-        .unwrap_err();
-    assert_eq!(code(&e), 14);
+        .unwrap();
 }
 
 #[tokio::test]
@@ -405,12 +557,14 @@ async fn feature_compatibility_version_and_smaller_commands() {
         .await
         .unwrap();
     assert_eq!(r.get_i32("was").unwrap(), 0);
-    assert_eq!(r.get_i64("slowms").unwrap(), 100);
+    assert_eq!(r.get_i32("slowms").unwrap(), 100);
     let r = app.run_command(doc! {"profile": -1}).await.unwrap();
     assert_eq!(r.get_i32("was").unwrap(), 1);
-    assert_eq!(r.get_i64("slowms").unwrap(), 5);
-    let e = app.run_command(doc! {"profile": 7}).await.unwrap_err();
-    assert_eq!(code(&e), 2);
+    assert_eq!(r.get_i32("slowms").unwrap(), 5);
+    // A level outside [0, 2] only reads (mongod's `CmdProfile`): the level stays 1.
+    app.run_command(doc! {"profile": 7}).await.unwrap();
+    let r = app.run_command(doc! {"profile": -1}).await.unwrap();
+    assert_eq!(r.get_i32("was").unwrap(), 1);
 
     admin.run_command(doc! {"logRotate": 1}).await.unwrap();
     let e = admin

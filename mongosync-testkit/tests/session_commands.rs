@@ -264,3 +264,99 @@ async fn kill_sessions_kills_their_cursors_and_checks_arguments() {
         assert_eq!(code_and_message(&e).0, code, "{cmd}");
     }
 }
+
+/// What a transaction refuses before its command runs, as `CommandHelpers::canUseTransactions`
+/// and `LiteParsedDocumentSource::transactionNotSupported` word it (263): `count` with its own
+/// message, commands outside the allowlist, namespaces in `local` or `config` or
+/// `system.views`/`system.profile`, and stages such as `$collStats` or `$changeStream`.
+#[tokio::test]
+async fn what_a_transaction_refuses_before_running_the_command() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    client
+        .database("app")
+        .collection::<bson::Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    let stage_refused = |stage: &str| {
+        format!(
+            "Operation not permitted in transaction :: caused by :: Aggregation stage {stage} cannot run within a multi-document transaction."
+        )
+    };
+    let cases = [
+        (
+            "app",
+            doc! {"count": "c"},
+            "Cannot run 'count' in a multi-document transaction. Please see http://dochub.mongodb.org/core/transaction-count for a recommended alternative.".to_string(),
+        ),
+        (
+            "app",
+            doc! {"listIndexes": "c"},
+            "Cannot run 'listIndexes' in a multi-document transaction.".to_string(),
+        ),
+        (
+            "local",
+            doc! {"find": "oplog.rs"},
+            "Cannot run command against the 'local' database in a transaction.".to_string(),
+        ),
+        (
+            "local",
+            doc! {"insert": "x", "documents": [{}]},
+            "Cannot run command against the 'local' database in a transaction.".to_string(),
+        ),
+        (
+            "config",
+            doc! {"find": "x"},
+            "Cannot run command against the config database in a transaction.".to_string(),
+        ),
+        (
+            "app",
+            doc! {"find": "system.views"},
+            "Cannot run command against the 'app.system.views' collection in a transaction."
+                .to_string(),
+        ),
+        (
+            "app",
+            doc! {"insert": "system.profile", "documents": [{}]},
+            "Cannot run command against the 'app.system.profile' collection in a transaction."
+                .to_string(),
+        ),
+        (
+            "app",
+            doc! {"aggregate": "c", "pipeline": [{"$collStats": {}}], "cursor": {}},
+            stage_refused("$collStats"),
+        ),
+        (
+            "app",
+            doc! {"aggregate": "c", "pipeline": [{"$changeStream": {}}], "cursor": {}},
+            stage_refused("$changeStream"),
+        ),
+        (
+            "admin",
+            doc! {"aggregate": 1, "pipeline": [{"$currentOp": {}}], "cursor": {}},
+            stage_refused("$currentOp"),
+        ),
+    ];
+    let mut session = client.start_session().await.unwrap();
+    for (db, cmd, message) in cases {
+        session.start_transaction().await.unwrap();
+        let e = client
+            .database(db)
+            .run_command(cmd.clone())
+            .session(&mut session)
+            .await
+            .unwrap_err();
+        assert_eq!(code_and_message(&e), (263, message), "{db} {cmd}");
+        session.abort_transaction().await.ok();
+    }
+    // Another system collection is refused by the write itself (50791), after these checks.
+    session.start_transaction().await.unwrap();
+    let e = client
+        .database("app")
+        .run_command(doc! {"insert": "system.x", "documents": [{}]})
+        .session(&mut session)
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_message(&e).0, 50791);
+}

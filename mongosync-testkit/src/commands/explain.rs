@@ -558,7 +558,7 @@ fn with_counts(plan: &Document, stats: &Stats) -> Document {
 
 /// The filter as `parsedQuery` shows it: each predicate `{field: {$op: value}}`, several
 /// under `$and`.
-fn parsed_query(filter: &Document) -> Document {
+pub(super) fn parsed_query(filter: &Document) -> Document {
     let mut parts: Vec<Document> = Vec::new();
     for (k, v) in filter {
         if k.starts_with('$') {

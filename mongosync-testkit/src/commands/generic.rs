@@ -77,7 +77,7 @@ const API_V1_COMMANDS: &[&str] = &[
 ];
 
 /// The name a command reports itself by (`Command::getName()`), for its aliases.
-fn canonical_name(name: &str) -> &str {
+pub(crate) fn canonical_name(name: &str) -> &str {
     match name {
         "findandmodify" => "findAndModify",
         "deleteIndexes" => "dropIndexes",

@@ -8,6 +8,7 @@ mod explain;
 mod generic;
 mod hello;
 mod local;
+mod profile;
 mod read;
 pub(crate) mod security;
 pub(crate) mod support;
@@ -515,12 +516,22 @@ async fn run_in_transaction(ctx: &mut Ctx<'_>) -> Result<Reply> {
             "Transaction numbers are only allowed on a session",
         ));
     };
+    if ctx.name == "count" {
+        return Err(CommandError::new(
+            263,
+            "Cannot run 'count' in a multi-document transaction. Please see http://dochub.mongodb.org/core/transaction-count for a recommended alternative.",
+        ));
+    }
     if !TRANSACTION_COMMANDS.contains(&ctx.name.as_str()) {
         return Err(CommandError::new(
             263,
-            format!("Cannot run '{}' in a multi-document transaction.", ctx.name),
+            format!(
+                "Cannot run '{}' in a multi-document transaction.",
+                generic::canonical_name(&ctx.name)
+            ),
         ));
     }
+    crate::transaction::check_command_allowed(ctx)?;
     // Stages that write another collection are refused in a transaction by the stage itself.
     if ctx.name == "aggregate"
         && let Ok(pipeline) = ctx.body.get_array("pipeline")
@@ -889,7 +900,7 @@ async fn run_command(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "logRotate" => admin::log_rotate(ctx),
         "dropConnections" => admin::drop_connections(ctx),
         "autoCompact" => admin::auto_compact(ctx),
-        "profile" => admin::profile(ctx),
+        "profile" => profile::profile(ctx),
         "hostInfo" => hello::host_info(ctx),
         "serverStatus" => hello::server_status(ctx),
         "listDatabases" => hello::list_databases(ctx),
