@@ -273,3 +273,84 @@ async fn collation_and_hint_types_are_checked_even_without_the_collection() {
         )
     );
 }
+
+/// The listing commands' options as their IDL types them: `listCollections` `nameOnly` and
+/// `authorizedCollections` are `bool` (no numbers), `listDatabases` `nameOnly` a `safeBool` and
+/// `authorizedDatabases` a `bool`; the `cursor` of `listCollections`/`listIndexes` is a strict
+/// `SimpleCursorOptions` whose `batchSize` is at least 0 (`list_collections.idl`,
+/// `list_databases.idl`, `list_indexes.idl`, `basic_types.idl`).
+#[tokio::test]
+async fn listing_options_are_typed_as_their_idl() {
+    let (_c, db) = db().await;
+    let admin = db.client().database("admin");
+    let cases = [
+        (
+            &db,
+            doc! {"listCollections": 1, "nameOnly": 1},
+            14,
+            "BSON field 'listCollections.nameOnly' is the wrong type 'int', expected type 'bool'",
+        ),
+        (
+            &db,
+            doc! {"listCollections": 1, "authorizedCollections": 0},
+            14,
+            "BSON field 'listCollections.authorizedCollections' is the wrong type 'int', expected type 'bool'",
+        ),
+        (
+            &db,
+            doc! {"listCollections": 1, "cursor": {"batchSize": -1}},
+            51024,
+            "BSON field 'batchSize' value must be >= 0, actual value '-1'",
+        ),
+        (
+            &db,
+            doc! {"listIndexes": "c", "cursor": {"batch": 1}},
+            40415,
+            "BSON field 'listIndexes.cursor.batch' is an unknown field.",
+        ),
+        (
+            &db,
+            doc! {"listIndexes": "c", "cursor": {"batchSize": "1"}},
+            14,
+            "BSON field 'listIndexes.cursor.batchSize' is the wrong type 'string', expected types '[long, int, decimal, double]'",
+        ),
+        (
+            &admin,
+            doc! {"listDatabases": 1, "nameOnly": "yes"},
+            14,
+            "BSON field 'listDatabases.nameOnly' is the wrong type 'string', expected types '[bool, long, int, decimal, double]'",
+        ),
+        (
+            &admin,
+            doc! {"listDatabases": 1, "authorizedDatabases": 1},
+            14,
+            "BSON field 'listDatabases.authorizedDatabases' is the wrong type 'int', expected type 'bool'",
+        ),
+    ];
+    for (target, cmd, code, message) in cases {
+        assert_eq!(
+            refused(target, cmd.clone()).await,
+            (code, message.to_string()),
+            "{cmd}"
+        );
+    }
+    // A safeBool takes a number; a batch size of 0 opens a cursor with an empty first batch.
+    let r = admin
+        .run_command(doc! {"listDatabases": 1, "nameOnly": 1})
+        .await
+        .unwrap();
+    assert!(
+        r.get_array("databases").unwrap().iter().all(|d| d
+            .as_document()
+            .unwrap()
+            .keys()
+            .eq(["name"]))
+    );
+    let r = db
+        .run_command(doc! {"listCollections": 1, "cursor": {"batchSize": 0}})
+        .await
+        .unwrap();
+    let cursor = r.get_document("cursor").unwrap();
+    assert!(cursor.get_array("firstBatch").unwrap().is_empty());
+    assert_ne!(cursor.get_i64("id").unwrap(), 0);
+}

@@ -459,6 +459,7 @@ async fn default_read_write_concerns_round_trip() {
     assert_eq!(r.get_str("defaultWriteConcernSource").unwrap(), "implicit");
     assert_eq!(r.get_str("defaultReadConcernSource").unwrap(), "implicit");
     assert!(!r.contains_key("updateOpTime"));
+    assert!(r.get_datetime("localUpdateWallClockTime").is_ok());
 
     let r = admin
         .run_command(doc! {
@@ -494,6 +495,28 @@ async fn default_read_write_concerns_round_trip() {
     );
     assert_eq!(r.get_str("defaultWriteConcernSource").unwrap(), "global");
     assert_eq!(r.get_str("defaultReadConcernSource").unwrap(), "global");
+    // `makeResponse` (`rwc_defaults_commands.cpp`): always the cache's update time, `inMemory`
+    // only when the cached values were asked for; `inMemory` is an IDL bool.
+    let set_at = r.get_datetime("localUpdateWallClockTime").unwrap();
+    assert!(!r.contains_key("inMemory"));
+    let r = admin
+        .run_command(doc! {"getDefaultRWConcern": 1, "inMemory": true})
+        .await
+        .unwrap();
+    assert!(r.get_bool("inMemory").unwrap());
+    assert_eq!(r.get_datetime("localUpdateWallClockTime").unwrap(), set_at);
+    let e = admin
+        .run_command(doc! {"getDefaultRWConcern": 1, "inMemory": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&e), message(&e)),
+        (
+            14,
+            "BSON field 'getDefaultRWConcern.inMemory' is the wrong type 'int', expected type 'bool'"
+                .to_string()
+        )
+    );
 
     for (cmd, want) in [
         (doc! {"setDefaultRWConcern": 1}, 2),
@@ -730,4 +753,43 @@ async fn explain_shows_the_index_a_query_uses_and_writes_nothing() {
         message(&e),
         "Explain failed due to unknown command: noSuchCommand"
     );
+}
+
+/// The explained command is parsed by its own IDL (`CmdExplain::parse` hands it to the
+/// command's parser): an unknown field in it is refused under that command's name.
+#[tokio::test]
+async fn explain_refuses_unknown_fields_of_the_explained_command() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let db = client.database("app");
+    for (inner, name) in [
+        (doc! {"find": "c", "filtr": {}}, "find"),
+        (doc! {"count": "c", "filtr": {}}, "count"),
+        (doc! {"distinct": "c", "key": "a", "filtr": {}}, "distinct"),
+        (
+            doc! {"aggregate": "c", "pipeline": [], "cursor": {}, "filtr": {}},
+            "aggregate",
+        ),
+        (
+            doc! {"findAndModify": "c", "remove": true, "filtr": {}},
+            "findAndModify",
+        ),
+    ] {
+        let e = db
+            .run_command(doc! {"explain": inner.clone(), "verbosity": "queryPlanner"})
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (code(&e), message(&e)),
+            (
+                40415,
+                format!("BSON field '{name}.filtr' is an unknown field.")
+            ),
+            "{inner}"
+        );
+    }
+    // Generic arguments inside it are fine.
+    db.run_command(doc! {"explain": {"find": "c", "comment": "why"}, "verbosity": "queryPlanner"})
+        .await
+        .unwrap();
 }

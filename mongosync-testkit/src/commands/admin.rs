@@ -36,6 +36,8 @@ struct State {
     parameters: HashMap<String, Bson>,
     /// `setDefaultRWConcern`'s last document (`None`: never set, implicit defaults).
     rw_defaults: Option<Document>,
+    /// When the defaults were last applied to this node's cache (`localUpdateWallClockTime`).
+    rw_local_update: Option<bson::DateTime>,
     fcv: String,
     /// The binary's version (`major.minor`): the FCV a fresh server has.
     binary: String,
@@ -67,6 +69,7 @@ impl Admin {
                 fsync_locks: 0,
                 parameters: HashMap::new(),
                 rw_defaults: None,
+                rw_local_update: None,
                 fcv: binary.to_string(),
                 binary: binary.to_string(),
                 ops: HashMap::new(),
@@ -611,12 +614,30 @@ pub fn set_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(Reply::Doc(doc! {"was": was}))
 }
 
-/// `getDefaultRWConcern`: the defaults set, else the implicit ones (`local`, `w: majority`).
+/// `getDefaultRWConcern`: the defaults set, else the implicit ones (`local`, `w: majority`),
+/// with `localUpdateWallClockTime` (when this node's cache last took them: the last set, else
+/// its start) and `inMemory: true` when asked for the cached values (`makeResponse` in
+/// `rwc_defaults_commands.cpp`).
 pub fn get_default_rw_concern(ctx: &mut Ctx<'_>) -> Result<Reply> {
     admin_only(ctx)?;
     ctx.check_fields(&["inMemory"])?;
-    let set = ctx.server.admin.inner.lock().rw_defaults.clone();
-    Ok(Reply::Doc(with_sources(set.unwrap_or_default())))
+    let in_memory = ctx.opt_idl_bool("inMemory")?.unwrap_or(false);
+    let (set, local) = {
+        let st = ctx.server.admin.inner.lock();
+        (st.rw_defaults.clone(), st.rw_local_update)
+    };
+    let mut reply = with_sources(set.unwrap_or_default());
+    if in_memory {
+        reply.insert("inMemory", true);
+    }
+    let local = local.unwrap_or_else(|| {
+        bson::DateTime::from_millis(
+            bson::DateTime::now().timestamp_millis()
+                - ctx.server.started.elapsed().as_millis() as i64,
+        )
+    });
+    reply.insert("localUpdateWallClockTime", local);
+    Ok(Reply::Doc(reply))
 }
 
 /// Completes a stored defaults document with the implicit values and their sources.
@@ -735,6 +756,7 @@ pub fn set_default_rw_concern(ctx: &mut Ctx<'_>) -> Result<Reply> {
     new.insert("updateOpTime", now);
     new.insert("updateWallClockTime", wall);
     st.rw_defaults = Some(new.clone());
+    st.rw_local_update = Some(wall);
     drop(st);
     let mut reply = with_sources(new);
     reply.insert("localUpdateWallClockTime", wall);

@@ -55,6 +55,23 @@ pub fn explain(ctx: &mut Ctx<'_>) -> Result<Reply> {
         ));
     };
     let shape = Shape::of(&name, &inner)?;
+    // The explained command is parsed by its own IDL: its unknown fields are refused.
+    let own_fields = match name.as_str() {
+        "find" => super::read::FIND_FIELDS,
+        "aggregate" => super::read::AGG_FIELDS,
+        "count" => super::read::COUNT_FIELDS,
+        "distinct" => super::read::DISTINCT_FIELDS,
+        "update" => super::write::UPDATE_FIELDS,
+        "delete" => super::write::DELETE_FIELDS,
+        _ => super::write::FAM_FIELDS,
+    };
+    if let Some(k) = inner
+        .keys()
+        .skip(1)
+        .find(|k| !own_fields.contains(&k.as_str()) && !super::GENERIC_FIELDS.contains(&k.as_str()))
+    {
+        return Err(CommandError::unknown_field(&name, k));
+    }
     let coll = match &target {
         Bson::String(c) => c.clone(),
         other => {

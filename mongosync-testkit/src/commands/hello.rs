@@ -162,7 +162,9 @@ pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
     ctx.check_fields(&["filter", "nameOnly", "authorizedDatabases"])?;
     super::security::check_list_databases(ctx)?;
-    let name_only = ctx.opt_bool("nameOnly")?.unwrap_or(false);
+    // `list_databases.idl`: `nameOnly` is a `safeBool`, `authorizedDatabases` a `bool`.
+    let name_only = ctx.opt_safe_bool("nameOnly")?.unwrap_or(false);
+    ctx.opt_idl_bool("authorizedDatabases")?;
     let filter = match ctx.opt_doc("filter")? {
         Some(f) => Some(crate::query::matcher::Matcher::new(f, &Document::new())?),
         None => None,

@@ -213,6 +213,75 @@ impl Ctx<'_> {
         }
     }
 
+    /// An optional IDL `bool` field: a boolean only (numbers are refused, unlike `safeBool`).
+    pub fn opt_idl_bool(&self, field: &str) -> Result<Option<bool>> {
+        match self.body.get(field) {
+            None | Some(Bson::Null | Bson::Undefined) => Ok(None),
+            Some(Bson::Boolean(b)) => Ok(Some(*b)),
+            Some(other) => Err(CommandError::wrong_field_type(
+                &self.name,
+                field,
+                crate::util::type_name(other),
+                &["bool"],
+            )),
+        }
+    }
+
+    /// An optional IDL `safeBool` field: a boolean or any number (its truth).
+    pub fn opt_safe_bool(&self, field: &str) -> Result<Option<bool>> {
+        match self.body.get(field) {
+            Some(v)
+                if !matches!(v, Bson::Boolean(_) | Bson::Null | Bson::Undefined)
+                    && !crate::util::is_number(v) =>
+            {
+                Err(CommandError::wrong_field_type(
+                    &self.name,
+                    field,
+                    crate::util::type_name(v),
+                    &["bool", "long", "int", "decimal", "double"],
+                ))
+            }
+            _ => self.opt_bool(field),
+        }
+    }
+
+    /// The `cursor` option of `listCollections` / `listIndexes`: a strict `SimpleCursorOptions`
+    /// (`basic_types.idl`) whose only field, `batchSize`, is a `safeInt64` of at least 0.
+    pub fn simple_cursor_batch_size(&self) -> Result<Option<usize>> {
+        let Some(cursor) = self.opt_doc("cursor")? else {
+            return Ok(None);
+        };
+        let mut batch = None;
+        for (k, v) in cursor {
+            if k != "batchSize" {
+                return Err(CommandError::unknown_field(
+                    &format!("{}.cursor", self.name),
+                    k,
+                ));
+            }
+            if matches!(v, Bson::Null | Bson::Undefined) {
+                continue;
+            }
+            if !crate::util::is_number(v) {
+                return Err(CommandError::wrong_field_type(
+                    &format!("{}.cursor", self.name),
+                    k,
+                    crate::util::type_name(v),
+                    &["long", "int", "decimal", "double"],
+                ));
+            }
+            let n = crate::util::as_f64(v).unwrap_or(0.0) as i64;
+            if n < 0 {
+                return Err(CommandError::new(
+                    51024,
+                    format!("BSON field 'batchSize' value must be >= 0, actual value '{n}'"),
+                ));
+            }
+            batch = Some(n as usize);
+        }
+        Ok(batch)
+    }
+
     /// An optional integer field.
     pub fn opt_i64(&self, field: &str) -> Result<Option<i64>> {
         match self.body.get(field) {

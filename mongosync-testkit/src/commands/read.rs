@@ -20,7 +20,7 @@ use crate::query::sort::{Direction, SortSpec};
 use crate::storage::CollectionData;
 use crate::storage::collection::decode;
 
-const FIND_FIELDS: &[&str] = &[
+pub(super) const FIND_FIELDS: &[&str] = &[
     "filter",
     "projection",
     "sort",
@@ -47,7 +47,7 @@ const FIND_FIELDS: &[&str] = &[
     "ntoreturn",
     "$recordId",
 ];
-const AGG_FIELDS: &[&str] = &[
+pub(super) const AGG_FIELDS: &[&str] = &[
     "pipeline",
     "cursor",
     "explain",
@@ -599,16 +599,23 @@ pub fn kill_cursors(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }))
 }
 
+/// `count`'s own fields (`count_command.idl`).
+pub(super) const COUNT_FIELDS: &[&str] = &[
+    "query",
+    "limit",
+    "skip",
+    "hint",
+    "collation",
+    "fields",
+    "collectionUUID",
+];
+
+/// `distinct`'s own fields (`distinct_command.idl`).
+pub(super) const DISTINCT_FIELDS: &[&str] =
+    &["key", "query", "collation", "hint", "collectionUUID"];
+
 pub fn count(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    ctx.check_fields(&[
-        "query",
-        "limit",
-        "skip",
-        "hint",
-        "collation",
-        "fields",
-        "collectionUUID",
-    ])?;
+    ctx.check_fields(COUNT_FIELDS)?;
     let coll = ctx.collection_arg()?;
     let filter = ctx.opt_doc("query")?.cloned().unwrap_or_default();
     let skip = ctx.opt_i64("skip")?.unwrap_or(0);
@@ -650,7 +657,7 @@ pub fn count(ctx: &mut Ctx<'_>) -> Result<Reply> {
 }
 
 pub fn distinct(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    ctx.check_fields(&["key", "query", "collation", "hint", "collectionUUID"])?;
+    ctx.check_fields(DISTINCT_FIELDS)?;
     let coll = ctx.collection_arg()?;
     let key = match ctx.body.get("key") {
         Some(Bson::String(k)) => k.clone(),

@@ -464,15 +464,12 @@ pub fn list_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "rawData",
     ])?;
     let coll = ctx.collection_arg()?;
+    // `list_indexes.idl`: a `SimpleCursorOptions` cursor, `safeBool` flags.
+    let batch = ctx.simple_cursor_batch_size()?;
+    ctx.opt_safe_bool("includeBuildUUIDs")?;
+    ctx.opt_safe_bool("includeIndexBuildInfo")?;
     check_collection_uuid(ctx, &ctx.db, &coll)?;
     let ns = ctx.ns(&coll);
-    let batch = match ctx.opt_doc("cursor")? {
-        Some(c) => c
-            .get("batchSize")
-            .and_then(crate::util::as_f64)
-            .map(|b| b as usize),
-        None => None,
-    };
     if super::super::local::is_oplog(&ctx.db, &coll) {
         // The oplog has no index, not even on `_id`.
         return Ok(super::super::read::cursor_over(ctx, ns, Vec::new(), batch));
