@@ -793,3 +793,36 @@ async fn explain_refuses_unknown_fields_of_the_explained_command() {
         .await
         .unwrap();
 }
+
+/// `aggregate` with `explain: true` is the aggregate's own explain form: it answers the plan at
+/// `queryPlanner` verbosity instead of running the pipeline (no cursor, nothing executed).
+#[tokio::test]
+async fn an_aggregate_with_explain_true_answers_its_plan() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let db = client.database("app");
+    db.collection::<Document>("c")
+        .insert_one(doc! {"_id": 1, "a": 1})
+        .await
+        .unwrap();
+    let r = db
+        .run_command(doc! {"aggregate": "c", "pipeline": [{"$match": {"a": 1}}], "explain": true})
+        .await
+        .unwrap();
+    assert!(!r.contains_key("cursor"), "{r}");
+    assert_eq!(r.get_str("explainVersion").unwrap(), "1");
+    let planner = r.get_document("queryPlanner").unwrap();
+    assert_eq!(planner.get_str("namespace").unwrap(), "app.c");
+    assert_eq!(
+        planner.get_document("parsedQuery").unwrap(),
+        &doc! {"a": {"$eq": 1}}
+    );
+    assert!(!r.contains_key("executionStats"), "{r}");
+    assert_eq!(
+        r.get_document("command")
+            .unwrap()
+            .get_str("aggregate")
+            .unwrap(),
+        "c"
+    );
+}

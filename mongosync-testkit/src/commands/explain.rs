@@ -143,6 +143,31 @@ pub fn explain(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(Reply::Doc(reply))
 }
 
+/// `{aggregate: ..., pipeline, explain: true}`: the server runs it as an explain of the
+/// aggregate at `queryPlanner` verbosity (`runAggregate` with the request's explain flag).
+pub(super) fn explain_aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let mut inner = Document::new();
+    let mut outer = Document::new();
+    for (k, v) in &ctx.body {
+        if k == "explain" {
+            continue;
+        }
+        if super::GENERIC_FIELDS.contains(&k.as_str()) && k != "comment" && k != "maxTimeMS" {
+            outer.insert(k.clone(), v.clone());
+        } else {
+            inner.insert(k.clone(), v.clone());
+        }
+    }
+    let mut body = doc! {"explain": inner, "verbosity": "queryPlanner"};
+    body.extend(outer);
+    let saved_body = std::mem::replace(&mut ctx.body, body);
+    let saved_name = std::mem::replace(&mut ctx.name, "explain".to_string());
+    let result = explain(ctx);
+    ctx.body = saved_body;
+    ctx.name = saved_name;
+    result
+}
+
 /// What the explained command asks of the query layer.
 struct Shape {
     kind: Kind,

@@ -958,6 +958,10 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
     };
     let explain = ctx.opt_bool("explain")?.unwrap_or(false);
+    if explain {
+        // The aggregate's own explain form answers a queryPlanner explain, not a cursor.
+        return super::explain::explain_aggregate(ctx);
+    }
     let cursor_opts = ctx.opt_doc("cursor")?.cloned();
     if cursor_opts.is_none() && !explain {
         return Err(CommandError::failed_to_parse(
