@@ -360,3 +360,71 @@ async fn what_a_transaction_refuses_before_running_the_command() {
         .unwrap_err();
     assert_eq!(code_and_message(&e).0, 50791);
 }
+
+/// `validateSessionOptions` and `validateWriteConcernForTransaction`
+/// (`logical_session_id_helpers.cpp`): killCursors, commit and abort cannot start a
+/// transaction, and inside one only commit and abort take a write concern.
+#[tokio::test]
+async fn what_may_not_start_a_transaction_and_write_concerns_inside_one() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let (app, admin) = (client.database("app"), client.database("admin"));
+    let session = client.start_session().await.unwrap();
+    let lsid = session.id().clone();
+    let txn = |mut cmd: bson::Document, n: i64| {
+        cmd.insert("lsid", lsid.clone());
+        cmd.insert("txnNumber", n);
+        cmd.insert("autocommit", false);
+        cmd.insert("startTransaction", true);
+        cmd
+    };
+    for (db, cmd, message) in [
+        (
+            &app,
+            doc! {"killCursors": "c", "cursors": []},
+            "Cannot run killCursors as the first operation in a multi-document transaction.",
+        ),
+        (
+            &admin,
+            doc! {"commitTransaction": 1},
+            "Cannot start a transaction with a commit",
+        ),
+        (
+            &admin,
+            doc! {"abortTransaction": 1},
+            "Cannot start a transaction with an abort",
+        ),
+    ] {
+        let e = db.run_command(txn(cmd.clone(), 1)).await.unwrap_err();
+        assert_eq!(code_and_message(&e), (263, message.to_string()), "{cmd}");
+    }
+    let e = app
+        .run_command(txn(
+            doc! {"insert": "c", "documents": [{}], "writeConcern": {"w": 1}},
+            2,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_message(&e),
+        (
+            72,
+            "writeConcern is not allowed within a multi-statement transaction".to_string()
+        )
+    );
+    // Nothing was started by the refused commands: the same number starts one now.
+    app.run_command(txn(doc! {"insert": "c", "documents": [{"_id": 1}]}, 2))
+        .await
+        .unwrap();
+    let mut commit =
+        doc! {"commitTransaction": 1, "lsid": lsid.clone(), "txnNumber": 2i64, "autocommit": false};
+    commit.insert("writeConcern", doc! {"w": "majority"});
+    admin.run_command(commit).await.unwrap();
+    assert_eq!(
+        app.collection::<bson::Document>("c")
+            .count_documents(doc! {})
+            .await
+            .unwrap(),
+        1
+    );
+}

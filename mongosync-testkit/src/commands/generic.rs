@@ -118,6 +118,11 @@ const WRITE_CONCERN_COMMANDS: &[&str] = &[
     "applyOps",
 ];
 
+/// Whether the command takes a `writeConcern` (its `supportsWriteConcern`).
+pub(crate) fn supports_write_concern(name: &str) -> bool {
+    WRITE_CONCERN_COMMANDS.contains(&name) || name == "aggregate"
+}
+
 /// Normalises and checks the generic arguments before the command runs.
 pub fn check(ctx: &mut Ctx<'_>) -> Result<()> {
     let nulls: Vec<String> = ctx
@@ -145,7 +150,7 @@ pub fn check(ctx: &mut Ctx<'_>) -> Result<()> {
         write_concern(&wc)?;
         // `aggregate` takes one whatever its pipeline: drivers send the collection's write
         // concern with every aggregate, and the server accepts it.
-        if !WRITE_CONCERN_COMMANDS.contains(&ctx.name.as_str()) && ctx.name != "aggregate" {
+        if !supports_write_concern(&ctx.name) {
             return Err(CommandError::invalid_options(
                 "Command does not support writeConcern",
             ));

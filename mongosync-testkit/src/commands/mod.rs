@@ -601,6 +601,33 @@ async fn run_in_transaction(ctx: &mut Ctx<'_>) -> Result<Reply> {
         ));
     }
     crate::transaction::check_command_allowed(ctx)?;
+    // `validateSessionOptions` (`logical_session_id_helpers.cpp`): what may not start one.
+    if ctx.body.get_bool("startTransaction").unwrap_or(false) {
+        let refused = match ctx.name.as_str() {
+            "killCursors" => Some(
+                "Cannot run killCursors as the first operation in a multi-document transaction.",
+            ),
+            "commitTransaction" => Some("Cannot start a transaction with a commit"),
+            "abortTransaction" => Some("Cannot start a transaction with an abort"),
+            _ => None,
+        };
+        if let Some(message) = refused {
+            return Err(CommandError::new(263, message));
+        }
+    }
+    // `validateWriteConcernForTransaction`: only commit and abort take a write concern; a
+    // command that takes none at all is refused as such by the generic checks.
+    if !matches!(ctx.name.as_str(), "commitTransaction" | "abortTransaction")
+        && generic::supports_write_concern(&ctx.name)
+        && ctx
+            .body
+            .get_document("writeConcern")
+            .is_ok_and(|wc| !wc.is_empty())
+    {
+        return Err(CommandError::invalid_options(
+            "writeConcern is not allowed within a multi-statement transaction",
+        ));
+    }
     // Stages that write another collection are refused in a transaction by the stage itself.
     if ctx.name == "aggregate"
         && let Ok(pipeline) = ctx.body.get_array("pipeline")
