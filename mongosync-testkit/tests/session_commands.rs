@@ -428,3 +428,45 @@ async fn what_may_not_start_a_transaction_and_write_concerns_inside_one() {
         1
     );
 }
+
+/// `initializeOperationSessionInfo` (`logical_session_id_helpers.cpp`): a negative
+/// `txnNumber`, `startTransaction` without `autocommit`, `startTransaction: false` and
+/// `autocommit: true` are refused (72) before the command runs.
+#[tokio::test]
+async fn session_fields_must_go_together() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let app = client.database("app");
+    let session = client.start_session().await.unwrap();
+    let lsid = session.id().clone();
+    for (extra, message) in [
+        (
+            doc! {"txnNumber": -1i64},
+            "Transaction number cannot be negative",
+        ),
+        (
+            doc! {"startTransaction": true},
+            "'startTransaction' field requires 'autocommit' field to also be specified",
+        ),
+        (
+            doc! {"txnNumber": 1i64, "autocommit": false, "startTransaction": false},
+            "Specifying startTransaction=false is not allowed.",
+        ),
+        (
+            doc! {"txnNumber": 1i64, "autocommit": true},
+            "Specifying autocommit=true is not allowed.",
+        ),
+    ] {
+        let mut cmd = doc! {"insert": "c", "documents": [{}], "lsid": lsid.clone()};
+        cmd.extend(extra.clone());
+        let e = app.run_command(cmd).await.unwrap_err();
+        assert_eq!(code_and_message(&e), (72, message.to_string()), "{extra}");
+    }
+    assert_eq!(
+        app.collection::<bson::Document>("c")
+            .count_documents(doc! {})
+            .await
+            .unwrap(),
+        0
+    );
+}

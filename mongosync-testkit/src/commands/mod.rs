@@ -450,6 +450,7 @@ pub async fn run(
 /// Runs a command that passed the fail points: inside its transaction, once per retryable
 /// write, or plainly.
 async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    check_session_info(&ctx.body)?;
     if matches!(ctx.name.as_str(), "commitTransaction" | "abortTransaction")
         && !ctx.body.contains_key("autocommit")
     {
@@ -523,6 +524,34 @@ async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
         return Ok(Reply::CloseConnection);
     }
     Ok(reply)
+}
+
+/// `initializeOperationSessionInfo` (`logical_session_id_helpers.cpp`): how `lsid`,
+/// `txnNumber`, `autocommit` and `startTransaction` must go together, before anything runs.
+fn check_session_info(body: &Document) -> Result<()> {
+    let present = |k: &str| !matches!(body.get(k), None | Some(Bson::Null));
+    let txn_number = body.get("txnNumber").and_then(crate::util::as_f64);
+    if txn_number.is_some() && !present("lsid") {
+        return Err(CommandError::invalid_options(
+            "Transaction number requires a session ID to also be specified",
+        ));
+    }
+    if txn_number.is_some_and(|n| n < 0.0) {
+        return Err(CommandError::invalid_options(
+            "Transaction number cannot be negative",
+        ));
+    }
+    if !present("autocommit") && present("startTransaction") {
+        return Err(CommandError::invalid_options(
+            "'startTransaction' field requires 'autocommit' field to also be specified",
+        ));
+    }
+    if present("autocommit") && body.get("startTransaction") == Some(&Bson::Boolean(false)) {
+        return Err(CommandError::invalid_options(
+            "Specifying startTransaction=false is not allowed.",
+        ));
+    }
+    Ok(())
 }
 
 /// Commands a transaction may run (`create` and `createIndexes` only on collections the
