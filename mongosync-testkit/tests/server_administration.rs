@@ -561,6 +561,12 @@ async fn feature_compatibility_version_and_smaller_commands() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), 2);
+    // The version is an `fcv_string` the IDL parser checks before `confirm` is looked at.
+    let e = admin
+        .run_command(doc! {"setFeatureCompatibilityVersion": "5.0"})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 2);
     admin
         .run_command(doc! {"setFeatureCompatibilityVersion": "7.0", "confirm": true})
         .await

@@ -811,14 +811,6 @@ pub fn set_fcv(ctx: &mut Ctx<'_>) -> Result<Reply> {
             &["string"],
         ));
     };
-    if ctx.body.get("confirm") != Some(&Bson::Boolean(true)) {
-        return Err(CommandError::new(
-            7369100,
-            "Once you have upgraded to or downgraded to the specified FCV, you will not be able to \
-             downgrade to or upgrade from a previous version. Please run the command again with \
-             `confirm: true` to continue.",
-        ));
-    }
     let binary = ctx.server.admin.inner.lock().binary.clone();
     let allowed = last_lts_and_continuous(&binary);
     if !allowed.contains(&version.as_str()) {
@@ -831,6 +823,16 @@ pub fn set_fcv(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
+    }
+    // The version is an `fcv_string`, checked by the IDL parser before the command asks
+    // for `confirm`.
+    if ctx.body.get("confirm") != Some(&Bson::Boolean(true)) {
+        return Err(CommandError::new(
+            7369100,
+            "Once you have upgraded to or downgraded to the specified FCV, you will not be able to \
+             downgrade to or upgrade from a previous version. Please run the command again with \
+             `confirm: true` to continue.",
+        ));
     }
     ctx.server.admin.inner.lock().fcv = version;
     Ok(Reply::Doc(Document::new()))
