@@ -881,3 +881,31 @@ async fn a_transaction_may_not_write_system_or_unreplicated_collections() {
         );
     }
 }
+
+/// `createIndexes` takes `indexes` as the IDL's `array<object>` (`create_indexes.idl`): the
+/// wrong type for the list or for one of its entries is a TypeMismatch naming the field.
+#[tokio::test]
+async fn create_indexes_types_its_list_as_the_idl() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let db = client(&cluster).await.database("app");
+    for (cmd, message) in [
+        (
+            doc! {"createIndexes": "c", "indexes": {"key": {"a": 1}, "name": "a_1"}},
+            "BSON field 'createIndexes.indexes' is the wrong type 'object', expected type 'array'",
+        ),
+        (
+            doc! {"createIndexes": "c", "indexes": [{"key": {"a": 1}, "name": "a_1"}, "b_1"]},
+            "BSON field 'createIndexes.indexes.1' is the wrong type 'string', expected type 'object'",
+        ),
+    ] {
+        let e = db.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(failure(e), (14, message.to_string()), "{cmd}");
+    }
+    // Nothing was created by either.
+    let names: Vec<String> = db
+        .collection::<Document>("c")
+        .list_index_names()
+        .await
+        .unwrap_or_default();
+    assert!(!names.contains(&"a_1".to_string()), "{names:?}");
+}

@@ -212,14 +212,26 @@ pub fn create_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
             ));
         }
         None => return Err(CommandError::missing_field("createIndexes", "indexes")),
-        Some(_) => return Err(CommandError::type_mismatch("indexes must be an array")),
+        // `create_indexes.idl`: `indexes` is an `array<object>`.
+        Some(other) => {
+            return Err(CommandError::wrong_field_type(
+                "createIndexes",
+                "indexes",
+                crate::util::type_name(other),
+                &["array"],
+            ));
+        }
     };
     let specs = specs
         .iter()
-        .map(|s| match s {
+        .enumerate()
+        .map(|(i, s)| match s {
             Bson::Document(d) => validate_index_spec(d),
-            _ => Err(CommandError::type_mismatch(
-                "index specifications must be objects",
+            other => Err(CommandError::wrong_field_type(
+                "createIndexes.indexes",
+                &i.to_string(),
+                crate::util::type_name(other),
+                &["object"],
             )),
         })
         .collect::<Result<Vec<_>>>()?;
