@@ -909,3 +909,35 @@ async fn create_indexes_types_its_list_as_the_idl() {
         .unwrap_or_default();
     assert!(!names.contains(&"a_1".to_string()), "{names:?}");
 }
+
+/// `dropIndexes` parses `index` (`drop_indexes.idl`: required, string, array of strings or
+/// object) before it looks for the collection.
+#[tokio::test]
+async fn drop_indexes_parses_index_before_looking_for_the_collection() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let db = client(&cluster).await.database("app");
+    for (cmd, code, message) in [
+        (
+            doc! {"dropIndexes": "missing"},
+            40414,
+            "BSON field 'dropIndexes.index' is missing but a required field",
+        ),
+        (
+            doc! {"dropIndexes": "missing", "index": 1},
+            14,
+            "BSON field 'dropIndexes.index' is the wrong type 'int', expected types '[string, array, object]'",
+        ),
+        (
+            doc! {"dropIndexes": "missing", "index": ["a_1", 2]},
+            14,
+            "BSON field 'dropIndexes.index.1' is the wrong type 'int', expected type 'string'",
+        ),
+    ] {
+        let e = db.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(failure(e), (code, message.to_string()), "{cmd}");
+    }
+    assert_eq!(
+        code_of(&db, doc! {"dropIndexes": "missing", "index": "a_1"}).await,
+        26
+    );
+}

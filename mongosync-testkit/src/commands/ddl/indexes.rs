@@ -385,6 +385,38 @@ fn add_indexes(data: &mut CollectionData, specs: Vec<Document>, created: bool) -
 pub fn drop_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(&["index", "collectionUUID", "isTimeseriesNamespace"])?;
     let coll = ctx.collection_arg()?;
+    // `drop_indexes.idl`: `index` is required, a variant of string, array<string> and object,
+    // parsed before the collection is looked up.
+    let target = ctx
+        .body
+        .get("index")
+        .cloned()
+        .ok_or_else(|| CommandError::missing_field("dropIndexes", "index"))?;
+    match &target {
+        Bson::String(_) | Bson::Document(_) => {}
+        Bson::Array(names) => {
+            if let Some((i, other)) = names
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !matches!(v, Bson::String(_)))
+            {
+                return Err(CommandError::wrong_field_type(
+                    "dropIndexes.index",
+                    &i.to_string(),
+                    crate::util::type_name(other),
+                    &["string"],
+                ));
+            }
+        }
+        other => {
+            return Err(CommandError::wrong_field_type(
+                "dropIndexes",
+                "index",
+                crate::util::type_name(other),
+                &["string", "array", "object"],
+            ));
+        }
+    }
     check_collection_uuid(ctx, &ctx.db, &coll)?;
     support::refuse_view(ctx, &coll)?;
     let Some(collection) = ctx.server.catalog.collection(&ctx.db, &coll) else {
@@ -395,11 +427,6 @@ pub fn drop_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
     };
     let mut data = collection.data.write();
     let was = 1 + data.indexes.len() as i32;
-    let target = ctx
-        .body
-        .get("index")
-        .cloned()
-        .ok_or_else(|| CommandError::missing_field("dropIndexes", "index"))?;
     let mut names: Vec<String> = match &target {
         Bson::String(s) if s == "*" => {
             for index in std::mem::take(&mut data.indexes) {
@@ -437,11 +464,7 @@ pub fn drop_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 }
             }
         }
-        _ => {
-            return Err(CommandError::type_mismatch(
-                "dropIndexes 'index' must be a string, an object or an array",
-            ));
-        }
+        _ => unreachable!("the type of `index` was checked above"),
     };
     for name in &names {
         if name == "_id_" {
