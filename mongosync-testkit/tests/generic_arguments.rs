@@ -354,3 +354,48 @@ async fn listing_options_are_typed_as_their_idl() {
     assert!(cursor.get_array("firstBatch").unwrap().is_empty());
     assert_ne!(cursor.get_i64("id").unwrap(), 0);
 }
+
+/// `killCursors` takes `cursors` as an `array<cursorId>` of longs (`kill_cursors.idl`), all
+/// parsed before any cursor is killed.
+#[tokio::test]
+async fn kill_cursors_parses_every_id_before_killing() {
+    let (_c, db) = db().await;
+    db.collection::<Document>("c")
+        .insert_many((2..10).map(|i| doc! {"_id": i}))
+        .await
+        .unwrap();
+    let r = db
+        .run_command(doc! {"find": "c", "batchSize": 1})
+        .await
+        .unwrap();
+    let id = r.get_document("cursor").unwrap().get_i64("id").unwrap();
+    assert_eq!(
+        refused(&db, doc! {"killCursors": "c", "cursors": [id, 7]}).await,
+        (
+            14,
+            "BSON field 'killCursors.cursors.1' is the wrong type 'int', expected type 'long'"
+                .into()
+        )
+    );
+    assert_eq!(
+        refused(&db, doc! {"killCursors": "c", "cursors": id}).await,
+        (
+            14,
+            "BSON field 'killCursors.cursors' is the wrong type 'long', expected type 'array'"
+                .into()
+        )
+    );
+    // The cursor named first was not killed by the refused command.
+    let more = db
+        .run_command(doc! {"getMore": id, "collection": "c", "batchSize": 1})
+        .await
+        .unwrap();
+    assert_eq!(
+        more.get_document("cursor")
+            .unwrap()
+            .get_array("nextBatch")
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -569,20 +569,36 @@ pub fn kill_cursors(ctx: &mut Ctx<'_>) -> Result<Reply> {
         Bson::String(s) if s.starts_with("$cmd.") => s.clone(),
         _ => ctx.collection_arg()?,
     };
-    let ids = match ctx.body.get("cursors") {
-        Some(Bson::Array(a)) => a.clone(),
+    // `kill_cursors.idl`: `cursors` is an `array<cursorId>` (longs), all parsed before any
+    // cursor is killed.
+    let ids: Vec<i64> = match ctx.body.get("cursors") {
+        Some(Bson::Array(a)) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Bson::Int64(id) => Ok(*id),
+                other => Err(CommandError::wrong_field_type(
+                    "killCursors.cursors",
+                    &i.to_string(),
+                    crate::util::type_name(other),
+                    &["long"],
+                )),
+            })
+            .collect::<Result<_>>()?,
         None => return Err(CommandError::missing_field("killCursors", "cursors")),
-        Some(_) => return Err(CommandError::type_mismatch("cursors must be an array")),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type(
+                "killCursors",
+                "cursors",
+                crate::util::type_name(other),
+                &["array"],
+            ));
+        }
     };
     let ns = ctx.ns(&coll);
     let mut killed = Vec::new();
     let mut not_found = Vec::new();
     for id in ids {
-        let Bson::Int64(id) = id else {
-            return Err(CommandError::type_mismatch(
-                "cursor ids must be of type long",
-            ));
-        };
         match ctx.server.cursors.ns_of(id) {
             Some(owner) if owner == ns || owner.starts_with(&format!("{}.$cmd", ctx.db)) => {
                 ctx.server.cursors.kill(id);
