@@ -941,3 +941,27 @@ async fn drop_indexes_parses_index_before_looking_for_the_collection() {
         26
     );
 }
+
+/// `create`'s options are optional IDL fields (`create.idl`): an explicit null is omitted,
+/// as if the option were not sent.
+#[tokio::test]
+async fn create_reads_null_options_as_omitted() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let db = client(&cluster).await.database("app");
+    db.run_command(doc! {
+        "create": "n",
+        "validator": null,
+        "capped": null,
+        "size": null,
+        "collation": null,
+        "viewOn": null,
+    })
+    .await
+    .unwrap();
+    assert_eq!(options_of(&db, "n").await, doc! {});
+    // Without a validator, any document goes in.
+    db.collection::<Document>("n")
+        .insert_one(doc! {"x": 1})
+        .await
+        .unwrap();
+}
