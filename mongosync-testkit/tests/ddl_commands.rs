@@ -923,11 +923,6 @@ async fn drop_indexes_parses_index_before_looking_for_the_collection() {
             "BSON field 'dropIndexes.index' is missing but a required field",
         ),
         (
-            doc! {"dropIndexes": "missing", "index": 1},
-            14,
-            "BSON field 'dropIndexes.index' is the wrong type 'int', expected types '[string, array, object]'",
-        ),
-        (
             doc! {"dropIndexes": "missing", "index": ["a_1", 2]},
             14,
             "BSON field 'dropIndexes.index.1' is the wrong type 'int', expected type 'string'",
@@ -936,6 +931,18 @@ async fn drop_indexes_parses_index_before_looking_for_the_collection() {
         let e = db.run_command(cmd.clone()).await.unwrap_err();
         assert_eq!(failure(e), (code, message.to_string()), "{cmd}");
     }
+    // A type outside the variant: TypeMismatch naming the field (the list of expected types
+    // depends on the IDL generator's version, so only the start is checked).
+    let (code, message) = failure(
+        db.run_command(doc! {"dropIndexes": "missing", "index": 1})
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 14);
+    assert!(
+        message.starts_with("BSON field 'dropIndexes.index' is the wrong type 'int', expected"),
+        "{message}"
+    );
     assert_eq!(
         code_of(&db, doc! {"dropIndexes": "missing", "index": "a_1"}).await,
         26

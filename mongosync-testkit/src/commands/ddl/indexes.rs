@@ -408,13 +408,13 @@ pub fn drop_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 ));
             }
         }
+        // The IDL generator's variant parser (`_gen_variant_deserializer`, 8.x) lists only
+        // the element types of the variant's array alternatives in this message.
         other => {
-            return Err(CommandError::wrong_field_type(
-                "dropIndexes",
-                "index",
-                crate::util::type_name(other),
-                &["string", "array", "object"],
-            ));
+            return Err(CommandError::type_mismatch(format!(
+                "BSON field 'dropIndexes.index' is the wrong type '{}', expected types '[string]'",
+                crate::util::type_name(other)
+            )));
         }
     }
     check_collection_uuid(ctx, &ctx.db, &coll)?;
