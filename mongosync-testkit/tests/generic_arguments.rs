@@ -399,3 +399,46 @@ async fn kill_cursors_parses_every_id_before_killing() {
         1
     );
 }
+
+/// Under `apiStrict: true` the fields an API Version 1 command's IDL marks `unstable` are
+/// refused (`throwAPIStrictErrorIfApplicable`): `create`'s `size`, `listIndexes`'
+/// `includeBuildUUIDs`...; stable ones run.
+#[tokio::test]
+async fn api_strict_refuses_unstable_fields() {
+    let (_c, db) = db().await;
+    let strict = |mut cmd: Document| {
+        cmd.insert("apiVersion", "1");
+        cmd.insert("apiStrict", true);
+        cmd
+    };
+    for (cmd, field) in [
+        (
+            doc! {"create": "capped", "capped": true, "size": 4096},
+            "create.size",
+        ),
+        (
+            doc! {"listIndexes": "c", "includeBuildUUIDs": true},
+            "listIndexes.includeBuildUUIDs",
+        ),
+        (
+            doc! {"listCollections": 1, "includePendingDrops": true},
+            "listCollections.includePendingDrops",
+        ),
+    ] {
+        assert_eq!(
+            refused(&db, strict(cmd.clone())).await,
+            (
+                323,
+                format!("BSON field '{field}' is not allowed with apiStrict:true.")
+            ),
+            "{cmd}"
+        );
+    }
+    db.run_command(strict(doc! {"create": "plain", "validator": {"a": 1}}))
+        .await
+        .unwrap();
+    // Without apiStrict the same field is fine.
+    db.run_command(doc! {"create": "capped", "capped": true, "size": 4096, "apiVersion": "1"})
+        .await
+        .unwrap();
+}

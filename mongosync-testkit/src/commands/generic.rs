@@ -76,6 +76,45 @@ const API_V1_COMMANDS: &[&str] = &[
     "update",
 ];
 
+/// Fields whose IDL `stability` is `unstable` or `internal`, which `apiStrict: true` refuses
+/// (`throwAPIStrictErrorIfApplicable`), for the API Version 1 commands whose IDL says so
+/// (`create.idl`, `create_indexes.idl`, `drop_indexes.idl`, `list_collections.idl`,
+/// `list_indexes.idl`).
+const UNSTABLE_FIELDS: &[(&str, &[&str])] = &[
+    (
+        "create",
+        &[
+            "autoIndexId",
+            "size",
+            "max",
+            "storageEngine",
+            "indexOptionDefaults",
+            "recordPreImages",
+            "changeStreamPreAndPostImages",
+            "temp",
+            "flags",
+        ],
+    ),
+    (
+        "createIndexes",
+        &[
+            "ignoreUnknownIndexOptions",
+            "isTimeseriesNamespace",
+            "collectionUUID",
+        ],
+    ),
+    ("dropIndexes", &["isTimeseriesNamespace", "collectionUUID"]),
+    ("listCollections", &["includePendingDrops"]),
+    (
+        "listIndexes",
+        &[
+            "includeBuildUUIDs",
+            "includeIndexBuildInfo",
+            "isTimeseriesNamespace",
+        ],
+    ),
+];
+
 /// The name a command reports itself by (`Command::getName()`), for its aliases.
 pub(crate) fn canonical_name(name: &str) -> &str {
     match name {
@@ -266,6 +305,21 @@ fn api_parameters(ctx: &Ctx<'_>) -> Result<()> {
                 codes::API_STRICT_ERROR,
                 format!(
                     "Provided apiStrict:true, but the command {name} is not in API Version 1. Information on supported commands and migrations in API Version 1 can be found at https://dochub.mongodb.org/core/manual-versioned-api."
+                ),
+            ));
+        }
+        if let Some((_, fields)) = UNSTABLE_FIELDS.iter().find(|(c, _)| *c == name)
+            && let Some(field) = ctx
+                .body
+                .keys()
+                .skip(1)
+                .find(|k| fields.contains(&k.as_str()))
+        {
+            return Err(CommandError::new(
+                codes::API_STRICT_ERROR,
+                format!(
+                    "BSON field '{}.{field}' is not allowed with apiStrict:true.",
+                    ctx.name
                 ),
             ));
         }
