@@ -442,3 +442,26 @@ async fn api_strict_refuses_unstable_fields() {
         .await
         .unwrap();
 }
+
+/// `listCommands` tells each command's API versions (`Command::apiVersions()`), the same
+/// table `apiStrict` uses: `find` is in Version 1, `distinct` and `isMaster` are not.
+#[tokio::test]
+async fn list_commands_reports_api_versions() {
+    let (_c, db) = db().await;
+    let r = db
+        .client()
+        .database("admin")
+        .run_command(doc! {"listCommands": 1})
+        .await
+        .unwrap();
+    let commands = r.get_document("commands").unwrap();
+    let versions = |name: &str| {
+        let c = commands.get_document(name).unwrap();
+        assert!(c.get_array("deprecatedApiVersions").unwrap().is_empty());
+        c.get_array("apiVersions").unwrap().clone()
+    };
+    assert_eq!(versions("find"), vec![bson::Bson::from("1")]);
+    assert_eq!(versions("hello"), vec![bson::Bson::from("1")]);
+    assert!(versions("distinct").is_empty());
+    assert!(versions("isMaster").is_empty());
+}

@@ -115,6 +115,11 @@ const UNSTABLE_FIELDS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Whether the command (under its reported name) is in API Version 1.
+pub(crate) fn in_api_version_1(name: &str) -> bool {
+    API_V1_COMMANDS.contains(&canonical_name(name))
+}
+
 /// The name a command reports itself by (`Command::getName()`), for its aliases.
 pub(crate) fn canonical_name(name: &str) -> &str {
     match name {
@@ -300,7 +305,7 @@ fn api_parameters(ctx: &Ctx<'_>) -> Result<()> {
     }
     if strict == Some(true) {
         let name = canonical_name(&ctx.name);
-        if !API_V1_COMMANDS.contains(&name) {
+        if !in_api_version_1(name) {
             return Err(CommandError::new(
                 codes::API_STRICT_ERROR,
                 format!(

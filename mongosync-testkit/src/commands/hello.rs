@@ -499,9 +499,22 @@ pub fn list_commands(_ctx: &mut Ctx<'_>) -> Result<Reply> {
     ];
     let mut commands = Document::new();
     for n in names {
+        // `apiVersions` / `deprecatedApiVersions` as `Command::apiVersions()` gives them (no
+        // command is deprecated in Version 1).
+        let api: Vec<&str> = if super::generic::in_api_version_1(n) {
+            vec!["1"]
+        } else {
+            Vec::new()
+        };
         commands.insert(
             n,
-            doc! {"help": "", "requiresAuth": false, "adminOnly": false},
+            doc! {
+                "help": "",
+                "requiresAuth": false,
+                "adminOnly": false,
+                "apiVersions": api,
+                "deprecatedApiVersions": [],
+            },
         );
     }
     Ok(Reply::Doc(doc! {"commands": commands}))
