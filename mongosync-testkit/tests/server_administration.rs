@@ -832,3 +832,44 @@ async fn an_aggregate_with_explain_true_answers_its_plan() {
         "c"
     );
 }
+
+/// `getLog` (`CmdGetLog`): `*` names the logs, `global`/`startupWarnings` answer lines, another
+/// name is OperationFailed; the argument is a required string.
+#[tokio::test]
+async fn get_log_knows_its_logs() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let (_client, admin) = admin(&cluster).await;
+    let r = admin.run_command(doc! {"getLog": "*"}).await.unwrap();
+    assert_eq!(
+        r.get_array("names").unwrap(),
+        &vec![Bson::from("global"), Bson::from("startupWarnings")]
+    );
+    admin
+        .run_command(doc! {"getLog": "startupWarnings"})
+        .await
+        .unwrap();
+    for (cmd, want) in [
+        (doc! {"getLog": "nope"}, (96, "No log named 'nope'")),
+        (
+            doc! {"getLog": null},
+            (
+                40414,
+                "BSON field 'getLog.getLog' is missing but a required field",
+            ),
+        ),
+        (
+            doc! {"getLog": []},
+            (
+                14,
+                "BSON field 'getLog.getLog' is the wrong type 'array', expected type 'string'",
+            ),
+        ),
+    ] {
+        let e = admin.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(
+            (code(&e), message(&e)),
+            (want.0, want.1.to_string()),
+            "{cmd}"
+        );
+    }
+}

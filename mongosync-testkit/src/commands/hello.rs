@@ -341,14 +341,26 @@ pub fn get_cmd_line_opts(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }))
 }
 
+/// `getLog: "*" | "global" | "startupWarnings"` (IDL-typed: a required string argument; an
+/// unknown log is OperationFailed, as `CmdGetLog` answers it).
 pub fn get_log(ctx: &mut Ctx<'_>) -> Result<Reply> {
     match ctx.arg() {
         Bson::String(s) if s == "*" => {
             Ok(Reply::Doc(doc! {"names": ["global", "startupWarnings"]}))
         }
-        Bson::String(_) => Ok(Reply::Doc(doc! {"totalLinesWritten": 0, "log": []})),
-        _ => Err(CommandError::type_mismatch(
-            "Argument to getLog must be of type String",
+        Bson::String(s) if s == "global" || s == "startupWarnings" => {
+            Ok(Reply::Doc(doc! {"totalLinesWritten": 0, "log": []}))
+        }
+        Bson::String(s) => Err(CommandError::new(
+            codes::OPERATION_FAILED,
+            format!("No log named '{s}'"),
+        )),
+        Bson::Null | Bson::Undefined => Err(CommandError::missing_field("getLog", "getLog")),
+        other => Err(CommandError::wrong_field_type(
+            "getLog",
+            "getLog",
+            crate::util::type_name(other),
+            &["string"],
         )),
     }
 }
