@@ -66,6 +66,19 @@ async fn commit_and_abort_outside_a_transaction_fail_as_the_server() {
                 )
             )
         );
+        // Admin-only commands: another database is refused before the transaction is sought.
+        let e = client
+            .database("app")
+            .run_command(doc! {cmd: 1})
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code_and_message(&e),
+            (
+                13,
+                format!("{cmd} may only be run against the admin database.")
+            )
+        );
         let e = admin
             .run_command(doc! {cmd: 1, "lsid": lsid, "autocommit": false})
             .await

@@ -451,6 +451,14 @@ pub async fn run(
 /// write, or plainly.
 async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
     check_session_info(&ctx.body)?;
+    // Both are admin-only commands: the service entry point refuses another database before
+    // the command looks for its transaction.
+    if matches!(ctx.name.as_str(), "commitTransaction" | "abortTransaction") && ctx.db != "admin" {
+        return Err(CommandError::new(
+            codes::UNAUTHORIZED,
+            format!("{} may only be run against the admin database.", ctx.name),
+        ));
+    }
     if matches!(ctx.name.as_str(), "commitTransaction" | "abortTransaction")
         && !ctx.body.contains_key("autocommit")
     {
