@@ -55,6 +55,12 @@ pub fn explain(ctx: &mut Ctx<'_>) -> Result<Reply> {
         ));
     };
     let shape = Shape::of(&name, &inner)?;
+    // An explained aggregate may not carry its own explain flag (`PipelineCommand::explain`).
+    if name == "aggregate" && inner.contains_key("explain") {
+        return Err(CommandError::failed_to_parse(
+            "The 'explain' option is illegal when an explain verbosity is also provided",
+        ));
+    }
     // The explained command is parsed by its own IDL: its unknown fields are refused.
     let own_fields = match name.as_str() {
         "find" => super::read::FIND_FIELDS,
