@@ -831,6 +831,22 @@ async fn an_aggregate_with_explain_true_answers_its_plan() {
             .unwrap(),
         "c"
     );
+    // Both forms at once are refused (`PipelineCommand::explain`).
+    let e = db
+        .run_command(doc! {
+            "explain": {"aggregate": "c", "pipeline": [], "explain": true},
+            "verbosity": "queryPlanner",
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&e), message(&e)),
+        (
+            9,
+            "The 'explain' option is illegal when an explain verbosity is also provided"
+                .to_string()
+        )
+    );
 }
 
 /// `getLog` (`CmdGetLog`): `*` names the logs, `global`/`startupWarnings` answer lines, another
