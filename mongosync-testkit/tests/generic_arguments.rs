@@ -465,3 +465,35 @@ async fn list_commands_reports_api_versions() {
     assert!(versions("distinct").is_empty());
     assert!(versions("isMaster").is_empty());
 }
+
+/// `allowDiskUse` (find, aggregate) and `singleBatch` (find) are `optionalBool`s:
+/// `OptionalBool::parseFromBSON` takes a boolean only, and refuses even a null.
+#[tokio::test]
+async fn optional_bools_take_only_booleans() {
+    let (_c, db) = db().await;
+    for (cmd, field, found) in [
+        (doc! {"find": "c", "allowDiskUse": 1}, "allowDiskUse", "int"),
+        (
+            doc! {"find": "c", "singleBatch": null},
+            "singleBatch",
+            "null",
+        ),
+        (
+            doc! {"aggregate": "c", "pipeline": [], "cursor": {}, "allowDiskUse": "yes"},
+            "allowDiskUse",
+            "string",
+        ),
+    ] {
+        assert_eq!(
+            refused(&db, cmd.clone()).await,
+            (
+                14,
+                format!("Field '{field}' should be a boolean value, but found: {found}")
+            ),
+            "{cmd}"
+        );
+    }
+    db.run_command(doc! {"find": "c", "allowDiskUse": false, "singleBatch": true})
+        .await
+        .unwrap();
+}

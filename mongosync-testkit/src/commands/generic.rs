@@ -20,7 +20,6 @@ const NULL_MEANS_OMITTED: &[&str] = &[
     "collation",
     "let",
     "batchSize",
-    "allowDiskUse",
     "bypassDocumentValidation",
     "hint",
     "sort",
@@ -28,7 +27,6 @@ const NULL_MEANS_OMITTED: &[&str] = &[
     "filter",
     "skip",
     "limit",
-    "singleBatch",
     "returnKey",
     "showRecordId",
     "tailable",
@@ -250,6 +248,23 @@ fn idl_typed_options(ctx: &Ctx<'_>) -> Result<()> {
             type_name(c),
             &["object"],
         ));
+    }
+    // `optionalBool` fields (`find_command.idl`, `aggregate_command.idl`): a boolean only, as
+    // `OptionalBool::parseFromBSON` reads them (a null is refused too).
+    let optional_bools: &[&str] = match name {
+        "find" => &["allowDiskUse", "singleBatch"],
+        "aggregate" => &["allowDiskUse"],
+        _ => &[],
+    };
+    for field in optional_bools {
+        if let Some(v) = ctx.body.get(*field)
+            && !matches!(v, Bson::Boolean(_))
+        {
+            return Err(CommandError::type_mismatch(format!(
+                "Field '{field}' should be a boolean value, but found: {}",
+                type_name(v)
+            )));
+        }
     }
     if takes_hint
         && let Some(h) = ctx.body.get("hint")
