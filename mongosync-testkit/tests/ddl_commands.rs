@@ -972,3 +972,34 @@ async fn create_reads_null_options_as_omitted() {
         .await
         .unwrap();
 }
+
+/// `dropDatabase` takes 1 as its argument (`CmdDropDatabase`): another number is refused and
+/// nothing is dropped.
+#[tokio::test]
+async fn drop_database_takes_one() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let db = client(&cluster).await.database("app");
+    db.collection::<Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    for arg in [0, 2] {
+        let e = db
+            .run_command(doc! {"dropDatabase": arg})
+            .await
+            .unwrap_err();
+        assert_eq!(
+            failure(e),
+            (20, "have to pass 1 as db parameter".to_string())
+        );
+    }
+    assert_eq!(
+        db.collection::<Document>("c")
+            .count_documents(doc! {})
+            .await
+            .unwrap(),
+        1
+    );
+    db.run_command(doc! {"dropDatabase": 1}).await.unwrap();
+    assert!(db.list_collection_names().await.unwrap().is_empty());
+}
