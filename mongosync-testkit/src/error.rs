@@ -175,6 +175,8 @@ pub mod codes {
     pub const CAPPED_POSITION_LOST: i32 = 136;
     pub const QUERY_PLAN_KILLED: i32 = 175;
     pub const QUERY_EXCEEDED_MEMORY_LIMIT_NO_DISK_USE_ALLOWED: i32 = 292;
+    pub const API_VERSION_ERROR: i32 = 322;
+    pub const API_STRICT_ERROR: i32 = 323;
 }
 
 /// The `codeName` of a server error code; `"Location<code>"` for codes without a name, as the
@@ -239,6 +241,9 @@ pub fn code_name(code: i32) -> String {
         136 => "CappedPositionLost",
         175 => "QueryPlanKilled",
         292 => "QueryExceededMemoryLimitNoDiskUseAllowed",
+        322 => "APIVersionError",
+        323 => "APIStrictError",
+        324 => "APIDeprecationError",
         150 => "StaleEpoch",
         157 => "OptionNotSupportedOnView",
         166 => "CommandNotSupportedOnView",

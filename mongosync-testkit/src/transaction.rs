@@ -70,6 +70,78 @@ fn no_such_transaction(message: String) -> CommandError {
     CommandError::new(251, message)
 }
 
+/// Aggregation stages whose lite-parsed form refuses a transaction
+/// (`assertSupportsMultiDocumentTransaction` calling `transactionNotSupported`).
+const STAGES_NOT_IN_TRANSACTIONS: &[&str] = &[
+    "$changeStream",
+    "$collStats",
+    "$currentOp",
+    "$indexStats",
+    "$listLocalSessions",
+    "$listSessions",
+    "$listSampledQueries",
+    "$planCacheStats",
+    "$querySettings",
+    "$queryStats",
+    "$backupCursor",
+    "$backupCursorExtend",
+];
+
+/// `CommandHelpers::canUseTransactions` (`commands.cpp`), for a command the transaction
+/// allowlist accepts: `count` has its own message; no namespace in `local`, nor
+/// `system.profile`/`system.views`, nor (on a replica set) in `config`. Then the pipeline's
+/// stages, as `LiteParsedPipeline` checks them.
+pub fn check_command_allowed(ctx: &crate::commands::Ctx<'_>) -> Result<()> {
+    let not_supported = |m: String| CommandError::new(263, m);
+    let mut namespaces: Vec<(String, String)> = Vec::new();
+    match (ctx.arg(), ctx.body.get("collection")) {
+        (Bson::String(c), _) => namespaces.push((ctx.db.clone(), c.clone())),
+        (_, Some(Bson::String(c))) if ctx.name == "getMore" => {
+            namespaces.push((ctx.db.clone(), c.clone()))
+        }
+        _ => namespaces.push((ctx.db.clone(), "$cmd".into())),
+    }
+    if ctx.name == "bulkWrite"
+        && let Ok(entries) = ctx.body.get_array("nsInfo")
+    {
+        namespaces.extend(
+            entries
+                .iter()
+                .filter_map(|e| e.as_document()?.get_str("ns").ok()?.split_once('.'))
+                .map(|(d, c)| (d.to_string(), c.to_string())),
+        );
+    }
+    for (db, coll) in &namespaces {
+        if db == "local" {
+            return Err(not_supported(format!(
+                "Cannot run command against the '{db}' database in a transaction."
+            )));
+        }
+        if coll == "system.profile" || coll == "system.views" {
+            return Err(not_supported(format!(
+                "Cannot run command against the '{db}.{coll}' collection in a transaction."
+            )));
+        }
+        if db == "config" {
+            return Err(not_supported(
+                "Cannot run command against the config database in a transaction.".into(),
+            ));
+        }
+    }
+    if ctx.name == "aggregate"
+        && let Ok(pipeline) = ctx.body.get_array("pipeline")
+        && let Some(stage) = pipeline.iter().filter_map(Bson::as_document).find_map(|d| {
+            d.keys()
+                .find(|k| STAGES_NOT_IN_TRANSACTIONS.contains(&k.as_str()))
+        })
+    {
+        return Err(not_supported(format!(
+            "Operation not permitted in transaction :: caused by :: Aggregation stage {stage} cannot run within a multi-document transaction."
+        )));
+    }
+    Ok(())
+}
+
 /// The server's `doTransactionValidationForWrites`, for a write command inside a transaction:
 /// no system collection (but the privilege and time-series bucket collections), no
 /// unreplicated (`local`) collection.

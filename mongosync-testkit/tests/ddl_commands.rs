@@ -856,11 +856,13 @@ async fn a_transaction_may_not_write_system_or_unreplicated_collections() {
             50791,
             "Cannot write to system collection app.system.js within a transaction.",
         ),
+        // `canUseTransactions` refuses the `local` database before the write is tried, so the
+        // write's own check (50790) is not reached.
         (
             "local",
             "scratch",
-            50790,
-            "Cannot write to unreplicated collection local.scratch within a transaction.",
+            263,
+            "Cannot run command against the 'local' database in a transaction.",
         ),
     ] {
         session.start_transaction().await.unwrap();
@@ -878,4 +880,126 @@ async fn a_transaction_may_not_write_system_or_unreplicated_collections() {
             251
         );
     }
+}
+
+/// `createIndexes` takes `indexes` as the IDL's `array<object>` (`create_indexes.idl`): the
+/// wrong type for the list or for one of its entries is a TypeMismatch naming the field.
+#[tokio::test]
+async fn create_indexes_types_its_list_as_the_idl() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let db = client(&cluster).await.database("app");
+    for (cmd, message) in [
+        (
+            doc! {"createIndexes": "c", "indexes": {"key": {"a": 1}, "name": "a_1"}},
+            "BSON field 'createIndexes.indexes' is the wrong type 'object', expected type 'array'",
+        ),
+        (
+            doc! {"createIndexes": "c", "indexes": [{"key": {"a": 1}, "name": "a_1"}, "b_1"]},
+            "BSON field 'createIndexes.indexes.1' is the wrong type 'string', expected type 'object'",
+        ),
+    ] {
+        let e = db.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(failure(e), (14, message.to_string()), "{cmd}");
+    }
+    // Nothing was created by either.
+    let names: Vec<String> = db
+        .collection::<Document>("c")
+        .list_index_names()
+        .await
+        .unwrap_or_default();
+    assert!(!names.contains(&"a_1".to_string()), "{names:?}");
+}
+
+/// `dropIndexes` parses `index` (`drop_indexes.idl`: required, string, array of strings or
+/// object) before it looks for the collection.
+#[tokio::test]
+async fn drop_indexes_parses_index_before_looking_for_the_collection() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let db = client(&cluster).await.database("app");
+    for (cmd, code, message) in [
+        (
+            doc! {"dropIndexes": "missing"},
+            40414,
+            "BSON field 'dropIndexes.index' is missing but a required field",
+        ),
+        (
+            doc! {"dropIndexes": "missing", "index": ["a_1", 2]},
+            14,
+            "BSON field 'dropIndexes.index.1' is the wrong type 'int', expected type 'string'",
+        ),
+    ] {
+        let e = db.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(failure(e), (code, message.to_string()), "{cmd}");
+    }
+    // A type outside the variant: TypeMismatch naming the field (the list of expected types
+    // depends on the IDL generator's version, so only the start is checked).
+    let (code, message) = failure(
+        db.run_command(doc! {"dropIndexes": "missing", "index": 1})
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 14);
+    assert!(
+        message.starts_with("BSON field 'dropIndexes.index' is the wrong type 'int', expected"),
+        "{message}"
+    );
+    assert_eq!(
+        code_of(&db, doc! {"dropIndexes": "missing", "index": "a_1"}).await,
+        26
+    );
+}
+
+/// `create`'s options are optional IDL fields (`create.idl`): an explicit null is omitted,
+/// as if the option were not sent.
+#[tokio::test]
+async fn create_reads_null_options_as_omitted() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let db = client(&cluster).await.database("app");
+    db.run_command(doc! {
+        "create": "n",
+        "validator": null,
+        "capped": null,
+        "size": null,
+        "collation": null,
+        "viewOn": null,
+    })
+    .await
+    .unwrap();
+    assert_eq!(options_of(&db, "n").await, doc! {});
+    // Without a validator, any document goes in.
+    db.collection::<Document>("n")
+        .insert_one(doc! {"x": 1})
+        .await
+        .unwrap();
+}
+
+/// `dropDatabase` takes 1 as its argument (`CmdDropDatabase`): another number is refused and
+/// nothing is dropped.
+#[tokio::test]
+async fn drop_database_takes_one() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let db = client(&cluster).await.database("app");
+    db.collection::<Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    for arg in [0, 2] {
+        let e = db
+            .run_command(doc! {"dropDatabase": arg})
+            .await
+            .unwrap_err();
+        assert_eq!(
+            failure(e),
+            (20, "have to pass 1 as db parameter".to_string())
+        );
+    }
+    assert_eq!(
+        db.collection::<Document>("c")
+            .count_documents(doc! {})
+            .await
+            .unwrap(),
+        1
+    );
+    db.run_command(doc! {"dropDatabase": 1}).await.unwrap();
+    assert!(db.list_collection_names().await.unwrap().is_empty());
 }

@@ -100,6 +100,126 @@ async fn fsync_lock_holds_writes_until_the_last_unlock() {
     assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 2);
 }
 
+/// `profile` (`profile_common.cpp`, `profile.idl`): the level and filter are the database's,
+/// `slowms` and `sampleRate` the server's; each reply shows the settings before the command,
+/// the filter as its parsed match expression, with a note while a filter is involved.
+#[tokio::test]
+async fn profile_settings_per_database_and_global_thresholds() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let (client, _admin) = admin(&cluster).await;
+    let (app, other) = (client.database("app"), client.database("other"));
+    let note = "When a filter expression is set, slowms and sampleRate are not used for profiling and slow-query log lines.";
+    // The reply without its cluster-time fields.
+    let bare = |mut r: Document| {
+        r.remove("$clusterTime");
+        r.remove("operationTime");
+        r
+    };
+    let r = bare(
+        app.run_command(
+            doc! {"profile": 1, "slowms": 50, "sampleRate": 0.5, "filter": {"op": "query"}},
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        r,
+        doc! {"was": 0, "slowms": 100, "sampleRate": 1.0, "note": note, "ok": 1.0},
+        "{r}"
+    );
+    let r = app.run_command(doc! {"profile": -1}).await.unwrap();
+    assert_eq!(r.get_i32("was").unwrap(), 1);
+    assert_eq!(
+        r.get_document("filter").unwrap(),
+        &doc! {"op": {"$eq": "query"}}
+    );
+    assert_eq!(r.get_str("note").unwrap(), note);
+    // The thresholds are global; another database has its own level and no filter.
+    let r = bare(other.run_command(doc! {"profile": -1}).await.unwrap());
+    assert_eq!(
+        r,
+        doc! {"was": 0, "slowms": 50, "sampleRate": 0.5, "ok": 1.0},
+        "{r}"
+    );
+    app.run_command(doc! {"profile": 0, "filter": "unset"})
+        .await
+        .unwrap();
+    let r = app.run_command(doc! {"profile": -1}).await.unwrap();
+    assert_eq!(r.get_i32("was").unwrap(), 0);
+    assert!(!r.contains_key("filter") && !r.contains_key("note"), "{r}");
+
+    for (cmd, want) in [
+        (
+            doc! {"profile": 0, "sampleRate": 2},
+            (2, "'sampleRate' must be between 0.0 and 1.0 inclusive"),
+        ),
+        (
+            doc! {"profile": 0, "filter": 3},
+            (2, "Expected an object, or the string 'unset'."),
+        ),
+        (
+            doc! {"profile": "all"},
+            (
+                14,
+                "BSON field 'profile.profile' is the wrong type 'string', expected types '[long, int, decimal, double]'",
+            ),
+        ),
+    ] {
+        let e = app.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(
+            (code(&e), message(&e)),
+            (want.0, want.1.to_string()),
+            "{cmd}"
+        );
+    }
+}
+
+/// `fsync.idl` is strict: unknown fields (the legacy `async` among them) are refused, `lock`
+/// is a `safeBool`, `fsyncLockAcquisitionTimeoutMillis` an `int`; null reads as omitted.
+#[tokio::test]
+async fn fsync_arguments_are_parsed_as_its_idl() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let (_client, admin) = admin(&cluster).await;
+    for (cmd, want) in [
+        (
+            doc! {"fsync": 1, "async": true},
+            (40415, "BSON field 'fsync.async' is an unknown field."),
+        ),
+        (
+            doc! {"fsync": 1, "lock": "yes"},
+            (
+                14,
+                "BSON field 'fsync.lock' is the wrong type 'string', expected types '[bool, long, int, decimal, double]'",
+            ),
+        ),
+        (
+            doc! {"fsync": 1, "lock": true, "fsyncLockAcquisitionTimeoutMillis": 1.5},
+            (
+                14,
+                "BSON field 'fsync.fsyncLockAcquisitionTimeoutMillis' is the wrong type 'double', expected type 'int'",
+            ),
+        ),
+    ] {
+        let e = admin.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(
+            (code(&e), message(&e)),
+            (want.0, want.1.to_string()),
+            "{cmd}"
+        );
+    }
+    // Nothing was locked by the refused commands; a null lock is no lock.
+    let r = admin
+        .run_command(doc! {"fsync": 1, "lock": null})
+        .await
+        .unwrap();
+    assert_eq!(r.get_i32("numFiles").unwrap(), 1);
+    let e = admin
+        .run_command(doc! {"fsyncUnlock": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 20);
+}
+
 #[tokio::test]
 async fn kill_op_interrupts_a_write_waiting_for_the_fsync_lock() {
     let cluster = MemoryCluster::start().await.unwrap();
@@ -125,11 +245,43 @@ async fn kill_op_interrupts_a_write_waiting_for_the_fsync_lock() {
     // Nothing was written by the killed insert.
     assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 0);
 
-    let e = admin
-        .run_command(doc! {"killOp": 1, "op": "x"})
+    // `op` is read by `bsonExtractIntegerField` and must fit 32 bits (`parseOpId`); killOp is
+    // not an IDL command, so other fields are ignored.
+    for (cmd, want) in [
+        (
+            doc! {"killOp": 1, "op": "x"},
+            (
+                14,
+                "Expected field \"op\" to have numeric type, but found string",
+            ),
+        ),
+        (doc! {"killOp": 1}, (4, "Missing expected field \"op\"")),
+        (
+            doc! {"killOp": 1, "op": 1.5},
+            (
+                2,
+                "Expected field \"op\" to have a value exactly representable as a 64-bit integer, but found op: 1.5",
+            ),
+        ),
+        (
+            doc! {"killOp": 1, "op": 1i64 << 40},
+            (
+                26823,
+                "invalid op : 1099511627776. Op ID cannot be represented with 32 bits",
+            ),
+        ),
+    ] {
+        let e = admin.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(
+            (code(&e), message(&e)),
+            (want.0, want.1.to_string()),
+            "{cmd}"
+        );
+    }
+    admin
+        .run_command(doc! {"killOp": 1, "op": 123456, "comment": "x", "extra": true})
         .await
-        .unwrap_err();
-    assert_eq!(code(&e), 14);
+        .unwrap();
 }
 
 #[tokio::test]
@@ -307,6 +459,7 @@ async fn default_read_write_concerns_round_trip() {
     assert_eq!(r.get_str("defaultWriteConcernSource").unwrap(), "implicit");
     assert_eq!(r.get_str("defaultReadConcernSource").unwrap(), "implicit");
     assert!(!r.contains_key("updateOpTime"));
+    assert!(r.get_datetime("localUpdateWallClockTime").is_ok());
 
     let r = admin
         .run_command(doc! {
@@ -342,6 +495,28 @@ async fn default_read_write_concerns_round_trip() {
     );
     assert_eq!(r.get_str("defaultWriteConcernSource").unwrap(), "global");
     assert_eq!(r.get_str("defaultReadConcernSource").unwrap(), "global");
+    // `makeResponse` (`rwc_defaults_commands.cpp`): always the cache's update time, `inMemory`
+    // only when the cached values were asked for; `inMemory` is an IDL bool.
+    let set_at = r.get_datetime("localUpdateWallClockTime").unwrap();
+    assert!(!r.contains_key("inMemory"));
+    let r = admin
+        .run_command(doc! {"getDefaultRWConcern": 1, "inMemory": true})
+        .await
+        .unwrap();
+    assert!(r.get_bool("inMemory").unwrap());
+    assert_eq!(r.get_datetime("localUpdateWallClockTime").unwrap(), set_at);
+    let e = admin
+        .run_command(doc! {"getDefaultRWConcern": 1, "inMemory": 1})
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&e), message(&e)),
+        (
+            14,
+            "BSON field 'getDefaultRWConcern.inMemory' is the wrong type 'int', expected type 'bool'"
+                .to_string()
+        )
+    );
 
     for (cmd, want) in [
         (doc! {"setDefaultRWConcern": 1}, 2),
@@ -386,6 +561,12 @@ async fn feature_compatibility_version_and_smaller_commands() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), 2);
+    // The version is an `fcv_string` the IDL parser checks before `confirm` is looked at.
+    let e = admin
+        .run_command(doc! {"setFeatureCompatibilityVersion": "5.0"})
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 2);
     admin
         .run_command(doc! {"setFeatureCompatibilityVersion": "7.0", "confirm": true})
         .await
@@ -405,12 +586,14 @@ async fn feature_compatibility_version_and_smaller_commands() {
         .await
         .unwrap();
     assert_eq!(r.get_i32("was").unwrap(), 0);
-    assert_eq!(r.get_i64("slowms").unwrap(), 100);
+    assert_eq!(r.get_i32("slowms").unwrap(), 100);
     let r = app.run_command(doc! {"profile": -1}).await.unwrap();
     assert_eq!(r.get_i32("was").unwrap(), 1);
-    assert_eq!(r.get_i64("slowms").unwrap(), 5);
-    let e = app.run_command(doc! {"profile": 7}).await.unwrap_err();
-    assert_eq!(code(&e), 2);
+    assert_eq!(r.get_i32("slowms").unwrap(), 5);
+    // A level outside [0, 2] only reads (mongod's `CmdProfile`): the level stays 1.
+    app.run_command(doc! {"profile": 7}).await.unwrap();
+    let r = app.run_command(doc! {"profile": -1}).await.unwrap();
+    assert_eq!(r.get_i32("was").unwrap(), 1);
 
     admin.run_command(doc! {"logRotate": 1}).await.unwrap();
     let e = admin
@@ -576,4 +759,133 @@ async fn explain_shows_the_index_a_query_uses_and_writes_nothing() {
         message(&e),
         "Explain failed due to unknown command: noSuchCommand"
     );
+}
+
+/// The explained command is parsed by its own IDL (`CmdExplain::parse` hands it to the
+/// command's parser): an unknown field in it is refused under that command's name.
+#[tokio::test]
+async fn explain_refuses_unknown_fields_of_the_explained_command() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let db = client.database("app");
+    for (inner, name) in [
+        (doc! {"find": "c", "filtr": {}}, "find"),
+        (doc! {"count": "c", "filtr": {}}, "count"),
+        (doc! {"distinct": "c", "key": "a", "filtr": {}}, "distinct"),
+        (
+            doc! {"aggregate": "c", "pipeline": [], "cursor": {}, "filtr": {}},
+            "aggregate",
+        ),
+        (
+            doc! {"findAndModify": "c", "remove": true, "filtr": {}},
+            "findAndModify",
+        ),
+    ] {
+        let e = db
+            .run_command(doc! {"explain": inner.clone(), "verbosity": "queryPlanner"})
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (code(&e), message(&e)),
+            (
+                40415,
+                format!("BSON field '{name}.filtr' is an unknown field.")
+            ),
+            "{inner}"
+        );
+    }
+    // Generic arguments inside it are fine.
+    db.run_command(doc! {"explain": {"find": "c", "comment": "why"}, "verbosity": "queryPlanner"})
+        .await
+        .unwrap();
+}
+
+/// `aggregate` with `explain: true` is the aggregate's own explain form: it answers the plan at
+/// `queryPlanner` verbosity instead of running the pipeline (no cursor, nothing executed).
+#[tokio::test]
+async fn an_aggregate_with_explain_true_answers_its_plan() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let db = client.database("app");
+    db.collection::<Document>("c")
+        .insert_one(doc! {"_id": 1, "a": 1})
+        .await
+        .unwrap();
+    let r = db
+        .run_command(doc! {"aggregate": "c", "pipeline": [{"$match": {"a": 1}}], "explain": true})
+        .await
+        .unwrap();
+    assert!(!r.contains_key("cursor"), "{r}");
+    assert_eq!(r.get_str("explainVersion").unwrap(), "1");
+    let planner = r.get_document("queryPlanner").unwrap();
+    assert_eq!(planner.get_str("namespace").unwrap(), "app.c");
+    assert_eq!(
+        planner.get_document("parsedQuery").unwrap(),
+        &doc! {"a": {"$eq": 1}}
+    );
+    assert!(!r.contains_key("executionStats"), "{r}");
+    assert_eq!(
+        r.get_document("command")
+            .unwrap()
+            .get_str("aggregate")
+            .unwrap(),
+        "c"
+    );
+    // Both forms at once are refused (`PipelineCommand::explain`).
+    let e = db
+        .run_command(doc! {
+            "explain": {"aggregate": "c", "pipeline": [], "explain": true},
+            "verbosity": "queryPlanner",
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&e), message(&e)),
+        (
+            9,
+            "The 'explain' option is illegal when an explain verbosity is also provided"
+                .to_string()
+        )
+    );
+}
+
+/// `getLog` (`CmdGetLog`): `*` names the logs, `global`/`startupWarnings` answer lines, another
+/// name is OperationFailed; the argument is a required string.
+#[tokio::test]
+async fn get_log_knows_its_logs() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let (_client, admin) = admin(&cluster).await;
+    let r = admin.run_command(doc! {"getLog": "*"}).await.unwrap();
+    assert_eq!(
+        r.get_array("names").unwrap(),
+        &vec![Bson::from("global"), Bson::from("startupWarnings")]
+    );
+    admin
+        .run_command(doc! {"getLog": "startupWarnings"})
+        .await
+        .unwrap();
+    for (cmd, want) in [
+        (doc! {"getLog": "nope"}, (96, "No log named 'nope'")),
+        (
+            doc! {"getLog": null},
+            (
+                40414,
+                "BSON field 'getLog.getLog' is missing but a required field",
+            ),
+        ),
+        (
+            doc! {"getLog": []},
+            (
+                14,
+                "BSON field 'getLog.getLog' is the wrong type 'array', expected type 'string'",
+            ),
+        ),
+    ] {
+        let e = admin.run_command(cmd.clone()).await.unwrap_err();
+        assert_eq!(
+            (code(&e), message(&e)),
+            (want.0, want.1.to_string()),
+            "{cmd}"
+        );
+    }
 }

@@ -66,6 +66,19 @@ async fn commit_and_abort_outside_a_transaction_fail_as_the_server() {
                 )
             )
         );
+        // Admin-only commands: another database is refused before the transaction is sought.
+        let e = client
+            .database("app")
+            .run_command(doc! {cmd: 1})
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code_and_message(&e),
+            (
+                13,
+                format!("{cmd} may only be run against the admin database.")
+            )
+        );
         let e = admin
             .run_command(doc! {cmd: 1, "lsid": lsid, "autocommit": false})
             .await
@@ -263,4 +276,210 @@ async fn kill_sessions_kills_their_cursors_and_checks_arguments() {
         let e = admin.run_command(cmd.clone()).await.unwrap_err();
         assert_eq!(code_and_message(&e).0, code, "{cmd}");
     }
+}
+
+/// What a transaction refuses before its command runs, as `CommandHelpers::canUseTransactions`
+/// and `LiteParsedDocumentSource::transactionNotSupported` word it (263): `count` with its own
+/// message, commands outside the allowlist, namespaces in `local` or `config` or
+/// `system.views`/`system.profile`, and stages such as `$collStats` or `$changeStream`.
+#[tokio::test]
+async fn what_a_transaction_refuses_before_running_the_command() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    client
+        .database("app")
+        .collection::<bson::Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    let stage_refused = |stage: &str| {
+        format!(
+            "Operation not permitted in transaction :: caused by :: Aggregation stage {stage} cannot run within a multi-document transaction."
+        )
+    };
+    let cases = [
+        (
+            "app",
+            doc! {"count": "c"},
+            "Cannot run 'count' in a multi-document transaction. Please see http://dochub.mongodb.org/core/transaction-count for a recommended alternative.".to_string(),
+        ),
+        (
+            "app",
+            doc! {"listIndexes": "c"},
+            "Cannot run 'listIndexes' in a multi-document transaction.".to_string(),
+        ),
+        (
+            "local",
+            doc! {"find": "oplog.rs"},
+            "Cannot run command against the 'local' database in a transaction.".to_string(),
+        ),
+        (
+            "local",
+            doc! {"insert": "x", "documents": [{}]},
+            "Cannot run command against the 'local' database in a transaction.".to_string(),
+        ),
+        (
+            "config",
+            doc! {"find": "x"},
+            "Cannot run command against the config database in a transaction.".to_string(),
+        ),
+        (
+            "app",
+            doc! {"find": "system.views"},
+            "Cannot run command against the 'app.system.views' collection in a transaction."
+                .to_string(),
+        ),
+        (
+            "app",
+            doc! {"insert": "system.profile", "documents": [{}]},
+            "Cannot run command against the 'app.system.profile' collection in a transaction."
+                .to_string(),
+        ),
+        (
+            "app",
+            doc! {"aggregate": "c", "pipeline": [{"$collStats": {}}], "cursor": {}},
+            stage_refused("$collStats"),
+        ),
+        (
+            "app",
+            doc! {"aggregate": "c", "pipeline": [{"$changeStream": {}}], "cursor": {}},
+            stage_refused("$changeStream"),
+        ),
+        (
+            "admin",
+            doc! {"aggregate": 1, "pipeline": [{"$currentOp": {}}], "cursor": {}},
+            stage_refused("$currentOp"),
+        ),
+    ];
+    let mut session = client.start_session().await.unwrap();
+    for (db, cmd, message) in cases {
+        session.start_transaction().await.unwrap();
+        let e = client
+            .database(db)
+            .run_command(cmd.clone())
+            .session(&mut session)
+            .await
+            .unwrap_err();
+        assert_eq!(code_and_message(&e), (263, message), "{db} {cmd}");
+        session.abort_transaction().await.ok();
+    }
+    // Another system collection is refused by the write itself (50791), after these checks.
+    session.start_transaction().await.unwrap();
+    let e = client
+        .database("app")
+        .run_command(doc! {"insert": "system.x", "documents": [{}]})
+        .session(&mut session)
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_message(&e).0, 50791);
+}
+
+/// `validateSessionOptions` and `validateWriteConcernForTransaction`
+/// (`logical_session_id_helpers.cpp`): killCursors, commit and abort cannot start a
+/// transaction, and inside one only commit and abort take a write concern.
+#[tokio::test]
+async fn what_may_not_start_a_transaction_and_write_concerns_inside_one() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let (app, admin) = (client.database("app"), client.database("admin"));
+    let session = client.start_session().await.unwrap();
+    let lsid = session.id().clone();
+    let txn = |mut cmd: bson::Document, n: i64| {
+        cmd.insert("lsid", lsid.clone());
+        cmd.insert("txnNumber", n);
+        cmd.insert("autocommit", false);
+        cmd.insert("startTransaction", true);
+        cmd
+    };
+    for (db, cmd, message) in [
+        (
+            &app,
+            doc! {"killCursors": "c", "cursors": []},
+            "Cannot run killCursors as the first operation in a multi-document transaction.",
+        ),
+        (
+            &admin,
+            doc! {"commitTransaction": 1},
+            "Cannot start a transaction with a commit",
+        ),
+        (
+            &admin,
+            doc! {"abortTransaction": 1},
+            "Cannot start a transaction with an abort",
+        ),
+    ] {
+        let e = db.run_command(txn(cmd.clone(), 1)).await.unwrap_err();
+        assert_eq!(code_and_message(&e), (263, message.to_string()), "{cmd}");
+    }
+    let e = app
+        .run_command(txn(
+            doc! {"insert": "c", "documents": [{}], "writeConcern": {"w": 1}},
+            2,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code_and_message(&e),
+        (
+            72,
+            "writeConcern is not allowed within a multi-statement transaction".to_string()
+        )
+    );
+    // Nothing was started by the refused commands: the same number starts one now.
+    app.run_command(txn(doc! {"insert": "c", "documents": [{"_id": 1}]}, 2))
+        .await
+        .unwrap();
+    let mut commit =
+        doc! {"commitTransaction": 1, "lsid": lsid.clone(), "txnNumber": 2i64, "autocommit": false};
+    commit.insert("writeConcern", doc! {"w": "majority"});
+    admin.run_command(commit).await.unwrap();
+    assert_eq!(
+        app.collection::<bson::Document>("c")
+            .count_documents(doc! {})
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+/// `initializeOperationSessionInfo` (`logical_session_id_helpers.cpp`): a negative
+/// `txnNumber`, `startTransaction` without `autocommit`, `startTransaction: false` and
+/// `autocommit: true` are refused (72) before the command runs.
+#[tokio::test]
+async fn session_fields_must_go_together() {
+    let cluster = MemoryCluster::start().await.unwrap();
+    let client = Client::with_uri_str(cluster.uri()).await.unwrap();
+    let app = client.database("app");
+    let session = client.start_session().await.unwrap();
+    let lsid = session.id().clone();
+    for (extra, message) in [
+        (
+            doc! {"txnNumber": -1i64},
+            "Transaction number cannot be negative",
+        ),
+        (
+            doc! {"startTransaction": true},
+            "'startTransaction' field requires 'autocommit' field to also be specified",
+        ),
+        (
+            doc! {"txnNumber": 1i64, "autocommit": false, "startTransaction": false},
+            "Specifying startTransaction=false is not allowed.",
+        ),
+        (
+            doc! {"txnNumber": 1i64, "autocommit": true},
+            "Specifying autocommit=true is not allowed.",
+        ),
+    ] {
+        let mut cmd = doc! {"insert": "c", "documents": [{}], "lsid": lsid.clone()};
+        cmd.extend(extra.clone());
+        let e = app.run_command(cmd).await.unwrap_err();
+        assert_eq!(code_and_message(&e), (72, message.to_string()), "{extra}");
+    }
+    assert_eq!(
+        app.collection::<bson::Document>("c")
+            .count_documents(doc! {})
+            .await
+            .unwrap(),
+        0
+    );
 }

@@ -1,7 +1,7 @@
 //! Administration commands: `fsync`/`fsyncUnlock`, `getParameter`/`setParameter`,
 //! `getDefaultRWConcern`/`setDefaultRWConcern`, `setFeatureCompatibilityVersion`, `currentOp`
 //! and `killOp` over the table of operations in progress, `logRotate`, `dropConnections`,
-//! `autoCompact` and `profile`.
+//! and `autoCompact` (`profile` is in `profile.rs`).
 //!
 //! Codes and messages follow the server's source (`fsync.cpp`, `set_parameter` in
 //! `generic_servers.cpp`, `read_write_concern_defaults.cpp`): an fsync lock blocks every write
@@ -26,6 +26,8 @@ pub(crate) struct Admin {
     /// Bumped on every fsync unlock and every `killOp`: what a blocked write waits on.
     changed: watch::Sender<u64>,
     next_op: AtomicU32,
+    /// The profiler's settings (`profile.rs`).
+    pub(crate) profiling: parking_lot::Mutex<super::profile::Profiling>,
 }
 
 struct State {
@@ -34,11 +36,11 @@ struct State {
     parameters: HashMap<String, Bson>,
     /// `setDefaultRWConcern`'s last document (`None`: never set, implicit defaults).
     rw_defaults: Option<Document>,
+    /// When the defaults were last applied to this node's cache (`localUpdateWallClockTime`).
+    rw_local_update: Option<bson::DateTime>,
     fcv: String,
     /// The binary's version (`major.minor`): the FCV a fresh server has.
     binary: String,
-    /// The profiling level per database (`profile`).
-    profile: HashMap<String, (i32, i64)>,
     ops: HashMap<u32, Op>,
 }
 
@@ -67,13 +69,14 @@ impl Admin {
                 fsync_locks: 0,
                 parameters: HashMap::new(),
                 rw_defaults: None,
+                rw_local_update: None,
                 fcv: binary.to_string(),
                 binary: binary.to_string(),
-                profile: HashMap::new(),
                 ops: HashMap::new(),
             }),
             changed: watch::channel(0).0,
             next_op: AtomicU32::new(1),
+            profiling: parking_lot::Mutex::default(),
         }
     }
 
@@ -298,8 +301,39 @@ pub(crate) async fn wait_unless_locked(ctx: &Ctx<'_>, op: &OpGuard) -> Result<()
     }
 }
 
+/// `fsync` (`fsync.idl`, strict): `lock`, `forBackup` and `allowFsyncFailure` are `safeBool`,
+/// `fsyncLockAcquisitionTimeoutMillis` an `int`.
 pub fn fsync(ctx: &mut Ctx<'_>) -> Result<Reply> {
     admin_only(ctx)?;
+    ctx.check_fields(&[
+        "lock",
+        "fsyncLockAcquisitionTimeoutMillis",
+        "forBackup",
+        "allowFsyncFailure",
+    ])?;
+    for flag in ["lock", "forBackup", "allowFsyncFailure"] {
+        if let Some(v) = ctx.body.get(flag)
+            && !matches!(v, Bson::Boolean(_) | Bson::Null | Bson::Undefined)
+            && !is_number(v)
+        {
+            return Err(CommandError::wrong_field_type(
+                "fsync",
+                flag,
+                type_name(v),
+                &["bool", "long", "int", "decimal", "double"],
+            ));
+        }
+    }
+    if let Some(v) = ctx.body.get("fsyncLockAcquisitionTimeoutMillis")
+        && !matches!(v, Bson::Int32(_) | Bson::Null | Bson::Undefined)
+    {
+        return Err(CommandError::wrong_field_type(
+            "fsync",
+            "fsyncLockAcquisitionTimeoutMillis",
+            type_name(v),
+            &["int"],
+        ));
+    }
     let lock = ctx.body.get("lock").is_some_and(truthy);
     if !lock {
         // The field has had a dummy value since MMAPv1 went away; the server keeps it.
@@ -580,12 +614,30 @@ pub fn set_parameter(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(Reply::Doc(doc! {"was": was}))
 }
 
-/// `getDefaultRWConcern`: the defaults set, else the implicit ones (`local`, `w: majority`).
+/// `getDefaultRWConcern`: the defaults set, else the implicit ones (`local`, `w: majority`),
+/// with `localUpdateWallClockTime` (when this node's cache last took them: the last set, else
+/// its start) and `inMemory: true` when asked for the cached values (`makeResponse` in
+/// `rwc_defaults_commands.cpp`).
 pub fn get_default_rw_concern(ctx: &mut Ctx<'_>) -> Result<Reply> {
     admin_only(ctx)?;
     ctx.check_fields(&["inMemory"])?;
-    let set = ctx.server.admin.inner.lock().rw_defaults.clone();
-    Ok(Reply::Doc(with_sources(set.unwrap_or_default())))
+    let in_memory = ctx.opt_idl_bool("inMemory")?.unwrap_or(false);
+    let (set, local) = {
+        let st = ctx.server.admin.inner.lock();
+        (st.rw_defaults.clone(), st.rw_local_update)
+    };
+    let mut reply = with_sources(set.unwrap_or_default());
+    if in_memory {
+        reply.insert("inMemory", true);
+    }
+    let local = local.unwrap_or_else(|| {
+        bson::DateTime::from_millis(
+            bson::DateTime::now().timestamp_millis()
+                - ctx.server.started.elapsed().as_millis() as i64,
+        )
+    });
+    reply.insert("localUpdateWallClockTime", local);
+    Ok(Reply::Doc(reply))
 }
 
 /// Completes a stored defaults document with the implicit values and their sources.
@@ -704,6 +756,7 @@ pub fn set_default_rw_concern(ctx: &mut Ctx<'_>) -> Result<Reply> {
     new.insert("updateOpTime", now);
     new.insert("updateWallClockTime", wall);
     st.rw_defaults = Some(new.clone());
+    st.rw_local_update = Some(wall);
     drop(st);
     let mut reply = with_sources(new);
     reply.insert("localUpdateWallClockTime", wall);
@@ -758,14 +811,6 @@ pub fn set_fcv(ctx: &mut Ctx<'_>) -> Result<Reply> {
             &["string"],
         ));
     };
-    if ctx.body.get("confirm") != Some(&Bson::Boolean(true)) {
-        return Err(CommandError::new(
-            7369100,
-            "Once you have upgraded to or downgraded to the specified FCV, you will not be able to \
-             downgrade to or upgrade from a previous version. Please run the command again with \
-             `confirm: true` to continue.",
-        ));
-    }
     let binary = ctx.server.admin.inner.lock().binary.clone();
     let allowed = last_lts_and_continuous(&binary);
     if !allowed.contains(&version.as_str()) {
@@ -778,6 +823,16 @@ pub fn set_fcv(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
+    }
+    // The version is an `fcv_string`, checked by the IDL parser before the command asks
+    // for `confirm`.
+    if ctx.body.get("confirm") != Some(&Bson::Boolean(true)) {
+        return Err(CommandError::new(
+            7369100,
+            "Once you have upgraded to or downgraded to the specified FCV, you will not be able to \
+             downgrade to or upgrade from a previous version. Please run the command again with \
+             `confirm: true` to continue.",
+        ));
     }
     ctx.server.admin.inner.lock().fcv = version;
     Ok(Reply::Doc(Document::new()))
@@ -852,24 +907,40 @@ pub fn current_op(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(Reply::Doc(reply))
 }
 
-/// `killOp: 1, op: <opid>`: marks the operation killed; it fails with Interrupted (11601) at
-/// its next interruption point (here: while it waits for a lock).
+/// `killOp: 1, op: <opid>` (`KillOpCmdBase::parseOpId`, a plain command: other fields are
+/// ignored): marks the operation killed; it fails with Interrupted (11601) at its next
+/// interruption point (here: while it waits for a lock).
 pub fn kill_op(ctx: &mut Ctx<'_>) -> Result<Reply> {
     admin_only(ctx)?;
-    ctx.check_fields(&["op"])?;
-    let id = match ctx.body.get("op") {
-        Some(v) if is_number(v) => as_f64(v).unwrap_or(-1.0),
-        Some(other) => {
-            return Err(CommandError::type_mismatch(format!(
-                "Did not provide \"op\" field of type number or string; found {}",
-                type_name(other)
-            )));
-        }
-        None => return Err(CommandError::missing_field("killOp", "op")),
-    };
-    if id >= 0.0 && id <= f64::from(u32::MAX) {
+    // `bsonExtractIntegerField(cmdObj, "op")`.
+    let v = ctx
+        .body
+        .get("op")
+        .ok_or_else(|| CommandError::new(codes::NO_SUCH_KEY, "Missing expected field \"op\""))?;
+    if !is_number(v) {
+        return Err(CommandError::type_mismatch(format!(
+            "Expected field \"op\" to have numeric type, but found {}",
+            type_name(v)
+        )));
+    }
+    let f = as_f64(v).unwrap_or(f64::NAN);
+    if f.fract() != 0.0 || !f.is_finite() || f.abs() >= 9.3e18 {
+        return Err(CommandError::bad_value(format!(
+            "Expected field \"op\" to have a value exactly representable as a 64-bit integer, but found op: {}",
+            crate::util::shell_repr(v)
+        )));
+    }
+    let id = f as i64;
+    if i32::try_from(id).is_err() {
+        return Err(CommandError::new(
+            26823,
+            format!("invalid op : {id}. Op ID cannot be represented with 32 bits"),
+        ));
+    }
+    // The server casts the id to unsigned: a negative one names no operation.
+    if let Ok(id) = u32::try_from(id) {
         let mut st = ctx.server.admin.inner.lock();
-        if let Some(op) = st.ops.get_mut(&(id as u32)) {
+        if let Some(op) = st.ops.get_mut(&id) {
             op.killed = true;
         }
     }
@@ -934,54 +1005,6 @@ pub fn auto_compact(ctx: &mut Ctx<'_>) -> Result<Reply> {
             &["bool"],
         )),
     }
-}
-
-/// `profile: <level>` on a database: answers the previous level (`was`), the slow-operation
-/// threshold and sample rate; level -1 reads without changing.
-pub fn profile(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    ctx.check_fields(&["slowms", "sampleRate", "filter"])?;
-    let level = match ctx.arg() {
-        v if is_number(v) => as_f64(v).unwrap_or(f64::NAN),
-        other => {
-            return Err(CommandError::wrong_field_type(
-                "profile",
-                "profile",
-                type_name(other),
-                &["int"],
-            ));
-        }
-    };
-    if ![-1.0, 0.0, 1.0, 2.0].contains(&level) {
-        return Err(CommandError::bad_value(format!(
-            "Invalid profiling level: {level}"
-        )));
-    }
-    let slowms = match ctx.body.get("slowms") {
-        Some(v) if is_number(v) => Some(as_f64(v).unwrap_or(100.0) as i64),
-        Some(other) => {
-            return Err(CommandError::wrong_field_type(
-                "profile",
-                "slowms",
-                type_name(other),
-                &["int"],
-            ));
-        }
-        None => None,
-    };
-    let mut st = ctx.server.admin.inner.lock();
-    let entry = st.profile.entry(ctx.db.clone()).or_insert((0, 100));
-    let (was, old_slow) = *entry;
-    if level >= 0.0 {
-        entry.0 = level as i32;
-    }
-    if let Some(s) = slowms {
-        entry.1 = s;
-    }
-    Ok(Reply::Doc(doc! {
-        "was": was,
-        "slowms": old_slow,
-        "sampleRate": 1.0,
-    }))
 }
 
 #[cfg(test)]

@@ -55,6 +55,29 @@ pub fn explain(ctx: &mut Ctx<'_>) -> Result<Reply> {
         ));
     };
     let shape = Shape::of(&name, &inner)?;
+    // An explained aggregate may not carry its own explain flag (`PipelineCommand::explain`).
+    if name == "aggregate" && inner.contains_key("explain") {
+        return Err(CommandError::failed_to_parse(
+            "The 'explain' option is illegal when an explain verbosity is also provided",
+        ));
+    }
+    // The explained command is parsed by its own IDL: its unknown fields are refused.
+    let own_fields = match name.as_str() {
+        "find" => super::read::FIND_FIELDS,
+        "aggregate" => super::read::AGG_FIELDS,
+        "count" => super::read::COUNT_FIELDS,
+        "distinct" => super::read::DISTINCT_FIELDS,
+        "update" => super::write::UPDATE_FIELDS,
+        "delete" => super::write::DELETE_FIELDS,
+        _ => super::write::FAM_FIELDS,
+    };
+    if let Some(k) = inner
+        .keys()
+        .skip(1)
+        .find(|k| !own_fields.contains(&k.as_str()) && !super::GENERIC_FIELDS.contains(&k.as_str()))
+    {
+        return Err(CommandError::unknown_field(&name, k));
+    }
     let coll = match &target {
         Bson::String(c) => c.clone(),
         other => {
@@ -124,6 +147,31 @@ pub fn explain(ctx: &mut Ctx<'_>) -> Result<Reply> {
         },
     );
     Ok(Reply::Doc(reply))
+}
+
+/// `{aggregate: ..., pipeline, explain: true}`: the server runs it as an explain of the
+/// aggregate at `queryPlanner` verbosity (`runAggregate` with the request's explain flag).
+pub(super) fn explain_aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let mut inner = Document::new();
+    let mut outer = Document::new();
+    for (k, v) in &ctx.body {
+        if k == "explain" {
+            continue;
+        }
+        if super::GENERIC_FIELDS.contains(&k.as_str()) && k != "comment" && k != "maxTimeMS" {
+            outer.insert(k.clone(), v.clone());
+        } else {
+            inner.insert(k.clone(), v.clone());
+        }
+    }
+    let mut body = doc! {"explain": inner, "verbosity": "queryPlanner"};
+    body.extend(outer);
+    let saved_body = std::mem::replace(&mut ctx.body, body);
+    let saved_name = std::mem::replace(&mut ctx.name, "explain".to_string());
+    let result = explain(ctx);
+    ctx.body = saved_body;
+    ctx.name = saved_name;
+    result
 }
 
 /// What the explained command asks of the query layer.
@@ -558,7 +606,7 @@ fn with_counts(plan: &Document, stats: &Stats) -> Document {
 
 /// The filter as `parsedQuery` shows it: each predicate `{field: {$op: value}}`, several
 /// under `$and`.
-fn parsed_query(filter: &Document) -> Document {
+pub(super) fn parsed_query(filter: &Document) -> Document {
     let mut parts: Vec<Document> = Vec::new();
     for (k, v) in filter {
         if k.starts_with('$') {

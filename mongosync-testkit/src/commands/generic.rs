@@ -3,7 +3,8 @@
 //! an explicit `null` for an optional argument means "omitted"; `writeConcern` is parsed
 //! whole (`w`, `j`, `fsync`, `wtimeout`) and refused by commands that do not write;
 //! `readConcern` has no unknown fields and typed times; `maxTimeMS` is a non-negative 32-bit
-//! integer.
+//! integer; the API parameters are checked as `validateAPIParameters` does
+//! (`initialize_api_parameters.cpp`).
 
 use bson::{Bson, Document};
 
@@ -19,7 +20,6 @@ const NULL_MEANS_OMITTED: &[&str] = &[
     "collation",
     "let",
     "batchSize",
-    "allowDiskUse",
     "bypassDocumentValidation",
     "hint",
     "sort",
@@ -27,7 +27,6 @@ const NULL_MEANS_OMITTED: &[&str] = &[
     "filter",
     "skip",
     "limit",
-    "singleBatch",
     "returnKey",
     "showRecordId",
     "tailable",
@@ -36,9 +35,100 @@ const NULL_MEANS_OMITTED: &[&str] = &[
     "allowPartialResults",
     "min",
     "max",
+    "apiVersion",
     "apiStrict",
     "apiDeprecationErrors",
 ];
+
+/// Commands whose `apiVersions()` is API Version 1 (the Stable API), under the name
+/// `Command::getName()` gives: `isMaster` and `distinct`, among others, are not in it.
+const API_V1_COMMANDS: &[&str] = &[
+    "abortTransaction",
+    "aggregate",
+    "authenticate",
+    "bulkWrite",
+    "collMod",
+    "commitTransaction",
+    "count",
+    "create",
+    "createIndexes",
+    "delete",
+    "drop",
+    "dropDatabase",
+    "dropIndexes",
+    "endSessions",
+    "explain",
+    "find",
+    "findAndModify",
+    "getMore",
+    "hello",
+    "insert",
+    "killCursors",
+    "listCollections",
+    "listDatabases",
+    "listIndexes",
+    "ping",
+    "refreshSessions",
+    "saslContinue",
+    "saslStart",
+    "update",
+];
+
+/// Fields whose IDL `stability` is `unstable` or `internal`, which `apiStrict: true` refuses
+/// (`throwAPIStrictErrorIfApplicable`), for the API Version 1 commands whose IDL says so
+/// (`create.idl`, `create_indexes.idl`, `drop_indexes.idl`, `list_collections.idl`,
+/// `list_indexes.idl`).
+const UNSTABLE_FIELDS: &[(&str, &[&str])] = &[
+    (
+        "create",
+        &[
+            "autoIndexId",
+            "size",
+            "max",
+            "storageEngine",
+            "indexOptionDefaults",
+            "recordPreImages",
+            "changeStreamPreAndPostImages",
+            "temp",
+            "flags",
+        ],
+    ),
+    (
+        "createIndexes",
+        &[
+            "ignoreUnknownIndexOptions",
+            "isTimeseriesNamespace",
+            "collectionUUID",
+        ],
+    ),
+    ("dropIndexes", &["isTimeseriesNamespace", "collectionUUID"]),
+    ("listCollections", &["includePendingDrops"]),
+    (
+        "listIndexes",
+        &[
+            "includeBuildUUIDs",
+            "includeIndexBuildInfo",
+            "isTimeseriesNamespace",
+        ],
+    ),
+];
+
+/// Whether the command (under its reported name) is in API Version 1.
+pub(crate) fn in_api_version_1(name: &str) -> bool {
+    API_V1_COMMANDS.contains(&canonical_name(name))
+}
+
+/// The name a command reports itself by (`Command::getName()`), for its aliases.
+pub(crate) fn canonical_name(name: &str) -> &str {
+    match name {
+        "findandmodify" => "findAndModify",
+        "deleteIndexes" => "dropIndexes",
+        "ismaster" => "isMaster",
+        "buildinfo" => "buildInfo",
+        "dbhash" => "dbHash",
+        other => other,
+    }
+}
 
 /// Commands that take a write concern (every other one refuses it).
 const WRITE_CONCERN_COMMANDS: &[&str] = &[
@@ -70,6 +160,11 @@ const WRITE_CONCERN_COMMANDS: &[&str] = &[
     "applyOps",
 ];
 
+/// Whether the command takes a `writeConcern` (its `supportsWriteConcern`).
+pub(crate) fn supports_write_concern(name: &str) -> bool {
+    WRITE_CONCERN_COMMANDS.contains(&name) || name == "aggregate"
+}
+
 /// Normalises and checks the generic arguments before the command runs.
 pub fn check(ctx: &mut Ctx<'_>) -> Result<()> {
     let nulls: Vec<String> = ctx
@@ -97,7 +192,7 @@ pub fn check(ctx: &mut Ctx<'_>) -> Result<()> {
         write_concern(&wc)?;
         // `aggregate` takes one whatever its pipeline: drivers send the collection's write
         // concern with every aggregate, and the server accepts it.
-        if !WRITE_CONCERN_COMMANDS.contains(&ctx.name.as_str()) && ctx.name != "aggregate" {
+        if !supports_write_concern(&ctx.name) {
             return Err(CommandError::invalid_options(
                 "Command does not support writeConcern",
             ));
@@ -128,6 +223,136 @@ pub fn check(ctx: &mut Ctx<'_>) -> Result<()> {
                 flag,
                 type_name(v),
                 &["bool"],
+            ));
+        }
+    }
+    idl_typed_options(ctx)?;
+    api_parameters(ctx)
+}
+
+/// Typed options that the IDL parser checks before a command looks for its collection (so a
+/// missing collection does not hide them): `collation` is an `object` and `hint` an
+/// `indexHint` (`IndexHint::parse`) in `count_command.idl`, `distinct_command.idl`,
+/// `find_and_modify.idl`; `collation` is an `object` in `find_command.idl` and
+/// `aggregate_command.idl` too.
+fn idl_typed_options(ctx: &Ctx<'_>) -> Result<()> {
+    let name = canonical_name(&ctx.name);
+    let takes_hint = matches!(name, "count" | "distinct" | "findAndModify");
+    if (takes_hint || matches!(name, "find" | "aggregate"))
+        && let Some(c) = ctx.body.get("collation")
+        && !matches!(c, Bson::Document(_))
+    {
+        return Err(CommandError::wrong_field_type(
+            &ctx.name,
+            "collation",
+            type_name(c),
+            &["object"],
+        ));
+    }
+    // `optionalBool` fields (`find_command.idl`, `aggregate_command.idl`): a boolean only, as
+    // `OptionalBool::parseFromBSON` reads them (a null is refused too).
+    let optional_bools: &[&str] = match name {
+        "find" => &["allowDiskUse", "singleBatch"],
+        "aggregate" => &["allowDiskUse"],
+        _ => &[],
+    };
+    for field in optional_bools {
+        if let Some(v) = ctx.body.get(*field)
+            && !matches!(v, Bson::Boolean(_))
+        {
+            return Err(CommandError::type_mismatch(format!(
+                "Field '{field}' should be a boolean value, but found: {}",
+                type_name(v)
+            )));
+        }
+    }
+    if takes_hint
+        && let Some(h) = ctx.body.get("hint")
+        && !matches!(h, Bson::String(_) | Bson::Document(_))
+    {
+        return Err(failed_to_parse("Hint must be a string or an object".into()));
+    }
+    Ok(())
+}
+
+/// `validateAPIParameters`: `apiStrict` or `apiDeprecationErrors` (whatever their value) need
+/// an `apiVersion`; the only version is "1" ("2" exists for tests behind
+/// `acceptApiVersion2`, off); `apiStrict: true` refuses commands outside API Version 1, and
+/// writes to `system.js`. No command is deprecated in Version 1, so `apiDeprecationErrors`
+/// refuses none.
+fn api_parameters(ctx: &Ctx<'_>) -> Result<()> {
+    let version = match ctx.body.get("apiVersion") {
+        None => None,
+        Some(Bson::String(v)) => Some(v.as_str()),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type(
+                &ctx.name,
+                "apiVersion",
+                type_name(other),
+                &["string"],
+            ));
+        }
+    };
+    let strict = ctx.body.get("apiStrict").map(|v| v == &Bson::Boolean(true));
+    if (strict.is_some() || ctx.body.contains_key("apiDeprecationErrors")) && version.is_none() {
+        return Err(CommandError::new(
+            4886600,
+            "Provided apiStrict and/or apiDeprecationErrors without passing apiVersion",
+        ));
+    }
+    let Some(version) = version else {
+        return Ok(());
+    };
+    match version {
+        "1" => {}
+        "2" => {
+            return Err(CommandError::new(
+                codes::API_VERSION_ERROR,
+                "Cannot accept API version 2",
+            ));
+        }
+        _ => {
+            return Err(CommandError::new(
+                codes::API_VERSION_ERROR,
+                "API version must be \"1\"",
+            ));
+        }
+    }
+    if strict == Some(true) {
+        let name = canonical_name(&ctx.name);
+        if !in_api_version_1(name) {
+            return Err(CommandError::new(
+                codes::API_STRICT_ERROR,
+                format!(
+                    "Provided apiStrict:true, but the command {name} is not in API Version 1. Information on supported commands and migrations in API Version 1 can be found at https://dochub.mongodb.org/core/manual-versioned-api."
+                ),
+            ));
+        }
+        if let Some((_, fields)) = UNSTABLE_FIELDS.iter().find(|(c, _)| *c == name)
+            && let Some(field) = ctx
+                .body
+                .keys()
+                .skip(1)
+                .find(|k| fields.contains(&k.as_str()))
+        {
+            return Err(CommandError::new(
+                codes::API_STRICT_ERROR,
+                format!(
+                    "BSON field '{}.{field}' is not allowed with apiStrict:true.",
+                    ctx.name
+                ),
+            ));
+        }
+        let writes = matches!(
+            name,
+            "insert" | "update" | "delete" | "findAndModify" | "bulkWrite"
+        );
+        if writes && ctx.arg().as_str() == Some("system.js") {
+            return Err(CommandError::new(
+                codes::API_STRICT_ERROR,
+                format!(
+                    "Provided apiStrict:true, but the command {name} attempts to write to system.js."
+                ),
             ));
         }
     }

@@ -162,7 +162,9 @@ pub fn list_databases(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
     ctx.check_fields(&["filter", "nameOnly", "authorizedDatabases"])?;
     super::security::check_list_databases(ctx)?;
-    let name_only = ctx.opt_bool("nameOnly")?.unwrap_or(false);
+    // `list_databases.idl`: `nameOnly` is a `safeBool`, `authorizedDatabases` a `bool`.
+    let name_only = ctx.opt_safe_bool("nameOnly")?.unwrap_or(false);
+    ctx.opt_idl_bool("authorizedDatabases")?;
     let filter = match ctx.opt_doc("filter")? {
         Some(f) => Some(crate::query::matcher::Matcher::new(f, &Document::new())?),
         None => None,
@@ -339,14 +341,26 @@ pub fn get_cmd_line_opts(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }))
 }
 
+/// `getLog: "*" | "global" | "startupWarnings"` (IDL-typed: a required string argument; an
+/// unknown log is OperationFailed, as `CmdGetLog` answers it).
 pub fn get_log(ctx: &mut Ctx<'_>) -> Result<Reply> {
     match ctx.arg() {
         Bson::String(s) if s == "*" => {
             Ok(Reply::Doc(doc! {"names": ["global", "startupWarnings"]}))
         }
-        Bson::String(_) => Ok(Reply::Doc(doc! {"totalLinesWritten": 0, "log": []})),
-        _ => Err(CommandError::type_mismatch(
-            "Argument to getLog must be of type String",
+        Bson::String(s) if s == "global" || s == "startupWarnings" => {
+            Ok(Reply::Doc(doc! {"totalLinesWritten": 0, "log": []}))
+        }
+        Bson::String(s) => Err(CommandError::new(
+            codes::OPERATION_FAILED,
+            format!("No log named '{s}'"),
+        )),
+        Bson::Null | Bson::Undefined => Err(CommandError::missing_field("getLog", "getLog")),
+        other => Err(CommandError::wrong_field_type(
+            "getLog",
+            "getLog",
+            crate::util::type_name(other),
+            &["string"],
         )),
     }
 }
@@ -497,9 +511,22 @@ pub fn list_commands(_ctx: &mut Ctx<'_>) -> Result<Reply> {
     ];
     let mut commands = Document::new();
     for n in names {
+        // `apiVersions` / `deprecatedApiVersions` as `Command::apiVersions()` gives them (no
+        // command is deprecated in Version 1).
+        let api: Vec<&str> = if super::generic::in_api_version_1(n) {
+            vec!["1"]
+        } else {
+            Vec::new()
+        };
         commands.insert(
             n,
-            doc! {"help": "", "requiresAuth": false, "adminOnly": false},
+            doc! {
+                "help": "",
+                "requiresAuth": false,
+                "adminOnly": false,
+                "apiVersions": api,
+                "deprecatedApiVersions": [],
+            },
         );
     }
     Ok(Reply::Doc(doc! {"commands": commands}))

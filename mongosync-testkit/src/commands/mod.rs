@@ -8,6 +8,7 @@ mod explain;
 mod generic;
 mod hello;
 mod local;
+mod profile;
 mod read;
 pub(crate) mod security;
 pub(crate) mod support;
@@ -212,6 +213,75 @@ impl Ctx<'_> {
         }
     }
 
+    /// An optional IDL `bool` field: a boolean only (numbers are refused, unlike `safeBool`).
+    pub fn opt_idl_bool(&self, field: &str) -> Result<Option<bool>> {
+        match self.body.get(field) {
+            None | Some(Bson::Null | Bson::Undefined) => Ok(None),
+            Some(Bson::Boolean(b)) => Ok(Some(*b)),
+            Some(other) => Err(CommandError::wrong_field_type(
+                &self.name,
+                field,
+                crate::util::type_name(other),
+                &["bool"],
+            )),
+        }
+    }
+
+    /// An optional IDL `safeBool` field: a boolean or any number (its truth).
+    pub fn opt_safe_bool(&self, field: &str) -> Result<Option<bool>> {
+        match self.body.get(field) {
+            Some(v)
+                if !matches!(v, Bson::Boolean(_) | Bson::Null | Bson::Undefined)
+                    && !crate::util::is_number(v) =>
+            {
+                Err(CommandError::wrong_field_type(
+                    &self.name,
+                    field,
+                    crate::util::type_name(v),
+                    &["bool", "long", "int", "decimal", "double"],
+                ))
+            }
+            _ => self.opt_bool(field),
+        }
+    }
+
+    /// The `cursor` option of `listCollections` / `listIndexes`: a strict `SimpleCursorOptions`
+    /// (`basic_types.idl`) whose only field, `batchSize`, is a `safeInt64` of at least 0.
+    pub fn simple_cursor_batch_size(&self) -> Result<Option<usize>> {
+        let Some(cursor) = self.opt_doc("cursor")? else {
+            return Ok(None);
+        };
+        let mut batch = None;
+        for (k, v) in cursor {
+            if k != "batchSize" {
+                return Err(CommandError::unknown_field(
+                    &format!("{}.cursor", self.name),
+                    k,
+                ));
+            }
+            if matches!(v, Bson::Null | Bson::Undefined) {
+                continue;
+            }
+            if !crate::util::is_number(v) {
+                return Err(CommandError::wrong_field_type(
+                    &format!("{}.cursor", self.name),
+                    k,
+                    crate::util::type_name(v),
+                    &["long", "int", "decimal", "double"],
+                ));
+            }
+            let n = crate::util::as_f64(v).unwrap_or(0.0) as i64;
+            if n < 0 {
+                return Err(CommandError::new(
+                    51024,
+                    format!("BSON field 'batchSize' value must be >= 0, actual value '{n}'"),
+                ));
+            }
+            batch = Some(n as usize);
+        }
+        Ok(batch)
+    }
+
     /// An optional integer field.
     pub fn opt_i64(&self, field: &str) -> Result<Option<i64>> {
         match self.body.get(field) {
@@ -380,6 +450,15 @@ pub async fn run(
 /// Runs a command that passed the fail points: inside its transaction, once per retryable
 /// write, or plainly.
 async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
+    check_session_info(&ctx.body)?;
+    // Both are admin-only commands: the service entry point refuses another database before
+    // the command looks for its transaction.
+    if matches!(ctx.name.as_str(), "commitTransaction" | "abortTransaction") && ctx.db != "admin" {
+        return Err(CommandError::new(
+            codes::UNAUTHORIZED,
+            format!("{} may only be run against the admin database.", ctx.name),
+        ));
+    }
     if matches!(ctx.name.as_str(), "commitTransaction" | "abortTransaction")
         && !ctx.body.contains_key("autocommit")
     {
@@ -455,6 +534,34 @@ async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
     Ok(reply)
 }
 
+/// `initializeOperationSessionInfo` (`logical_session_id_helpers.cpp`): how `lsid`,
+/// `txnNumber`, `autocommit` and `startTransaction` must go together, before anything runs.
+fn check_session_info(body: &Document) -> Result<()> {
+    let present = |k: &str| !matches!(body.get(k), None | Some(Bson::Null));
+    let txn_number = body.get("txnNumber").and_then(crate::util::as_f64);
+    if txn_number.is_some() && !present("lsid") {
+        return Err(CommandError::invalid_options(
+            "Transaction number requires a session ID to also be specified",
+        ));
+    }
+    if txn_number.is_some_and(|n| n < 0.0) {
+        return Err(CommandError::invalid_options(
+            "Transaction number cannot be negative",
+        ));
+    }
+    if !present("autocommit") && present("startTransaction") {
+        return Err(CommandError::invalid_options(
+            "'startTransaction' field requires 'autocommit' field to also be specified",
+        ));
+    }
+    if present("autocommit") && body.get("startTransaction") == Some(&Bson::Boolean(false)) {
+        return Err(CommandError::invalid_options(
+            "Specifying startTransaction=false is not allowed.",
+        ));
+    }
+    Ok(())
+}
+
 /// Commands a transaction may run (`create` and `createIndexes` only on collections the
 /// transaction creates, see `ddl/`).
 const TRANSACTION_COMMANDS: &[&str] = &[
@@ -515,10 +622,47 @@ async fn run_in_transaction(ctx: &mut Ctx<'_>) -> Result<Reply> {
             "Transaction numbers are only allowed on a session",
         ));
     };
+    if ctx.name == "count" {
+        return Err(CommandError::new(
+            263,
+            "Cannot run 'count' in a multi-document transaction. Please see http://dochub.mongodb.org/core/transaction-count for a recommended alternative.",
+        ));
+    }
     if !TRANSACTION_COMMANDS.contains(&ctx.name.as_str()) {
         return Err(CommandError::new(
             263,
-            format!("Cannot run '{}' in a multi-document transaction.", ctx.name),
+            format!(
+                "Cannot run '{}' in a multi-document transaction.",
+                generic::canonical_name(&ctx.name)
+            ),
+        ));
+    }
+    crate::transaction::check_command_allowed(ctx)?;
+    // `validateSessionOptions` (`logical_session_id_helpers.cpp`): what may not start one.
+    if ctx.body.get_bool("startTransaction").unwrap_or(false) {
+        let refused = match ctx.name.as_str() {
+            "killCursors" => Some(
+                "Cannot run killCursors as the first operation in a multi-document transaction.",
+            ),
+            "commitTransaction" => Some("Cannot start a transaction with a commit"),
+            "abortTransaction" => Some("Cannot start a transaction with an abort"),
+            _ => None,
+        };
+        if let Some(message) = refused {
+            return Err(CommandError::new(263, message));
+        }
+    }
+    // `validateWriteConcernForTransaction`: only commit and abort take a write concern; a
+    // command that takes none at all is refused as such by the generic checks.
+    if !matches!(ctx.name.as_str(), "commitTransaction" | "abortTransaction")
+        && generic::supports_write_concern(&ctx.name)
+        && ctx
+            .body
+            .get_document("writeConcern")
+            .is_ok_and(|wc| !wc.is_empty())
+    {
+        return Err(CommandError::invalid_options(
+            "writeConcern is not allowed within a multi-statement transaction",
         ));
     }
     // Stages that write another collection are refused in a transaction by the stage itself.
@@ -889,7 +1033,7 @@ async fn run_command(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "logRotate" => admin::log_rotate(ctx),
         "dropConnections" => admin::drop_connections(ctx),
         "autoCompact" => admin::auto_compact(ctx),
-        "profile" => admin::profile(ctx),
+        "profile" => profile::profile(ctx),
         "hostInfo" => hello::host_info(ctx),
         "serverStatus" => hello::server_status(ctx),
         "listDatabases" => hello::list_databases(ctx),

@@ -20,7 +20,7 @@ use crate::query::sort::{Direction, SortSpec};
 use crate::storage::CollectionData;
 use crate::storage::collection::decode;
 
-const FIND_FIELDS: &[&str] = &[
+pub(super) const FIND_FIELDS: &[&str] = &[
     "filter",
     "projection",
     "sort",
@@ -47,7 +47,7 @@ const FIND_FIELDS: &[&str] = &[
     "ntoreturn",
     "$recordId",
 ];
-const AGG_FIELDS: &[&str] = &[
+pub(super) const AGG_FIELDS: &[&str] = &[
     "pipeline",
     "cursor",
     "explain",
@@ -641,20 +641,36 @@ pub fn kill_cursors(ctx: &mut Ctx<'_>) -> Result<Reply> {
         Bson::String(s) if s.starts_with("$cmd.") => s.clone(),
         _ => ctx.collection_arg()?,
     };
-    let ids = match ctx.body.get("cursors") {
-        Some(Bson::Array(a)) => a.clone(),
+    // `kill_cursors.idl`: `cursors` is an `array<cursorId>` (longs), all parsed before any
+    // cursor is killed.
+    let ids: Vec<i64> = match ctx.body.get("cursors") {
+        Some(Bson::Array(a)) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Bson::Int64(id) => Ok(*id),
+                other => Err(CommandError::wrong_field_type(
+                    "killCursors.cursors",
+                    &i.to_string(),
+                    crate::util::type_name(other),
+                    &["long"],
+                )),
+            })
+            .collect::<Result<_>>()?,
         None => return Err(CommandError::missing_field("killCursors", "cursors")),
-        Some(_) => return Err(CommandError::type_mismatch("cursors must be an array")),
+        Some(other) => {
+            return Err(CommandError::wrong_field_type(
+                "killCursors",
+                "cursors",
+                crate::util::type_name(other),
+                &["array"],
+            ));
+        }
     };
     let ns = ctx.ns(&coll);
     let mut killed = Vec::new();
     let mut not_found = Vec::new();
     for id in ids {
-        let Bson::Int64(id) = id else {
-            return Err(CommandError::type_mismatch(
-                "cursor ids must be of type long",
-            ));
-        };
         match ctx.server.cursors.ns_of(id) {
             Some(owner) if owner == ns || owner.starts_with(&format!("{}.$cmd", ctx.db)) => {
                 ctx.server.cursors.kill(id);
@@ -671,16 +687,23 @@ pub fn kill_cursors(ctx: &mut Ctx<'_>) -> Result<Reply> {
     }))
 }
 
+/// `count`'s own fields (`count_command.idl`).
+pub(super) const COUNT_FIELDS: &[&str] = &[
+    "query",
+    "limit",
+    "skip",
+    "hint",
+    "collation",
+    "fields",
+    "collectionUUID",
+];
+
+/// `distinct`'s own fields (`distinct_command.idl`).
+pub(super) const DISTINCT_FIELDS: &[&str] =
+    &["key", "query", "collation", "hint", "collectionUUID"];
+
 pub fn count(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    ctx.check_fields(&[
-        "query",
-        "limit",
-        "skip",
-        "hint",
-        "collation",
-        "fields",
-        "collectionUUID",
-    ])?;
+    ctx.check_fields(COUNT_FIELDS)?;
     let coll = ctx.collection_arg()?;
     let filter = ctx.opt_doc("query")?.cloned().unwrap_or_default();
     let skip = ctx.opt_i64("skip")?.unwrap_or(0);
@@ -722,7 +745,7 @@ pub fn count(ctx: &mut Ctx<'_>) -> Result<Reply> {
 }
 
 pub fn distinct(ctx: &mut Ctx<'_>) -> Result<Reply> {
-    ctx.check_fields(&["key", "query", "collation", "hint", "collectionUUID"])?;
+    ctx.check_fields(DISTINCT_FIELDS)?;
     let coll = ctx.collection_arg()?;
     let key = match ctx.body.get("key") {
         Some(Bson::String(k)) => k.clone(),
@@ -1042,6 +1065,10 @@ pub fn aggregate(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
     };
     let explain = ctx.opt_bool("explain")?.unwrap_or(false);
+    if explain {
+        // The aggregate's own explain form answers a queryPlanner explain, not a cursor.
+        return super::explain::explain_aggregate(ctx);
+    }
     let cursor_opts = ctx.opt_doc("cursor")?.cloned();
     if cursor_opts.is_none() && !explain {
         return Err(CommandError::failed_to_parse(

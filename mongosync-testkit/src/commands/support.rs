@@ -477,7 +477,7 @@ pub fn check_hint(data: Option<&CollectionData>, hint: Option<&Bson>) -> Result<
         }
         _ => {
             return Err(CommandError::failed_to_parse(
-                "hint must be a string or an object",
+                "Hint must be a string or an object",
             ));
         }
     };

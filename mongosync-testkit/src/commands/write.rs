@@ -40,7 +40,7 @@ const INSERT_FIELDS: &[&str] = &[
     "stmtId",
     "stmtIds",
 ];
-const UPDATE_FIELDS: &[&str] = &[
+pub(super) const UPDATE_FIELDS: &[&str] = &[
     "updates",
     "ordered",
     "bypassDocumentValidation",
@@ -49,7 +49,7 @@ const UPDATE_FIELDS: &[&str] = &[
     "stmtIds",
     "stmtId",
 ];
-const DELETE_FIELDS: &[&str] = &[
+pub(super) const DELETE_FIELDS: &[&str] = &[
     "deletes",
     "ordered",
     "let",
@@ -57,7 +57,7 @@ const DELETE_FIELDS: &[&str] = &[
     "stmtIds",
     "stmtId",
 ];
-const FAM_FIELDS: &[&str] = &[
+pub(super) const FAM_FIELDS: &[&str] = &[
     "query",
     "sort",
     "remove",

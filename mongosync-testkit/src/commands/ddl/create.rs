@@ -14,6 +14,18 @@ use crate::storage::View;
 
 pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(CREATE_FIELDS)?;
+    // Every option is an optional IDL field (`create.idl`): null or undefined is omitted.
+    let nulls: Vec<String> = ctx
+        .body
+        .iter()
+        .filter(|(k, v)| {
+            CREATE_FIELDS.contains(&k.as_str()) && matches!(v, Bson::Null | Bson::Undefined)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in nulls {
+        ctx.body.remove(&k);
+    }
     let coll = ctx.collection_arg()?;
     let body = ctx.body.clone();
     check_create_arguments(&body)?;

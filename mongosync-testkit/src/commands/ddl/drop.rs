@@ -42,6 +42,15 @@ pub fn drop_database(ctx: &mut Ctx<'_>) -> Result<Reply> {
         }
         _ => {}
     }
+    // `CmdDropDatabase`: the argument must be 1.
+    if let Some(n) = crate::util::as_f64(ctx.arg())
+        && n != 1.0
+    {
+        return Err(CommandError::new(
+            codes::ILLEGAL_OPERATION,
+            "have to pass 1 as db parameter",
+        ));
+    }
     ctx.server.catalog.drop_database(&ctx.db);
     Ok(Reply::Doc(Document::new()))
 }

@@ -212,14 +212,26 @@ pub fn create_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
             ));
         }
         None => return Err(CommandError::missing_field("createIndexes", "indexes")),
-        Some(_) => return Err(CommandError::type_mismatch("indexes must be an array")),
+        // `create_indexes.idl`: `indexes` is an `array<object>`.
+        Some(other) => {
+            return Err(CommandError::wrong_field_type(
+                "createIndexes",
+                "indexes",
+                crate::util::type_name(other),
+                &["array"],
+            ));
+        }
     };
     let specs = specs
         .iter()
-        .map(|s| match s {
+        .enumerate()
+        .map(|(i, s)| match s {
             Bson::Document(d) => validate_index_spec(d),
-            _ => Err(CommandError::type_mismatch(
-                "index specifications must be objects",
+            other => Err(CommandError::wrong_field_type(
+                "createIndexes.indexes",
+                &i.to_string(),
+                crate::util::type_name(other),
+                &["object"],
             )),
         })
         .collect::<Result<Vec<_>>>()?;
@@ -373,6 +385,38 @@ fn add_indexes(data: &mut CollectionData, specs: Vec<Document>, created: bool) -
 pub fn drop_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ctx.check_fields(&["index", "collectionUUID", "isTimeseriesNamespace"])?;
     let coll = ctx.collection_arg()?;
+    // `drop_indexes.idl`: `index` is required, a variant of string, array<string> and object,
+    // parsed before the collection is looked up.
+    let target = ctx
+        .body
+        .get("index")
+        .cloned()
+        .ok_or_else(|| CommandError::missing_field("dropIndexes", "index"))?;
+    match &target {
+        Bson::String(_) | Bson::Document(_) => {}
+        Bson::Array(names) => {
+            if let Some((i, other)) = names
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !matches!(v, Bson::String(_)))
+            {
+                return Err(CommandError::wrong_field_type(
+                    "dropIndexes.index",
+                    &i.to_string(),
+                    crate::util::type_name(other),
+                    &["string"],
+                ));
+            }
+        }
+        // The IDL generator's variant parser (`_gen_variant_deserializer`, 8.x) lists only
+        // the element types of the variant's array alternatives in this message.
+        other => {
+            return Err(CommandError::type_mismatch(format!(
+                "BSON field 'dropIndexes.index' is the wrong type '{}', expected types '[string]'",
+                crate::util::type_name(other)
+            )));
+        }
+    }
     check_collection_uuid(ctx, &ctx.db, &coll)?;
     support::refuse_view(ctx, &coll)?;
     let Some(collection) = ctx.server.catalog.collection(&ctx.db, &coll) else {
@@ -383,11 +427,6 @@ pub fn drop_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
     };
     let mut data = collection.data.write();
     let was = 1 + data.indexes.len() as i32;
-    let target = ctx
-        .body
-        .get("index")
-        .cloned()
-        .ok_or_else(|| CommandError::missing_field("dropIndexes", "index"))?;
     let mut names: Vec<String> = match &target {
         Bson::String(s) if s == "*" => {
             for index in std::mem::take(&mut data.indexes) {
@@ -425,11 +464,7 @@ pub fn drop_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
                 }
             }
         }
-        _ => {
-            return Err(CommandError::type_mismatch(
-                "dropIndexes 'index' must be a string, an object or an array",
-            ));
-        }
+        _ => unreachable!("the type of `index` was checked above"),
     };
     for name in &names {
         if name == "_id_" {
@@ -464,15 +499,12 @@ pub fn list_indexes(ctx: &mut Ctx<'_>) -> Result<Reply> {
         "rawData",
     ])?;
     let coll = ctx.collection_arg()?;
+    // `list_indexes.idl`: a `SimpleCursorOptions` cursor, `safeBool` flags.
+    let batch = ctx.simple_cursor_batch_size()?;
+    ctx.opt_safe_bool("includeBuildUUIDs")?;
+    ctx.opt_safe_bool("includeIndexBuildInfo")?;
     check_collection_uuid(ctx, &ctx.db, &coll)?;
     let ns = ctx.ns(&coll);
-    let batch = match ctx.opt_doc("cursor")? {
-        Some(c) => c
-            .get("batchSize")
-            .and_then(crate::util::as_f64)
-            .map(|b| b as usize),
-        None => None,
-    };
     if super::super::local::is_oplog(&ctx.db, &coll) {
         // The oplog has no index, not even on `_id`.
         return Ok(super::super::read::cursor_over(ctx, ns, Vec::new(), batch));

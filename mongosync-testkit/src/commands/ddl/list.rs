@@ -41,18 +41,15 @@ pub fn list_collections(ctx: &mut Ctx<'_>) -> Result<Reply> {
     ])?;
     let filter = ctx.opt_doc("filter")?.cloned().unwrap_or_default();
     let matcher = Matcher::new(&filter, &Document::new())?;
-    let name_only = ctx.opt_bool("nameOnly")?.unwrap_or(false);
+    // `list_collections.idl`: `nameOnly` and `authorizedCollections` are IDL `bool`s,
+    // `includePendingDrops` a `safeBool`.
+    let name_only = ctx.opt_idl_bool("nameOnly")?.unwrap_or(false);
     // As the server: with it, only the collections and views the user may act on (the
     // privilege check lets `nameOnly: true` run without `listCollections`; the filter applies
     // whenever it is set).
-    let authorized_only = ctx.opt_bool("authorizedCollections")?.unwrap_or(false);
-    let batch = match ctx.opt_doc("cursor")? {
-        Some(c) => c
-            .get("batchSize")
-            .and_then(crate::util::as_f64)
-            .map(|b| b as usize),
-        None => None,
-    };
+    let authorized_only = ctx.opt_idl_bool("authorizedCollections")?.unwrap_or(false);
+    ctx.opt_safe_bool("includePendingDrops")?;
+    let batch = ctx.simple_cursor_batch_size()?;
     let db = ctx.server.catalog.database(&ctx.db).unwrap_or_default();
     let mut entries: Vec<Document> = Vec::new();
     for (name, c) in &db.collections {
