@@ -91,6 +91,47 @@ async fn commit_and_abort_outside_a_transaction_fail_as_the_server() {
             )
         );
     }
+    // Outside a transaction a txnNumber is for retryable writes only; other commands are
+    // refused under their own names (an alias under its canonical one).
+    let lsid = doc! {"id": bson::Binary {
+        subtype: bson::spec::BinarySubtype::Uuid,
+        bytes: uuid::Uuid::new_v4().as_bytes().to_vec(),
+    }};
+    let app = client.database("app");
+    for (cmd, name) in [
+        (doc! {"find": "c"}, "find"),
+        (
+            doc! {"aggregate": "c", "pipeline": [], "cursor": {}},
+            "aggregate",
+        ),
+        (doc! {"count": "c"}, "count"),
+        (doc! {"create": "fresh"}, "create"),
+    ] {
+        let mut cmd = cmd;
+        cmd.insert("lsid", lsid.clone());
+        cmd.insert("txnNumber", 7_i64);
+        let e = app.run_command(cmd).await.unwrap_err();
+        assert_eq!(
+            code_and_message(&e),
+            (
+                50768,
+                format!(
+                    "txnNumber may only be provided for multi-document transactions and retryable write commands. autocommit:false was not provided, and {name} is not a retryable write command."
+                )
+            )
+        );
+    }
+    let names = app.list_collection_names().await.unwrap();
+    assert!(
+        !names.contains(&"fresh".to_string()),
+        "the refused create ran"
+    );
+    // A retryable write takes one.
+    app.run_command(
+        doc! {"insert": "c", "documents": [{"_id": 1}], "lsid": lsid, "txnNumber": 7_i64},
+    )
+    .await
+    .unwrap();
 }
 
 /// Snapshot reads outside a transaction read the collection as of `atClusterTime`: inserts,

@@ -464,6 +464,20 @@ async fn execute(ctx: &mut Ctx<'_>) -> Result<Reply> {
     {
         return Err(outside_transaction(ctx));
     }
+    // A txnNumber outside a transaction is for retryable writes only
+    // (`validateSessionOptions`, under the command's own name).
+    if !ctx.body.contains_key("autocommit")
+        && ctx.body.contains_key("txnNumber")
+        && !crate::session::RETRYABLE_WRITES.contains(&ctx.name.as_str())
+    {
+        return Err(CommandError::new(
+            50768,
+            format!(
+                "txnNumber may only be provided for multi-document transactions and retryable write commands. autocommit:false was not provided, and {} is not a retryable write command.",
+                generic::canonical_name(&ctx.name)
+            ),
+        ));
+    }
     if ctx.body.contains_key("autocommit") {
         let result = run_in_transaction(ctx).await;
         return result.map(|r| apply_write_concern(&ctx.body, r));
