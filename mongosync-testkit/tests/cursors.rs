@@ -39,10 +39,16 @@ async fn get_more(
     id: i64,
     size: i32,
 ) -> Result<(i64, Vec<Document>), (i32, String)> {
-    match db
-        .run_command(doc! {"getMore": id, "collection": coll, "batchSize": size})
-        .await
-    {
+    run_get_more(
+        db,
+        doc! {"getMore": id, "collection": coll, "batchSize": size},
+    )
+    .await
+}
+
+/// Runs a `getMore` command: the cursor id and the next batch, or the server's error.
+async fn run_get_more(db: &Database, cmd: Document) -> Result<(i64, Vec<Document>), (i32, String)> {
+    match db.run_command(cmd).await {
         Ok(reply) => {
             let cursor = reply.get_document("cursor").unwrap();
             Ok((
@@ -426,20 +432,11 @@ async fn get_more_await(
     id: i64,
     max_time_ms: i32,
 ) -> Result<(i64, Vec<Document>), (i32, String)> {
-    let cmd = doc! {"getMore": id, "collection": coll, "maxTimeMS": max_time_ms};
-    match db.run_command(cmd).await {
-        Ok(reply) => {
-            let cursor = reply.get_document("cursor").unwrap();
-            Ok((
-                cursor.get_i64("id").unwrap(),
-                batch(cursor.get_array("nextBatch").unwrap()),
-            ))
-        }
-        Err(e) => match *e.kind {
-            mongodb::error::ErrorKind::Command(c) => Err((c.code, c.message)),
-            other => panic!("unexpected error {other:?}"),
-        },
-    }
+    run_get_more(
+        db,
+        doc! {"getMore": id, "collection": coll, "maxTimeMS": max_time_ms},
+    )
+    .await
 }
 
 #[tokio::test]
