@@ -83,6 +83,16 @@ async fn a_non_retryable_error_is_not_retried() {
     assert_eq!(times_entered(&client).await - before, 1);
 }
 
+/// Every document of `coll`, in natural order.
+async fn all_documents(coll: &mongodb::Collection<Document>) -> Vec<Document> {
+    coll.find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 /// Sets `onPrimaryTransactionalWrite` (the server's fail point in the write path of retryable
 /// writes).
 async fn transactional_write_fail_point(client: &Client, mode: bson::Bson, data: Document) {
@@ -119,13 +129,7 @@ async fn a_retryable_write_failed_before_commit_is_retried_and_done_once() {
     assert_eq!(before, Some(doc! {"_id": 1, "x": 1}));
     transactional_write_fail_point(&client, once, fail).await;
     coll.delete_one(doc! {"_id": 2}).await.expect("retried");
-    let docs: Vec<Document> = coll
-        .find(doc! {})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let docs = all_documents(&coll).await;
     assert_eq!(docs, vec![doc! {"_id": 1, "x": 2}]);
 }
 
@@ -182,14 +186,7 @@ async fn a_statement_failed_before_commit_without_closing_is_a_write_error() {
             && msg.ends_with(":1 due to failpoint. The write must not be reflected."),
         "{msg}"
     );
-    let ids: Vec<Document> = db
-        .collection::<Document>("c")
-        .find(doc! {})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let ids = all_documents(&db.collection("c")).await;
     assert_eq!(ids, vec![doc! {"_id": 1}]);
 
     // The retry (same txnNumber) skips the statement done and runs the failed one: n counts
@@ -232,13 +229,6 @@ async fn a_statement_failed_before_commit_without_closing_is_a_write_error() {
         (2, 2),
         "{retry}"
     );
-    let docs: Vec<Document> = db
-        .collection::<Document>("c")
-        .find(doc! {})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let docs = all_documents(&db.collection("c")).await;
     assert_eq!(docs, vec![doc! {"_id": 1, "y": 1}, doc! {"_id": 2, "y": 1}]);
 }

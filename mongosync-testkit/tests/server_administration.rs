@@ -31,6 +31,16 @@ fn message(e: &Error) -> String {
     }
 }
 
+/// Runs `cmd` and checks that the server refuses it with `want` (code, message).
+async fn assert_refused(db: &Database, cmd: Document, want: (i32, &str)) {
+    let e = db.run_command(cmd.clone()).await.unwrap_err();
+    assert_eq!(
+        (code(&e), message(&e)),
+        (want.0, want.1.to_string()),
+        "{cmd}"
+    );
+}
+
 /// Waits until `currentOp` shows an insert waiting for the fsync lock; returns its opid.
 async fn blocked_insert_opid(admin: &Database) -> i64 {
     loop {
@@ -165,12 +175,7 @@ async fn profile_settings_per_database_and_global_thresholds() {
             ),
         ),
     ] {
-        let e = app.run_command(cmd.clone()).await.unwrap_err();
-        assert_eq!(
-            (code(&e), message(&e)),
-            (want.0, want.1.to_string()),
-            "{cmd}"
-        );
+        assert_refused(&app, cmd, want).await;
     }
 }
 
@@ -200,12 +205,7 @@ async fn fsync_arguments_are_parsed_as_its_idl() {
             ),
         ),
     ] {
-        let e = admin.run_command(cmd.clone()).await.unwrap_err();
-        assert_eq!(
-            (code(&e), message(&e)),
-            (want.0, want.1.to_string()),
-            "{cmd}"
-        );
+        assert_refused(&admin, cmd, want).await;
     }
     // Nothing was locked by the refused commands; a null lock is no lock.
     let r = admin
@@ -271,12 +271,7 @@ async fn kill_op_interrupts_a_write_waiting_for_the_fsync_lock() {
             ),
         ),
     ] {
-        let e = admin.run_command(cmd.clone()).await.unwrap_err();
-        assert_eq!(
-            (code(&e), message(&e)),
-            (want.0, want.1.to_string()),
-            "{cmd}"
-        );
+        assert_refused(&admin, cmd, want).await;
     }
     admin
         .run_command(doc! {"killOp": 1, "op": 123456, "comment": "x", "extra": true})
@@ -881,11 +876,6 @@ async fn get_log_knows_its_logs() {
             ),
         ),
     ] {
-        let e = admin.run_command(cmd.clone()).await.unwrap_err();
-        assert_eq!(
-            (code(&e), message(&e)),
-            (want.0, want.1.to_string()),
-            "{cmd}"
-        );
+        assert_refused(&admin, cmd, want).await;
     }
 }

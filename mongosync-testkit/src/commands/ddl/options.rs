@@ -60,8 +60,8 @@ pub(super) fn validate_collection_options(opts: &Document, command: &str) -> Res
                 "BSON field '{command}.validator' is the wrong type, expected type 'object'"
             )));
         };
-        for bad in ["$near", "$nearSphere", "$text", "$where", "$expr"] {
-            if v.contains_key(bad) && bad != "$expr" {
+        for bad in ["$near", "$nearSphere", "$text", "$where"] {
+            if v.contains_key(bad) {
                 return Err(CommandError::new(
                     codes::QUERY_FEATURE_NOT_ALLOWED,
                     format!("{bad} is not allowed in this context"),
@@ -70,25 +70,18 @@ pub(super) fn validate_collection_options(opts: &Document, command: &str) -> Res
         }
         Matcher::new(v, &Document::new())?;
     }
-    if let Some(level) = opts.get("validationLevel")
-        && !level
-            .as_str()
-            .is_some_and(|l| VALIDATION_LEVELS.contains(&l))
-    {
-        return Err(CommandError::bad_value(format!(
-            "Enumeration value '{}' for field '{command}.validationLevel' is not a valid value.",
-            crate::util::shell_repr(level).trim_matches('"')
-        )));
-    }
-    if let Some(action) = opts.get("validationAction")
-        && !action
-            .as_str()
-            .is_some_and(|a| VALIDATION_ACTIONS.contains(&a))
-    {
-        return Err(CommandError::bad_value(format!(
-            "Enumeration value '{}' for field '{command}.validationAction' is not a valid value.",
-            crate::util::shell_repr(action).trim_matches('"')
-        )));
+    for (field, allowed) in [
+        ("validationLevel", VALIDATION_LEVELS),
+        ("validationAction", VALIDATION_ACTIONS),
+    ] {
+        if let Some(value) = opts.get(field)
+            && !value.as_str().is_some_and(|v| allowed.contains(&v))
+        {
+            return Err(CommandError::bad_value(format!(
+                "Enumeration value '{}' for field '{command}.{field}' is not a valid value.",
+                crate::util::shell_repr(value).trim_matches('"')
+            )));
+        }
     }
     if let Some(images) = opts.get("changeStreamPreAndPostImages") {
         let ok = matches!(images, Bson::Document(d) if d.len() == 1 && matches!(d.get("enabled"), Some(Bson::Boolean(_))));
